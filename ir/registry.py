@@ -1,0 +1,169 @@
+"""The op registry: each op declared once with signature, attributes, inference and reference."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .dtypes import DType, dtype as to_dtype
+from .errors import IRError, ShapeError
+from .types import TensorType
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Attr:
+    """Schema of one attribute: kind, default (REQUIRED if none) and allowed values."""
+
+    kind: str  # int | float | bool | str | ints | floats | shape | dtype | array
+    default: Any = REQUIRED
+    choices: tuple | None = None
+
+    def normalize(self, value, op: str, name: str):
+        try:
+            v = _COERCE[self.kind](value)
+        except (TypeError, ValueError) as e:
+            raise IRError(f"op '{op}': attribute '{name}' expects {self.kind}, got {value!r} ({e})") from None
+        if self.choices is not None and v not in self.choices:
+            raise IRError(f"op '{op}': attribute '{name}' must be one of {list(self.choices)}, got {v!r}")
+        return v
+
+
+def _int(v):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError("not an int")
+    return int(v)
+
+
+def _float(v):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError("not a number")
+    return float(v)
+
+
+def _bool(v):
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError("not a bool")
+    return bool(v)
+
+
+def _str(v):
+    if not isinstance(v, str):
+        raise TypeError("not a string")
+    return v
+
+
+def _dim(v):
+    if isinstance(v, str):
+        if not v.isidentifier():
+            raise ValueError(f"bad symbolic dimension {v!r}")
+        return v
+    return _int(v)
+
+
+def _array(v):
+    a = np.asarray(v)
+    to_dtype(a.dtype)  # rejects unsupported element types
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+_COERCE = {
+    "int": _int,
+    "float": _float,
+    "bool": _bool,
+    "str": _str,
+    "ints": lambda v: tuple(_int(x) for x in v),
+    "floats": lambda v: tuple(_float(x) for x in v),
+    "shape": lambda v: tuple(_dim(x) for x in v),
+    "dtype": to_dtype,
+    "array": _array,
+}
+
+
+@dataclass
+class OpDef:
+    """Everything the IR knows about an op. Other concerns keep their own tables by `name`."""
+
+    name: str
+    inputs: tuple            # input names; a trailing "*name" means variadic (at least one)
+    infer: Callable          # (input_types, attrs) -> list[TensorType]
+    reference: Callable      # (input arrays, attrs, batch) -> list[np.ndarray]
+    attrs: dict = field(default_factory=dict)
+    differentiable: bool = True
+    doc: str = ""
+
+    @property
+    def variadic(self) -> bool:
+        return bool(self.inputs) and self.inputs[-1].startswith("*")
+
+    def check_arity(self, n: int, where: str):
+        fixed = len(self.inputs) - (1 if self.variadic else 0)
+        ok = n >= fixed + 1 if self.variadic else n == fixed
+        if not ok:
+            want = f"at least {fixed + 1}" if self.variadic else str(fixed)
+            raise IRError(f"{where}: op '{self.name}' takes {want} input(s) ({', '.join(self.inputs)}), got {n}")
+
+    def normalize_attrs(self, attrs: dict, where: str) -> dict:
+        unknown = set(attrs) - set(self.attrs)
+        if unknown:
+            raise IRError(f"{where}: op '{self.name}' has no attribute(s) {sorted(unknown)}; "
+                          f"known: {sorted(self.attrs)}")
+        out = {}
+        for key, spec in self.attrs.items():
+            if key in attrs:
+                out[key] = spec.normalize(attrs[key], self.name, key)
+            elif spec.default is REQUIRED:
+                raise IRError(f"{where}: op '{self.name}' requires attribute '{key}'")
+            else:
+                out[key] = spec.default
+        return out
+
+    def infer_types(self, in_types: Sequence[TensorType], attrs: dict, where: str) -> list:
+        self.check_arity(len(in_types), where)
+        try:
+            out = self.infer(list(in_types), attrs)
+        except ShapeError as e:
+            raise ShapeError(f"{where}: op '{self.name}': {e}") from None
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def defop(name: str, inputs, infer, reference, attrs=None, differentiable=True, doc=""):
+    """Register an op. Called once per op, beside its inference and reference functions."""
+    if name in OPS:
+        raise IRError(f"op '{name}' is registered twice")
+    inputs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
+    OPS[name] = OpDef(name, inputs, infer, reference, dict(attrs or {}), differentiable, doc)
+    return OPS[name]
+
+
+def get_op(name: str) -> OpDef:
+    try:
+        return OPS[name]
+    except KeyError:
+        raise IRError(f"unknown op '{name}'") from None
+
+
+def shape_fail(msg: str):
+    raise ShapeError(msg)
+
+
+def attrs_equal(a: dict, b: dict) -> bool:
+    """Attribute dicts compare by value; array attributes by dtype, shape and content."""
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        x, y = a[k], b[k]
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.dtype == y.dtype
+                    and x.shape == y.shape and np.array_equal(x, y, equal_nan=x.dtype.kind == "f")):
+                return False
+        elif type(x) is not type(y) or x != y:
+            return False
+    return True

@@ -1,0 +1,2 @@
+"""kcompile: an ahead-of-time compiler for Keras-style neural networks."""
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""kcompile.runtime: executes graphs. Never imports kcompile.compiler or kcompile.frontend."""
