@@ -1,0 +1,1 @@
+"""Training machinery of the front end: compile/fit/evaluate/predict, the train-step graph."""
