@@ -118,8 +118,8 @@ class OpDef:
                 out[key] = spec.normalize(attrs[key], self.name, key)
             elif spec.default is REQUIRED:
                 raise IRError(f"{where}: op '{self.name}' requires attribute '{key}'")
-            else:
-                out[key] = spec.default
+            else:  # defaults are normalized too (e.g. dtype "f32" -> f32)
+                out[key] = spec.normalize(spec.default, self.name, key)
         return out
 
     def infer_types(self, in_types: Sequence[TensorType], attrs: dict, where: str) -> list:
