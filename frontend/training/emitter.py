@@ -16,8 +16,17 @@ from kcompile.ir import dtype as to_dtype
 class GraphEmitter:
     """Emits ops into a GraphBuilder; values are ir.Values."""
 
-    def __init__(self, builder: GraphBuilder):
+    def __init__(self, builder: GraphBuilder, trace=None):
         self.b = builder
+        self.trace = trace  # the TraceContext user code (custom losses) is traced in
+
+    def call_user(self, fn, *values):
+        """Run a user's KTensor function (custom loss, metric) on Values, tracing it into the builder."""
+        from kcompile.frontend.tensor import KTensor, TraceContext, tracing
+        ctx = self.trace or TraceContext(self.b)
+        with tracing(ctx):
+            out = fn(*[KTensor(value=v, trace=ctx) for v in values])
+        return _unwrap_traced(ctx, out)
 
     def op(self, name: str, *inputs, **attrs):
         return self.b.op(name, *[self.lift(x, inputs) for x in inputs], **attrs)
@@ -56,11 +65,55 @@ class NumpyEmitter:
     def shape(self, x) -> tuple:
         return tuple(np.shape(x))
 
+    def call_user(self, fn, *arrays):
+        from kcompile.frontend.tensor import KTensor, convert_to_tensor
+        out = fn(*[KTensor(data=a) for a in arrays])
+        return convert_to_tensor(out).numpy()
+
     def is_tensor(self, x) -> bool:
         return isinstance(x, np.ndarray)
 
     def dtype(self, x):
         return to_dtype(np.asarray(x).dtype)
+
+
+class KTensorEmitter:
+    """Applies ops to KTensors through frontend.tensor.apply: eager (recorded by tapes) or traced."""
+
+    def op(self, name: str, *inputs, **attrs):
+        from kcompile.frontend.tensor import apply
+        return apply(name, *inputs, **attrs)
+
+    def lift(self, x, peers=()):
+        from kcompile.frontend.tensor import KTensor, convert_to_tensor
+        if isinstance(x, KTensor):
+            return x
+        return convert_to_tensor(x, _peer_dtype(self, peers) if peers else None)
+
+    def shape(self, x) -> tuple:
+        return tuple(x.ir_shape)
+
+    def dtype(self, x):
+        return x.ir_type.dtype
+
+    def is_tensor(self, x) -> bool:
+        from kcompile.frontend.tensor import KTensor
+        return isinstance(x, KTensor)
+
+    def call_user(self, fn, *tensors):
+        from kcompile.frontend.tensor import convert_to_tensor
+        return convert_to_tensor(fn(*tensors))
+
+
+def eager_emitter() -> KTensorEmitter:
+    """The emitter for user-facing calls: KTensor ops, eager or inside an active trace."""
+    return KTensorEmitter()
+
+
+def _unwrap_traced(ctx, out) -> Value:
+    from kcompile.frontend.tensor import KTensor, traced_value, convert_to_tensor
+    t = out if isinstance(out, KTensor) else convert_to_tensor(out)
+    return traced_value(ctx, t)
 
 
 def _type_of(a: np.ndarray):
