@@ -1,0 +1,72 @@
+"""kc.Variable: an eager tensor with a unique path that becomes a named param when traced."""
+from __future__ import annotations
+
+import numpy as np
+
+from kcompile.ir import dtype as to_dtype
+
+from .tensor import KTensor, keras_dtype
+
+_NAME_SCOPE: list = []   # layer names pushed while a layer builds/calls: paths "outer/inner/kernel"
+
+
+class name_scope:
+    """Prefix the paths of variables created inside with `name` (as Keras's name scopes)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        _NAME_SCOPE.append(self.name)
+        return self
+
+    def __exit__(self, *exc):
+        _NAME_SCOPE.pop()
+
+
+def scoped_path(name: str) -> str:
+    return "/".join(_NAME_SCOPE + [name])
+
+
+class Variable(KTensor):
+    """A mutable eager tensor: `assign`, `assign_add`, `assign_sub`; `path` is its param name."""
+
+    def __init__(self, initial_value, name: str | None = None, trainable: bool = True, dtype="float32",
+                 shape=None):
+        if callable(initial_value) and not isinstance(initial_value, (KTensor, np.ndarray)):
+            if shape is None:
+                raise ValueError("Variable: an initializer needs `shape`")
+            initial_value = initial_value(tuple(shape), dtype=dtype)
+        dt = to_dtype(dtype if dtype is not None else "float32")
+        data = np.array(np.asarray(initial_value), dtype=dt.np)
+        if shape is not None and tuple(shape) != data.shape:
+            raise ValueError(f"Variable '{name}': initial value has shape {data.shape}, expected {tuple(shape)}")
+        super().__init__(data=data)
+        self.name = name or "variable"
+        self.path = scoped_path(self.name)
+        self.trainable = bool(trainable)
+        self.regularizer = None
+
+    @property
+    def value_array(self) -> np.ndarray:
+        return self.data
+
+    def assign(self, value):
+        """Replace the value (a new array, so eager tensors recorded earlier keep theirs)."""
+        new = np.array(np.asarray(value), dtype=self.data.dtype)
+        if new.shape != self.data.shape:
+            raise ValueError(f"Variable '{self.path}': cannot assign shape {new.shape} to shape {self.data.shape}")
+        self.data = new
+        return self
+
+    def assign_add(self, delta):
+        return self.assign(self.data + np.asarray(delta, dtype=self.data.dtype))
+
+    def assign_sub(self, delta):
+        return self.assign(self.data - np.asarray(delta, dtype=self.data.dtype))
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def __repr__(self) -> str:
+        return f"<Variable path={self.path} shape={self.shape} dtype={keras_dtype(self.data.dtype)}>"
