@@ -44,6 +44,8 @@ def _scatter_infer(ts, attrs):
     _index_type(idx, "scatter_add indices")
     shape = attrs["shape"]
     ax = norm_axis(attrs["axis"], len(shape))
+    require(not any(isinstance(d, str) for d in shape) or (ax != 0 and not idx.has_batch),
+            f"scatter_add into batched shape {fmt_shape(shape)} needs axis != 0 and unbatched indices, got {idx}")
     expect = tuple(shape[:ax]) + idx.shape + tuple(shape[ax + 1:])
     require(upd.shape == expect, f"scatter_add updates {upd} must have shape {fmt_shape(expect)} "
                                  f"for indices {idx} into {fmt_shape(shape)}")
@@ -52,7 +54,7 @@ def _scatter_infer(ts, attrs):
 
 def _scatter_ref(xs, attrs, batch):
     idx, upd = xs
-    shape = attrs["shape"]
+    shape = tuple(upd.shape[0] if isinstance(d, str) else d for d in attrs["shape"])  # batch = updates' (axis != 0)
     ax = attrs["axis"] % len(shape)
     _check_range(idx, shape[ax], "scatter_add")
     out = np.zeros(shape, upd.dtype)
@@ -63,7 +65,7 @@ def _scatter_ref(xs, attrs, batch):
 
 
 defop("scatter_add", ("indices", "updates"), _scatter_infer, _scatter_ref,
-      attrs={"shape": Attr("ints"), "axis": Attr("int", 0)},
+      attrs={"shape": Attr("shape"), "axis": Attr("int", 0)},
       doc="zeros(shape) with updates summed in at indices along axis: the gradient of gather")
 
 

@@ -23,7 +23,7 @@ def _transpose_infer(ts, attrs):
     return [t.with_shape(tuple(t.shape[p] for p in perm))]
 
 
-defop("transpose", ("x",), _transpose_infer, lambda xs, a, batch: [np.ascontiguousarray(np.transpose(xs[0], a["perm"]))],
+defop("transpose", ("x",), _transpose_infer, lambda xs, a, batch: [np.transpose(xs[0], a["perm"]).copy()],
       attrs={"perm": Attr("ints")}, doc="permute axes")
 
 
@@ -69,7 +69,7 @@ def _broadcast_infer(ts, attrs):
 
 
 defop("broadcast_to", ("x",), _broadcast_infer,
-      lambda xs, a, batch: [np.ascontiguousarray(np.broadcast_to(xs[0], concrete(a["shape"], batch)))],
+      lambda xs, a, batch: [np.broadcast_to(xs[0], concrete(a["shape"], batch)).copy()],
       attrs={"shape": Attr("shape")}, doc="NumPy broadcast to a shape (may lead with N)")
 
 

@@ -1,0 +1,26 @@
+"""The table of vector-Jacobian products, one rule per differentiable op (JAX's primitive_transposes).
+
+A rule is `rule(b, node, g) -> [Value | None per input]`: it emits, through the GraphBuilder `b`,
+the cotangent of each input of `node` given `g`, the cotangent of its output (a list with one
+entry per output for multi-output ops). None means "no gradient" (integer inputs, or ops such as
+floor whose derivative is zero almost everywhere), so nothing flows further back from there.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+GRADIENT_RULES: dict[str, Callable] = {}
+
+
+def defvjp(*op_names: str):
+    """Register the decorated function as the VJP rule of each named op."""
+    def register(rule):
+        for name in op_names:
+            if name in GRADIENT_RULES:
+                raise ValueError(f"gradient rule for op '{name}' is registered twice")
+            GRADIENT_RULES[name] = rule
+        return rule
+    return register
+
+
+from . import elementwise, reduce, linalg, shape, nn  # noqa: E402,F401  (fill the table)
