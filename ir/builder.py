@@ -46,7 +46,7 @@ class GraphBuilder:
         if value is not None:
             arr = np.asarray(value)
             dt = to_dtype(arr.dtype) if type is None else type.dtype
-            arr = np.ascontiguousarray(arr, dtype=dt.np)
+            arr = np.array(arr, dtype=dt.np, order="C")  # ascontiguousarray would make 0-d values 1-d
             if type is not None and tuple(type.shape) != arr.shape:
                 raise IRError(f"parameter '{name}': type {type} does not match value shape {arr.shape}")
             type = TensorType(arr.shape, dt)

@@ -1,0 +1,34 @@
+"""The ONNX mapping table: one emitter per IR op, or an explicit reason why an op has none.
+
+An emitter is `fn(ctx, node, ins, outs)`: it reads ONNX tensor names `ins` (one per IR input)
+and must write ONNX tensors named `outs` (one per IR output), emitting nodes through `ctx`.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .context import EmitContext, UnsupportedOpError  # noqa: F401
+
+EMITTERS: dict[str, Callable] = {}
+UNSUPPORTED: dict[str, str] = {}
+
+
+def onnx_op(*names: str):
+    """Register the decorated emitter for the named IR ops."""
+    def register(fn):
+        for n in names:
+            if n in EMITTERS or n in UNSUPPORTED:
+                raise ValueError(f"ONNX mapping for op '{n}' is registered twice")
+            EMITTERS[n] = fn
+        return fn
+    return register
+
+
+def unsupported(name: str, reason: str):
+    """Declare that IR op `name` has no faithful ONNX form, and why."""
+    if name in EMITTERS or name in UNSUPPORTED:
+        raise ValueError(f"ONNX mapping for op '{name}' is registered twice")
+    UNSUPPORTED[name] = reason
+
+
+from . import elementwise, reduce, linalg, shape, index, nn, random  # noqa: E402,F401  (fill the table)

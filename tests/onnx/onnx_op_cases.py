@@ -1,0 +1,226 @@
+"""One-op test cases for the ONNX exporter: each builds a tiny graph around one registry op."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kcompile.ir import GraphBuilder, TensorType
+
+
+@dataclass
+class Arg:
+    """One operand: a graph input (may lead with the batch symbol) or a parameter (static)."""
+    shape: tuple
+    dtype: str = "f32"
+    kind: str = "normal"   # normal | wide | positive | near_one | halves | small | ties | bool | index:K | range:LO:HI
+    param: bool = False
+
+
+@dataclass
+class Case:
+    op: str
+    args: list
+    attrs: dict = field(default_factory=dict)
+    label: str = ""
+    unused: list = field(default_factory=list)  # extra graph inputs the op does not read (e.g. to bind N)
+
+    @property
+    def id(self) -> str:
+        return f"{self.op}-{self.label}" if self.label else self.op
+
+
+def sample(arg: Arg, batch: int, rng: np.random.Generator) -> np.ndarray:
+    shape = tuple(batch if isinstance(d, str) else d for d in arg.shape)
+    kind = arg.kind
+    if kind == "bool":
+        return rng.random(shape) < 0.5
+    if kind.startswith("index:"):
+        a = rng.integers(0, int(kind[6:]), shape)
+    elif kind.startswith("range:"):
+        lo, hi = map(int, kind[6:].split(":"))
+        a = rng.integers(lo, hi, shape)
+    elif kind == "ties":  # small integers: comparisons and arg reductions meet equal values
+        a = rng.integers(-3, 4, shape)
+    elif kind == "positive":
+        a = rng.uniform(0.1, 3.0, shape)
+    elif kind == "near_one":
+        a = rng.uniform(0.8, 1.25, shape)
+    elif kind == "halves":  # exact .5 values check round-half-to-even
+        a = rng.integers(-8, 8, shape) / 2.0
+    elif kind == "small":  # tiny and moderate magnitudes (log1p / expm1 accuracy), all > -1
+        a = rng.choice([1e-7, -3e-6, 1e-3, 0.4, -0.6, 2.0, 0.0], shape) * rng.uniform(0.5, 1.0, shape)
+    elif kind == "wide":
+        a = rng.normal(0, 6, shape)
+    else:
+        a = rng.normal(0, 1, shape)
+    return np.asarray(a).astype(np.dtype(_NP[arg.dtype]))
+
+
+_NP = {"f32": "float32", "f64": "float64", "i8": "int8", "u8": "uint8", "i32": "int32", "i64": "int64",
+       "bool": "bool"}
+
+
+def build(case: Case, seed: int = 0):
+    """The one-op graph of `case` (parameters get fixed random values)."""
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder(case.op)
+    operands = []
+    for i, a in enumerate(case.args):
+        if a.param:
+            operands.append(b.param(f"p{i}", sample(a, 1, rng)))
+        else:
+            operands.append(b.input(f"x{i}", TensorType(a.shape, a.dtype)))
+    for j, a in enumerate(case.unused):
+        b.input(f"u{j}", TensorType(a.shape, a.dtype))
+    with b.location(case.op):
+        out = b.op(case.op, *operands, **case.attrs)
+    outs = list(out) if isinstance(out, tuple) else [out]
+    return b.build(outs, [f"y{i}" for i in range(len(outs))])
+
+
+def feeds(case: Case, batch: int, seed: int = 1) -> dict:
+    rng = np.random.default_rng(seed)
+    out = {f"x{i}": sample(a, batch, rng) for i, a in enumerate(case.args) if not a.param}
+    out.update({f"u{j}": sample(a, batch, rng) for j, a in enumerate(case.unused)})
+    return out
+
+
+def _unary(op, kind="normal", dtypes=("f32",)):
+    return [Case(op, [Arg(("N", 3, 5), dt, kind)], label="" if dt == "f32" else dt) for dt in dtypes]
+
+
+def _binary(op, kind_a="normal", kind_b="normal", dtypes=("f32",)):
+    out = []
+    for dt in dtypes:
+        sfx = "" if dt == "f32" else f"-{dt}"
+        out.append(Case(op, [Arg(("N", 3, 4), dt, kind_a), Arg(("N", 3, 4), dt, kind_b)], label="same" + sfx))
+        out.append(Case(op, [Arg(("N", 3, 4), dt, kind_a), Arg((4,), dt, kind_b, param=True)], label="bcast" + sfx))
+    return out
+
+
+INTS = ("i8", "u8", "i32", "i64")
+FLOAT_UNARY = {
+    "exp": "normal", "log": "positive", "sqrt": "positive", "rsqrt": "positive", "reciprocal": "positive",
+    "tanh": "wide", "sigmoid": "wide", "erf": "normal", "softplus": "wide", "floor": "wide", "ceil": "wide",
+    "round": "halves", "sin": "wide", "cos": "wide", "log1p": "small", "expm1": "small",
+}
+NUMERIC_UNARY = {"neg": "wide", "abs": "wide", "sign": "ties", "square": "normal", "relu": "wide"}
+NUMERIC_BINARY = {"add": "normal", "sub": "normal", "mul": "normal", "maximum": "ties", "minimum": "ties",
+                  "less": "ties", "less_equal": "ties", "greater": "ties", "greater_equal": "ties"}
+
+
+def _int_kind(kind):
+    return "range:-20:20" if kind in ("wide", "normal", "ties") else kind
+
+
+CASES: list[Case] = []
+for _op, _k in FLOAT_UNARY.items():
+    CASES += _unary(_op, _k, ("f32", "f64"))
+for _op, _k in NUMERIC_UNARY.items():
+    CASES += _unary(_op, _k)
+    CASES += [Case(_op, [Arg(("N", 3, 5), dt, "range:0:20" if dt == "u8" else _int_kind(_k))], label=dt)
+              for dt in INTS]
+for _op, _k in NUMERIC_BINARY.items():
+    CASES += _binary(_op, _k, _k)
+    CASES += _binary(_op, "range:0:30", "range:0:30", INTS)  # u8 sub wraps below zero, as NumPy
+CASES += _binary("div", "normal", "positive", ("f32", "f64"))
+CASES += _binary("pow", "positive", "normal")
+CASES += _binary("equal", "ties", "ties", ("f32", "i32", "bool"))
+CASES += _binary("not_equal", "ties", "ties", ("f32", "i64", "bool"))
+CASES += _binary("logical_and", "bool", "bool", ("bool",)) + _binary("logical_or", "bool", "bool", ("bool",))
+CASES += _unary("logical_not", "bool", ("bool",))
+CASES += [
+    Case("where", [Arg(("N", 3), "bool", "bool"), Arg(("N", 3)), Arg((3,), param=True)]),
+    Case("where", [Arg(("N", 3), "bool", "bool"), Arg(("N", 3), "i64", "ties"), Arg((1,), "i64", "ties", True)],
+         label="i64"),
+    Case("cast", [Arg(("N", 4), "f32", "wide")], {"dtype": "i32"}, "f32-i32"),
+    Case("cast", [Arg(("N", 4), "i32", "ties")], {"dtype": "f32"}, "i32-f32"),
+    Case("cast", [Arg(("N", 4), "f32", "ties")], {"dtype": "bool"}, "f32-bool"),
+    Case("cast", [Arg(("N", 4), "bool", "bool")], {"dtype": "f64"}, "bool-f64"),
+    Case("cast", [Arg(("N", 4), "i64", "range:-300:300")], {"dtype": "u8"}, "i64-u8-wraps"),
+]
+for _op in ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod"):
+    _kind = "near_one" if _op == "reduce_prod" else "normal"
+    CASES += [
+        Case(_op, [Arg(("N", 3, 5), "f32", _kind)], {"axes": (1,)}, "axis1"),
+        Case(_op, [Arg(("N", 3, 5), "f32", _kind)], {"axes": (-1, 1), "keepdims": True}, "keepdims"),
+        Case(_op, [Arg(("N", 3, 5), "f32", _kind)], {}, "all"),
+        Case(_op, [Arg(("N", 3, 5), "i32", "range:-9:9")], {"axes": (2,)}, "i32"),
+        Case(_op, [Arg(("N", 3, 5), "i8", "range:-100:100")], {"axes": (2,)}, "i8"),
+        Case(_op, [Arg(("N", 3, 5), "u8", "range:0:250")], {"axes": (1,)}, "u8"),
+    ]
+for _op in ("argmax", "argmin"):
+    CASES += [Case(_op, [Arg(("N", 3, 5), "f32", "ties")], {}, "last"),
+              Case(_op, [Arg(("N", 3, 5), "f32", "ties")], {"axis": 1, "keepdims": True}, "axis1"),
+              Case(_op, [Arg(("N", 6), "i64", "ties")], {}, "i64")]
+CASES += [
+    Case("matmul", [Arg(("N", 5)), Arg((5, 7), param=True)], label="2d"),
+    Case("matmul", [Arg(("N", 4, 5)), Arg((5, 3), param=True)], label="batched"),
+    Case("matmul", [Arg(("N", 5)), Arg((7, 5), param=True)], {"transpose_b": True}, "tb"),
+    Case("matmul", [Arg(("N", 5, 4)), Arg(("N", 5, 3))], {"transpose_a": True}, "ta"),
+    Case("matmul", [Arg(("N", 2, 3), "i32", "ties"), Arg((3, 4), "i32", "ties", True)], label="i32"),
+    Case("matmul", [Arg(("N", 2, 3), "i8", "range:-60:60"), Arg((3, 4), "i8", "range:-60:60", True)], label="i8"),
+    Case("transpose", [Arg(("N", 2, 3, 4))], {"perm": (0, 2, 3, 1)}),
+    Case("transpose", [Arg(("N", 2, 3), "bool", "bool")], {"perm": (0, 2, 1)}, "bool"),
+    Case("reshape", [Arg(("N", 2, 6))], {"shape": ("N", 3, -1)}, "infer"),
+    Case("reshape", [Arg(("N", 2, 6), "i64", "ties")], {"shape": ("N", 12)}, "flatten"),
+    Case("reshape", [Arg(("N", 2, 0))], {"shape": ("N", 0, 5)}, "empty"),
+    Case("reshape", [Arg((2, 6), "f32", param=True)], {"shape": (3, 4)}, "static"),
+    Case("broadcast_to", [Arg((3,), param=True)], {"shape": ("N", 2, 3)}, "param", [Arg(("N", 1))]),
+    Case("broadcast_to", [Arg(("N", 1, 3))], {"shape": ("N", 4, 3)}, "batched"),
+    Case("expand_dims", [Arg(("N", 3))], {"axes": (1,)}),
+    Case("expand_dims", [Arg(("N", 3))], {"axes": (-1, 1)}, "two"),
+    Case("squeeze", [Arg(("N", 1, 3, 1))], {"axes": (1, -1)}),
+    Case("concat", [Arg(("N", 2)), Arg(("N", 3)), Arg(("N", 1))], {"axis": -1}),
+    Case("concat", [Arg(("N", 2, 3), "bool", "bool"), Arg(("N", 1, 3), "bool", "bool")], {"axis": 1}, "bool"),
+    Case("split", [Arg(("N", 7))], {"axis": 1, "sections": (2, 5)}),
+    Case("split", [Arg(("N", 3, 4))], {"axis": 1, "sections": (0, 1, 2)}, "zero"),
+    Case("slice", [Arg(("N", 6, 5))], {"axes": (1, 2), "starts": (1, -4), "ends": (5, 100), "steps": (2, 1)}),
+    Case("slice", [Arg(("N", 6, 5))], {"axes": (-1,), "starts": (10,), "ends": (20,)}, "empty"),
+    Case("slice", [Arg(("N", 6, 5))], {"axes": (), "starts": (), "ends": ()}, "noop"),
+    Case("pad", [Arg(("N", 3, 4))], {"pads": (0, 0, 1, 2, 0, 1), "value": 1.5}),
+    Case("pad", [Arg(("N", 3), "i32", "ties")], {"pads": (0, 0, 2, 0), "value": -2.7}, "i32"),
+    Case("gather", [Arg((10, 4), param=True), Arg(("N", 5), "i32", "index:10")], {}, "embedding"),
+    Case("gather", [Arg(("N", 6, 3)), Arg((4,), "i64", "index:6", True)], {"axis": 1}, "axis1"),
+    Case("gather", [Arg((7, 4), param=True), Arg(("N",), "u8", "index:7")], {}, "u8"),
+    Case("scatter_add", [Arg(("N", 5), "i32", "index:10"), Arg(("N", 5, 4))], {"shape": (10, 4)}, "embedding"),
+    Case("scatter_add", [Arg((3,), "i64", "index:7", True), Arg((2, 3, 5))], {"shape": (2, 7, 5), "axis": 1}, "axis1"),
+    Case("scatter_add", [Arg(("N", 2), "i64", "index:6"), Arg(("N", 2, 0))], {"shape": (6, 0)}, "empty"),
+    Case("one_hot", [Arg(("N", 4), "i32", "range:-2:12")], {"depth": 10}),
+    Case("one_hot", [Arg(("N",), "u8", "range:0:255")], {"depth": 300, "dtype": "i64"}, "u8"),
+    Case("softmax", [Arg(("N", 5), "f32", "wide")]),
+    Case("softmax", [Arg(("N", 3, 4))], {"axis": 1}, "axis1"),
+    Case("log_softmax", [Arg(("N", 5), "f32", "wide")]),
+    Case("log_softmax", [Arg(("N", 3, 4))], {"axis": 1}, "axis1"),
+    Case("conv2d", [Arg(("N", 7, 8, 3)), Arg((3, 3, 3, 4), param=True)], {"strides": (2, 2), "padding": "same"}, "same-s2"),
+    Case("conv2d", [Arg(("N", 7, 8, 3)), Arg((2, 3, 3, 4), param=True)], {"padding": "same"}, "same-even"),
+    Case("conv2d", [Arg(("N", 9, 8, 2)), Arg((3, 2, 2, 3), param=True)], {"dilations": (2, 1)}, "valid-dil"),
+    Case("conv2d", [Arg(("N", 6, 6, 4)), Arg((2, 2, 2, 6), param=True)],
+         {"groups": 2, "padding": "same", "strides": (1, 2)}, "groups"),
+    Case("conv1d", [Arg(("N", 9, 3)), Arg((3, 3, 5), param=True)], {"padding": "causal", "dilations": 2}, "causal"),
+    Case("conv1d", [Arg(("N", 9, 3)), Arg((4, 3, 5), param=True)], {"padding": "same", "strides": 2}, "same"),
+    Case("conv1d", [Arg(("N", 9, 4)), Arg((3, 1, 4), param=True)], {"groups": 4}, "depthwise"),
+    Case("conv2d_input_grad", [Arg(("N", 4, 4, 4)), Arg((3, 3, 3, 4), param=True)],
+         {"strides": (2, 2), "padding": "same", "input_shape": ("N", 7, 8, 3)}, "same-s2"),
+    Case("conv2d_input_grad", [Arg(("N", 3, 3, 4)), Arg((3, 3, 3, 4), param=True)],
+         {"strides": (2, 2), "input_shape": ("N", 8, 8, 3)}, "valid-floor"),
+    Case("conv2d_input_grad", [Arg(("N", 5, 5, 6)), Arg((2, 2, 2, 6), param=True)],
+         {"groups": 2, "dilations": (2, 2), "input_shape": ("N", 7, 7, 4)}, "groups-dil"),
+    Case("max_pool2d", [Arg(("N", 7, 7, 3))], {"pool_size": (3, 3), "strides": (2, 2), "padding": "same"}, "same"),
+    Case("max_pool2d", [Arg(("N", 7, 8, 3))], {"pool_size": (2, 2), "strides": (2, 2)}, "valid"),
+    Case("avg_pool2d", [Arg(("N", 7, 7, 3))], {"pool_size": (3, 3), "strides": (2, 2), "padding": "same"}, "same"),
+    Case("avg_pool2d", [Arg(("N", 6, 8, 3))], {"pool_size": (2, 3), "strides": (1, 2)}, "valid"),
+    Case("max_pool1d", [Arg(("N", 9, 3))], {"pool_size": (2,), "strides": (2,), "padding": "same"}, "same"),
+    Case("avg_pool1d", [Arg(("N", 9, 3))], {"pool_size": (4,), "strides": (3,), "padding": "same"}, "same"),
+    Case("avg_pool1d", [Arg(("N", 9, 3))], {"pool_size": (3,), "strides": (1,)}, "valid"),
+]
+
+# Ops whose graphs cannot be exported, with a case that builds them.
+UNSUPPORTED_CASES = [
+    Case("random_uniform_like", [Arg(("N", 4)), Arg((), "i64", "range:0:9", True)], {"seed": 3}),
+    Case("max_pool2d_grad", [Arg(("N", 4, 4, 2)), Arg(("N", 2, 2, 2))], {"pool_size": (2, 2), "strides": (2, 2)}),
+    Case("avg_pool2d_grad", [Arg(("N", 2, 2, 2))],
+         {"pool_size": (2, 2), "strides": (2, 2), "input_shape": ("N", 4, 4, 2)}),
+    Case("conv2d_filter_grad", [Arg(("N", 5, 5, 2)), Arg(("N", 3, 3, 4))], {"filter_shape": (3, 3, 2, 4)}),
+]
