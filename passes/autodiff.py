@@ -47,12 +47,12 @@ def _seed(b: GraphBuilder, y: Value, dy: Value | None) -> Value:
 
 
 def _path_nodes(y: Value, wrt: Sequence[Value]) -> list:
-    """Nodes that y depends on and that depend on some wrt value, in topological order."""
-    live = set(wrt)
+    """Nodes between wrt and y along float values, in topological order (integers carry no gradient)."""
+    live = {v for v in wrt if v.dtype.is_float}
     path = []
     for node in _ancestors([y]):
         if any(v in live for v in node.inputs):
-            live.update(node.outputs)
+            live.update(v for v in node.outputs if v.dtype.is_float)
             path.append(node)
     return path
 
