@@ -32,7 +32,7 @@ UNARY = {
     "tanh": (np.tanh, "float", True),
     "sigmoid": (_sigmoid, "float", True),
     "relu": (lambda x: np.maximum(x, np.zeros((), x.dtype)), "numeric", True),
-    "erf": (lambda x: _erf(x).astype(x.dtype), "float", True),
+    "erf": (lambda x: np.asarray(_erf(x)).astype(x.dtype), "float", True),  # frompyfunc gives a scalar for 0-d
     "softplus": (lambda x: np.logaddexp(np.zeros((), x.dtype), x), "float", True),
     "floor": (np.floor, "float", True),
     "ceil": (np.ceil, "float", True),

@@ -158,11 +158,12 @@ def _slice_infer(ts, attrs):
             f"slice: axes, starts, ends (and steps) must have equal lengths, got {attrs}")
     steps = attrs["steps"] or (1,) * n
     shape = list(t.shape)
-    for ax, s, e, st in zip(norm_axes(attrs["axes"], t.rank) if n else (), attrs["starts"], attrs["ends"], steps):
+    axes = [norm_axis(a, t.rank) for a in attrs["axes"]]  # in the given order: starts/ends pair with it
+    for ax, s, e, st in zip(axes, attrs["starts"], attrs["ends"], steps):
         require(st > 0, f"slice step must be positive, got {st}")
         require(not isinstance(shape[ax], str), f"slice along the batch axis of {t} is not static")
         shape[ax] = len(_slice_bounds(shape[ax], s, e, st))
-    require(len(set(attrs["axes"])) == n, "slice axes repeat")
+    require(len(set(axes)) == n, f"slice axes {list(attrs['axes'])} repeat an axis")
     return [t.with_shape(shape)]
 
 
