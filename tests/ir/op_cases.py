@@ -1,0 +1,208 @@
+"""The table of reference-vs-oracle cases: every op in OPS, several shapes each.
+
+A case names the op, its operand arrays, attributes, the independent oracle, which operands
+carry the symbolic batch N, and the tolerance. Odd sizes (3, 5, 7, 13) are the norm.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import oracles as o
+import oracles_nn as nn
+from irtest_util import rand
+
+
+@dataclass
+class Case:
+    op: str
+    arrays: list
+    attrs: dict = field(default_factory=dict)
+    oracle: object = None
+    batched: tuple = (0,)      # operands whose leading dimension becomes N in the symbolic run
+    rtol: float = 1e-5
+    atol: float = 1e-6
+
+    @property
+    def id(self) -> str:
+        shapes = "x".join(str(list(a.shape)).replace(" ", "") for a in self.arrays)
+        return f"{self.op}-{shapes}-{self.arrays[0].dtype if self.arrays else 'none'}"
+
+
+RNG = np.random.default_rng(1234)
+CASES: list = []
+
+
+def case(op, arrays, oracle, attrs=None, **kw):
+    CASES.append(Case(op, arrays, attrs or {}, oracle, **kw))
+
+
+# -- elementwise -------------------------------------------------------------------------
+DOMAINS = {"log": (0.1, 3.0), "sqrt": (0.0, 3.0), "rsqrt": (0.1, 3.0), "reciprocal": (0.5, 2.0),
+           "log1p": (-0.5, 3.0)}
+for op in o.UNARY:
+    lo, hi = DOMAINS.get(op, (-3.0, 3.0))
+    if op == "logical_not":
+        case(op, [rand(RNG, (5, 7), "bool")], o.unary(op))
+        continue
+    case(op, [rand(RNG, (5, 7), lo=lo, hi=hi)], o.unary(op))
+    f64_tol = 1e-9 if op == "erf" else 1e-12  # the erf oracle integrates numerically
+    case(op, [rand(RNG, (3, 2, 13), "f64", lo=lo, hi=hi)], o.unary(op), rtol=f64_tol, atol=f64_tol)
+    case(op, [rand(RNG, (), lo=lo, hi=hi)], o.unary(op), batched=())
+for op in ("neg", "abs", "sign", "square", "relu"):
+    case(op, [rand(RNG, (3, 5), "i32", lo=-9, hi=9)], o.unary(op))
+    case(op, [rand(RNG, (7,), "i8", lo=-9, hi=9)], o.unary(op))
+case("round", [np.array([0.5, 1.5, 2.5, -0.5, -1.5, 2.4999, -2.6], np.float32)], o.unary("round"))
+case("reciprocal", [rand(RNG, (4, 3), lo=-2.0, hi=-0.5)], o.unary("reciprocal"))
+
+BINARY_SHAPES = [((5, 7), (5, 7), (0, 1)), ((3, 4), (4,), (0,)), ((3, 1, 5), (4, 1), (0,)),
+                 ((1, 6), (3, 6), (1,)), ((7, 3), (), (0,))]
+for op in o.BINARY:
+    kind = "bool" if op.startswith("logical") else "f32"
+    lo, hi = (0.2, 3.0) if op == "pow" else (-3.0, 3.0)
+    for sa, sb, batched in BINARY_SHAPES:
+        a, b = rand(RNG, sa, kind, lo, hi), rand(RNG, sb, kind, lo, hi)
+        if op == "div":
+            b = np.where(np.abs(b) < 0.3, np.float32(0.7), b)
+        if op in o.COMPARISONS and kind == "f32":  # ties matter for comparisons
+            a, b = np.round(a), np.round(b)
+        case(op, [a, b], o.binary(op), batched=batched)
+for op in ("add", "sub", "mul", "maximum", "minimum", "less", "equal", "greater_equal"):
+    case(op, [rand(RNG, (4, 5), "i32", -9, 9), rand(RNG, (5,), "i32", -9, 9)], o.binary(op))
+    case(op, [rand(RNG, (3, 3), "i64", -9, 9), rand(RNG, (3, 3), "i64", -9, 9)], o.binary(op), batched=(0, 1))
+    case(op, [rand(RNG, (2, 3), "u8", 5, 9), rand(RNG, (2, 3), "u8", 0, 5)], o.binary(op), batched=(0, 1))
+for op in ("div", "pow", "mul"):
+    case(op, [rand(RNG, (3, 5), "f64", 0.5, 2), rand(RNG, (5,), "f64", 0.5, 2)], o.binary(op), rtol=1e-12)
+case("equal", [rand(RNG, (3, 4), "bool"), rand(RNG, (3, 4), "bool")], o.binary("equal"), batched=(0, 1))
+case("not_equal", [rand(RNG, (3, 4), "bool"), rand(RNG, (4,), "bool")], o.binary("not_equal"))
+
+case("where", [rand(RNG, (4, 5), "bool"), rand(RNG, (4, 5)), rand(RNG, (4, 5))], o.where, batched=(0, 1, 2))
+case("where", [rand(RNG, (3, 1), "bool"), rand(RNG, (3, 6)), rand(RNG, (6,))], o.where, batched=(0, 1))
+case("where", [rand(RNG, (5,), "bool"), rand(RNG, (), "i32", -5, 5), rand(RNG, (2, 5), "i32", -5, 5)], o.where,
+     batched=())
+for src, dst in (("f32", "i32"), ("f32", "f64"), ("f64", "f32"), ("i32", "f32"), ("bool", "f32"),
+                 ("f32", "bool"), ("i64", "i8"), ("u8", "i32"), ("f32", "u8")):
+    lo = 0 if dst == "u8" else -9
+    case("cast", [rand(RNG, (3, 5), src, lo, 9)], o.cast, {"dtype": dst})
+for value in (np.arange(6, dtype=np.float32).reshape(2, 3) / 7, np.array([[True], [False]]),
+              np.array(-3, np.int64), np.array([0.1, -0.0, 1e300], np.float64)):
+    case("constant", [], o.constant, {"value": value}, batched=())
+
+# -- reductions --------------------------------------------------------------------------
+for op in o.REDUCERS:
+    lo = 0.5 if op == "reduce_prod" else -2.0
+    case(op, [rand(RNG, (5, 7), lo=lo)], o.reduce(op), {"axes": (1,)})
+    case(op, [rand(RNG, (3, 4, 5), lo=lo)], o.reduce(op), {"axes": (-1, 1), "keepdims": True})
+    case(op, [rand(RNG, (3, 4), lo=lo)], o.reduce(op), {}, batched=())
+    case(op, [rand(RNG, (2, 3, 5), "f64", lo=lo)], o.reduce(op), {"axes": (0, 2)}, batched=(), rtol=1e-12)
+    case(op, [rand(RNG, (4, 3), "i32", -5, 5)], o.reduce(op), {"axes": (1,), "keepdims": True})
+for op in ("argmax", "argmin"):
+    case(op, [rand(RNG, (5, 7))], o.arg_reduce(op))
+    case(op, [rand(RNG, (3, 4, 5))], o.arg_reduce(op), {"axis": 1, "keepdims": True})
+    case(op, [np.round(rand(RNG, (6, 4), lo=-1, hi=1))], o.arg_reduce(op))  # ties: first wins
+    case(op, [rand(RNG, (4, 3), "i32", -2, 2)], o.arg_reduce(op), {"axis": 0}, batched=())
+
+# -- matmul ------------------------------------------------------------------------------
+for sa, sb, attrs, batched in [((5, 3), (3, 7), {}, (0,)), ((2, 4, 3), (3, 5), {}, (0,)),
+                               ((3, 5), (4, 5), {"transpose_b": True}, (0,)),
+                               ((5, 3), (5, 2), {"transpose_a": True}, ()),
+                               ((2, 1, 3, 4), (5, 4, 3), {"transpose_a": True, "transpose_b": True}, (0,)),
+                               ((4, 2, 3), (4, 3, 2), {}, (0, 1))]:
+    case("matmul", [rand(RNG, sa), rand(RNG, sb)], o.matmul, attrs, batched=batched)
+case("matmul", [rand(RNG, (3, 4), "i32", -3, 3), rand(RNG, (4, 2), "i32", -3, 3)], o.matmul)
+case("matmul", [rand(RNG, (3, 4), "f64"), rand(RNG, (4, 2), "f64")], o.matmul, rtol=1e-12)
+
+# -- layout ------------------------------------------------------------------------------
+case("transpose", [rand(RNG, (3, 4, 5))], o.transpose, {"perm": (0, 2, 1)})
+case("transpose", [rand(RNG, (3, 4, 5), "i32")], o.transpose, {"perm": (2, 0, 1)}, batched=())
+case("transpose", [rand(RNG, (2, 3, 1, 5), "bool")], o.transpose, {"perm": (0, 3, 1, 2)})
+case("reshape", [rand(RNG, (3, 4, 5))], o.reshape, {"shape": ("N", 20)})
+case("reshape", [rand(RNG, (3, 4, 5))], o.reshape, {"shape": ("N", -1, 2)})
+case("reshape", [rand(RNG, (6, 5), "i64")], o.reshape, {"shape": (5, 2, 3)}, batched=())
+case("reshape", [rand(RNG, (6, 5))], o.reshape, {"shape": (-1,)}, batched=())
+case("broadcast_to", [rand(RNG, (3, 1))], o.broadcast_to, {"shape": ("N", 4)})
+case("broadcast_to", [rand(RNG, (5,))], o.broadcast_to, {"shape": ("N", 2, 5)}, batched=())
+case("broadcast_to", [rand(RNG, (1, 3), "i32")], o.broadcast_to, {"shape": (2, 4, 3)}, batched=())
+case("expand_dims", [rand(RNG, (3, 4))], o.expand_dims, {"axes": (1,)})
+case("expand_dims", [rand(RNG, (3, 4))], o.expand_dims, {"axes": (-1, 1)})
+case("expand_dims", [rand(RNG, (5,), "bool")], o.expand_dims, {"axes": (0,)}, batched=())
+case("squeeze", [rand(RNG, (3, 1, 4, 1))], o.squeeze, {"axes": (1, -1)})
+case("squeeze", [rand(RNG, (1, 5), "i8")], o.squeeze, {"axes": (0,)}, batched=())
+case("concat", [rand(RNG, (3, 2)), rand(RNG, (3, 5)), rand(RNG, (3, 1))], o.concat, {"axis": 1},
+     batched=(0, 1, 2))
+case("concat", [rand(RNG, (2, 3)), rand(RNG, (4, 3))], o.concat, {"axis": 0}, batched=())
+case("concat", [rand(RNG, (3, 2, 4), "i32")], o.concat, {"axis": -1})
+case("split", [rand(RNG, (3, 7))], o.split, {"axis": 1, "sections": (2, 0, 5)})
+case("split", [rand(RNG, (6, 4), "i64")], o.split, {"axis": 0, "sections": (1, 5)}, batched=())
+case("split", [rand(RNG, (2, 3, 4))], o.split, {"sections": (4,)})
+case("slice", [rand(RNG, (3, 10))], o.slice_, {"axes": (1,), "starts": (1,), "ends": (8,), "steps": (3,)})
+case("slice", [rand(RNG, (4, 5, 6))], o.slice_, {"axes": (-1, 1), "starts": (-4, 0), "ends": (100, -1)})
+case("slice", [rand(RNG, (7, 3), "i32")], o.slice_, {"axes": (0,), "starts": (5,), "ends": (2,)}, batched=())
+case("pad", [rand(RNG, (3, 4))], o.pad, {"pads": (0, 0, 1, 2)})
+case("pad", [rand(RNG, (2, 3, 4))], o.pad, {"pads": (1, 0, 0, 2, 3, 1), "value": -1.5}, batched=())
+case("pad", [rand(RNG, (3, 2), "i32", -5, 5)], o.pad, {"pads": (0, 0, 2, 2), "value": 7.0})
+
+# -- indexing ----------------------------------------------------------------------------
+case("gather", [rand(RNG, (11, 4)), rand(RNG, (3, 5), "i32", 0, 10)], o.gather, batched=(1,))
+case("gather", [rand(RNG, (3, 7)), rand(RNG, (4,), "i64", 0, 6)], o.gather, {"axis": 1})
+case("gather", [rand(RNG, (2, 5, 3), "i32", -9, 9), rand(RNG, (), "i64", 0, 2)], o.gather, {"axis": -1},
+     batched=())
+case("scatter_add", [rand(RNG, (6,), "i32", 0, 3), rand(RNG, (6, 2))], o.scatter_add, {"shape": (4, 2)},
+     batched=())
+case("scatter_add", [rand(RNG, (2, 3), "i64", 0, 4), rand(RNG, (3, 2, 3))], o.scatter_add,
+     {"shape": (3, 5), "axis": 1}, batched=())
+case("one_hot", [rand(RNG, (5,), "i32", -1, 4)], o.one_hot, {"depth": 4})
+case("one_hot", [rand(RNG, (3, 2), "i64", 0, 6)], o.one_hot, {"depth": 6, "dtype": "i32"})
+
+# -- nn ----------------------------------------------------------------------------------
+for shape, axis in (((4, 7), -1), ((3, 5, 2), 1), ((3, 4), 0)):
+    for op, oracle in (("softmax", nn.softmax), ("log_softmax", nn.log_softmax)):
+        case(op, [rand(RNG, shape, lo=-4, hi=4)], oracle, {"axis": axis}, batched=() if axis == 0 else (0,))
+case("softmax", [rand(RNG, (3, 6), "f64")], nn.softmax, rtol=1e-12)
+
+CONV2D = [((2, 5, 6, 3), (3, 3, 3, 4), {}),
+          ((2, 7, 5, 2), (3, 2, 2, 3), {"padding": "same"}),
+          ((1, 8, 7, 2), (3, 3, 2, 2), {"padding": "same", "strides": (2, 3)}),
+          ((2, 9, 8, 3), (2, 3, 3, 2), {"strides": (2, 2), "dilations": (1, 2)}),
+          ((1, 6, 6, 4), (3, 3, 1, 4), {"padding": "same", "groups": 4}),
+          ((2, 5, 5, 4), (2, 2, 2, 6), {"groups": 2, "dilations": (2, 1), "padding": "same"})]
+for xs, ws, attrs in CONV2D:
+    x, w = rand(RNG, xs), rand(RNG, ws)
+    case("conv2d", [x, w], nn.conv2d, attrs, atol=1e-5)
+    dy = rand(RNG, nn.conv2d([x, w], attrs)[0].shape)
+    case("conv2d_input_grad", [dy, w], nn.conv2d_input_grad, {**attrs, "input_shape": ("N",) + xs[1:]}, atol=1e-5)
+    case("conv2d_filter_grad", [x, dy], nn.conv2d_filter_grad, {**attrs, "filter_shape": ws}, batched=(0, 1),
+         atol=1e-5)
+case("conv2d", [rand(RNG, (2, 4, 4, 2), "f64"), rand(RNG, (3, 3, 2, 3), "f64")], nn.conv2d, {"padding": "same"},
+     rtol=1e-12)
+for xs, ws, attrs in [((2, 9, 3), (3, 3, 4), {}), ((2, 8, 2), (4, 2, 3), {"padding": "same", "strides": 3}),
+                      ((3, 7, 2), (3, 2, 2), {"padding": "causal", "dilations": 2}),
+                      ((1, 10, 4), (2, 2, 6), {"groups": 2, "strides": 2, "padding": "causal"}),
+                      ((2, 6, 3), (5, 1, 3), {"groups": 3, "padding": "same"})]:
+    case("conv1d", [rand(RNG, xs), rand(RNG, ws)], nn.conv1d, attrs, atol=1e-5)
+
+POOL2D = [((2, 6, 7, 3), {"pool_size": (2, 2), "strides": (2, 2)}),
+          ((2, 5, 7, 2), {"pool_size": (3, 2), "strides": (2, 3), "padding": "same"}),
+          ((1, 7, 6, 2), {"pool_size": (3, 3), "strides": (1, 1), "padding": "same"}),
+          ((2, 8, 5, 1), {"pool_size": (2, 3), "strides": (3, 1)})]
+for xs, attrs in POOL2D:
+    x = rand(RNG, xs)
+    case("max_pool2d", [x], nn.max_pool2d, attrs)
+    case("avg_pool2d", [x], nn.avg_pool2d, attrs)
+    dy = rand(RNG, nn.max_pool2d([x], attrs)[0].shape)
+    case("max_pool2d_grad", [x, dy], nn.max_pool2d_grad, attrs, batched=(0, 1))
+    case("avg_pool2d_grad", [dy], nn.avg_pool2d_grad, {**attrs, "input_shape": ("N",) + xs[1:]})
+TIES = np.array([[1, 3, 3], [3, 0, 1], [2, 3, 3]], np.float32).reshape(1, 3, 3, 1)
+case("max_pool2d_grad", [TIES, np.ones((1, 2, 2, 1), np.float32)], nn.max_pool2d_grad,
+     {"pool_size": (2, 2), "strides": (1, 1)}, batched=(0, 1))
+for xs, attrs in [((2, 9, 3), {"pool_size": (2,), "strides": (2,)}),
+                  ((3, 7, 2), {"pool_size": (3,), "strides": (2,), "padding": "same"}),
+                  ((1, 5, 4), {"pool_size": (4,), "strides": (1,), "padding": "same"})]:
+    x = rand(RNG, xs)
+    case("max_pool1d", [x], nn.pool1d(nn.max_pool2d), attrs)
+    case("avg_pool1d", [x], nn.pool1d(nn.avg_pool2d), attrs)
+
+for shape, seed, counter in (((4, 5), 0, 0), ((3, 7), 42, 12345), ((2, 3, 5), 7, 2**40 + 3)):
+    case("random_uniform_like", [rand(RNG, shape), np.array(counter, np.int64)], nn.random_uniform_like,
+         {"seed": seed}, rtol=0, atol=0)
