@@ -1,0 +1,1 @@
+"""Kernel emitters: functions added to an llvmlite module for matmul, convolution and pooling."""

@@ -1,0 +1,54 @@
+"""Kernel shape choices (vector lanes, micro-tile, cache blocks) derived from the target's CPU features."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _has(features: str, name: str) -> bool:
+    return f"+{name}" in features.split(",")
+
+
+def vector_bits(features: str) -> int:
+    """Widest native vector register: AVX-512 -> 512, AVX/AVX2 -> 256, otherwise SSE's 128."""
+    if _has(features, "avx512f"):
+        return 512
+    if _has(features, "avx"):
+        return 256
+    return 128
+
+
+def vector_registers(features: str) -> int:
+    return 32 if _has(features, "avx512f") else 16
+
+
+@dataclass(frozen=True)
+class GemmShape:
+    """Register tile MR x NR (NR = 2 vectors) and cache blocks for one element type."""
+
+    lanes: int
+    mr: int
+    nr: int
+    kc: int
+    mc: int
+    nc: int
+
+
+def gemm_shape(features: str, elem_bytes: int) -> GemmShape:
+    """Pick the micro-tile so that MR*2 accumulators + 2 B vectors + 1 broadcast fit the register file."""
+    lanes = vector_bits(features) // (8 * elem_bytes)
+    regs = vector_registers(features)
+    mr = min((regs - 3) // 2, 12)
+    nr = 2 * lanes
+    kc = 256 if elem_bytes == 4 else 128
+    mc = (96 // mr) * mr if mr < 96 else mr
+    nc = 512 if elem_bytes == 4 else 256
+    return GemmShape(lanes=lanes, mr=mr, nr=nr, kc=kc, mc=mc, nc=nc)
+
+
+def gemm_wide_shape(features: str, elem_bytes: int) -> GemmShape:
+    """Few rows, many columns: the tile for M this small streams B's rows with wide contiguous loads."""
+    lanes = vector_bits(features) // (8 * elem_bytes)
+    regs = vector_registers(features)
+    nv = regs // 4
+    mr = max(1, (regs - nv) // (nv + 1))
+    return GemmShape(lanes=lanes, mr=mr, nr=nv * lanes, kc=1024, mc=mr, nc=1 << 30)

@@ -1,0 +1,208 @@
+"""Cache-blocked, packed, multi-threaded GEMM driver (BLIS loop order) around the register micro-kernel.
+
+For every batch item: C[M x N] (+)= A[M x K] @ B[K x N], then the epilogue on the finished tile.
+Loops: jc over N in NC blocks -> pc over K in KC blocks (pack B: KC x NC, lives in L2/L3) ->
+ic over M in MC blocks (pack A: MC x KC, lives in L2) -> jr over NR columns -> ir over MR rows ->
+micro-kernel (B micro-panel stays in L1 across ir).  Small M skips packing A, and B is read in
+place when its columns are contiguous and M is small (a batch-1 dense layer streams the weights once).
+Threads split the (batch, M, N) space into tasks, each with its own packing buffers on its stack.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from ..threads import ParallelRegion
+from .config import GemmShape, gemm_wide_shape
+from .epilogue import Epilogue
+from .irutil import (I1, I64, ceil_div, entry_alloca, for_range, gep, i64, imax, imin,
+                     internal_function, round_up)
+from .microkernel import microkernel
+from .operands import BatchShape
+
+# Below these many rows (M) a panel is used too few times to pay for packing it.
+PACK_A_MIN_ROWS = 16
+PACK_B_MIN_ROWS = 16
+
+
+@dataclass
+class GemmProblem:
+    """One GEMM call site; only M (x batch when `m_per_batch`) and batch axes depend on the batch size."""
+
+    name: str
+    elem: ir.Type
+    batch_shape: BatchShape
+    m: int
+    n: int
+    k: int
+    a: object             # StridedA or an im2col source: direct(...) / pack(...)
+    b: object             # StridedB or a packed-only source
+    c: object             # StridedC: tile(...), epilogue_col(...), accumulate
+    epi: Epilogue
+    m_per_batch: bool = False
+
+    def rows(self, b, batch):
+        return b.mul(i64(self.m), batch) if self.m_per_batch else i64(self.m)
+
+
+def gemm_function(module: ir.Module, prob: GemmProblem, shape: GemmShape, wide: GemmShape | None = None
+                  ) -> ir.Function:
+    """Get or emit `void name(T* a, T* b, T* c, T* epilogue_ptrs..., i64 batch, i64 nthreads)`."""
+    ptr = prob.elem.as_pointer()
+    names = ["a", "b", "c"] + [f"e{i}" for i in range(prob.epi.nptrs)] + ["batch", "nthreads"]
+    fn = internal_function(module, prob.name, ir.VoidType(), [ptr] * (3 + prob.epi.nptrs) + [I64, I64], names)
+    if fn is None:
+        return module.globals[prob.name]
+    _GemmEmitter(module, fn, prob, shape, wide).emit()
+    return fn
+
+
+class _GemmEmitter:
+    def __init__(self, module, fn, prob: GemmProblem, shape: GemmShape, wide: GemmShape | None):
+        self.module, self.fn, self.p, self.s = module, fn, prob, shape
+        # the wide tile needs B read in place (contiguous columns) and A unpacked
+        self.wide = wide if prob.b.direct_ok and not prob.a.packed_only else None
+        self.nptr = 3 + prob.epi.nptrs
+
+    def emit(self):
+        b = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        p, s = self.p, self.s
+        args = list(self.fn.args)
+        batch, nthreads = args[-2], args[-1]
+        nb, m = p.batch_shape.count(b, batch), p.rows(b, batch)
+        empty = b.or_(b.icmp_signed("<=", nb, i64(0)),
+                      b.or_(b.icmp_signed("<=", m, i64(0)), b.icmp_signed("<=", i64(p.n), i64(0))))
+        with b.if_then(empty):
+            b.ret_void()
+        mchunk, nchunk, tm, tn = self._partition(b, nb, m, imax(b, nthreads, 1))
+        pack_a = i64(1) if p.a.packed_only else b.zext(b.icmp_signed(">=", m, i64(PACK_A_MIN_ROWS)), I64)
+        pack_b = b.zext(b.icmp_signed(">=", m, i64(PACK_B_MIN_ROWS)), I64) if p.b.direct_ok else i64(1)
+        fields = args[:self.nptr] + [m, mchunk, nchunk, tm, tn, pack_a, pack_b]
+        region = ParallelRegion(self.module, prob_worker_name(p), [f.type for f in fields], self._task)
+        region.run(b, nthreads, b.mul(nb, b.mul(tm, tn)), fields)
+        b.ret_void()
+
+    def _partition(self, b, nb, m, nthreads):
+        """Split each batch item's M x N into about nthreads/nb chunks, N first (A is cheaper to repack)."""
+        s = self.s
+        want = imax(b, ceil_div(b, nthreads, nb), 1)
+        tn = imax(b, imin(b, want, ceil_div(b, i64(self.p.n), s.nr)), 1)
+        tm = imax(b, imin(b, ceil_div(b, want, tn), ceil_div(b, m, s.mr)), 1)
+        nchunk = round_up(b, ceil_div(b, i64(self.p.n), tn), s.nr)
+        mchunk = round_up(b, ceil_div(b, m, tm), s.mr)
+        return mchunk, nchunk, ceil_div(b, m, mchunk), ceil_div(b, i64(self.p.n), nchunk)
+
+    def _task(self, b, task, fields):
+        ptrs = fields[:self.nptr]
+        m, mchunk, nchunk, tm, tn, pack_a, pack_b = fields[self.nptr:]
+        bi = b.sdiv(task, b.mul(tm, tn))
+        mi = b.srem(b.sdiv(task, tn), tm)
+        ni = b.srem(task, tn)
+        m0, n0 = b.mul(mi, mchunk), b.mul(ni, nchunk)
+        mlen = imin(b, mchunk, b.sub(m, m0))
+        nlen = imin(b, nchunk, b.sub(i64(self.p.n), n0))
+        bufs = (entry_alloca(b, self.p.elem, self.s.mc * self.s.kc),
+                entry_alloca(b, self.p.elem, self.s.kc * self.s.nc))
+        normal = _Macro(self, self.s, b, ptrs, bi, bufs, b.trunc(pack_a, I1), b.trunc(pack_b, I1))
+        if self.wide is None:
+            normal.emit(m0, mlen, n0, nlen)
+            return
+        no = ir.Constant(I1, 0)
+        with b.if_else(b.icmp_signed("<=", m, i64(self.wide.mr))) as (then, otherwise):
+            with then:
+                _Macro(self, self.wide, b, ptrs, bi, bufs, no, no).emit(m0, mlen, n0, nlen)
+            with otherwise:
+                normal.emit(m0, mlen, n0, nlen)
+
+
+def prob_worker_name(p: GemmProblem) -> str:
+    return f"{p.name}.worker"
+
+
+class _Macro:
+    """The five blocked loops for one task's rectangle of C."""
+
+    def __init__(self, g: _GemmEmitter, shape: GemmShape, b, ptrs, bi, bufs, pack_a, pack_b):
+        self.g, self.s, self.b, self.bi = g, shape, b, bi
+        self.pa, self.pb, self.pc_ = ptrs[0], ptrs[1], ptrs[2]
+        self.eptrs = ptrs[3:]
+        self.abuf, self.bbuf = bufs
+        self.pack_a, self.pack_b = pack_a, pack_b
+
+    def emit(self, m0, mlen, n0, nlen):
+        b, s, k = self.b, self.s, self.g.p.k
+        with for_range(b, n0, b.add(n0, nlen), s.nc, "jc") as jc:
+            nc = imin(b, s.nc, b.sub(b.add(n0, nlen), jc))
+            # max(K, 1): with K == 0 one pass with kc == 0 still writes C = 0 (+ epilogue)
+            with for_range(b, 0, max(k, 1), s.kc, "pc") as pc:
+                kc = imin(b, s.kc, b.sub(i64(k), pc))
+                self._pack_b(pc, kc, jc, nc)
+                with for_range(b, m0, b.add(m0, mlen), s.mc, "ic") as ic:
+                    mc = imin(b, s.mc, b.sub(b.add(m0, mlen), ic))
+                    self._pack_a(ic, mc, pc, kc)
+                    self._tiles(ic, mc, pc, kc, jc, nc)
+
+    def _pack_b(self, pc, kc, jc, nc):
+        b = self.b
+        with b.if_then(self.pack_b):
+            self.g.p.b.pack(b, self.pb, self.bi, self.bbuf, pc, kc, jc, nc, self.s.nr)
+
+    def _pack_a(self, ic, mc, pc, kc):
+        b = self.b
+        with b.if_then(self.pack_a):
+            self.g.p.a.pack(b, self.pa, self.bi, self.abuf, ic, mc, pc, kc, self.s.mr)
+
+    def _tiles(self, ic, mc, pc, kc, jc, nc):
+        b, s, p = self.b, self.s, self.g.p
+        accumulate = b.icmp_signed(">", pc, i64(0))
+        if p.c.accumulate:
+            accumulate = ir.Constant(I1, 1)
+        last = b.icmp_signed(">=", b.add(pc, kc), i64(p.k))
+        with for_range(b, 0, nc, s.nr, "jr") as jr:
+            nr = imin(b, s.nr, b.sub(nc, jr))
+            bptr, rsb = self._b_panel(pc, kc, b.add(jc, jr), jr)
+            with for_range(b, 0, mc, s.mr, "ir") as ir_:
+                mr = imin(b, s.mr, b.sub(mc, ir_))
+                row = b.add(ic, ir_)
+                aptr, rsa, csa = self._a_panel(row, pc, kc, ir_)
+                cptr, ldc = p.c.tile(b, self.pc_, self.bi, row, b.add(jc, jr))
+                ecol = p.c.epilogue_col(b, self.bi, b.add(jc, jr))
+                args = [kc, aptr, rsa, csa, bptr, rsb, cptr, ldc, nr, accumulate, last, row, ecol]
+                self._dispatch(mr, b.icmp_signed("==", nr, i64(s.nr)), args + list(self.eptrs))
+
+    def _a_panel(self, row, pc, kc, ir_):
+        b, s, src = self.b, self.s, self.g.p.a
+        packed = (gep(b, self.abuf, b.mul(ir_, kc)), i64(1), i64(s.mr))
+        if src.packed_only:
+            return packed
+        direct = src.direct(b, self.pa, self.bi, row, pc)
+        return tuple(b.select(self.pack_a, x, y) for x, y in zip(packed, direct))
+
+    def _b_panel(self, pc, kc, col, jr):
+        b, s, src = self.b, self.s, self.g.p.b
+        packed = (gep(b, self.bbuf, b.mul(jr, kc)), i64(s.nr))
+        if not src.direct_ok:
+            return packed
+        direct = src.direct(b, self.pb, self.bi, pc, col)
+        return tuple(b.select(self.pack_b, x, y) for x, y in zip(packed, direct))
+
+    def _dispatch(self, mr, full, args):
+        """Branch on column fullness, then switch on the tile's row count, to the matching micro-kernel."""
+        b, s, p = self.b, self.s, self.g.p
+        done = b.append_basic_block("tile.done")
+        blocks = [b.append_basic_block("tile.full"), b.append_basic_block("tile.edge")]
+        b.cbranch(full, *blocks)
+        for edge, blk in zip((False, True), blocks):
+            b.position_at_end(blk)
+            default = b.append_basic_block("tile.bad")
+            sw = b.switch(mr, default)
+            for rows in range(1, s.mr + 1):
+                case = b.append_basic_block(f"tile.{rows}{'e' if edge else 'f'}")
+                sw.add_case(i64(rows), case)
+                b.position_at_end(case)
+                b.call(microkernel(self.g.module, p.elem, s.lanes, rows, s.nr, edge, p.epi), args)
+                b.branch(done)
+            b.position_at_end(default)
+            b.unreachable()
+        b.position_at_end(done)

@@ -1,0 +1,159 @@
+"""The register-blocked GEMM micro-kernel: C[mr x NR] (+)= A[mr x kc] @ B[kc x NR] with vector FMAs.
+
+A is read as scalars a[r*rsa + k*csa] (a packed panel has rsa=1, csa=MR; an unpacked row-major
+matrix rsa=lda, csa=1) broadcast to all lanes; B as NR/lanes vectors from b[k*rsb + j] (a packed
+panel has rsb=NR).  The accumulators live in registers for the whole k loop.  One function per
+(dtype, rows mr, full/edge columns, epilogue); the edge variant masks loads and stores to `nvalid`
+columns so it never touches memory past the tile.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+
+from .epilogue import Epilogue
+from .irutil import (I1, I64, fma, gep, i64, internal_function, is_float, lane_mask, load_vec,
+                     masked_load, masked_store, splat, store_vec, type_suffix, zero)
+
+# Independent FMA chains needed to keep the FMA units busy (latency 4 x 2 units).
+MIN_CHAINS = 8
+
+ARG_NAMES = ("kc", "a", "rsa", "csa", "b", "rsb", "c", "ldc", "nvalid", "accumulate", "last",
+             "row0", "col0")
+
+
+def microkernel_name(elem: ir.Type, mr: int, nr: int, edge: bool, epi: Epilogue) -> str:
+    return f"kc_ukr_{type_suffix(elem)}_{mr}x{nr}_{'edge' if edge else 'full'}_{epi.key}"
+
+
+def microkernel(module: ir.Module, elem: ir.Type, lanes: int, mr: int, nr: int, edge: bool,
+                epi: Epilogue) -> ir.Function:
+    """Get or emit the micro-kernel for one variant."""
+    name = microkernel_name(elem, mr, nr, edge, epi)
+    ptr = elem.as_pointer()
+    args = [I64, ptr, I64, I64, ptr, I64, ptr, I64, I64, I1, I1, I64, I64] + [ptr] * epi.nptrs
+    fn = internal_function(module, name, ir.VoidType(), args, ARG_NAMES)
+    if fn is None:
+        return module.globals[name]
+    fn.attributes.add("nounwind")
+    _Emitter(fn, elem, lanes, mr, nr, edge, epi).emit()
+    return fn
+
+
+class _Emitter:
+    def __init__(self, fn, elem, lanes, mr, nr, edge, epi):
+        self.fn, self.elem, self.lanes, self.mr, self.nv = fn, elem, lanes, mr, nr // lanes
+        self.edge, self.epi = edge, epi
+        self.a = {n: fn.args[i] for i, n in enumerate(ARG_NAMES)}
+        self.eptrs = list(fn.args[len(ARG_NAMES):])
+        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+
+    def emit(self):
+        b = self.b
+        self.masks = self._masks() if self.edge else [None] * self.nv
+        acc = self._k_loop()
+        last = self.a["last"]
+        with b.if_else(self.a["accumulate"]) as (then, otherwise):
+            with then:
+                self._store(self._add_c(acc), last)
+            with otherwise:
+                self._store(acc, last)
+        b.ret_void()
+
+    def _masks(self):
+        b, nvalid = self.b, self.a["nvalid"]
+        return [lane_mask(b, b.sub(nvalid, i64(v * self.lanes)), self.lanes) for v in range(self.nv)]
+
+    def _k_loop(self):
+        """k loop with the accumulators as loop-carried values (they stay in registers).
+
+        With few rows there are too few independent FMA chains to hide the FMA latency, so the loop
+        is unrolled over `split` k steps into separate accumulator sets, summed at the end.
+        """
+        b, a = self.b, self.a
+        split = max(1, -(-MIN_CHAINS // (self.mr * self.nv)))
+        rows = [gep(b, a["a"], b.mul(i64(r), a["rsa"])) for r in range(self.mr)]
+        main_end = b.sub(a["kc"], b.srem(a["kc"], i64(split)))
+        sets = self._loop(i64(0), main_end, split, rows, [self._zeros()] * split)
+        acc = self._loop(main_end, a["kc"], 1, rows, [sets[0]])[0]
+        for other in sets[1:]:
+            add = b.fadd if is_float(self.elem) else b.add
+            acc = [[add(x, y) for x, y in zip(r1, r2)] for r1, r2 in zip(acc, other)]
+        return acc
+
+    def _zeros(self):
+        vty = ir.VectorType(self.elem, self.lanes)
+        return [[zero(vty)] * self.nv for _ in range(self.mr)]
+
+    def _loop(self, start, stop, step, rows, init):
+        """for k in [start, stop) step `step`: accumulator set s takes k + s."""
+        b = self.b
+        pre = b.block
+        head, body, done = (b.append_basic_block(n) for n in ("k.head", "k.body", "k.done"))
+        b.branch(head)
+        b.position_at_end(head)
+        k = b.phi(I64, "k")
+        k.add_incoming(start, pre)
+        sets = [[[self._phi(v, pre) for v in row] for row in acc] for acc in init]
+        b.cbranch(b.icmp_signed("<", k, stop), body, done)
+        b.position_at_end(body)
+        new = [self._fma_step(b.add(k, i64(s)), rows, acc) for s, acc in enumerate(sets)]
+        k.add_incoming(b.add(k, i64(step)), b.block)
+        for acc, nacc in zip(sets, new):
+            for row, nrow in zip(acc, nacc):
+                for phi, val in zip(row, nrow):
+                    phi.add_incoming(val, b.block)
+        b.branch(head)
+        b.position_at_end(done)
+        return sets
+
+    def _phi(self, value, pre):
+        phi = self.b.phi(value.type)
+        phi.add_incoming(value, pre)
+        return phi
+
+    def _fma_step(self, k, rows, acc):
+        b, a = self.b, self.a
+        brow = gep(b, a["b"], b.mul(k, a["rsb"]))
+        bv = [self._load(gep(b, brow, i64(v * self.lanes)), self.masks[v]) for v in range(self.nv)]
+        koff = b.mul(k, a["csa"])
+        out = []
+        for r in range(self.mr):
+            av = splat(b, b.load(gep(b, rows[r], koff)), self.lanes)
+            out.append([fma(b, av, bv[v], acc[r][v]) for v in range(self.nv)])
+        return out
+
+    def _load(self, ptr, mask):
+        return load_vec(self.b, ptr, self.lanes) if mask is None else masked_load(self.b, ptr, mask, self.lanes)
+
+    def _cptr(self, r, v):
+        b = self.b
+        return gep(b, self.a["c"], b.add(b.mul(i64(r), self.a["ldc"]), i64(v * self.lanes)))
+
+    def _add_c(self, acc):
+        b = self.b
+        add = b.fadd if is_float(self.elem) else b.add
+        return [[add(acc[r][v], self._load(self._cptr(r, v), self.masks[v])) for v in range(self.nv)]
+                for r in range(self.mr)]
+
+    def _store(self, vals, last):
+        b = self.b
+        if self.epi.nptrs or self.epi.key != "none":
+            with b.if_then(last):
+                self._write(self._epilogue(vals))
+                b.ret_void()
+        self._write(vals)
+
+    def _epilogue(self, vals):
+        b, a = self.b, self.a
+        return [[self.epi.apply(b, vals[r][v], b.add(a["row0"], i64(r)),
+                                b.add(a["col0"], i64(v * self.lanes)), self.eptrs, self.masks[v])
+                 for v in range(self.nv)] for r in range(self.mr)]
+
+    def _write(self, vals):
+        for r in range(self.mr):
+            for v in range(self.nv):
+                ptr, mask = self._cptr(r, v), self.masks[v]
+                if mask is None:
+                    store_vec(self.b, vals[r][v], ptr)
+                else:
+                    masked_store(self.b, vals[r][v], ptr, mask)

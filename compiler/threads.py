@@ -1,0 +1,140 @@
+"""Parallel regions in generated code, run on libgomp's persistent thread pool when it is available.
+
+Protocol (shared by the JIT, the AOT runtime and C callers):
+  * A module that uses threads defines the global `kc_parallel_launch` (a function pointer with
+    GOMP_parallel's signature: void (*)(void (*fn)(void *), void *data, unsigned n, unsigned flags)),
+    initialized to null.  The runtime that loads the code stores libgomp's GOMP_parallel there
+    (`bind_thread_launcher` for the in-process JIT; ctypes `c_void_p.in_dll(lib, LAUNCH_SYMBOL)`
+    for a shared library).  Generated code never names libgomp, so the library loads and runs
+    single-threaded where libgomp is absent or the pointer was never set.
+  * A region is given the number of threads as a run-time value; with 1 thread, or with no
+    launcher bound, the worker runs directly on the calling thread and no threading library is
+    touched.
+  * Work is split into `ntasks` tasks taken dynamically from an atomic counter, so the result does
+    not depend on how many threads the pool actually delivers.
+  * Workers copy the caller's MXCSR (x86), so flush-to-zero settings are the same on every thread.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import platform
+
+from llvmlite import ir
+
+from .kernels.irutil import I8P, I32, I64, i64, imin
+
+LAUNCH_SYMBOL = "kc_parallel_launch"
+WORKER_TYPE = ir.FunctionType(ir.VoidType(), [I8P])
+LAUNCH_TYPE = ir.FunctionType(ir.VoidType(), [WORKER_TYPE.as_pointer(), I8P, I32, I32])
+_HEADER = [I64, I64, I32]  # next task, task count, caller's MXCSR
+
+
+def launcher_global(module: ir.Module) -> ir.GlobalVariable:
+    """The module's `kc_parallel_launch` pointer (created null on first use)."""
+    g = module.globals.get(LAUNCH_SYMBOL)
+    if g is None:
+        g = ir.GlobalVariable(module, LAUNCH_TYPE.as_pointer(), name=LAUNCH_SYMBOL)
+        g.initializer = ir.Constant(LAUNCH_TYPE.as_pointer(), None)
+    return g
+
+
+def _copies_fp_env() -> bool:
+    return platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+
+class ParallelRegion:
+    """One parallel loop over tasks: `body(builder, task, fields)` is emitted in a worker function.
+
+    `field_types` are the LLVM types of the values the body needs from the caller (pointers, sizes);
+    `run(builder, nthreads, ntasks, values)` emits the launch at the call site.
+    """
+
+    def __init__(self, module: ir.Module, name: str, field_types: list, body):
+        self.module = module
+        self.struct = ir.LiteralStructType(_HEADER + list(field_types))
+        self.worker = ir.Function(module, WORKER_TYPE, name=name)
+        self.worker.linkage = "internal"
+        self._emit_worker(body, len(field_types))
+
+    def _emit_worker(self, body, nfields):
+        b = ir.IRBuilder(self.worker.append_basic_block("entry"))
+        cl = b.bitcast(self.worker.args[0], self.struct.as_pointer())
+        fields = [b.load(self._field(b, cl, 3 + i)) for i in range(nfields)]
+        saved = self._enter_fp_env(b, cl)
+        ntasks = b.load(self._field(b, cl, 1))
+        loop = b.append_basic_block("task")
+        done = b.append_basic_block("done")
+        b.branch(loop)
+        b.position_at_end(loop)
+        task = b.atomic_rmw("add", self._field(b, cl, 0), i64(1), "monotonic")
+        work = b.append_basic_block("work")
+        b.cbranch(b.icmp_signed("<", task, ntasks), work, done)
+        b.position_at_end(work)
+        body(b, task, fields)
+        b.branch(loop)
+        b.position_at_end(done)
+        self._leave_fp_env(b, saved)
+        b.ret_void()
+
+    @staticmethod
+    def _field(b, cl, i):
+        return b.gep(cl, [ir.Constant(I32, 0), ir.Constant(I32, i)], inbounds=True)
+
+    def _mxcsr(self, name):
+        return self.module.globals.get(name) or ir.Function(
+            self.module, ir.FunctionType(ir.VoidType(), [I8P]), name=name)
+
+    def _enter_fp_env(self, b, cl):
+        if not _copies_fp_env():
+            return None
+        saved = b.alloca(I32)
+        b.call(self._mxcsr("llvm.x86.sse.stmxcsr"), [b.bitcast(saved, I8P)])
+        b.call(self._mxcsr("llvm.x86.sse.ldmxcsr"), [b.bitcast(self._field(b, cl, 2), I8P)])
+        return saved
+
+    def _leave_fp_env(self, b, saved):
+        if saved is not None:
+            b.call(self._mxcsr("llvm.x86.sse.ldmxcsr"), [b.bitcast(saved, I8P)])
+
+    def run(self, b: ir.IRBuilder, nthreads, ntasks, values: list):
+        """Emit: fill the closure, then launch min(nthreads, ntasks) workers (or call one inline)."""
+        cl = b.alloca(self.struct)
+        b.store(i64(0), self._field(b, cl, 0))
+        b.store(ntasks, self._field(b, cl, 1))
+        if _copies_fp_env():
+            b.call(self._mxcsr("llvm.x86.sse.stmxcsr"), [b.bitcast(self._field(b, cl, 2), I8P)])
+        for i, v in enumerate(values):
+            b.store(v, self._field(b, cl, 3 + i))
+        data = b.bitcast(cl, I8P)
+        n = imin(b, nthreads, ntasks)
+        launch = b.load(launcher_global(self.module))
+        threaded = b.and_(b.icmp_signed(">", n, i64(1)), b.icmp_unsigned("!=", launch, launch.type(None)))
+        with b.if_else(threaded) as (then, otherwise):
+            with then:
+                b.call(launch, [self.worker, data, b.trunc(n, I32), ir.Constant(I32, 0)])
+            with otherwise:
+                b.call(self.worker, [data])
+
+
+def gomp_parallel_address() -> int | None:
+    """Address of libgomp's GOMP_parallel, or None where libgomp cannot be loaded."""
+    name = ctypes.util.find_library("gomp") or "libgomp.so.1"
+    try:
+        lib = ctypes.CDLL(name)
+        return ctypes.cast(lib.GOMP_parallel, ctypes.c_void_p).value
+    except (OSError, AttributeError):
+        return None
+
+
+def bind_thread_launcher(global_address) -> bool:
+    """Point a loaded module's `kc_parallel_launch` at GOMP_parallel; False if single-threaded only.
+
+    `global_address(name)` returns the address of a global in the loaded code, or 0 if absent.
+    """
+    slot = global_address(LAUNCH_SYMBOL)
+    gomp = gomp_parallel_address()
+    if not slot or gomp is None:
+        return False
+    ctypes.c_void_p.from_address(slot).value = gomp
+    return True
