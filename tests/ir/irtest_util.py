@@ -1,6 +1,8 @@
 """Helpers shared by the IR tests: graph equality, the text round trip, one-op graphs."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from kcompile.ir import dtype as ir_dtype
@@ -69,3 +71,9 @@ def rand(rng, shape, dtype="f32", lo=-2.0, hi=2.0):
     if dt.kind in "iu":
         return rng.integers(max(int(lo), np.iinfo(dt).min), min(int(hi), np.iinfo(dt).max) + 1, shape).astype(dt)
     return rng.uniform(lo, hi, shape).astype(dt)
+
+
+def ty(text: str) -> TensorType:
+    """TensorType from its printed form, e.g. ty("f32[N,3]")."""
+    m = re.fullmatch(r"(\w+)\[(.*)\]", text)
+    return TensorType([d if d.isidentifier() else int(d) for d in m[2].split(",") if d], m[1])
