@@ -115,7 +115,10 @@ class OpDef:
         out = {}
         for key, spec in self.attrs.items():
             if key in attrs:
-                out[key] = spec.normalize(attrs[key], self.name, key)
+                try:
+                    out[key] = spec.normalize(attrs[key], self.name, key)
+                except IRError as e:
+                    raise IRError(f"{where}: {e}") from None
             elif spec.default is REQUIRED:
                 raise IRError(f"{where}: op '{self.name}' requires attribute '{key}'")
             else:  # defaults are normalized too (e.g. dtype "f32" -> f32)
