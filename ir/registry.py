@@ -1,6 +1,7 @@
 """The op registry: each op declared once with signature, attributes, inference and reference."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -158,15 +159,22 @@ def shape_fail(msg: str):
 
 
 def attrs_equal(a: dict, b: dict) -> bool:
-    """Attribute dicts compare by value; array attributes by dtype, shape and content."""
-    if a.keys() != b.keys():
-        return False
-    for k in a:
-        x, y = a[k], b[k]
-        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
-            if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.dtype == y.dtype
-                    and x.shape == y.shape and np.array_equal(x, y, equal_nan=x.dtype.kind == "f")):
-                return False
-        elif type(x) is not type(y) or x != y:
-            return False
-    return True
+    """Attribute dicts compare by value: NaN equals NaN, -0.0 differs from 0.0; arrays by dtype, shape, bits."""
+    return a.keys() == b.keys() and all(_same_attr(a[k], b[k]) for k in a)
+
+
+def _same_attr(x, y) -> bool:
+    if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+        return (isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.dtype == y.dtype
+                and x.shape == y.shape and _bits(x) == _bits(y))
+    if isinstance(x, tuple) and isinstance(y, tuple):
+        return len(x) == len(y) and all(map(_same_attr, x, y))
+    if isinstance(x, float) and isinstance(y, float):
+        return (x != x and y != y) or (x == y and math.copysign(1.0, x) == math.copysign(1.0, y))
+    return type(x) is type(y) and x == y
+
+
+def _bits(a: np.ndarray) -> bytes:
+    if a.dtype.kind == "f":  # one NaN: its sign and payload carry no meaning
+        a = np.where(np.isnan(a), np.nan, a).astype(a.dtype)
+    return a.tobytes()
