@@ -1,4 +1,10 @@
 """kcompile.passes: Graph -> Graph transformations (autodiff, canonicalization) and the pass manager."""
+from .manager import PASSES, Pass, PassError, PassManager, get_pass, parse_pipeline, register_pass
 from .autodiff import GRADIENT_RULES, GradientError, backprop, grad_graph
+from .canonicalize import canonicalize, cse, dce, fold_constants, rewrite_graph, simplify
 
-__all__ = ["GRADIENT_RULES", "GradientError", "backprop", "grad_graph"]
+__all__ = [
+    "PASSES", "Pass", "PassError", "PassManager", "get_pass", "parse_pipeline", "register_pass",
+    "GRADIENT_RULES", "GradientError", "backprop", "grad_graph",
+    "canonicalize", "cse", "dce", "fold_constants", "rewrite_graph", "simplify",
+]
