@@ -221,27 +221,29 @@ def _loss_values(loss_name, **kwargs):
 
 
 # -- classes -------------------------------------------------------------------------------------
-def _wrapper(cls_name, fn, default_name, **defaults):
+def _wrapper(cls_name, fn, default_name, direction, **defaults):
     def __init__(self, name=default_name, dtype=None, **kwargs):
         MeanMetricWrapper.__init__(self, fn, name=name, dtype=dtype, **{**defaults, **kwargs})
-    return type(cls_name, (MeanMetricWrapper,), {"__init__": __init__, "__doc__": f"Mean of {fn.__name__}."})
+    return type(cls_name, (MeanMetricWrapper,), {"__init__": __init__, "_direction": direction,
+                                                 "__doc__": f"Mean of {fn.__name__}."})
 
 
-Accuracy = _wrapper("Accuracy", accuracy, "accuracy")
-BinaryAccuracy = _wrapper("BinaryAccuracy", binary_accuracy, "binary_accuracy", threshold=0.5)
-CategoricalAccuracy = _wrapper("CategoricalAccuracy", categorical_accuracy, "categorical_accuracy")
+Accuracy = _wrapper("Accuracy", accuracy, "accuracy", "up")
+BinaryAccuracy = _wrapper("BinaryAccuracy", binary_accuracy, "binary_accuracy", "up", threshold=0.5)
+CategoricalAccuracy = _wrapper("CategoricalAccuracy", categorical_accuracy, "categorical_accuracy", "up")
 SparseCategoricalAccuracy = _wrapper("SparseCategoricalAccuracy", sparse_categorical_accuracy,
-                                     "sparse_categorical_accuracy")
+                                     "sparse_categorical_accuracy", "up")
 TopKCategoricalAccuracy = _wrapper("TopKCategoricalAccuracy", top_k_categorical_accuracy,
-                                   "top_k_categorical_accuracy", k=5)
+                                   "top_k_categorical_accuracy", "up", k=5)
 SparseTopKCategoricalAccuracy = _wrapper("SparseTopKCategoricalAccuracy", sparse_top_k_categorical_accuracy,
-                                         "sparse_top_k_categorical_accuracy", k=5)
-MeanSquaredError = _wrapper("MeanSquaredError", mean_squared_error, "mean_squared_error")
-MeanAbsoluteError = _wrapper("MeanAbsoluteError", mean_absolute_error, "mean_absolute_error")
+                                         "sparse_top_k_categorical_accuracy", "up", k=5)
+MeanSquaredError = _wrapper("MeanSquaredError", mean_squared_error, "mean_squared_error", "down")
+MeanAbsoluteError = _wrapper("MeanAbsoluteError", mean_absolute_error, "mean_absolute_error", "down")
 
 
 class _LossMetric(MeanMetricWrapper):
     loss_name = ""
+    _direction = "down"
 
     def __init__(self, name=None, dtype=None, **kwargs):
         super().__init__(_loss_values(self.loss_name, **kwargs), name=name or self.loss_name, dtype=dtype)
@@ -260,6 +262,7 @@ class SparseCategoricalCrossentropy(_LossMetric):
 
 
 class RootMeanSquaredError(Mean):
+    _direction = "down"
     def __init__(self, name="root_mean_squared_error", dtype=None):
         super().__init__(name=name, dtype=dtype)
 
@@ -296,6 +299,7 @@ def _check_thresholds(thresholds, top_k, class_id, who):
 
 class _ThresholdMetric(Metric):
     kind = ""
+    _direction = "up"
 
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
         super().__init__(name=name or self.kind, dtype=dtype)
@@ -336,6 +340,8 @@ class Recall(_ThresholdMetric):
 
 class AUC(Metric):
     """Area under the ROC or PR curve by Riemann sums over num_thresholds thresholds (Keras 3)."""
+
+    _direction = "up"
 
     def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name=None,
                  dtype=None, thresholds=None, multi_label=False, num_labels=None, label_weights=None,
