@@ -32,31 +32,34 @@ __all__ = ["export_onnx", "to_onnx_model", "UnsupportedOpError", "DEFAULT_OPSET"
 
 
 def export_onnx(graph: Graph, path, opset: int = DEFAULT_OPSET,
-                external_data_threshold: int | None = DEFAULT_EXTERNAL_DATA_THRESHOLD) -> Path:
+                external_data_threshold: int | None = DEFAULT_EXTERNAL_DATA_THRESHOLD,
+                batch: int | None = None) -> Path:
     """Write `graph` as an ONNX model at `path` (checked, atomic); returns the path.
 
     external_data_threshold: weights above this total size (bytes) go to "<name>.data" beside the
-    model; None keeps everything in one file.
+    model; None keeps everything in one file. batch: fix the batch dimension (default: symbolic N).
     """
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"ONNX export: {path} is a directory; give a file path such as {path / 'model.onnx'}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"ONNX export: the folder {path.parent} does not exist")
-    model = to_onnx_model(graph, opset)
+    model = to_onnx_model(graph, opset, batch)
     external = external_data_threshold is not None and _weight_bytes(model) > external_data_threshold
     _write_atomically(model, path, external)
     return path
 
 
-def to_onnx_model(graph: Graph, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+def to_onnx_model(graph: Graph, opset: int = DEFAULT_OPSET, batch: int | None = None) -> onnx.ModelProto:
     """The ONNX model of `graph` in memory (all weights inline)."""
     if opset not in SUPPORTED_OPSETS:
         raise ValueError(f"ONNX export: opset {opset} is not supported; use {SUPPORTED_OPSETS.start}.."
                          f"{SUPPORTED_OPSETS.stop - 1} (default {DEFAULT_OPSET})")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise ValueError(f"ONNX export: batch must be a positive int, got {batch!r}")
     verify(graph)
     _check_exportable(graph)
-    ctx = EmitContext(graph, opset)
+    ctx = EmitContext(graph, opset, batch)
     inputs, initializers = _bind_leaves(ctx, graph)
     planned = _plan_output_names(ctx, graph)
     for i, node in enumerate(graph.nodes):
@@ -90,7 +93,7 @@ def _bind_leaves(ctx: EmitContext, graph: Graph):
     inputs = []
     for v in graph.inputs:
         ctx.names[v] = ctx.reserve(v.name)
-        inputs.append(value_info(v.name, v.type))
+        inputs.append(value_info(v.name, v.type, ctx.batch))
     initializers = []
     for p in graph.params:
         ctx.names[p] = ctx.reserve(p.param_name)
@@ -123,14 +126,14 @@ def _bind_outputs(ctx: EmitContext, graph: Graph, planned: dict):
         if planned.get(v) != name:  # an input, a parameter or a repeated value: copy it out
             ctx.set_label("outputs")
             ctx.emit("Identity", [ctx.name(v)], out=name)
-        outputs.append(value_info(name, v.type))
+        outputs.append(value_info(name, v.type, ctx.batch))
     return outputs
 
 
 def _intermediate_types(ctx: EmitContext, graph: Graph):
     """Declared types of every intermediate IR value: strict shape inference cross-checks them."""
     outs = set(graph.outputs)
-    return [value_info(ctx.name(v), v.type) for n in graph.nodes for v in n.outputs if v not in outs]
+    return [value_info(ctx.name(v), v.type, ctx.batch) for n in graph.nodes for v in n.outputs if v not in outs]
 
 
 def _weight_bytes(model: onnx.ModelProto) -> int:

@@ -1,7 +1,443 @@
-"""The kcompile command line."""
+"""The kcompile command line: compile a model into artifacts, run an artifact, inspect one.
+
+    kcompile MODEL -o OUTDIR [--emit KIND ...]     compile (MODEL: a saved model or a .py file)
+    kcompile run ARTIFACT --input x.npy [--output y.npy]
+    kcompile inspect ARTIFACT
+
+Every error is one line on stderr and a non-zero exit status (set KCOMPILE_TRACEBACK=1 for the
+traceback). Outputs are staged in a temporary folder beside OUTDIR and moved in only once every
+requested kind was produced, so a failed compile leaves nothing behind.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import runpy
+import shutil
 import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import kcompile
+
+EMIT_KINDS = {
+    "ir": "the traced IR as text (NAME.kir), which kcompile.ir.parse_graph reads back",
+    "opt": "the IR after the pass pipeline (NAME.opt.kir)",
+    "llvm": "LLVM IR of the generated code (NAME.ll)",
+    "asm": "assembly for the target (NAME.s)",
+    "obj": "the object file (NAME.o)",
+    "so": "the native artifact: shared library, C header, manifest and weights (the default)",
+    "header": "the C header declaring the entry points (NAME.h)",
+    "onnx": "an ONNX model of the inference graph (NAME.onnx)",
+}
+SUBCOMMANDS = ("run", "inspect")
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 1."""
 
 
 def main(argv=None) -> int:
-    print("usage: kcompile MODEL -o OUTDIR [--emit KIND]", file=sys.stderr)
-    return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "run":
+            return run_command(_run_parser().parse_args(argv[1:]))
+        if argv and argv[0] == "inspect":
+            return inspect_command(_inspect_parser().parse_args(argv[1:]))
+        return compile_command(_compile_parser().parse_args(argv))
+    except SystemExit as e:  # argparse: --help, --version, or a usage error it already printed
+        return e.code if isinstance(e.code, int) else 0
+    except KeyboardInterrupt:
+        return _fail("interrupted", status=130)
+    except Exception as e:  # every failure is one clear line; the traceback only on request
+        if os.environ.get("KCOMPILE_TRACEBACK"):
+            raise
+        return _fail(_describe(e))
+
+
+def _fail(message: str, status: int = 1) -> int:
+    print(f"kcompile: error: {message}", file=sys.stderr)
+    return status
+
+
+def _describe(e: Exception) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if isinstance(e, CLIError) else f"{type(e).__name__}: {text}"
+
+
+# == compile ==================================================================================
+@dataclass
+class Report:
+    """What the compile report prints: pass timings, kernels, arena, parameters, files."""
+    pass_times: list = field(default_factory=list)   # (pass name, seconds)
+    kernel_count: int | None = None
+    arena_bytes: int | None = None
+    param_count: int = 0
+    files: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def lines(self, outdir: Path) -> list:
+        out = [f"kcompile: wrote {', '.join(self.files)} to {outdir} in {self.seconds:.2f} s",
+               f"  parameters: {self.param_count:,}"]
+        if self.kernel_count is not None:
+            out.append(f"  kernels: {self.kernel_count}")
+        if self.arena_bytes is not None:
+            out.append(f"  arena: {self.arena_bytes:,} bytes")
+        for name, secs in self.pass_times:
+            out.append(f"  pass {name:<24} {secs * 1e3:8.2f} ms")
+        return out
+
+
+@dataclass
+class CompileJob:
+    """One compile: the model, the options, the staging folder, and what was computed once."""
+    model: object
+    args: argparse.Namespace
+    stage: Path
+    report: Report = field(default_factory=Report)
+    _graph: object = None
+    _native: object = None
+
+    @property
+    def name(self) -> str:
+        raw = self.args.name or self.graph.name or "model"
+        return "".join(c if c.isalnum() or c == "_" else "_" for c in raw)
+
+    @property
+    def graph(self):
+        """The traced inference graph."""
+        if self._graph is None:
+            self._graph = forward_graph(self.model)
+            self.report.param_count = sum(int(np.prod(p.type.shape)) for p in self._graph.params)
+        return self._graph
+
+    def write_text(self, filename: str, text: str):
+        (self.stage / filename).write_text(text)
+        self.report.files.append(filename)
+
+
+def compile_command(args) -> int:
+    start = time.perf_counter()
+    kinds = _parse_emit(args.emit)
+    if args.batch is not None and args.batch < 1:
+        raise CLIError(f"--batch must be a positive integer, got {args.batch}")
+    outdir = _check_outdir(Path(args.output))
+    model = load_model_source(args.model)
+    with _staged(outdir) as stage:
+        job = CompileJob(model, args, stage)
+        job.graph  # trace first: a model that cannot be traced fails before any backend work
+        for kind in kinds:
+            EMITTERS[kind](job)
+    job.report.seconds = time.perf_counter() - start
+    print("\n".join(job.report.lines(outdir)))
+    return 0
+
+
+def _parse_emit(values) -> list:
+    kinds = []
+    for value in values or ["so"]:
+        for kind in filter(None, value.split(",")):
+            if kind not in EMIT_KINDS:
+                raise CLIError(f"unknown --emit kind '{kind}'; choose from {', '.join(EMIT_KINDS)}")
+            if kind not in kinds:
+                kinds.append(kind)
+    return kinds
+
+
+def load_model_source(path_text: str):
+    """The model in MODEL: a saved model (loaded without running code) or a Python file's model."""
+    path = Path(path_text)
+    if not path.exists():
+        raise CLIError(f"model '{path}' does not exist")
+    if path.suffix == ".py":
+        return _model_from_python(path)
+    try:
+        from kcompile.frontend.saving import load_model
+    except ImportError as e:
+        raise CLIError(f"cannot load saved model '{path}': the front end's load_model is missing ({e})") from None
+    return load_model(str(path))
+
+
+def _model_from_python(path: Path):
+    # Not "__main__": the file's `if __name__ == "__main__":` block (say, training) does not run.
+    namespace = runpy.run_path(str(path), run_name="__kcompile_model__")
+    if "model" in namespace:
+        return namespace["model"]
+    if callable(namespace.get("build_model")):
+        return namespace["build_model"]()
+    raise CLIError(f"'{path}' defines neither a `model` object nor a `build_model()` function")
+
+
+def forward_graph(model):
+    """The inference graph of a front-end model (or of an ir.Graph given directly)."""
+    from kcompile.ir import Graph
+    if isinstance(model, Graph):
+        return model
+    trace = getattr(model, "forward_graph", None)
+    if not callable(trace):
+        raise CLIError(f"the model is a {type(model).__name__}, neither a kcompile model nor a kcompile.ir.Graph")
+    return trace()
+
+
+def _check_outdir(outdir: Path) -> Path:
+    if outdir.exists() and not outdir.is_dir():
+        raise CLIError(f"output '{outdir}' exists and is not a folder")
+    if not outdir.parent.resolve().is_dir():
+        raise CLIError(f"the folder '{outdir.parent}' for the output does not exist")
+    return outdir
+
+
+@contextlib.contextmanager
+def _staged(outdir: Path):
+    """A temporary folder beside OUTDIR whose entries move into OUTDIR only if the block succeeds."""
+    stage = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".partial", dir=outdir.parent.resolve()))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private; OUTDIR gets the usual permissions
+    try:
+        yield stage
+        if not outdir.exists():
+            os.rename(stage, outdir)
+            return
+        for entry in stage.iterdir():
+            target = outdir / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+# -- the emit kinds ------------------------------------------------------------------------
+def _emit_ir(job: CompileJob):
+    from kcompile.ir import print_graph
+    job.write_text(f"{job.name}.kir", print_graph(job.graph))
+
+
+def _emit_onnx(job: CompileJob):
+    from kcompile.compiler.onnx_export import DEFAULT_OPSET, export_onnx
+    export_onnx(job.graph, job.stage / f"{job.name}.onnx", opset=job.args.opset or DEFAULT_OPSET,
+                batch=job.args.batch)
+    job.report.files += sorted(p.name for p in job.stage.iterdir() if p.name.startswith(f"{job.name}.onnx"))
+
+
+def _native_backend(kind: str):
+    try:
+        from kcompile.compiler import driver
+    except ImportError as e:
+        raise CLIError(f"--emit {kind} needs the native backend (kcompile.compiler.driver), which is not "
+                       f"available in this build ({e})") from None
+    return driver
+
+
+def _emit_native(kind: str):
+    def emit(job: CompileJob):
+        _native_backend(kind)
+        raise CLIError(f"--emit {kind}: the native backend is not wired into the CLI yet")
+    return emit
+
+
+EMITTERS = {"ir": _emit_ir, "onnx": _emit_onnx, **{k: _emit_native(k) for k in ("opt", "llvm", "asm", "obj",
+                                                                                  "so", "header")}}
+
+
+# == run / inspect ==============================================================================
+def run_command(args) -> int:
+    path = Path(args.artifact)
+    if not path.exists():
+        raise CLIError(f"artifact '{path}' does not exist")
+    runner = _onnx_runner(path) if path.suffix == ".onnx" else _native_runner(path, args.batch_size)
+    names, outputs = runner(_read_inputs(args.input))
+    _write_outputs(names, outputs, args.output)
+    return 0
+
+
+def _read_inputs(specs) -> list:
+    """(name or None, array) per --input; .npy files are read without pickle (no code runs)."""
+    out = []
+    for spec in specs:
+        name, _, file = spec.rpartition("=") if "=" in spec else (None, "", spec)
+        if not Path(file).is_file():
+            raise CLIError(f"input file '{file}' does not exist")
+        try:
+            out.append((name or None, np.load(file, allow_pickle=False)))
+        except ValueError as e:
+            raise CLIError(f"input file '{file}' is not a plain .npy array ({e})") from None
+    return out
+
+
+def _bind(input_names, given) -> dict:
+    named = [n for n, _ in given if n]
+    if named and len(named) != len(given):
+        raise CLIError("give every --input as NAME=FILE, or none")
+    if named:
+        unknown = sorted(set(named) - set(input_names))
+        if unknown:
+            raise CLIError(f"unknown input name(s) {unknown}; the model's inputs are {list(input_names)}")
+        return dict(given)
+    if len(given) != len(input_names):
+        raise CLIError(f"the model takes {len(input_names)} input(s) {list(input_names)}, got {len(given)} --input")
+    return {n: a for n, (_, a) in zip(input_names, given)}
+
+
+def _onnx_runner(path: Path):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise CLIError("running an .onnx file needs onnxruntime (pip install onnxruntime)") from None
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def run(given):
+        feeds = _bind([i.name for i in sess.get_inputs()], given)
+        return [o.name for o in sess.get_outputs()], sess.run(None, feeds)
+    return run
+
+
+def _native_runner(path: Path, batch_size):
+    try:
+        from kcompile.runtime import native
+    except ImportError as e:
+        raise CLIError(f"running a native artifact needs kcompile.runtime.native, which is not available ({e})") from None
+    raise CLIError(f"running native artifact '{path}': the native runtime is not wired into the CLI yet ({native})")
+
+
+def _write_outputs(names, outputs, dest):
+    if dest is None:
+        for name, arr in zip(names, outputs):
+            print(f"{name}: {arr.dtype}{list(arr.shape)}\n{np.array2string(arr, threshold=200)}")
+        return
+    dest = Path(dest)
+    if dest.suffix not in (".npy", ".npz"):
+        raise CLIError(f"--output must end in .npy (one output) or .npz (several), got '{dest}'")
+    if dest.suffix == ".npy" and len(outputs) != 1:
+        raise CLIError(f"the model has {len(outputs)} outputs {list(names)}; save them with --output FILE.npz")
+    tmp = dest.with_name(f".{dest.name}.partial{dest.suffix}")
+    try:
+        if dest.suffix == ".npy":
+            np.save(tmp, outputs[0], allow_pickle=False)
+        else:
+            np.savez(tmp, **dict(zip(names, outputs)))
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def inspect_command(args) -> int:
+    path = Path(args.artifact)
+    if not path.exists():
+        raise CLIError(f"artifact '{path}' does not exist")
+    print("\n".join(_onnx_summary(path) if path.suffix == ".onnx" else _manifest_summary(path)))
+    return 0
+
+
+def _onnx_summary(path: Path) -> list:
+    import onnx
+    model = onnx.load(str(path), load_external_data=False)
+    ops: dict = {}
+    for n in model.graph.node:
+        ops[n.op_type] = ops.get(n.op_type, 0) + 1
+    lines = [f"ONNX model {path.name}: graph '{model.graph.name}', producer {model.producer_name} "
+             f"{model.producer_version}, opset {model.opset_import[0].version}, IR version {model.ir_version}"]
+    lines += [f"  input  {_onnx_value(v)}" for v in model.graph.input]
+    lines += [f"  output {_onnx_value(v)}" for v in model.graph.output]
+    lines.append(f"  initializers: {len(model.graph.initializer)}; nodes: {len(model.graph.node)} "
+                 f"({', '.join(f'{k} x{v}' for k, v in sorted(ops.items()))})")
+    return lines
+
+
+def _onnx_value(v) -> str:
+    import onnx
+    t = v.type.tensor_type
+    dims = [d.dim_param or str(d.dim_value) for d in t.shape.dim]
+    return f"{v.name}: {onnx.helper.tensor_dtype_to_np_dtype(t.elem_type)}[{','.join(dims)}]"
+
+
+def _manifest_summary(path: Path) -> list:
+    manifest = path / "manifest.json" if path.is_dir() else path
+    if manifest.suffix != ".json" or not manifest.is_file():
+        raise CLIError(f"'{path}' is neither a .onnx file nor an artifact folder with a manifest.json")
+    try:
+        data = json.loads(manifest.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CLIError(f"'{manifest}' is not valid JSON ({e})") from None
+    return [f"artifact {path}"] + _readable(data, "  ")
+
+
+def _readable(data, indent: str) -> list:
+    """Nested JSON as indented 'key: value' lines; short lists stay on one line."""
+    lines = []
+    items = data.items() if isinstance(data, dict) else enumerate(data)
+    for key, value in items:
+        label = f"{indent}{key}:" if isinstance(data, dict) else f"{indent}-"
+        if isinstance(value, (dict, list)) and len(json.dumps(value)) > 80:
+            lines.append(label)
+            lines += _readable(value, indent + "  ")
+        else:
+            lines.append(f"{label} {json.dumps(value)}")
+    return lines
+
+
+# == argument parsers ===========================================================================
+def _compile_parser() -> argparse.ArgumentParser:
+    kinds = "\n".join(f"  {k:<7} {v}" for k, v in EMIT_KINDS.items())
+    p = argparse.ArgumentParser(
+        prog="kcompile", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compile a Keras-style model ahead of time into native code or ONNX.",
+        epilog=f"emit kinds:\n{kinds}\n\nother commands:\n"
+               "  kcompile run ARTIFACT --input x.npy [--output y.npy]   run an artifact (or a .onnx file)\n"
+               "  kcompile inspect ARTIFACT                              print an artifact's manifest\n"
+               "  (kcompile run --help, kcompile inspect --help for their options)\n")
+    p.add_argument("model", metavar="MODEL",
+                   help="a saved kcompile model (model.save; loading it never runs code) or a .py file "
+                        "defining `model` or `build_model()` (the file is executed)")
+    p.add_argument("-o", "--output", metavar="OUTDIR", required=True,
+                   help="output folder (created if missing; files of the same names in it are replaced)")
+    p.add_argument("--emit", action="append", metavar="KIND",
+                   help=f"what to write: {', '.join(EMIT_KINDS)} (repeat or comma-separate; default: so)")
+    p.add_argument("--name", help="base name of the written files and the C entry points (default: the model's)")
+    p.add_argument("--train", action="store_true",
+                   help="also compile the training step (forward, loss, gradients, optimizer update)")
+    p.add_argument("--optimizer", help="optimizer for --train when the model was not compiled with one "
+                                       "(a Keras name: sgd, rmsprop, adam, ...)")
+    p.add_argument("--loss", help="loss for --train when the model was not compiled with one "
+                                  "(a Keras name: mse, sparse_categorical_crossentropy, ...)")
+    p.add_argument("-O", dest="opt_level", type=int, choices=range(4), default=3, metavar="{0,1,2,3}",
+                   help="optimization level of the pass pipeline and of LLVM (default: 3)")
+    p.add_argument("--target", default="host",
+                   help="target CPU: 'host' (the default: this machine's CPU and its features)")
+    p.add_argument("--passes", help="comma-separated pass pipeline replacing the default one for -O")
+    p.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (to stderr)")
+    p.add_argument("--verify-each", action="store_true", help="run the IR verifier after every pass")
+    p.add_argument("--batch", type=int, help="specialize the compiled code and the ONNX model to this batch size")
+    p.add_argument("--opset", type=int, help="ONNX opset for --emit onnx (default 18; 18-21 accepted)")
+    p.add_argument("--version", action="version", version=f"kcompile {kcompile.__version__}")
+    return p
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kcompile run", description="Run a compiled artifact, or a .onnx file "
+                                "through onnxruntime, on inputs stored as .npy files.")
+    p.add_argument("artifact", metavar="ARTIFACT", help="an artifact folder written by kcompile, or a .onnx file")
+    p.add_argument("--input", action="append", required=True, metavar="[NAME=]FILE.npy",
+                   help="one array per model input, in order or as NAME=FILE.npy (repeat the option)")
+    p.add_argument("--output", metavar="FILE", help="save the result: FILE.npy for one output, FILE.npz for "
+                                                    "several (default: print the outputs)")
+    p.add_argument("--batch-size", type=int, help="run native artifacts in batches of this size")
+    return p
+
+
+def _inspect_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kcompile inspect",
+                                description="Print an artifact's manifest, or a .onnx file's summary.")
+    p.add_argument("artifact", metavar="ARTIFACT", help="an artifact folder written by kcompile, or a .onnx file")
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,17 +20,19 @@ def elem_type(t: TensorType) -> int:
     return ELEM_TYPE[t.dtype.name]
 
 
-def value_info(name: str, t: TensorType):
-    """ONNX ValueInfo for an IR type; the batch symbol becomes a dim_param."""
-    return helper.make_tensor_value_info(name, elem_type(t), list(t.shape))
+def value_info(name: str, t: TensorType, batch: int | None = None):
+    """ONNX ValueInfo for an IR type; the batch symbol becomes a dim_param (or `batch` when given)."""
+    dims = list(t.concrete_shape(batch)) if batch is not None else list(t.shape)
+    return helper.make_tensor_value_info(name, elem_type(t), dims)
 
 
 class EmitContext:
     """Collects ONNX nodes and initializers while the exporter walks an IR graph."""
 
-    def __init__(self, graph: Graph, opset: int):
+    def __init__(self, graph: Graph, opset: int, batch: int | None = None):
         self.graph = graph
         self.opset = opset
+        self.batch = batch             # a fixed batch size, or None to keep N symbolic
         self.nodes: list = []
         self.initializers: list = []
         self.names: dict = {}          # IR Value -> ONNX tensor name

@@ -124,3 +124,12 @@ def test_in_memory_model_checks():
     model = to_onnx_model(_mlp())
     onnx.checker.check_model(model, full_check=True)
     assert model.producer_name == "kcompile"
+
+
+def test_fixed_batch(tmp_path):
+    g = _mlp()
+    model = onnx.load(str(export_onnx(g, tmp_path / "m.onnx", batch=4)))
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 4
+    _check_runs(g, tmp_path / "m.onnx", batch=4)
+    with pytest.raises(ValueError, match="batch must be a positive int"):
+        to_onnx_model(g, batch=0)

@@ -1,0 +1,194 @@
+"""The kcompile CLI: emit kinds that need no native backend (ir, onnx), run/inspect of ONNX
+files, every error as one line with a non-zero status, and no partial output on failure."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import onnx
+import pytest
+
+from kcompile.cli import _compile_parser, _inspect_parser, _run_parser, main
+from kcompile.ir import parse_graph, print_graph
+from kcompile.runtime.reference import run as reference_run
+
+MODEL_PY = """
+import numpy as np
+from kcompile.ir import GraphBuilder, TensorType
+
+def build_model():
+    rng = np.random.default_rng(0)
+    b = GraphBuilder("tiny_mlp")
+    x = b.input("features", TensorType(["N", 4]))
+    with b.location("dense"):
+        h = b.relu(b.matmul(x, b.param("dense/kernel", rng.normal(size=(4, 8)).astype(np.float32))))
+    with b.location("head"):
+        y = b.softmax(b.matmul(h, b.param("head/kernel", rng.normal(size=(8, 3)).astype(np.float32))))
+    return b.build([y, h], ["probs", "hidden"])
+"""
+
+
+@pytest.fixture
+def model_py(tmp_path):
+    path = tmp_path / "tiny.py"
+    path.write_text(MODEL_PY)
+    return path
+
+
+def _graph(model_py):
+    ns = {}
+    exec(compile(model_py.read_text(), str(model_py), "exec"), ns)
+    return ns["build_model"]()
+
+
+def _one_error_line(capsys, status, *fragments):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status != 0
+    assert len(err) == 1 and err[0].startswith("kcompile: error: "), err
+    for f in fragments:
+        assert f in err[0], err[0]
+
+
+def test_emit_ir_parses_back(model_py, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(model_py), "-o", str(out), "--emit", "ir"]) == 0
+    text = (out / "tiny_mlp.kir").read_text()
+    assert print_graph(parse_graph(text)) == text == print_graph(_graph(model_py))
+    report = capsys.readouterr().out
+    assert "tiny_mlp.kir" in report and "parameters: 56" in report
+
+
+def test_emit_onnx_checks_and_runs(model_py, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    out = tmp_path / "out"
+    assert main([str(model_py), "-o", str(out), "--emit", "onnx,ir", "--emit", "onnx"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["tiny_mlp.kir", "tiny_mlp.onnx"]
+    onnx.checker.check_model(str(out / "tiny_mlp.onnx"), full_check=True)
+    x = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)
+    got = ort.InferenceSession(str(out / "tiny_mlp.onnx")).run(None, {"features": x})
+    for g, w in zip(got, reference_run(_graph(model_py), [x])):
+        np.testing.assert_allclose(g, w, atol=1e-5, rtol=0)
+
+
+def test_onnx_batch_and_opset_and_name(model_py, tmp_path):
+    out = tmp_path / "out"
+    assert main([str(model_py), "-o", str(out), "--emit", "onnx", "--batch", "2", "--opset", "21",
+                 "--name", "my-net"]) == 0
+    model = onnx.load(str(out / "my_net.onnx"))
+    assert model.opset_import[0].version == 21
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 2
+
+
+def test_run_and_inspect_onnx(model_py, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "out"
+    main([str(model_py), "-o", str(out), "--emit", "onnx"])
+    x = np.random.default_rng(2).normal(size=(3, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(out / "tiny_mlp.onnx"), "--input", f"features={tmp_path / 'x.npy'}",
+                 "--output", str(tmp_path / "y.npz")]) == 0
+    saved = np.load(tmp_path / "y.npz")
+    want = reference_run(_graph(model_py), [x])
+    np.testing.assert_allclose(saved["probs"], want[0], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(saved["hidden"], want[1], atol=1e-5, rtol=0)
+    capsys.readouterr()
+    assert main(["run", str(out / "tiny_mlp.onnx"), "--input", str(tmp_path / "x.npy")]) == 0
+    assert "probs: float32[3, 3]" in capsys.readouterr().out
+    assert main(["inspect", str(out / "tiny_mlp.onnx")]) == 0
+    text = capsys.readouterr().out
+    assert "input  features: float32[N,4]" in text and "opset 18" in text
+
+
+def test_model_variable_and_existing_outdir(tmp_path):
+    src = tmp_path / "m.py"
+    src.write_text(MODEL_PY + "\nmodel = build_model()\nif __name__ == '__main__':\n    raise SystemExit(9)\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main([str(src), "-o", str(out), "--emit", "ir"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "tiny_mlp.kir"]
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["missing.py", "-o", "OUT"], ["model 'missing.py' does not exist"]),
+    (["MODEL", "-o", "OUT", "--emit", "wasm"], ["unknown --emit kind 'wasm'"]),
+    (["MODEL", "-o", "OUT", "--batch", "0"], ["--batch must be a positive integer"]),
+    (["MODEL", "-o", "OUT", "--emit", "onnx", "--opset", "9"], ["opset 9 is not supported"]),
+    (["MODEL", "-o", "NOFOLDER/OUT"], ["does not exist"]),
+    (["run", "missing", "--input", "x.npy"], ["artifact 'missing' does not exist"]),
+    (["inspect", "MODEL"], ["neither a .onnx file nor an artifact folder"]),
+])
+def test_errors_are_one_line(argv, fragments, model_py, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = [str(model_py) if a == "MODEL" else a for a in argv]
+    _one_error_line(capsys, main(argv), *fragments)
+    assert not (tmp_path / "OUT").exists()
+
+
+def test_python_file_without_a_model(tmp_path, capsys):
+    src = tmp_path / "empty.py"
+    src.write_text("x = 1\n")
+    _one_error_line(capsys, main([str(src), "-o", str(tmp_path / "out")]), "neither a `model` object")
+    src.write_text("raise RuntimeError('broken\\nmodel file')\n")
+    _one_error_line(capsys, main([str(src), "-o", str(tmp_path / "out")]), "RuntimeError: broken model file")
+    src.write_text("model = 42\n")
+    _one_error_line(capsys, main([str(src), "-o", str(tmp_path / "out")]), "neither a kcompile model")
+
+
+def test_failure_leaves_no_partial_output(tmp_path, capsys):
+    src = tmp_path / "rand.py"
+    src.write_text(textwrap.dedent("""
+        import numpy as np
+        from kcompile.ir import GraphBuilder, TensorType
+        b = GraphBuilder("noisy")
+        x = b.input("x", TensorType(["N", 4]))
+        u = b.random_uniform_like(x, b.constant(np.array(3, np.int64)))
+        model = b.build([b.mul(x, u)], ["y"])
+    """))
+    status = main([str(src), "-o", str(tmp_path / "out"), "--emit", "ir,onnx"])
+    _one_error_line(capsys, status, "op 'random_uniform_like' cannot be exported to ONNX")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rand.py"]  # no out/, no staging folder
+
+
+def test_run_input_errors(model_py, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    main([str(model_py), "-o", str(tmp_path / "out"), "--emit", "onnx"])
+    model = str(tmp_path / "out" / "tiny_mlp.onnx")
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((2, 4), np.float32))
+    capsys.readouterr()
+    _one_error_line(capsys, main(["run", model, "--input", str(x), "--input", str(x)]), "takes 1 input(s)")
+    _one_error_line(capsys, main(["run", model, "--input", f"pixels={x}"]), "unknown input name")
+    _one_error_line(capsys, main(["run", model, "--input", str(x), "--output", str(tmp_path / "y.npy")]),
+                    "has 2 outputs")
+    np.save(tmp_path / "obj.npy", np.array([object()], dtype=object), allow_pickle=True)
+    _one_error_line(capsys, main(["run", model, "--input", str(tmp_path / "obj.npy")]), "not a plain .npy")
+    assert not (tmp_path / "y.npy").exists()
+
+
+def test_help_documents_every_option(capsys):
+    for parser in (_compile_parser(), _run_parser(), _inspect_parser()):
+        text = parser.format_help()
+        for action in parser._actions:
+            for opt in action.option_strings:
+                assert opt in text
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{parser.prog} {action.option_strings} has no help text"
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for kind in ("ir", "opt", "llvm", "asm", "obj", "so", "header", "onnx"):
+        assert f"  {kind} " in out
+    assert "kcompile run ARTIFACT" in out and "kcompile inspect ARTIFACT" in out
+
+
+def test_console_script_version_and_exit_status(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "kcompile.cli", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("kcompile ")
+    done = subprocess.run([sys.executable, "-m", "kcompile.cli", str(tmp_path / "none.py"), "-o", str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and "does not exist" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "kcompile.cli"], capture_output=True, text=True)
+    assert done.returncode == 2 and "usage: kcompile" in done.stderr
