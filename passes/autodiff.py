@@ -1,6 +1,7 @@
 """Symbolic reverse-mode autodiff: emits vector-Jacobian products as ordinary IR nodes."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Sequence
 
 import numpy as np
@@ -11,6 +12,10 @@ from .grad_rules import GRADIENT_RULES
 from .grad_rules._emit import zeros
 
 __all__ = ["GRADIENT_RULES", "GradientError", "backprop", "grad_graph"]
+
+
+# Inputs that give an op only a shape, never values: the output does not depend on them.
+SHAPE_ONLY_INPUTS = {"random_uniform_like": (0,)}
 
 
 class GradientError(IRError):
@@ -51,7 +56,8 @@ def _path_nodes(y: Value, wrt: Sequence[Value]) -> list:
     live = {v for v in wrt if v.dtype.is_float}
     path = []
     for node in _ancestors([y]):
-        if any(v in live for v in node.inputs):
+        shape_only = SHAPE_ONLY_INPUTS.get(node.op, ())
+        if any(v in live for i, v in enumerate(node.inputs) if i not in shape_only):
             live.update(v for v in node.outputs if v.dtype.is_float)
             path.append(node)
     return path
@@ -82,7 +88,7 @@ def _apply_rule(b: GraphBuilder, node, gs: list) -> list:
         g = gs[0]
     else:
         g = [gv if gv is not None else zeros(b, v.type) for gv, v in zip(gs, node.outputs)]
-    with b.location(f"{node.name}/grad" if node.name else None):
+    with b.location(f"{node.name}/grad") if node.name else nullcontext():
         in_grads = rule(b, node, g)
     for v, gv in zip(node.inputs, in_grads):
         if gv is not None and gv.type != v.type:

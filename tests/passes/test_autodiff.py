@@ -205,3 +205,25 @@ def test_only_requested_gradients_are_emitted():
     verify(g)
     assert [n.op for n in g.nodes].count("matmul") == 2
     assert g.param_values["w"] is not None and g.inputs == graph.inputs and g.params == graph.params
+
+
+def test_random_values_depend_on_no_input_values():
+    """random_uniform_like reads only x's shape: x * u has d/dx = u, with no error."""
+    b = GraphBuilder("noise")
+    x = b.input("x", TensorType(("N", 3), "f32"))
+    step = b.input("step", TensorType((), "i64"))
+    u = b.random_uniform_like(x, step, seed=3)
+    (g,) = backprop(b, b.reduce_sum(b.mul(x, u)), [x])
+    uv, gv = run(b.build([u, g]), [np.ones((2, 3), np.float32), np.array(5, np.int64)])
+    np.testing.assert_array_equal(gv, uv)
+
+
+def test_backward_nodes_are_named_after_their_forward_node():
+    b = GraphBuilder("names")
+    x = b.input("x", TensorType(("N", 3), "f64"))
+    with b.location("act"):
+        y = b.reduce_sum(b.tanh(x))
+    with b.location("train_step"):
+        backprop(b, y, [x])
+    grad_nodes = b.nodes[2:]
+    assert grad_nodes and {n.name for n in grad_nodes} <= {"act/grad", "train_step"}
