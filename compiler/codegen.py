@@ -1,0 +1,265 @@
+"""Whole graphs -> one LLVM module with one exported C function per entry point.
+
+    int32_t <name>_<entry>(void **inputs, void **outputs, void *params, void *workspace,
+                           int64_t batch, int32_t nthreads);
+    int64_t <name>_<entry>_workspace_size(int64_t batch);
+
+inputs/outputs: one pointer per graph input/output (row-major, C-contiguous, the graph's dtype);
+params: the parameter block (layout from param_layout, shared by all entries); workspace: at
+least workspace_size(batch) bytes, 64-byte aligned. Returns 0, or a STATUS_* code. Outputs listed
+in graph.meta["param_updates"] ({output name: parameter name}) are written into the parameter
+block (in place, after everything else ran) instead of to an output pointer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llvmlite import ir
+
+from kcompile.ir import Graph, Value
+from kcompile.passes.fusion import schedule
+from kcompile.passes.memory import VIEW_OPS
+
+from .loops import I8, I32, I64, copy_bytes, flush_denormals, i64, restore_denormals
+from .lower import get_lowering
+from .lower.constants import constant_pointer
+from .lower.context import STATUS_MESSAGES, Buffer, LowerCtx, storage_type
+from .lower.elementwise import emit_fused
+
+I8P = I8.as_pointer()
+ENTRY_TYPE = ir.FunctionType(I32, [I8P.as_pointer(), I8P.as_pointer(), I8P, I8P, I64, I32])
+SIZE_TYPE = ir.FunctionType(I64, [I64])
+PARAM_ALIGN = 64
+
+
+@dataclass(frozen=True)
+class ParamSlot:
+    name: str
+    offset: int
+    nbytes: int
+    shape: tuple
+    dtype: object
+
+
+def param_layout(graphs) -> list:
+    """One parameter block for all entry points: every parameter by name, 64-byte aligned."""
+    slots, seen, offset = [], {}, 0
+    for g in graphs:
+        for p in g.params:
+            t = p.type
+            if p.param_name in seen:
+                if seen[p.param_name] != t:
+                    raise ValueError(f"parameter '{p.param_name}' is {seen[p.param_name]} in one entry point "
+                                     f"and {t} in another")
+                continue
+            seen[p.param_name] = t
+            nbytes = t.numel() * t.dtype.itemsize
+            slots.append(ParamSlot(p.param_name, offset, nbytes, t.shape, t.dtype))
+            offset += -(-nbytes // PARAM_ALIGN) * PARAM_ALIGN
+    return slots
+
+
+@dataclass
+class NativeModule:
+    """Generated code and everything a loader needs to call it."""
+
+    name: str
+    ir_text: str
+    entries: dict                 # entry kind -> Graph
+    params: list                  # ParamSlot
+    workspace: dict               # entry kind -> (bytes per batch row A, static bytes B)
+    libraries: set = field(default_factory=set)
+    status_messages: dict = field(default_factory=lambda: dict(STATUS_MESSAGES))
+
+    def symbol(self, kind: str) -> str:
+        return f"{self.name}_{kind}"
+
+
+def generate(entries: dict, name: str, target) -> NativeModule:
+    """entries: kind ('forward', 'train_step', ...) -> Graph planned by fuse and plan-memory."""
+    layout = param_layout(entries.values())
+    module = ir.Module(name=name)
+    module.triple = target.triple
+    libraries, workspace = set(), {}
+    for kind, graph in entries.items():
+        plan = graph.meta.get("memory")
+        if plan is None:
+            raise ValueError(f"graph @{graph.name} has no memory plan: run the plan-memory pass first")
+        _EntryBuilder(module, graph, layout, target, libraries).build(f"{name}_{kind}")
+        _size_function(module, f"{name}_{kind}_workspace_size", plan)
+        workspace[kind] = (plan.batched_bytes_per_row, plan.static_bytes)
+    return NativeModule(name, str(module), dict(entries), layout, workspace, libraries)
+
+
+def _size_function(module, symbol, plan):
+    fn = ir.Function(module, SIZE_TYPE, symbol)
+    b = ir.IRBuilder(fn.append_basic_block())
+    b.ret(b.add(b.mul(fn.args[0], i64(plan.batched_bytes_per_row)), i64(plan.static_bytes)))
+
+
+class Epilogue:
+    """Elementwise nodes fused after a matmul/conv (the anchor), applied to the anchor's output.
+
+    out: the Buffer both write; anchor_value: the anchor's output Value (read in place);
+    members: the fused nodes (topological order); leaves: other Values they read -> Buffers.
+    """
+
+    def __init__(self, target, out: Buffer, anchor_value: Value, members, leaves: dict):
+        self.target, self.out, self.anchor_value = target, out, anchor_value
+        self.members, self.leaves = list(members), dict(leaves)
+
+    def emit_in_place(self, builder) -> None:
+        """A loop over out after the anchor finished (used when the lowering did not take it)."""
+        leaves = {**self.leaves, self.anchor_value: self.out.view(self.anchor_value, self.out.dims)}
+        emit_fused(builder, self.target, self.out, self.members, leaves)
+
+    def bias_activation(self):
+        """(bias Buffer or None, 'linear' | 'relu') when the epilogue is exactly that, else None."""
+        bias, act, cur = None, "linear", self.anchor_value
+        for n in self.members:
+            if n.op == "add" and bias is None and act == "linear" and cur in n.inputs:
+                other = n.inputs[1] if n.inputs[0] is cur else n.inputs[0]
+                if other not in self.leaves or _last_axis_vector(other) != self.out.shape[-1]:
+                    return None
+                bias = self.leaves[other]
+            elif n.op == "relu" and act == "linear" and n.inputs[0] is cur:
+                act = "relu"
+            else:
+                return None
+            cur = n.outputs[0]
+        return bias, act
+
+
+def _last_axis_vector(v: Value):
+    """The length of v when it broadcasts only along the last axis ([C] or [1,...,1,C]), else None."""
+    s = v.type.shape
+    return s[-1] if s and all(d == 1 for d in s[:-1]) else None
+
+
+class _EntryBuilder:
+    def __init__(self, module, graph: Graph, layout, target, libraries: set):
+        self.module, self.graph, self.target, self.libraries = module, graph, target, libraries
+        self.slots = {s.name: s for s in layout}
+        self.plan = graph.meta["memory"]
+        self.buffers: dict = {}
+        self.node_index = {id(n): i for i, n in enumerate(graph.nodes)}
+
+    def build(self, symbol: str) -> None:
+        fn = ir.Function(self.module, ENTRY_TYPE, symbol)
+        for arg, n in zip(fn.args, ("inputs", "outputs", "params", "workspace", "batch", "nthreads")):
+            arg.name = n
+        self.fn = fn
+        self.inputs, self.outputs, self.params, self.workspace, self.batch, self.nthreads = fn.args
+        b = self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self.status = b.alloca(I32, name="status")
+        b.store(ir.Constant(I32, 0), self.status)
+        saved = flush_denormals(b) if self.target.is_x86 else None
+        self._bind_leaves()
+        for step in schedule(self.graph):
+            self._lower_step(step)
+        self._finish_outputs()
+        if saved is not None:
+            restore_denormals(b, saved)
+        b.ret(b.load(self.status))
+
+    # -- buffers -------------------------------------------------------------------------
+    def dims(self, v: Value) -> list:
+        return [self.batch if isinstance(d, str) else i64(d) for d in v.type.shape]
+
+    def _typed(self, i8ptr, v: Value):
+        return self.b.bitcast(i8ptr, storage_type(v.type.dtype).as_pointer())
+
+    def _bind_leaves(self):
+        b, g = self.b, self.graph
+        for k, v in enumerate(g.inputs):
+            ptr = b.load(b.gep(self.inputs, [i64(k)]), name=f"in.{v.name}")
+            self.buffers[v] = Buffer(v, self._typed(ptr, v), self.dims(v))
+        for p in g.params:
+            ptr = b.gep(self.params, [i64(self.slots[p.param_name].offset)])
+            self.buffers[p] = Buffer(p, self._typed(ptr, p), self.dims(p))
+        self.out_home = {}
+        updates = set(g.meta.get("param_updates", {}))
+        for k, (v, oname) in enumerate(zip(g.outputs, g.output_names)):
+            if v.producer is not None and v not in self.out_home and oname not in updates:
+                self.out_home[v] = k
+
+    def buffer(self, v: Value) -> Buffer:
+        """The buffer of a node output (made on first request: caller output or workspace)."""
+        if v in self.buffers:
+            return self.buffers[v]
+        b = self.b
+        if v in self.out_home:
+            ptr = b.load(b.gep(self.outputs, [i64(self.out_home[v])]))
+        else:
+            key = (self.node_index[id(v.producer)], v.index)
+            region, off = self.plan.offsets[key]
+            off = i64(off) if region == "static" else b.add(i64(self.plan.static_bytes), b.mul(i64(off), self.batch))
+            ptr = b.gep(self.workspace, [off])
+        buf = Buffer(v, self._typed(ptr, v), self.dims(v))
+        self.buffers[v] = buf
+        return buf
+
+    # -- steps ---------------------------------------------------------------------------
+    def _lower_step(self, step):
+        nodes = self.graph.nodes
+        if step.group is None:
+            self._lower_node(nodes[step.root])
+            return
+        g = step.group
+        members = [nodes[i] for i in g.members]
+        out = self.buffer(nodes[g.root].outputs[0])
+        produced = {v for n in members for v in n.outputs}
+        if g.anchor is None:
+            leaves = {v: self._operand(v) for n in members for v in n.inputs if v not in produced}
+            emit_fused(self.b, self.target, out, members, leaves)
+            return
+        anchor = nodes[g.anchor]
+        av = anchor.outputs[0]
+        self.buffers[av] = out.view(av, out.dims)
+        leaves = {v: self._operand(v) for n in members for v in n.inputs if v not in produced and v is not av}
+        epilogue = Epilogue(self.target, out, av, members, leaves)
+        ctx = self._lower_node(anchor, epilogue)
+        if not ctx.epilogue_taken:
+            epilogue.emit_in_place(self.b)
+
+    def _operand(self, v: Value) -> Buffer:
+        if v in self.buffers:
+            return self.buffers[v]
+        raise AssertionError(f"value {v} is used before codegen produced it")
+
+    def _lower_node(self, node, epilogue=None):
+        ins = [self._operand(v) for v in node.inputs]
+        is_output = any(v in self.out_home for v in node.outputs)
+        if node.op in VIEW_OPS and not is_output:
+            self.buffers[node.outputs[0]] = ins[0].view(node.outputs[0], self.dims(node.outputs[0]))
+            return None
+        if node.op == "constant" and not is_output:
+            v = node.outputs[0]
+            self.buffers[v] = Buffer(v, constant_pointer(self.module, node.attrs["value"], v.type.dtype), self.dims(v))
+            return None
+        outs = [self.buffer(v) for v in node.outputs]
+        ctx = LowerCtx(self.b, self.module, node, ins, outs, self.batch, self.nthreads, self.target, self.status,
+                       epilogue, self.libraries)
+        try:
+            get_lowering(node.op)(ctx)
+        except NotImplementedError as e:
+            raise NotImplementedError(f"graph @{self.graph.name}, {node.where()}: {e}") from None
+        self.b = ctx.builder
+        return ctx
+
+    def _finish_outputs(self):
+        """Outputs that are inputs, parameters or repeated values are copied; updates go to params."""
+        b, g = self.b, self.graph
+        updates = g.meta.get("param_updates", {})
+        for k, (v, oname) in enumerate(zip(g.outputs, g.output_names)):
+            src = self._operand(v) if v in self.buffers else self.buffer(v)
+            if oname in updates:
+                slot = self.slots[updates[oname]]
+                dst = b.gep(self.params, [i64(slot.offset)])
+            elif self.out_home.get(v) == k:
+                continue
+            else:
+                dst = b.load(b.gep(self.outputs, [i64(k)]))
+            nbytes = b.mul(src.numel(b), i64(v.type.dtype.itemsize))
+            copy_bytes(b, dst, b.bitcast(src.ptr, I8P), nbytes)
+

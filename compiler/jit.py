@@ -1,0 +1,171 @@
+"""In-process compilation: compile_graph(graph) -> NativeFunction, cached by graph structure.
+
+The cache key is the graph's printed text (structure, types, attributes, constants; not the
+parameter values and not the batch size), so repeated predict/fit calls never recompile.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections import OrderedDict
+from typing import Mapping
+
+import numpy as np
+
+from kcompile.ir import Graph, print_graph
+
+from .codelib import JITEngine
+from .driver import compile_entries
+
+ENTRY_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p),
+                               ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 64
+ALIGN = 64
+
+
+class NativeError(RuntimeError):
+    """Native code reported a run-time error (e.g. an index out of range)."""
+
+
+def default_threads() -> int:
+    env = os.environ.get("KCOMPILE_NUM_THREADS")
+    return max(1, int(env)) if env else max(1, os.cpu_count() or 1)
+
+
+def aligned_empty(nbytes: int) -> np.ndarray:
+    """A zeroed 64-byte-aligned uint8 buffer of nbytes."""
+    raw = np.zeros(nbytes + ALIGN, np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
+    return raw[start:start + nbytes]
+
+
+class NativeFunction:
+    """A compiled graph: call(inputs, params) -> outputs, like kcompile.runtime.reference.run."""
+
+    def __init__(self, graph: Graph, result, engine: JITEngine, kind: str = "forward"):
+        self.graph = graph
+        self.result = result
+        self._engine = engine  # owns the machine code
+        native = result.module
+        self._fn = ENTRY_CFUNC(engine.address(native.symbol(kind)))
+        self._ws = native.workspace[kind]
+        self._slots = native.params
+        self._block_bytes = max((s.offset + s.nbytes for s in self._slots), default=0)
+        self._kind = kind
+        self._default_block = self._pack(graph.param_values)
+        self.status_messages = native.status_messages
+        self.threads_bound = _bind_threads(engine)
+
+    @property
+    def timings(self) -> dict:
+        return self.result.timings
+
+    def workspace_bytes(self, batch: int) -> int:
+        return self._ws[0] * batch + self._ws[1]
+
+    def _pack(self, values: Mapping) -> np.ndarray | None:
+        """The parameter block holding `values` (None when some parameter has no value)."""
+        block = aligned_empty(self._block_bytes)
+        for s in self._slots:
+            if s.name not in values:
+                return None
+            a = np.asarray(values[s.name])
+            if a.shape != tuple(s.shape) or a.dtype != s.dtype.np:
+                raise ValueError(f"graph @{self.graph.name}: parameter '{s.name}' expects "
+                                 f"{s.dtype.name}{list(s.shape)}, got {a.dtype}{list(a.shape)}")
+            block[s.offset:s.offset + s.nbytes] = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+        return block
+
+    def with_graph(self, graph: Graph) -> "NativeFunction":
+        """The same code for a structurally equal graph (its own default parameter values)."""
+        return NativeFunction(graph, self.result, self._engine, self._kind)
+
+    def __call__(self, inputs, params: Mapping | None = None, batch: int | None = None,
+                 nthreads: int | None = None) -> list:
+        arrays, found = check_inputs(self.graph, inputs)
+        batch = found if found is not None else (0 if batch is None else int(batch))
+        block = self._default_block if not params else self._pack({**self.graph.param_values, **params})
+        if block is None:
+            given = {**self.graph.param_values, **(params or {})}
+            missing = [s.name for s in self._slots if s.name not in given]
+            raise ValueError(f"graph @{self.graph.name}: no value for parameters {missing}")
+        outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in self.graph.outputs]
+        ws = aligned_empty(self.workspace_bytes(batch))
+        in_ptrs = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
+        out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[o.ctypes.data for o in outs])
+        status = self._fn(in_ptrs, out_ptrs, block.ctypes.data, ws.ctypes.data, batch,
+                          nthreads or default_threads())
+        if status:
+            raise NativeError(f"graph @{self.graph.name}: {self.status_messages.get(status, f'status {status}')}")
+        return outs
+
+
+def check_inputs(graph: Graph, inputs) -> tuple:
+    """Match inputs (list, or dict by name) to the graph's signature; returns C-contiguous arrays, batch."""
+    if isinstance(inputs, Mapping):
+        missing = [v.name for v in graph.inputs if v.name not in inputs]
+        if missing:
+            raise ValueError(f"graph @{graph.name}: missing inputs {missing}")
+        inputs = [inputs[v.name] for v in graph.inputs]
+    inputs = list(inputs)
+    if len(inputs) != len(graph.inputs):
+        raise ValueError(f"graph @{graph.name} takes {len(graph.inputs)} inputs, got {len(inputs)}")
+    batch, out = None, []
+    for v, a in zip(graph.inputs, inputs):
+        a = np.asarray(a)
+        where = f"graph @{graph.name}, input '{v.name}'"
+        if a.dtype != v.type.dtype.np:
+            if not np.can_cast(a.dtype, v.type.dtype.np, casting="same_kind"):
+                raise TypeError(f"{where}: expected {v.type.dtype.name}, got {a.dtype}")
+            a = a.astype(v.type.dtype.np)
+        if a.ndim != v.type.rank:
+            raise ValueError(f"{where}: expected {v.type}, got shape {a.shape}")
+        for i, (want, got) in enumerate(zip(v.type.shape, a.shape)):
+            if isinstance(want, str):
+                if batch is not None and got != batch:
+                    raise ValueError(f"{where}: batch size {got} differs from other inputs' {batch}")
+                batch = got
+            elif want != got:
+                raise ValueError(f"{where}: expected {v.type}, got shape {a.shape} (dimension {i})")
+        out.append(np.ascontiguousarray(a))
+    return out, batch
+
+
+def _bind_threads(engine: JITEngine) -> bool:
+    try:
+        from .threads import bind_thread_launcher
+    except ImportError:
+        return False
+    return bind_thread_launcher(engine.global_address)
+
+
+def compile_graph(graph: Graph, opt_level: int = 3) -> NativeFunction:
+    """Compile `graph` for this machine (cached by structure); the result runs any batch size."""
+    key = (print_graph(graph), opt_level)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit if hit.graph is graph else hit.with_graph(graph)
+    result = compile_entries({"forward": graph}, _symbol(graph.name), opt_level)
+    fn = NativeFunction(graph, result, result.library.jit(result.module.libraries))
+    with _CACHE_LOCK:
+        _CACHE[key] = fn
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return fn
+
+
+def _symbol(name: str) -> str:
+    s = "".join(c if c.isalnum() or c == "_" else "_" for c in name) or "graph"
+    return s if not s[0].isdigit() else "g_" + s
+
+
+def compile_artifact(graph: Graph, outdir, name: str | None = None, train_step: Graph | None = None,
+                     opt_level: int = 3):
+    """Write an AOT artifact directory (see compiler/artifact.py); returns its path."""
+    from .artifact import write_artifact
+    return write_artifact(graph, outdir, name or _symbol(graph.name), train_step=train_step, opt_level=opt_level)

@@ -1,0 +1,62 @@
+"""The lowering table: op name -> function that emits the op's loops into the entry function.
+
+How to add a lowering (one per op, beside its siblings in a module of this package)::
+
+    from kcompile.compiler.lower import lowering
+
+    @lowering("my_op")
+    def lower_my_op(ctx):            # ctx: LowerCtx (lower/context.py)
+        b = ctx.builder              # llvmlite IRBuilder positioned inside the entry function
+        x, = ctx.ins                 # Buffers: .ptr (typed element pointer), .dims (i64 values),
+        y, = ctx.outs                #   .shape (static, "N" = batch), .dtype, .numel(b), .strides(b)
+        ...                          # loops via compiler.loops: for_range, loop_nest, vector_range
+
+The context also gives ctx.batch (i64), ctx.nthreads (i32), ctx.target (features, vector lanes),
+ctx.attrs, ctx.helper(name, fnty, build) for internal helper functions (e.g. parallel bodies),
+ctx.require_library("gomp") for system libraries, ctx.fail(code) to report a run-time error
+status, and ctx.epilogue: elementwise nodes fused after a matmul/conv that codegen applies in
+place on outs[0] after the lowering returns, unless the lowering claims it with
+ctx.take_epilogue() and applies it itself (Epilogue.apply in codegen terms).
+
+Output buffers never alias input buffers. Every module of this package is imported on first use
+of the table, so registering is just defining the function in a module here.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+LOWERINGS: dict = {}
+_FALLBACKS: set = set()
+
+
+def lowering(*ops: str, fallback: bool = False):
+    """Register fn as the lowering of `ops`. A fallback (simple, correct, slow) never replaces a
+    real lowering, and any real lowering replaces a fallback, whatever the import order."""
+    def register(fn):
+        for op in ops:
+            if fallback and op in LOWERINGS and op not in _FALLBACKS:
+                continue
+            LOWERINGS[op] = fn
+            (_FALLBACKS.add if fallback else _FALLBACKS.discard)(op)
+        return fn
+    return register
+
+
+def is_fallback(op: str) -> bool:
+    return op in _FALLBACKS
+
+
+def load_all() -> dict:
+    """Import every lowering module of this package (idempotent) and return the table."""
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        importlib.import_module(f"{__name__}.{info.name}")
+    return LOWERINGS
+
+
+def get_lowering(op: str):
+    table = load_all()
+    if op not in table:
+        raise NotImplementedError(f"op '{op}' has no native lowering (compiler/lower); "
+                                  "it cannot be compiled yet")
+    return table[op]

@@ -1,0 +1,127 @@
+"""What a lowering is handed: buffers (pointer + run-time dims) and the LowerCtx of one node."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llvmlite import ir
+
+from kcompile.ir import DType, Node, Value, bool_, f32, f64, i8, i32, i64, u8
+
+from ..loops import F32, F64, I1, I8, I32, I64, i64 as c64
+
+STORAGE = {f32: F32, f64: F64, i8: I8, u8: I8, i32: I32, i64: I64, bool_: I8}
+
+
+def storage_type(dt: DType) -> ir.Type:
+    """LLVM element type in memory (bool is one byte, as in NumPy)."""
+    return STORAGE[dt]
+
+
+def compute_type(dt: DType) -> ir.Type:
+    """LLVM element type in registers (bool is i1)."""
+    return I1 if dt == bool_ else STORAGE[dt]
+
+
+@dataclass
+class Buffer:
+    """A tensor in memory: typed element pointer, row-major, dims as run-time i64 values."""
+
+    value: Value
+    ptr: ir.Value
+    dims: list
+
+    @property
+    def dtype(self) -> DType:
+        return self.value.type.dtype
+
+    @property
+    def shape(self) -> tuple:
+        """The static shape (the batch dimension is the symbol 'N')."""
+        return self.value.type.shape
+
+    @property
+    def rank(self) -> int:
+        return len(self.dims)
+
+    def numel(self, builder: ir.IRBuilder):
+        n = c64(1)
+        for d in self.dims:
+            n = builder.mul(n, d)
+        return n
+
+    def strides(self, builder: ir.IRBuilder) -> list:
+        """Row-major strides in elements."""
+        out, s = [], c64(1)
+        for d in reversed(self.dims):
+            out.append(s)
+            s = builder.mul(s, d)
+        return out[::-1]
+
+    def at(self, builder: ir.IRBuilder, flat):
+        return builder.gep(self.ptr, [flat])
+
+    def view(self, value: Value, dims: list) -> "Buffer":
+        """The same memory seen as another value (reshape, squeeze, ...)."""
+        return Buffer(value, self.ptr, dims)
+
+
+@dataclass
+class LowerCtx:
+    """Everything a lowering may use. One per lowered node; the builder is positioned for it.
+
+    builder   llvmlite IRBuilder inside the entry function (or a helper being built)
+    module    the llvmlite ir.Module of the whole graph
+    node      the IR Node being lowered (op, attrs, input/output Values)
+    ins/outs  Buffers for node.inputs / node.outputs; outs are never aliased with ins
+    batch     i64 run-time batch size (dims already hold it where the type says "N")
+    nthreads  i32 run-time thread count requested by the caller (>= 1)
+    target    compiler.target.Target: features, vector lanes
+    status    i32* slot of the entry point's return status (see fail())
+    epilogue  an Epilogue to apply to outs[0] (bias + activation after matmul/conv), or None;
+              a lowering that applies it inside its own loops calls take_epilogue()
+    """
+
+    builder: ir.IRBuilder
+    module: ir.Module
+    node: Node
+    ins: list
+    outs: list
+    batch: ir.Value
+    nthreads: ir.Value
+    target: object
+    status: ir.Value
+    epilogue: object = None
+    libraries: set = field(default_factory=set)
+    epilogue_taken: bool = False
+
+    @property
+    def attrs(self) -> dict:
+        return self.node.attrs
+
+    def helper(self, name: str, fnty: ir.FunctionType, build) -> ir.Function:
+        """Get or create an internal helper function; build(fn) fills its body on first request."""
+        fn = self.module.globals.get(name)
+        if fn is None:
+            fn = ir.Function(self.module, fnty, name)
+            fn.linkage = "internal"
+            build(fn)
+        return fn
+
+    def fail(self, code: int, builder: ir.IRBuilder | None = None) -> None:
+        """Record an error status (see STATUS_* codes); the run finishes, then the caller raises."""
+        b = builder or self.builder
+        b.store(ir.Constant(I32, code), self.status)
+
+    def require_library(self, name: str) -> None:
+        """Declare a system library the code calls (e.g. 'gomp'); linked into artifacts, loaded for JIT."""
+        self.libraries.add(name)
+
+    def take_epilogue(self):
+        """Claim the epilogue: the lowering promises to apply it itself."""
+        self.epilogue_taken = True
+        return self.epilogue
+
+
+STATUS_OK = 0
+STATUS_INDEX_OUT_OF_RANGE = 1
+STATUS_MESSAGES = {STATUS_INDEX_OUT_OF_RANGE: "an index was out of range (gather/scatter_add); it was clamped"}

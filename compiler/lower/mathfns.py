@@ -1,0 +1,206 @@
+"""Vectorized polynomial transcendentals for f32 (Cephes / Eigen coefficients).
+
+Each function takes llvm values of a float type or a vector of it and returns the same type, so one
+body serves the vector loop and its scalar tail. f64 calls libm (accuracy over speed: f64 is not
+a hot path in the networks we compile); f32 never calls libm except for sin and cos.
+"""
+from __future__ import annotations
+
+import math
+
+from llvmlite import ir
+
+from ..loops import F32, FAST, I32, const, intrinsic, vec_type
+
+
+class VMath:
+    """Arithmetic on one float (vector) type with contractable multiply-adds."""
+
+    def __init__(self, b: ir.IRBuilder, ty: ir.Type):
+        self.b, self.ty = b, ty
+        lanes = ty.count if isinstance(ty, ir.VectorType) else 1
+        self.ity = vec_type(I32, lanes)
+
+    def c(self, v):
+        return const(self.ty, v)
+
+    def add(self, x, y):
+        return self.b.fadd(x, y, flags=FAST)
+
+    def sub(self, x, y):
+        return self.b.fsub(x, y, flags=FAST)
+
+    def mul(self, x, y):
+        return self.b.fmul(x, y, flags=FAST)
+
+    def div(self, x, y):
+        return self.b.fdiv(x, y)
+
+    def poly(self, x, coeffs):
+        """Horner: coeffs from the highest power down."""
+        p = self.c(coeffs[0])
+        for k in coeffs[1:]:
+            p = self.add(self.mul(p, x), self.c(k))
+        return p
+
+    def cmp(self, op, x, y):
+        return self.b.fcmp_ordered(op, x, y)
+
+    def isnan(self, x):
+        return self.b.fcmp_unordered("uno", x, x)
+
+    def sel(self, cond, x, y):
+        return self.b.select(cond, x, y)
+
+    def clamp(self, x, lo, hi):
+        """NaN-preserving clamp (ordered compares are false for NaN)."""
+        x = self.sel(self.cmp("<", x, self.c(lo)), self.c(lo), x)
+        return self.sel(self.cmp(">", x, self.c(hi)), self.c(hi), x)
+
+    def fabs(self, x):
+        return intrinsic(self.b, "llvm.fabs", [x])
+
+    def floor(self, x):
+        return intrinsic(self.b, "llvm.floor", [x])
+
+    def pow2i(self, n):
+        """2**n for an i32 (vector) n in the normal exponent range."""
+        bits = self.b.shl(self.b.add(n, const(self.ity, 127)), const(self.ity, 23))
+        return self.b.bitcast(bits, self.ty)
+
+
+_EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1)
+_LOG_POLY = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+             -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1)
+_TANH_P = (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
+           1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03)
+_TANH_Q = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03)
+_ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+          -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02)
+_ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+          -1.42647390514189e-02)
+
+
+def is_f32(x) -> bool:
+    t = x.type.element if isinstance(x.type, ir.VectorType) else x.type
+    return t == F32
+
+
+def exp(b, x):
+    if not is_f32(x):
+        return libm(b, "exp", x)
+    m = VMath(b, x.type)
+    nan = m.isnan(x)
+    xc = m.sel(nan, m.c(0.0), m.clamp(x, -104.0, 89.0))  # keeps 2**n finite; overflow happens below
+    n = m.floor(m.add(m.mul(xc, m.c(1.4426950408889634)), m.c(0.5)))
+    r = m.sub(m.sub(xc, m.mul(n, m.c(0.693359375))), m.mul(n, m.c(-2.12194440e-4)))
+    p = m.poly(r, _EXP_POLY)
+    y = m.add(m.add(m.mul(m.mul(p, r), r), r), m.c(1.0))
+    ni = b.fptosi(n, m.ity)
+    half = b.ashr(ni, const(m.ity, 1))  # two factors so that 2**n never leaves the normal range
+    y = m.mul(m.mul(y, m.pow2i(half)), m.pow2i(b.sub(ni, half)))
+    return m.sel(nan, x, y)
+
+
+def log(b, x):
+    if not is_f32(x):
+        return libm(b, "log", x)
+    m = VMath(b, x.type)
+    bits = b.bitcast(x, m.ity)
+    e = b.sub(b.and_(b.lshr(bits, const(m.ity, 23)), const(m.ity, 0xFF)), const(m.ity, 126))
+    mant = b.bitcast(b.or_(b.and_(bits, const(m.ity, 0x807FFFFF)), const(m.ity, 0x3F000000)), x.type)
+    small = m.cmp("<", mant, m.c(0.707106781186547524))
+    e = b.sub(e, b.zext(small, m.ity))
+    f = m.sub(m.sel(small, m.add(mant, mant), mant), m.c(1.0))
+    ef = b.sitofp(e, x.type)
+    z = m.mul(f, f)
+    y = m.mul(m.mul(m.poly(f, _LOG_POLY), f), z)
+    y = m.add(y, m.mul(ef, m.c(-2.12194440e-4)))
+    y = m.sub(y, m.mul(z, m.c(0.5)))
+    r = m.add(m.add(f, y), m.mul(ef, m.c(0.693359375)))
+    r = m.sel(m.cmp("==", x, m.c(math.inf)), x, r)
+    r = m.sel(m.cmp("==", x, m.c(0.0)), m.c(-math.inf), r)
+    return m.sel(b.fcmp_unordered("ult", x, m.c(0.0)), m.c(math.nan), r)
+
+
+def log1p(b, x):
+    if not is_f32(x):
+        return libm(b, "log1p", x)
+    m = VMath(b, x.type)
+    u = m.add(x, m.c(1.0))
+    d = m.sub(u, m.c(1.0))
+    r = m.mul(log(b, u), m.div(x, d))  # Goldberg: the rounding of 1+x cancels out
+    r = m.sel(m.cmp("==", d, m.c(0.0)), x, r)
+    return m.sel(m.cmp("==", x, m.c(math.inf)), x, r)
+
+
+def expm1(b, x):
+    if not is_f32(x):
+        return libm(b, "expm1", x)
+    m = VMath(b, x.type)
+    u = exp(b, x)
+    d = m.sub(u, m.c(1.0))
+    r = m.div(m.mul(d, x), log(b, u))  # Kahan: exact where u rounds
+    r = m.sel(m.cmp("==", d, m.c(-1.0)), d, r)
+    r = m.sel(m.cmp("==", u, m.c(1.0)), x, r)
+    return m.sel(m.cmp("==", u, m.c(math.inf)), u, r)
+
+
+def tanh(b, x):
+    if not is_f32(x):
+        return libm(b, "tanh", x)
+    m = VMath(b, x.type)
+    xc = m.clamp(x, -7.90531110763549805, 7.90531110763549805)
+    x2 = m.mul(xc, xc)
+    r = m.div(m.mul(xc, m.poly(x2, _TANH_P)), m.poly(x2, _TANH_Q))
+    return m.sel(m.cmp("<", m.fabs(x), m.c(0.0004)), x, r)
+
+
+def erf(b, x):
+    if not is_f32(x):
+        return libm(b, "erf", x)
+    m = VMath(b, x.type)
+    xc = m.clamp(x, -4.0, 4.0)
+    x2 = m.mul(xc, xc)
+    return m.div(m.mul(xc, m.poly(x2, _ERF_P)), m.poly(x2, _ERF_Q))
+
+
+def sigmoid(b, x):
+    m = VMath(b, x.type)
+    return m.div(m.c(1.0), m.add(m.c(1.0), exp(b, b.fneg(x))))
+
+
+def softplus(b, x):
+    """max(x, 0) + log1p(exp(-|x|)): never overflows."""
+    m = VMath(b, x.type)
+    pos = m.sel(m.cmp(">", x, m.c(0.0)), x, m.c(0.0))
+    return m.add(pos, log1p(b, exp(b, b.fneg(m.fabs(x)))))
+
+
+def power(b, a, e):
+    """NumPy's power: exp(e*log|a|), signed for negative a with integral e, NaN otherwise."""
+    if not is_f32(a):
+        return libm(b, "pow", a, e)
+    m = VMath(b, a.type)
+    r = exp(b, m.mul(e, log(b, m.fabs(a))))
+    integral = m.cmp("==", m.floor(e), e)
+    half = m.mul(e, m.c(0.5))
+    odd = m.cmp("!=", m.floor(half), half)
+    signed = m.sel(integral, m.sel(odd, b.fneg(r), r), m.c(math.nan))
+    r = m.sel(m.cmp("<", a, m.c(0.0)), signed, r)
+    return m.sel(m.cmp("==", e, m.c(0.0)), m.c(1.0), r)
+
+
+def libm(b: ir.IRBuilder, name: str, *args):
+    """Call a libm function per lane (f64, and sin/cos): correct, not fast."""
+    t = args[0].type
+    elem = t.element if isinstance(t, ir.VectorType) else t
+    fname = name if elem != F32 else name + "f"
+    fn = b.module.globals.get(fname) or ir.Function(b.module, ir.FunctionType(elem, [elem] * len(args)), fname)
+    if not isinstance(t, ir.VectorType):
+        return b.call(fn, list(args))
+    out = ir.Constant(t, ir.Undefined)
+    for lane in range(t.count):
+        vals = [b.extract_element(a, ir.Constant(I32, lane)) for a in args]
+        out = b.insert_element(out, b.call(fn, vals), ir.Constant(I32, lane))
+    return out

@@ -1,0 +1,79 @@
+"""The host target: CPU name and features from LLVM (never hard-coded), one TargetMachine at opt 3."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import llvmlite.binding as llvm
+
+from .codelib import LLVM_LOCK
+
+
+@dataclass(frozen=True)
+class Target:
+    """What codegen needs to know about the machine it generates code for."""
+
+    triple: str
+    cpu: str
+    features: str           # LLVM feature string, "+avx2,+fma,-avx512f,..."
+    vector_bits: int        # preferred SIMD register width for generated loops
+
+    @property
+    def enabled_features(self) -> list[str]:
+        return sorted(f[1:] for f in self.features.split(",") if f.startswith("+"))
+
+    def has(self, feature: str) -> bool:
+        return feature in self.enabled_features
+
+    @property
+    def is_x86(self) -> bool:
+        return self.triple.startswith(("x86_64", "i386", "i686"))
+
+    def lanes(self, itemsize: int) -> int:
+        """Vector lanes for elements of `itemsize` bytes."""
+        return max(1, self.vector_bits // (8 * itemsize))
+
+    def machine(self, opt_level: int = 3) -> llvm.TargetMachine:
+        """A shared TargetMachine (never hand it to a JIT engine: engines take ownership)."""
+        return _target_machine(self.triple, self.cpu, self.features, opt_level)
+
+    def new_machine(self, opt_level: int = 3) -> llvm.TargetMachine:
+        """A fresh TargetMachine for an owner such as an MCJIT engine."""
+        return _target_machine.__wrapped__(self.triple, self.cpu, self.features, opt_level)
+
+
+def _preferred_vector_bits(features: set) -> int:
+    # LLVM itself prefers 256-bit vectors on AVX-512 parts (frequency throttling), so do we.
+    if "avx2" in features or "avx" in features:
+        return 256
+    if "sse2" in features or "neon" in features:
+        return 128
+    return 64
+
+
+@functools.lru_cache(maxsize=None)
+def host_target() -> Target:
+    """The machine we run on, as LLVM sees it."""
+    initialize_llvm()
+    with LLVM_LOCK:
+        triple = llvm.get_process_triple()
+        cpu = llvm.get_host_cpu_name()
+        features = llvm.get_host_cpu_features().flatten()
+    enabled = {f[1:] for f in features.split(",") if f.startswith("+")}
+    return Target(triple, cpu, features, _preferred_vector_bits(enabled))
+
+
+@functools.lru_cache(maxsize=None)
+def _target_machine(triple: str, cpu: str, features: str, opt_level: int) -> llvm.TargetMachine:
+    with LLVM_LOCK:
+        target = llvm.Target.from_triple(triple)
+        return target.create_target_machine(cpu=cpu, features=features, opt=opt_level, reloc="pic",
+                                            codemodel="default")
+
+
+@functools.lru_cache(maxsize=None)
+def initialize_llvm() -> None:
+    with LLVM_LOCK:
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        llvm.initialize_native_asmparser()
