@@ -1,0 +1,44 @@
+"""kc.layers: Keras 3 layers (one small module per family)."""
+from .base import Layer
+from .input_layer import Input, InputLayer
+from .core import Activation, Dense, Dropout, Embedding, Flatten, Reshape, Rescaling
+from .conv import Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D
+from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
+                      GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D,
+                      GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
+from .normalization import BatchNormalization, LayerNormalization
+from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
+
+Convolution1D, Convolution2D = Conv1D, Conv2D
+
+
+def add(inputs, **kwargs):
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs, **kwargs):
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs, **kwargs):
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs, **kwargs):
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs, **kwargs):
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs, **kwargs):
+    return Minimum(**kwargs)(inputs)
+
+
+def concatenate(inputs, axis=-1, **kwargs):
+    return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+BUILTIN_LAYERS = {name: obj for name, obj in dict(globals()).items()
+                  if isinstance(obj, type) and issubclass(obj, Layer)}

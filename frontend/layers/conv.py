@@ -1,0 +1,202 @@
+"""Convolution layers (channels_last): Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D."""
+from __future__ import annotations
+
+from .. import activations, initializers, ops, regularizers
+from ..tensor import apply
+from .base import Layer
+from .core import as_float, check_last_dim
+from .serial import check_channels_last, pair, ser_act, ser_init, ser_reg
+
+
+def check_rank(layer, input_shape, rank: int):
+    if len(input_shape) != rank:
+        raise ValueError(f"layer '{layer.name}' ({type(layer).__name__}) expects inputs of rank {rank} "
+                         f"(batch, spatial..., channels), got shape {tuple(input_shape)}")
+
+
+class _BaseConv(Layer):
+    """Shared arguments and build of the convolutions (`rank` spatial dims)."""
+
+    rank = 2
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        check_channels_last(data_format, self.name)
+        if kernel_constraint is not None or bias_constraint is not None:
+            raise NotImplementedError(f"layer '{self.name}': constraints are not supported")
+        self.filters, self.groups = int(filters), int(groups)
+        self.kernel_size = pair(kernel_size, self.rank, "kernel_size", self.name)
+        self.strides = pair(strides, self.rank, "strides", self.name)
+        self.dilation_rate = pair(dilation_rate, self.rank, "dilation_rate", self.name)
+        allowed = ("valid", "same", "causal") if self.rank == 1 else ("valid", "same")
+        self.padding = padding.lower()
+        if self.padding not in allowed:
+            raise ValueError(f"layer '{self.name}': padding must be one of {allowed}, got {padding!r}")
+        self.data_format = "channels_last"
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        if self.filters % self.groups:
+            raise ValueError(f"layer '{self.name}': filters ({filters}) must be divisible by groups ({groups})")
+
+    def build(self, input_shape):
+        check_rank(self, input_shape, self.rank + 2)
+        cin = input_shape[-1]
+        if cin % self.groups:
+            raise ValueError(f"layer '{self.name}': input channels {cin} (shape {tuple(input_shape)}) are not "
+                             f"divisible by groups={self.groups}")
+        self.kernel = self.add_weight(shape=self.kernel_size + (cin // self.groups, self.filters),
+                                      initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
+                                      name="kernel")
+        self.bias = self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
+                                    regularizer=self.bias_regularizer, name="bias") if self.use_bias else None
+
+    def call(self, inputs):
+        check_rank(self, inputs.shape, self.rank + 2)
+        check_last_dim(self, inputs, self.kernel.shape[-2] * self.groups)
+        x = self._conv(as_float(inputs))
+        if self.bias is not None:
+            x = ops.add(x, self.bias)
+        return self.activation(x)
+
+    def _conv(self, x):
+        if self.rank == 1:
+            return apply("conv1d", x, self.kernel, strides=self.strides[0], padding=self.padding,
+                         dilations=self.dilation_rate[0], groups=self.groups)
+        return apply("conv2d", x, self.kernel, strides=self.strides, padding=self.padding,
+                     dilations=self.dilation_rate, groups=self.groups)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding, "data_format": self.data_format,
+                "dilation_rate": list(self.dilation_rate), "groups": self.groups,
+                "activation": ser_act(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": ser_init(self.kernel_initializer),
+                "bias_initializer": ser_init(self.bias_initializer),
+                "kernel_regularizer": ser_reg(self.kernel_regularizer),
+                "bias_regularizer": ser_reg(self.bias_regularizer)}
+
+
+class Conv1D(_BaseConv):
+    rank = 1
+
+
+class Conv2D(_BaseConv):
+    rank = 2
+
+
+def depthwise(x, kernel, strides, padding, dilation_rate):
+    """Depthwise conv: kernel (kh, kw, cin, dm) as a grouped conv2d with cin groups."""
+    kh, kw, cin, dm = kernel.ir_shape
+    w = ops.reshape(kernel, (kh, kw, 1, cin * dm))
+    return apply("conv2d", x, w, strides=strides, padding=padding, dilations=dilation_rate, groups=cin)
+
+
+class DepthwiseConv2D(Layer):
+    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
+                 dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        check_channels_last(data_format, self.name)
+        self.kernel_size = pair(kernel_size, 2, "kernel_size", self.name)
+        self.strides = pair(strides, 2, "strides", self.name)
+        self.dilation_rate = pair(dilation_rate, 2, "dilation_rate", self.name)
+        self.padding = padding.lower()
+        self.depth_multiplier = int(depth_multiplier)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.depthwise_initializer = initializers.get(depthwise_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def build(self, input_shape):
+        check_rank(self, input_shape, 4)
+        cin = input_shape[-1]
+        self.kernel = self.add_weight(shape=self.kernel_size + (cin, self.depth_multiplier),
+                                      initializer=self.depthwise_initializer,
+                                      regularizer=self.depthwise_regularizer, name="kernel")
+        self.bias = self.add_weight(shape=(cin * self.depth_multiplier,), initializer=self.bias_initializer,
+                                    regularizer=self.bias_regularizer, name="bias") if self.use_bias else None
+
+    def call(self, inputs):
+        check_rank(self, inputs.shape, 4)
+        check_last_dim(self, inputs, self.kernel.shape[2])
+        x = depthwise(as_float(inputs), self.kernel, self.strides, self.padding, self.dilation_rate)
+        if self.bias is not None:
+            x = ops.add(x, self.bias)
+        return self.activation(x)
+
+    def get_config(self):
+        return {**super().get_config(), "kernel_size": list(self.kernel_size), "strides": list(self.strides),
+                "padding": self.padding, "depth_multiplier": self.depth_multiplier,
+                "dilation_rate": list(self.dilation_rate), "activation": ser_act(self.activation),
+                "use_bias": self.use_bias, "depthwise_initializer": ser_init(self.depthwise_initializer),
+                "bias_initializer": ser_init(self.bias_initializer),
+                "depthwise_regularizer": ser_reg(self.depthwise_regularizer),
+                "bias_regularizer": ser_reg(self.bias_regularizer)}
+
+
+class SeparableConv2D(Layer):
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
+                 depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
+                 bias_initializer="zeros", depthwise_regularizer=None, pointwise_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, depthwise_constraint=None,
+                 pointwise_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        check_channels_last(data_format, self.name)
+        self.filters = int(filters)
+        self.kernel_size = pair(kernel_size, 2, "kernel_size", self.name)
+        self.strides = pair(strides, 2, "strides", self.name)
+        self.dilation_rate = pair(dilation_rate, 2, "dilation_rate", self.name)
+        self.padding = padding.lower()
+        self.depth_multiplier = int(depth_multiplier)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.depthwise_initializer = initializers.get(depthwise_initializer)
+        self.pointwise_initializer = initializers.get(pointwise_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def build(self, input_shape):
+        check_rank(self, input_shape, 4)
+        cin, dm = input_shape[-1], self.depth_multiplier
+        self.depthwise_kernel = self.add_weight(shape=self.kernel_size + (cin, dm), name="depthwise_kernel",
+                                                initializer=self.depthwise_initializer,
+                                                regularizer=self.depthwise_regularizer)
+        self.pointwise_kernel = self.add_weight(shape=(1, 1, cin * dm, self.filters), name="pointwise_kernel",
+                                                initializer=self.pointwise_initializer,
+                                                regularizer=self.pointwise_regularizer)
+        self.bias = self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
+                                    regularizer=self.bias_regularizer, name="bias") if self.use_bias else None
+
+    def call(self, inputs):
+        check_rank(self, inputs.shape, 4)
+        check_last_dim(self, inputs, self.depthwise_kernel.shape[2])
+        x = depthwise(as_float(inputs), self.depthwise_kernel, self.strides, self.padding, self.dilation_rate)
+        x = apply("conv2d", x, self.pointwise_kernel)
+        if self.bias is not None:
+            x = ops.add(x, self.bias)
+        return self.activation(x)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding,
+                "dilation_rate": list(self.dilation_rate), "depth_multiplier": self.depth_multiplier,
+                "activation": ser_act(self.activation), "use_bias": self.use_bias,
+                "depthwise_initializer": ser_init(self.depthwise_initializer),
+                "pointwise_initializer": ser_init(self.pointwise_initializer),
+                "bias_initializer": ser_init(self.bias_initializer),
+                "depthwise_regularizer": ser_reg(self.depthwise_regularizer),
+                "pointwise_regularizer": ser_reg(self.pointwise_regularizer),
+                "bias_regularizer": ser_reg(self.bias_regularizer)}

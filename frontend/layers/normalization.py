@@ -1,0 +1,137 @@
+"""BatchNormalization and LayerNormalization, decomposed into elementwise and reduction ops."""
+from __future__ import annotations
+
+from .. import initializers, ops, regularizers
+from ..tensor import current_trace, traced_value
+from .base import Layer
+from .serial import ser_init, ser_reg
+
+
+def _broadcast_shape(rank: int, axes, sizes) -> tuple:
+    shape = [1] * rank
+    for a, s in zip(axes, sizes):
+        shape[a] = s
+    return tuple(shape)
+
+
+def normalize(x, mean, variance, gamma, beta, epsilon):
+    """Keras 3's batch_normalization formula: x * inv + (beta - mean * inv), inv = gamma / sqrt(var + eps)."""
+    inv = ops.rsqrt(ops.add(variance, epsilon))
+    if gamma is not None:
+        inv = ops.multiply(inv, gamma)
+    res = ops.multiply(ops.negative(mean), inv)
+    if beta is not None:
+        res = ops.add(res, beta)
+    return ops.add(ops.multiply(x, inv), res)
+
+
+def assign_state(variable, new_value):
+    """In a trace, record the variable's new value as a state update; eagerly, assign it."""
+    ctx = current_trace()
+    if ctx is not None:
+        ctx.state_updates[variable.path] = traced_value(ctx, new_value)
+        ctx.variables.setdefault(variable.path, variable)
+    else:
+        variable.assign(new_value.numpy())
+
+
+class BatchNormalization(Layer):
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
+                 moving_variance_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
+                 beta_constraint=None, gamma_constraint=None, synchronized=False, **kwargs):
+        super().__init__(**kwargs)
+        self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
+        self.center, self.scale = center, scale
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        self._axis = self.axis % rank
+        n = input_shape[self._axis]
+        self.gamma = self.add_weight(shape=(n,), name="gamma", initializer=self.gamma_initializer,
+                                     regularizer=self.gamma_regularizer) if self.scale else None
+        self.beta = self.add_weight(shape=(n,), name="beta", initializer=self.beta_initializer,
+                                    regularizer=self.beta_regularizer) if self.center else None
+        self.moving_mean = self.add_weight(shape=(n,), name="moving_mean", trainable=False,
+                                           initializer=self.moving_mean_initializer)
+        self.moving_variance = self.add_weight(shape=(n,), name="moving_variance", trainable=False,
+                                               initializer=self.moving_variance_initializer)
+
+    def call(self, inputs, training=False):
+        rank = inputs.ndim
+        n = self.moving_mean.shape[0]
+        if inputs.ir_shape[self._axis] != n:
+            raise ValueError(f"layer '{self.name}' (BatchNormalization) was built for {n} features on axis "
+                             f"{self.axis}, got input shape {inputs.shape}")
+        shape = _broadcast_shape(rank, [self._axis], [n])
+        gamma, beta = (None if w is None else ops.reshape(w, shape) for w in (self.gamma, self.beta))
+        # Keras 3: a frozen BatchNormalization runs in inference mode even when training
+        if training and self.trainable:
+            axes = tuple(i for i in range(rank) if i != self._axis)
+            mean, variance = ops.moments(inputs, axes, keepdims=True)
+            self._update_moving(ops.reshape(mean, (n,)), ops.reshape(variance, (n,)))
+        else:
+            mean, variance = ops.reshape(self.moving_mean, shape), ops.reshape(self.moving_variance, shape)
+        return normalize(inputs, mean, variance, gamma, beta, self.epsilon)
+
+    def _update_moving(self, mean, variance):
+        m = self.momentum
+        assign_state(self.moving_mean, ops.add(ops.multiply(self.moving_mean, m), ops.multiply(mean, 1.0 - m)))
+        assign_state(self.moving_variance,
+                     ops.add(ops.multiply(self.moving_variance, m), ops.multiply(variance, 1.0 - m)))
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale,
+                "beta_initializer": ser_init(self.beta_initializer),
+                "gamma_initializer": ser_init(self.gamma_initializer),
+                "moving_mean_initializer": ser_init(self.moving_mean_initializer),
+                "moving_variance_initializer": ser_init(self.moving_variance_initializer),
+                "beta_regularizer": ser_reg(self.beta_regularizer),
+                "gamma_regularizer": ser_reg(self.gamma_regularizer)}
+
+
+class LayerNormalization(Layer):
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
+                 beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        if rms_scaling:
+            raise NotImplementedError(f"LayerNormalization '{self.name}': rms_scaling is not supported")
+        self.axis = axis
+        self.epsilon, self.center, self.scale = float(epsilon), center, scale
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        axes = [self.axis] if isinstance(self.axis, int) else list(self.axis)
+        self._axes = tuple(sorted(a % rank for a in axes))
+        shape = tuple(input_shape[a] for a in self._axes)
+        self.gamma = self.add_weight(shape=shape, name="gamma", initializer=self.gamma_initializer,
+                                     regularizer=self.gamma_regularizer) if self.scale else None
+        self.beta = self.add_weight(shape=shape, name="beta", initializer=self.beta_initializer,
+                                    regularizer=self.beta_regularizer) if self.center else None
+
+    def call(self, inputs):
+        rank = inputs.ndim
+        sizes = [inputs.ir_shape[a] for a in self._axes]
+        bshape = _broadcast_shape(rank, self._axes, sizes)
+        gamma, beta = (None if w is None else ops.reshape(w, bshape) for w in (self.gamma, self.beta))
+        mean, variance = ops.moments(inputs, self._axes, keepdims=True)
+        return normalize(inputs, mean, variance, gamma, beta, self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
+                "scale": self.scale, "beta_initializer": ser_init(self.beta_initializer),
+                "gamma_initializer": ser_init(self.gamma_initializer),
+                "beta_regularizer": ser_reg(self.beta_regularizer),
+                "gamma_regularizer": ser_reg(self.gamma_regularizer)}
