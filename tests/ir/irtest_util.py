@@ -16,7 +16,8 @@ def assert_same_graph(a: Graph, b: Graph):
     assert a.output_names == b.output_names
     index_a, index_b = _value_index(a), _value_index(b)
     for va, vb in zip(list(a.values()), list(b.values()), strict=True):
-        assert va.type == vb.type and va.name == vb.name and va.param_name == vb.param_name
+        # an empty name prints as a counter and parses back as None
+        assert va.type == vb.type and (va.name or None) == (vb.name or None) and va.param_name == vb.param_name
     assert len(a.nodes) == len(b.nodes)
     for na, nb in zip(a.nodes, b.nodes):
         assert (na.op, na.name) == (nb.op, nb.name)
