@@ -77,18 +77,26 @@ class Report:
     """What the compile report prints: pass timings, kernels, arena, parameters, files."""
     pass_times: list = field(default_factory=list)   # (pass name, seconds)
     kernel_count: int | None = None
-    arena_bytes: int | None = None
+    arena: str | None = None                          # workspace bytes as a function of the batch N
     param_count: int = 0
     files: list = field(default_factory=list)
     seconds: float = 0.0
+
+    def note_plans(self, planned: dict):
+        """Kernel count and arena size from the fused, memory-planned graphs."""
+        from kcompile.passes.fusion import schedule
+        self.kernel_count = sum(len(schedule(g)) for g in planned.values())
+        plans = [g.meta["memory"] for g in planned.values() if "memory" in g.meta]
+        if plans:
+            self.arena = " + ".join(f"{p.batched_bytes_per_row:,}*N + {p.static_bytes:,}" for p in plans)
 
     def lines(self, outdir: Path) -> list:
         out = [f"kcompile: wrote {', '.join(self.files)} to {outdir} in {self.seconds:.2f} s",
                f"  parameters: {self.param_count:,}"]
         if self.kernel_count is not None:
             out.append(f"  kernels: {self.kernel_count}")
-        if self.arena_bytes is not None:
-            out.append(f"  arena: {self.arena_bytes:,} bytes")
+        if self.arena is not None:
+            out.append(f"  arena: {self.arena} bytes")
         for name, secs in self.pass_times:
             out.append(f"  pass {name:<24} {secs * 1e3:8.2f} ms")
         return out
@@ -101,8 +109,10 @@ class CompileJob:
     args: argparse.Namespace
     stage: Path
     report: Report = field(default_factory=Report)
+    planned: dict | None = None      # entry kind -> graph after the pass pipeline
+    native: object = None            # compiler.codegen.NativeModule
+    library: object = None           # compiler.codelib.CodeLibrary
     _graph: object = None
-    _native: object = None
 
     @property
     def name(self) -> str:
@@ -227,24 +237,86 @@ def _emit_onnx(job: CompileJob):
     job.report.files += sorted(p.name for p in job.stage.iterdir() if p.name.startswith(f"{job.name}.onnx"))
 
 
-def _native_backend(kind: str):
-    try:
-        from kcompile.compiler import driver
-    except ImportError as e:
-        raise CLIError(f"--emit {kind} needs the native backend (kcompile.compiler.driver), which is not "
-                       f"available in this build ({e})") from None
-    return driver
+def _emit_opt(job: CompileJob):
+    """The planned IR, followed by the fusion and memory decisions as // comments (it still parses)."""
+    from kcompile.ir import print_graph
+    from kcompile.passes.fusion import format_fusion
+    from kcompile.passes.memory import format_memory
+    for kind, graph in _planned(job).items():
+        suffix = "" if kind == "forward" else f".{kind}"
+        notes = [n for n in (format_fusion(graph) if "fusion" in graph.meta else "", format_memory(graph)) if n]
+        job.write_text(f"{job.name}{suffix}.opt.kir", print_graph(graph) + "".join(f"{n}\n" for n in notes))
 
 
-def _emit_native(kind: str):
+def _emit_llvm(job: CompileJob):
+    job.write_text(f"{job.name}.ll", _library(job).optimized_ir())
+
+
+def _emit_asm(job: CompileJob):
+    job.write_text(f"{job.name}.s", _library(job).emit_assembly())
+
+
+def _emit_obj(job: CompileJob):
+    (job.stage / f"{job.name}.o").write_bytes(_library(job).emit_object())
+    job.report.files.append(f"{job.name}.o")
+
+
+def _entries(job: CompileJob) -> dict:
+    """Entry kind -> graph: the forward pass, and the training step with --train."""
+    entries = {"forward": job.graph}
+    if job.args.train:
+        raise CLIError("--train: the front end does not provide a training-step graph to the CLI yet")
+    return entries
+
+
+def _planned(job: CompileJob) -> dict:
+    """The entry graphs after the pass pipeline (-O level default, or --passes), run once."""
+    if job.planned is None:
+        from kcompile.compiler.driver import graph_pipeline
+        from kcompile.passes.manager import PassManager
+        pipeline = job.args.passes or graph_pipeline(job.args.opt_level)
+        manager = PassManager(pipeline, verify_each=job.args.verify_each,
+                              print_ir_after_all=job.args.print_ir_after_all, stream=sys.stderr)
+        job.planned = {}
+        for kind, graph in _entries(job).items():
+            job.planned[kind], report = manager.run(graph)
+            job.report.pass_times += [(f"{r['name']} ({kind})", r["seconds"]) for r in report["passes"]]
+        job.report.note_plans(job.planned)
+    return job.planned
+
+
+def _library(job: CompileJob):
+    """Generated and LLVM-optimized code of the planned entries (the driver's steps, with our pipeline)."""
+    if job.library is None:
+        from kcompile.compiler.codegen import generate
+        from kcompile.compiler.codelib import CodeLibrary
+        target = _target(job.args.target)
+        planned = _planned(job)
+        t0 = time.perf_counter()
+        job.native = generate(planned, job.name, target)
+        job.report.pass_times.append(("lower+codegen", time.perf_counter() - t0))
+        job.library = CodeLibrary(job.name, job.native.ir_text, target, job.args.opt_level)
+        job.library.module  # parse, verify and optimize now, so that the timings are complete
+        job.report.pass_times += list(job.library.timings.items())
+    return job.library
+
+
+def _target(name: str):
+    from kcompile.compiler.target import host_target
+    if name != "host":
+        raise CLIError(f"--target {name}: only 'host' (this machine) is supported; cross-compilation is not")
+    return host_target()
+
+
+def _emit_unavailable(kind: str):
     def emit(job: CompileJob):
-        _native_backend(kind)
-        raise CLIError(f"--emit {kind}: the native backend is not wired into the CLI yet")
+        raise CLIError(f"--emit {kind} needs the artifact writer (kcompile.compiler.artifact), which is not "
+                       "available in this build")
     return emit
 
 
-EMITTERS = {"ir": _emit_ir, "onnx": _emit_onnx, **{k: _emit_native(k) for k in ("opt", "llvm", "asm", "obj",
-                                                                                  "so", "header")}}
+EMITTERS = {"ir": _emit_ir, "opt": _emit_opt, "llvm": _emit_llvm, "asm": _emit_asm, "obj": _emit_obj,
+            "so": _emit_unavailable("so"), "header": _emit_unavailable("header"), "onnx": _emit_onnx}
 
 
 # == run / inspect ==============================================================================

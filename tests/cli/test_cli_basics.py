@@ -192,3 +192,46 @@ def test_console_script_version_and_exit_status(tmp_path):
     assert done.stderr.strip().count("\n") == 0 and "does not exist" in done.stderr
     done = subprocess.run([sys.executable, "-m", "kcompile.cli"], capture_output=True, text=True)
     assert done.returncode == 2 and "usage: kcompile" in done.stderr
+
+
+EW_PY = """
+import numpy as np
+from kcompile.ir import GraphBuilder, TensorType
+b = GraphBuilder("ew")
+x = b.input("x", TensorType(["N", 5]))
+model = b.build([b.tanh(b.relu(b.mul(x, b.param("w", np.linspace(-1, 1, 5, dtype=np.float32)))))], ["y"])
+"""
+
+
+def test_emit_opt_llvm_asm_obj(tmp_path, capsys):
+    llvm = pytest.importorskip("llvmlite.binding")
+    src = tmp_path / "ew.py"
+    src.write_text(EW_PY)
+    out = tmp_path / "out"
+    assert main([str(src), "-o", str(out), "--emit", "opt,llvm,asm,obj", "--verify-each", "-O2"]) == 0
+    report = capsys.readouterr().out
+    for fragment in ("kernels: 1", "arena: ", "pass fuse (forward)", "pass llvm-optimize", "parameters: 5"):
+        assert fragment in report
+    opt = (out / "ew.opt.kir").read_text()
+    assert "// fuse root #2: mul -> relu -> tanh" in opt
+    assert print_graph(parse_graph(opt)).splitlines()[0] == opt.splitlines()[0]
+    llvm.parse_assembly((out / "ew.ll").read_text()).verify()
+    assert "ew_forward" in (out / "ew.s").read_text()
+    obj = (out / "ew.o").read_bytes()
+    assert obj[:4] in (b"\x7fELF", b"\xcf\xfa\xed\xfe") and b"ew_forward" in obj
+
+
+def test_pass_options(tmp_path, capsys):
+    src = tmp_path / "ew.py"
+    src.write_text(EW_PY)
+    out = tmp_path / "out"
+    assert main([str(src), "-o", str(out), "--emit", "opt", "--passes", "canonicalize,plan-memory",
+                 "--print-ir-after-all"]) == 0
+    captured = capsys.readouterr()
+    assert "IR after canonicalize" in captured.err and "IR after plan-memory" in captured.err
+    assert "fuse root" not in (out / "ew.opt.kir").read_text()
+    _one_error_line(capsys, main([str(src), "-o", str(tmp_path / "o2"), "--emit", "opt", "--passes", "bogus"]),
+                    "unknown pass 'bogus'")
+    _one_error_line(capsys, main([str(src), "-o", str(tmp_path / "o2"), "--emit", "llvm", "--target", "riscv64"]),
+                    "only 'host'")
+    assert not (tmp_path / "o2").exists()
