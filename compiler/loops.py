@@ -173,3 +173,45 @@ def copy_bytes(builder: ir.IRBuilder, dst, src, nbytes) -> None:
     """dst[0:nbytes] = src[0:nbytes] (i8 pointers); LLVM turns the loop into memcpy."""
     with for_range(builder, nbytes, name="cpy") as i:
         builder.store(builder.load(builder.gep(src, [i])), builder.gep(dst, [i]))
+
+
+def row_major_strides(builder: ir.IRBuilder, dims) -> list:
+    """Element strides of a C-contiguous array with run-time dims."""
+    out, s = [], i64(1)
+    for d in reversed(list(dims)):
+        out.append(s)
+        s = builder.mul(s, d)
+    return out[::-1]
+
+
+def offset(builder: ir.IRBuilder, idx, strides):
+    """sum(idx[k] * strides[k]) as i64."""
+    total = i64(0)
+    for i, s in zip(idx, strides):
+        total = builder.add(total, builder.mul(i, s))
+    return total
+
+
+def copy_strided(builder: ir.IRBuilder, dst, dst_strides, src, src_strides, counts) -> None:
+    """dst[idx . dst_strides] = src[idx . src_strides] for idx over counts (typed element pointers)."""
+    if not counts:
+        builder.store(builder.load(src), dst)
+        return
+    with loop_nest(builder, counts[:-1], name="cp") as idx:
+        d = builder.gep(dst, [offset(builder, idx, dst_strides[:-1])])
+        s = builder.gep(src, [offset(builder, idx, src_strides[:-1])])
+        with for_range(builder, counts[-1], name="cp.in") as j:
+            v = builder.load(builder.gep(s, [builder.mul(j, src_strides[-1])]))
+            builder.store(v, builder.gep(d, [builder.mul(j, dst_strides[-1])]))
+
+
+def fill(builder: ir.IRBuilder, ptr, count, value) -> None:
+    """ptr[0:count] = value (a constant of the element type)."""
+    with for_range(builder, count, name="fill") as i:
+        builder.store(value, builder.gep(ptr, [i]))
+
+
+def alloca_once(builder: ir.IRBuilder, ty: ir.Type, name: str = ""):
+    """A stack slot in the function's entry block (so LLVM promotes it to a register)."""
+    with builder.goto_entry_block():
+        return builder.alloca(ty, name=name)

@@ -1,0 +1,187 @@
+"""Reductions (sum/mean/max/min/prod over axes) and argmax/argmin.
+
+Input axes are coalesced into alternating kept/reduced runs. When the innermost run is reduced,
+it is summed in a vector accumulator (then folded across lanes); when it is kept, the output row
+is updated in place with vector loads/stores. Either way memory is read once, contiguously.
+"""
+from __future__ import annotations
+
+import math
+
+from llvmlite import ir
+
+from kcompile.ir import u8
+
+from ..loops import (FAST, I64, alloca_once, const, fill, for_range, hreduce, i64, intrinsic, load,
+                     loop_nest, offset, store, vector_range)
+from . import lowering
+from .context import storage_type
+
+
+def _is_float(dtype) -> bool:
+    return dtype.is_float
+
+
+def _combine(kind, dtype):
+    """combine(builder, a, b) for the reduction `kind` on values (scalars or vectors) of dtype."""
+    unsigned = dtype == u8
+
+    def emit(b, x, y):
+        if kind in ("sum", "mean"):
+            return b.fadd(x, y, flags=FAST) if _is_float(dtype) else b.add(x, y)
+        if kind == "prod":
+            return b.fmul(x, y, flags=FAST) if _is_float(dtype) else b.mul(x, y)
+        if _is_float(dtype):
+            return intrinsic(b, f"llvm.{kind}imum", [x, y])
+        cmp = b.icmp_unsigned if unsigned else b.icmp_signed
+        return b.select(cmp(">" if kind == "max" else "<", x, y), x, y)
+    return emit
+
+
+def _identity(kind, dtype):
+    if kind in ("sum", "mean"):
+        return 0.0 if _is_float(dtype) else 0
+    if kind == "prod":
+        return 1.0 if _is_float(dtype) else 1
+    if _is_float(dtype):
+        return -math.inf if kind == "max" else math.inf
+    bits = 8 * dtype.itemsize
+    if dtype == u8:
+        return 0 if kind == "max" else -1  # 255 as a signed i8 literal
+    return -(1 << (bits - 1)) if kind == "max" else (1 << (bits - 1)) - 1
+
+
+def reduce_runs(shape, axes):
+    """[(input axes, reduced?)]: adjacent axes of the same kind merged, static size-1 axes dropped."""
+    runs = []
+    for ax, d in enumerate(shape):
+        if d == 1:
+            continue
+        red = ax in axes
+        if runs and runs[-1][1] == red:
+            runs[-1][0].append(ax)
+        else:
+            runs.append(([ax], red))
+    return runs
+
+
+def _lower_reduce(kind):
+    def lower(ctx):
+        b, (x,), (y,) = ctx.builder, ctx.ins, ctx.outs
+        axes = tuple(a % x.rank for a in ctx.attrs["axes"]) or tuple(range(x.rank))
+        elem = storage_type(x.dtype)
+        combine = _combine(kind, x.dtype)
+        fill(b, y.ptr, y.numel(b), const(elem, _identity(kind, x.dtype)))
+        runs = reduce_runs(x.shape, axes)
+        sizes = [_prod(b, [x.dims[a] for a in r]) for r, _ in runs] or [i64(1)]
+        flags = [red for _, red in runs] or [True]
+        in_strides = _strides(b, sizes, [True] * len(sizes))
+        out_strides = _strides(b, sizes, [not f for f in flags])
+        lanes = ctx.target.lanes(x.dtype.itemsize)
+        with loop_nest(b, sizes[:-1], name="red") as idx:
+            src = b.gep(x.ptr, [offset(b, idx, in_strides[:-1])])
+            dst = b.gep(y.ptr, [offset(b, idx, out_strides[:-1])])
+            if flags[-1]:
+                _reduce_contiguous(b, src, dst, sizes[-1], lanes, elem, kind, x.dtype, combine)
+            else:
+                _accumulate_row(b, src, dst, sizes[-1], lanes, combine)
+        if kind == "mean":
+            _divide(b, y, x, axes)
+    return lower
+
+
+def _reduce_contiguous(b, src, dst, count, lanes, elem, kind, dtype, combine):
+    """*dst = combine(*dst, fold(src[0:count])) with a vector accumulator."""
+    vty = ir.VectorType(elem, lanes)
+    acc_v = alloca_once(b, vty)
+    acc_s = alloca_once(b, elem)
+    b.store(const(vty, _identity(kind, dtype)), acc_v)
+    b.store(b.load(dst), acc_s)
+
+    def body(i, width):
+        v = load(b, b.gep(src, [i]), width)
+        slot = acc_v if width > 1 else acc_s
+        b.store(combine(b, b.load(slot), v), slot)
+
+    vector_range(b, count, lanes, body, name="red.in")
+    b.store(combine(b, b.load(acc_s), hreduce(b, b.load(acc_v), combine)), dst)
+
+
+def _accumulate_row(b, src, dst, count, lanes, combine):
+    """dst[j] = combine(dst[j], src[j]) for j < count."""
+    def body(j, width):
+        d = b.gep(dst, [j])
+        store(b, combine(b, load(b, d, width), load(b, b.gep(src, [j]), width)), d)
+
+    vector_range(b, count, lanes, body, name="red.row")
+
+
+def _divide(b, y, x, axes):
+    count = _prod(b, [x.dims[a] for a in axes])
+    elem = storage_type(y.dtype)
+    if y.dtype.is_float:
+        scale = b.fdiv(ir.Constant(elem, 1.0), b.sitofp(count, elem))
+    with for_range(b, y.numel(b), name="mean") as i:
+        p = b.gep(y.ptr, [i])
+        v = b.load(p)
+        if y.dtype.is_float:
+            b.store(b.fmul(v, scale), p)
+        else:  # NumPy: float mean, then truncation toward zero
+            b.store(b.sdiv(v, b.trunc(count, elem) if elem.width < 64 else count), p)
+
+
+def _prod(b, dims):
+    n = i64(1)
+    for d in dims:
+        n = b.mul(n, d)
+    return n
+
+
+def _strides(b, sizes, present):
+    """Row-major strides over the runs, counting only the runs `present` in the array (else 0)."""
+    out, s = [], i64(1)
+    for size, p in zip(reversed(sizes), reversed(present)):
+        out.append(s if p else i64(0))
+        if p:
+            s = b.mul(s, size)
+    return out[::-1]
+
+
+for _kind in ("sum", "mean", "max", "min", "prod"):
+    lowering(f"reduce_{_kind}")(_lower_reduce(_kind))
+
+
+def _lower_arg(which):
+    def lower(ctx):
+        b, (x,), (y,) = ctx.builder, ctx.ins, ctx.outs
+        ax = ctx.attrs["axis"] % x.rank
+        outer = _prod(b, x.dims[:ax])
+        k = x.dims[ax]
+        inner = _prod(b, x.dims[ax + 1:])
+        best_v = alloca_once(b, storage_type(x.dtype))
+        best_i = alloca_once(b, I64)
+        with loop_nest(b, [outer, inner], name="arg") as (o, i):
+            base = b.gep(x.ptr, [b.add(b.mul(o, b.mul(k, inner)), i)])
+            b.store(b.load(base), best_v)
+            b.store(i64(0), best_i)
+            with for_range(b, k, start=1, name="arg.k") as j:
+                v = b.load(b.gep(base, [b.mul(j, inner)]))
+                take = _better(b, which, v, b.load(best_v), x.dtype)
+                b.store(b.select(take, v, b.load(best_v)), best_v)
+                b.store(b.select(take, j, b.load(best_i)), best_i)
+            b.store(b.load(best_i), b.gep(y.ptr, [b.add(b.mul(o, inner), i)]))
+    return lower
+
+
+def _better(b, which, v, best, dtype):
+    """v replaces best: strictly better, or the first NaN (NumPy's argmax/argmin treat NaN as extreme)."""
+    op = ">" if which == "max" else "<"
+    if dtype.is_float:
+        first_nan = b.and_(b.fcmp_unordered("uno", v, v), b.fcmp_ordered("ord", best, best))
+        return b.or_(b.fcmp_ordered(op, v, best), first_nan)
+    return (b.icmp_unsigned if dtype == u8 else b.icmp_signed)(op, v, best)
+
+
+lowering("argmax")(_lower_arg("max"))
+lowering("argmin")(_lower_arg("min"))
+

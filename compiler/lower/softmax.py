@@ -1,0 +1,94 @@
+"""softmax and log_softmax along any axis: three passes over each row (max, sum of exp, scale).
+
+The tensor is seen as [outer, K, inner]; when inner is 1 (the usual last axis) the passes run in
+vectors along K, otherwise each of the inner columns runs as a strided scalar row.
+"""
+from __future__ import annotations
+
+import math
+
+from llvmlite import ir
+
+from ..loops import FAST, alloca_once, const, for_range, hreduce, i64, intrinsic, load, loop_nest, splat, store
+from ..loops import vector_range
+from . import lowering, mathfns
+from .context import storage_type
+
+
+def _prod(b, dims):
+    n = i64(1)
+    for d in dims:
+        n = b.mul(n, d)
+    return n
+
+
+def _row_loop(b, count, stride, lanes, body, name):
+    """body(index, width, element offset) over one row; vectors only when the row is contiguous."""
+    if stride is None:
+        vector_range(b, count, lanes, lambda k, w: body(k, w, k), name=name)
+    else:
+        with for_range(b, count, name=name) as k:
+            body(k, 1, b.mul(k, stride))
+
+
+def _fold(b, slot_v, slot_s, combine):
+    s = b.load(slot_s)
+    return combine(b, s, hreduce(b, b.load(slot_v), combine)) if slot_v is not None else s
+
+
+def _row(b, x, y, count, stride, lanes, elem, log):
+    vty = ir.VectorType(elem, lanes) if stride is None and lanes > 1 else None
+    slots = {k: (alloca_once(b, vty) if vty else None, alloca_once(b, elem)) for k in ("max", "sum")}
+
+    def acc(key, width, value, combine):
+        slot = slots[key][0] if width > 1 else slots[key][1]
+        b.store(combine(b, b.load(slot), value), slot)
+
+    def vmax(bb, p, q):
+        return intrinsic(bb, "llvm.maximum", [p, q])
+
+    def fadd(bb, p, q):
+        return bb.fadd(p, q, flags=FAST)
+
+    for key, init in (("max", -math.inf), ("sum", 0.0)):
+        if vty:
+            b.store(const(vty, init), slots[key][0])
+        b.store(ir.Constant(elem, init), slots[key][1])
+    _row_loop(b, count, stride, lanes, lambda k, w, off: acc("max", w, load(b, b.gep(x, [off]), w), vmax), "sm.max")
+    mx = _fold(b, *slots["max"], vmax)
+
+    def exp_pass(k, w, off):
+        e = mathfns.exp(b, b.fsub(load(b, b.gep(x, [off]), w), splat(b, mx, w)))
+        if not log:
+            store(b, e, b.gep(y, [off]))
+        acc("sum", w, e, fadd)
+
+    _row_loop(b, count, stride, lanes, exp_pass, "sm.exp")
+    total = _fold(b, *slots["sum"], fadd)
+    if log:
+        shift = b.fadd(mx, mathfns.log(b, total))
+        _row_loop(b, count, stride, lanes, lambda k, w, off: store(
+            b, b.fsub(load(b, b.gep(x, [off]), w), splat(b, shift, w)), b.gep(y, [off])), "sm.out")
+    else:
+        inv = b.fdiv(ir.Constant(elem, 1.0), total)
+        _row_loop(b, count, stride, lanes, lambda k, w, off: store(
+            b, b.fmul(load(b, b.gep(y, [off]), w), splat(b, inv, w)), b.gep(y, [off])), "sm.out")
+
+
+def _lower(log):
+    def lower(ctx):
+        b, (x,), (y,) = ctx.builder, ctx.ins, ctx.outs
+        ax = ctx.attrs["axis"] % x.rank
+        elem = storage_type(x.dtype)
+        outer, k = _prod(b, x.dims[:ax]), x.dims[ax]
+        contiguous = all(d == 1 for d in x.shape[ax + 1:])
+        inner = i64(1) if contiguous else _prod(b, x.dims[ax + 1:])
+        lanes = ctx.target.lanes(x.dtype.itemsize)
+        with loop_nest(b, [outer, inner], name="sm") as (o, i):
+            base = b.add(b.mul(o, b.mul(k, inner)), i)
+            _row(b, b.gep(x.ptr, [base]), b.gep(y.ptr, [base]), k, None if contiguous else inner, lanes, elem, log)
+    return lower
+
+
+lowering("softmax")(_lower(False))
+lowering("log_softmax")(_lower(True))
