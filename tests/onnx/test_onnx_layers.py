@@ -54,7 +54,9 @@ ACTIVATIONS = ["linear", "relu", "relu6", "sigmoid", "tanh", "softmax", "log_sof
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_activation(name, tmp_path):
-    check_model(_randomize(seq((6,), layers.Dense(5, activation=name), layers.Activation(name))), tmp_path)
+    x = kc.Input(shape=(6,))
+    model = kc.Model(x, [layers.Dense(5, activation=name)(x), layers.Activation(name)(x)])
+    check_model(_randomize(model), tmp_path)
 
 
 def test_gelu_tanh_approximation(tmp_path):
@@ -68,7 +70,7 @@ LAYER_MODELS = {
     "reshape-rescaling": lambda: seq((12,), layers.Reshape((3, 4)), layers.Rescaling(1 / 255.0, offset=-1.0),
                                      layers.Dense(2)),
     "embedding": lambda: seq((5,), layers.Embedding(10, 4), layers.Flatten(), layers.Dense(3), dtype="int32"),
-    "conv2d": lambda: seq((9, 8, 3), layers.Conv2D(4, 3, strides=2, padding="same", activation="relu"),
+    "conv2d": lambda: seq((11, 12, 3), layers.Conv2D(4, 3, strides=2, padding="same", activation="relu"),
                           layers.Conv2D(5, (2, 3), dilation_rate=2), layers.Flatten(), layers.Dense(2)),
     "conv1d": lambda: seq((10, 3), layers.Conv1D(4, 3, padding="causal", dilation_rate=2),
                           layers.Conv1D(5, 4, strides=2, padding="same"), layers.Conv1D(2, 2)),
