@@ -36,17 +36,21 @@ class Progbar:
         self.interval = interval
         self.start = time.time()
         self.last_draw = 0.0
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())  # redraw in place only on a terminal
+        self.width = 0
 
     def update(self, step: int, logs: dict | None = None, finalize: bool = False):
         if self.verbose == 0:
             return
         now = time.time()
-        if self.verbose == 1 and (finalize or now - self.last_draw >= self.interval):
+        if self.verbose == 1 and (finalize or (self.live and now - self.last_draw >= self.interval)):
             self.last_draw = now
-            line = f"\r{self._counter(step)} {self._bar(step)} {format_time(now - self.start, step)}"
+            line = f"{self._counter(step)} {self._bar(step)} {format_time(now - self.start, step)}"
             if logs:
                 line += " - " + format_logs(logs)
-            self.stream.write(line + ("\n" if finalize else ""))
+            pad = " " * max(self.width - len(line), 0)
+            self.width = len(line)
+            self.stream.write(("\r" if self.live else "") + line + pad + ("\n" if finalize else ""))
             self.stream.flush()
         elif self.verbose == 2 and finalize:
             line = f"{self._counter(step)} - {format_time(now - self.start, step).replace(' ', ' - ')}"

@@ -1,5 +1,406 @@
-"""TrainerMixin: compile/fit/evaluate/predict for Model (being written)."""
+"""TrainerMixin: Keras 3's compile/fit/evaluate/predict and *_on_batch for Model.
+
+The default steps run compiled graphs (train_step.py) batch by batch through one executor per
+signature; a user's `train_step`/`test_step` override runs eagerly on KTensors instead (the
+book's GradientTape listings), with metrics and callbacks exactly as for the default steps.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kcompile.frontend.training import data as D
+from kcompile.frontend.training.backend import make_executor, resolve_backend
+from kcompile.frontend.training.callback_base import CallbackList
+from kcompile.frontend.training.compile_utils import Compiled
+from kcompile.frontend.training.history import History
+from kcompile.frontend.training.runner import StepRunner
+from kcompile.frontend.training.train_step import build_test_step, build_train_step, output_types, target_name
 
 
 class TrainerMixin:
     """Keras training API mixed into Model."""
+
+    def __init__(self):
+        self._compiled = None
+        self.optimizer = None
+        self.stop_training = False
+        self.history = None
+        self._rng_counter = 0
+        self._predict_cache = {}
+
+    # -- compile ---------------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True, backend=None):
+        """Configure training; backend "native" | "reference" | None (kc.config's default)."""
+        if weighted_metrics:
+            raise ValueError("compile(weighted_metrics=...) is not supported by kcompile; metrics take "
+                             "fit's sample_weight already")
+        resolve_backend(backend)  # a bad or unavailable backend fails here, not mid-fit
+        self._compiled = Compiled(self, optimizer, loss, loss_weights, metrics, backend)
+        self.optimizer = self._compiled.optimizer
+        self.loss = loss
+        self.compiled = True
+
+    def _require_compiled(self, what):
+        if getattr(self, "_compiled", None) is None:
+            raise RuntimeError(f"You must call `compile()` before using the model: {what}() needs an optimizer "
+                               "and a loss")
+        return self._compiled
+
+    # -- metrics ---------------------------------------------------------------------------------
+    @property
+    def metrics(self) -> list:
+        c = getattr(self, "_compiled", None)
+        return [] if c is None else c.all_metrics()
+
+    @property
+    def metrics_names(self) -> list:
+        c = getattr(self, "_compiled", None)
+        return [] if c is None else c.metric_names()
+
+    def reset_metrics(self):
+        for m in self.metrics:
+            m.reset_state()
+
+    @property
+    def compiled_loss(self):
+        """Keras 2 style `self.compiled_loss(y, y_pred)` for train_step overrides (updates the loss tracker)."""
+        def compiled_loss(y, y_pred, sample_weight=None, regularization_losses=None):
+            loss = self.compute_loss(y=y, y_pred=y_pred, sample_weight=sample_weight)
+            self._compiled.loss_tracker.update_state(np.asarray(loss.numpy()))
+            return loss
+        return compiled_loss
+
+    @property
+    def compiled_metrics(self):
+        return _CompiledMetrics(self)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss(es) plus regularization losses, computed eagerly on KTensors."""
+        c = self._require_compiled("compute_loss")
+        ys, preds = _as_list(y), _as_list(y_pred)
+        total = None
+        for loss, weight, yt, yp in zip(c.losses, c.loss_weights, ys, preds):
+            if loss is not None:
+                term = loss(yt, yp, sample_weight) * weight
+                total = term if total is None else total + term
+        for extra in self.losses:
+            total = extra if total is None else total + extra
+        return total
+
+    # -- steps (override train_step / test_step as in Keras) ----------------------------------
+    def train_step(self, data):
+        """One optimization step on data = (x, y[, sample_weight]); returns the metric logs."""
+        x, y, sw = unpack(data)
+        return self._graph_step("train", D.to_list(x) if not isinstance(x, dict) else x, y, sw)
+
+    def test_step(self, data):
+        x, y, sw = unpack(data)
+        return self._graph_step("test", D.to_list(x) if not isinstance(x, dict) else x, y, sw)
+
+    def _overrides(self, name) -> bool:
+        return getattr(type(self), name) is not getattr(TrainerMixin, name)
+
+    def _run_step(self, kind, xs, ys, sw):
+        if self._overrides(f"{kind}_step"):
+            from kcompile.frontend.tensor import convert_to_tensor
+            x = [convert_to_tensor(a) for a in xs]
+            y = None if ys is None else [convert_to_tensor(a) for a in ys]
+            data = (_single(x), _single(y)) + (() if sw is None else (convert_to_tensor(sw),))
+            logs = getattr(self, f"{kind}_step")(data)
+            return {k: _float(v) for k, v in dict(logs).items()}
+        return self._graph_step(kind, xs, ys, sw)
+
+    def _graph_step(self, kind, xs, ys, sw):
+        c = self._require_compiled(f"{kind}_step")
+        xs = D.by_names(xs, self.input_names, "x")
+        ys = D.by_names(ys, c.output_names, "y")
+        runner = self._runner(kind, ys, sw is not None)
+        feed = dict(zip(self.input_names, xs))
+        for i, y in enumerate(ys or []):
+            feed[target_name(c.output_names, i)] = y
+        if sw is not None:
+            feed["sample_weight"] = sw
+        if kind == "train":
+            feed.update(__rng_counter=np.int64(self._rng_counter), __learning_rate=np.float32(c.optimizer.learning_rate),
+                        __iterations=np.float32(c.optimizer.iterations))
+        out = runner.run(feed)
+        if kind == "train":
+            c.optimizer.iterations += 1
+            self._rng_counter += 1
+        self._update_metrics(c, out, ys, sw, len(xs[0]))
+        return c.logs()
+
+    def _runner(self, kind, ys, has_sw) -> StepRunner:
+        c = self._compiled
+        y_types = [None if y is None else _target_type(y) for y in ys or [None] * len(c.output_names)]
+        key = (kind, tuple(y_types), has_sw)
+        if key not in c.step_cache:
+            build = build_train_step if kind == "train" else build_test_step
+            step = build(self, c, y_types, has_sw)
+            c.step_cache[key] = StepRunner(step, resolve_backend(c.backend), c.optimizer)
+        return c.step_cache[key]
+
+    def _update_metrics(self, c, out, ys, sw, batch_size):
+        c.loss_tracker.update_state(out["loss"], sample_weight=batch_size)
+        for tracker, name in zip(c.output_loss_trackers, c.output_names):
+            if f"loss:{name}" in out:
+                tracker.update_state(out[f"loss:{name}"], sample_weight=batch_size)
+        preds = [out[f"pred:{n}"] for n in c.output_names]
+        c.resolve_metrics(ys, [p.shape for p in preds])
+        for i, per in enumerate(c.metrics):
+            for _, m in per:
+                m.update_state(ys[i], preds[i], sample_weight=sw)
+
+    # -- fit / evaluate / predict ----------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+        """Train for `epochs` epochs; returns the History (Keras 3 keys, e.g. loss, accuracy, val_loss)."""
+        self._require_compiled("fit")
+        batch_size = batch_size or 32
+        train = self._prepare(x, y, sample_weight, class_weight, "fit")
+        val = None
+        if validation_data is not None:
+            vx, vy, vsw = unpack(validation_data)
+            val = self._prepare(vx, vy, vsw, None, "fit(validation_data)")
+        elif validation_split:
+            train, val = _split(train, validation_split)
+        n = len(train[0][0])
+        steps = steps_per_epoch or -(-n // batch_size)
+        cbs = self._callbacks(callbacks, verbose, epochs=epochs, steps=steps)
+        self.stop_training = False
+        cbs.on_train_begin()
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            logs = self._fit_epoch(epoch, train, batch_size, shuffle, steps_per_epoch, cbs)
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate_arrays(val, validation_batch_size or batch_size, cbs, validation_steps)
+                logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            cbs.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end(logs)
+        return self.history
+
+    def _fit_epoch(self, epoch, train, batch_size, shuffle, steps_per_epoch, cbs) -> dict:
+        self.reset_metrics()
+        cbs.on_epoch_begin(epoch)
+        xs, ys, sw = train
+        logs = {}
+        for step, idx in enumerate(D.batch_slices(len(xs[0]), batch_size, shuffle, steps_per_epoch)):
+            cbs.on_train_batch_begin(step)
+            bx, by, bsw = _batch(train, idx, contiguous=not shuffle)
+            logs = self._run_step("train", bx, by, bsw)
+            cbs.on_train_batch_end(step, logs)
+            if self.stop_training:
+                break
+        return dict(logs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False, **kwargs):
+        """Loss and metrics on the data: a scalar (loss only), a list [loss, *metrics], or a dict."""
+        self._require_compiled("evaluate")
+        arrays = self._prepare(x, y, sample_weight, None, "evaluate")
+        n_steps = steps or -(-len(arrays[0][0]) // (batch_size or 32))
+        cbs = self._callbacks(callbacks, verbose, steps=n_steps, evaluating=True, history=False)
+        logs = self._evaluate_arrays(arrays, batch_size or 32, cbs, steps)
+        if return_dict:
+            return logs
+        ordered = [logs[k] for k in self.metrics_names if k in logs]
+        return ordered[0] if len(ordered) == 1 else ordered
+
+    def _evaluate_arrays(self, arrays, batch_size, cbs, steps=None) -> dict:
+        self.reset_metrics()
+        cbs.on_test_begin()
+        logs = {}
+        for step, idx in enumerate(D.batch_slices(len(arrays[0][0]), batch_size, False, steps)):
+            cbs.on_test_batch_begin(step)
+            logs = self._run_step("test", *_batch(arrays, idx, contiguous=True))
+            cbs.on_test_batch_end(step, logs)
+        cbs.on_test_end(logs)
+        return dict(logs)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Outputs for x in batches of batch_size (any size; the last batch may be smaller)."""
+        xs = self._prepare_x(x)
+        batches = D.batch_slices(len(xs[0]), batch_size or 32, False, steps)
+        cbs = self._callbacks(callbacks, verbose, steps=len(batches), history=False)
+        cbs.on_predict_begin()
+        parts = []
+        for step, idx in enumerate(batches):
+            cbs.on_predict_batch_begin(step)
+            parts.append(self._predict_arrays([a[idx[0]:idx[-1] + 1] for a in xs]))
+            cbs.on_predict_batch_end(step, {"outputs": parts[-1]})
+        cbs.on_predict_end()
+        outs = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+        return outs[0] if len(outs) == 1 else outs
+
+    def predict_on_batch(self, x):
+        outs = self._predict_arrays(self._prepare_x(x))
+        return outs[0] if len(outs) == 1 else outs
+
+    def _predict_arrays(self, xs) -> list:
+        execute, graph = self._predict_executor()
+        weights = {v.path: v for v in self.weights}
+        params = {name: weights[name].numpy() for name in graph.param_names}
+        inputs = [np.ascontiguousarray(a, dtype=v.type.dtype.np) for a, v in zip(xs, graph.inputs)]
+        return execute(inputs, params)
+
+    def _predict_executor(self):
+        c = getattr(self, "_compiled", None)
+        backend = resolve_backend(c.backend if c is not None else None)
+        key = (backend, tuple((v.path, v.shape) for v in self.weights))
+        cache = self.__dict__.setdefault("_predict_cache", {})
+        if key not in cache:
+            cache.clear()
+            graph = self.forward_graph(training=False)
+            cache[key] = (make_executor(graph, backend), graph)
+        return cache[key]
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        self._require_compiled("train_on_batch")
+        logs = self._run_step("train", *self._prepare(x, y, sample_weight, class_weight, "train_on_batch"))
+        return self._flat_logs(logs, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        self._require_compiled("test_on_batch")
+        self.reset_metrics()
+        logs = self._run_step("test", *self._prepare(x, y, sample_weight, None, "test_on_batch"))
+        return self._flat_logs(logs, return_dict)
+
+    def _flat_logs(self, logs, return_dict):
+        if return_dict:
+            return logs
+        ordered = [logs[k] for k in self.metrics_names if k in logs] or list(logs.values())
+        return ordered[0] if len(ordered) == 1 else ordered
+
+    # -- data ------------------------------------------------------------------------------------
+    def _ensure_built(self, xs):
+        try:
+            self.input_specs()
+        except ValueError:
+            from kcompile.frontend.tensor import convert_to_tensor
+            self([convert_to_tensor(a[:1]) for a in xs] if len(xs) > 1 else convert_to_tensor(xs[0][:1]))
+
+    def _prepare_x(self, x) -> list:
+        xs = x if isinstance(x, dict) else D.to_list(x)
+        if xs is None:
+            raise ValueError("x is required")
+        if not isinstance(xs, dict):
+            self._ensure_built(xs)
+        xs = D.by_names(xs, self.input_names, "x")
+        D.check_lengths(xs, None, None)
+        D.check_features(xs, [spec.shape[1:] for _, spec in self.input_specs()], self.input_names)
+        return xs
+
+    def _prepare(self, x, y, sample_weight, class_weight, what):
+        """Standardize and check (x, y, sample_weight) before any step runs."""
+        xs = self._prepare_x(x)
+        c = self._compiled
+        ys = D.by_names(y, c.output_names, "y") if y is not None else None
+        sw = None if sample_weight is None else np.asarray(sample_weight, np.float32).reshape(-1)
+        if class_weight is not None:
+            if ys is None or len(ys) != 1:
+                raise ValueError("class_weight needs exactly one output with targets")
+            sw = D.class_weights_to_sample_weights(ys[0], class_weight) * (1.0 if sw is None else sw)
+        D.check_lengths(xs, ys, sw)
+        if ys is None and not self._overrides("train_step") and any(loss is not None for loss in c.losses):
+            raise ValueError(f"{what}: the model was compiled with a loss, so target data `y` is required")
+        if ys is not None:
+            self._check_targets(ys)
+        return xs, ys, sw
+
+    def _check_targets(self, ys):
+        c = self._compiled
+        if not hasattr(c, "output_types"):
+            c.output_types = [t.shape[1:] for t in output_types(self)]
+        for loss, y, shape, name in zip(c.losses, ys, c.output_types, c.output_names):
+            if loss is not None:
+                D.check_labels(loss, y, shape, name)
+
+    def _callbacks(self, callbacks, verbose, history=True, **params) -> CallbackList:
+        from kcompile.frontend.callbacks import ProgbarLogger
+        verbose = 1 if verbose == "auto" else int(verbose)
+        cbs = list(callbacks or [])
+        if history:
+            self.history = History()
+            cbs.append(self.history)
+        if verbose and not any(isinstance(cb, ProgbarLogger) for cb in cbs):
+            cbs.insert(0, ProgbarLogger())
+        return CallbackList(cbs, model=self, verbose=verbose, **params)
+
+
+class _CompiledMetrics:
+    """Keras 2 style `self.compiled_metrics.update_state(y, y_pred)` for train_step overrides."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        c = self.model._compiled
+        ys = [np.asarray(y) for y in _as_list(y_true)]
+        preds = [np.asarray(p) for p in _as_list(y_pred)]
+        c.resolve_metrics(ys, [p.shape for p in preds])
+        for i, per in enumerate(c.metrics):
+            for _, m in per:
+                m.update_state(ys[i], preds[i], sample_weight=sample_weight)
+
+    def reset_state(self):
+        for per in self.model._compiled.metrics or []:
+            for _, m in per:
+                m.reset_state()
+
+    @property
+    def metrics(self):
+        return [m for per in self.model._compiled.metrics or [] for _, m in per]
+
+
+def unpack(data):
+    """(x,), (x, y) or (x, y, sample_weight), as keras.utils.unpack_x_y_sample_weight."""
+    if isinstance(data, (list, tuple)) and 1 <= len(data) <= 3 and not _is_array_list(data):
+        data = tuple(data) + (None,) * (3 - len(data))
+        return data[0], data[1], data[2]
+    return data, None, None
+
+
+def _is_array_list(data) -> bool:
+    return isinstance(data, list)
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _single(xs):
+    return None if xs is None else xs[0] if len(xs) == 1 else xs
+
+
+def _float(v):
+    v = v.numpy() if hasattr(v, "numpy") else v
+    try:
+        return float(v)
+    except TypeError:
+        return v
+
+
+def _target_type(y: np.ndarray):
+    from kcompile.ir import TensorType
+    return TensorType(("N",) + y.shape[1:], "f32")
+
+
+def _batch(arrays, idx, contiguous):
+    xs, ys, sw = arrays
+    bx = D.take(xs, idx, contiguous)
+    by = None if ys is None else D.take(ys, idx, contiguous)
+    bsw = None if sw is None else D.take([sw], idx, contiguous)[0]
+    return bx, by, bsw
+
+
+def _split(train, validation_split):
+    xs, ys, sw = train
+    flat = list(xs) + list(ys or []) + [sw]
+    tr, va = D.split_validation(flat, validation_split)
+    nx, ny = len(xs), len(ys or [])
+    pack = (lambda f: (f[:nx], f[nx:nx + ny] if ys is not None else None, f[-1]))
+    return pack(tr), pack(va)
