@@ -1,1 +1,1 @@
-"""kcompile.frontend"""
+"""kcompile.frontend: the Keras-style API (tensors, layers, models, tracing, saving, training)."""

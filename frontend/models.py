@@ -11,6 +11,12 @@ from .tensor import KTensor, convert_to_tensor
 from .training.trainer import TrainerMixin
 
 
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """Load a model saved with `model.save(filepath)` (see frontend/saving.py for the format)."""
+    from .saving import load_model as _load
+    return _load(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
+
+
 class Model(TrainerMixin, Layer):
     """`Model(inputs, outputs)` builds a functional model; subclass it and define `call` otherwise."""
 
@@ -59,7 +65,7 @@ class Model(TrainerMixin, Layer):
 
     @property
     def output_names(self) -> list:
-        n = len(flatten(self._output_spec)) if self._output_spec is not None else 1
+        n = getattr(self, "_output_count", 1)
         return [f"output_{i}" for i in range(n)]
 
     @property

@@ -142,6 +142,10 @@ class KTensor:
             raise TypeError(f"len() of a tensor with shape {self.shape} is not static")
         return d
 
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
     def __bool__(self):
         return bool(self.numpy())
 
@@ -332,8 +336,9 @@ class OpNode:
     def symbolic_inputs(self) -> list:
         return [t for t in self.inputs if t.is_symbolic]
 
-    def replay(self, lookup, training):
-        return apply(self.op_name, *[lookup(t) if t.is_symbolic else t for t in self.inputs], **self.attrs)
+    def replay(self, lookup, training) -> list:
+        out = apply(self.op_name, *[lookup(t) if t.is_symbolic else t for t in self.inputs], **self.attrs)
+        return list(out) if isinstance(out, tuple) else [out]
 
 
 def _apply_symbolic(op_name, tensors, attrs):

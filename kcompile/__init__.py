@@ -1,2 +1,44 @@
-"""kcompile: an ahead-of-time compiler for Keras-style neural networks."""
+"""kcompile: an ahead-of-time compiler for Keras-style neural networks.
+
+`import kcompile as kc` gives the Keras 3 user API: kc.Sequential, kc.Model, kc.Input, kc.layers,
+kc.ops, kc.models.load_model, kc.utils, kc.datasets, kc.initializers, kc.activations,
+kc.regularizers, kc.Variable, and the training API (kc.losses, kc.metrics, kc.optimizers,
+kc.callbacks, kc.GradientTape, kc.grad, kc.value_and_grad, kc.function, kc.config).
+"""
+import importlib
+
+from kcompile.frontend import activations, initializers, layers, ops, regularizers  # noqa: F401
+from kcompile.frontend import datasets, models, saving, utils  # noqa: F401
+from kcompile.frontend.layers import Input, Layer  # noqa: F401
+from kcompile.frontend.models import Model, Sequential  # noqa: F401
+from kcompile.frontend.tensor import KTensor  # noqa: F401
+from kcompile.frontend.variables import Variable  # noqa: F401
+
 __version__ = "0.1.0"
+
+# The training half is imported on first use, so this facade keeps working while it evolves.
+_LAZY = {
+    "losses": ("kcompile.frontend.losses", None),
+    "metrics": ("kcompile.frontend.metrics", None),
+    "optimizers": ("kcompile.frontend.optimizers", None),
+    "callbacks": ("kcompile.frontend.callbacks", None),
+    "config": ("kcompile.frontend.config", None),
+    "GradientTape": ("kcompile.frontend.tape", "GradientTape"),
+    "grad": ("kcompile.frontend.tape", "grad"),
+    "value_and_grad": ("kcompile.frontend.tape", "value_and_grad"),
+    "function": ("kcompile.frontend.tape", "function"),
+}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'kcompile' has no attribute {name!r}")
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -84,6 +84,7 @@ class Layer:
         var = Variable(init(shape, dtype=dtype or "float32"), name=name or "variable", trainable=trainable,
                        dtype=dtype or "float32")
         var._created_trainable = bool(trainable)
+        var.trainable = bool(trainable) and self._trainable
         self._own_variables.append(var)
         reg = regularizers.get(regularizer)
         if reg is not None:
@@ -232,6 +233,7 @@ class Layer:
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) cannot take input shape(s) "
                              f"{shapes}: {e}") from None
         self._output_spec = map_structure(lambda t: t.shape if isinstance(t, KTensor) else None, outputs)
+        self._output_count = sum(isinstance(t, KTensor) for t in flatten(outputs))
         if self.activity_regularizer is not None:
             for out in flatten(outputs):
                 self.add_loss(_activity_penalty(self.activity_regularizer, out))

@@ -1,0 +1,190 @@
+"""Saving and loading models and weights in kcompile's own safe format (no pickle, no code on load).
+
+A model file is a ZIP archive (any name; ".keras" is customary) holding three members:
+
+  kcompile.json  {"format": "kcompile-model" | "kcompile-weights", "version": 1}
+  config.json    model files only: {"model": <layer config tree>, "weights": [{"path", "shape", "dtype"}]}
+  weights.npz    a NumPy .npz archive of arrays "w0", "w1", ... in `model.weights` order,
+                 read with allow_pickle=False (object arrays are refused)
+
+The layer config tree is plain JSON: {"class_name", "config"}; functional models list their layers
+and the call graph (nodes referring to tensors by node index); Sequential models list their
+layers. Classes are looked up by name among the built-in layers and the classes registered with
+`register_keras_serializable` (or passed as `custom_objects`); nothing is imported or evaluated
+from the file. Writes go to a temporary file in the same folder, renamed into place (atomic).
+Weights are matched by position and checked by shape, so layer auto-numbering may differ.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+FORMAT_VERSION = 1
+_REGISTRY: dict = {}     # "package>Name" and "Name" -> class or function
+
+
+# -- registration of custom objects ----------------------------------------------------------
+def register_keras_serializable(package="Custom", name=None):
+    """Decorator: make a custom layer/model/activation loadable by name."""
+    def decorate(obj):
+        key = name or obj.__name__
+        registered = f"{package}>{key}"
+        _REGISTRY[registered] = obj
+        _REGISTRY.setdefault(key, obj)
+        obj._registered_name = registered
+        return obj
+    return decorate
+
+
+def registered_name(obj) -> str | None:
+    name = getattr(obj, "_registered_name", None)
+    return name if name is not None and _REGISTRY.get(name) is obj else None
+
+
+def get_registered(name: str, custom_objects: dict | None = None):
+    if custom_objects and name in custom_objects:
+        return custom_objects[name]
+    return _REGISTRY.get(name)
+
+
+def get_registered_object(name, custom_objects=None, module_objects=None):
+    return get_registered(name, custom_objects) or (module_objects or {}).get(name)
+
+
+class custom_object_scope:
+    """Within this scope, `custom_objects` are visible to loading by name."""
+
+    def __init__(self, custom_objects: dict):
+        self.custom_objects = dict(custom_objects)
+        self.saved = {}
+
+    def __enter__(self):
+        for k, v in self.custom_objects.items():
+            self.saved[k] = _REGISTRY.get(k)
+            _REGISTRY[k] = v
+        return self
+
+    def __exit__(self, *exc):
+        for k, v in self.saved.items():
+            if v is None:
+                _REGISTRY.pop(k, None)
+            else:
+                _REGISTRY[k] = v
+
+
+# -- public entry points ---------------------------------------------------------------------
+def save_model(model, filepath, overwrite=True):
+    from .config_tree import serialize_layer
+    weights = model.weights
+    config = {"model": serialize_layer(model),
+              "weights": [{"path": v.path, "shape": list(v.shape), "dtype": v.dtype} for v in weights]}
+    _write_archive(filepath, "kcompile-model", config, [v.numpy() for v in weights], overwrite)
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """Rebuild a model saved with `model.save` (its architecture, then its weights by position)."""
+    from .config_tree import deserialize_layer
+    kind, config, arrays = _read_archive(filepath)
+    if kind != "kcompile-model" or config is None:
+        raise ValueError(f"{filepath}: is a kcompile weights file, not a model; use model.load_weights")
+    try:
+        model = deserialize_layer(config["model"], custom_objects or {})
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{filepath}: malformed model config ({type(e).__name__}: {e})") from None
+    _assign(model, arrays, filepath)
+    return model
+
+
+def save_weights(model, filepath, overwrite=True):
+    weights = model.weights
+    index = {"weights": [{"path": v.path, "shape": list(v.shape), "dtype": v.dtype} for v in weights]}
+    _write_archive(filepath, "kcompile-weights", index, [v.numpy() for v in weights], overwrite)
+
+
+def load_weights(model, filepath):
+    _, _, arrays = _read_archive(filepath)
+    _assign(model, arrays, filepath)
+
+
+# -- archive I/O -----------------------------------------------------------------------------
+def _write_archive(filepath, kind: str, config: dict, arrays: list, overwrite: bool):
+    filepath = os.fspath(filepath)
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{filepath} exists and overwrite=False")
+    buf = io.BytesIO()
+    np.savez(buf, **{f"w{i}": np.ascontiguousarray(a) for i, a in enumerate(arrays)})
+    folder = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".kcompile", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("kcompile.json", json.dumps({"format": kind, "version": FORMAT_VERSION}))
+            z.writestr("config.json", json.dumps(config, indent=1))
+            z.writestr("weights.npz", buf.getvalue())
+        os.replace(tmp, filepath)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _read_archive(filepath):
+    filepath = os.fspath(filepath)
+    if not os.path.isfile(filepath):
+        raise FileNotFoundError(f"no such kcompile model/weights file: {filepath}")
+    try:
+        with zipfile.ZipFile(filepath) as z:
+            header = json.loads(z.read("kcompile.json"))
+            config = json.loads(z.read("config.json"))
+            npz = z.read("weights.npz")
+    except (zipfile.BadZipFile, KeyError, EOFError, OSError, ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{filepath}: not a valid kcompile file (corrupt, truncated or another format): "
+                         f"{type(e).__name__}: {e}") from None
+    if not isinstance(header, dict) or header.get("format") not in ("kcompile-model", "kcompile-weights"):
+        raise ValueError(f"{filepath}: unknown format header {header!r}")
+    if header.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{filepath}: format version {header.get('version')} is not supported "
+                         f"(this kcompile reads version {FORMAT_VERSION})")
+    arrays = _read_arrays(npz, len(config.get("weights", [])), filepath)
+    return header["format"], config if header["format"] == "kcompile-model" else None, arrays
+
+
+def _read_arrays(npz: bytes, count: int, filepath) -> list:
+    try:
+        with np.load(io.BytesIO(npz), allow_pickle=False) as data:
+            arrays = [data[f"w{i}"] for i in range(count)]
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise ValueError(f"{filepath}: weights are corrupt or not plain numeric arrays "
+                         f"({type(e).__name__}: {e})") from None
+    for i, a in enumerate(arrays):
+        if a.dtype.kind not in "biuf":
+            raise ValueError(f"{filepath}: weight w{i} has unsupported dtype {a.dtype}")
+    return arrays
+
+
+def _assign(model, arrays: list, filepath):
+    weights = model.weights
+    if len(weights) != len(arrays):
+        raise ValueError(f"{filepath}: holds {len(arrays)} weight arrays but model '{model.name}' has "
+                         f"{len(weights)} weights ({[v.path for v in weights]})")
+    for v, a in zip(weights, arrays):
+        if tuple(a.shape) != tuple(v.shape):
+            raise ValueError(f"{filepath}: weight for '{v.path}' has shape {tuple(a.shape)}, "
+                             f"the model expects {tuple(v.shape)}")
+    for v, a in zip(weights, arrays):
+        v.assign(a)
+
+
+def model_config(model) -> dict:
+    from .config_tree import serialize_layer
+    return serialize_layer(model)
+
+
+def functional_config(model) -> dict:
+    from .config_tree import functional_config as fc
+    return fc(model)
