@@ -138,3 +138,22 @@ def bind_thread_launcher(global_address) -> bool:
         return False
     ctypes.c_void_p.from_address(slot).value = gomp
     return True
+
+
+def parallel_function(module: ir.Module, name: str, ptr_types: list, ntasks, body) -> ir.Function:
+    """Get or emit `void name(ptrs..., i64 batch, i64 nthreads)` running body over ntasks(b, batch) tasks.
+
+    body(builder, task, ptrs, batch) emits one task's work inside the worker.
+    """
+    if name in module.globals:
+        return module.globals[name]
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), list(ptr_types) + [I64, I64]), name=name)
+    fn.linkage = "internal"
+    nptr = len(ptr_types)
+    region = ParallelRegion(module, f"{name}.worker", list(ptr_types) + [I64],
+                            lambda b, task, f: body(b, task, f[:nptr], f[nptr]))
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    batch, nthreads = fn.args[nptr], fn.args[nptr + 1]
+    region.run(b, nthreads, ntasks(b, batch), list(fn.args[:nptr]) + [batch])
+    b.ret_void()
+    return fn

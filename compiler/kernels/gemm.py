@@ -41,9 +41,13 @@ class GemmProblem:
     c: object             # StridedC: tile(...), epilogue_col(...), accumulate
     epi: Epilogue
     m_per_batch: bool = False
+    k_per_batch: bool = False   # K = k * batch (a filter gradient sums over the batch)
 
     def rows(self, b, batch):
         return b.mul(i64(self.m), batch) if self.m_per_batch else i64(self.m)
+
+    def depth(self, b, batch):
+        return b.mul(i64(self.k), batch) if self.k_per_batch else i64(self.k)
 
 
 def gemm_function(module: ir.Module, prob: GemmProblem, shape: GemmShape, wide: GemmShape | None = None
@@ -78,7 +82,7 @@ class _GemmEmitter:
         mchunk, nchunk, tm, tn = self._partition(b, nb, m, imax(b, nthreads, 1))
         pack_a = i64(1) if p.a.packed_only else b.zext(b.icmp_signed(">=", m, i64(PACK_A_MIN_ROWS)), I64)
         pack_b = b.zext(b.icmp_signed(">=", m, i64(PACK_B_MIN_ROWS)), I64) if p.b.direct_ok else i64(1)
-        fields = args[:self.nptr] + [m, mchunk, nchunk, tm, tn, pack_a, pack_b]
+        fields = args[:self.nptr] + [m, p.depth(b, batch), mchunk, nchunk, tm, tn, pack_a, pack_b]
         region = ParallelRegion(self.module, prob_worker_name(p), [f.type for f in fields], self._task)
         region.run(b, nthreads, b.mul(nb, b.mul(tm, tn)), fields)
         b.ret_void()
@@ -95,7 +99,7 @@ class _GemmEmitter:
 
     def _task(self, b, task, fields):
         ptrs = fields[:self.nptr]
-        m, mchunk, nchunk, tm, tn, pack_a, pack_b = fields[self.nptr:]
+        m, k, mchunk, nchunk, tm, tn, pack_a, pack_b = fields[self.nptr:]
         bi = b.sdiv(task, b.mul(tm, tn))
         mi = b.srem(b.sdiv(task, tn), tm)
         ni = b.srem(task, tn)
@@ -104,14 +108,14 @@ class _GemmEmitter:
         nlen = imin(b, nchunk, b.sub(i64(self.p.n), n0))
         bufs = (entry_alloca(b, self.p.elem, self.s.mc * self.s.kc),
                 entry_alloca(b, self.p.elem, self.s.kc * self.s.nc))
-        normal = _Macro(self, self.s, b, ptrs, bi, bufs, b.trunc(pack_a, I1), b.trunc(pack_b, I1))
+        normal = _Macro(self, self.s, b, ptrs, bi, k, bufs, b.trunc(pack_a, I1), b.trunc(pack_b, I1))
         if self.wide is None:
             normal.emit(m0, mlen, n0, nlen)
             return
         no = ir.Constant(I1, 0)
         with b.if_else(b.icmp_signed("<=", m, i64(self.wide.mr))) as (then, otherwise):
             with then:
-                _Macro(self, self.wide, b, ptrs, bi, bufs, no, no).emit(m0, mlen, n0, nlen)
+                _Macro(self, self.wide, b, ptrs, bi, k, bufs, no, no).emit(m0, mlen, n0, nlen)
             with otherwise:
                 normal.emit(m0, mlen, n0, nlen)
 
@@ -123,20 +127,20 @@ def prob_worker_name(p: GemmProblem) -> str:
 class _Macro:
     """The five blocked loops for one task's rectangle of C."""
 
-    def __init__(self, g: _GemmEmitter, shape: GemmShape, b, ptrs, bi, bufs, pack_a, pack_b):
-        self.g, self.s, self.b, self.bi = g, shape, b, bi
+    def __init__(self, g: _GemmEmitter, shape: GemmShape, b, ptrs, bi, k, bufs, pack_a, pack_b):
+        self.g, self.s, self.b, self.bi, self.k = g, shape, b, bi, k
         self.pa, self.pb, self.pc_ = ptrs[0], ptrs[1], ptrs[2]
         self.eptrs = ptrs[3:]
         self.abuf, self.bbuf = bufs
         self.pack_a, self.pack_b = pack_a, pack_b
 
     def emit(self, m0, mlen, n0, nlen):
-        b, s, k = self.b, self.s, self.g.p.k
+        b, s, k = self.b, self.s, self.k
         with for_range(b, n0, b.add(n0, nlen), s.nc, "jc") as jc:
             nc = imin(b, s.nc, b.sub(b.add(n0, nlen), jc))
             # max(K, 1): with K == 0 one pass with kc == 0 still writes C = 0 (+ epilogue)
-            with for_range(b, 0, max(k, 1), s.kc, "pc") as pc:
-                kc = imin(b, s.kc, b.sub(i64(k), pc))
+            with for_range(b, 0, imax(b, k, 1), s.kc, "pc") as pc:
+                kc = imin(b, s.kc, b.sub(k, pc))
                 self._pack_b(pc, kc, jc, nc)
                 with for_range(b, m0, b.add(m0, mlen), s.mc, "ic") as ic:
                     mc = imin(b, s.mc, b.sub(b.add(m0, mlen), ic))
@@ -158,7 +162,7 @@ class _Macro:
         accumulate = b.icmp_signed(">", pc, i64(0))
         if p.c.accumulate:
             accumulate = ir.Constant(I1, 1)
-        last = b.icmp_signed(">=", b.add(pc, kc), i64(p.k))
+        last = b.icmp_signed(">=", b.add(pc, kc), self.k)
         with for_range(b, 0, nc, s.nr, "jr") as jr:
             nr = imin(b, s.nr, b.sub(nc, jr))
             bptr, rsb = self._b_panel(pc, kc, b.add(jc, jr), jr)

@@ -133,15 +133,17 @@ class StridedB:
 class StridedC:
     """C[M x N] rows with stride ldc, contiguous columns; `accumulate` adds to what is there."""
 
-    def __init__(self, layout: Strided, batch_shape: BatchShape, accumulate: bool = False):
+    def __init__(self, layout: Strided, batch_shape: BatchShape, accumulate: bool = False, group_cols: int = 0):
         if layout.cs != 1:
             raise ValueError("GEMM output columns must be contiguous")
         self.layout, self.batch_shape, self.accumulate = layout, batch_shape, accumulate
+        self.group_cols = group_cols   # a grouped convolution's batch item g owns columns g*group_cols...
 
     def tile(self, b, ptr, bi, row, col):
         base = self.layout.base(b, ptr, self.batch_shape, bi)
         return self.layout.at(b, base, row, col), i64(self.layout.rs)
 
     def epilogue_col(self, b, bi, col):
-        return col
+        """The output column an epilogue sees (a channel index for grouped convolutions)."""
+        return b.add(col, b.mul(bi, i64(self.group_cols))) if self.group_cols else col
 

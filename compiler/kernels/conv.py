@@ -1,0 +1,98 @@
+"""Convolutions as implicit GEMMs over the shared packed micro-kernel (one GEMM batch item per group).
+
+forward       C[(n,oh,ow), co] = A[(n,oh,ow), (kh,kw,ci)] @ w[(kh,kw,ci), co]       (M grows with batch)
+input grad    dx[(n,ih,iw), ci] = dy-windows[(n,ih,iw), (kh,kw,co)] @ w^T[(kh,kw,co), ci]
+filter grad   dw[(kh,kw,ci), co] = x-windows^T[(kh,kw,ci), (n,oh,ow)] @ dy[(n,oh,ow), co] (K grows with batch)
+A 1x1 stride-1 unpadded convolution is a plain strided matmul over the input.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from llvmlite import ir
+
+from .config import gemm_shape, gemm_wide_shape
+from .epilogue import Epilogue
+from .gemm import GemmProblem, gemm_function
+from .geometry import Geometry
+from .im2col import Im2colA, InputGradB, split3
+from .irutil import i64, llvm_type
+from .matmul import ITEMSIZE
+from .operands import BatchShape, Strided, StridedA, StridedB, StridedC
+
+
+def conv_function(module: ir.Module, features: str, dtype: str, kind: str, geo: Geometry,
+                  epi: Epilogue | None = None) -> ir.Function:
+    """Get or emit `void f(T* in0, T* in1, T* out, T* epilogue_ptrs..., i64 batch, i64 nthreads)`.
+
+    kind: "forward" (x, w -> y), "input_grad" (dy, w -> dx), "filter_grad" (x, dy -> dw).
+    """
+    epi = epi or Epilogue()
+    shape = gemm_shape(features, ITEMSIZE[dtype])
+    key = repr((kind, dtype, geo, epi.key, shape))
+    name = f"kc_conv_{kind}_" + hashlib.sha1(key.encode()).hexdigest()[:12]
+    builder = {"forward": _forward, "input_grad": _input_grad, "filter_grad": _filter_grad}[kind]
+    prob = builder(name, llvm_type(dtype), geo, epi, shape.lanes)
+    wide = gemm_wide_shape(features, ITEMSIZE[dtype])
+    return gemm_function(module, prob, shape, wide)
+
+
+def _is_pointwise(g: Geometry) -> bool:
+    return g.kh == g.kw == 1 and g.sh == g.sw == 1 and g.pt == g.pl == 0
+
+
+def _forward(name, elem, g: Geometry, epi, lanes):
+    groups = BatchShape((g.groups,))
+    kdim = g.kh * g.kw * g.cin_g
+    if _is_pointwise(g):
+        a = StridedA(Strided(g.c, 1, (g.cin_g,)), groups)
+    else:
+        def rows(b, i, grp):
+            n, oh, ow = split3(b, i, g.oh, g.ow)
+            off = b.add(b.mul(n, i64(g.h * g.w * g.c)), b.mul(grp, i64(g.cin_g)))
+            return b.sub(b.mul(oh, i64(g.sh)), i64(g.pt)), b.sub(b.mul(ow, i64(g.sw)), i64(g.pl)), off
+
+        def cols(b, k, grp):
+            kh, kw, ci = split3(b, k, g.kw, g.cin_g)
+            return b.mul(kh, i64(g.dh)), b.mul(kw, i64(g.dw)), ci
+        a = Im2colA((g.h, g.w), g.c, rows, cols)
+    return GemmProblem(name, elem, groups, g.oh * g.ow, g.cout_g, kdim, a,
+                       StridedB(Strided(g.cout, 1, (g.cout_g,)), groups, lanes),
+                       StridedC(Strided(g.cout, 1, (g.cout_g,)), groups, group_cols=g.cout_g), epi,
+                       m_per_batch=True)
+
+
+def _input_grad(name, elem, g: Geometry, epi, lanes):
+    groups = BatchShape((g.groups,))
+
+    def rows(b, i, grp):
+        n, ih, iw = split3(b, i, g.h, g.w)
+        off = b.add(b.mul(n, i64(g.oh * g.ow * g.cout)), b.mul(grp, i64(g.cout_g)))
+        return b.add(ih, i64(g.pt)), b.add(iw, i64(g.pl)), off
+
+    def cols(b, k, grp):
+        kh, kw, co = split3(b, k, g.kw, g.cout_g)
+        return b.neg(b.mul(kh, i64(g.dh))), b.neg(b.mul(kw, i64(g.dw))), co
+    a = Im2colA((g.oh, g.ow), g.cout, rows, cols, divisor=(g.sh, g.sw))
+    return GemmProblem(name, elem, groups, g.h * g.w, g.cin_g, g.kh * g.kw * g.cout_g, a,
+                       InputGradB(g.cin_g, g.cout, g.cout_g),
+                       StridedC(Strided(g.c, 1, (g.cin_g,)), groups, group_cols=g.cin_g), epi,
+                       m_per_batch=True)
+
+
+def _filter_grad(name, elem, g: Geometry, epi, lanes):
+    groups = BatchShape((g.groups,))
+
+    def rows(b, i, grp):
+        kh, kw, ci = split3(b, i, g.kw, g.cin_g)
+        off = b.add(b.mul(grp, i64(g.cin_g)), ci)
+        return b.sub(b.mul(kh, i64(g.dh)), i64(g.pt)), b.sub(b.mul(kw, i64(g.dw)), i64(g.pl)), off
+
+    def cols(b, k, grp):
+        n, oh, ow = split3(b, k, g.oh, g.ow)
+        return b.mul(oh, i64(g.sh)), b.mul(ow, i64(g.sw)), b.mul(n, i64(g.h * g.w * g.c))
+    a = Im2colA((g.h, g.w), g.c, rows, cols)
+    return GemmProblem(name, elem, groups, g.kh * g.kw * g.cin_g, g.cout_g, g.oh * g.ow, a,
+                       StridedB(Strided(g.cout, 1, (g.cout_g,)), groups, lanes),
+                       StridedC(Strided(g.cout, 1, (g.cout_g,)), groups, group_cols=g.cout_g), epi,
+                       k_per_batch=True)

@@ -1,0 +1,82 @@
+"""Implicit-GEMM operands of convolutions: windows of an NHWC tensor gathered straight into packed panels.
+
+No im2col matrix is ever materialized: the A packer reads element (i, k) from the source tensor at
+spatial position (h_row(i) + h_col(k), w_row(i) + w_col(k)) and channel offset off_row(i) + off_col(k),
+writing 0 where the position falls into padding.  A `stride` divisor turns the same gather into the
+transposed convolution of the input gradient: position t maps to t / stride when it divides exactly.
+"""
+from __future__ import annotations
+
+from .irutil import I64, entry_alloca, for_range, gep, i64, imin, zero
+
+
+class Im2colA:
+    """Packed-only A operand. row_fn(b, i, g) and col_fn(b, k, g) -> (h, w, element offset)."""
+
+    packed_only = True
+
+    def __init__(self, src_hw, src_c, row_fn, col_fn, divisor=(1, 1)):
+        (self.sh_, self.sw_), self.c = src_hw, src_c
+        self.row_fn, self.col_fn, self.divisor = row_fn, col_fn, divisor
+
+    def pack(self, b, ptr, g, dst, m0, mc, k0, kc, mr_tile):
+        rows_h, rows_w, rows_off = (entry_alloca(b, I64, mr_tile, 8) for _ in range(3))
+        with for_range(b, 0, mc, mr_tile, "ic.i") as ip:
+            rows = imin(b, mr_tile, b.sub(mc, ip))
+            with for_range(b, 0, rows, 1, "ic.r") as r:
+                for arr, v in zip((rows_h, rows_w, rows_off), self.row_fn(b, b.add(m0, b.add(ip, r)), g)):
+                    b.store(v, gep(b, arr, r))
+            panel = gep(b, dst, b.mul(ip, kc))
+            with for_range(b, 0, kc, 1, "ic.k") as k:
+                hk, wk, ok = self.col_fn(b, b.add(k0, k), g)
+                out = gep(b, panel, b.mul(k, i64(mr_tile)))
+                with for_range(b, 0, rows, 1, "ic.rk") as r:
+                    h = b.add(b.load(gep(b, rows_h, r)), hk)
+                    w = b.add(b.load(gep(b, rows_w, r)), wk)
+                    off = b.add(b.load(gep(b, rows_off, r)), ok)
+                    b.store(self._element(b, ptr, h, w, off), gep(b, out, r))
+
+    def _element(self, b, ptr, h, w, off):
+        ok_h, h = _position(b, h, self.sh_, self.divisor[0])
+        ok_w, w = _position(b, w, self.sw_, self.divisor[1])
+        valid = b.and_(ok_h, ok_w)
+        idx = b.add(off, b.mul(b.add(b.mul(h, i64(self.sw_)), w), i64(self.c)))
+        # padding reads nothing: the address is replaced by the base before loading
+        v = b.load(b.select(valid, gep(b, ptr, idx), ptr))
+        return b.select(valid, v, zero(v.type))
+
+
+def _position(b, t, size, divisor):
+    """(t is a real row/column, its index): 0 <= t < size*divisor and divisor | t."""
+    inside = b.icmp_unsigned("<", t, i64(size * divisor))
+    if divisor == 1:
+        return inside, t
+    exact = b.icmp_unsigned("==", b.urem(t, i64(divisor)), i64(0))
+    return b.and_(inside, exact), b.udiv(t, i64(divisor))
+
+
+def split3(b, i, d1: int, d2: int):
+    """i -> (i // (d1*d2), (i // d2) % d1, i % d2) for static d1, d2."""
+    return b.sdiv(i, i64(d1 * d2)), b.srem(b.sdiv(i, i64(d2)), i64(d1)), b.srem(i, i64(d2))
+
+
+class InputGradB:
+    """B of the input gradient: B[(kh, kw, co), ci] = w[kh, kw, ci, g*cout_g + co], packed by columns."""
+
+    direct_ok = False
+
+    def __init__(self, cin_g: int, cout: int, cout_g: int):
+        self.cin_g, self.cout, self.cout_g = cin_g, cout, cout_g
+
+    def pack(self, b, ptr, g, dst, k0, kc, n0, nc, nr_tile):
+        base = gep(b, ptr, b.mul(g, i64(self.cout_g)))
+        with for_range(b, 0, nc, nr_tile, "gb.j") as jp:
+            cols = imin(b, nr_tile, b.sub(nc, jp))
+            panel = gep(b, dst, b.mul(jp, kc))
+            with for_range(b, 0, cols, 1, "gb.c") as j:
+                col = gep(b, base, b.mul(b.add(n0, b.add(jp, j)), i64(self.cout)))
+                with for_range(b, 0, kc, 1, "gb.k") as k:
+                    kk = b.add(k0, k)
+                    tap, co = b.sdiv(kk, i64(self.cout_g)), b.srem(kk, i64(self.cout_g))
+                    src = gep(b, col, b.add(b.mul(tap, i64(self.cin_g * self.cout)), co))
+                    b.store(b.load(src), gep(b, panel, b.add(b.mul(k, i64(nr_tile)), j)))
