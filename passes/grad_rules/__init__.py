@@ -4,6 +4,12 @@ A rule is `rule(b, node, g) -> [Value | None per input]`: it emits, through the 
 the cotangent of each input of `node` given `g`, the cotangent of its output (a list with one
 entry per output for multi-output ops). None means "no gradient" (integer inputs, or ops such as
 floor whose derivative is zero almost everywhere), so nothing flows further back from there.
+
+Conventions where the derivative is not unique (all match central finite differences):
+- maximum/minimum and reduce_max/reduce_min split the gradient equally among tied extremes;
+- max pooling routes each window's gradient to its first maximum (row-major), as max_pool2d_grad;
+- relu'(0) = 0; sign, floor, ceil and round have zero gradient; abs'(0) = 0;
+- pow: d/da is 0 where b == 0, and d/db uses log(a) taken as 0 where a == 0 (as JAX).
 """
 from __future__ import annotations
 

@@ -227,3 +227,16 @@ def test_backward_nodes_are_named_after_their_forward_node():
         backprop(b, y, [x])
     grad_nodes = b.nodes[2:]
     assert grad_nodes and {n.name for n in grad_nodes} <= {"act/grad", "train_step"}
+
+
+def test_gradient_graph_prints_and_parses_back():
+    from kcompile.ir import parse_graph, print_graph
+
+    rng = np.random.default_rng(4)
+    g = grad_graph(_mlp(rng), ["w1", "b2"])
+    text = print_graph(g)
+    again = parse_graph(text)
+    assert print_graph(again) == text
+    x, labels = sample("f", (3, 5), rng), sample("int3", (3,), rng)
+    for want, got in zip(run(g, [x, labels]), run(again, [x, labels], g.param_values)):
+        np.testing.assert_array_equal(got, want)
