@@ -85,6 +85,26 @@ def test_mlp_cross_entropy_gradients_match_finite_differences():
     assert {n.name for n in g.nodes} >= {"dense_1/grad", "dense_2/grad", "loss/grad"}
 
 
+def test_float32_gradients_agree_with_float64():
+    """The rules emit constants in the operands' dtype, so an f32 graph differentiates in f32."""
+    rng = np.random.default_rng(5)
+    g64 = _mlp(rng)
+    b = GraphBuilder("mlp32")
+    x = b.input("x", TensorType(("N", 5), "f32"))
+    labels = b.input("labels", TensorType(("N",), "i64"))
+    p = {k: b.param(k, v.astype(np.float32)) for k, v in g64.param_values.items()}
+    h = b.relu(b.add(b.matmul(x, p["w1"]), p["b1"]))
+    logp = b.log_softmax(b.add(b.matmul(h, p["w2"]), p["b2"]))
+    loss = b.neg(b.reduce_mean(b.reduce_sum(b.mul(logp, b.one_hot(labels, depth=3)), axes=[1])))
+    g32 = grad_graph(b.build([loss]), list(p))
+    x_v, labels_v = sample("f", (6, 5), rng), sample("int3", (6,), rng)
+    got = run(g32, [x_v.astype(np.float32), labels_v])[1:]
+    want = run(grad_graph(g64, list(p)), [x_v, labels_v])[2:]
+    for a, w in zip(got, want):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, w, rtol=1e-4, atol=1e-5)
+
+
 def _fd_param(f, value, eps=1e-6):
     value = value.copy()
     out = np.zeros_like(value)

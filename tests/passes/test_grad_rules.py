@@ -29,6 +29,9 @@ def _conv_cases():
     yield "conv2d_input_grad", [((N, 3, 5, 3), "f"), w], {"input_shape": (N, 5, 6, 2)}
     yield "conv2d_input_grad", [((N, 3, 3, 3), "f"), w], {"input_shape": (N, 5, 6, 2), "strides": (2, 2),
                                                           "padding": "same"}
+    grouped = {"groups": 2, "strides": (1, 2)}
+    yield "conv2d_input_grad", [((N, 3, 2, 4), "f"), ((2, 2, 2, 4), "f")], {"input_shape": (N, 4, 5, 4), **grouped}
+    yield "conv2d_filter_grad", [((N, 4, 5, 4), "f"), ((N, 3, 2, 4), "f")], {"filter_shape": (2, 2, 2, 4), **grouped}
     yield "conv2d_filter_grad", [x, ((N, 3, 5, 3), "f")], {"filter_shape": (3, 2, 2, 3)}
     yield "conv2d_filter_grad", [x, ((N, 5, 3, 3), "f")], {"filter_shape": (3, 2, 2, 3), "strides": (1, 2),
                                                            "padding": "same"}
@@ -71,6 +74,7 @@ def _layout_cases():
     yield "pad", [((N, 3, 2), "f")], {"pads": (0, 0, 1, 2, 0, 1), "value": 1.5}
     yield "gather", [((5, 3), "f"), ((2, 4), "int5")], {"axis": 0}
     yield "gather", [((N, 5), "f"), ((4,), "int5")], {"axis": 1}
+    yield "gather", [((6, 2), "f"), ((N, 4), "int6")], {"axis": 0}  # an embedding lookup
     yield "gather", [((4, 6, 2), "f"), ((3,), "int6")], {"axis": 1}
     yield "scatter_add", [((4,), "int5"), ((4, 3), "f")], {"shape": (5, 3), "axis": 0}
     yield "scatter_add", [((3,), "int5"), ((N, 3), "f")], {"shape": (N, 5), "axis": 1}
