@@ -110,7 +110,7 @@ def test_scalar_kinds_round_trip():
     assert 'padding="causal"' in text and "dtype=i8" in text and "shape=[N, 6, 3]" in text
 
 
-@pytest.mark.parametrize("name", ['plain', 'with space', 'quote"and\\backslash', 'new\nline\ttab', 'dénse/ü 1', '', '%@{}'])
+@pytest.mark.parametrize("name", ['plain', 'inf', 'true', 'with space', 'quote"and\\backslash', 'new\nline\ttab', 'dénse/ü 1', '', '%@{}'])
 def test_names_with_any_characters_survive(name):
     b = GraphBuilder(name or "g")
     x = b.input("in " + name, TensorType([2]))
