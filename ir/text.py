@@ -47,7 +47,7 @@ def print_graph(graph: Graph) -> str:
     """The canonical text of `graph` (parse_graph gives it back)."""
     names = _Namer()
     args = ", ".join(f"{names.define(v)}: {v.type}" for v in graph.inputs)
-    outs = ", ".join(f"{_label(n)}: {v.type}" for n, v in zip(graph.output_names, graph.outputs))
+    outs = ", ".join(f"{_symbol(n)}: {v.type}" for n, v in zip(graph.output_names, graph.outputs))
     lines = [f"graph @{_name(graph.name)}({args}) -> ({outs}) {{"]
     lines += [f"  {names.define(p)} = param {_quote(p.param_name)} : {p.type}" for p in graph.params]
     lines += ["  " + _print_node(node, names) for node in graph.nodes]
@@ -128,10 +128,6 @@ def _quote(s: str) -> str:
 
 def _name(s: str) -> str:
     return s if _NAME.fullmatch(s) or _COUNTER.fullmatch(s) else _quote(s)
-
-
-def _label(s: str) -> str:
-    return s if _IDENT.fullmatch(s) else _quote(s)
 
 
 # -- tokenizer ---------------------------------------------------------------------------
