@@ -1,0 +1,106 @@
+"""Lowerings of matmul, convolutions and pooling onto the kernels of compiler/kernels.
+
+Each node becomes one call of a kernel function emitted once per distinct static configuration
+(shapes, attributes, dtype, epilogue); the batch size and the thread count pass at run time.
+A fused bias add + relu epilogue is claimed and applied on the tile in registers; any other
+epilogue is left to codegen, which runs it in place after the kernel.
+"""
+from __future__ import annotations
+
+from ..kernels.conv import conv_function
+from ..kernels.epilogue import BiasActivation
+from ..kernels.geometry import geometry1d, geometry2d
+from ..kernels.matmul import matmul_function
+from ..kernels.pool import pool_function
+from ..loops import I64
+from . import lowering
+
+
+def _call(ctx, fn, buffers, extra=()):
+    b = ctx.builder
+    elem = fn.args[0].type
+    ptrs = [b.bitcast(buf.ptr, elem) for buf in buffers] + [b.bitcast(p, elem) for p in extra]
+    nthreads = ctx.nthreads if ctx.nthreads.type == I64 else b.zext(ctx.nthreads, I64)
+    b.call(fn, ptrs + [ctx.batch, nthreads])
+
+
+def _claim_epilogue(ctx):
+    """(BiasActivation, [bias pointer]) when the fused epilogue is a bias add and/or relu, else (None, [])."""
+    epi = ctx.epilogue
+    if epi is None or not ctx.outs[0].dtype.is_float:
+        return None, []
+    found = epi.bias_activation()
+    if found is None:
+        return None, []
+    bias, act = found
+    ctx.take_epilogue()
+    return BiasActivation(bias is not None, act), ([bias.ptr] if bias is not None else [])
+
+
+def _shape(v):
+    return tuple(v.type.shape)
+
+
+@lowering("matmul")
+def lower_matmul(ctx):
+    a, w = ctx.node.inputs
+    epi, extra = _claim_epilogue(ctx)
+    fn = matmul_function(ctx.module, ctx.target.features, a.type.dtype.name, _shape(a), _shape(w),
+                         ctx.attrs["transpose_a"], ctx.attrs["transpose_b"], epi)
+    _call(ctx, fn, [*ctx.ins, ctx.outs[0]], extra)
+
+
+def _conv_geometry(ctx, x_shape, w_shape, cout):
+    a = ctx.attrs
+    if len(x_shape) == 3:
+        return geometry1d(x_shape, w_shape[0], a["strides"], a["dilations"], a["padding"], a["groups"], cout)
+    return geometry2d(x_shape, w_shape[:2], a["strides"], a["dilations"], a["padding"], a["groups"], cout)
+
+
+@lowering("conv1d", "conv2d")
+def lower_conv(ctx):
+    x, w = ctx.node.inputs
+    geo = _conv_geometry(ctx, _shape(x), _shape(w), w.type.shape[-1])
+    epi, extra = _claim_epilogue(ctx)
+    fn = conv_function(ctx.module, ctx.target.features, x.type.dtype.name, "forward", geo, epi)
+    _call(ctx, fn, [*ctx.ins, ctx.outs[0]], extra)
+
+
+@lowering("conv2d_input_grad")
+def lower_conv2d_input_grad(ctx):
+    dy, w = ctx.node.inputs
+    geo = _conv_geometry(ctx, tuple(ctx.attrs["input_shape"]), _shape(w), w.type.shape[-1])
+    fn = conv_function(ctx.module, ctx.target.features, dy.type.dtype.name, "input_grad", geo)
+    _call(ctx, fn, [*ctx.ins, ctx.outs[0]])
+
+
+@lowering("conv2d_filter_grad")
+def lower_conv2d_filter_grad(ctx):
+    x, dy = ctx.node.inputs
+    fs = tuple(ctx.attrs["filter_shape"])
+    geo = _conv_geometry(ctx, _shape(x), fs, fs[-1])
+    fn = conv_function(ctx.module, ctx.target.features, x.type.dtype.name, "filter_grad", geo)
+    _call(ctx, fn, [*ctx.ins, ctx.outs[0]])
+
+
+def _pool_geometry(ctx, x_shape):
+    a = ctx.attrs
+    if len(x_shape) == 3:
+        return geometry1d(x_shape, a["pool_size"][0], a["strides"][0], 1, a["padding"])
+    return geometry2d(x_shape, a["pool_size"], a["strides"], (1, 1), a["padding"])
+
+
+def _pool(kind):
+    def lower(ctx):
+        x = ctx.node.inputs[0]
+        shape = tuple(ctx.attrs["input_shape"]) if kind == "avg_grad" else _shape(x)
+        fn = pool_function(ctx.module, ctx.target.features, x.type.dtype.name, kind, _pool_geometry(ctx, shape))
+        _call(ctx, fn, [*ctx.ins, ctx.outs[0]])
+    lower.__name__ = f"lower_{kind}_pool"
+    return lower
+
+
+lowering("max_pool1d", "max_pool2d")(_pool("max"))
+lowering("avg_pool1d", "avg_pool2d")(_pool("avg"))
+lowering("max_pool2d_grad")(_pool("max_grad"))
+lowering("avg_pool2d_grad")(_pool("avg_grad"))
