@@ -21,8 +21,11 @@ class Model(TrainerMixin, Layer):
     """`Model(inputs, outputs)` builds a functional model; subclass it and define `call` otherwise."""
 
     def __new__(cls, *args, **kwargs):
-        if cls is Model and (len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs):
+        functional_args = len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs
+        if cls is Model and functional_args:
             return object.__new__(Functional)
+        if functional_args and not issubclass(cls, Functional):
+            return object.__new__(_functional_subclass(cls))  # class CustomModel(Model); CustomModel(inputs, outputs)
         return object.__new__(cls)
 
     def __init__(self, *args, **kwargs):
@@ -114,6 +117,16 @@ class Model(TrainerMixin, Layer):
 
     def _uses_scope(self) -> bool:
         return True
+
+
+_FUNCTIONAL_SUBCLASSES: dict = {}
+
+
+def _functional_subclass(cls):
+    """A Model subclass built with (inputs, outputs) is functional, keeping its overrides (Keras does the same)."""
+    if cls not in _FUNCTIONAL_SUBCLASSES:
+        _FUNCTIONAL_SUBCLASSES[cls] = type(cls.__name__, (cls, Functional), {"__module__": cls.__module__})
+    return _FUNCTIONAL_SUBCLASSES[cls]
 
 
 def _init_trainer(model):
