@@ -193,6 +193,20 @@ def _transpose_chain(rw, m: Match):
     return rw.new(m, "transpose", inner.inputs[0], perm=[first[p] for p in m.attrs["perm"]])
 
 
+def _splat_layout(rw, m: Match):
+    """Moving or broadcasting a splat gives a splat: broadcast its scalar straight to the result shape."""
+    x = m.inputs[0]
+    scalar = x.producer.inputs[0] if _producer(x, "broadcast_to") else x
+    if x.type == m.types[0] or scalar.shape != () or constant_value(scalar) is None or (x is scalar and m.op == "broadcast_to"):
+        return None  # (x is scalar: already a splat of a scalar, the canonical form)
+    return rw.new(m, "broadcast_to", scalar, shape=m.types[0].shape)
+
+
+def _broadcast_chain(rw, m: Match):
+    inner = _producer(m.inputs[0], "broadcast_to")
+    return rw.new(m, "broadcast_to", inner.inputs[0], shape=m.types[0].shape) if inner else None
+
+
 def _zero_minus(rw, m: Match):
     x = m.inputs[1]
     return rw.new(m, "neg", x) if splat_value(m.inputs[0]) == 0 and x.type == m.types[0] else None
@@ -209,6 +223,8 @@ IDENTITY_RULES = [
           "reduce_mean", "reduce_max", "reduce_min"), _same_type_is_identity),
     Rule(("transpose",), _identity_transpose),
     Rule(("concat", "split"), _single_operand),
+    Rule(("reshape", "expand_dims", "squeeze", "broadcast_to", "transpose"), _splat_layout),
+    Rule(("broadcast_to",), _broadcast_chain),
     Rule(("reshape", "expand_dims", "squeeze"), _reshape_chain),
     Rule(("transpose",), _transpose_chain),
 ]
@@ -235,7 +251,7 @@ def fold_constants(graph: Graph) -> Graph:
 
 @register_pass("simplify")
 def simplify(graph: Graph) -> Graph:
-    """Algebraic identities: x*1, x+0, 0-x, double neg, no-op reshapes/transposes/casts, reshape chains."""
+    """Algebraic identities: x*1, x+0, 0-x, double neg, no-op layout ops and casts, layout chains, splats."""
     return dce(rewrite_graph(graph, IDENTITY_RULES))
 
 

@@ -74,8 +74,8 @@ def _sigmoid(b, node, g):
 
 
 @defvjp("relu")
-def _relu(b, node, g):  # zero gradient at 0, as in JAX and TF
-    return [b.where(b.greater(_x(node), const(b, 0, g)), g, const(b, 0, g))]
+def _relu(b, node, g):  # zero gradient at 0, as in JAX and TF; reads y so x's buffer can die early
+    return [b.where(b.greater(_y(node), const(b, 0, g)), g, const(b, 0, g))]
 
 
 @defvjp("erf")

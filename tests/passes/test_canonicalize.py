@@ -62,6 +62,10 @@ def test_folding_is_bounded_and_leaves_splats_and_bad_indices_alone():
     (lambda b, x: b.pad(x, pads=[0, 0, 0, 0]), {}),
     (lambda b, x: b.reduce_sum(b.expand_dims(x, axes=[2]), axes=[2], keepdims=True), {"expand_dims": 1}),
     (lambda b, x: b.concat(x, axis=1), {}),
+    (lambda b, x: b.add(x, b.broadcast_to(b.reshape(b.broadcast_to(b.constant(2.0), shape=(3,)), shape=(1, 3)),
+                                          shape=("N", 3))), {"add": 1, "broadcast_to": 1, "constant": 1}),
+    (lambda b, x: b.add(x, b.broadcast_to(b.broadcast_to(b.exp(b.constant(np.ones(3, np.float32))), shape=(1, 3)),
+                                          shape=("N", 3))), {"add": 1, "broadcast_to": 1, "constant": 1}),
 ])
 def test_algebraic_identities(make, expect):
     b = GraphBuilder("ident")
