@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import csv
 import os
-import shutil
 import sys
 import warnings
 
@@ -164,8 +163,8 @@ class TerminateOnNaN(Callback):
 class ModelCheckpoint(MonitorCallback):
     """Save the model (or its weights) each epoch, or only when the monitored value improves.
 
-    Files are written to a temporary name beside the target and renamed into place, so a crash
-    never leaves a half-written checkpoint. `filepath` may use {epoch} and log keys ({val_loss:.2f}).
+    Writes are atomic: the file is written under a temporary name and renamed into place, so a
+    crash never leaves a half-written checkpoint. `filepath` may use {epoch} and log keys ({val_loss:.2f}).
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
@@ -197,27 +196,11 @@ class ModelCheckpoint(MonitorCallback):
             print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
 
     def _save(self, path):
-        directory, base = os.path.split(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        tmp = os.path.join(directory, f".tmp-{os.getpid()}-{base}")
-        _remove(tmp)
-        try:
-            if self.save_weights_only:
-                self.model.save_weights(tmp)
-            else:
-                self.model.save(tmp)
-            if os.path.isdir(tmp) and os.path.isdir(path):
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        finally:
-            _remove(tmp)
-
-
-def _remove(path):
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    elif os.path.exists(path):
-        os.remove(path)
+        # model.save / save_weights write a temporary file and rename it into place (saving.py)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
 
 
 class CSVLogger(Callback):
