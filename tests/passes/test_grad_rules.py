@@ -1,5 +1,4 @@
 """Every gradient rule against central finite differences (float64, odd sizes, broadcasting, batch N)."""
-import numpy as np
 import pytest
 
 from kcompile.ir import OPS
