@@ -178,10 +178,15 @@ class _EntryBuilder:
             ptr = b.gep(self.params, [i64(self.slots[p.param_name].offset)])
             self.buffers[p] = Buffer(p, self._typed(ptr, p), self.dims(p))
         self.out_home = {}
-        updates = set(g.meta.get("param_updates", {}))
-        for k, (v, oname) in enumerate(zip(g.outputs, g.output_names)):
-            if v.producer is not None and v not in self.out_home and oname not in updates:
+        for k, v in self.caller_outputs():
+            if v.producer is not None and v not in self.out_home:
                 self.out_home[v] = k
+
+    def caller_outputs(self):
+        """(slot in the outputs array, Value) for outputs that are not parameter updates."""
+        updates = self.graph.meta.get("param_updates", {})
+        kept = [v for v, n in zip(self.graph.outputs, self.graph.output_names) if n not in updates]
+        return list(enumerate(kept))
 
     def buffer(self, v: Value) -> Buffer:
         """The buffer of a node output (made on first request: caller output or workspace)."""
@@ -250,16 +255,16 @@ class _EntryBuilder:
     def _finish_outputs(self):
         """Outputs that are inputs, parameters or repeated values are copied; updates go to params."""
         b, g = self.b, self.graph
+        for k, v in self.caller_outputs():
+            if self.out_home.get(v) != k:
+                self._copy_value(v, b.load(b.gep(self.outputs, [i64(k)])))
         updates = g.meta.get("param_updates", {})
-        for k, (v, oname) in enumerate(zip(g.outputs, g.output_names)):
-            src = self._operand(v) if v in self.buffers else self.buffer(v)
+        for v, oname in zip(g.outputs, g.output_names):
             if oname in updates:
-                slot = self.slots[updates[oname]]
-                dst = b.gep(self.params, [i64(slot.offset)])
-            elif self.out_home.get(v) == k:
-                continue
-            else:
-                dst = b.load(b.gep(self.outputs, [i64(k)]))
-            nbytes = b.mul(src.numel(b), i64(v.type.dtype.itemsize))
-            copy_bytes(b, dst, b.bitcast(src.ptr, I8P), nbytes)
+                self._copy_value(v, b.gep(self.params, [i64(self.slots[updates[oname]].offset)]))
 
+    def _copy_value(self, v: Value, dst):
+        b = self.b
+        src = self._operand(v) if v in self.buffers else self.buffer(v)
+        nbytes = b.mul(src.numel(b), i64(v.type.dtype.itemsize))
+        copy_bytes(b, dst, b.bitcast(src.ptr, I8P), nbytes)

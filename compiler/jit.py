@@ -92,7 +92,9 @@ class NativeFunction:
             given = {**self.graph.param_values, **(params or {})}
             missing = [s.name for s in self._slots if s.name not in given]
             raise ValueError(f"graph @{self.graph.name}: no value for parameters {missing}")
-        outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in self.graph.outputs]
+        updates = self.graph.meta.get("param_updates", {})
+        outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np)
+                for v, name in zip(self.graph.outputs, self.graph.output_names) if name not in updates]
         ws = aligned_empty(self.workspace_bytes(batch))
         in_ptrs = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
         out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[o.ctypes.data for o in outs])

@@ -62,10 +62,12 @@ def matmul_problem(name, dtype: str, a_shape, b_shape, transpose_a, transpose_b,
     out_batch = _broadcast(a_shape[:-2], b_shape[:-2])
     bs = BatchShape(out_batch)
     c_shape = out_batch + (m, n)
-    return GemmProblem(name, elem, bs, m, n, k,
+    k_per_batch = isinstance(k, str)  # x^T @ dy of a dense layer contracts over the batch
+    return GemmProblem(name, elem, bs, m, n, 1 if k_per_batch else k,
                        StridedA(Strided(a_rs, a_cs, _batch_strides(a_shape, out_batch)), bs),
                        StridedB(Strided(b_rs, b_cs, _batch_strides(b_shape, out_batch)), bs, lanes),
-                       StridedC(Strided(n, 1, _batch_strides(c_shape, out_batch)), bs), epi)
+                       StridedC(Strided(n, 1, _batch_strides(c_shape, out_batch)), bs), epi,
+                       k_per_batch=k_per_batch)
 
 
 def matmul_function(module: ir.Module, features: str, dtype: str, a_shape, b_shape,

@@ -1,0 +1,165 @@
+"""AOT artifacts: a directory with the shared library, a C header, manifest.json and weights.bin.
+
+Written atomically: everything goes to a temporary sibling directory that is renamed into place
+only when complete, so a failed or interrupted compile leaves no half-written artifact. Where no
+C compiler/linker exists, the object file is kept instead and the runtime loads it with llvmlite.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import llvmlite
+import numpy as np
+
+from kcompile.ir import Graph
+
+from .driver import compile_entries
+
+FORMAT = "kcompile-artifact"
+FORMAT_VERSION = 1
+COMPILER_VERSION = "0.1.0"
+LAUNCH_SYMBOL = "kc_parallel_launch"  # see compiler/threads.py: the runtime binds GOMP_parallel here
+
+
+def write_artifact(graph: Graph, outdir, name: str, train_step: Graph | None = None, opt_level: int = 3,
+                   linker: str | None = "cc") -> Path:
+    """Compile `graph` (and optionally its training step) into the artifact directory `outdir`.
+
+    train_step: a graph whose meta["param_updates"] ({output name: parameter name}) says which of
+    its outputs are the new parameter values; the entry point writes those into the parameter block.
+    linker: the C compiler driver used to link (None: keep the object file, no linking).
+    """
+    if not name.isidentifier():
+        raise ValueError(f"artifact name {name!r} must be a C identifier")
+    entries = {"forward": graph} | ({"train_step": train_step} if train_step is not None else {})
+    result = compile_entries(entries, name, opt_level)
+    outdir = Path(outdir)
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.tmp-", dir=outdir.parent))
+    try:
+        _write_files(tmp, name, result, entries, linker)
+        _replace_dir(tmp, outdir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return outdir
+
+
+def _write_files(tmp: Path, name: str, result, entries: dict, linker):
+    native = result.module
+    obj = result.library.emit_object()
+    weights = _weights_block(native.params, entries)
+    (tmp / "weights.bin").write_bytes(weights)
+    cc = shutil.which(linker) if linker else None
+    if cc:
+        (tmp / f"{name}.o").write_bytes(obj)
+        _link(cc, tmp / f"{name}.o", tmp / f"lib{name}.so")
+        (tmp / f"{name}.o").unlink()
+        code = {"library": f"lib{name}.so", "object": None}
+    else:
+        (tmp / f"{name}.o").write_bytes(obj)
+        code = {"library": None, "object": f"{name}.o"}
+    (tmp / f"{name}.h").write_text(header(name, native, entries))
+    manifest = _manifest(name, native, entries, result, code, tmp, weights)
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+def _link(cc: str, obj: Path, so: Path):
+    cmd = [cc, "-shared", "-o", str(so), str(obj), "-lm"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"linking {so.name} failed ({' '.join(cmd)}):\n{proc.stderr}")
+
+
+def _replace_dir(tmp: Path, outdir: Path):
+    if outdir.is_symlink() or (outdir.exists() and not outdir.is_dir()):
+        raise FileExistsError(f"{outdir} exists and is not an artifact directory")
+    if outdir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.old-", dir=outdir.parent))
+        os.replace(outdir, old / "a")
+        os.replace(tmp, outdir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, outdir)
+
+
+def _weights_block(slots, entries: dict) -> bytes:
+    values = {}
+    for g in entries.values():
+        values.update(g.param_values)
+    size = max((s.offset + s.nbytes for s in slots), default=0)
+    block = bytearray(size)
+    for s in slots:
+        if s.name not in values:
+            raise ValueError(f"parameter '{s.name}' has no value to write into weights.bin")
+        a = np.ascontiguousarray(values[s.name], dtype=s.dtype.np.newbyteorder("<"))
+        block[s.offset:s.offset + s.nbytes] = a.tobytes()
+    return bytes(block)
+
+
+def _tensor_spec(name: str, v) -> dict:
+    return {"name": name, "shape": list(v.type.shape), "dtype": v.type.dtype.name}
+
+
+def _entry_spec(kind: str, graph: Graph, native) -> dict:
+    per_row, static = native.workspace[kind]
+    updates = dict(graph.meta.get("param_updates", {}))
+    return {
+        "symbol": native.symbol(kind),
+        "workspace_symbol": f"{native.symbol(kind)}_workspace_size",
+        "workspace": {"per_batch": per_row, "static": static},
+        "inputs": [_tensor_spec(v.name, v) for v in graph.inputs],
+        "outputs": [_tensor_spec(n, v) for n, v in zip(graph.output_names, graph.outputs) if n not in updates],
+        "param_updates": updates,
+    }
+
+
+def _manifest(name, native, entries, result, code, tmp: Path, weights: bytes) -> dict:
+    target = result.library.target
+    files = {k: v for k, v in code.items() if v}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "compiler": {"name": "kcompile", "version": COMPILER_VERSION, "llvmlite": llvmlite.__version__,
+                     "opt_level": result.library.opt_level},
+        **code,
+        "sha256": {f: hashlib.sha256((tmp / f).read_bytes()).hexdigest() for f in files.values()}
+        | {"weights.bin": hashlib.sha256(weights).hexdigest()},
+        "header": f"{name}.h",
+        "target": {"triple": target.triple, "cpu": target.cpu, "features": target.enabled_features},
+        "entry_points": {kind: _entry_spec(kind, g, native) for kind, g in entries.items()},
+        "params": [{"name": s.name, "offset": s.offset, "nbytes": s.nbytes, "shape": list(s.shape),
+                    "dtype": s.dtype.name} for s in native.params],
+        "weights": {"file": "weights.bin", "nbytes": len(weights)},
+        "status_codes": {str(k): v for k, v in native.status_messages.items()},
+        "thread_launcher": LAUNCH_SYMBOL if LAUNCH_SYMBOL in native.ir_text else None,
+        "compile_seconds": {k: round(v, 6) for k, v in result.timings.items()},
+    }
+
+
+def header(name: str, native, entries: dict) -> str:
+    """The C header declaring the entry points, with the tensor signature as comments."""
+    guard = f"KC_{name.upper()}_H"
+    lines = [f"/* Generated by kcompile {COMPILER_VERSION}: model '{name}'. */", f"#ifndef {guard}",
+             f"#define {guard}", "#include <stdint.h>", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
+             "/* Buffers are C-contiguous; params is the weights.bin block (64-byte aligned), workspace must",
+             " * hold <entry>_workspace_size(batch) bytes (64-byte aligned). Returns 0 on success. */",
+             f"#define {name.upper()}_PARAM_BYTES {max((s.offset + s.nbytes for s in native.params), default=0)}"]
+    for kind, g in entries.items():
+        spec = _entry_spec(kind, g, native)
+        lines.append("")
+        for io in ("inputs", "outputs"):
+            for k, t in enumerate(spec[io]):
+                lines.append(f"/*   {io[:-1]} {k}: {t['name']} {t['dtype']}[{','.join(map(str, t['shape']))}] */")
+        lines.append(f"int32_t {spec['symbol']}(const void *const *inputs, void *const *outputs, void *params,")
+        lines.append("        void *workspace, int64_t batch, int32_t nthreads);")
+        lines.append(f"int64_t {spec['workspace_symbol']}(int64_t batch);")
+    lines += ["", "#ifdef __cplusplus", "}", "#endif", f"#endif /* {guard} */", ""]
+    return "\n".join(lines)

@@ -1,0 +1,167 @@
+"""Validation of an artifact's manifest and of the CPU it is about to run on (no llvmlite needed)."""
+from __future__ import annotations
+
+import platform
+import re
+
+FORMAT = "kcompile-artifact"
+FORMAT_VERSION = 1
+MAX_BYTES = 1 << 40          # no tensor, weight file or workspace term may claim more
+MAX_DIM = 1 << 31
+ITEMSIZE = {"f32": 4, "f64": 8, "i8": 1, "u8": 1, "i32": 4, "i64": 8, "bool": 1}
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+# LLVM feature name -> Linux /proc/cpuinfo flag, for the instruction-set extensions codegen uses.
+CPUINFO_FLAG = {
+    "sse2": "sse2", "sse3": "pni", "ssse3": "ssse3", "sse4.1": "sse4_1", "sse4.2": "sse4_2", "sse4a": "sse4a",
+    "avx": "avx", "avx2": "avx2", "fma": "fma", "fma4": "fma4", "xop": "xop", "f16c": "f16c", "bmi": "bmi1",
+    "bmi2": "bmi2", "lzcnt": "abm", "popcnt": "popcnt", "movbe": "movbe", "aes": "aes", "pclmul": "pclmulqdq",
+    "avx512f": "avx512f", "avx512cd": "avx512cd", "avx512bw": "avx512bw", "avx512dq": "avx512dq",
+    "avx512vl": "avx512vl", "avx512vnni": "avx512_vnni", "avx512bf16": "avx512_bf16",
+    "avx512fp16": "avx512_fp16", "avx512vbmi": "avx512vbmi", "avx512vbmi2": "avx512_vbmi2",
+    "avx512ifma": "avx512ifma", "avx512bitalg": "avx512_bitalg", "avx512vpopcntdq": "avx512_vpopcntdq",
+    "avxvnni": "avx_vnni", "gfni": "gfni", "vaes": "vaes", "vpclmulqdq": "vpclmulqdq", "adx": "adx",
+    "sha": "sha_ni", "amx-tile": "amx_tile", "amx-int8": "amx_int8", "amx-bf16": "amx_bf16",
+}
+
+
+class ArtifactError(ValueError):
+    """An artifact that is corrupt, truncated, inconsistent, unsafe or built for another CPU."""
+
+
+def _fail(msg: str):
+    raise ArtifactError(f"manifest.json: {msg}")
+
+
+def _int(v, what: str, lo: int = 0, hi: int = MAX_BYTES) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        _fail(f"{what} must be an integer in [{lo}, {hi}], got {v!r}")
+    return v
+
+
+def _str(v, what: str, ident: bool = False) -> str:
+    if not isinstance(v, str) or not v or (ident and not v.isidentifier()):
+        _fail(f"{what} must be a {'C identifier' if ident else 'non-empty string'}, got {v!r}")
+    return v
+
+
+def _dict(v, what: str) -> dict:
+    if not isinstance(v, dict):
+        _fail(f"{what} must be an object, got {type(v).__name__}")
+    return v
+
+
+def _list(v, what: str) -> list:
+    if not isinstance(v, list):
+        _fail(f"{what} must be a list, got {type(v).__name__}")
+    return v
+
+
+def _tensor(t, what: str) -> int:
+    """Check a {name, shape, dtype} spec; returns its static bytes per batch row (or total)."""
+    t = _dict(t, what)
+    _str(t.get("name"), f"{what}.name")
+    if t.get("dtype") not in ITEMSIZE:
+        _fail(f"{what}.dtype must be one of {sorted(ITEMSIZE)}, got {t.get('dtype')!r}")
+    size = ITEMSIZE[t["dtype"]]
+    for i, d in enumerate(_list(t.get("shape"), f"{what}.shape")):
+        if d == "N" and i == 0:
+            continue
+        size *= _int(d, f"{what}.shape[{i}]", 0, MAX_DIM)
+        if size > MAX_BYTES:
+            _fail(f"{what} declares more than {MAX_BYTES} bytes")
+    return size
+
+
+def _entry(kind: str, e) -> None:
+    e = _dict(e, f"entry_points.{kind}")
+    _str(e.get("symbol"), f"entry_points.{kind}.symbol", ident=True)
+    _str(e.get("workspace_symbol"), f"entry_points.{kind}.workspace_symbol", ident=True)
+    ws = _dict(e.get("workspace"), f"entry_points.{kind}.workspace")
+    _int(ws.get("per_batch"), f"entry_points.{kind}.workspace.per_batch")
+    _int(ws.get("static"), f"entry_points.{kind}.workspace.static")
+    for io in ("inputs", "outputs"):
+        for k, t in enumerate(_list(e.get(io), f"entry_points.{kind}.{io}")):
+            _tensor(t, f"entry_points.{kind}.{io}[{k}]")
+    for k, v in _dict(e.get("param_updates", {}), f"entry_points.{kind}.param_updates").items():
+        _str(v, f"entry_points.{kind}.param_updates[{k!r}]")
+
+
+def _params(params, weights_bytes: int) -> None:
+    spans = []
+    for k, p in enumerate(_list(params, "params")):
+        size = _tensor(p, f"params[{k}]")
+        if "N" in p["shape"]:
+            _fail(f"params[{k}] ('{p['name']}') must have a static shape")
+        off = _int(p.get("offset"), f"params[{k}].offset")
+        n = _int(p.get("nbytes"), f"params[{k}].nbytes")
+        if n != size:
+            _fail(f"params[{k}] ('{p['name']}') declares {n} bytes, its shape and dtype need {size}")
+        if off + n > weights_bytes:
+            _fail(f"params[{k}] ('{p['name']}') ends at byte {off + n}, beyond the {weights_bytes}-byte weights")
+        spans.append((off, off + n, p["name"]))
+    spans.sort()
+    for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
+        if b0 < a1:
+            _fail(f"parameters '{an}' and '{bn}' overlap in the weights")
+
+
+def validate_manifest(m) -> dict:
+    """Check every field the runtime relies on; returns the manifest or raises ArtifactError."""
+    m = _dict(m, "the manifest")
+    if m.get("format") != FORMAT:
+        _fail(f"format must be {FORMAT!r}, got {m.get('format')!r}")
+    if m.get("format_version") != FORMAT_VERSION:
+        _fail(f"format_version {m.get('format_version')!r} is not supported (this runtime reads {FORMAT_VERSION})")
+    _str(m.get("name"), "name", ident=True)
+    if bool(m.get("library")) == bool(m.get("object")):
+        _fail("exactly one of 'library' and 'object' must name the code file")
+    sums = _dict(m.get("sha256"), "sha256")
+    for k, v in sums.items():
+        if not isinstance(v, str) or not _HEX64.match(v):
+            _fail(f"sha256[{k!r}] is not a SHA-256 hex digest")
+    target = _dict(m.get("target"), "target")
+    _str(target.get("triple"), "target.triple")
+    for f in _list(target.get("features"), "target.features"):
+        _str(f, "target.features[]")
+    w = _dict(m.get("weights"), "weights")
+    _str(w.get("file"), "weights.file")
+    _params(m.get("params"), _int(w.get("nbytes"), "weights.nbytes"))
+    entries = _dict(m.get("entry_points"), "entry_points")
+    if "forward" not in entries:
+        _fail("entry_points has no 'forward'")
+    for kind, e in entries.items():
+        _entry(kind, e)
+    for k, v in _dict(m.get("status_codes", {}), "status_codes").items():
+        _str(v, f"status_codes[{k!r}]")
+    if m.get("thread_launcher") is not None:
+        _str(m["thread_launcher"], "thread_launcher", ident=True)
+    return m
+
+
+def host_cpu_flags() -> set | None:
+    """The CPU flags of this machine from /proc/cpuinfo (None where that file does not exist)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        return None
+    return set()
+
+
+def check_cpu_features(target: dict, flags: set | None = None) -> None:
+    """Refuse code built for another architecture or for instruction sets this CPU lacks."""
+    arch = target["triple"].split("-")[0]
+    host = platform.machine().lower()
+    same = {arch, host} <= {"x86_64", "amd64"} or arch == host or {arch, host} <= {"aarch64", "arm64"}
+    if not same:
+        raise ArtifactError(f"artifact built for {arch}, this machine is {host}")
+    flags = host_cpu_flags() if flags is None else flags
+    if flags is None:
+        return  # no way to read the flags here; the architecture matched
+    missing = sorted(f for f in target["features"] if f in CPUINFO_FLAG and CPUINFO_FLAG[f] not in flags)
+    if missing:
+        raise ArtifactError(f"artifact needs CPU features this machine lacks: {', '.join(missing)} "
+                            f"(built for {target.get('cpu', '?')}); recompile it here")

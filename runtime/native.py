@@ -1,0 +1,329 @@
+"""Load and run compiled artifacts: kcompile.runtime.load(path) -> CompiledModel.
+
+Needs numpy and ctypes only (llvmlite only for artifacts that hold an object file because no
+linker existed). Imports neither kcompile.compiler nor kcompile.frontend. Everything read from
+disk is validated before use: paths stay inside the artifact directory, sizes are bounded and
+consistent before any allocation, checksums match, and the CPU has the features the code needs.
+Every call checks its inputs so that native code never reads or writes out of bounds.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import json
+import os
+import stat
+import threading
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
+
+ENTRY_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p),
+                               ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_BATCH = 1 << 31
+ALIGN = 64
+DTYPES = {"f32": np.float32, "f64": np.float64, "i8": np.int8, "u8": np.uint8, "i32": np.int32,
+          "i64": np.int64, "bool": np.bool_}
+
+
+class NativeRuntimeError(RuntimeError):
+    """The native code reported an error status (e.g. an index out of range)."""
+
+
+def load(path) -> "CompiledModel":
+    """Open an artifact directory written by kcompile (compiler.artifact) for predict/train_step."""
+    return CompiledModel(path)
+
+
+def _aligned(nbytes: int) -> np.ndarray:
+    raw = np.zeros(nbytes + ALIGN, np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
+    return raw[start:start + nbytes]
+
+
+def _safe_file(root: Path, name, what: str) -> Path:
+    """root/name as a regular file inside root: no separators, '..', absolute paths or symlinks."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ArtifactError(f"{what}: bad file name {name!r} (must be a plain file name inside the artifact)")
+    p = root / name
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        raise ArtifactError(f"{what}: file {name!r} is missing from {root}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ArtifactError(f"{what}: {name!r} is not a regular file (symlinks are refused)")
+    if Path(os.path.realpath(p)).parent != Path(os.path.realpath(root)):
+        raise ArtifactError(f"{what}: {name!r} escapes the artifact directory")
+    return p
+
+
+def _read_checked(root: Path, name: str, manifest: dict, what: str, expect_size: int | None = None) -> bytes:
+    p = _safe_file(root, name, what)
+    size = os.lstat(p).st_size
+    if expect_size is not None and size != expect_size:
+        raise ArtifactError(f"{what}: {name} holds {size} bytes, the manifest declares {expect_size} "
+                            f"({'truncated' if size < expect_size else 'oversized'})")
+    data = p.read_bytes()
+    want = manifest["sha256"].get(name)
+    if want is None or hashlib.sha256(data).hexdigest() != want:
+        raise ArtifactError(f"{what}: {name} does not match its checksum (corrupt or modified)")
+    return data
+
+
+class _Entry:
+    """One entry point: the C function, its tensor signature and workspace formula."""
+
+    def __init__(self, kind: str, spec: dict, fn):
+        self.kind, self.spec, self.fn = kind, spec, fn
+        self.inputs, self.outputs = spec["inputs"], spec["outputs"]
+        self.per_batch, self.static = spec["workspace"]["per_batch"], spec["workspace"]["static"]
+
+
+class CompiledModel:
+    """A loaded artifact: predict / __call__, train_step (training artifacts), get/set_weights."""
+
+    def __init__(self, path):
+        root = Path(path)
+        if root.is_symlink() or not root.is_dir():
+            raise ArtifactError(f"{root} is not an artifact directory")
+        self.path = root
+        manifest_file = _safe_file(root, "manifest.json", "manifest")
+        if os.lstat(manifest_file).st_size > MAX_MANIFEST_BYTES:
+            raise ArtifactError(f"manifest.json is larger than {MAX_MANIFEST_BYTES} bytes")
+        try:
+            manifest = json.loads(manifest_file.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ArtifactError(f"manifest.json is not valid JSON: {e}") from None
+        self.manifest = validate_manifest(manifest)
+        check_cpu_features(self.manifest["target"])
+        weights = _read_checked(root, self.manifest["weights"]["file"], self.manifest, "weights",
+                                self.manifest["weights"]["nbytes"])
+        self._params = _aligned(len(weights))
+        self._params[:] = np.frombuffer(weights, np.uint8)
+        self._code = self._load_code(root)
+        self._entries = {k: _Entry(k, spec, ENTRY_CFUNC(self._code.address(spec["symbol"])))
+                         for k, spec in self.manifest["entry_points"].items()}
+        self._train_lock = threading.Lock()
+        self.nthreads = max(1, os.cpu_count() or 1)
+
+    def _load_code(self, root: Path):
+        m = self.manifest
+        if m.get("library"):
+            data_name = m["library"]
+            _read_checked(root, data_name, m, "library")
+            code = _SharedLibrary(root / data_name)
+        else:
+            obj = _read_checked(root, m["object"], m, "object file")
+            code = _ObjectCode(obj)
+        if m.get("thread_launcher"):
+            code.bind_threads(m["thread_launcher"])
+        return code
+
+    # -- calls ---------------------------------------------------------------------------
+    @property
+    def input_specs(self) -> list:
+        return self._entries["forward"].inputs
+
+    @property
+    def output_specs(self) -> list:
+        return self._entries["forward"].outputs
+
+    def __call__(self, *inputs):
+        outs = self._run("forward", list(inputs))
+        return outs[0] if len(outs) == 1 else outs
+
+    def predict(self, x, batch_size: int | None = None):
+        """Outputs for inputs x (an array, a list in input order, or a dict by input name)."""
+        arrays = self._as_list(x, "forward")
+        batch = self._batch_of(self._entries["forward"], arrays)
+        if batch_size is None or batch is None or batch <= batch_size:
+            outs = self._run("forward", arrays)
+        else:
+            parts = [self._run("forward", [a[i:i + batch_size] if self._batched(s) else a
+                                           for a, s in zip(arrays, self.input_specs)])
+                     for i in range(0, batch, batch_size)]
+            outs = [np.concatenate(p) if self._batched(s) else p[0]
+                    for p, s in zip(zip(*parts), self.output_specs)]
+        return outs[0] if len(outs) == 1 else outs
+
+    def train_step(self, *inputs):
+        """One optimizer step in place on the parameters; returns the step's outputs (e.g. the loss)."""
+        if "train_step" not in self._entries:
+            raise ArtifactError(f"artifact '{self.manifest['name']}' has no train_step entry point "
+                                "(compile it with a training step)")
+        with self._train_lock:
+            outs = self._run("train_step", list(inputs))
+        return outs[0] if len(outs) == 1 else outs
+
+    def _as_list(self, x, kind):
+        specs = self._entries[kind].inputs
+        if isinstance(x, Mapping):
+            missing = [s["name"] for s in specs if s["name"] not in x]
+            if missing:
+                raise ValueError(f"missing inputs {missing}; expected {[s['name'] for s in specs]}")
+            return [x[s["name"]] for s in specs]
+        if isinstance(x, (list, tuple)) and len(specs) > 1:
+            return list(x)
+        return [x]
+
+    @staticmethod
+    def _batched(spec) -> bool:
+        return bool(spec["shape"]) and spec["shape"][0] == "N"
+
+    def _batch_of(self, entry, arrays):
+        for a, s in zip(arrays, entry.inputs):
+            if self._batched(s):
+                return int(np.shape(a)[0]) if np.ndim(a) else None
+        return None
+
+    def _run(self, kind: str, inputs: list) -> list:
+        entry = self._entries[kind]
+        if len(inputs) == 1 and len(entry.inputs) > 1 and isinstance(inputs[0], (list, tuple, Mapping)):
+            inputs = self._as_list(inputs[0], kind)
+        arrays, batch = check_call_inputs(entry, inputs)
+        batch = 0 if batch is None else batch
+        outs = [np.empty([batch if d == "N" else d for d in s["shape"]], DTYPES[s["dtype"]]) for s in entry.outputs]
+        ws = _aligned(entry.per_batch * batch + entry.static)
+        in_ptrs = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
+        out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[o.ctypes.data for o in outs])
+        status = entry.fn(in_ptrs, out_ptrs, self._params.ctypes.data, ws.ctypes.data, batch, self.nthreads)
+        if status:
+            msg = self.manifest["status_codes"].get(str(status), f"error status {status}")
+            raise NativeRuntimeError(f"{self.manifest['name']}.{kind}: {msg}")
+        return outs
+
+    # -- weights -------------------------------------------------------------------------
+    def _param_view(self, p) -> np.ndarray:
+        raw = self._params[p["offset"]:p["offset"] + p["nbytes"]]
+        return raw.view(np.dtype(DTYPES[p["dtype"]]).newbyteorder("<")).reshape(p["shape"])
+
+    def get_weights(self) -> list:
+        """Copies of the parameters, in manifest order."""
+        return [self._param_view(p).astype(DTYPES[p["dtype"]]) for p in self.manifest["params"]]
+
+    @property
+    def weight_names(self) -> list:
+        return [p["name"] for p in self.manifest["params"]]
+
+    def set_weights(self, weights) -> None:
+        """Replace parameters from a list (manifest order) or a dict by name; shapes must match."""
+        params = self.manifest["params"]
+        if isinstance(weights, Mapping):
+            unknown = sorted(set(weights) - {p["name"] for p in params})
+            if unknown:
+                raise ValueError(f"unknown parameters {unknown}")
+            items = [(p, weights[p["name"]]) for p in params if p["name"] in weights]
+        else:
+            weights = list(weights)
+            if len(weights) != len(params):
+                raise ValueError(f"set_weights expects {len(params)} arrays, got {len(weights)}")
+            items = list(zip(params, weights))
+        checked = []
+        for p, w in items:
+            a = np.asarray(w)
+            if list(a.shape) != p["shape"]:
+                raise ValueError(f"parameter '{p['name']}' expects shape {p['shape']}, got {list(a.shape)}")
+            checked.append((p, a.astype(DTYPES[p["dtype"]], casting="same_kind")))
+        with self._train_lock:
+            for p, a in checked:
+                self._param_view(p)[...] = a
+
+
+def check_call_inputs(entry: _Entry, inputs: list):
+    """Rank, shape, dtype (converted when same-kind, else refused) and contiguity of each input."""
+    if len(inputs) != len(entry.inputs):
+        raise ValueError(f"{entry.kind} takes {len(entry.inputs)} inputs "
+                         f"({', '.join(s['name'] for s in entry.inputs)}), got {len(inputs)}")
+    batch, out = None, []
+    for spec, a in zip(entry.inputs, inputs):
+        a = np.asarray(a)
+        want = np.dtype(DTYPES[spec["dtype"]])
+        where = f"{entry.kind} input '{spec['name']}' ({spec['dtype']}{spec['shape']})"
+        if a.dtype != want:
+            if not np.can_cast(a.dtype, want, casting="same_kind"):
+                raise TypeError(f"{where}: got dtype {a.dtype}, which does not convert safely to {want}")
+            a = a.astype(want)
+        if a.ndim != len(spec["shape"]):
+            raise ValueError(f"{where}: expected rank {len(spec['shape'])}, got shape {a.shape}")
+        for i, (d, got) in enumerate(zip(spec["shape"], a.shape)):
+            if d == "N":
+                if batch is not None and got != batch:
+                    raise ValueError(f"{where}: batch size {got} differs from the other inputs' {batch}")
+                if got > MAX_BATCH:
+                    raise ValueError(f"{where}: batch size {got} is too large")
+                batch = got
+            elif d != got:
+                raise ValueError(f"{where}: dimension {i} is {got}, expected {d}")
+        out.append(np.ascontiguousarray(a))
+    return out, batch
+
+
+class _SharedLibrary:
+    def __init__(self, path: Path):
+        try:
+            self.lib = ctypes.CDLL(str(path.resolve()))
+        except OSError as e:
+            raise ArtifactError(f"cannot load {path.name}: {e}") from None
+
+    def address(self, symbol: str) -> int:
+        try:
+            return ctypes.cast(getattr(self.lib, symbol), ctypes.c_void_p).value
+        except AttributeError:
+            raise ArtifactError(f"the library has no entry point '{symbol}'") from None
+
+    def bind_threads(self, symbol: str) -> bool:
+        try:
+            slot = ctypes.c_void_p.in_dll(self.lib, symbol)
+        except ValueError:
+            return False
+        gomp = _gomp_parallel()
+        if gomp:
+            slot.value = gomp
+        return bool(gomp)
+
+
+class _ObjectCode:
+    """The no-linker path: the object file runs in-process through llvmlite's MCJIT."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, obj: bytes):
+        import llvmlite.binding as llvm
+
+        with self._lock:
+            llvm.initialize_native_target()
+            llvm.initialize_native_asmprinter()
+            target = llvm.Target.from_default_triple()
+            tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(),
+                                              features=llvm.get_host_cpu_features().flatten(), opt=3)
+            empty = llvm.parse_assembly("")
+            self.engine = llvm.create_mcjit_compiler(empty, tm)
+            self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            self.engine.finalize_object()
+
+    def address(self, symbol: str) -> int:
+        addr = self.engine.get_function_address(symbol)
+        if not addr:
+            raise ArtifactError(f"the object file has no entry point '{symbol}'")
+        return addr
+
+    def bind_threads(self, symbol: str) -> bool:
+        slot = self.engine.get_global_value_address(symbol)
+        gomp = _gomp_parallel()
+        if slot and gomp:
+            ctypes.c_void_p.from_address(slot).value = gomp
+        return bool(slot and gomp)
+
+
+def _gomp_parallel() -> int | None:
+    """libgomp's GOMP_parallel (the persistent thread pool), or None: then code runs single-threaded."""
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("gomp") or "libgomp.so.1")
+        return ctypes.cast(lib.GOMP_parallel, ctypes.c_void_p).value
+    except (OSError, AttributeError):
+        return None
