@@ -55,6 +55,9 @@ def main(argv=None) -> int:
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:
         return _fail("interrupted", status=130)
+    except BrokenPipeError:  # the reader (say, `| head`) left: stop quietly
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except Exception as e:  # every failure is one clear line; the traceback only on request
         if os.environ.get("KCOMPILE_TRACEBACK"):
             raise
@@ -98,7 +101,7 @@ class Report:
         if self.arena is not None:
             out.append(f"  arena: {self.arena} bytes")
         for name, secs in self.pass_times:
-            out.append(f"  pass {name:<24} {secs * 1e3:8.2f} ms")
+            out.append(f"  {name:<32} {secs * 1e3:9.2f} ms")
         return out
 
 
@@ -129,7 +132,8 @@ class CompileJob:
 
     def write_text(self, filename: str, text: str):
         (self.stage / filename).write_text(text)
-        self.report.files.append(filename)
+        if filename not in self.report.files:
+            self.report.files.append(filename)
 
 
 def compile_command(args) -> int:
@@ -157,7 +161,7 @@ def _parse_emit(values) -> list:
                 raise CLIError(f"unknown --emit kind '{kind}'; choose from {', '.join(EMIT_KINDS)}")
             if kind not in kinds:
                 kinds.append(kind)
-    return kinds
+    return sorted(kinds, key=list(EMIT_KINDS).index)  # pipeline order: so writes the header before "header"
 
 
 def load_model_source(path_text: str):
@@ -285,17 +289,23 @@ def _planned(job: CompileJob) -> dict:
     return job.planned
 
 
-def _library(job: CompileJob):
-    """Generated and LLVM-optimized code of the planned entries (the driver's steps, with our pipeline)."""
-    if job.library is None:
+def _native_module(job: CompileJob):
+    """Generated LLVM IR of the planned entries (the driver's steps, with our pass pipeline)."""
+    if job.native is None:
         from kcompile.compiler.codegen import generate
-        from kcompile.compiler.codelib import CodeLibrary
-        target = _target(job.args.target)
         planned = _planned(job)
         t0 = time.perf_counter()
-        job.native = generate(planned, job.name, target)
+        job.native = generate(planned, job.name, _target(job.args.target))
         job.report.pass_times.append(("lower+codegen", time.perf_counter() - t0))
-        job.library = CodeLibrary(job.name, job.native.ir_text, target, job.args.opt_level)
+    return job.native
+
+
+def _library(job: CompileJob):
+    """The generated code, parsed, verified and optimized by LLVM for the target."""
+    if job.library is None:
+        from kcompile.compiler.codelib import CodeLibrary
+        native = _native_module(job)
+        job.library = CodeLibrary(job.name, native.ir_text, _target(job.args.target), job.args.opt_level)
         job.library.module  # parse, verify and optimize now, so that the timings are complete
         job.report.pass_times += list(job.library.timings.items())
     return job.library
@@ -308,15 +318,33 @@ def _target(name: str):
     return host_target()
 
 
-def _emit_unavailable(kind: str):
-    def emit(job: CompileJob):
-        raise CLIError(f"--emit {kind} needs the artifact writer (kcompile.compiler.artifact), which is not "
-                       "available in this build")
-    return emit
+def _emit_so(job: CompileJob):
+    """The artifact folder's files (library, header, manifest, weights) straight into OUTDIR."""
+    from kcompile.compiler.artifact import write_artifact
+    if job.args.passes:
+        raise CLIError("--passes applies to --emit opt/llvm/asm/obj; the artifact is built with the -O pipeline")
+    _planned(job)  # the pass-level report, checks and dumps (--verify-each, --print-ir-after-all)
+    entries = _entries(job)
+    built = write_artifact(entries["forward"], job.stage / ".artifact", job.name, train_step=entries.get("train_step"),
+                           opt_level=job.args.opt_level)
+    for f in sorted(built.iterdir()):
+        os.replace(f, job.stage / f.name)
+        job.report.files.append(f.name)
+    built.rmdir()
+    manifest = json.loads((job.stage / "manifest.json").read_text())
+    # the graph passes are already in the report (from _planned); add the code generation steps
+    job.report.pass_times += [(f"{k} (so)", v) for k, v in manifest.get("compile_seconds", {}).items() if "(@" not in k]
+
+
+def _emit_header(job: CompileJob):
+    from kcompile.compiler.artifact import header
+    if (job.stage / f"{job.name}.h").exists():  # --emit so wrote it already
+        return
+    job.write_text(f"{job.name}.h", header(job.name, _native_module(job), _planned(job)))
 
 
 EMITTERS = {"ir": _emit_ir, "opt": _emit_opt, "llvm": _emit_llvm, "asm": _emit_asm, "obj": _emit_obj,
-            "so": _emit_unavailable("so"), "header": _emit_unavailable("header"), "onnx": _emit_onnx}
+            "so": _emit_so, "header": _emit_header, "onnx": _emit_onnx}
 
 
 # == run / inspect ==============================================================================
@@ -372,11 +400,15 @@ def _onnx_runner(path: Path):
 
 
 def _native_runner(path: Path, batch_size):
-    try:
-        from kcompile.runtime import native
-    except ImportError as e:
-        raise CLIError(f"running a native artifact needs kcompile.runtime.native, which is not available ({e})") from None
-    raise CLIError(f"running native artifact '{path}': the native runtime is not wired into the CLI yet ({native})")
+    from kcompile.runtime import load
+    model = load(path)
+    names = [s["name"] for s in model.input_specs]
+
+    def run(given):
+        feeds = _bind(names, given)
+        outs = model.predict([feeds[n] for n in names] if len(names) > 1 else feeds[names[0]], batch_size=batch_size)
+        return [s["name"] for s in model.output_specs], outs if isinstance(outs, list) else [outs]
+    return run
 
 
 def _write_outputs(names, outputs, dest):
@@ -447,7 +479,9 @@ def _readable(data, indent: str) -> list:
     items = data.items() if isinstance(data, dict) else enumerate(data)
     for key, value in items:
         label = f"{indent}{key}:" if isinstance(data, dict) else f"{indent}-"
-        if isinstance(value, (dict, list)) and len(json.dumps(value)) > 80:
+        if isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value):
+            lines.append(f"{label} {', '.join(str(v) for v in value)}")
+        elif isinstance(value, (dict, list)) and len(json.dumps(value)) > 80:
             lines.append(label)
             lines += _readable(value, indent + "  ")
         else:

@@ -210,7 +210,7 @@ def test_emit_opt_llvm_asm_obj(tmp_path, capsys):
     out = tmp_path / "out"
     assert main([str(src), "-o", str(out), "--emit", "opt,llvm,asm,obj", "--verify-each", "-O2"]) == 0
     report = capsys.readouterr().out
-    for fragment in ("kernels: 1", "arena: ", "pass fuse (forward)", "pass llvm-optimize", "parameters: 5"):
+    for fragment in ("kernels: 1", "arena: ", "fuse (forward)", "llvm-optimize", "parameters: 5"):
         assert fragment in report
     opt = (out / "ew.opt.kir").read_text()
     assert "// fuse root #2: mul -> relu -> tanh" in opt
@@ -235,3 +235,38 @@ def test_pass_options(tmp_path, capsys):
     _one_error_line(capsys, main([str(src), "-o", str(tmp_path / "o2"), "--emit", "llvm", "--target", "riscv64"]),
                     "only 'host'")
     assert not (tmp_path / "o2").exists()
+
+
+def test_emit_so_and_header_then_run_and_inspect(model_py, tmp_path, capsys):
+    import shutil
+    out = tmp_path / "art"
+    assert main([str(model_py), "-o", str(out), "--emit", "header,so"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["libtiny_mlp.so", "manifest.json", "tiny_mlp.h", "weights.bin"]
+    from kcompile.runtime import load
+    x = np.random.default_rng(3).normal(size=(6, 4)).astype(np.float32)
+    got = load(out).predict(x)
+    for g, w in zip(got, reference_run(_graph(model_py), [x])):
+        np.testing.assert_allclose(g, w, atol=1e-5, rtol=1e-5)
+    np.save(tmp_path / "x.npy", x)
+    capsys.readouterr()
+    assert main(["run", str(out), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npz"),
+                 "--batch-size", "4"]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "y.npz")["probs"], got[0], atol=1e-6, rtol=0)
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "symbol: \"tiny_mlp_forward\"" in text and "format: \"kcompile-artifact\"" in text
+    cc = shutil.which("cc")
+    if cc:  # the header is valid C
+        src = tmp_path / "use.c"
+        src.write_text('#include "tiny_mlp.h"\nint main(void) { return tiny_mlp_forward_workspace_size(1) < 0; }\n')
+        done = subprocess.run([cc, "-fsyntax-only", f"-I{out}", str(src)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+
+def test_run_refuses_a_corrupt_artifact(model_py, tmp_path, capsys):
+    out = tmp_path / "art"
+    assert main([str(model_py), "-o", str(out)]) == 0
+    (out / "weights.bin").write_bytes(b"\0" * 8)
+    np.save(tmp_path / "x.npy", np.zeros((1, 4), np.float32))
+    capsys.readouterr()
+    _one_error_line(capsys, main(["run", str(out), "--input", str(tmp_path / "x.npy")]), "weights")

@@ -1,0 +1,80 @@
+"""Shared by the examples: offline data (MNIST IDX files or scikit-learn digits) and the command line."""
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+
+MNIST_DIRS = [os.environ.get("KCOMPILE_MNIST_DIR", ""), Path(__file__).resolve().parents[2] / "shared/data/mnist"]
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (optionally gzipped): big-endian dims after a 4-byte magic, then uint8 data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = np.frombuffer(data, ">u4", count=ndim, offset=4).astype(int)
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _find_mnist():
+    for d in MNIST_DIRS:
+        d = Path(d) if d else None
+        if d and all(any((d / f"{n}{ext}").exists() for ext in ("", ".gz")) for n in _MNIST_FILES):
+            return d
+    return None
+
+
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def load_mnist():
+    """((train_images, train_labels), (test_images, test_labels)) as uint8 28x28 images, like Keras.
+
+    Falls back to scikit-learn's 8x8 digits, scaled up to 28x28 (each pixel 3x3, 2-pixel border)
+    and brought to MNIST's 0..255 range, when the IDX files are not there.
+    """
+    d = _find_mnist()
+    if d is None:
+        return _digits_as_mnist()
+    arrays = [_read_idx(d / f"{n}.gz" if (d / f"{n}.gz").exists() else d / n) for n in _MNIST_FILES]
+    return (arrays[0], arrays[1]), (arrays[2], arrays[3])
+
+
+def _digits_as_mnist():
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    big = np.kron(digits.images, np.ones((3, 3)))                      # 8x8 -> 24x24
+    images = np.pad(big, ((0, 0), (2, 2), (2, 2))) * (255.0 / 16.0)   # -> 28x28 in 0..255
+    images, labels = images.astype(np.uint8), digits.target.astype(np.uint8)
+    split = int(0.8 * len(images))
+    return (images[:split], labels[:split]), (images[split:], labels[split:])
+
+
+def standardized_split(x, y, test_fraction=0.2, seed=0):
+    """Shuffle, split, and standardize features with the training statistics."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(x))
+    x, y = x[order], y[order]
+    n_test = int(len(x) * test_fraction)
+    x_train, x_test, y_train, y_test = x[n_test:], x[:n_test], y[n_test:], y[:n_test]
+    mean, std = x_train.mean(axis=0), x_train.std(axis=0) + 1e-8
+    return ((x_train - mean) / std).astype(np.float32), y_train, ((x_test - mean) / std).astype(np.float32), y_test
+
+
+def example_args(description, epochs, samples=None):
+    """--epochs, --samples (training-set size) and --backend; defaults are the book's settings."""
+    import argparse
+
+    import kcompile as kc
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--epochs", type=int, default=int(os.environ.get("KCOMPILE_EXAMPLE_EPOCHS", epochs)))
+    p.add_argument("--samples", type=int, default=samples, help="use only this many training (and test) samples, for a quick run")
+    p.add_argument("--backend", choices=["native", "reference"], default=os.environ.get("KCOMPILE_BACKEND"),
+                   help="run graphs natively (default when available) or with the NumPy reference")
+    args = p.parse_args()
+    kc.config.set_backend(args.backend)
+    return args
