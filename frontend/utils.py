@@ -47,17 +47,24 @@ def model_to_dot(model, show_shapes=False, show_dtype=False, show_layer_names=Tr
     """The layer graph in graphviz's DOT language (one box per layer, edges along the calls)."""
     lines = ["digraph G {", f'  graph [rankdir="{rankdir}", dpi={int(dpi)}];',
              '  node [shape="record", fontname="Helvetica"];']
-    for layer in model.layers:
-        label = f"{layer.name} ({type(layer).__name__})" if show_layer_names else type(layer).__name__
+    graph_model = _graph_model(model)
+    for layer in graph_model.layers:
+        parts = [f"{layer.name} ({type(layer).__name__})" if show_layer_names else type(layer).__name__]
         if show_shapes:
-            label += f"|output: {_escape(str(getattr(layer, '_output_spec', '?')))}"
+            parts.append(f"output: {getattr(layer, '_output_spec', '?')}")
         if show_dtype:
-            label += f"|dtype: {layer.dtype}"
-        lines.append(f'  "{id(layer)}" [label="{_escape(label)}"];')
-    for src, dst in _edges(model):
+            parts.append(f"dtype: {layer.dtype}")
+        lines.append(f'  "{id(layer)}" [label="{"|".join(_escape(p) for p in parts)}"];')
+    for src, dst in _edges(graph_model):
         lines.append(f'  "{id(src)}" -> "{id(dst)}";')
     lines.append("}")
     return "\n".join(lines)
+
+
+def _graph_model(model):
+    """A Sequential is drawn from its functional graph, so its input layer shows too."""
+    inner = getattr(model, "_functional", None)
+    return inner if inner is not None else model
 
 
 def _escape(text: str) -> str:
@@ -68,8 +75,6 @@ def _edges(model):
     from .functional import producer
     from .layers.nodes import LayerNode
     nodes = getattr(model, "_nodes", None)
-    if nodes is None and hasattr(model, "_functional") and model._functional is not None:
-        nodes = model._functional._nodes
     if nodes is None:   # subclassed model: layers in order
         return list(zip(model.layers, model.layers[1:]))
     edges = []
