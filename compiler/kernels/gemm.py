@@ -18,7 +18,7 @@ from .config import GemmShape, gemm_wide_shape
 from .epilogue import Epilogue
 from .irutil import (I1, I64, ceil_div, entry_alloca, for_range, gep, i64, imax, imin,
                      internal_function, round_up)
-from .microkernel import microkernel
+from .microkernel import tile_function
 from .operands import BatchShape
 
 # Below these many rows (M) a panel is used too few times to pay for packing it.
@@ -192,21 +192,6 @@ class _Macro:
         return tuple(b.select(self.pack_b, x, y) for x, y in zip(packed, direct))
 
     def _dispatch(self, mr, full, args):
-        """Branch on column fullness, then switch on the tile's row count, to the matching micro-kernel."""
+        """One call per tile: the shared tile function picks the micro-kernel variant."""
         b, s, p = self.b, self.s, self.g.p
-        done = b.append_basic_block("tile.done")
-        blocks = [b.append_basic_block("tile.full"), b.append_basic_block("tile.edge")]
-        b.cbranch(full, *blocks)
-        for edge, blk in zip((False, True), blocks):
-            b.position_at_end(blk)
-            default = b.append_basic_block("tile.bad")
-            sw = b.switch(mr, default)
-            for rows in range(1, s.mr + 1):
-                case = b.append_basic_block(f"tile.{rows}{'e' if edge else 'f'}")
-                sw.add_case(i64(rows), case)
-                b.position_at_end(case)
-                b.call(microkernel(self.g.module, p.elem, s.lanes, rows, s.nr, edge, p.epi), args)
-                b.branch(done)
-            b.position_at_end(default)
-            b.unreachable()
-        b.position_at_end(done)
+        b.call(tile_function(self.g.module, p.elem, s.lanes, s.mr, s.nr, p.epi), [mr] + args)

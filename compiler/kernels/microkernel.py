@@ -35,7 +35,41 @@ def microkernel(module: ir.Module, elem: ir.Type, lanes: int, mr: int, nr: int, 
     if fn is None:
         return module.globals[name]
     fn.attributes.add("nounwind")
+    # shared by every GEMM of the module: inlining ~30 variants into each caller only costs compile time
+    fn.attributes.add("noinline")
     _Emitter(fn, elem, lanes, mr, nr, edge, epi).emit()
+    return fn
+
+
+def tile_function(module: ir.Module, elem: ir.Type, lanes: int, mr_max: int, nr: int, epi: Epilogue):
+    """`void (i64 mr, micro-kernel args...)`: calls the variant for mr rows and full or partial columns.
+
+    One per module and tile shape, shared by all GEMMs, so each GEMM has one call site per tile
+    (loop unswitching in the callers then stays cheap to compile).
+    """
+    name = f"kc_tile_{type_suffix(elem)}_{mr_max}x{nr}_{epi.key}"
+    ptr = elem.as_pointer()
+    args = [I64, I64, ptr, I64, I64, ptr, I64, ptr, I64, I64, I1, I1, I64, I64] + [ptr] * epi.nptrs
+    fn = internal_function(module, name, ir.VoidType(), args, ("mr",) + ARG_NAMES)
+    if fn is None:
+        return module.globals[name]
+    fn.attributes.add("noinline")
+    mr, rest = fn.args[0], list(fn.args[1:])
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    blocks = [fn.append_basic_block("full"), fn.append_basic_block("edge")]
+    b.cbranch(b.icmp_signed("==", rest[ARG_NAMES.index("nvalid")], i64(nr)), *blocks)
+    for edge, blk in zip((False, True), blocks):
+        b.position_at_end(blk)
+        default = fn.append_basic_block("bad")
+        sw = b.switch(mr, default)
+        for rows in range(1, mr_max + 1):
+            case = fn.append_basic_block(f"rows{rows}{'e' if edge else 'f'}")
+            sw.add_case(i64(rows), case)
+            b.position_at_end(case)
+            b.call(microkernel(module, elem, lanes, rows, nr, edge, epi), rest)
+            b.ret_void()
+        b.position_at_end(default)
+        b.unreachable()
     return fn
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from .irutil import for_range, gep, i64, imin, lane_mask, load_vec, masked_load, store_vec
+from .irutil import gep, i64
+from .packing import pack_a_function, pack_b_function
 
 
 @dataclass(frozen=True)
@@ -69,20 +70,8 @@ class StridedA:
 
     def pack(self, b, ptr, bi, dst, m0, mc, k0, kc, mr_tile):
         base = self.layout.base(b, ptr, self.batch_shape, bi)
-        with for_range(b, 0, mc, mr_tile, "pa.i") as ip:
-            rows = imin(b, mr_tile, b.sub(mc, ip))
-            panel = gep(b, dst, b.mul(ip, kc))
-            row0 = b.add(m0, ip)
-            if self.layout.cs == 1:   # rows are contiguous in k: copy row by row
-                with for_range(b, 0, rows, 1, "pa.r") as r:
-                    src = self.layout.at(b, base, b.add(row0, r), k0)
-                    with for_range(b, 0, kc, 1, "pa.k") as k:
-                        b.store(b.load(gep(b, src, k)), gep(b, panel, b.add(b.mul(k, i64(mr_tile)), r)))
-            else:
-                with for_range(b, 0, kc, 1, "pa.k") as k:
-                    with for_range(b, 0, rows, 1, "pa.r") as r:
-                        src = self.layout.at(b, base, b.add(row0, r), b.add(k0, k))
-                        b.store(b.load(src), gep(b, panel, b.add(b.mul(k, i64(mr_tile)), r)))
+        fn = pack_a_function(b.module, dst.type.pointee, mr_tile)
+        b.call(fn, [dst, self.layout.at(b, base, m0, k0), i64(self.layout.rs), i64(self.layout.cs), mc, kc])
 
 
 class StridedB:
@@ -98,36 +87,8 @@ class StridedB:
 
     def pack(self, b, ptr, bi, dst, k0, kc, n0, nc, nr_tile):
         base = self.layout.base(b, ptr, self.batch_shape, bi)
-        with for_range(b, 0, nc, nr_tile, "pb.j") as jp:
-            cols = imin(b, nr_tile, b.sub(nc, jp))
-            panel = gep(b, dst, b.mul(jp, kc))
-            col0 = b.add(n0, jp)
-            if self.direct_ok:
-                self._pack_rows(b, base, panel, k0, kc, col0, cols, nr_tile)
-            else:
-                self._pack_columns(b, base, panel, k0, kc, col0, cols, nr_tile)
-
-    def _pack_rows(self, b, base, panel, k0, kc, col0, cols, nr_tile):
-        lanes = self.lanes
-        masks = [lane_mask(b, b.sub(cols, i64(v * lanes)), lanes) for v in range(nr_tile // lanes)]
-        full = b.icmp_signed("==", cols, i64(nr_tile))
-        with for_range(b, 0, kc, 1, "pb.k") as k:
-            src = self.layout.at(b, base, b.add(k0, k), col0)
-            dst = gep(b, panel, b.mul(k, i64(nr_tile)))
-            with b.if_else(full) as (then, otherwise):
-                with then:
-                    for v in range(nr_tile // lanes):
-                        store_vec(b, load_vec(b, gep(b, src, i64(v * lanes)), lanes), gep(b, dst, i64(v * lanes)))
-                with otherwise:
-                    for v, m in enumerate(masks):
-                        store_vec(b, masked_load(b, gep(b, src, i64(v * lanes)), m, lanes),
-                                  gep(b, dst, i64(v * lanes)))
-
-    def _pack_columns(self, b, base, panel, k0, kc, col0, cols, nr_tile):
-        with for_range(b, 0, cols, 1, "pb.c") as j:
-            with for_range(b, 0, kc, 1, "pb.k") as k:
-                src = self.layout.at(b, base, b.add(k0, k), b.add(col0, j))
-                b.store(b.load(src), gep(b, panel, b.add(b.mul(k, i64(nr_tile)), j)))
+        fn = pack_b_function(b.module, dst.type.pointee, self.lanes, nr_tile)
+        b.call(fn, [dst, self.layout.at(b, base, k0, n0), i64(self.layout.rs), i64(self.layout.cs), kc, nc])
 
 
 class StridedC:

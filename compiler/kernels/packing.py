@@ -1,0 +1,96 @@
+"""Shared packing routines (one noinline function per element type and tile size, reused by every GEMM).
+
+pack_a: A block (mc x kc, element (i, k) at src[i*rs + k*cs]) -> MR-row panels, panel[k*MR + r].
+pack_b: B block (kc x nc, element (k, j) at src[k*rs + j*cs]) -> NR-column panels, panel[k*NR + j];
+        contiguous rows (cs == 1) are copied in vectors, a partial last panel with masked loads.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+
+from .irutil import (I64, for_range, gep, i64, imin, internal_function, lane_mask, load_vec, masked_load,
+                     store_vec, type_suffix)
+
+_ARGS = ("dst", "src", "rs", "cs", "rows", "cols")
+
+
+def _function(module, name, elem):
+    ptr = elem.as_pointer()
+    fn = internal_function(module, name, ir.VoidType(), [ptr, ptr, I64, I64, I64, I64], _ARGS)
+    if fn is not None:
+        fn.attributes.add("noinline")
+        fn.attributes.add("nounwind")
+    return fn
+
+
+def pack_a_function(module: ir.Module, elem: ir.Type, mr: int) -> ir.Function:
+    """void (dst, src, rs, cs, mc, kc)."""
+    name = f"kc_pack_a_{type_suffix(elem)}_{mr}"
+    fn = _function(module, name, elem)
+    if fn is None:
+        return module.globals[name]
+    dst, src, rs, cs, mc, kc = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    row_major = b.icmp_signed("==", cs, i64(1))
+    with for_range(b, 0, mc, mr, "i") as ip:
+        rows = imin(b, mr, b.sub(mc, ip))
+        panel = gep(b, dst, b.mul(ip, kc))
+        first = gep(b, src, b.mul(ip, rs))
+        with b.if_else(row_major) as (then, otherwise):
+            with then:   # walk each row contiguously
+                with for_range(b, 0, rows, 1, "r") as r:
+                    row = gep(b, first, b.mul(r, rs))
+                    with for_range(b, 0, kc, 1, "k") as k:
+                        b.store(b.load(gep(b, row, k)), gep(b, panel, b.add(b.mul(k, i64(mr)), r)))
+            with otherwise:   # A transposed: the panel's rows are contiguous for each k
+                with for_range(b, 0, kc, 1, "k") as k:
+                    col = gep(b, first, b.mul(k, cs))
+                    with for_range(b, 0, rows, 1, "r") as r:
+                        b.store(b.load(gep(b, col, b.mul(r, rs))), gep(b, panel, b.add(b.mul(k, i64(mr)), r)))
+    b.ret_void()
+    return fn
+
+
+def pack_b_function(module: ir.Module, elem: ir.Type, lanes: int, nr: int) -> ir.Function:
+    """void (dst, src, rs, cs, kc, nc)."""
+    name = f"kc_pack_b_{type_suffix(elem)}_{nr}"
+    fn = _function(module, name, elem)
+    if fn is None:
+        return module.globals[name]
+    dst, src, rs, cs, kc, nc = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    contiguous = b.icmp_signed("==", cs, i64(1))
+    with for_range(b, 0, nc, nr, "j") as jp:
+        cols = imin(b, nr, b.sub(nc, jp))
+        panel = gep(b, dst, b.mul(jp, kc))
+        first = gep(b, src, b.mul(jp, cs))
+        full = b.and_(contiguous, b.icmp_signed("==", cols, i64(nr)))
+        with b.if_else(full) as (then, otherwise):
+            with then:
+                _copy_rows(b, panel, first, rs, kc, nr, lanes, None)
+            with otherwise:
+                with b.if_else(contiguous) as (c_then, c_else):
+                    with c_then:
+                        _copy_rows(b, panel, first, rs, kc, nr, lanes, cols)
+                    with c_else:
+                        _copy_columns(b, panel, first, rs, cs, kc, nr, cols)
+    b.ret_void()
+    return fn
+
+
+def _copy_rows(b, panel, src, rs, kc, nr, lanes, cols):
+    masks = [None] * (nr // lanes) if cols is None else \
+        [lane_mask(b, b.sub(cols, i64(v * lanes)), lanes) for v in range(nr // lanes)]
+    with for_range(b, 0, kc, 1, "k") as k:
+        row, out = gep(b, src, b.mul(k, rs)), gep(b, panel, b.mul(k, i64(nr)))
+        for v, m in enumerate(masks):
+            at = gep(b, row, i64(v * lanes))
+            vec = load_vec(b, at, lanes) if m is None else masked_load(b, at, m, lanes)
+            store_vec(b, vec, gep(b, out, i64(v * lanes)))
+
+
+def _copy_columns(b, panel, src, rs, cs, kc, nr, cols):
+    with for_range(b, 0, cols, 1, "c") as j:
+        col = gep(b, src, b.mul(j, cs))
+        with for_range(b, 0, kc, 1, "k") as k:
+            b.store(b.load(gep(b, col, b.mul(k, rs))), gep(b, panel, b.add(b.mul(k, i64(nr)), j)))
