@@ -24,8 +24,8 @@ class GradientError(IRError):
 
 def backprop(b: GraphBuilder, y: Value, wrt: Sequence[Value], dy: Value | None = None) -> list[Value]:
     """Emit into `b` the gradient of scalar y (or the VJP with cotangent dy) w.r.t. each of `wrt`."""
-    dy = _seed(b, y, dy)
     start = len(b.nodes)
+    dy = _seed(b, y, dy)
     cts: dict[Value, Value] = {y: dy}
     for node in reversed(_path_nodes(y, wrt)):
         gs = [cts.get(v) for v in node.outputs]

@@ -260,3 +260,14 @@ def test_gradient_graph_prints_and_parses_back():
     x, labels = sample("f", (3, 5), rng), sample("int3", (3,), rng)
     for want, got in zip(run(g, [x, labels]), run(again, [x, labels], g.param_values)):
         np.testing.assert_array_equal(got, want)
+
+
+def test_gradient_of_an_unrelated_output_emits_only_zeros():
+    b = GraphBuilder("unrelated")
+    x = b.input("x", TensorType(("N", 3), "f64"))
+    w = b.param("w", np.ones(3))
+    y = b.reduce_sum(b.exp(x))
+    before = len(b.nodes)
+    (gw,) = backprop(b, y, [w])
+    assert [n.op for n in b.nodes[before:]] == ["constant", "broadcast_to"]
+    np.testing.assert_array_equal(run(b.build([gw]), [np.ones((2, 3))])[0], np.zeros(3))
