@@ -25,6 +25,7 @@ from .errors import IRError, ParseError
 from .graph import Graph, Node, Value
 from .registry import OPS, REQUIRED
 from .types import TensorType
+from .verifier import verify
 
 _IDENT = re.compile(r"[^\W\d]\w*")
 _NAME = re.compile(r"[^\W\d][\w.$-]*")  # bare %value / @graph names
@@ -323,10 +324,19 @@ class _Parser:
             raise self.fail(start, f"array type {t} must have a static shape")
         if len(items) != t.numel():
             raise self.fail(start, f"array {t} needs {t.numel()} elements, got {len(items)}")
+        return np.array([self.element(tok, t.dtype) for tok in items], t.dtype.np).reshape(t.shape)
+
+    def element(self, tok: _Tok, dt: DType):
         try:
-            return np.array([_element(tok, t.dtype) for tok in items], t.dtype.np).reshape(t.shape)
-        except (ValueError, OverflowError) as e:
-            raise self.fail(start, f"bad element in array {t}: {e}") from None
+            if dt.is_float and tok.kind == "number":
+                return np.float64(float(tok.text)).astype(dt.np)  # shortest texts round-trip via f64
+            if dt.is_int and tok.kind == "number" and _COUNTER.fullmatch(tok.text.lstrip("-")):
+                return dt.np.type(int(tok.text))
+            if dt.name == "bool" and tok.text in ("true", "false"):
+                return tok.text == "true"
+        except OverflowError:
+            raise self.fail(tok, f"{tok.text} is out of range for {dt.name}") from None
+        raise self.fail(tok, f"expected a {dt.name} array element, got {tok.describe()}")
 
     def type(self) -> TensorType:
         tok = self.expect("ident", "a type like f32[N,4]")
@@ -385,7 +395,6 @@ class _Parser:
                 raise self.fail(ret, f"output {j} ('{name}') is declared {t} but returns {v.type}")
 
     def finish(self, ret: _Tok, graph: Graph) -> Graph:
-        from .verifier import verify
         try:
             return verify(graph)
         except IRError as e:
@@ -393,14 +402,4 @@ class _Parser:
 
 
 def _number(text: str):
-    return float(text) if any(c in text for c in ".eEin") else int(text)
-
-
-def _element(tok: _Tok, dt: DType):
-    if dt.is_float and tok.kind == "number":
-        return np.float64(float(tok.text)).astype(dt.np)  # shortest texts round-trip via f64
-    if dt.is_int and tok.kind == "number" and _COUNTER.fullmatch(tok.text.lstrip("-")):
-        return int(tok.text)
-    if dt.name == "bool" and tok.text in ("true", "false"):
-        return tok.text == "true"
-    raise ValueError(f"{tok.describe()} at line {tok.line}, column {tok.col} is not a {dt.name} element")
+    return float(text) if any(c in text for c in ".eEin") else int(text)  # 1.0, 1e-07, inf, nan: floats

@@ -185,11 +185,11 @@ PARSE_ERRORS = [  # (text, line, column, message fragment)
     (GOOD.replace("%0 = relu(%x) : f32[N,4]", "%0, %1 = relu(%x) : f32[N,4]"), 2, 12, "2 result(s) but 1 type(s)"),
     (GOOD.replace("relu(%x)", "relu(%x) {value=}"), 2, 24, "expected an attribute value"),
     (GOOD.replace('%0 = relu(%x) : f32[N,4]', '%c = constant() {value=array(u8[2], [1, 300])} : u8[2]\n'
-                  '  %0 = relu(%x) : f32[N,4]'), 2, 26, "bad element in array u8[2]"),
+                  '  %0 = relu(%x) : f32[N,4]'), 2, 43, "300 is out of range for u8"),
     (GOOD.replace('%0 = relu(%x) : f32[N,4]', '%c = constant() {value=array(f32[3], [1.0, 2.0])} : f32[3]\n'
                   '  %0 = relu(%x) : f32[N,4]'), 2, 26, "array f32[3] needs 3 elements, got 2"),
     (GOOD.replace('%0 = relu(%x) : f32[N,4]', '%c = constant() {value=array(i32[1], [1.5])} : i32[1]\n'
-                  '  %0 = relu(%x) : f32[N,4]'), 2, 26, "is not a i32 element"),
+                  '  %0 = relu(%x) : f32[N,4]'), 2, 41, "expected a i32 array element, got '1.5'"),
     (GOOD.replace('%0 = relu(%x) : f32[N,4]', '%c = constant() {value=array(f32[N], [1.5])} : f32[1]\n'
                   '  %0 = relu(%x) : f32[N,4]'), 2, 26, "must have a static shape"),
     (GOOD.replace('%0 = relu(%x) : f32[N,4]', '%w = param "w" : f32[N,4]\n  %0 = relu(%x) : f32[N,4]'), 4, 3,
