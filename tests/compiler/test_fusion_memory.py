@@ -1,0 +1,89 @@
+"""The fuse and plan-memory passes: which nodes group, epilogues, workspace reuse, and that fused
+graphs still compute what the reference interpreter computes."""
+import numpy as np
+
+from kcompile.compiler.jit import compile_graph
+from kcompile.ir import GraphBuilder, TensorType
+from kcompile.passes.fusion import format_fusion, fuse, groups_of, schedule
+from kcompile.passes.memory import format_memory, plan_memory
+
+from native_util import assert_native_matches, random_array
+
+
+def _ops(g, group):
+    return [g.nodes[i].op for i in group.members]
+
+
+def test_elementwise_chain_is_one_group():
+    b = GraphBuilder("chain")
+    x = b.input("x", TensorType(["N", 10]))
+    y = b.exp(b.tanh(b.add(b.mul(x, x), b.constant(1.0))))
+    g = fuse(b.build([y]))
+    multi = [grp for grp in groups_of(g) if len(grp.members) > 1]
+    assert len(multi) == 1 and _ops(g, multi[0]) == ["mul", "add", "tanh", "exp"]
+    assert len(schedule(g)) == 2  # the constant, then the fused loop
+
+
+def test_shared_values_outputs_and_smaller_shapes_stay_materialized():
+    b = GraphBuilder("mixed")
+    x = b.input("x", TensorType(["N", 6]))
+    var = b.input("var", TensorType([6]))
+    scale = b.rsqrt(b.add(var, b.constant(1e-3)))         # [6]: not recomputed per element of [N,6]
+    shared = b.exp(x)                                      # used by two different consumers' groups
+    out1 = b.mul(shared, scale)
+    mid = b.relu(out1)                                     # a graph output in the middle of a chain
+    out2 = b.sigmoid(b.add(mid, b.reduce_sum(shared, axes=(1,), keepdims=True)))
+    g = fuse(b.build([mid, out2]))
+    roots = {g.nodes[grp.root].op for grp in groups_of(g)}
+    assert {"rsqrt", "exp", "relu", "sigmoid"} <= roots, format_fusion(g)
+    rng = np.random.default_rng(0)
+    assert_native_matches(b.build([mid, out2]), lambda n: [random_array(rng, (n, 6), np.float32),
+                                                           random_array(rng, (6,), np.float32, 0.1, 2)],
+                          rtol=2e-6)
+
+
+def test_matmul_bias_activation_is_an_epilogue():
+    rng = np.random.default_rng(1)
+    b = GraphBuilder("dense")
+    x = b.input("x", TensorType(["N", 9]))
+    w = b.param("w", rng.standard_normal((9, 13)).astype(np.float32))
+    bias = b.param("b", rng.standard_normal(13).astype(np.float32))
+    y = b.tanh(b.add(b.matmul(x, w), bias))
+    z = b.relu(b.add(b.matmul(y, b.param("w2", rng.standard_normal((13, 5)).astype(np.float32))),
+                     b.param("b2", rng.standard_normal(5).astype(np.float32))))
+    g = b.build([z])
+    fused = fuse(g)
+    anchors = [grp for grp in groups_of(fused) if grp.anchor is not None]
+    assert len(anchors) == 2 and "epilogue" in format_fusion(fused)
+    planned = plan_memory(fused)
+    inner = ({i for grp in anchors for i in grp.members} | {grp.anchor for grp in anchors}) - {grp.root for grp in anchors}
+    assert not inner & {i for i, _ in planned.meta["memory"].offsets}  # only the epilogue's result is stored
+    assert_native_matches(g, lambda n: [random_array(rng, (n, 9), np.float32)], rtol=1e-5, atol=1e-5)
+
+
+def test_workspace_is_linear_in_batch_and_reuses_memory():
+    b = GraphBuilder("stack")
+    x = b.input("x", TensorType(["N", 64]))
+    h = x
+    for _ in range(6):
+        h = b.softmax(h)  # not elementwise: every result needs a buffer
+    g = b.build([b.reduce_sum(h, axes=(1,))])
+    plan = plan_memory(fuse(g)).meta["memory"]
+    row = 64 * 4
+    assert plan.static_bytes == 0
+    assert plan.batched_bytes_per_row == 2 * row  # six intermediates, two live at a time
+    assert "workspace" in format_memory(plan_memory(fuse(g)))
+    fn = compile_graph(g)
+    assert fn.workspace_bytes(10) == 10 * 2 * row
+    rng = np.random.default_rng(2)
+    assert_native_matches(g, lambda n: [random_array(rng, (n, 64), np.float32)], rtol=1e-5)
+
+
+def test_views_share_storage_and_outputs_can_repeat():
+    b = GraphBuilder("views")
+    x = b.input("x", TensorType(["N", 2, 3]))
+    flat = b.reshape(b.softmax(x), shape=("N", 6))
+    y = b.softmax(flat)
+    g = b.build([y, y, x, flat], ["y", "y_again", "x_back", "flat"])
+    rng = np.random.default_rng(3)
+    assert_native_matches(g, lambda n: [random_array(rng, (n, 2, 3), np.float32)], rtol=2e-6)
