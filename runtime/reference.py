@@ -54,6 +54,9 @@ def run(graph: Graph, inputs, params: Mapping | None = None, batch: int | None =
     """Execute `graph` on inputs; parameters default to the values stored beside the graph."""
     arrays, found_batch = check_inputs(graph, inputs)
     batch = found_batch if found_batch is not None else batch
+    if batch is None and any(v.type.has_batch for v in graph.values()):
+        raise InputError(f"graph @{graph.name} has values with a symbolic batch dimension but no input carries "
+                         f"it; pass batch=<size>")
     env: dict = {}
     for v, a in zip(graph.inputs, arrays):
         env[v] = a
