@@ -73,3 +73,12 @@ def test_reference_errors_name_the_node():
         y = b.gather(b.constant(np.ones((4, 2), np.float32)), idx)
     with pytest.raises(ValueError, match="node 'embedding' \\(gather\\).*index out of range \\[0, 4\\): min 0, max 9"):
         run(b.build([y]), [np.array([0, 9])])
+
+
+def test_batch_from_argument_when_no_input_carries_it():
+    b = GraphBuilder("zeros")
+    z = b.broadcast_to(b.constant(np.zeros(3, np.float32)), shape=["N", 3])
+    g = b.build([z])
+    assert run(g, [], batch=4)[0].shape == (4, 3)
+    with pytest.raises(InputError, match="graph @zeros has values with a symbolic batch dimension .* pass batch="):
+        run(g, [])
