@@ -55,7 +55,7 @@ def _forward(name, elem, g: Geometry, epi, lanes):
         def cols(b, k, grp):
             kh, kw, ci = split3(b, k, g.kw, g.cin_g)
             return b.mul(kh, i64(g.dh)), b.mul(kw, i64(g.dw)), ci
-        a = Im2colA((g.h, g.w), g.c, rows, cols)
+        a = Im2colA((g.h, g.w), g.c, rows, cols, layout="rows", run=g.cin_g, lanes=lanes)
     return GemmProblem(name, elem, groups, g.oh * g.ow, g.cout_g, kdim, a,
                        StridedB(Strided(g.cout, 1, (g.cout_g,)), groups, lanes),
                        StridedC(Strided(g.cout, 1, (g.cout_g,)), groups, group_cols=g.cout_g), epi,
@@ -73,7 +73,7 @@ def _input_grad(name, elem, g: Geometry, epi, lanes):
     def cols(b, k, grp):
         kh, kw, co = split3(b, k, g.kw, g.cout_g)
         return b.neg(b.mul(kh, i64(g.dh))), b.neg(b.mul(kw, i64(g.dw))), co
-    a = Im2colA((g.oh, g.ow), g.cout, rows, cols, divisor=(g.sh, g.sw))
+    a = Im2colA((g.oh, g.ow), g.cout, rows, cols, divisor=(g.sh, g.sw), layout="rows", run=g.cout_g, lanes=lanes)
     return GemmProblem(name, elem, groups, g.h * g.w, g.cin_g, g.kh * g.kw * g.cout_g, a,
                        InputGradB(g.cin_g, g.cout, g.cout_g),
                        StridedC(Strided(g.c, 1, (g.cin_g,)), groups, group_cols=g.cin_g), epi,

@@ -177,7 +177,7 @@ class _Macro:
 
     def _a_panel(self, row, pc, kc, ir_):
         b, s, src = self.b, self.s, self.g.p.a
-        packed = (gep(b, self.abuf, b.mul(ir_, kc)), i64(1), i64(s.mr))
+        packed = (gep(b, self.abuf, b.mul(ir_, kc)), *src.packed_strides(kc, s.mr))
         if src.packed_only:
             return packed
         direct = src.direct(b, self.pa, self.bi, row, pc)

@@ -7,19 +7,72 @@ transposed convolution of the input gradient: position t maps to t / stride when
 """
 from __future__ import annotations
 
-from .irutil import I64, entry_alloca, for_range, gep, i64, imin, zero
+from .irutil import (I64, entry_alloca, for_range, gep, i64, imin, lane_mask, load_vec, masked_load,
+                     masked_store, store_vec, zero)
 
 
 class Im2colA:
-    """Packed-only A operand. row_fn(b, i, g) and col_fn(b, k, g) -> (h, w, element offset)."""
+    """Packed-only A operand. row_fn(b, i, g) and col_fn(b, k, g) -> (h, w, element offset).
+
+    layout "rows" (forward, input gradient): panel row r holds its kc values contiguously (the
+    micro-kernel reads rsa=kc, csa=1) and is gathered in runs of `run` consecutive channels, which
+    are contiguous in the source.  layout "cols" (filter gradient, whose rows are channels): the
+    usual panel[k*MR + r], filled row index innermost, again reading consecutive channels.
+    """
 
     packed_only = True
 
-    def __init__(self, src_hw, src_c, row_fn, col_fn, divisor=(1, 1)):
+    def __init__(self, src_hw, src_c, row_fn, col_fn, divisor=(1, 1), layout="cols", run=1, lanes=1):
         (self.sh_, self.sw_), self.c = src_hw, src_c
         self.row_fn, self.col_fn, self.divisor = row_fn, col_fn, divisor
+        self.layout, self.run, self.lanes = layout, run, lanes
+
+    def packed_strides(self, kc, mr_tile):
+        return (kc, i64(1)) if self.layout == "rows" else (i64(1), i64(mr_tile))
 
     def pack(self, b, ptr, g, dst, m0, mc, k0, kc, mr_tile):
+        if self.layout == "rows":
+            self._pack_rows(b, ptr, g, dst, m0, mc, k0, kc)
+        else:
+            self._pack_cols(b, ptr, g, dst, m0, mc, k0, kc, mr_tile)
+
+    def _pack_rows(self, b, ptr, g, dst, m0, mc, k0, kc):
+        end = b.add(k0, kc)
+        with for_range(b, 0, mc, 1, "ic.r") as r:
+            hr, wr, offr = self.row_fn(b, b.add(m0, r), g)
+            out = gep(b, dst, b.mul(r, kc))
+            pre = b.block
+            head, body, done = (b.append_basic_block(f"ic.seg.{n}") for n in ("head", "body", "done"))
+            b.branch(head)
+            b.position_at_end(head)
+            k = b.phi(I64, "k")
+            k.add_incoming(k0, pre)
+            b.cbranch(b.icmp_signed("<", k, end), body, done)
+            b.position_at_end(body)
+            hk, wk, ok = self.col_fn(b, k, g)
+            seg = imin(b, b.sub(i64(self.run), b.srem(k, i64(self.run))), b.sub(end, k))
+            valid, idx = self._source(b, b.add(hr, hk), b.add(wr, wk), b.add(offr, ok))
+            self._copy_run(b, gep(b, out, b.sub(k, k0)), ptr, idx, seg, valid)
+            k.add_incoming(b.add(k, seg), b.block)
+            b.branch(head)
+            b.position_at_end(done)
+
+    def _copy_run(self, b, dst, src, idx, count, valid):
+        """dst[0:count] = src[idx : idx + count] if valid else 0 (channels are contiguous in the source)."""
+        elem = dst.type.pointee
+        with b.if_else(valid) as (then, otherwise):
+            with then:
+                base = gep(b, src, idx)
+                if self.run >= self.lanes > 1:
+                    copy_vectors(b, dst, base, count, self.lanes)
+                else:
+                    with for_range(b, 0, count, 1, "ic.c") as t:
+                        b.store(b.load(gep(b, base, t)), gep(b, dst, t))
+            with otherwise:
+                with for_range(b, 0, count, 1, "ic.z") as t:
+                    b.store(zero(elem), gep(b, dst, t))
+
+    def _pack_cols(self, b, ptr, g, dst, m0, mc, k0, kc, mr_tile):
         rows_h, rows_w, rows_off = (entry_alloca(b, I64, mr_tile, 8) for _ in range(3))
         with for_range(b, 0, mc, mr_tile, "ic.i") as ip:
             rows = imin(b, mr_tile, b.sub(mc, ip))
@@ -36,14 +89,27 @@ class Im2colA:
                     off = b.add(b.load(gep(b, rows_off, r)), ok)
                     b.store(self._element(b, ptr, h, w, off), gep(b, out, r))
 
-    def _element(self, b, ptr, h, w, off):
+    def _source(self, b, h, w, off):
+        """(position is real, element index in the source tensor)."""
         ok_h, h = _position(b, h, self.sh_, self.divisor[0])
         ok_w, w = _position(b, w, self.sw_, self.divisor[1])
-        valid = b.and_(ok_h, ok_w)
-        idx = b.add(off, b.mul(b.add(b.mul(h, i64(self.sw_)), w), i64(self.c)))
+        return b.and_(ok_h, ok_w), b.add(off, b.mul(b.add(b.mul(h, i64(self.sw_)), w), i64(self.c)))
+
+    def _element(self, b, ptr, h, w, off):
+        valid, idx = self._source(b, h, w, off)
         # padding reads nothing: the address is replaced by the base before loading
         v = b.load(b.select(valid, gep(b, ptr, idx), ptr))
         return b.select(valid, v, zero(v.type))
+
+
+def copy_vectors(b, dst, src, count, lanes):
+    """dst[0:count] = src[0:count] in vectors, the tail with one masked load/store."""
+    full = b.sub(count, b.srem(count, i64(lanes)))
+    with for_range(b, 0, full, lanes, "cv") as t:
+        store_vec(b, load_vec(b, gep(b, src, t), lanes), gep(b, dst, t))
+    with b.if_then(b.icmp_signed("<", full, count)):
+        mask = lane_mask(b, b.sub(count, full), lanes)
+        masked_store(b, masked_load(b, gep(b, src, full), mask, lanes), gep(b, dst, full), mask)
 
 
 def _position(b, t, size, divisor):

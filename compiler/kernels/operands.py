@@ -68,6 +68,10 @@ class StridedA:
         base = self.layout.base(b, ptr, self.batch_shape, bi)
         return self.layout.at(b, base, row, k0), i64(self.layout.rs), i64(self.layout.cs)
 
+    def packed_strides(self, kc, mr_tile):
+        """(rsa, csa) of the packed panels: panel[k*MR + r]."""
+        return i64(1), i64(mr_tile)
+
     def pack(self, b, ptr, bi, dst, m0, mc, k0, kc, mr_tile):
         base = self.layout.base(b, ptr, self.batch_shape, bi)
         fn = pack_a_function(b.module, dst.type.pointee, mr_tile)
