@@ -172,8 +172,8 @@ class _Macro:
                 aptr, rsa, csa = self._a_panel(row, pc, kc, ir_)
                 cptr, ldc = p.c.tile(b, self.pc_, self.bi, row, b.add(jc, jr))
                 ecol = p.c.epilogue_col(b, self.bi, b.add(jc, jr))
-                args = [kc, aptr, rsa, csa, bptr, rsb, cptr, ldc, nr, accumulate, last, row, ecol]
-                self._dispatch(mr, b.icmp_signed("==", nr, i64(s.nr)), args + list(self.eptrs))
+                args = [kc, aptr, rsa, csa, bptr, rsb, cptr, ldc, nr, accumulate, last, row, ecol, mr]
+                self._dispatch(args + list(self.eptrs))
 
     def _a_panel(self, row, pc, kc, ir_):
         b, s, src = self.b, self.s, self.g.p.a
@@ -191,7 +191,7 @@ class _Macro:
         direct = src.direct(b, self.pb, self.bi, pc, col)
         return tuple(b.select(self.pack_b, x, y) for x, y in zip(packed, direct))
 
-    def _dispatch(self, mr, full, args):
+    def _dispatch(self, args):
         """One call per tile: the shared tile function picks the micro-kernel variant."""
         b, s, p = self.b, self.s, self.g.p
-        b.call(tile_function(self.g.module, p.elem, s.lanes, s.mr, s.nr, p.epi), [mr] + args)
+        b.call(tile_function(self.g.module, p.elem, s.lanes, s.mr, s.nr, p.epi), args)

@@ -4,21 +4,32 @@ A is read as scalars a[r*rsa + k*csa] (a packed panel has rsa=1, csa=MR; an unpa
 matrix rsa=lda, csa=1) broadcast to all lanes; B as NR/lanes vectors from b[k*rsb + j] (a packed
 panel has rsb=NR).  The accumulators live in registers for the whole k loop.  One function per
 (dtype, rows mr, full/edge columns, epilogue); the edge variant masks loads and stores to `nvalid`
-columns so it never touches memory past the tile.
+columns, and rows past `mvalid` re-read the last valid row and are not stored, so a kernel never
+touches memory past the tile.  A few row counts (MR, MR/2, ...) cover every tile height.
 """
 from __future__ import annotations
 
 from llvmlite import ir
 
 from .epilogue import Epilogue
-from .irutil import (I1, I64, fma, gep, i64, internal_function, is_float, lane_mask, load_vec,
+from .irutil import (I1, I64, fma, gep, i64, imin, internal_function, is_float, lane_mask, load_vec,
                      masked_load, masked_store, splat, store_vec, type_suffix, zero)
 
 # Independent FMA chains needed to keep the FMA units busy (latency 4 x 2 units).
 MIN_CHAINS = 8
 
 ARG_NAMES = ("kc", "a", "rsa", "csa", "b", "rsb", "c", "ldc", "nvalid", "accumulate", "last",
-             "row0", "col0")
+             "row0", "col0", "mvalid")
+_ARG_TYPES = lambda ptr: [I64, ptr, I64, I64, ptr, I64, ptr, I64, I64, I1, I1, I64, I64, I64]
+
+
+def row_variants(mr_max: int) -> list:
+    """Micro-kernel heights, largest first: MR, MR/2, ... 1 (a tile uses the smallest that fits)."""
+    out, r = [], mr_max
+    while r > 1:
+        out.append(r)
+        r = -(-r // 2)
+    return out + [1]
 
 
 def microkernel_name(elem: ir.Type, mr: int, nr: int, edge: bool, epi: Epilogue) -> str:
@@ -30,7 +41,7 @@ def microkernel(module: ir.Module, elem: ir.Type, lanes: int, mr: int, nr: int, 
     """Get or emit the micro-kernel for one variant."""
     name = microkernel_name(elem, mr, nr, edge, epi)
     ptr = elem.as_pointer()
-    args = [I64, ptr, I64, I64, ptr, I64, ptr, I64, I64, I1, I1, I64, I64] + [ptr] * epi.nptrs
+    args = _ARG_TYPES(ptr) + [ptr] * epi.nptrs
     fn = internal_function(module, name, ir.VoidType(), args, ARG_NAMES)
     if fn is None:
         return module.globals[name]
@@ -49,26 +60,26 @@ def tile_function(module: ir.Module, elem: ir.Type, lanes: int, mr_max: int, nr:
     """
     name = f"kc_tile_{type_suffix(elem)}_{mr_max}x{nr}_{epi.key}"
     ptr = elem.as_pointer()
-    args = [I64, I64, ptr, I64, I64, ptr, I64, ptr, I64, I64, I1, I1, I64, I64] + [ptr] * epi.nptrs
-    fn = internal_function(module, name, ir.VoidType(), args, ("mr",) + ARG_NAMES)
+    args = _ARG_TYPES(ptr) + [ptr] * epi.nptrs
+    fn = internal_function(module, name, ir.VoidType(), args, ARG_NAMES)
     if fn is None:
         return module.globals[name]
     fn.attributes.add("noinline")
-    mr, rest = fn.args[0], list(fn.args[1:])
+    rest = list(fn.args)
+    mr = rest[ARG_NAMES.index("mvalid")]
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     blocks = [fn.append_basic_block("full"), fn.append_basic_block("edge")]
     b.cbranch(b.icmp_signed("==", rest[ARG_NAMES.index("nvalid")], i64(nr)), *blocks)
+    heights = row_variants(mr_max)
     for edge, blk in zip((False, True), blocks):
         b.position_at_end(blk)
-        default = fn.append_basic_block("bad")
-        sw = b.switch(mr, default)
-        for rows in range(1, mr_max + 1):
-            case = fn.append_basic_block(f"rows{rows}{'e' if edge else 'f'}")
-            sw.add_case(i64(rows), case)
-            b.position_at_end(case)
+        for rows, smaller in zip(heights, heights[1:] + [0]):
+            use, nxt = fn.append_basic_block(f"rows{rows}"), fn.append_basic_block(f"below{rows}")
+            b.cbranch(b.icmp_signed(">", mr, i64(smaller)), use, nxt)
+            b.position_at_end(use)
             b.call(microkernel(module, elem, lanes, rows, nr, edge, epi), rest)
             b.ret_void()
-        b.position_at_end(default)
+            b.position_at_end(nxt)
         b.unreachable()
     return fn
 
@@ -105,7 +116,7 @@ class _Emitter:
         """
         b, a = self.b, self.a
         split = max(1, -(-MIN_CHAINS // (self.mr * self.nv)))
-        rows = [gep(b, a["a"], b.mul(i64(r), a["rsa"])) for r in range(self.mr)]
+        rows = [gep(b, a["a"], b.mul(self._row(r), a["rsa"])) for r in range(self.mr)]
         main_end = b.sub(a["kc"], b.srem(a["kc"], i64(split)))
         sets = self._loop(i64(0), main_end, split, rows, [self._zeros()] * split)
         acc = self._loop(main_end, a["kc"], 1, rows, [sets[0]])[0]
@@ -159,9 +170,13 @@ class _Emitter:
     def _load(self, ptr, mask):
         return load_vec(self.b, ptr, self.lanes) if mask is None else masked_load(self.b, ptr, mask, self.lanes)
 
+    def _row(self, r):
+        """Row r, or the last valid row for rows past mvalid (read, never stored)."""
+        return i64(0) if r == 0 else imin(self.b, r, self.b.sub(self.a["mvalid"], i64(1)))
+
     def _cptr(self, r, v):
         b = self.b
-        return gep(b, self.a["c"], b.add(b.mul(i64(r), self.a["ldc"]), i64(v * self.lanes)))
+        return gep(b, self.a["c"], b.add(b.mul(self._row(r), self.a["ldc"]), i64(v * self.lanes)))
 
     def _add_c(self, acc):
         b = self.b
@@ -184,10 +199,18 @@ class _Emitter:
                  for v in range(self.nv)] for r in range(self.mr)]
 
     def _write(self, vals):
+        b = self.b
         for r in range(self.mr):
-            for v in range(self.nv):
-                ptr, mask = self._cptr(r, v), self.masks[v]
-                if mask is None:
-                    store_vec(self.b, vals[r][v], ptr)
-                else:
-                    masked_store(self.b, vals[r][v], ptr, mask)
+            if r == 0:
+                self._write_row(vals, r)
+                continue
+            with b.if_then(b.icmp_signed("<", i64(r), self.a["mvalid"])):
+                self._write_row(vals, r)
+
+    def _write_row(self, vals, r):
+        for v in range(self.nv):
+            ptr, mask = self._cptr(r, v), self.masks[v]
+            if mask is None:
+                store_vec(self.b, vals[r][v], ptr)
+            else:
+                masked_store(self.b, vals[r][v], ptr, mask)

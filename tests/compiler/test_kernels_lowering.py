@@ -11,52 +11,55 @@ from native_util import assert_native_matches, one_op_graph, random_array
 BATCHES = (1, 3)
 
 
-def _check(op, types, attrs, rtol=1e-5, atol=1e-5, seed=0):
-    g = one_op_graph(op, [TensorType(*t) for t in types], attrs)
+def _random_inputs(g, seed):
     rng = np.random.default_rng(seed)
-    make = lambda n: [random_array(rng, t.concrete_shape(n), t.dtype.np) for t in (v.type for v in g.inputs)]
-    return assert_native_matches(g, make, batches=BATCHES, rtol=rtol, atol=atol)
+    return lambda n: [random_array(rng, v.type.concrete_shape(n), v.type.dtype.np) for v in g.inputs]
 
 
-@pytest.mark.parametrize("shapes,attrs,dtype", [
-    ((["N", 33], [33, 17]), {}, "f32"),
-    ((["N", 5, 7], ["N", 9, 7]), {"transpose_b": True}, "f32"),
-    ((["N", 7, 4], [7, 6]), {"transpose_a": True}, "f32"),
-    ((["N", 9], [9, 3]), {}, "f64"),
-    ((["N", 9], [9, 3]), {}, "i32"),
-])
-def test_matmul(shapes, attrs, dtype):
-    _check("matmul", [(s, dtype) for s in shapes], attrs)
+def _check_many(name, specs, rtol=1e-5, atol=1e-5):
+    """One graph holding one node per (op, input types, attrs): one compile covers them all."""
+    b = GraphBuilder(name)
+    outs = []
+    for i, (op, types, attrs) in enumerate(specs):
+        xs = [b.input(f"x{i}_{j}", TensorType(*t)) for j, t in enumerate(types)]
+        outs.append(b.op(op, *xs, **attrs))
+    g = b.build(outs)
+    return assert_native_matches(g, _random_inputs(g, len(specs)), batches=BATCHES, rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("op,shapes,attrs", [
-    ("conv2d", (["N", 7, 6, 3], [3, 3, 3, 5]), {"strides": (2, 1), "padding": "same"}),
-    ("conv2d", (["N", 6, 6, 4], [3, 3, 2, 6]), {"groups": 2, "dilations": (2, 1)}),
-    ("conv1d", (["N", 9, 3], [3, 3, 4]), {"padding": "causal", "dilations": 2}),
-    ("conv1d", (["N", 9, 4], [2, 2, 6]), {"padding": "same", "strides": 2, "groups": 2}),
-    ("conv2d_input_grad", (["N", 4, 6, 5], [3, 3, 3, 5]),
-     {"strides": (2, 1), "padding": "same", "input_shape": ("N", 7, 6, 3)}),
-    ("conv2d_filter_grad", (["N", 7, 6, 3], ["N", 4, 6, 5]),
-     {"strides": (2, 1), "padding": "same", "filter_shape": (3, 3, 3, 5)}),
-])
-def test_convolutions(op, shapes, attrs):
-    _check(op, [(s, "f32") for s in shapes], attrs, rtol=2e-5, atol=2e-5)
+def test_matmul():
+    _check_many("matmuls", [
+        ("matmul", ((["N", 33], "f32"), ([33, 17], "f32")), {}),
+        ("matmul", ((["N", 5, 7], "f32"), (["N", 9, 7], "f32")), {"transpose_b": True}),
+        ("matmul", ((["N", 7, 4], "f32"), ([7, 6], "f32")), {"transpose_a": True}),
+        ("matmul", ((["N", 9], "f64"), ([9, 3], "f64")), {}),
+        ("matmul", ((["N", 9], "i32"), ([9, 3], "i32")), {}),
+    ])
 
 
-@pytest.mark.parametrize("op,shape,attrs", [
-    ("max_pool2d", ["N", 7, 5, 3], {"pool_size": (2, 2), "strides": (2, 2), "padding": "same"}),
-    ("avg_pool2d", ["N", 7, 5, 3], {"pool_size": (3, 2), "strides": (2, 1), "padding": "same"}),
-    ("max_pool1d", ["N", 9, 5], {"pool_size": (3,), "strides": (2,), "padding": "valid"}),
-    ("avg_pool1d", ["N", 9, 5], {"pool_size": (2,), "strides": (2,), "padding": "same"}),
-])
-def test_pooling(op, shape, attrs):
-    _check(op, [(shape, "f32")], attrs)
+def test_convolutions():
+    _check_many("convs", [(op, [(s, "f32") for s in shapes], attrs) for op, shapes, attrs in [
+        ("conv2d", (["N", 7, 6, 3], [3, 3, 3, 5]), {"strides": (2, 1), "padding": "same"}),
+        ("conv2d", (["N", 6, 6, 4], [3, 3, 2, 6]), {"groups": 2, "dilations": (2, 1)}),
+        ("conv1d", (["N", 9, 3], [3, 3, 4]), {"padding": "causal", "dilations": 2}),
+        ("conv1d", (["N", 9, 4], [2, 2, 6]), {"padding": "same", "strides": 2, "groups": 2}),
+        ("conv2d_input_grad", (["N", 4, 6, 5], [3, 3, 3, 5]),
+         {"strides": (2, 1), "padding": "same", "input_shape": ("N", 7, 6, 3)}),
+        ("conv2d_filter_grad", (["N", 7, 6, 3], ["N", 4, 6, 5]),
+         {"strides": (2, 1), "padding": "same", "filter_shape": (3, 3, 3, 5)}),
+    ]], rtol=2e-5, atol=2e-5)
 
 
-def test_pooling_grads():
-    attrs = {"pool_size": (3, 3), "strides": (2, 2), "padding": "same"}
-    _check("max_pool2d_grad", [(["N", 7, 6, 3], "f32"), (["N", 4, 3, 3], "f32")], attrs)
-    _check("avg_pool2d_grad", [(["N", 4, 3, 3], "f32")], {**attrs, "input_shape": ("N", 7, 6, 3)})
+def test_pooling_and_grads():
+    grad_attrs = {"pool_size": (3, 3), "strides": (2, 2), "padding": "same"}
+    _check_many("pools", [
+        ("max_pool2d", [(["N", 7, 5, 3], "f32")], {"pool_size": (2, 2), "strides": (2, 2), "padding": "same"}),
+        ("avg_pool2d", [(["N", 7, 5, 3], "f32")], {"pool_size": (3, 2), "strides": (2, 1), "padding": "same"}),
+        ("max_pool1d", [(["N", 9, 5], "f32")], {"pool_size": (3,), "strides": (2,), "padding": "valid"}),
+        ("avg_pool1d", [(["N", 9, 5], "f32")], {"pool_size": (2,), "strides": (2,), "padding": "same"}),
+        ("max_pool2d_grad", [(["N", 7, 6, 3], "f32"), (["N", 4, 3, 3], "f32")], grad_attrs),
+        ("avg_pool2d_grad", [(["N", 4, 3, 3], "f32")], {**grad_attrs, "input_shape": ("N", 7, 6, 3)}),
+    ])
 
 
 def _dense_relu(b, x, w, bias):
