@@ -295,3 +295,28 @@ def test_custom_layer_with_add_weight_and_nested_sublayer():
     x = rand(2, 4)
     k, b = layer.inner.get_weights()
     np.testing.assert_allclose(predict_ref(m, x), x @ k + b, **TOL)
+
+
+@pytest.mark.parametrize("make,ref", [
+    (lambda: layers.ZeroPadding2D(((1, 0), (2, 1))), lambda x: np.pad(x, [(0, 0), (1, 0), (2, 1), (0, 0)])),
+    (lambda: layers.UpSampling2D((2, 3)), lambda x: x.repeat(2, 1).repeat(3, 2)),
+    (lambda: layers.Cropping2D(((1, 0), (1, 1))), lambda x: x[:, 1:, 1:-1]),
+    (lambda: layers.Permute((2, 1, 3)), lambda x: x.transpose(0, 2, 1, 3)),
+    (lambda: layers.ReLU(max_value=0.5), lambda x: np.clip(x, 0, 0.5)),
+    (lambda: layers.LeakyReLU(), lambda x: np.where(x >= 0, x, 0.3 * x)),
+    (lambda: layers.ELU(0.5), lambda x: np.where(x > 0, x, 0.5 * np.expm1(x))),
+    (lambda: layers.Softmax(), lambda x: np.exp(x) / np.exp(x).sum(-1, keepdims=True)),
+    (lambda: layers.Lambda(lambda t: t * 2, name="double"), lambda x: 2 * x),
+    (lambda: layers.Identity(), lambda x: x),
+], ids=["zeropad2d", "upsample2d", "crop2d", "permute", "relu_max", "leaky", "elu", "softmax", "lambda", "identity"])
+def test_reshaping_and_activation_layers(make, ref):
+    x = rand(2, 3, 4, 2)
+    np.testing.assert_allclose(predict_ref(seq((3, 4, 2), make()), x), ref(x), rtol=1e-6, atol=1e-6)
+
+
+def test_one_dimensional_reshaping_layers():
+    x = rand(2, 5, 2)
+    m = seq((5, 2), layers.UpSampling1D(2), layers.ZeroPadding1D(1), layers.Cropping1D((0, 2)))
+    np.testing.assert_allclose(predict_ref(m, x), np.pad(x.repeat(2, 1), [(0, 0), (1, 1), (0, 0)])[:, :-2])
+    v = rand(2, 5)
+    np.testing.assert_allclose(predict_ref(seq((5,), layers.RepeatVector(3)), v), np.repeat(v[:, None], 3, 1))

@@ -115,3 +115,17 @@ def test_sequential_get_weights_order_and_summary_text(monkeypatch):
     ours.summary(print_fn=lines_ours.append)
     theirs.summary(print_fn=lambda s, line_break=True: lines_keras.append(s))
     assert "\n".join(lines_ours).strip() == "\n".join(lines_keras).strip()
+
+
+def test_reshaping_and_activation_layers():
+    def build(L, Input, Model):
+        inp = Input(shape=(5, 6, 2))
+        x = L.ZeroPadding2D(((1, 0), (0, 2)))(inp)
+        x = L.UpSampling2D((2, 1))(x)
+        x = L.Cropping2D(((1, 2), (1, 0)))(x)
+        x = L.Conv2D(3, 3)(x)
+        x = L.LeakyReLU()(x)
+        x = L.ReLU(max_value=1.0)(L.ELU()(x))
+        x = L.Permute((2, 1, 3))(x)
+        return Model(inp, L.Softmax()(L.Flatten()(x)))
+    _check(build, (2, 5, 6, 2))

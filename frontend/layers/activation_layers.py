@@ -1,0 +1,86 @@
+"""Activation layers: ReLU, LeakyReLU, ELU, Softmax, and the Identity and Lambda layers."""
+from __future__ import annotations
+
+from .. import activations, ops
+from .base import Layer
+
+
+class ReLU(Layer):
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
+
+    def call(self, inputs):
+        return activations.relu(inputs, self.negative_slope, self.max_value, self.threshold)
+
+    def get_config(self):
+        return {**super().get_config(), "max_value": self.max_value, "negative_slope": self.negative_slope,
+                "threshold": self.threshold}
+
+
+class LeakyReLU(Layer):
+    def __init__(self, negative_slope=0.3, **kwargs):
+        alpha = kwargs.pop("alpha", None)   # the Keras 2 name
+        super().__init__(**kwargs)
+        self.negative_slope = float(alpha if alpha is not None else negative_slope)
+
+    def call(self, inputs):
+        return ops.leaky_relu(inputs, self.negative_slope)
+
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+
+
+class ELU(Layer):
+    def __init__(self, alpha=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha = float(alpha)
+
+    def call(self, inputs):
+        return ops.elu(inputs, self.alpha)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha}
+
+
+class Softmax(Layer):
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+
+    def call(self, inputs):
+        return ops.softmax(inputs, axis=self.axis)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+class Identity(Layer):
+    def call(self, inputs):
+        return inputs
+
+
+class Lambda(Layer):
+    """Wrap a function of tensors; saveable only when the function is registered by name."""
+
+    def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(function, str):
+            from ..saving import get_registered
+            resolved = get_registered(function)
+            if resolved is None:
+                raise ValueError(f"Lambda '{self.name}': function {function!r} is not registered")
+            function = resolved
+        self.function = function
+        self.arguments = dict(arguments or {})
+
+    def call(self, inputs):
+        return self.function(inputs, **self.arguments)
+
+    def get_config(self):
+        from ..saving import registered_name
+        name = registered_name(self.function)
+        if name is None:
+            raise ValueError(f"Lambda '{self.name}' cannot be saved: its function is not registered with "
+                             "kc.saving.register_keras_serializable (kcompile never saves Python code)")
+        return {**super().get_config(), "function": name, "arguments": self.arguments}

@@ -1,0 +1,130 @@
+"""Reshaping layers: ZeroPadding1D/2D, UpSampling1D/2D (nearest), Permute, RepeatVector, Cropping1D/2D."""
+from __future__ import annotations
+
+from .. import ops
+from ..tensor import apply
+from .base import Layer
+from .conv import check_rank
+
+
+def _pairs(padding, n: int, name: str) -> tuple:
+    """Keras padding/cropping spec: int, (a, b) per axis, or ((before, after), ...)."""
+    if isinstance(padding, int):
+        return ((padding, padding),) * n
+    padding = tuple(padding)
+    if n == 1 and len(padding) == 2 and all(isinstance(p, int) for p in padding):
+        return (padding,)   # 1-D layers take (before, after)
+    if len(padding) != n:
+        raise ValueError(f"layer '{name}': expected {n} padding/cropping values, got {padding!r}")
+    return tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+
+
+class _ZeroPadding(Layer):
+    rank = 2
+
+    def __init__(self, padding=1, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = _pairs(padding, self.rank, self.name)
+
+    def call(self, inputs):
+        check_rank(self, inputs.shape, self.rank + 2)
+        pads = (0, 0) + tuple(v for pair in self.padding for v in pair) + (0, 0)
+        return apply("pad", inputs, pads=pads)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": [list(p) for p in self.padding]}
+
+
+class ZeroPadding1D(_ZeroPadding):
+    rank = 1
+
+
+class ZeroPadding2D(_ZeroPadding):
+    rank = 2
+
+
+class _Cropping(Layer):
+    rank = 2
+
+    def __init__(self, cropping=1, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.cropping = _pairs(cropping, self.rank, self.name)
+
+    def call(self, inputs):
+        check_rank(self, inputs.shape, self.rank + 2)
+        axes = list(range(1, self.rank + 1))
+        ends = [inputs.ir_shape[a] - after for a, (_, after) in zip(axes, self.cropping)]
+        return apply("slice", inputs, axes=axes, starts=[b for b, _ in self.cropping], ends=ends)
+
+    def get_config(self):
+        return {**super().get_config(), "cropping": [list(c) for c in self.cropping]}
+
+
+class Cropping1D(_Cropping):
+    rank = 1
+
+
+class Cropping2D(_Cropping):
+    rank = 2
+
+
+class _UpSampling(Layer):
+    """Nearest-neighbour upsampling: each spatial axis repeated `size` times (reshape + broadcast)."""
+    rank = 2
+
+    def __init__(self, size=2, data_format=None, interpolation="nearest", **kwargs):
+        super().__init__(**kwargs)
+        if interpolation != "nearest":
+            raise ValueError(f"layer '{self.name}': only interpolation='nearest' is supported")
+        self.size = (size,) * self.rank if isinstance(size, int) else tuple(size)
+
+    def call(self, inputs):
+        check_rank(self, inputs.shape, self.rank + 2)
+        shape = inputs.ir_shape
+        spread, target, final = [shape[0]], [shape[0]], [shape[0]]
+        for d, s in zip(shape[1:-1], self.size):
+            spread += [d, 1]
+            target += [d, s]
+            final.append(d * s)
+        spread.append(shape[-1])
+        target.append(shape[-1])
+        final.append(shape[-1])
+        x = apply("reshape", inputs, shape=tuple(spread))
+        x = apply("broadcast_to", x, shape=tuple(target))
+        return apply("reshape", x, shape=tuple(final))
+
+    def get_config(self):
+        return {**super().get_config(), "size": list(self.size)}
+
+
+class UpSampling1D(_UpSampling):
+    rank = 1
+
+
+class UpSampling2D(_UpSampling):
+    rank = 2
+
+
+class Permute(Layer):
+    def __init__(self, dims, **kwargs):
+        super().__init__(**kwargs)
+        self.dims = tuple(dims)
+
+    def call(self, inputs):
+        return ops.transpose(inputs, (0,) + self.dims)
+
+    def get_config(self):
+        return {**super().get_config(), "dims": list(self.dims)}
+
+
+class RepeatVector(Layer):
+    def __init__(self, n, **kwargs):
+        super().__init__(**kwargs)
+        self.n = int(n)
+
+    def call(self, inputs):
+        x = ops.expand_dims(inputs, 1)
+        return apply("broadcast_to", x, shape=(inputs.ir_shape[0], self.n, inputs.ir_shape[1]))
+
+    def get_config(self):
+        return {**super().get_config(), "n": self.n}
