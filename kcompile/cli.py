@@ -470,7 +470,37 @@ def _manifest_summary(path: Path) -> list:
         data = json.loads(manifest.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CLIError(f"'{manifest}' is not valid JSON ({e})") from None
+    if isinstance(data, dict) and data.get("format") == "kcompile-artifact":
+        try:
+            return _artifact_summary(path, data)
+        except (KeyError, TypeError, ValueError):
+            pass  # an unexpected layout: fall back to the generic listing
     return [f"artifact {path}"] + _readable(data, "  ")
+
+
+def _artifact_summary(path: Path, m: dict) -> list:
+    c, t = m["compiler"], m["target"]
+    features = t["features"]
+    lines = [f"artifact '{m['name']}' at {path} (format {m['format']} v{m['format_version']}, "
+             f"kcompile {c['version']}, llvmlite {c['llvmlite']}, -O{c['opt_level']})",
+             f"  code: {m.get('library') or m.get('object')}; header {m['header']}; "
+             f"weights {m['weights']['file']} ({m['weights']['nbytes']:,} bytes)",
+             f"  target: {t['triple']}, cpu {t['cpu']}, {len(features)} features "
+             f"({', '.join(f for f in features if f.startswith(('avx', 'fma', 'neon', 'sve')))})"]
+    for kind, e in m["entry_points"].items():
+        sig = lambda specs: ", ".join(f"{s['name']}: {s['dtype']}[{','.join(map(str, s['shape']))}]" for s in specs)
+        lines.append(f"  entry {kind}: {e['symbol']}({sig(e['inputs'])}) -> ({sig(e['outputs'])})")
+        lines.append(f"    workspace: {e['workspace']['per_batch']:,}*N + {e['workspace']['static']:,} bytes"
+                     + (f"; updates {len(e['param_updates'])} parameters in place" if e.get("param_updates") else ""))
+    count = sum(int(np.prod(p["shape"])) for p in m["params"])
+    lines.append(f"  parameters: {len(m['params'])} tensors, {count:,} values")
+    width = max((len(p["name"]) for p in m["params"]), default=0)
+    lines += [f"    {p['name']:<{width}}  {p['dtype']}[{','.join(map(str, p['shape']))}] at byte {p['offset']:,}"
+              for p in m["params"]]
+    times = m.get("compile_seconds", {})
+    if times:
+        lines.append("  compile: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in times.items()))
+    return lines
 
 
 def _readable(data, indent: str) -> list:
