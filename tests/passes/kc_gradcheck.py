@@ -92,3 +92,26 @@ def check_second_order(build, shape, kind="f", seed=0, rtol=RTOL, atol=ATOL):
     got = run(graph, arrays)[1]
     want = finite_difference(lambda arrs: float(run(graph, arrs)[0]), arrays, 0)
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+def check_op_second_order(op: str, specs, attrs=None, seed=0):
+    """Differentiate the op's VJP again: d/dx <grad L(x), v> against differences of <grad L(x), v>."""
+    rng = np.random.default_rng(seed)
+    graph = op_loss_graph(op, specs, attrs or {})
+    b = GraphBuilder(op)
+    b.inputs, b.nodes = list(graph.inputs), list(graph.nodes)
+    xs = [v for v in graph.inputs[:len(specs)] if v.dtype.is_float]
+    grads = backprop(b, graph.outputs[0], xs)
+    vs = [b.input(f"v{i}", x.type) for i, x in enumerate(xs)]
+    z = b.reduce_sum(b.mul(grads[0], vs[0]))
+    for g, v in zip(grads[1:], vs[1:]):
+        z = b.add(z, b.reduce_sum(b.mul(g, v)))
+    second = backprop(b, z, xs)
+    g2 = b.build([z, *second])
+    arrays = [sample(kind, shape, rng) for shape, kind in specs]
+    arrays += [sample("f", v.type.shape, rng) for v in g2.inputs[len(specs):]]
+    got = run(g2, arrays)[1:]
+    names = g2.input_names()
+    for x, want_from in zip(xs, got):
+        want = finite_difference(lambda arrs: float(run(g2, arrs)[0]), arrays, names.index(x.name))
+        np.testing.assert_allclose(want_from, want, rtol=1e-4, atol=1e-6, err_msg=f"second order w.r.t. {x.name}")

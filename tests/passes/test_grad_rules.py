@@ -3,7 +3,7 @@ import pytest
 
 from kcompile.ir import OPS
 from kcompile.passes import GRADIENT_RULES
-from kc_gradcheck import check_op
+from kc_gradcheck import check_op, check_op_second_order
 
 N = "N"
 POSITIVE = {"log", "sqrt", "rsqrt", "reciprocal", "log1p"}
@@ -122,3 +122,10 @@ def test_every_differentiable_op_has_a_rule_and_a_case():
     assert differentiable - set(GRADIENT_RULES) == set(), "differentiable ops without a gradient rule"
     assert set(GRADIENT_RULES) - differentiable == set(), "gradient rules for non-differentiable ops"
     assert differentiable - {c[0] for c in CASES} == set(), "gradient rules without a finite-difference case"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
+def test_vjp_of_vjp_matches_finite_differences(case):
+    """Every backward graph is differentiable again (and right): a Hessian-vector product per case."""
+    op, specs, attrs = case
+    check_op_second_order(op, specs, attrs)
