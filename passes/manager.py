@@ -126,6 +126,8 @@ class PassManager:
 
     def run(self, graph: Graph) -> tuple[Graph, dict]:
         records, start = [], time.perf_counter()
+        if self.verify_each:
+            self._verify(None, graph)
         for p, options in self.steps:
             before = len(graph.nodes)
             t0 = time.perf_counter()
@@ -155,11 +157,12 @@ class PassManager:
         return out
 
     @staticmethod
-    def _verify(p: Pass, graph: Graph):
+    def _verify(p: Pass | None, graph: Graph):
         try:
             verify(graph)
         except IRError as e:
-            raise PassError(f"after pass '{p.name}': {e}") from None
+            where = f"after pass '{p.name}'" if p else "before the pipeline (the input graph)"
+            raise PassError(f"{where}: {e}") from None
 
     def _dump(self, p: Pass, graph: Graph):
         from kcompile.ir.text import print_graph

@@ -75,6 +75,9 @@ def test_verify_each_names_the_pass_that_broke_the_graph():
         return Graph(graph.name, graph.inputs, graph.params, [], graph.outputs, graph.param_values)
 
     try:
+        broken = breaks(_graph())
+        with pytest.raises(PassError, match="before the pipeline"):
+            PassManager("dce", verify_each=True).run(broken)
         PassManager("test-break").run(_graph())  # without verification the bad graph goes through
         with pytest.raises(PassError, match="after pass 'test-break'.*not defined"):
             PassManager("test-break", verify_each=True).run(_graph())
