@@ -17,6 +17,20 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     return _load(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
+def clone_model(model, input_tensors=None):
+    """A new model with the same architecture (and new, freshly initialized weights), as Keras."""
+    from .config_tree import deserialize_layer, serialize_layer
+    if input_tensors is not None:
+        raise NotImplementedError("clone_model(input_tensors=...) is not supported")
+    return deserialize_layer(serialize_layer(model), {})
+
+
+def model_from_json(json_string, custom_objects=None):
+    import json
+    from .config_tree import deserialize_layer
+    return deserialize_layer(json.loads(json_string), custom_objects or {})
+
+
 class Model(TrainerMixin, Layer):
     """`Model(inputs, outputs)` builds a functional model; subclass it and define `call` otherwise."""
 
@@ -117,6 +131,12 @@ class Model(TrainerMixin, Layer):
 
     def _uses_scope(self) -> bool:
         return True
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        if cls is Model and "nodes" in config:   # a functional model's config
+            return Functional.from_config(config, custom_objects)
+        return super().from_config(config)
 
 
 _FUNCTIONAL_SUBCLASSES: dict = {}
@@ -236,8 +256,13 @@ class Functional(Model):
         return out
 
     def get_config(self) -> dict:
-        from .saving import functional_config
+        from .config_tree import functional_config
         return functional_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from .config_tree import functional_from_config
+        return functional_from_config(config, custom_objects or {})
 
 
 def _functional_name() -> str:
@@ -368,3 +393,12 @@ class Sequential(Model):
 
     def input_specs(self) -> list:
         return self._require_built().input_specs()
+
+    def get_config(self) -> dict:
+        from .config_tree import sequential_config
+        return sequential_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from .config_tree import sequential_from_config
+        return sequential_from_config(config, custom_objects or {})

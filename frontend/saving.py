@@ -19,8 +19,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -142,7 +144,8 @@ def _read_archive(filepath):
             header = json.loads(z.read("kcompile.json"))
             config = json.loads(z.read("config.json"))
             npz = z.read("weights.npz")
-    except (zipfile.BadZipFile, KeyError, EOFError, OSError, ValueError, UnicodeDecodeError) as e:
+    except (zipfile.BadZipFile, zlib.error, struct.error, NotImplementedError, KeyError, EOFError, OSError,
+            ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"{filepath}: not a valid kcompile file (corrupt, truncated or another format): "
                          f"{type(e).__name__}: {e}") from None
     if not isinstance(header, dict) or header.get("format") not in ("kcompile-model", "kcompile-weights"):
@@ -158,7 +161,7 @@ def _read_arrays(npz: bytes, count: int, filepath) -> list:
     try:
         with np.load(io.BytesIO(npz), allow_pickle=False) as data:
             arrays = [data[f"w{i}"] for i in range(count)]
-    except (ValueError, KeyError, OSError, zipfile.BadZipFile, EOFError) as e:
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile, zlib.error, struct.error, EOFError) as e:
         raise ValueError(f"{filepath}: weights are corrupt or not plain numeric arrays "
                          f"({type(e).__name__}: {e})") from None
     for i, a in enumerate(arrays):

@@ -202,3 +202,17 @@ def test_unknown_class_in_config_is_refused(tmp_path):
             z.writestr(n, blob)
     with pytest.raises(ValueError, match="unknown layer class 'os.system'"):
         kc.models.load_model(tmp_path / "evil.keras")
+
+
+def test_get_config_from_config_clone_and_json():
+    m = _convnet()
+    again = kc.Model.from_config(m.get_config())
+    assert [type(l).__name__ for l in again.layers] == [type(l).__name__ for l in m.layers]
+    seq = kc.Sequential([layers.Dense(3, input_shape=(2,)), layers.Dense(1)])
+    seq2 = kc.Sequential.from_config(seq.get_config())
+    assert [w.shape for w in seq2.weights] == [w.shape for w in seq.weights]
+    clone = kc.models.clone_model(seq)
+    assert clone is not seq and clone.layers[0] is not seq.layers[0]
+    assert not np.array_equal(clone.get_weights()[0], seq.get_weights()[0])
+    from_json = kc.models.model_from_json(seq.to_json())
+    assert from_json.output_shape == (None, 1)
