@@ -10,17 +10,30 @@ class Compiled:
     """compile()'s arguments resolved against the model's outputs; metrics resolved on first data."""
 
     def __init__(self, model, optimizer, loss, loss_weights, metrics, backend):
-        self.output_names = list(model.output_names)
         self.optimizer = optimizers.get(optimizer if optimizer is not None else "rmsprop")
-        self.losses = [losses_mod.get(x) for x in _per_output(loss, self.output_names, "loss")]
-        self.loss_weights = _weights(loss_weights, self.output_names)
-        self.metrics_spec = _per_output(metrics, self.output_names, "metrics", nested=True)
-        self.metrics: list | None = None   # per output: [(log name, Metric)]
+        self._spec = (loss, loss_weights, metrics)
+        self.output_names: list | None = None  # bound once the model is built (compile may come first)
+        self.metrics: list | None = None       # per output: [(log name, Metric)], resolved on first data
         self.backend = backend
         self.loss_tracker = metrics_mod.Mean(name="loss")
-        self.output_loss_trackers = [metrics_mod.Mean(name=f"{n}_loss") for n in self.output_names] \
-            if len(self.output_names) > 1 else []
+        self.output_loss_trackers: list = []
         self.step_cache: dict = {}
+        if getattr(model, "built", False):
+            self.bind(model)
+
+    def bind(self, model):
+        """Resolve losses, loss weights and metric specs per output of the (built) model."""
+        if self.output_names is not None:
+            return self
+        loss, loss_weights, metrics = self._spec
+        names = list(model.output_names)
+        self.losses = [losses_mod.get(x) for x in _per_output(loss, names, "loss")]
+        self.loss_weights = _weights(loss_weights, names)
+        self.metrics_spec = _per_output(metrics, names, "metrics", nested=True)
+        if len(names) > 1:
+            self.output_loss_trackers = [metrics_mod.Mean(name=f"{n}_loss") for n in names]
+        self.output_names = names
+        return self
 
     def resolve_metrics(self, ys, pred_shapes):
         """Turn names into Metric objects; "accuracy"/"acc" picks binary/sparse/categorical like Keras 3."""

@@ -45,7 +45,16 @@ class TrainerMixin:
         if getattr(self, "_compiled", None) is None:
             raise RuntimeError(f"You must call `compile()` before using the model: {what}() needs an optimizer "
                                "and a loss")
+        if self._compiled.output_names is None and self._is_built():
+            self._compiled.bind(self)
         return self._compiled
+
+    def _is_built(self) -> bool:
+        try:
+            self.input_specs()
+        except ValueError:
+            return False
+        return True
 
     # -- metrics ---------------------------------------------------------------------------------
     @property
@@ -277,9 +286,7 @@ class TrainerMixin:
 
     # -- data ------------------------------------------------------------------------------------
     def _ensure_built(self, xs):
-        try:
-            self.input_specs()
-        except ValueError:
+        if not self._is_built():
             from kcompile.frontend.tensor import convert_to_tensor
             self([convert_to_tensor(a[:1]) for a in xs] if len(xs) > 1 else convert_to_tensor(xs[0][:1]))
 
@@ -297,7 +304,7 @@ class TrainerMixin:
     def _prepare(self, x, y, sample_weight, class_weight, what):
         """Standardize and check (x, y, sample_weight) before any step runs."""
         xs = self._prepare_x(x)
-        c = self._compiled
+        c = self._require_compiled(what)
         ys = D.by_names(y, c.output_names, "y") if y is not None else None
         sw = None if sample_weight is None else np.asarray(sample_weight, np.float32).reshape(-1)
         if class_weight is not None:
