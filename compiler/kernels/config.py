@@ -33,12 +33,17 @@ class GemmShape:
     nc: int
 
 
-def gemm_shape(features: str, elem_bytes: int) -> GemmShape:
-    """Pick the micro-tile so that MR*2 accumulators + 2 B vectors + 1 broadcast fit the register file."""
+def gemm_shape(features: str, elem_bytes: int, n: int | None = None) -> GemmShape:
+    """Pick the micro-tile so that MR*NV accumulators + NV B vectors + 1 broadcast fit the register file.
+
+    NV = 2 vectors of columns, or 1 when the GEMM has at most one vector of columns (N static),
+    which then affords twice the rows.
+    """
     lanes = vector_bits(features) // (8 * elem_bytes)
     regs = vector_registers(features)
-    mr = min((regs - 3) // 2, 12)
-    nr = 2 * lanes
+    nv = 1 if n is not None and n <= lanes else 2
+    mr = min((regs - 1 - nv) // nv, 12 * (3 - nv))
+    nr = nv * lanes
     kc = 256 if elem_bytes == 4 else 128
     mc = (96 // mr) * mr if mr < 96 else mr
     nc = 512 if elem_bytes == 4 else 256

@@ -28,7 +28,7 @@ def conv_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
     kind: "forward" (x, w -> y), "input_grad" (dy, w -> dx), "filter_grad" (x, dy -> dw).
     """
     epi = epi or Epilogue()
-    shape = gemm_shape(features, ITEMSIZE[dtype])
+    shape = gemm_shape(features, ITEMSIZE[dtype], geo.cin_g if kind == "input_grad" else geo.cout_g)
     key = repr((kind, dtype, geo, epi.key, shape))
     name = f"kc_conv_{kind}_" + hashlib.sha1(key.encode()).hexdigest()[:12]
     builder = {"forward": _forward, "input_grad": _input_grad, "filter_grad": _filter_grad}[kind]

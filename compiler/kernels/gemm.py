@@ -80,7 +80,8 @@ class _GemmEmitter:
         with b.if_then(empty):
             b.ret_void()
         mchunk, nchunk, tm, tn = self._partition(b, nb, m, imax(b, nthreads, 1))
-        pack_a = i64(1) if p.a.packed_only else b.zext(b.icmp_signed(">=", m, i64(PACK_A_MIN_ROWS)), I64)
+        pack_a = i64(1) if p.a.packed_only else i64(0) if p.n <= s.nr else \
+            b.zext(b.icmp_signed(">=", m, i64(PACK_A_MIN_ROWS)), I64)   # one column panel: A is read once
         pack_b = b.zext(b.icmp_signed(">=", m, i64(PACK_B_MIN_ROWS)), I64) if p.b.direct_ok else i64(1)
         fields = args[:self.nptr] + [m, p.depth(b, batch), mchunk, nchunk, tm, tn, pack_a, pack_b]
         region = ParallelRegion(self.module, prob_worker_name(p), [f.type for f in fields], self._task)

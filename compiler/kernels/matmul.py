@@ -70,11 +70,15 @@ def matmul_problem(name, dtype: str, a_shape, b_shape, transpose_a, transpose_b,
                        k_per_batch=k_per_batch)
 
 
+def _columns(b_shape, transpose_b) -> int:
+    return b_shape[-2] if transpose_b else b_shape[-1]
+
+
 def matmul_function(module: ir.Module, features: str, dtype: str, a_shape, b_shape,
                     transpose_a=False, transpose_b=False, epi: Epilogue | None = None) -> ir.Function:
     """Get or emit `void f(T* a, T* b, T* c, T* epilogue_ptrs..., i64 batch, i64 nthreads)` for one matmul."""
     epi = epi or Epilogue()
-    shape = gemm_shape(features, ITEMSIZE[dtype])
+    shape = gemm_shape(features, ITEMSIZE[dtype], _columns(b_shape, transpose_b))
     key = repr((dtype, tuple(a_shape), tuple(b_shape), transpose_a, transpose_b, epi.key, shape))
     name = "kc_matmul_" + hashlib.sha1(key.encode()).hexdigest()[:12]
     prob = matmul_problem(name, dtype, tuple(a_shape), tuple(b_shape), transpose_a, transpose_b, epi, shape.lanes)

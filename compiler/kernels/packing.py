@@ -31,22 +31,16 @@ def pack_a_function(module: ir.Module, elem: ir.Type, mr: int) -> ir.Function:
         return module.globals[name]
     dst, src, rs, cs, mc, kc = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    row_major = b.icmp_signed("==", cs, i64(1))
     with for_range(b, 0, mc, mr, "i") as ip:
         rows = imin(b, mr, b.sub(mc, ip))
         panel = gep(b, dst, b.mul(ip, kc))
         first = gep(b, src, b.mul(ip, rs))
-        with b.if_else(row_major) as (then, otherwise):
-            with then:   # walk each row contiguously
-                with for_range(b, 0, rows, 1, "r") as r:
-                    row = gep(b, first, b.mul(r, rs))
-                    with for_range(b, 0, kc, 1, "k") as k:
-                        b.store(b.load(gep(b, row, k)), gep(b, panel, b.add(b.mul(k, i64(mr)), r)))
-            with otherwise:   # A transposed: the panel's rows are contiguous for each k
-                with for_range(b, 0, kc, 1, "k") as k:
-                    col = gep(b, first, b.mul(k, cs))
-                    with for_range(b, 0, rows, 1, "r") as r:
-                        b.store(b.load(gep(b, col, b.mul(r, rs))), gep(b, panel, b.add(b.mul(k, i64(mr)), r)))
+        # k outer, rows inner: the panel is written sequentially; the rows are read as mr streams
+        with for_range(b, 0, kc, 1, "k") as k:
+            col = gep(b, first, b.mul(k, cs))
+            out = gep(b, panel, b.mul(k, i64(mr)))
+            with for_range(b, 0, rows, 1, "r") as r:
+                b.store(b.load(gep(b, col, b.mul(r, rs))), gep(b, out, r))
     b.ret_void()
     return fn
 
