@@ -110,6 +110,9 @@ class CompiledModel:
                          for k, spec in self.manifest["entry_points"].items()}
         self._train_lock = threading.Lock()
         self.nthreads = max(1, os.cpu_count() or 1)
+        training = self.manifest.get("training") or {}
+        self.learning_rate = training.get("learning_rate")
+        self.iterations = int(training.get("iterations", 0))
 
     def _load_code(self, root: Path):
         m = self.manifest
@@ -151,14 +154,44 @@ class CompiledModel:
                     for p, s in zip(zip(*parts), self.output_specs)]
         return outs[0] if len(outs) == 1 else outs
 
-    def train_step(self, *inputs):
-        """One optimizer step in place on the parameters; returns the step's outputs (e.g. the loss)."""
-        if "train_step" not in self._entries:
+    def train_step(self, *inputs, learning_rate: float | None = None, sample_weight=None):
+        """One optimizer step in place on the parameters; returns the step's outputs (e.g. the loss).
+
+        Inputs named "__rng_counter", "__iterations" (the step count) and "__learning_rate" are
+        supplied from this model's state (learning_rate: the argument, else self.learning_rate);
+        "sample_weight" defaults to ones. Give the others (x, y) positionally.
+        """
+        entry = self._entries.get("train_step")
+        if entry is None:
             raise ArtifactError(f"artifact '{self.manifest['name']}' has no train_step entry point "
                                 "(compile it with a training step)")
+        given = list(inputs)
+        batch = len(given[0]) if given and np.ndim(given[0]) else 0
         with self._train_lock:
-            outs = self._run("train_step", list(inputs))
+            full = [self._state_input(spec, given, learning_rate, sample_weight, batch) for spec in entry.inputs]
+            if given:
+                raise ValueError(f"train_step got {len(given)} input(s) more than its signature "
+                                 f"{[s['name'] for s in entry.inputs]}")
+            outs = self._run("train_step", full)
+            self.iterations += 1
         return outs[0] if len(outs) == 1 else outs
+
+    def _state_input(self, spec, given: list, learning_rate, sample_weight, batch: int):
+        name = spec["name"]
+        if name == "__rng_counter":
+            return np.int64(self.iterations)
+        if name == "__iterations":
+            return np.float32(self.iterations)
+        if name == "__learning_rate":
+            lr = learning_rate if learning_rate is not None else self.learning_rate
+            if lr is None:
+                raise ValueError("train_step needs a learning rate: pass learning_rate= or set model.learning_rate")
+            return np.float32(lr)
+        if name == "sample_weight":
+            return np.ones(batch, np.float32) if sample_weight is None else sample_weight
+        if not given:
+            raise ValueError(f"train_step is missing input '{name}'")
+        return given.pop(0)
 
     def _as_list(self, x, kind):
         specs = self._entries[kind].inputs

@@ -20,17 +20,22 @@ def small_model(seed: int = 0):
     return b.build([y, s], ["probs", "total"])
 
 
-def sgd_step(lr: float = 0.1, seed: int = 1):
-    """A linear regression SGD step: loss = mean((x@w - y)^2); w -= lr * dloss/dw (in place)."""
+def sgd_step(seed: int = 1):
+    """A linear regression SGD step with a random input mask: loss = mean((x@w - y)^2);
+    w -= lr * dloss/dw in place. Takes the runtime-supplied __learning_rate and __rng_counter."""
     rng = np.random.default_rng(seed)
     b = GraphBuilder("sgd")
     x = b.input("x", TensorType(["N", 3]))
     y = b.input("y", TensorType(["N", 2]))
+    lr_in = b.input("__learning_rate", TensorType([]))
+    counter = b.input("__rng_counter", TensorType([], "i64"))
+    keep = b.less(b.random_uniform_like(x, counter, seed=5), b.constant(0.8))  # dropout-like mask on x
+    x = b.where(keep, x, b.mul(x, b.constant(0.0)))
     w = b.param("w", rng.standard_normal((3, 2)).astype(np.float32))
     err = b.sub(b.matmul(x, w), y)
     loss = b.reduce_mean(b.square(err))
     grad = b.matmul(x, b.mul(err, b.constant(2.0)), transpose_a=True)
     count = b.reduce_sum(b.add(b.mul(err, b.constant(0.0)), b.constant(1.0)))  # N*2 elements
-    new_w = b.sub(w, b.mul(b.div(grad, count), b.constant(lr)))
+    new_w = b.sub(w, b.mul(b.div(grad, count), lr_in))
     b.meta["param_updates"] = {"new_w": "w"}
     return b.build([loss, new_w], ["loss", "new_w"])

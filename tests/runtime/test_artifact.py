@@ -108,16 +108,20 @@ def test_train_step_updates_parameters_in_place(tmp_path):
     path = compile_artifact(g.with_param_values({}), tmp_path / "sgd", "sgd", train_step=g)
     model = load(path)
     assert [t["name"] for t in model.manifest["entry_points"]["train_step"]["outputs"]] == ["loss"]
+    with pytest.raises(ValueError, match="learning rate"):
+        model.train_step(np.zeros((2, 3), np.float32), np.zeros((2, 2), np.float32))
+    model.learning_rate = 0.1
     rng = np.random.default_rng(3)
     w = g.param_values["w"]
     for step in range(4):
         x = rng.standard_normal((9, 3)).astype(np.float32)
         y = rng.standard_normal((9, 2)).astype(np.float32)
-        loss, new_w = run(g, [x, y], params={"w": w})
+        loss, new_w = run(g, [x, y, np.float32(0.1), np.int64(step)], params={"w": w})
         got = model.train_step(x, y)
         np.testing.assert_allclose(got, loss, rtol=RTOL, atol=ATOL)
         np.testing.assert_allclose(model.get_weights()[0], new_w, rtol=RTOL, atol=ATOL)
         w = new_w
+    assert model.iterations == 4
 
 
 def test_concurrent_predict_from_threads(built):
