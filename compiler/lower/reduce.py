@@ -126,8 +126,9 @@ def _divide(b, y, x, axes):
         v = b.load(p)
         if y.dtype.is_float:
             b.store(b.fmul(v, scale), p)
-        else:  # NumPy: float mean, then truncation toward zero
-            b.store(b.sdiv(v, b.trunc(count, elem) if elem.width < 64 else count), p)
+        else:  # NumPy: float mean, then truncation toward zero (an empty mean must not trap)
+            safe = b.select(b.icmp_signed("==", count, i64(0)), i64(1), count)
+            b.store(b.sdiv(v, b.trunc(safe, elem) if elem.width < 64 else safe), p)
 
 
 def _prod(b, dims):
