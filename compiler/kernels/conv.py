@@ -32,7 +32,7 @@ def conv_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
     key = repr((kind, dtype, geo, epi.key, shape))
     name = f"kc_conv_{kind}_" + hashlib.sha1(key.encode()).hexdigest()[:12]
     builder = {"forward": _forward, "input_grad": _input_grad, "filter_grad": _filter_grad}[kind]
-    prob = builder(name, llvm_type(dtype), geo, epi, shape.lanes)
+    prob = builder(name, llvm_type(dtype), geo, epi, shape.lanes, shape.kc)
     wide = gemm_wide_shape(features, ITEMSIZE[dtype])
     return gemm_function(module, prob, shape, wide)
 
@@ -41,7 +41,7 @@ def _is_pointwise(g: Geometry) -> bool:
     return g.kh == g.kw == 1 and g.sh == g.sw == 1 and g.pt == g.pl == 0
 
 
-def _forward(name, elem, g: Geometry, epi, lanes):
+def _forward(name, elem, g: Geometry, epi, lanes, kc):
     groups = BatchShape((g.groups,))
     kdim = g.kh * g.kw * g.cin_g
     if _is_pointwise(g):
@@ -55,14 +55,14 @@ def _forward(name, elem, g: Geometry, epi, lanes):
         def cols(b, k, grp):
             kh, kw, ci = split3(b, k, g.kw, g.cin_g)
             return b.mul(kh, i64(g.dh)), b.mul(kw, i64(g.dw)), ci
-        a = Im2colA((g.h, g.w), g.c, rows, cols, layout="rows", run=g.cin_g, lanes=lanes)
+        a = Im2colA((g.h, g.w), g.c, rows, cols, layout="rows", run=g.cin_g, lanes=lanes, taps=(g.kh, g.kw, kc))
     return GemmProblem(name, elem, groups, g.oh * g.ow, g.cout_g, kdim, a,
                        StridedB(Strided(g.cout, 1, (g.cout_g,)), groups, lanes),
                        StridedC(Strided(g.cout, 1, (g.cout_g,)), groups, group_cols=g.cout_g), epi,
                        m_per_batch=True)
 
 
-def _input_grad(name, elem, g: Geometry, epi, lanes):
+def _input_grad(name, elem, g: Geometry, epi, lanes, kc):
     groups = BatchShape((g.groups,))
 
     def rows(b, i, grp):
@@ -73,14 +73,15 @@ def _input_grad(name, elem, g: Geometry, epi, lanes):
     def cols(b, k, grp):
         kh, kw, co = split3(b, k, g.kw, g.cout_g)
         return b.neg(b.mul(kh, i64(g.dh))), b.neg(b.mul(kw, i64(g.dw))), co
-    a = Im2colA((g.oh, g.ow), g.cout, rows, cols, divisor=(g.sh, g.sw), layout="rows", run=g.cout_g, lanes=lanes)
+    a = Im2colA((g.oh, g.ow), g.cout, rows, cols, divisor=(g.sh, g.sw), layout="rows", run=g.cout_g,
+                lanes=lanes, taps=(g.kh, g.kw, kc))
     return GemmProblem(name, elem, groups, g.h * g.w, g.cin_g, g.kh * g.kw * g.cout_g, a,
                        InputGradB(g.cin_g, g.cout, g.cout_g),
                        StridedC(Strided(g.c, 1, (g.cin_g,)), groups, group_cols=g.cin_g), epi,
                        m_per_batch=True)
 
 
-def _filter_grad(name, elem, g: Geometry, epi, lanes):
+def _filter_grad(name, elem, g: Geometry, epi, lanes, kc):
     groups = BatchShape((g.groups,))
 
     def rows(b, i, grp):

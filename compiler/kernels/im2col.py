@@ -22,16 +22,22 @@ class Im2colA:
 
     packed_only = True
 
-    def __init__(self, src_hw, src_c, row_fn, col_fn, divisor=(1, 1), layout="cols", run=1, lanes=1):
+    def __init__(self, src_hw, src_c, row_fn, col_fn, divisor=(1, 1), layout="cols", run=1, lanes=1,
+                 taps=None):
         (self.sh_, self.sw_), self.c = src_hw, src_c
         self.row_fn, self.col_fn, self.divisor = row_fn, col_fn, divisor
         self.layout, self.run, self.lanes = layout, run, lanes
+        # (kh, kw, kc_block): when the whole K = kh*kw*run fits one KC block, rows are gathered
+        # tap by tap with no index decomposition (first layers: K = 9 or 25)
+        self.taps = taps
 
     def packed_strides(self, kc, mr_tile):
         return (kc, i64(1)) if self.layout == "rows" else (i64(1), i64(mr_tile))
 
     def pack(self, b, ptr, g, dst, m0, mc, k0, kc, mr_tile):
-        if self.layout == "rows":
+        if self.layout == "rows" and self.taps and self.taps[0] * self.taps[1] * self.run <= self.taps[2]:
+            self._pack_rows_by_tap(b, ptr, g, dst, m0, mc)
+        elif self.layout == "rows":
             self._pack_rows(b, ptr, g, dst, m0, mc, k0, kc)
         else:
             self._pack_cols(b, ptr, g, dst, m0, mc, k0, kc, mr_tile)
@@ -56,6 +62,27 @@ class Im2colA:
             k.add_incoming(b.add(k, seg), b.block)
             b.branch(head)
             b.position_at_end(done)
+
+    def _pack_rows_by_tap(self, b, ptr, g, dst, m0, mc):
+        kh_n, kw_n, _ = self.taps
+        k = kh_n * kw_n * self.run
+        with for_range(b, 0, mc, 1, "it.r") as r:
+            hr, wr, offr = self.row_fn(b, b.add(m0, r), g)
+            out = gep(b, dst, b.mul(r, i64(k)))
+            with for_range(b, 0, kh_n, 1, "it.h") as kh:
+                hk, _, _ = self.col_fn(b, b.mul(kh, i64(kw_n * self.run)), g)
+                ok_h, h = _position(b, b.add(hr, hk), self.sh_, self.divisor[0])
+                with for_range(b, 0, kw_n, 1, "it.w") as kw:
+                    _, wk, _ = self.col_fn(b, b.mul(kw, i64(self.run)), g)
+                    ok_w, w = _position(b, b.add(wr, wk), self.sw_, self.divisor[1])
+                    idx = b.add(offr, b.mul(b.add(b.mul(h, i64(self.sw_)), w), i64(self.c)))
+                    tap_out = gep(b, out, b.mul(b.add(b.mul(kh, i64(kw_n)), kw), i64(self.run)))
+                    if self.run == 1:
+                        valid = b.and_(ok_h, ok_w)
+                        v = b.load(b.select(valid, gep(b, ptr, idx), ptr))
+                        b.store(b.select(valid, v, zero(v.type)), tap_out)
+                    else:
+                        self._copy_run(b, tap_out, ptr, idx, i64(self.run), b.and_(ok_h, ok_w))
 
     def _copy_run(self, b, dst, src, idx, count, valid):
         """dst[0:count] = src[idx : idx + count] if valid else 0 (channels are contiguous in the source)."""
