@@ -254,7 +254,7 @@ def test_emit_so_and_header_then_run_and_inspect(model_py, tmp_path, capsys):
     np.testing.assert_allclose(np.load(tmp_path / "y.npz")["probs"], got[0], atol=1e-6, rtol=0)
     assert main(["inspect", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "symbol: \"tiny_mlp_forward\"" in text and "format: \"kcompile-artifact\"" in text
+    assert "entry forward: tiny_mlp_forward(features: f32[N,4])" in text and "format kcompile-artifact" in text
     cc = shutil.which("cc")
     if cc:  # the header is valid C
         src = tmp_path / "use.c"
