@@ -267,11 +267,33 @@ def _emit_obj(job: CompileJob):
 
 
 def _entries(job: CompileJob) -> dict:
-    """Entry kind -> graph: the forward pass, and the training step with --train."""
+    """Entry kind -> graph: the forward pass, and the training step with --train (--batch applied)."""
     entries = {"forward": job.graph}
     if job.args.train:
         entries["train_step"] = train_step_graph(job.model, job.args.optimizer, job.args.loss)
+    if job.args.batch is not None:
+        entries = {kind: specialize_batch(g, job.args.batch) for kind, g in entries.items()}
     return entries
+
+
+def specialize_batch(graph, batch: int):
+    """The same graph with the batch symbol N replaced by `batch` everywhere (types and attributes)."""
+    from kcompile.ir import GraphBuilder, TensorType
+    b = GraphBuilder(graph.name)
+    b.meta = dict(graph.meta)
+    env = {v: b.input(v.name, TensorType(v.type.concrete_shape(batch), v.type.dtype)) for v in graph.inputs}
+    env.update({p: b.param(p.param_name, graph.param_values.get(p.param_name), type=p.type) for p in graph.params})
+    for node in graph.nodes:
+        attrs = {k: _fix_batch(v, batch) for k, v in node.attrs.items()}
+        out = b.op(node.op, *[env[v] for v in node.inputs], name=node.name, **attrs)
+        env.update(zip(node.outputs, out if isinstance(out, tuple) else (out,)))
+    return b.build([env[v] for v in graph.outputs], graph.output_names)
+
+
+def _fix_batch(value, batch):
+    if isinstance(value, tuple) and any(isinstance(d, str) for d in value):
+        return tuple(batch if isinstance(d, str) else d for d in value)
+    return value
 
 
 def train_step_graph(model, optimizer: str | None, loss: str | None):
