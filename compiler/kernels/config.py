@@ -46,7 +46,7 @@ def gemm_shape(features: str, elem_bytes: int, n: int | None = None) -> GemmShap
     nr = nv * lanes
     kc = 256 if elem_bytes == 4 else 128
     mc = (96 // mr) * mr if mr < 96 else mr
-    nc = 512 if elem_bytes == 4 else 256
+    nc = 256   # the B panel (KC x NC) lives on each worker's stack: 256 KiB for f32 and f64
     return GemmShape(lanes=lanes, mr=mr, nr=nr, kc=kc, mc=mc, nc=nc)
 
 
