@@ -108,10 +108,10 @@ class Epilogue:
         self.target, self.out, self.anchor_value = target, out, anchor_value
         self.members, self.leaves = list(members), dict(leaves)
 
-    def emit_in_place(self, builder) -> None:
+    def emit_in_place(self, builder, nthreads=None) -> None:
         """A loop over out after the anchor finished (used when the lowering did not take it)."""
         leaves = {**self.leaves, self.anchor_value: self.out.view(self.anchor_value, self.out.dims)}
-        emit_fused(builder, self.target, self.out, self.members, leaves)
+        emit_fused(builder, self.target, self.out, self.members, leaves, nthreads)
 
     def bias_activation(self):
         """(bias Buffer or None, 'linear' | 'relu') when the epilogue is exactly that, else None."""
@@ -216,7 +216,7 @@ class _EntryBuilder:
         produced = {v for n in members for v in n.outputs}
         if g.anchor is None:
             leaves = {v: self._operand(v) for n in members for v in n.inputs if v not in produced}
-            emit_fused(self.b, self.target, out, members, leaves)
+            emit_fused(self.b, self.target, out, members, leaves, self.nthreads)
             return
         anchor = nodes[g.anchor]
         av = anchor.outputs[0]
@@ -225,7 +225,7 @@ class _EntryBuilder:
         epilogue = Epilogue(self.target, out, av, members, leaves)
         ctx = self._lower_node(anchor, epilogue)
         if not ctx.epilogue_taken:
-            epilogue.emit_in_place(self.b)
+            epilogue.emit_in_place(self.b, self.nthreads)
 
     def _operand(self, v: Value) -> Buffer:
         if v in self.buffers:

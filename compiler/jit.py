@@ -31,8 +31,13 @@ class NativeError(RuntimeError):
 
 
 def default_threads() -> int:
+    """Threads per call unless the caller says: $KCOMPILE_NUM_THREADS, else 1.
+
+    In-process calls (fit/predict steps) are short, and on a loaded machine waking pool threads
+    costs far more than it saves; ask for threads per call (nthreads=) or through the variable.
+    """
     env = os.environ.get("KCOMPILE_NUM_THREADS")
-    return max(1, int(env)) if env else max(1, os.cpu_count() or 1)
+    return max(1, int(env)) if env else 1
 
 
 def aligned_empty(nbytes: int) -> np.ndarray:

@@ -54,16 +54,16 @@ def _nest(builder, counts, name, outer):
             yield idx
 
 
-def vector_range(builder: ir.IRBuilder, count, lanes: int, body, name: str = "v"):
-    """Call body(index, width) over [0, count): width = lanes in the main loop, then 1 for the tail."""
+def vector_range(builder: ir.IRBuilder, count, lanes: int, body, name: str = "v", start=None):
+    """Call body(index, width) over [start, count): width = lanes in the main loop, then 1 for the tail."""
     count = i64(count) if isinstance(count, int) else count
+    start = i64(0) if start is None else start
     if lanes > 1:
-        main = builder.mul(builder.sdiv(count, i64(lanes)), i64(lanes))
-        with for_range(builder, main, step=lanes, name=name) as i:
+        span = builder.sub(count, start)
+        main = builder.add(start, builder.mul(builder.sdiv(span, i64(lanes)), i64(lanes)))
+        with for_range(builder, main, start=start, step=lanes, name=name) as i:
             body(i, lanes)
         start = main
-    else:
-        start = i64(0)
     with for_range(builder, count, start=start, name=f"{name}.tail") as i:
         body(i, 1)
 

@@ -3,17 +3,24 @@
 Broadcasting is an index mapping: every leaf is read at the group output's index (right-aligned,
 stride 0 along broadcast axes). Adjacent axes with the same broadcast pattern are coalesced, so
 the common cases are one flat loop; the innermost loop runs in explicit vectors plus a scalar tail.
+Large loops are split into tasks over the outermost axis and run on the thread pool
+(compiler/threads.py); small ones run inline on the calling thread.
 """
 from __future__ import annotations
+
+import itertools
 
 from llvmlite import ir
 
 from kcompile.ir import bool_
 
-from ..loops import I8, const, i64, load, loop_nest, splat, store, vec_type, vector_range
+from ..loops import I8, I64, const, for_range, i64, load, loop_nest, offset, splat, store, vec_type, vector_range
+from ..threads import ParallelRegion
 from . import lowering
-from .context import Buffer
 from .elementwise_math import ELEMENTWISE_OPS, emit_node, scalar_constant
+
+TASK_ELEMENTS = 1 << 15   # elements per parallel task: large enough to amortize a task's start
+_names = itertools.count()
 
 
 def coalesce(out_shape, leaf_shapes):
@@ -32,14 +39,11 @@ def coalesce(out_shape, leaf_shapes):
     return runs
 
 
-def _run_sizes(builder, out: Buffer, runs):
-    sizes = []
-    for axes, _ in runs:
-        n = out.dims[axes[0]]
-        for ax in axes[1:]:
-            n = builder.mul(n, out.dims[ax])
-        sizes.append(n)
-    return sizes or [i64(1)]
+def _product(builder, values):
+    n = i64(1)
+    for v in values:
+        n = builder.mul(n, v)
+    return n
 
 
 def _strides(builder, sizes, full):
@@ -52,35 +56,77 @@ def _strides(builder, sizes, full):
     return out[::-1]
 
 
-def emit_fused(builder, target, out: Buffer, members, leaves: dict):
-    """out = the value of out.value, computed from `leaves` (Value -> Buffer) through `members`."""
-    leaf_list = list(leaves)
-    runs = coalesce(out.shape, [v.type.shape for v in leaf_list])
-    sizes = _run_sizes(builder, out, runs)
-    flags = [f for _, f in runs] or [tuple(False for _ in leaf_list)]
-    leaf_strides = [_strides(builder, sizes, [f[k] for f in flags]) for k in range(len(leaf_list))]
-    out_strides = _strides(builder, sizes, [True] * len(sizes))
-    inner_full = flags[-1]
-    lanes = target.lanes(_widest(out.value, members, leaf_list))
+class FusedLoop:
+    """The loop nest of one group; emit() can run in the entry function or in a pool worker."""
 
-    with loop_nest(builder, sizes[:-1], name="ew") as idx:
-        def base(buf, strides):
-            off = i64(0)
-            for i, s in zip(idx, strides):
-                off = builder.add(off, builder.mul(i, s))
-            return buf.at(builder, off)
+    def __init__(self, target, out_value, members, leaf_values, runs):
+        self.out_value, self.leaves = out_value, list(leaf_values)
+        self.flags = [f for _, f in runs] or [tuple(False for _ in self.leaves)]
+        self.lanes = target.lanes(_widest(out_value, members, self.leaves))
 
-        out_base = base(out, out_strides)
-        leaf_bases = [base(leaves[v], s) for v, s in zip(leaf_list, leaf_strides)]
+    def emit(self, b, out_ptr, leaf_ptrs, sizes, lo, hi):
+        """Compute rows [lo, hi) of the outermost coalesced axis."""
+        all_strides = [_strides(b, sizes, [f[k] for f in self.flags]) for k in range(len(self.leaves))]
+        all_strides.append(_strides(b, sizes, [True] * len(sizes)))
+        ptrs = list(leaf_ptrs) + [out_ptr]
+        if len(sizes) == 1:
+            self._inner(b, ptrs, lo, hi)
+            return
+        with for_range(b, hi, start=lo, name="ew.row") as r:
+            with loop_nest(b, sizes[1:-1], name="ew") as idx:
+                bases = [b.gep(p, [offset(b, (r,) + idx, st[:-1])]) for p, st in zip(ptrs, all_strides)]
+                self._inner(b, bases, i64(0), sizes[-1])
+
+    def _inner(self, b, bases, lo, hi):
+        inner_full = self.flags[-1]
 
         def body(i, width):
-            memo = {}
-            for k, v in enumerate(leaf_list):
-                memo[v] = _load(builder, leaf_bases[k], i, width, inner_full[k], v.type.dtype)
-            result = _evaluate(builder, out.value, memo, width)
-            _store(builder, result, builder.gep(out_base, [i]), out.dtype)
+            memo = {v: _load(b, bases[k], i, width, inner_full[k], v.type.dtype) for k, v in enumerate(self.leaves)}
+            result = _evaluate(b, self.out_value, memo, width)
+            _store(b, result, b.gep(bases[-1], [i]), self.out_value.type.dtype)
 
-        vector_range(builder, sizes[-1], lanes, body, name="ew.in")
+        vector_range(b, hi, self.lanes, body, name="ew.in", start=lo)
+
+
+def emit_fused(builder, target, out, members, leaves: dict, nthreads=None):
+    """out = the value of out.value, computed from `leaves` (Value -> Buffer) through `members`.
+
+    With nthreads (an i32/i64 value) the rows of the outermost axis are split into pool tasks.
+    """
+    leaf_list = list(leaves)
+    runs = coalesce(out.shape, [v.type.shape for v in leaf_list])
+    sizes = [_product(builder, [out.dims[a] for a in axes]) for axes, _ in runs] or [i64(1)]
+    loop = FusedLoop(target, out.value, members, leaf_list, runs)
+    ptrs = [leaves[v].ptr for v in leaf_list]
+    if nthreads is None or _statically_small(out):
+        loop.emit(builder, out.ptr, ptrs, sizes, i64(0), sizes[0])
+        return
+    inner = _product(builder, sizes[1:])
+    per_task = builder.sdiv(i64(TASK_ELEMENTS), builder.select(builder.icmp_signed(">", inner, i64(0)), inner, i64(1)))
+    per_task = builder.select(builder.icmp_signed(">", per_task, i64(0)), per_task, i64(1))
+    ntasks = builder.sdiv(builder.add(sizes[0], builder.sub(per_task, i64(1))), per_task)
+    nsz = len(sizes)
+
+    def task(b, t, fields):
+        out_ptr, leaf_ptrs, szs, step = fields[0], fields[1:1 + len(ptrs)], fields[1 + len(ptrs):-1], fields[-1]
+        lo = b.mul(t, step)
+        hi = b.add(lo, step)
+        hi = b.select(b.icmp_signed("<", hi, szs[0]), hi, szs[0])
+        loop.emit(b, out_ptr, leaf_ptrs, szs, lo, hi)
+
+    types = [out.ptr.type] + [p.type for p in ptrs] + [I64] * nsz + [I64]
+    region = ParallelRegion(builder.module, f"kc_fused_{next(_names)}", types, task)
+    threads = nthreads if nthreads.type == I64 else builder.sext(nthreads, I64)
+    region.run(builder, threads, ntasks, [out.ptr] + ptrs + sizes + [per_task])
+
+
+def _statically_small(out) -> bool:
+    if out.value.type.has_batch:
+        return False
+    n = 1
+    for d in out.shape:
+        n *= d
+    return n <= 2 * TASK_ELEMENTS
 
 
 def _evaluate(builder, value, memo, width):
@@ -118,4 +164,4 @@ def _widest(out_value, members, leaves) -> int:
 @lowering(*ELEMENTWISE_OPS)
 def lower_elementwise(ctx):
     """A single elementwise node (fused groups come straight from codegen through emit_fused)."""
-    emit_fused(ctx.builder, ctx.target, ctx.outs[0], [ctx.node], dict(zip(ctx.node.inputs, ctx.ins)))
+    emit_fused(ctx.builder, ctx.target, ctx.outs[0], [ctx.node], dict(zip(ctx.node.inputs, ctx.ins)), ctx.nthreads)

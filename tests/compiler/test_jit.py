@@ -76,3 +76,21 @@ def test_gather_error_status_is_raised():
     g = b.build([b.gather(b.param("table", np.eye(3, dtype=np.float32)), idx)])
     with pytest.raises(NativeError, match="out of range"):
         compile_graph(g)([np.array([0, 3])])
+
+
+def test_large_elementwise_loops_split_into_pool_tasks():
+    b = GraphBuilder("big")
+    x = b.input("x", TensorType(["N", 1000]))
+    row = b.input("row", TensorType(["N", 1]))
+    flat = b.tanh(b.mul(x, x))                        # one coalesced run: tasks over chunks of it
+    rows = b.add(b.exp(b.neg(b.square(x))), row)      # two runs: tasks over rows
+    g = b.build([flat, rows])
+    fn = compile_graph(g)
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal((n, 1000)).astype(np.float32) for n in (100, 3)]
+    for x_ in xs:
+        r_ = rng.standard_normal((len(x_), 1)).astype(np.float32)
+        single, multi = fn([x_, r_], nthreads=1), fn([x_, r_], nthreads=4)
+        for a, m, want in zip(single, multi, run(g, [x_, r_])):
+            np.testing.assert_array_equal(a, m)
+            np.testing.assert_allclose(a, want, rtol=2e-6, atol=1e-6)
