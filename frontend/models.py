@@ -252,6 +252,8 @@ class Functional(Model):
             if tuple(t.shape[1:]) != tuple(sym.shape[1:]) or t.ndim != sym.ndim:
                 raise ValueError(f"model '{self.name}': input '{producer(sym).name}' expects shape {sym.shape}, "
                                  f"got {t.shape}")
+            if t.is_eager and t.ir_type.dtype != sym.spec.dtype:
+                t = convert_to_tensor(t, sym.spec.dtype)   # as Keras: data takes the Input's dtype
             out.append(t)
         return out
 

@@ -204,6 +204,9 @@ class Layer:
         raise NotImplementedError(f"layer '{self.name}' ({type(self).__name__}) must implement call()")
 
     def __call__(self, *args, **kwargs):
+        if not args and "inputs" in kwargs:
+            kwargs = dict(kwargs)
+            args = (kwargs.pop("inputs"),)
         tensors = [t for t in flatten((args, kwargs)) if isinstance(t, KTensor)]
         if any(t.is_symbolic for t in tensors):
             return self._call_symbolic(args, kwargs)
