@@ -56,10 +56,20 @@ class Model(TrainerMixin, Layer):
     # -- building (subclassed models build their sublayers on the first call) ------------------
     def _maybe_build(self, inputs):
         if self._input_specs is None:
-            self._input_specs = [(f"input_{i}", TensorType((BATCH,) + tuple(t.ir_shape[1:]), t.ir_type.dtype))
-                                 for i, t in enumerate(flatten(inputs))]
+            # a dict of inputs (the book's subclassed multi-input models) keeps its keys as input names
+            self._input_keys = list(inputs) if isinstance(inputs, dict) else None
+            names = self._input_keys or [f"input_{i}" for i in range(len(flatten(inputs)))]
+            self._input_specs = [(n, TensorType((BATCH,) + tuple(t.ir_shape[1:]), t.ir_type.dtype))
+                                 for n, t in zip(names, flatten(inputs))]
             self._build_shapes = map_structure(lambda t: t.shape, inputs)
         self.built = True
+
+    def pack_inputs(self, tensors: list):
+        """The structure `call` takes, from tensors in input_specs() order: one, a list, or a dict."""
+        keys = getattr(self, "_input_keys", None)
+        if keys:
+            return dict(zip(keys, tensors))
+        return tensors[0] if len(tensors) == 1 else list(tensors)
 
     def build(self, input_shape):
         """Build by calling the model on a symbolic input of this shape (batch dimension first)."""

@@ -23,7 +23,7 @@ def trace_model(model, b: GraphBuilder, inputs: list, training: bool, rng_counte
     ctx = TraceContext(b, training=training, rng_counter=rng_counter)
     with tracing(ctx):
         tensors = [KTensor(value=v, trace=ctx) for v in inputs]
-        outs = model(tensors[0] if len(tensors) == 1 else tensors, training=training)
+        outs = model(model.pack_inputs(tensors), training=training)
         for variable, reg in model.regularization_items():
             with b.location(f"{variable.path}/regularizer"):
                 ctx.losses.append(traced_value(ctx, _as_tensor(reg(variable))))

@@ -167,3 +167,30 @@ def test_variable_api():
     assert v.path == "v" and v.shape == (2,)
     with pytest.raises(ValueError, match="shape"):
         v.assign([1, 2, 3])
+
+
+class TicketModel(kc.Model):
+    """The book's chapter-7 subclassed model: a dict of inputs, two outputs."""
+
+    def __init__(self, num_departments):
+        super().__init__()
+        self.concat = layers.Concatenate()
+        self.mixing = layers.Dense(8, activation="relu")
+        self.priority = layers.Dense(1, activation="sigmoid")
+        self.department = layers.Dense(num_departments, activation="softmax")
+
+    def call(self, inputs):
+        features = self.mixing(self.concat([inputs["title"], inputs["text_body"], inputs["tags"]]))
+        return self.priority(features), self.department(features)
+
+
+def test_subclassed_model_with_dict_inputs_and_two_outputs():
+    m = TicketModel(num_departments=4)
+    data = {"title": rand(3, 5, seed=1), "text_body": rand(3, 6, seed=2), "tags": rand(3, 2, seed=3)}
+    p, d = m(data)
+    assert p.shape == (3, 1) and d.shape == (3, 4)
+    g = m.forward_graph()
+    assert g.input_names() == ["title", "text_body", "tags"] and len(g.outputs) == 2
+    gp, gd = predict_ref(m, data["title"], data["text_body"], data["tags"])
+    np.testing.assert_allclose(gp, p.numpy(), **TOL)
+    np.testing.assert_allclose(gd, d.numpy(), **TOL)
