@@ -1,4 +1,4 @@
-"""ONNX forms of the NHWC nn ops: softmax, conv1d/conv2d, pooling, conv2d_input_grad.
+"""ONNX forms of the NHWC nn ops: softmax, conv1d/conv2d, pooling, and the conv/avg-pool gradients.
 
 ONNX convolutions and pools are channels-first, so each becomes Transpose -> op -> Transpose
 (runtimes fold the kernel transposes into the weights at load time). Keras "same"/"causal"
@@ -6,7 +6,9 @@ padding becomes explicit, possibly asymmetric, pads.
 """
 from __future__ import annotations
 
-from kcompile.ir.ops.nn import conv_geometry
+import numpy as np
+
+from kcompile.ir.ops.nn import _pool_counts, conv_geometry
 
 from . import onnx_op, unsupported
 
@@ -59,18 +61,58 @@ def _conv(ctx, node, ins, outs):
 def _conv2d_input_grad(ctx, node, ins, outs):
     """The input gradient of a convolution is the transposed convolution with the same kernel."""
     a = node.attrs
-    h_w = a["input_shape"][1:3]
     kernel = list(node.inputs[1].type.shape[:2])
-    out_hw = node.inputs[0].type.shape[1:3]
-    pads = _explicit_pads(h_w, kernel, a["strides"], a["dilations"], a["padding"])
-    # output_padding restores the rows/columns that the forward convolution's floor dropped
-    out_pad = [size - ((o - 1) * s + (k - 1) * d + 1 - b - e)
-               for size, o, k, s, d, b, e in zip(h_w, out_hw, kernel, a["strides"], a["dilations"],
-                                                pads[:2], pads[2:])]
     w = ctx.emit("Transpose", [ins[1]], perm=KERNEL_TO_ONNX[2])
-    _channels_first_op(ctx, 2, "ConvTranspose", ins[0], [w], outs[0], kernel_shape=kernel,
-                       strides=list(a["strides"]), dilations=list(a["dilations"]), pads=pads,
-                       output_padding=out_pad, group=a["groups"])
+    _transposed_conv(ctx, ins[0], w, outs[0], a["input_shape"][1:3], node.inputs[0].type.shape[1:3], kernel,
+                     list(a["strides"]), list(a["dilations"]), a["padding"], a["groups"])
+
+
+@onnx_op("avg_pool2d_grad")
+def _avg_pool2d_grad(ctx, node, ins, outs):
+    """Each output's gradient, divided by its window's count of real inputs, spread over the window:
+    a depthwise transposed convolution with a kernel of ones."""
+    a = node.attrs
+    pool, channels = list(a["pool_size"]), a["input_shape"][3]
+    dtype = node.inputs[0].type.dtype.np
+    counts = _pool_counts(a["input_shape"], {k: a[k] for k in ("pool_size", "strides", "padding")}, dtype)
+    share = ctx.emit("Div", [ins[0], ctx.const(counts, "window_counts")])
+    ones = ctx.const(np.ones((channels, 1, *pool), dtype), "ones_kernel")
+    _transposed_conv(ctx, share, ones, outs[0], a["input_shape"][1:3], node.inputs[0].type.shape[1:3], pool,
+                     list(a["strides"]), [1, 1], a["padding"], channels)
+
+
+def _transposed_conv(ctx, dy, w, out, in_hw, out_hw, kernel, strides, dilations, padding, groups):
+    pads = _explicit_pads(in_hw, kernel, strides, dilations, padding)
+    # output_padding restores the rows/columns that the forward op's floor dropped
+    out_pad = [size - ((o - 1) * s + (k - 1) * d + 1 - b - e)
+               for size, o, k, s, d, b, e in zip(in_hw, out_hw, kernel, strides, dilations, pads[:2], pads[2:])]
+    _channels_first_op(ctx, 2, "ConvTranspose", dy, [w], out, kernel_shape=kernel, strides=strides,
+                       dilations=dilations, pads=pads, output_padding=out_pad, group=groups)
+
+
+@onnx_op("conv2d_filter_grad")
+def _conv2d_filter_grad(ctx, node, ins, outs):
+    """dw[i,j,c,o] = sum over n,y,x of x_pad[n, y*s + i*d, x*s + j*d, c] * dy[n,y,x,o]: a convolution
+    of x (channels as the batch, the batch as channels) with dy as the kernel, strides and dilations
+    swapped, one per group; then the (kh, kw) corner of the result."""
+    a = node.attrs
+    kh, kw, _, cout = a["filter_shape"]
+    x_t, dy_t = node.inputs[0].type, node.inputs[1].type
+    g = a["groups"]
+    pads = _explicit_pads(x_t.shape[1:3], [kh, kw], a["strides"], a["dilations"], a["padding"])
+    xs = _split_channels(ctx, ctx.emit("Transpose", [ins[0]], perm=[3, 0, 1, 2]), x_t.shape[3], g)
+    dys = _split_channels(ctx, ctx.emit("Transpose", [ins[1]], perm=[3, 0, 1, 2]), cout, g)
+    parts = [ctx.emit("Conv", [x, dy], kernel_shape=list(dy_t.shape[1:3]), strides=list(a["dilations"]),
+                      dilations=list(a["strides"]), pads=pads) for x, dy in zip(xs, dys)]
+    full = parts[0] if g == 1 else ctx.emit("Concat", parts, axis=1)          # (cin/g, cout, KH', KW')
+    corner = ctx.emit("Slice", [full, ctx.ints([0, 0], "starts"), ctx.ints([kh, kw], "ends"), ctx.ints([2, 3], "axes")])
+    ctx.emit("Transpose", [corner], out=outs[0], perm=[2, 3, 0, 1])
+
+
+def _split_channels(ctx, t, channels, groups):
+    if groups == 1:
+        return [t]
+    return ctx.emit("Split", [t, ctx.ints([channels // groups] * groups, "groups")], n_out=groups, axis=0)
 
 
 @onnx_op("max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d")
@@ -86,9 +128,5 @@ def _pool(ctx, node, ins, outs):
         _channels_first_op(ctx, nsp, "AveragePool", ins[0], [], outs[0], count_include_pad=0, **attrs)
 
 
-unsupported("max_pool2d_grad", "it routes each gradient to the first maximum of its window, and ONNX "
-                               "MaxPool leaves the choice among tied maxima unspecified")
-unsupported("conv2d_filter_grad", "it is a training-only gradient op; ONNX export covers inference graphs "
-                                  "(compile training steps with the native backend)")
-unsupported("avg_pool2d_grad", "it is a training-only gradient op; ONNX export covers inference graphs "
-                               "(compile training steps with the native backend)")
+unsupported("max_pool2d_grad", "it routes each gradient to the first maximum of its window; no ONNX op does "
+                               "that (MaxPool's Indices output leaves the choice among tied maxima unspecified)")
