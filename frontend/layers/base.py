@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import re
 
 from kcompile.ir import GraphBuilder, IRError, TensorType, i64
@@ -255,7 +256,7 @@ class Layer:
         """Functional API: infer output types in a scratch trace, record a node, return symbolic outputs."""
         b = GraphBuilder(f"{self.name}_infer")
         ctx = TraceContext(b, training=False, rng_counter=b.input("__rng_counter", TensorType((), i64)))
-        counter = iter(range(1_000_000))
+        counter = itertools.count()
 
         def to_traced(t):
             if isinstance(t, KTensor) and t.is_symbolic:
@@ -264,7 +265,7 @@ class Layer:
         with tracing(ctx):
             outs = self(*map_structure(to_traced, args), **map_structure(to_traced, kwargs))
         node = LayerNode(self, args, kwargs)
-        idx = iter(range(1_000_000))
+        idx = itertools.count()
         node.outputs_struct = map_structure(
             lambda o: KTensor(spec=o.ir_type, history=(node, next(idx))) if isinstance(o, KTensor) else o, outs)
         node.outputs = [o for o in flatten(node.outputs_struct) if isinstance(o, KTensor)]
