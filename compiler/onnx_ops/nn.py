@@ -1,4 +1,4 @@
-"""ONNX forms of the NHWC nn ops: softmax, conv1d/conv2d, pooling, and the conv/avg-pool gradients.
+"""ONNX forms of the NHWC nn ops: softmax, conv1d/conv2d, pooling, and the conv/pool gradients.
 
 ONNX convolutions and pools are channels-first, so each becomes Transpose -> op -> Transpose
 (runtimes fold the kernel transposes into the weights at load time). Keras "same"/"causal"
@@ -10,7 +10,7 @@ import numpy as np
 
 from kcompile.ir.ops.nn import _pool_counts, conv_geometry
 
-from . import onnx_op, unsupported
+from . import onnx_op
 
 TO_CHANNELS_FIRST = {1: [0, 2, 1], 2: [0, 3, 1, 2]}
 TO_CHANNELS_LAST = {1: [0, 2, 1], 2: [0, 2, 3, 1]}
@@ -83,11 +83,15 @@ def _avg_pool2d_grad(ctx, node, ins, outs):
 
 def _transposed_conv(ctx, dy, w, out, in_hw, out_hw, kernel, strides, dilations, padding, groups):
     pads = _explicit_pads(in_hw, kernel, strides, dilations, padding)
-    # output_padding restores the rows/columns that the forward op's floor dropped
-    out_pad = [size - ((o - 1) * s + (k - 1) * d + 1 - b - e)
-               for size, o, k, s, d, b, e in zip(in_hw, out_hw, kernel, strides, dilations, pads[:2], pads[2:])]
     _channels_first_op(ctx, 2, "ConvTranspose", dy, [w], out, kernel_shape=kernel, strides=strides,
-                       dilations=dilations, pads=pads, output_padding=out_pad, group=groups)
+                       dilations=dilations, pads=pads, group=groups,
+                       output_padding=_output_padding(in_hw, out_hw, kernel, strides, dilations, pads))
+
+
+def _output_padding(in_hw, out_hw, kernel, strides, dilations, pads):
+    """The rows/columns that the forward op's floor dropped, restored by a transposed convolution."""
+    return [size - ((o - 1) * s + (k - 1) * d + 1 - b - e)
+            for size, o, k, s, d, b, e in zip(in_hw, out_hw, kernel, strides, dilations, pads[:2], pads[2:])]
 
 
 @onnx_op("conv2d_filter_grad")
@@ -128,5 +132,39 @@ def _pool(ctx, node, ins, outs):
         _channels_first_op(ctx, nsp, "AveragePool", ins[0], [], outs[0], count_include_pad=0, **attrs)
 
 
-unsupported("max_pool2d_grad", "it routes each gradient to the first maximum of its window; no ONNX op does "
-                               "that (MaxPool's Indices output leaves the choice among tied maxima unspecified)")
+@onnx_op("max_pool2d_grad")
+def _max_pool2d_grad(ctx, node, ins, outs):
+    """dy goes to the first maximum of each window (row-major), as in the reference; not MaxPool's
+    Indices, which leave ties unspecified. Window offset k's share is placed by a depthwise
+    transposed convolution whose kernel is one at k."""
+    a = node.attrs
+    x_t, (oh, ow) = node.inputs[0].type, node.inputs[1].type.shape[1:3]
+    (kh, kw), strides, channels = a["pool_size"], list(a["strides"]), x_t.shape[3]
+    pads = _explicit_pads(x_t.shape[1:3], [kh, kw], strides, [1, 1], a["padding"])
+    dt = x_t.dtype.np
+    nhwc_pads = [0, pads[0], pads[1], 0, 0, pads[2], pads[3], 0]
+    xp = ctx.emit("Pad", [ins[0], ctx.ints(nhwc_pads, "pads"), ctx.scalar(-np.inf, dt, "minus_inf")], mode="constant")
+    windows = [ctx.emit("Slice", [xp, ctx.ints([i, j], "starts"),
+                                  ctx.ints([i + (oh - 1) * strides[0] + 1, j + (ow - 1) * strides[1] + 1], "ends"),
+                                  ctx.ints([1, 2], "axes"), ctx.ints(strides, "steps")])
+               for i in range(kh) for j in range(kw)]
+    y = ctx.emit("Max", windows) if len(windows) > 1 else windows[0]
+    shares, taken, zero = [], None, ctx.scalar(0, dt, "zero")
+    for win in windows:
+        hit = ctx.emit("Equal", [win, y])
+        if taken is not None:
+            hit = ctx.emit("And", [hit, ctx.emit("Not", [taken])])
+        taken = hit if taken is None else ctx.emit("Or", [taken, hit])
+        share = ctx.emit("Transpose", [ctx.emit("Where", [hit, ins[1], zero])], perm=[0, 3, 1, 2])
+        shares.append(ctx.emit("Unsqueeze", [share, ctx.ints([2], "axes")]))
+    k = kh * kw
+    stacked = ctx.emit("Concat", shares, axis=2) if k > 1 else shares[0]       # (N, C, K, OH, OW)
+    grouped = ctx.emit("Reshape", [stacked, ctx.ints([0, channels * k, oh, ow], "shape")])
+    one_at = np.zeros((channels * k, 1, kh, kw), dt)
+    for c in range(channels):
+        for idx in range(k):
+            one_at[c * k + idx, 0, idx // kw, idx % kw] = 1
+    dx = ctx.emit("ConvTranspose", [grouped, ctx.const(one_at, "one_hot_kernels")], kernel_shape=[kh, kw],
+                  strides=strides, pads=pads, group=channels,
+                  output_padding=_output_padding(x_t.shape[1:3], (oh, ow), [kh, kw], strides, [1, 1], pads))
+    ctx.emit("Transpose", [dx], out=outs[0], perm=TO_CHANNELS_LAST[2])

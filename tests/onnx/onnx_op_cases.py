@@ -221,6 +221,12 @@ CASES += [
          {"pool_size": (3, 3), "strides": (2, 2), "padding": "same", "input_shape": ("N", 7, 7, 3)}, "same"),
     Case("avg_pool2d_grad", [Arg(("N", 3, 3, 2))],
          {"pool_size": (2, 3), "strides": (2, 2), "input_shape": ("N", 7, 8, 2)}, "valid-floor"),
+    Case("max_pool2d_grad", [Arg(("N", 7, 7, 3), "f32", "ties"), Arg(("N", 4, 4, 3))],
+         {"pool_size": (3, 3), "strides": (2, 2), "padding": "same"}, "same-ties"),
+    Case("max_pool2d_grad", [Arg(("N", 7, 8, 2)), Arg(("N", 3, 4, 2))], {"pool_size": (2, 2), "strides": (2, 2)},
+         "valid-floor"),
+    Case("max_pool2d_grad", [Arg(("N", 5, 5, 2), "f32", "ties"), Arg(("N", 4, 4, 2))],
+         {"pool_size": (2, 2), "strides": (1, 1)}, "overlap-ties"),
     Case("max_pool2d", [Arg(("N", 7, 7, 3))], {"pool_size": (3, 3), "strides": (2, 2), "padding": "same"}, "same"),
     Case("max_pool2d", [Arg(("N", 7, 8, 3))], {"pool_size": (2, 2), "strides": (2, 2)}, "valid"),
     Case("avg_pool2d", [Arg(("N", 7, 7, 3))], {"pool_size": (3, 3), "strides": (2, 2), "padding": "same"}, "same"),
@@ -233,5 +239,4 @@ CASES += [
 # Ops whose graphs cannot be exported, with a case that builds them.
 UNSUPPORTED_CASES = [
     Case("random_uniform_like", [Arg(("N", 4)), Arg((), "i64", "range:0:9", True)], {"seed": 3}),
-    Case("max_pool2d_grad", [Arg(("N", 4, 4, 2)), Arg(("N", 2, 2, 2))], {"pool_size": (2, 2), "strides": (2, 2)}),
 ]
