@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-MNIST_DIRS = [os.environ.get("KCOMPILE_MNIST_DIR", ""), Path(__file__).resolve().parents[2] / "shared/data/mnist"]
+MNIST_DIRS = [os.environ.get("KCOMPILE_MNIST_DIR", ""),
+              Path(__file__).resolve().parents[2] / "shared/data/mnist"]  # ../shared/data/mnist from the repo
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -28,7 +29,8 @@ def _find_mnist():
     return None
 
 
-_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 def load_mnist():
@@ -72,9 +74,10 @@ def example_args(description, epochs, samples=None):
     import kcompile as kc
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--epochs", type=int, default=int(os.environ.get("KCOMPILE_EXAMPLE_EPOCHS", epochs)))
-    p.add_argument("--samples", type=int, default=samples, help="use only this many training (and test) samples, for a quick run")
+    p.add_argument("--samples", type=int, default=samples,
+                   help="use only this many training (and test) samples, for a quick run")
     p.add_argument("--backend", choices=["native", "reference"], default=os.environ.get("KCOMPILE_BACKEND"),
-                   help="run graphs natively (default when available) or with the NumPy reference")
+                   help="run graphs natively (the default) or with the NumPy reference")
     args = p.parse_args()
     kc.config.set_backend(args.backend)
     return args
