@@ -134,6 +134,18 @@ class Model(TrainerMixin, Layer):
         from .saving import load_weights
         load_weights(self, filepath)
 
+    def export(self, filepath, format="onnx", verbose=True, input_signature=None, **kwargs):
+        """Export the inference graph: format="onnx" writes an ONNX model (batch dimension left free)."""
+        if format != "onnx":
+            raise ValueError(f"model.export: format {format!r} is not supported; kcompile exports 'onnx' "
+                             "(and compiles native artifacts with the kcompile CLI)")
+        if input_signature is not None:
+            raise ValueError("model.export: input_signature is not supported; the model's inputs are used")
+        from kcompile.compiler.onnx_export import export_onnx
+        export_onnx(self.forward_graph(), filepath)
+        if verbose:
+            print(f"Saved artifact at '{filepath}'.")
+
     def to_json(self, **kwargs) -> str:
         import json
         from .saving import model_config

@@ -194,3 +194,15 @@ def test_subclassed_model_with_dict_inputs_and_two_outputs():
     gp, gd = predict_ref(m, data["title"], data["text_body"], data["tags"])
     np.testing.assert_allclose(gp, p.numpy(), **TOL)
     np.testing.assert_allclose(gd, d.numpy(), **TOL)
+
+
+def test_export_onnx_matches_reference(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    inp = kc.Input(shape=(6,), name="features")
+    m = kc.Model(inp, layers.Dense(3, activation="softmax")(layers.Dense(4, activation="relu")(inp)))
+    m.export(tmp_path / "m.onnx", verbose=False)
+    x = rand(5, 6)
+    got = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"features": x})[0]
+    np.testing.assert_allclose(got, predict_ref(m, x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="not supported"):
+        m.export(tmp_path / "m.pb", format="tf_saved_model")
