@@ -5,7 +5,7 @@ import inspect
 import itertools
 import re
 
-from kcompile.ir import GraphBuilder, IRError, TensorType, i64
+from kcompile.ir import BATCH, GraphBuilder, IRError, TensorType, i64
 
 from .. import initializers, ops, regularizers
 from ..tensor import KTensor, TraceContext, convert_to_tensor, current_trace, tracing
@@ -198,7 +198,13 @@ class Layer:
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        raise NotImplementedError(f"layer '{self.name}' does not implement compute_output_shape")
+        """Output shape(s) for an input shape (batch first, may be None), found by a scratch trace."""
+        b = GraphBuilder(f"{self.name}_shape")
+        ctx = TraceContext(b, training=False)
+        x = KTensor(value=b.input("x", TensorType((BATCH,) + tuple(input_shape)[1:])), trace=ctx)
+        with tracing(ctx):
+            out = self(x)
+        return map_structure(lambda t: (input_shape[0],) + tuple(t.shape[1:]), out)
 
     # -- calling --------------------------------------------------------------------------------
     def call(self, inputs, *args, **kwargs):

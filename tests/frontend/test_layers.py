@@ -320,3 +320,8 @@ def test_one_dimensional_reshaping_layers():
     np.testing.assert_allclose(predict_ref(m, x), np.pad(x.repeat(2, 1), [(0, 0), (1, 1), (0, 0)])[:, :-2])
     v = rand(2, 5)
     np.testing.assert_allclose(predict_ref(seq((5,), layers.RepeatVector(3)), v), np.repeat(v[:, None], 3, 1))
+
+
+def test_compute_output_shape():
+    assert layers.Conv2D(4, 3, strides=2).compute_output_shape((None, 9, 9, 3)) == (None, 4, 4, 4)
+    assert layers.Dense(5).compute_output_shape((7, 2, 3)) == (7, 2, 5)
