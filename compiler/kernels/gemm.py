@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from ..threads import ParallelRegion
+from ..threads import ParallelRegion, effective_threads
 from .config import GemmShape, gemm_wide_shape
 from .epilogue import Epilogue
 from .irutil import (I1, I64, ceil_div, entry_alloca, for_range, gep, i64, imax, imin,
@@ -22,6 +22,8 @@ from .irutil import (I1, I64, ceil_div, entry_alloca, for_range, gep, i64, imax,
 from .microkernel import tile_function
 from .operands import BatchShape
 
+# Flops per thread below which another thread is not worth waking (~20 us of one core's work).
+GRAIN_FLOPS = 1 << 21
 # Below these many rows (M) a panel is used too few times to pay for packing it.
 PACK_A_MIN_ROWS = 16
 PACK_B_MIN_ROWS = 16
@@ -80,7 +82,9 @@ class _GemmEmitter:
                       b.or_(b.icmp_signed("<=", m, i64(0)), b.icmp_signed("<=", i64(p.n), i64(0))))
         with b.if_then(empty):
             b.ret_void()
-        mchunk, nchunk, tm, tn = self._partition(b, nb, m, imax(b, nthreads, 1))
+        flops = b.mul(b.mul(b.mul(nb, m), i64(2 * p.n)), imax(b, p.depth(b, batch), 1))
+        nthreads = effective_threads(b, nthreads, flops, GRAIN_FLOPS)
+        mchunk, nchunk, tm, tn = self._partition(b, nb, m, nthreads)
         pack_a = i64(1) if p.a.packed_only else i64(0) if p.n <= s.nr else \
             b.zext(b.icmp_signed(">=", m, i64(PACK_A_MIN_ROWS)), I64)   # one column panel: A is read once
         pack_b = b.zext(b.icmp_signed(">=", m, i64(PACK_B_MIN_ROWS)), I64) if p.b.direct_ok else i64(1)

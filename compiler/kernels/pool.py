@@ -19,6 +19,8 @@ from .irutil import (I1, entry_alloca, for_range, gep, i64, imax, imin, lane_mas
 from .matmul import ITEMSIZE
 
 KINDS = ("max", "avg", "max_grad", "avg_grad")
+# Window element-operations per thread below which another thread is not worth waking.
+GRAIN = 1 << 18
 
 
 def pool_function(module: ir.Module, features: str, dtype: str, kind: str, geo: Geometry) -> ir.Function:
@@ -31,10 +33,12 @@ def pool_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
     name = f"kc_pool_{kind}_" + hashlib.sha1(repr((dtype, geo, lanes)).encode()).hexdigest()[:12]
     em = _Pool(elem, lanes, geo)
     nptr = 3 if kind == "max_grad" else 2
+    work = lambda b, batch: b.mul(batch, i64(geo.oh * geo.ow * geo.c * geo.kh * geo.kw))
+    ptrs = [elem.as_pointer()] * nptr
     if kind in ("max", "avg"):
-        return parallel_function(module, name, [elem.as_pointer()] * nptr,
-                                 lambda b, batch: b.mul(batch, i64(geo.oh)), getattr(em, kind))
-    return parallel_function(module, name, [elem.as_pointer()] * nptr, lambda b, batch: batch, getattr(em, kind))
+        rows = lambda b, batch: b.mul(batch, i64(geo.oh))
+        return parallel_function(module, name, ptrs, rows, getattr(em, kind), work, GRAIN)
+    return parallel_function(module, name, ptrs, lambda b, batch: batch, getattr(em, kind), work, GRAIN)
 
 
 class _Pool:

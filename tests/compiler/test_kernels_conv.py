@@ -7,6 +7,8 @@ from kcompile.compiler.kernels.conv import conv_function
 from kcompile.compiler.kernels.epilogue import BiasActivation
 from kcompile.compiler.kernels.geometry import geometry2d
 from kcompile.compiler.kernels.standalone import JitModule, call, host_features
+
+from test_kernels_util import every_call_threaded  # noqa: F401 (fixture)
 from kcompile.ir.ops.nn import conv2d_filter_grad_ref, conv2d_input_grad_ref, conv2d_ref
 
 TOL = 2e-5
@@ -40,7 +42,7 @@ def _geo(case):
 
 
 @pytest.fixture(scope="module")
-def jit():
+def jit(every_call_threaded):
     mod = ir.Module("conv_tests")
     feats = host_features()
     names = {}

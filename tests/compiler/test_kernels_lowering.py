@@ -7,6 +7,7 @@ from kcompile.ir import GraphBuilder, TensorType
 from kcompile.runtime.reference import run
 
 from native_util import assert_native_matches, one_op_graph, random_array
+from test_kernels_util import every_call_threaded  # noqa: F401 (fixture)
 
 BATCHES = (1, 3)
 
@@ -80,7 +81,7 @@ def test_fused_bias_relu_epilogue_runs_in_the_kernel():
         np.testing.assert_allclose(fn(xs)[0], run(g, xs)[0], rtol=1e-5, atol=1e-5)
 
 
-def test_threads_agree():
+def test_threads_agree(every_call_threaded):
     g = one_op_graph("conv2d", [TensorType(["N", 9, 9, 3]), TensorType([3, 3, 3, 8])], {"padding": "same"})
     fn = compile_graph(g)
     rng = np.random.default_rng(4)

@@ -7,6 +7,8 @@ from kcompile.compiler.kernels.epilogue import BiasActivation
 from kcompile.compiler.kernels.matmul import matmul_function
 from kcompile.compiler.kernels.standalone import JitModule, call, host_features
 
+from test_kernels_util import every_call_threaded  # noqa: F401 (fixture)
+
 RTOL = {"f32": 1e-5, "f64": 1e-12}
 
 # (dtype, a_shape, b_shape, transpose_a, transpose_b, batch); "N" is the run-time batch size
@@ -36,7 +38,7 @@ def _concrete(shape, batch):
 
 
 @pytest.fixture(scope="module")
-def jit():
+def jit(every_call_threaded):
     mod = ir.Module("matmul_tests")
     feats = host_features()
     names = {}

@@ -6,6 +6,8 @@ from llvmlite import ir
 from kcompile.compiler.kernels.geometry import geometry2d
 from kcompile.compiler.kernels.pool import pool_function
 from kcompile.compiler.kernels.standalone import JitModule, call, host_features
+
+from test_kernels_util import every_call_threaded  # noqa: F401 (fixture)
 from kcompile.ir.ops.nn import avg_pool2d_grad_ref, avg_pool2d_ref, max_pool2d_grad_ref, max_pool2d_ref
 
 # (H, W, C), pool, strides, padding
@@ -30,7 +32,7 @@ def _attrs(case):
 
 
 @pytest.fixture(scope="module")
-def jit():
+def jit(every_call_threaded):
     mod = ir.Module("pool_tests")
     feats = host_features()
     names = {}
