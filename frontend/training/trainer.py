@@ -288,14 +288,16 @@ class TrainerMixin:
     def _ensure_built(self, xs):
         if not self._is_built():
             from kcompile.frontend.tensor import convert_to_tensor
+            if isinstance(xs, dict):  # a subclassed model whose call takes a dict of inputs
+                self({k: convert_to_tensor(a[:1]) for k, a in xs.items()})
+                return
             self([convert_to_tensor(a[:1]) for a in xs] if len(xs) > 1 else convert_to_tensor(xs[0][:1]))
 
     def _prepare_x(self, x) -> list:
         xs = x if isinstance(x, dict) else D.to_list(x)
         if xs is None:
             raise ValueError("x is required")
-        if not isinstance(xs, dict):
-            self._ensure_built(xs)
+        self._ensure_built(xs)
         xs = D.by_names(xs, self.input_names, "x")
         D.check_lengths(xs, None, None)
         D.check_features(xs, [spec.shape[1:] for _, spec in self.input_specs()], self.input_names)

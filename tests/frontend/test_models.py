@@ -206,3 +206,17 @@ def test_export_onnx_matches_reference(tmp_path):
     np.testing.assert_allclose(got, predict_ref(m, x), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="not supported"):
         m.export(tmp_path / "m.pb", format="tf_saved_model")
+
+
+def test_subclassed_model_fits_on_a_dict_of_inputs():
+    kc.config.set_backend("reference")
+    try:
+        m = TicketModel(num_departments=4)
+        data = {"title": rand(32, 5, seed=1), "text_body": rand(32, 6, seed=2), "tags": rand(32, 2, seed=3)}
+        m.compile(optimizer="adam", loss=["binary_crossentropy", "sparse_categorical_crossentropy"])
+        labels = [np.random.default_rng(0).random((32, 1)).astype("float32"), np.arange(32) % 4]
+        history = m.fit(data, labels, epochs=1, batch_size=16, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        assert m.predict(data, verbose=0)[1].shape == (32, 4)
+    finally:
+        kc.config.set_backend(None)
