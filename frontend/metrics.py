@@ -162,13 +162,13 @@ class MeanMetricWrapper(Mean):
 # -- per-sample functions (NumPy; kc.metrics.* names as Keras) -----------------------------------
 def accuracy(y_true, y_pred):
     y_true, y_pred = _squeeze_or_expand(_np(y_true), _np(y_pred))
-    return (y_true == y_pred).astype(np.float32).mean(axis=-1)
+    return (y_true == y_pred).astype(np.float32)  # Mean reduces each sample's values (Keras 3)
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
     y_true, y_pred = _squeeze_or_expand(_np(y_true), _np(y_pred))
     y_pred = (y_pred > threshold).astype(y_true.dtype)
-    return (y_true == y_pred).astype(np.float32).mean(axis=-1)
+    return (y_true == y_pred).astype(np.float32)
 
 
 def categorical_accuracy(y_true, y_pred):
@@ -377,6 +377,8 @@ class AUC(Metric):
     def result(self):
         tp, fp = self.true_positives.numpy(), self.false_positives.numpy()
         tn, fn = self.true_negatives.numpy(), self.false_negatives.numpy()
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            return _interpolate_pr_auc(tp, fp, fn)
         recall = _div_no_nan(tp, tp + fn)
         if self.curve == "ROC":
             x, y = _div_no_nan(fp, fp + tn), recall
@@ -389,6 +391,19 @@ class AUC(Metric):
         else:
             heights = np.maximum(y[:-1], y[1:])
         return np.float32(np.sum((x[:-1] - x[1:]) * heights))
+
+
+def _interpolate_pr_auc(tp, fp, fn):
+    """Davis & Goadrich's interpolation of the PR curve, as Keras's AUC.interpolate_pr_auc."""
+    dtp = tp[:-1] - tp[1:]
+    p = tp + fp
+    dp = p[:-1] - p[1:]
+    prec_slope = _div_no_nan(dtp, np.maximum(dp, 0))
+    intercept = tp[1:] - prec_slope * p[1:]
+    both = (p[:-1] > 0) & (p[1:] > 0)
+    safe_p_ratio = np.where(both, _div_no_nan(p[:-1], np.maximum(p[1:], 0)), 1.0)
+    increment = _div_no_nan(prec_slope * (dtp + intercept * np.log(safe_p_ratio)), np.maximum(tp[1:] + fn[1:], 0))
+    return np.float32(np.sum(increment))
 
 
 def _div_no_nan(a, b):
