@@ -163,3 +163,44 @@ def test_fit_errors_before_training():
     _assert_untouched(r, lambda: r.fit(X, np.zeros((40, 2)), verbose=0), "do not match")
     with pytest.raises(RuntimeError, match="compile"):
         linear_model().fit(X, Y_REG, verbose=0)
+
+
+class MeanPredictedClass(kc.metrics.Metric):
+    """A custom metric with state Variables, updated by fit on every batch."""
+
+    def __init__(self, name="mean_class", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        classes = kc.ops.cast(kc.ops.argmax(y_pred, axis=-1), "float32")
+        self.total.assign_add(kc.ops.sum(classes).numpy())
+        self.count.assign_add(len(y_pred))
+
+    def result(self):
+        return self.total.numpy() / max(float(self.count.numpy()), 1.0)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)
+
+
+def test_custom_metric_initial_epoch_steps_and_class_weight():
+    model = linear_model(3, "softmax")
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=[MeanPredictedClass()], backend="reference")
+    hist = model.fit(X, Y_SPARSE, epochs=3, initial_epoch=1, steps_per_epoch=2, batch_size=8, verbose=0,
+                     class_weight={0: 1.0, 1: 2.0, 2: 0.5})
+    assert hist.epoch == [1, 2] and model.optimizer.iterations == 4
+    logs = model.evaluate(X, Y_SPARSE, verbose=0, return_dict=True)
+    assert np.isclose(logs["mean_class"], model.predict(X, verbose=0).argmax(-1).mean())
+
+
+def test_dict_inputs_and_targets_by_name():
+    inp = kc.Input(shape=(3,), name="features")
+    model = kc.Model(inp, layers.Dense(1, name="out")(inp))
+    model.compile("sgd", "mse", backend="reference")
+    hist = model.fit({"features": X}, {"out": Y_REG}, epochs=1, verbose=0)
+    assert len(hist.history["loss"]) == 1
+    with pytest.raises(ValueError, match="missing keys"):
+        model.fit({"feats": X}, Y_REG, verbose=0)
