@@ -28,17 +28,21 @@ class SimpleDense(layers.Layer):
         return self.activation(ops.matmul(inputs, self.W) + self.b)
 
 
+def build_model():
+    return kc.Sequential([
+        kc.Input(shape=(64,)),
+        SimpleDense(32, activation="relu"),
+        SimpleDense(10, activation="softmax"),
+    ])
+
+
 def main():
     args = example_args(__doc__.split("\n")[0], epochs=20)
     digits = load_digits()
     x_train, y_train, x_test, y_test = standardized_split(digits.data, digits.target)
     x_train, y_train = x_train[:args.samples], y_train[:args.samples]
 
-    model = kc.Sequential([
-        kc.Input(shape=(64,)),
-        SimpleDense(32, activation="relu"),
-        SimpleDense(10, activation="softmax"),
-    ])
+    model = build_model()
     model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=args.epochs, batch_size=32, verbose=0)
     _, acc = model.evaluate(x_test, y_test, verbose=0)

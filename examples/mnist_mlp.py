@@ -11,17 +11,21 @@ from kcompile import layers
 from _common import example_args, load_mnist
 
 
+def build_model():
+    return kc.Sequential([
+        kc.Input(shape=(28 * 28,)),
+        layers.Dense(512, activation="relu"),
+        layers.Dense(10, activation="softmax"),
+    ])
+
+
 def main():
     args = example_args(__doc__.split("\n")[0], epochs=5)
     (train_images, train_labels), (test_images, test_labels) = load_mnist()
     train_images, train_labels = train_images[:args.samples], train_labels[:args.samples]
     test_images, test_labels = test_images[:args.samples], test_labels[:args.samples]
 
-    model = kc.Sequential([
-        kc.Input(shape=(28 * 28,)),
-        layers.Dense(512, activation="relu"),
-        layers.Dense(10, activation="softmax"),
-    ])
+    model = build_model()
     model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     # Flatten the 28x28 images and scale the pixels to [0, 1]

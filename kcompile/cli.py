@@ -181,7 +181,13 @@ def load_model_source(path_text: str):
 
 def _model_from_python(path: Path):
     # Not "__main__": the file's `if __name__ == "__main__":` block (say, training) does not run.
-    namespace = runpy.run_path(str(path), run_name="__kcompile_model__")
+    # Its folder leads sys.path meanwhile, as with `python file.py`, so its sibling imports work.
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
+    try:
+        namespace = runpy.run_path(str(path), run_name="__kcompile_model__")
+    finally:
+        sys.path.remove(folder)
     if "model" in namespace:
         return namespace["model"]
     if callable(namespace.get("build_model")):

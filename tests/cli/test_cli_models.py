@@ -71,3 +71,12 @@ def test_train_artifact_updates_weights_in_place(tmp_path):
     losses = [float(art.train_step(x, y, learning_rate=0.1)[0]) for _ in range(5)]
     assert all(b < a for a, b in zip(losses, losses[1:])), losses
     assert any(not np.array_equal(a, b) for a, b in zip(before, art.get_weights()))
+
+
+def test_example_file_with_sibling_imports(tmp_path):
+    """examples/mnist_convnet.py defines build_model() and imports its sibling _common.py."""
+    import onnx
+    src = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "mnist_convnet.py"
+    assert main([str(src), "-o", str(tmp_path / "out"), "--emit", "onnx", "--name", "convnet"]) == 0
+    model = onnx.load(str(tmp_path / "out" / "convnet.onnx"))
+    assert [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == ["N", 28, 28, 1]
