@@ -41,7 +41,8 @@ class TraceContext:
             return self.params[path]
         if known is not None:
             raise ValueError(f"two different variables share the path '{path}'; give their layers unique names")
-        value = self.builder.param(path, variable.numpy())
+        # a snapshot: later assigns (or in-place writes to the graph's values) never alias the variable
+        value = self.builder.param(path, variable.numpy().copy())
         self.params[path] = value
         self.variables[path] = variable
         return value
