@@ -19,11 +19,11 @@ from .config import GemmShape, gemm_wide_shape
 from .epilogue import Epilogue
 from .irutil import (I1, I64, ceil_div, entry_alloca, for_range, gep, i64, imax, imin,
                      internal_function, round_up)
-from .microkernel import tile_function
+from .microkernel import tile_function, tile_variants
 from .operands import BatchShape
 
-# Flops per thread below which another thread is not worth waking (~20 us of one core's work).
-GRAIN_FLOPS = 1 << 21
+# Flops per thread below which another thread is not worth waking (~40 us of one core's work).
+GRAIN_FLOPS = 1 << 22
 # Below these many rows (M) a panel is used too few times to pay for packing it.
 PACK_A_MIN_ROWS = 16
 PACK_B_MIN_ROWS = 16
@@ -69,7 +69,7 @@ class _GemmEmitter:
     def __init__(self, module, fn, prob: GemmProblem, shape: GemmShape, wide: GemmShape | None):
         self.module, self.fn, self.p, self.s = module, fn, prob, shape
         # the wide tile needs B read in place (contiguous columns) and A unpacked
-        self.wide = wide if prob.b.direct_ok and not prob.a.packed_only else None
+        self.wide = wide if prob.b.direct_ok and not prob.a.packed_only and prob.n > shape.nr else None
         self.nptr = 3 + prob.epi.nptrs
 
     def emit(self):
@@ -200,4 +200,5 @@ class _Macro:
     def _dispatch(self, args):
         """One call per tile: the shared tile function picks the micro-kernel variant."""
         b, s, p = self.b, self.s, self.g.p
-        b.call(tile_function(self.g.module, p.elem, s.lanes, s.mr, s.nr, p.epi), args)
+        variants = tile_variants(p.n, s.nr, None if p.m_per_batch else p.m, s.mr)
+        b.call(tile_function(self.g.module, p.elem, s.lanes, s.mr, s.nr, p.epi, variants), args)

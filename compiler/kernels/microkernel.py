@@ -52,36 +52,56 @@ def microkernel(module: ir.Module, elem: ir.Type, lanes: int, mr: int, nr: int, 
     return fn
 
 
-def tile_function(module: ir.Module, elem: ir.Type, lanes: int, mr_max: int, nr: int, epi: Epilogue):
-    """`void (i64 mr, micro-kernel args...)`: calls the variant for mr rows and full or partial columns.
+def tile_variants(n: int, nr: int, m: int | None, mr_max: int):
+    """(column kinds, heights) a GEMM with N = n and M = m (None: run-time) can ever call.
 
-    One per module and tile shape, shared by all GEMMs, so each GEMM has one call site per tile
-    (loop unswitching in the callers then stays cheap to compile).
+    Block and thread boundaries are multiples of MR and NR, so only the last row/column tiles are partial.
     """
-    name = f"kc_tile_{type_suffix(elem)}_{mr_max}x{nr}_{epi.key}"
+    cols = (("full",) if n >= nr else ()) + (("edge",) if n % nr else ())
+    heights = row_variants(mr_max)
+    if m is not None:
+        rest = m % mr_max
+        heights = ([mr_max] if m >= mr_max else []) + ([min(h for h in heights if h >= rest)] if rest else [])
+    return cols, tuple(heights)
+
+
+def tile_function(module: ir.Module, elem: ir.Type, lanes: int, mr_max: int, nr: int, epi: Epilogue,
+                  variants=None):
+    """`void (micro-kernel args...)`: calls the variant for `mvalid` rows and full or partial columns.
+
+    One per module, tile shape and set of variants, shared by the GEMMs, so each GEMM has one call
+    site per tile (loop unswitching in the callers then stays cheap to compile).
+    """
+    cols, heights = variants or (("full", "edge"), tuple(row_variants(mr_max)))
+    key = "".join(c[0] for c in cols) + "_".join(map(str, heights))
+    name = f"kc_tile_{type_suffix(elem)}_{mr_max}x{nr}_{epi.key}_{key}"
     ptr = elem.as_pointer()
-    args = _ARG_TYPES(ptr) + [ptr] * epi.nptrs
-    fn = internal_function(module, name, ir.VoidType(), args, ARG_NAMES)
+    fn = internal_function(module, name, ir.VoidType(), _ARG_TYPES(ptr) + [ptr] * epi.nptrs, ARG_NAMES)
     if fn is None:
         return module.globals[name]
     fn.attributes.add("noinline")
-    rest = list(fn.args)
-    mr = rest[ARG_NAMES.index("mvalid")]
+    args = list(fn.args)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    blocks = [fn.append_basic_block("full"), fn.append_basic_block("edge")]
-    b.cbranch(b.icmp_signed("==", rest[ARG_NAMES.index("nvalid")], i64(nr)), *blocks)
-    heights = row_variants(mr_max)
-    for edge, blk in zip((False, True), blocks):
+    blocks = {c: fn.append_basic_block(c) for c in ("full", "edge")}
+    b.cbranch(b.icmp_signed("==", args[ARG_NAMES.index("nvalid")], i64(nr)), blocks["full"], blocks["edge"])
+    for kind, blk in blocks.items():
         b.position_at_end(blk)
-        for rows, smaller in zip(heights, heights[1:] + [0]):
-            use, nxt = fn.append_basic_block(f"rows{rows}"), fn.append_basic_block(f"below{rows}")
-            b.cbranch(b.icmp_signed(">", mr, i64(smaller)), use, nxt)
-            b.position_at_end(use)
-            b.call(microkernel(module, elem, lanes, rows, nr, edge, epi), rest)
-            b.ret_void()
-            b.position_at_end(nxt)
+        if kind in cols:
+            _dispatch_rows(b, module, elem, lanes, nr, kind == "edge", epi, heights, args)
         b.unreachable()
     return fn
+
+
+def _dispatch_rows(b, module, elem, lanes, nr, edge, epi, heights, args):
+    """The smallest available height that holds mvalid rows."""
+    mr = args[ARG_NAMES.index("mvalid")]
+    for rows, smaller in zip(heights, heights[1:] + (0,)):
+        use, nxt = b.function.append_basic_block(f"rows{rows}"), b.function.append_basic_block(f"below{rows}")
+        b.cbranch(b.icmp_signed(">", mr, i64(smaller)), use, nxt)
+        b.position_at_end(use)
+        b.call(microkernel(module, elem, lanes, rows, nr, edge, epi), args)
+        b.ret_void()
+        b.position_at_end(nxt)
 
 
 class _Emitter:
@@ -95,13 +115,12 @@ class _Emitter:
     def emit(self):
         b = self.b
         self.masks = self._masks() if self.edge else [None] * self.nv
-        acc = self._k_loop()
-        last = self.a["last"]
-        with b.if_else(self.a["accumulate"]) as (then, otherwise):
-            with then:
-                self._store(self._add_c(acc), last)
-            with otherwise:
-                self._store(acc, last)
+        vals = self._with_c(self._k_loop())
+        if self.epi.nptrs or self.epi.key != "none":
+            # the epilogue is cheap next to a kc-long k loop: compute it always, keep it on the last block
+            done = self._epilogue(vals)
+            vals = [[b.select(self.a["last"], x, y) for x, y in zip(r1, r2)] for r1, r2 in zip(done, vals)]
+        self._write(vals)
         b.ret_void()
 
     def _masks(self):
@@ -119,7 +138,7 @@ class _Emitter:
         rows = [gep(b, a["a"], b.mul(self._row(r), a["rsa"])) for r in range(self.mr)]
         main_end = b.sub(a["kc"], b.srem(a["kc"], i64(split)))
         sets = self._loop(i64(0), main_end, split, rows, [self._zeros()] * split)
-        acc = self._loop(main_end, a["kc"], 1, rows, [sets[0]])[0]
+        acc = sets[0] if split == 1 else self._loop(main_end, a["kc"], 1, rows, [sets[0]])[0]
         for other in sets[1:]:
             add = b.fadd if is_float(self.elem) else b.add
             acc = [[add(x, y) for x, y in zip(r1, r2)] for r1, r2 in zip(acc, other)]
@@ -178,19 +197,24 @@ class _Emitter:
         b = self.b
         return gep(b, self.a["c"], b.add(b.mul(self._row(r), self.a["ldc"]), i64(v * self.lanes)))
 
-    def _add_c(self, acc):
+    def _with_c(self, acc):
+        """acc + C when accumulating into C, else acc (C is only read when accumulating)."""
         b = self.b
         add = b.fadd if is_float(self.elem) else b.add
-        return [[add(acc[r][v], self._load(self._cptr(r, v), self.masks[v])) for v in range(self.nv)]
-                for r in range(self.mr)]
-
-    def _store(self, vals, last):
-        b = self.b
-        if self.epi.nptrs or self.epi.key != "none":
-            with b.if_then(last):
-                self._write(self._epilogue(vals))
-                b.ret_void()
-        self._write(vals)
+        pre = b.block
+        with b.if_then(self.a["accumulate"]):
+            added = [[add(acc[r][v], self._load(self._cptr(r, v), self.masks[v])) for v in range(self.nv)]
+                     for r in range(self.mr)]
+            then = b.block
+        out = []
+        for row, arow in zip(acc, added):
+            out.append([])
+            for x, y in zip(row, arow):
+                phi = b.phi(x.type)
+                phi.add_incoming(x, pre)
+                phi.add_incoming(y, then)
+                out[-1].append(phi)
+        return out
 
     def _epilogue(self, vals):
         b, a = self.b, self.a
