@@ -113,6 +113,7 @@ class CompileJob:
     args: argparse.Namespace
     stage: Path
     report: Report = field(default_factory=Report)
+    entries: dict | None = None      # entry kind -> graph to compile (forward, train_step)
     planned: dict | None = None      # entry kind -> graph after the pass pipeline
     native: object = None            # compiler.codegen.NativeModule
     library: object = None           # compiler.codelib.CodeLibrary
@@ -120,8 +121,10 @@ class CompileJob:
 
     @property
     def name(self) -> str:
+        """Base name of the files and the C symbols: a C identifier."""
         raw = self.args.name or self.graph.name or "model"
-        return "".join(c if c.isalnum() or c == "_" else "_" for c in raw)
+        name = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in raw)
+        return name if not name[0].isdigit() else f"m_{name}"
 
     @property
     def graph(self):
@@ -274,12 +277,14 @@ def _emit_obj(job: CompileJob):
 
 def _entries(job: CompileJob) -> dict:
     """Entry kind -> graph: the forward pass, and the training step with --train (--batch applied)."""
-    entries = {"forward": job.graph}
-    if job.args.train:
-        entries["train_step"] = train_step_graph(job.model, job.args.optimizer, job.args.loss)
-    if job.args.batch is not None:
-        entries = {kind: specialize_batch(g, job.args.batch) for kind, g in entries.items()}
-    return entries
+    if job.entries is None:
+        entries = {"forward": job.graph}
+        if job.args.train:
+            entries["train_step"] = train_step_graph(job.model, job.args.optimizer, job.args.loss)
+        if job.args.batch is not None:
+            entries = {kind: specialize_batch(g, job.args.batch) for kind, g in entries.items()}
+        job.entries = entries
+    return job.entries
 
 
 def specialize_batch(graph, batch: int):
@@ -384,6 +389,7 @@ def _target(name: str):
 def _emit_so(job: CompileJob):
     """The artifact folder's files (library, header, manifest, weights) straight into OUTDIR."""
     from kcompile.compiler.artifact import write_artifact
+    _target(job.args.target)
     if job.args.passes:
         raise CLIError("--passes applies to --emit opt/llvm/asm/obj; the artifact is built with the -O pipeline")
     _planned(job)  # the pass-level report, checks and dumps (--verify-each, --print-ir-after-all)

@@ -279,3 +279,9 @@ def test_batch_specializes_native_graphs(model_py, tmp_path):
     opt = (out / "tiny_mlp.opt.kir").read_text()
     assert "%features: f32[4,4]" in opt and "[N" not in opt
     assert "input 0: features f32[4,4]" in (out / "tiny_mlp.h").read_text()
+
+
+def test_names_become_c_identifiers(model_py, tmp_path):
+    out = tmp_path / "out"
+    assert main([str(model_py), "-o", str(out), "--emit", "header", "--name", "2nd-net.v1"]) == 0
+    assert "int32_t m_2nd_net_v1_forward(" in (out / "m_2nd_net_v1.h").read_text()
