@@ -72,7 +72,7 @@ class GraphBuilder:
         """Emit one node; returns its Value, or a tuple when the op has several outputs."""
         opdef = get_op(op)
         loc = name or self._location
-        where = f"node '{loc}'" if loc else f"op '{op}'"
+        where = f"node '{loc}'" if loc else "unnamed node"  # the messages that follow name the op
         for i, v in enumerate(inputs):
             if not isinstance(v, Value):
                 raise IRError(f"{where}: input {i} of '{op}' must be a Value, got {type(v).__name__}")
