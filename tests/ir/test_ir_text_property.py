@@ -46,7 +46,7 @@ class RandomGraph:
     def step(self):
         x = self.draw(st.sampled_from(self.pool))
         kind = self.draw(st.sampled_from(["unary", "binary", "reduce", "matmul", "reshape", "transpose",
-                                          "concat", "split"]))
+                                          "concat", "split", "select", "cast"]))
         with self.b.location(self.fresh("loc") if self.draw(st.booleans()) else None):
             out = getattr(self, kind)(x, x.type)
         for v in out if isinstance(out, tuple) else (out,):
@@ -66,7 +66,7 @@ class RandomGraph:
         return self.b.op(self.draw(st.sampled_from(BINARY)), x, other)
 
     def reduce(self, x, t):
-        axes = self.draw(st.lists(st.sampled_from(_static_dims(t) or [0]), unique=True))
+        axes = self.draw(st.lists(st.sampled_from(_static_dims(t)), unique=True)) if _static_dims(t) else []
         return self.b.op(self.draw(st.sampled_from(REDUCE)), x, axes=axes, keepdims=self.draw(st.booleans()))
 
     def matmul(self, x, t):
@@ -93,6 +93,14 @@ class RandomGraph:
             return self.b.neg(x)
         first = self.draw(st.integers(1, t.shape[axis] - 1))
         return self.b.split(x, axis=axis, sections=[first, t.shape[axis] - first])
+
+    def select(self, x, t):
+        cond = self.b.less(x, self.constant_like([]))
+        return self.b.where(cond, x, self.b.neg(x))
+
+    def cast(self, x, t):
+        to = self.draw(st.sampled_from(["i32", "i8", "f64", "bool", "u8"]))
+        return self.b.cast(self.b.cast(x, dtype=to), dtype="f32")
 
     def build(self):
         outs = self.draw(st.lists(st.sampled_from(self.pool[1:] or self.pool), min_size=1, max_size=3))
