@@ -213,3 +213,30 @@ def test_parse_errors_give_line_column_and_expectation(text, line, column, fragm
 
 def test_good_text_parses():
     assert print_graph(parse_graph(GOOD)) == GOOD
+
+
+ALL_KINDS = {"i": ("int", -7), "f": ("float", 1 / 3), "b": ("bool", True), "s": ("str", 'say "hi"\\\n\t\u00e9\x00'),
+             "ii": ("ints", (3, -1)), "ff": ("floats", (0.1, float("-inf"), -0.0, 5e-324)), "sh": ("shape", ("N", 2)),
+             "dt": ("dtype", "u8"), "arr": ("array", np.array([[1, -2]], np.int32))}
+
+
+@pytest.fixture
+def every_kind_op():
+    """A throwaway op whose attributes cover every kind the registry knows (no real op has 'floats')."""
+    from kcompile.ir import OPS, Attr, defop
+    attrs = {key: Attr(kind) for key, (kind, _) in ALL_KINDS.items()}
+    defop("_every_kind", ("x",), lambda ts, a: [ts[0]], lambda xs, a, batch: [xs[0]], attrs=attrs)
+    yield "_every_kind"
+    del OPS["_every_kind"]
+
+
+def test_every_attribute_kind_round_trips(every_kind_op):
+    from kcompile.ir.registry import _COERCE
+    assert {kind for kind, _ in ALL_KINDS.values()} == set(_COERCE)  # a new attribute kind needs a row above
+    b = GraphBuilder("kinds")
+    y = b.op(every_kind_op, b.input("x", TensorType(["N"])), **{k: v for k, (_, v) in ALL_KINDS.items()})
+    text = print_graph(b.build([y]))
+    attrs = parse_graph(text).nodes[0].attrs
+    assert attrs["s"] == ALL_KINDS["s"][1] and repr(attrs["f"]) == repr(1 / 3) and attrs["sh"] == ("N", 2)
+    assert [repr(v) for v in attrs["ff"]] == ["0.1", "-inf", "-0.0", "5e-324"]
+    assert 's="say \\"hi\\"\\\\\\n\\t\u00e9\\u0000"' in text and "dt=u8" in text and "sh=[N, 2]" in text
