@@ -179,11 +179,30 @@ def summary_lines(model, line_length=None, positions=None) -> list:
     trainable, frozen = model.trainable_weights, model.non_trainable_weights
     t_count, n_count = count_params(trainable), count_params(frozen)
     t_mem, n_mem = _memory(trainable), _memory(frozen)
-    return ([f'Model: "{model.name}"'] + render_table(header, rows, widths, aligns) + [
-        f" Total params: {t_count + n_count:,} ({readable_memory_size(t_mem + n_mem)})",
+    o_count, o_mem = optimizer_params(model)
+    lines = [f'Model: "{model.name}"'] + render_table(header, rows, widths, aligns) + [
+        f" Total params: {t_count + n_count + o_count:,} ({readable_memory_size(t_mem + n_mem + o_mem)})",
         f" Trainable params: {t_count:,} ({readable_memory_size(t_mem)})",
         f" Non-trainable params: {n_count:,} ({readable_memory_size(n_mem)})",
-    ])
+    ]
+    if o_count:
+        lines.append(f" Optimizer params: {o_count:,} ({readable_memory_size(o_mem)})")
+    return lines
+
+
+def optimizer_params(model) -> tuple:
+    """(count, bytes) of a built optimizer's state as Keras counts it: slots, the int32 iteration
+    counter and, unless it is a schedule, the float32 learning rate; (0, 0) before training."""
+    opt = getattr(model, "optimizer", None)
+    slots = getattr(opt, "slots", None)
+    if not slots:
+        return 0, 0
+    arrays = [a for per_var in slots.values() for a in per_var.values()]
+    count = sum(int(a.size) for a in arrays) + 1
+    nbytes = sum(int(a.nbytes) for a in arrays) + 4
+    if not callable(getattr(opt, "_learning_rate", None)):
+        count, nbytes = count + 1, nbytes + 4
+    return count, nbytes
 
 
 def print_summary(model, line_length=None, positions=None, print_fn=None):

@@ -70,3 +70,20 @@ def test_multi_input_summary_has_connected_to_column(monkeypatch):
 def test_unbuilt_layers_are_marked():
     m = kc.Sequential([layers.Dense(3)])
     assert "0 (unbuilt)" in _capture(m, line_length=80)
+
+
+def test_optimizer_params_after_training_as_keras(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    kc.config.set_backend("reference")
+    try:
+        import numpy as np
+        m = kc.Sequential([kc.Input(shape=(4,)), layers.Dense(3)])
+        assert "Optimizer params" not in _capture(m)
+        for opt, extra in [("rmsprop", 17), ("adam", 32)]:
+            m.compile(optimizer=opt, loss="mse")
+            m.fit(np.ones((4, 4), "float32"), np.ones((4, 3), "float32"), verbose=0)
+            text = _capture(m)
+            assert f" Optimizer params: {extra} ({4 * extra:.2f} B)" in text
+            assert f" Total params: {15 + extra} " in text
+    finally:
+        kc.config.set_backend(None)
