@@ -69,7 +69,7 @@ def _data(case, batch, rng, dtype=np.float32):
 
 
 @pytest.mark.parametrize("i", range(len(CASES)))
-@pytest.mark.parametrize("batch,nthreads", [(1, 1), (3, 2)])
+@pytest.mark.parametrize("batch,nthreads", [(1, 1), (3, 2), (0, 2)])
 def test_conv2d_forward_and_grads(jit, i, batch, nthreads):
     jm, names = jit
     case = CASES[i]

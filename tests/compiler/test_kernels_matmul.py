@@ -30,6 +30,8 @@ CASES = [
     ("f64", ("N", 33), (33, 17), False, False, 19),
     ("f64", ("N", 9), (17, 9), False, True, 2),
     ("i32", ("N", 9), (9, 20), False, False, 7),
+    ("i8", ("N", 9), (9, 70), False, False, 5),            # wraps like NumPy's int8 matmul
+    ("f32", ("N", 5), (5, 3), False, False, 0),            # empty batch: nothing to do, nothing written
 ]
 
 
@@ -62,8 +64,8 @@ def _ref(a, b, ta, tb):
 
 
 def _rand(shape, dtype, rng):
-    if dtype == "i32":
-        return rng.integers(-9, 9, size=shape).astype(np.int32)
+    if dtype in ("i32", "i8"):
+        return rng.integers(-9, 9, size=shape).astype({"i32": np.int32, "i8": np.int8}[dtype])
     return rng.standard_normal(shape).astype({"f32": np.float32, "f64": np.float64}[dtype])
 
 
@@ -78,7 +80,7 @@ def test_matmul_matches_numpy(jit, i, nthreads):
     want = _ref(a, b, ta, tb)
     got = np.full(want.shape, 7, want.dtype)   # garbage: the kernel must overwrite every element
     call(jm, names[i], [a, b, got], batch, nthreads)
-    if dtype == "i32":
+    if dtype in ("i32", "i8"):
         np.testing.assert_array_equal(got, want)
     else:
         np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * 10)

@@ -57,7 +57,7 @@ def _inputs(case, batch, seed, dtype=np.float32):
 
 
 @pytest.mark.parametrize("i", range(len(CASES)))
-@pytest.mark.parametrize("batch,nthreads", [(1, 1), (3, 2)])
+@pytest.mark.parametrize("batch,nthreads", [(1, 1), (3, 2), (0, 2)])
 def test_pooling_matches_reference(jit, i, batch, nthreads):
     jm, names = jit
     case, attrs = CASES[i], _attrs(CASES[i])
