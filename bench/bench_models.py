@@ -1,8 +1,9 @@
 """Inference benchmark: the book's MNIST MLP and convnet at batch 1 and 64.
 
 kcompile native code vs onnxruntime (CPU, same thread count) vs the NumPy reference interpreter,
-and Keras 3 on JAX or PyTorch when installed. Prints per-call medians, ratios to kcompile, the
-max abs difference of every peer from the reference, and the thread count.
+and Keras 3 on JAX or PyTorch when installed, all in this one process. Prints per-call medians
+(and best times), ratios to kcompile, every runner's max abs difference from the reference, the
+thread count and the machine's load.
 
     python bench/bench_models.py [--threads T] [--seconds S] [--models mlp,convnet] [--batches 1,64]
 """
@@ -186,16 +187,22 @@ RUNNERS = {"kcompile": kcompile_runner, "onnxruntime": onnxruntime_runner, "refe
 
 
 # -- measurement ----------------------------------------------------------------------------
-def median_seconds(fn, x, budget: float) -> tuple:
-    """Median wall time of one call, after warm-up, over as many calls as fit in `budget`."""
-    fn(x)
-    fn(x)
-    times, deadline = [], time.perf_counter() + budget
-    while len(times) < 5 or (time.perf_counter() < deadline and len(times) < 2000):
-        t0 = time.perf_counter()
+def measure(runners: dict, x, budget: float) -> dict:
+    """Per runner: (median s, best s, calls). Runners take turns call by call, so that load from
+    other processes on the machine falls on all of them alike."""
+    for fn in runners.values():
         fn(x)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), len(times)
+        fn(x)  # warm-up: JIT compiles, allocations, thread pools
+    times = {peer: [] for peer in runners}
+    deadline = time.perf_counter() + budget * len(runners)
+    rounds = 0
+    while rounds < 5 or (time.perf_counter() < deadline and rounds < 2000):
+        for peer, fn in runners.items():
+            t0 = time.perf_counter()
+            fn(x)
+            times[peer].append(time.perf_counter() - t0)
+        rounds += 1
+    return {peer: (statistics.median(t), min(t), len(t)) for peer, t in times.items()}
 
 
 def bench(args) -> list:
@@ -207,11 +214,10 @@ def bench(args) -> list:
         for batch in map(int, args.batches.split(",")):
             x = np.random.default_rng(batch).random((batch, *shape), dtype=np.float32)
             want = reference_runner(graph, args.threads)(x)
-            for peer, fn in runners.items():
-                secs, n = median_seconds(fn, x, args.seconds)
-                err = float(np.abs(fn(x) - want).max())
-                rows.append((model_name, batch, peer, secs, n, err))
-                print(f"  measured {model_name:8} batch {batch:3} {peer:12} {secs * 1e3:9.3f} ms ({n} calls)",
+            for peer, (median, best, n) in measure(runners, x, args.seconds).items():
+                err = float(np.abs(runners[peer](x) - want).max())
+                rows.append((model_name, batch, peer, median, best, n, err))
+                print(f"  measured {model_name:8} batch {batch:3} {peer:12} {median * 1e3:9.3f} ms ({n} calls)",
                       file=sys.stderr)
     return rows
 
@@ -227,17 +233,25 @@ def _build_runners(graph, args) -> dict:
 
 
 def print_table(rows, threads: int):
-    print(f"\nthreads: {threads} (kcompile nthreads, onnxruntime intra_op_num_threads, XLA/torch settings)")
-    print(f"{'model':8} {'batch':>5}  {'runner':12} {'median ms':>10} {'x kcompile':>10} {'max|diff|':>10}")
-    base = {(m, b): s for m, b, p, s, _, _ in rows if p == "kcompile"}
-    for m, b, p, s, n, err in rows:
-        ratio = f"{s / base[(m, b)]:.2f}" if (m, b) in base else "-"
-        print(f"{m:8} {b:5}  {p:12} {s * 1e3:10.3f} {ratio:>10} {err:10.1e}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\nthreads: {threads} (kcompile nthreads, onnxruntime intra_op_num_threads, XLA/torch settings); "
+          f"{os.cpu_count()} CPUs, load average {load:.1f}")
+    print(f"{'model':8} {'batch':>5}  {'runner':12} {'median ms':>10} {'best ms':>9} {'median/kc':>9} {'max|diff|':>9}")
+    base = {(m, b): med for m, b, p, med, *_ in rows if p == "kcompile"}
+    for m, b, p, med, best, n, err in rows:
+        ratio = f"{med / base[(m, b)]:.2f}" if (m, b) in base else "-"
+        print(f"{m:8} {b:5}  {p:12} {med * 1e3:10.3f} {best * 1e3:9.3f} {ratio:>9} {err:9.1e}")
+    print("median/kc: the runner's median time over kcompile's (above 1: kcompile is faster)")
 
 
 def main(argv=None):
     args = parse_args(argv)
     pin_threads(args.threads)
+    try:  # NumPy's BLAS (the reference interpreter's matmuls) gets the same thread count
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=args.threads)
+    except ImportError:
+        print("  threadpoolctl is missing: NumPy's BLAS uses its default thread count", file=sys.stderr)
     print_table(bench(args), args.threads)
 
 
