@@ -3,7 +3,7 @@ import pytest
 
 from kcompile.ir import GraphBuilder
 
-from irtest_util import roundtrip
+from ir_util import roundtrip
 
 _build = GraphBuilder.build
 

@@ -14,7 +14,7 @@ jax = pytest.importorskip("jax")
 if keras.backend.backend() != "jax":
     pytest.skip("these checks use the JAX backend of Keras", allow_module_level=True)
 
-from irtest_util import rand, run_op  # noqa: E402
+from ir_util import rand, run_op  # noqa: E402
 
 RNG = np.random.default_rng(7)
 TOL = dict(rtol=1e-5, atol=1e-5)

@@ -5,7 +5,7 @@ import pytest
 from kcompile.ir import OPS, GraphBuilder, IRError, TensorType
 from kcompile.ir.registry import REQUIRED
 
-from op_cases import CASES
+from ir_op_cases import CASES
 
 WRONG_KIND = {"int": "three", "float": "half", "bool": 1, "str": 3, "ints": [1.5], "floats": ["a"],
               "shape": [2.5], "dtype": "f16", "array": object()}

@@ -3,7 +3,7 @@ import pytest
 
 from kcompile.ir import GraphBuilder, IRError, ShapeError
 
-from irtest_util import ty
+from ir_util import ty
 
 ATTRIBUTE_ERRORS = [  # (op, operand types, attributes, message fragments)
     ("relu", ["f32[3]"], {"alpha": 0.1}, ["has no attribute(s) ['alpha']"]),

@@ -3,7 +3,7 @@ import pytest
 
 from kcompile.ir import get_op
 
-from irtest_util import ty
+from ir_util import ty
 
 # (op, operand types, attributes, expected result types) -- results worked out by hand
 INFERENCE = [

@@ -1,4 +1,4 @@
-"""Every op's reference implementation against an independent formulation (tests/ir/oracles*.py).
+"""Every op's reference implementation against an independent formulation (tests/ir/ir_oracles*.py).
 
 Each case runs twice: with static shapes, and with the symbolic batch N on the operands the case
 names; every graph goes through the text round trip on the way.
@@ -8,13 +8,13 @@ import pytest
 
 from kcompile.ir import OPS
 
-from irtest_util import run_op
-from op_cases import CASES
+from ir_util import run_op
+from ir_op_cases import CASES
 
 
 def test_every_op_has_reference_cases():
     missing = sorted(set(OPS) - {c.op for c in CASES})
-    assert not missing, f"ops without a reference test case in tests/ir/op_cases.py: {missing}"
+    assert not missing, f"ops without a reference test case in tests/ir/ir_op_cases.py: {missing}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

@@ -4,7 +4,7 @@ import numpy as np
 from kcompile.ir import GraphBuilder, TensorType
 from kcompile.runtime.reference import run
 
-import oracles_nn
+import ir_oracles_nn as oracles_nn
 
 
 def _uniform(shape, counter, seed=0):

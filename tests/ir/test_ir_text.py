@@ -5,7 +5,7 @@ import pytest
 from kcompile.ir import GraphBuilder, ParseError, TensorType, parse_graph, print_graph, verify
 from kcompile.runtime.reference import run
 
-from irtest_util import assert_same_graph, roundtrip
+from ir_util import assert_same_graph, roundtrip
 
 MLP_TEXT = """\
 graph @mlp(%x: f32[N,6]) -> (logits: f32[N,2], "aux/out": f32[N,4]) {

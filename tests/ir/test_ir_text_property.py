@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from kcompile.ir import GraphBuilder, TensorType, parse_graph, print_graph, verify
 from kcompile.runtime.reference import run
 
-from irtest_util import assert_same_graph
+from ir_util import assert_same_graph
 
 UNARY = ["neg", "abs", "exp", "tanh", "sigmoid", "relu", "square", "floor", "sin", "softplus"]
 BINARY = ["add", "sub", "mul", "maximum", "minimum"]

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import oracles as o
-import oracles_nn as nn
-from irtest_util import rand
+import ir_oracles as o
+import ir_oracles_nn as nn
+from ir_util import rand
 
 
 @dataclass
