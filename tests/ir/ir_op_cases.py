@@ -166,7 +166,9 @@ CONV2D = [((2, 5, 6, 3), (3, 3, 3, 4), {}),
           ((1, 8, 7, 2), (3, 3, 2, 2), {"padding": "same", "strides": (2, 3)}),
           ((2, 9, 8, 3), (2, 3, 3, 2), {"strides": (2, 2), "dilations": (1, 2)}),
           ((1, 6, 6, 4), (3, 3, 1, 4), {"padding": "same", "groups": 4}),
-          ((2, 5, 5, 4), (2, 2, 2, 6), {"groups": 2, "dilations": (2, 1), "padding": "same"})]
+          ((2, 5, 5, 4), (2, 2, 2, 6), {"groups": 2, "dilations": (2, 1), "padding": "same"}),
+          ((1, 2, 3, 2), (3, 4, 2, 2), {"padding": "same"}),                   # kernel wider than the input
+          ((2, 8, 7, 1), (2, 2, 1, 3), {"strides": (3, 3)})]                   # stride beyond the kernel
 for xs, ws, attrs in CONV2D:
     x, w = rand(RNG, xs), rand(RNG, ws)
     case("conv2d", [x, w], nn.conv2d, attrs, atol=1e-5)
@@ -185,7 +187,9 @@ for xs, ws, attrs in [((2, 9, 3), (3, 3, 4), {}), ((2, 8, 2), (4, 2, 3), {"paddi
 POOL2D = [((2, 6, 7, 3), {"pool_size": (2, 2), "strides": (2, 2)}),
           ((2, 5, 7, 2), {"pool_size": (3, 2), "strides": (2, 3), "padding": "same"}),
           ((1, 7, 6, 2), {"pool_size": (3, 3), "strides": (1, 1), "padding": "same"}),
-          ((2, 8, 5, 1), {"pool_size": (2, 3), "strides": (3, 1)})]
+          ((2, 8, 5, 1), {"pool_size": (2, 3), "strides": (3, 1)}),
+          ((1, 2, 3, 2), {"pool_size": (3, 4), "strides": (1, 2), "padding": "same"}),  # window wider than input
+          ((2, 9, 7, 1), {"pool_size": (2, 2), "strides": (4, 3)})]                     # stride beyond the window
 for xs, attrs in POOL2D:
     x = rand(RNG, xs)
     case("max_pool2d", [x], nn.max_pool2d, attrs)
