@@ -13,6 +13,7 @@ import numpy as np
 from kcompile.frontend import schedules
 from kcompile.ir import GraphBuilder
 from kcompile.frontend.training.emitter import GraphEmitter, NumpyEmitter, clip, total
+from kcompile.frontend.variables import Variable
 
 
 class Optimizer:
@@ -36,16 +37,29 @@ class Optimizer:
         self.weight_decay = weight_decay
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self._learning_rate = learning_rate
-        self.iterations = 0
+        self._iterations = Variable(np.int64(0), name="iteration", trainable=False, dtype="int64")
         self.slots: dict = {}  # variable path -> {slot name: np.ndarray}
         self._exclude_from_wd: set = set()
+
+    @property
+    def iterations(self):
+        """The number of updates applied so far (an int64 Variable, as in Keras)."""
+        return self._iterations
+
+    @iterations.setter
+    def iterations(self, value):
+        self._iterations.assign(int(value))
+
+    def finish_step(self):
+        """Count one applied update (the graph step and apply_gradients both end with this)."""
+        self._iterations.assign_add(1)
 
     # -- learning rate ---------------------------------------------------------------------
     @property
     def learning_rate(self):
         lr = self._learning_rate
         if isinstance(lr, schedules.LearningRateSchedule):
-            return np.float32(lr(self.iterations))
+            return np.float32(lr(int(self.iterations)))
         return np.float32(lr() if callable(lr) else lr)
 
     @learning_rate.setter
@@ -130,12 +144,12 @@ class Optimizer:
         slots = {s: [self.slots[v.path][s] for v in trainable_variables] for s in slot_names}
         new_vars, new_slots = self.emit_update(
             E, [np.asarray(v.numpy()) for v in trainable_variables], grads, slots,
-            np.float32(self.learning_rate), np.float32(self.iterations), [v.path for v in trainable_variables])
+            np.float32(self.learning_rate), np.float32(int(self.iterations)), [v.path for v in trainable_variables])
         for i, v in enumerate(trainable_variables):
             v.assign(new_vars[i])
             for s in slot_names:
                 self.slots[v.path][s] = new_slots[s][i]
-        self.iterations += 1
+        self.finish_step()
 
     @property
     def variables(self):

@@ -132,10 +132,10 @@ class TrainerMixin:
             feed["sample_weight"] = sw
         if kind == "train":
             feed.update(__rng_counter=np.int64(self._rng_counter), __learning_rate=np.float32(c.optimizer.learning_rate),
-                        __iterations=np.float32(c.optimizer.iterations))
+                        __iterations=np.float32(int(c.optimizer.iterations)))
         out = runner.run(feed)
         if kind == "train":
-            c.optimizer.iterations += 1
+            c.optimizer.finish_step()
             self._rng_counter += 1
         self._update_metrics(c, out, ys, sw, len(xs[0]))
         return c.logs()
@@ -160,6 +160,12 @@ class TrainerMixin:
         for i, per in enumerate(c.metrics):
             for _, m in per:
                 m.update_state(ys[i], preds[i], sample_weight=sw)
+
+    def train_step_graph(self, y, sample_weight=False):
+        """The train-step ir.Graph for targets shaped like `y` (for AOT compilation or inspection)."""
+        c = self._require_compiled("train_step_graph")
+        ys = D.by_names(y, c.output_names, "y")
+        return self._runner("train", ys, bool(sample_weight)).graph
 
     # -- fit / evaluate / predict ----------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,

@@ -204,3 +204,23 @@ def test_dict_inputs_and_targets_by_name():
     assert len(hist.history["loss"]) == 1
     with pytest.raises(ValueError, match="missing keys"):
         model.fit({"feats": X}, Y_REG, verbose=0)
+
+
+def test_backend_chosen_in_one_place_and_train_graph_exposed():
+    from kcompile.ir import verify
+    config.set_backend("reference")
+    try:
+        model = linear_model(3, "softmax")
+        model.compile("adam", "sparse_categorical_crossentropy")
+        model.train_on_batch(X[:4], Y_SPARSE[:4])
+        runner = next(iter(model._compiled.step_cache.values()))
+        assert runner.execute.backend == "reference"
+    finally:
+        config.set_backend(None)
+    graph = model.train_step_graph(Y_SPARSE)
+    verify(graph)
+    assert graph.input_names() == [model.input_names[0], "y", "__rng_counter", "__learning_rate", "__iterations"]
+    assert graph.output_names[:2] == ("loss", f"pred:{model.output_names[0]}")
+    assert "update:optimizer/momentum/" + model.weights[0].path in graph.output_names
+    with pytest.raises(ValueError, match="unknown backend"):
+        model.compile("sgd", "mse", backend="gpu")
