@@ -285,3 +285,16 @@ def test_names_become_c_identifiers(model_py, tmp_path):
     out = tmp_path / "out"
     assert main([str(model_py), "-o", str(out), "--emit", "header", "--name", "2nd-net.v1"]) == 0
     assert "int32_t m_2nd_net_v1_forward(" in (out / "m_2nd_net_v1.h").read_text()
+
+
+def test_failure_keeps_an_existing_outdir_as_it_was(model_py, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(model_py), "-o", str(out), "--emit", "ir"]) == 0
+    before = (out / "tiny_mlp.kir").read_text()
+    (out / "tiny_mlp.kir").write_text(before + "// edited\n")
+    capsys.readouterr()
+    _one_error_line(capsys, main([str(model_py), "-o", str(out), "--emit", "ir,onnx", "--opset", "99"]),
+                    "opset 99 is not supported")
+    assert sorted(p.name for p in out.iterdir()) == ["tiny_mlp.kir"]
+    assert (out / "tiny_mlp.kir").read_text().endswith("// edited\n")          # ir was staged, never moved in
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "tiny.py"]       # no staging folder left
