@@ -11,7 +11,6 @@ if keras.backend.backend() != "jax":
     pytest.skip("Keras parity tests need KERAS_BACKEND=jax", allow_module_level=True)
 
 import kcompile as kc  # noqa: E402
-from kcompile import layers  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # inside Keras/NumPy 2
 
