@@ -3,7 +3,8 @@
 forward       C[(n,oh,ow), co] = A[(n,oh,ow), (kh,kw,ci)] @ w[(kh,kw,ci), co]       (M grows with batch)
 input grad    dx[(n,ih,iw), ci] = dy-windows[(n,ih,iw), (kh,kw,co)] @ w^T[(kh,kw,co), ci]
 filter grad   dw[(kh,kw,ci), co] = x-windows^T[(kh,kw,ci), (n,oh,ow)] @ dy[(n,oh,ow), co] (K grows with batch)
-A 1x1 stride-1 unpadded convolution is a plain strided matmul over the input.
+A 1x1 stride-1 unpadded convolution is a plain strided matmul over the input; a depthwise forward
+convolution runs its own direct kernel (depthwise.py).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import hashlib
 from llvmlite import ir
 
 from .config import gemm_shape, gemm_wide_shape
+from .depthwise import depthwise_function, is_depthwise
 from .epilogue import Epilogue
 from .gemm import GemmProblem, gemm_function
 from .geometry import Geometry
@@ -28,6 +30,8 @@ def conv_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
     kind: "forward" (x, w -> y), "input_grad" (dy, w -> dx), "filter_grad" (x, dy -> dw).
     """
     epi = epi or Epilogue()
+    if kind == "forward" and is_depthwise(geo):
+        return depthwise_function(module, features, dtype, geo, epi)
     shape = gemm_shape(features, ITEMSIZE[dtype], geo.cin_g if kind == "input_grad" else geo.cout_g)
     key = repr((kind, dtype, geo, epi.key, shape))
     name = f"kc_conv_{kind}_" + hashlib.sha1(key.encode()).hexdigest()[:12]

@@ -14,8 +14,8 @@ from llvmlite import ir
 from ..threads import parallel_function
 from .config import vector_bits
 from .geometry import Geometry
-from .irutil import (I1, entry_alloca, for_range, gep, i64, imax, imin, lane_mask, llvm_type, load_vec, masked_load,
-                     masked_store, splat, store_vec, type_suffix, intrinsic, zero)
+from .channels import ChannelKernel
+from .irutil import I1, entry_alloca, for_range, gep, i64, llvm_type, splat, zero
 from .matmul import ITEMSIZE
 
 KINDS = ("max", "avg", "max_grad", "avg_grad")
@@ -41,48 +41,7 @@ def pool_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
     return parallel_function(module, name, ptrs, lambda b, batch: batch, getattr(em, kind), work, GRAIN)
 
 
-class _Pool:
-    def __init__(self, elem, lanes, geo: Geometry):
-        self.elem, self.lanes, self.g = elem, lanes, geo
-        self.vty = ir.VectorType(elem, lanes)
-
-    # -- helpers ---------------------------------------------------------------------------
-    def channels(self, b, body):
-        """body(c, mask) over channel vectors: full vectors, then one masked tail if C % lanes."""
-        full = self.g.c - self.g.c % self.lanes
-        with for_range(b, 0, full, self.lanes, "c") as c:
-            body(c, None)
-        if full < self.g.c:
-            body(i64(full), lane_mask(b, i64(self.g.c - full), self.lanes))
-
-    def load(self, b, ptr, mask):
-        return load_vec(b, ptr, self.lanes) if mask is None else masked_load(b, ptr, mask, self.lanes)
-
-    def store(self, b, v, ptr, mask):
-        store_vec(b, v, ptr) if mask is None else masked_store(b, v, ptr, mask)
-
-    def pixel(self, b, base, h, w, c):
-        """&x[n, h, w, c] given &x[n, 0, 0, 0]."""
-        return gep(b, base, b.add(b.mul(b.add(b.mul(h, i64(self.g.w)), w), i64(self.g.c)), c))
-
-    def window(self, b, oh, ow):
-        """(first row, first col, kh range, kw range): the window clipped to the real input."""
-        g = self.g
-        h0, w0 = b.sub(b.mul(oh, i64(g.sh)), i64(g.pt)), b.sub(b.mul(ow, i64(g.sw)), i64(g.pl))
-        kh = (imax(b, b.neg(h0), 0), imin(b, g.kh, b.sub(i64(g.h), h0)))
-        kw = (imax(b, b.neg(w0), 0), imin(b, g.kw, b.sub(i64(g.w), w0)))
-        return h0, w0, kh, kw
-
-    def maximum(self, b, x, y):
-        fn = intrinsic(b.module, f"llvm.maximum.{type_suffix(self.vty)}", self.vty, [self.vty, self.vty])
-        return b.call(fn, [x, y])
-
-    def const(self, b, value):
-        return splat(b, ir.Constant(self.elem, value), self.lanes)
-
-    def image(self, b, ptr, n, h, w):
-        return gep(b, ptr, b.mul(n, i64(h * w * self.g.c)))
-
+class _Pool(ChannelKernel):
     # -- forward ---------------------------------------------------------------------------
     def max(self, b, task, ptrs, batch):
         self._forward(b, task, ptrs, "max")

@@ -20,7 +20,9 @@ CASES = [
     ((9, 9, 4), (3, 3), 6, (2, 3), (1, 1), "valid", 1),
     ((9, 11, 3), (2, 3), 4, (1, 1), (2, 3), "same", 1),
     ((6, 6, 4), (3, 3), 6, (1, 1), (1, 1), "same", 2),
-    ((6, 5, 6), (3, 3), 6, (2, 2), (1, 1), "same", 6),      # depthwise through the GEMM
+    ((6, 5, 6), (3, 3), 6, (2, 2), (1, 1), "same", 6),      # depthwise: direct kernel (grads through GEMM)
+    ((7, 9, 19), (3, 2), 19, (1, 2), (2, 1), "same", 19),   # depthwise, dilated, channel tail
+    ((5, 5, 3), (2, 2), 6, (1, 1), (1, 1), "valid", 3),     # channel multiplier 2: GEMM per group
     ((5, 4, 17), (1, 1), 9, (1, 1), (1, 1), "valid", 1),     # pointwise: plain matmul
     ((5, 4, 6), (1, 1), 4, (1, 1), (1, 1), "same", 2),       # grouped pointwise
     ((1, 1, 1), (1, 1), 1, (1, 1), (1, 1), "valid", 1),
@@ -49,7 +51,9 @@ def jit(every_call_threaded):
     for i, case in enumerate(CASES):
         for kind in ("forward", "input_grad", "filter_grad"):
             names[i, kind] = _export(conv_function(mod, feats, "f32", kind, _geo(case)))
-    names["epi"] = _export(conv_function(mod, feats, "f32", "forward", _geo(CASES[5]), BiasActivation(True, "relu")))
+    epi = BiasActivation(True, "relu")
+    names["epi"] = _export(conv_function(mod, feats, "f32", "forward", _geo(CASES[5]), epi))
+    names["epi_dw"] = _export(conv_function(mod, feats, "f32", "forward", _geo(CASES[7]), epi))
     names["f64"] = _export(conv_function(mod, feats, "f64", "forward", _geo(CASES[2])))
     return JitModule(mod), names
 
@@ -86,13 +90,14 @@ def test_conv2d_forward_and_grads(jit, i, batch, nthreads):
     np.testing.assert_allclose(dw, conv2d_filter_grad_ref(x, dy, attrs, w.shape), rtol=TOL, atol=TOL * 10)
 
 
-def test_conv2d_bias_relu_epilogue(jit):
+@pytest.mark.parametrize("i,key", [(5, "epi"), (7, "epi_dw")])
+def test_conv2d_bias_relu_epilogue(jit, i, key):
     jm, names = jit
-    case = CASES[5]
+    case = CASES[i]
     x, w, dy = _data(case, 2, np.random.default_rng(5))
     bias = np.random.default_rng(1).standard_normal(case[2]).astype(np.float32)
     y = np.zeros(dy.shape, np.float32)
-    call(jm, names["epi"], [x, w, y, bias], 2, 2)
+    call(jm, names[key], [x, w, y, bias], 2, 2)
     np.testing.assert_allclose(y, np.maximum(conv2d_ref(x, w, _attrs(case)) + bias, 0), rtol=TOL, atol=TOL)
 
 
