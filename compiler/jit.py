@@ -41,8 +41,8 @@ def default_threads() -> int:
 
 
 def aligned_empty(nbytes: int) -> np.ndarray:
-    """A zeroed 64-byte-aligned uint8 buffer of nbytes."""
-    raw = np.zeros(nbytes + ALIGN, np.uint8)
+    """An uninitialized 64-byte-aligned uint8 buffer of nbytes (workspaces need no zeroing)."""
+    raw = np.empty(nbytes + ALIGN, np.uint8)
     start = (-raw.ctypes.data) % ALIGN
     return raw[start:start + nbytes]
 
@@ -151,7 +151,8 @@ def _bind_threads(engine: JITEngine) -> bool:
 
 def compile_graph(graph: Graph, opt_level: int = 3) -> NativeFunction:
     """Compile `graph` for this machine (cached by structure); the result runs any batch size."""
-    key = (print_graph(graph), opt_level)
+    updates = tuple(sorted(graph.meta.get("param_updates", {}).items()))
+    key = (print_graph(graph), updates, opt_level)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:

@@ -41,7 +41,8 @@ def load(path) -> "CompiledModel":
 
 
 def _aligned(nbytes: int) -> np.ndarray:
-    raw = np.zeros(nbytes + ALIGN, np.uint8)
+    """An uninitialized 64-byte-aligned byte buffer (the code writes before it reads)."""
+    raw = np.empty(nbytes + ALIGN, np.uint8)
     start = (-raw.ctypes.data) % ALIGN
     return raw[start:start + nbytes]
 
