@@ -59,7 +59,7 @@ def _write_files(tmp: Path, name: str, result, entries: dict, linker):
     cc = shutil.which(linker) if linker else None
     if cc:
         (tmp / f"{name}.o").write_bytes(obj)
-        _link(cc, tmp / f"{name}.o", tmp / f"lib{name}.so")
+        _link(cc, tmp / f"{name}.o", tmp / f"lib{name}.so", sorted(native.libraries))
         (tmp / f"{name}.o").unlink()
         code = {"library": f"lib{name}.so", "object": None}
     else:
@@ -70,8 +70,8 @@ def _write_files(tmp: Path, name: str, result, entries: dict, linker):
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
-def _link(cc: str, obj: Path, so: Path):
-    cmd = [cc, "-shared", "-o", str(so), str(obj), "-lm"]
+def _link(cc: str, obj: Path, so: Path, libraries=()):
+    cmd = [cc, "-shared", "-o", str(so), str(obj)] + [f"-l{lib}" for lib in libraries] + ["-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"linking {so.name} failed ({' '.join(cmd)}):\n{proc.stderr}")
@@ -140,6 +140,7 @@ def _manifest(name, native, entries, result, code, tmp: Path, weights: bytes) ->
         "weights": {"file": "weights.bin", "nbytes": len(weights)},
         "status_codes": {str(k): v for k, v in native.status_messages.items()},
         "thread_launcher": LAUNCH_SYMBOL if LAUNCH_SYMBOL in native.ir_text else None,
+        "libraries": sorted(native.libraries),
         "compile_seconds": {k: round(v, 6) for k, v in result.timings.items()},
     }
 
