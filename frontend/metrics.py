@@ -31,7 +31,7 @@ class Metric:
         self.dtype = dtype or config.floatx()
         self._variables: list = []
 
-    def add_variable(self, shape, initializer="zeros", dtype=None, aggregation="sum", name=None):
+    def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation="sum", name=None):
         from kcompile.frontend.variables import Variable
         value = _initial(initializer, tuple(shape), dtype or self.dtype)
         v = Variable(value, name=name or f"variable_{len(self._variables)}", trainable=False,

@@ -62,9 +62,15 @@ class CallbackList(Callback):
 
 
 def _forward(hook):
-    def call(self, *args, **kwargs):
-        for c in self.callbacks:
-            getattr(c, hook)(*args, **kwargs)
+    """Keras passes logs positionally (user hooks are often written `def on_epoch_end(self, epoch, logs)`)."""
+    if hook.endswith(("train_begin", "train_end", "test_begin", "test_end", "predict_begin", "predict_end")):
+        def call(self, logs=None):
+            for c in self.callbacks:
+                getattr(c, hook)(logs)
+    else:
+        def call(self, index, logs=None):
+            for c in self.callbacks:
+                getattr(c, hook)(index, logs)
     call.__name__ = hook
     return call
 

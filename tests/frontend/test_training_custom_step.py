@@ -121,3 +121,59 @@ def test_apply_gradients_equals_graph_step():
                 model.train_on_batch(x, y)
         results.append(model.get_weights()[0])
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-7)
+
+
+class RootMeanSquaredError(kc.metrics.Metric):
+    """DLwP listing 7.21, with kc.ops in place of tf."""
+
+    def __init__(self, name="rmse", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.mse_sum = self.add_weight(name="mse_sum", initializer="zeros")
+        self.total_samples = self.add_weight(name="total_samples", initializer="zeros", dtype="int32")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = kc.ops.one_hot(y_true, kc.ops.shape(y_pred)[1])
+        mse = kc.ops.sum(kc.ops.square(y_true - y_pred))
+        self.mse_sum.assign_add(mse)
+        num_samples = kc.ops.shape(y_pred)[0]
+        self.total_samples.assign_add(num_samples)
+
+    def result(self):
+        return kc.ops.sqrt(self.mse_sum / kc.ops.cast(self.total_samples, "float32"))
+
+    def reset_state(self):
+        self.mse_sum.assign(0.)
+        self.total_samples.assign(0)
+
+
+class LossHistory(kc.callbacks.Callback):
+    """DLwP listing 7.23 (without the plot): hooks written with positional logs."""
+
+    def on_train_begin(self, logs):
+        self.per_batch_losses = []
+
+    def on_batch_end(self, batch, logs):
+        self.per_batch_losses.append(logs.get("loss"))
+
+    def on_epoch_end(self, epoch, logs):
+        self.per_batch_losses = self.per_batch_losses[-1:]
+
+
+def test_book_custom_metric_and_callbacks(tmp_path):
+    model = get_model()
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", RootMeanSquaredError()])
+    callbacks_list = [
+        kc.callbacks.EarlyStopping(monitor="val_accuracy", patience=2),
+        kc.callbacks.ModelCheckpoint(filepath=str(tmp_path / "checkpoint_path.keras"), monitor="val_loss",
+                                     save_best_only=True),
+        LossHistory(),
+    ]
+    hist = model.fit(train_images[:192], train_labels[:192], epochs=3, callbacks=callbacks_list, verbose=0,
+                     validation_data=(train_images[192:], train_labels[192:]))
+    assert sorted(hist.history) == ["accuracy", "loss", "rmse", "val_accuracy", "val_loss", "val_rmse"]
+    pred = model.predict(train_images[192:], verbose=0)
+    rmse = np.sqrt(np.sum((np.eye(2)[train_labels[192:]] - pred) ** 2) / 64)
+    assert np.isclose(model.evaluate(train_images[192:], train_labels[192:], verbose=0)[2], rmse, rtol=1e-5)
+    assert kc.models.load_model(str(tmp_path / "checkpoint_path.keras")) is not None
+    assert len(callbacks_list[2].per_batch_losses) == 1
