@@ -74,10 +74,9 @@ def bench_matmuls(jm, names, repeat, rng):
     time.sleep(0.5)
     for (m, k, n), flops, ours, (a, b, c) in rows:
         theirs = median_seconds(lambda: np.matmul(a, b, out=c), repeat)
-        gf = [flops / t / 1e9 for t in ours]
-        print(f"matmul {m:>4}x{k:>4}x{n:>4}: ours " + "  ".join(
-            f"{t}T {s * 1e6:8.1f} us {g:6.1f} GF/s" for t, s, g in zip(THREADS, ours, gf)) +
-            f" | numpy {theirs * 1e6:8.1f} us {flops / theirs / 1e9:6.1f} GF/s | numpy/ours(2T) {theirs / ours[-1]:.2f}")
+        mine = "  ".join(f"{t}T {s * 1e6:8.1f} us {flops / s / 1e9:6.1f} GF/s" for t, s in zip(THREADS, ours))
+        print(f"matmul {m:>4}x{k:>4}x{n:>4}: ours {mine} | numpy {theirs * 1e6:8.1f} us "
+              f"{flops / theirs / 1e9:6.1f} GF/s | numpy time / ours ({THREADS[-1]}T) {theirs / ours[-1]:.2f}")
 
 
 def bench_convs(jm, names, repeat, rng):

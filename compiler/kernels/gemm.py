@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from ..threads import ParallelRegion, effective_threads
-from .config import GemmShape, gemm_wide_shape
+from .config import GemmShape
 from .epilogue import Epilogue
 from .irutil import (I1, I64, ceil_div, entry_alloca, for_range, gep, i64, imax, imin,
                      internal_function, round_up)

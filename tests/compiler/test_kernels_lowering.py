@@ -1,6 +1,5 @@
 """matmul / conv / pooling lowerings through compile_graph vs the reference interpreter (several batch sizes)."""
 import numpy as np
-import pytest
 
 from kcompile.compiler.jit import compile_graph
 from kcompile.ir import GraphBuilder, TensorType
