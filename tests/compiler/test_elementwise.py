@@ -31,7 +31,7 @@ def test_unary(op, dt):
     lo, hi = DOMAIN.get(op, (-4.0, 4.0))
     rng = np.random.default_rng(0)
     assert_native_matches(g, lambda n: [random_array(rng, (n, 5, 13), g.inputs[0].type.dtype.np, lo, hi)],
-                          rtol=TOL.get(op, 1e-6), atol=1e-6)
+                          batches=(0, 1, 3, 17), rtol=TOL.get(op, 1e-6), atol=1e-6)
 
 
 @pytest.mark.parametrize("op,dt", list(_cases(BINARY, 1)))

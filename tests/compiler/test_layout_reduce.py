@@ -60,6 +60,16 @@ def test_views_inside_a_graph_alias_and_stay_correct():
     assert_native_matches(g, lambda n: [random_array(rng, (n, 4, 6), np.float32)], rtol=2e-6)
 
 
+def test_empty_batches_through_layout_and_sums():
+    g = one_op_graph("reduce_sum", [TensorType(["N", 4])], {"axes": (0,)})
+    assert_native_matches(g, lambda n: [np.zeros((n, 4), np.float32)], batches=(0, 2))
+    for op, attrs in (("transpose", {"perm": (0, 2, 1)}), ("softmax", {"axis": -1}),
+                      ("pad", {"pads": (0, 0, 1, 1, 0, 2)}), ("concat", {"axis": 1})):
+        types = [TensorType(["N", 3, 2])] * (2 if op == "concat" else 1)
+        g = one_op_graph(op, types, attrs)
+        assert_native_matches(g, lambda n: [np.ones((n, 3, 2), np.float32)] * len(types), batches=(0,))
+
+
 def test_concat_split_slice_pad():
     _run("concat", [(("N", 3, 5), "f32"), (("N", 2, 5), "f32"), (("N", 4, 5), "f32")], {"axis": 1})
     _run("concat", [(("N", 3), "i32"), (("N", 7), "i32")], {"axis": -1})
