@@ -77,7 +77,8 @@ class EmitContext:
     def const(self, array, hint: str = "const") -> str:
         """An initializer holding `array` (kept as is: the caller picks the dtype)."""
         name = self.fresh(f"{self._node_label}/{hint}")
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        # np.array, not np.ascontiguousarray: that one turns 0-d scalars into 1-d arrays
+        self.initializers.append(numpy_helper.from_array(np.array(array, order="C"), name))
         return name
 
     def ints(self, values, hint: str = "ints") -> str:
