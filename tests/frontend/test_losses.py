@@ -115,3 +115,32 @@ def test_shape_errors_are_clear():
         losses.CategoricalCrossentropy()(ONEHOT[:, :3], PROBS)
     with pytest.raises(ValueError, match="same shape up to the last dimension"):
         losses.SparseCategoricalCrossentropy()(ONEHOT, PROBS[:, :3])
+
+
+class HuberLike(losses.Loss):
+    """A Loss subclass overriding call() with kc.ops, used eagerly and inside fit's graph."""
+
+    def __init__(self, delta=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.delta = delta
+
+    def call(self, y_true, y_pred):
+        from kcompile.frontend import ops
+        err = ops.abs(y_true - y_pred)
+        return ops.mean(ops.where(err < self.delta, 0.5 * err * err, self.delta * (err - 0.5 * self.delta)), axis=-1)
+
+
+def _np_huber(t, p, delta=1.0):
+    err = np.abs(t - p)
+    return np.where(err < delta, 0.5 * err ** 2, delta * (err - 0.5 * delta)).mean(-1)
+
+
+def test_loss_subclass_eager_and_in_fit():
+    import kcompile as kc
+    t, p = LOGITS, 2 * PROBS
+    assert np.isclose(float(HuberLike()(t, p)), _np_huber(t, p).mean(), rtol=1e-6)
+    assert HuberLike().name == "huber_like"
+    model = kc.Sequential([kc.layers.Dense(4, input_shape=(4,))])
+    model.compile("sgd", HuberLike(delta=0.5), backend="reference")
+    expected = _np_huber(t, model.predict(p, verbose=0), 0.5).mean()
+    assert np.isclose(model.evaluate(p, t, verbose=0), expected, rtol=1e-5)
