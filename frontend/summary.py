@@ -131,10 +131,24 @@ def _sequential_like(model) -> bool:
 
 
 def format_shape(layer) -> str:
+    """Keras's format: "(None, 10)" (a 1-D shape prints "(None)"), several outputs "[(...), (...)]"."""
     spec = getattr(layer, "_output_spec", None)
     if spec is None:
         return "?"
-    return str(spec)
+    shapes = [spec] if _is_shape(spec) else [s for s in _shapes_in(spec)]
+    text = ["(" + ", ".join(str(d) for d in shape) + ")" for shape in shapes]
+    return text[0] if len(text) == 1 else "[" + ", ".join(text) + "]"
+
+
+def _is_shape(x) -> bool:
+    return isinstance(x, tuple) and all(d is None or isinstance(d, int) for d in x)
+
+
+def _shapes_in(struct) -> list:
+    if _is_shape(struct):
+        return [struct]
+    items = struct.values() if isinstance(struct, dict) else struct
+    return [shape for item in items for shape in _shapes_in(item)]
 
 
 def _connections(layer, model) -> str:
