@@ -25,6 +25,13 @@ def _as_array(a) -> np.ndarray:
     return a
 
 
+def merge_nested_lists(data):
+    """Nested Python lists of numbers are one array (Keras converts them); a list of arrays stays a list."""
+    if isinstance(data, (list, tuple)) and not all(hasattr(a, "shape") for a in data):
+        return _as_array(data)
+    return data
+
+
 def by_names(data, names: list[str], what: str) -> list | None:
     """Order a dict (keyed by input/output names) or a list/array by `names`."""
     if data is None:
@@ -35,7 +42,7 @@ def by_names(data, names: list[str], what: str) -> list | None:
         if missing or extra:
             raise ValueError(f"{what}: missing keys {missing}, unexpected keys {extra}; expected {names}")
         return [_as_array(data[n]) for n in names]
-    arrays = to_list(data)
+    arrays = to_list(merge_nested_lists(data))
     if len(arrays) != len(names):
         raise ValueError(f"{what}: the model has {len(names)} ({', '.join(names)}), but {len(arrays)} array(s) "
                          "were given")

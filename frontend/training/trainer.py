@@ -300,7 +300,7 @@ class TrainerMixin:
             self([convert_to_tensor(a[:1]) for a in xs] if len(xs) > 1 else convert_to_tensor(xs[0][:1]))
 
     def _prepare_x(self, x) -> list:
-        xs = x if isinstance(x, dict) else D.to_list(x)
+        xs = x if isinstance(x, dict) else D.to_list(D.merge_nested_lists(x))
         if xs is None:
             raise ValueError("x is required")
         self._ensure_built(xs)
