@@ -129,3 +129,20 @@ def test_reshaping_and_activation_layers():
         x = L.Permute((2, 1, 3))(x)
         return Model(inp, L.Softmax()(L.Flatten()(x)))
     _check(build, (2, 5, 6, 2))
+
+
+def test_multi_input_summary_text_matches_keras(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+
+    def build(mod):
+        L = mod.layers
+        t, b = mod.Input(shape=(10,), name="title"), mod.Input(shape=(10,), name="text_body")
+        g = mod.Input(shape=(4,), name="tags")
+        f = L.Dense(8, activation="relu", name="mix")(L.Concatenate(name="concat")([t, b, g]))
+        p = L.Dense(1, activation="sigmoid", name="priority")(f)
+        d = L.Dense(3, activation="softmax", name="department")(f)
+        return mod.Model(inputs=[t, b, g], outputs=[p, d], name="ticket")
+    ours, theirs = [], []
+    build(kc).summary(print_fn=ours.append)
+    build(keras).summary(print_fn=lambda s, line_break=True: theirs.append(s))
+    assert "\n".join(ours).strip() == "\n".join(theirs).strip()
