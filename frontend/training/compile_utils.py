@@ -18,7 +18,7 @@ class Compiled:
         self.loss_tracker = metrics_mod.Mean(name="loss")
         self.output_loss_trackers: list = []
         self.step_cache: dict = {}
-        if getattr(model, "built", False):
+        if model._is_built():
             self.bind(model)
 
     def bind(self, model):
