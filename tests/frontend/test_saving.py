@@ -216,3 +216,15 @@ def test_get_config_from_config_clone_and_json():
     assert not np.array_equal(clone.get_weights()[0], seq.get_weights()[0])
     from_json = kc.models.model_from_json(seq.to_json())
     assert from_json.output_shape == (None, 1)
+
+
+def test_nested_model_roundtrip_and_frozen_base(tmp_path):
+    base = kc.Sequential([layers.Dense(3, activation="relu", input_shape=(4,))], name="base")
+    x = kc.Input(shape=(4,))
+    outer = kc.Model(x, layers.Dense(1)(base(x)))
+    base.trainable = False
+    assert [w.shape for w in outer.trainable_weights] == [(3, 1), (1,)]
+    assert len(outer.non_trainable_weights) == 2
+    loaded = _roundtrip(outer, tmp_path, rand(2, 4))
+    assert [type(l).__name__ for l in loaded.layers] == ["InputLayer", "Sequential", "Dense"]
+    assert not loaded.layers[1].trainable and len(loaded.trainable_weights) == 2
