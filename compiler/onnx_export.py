@@ -137,7 +137,9 @@ def _intermediate_types(ctx: EmitContext, graph: Graph):
 
 
 def _weight_bytes(model: onnx.ModelProto) -> int:
-    return sum(len(t.raw_data) for t in model.graph.initializer)
+    """Bytes of tensor data: initializers and Constant nodes' values."""
+    constants = [a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+    return sum(len(t.raw_data) for t in list(model.graph.initializer) + constants)
 
 
 def _write_atomically(model: onnx.ModelProto, path: Path, external: bool):

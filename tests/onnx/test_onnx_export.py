@@ -133,3 +133,12 @@ def test_fixed_batch(tmp_path):
     _check_runs(g, tmp_path / "m.onnx", batch=4)
     with pytest.raises(ValueError, match="batch must be a positive int"):
         to_onnx_model(g, batch=0)
+
+
+def test_large_constants_count_towards_external_data(tmp_path):
+    b = GraphBuilder("consts")
+    x = b.input("x", TensorType(["N", 512]))
+    g = b.build([b.add(x, b.constant(np.linspace(0, 1, 512, dtype=np.float32)))], ["y"])
+    path = export_onnx(g, tmp_path / "c.onnx", external_data_threshold=1000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.onnx", "c.onnx.data"]
+    _check_runs(g, path)
