@@ -138,16 +138,35 @@ def _max_pool2d_grad(ctx, node, ins, outs):
     Indices, which leave ties unspecified. Window offset k's share is placed by a depthwise
     transposed convolution whose kernel is one at k."""
     a = node.attrs
-    x_t, (oh, ow) = node.inputs[0].type, node.inputs[1].type.shape[1:3]
-    (kh, kw), strides, channels = a["pool_size"], list(a["strides"]), x_t.shape[3]
-    pads = _explicit_pads(x_t.shape[1:3], [kh, kw], strides, [1, 1], a["padding"])
-    dt = x_t.dtype.np
+    x_t, out_hw = node.inputs[0].type, node.inputs[1].type.shape[1:3]
+    pool, strides = list(a["pool_size"]), list(a["strides"])
+    pads = _explicit_pads(x_t.shape[1:3], pool, strides, [1, 1], a["padding"])
+    windows = _pool_windows(ctx, ins[0], x_t.dtype.np, pool, strides, pads, out_hw)
+    shares = _first_max_shares(ctx, windows, ins[1], x_t.dtype.np)
+    channels, k = x_t.shape[3], len(windows)
+    stacked = ctx.emit("Concat", shares, axis=2) if k > 1 else shares[0]       # (N, C, K, OH, OW)
+    grouped = ctx.emit("Reshape", [stacked, ctx.ints([0, channels * k, *out_hw], "shape")])
+    one_at = np.zeros((channels, k, 1, k), x_t.dtype.np)
+    one_at[:, np.arange(k), 0, np.arange(k)] = 1                               # kernel c*K+k is one at k
+    kernels = ctx.const(one_at.reshape(channels * k, 1, *pool), "one_hot_kernels")
+    dx = ctx.emit("ConvTranspose", [grouped, kernels], kernel_shape=pool, strides=strides, pads=pads,
+                  group=channels, output_padding=_output_padding(x_t.shape[1:3], out_hw, pool, strides, [1, 1], pads))
+    ctx.emit("Transpose", [dx], out=outs[0], perm=TO_CHANNELS_LAST[2])
+
+
+def _pool_windows(ctx, x, dt, pool, strides, pads, out_hw) -> list:
+    """For each window offset (i, j), row-major: the NHWC input values it sees, one per output."""
     nhwc_pads = [0, pads[0], pads[1], 0, 0, pads[2], pads[3], 0]
-    xp = ctx.emit("Pad", [ins[0], ctx.ints(nhwc_pads, "pads"), ctx.scalar(-np.inf, dt, "minus_inf")], mode="constant")
-    windows = [ctx.emit("Slice", [xp, ctx.ints([i, j], "starts"),
-                                  ctx.ints([i + (oh - 1) * strides[0] + 1, j + (ow - 1) * strides[1] + 1], "ends"),
-                                  ctx.ints([1, 2], "axes"), ctx.ints(strides, "steps")])
-               for i in range(kh) for j in range(kw)]
+    xp = ctx.emit("Pad", [x, ctx.ints(nhwc_pads, "pads"), ctx.scalar(-np.inf, dt, "minus_inf")], mode="constant")
+    steps, axes = ctx.ints(strides, "steps"), ctx.ints([1, 2], "axes")
+    span = [(out_hw[0] - 1) * strides[0] + 1, (out_hw[1] - 1) * strides[1] + 1]
+    return [ctx.emit("Slice", [xp, ctx.ints([i, j], "starts"), ctx.ints([i + span[0], j + span[1]], "ends"),
+                               axes, steps])
+            for i in range(pool[0]) for j in range(pool[1])]
+
+
+def _first_max_shares(ctx, windows, dy, dt) -> list:
+    """Per window offset: dy where that offset holds its window's first maximum, else 0 (N, C, 1, OH, OW)."""
     y = ctx.emit("Max", windows) if len(windows) > 1 else windows[0]
     shares, taken, zero = [], None, ctx.scalar(0, dt, "zero")
     for win in windows:
@@ -155,16 +174,6 @@ def _max_pool2d_grad(ctx, node, ins, outs):
         if taken is not None:
             hit = ctx.emit("And", [hit, ctx.emit("Not", [taken])])
         taken = hit if taken is None else ctx.emit("Or", [taken, hit])
-        share = ctx.emit("Transpose", [ctx.emit("Where", [hit, ins[1], zero])], perm=[0, 3, 1, 2])
+        share = ctx.emit("Transpose", [ctx.emit("Where", [hit, dy, zero])], perm=TO_CHANNELS_FIRST[2])
         shares.append(ctx.emit("Unsqueeze", [share, ctx.ints([2], "axes")]))
-    k = kh * kw
-    stacked = ctx.emit("Concat", shares, axis=2) if k > 1 else shares[0]       # (N, C, K, OH, OW)
-    grouped = ctx.emit("Reshape", [stacked, ctx.ints([0, channels * k, oh, ow], "shape")])
-    one_at = np.zeros((channels * k, 1, kh, kw), dt)
-    for c in range(channels):
-        for idx in range(k):
-            one_at[c * k + idx, 0, idx // kw, idx % kw] = 1
-    dx = ctx.emit("ConvTranspose", [grouped, ctx.const(one_at, "one_hot_kernels")], kernel_shape=[kh, kw],
-                  strides=strides, pads=pads, group=channels,
-                  output_padding=_output_padding(x_t.shape[1:3], (oh, ow), [kh, kw], strides, [1, 1], pads))
-    ctx.emit("Transpose", [dx], out=outs[0], perm=TO_CHANNELS_LAST[2])
+    return shares
