@@ -74,3 +74,16 @@ def test_plot_model(tmp_path, monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(OSError, match="'dot'"):
         kc.utils.plot_model(m, to_file=str(tmp_path / "m.png"))
+
+
+@pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="graphviz's dot is not installed")
+def test_plot_model_renders_png_and_svg(tmp_path):
+    inp = kc.Input(shape=(4,), name="features")
+    left, right = kc.layers.Dense(3, name="left")(inp), kc.layers.Dense(3, name="right")(inp)
+    model = kc.Model(inp, kc.layers.Add(name="sum")([left, right]))
+    png, svg = tmp_path / "m.png", tmp_path / "m.svg"
+    kc.utils.plot_model(model, to_file=str(png), show_shapes=True)
+    kc.utils.plot_model(model, to_file=str(svg))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = svg.read_text()
+    assert "<svg" in text and all(name in text for name in ("features", "left", "right", "sum"))
