@@ -7,7 +7,7 @@ transposed convolution of the input gradient: position t maps to t / stride when
 """
 from __future__ import annotations
 
-from .irutil import (I64, entry_alloca, for_range, gep, i64, imin, lane_mask, load_vec, masked_load,
+from .irutil import (I64, entry_alloca, for_range, for_steps, gep, i64, imin, lane_mask, load_vec, masked_load,
                      masked_store, store_vec, zero)
 
 
@@ -47,21 +47,14 @@ class Im2colA:
         with for_range(b, 0, mc, 1, "ic.r") as r:
             hr, wr, offr = self.row_fn(b, b.add(m0, r), g)
             out = gep(b, dst, b.mul(r, kc))
-            pre = b.block
-            head, body, done = (b.append_basic_block(f"ic.seg.{n}") for n in ("head", "body", "done"))
-            b.branch(head)
-            b.position_at_end(head)
-            k = b.phi(I64, "k")
-            k.add_incoming(k0, pre)
-            b.cbranch(b.icmp_signed("<", k, end), body, done)
-            b.position_at_end(body)
-            hk, wk, ok = self.col_fn(b, k, g)
-            seg = imin(b, b.sub(i64(self.run), b.srem(k, i64(self.run))), b.sub(end, k))
-            valid, idx = self._source(b, b.add(hr, hk), b.add(wr, wk), b.add(offr, ok))
-            self._copy_run(b, gep(b, out, b.sub(k, k0)), ptr, idx, seg, valid)
-            k.add_incoming(b.add(k, seg), b.block)
-            b.branch(head)
-            b.position_at_end(done)
+
+            def segment(k):   # the rest of k's channel run, clipped to the block
+                hk, wk, ok = self.col_fn(b, k, g)
+                seg = imin(b, b.sub(i64(self.run), b.srem(k, i64(self.run))), b.sub(end, k))
+                valid, idx = self._source(b, b.add(hr, hk), b.add(wr, wk), b.add(offr, ok))
+                self._copy_run(b, gep(b, out, b.sub(k, k0)), ptr, idx, seg, valid)
+                return seg
+            for_steps(b, k0, end, segment, "ic.seg")
 
     def _pack_rows_by_tap(self, b, ptr, g, dst, m0, mc):
         kh_n, kw_n, _ = self.taps
@@ -110,6 +103,7 @@ class Im2colA:
             with for_range(b, 0, kc, 1, "ic.k") as k:
                 hk, wk, ok = self.col_fn(b, b.add(k0, k), g)
                 out = gep(b, panel, b.mul(k, i64(mr_tile)))
+                # element by element, branch-free (measured faster here than masked channel-run copies)
                 with for_range(b, 0, rows, 1, "ic.rk") as r:
                     h = b.add(b.load(gep(b, rows_h, r)), hk)
                     w = b.add(b.load(gep(b, rows_w, r)), wk)

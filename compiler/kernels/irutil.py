@@ -174,3 +174,20 @@ def entry_alloca(b: ir.IRBuilder, ty: ir.Type, count: int, align: int = 64):
 
 def round_up(b: ir.IRBuilder, x, multiple: int):
     return b.mul(ceil_div(b, x, multiple), i64(multiple))
+
+
+def for_steps(b: ir.IRBuilder, start, stop, body, name="s"):
+    """for (i = start; i < stop; i += step): body(i) emits one step's work and returns its step (i64)."""
+    start, stop = as_i64(b, start), as_i64(b, stop)
+    pre = b.block
+    head, work, done = (b.append_basic_block(f"{name}.{n}") for n in ("head", "body", "done"))
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(I64, name)
+    i.add_incoming(start, pre)
+    b.cbranch(b.icmp_signed("<", i, stop), work, done)
+    b.position_at_end(work)
+    step = body(i)
+    i.add_incoming(b.add(i, step), b.block)
+    b.branch(head)
+    b.position_at_end(done)
