@@ -1,6 +1,8 @@
 """What compile() resolves: the optimizer, a loss and weight per output, metrics per output, trackers."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kcompile.frontend import losses as losses_mod
 from kcompile.frontend import metrics as metrics_mod
 from kcompile.frontend import optimizers
@@ -9,11 +11,11 @@ from kcompile.frontend import optimizers
 class Compiled:
     """compile()'s arguments resolved against the model's outputs; metrics resolved on first data."""
 
-    def __init__(self, model, optimizer, loss, loss_weights, metrics, backend):
+    def __init__(self, model, optimizer, loss, loss_weights, metrics, weighted_metrics, backend):
         self.optimizer = optimizers.get(optimizer if optimizer is not None else "rmsprop")
-        self._spec = (loss, loss_weights, metrics)
+        self._spec = (loss, loss_weights, metrics, weighted_metrics)
         self.output_names: list | None = None  # bound once the model is built (compile may come first)
-        self.metrics: list | None = None       # per output: [(log name, Metric)], resolved on first data
+        self.metrics: list | None = None       # [MetricEntry], resolved on the first data
         self.backend = backend
         self.loss_tracker = metrics_mod.Mean(name="loss")
         self.output_loss_trackers: list = []
@@ -25,11 +27,12 @@ class Compiled:
         """Resolve losses, loss weights and metric specs per output of the (built) model."""
         if self.output_names is not None:
             return self
-        loss, loss_weights, metrics = self._spec
+        loss, loss_weights, metrics, weighted_metrics = self._spec
         names = list(model.output_names)
         self.losses = [losses_mod.get(x) for x in _per_output(loss, names, "loss")]
         self.loss_weights = _weights(loss_weights, names)
         self.metrics_spec = _per_output(metrics, names, "metrics", nested=True)
+        self.weighted_metrics_spec = _per_output(weighted_metrics, names, "weighted_metrics", nested=True)
         if len(names) > 1:
             self.output_loss_trackers = [metrics_mod.Mean(name=f"{n}_loss") for n in names]
         self.output_names = names
@@ -39,29 +42,52 @@ class Compiled:
         """Turn names into Metric objects; "accuracy"/"acc" picks binary/sparse/categorical like Keras 3."""
         if self.metrics is not None:
             return
-        prefix = len(self.output_names) > 1
-        self.metrics = []
-        for i, spec in enumerate(self.metrics_spec):
-            resolved = []
-            for ident in spec or []:
-                m = _metric_for(ident, ys[i] if ys else None, pred_shapes[i])
-                resolved.append((f"{self.output_names[i]}_{m.name}" if prefix else m.name, m))
-            self.metrics.append(resolved)
+        self.metrics, counters = [], {}
+        for weighted, specs in ((False, self.metrics_spec), (True, self.weighted_metrics_spec)):
+            for i, spec in enumerate(specs):
+                for ident in spec or []:
+                    m = _metric_for(ident, ys[i] if ys else None, pred_shapes[i])
+                    self.metrics.append(MetricEntry(self._log_name(m.name, i, weighted, counters), m, i, weighted))
+
+    def _log_name(self, name, output, weighted, counters):
+        """Keras 3 naming: "<output>_" prefix with several outputs; clashes get "weighted_" or "_<n>"."""
+        prefix = f"{self.output_names[output]}_" if len(self.output_names) > 1 else ""
+        full = prefix + name
+        if full in counters and weighted:
+            full = f"{prefix}weighted_{name}"
+        if full not in counters:
+            counters[full] = 1
+            return full
+        counters[full] += 1
+        return f"{full}_{counters[full] - 1}"
+
+    def update_metrics(self, ys, preds, sample_weight):
+        """Plain metrics ignore sample weights and weighted_metrics use them, as in Keras 3."""
+        self.resolve_metrics(ys, [p.shape for p in preds])
+        for e in self.metrics:
+            e.metric.update_state(ys[e.output], preds[e.output], sample_weight=sample_weight if e.weighted else None)
 
     def all_metrics(self) -> list:
-        return [self.loss_tracker] + self.output_loss_trackers + [m for per in self.metrics or [] for _, m in per]
+        return [self.loss_tracker] + self.output_loss_trackers + [e.metric for e in self.metrics or []]
 
     def metric_names(self) -> list:
         names = ["loss"] + [t.name for t in self.output_loss_trackers]
-        return names + [n for per in self.metrics or [] for n, _ in per]
+        return names + [e.name for e in self.metrics or []]
 
     def logs(self, ordered=False) -> dict:
         values = {"loss": float(self.loss_tracker.result())}
         values.update({t.name: float(t.result()) for t in self.output_loss_trackers})
-        for per in self.metrics or []:
-            for name, m in per:
-                values[name] = _to_float(m.result())
+        for e in self.metrics or []:
+            values[e.name] = _to_float(e.metric.result())
         return values if ordered else dict(sorted(values.items()))
+
+
+@dataclass
+class MetricEntry:
+    name: str          # the log / History key
+    metric: object
+    output: int        # index of the model output it watches
+    weighted: bool     # from weighted_metrics: updated with the sample weights
 
 
 def _to_float(v):
@@ -96,9 +122,12 @@ def _per_output(spec, names, what, nested=False):
         if spec is None:
             return [[] for _ in names]
         spec = list(spec) if isinstance(spec, (list, tuple)) else [spec]
-        if n > 1 and len(spec) == n and all(isinstance(s, (list, tuple)) or s is None for s in spec):
-            return [_listify(s) for s in spec]
-        return [list(spec) for _ in names]
+        if n == 1:
+            return [spec]
+        if len(spec) != n:
+            raise ValueError(f"compile({what}=...): with {n} outputs ({names}) give a list with one entry per "
+                             f"output or a dict by output name, got {len(spec)} entries")
+        return [_listify(s) for s in spec]
     if isinstance(spec, (list, tuple)):
         if len(spec) != n:
             raise ValueError(f"compile({what}=...): a list needs one entry per output ({n}: {names}), got {len(spec)}")

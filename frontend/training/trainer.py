@@ -32,11 +32,8 @@ class TrainerMixin:
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
                 run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True, backend=None):
         """Configure training; backend "native" | "reference" | None (kc.config's default)."""
-        if weighted_metrics:
-            raise ValueError("compile(weighted_metrics=...) is not supported by kcompile; metrics take "
-                             "fit's sample_weight already")
         resolve_backend(backend)  # a bad or unavailable backend fails here, not mid-fit
-        self._compiled = Compiled(self, optimizer, loss, loss_weights, metrics, backend)
+        self._compiled = Compiled(self, optimizer, loss, loss_weights, metrics, weighted_metrics, backend)
         self.optimizer = self._compiled.optimizer
         self.loss = loss
         self.compiled = True
@@ -155,11 +152,7 @@ class TrainerMixin:
         for tracker, name in zip(c.output_loss_trackers, c.output_names):
             if f"loss:{name}" in out:
                 tracker.update_state(out[f"loss:{name}"], sample_weight=batch_size)
-        preds = [out[f"pred:{n}"] for n in c.output_names]
-        c.resolve_metrics(ys, [p.shape for p in preds])
-        for i, per in enumerate(c.metrics):
-            for _, m in per:
-                m.update_state(ys[i], preds[i], sample_weight=sw)
+        c.update_metrics(ys, [out[f"pred:{n}"] for n in c.output_names], sw)
 
     def train_step_graph(self, y, sample_weight=False):
         """The train-step ir.Graph for targets shaped like `y` (for AOT compilation or inspection)."""
@@ -353,22 +346,17 @@ class _CompiledMetrics:
         self.model = model
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        c = self.model._compiled
         ys = [np.asarray(y) for y in _as_list(y_true)]
         preds = [np.asarray(p) for p in _as_list(y_pred)]
-        c.resolve_metrics(ys, [p.shape for p in preds])
-        for i, per in enumerate(c.metrics):
-            for _, m in per:
-                m.update_state(ys[i], preds[i], sample_weight=sample_weight)
+        self.model._compiled.update_metrics(ys, preds, sample_weight)
 
     def reset_state(self):
-        for per in self.model._compiled.metrics or []:
-            for _, m in per:
-                m.reset_state()
+        for m in self.metrics:
+            m.reset_state()
 
     @property
     def metrics(self):
-        return [m for per in self.model._compiled.metrics or [] for _, m in per]
+        return [e.metric for e in self.model._compiled.metrics or []]
 
 
 def unpack(data):

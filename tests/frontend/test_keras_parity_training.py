@@ -103,3 +103,19 @@ def test_metrics_match_keras():
             ours.update_state(y[part], p[part], sample_weight=sw[part])
             theirs.update_state(y[part], p[part], sample_weight=sw[part])
         np.testing.assert_allclose(float(ours.result()), float(theirs.result()), rtol=1e-5, err_msg=name)
+
+
+def test_weighted_metrics_names_and_values_match_keras():
+    sw = RNG.random(64).astype("float32")
+    logs = []
+    for lib in (kc, keras):
+        L = lib.layers
+        model = lib.Sequential([L.Input(shape=(6,)), L.Dense(8, activation="relu"), L.Dense(3, activation="softmax")])
+        model.set_weights(W0)
+        extra = {"backend": "reference"} if lib is kc else {}
+        model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy", "accuracy"],
+                      weighted_metrics=["accuracy"], **extra)
+        logs.append(model.evaluate(X, Y, sample_weight=sw, batch_size=16, verbose=0, return_dict=True))
+    assert sorted(logs[0]) == sorted(logs[1])
+    for key in logs[1]:
+        np.testing.assert_allclose(logs[0][key], logs[1][key], rtol=1e-5, err_msg=key)
