@@ -6,7 +6,9 @@ computed inline at its root, in one loop over the root's shape, with no intermed
 node joins its consumers' group only when all its users are in that group, it is not a graph
 output, and it has the root's shape (so fusion never recomputes a small tensor once per element
 of a large one). A group whose leaf is the sole use of a matmul/conv output of the same shape
-takes that node as its anchor: the epilogue runs in place on the anchor's output buffer.
+takes that node as its anchor: the epilogue runs in place on the anchor's output buffer. A group
+whose result is read only by one reduction (and whose leaves are full-size or single elements)
+becomes that reduction's prologue: it is computed inside the reduction's loop, never stored.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from .manager import register_pass
 
 ELEMENTWISE = frozenset(UNARY) | frozenset(BINARY) | {"where", "cast", "broadcast_to"}
 ANCHORS = frozenset({"matmul", "conv1d", "conv2d"})
+PROLOGUE_CONSUMERS = frozenset({"reduce_sum", "reduce_mean", "reduce_max", "reduce_min"})
 
 
 @dataclass(frozen=True)
@@ -26,13 +29,14 @@ class FusionGroup:
     root: int                 # node index: the group writes this node's output
     members: tuple            # node indices computed inline, topological order, root last
     anchor: int | None = None  # matmul/conv node whose output the members consume in place
+    consumer: int | None = None  # reduction that reads the group's result inline (a prologue)
 
 
 @register_pass("fuse")
 def fuse(graph: Graph) -> Graph:
     """The same graph with meta["fusion"] set."""
     groups = _elementwise_groups(graph)
-    groups = tuple(_with_anchor(graph, g) for g in groups)
+    groups = tuple(_with_consumer(graph, _with_anchor(graph, g)) for g in groups)
     return Graph(graph.name, graph.inputs, graph.params, graph.nodes, graph.outputs, graph.param_values,
                  graph.output_names, {**graph.meta, "fusion": groups})
 
@@ -78,6 +82,25 @@ def _with_anchor(graph: Graph, group: FusionGroup) -> FusionGroup:
     return group
 
 
+def _with_consumer(graph: Graph, group: FusionGroup) -> FusionGroup:
+    if group.anchor is not None:
+        return group
+    out = graph.nodes[group.root].outputs[0]
+    users = graph.users().get(out, [])
+    if len(users) != 1 or users[0].op not in PROLOGUE_CONSUMERS or out in graph.outputs:
+        return group
+    produced = {v for i in group.members for v in graph.nodes[i].outputs}
+    leaves = {v for i in group.members for v in graph.nodes[i].inputs if v not in produced}
+    if all(v.type.shape == out.type.shape or _single(v) for v in leaves):
+        index = {id(n): i for i, n in enumerate(graph.nodes)}
+        return FusionGroup(group.root, group.members, None, index[id(users[0])])
+    return group
+
+
+def _single(v) -> bool:
+    return all(d == 1 for d in v.type.shape)
+
+
 def groups_of(graph: Graph) -> tuple:
     return tuple(graph.meta.get("fusion", ()))
 
@@ -90,7 +113,8 @@ def format_fusion(graph: Graph) -> str:
             continue
         ops = " -> ".join(graph.nodes[i].op for i in g.members)
         anchor = f"{graph.nodes[g.anchor].op}#{g.anchor} epilogue: " if g.anchor is not None else ""
-        lines.append(f"// fuse root #{g.root}: {anchor}{ops}")
+        into = f" -> prologue of {graph.nodes[g.consumer].op}#{g.consumer}" if g.consumer is not None else ""
+        lines.append(f"// fuse root #{g.root}: {anchor}{ops}{into}")
     return "\n".join(lines)
 
 
@@ -105,13 +129,17 @@ class Step:
 
 def schedule(graph: Graph) -> list:
     """The steps codegen emits, in order: fused groups at their root, other nodes alone."""
-    by_root = {g.root: g for g in groups_of(graph)}
-    inner = {i for g in by_root.values() for i in g.members if i != g.root}
-    inner |= {g.anchor for g in by_root.values() if g.anchor is not None}
+    groups = groups_of(graph)
+    by_root = {g.root: g for g in groups if g.consumer is None}
+    by_consumer = {g.consumer: g for g in groups if g.consumer is not None}
+    inner = {i for g in groups for i in g.members if i != g.root or g.consumer is not None}
+    inner |= {g.anchor for g in groups if g.anchor is not None}
     steps = []
     for i in range(len(graph.nodes)):
-        g = by_root.get(i)
-        if g is not None:
+        if i in by_consumer:
+            steps.append(Step(i, by_consumer[i].members + (i,), by_consumer[i]))
+        elif i in by_root:
+            g = by_root[i]
             steps.append(Step(i, ((g.anchor,) if g.anchor is not None else ()) + g.members, g))
         elif i not in inner:
             steps.append(Step(i, (i,)))

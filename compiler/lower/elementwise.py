@@ -120,6 +120,17 @@ def emit_fused(builder, target, out, members, leaves: dict, nthreads=None):
     region.run(builder, threads, ntasks, [out.ptr] + ptrs + sizes + [per_task])
 
 
+def flat_reader(value, leaves: dict):
+    """A Buffer reader computing `value` (a fused group's result) at a flat index, for a prologue.
+
+    Leaves must have value's shape or hold a single element (the fuse pass checks this)."""
+    def read(b, flat, width):
+        memo = {v: _load(b, buf.ptr, flat, width, v.type.shape == value.type.shape, v.type.dtype)
+                for v, buf in leaves.items()}
+        return _evaluate(b, value, memo, width)
+    return read
+
+
 def _statically_small(out) -> bool:
     if out.value.type.has_batch:
         return False

@@ -79,27 +79,27 @@ def _lower_reduce(kind):
         out_strides = _strides(b, sizes, [not f for f in flags])
         lanes = ctx.target.lanes(x.dtype.itemsize)
         with loop_nest(b, sizes[:-1], name="red") as idx:
-            src = b.gep(x.ptr, [offset(b, idx, in_strides[:-1])])
+            src = offset(b, idx, in_strides[:-1])  # x is read through Buffer.load: it may be a prologue
             dst = b.gep(y.ptr, [offset(b, idx, out_strides[:-1])])
             if flags[-1]:
-                _reduce_contiguous(b, src, dst, sizes[-1], lanes, elem, kind, x.dtype, combine)
+                _reduce_contiguous(b, x, src, dst, sizes[-1], lanes, elem, kind, combine)
             else:
-                _accumulate_row(b, src, dst, sizes[-1], lanes, combine)
+                _accumulate_row(b, x, src, dst, sizes[-1], lanes, combine)
         if kind == "mean":
             _divide(b, y, x, axes)
     return lower
 
 
-def _reduce_contiguous(b, src, dst, count, lanes, elem, kind, dtype, combine):
-    """*dst = combine(*dst, fold(src[0:count])) with a vector accumulator."""
+def _reduce_contiguous(b, x, start, dst, count, lanes, elem, kind, combine):
+    """*dst = combine(*dst, fold(x[start : start+count])) with a vector accumulator."""
     vty = ir.VectorType(elem, lanes)
     acc_v = alloca_once(b, vty)
     acc_s = alloca_once(b, elem)
-    b.store(const(vty, _identity(kind, dtype)), acc_v)
+    b.store(const(vty, _identity(kind, x.dtype)), acc_v)
     b.store(b.load(dst), acc_s)
 
     def body(i, width):
-        v = load(b, b.gep(src, [i]), width)
+        v = x.load(b, b.add(start, i), width)
         slot = acc_v if width > 1 else acc_s
         b.store(combine(b, b.load(slot), v), slot)
 
@@ -107,11 +107,11 @@ def _reduce_contiguous(b, src, dst, count, lanes, elem, kind, dtype, combine):
     b.store(combine(b, b.load(acc_s), hreduce(b, b.load(acc_v), combine)), dst)
 
 
-def _accumulate_row(b, src, dst, count, lanes, combine):
-    """dst[j] = combine(dst[j], src[j]) for j < count."""
+def _accumulate_row(b, x, start, dst, count, lanes, combine):
+    """dst[j] = combine(dst[j], x[start + j]) for j < count."""
     def body(j, width):
         d = b.gep(dst, [j])
-        store(b, combine(b, load(b, d, width), load(b, b.gep(src, [j]), width)), d)
+        store(b, combine(b, load(b, d, width), x.load(b, b.add(start, j), width)), d)
 
     vector_range(b, count, lanes, body, name="red.row")
 

@@ -87,3 +87,19 @@ def test_views_share_storage_and_outputs_can_repeat():
     g = b.build([y, y, x, flat], ["y", "y_again", "x_back", "flat"])
     rng = np.random.default_rng(3)
     assert_native_matches(g, lambda n: [random_array(rng, (n, 2, 3), np.float32)], rtol=2e-6)
+
+
+def test_elementwise_producers_become_reduction_prologues():
+    b = GraphBuilder("mse")
+    pred = b.input("pred", TensorType(["N", 7, 3]))
+    y = b.input("y", TensorType(["N", 7, 3]))
+    sq = b.square(b.sub(pred, y))
+    per_row = b.reduce_mean(sq, axes=(1, 2))
+    total = b.reduce_max(b.mul(b.exp(pred), b.constant(0.5)), axes=(0, 1))  # kept inner axis
+    g = b.build([per_row, total])
+    planned = plan_memory(fuse(g))
+    assert format_fusion(planned).count("prologue") == 2
+    assert len(planned.meta["memory"].offsets) == 0  # nothing but the outputs is ever stored
+    rng = np.random.default_rng(4)
+    assert_native_matches(g, lambda n: [random_array(rng, (n, 7, 3), np.float32),
+                                        random_array(rng, (n, 7, 3), np.float32)], rtol=2e-6, atol=1e-6)
