@@ -9,10 +9,11 @@ convolution runs its own direct kernel (depthwise.py).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 from llvmlite import ir
 
-from .config import gemm_shape, gemm_wide_shape
+from .config import GemmShape, gemm_shape, gemm_wide_shape
 from .depthwise import depthwise_function, is_depthwise
 from .epilogue import Epilogue
 from .gemm import GemmProblem, gemm_function
@@ -33,12 +34,23 @@ def conv_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
     if kind == "forward" and is_depthwise(geo):
         return depthwise_function(module, features, dtype, geo, epi)
     shape = gemm_shape(features, ITEMSIZE[dtype], geo.cin_g if kind == "input_grad" else geo.cout_g)
+    if kind == "filter_grad":
+        shape = _channel_aligned(shape, geo.cin_g)
     key = repr((kind, dtype, geo, epi.key, shape))
     name = f"kc_conv_{kind}_" + hashlib.sha1(key.encode()).hexdigest()[:12]
     builder = {"forward": _forward, "input_grad": _input_grad, "filter_grad": _filter_grad}[kind]
     prob = builder(name, llvm_type(dtype), geo, epi, shape.lanes, shape.kc)
     wide = gemm_wide_shape(features, ITEMSIZE[dtype])
     return gemm_function(module, prob, shape, wide)
+
+
+def _channel_aligned(shape: GemmShape, cin_g: int) -> GemmShape:
+    """Filter-gradient rows are (kh, kw, ci): with MR dividing cin_g every A panel column is one
+    contiguous run of channels, packed with a single vector load."""
+    for mr in range(shape.mr, max(shape.mr // 2, 1) - 1, -1):
+        if cin_g % mr == 0:
+            return replace(shape, mr=mr, mc=max(shape.mc // mr, 1) * mr)
+    return shape
 
 
 def _is_pointwise(g: Geometry) -> bool:
@@ -96,7 +108,7 @@ def _filter_grad(name, elem, g: Geometry, epi, lanes, kc):
     def cols(b, k, grp):
         n, oh, ow = split3(b, k, g.oh, g.ow)
         return b.mul(oh, i64(g.sh)), b.mul(ow, i64(g.sw)), b.mul(n, i64(g.h * g.w * g.c))
-    a = Im2colA((g.h, g.w), g.c, rows, cols)
+    a = Im2colA((g.h, g.w), g.c, rows, cols, run=g.cin_g, lanes=lanes)
     return GemmProblem(name, elem, groups, g.kh * g.kw * g.cin_g, g.cout_g, g.oh * g.ow, a,
                        StridedB(Strided(g.cout, 1, (g.cout_g,)), groups, lanes),
                        StridedC(Strided(g.cout, 1, (g.cout_g,)), groups, group_cols=g.cout_g), epi,

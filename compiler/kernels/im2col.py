@@ -8,7 +8,7 @@ transposed convolution of the input gradient: position t maps to t / stride when
 from __future__ import annotations
 
 from .irutil import (I64, entry_alloca, for_range, for_steps, gep, i64, imin, lane_mask, load_vec, masked_load,
-                     masked_store, store_vec, zero)
+                     masked_store, splat, store_vec, zero)
 
 
 class Im2colA:
@@ -93,6 +93,9 @@ class Im2colA:
                     b.store(zero(elem), gep(b, dst, t))
 
     def _pack_cols(self, b, ptr, g, dst, m0, mc, k0, kc, mr_tile):
+        if self.run % mr_tile == 0:
+            self._pack_cols_aligned(b, ptr, g, dst, m0, mc, k0, kc, mr_tile)
+            return
         rows_h, rows_w, rows_off = (entry_alloca(b, I64, mr_tile, 8) for _ in range(3))
         with for_range(b, 0, mc, mr_tile, "ic.i") as ip:
             rows = imin(b, mr_tile, b.sub(mc, ip))
@@ -109,6 +112,19 @@ class Im2colA:
                     w = b.add(b.load(gep(b, rows_w, r)), wk)
                     off = b.add(b.load(gep(b, rows_off, r)), ok)
                     b.store(self._element(b, ptr, h, w, off), gep(b, out, r))
+
+    def _pack_cols_aligned(self, b, ptr, g, dst, m0, mc, k0, kc, mr_tile):
+        """Each panel's rows are mr_tile consecutive channels of one tap: one vector per column."""
+        with for_range(b, 0, mc, mr_tile, "ia.i") as ip:
+            mask = lane_mask(b, imin(b, mr_tile, b.sub(mc, ip)), mr_tile)
+            hr, wr, offr = self.row_fn(b, b.add(m0, ip), g)
+            panel = gep(b, dst, b.mul(ip, kc))
+            with for_range(b, 0, kc, 1, "ia.k") as k:
+                hk, wk, ok = self.col_fn(b, b.add(k0, k), g)
+                valid, idx = self._source(b, b.add(hr, hk), b.add(wr, wk), b.add(offr, ok))
+                src = b.select(valid, gep(b, ptr, idx), ptr)
+                v = masked_load(b, src, b.and_(mask, splat(b, valid, mr_tile)), mr_tile)
+                store_vec(b, v, gep(b, panel, b.mul(k, i64(mr_tile))))
 
     def _source(self, b, h, w, off):
         """(position is real, element index in the source tensor)."""
