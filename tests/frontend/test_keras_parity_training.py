@@ -119,3 +119,23 @@ def test_weighted_metrics_names_and_values_match_keras():
     assert sorted(logs[0]) == sorted(logs[1])
     for key in logs[1]:
         np.testing.assert_allclose(logs[0][key], logs[1][key], rtol=1e-5, err_msg=key)
+
+
+def test_multi_output_history_matches_keras():
+    yc, yr = Y, RNG.standard_normal((64, 1)).astype("float32")
+    histories, weights = [], None
+    for lib in (kc, keras):
+        L = lib.layers
+        inp = lib.Input(shape=(6,), name="features")
+        h = L.Dense(4, activation="relu", name="hidden")(inp)
+        model = lib.Model(inp, [L.Dense(3, activation="softmax", name="cls")(h), L.Dense(1, name="reg")(h)])
+        weights = weights or model.get_weights()
+        model.set_weights(weights)
+        extra = {"backend": "reference"} if lib is kc else {}
+        model.compile("rmsprop", loss={"cls": "sparse_categorical_crossentropy", "reg": "mse"},
+                      loss_weights={"cls": 1.0, "reg": 0.5}, metrics={"cls": ["accuracy"], "reg": ["mae"]}, **extra)
+        histories.append(model.fit(X, {"cls": yc, "reg": yr}, epochs=2, batch_size=16, shuffle=False,
+                                   verbose=0).history)
+    assert sorted(histories[0]) == sorted(histories[1]) == ["cls_accuracy", "cls_loss", "loss", "reg_loss", "reg_mae"]
+    for key in histories[1]:
+        np.testing.assert_allclose(histories[0][key], histories[1][key], rtol=1e-5, err_msg=key)
