@@ -78,20 +78,27 @@ class _GemmEmitter:
         args = list(self.fn.args)
         batch, nthreads = args[-2], args[-1]
         nb, m = p.batch_shape.count(b, batch), p.rows(b, batch)
-        empty = b.or_(b.icmp_signed("<=", nb, i64(0)),
-                      b.or_(b.icmp_signed("<=", m, i64(0)), b.icmp_signed("<=", i64(p.n), i64(0))))
-        with b.if_then(empty):
+        if p.n <= 0:
+            b.ret_void()
+            return
+        with b.if_then(b.or_(b.icmp_signed("<=", nb, i64(0)), b.icmp_signed("<=", m, i64(0)))):
             b.ret_void()
         flops = b.mul(b.mul(b.mul(nb, m), i64(2 * p.n)), imax(b, p.depth(b, batch), 1))
         nthreads = effective_threads(b, nthreads, flops, GRAIN_FLOPS)
         mchunk, nchunk, tm, tn = self._partition(b, nb, m, nthreads)
-        pack_a = i64(1) if p.a.packed_only else i64(0) if p.n <= s.nr else \
-            b.zext(b.icmp_signed(">=", m, i64(PACK_A_MIN_ROWS)), I64)   # one column panel: A is read once
-        pack_b = b.zext(b.icmp_signed(">=", m, i64(PACK_B_MIN_ROWS)), I64) if p.b.direct_ok else i64(1)
-        fields = args[:self.nptr] + [m, p.depth(b, batch), mchunk, nchunk, tm, tn, pack_a, pack_b]
-        region = ParallelRegion(self.module, prob_worker_name(p), [f.type for f in fields], self._task)
+        fields = args[:self.nptr] + [m, p.depth(b, batch), mchunk, nchunk, tm, tn, *self._pack_flags(b, m)]
+        region = ParallelRegion(self.module, f"{p.name}.worker", [f.type for f in fields], self._task)
         region.run(b, nthreads, b.mul(nb, b.mul(tm, tn)), fields)
         b.ret_void()
+
+    def _pack_flags(self, b, m):
+        """(pack A, pack B) as i64 0/1: packing pays once a panel is reused enough."""
+        p, s = self.p, self.s
+        many_rows = lambda limit: b.zext(b.icmp_signed(">=", m, i64(limit)), I64)
+        # with a single column panel every A element is read once: packing it would only copy
+        pack_a = i64(1) if p.a.packed_only else i64(0) if p.n <= s.nr else many_rows(PACK_A_MIN_ROWS)
+        pack_b = many_rows(PACK_B_MIN_ROWS) if p.b.direct_ok else i64(1)
+        return pack_a, pack_b
 
     def _partition(self, b, nb, m, nthreads):
         """Split each batch item's M x N into about nthreads/nb chunks, N first (A is cheaper to repack)."""
@@ -124,10 +131,6 @@ class _GemmEmitter:
                 _Macro(self, self.wide, b, ptrs, bi, k, bufs, no, no).emit(m0, mlen, n0, nlen)
             with otherwise:
                 normal.emit(m0, mlen, n0, nlen)
-
-
-def prob_worker_name(p: GemmProblem) -> str:
-    return f"{p.name}.worker"
 
 
 class _Macro:
