@@ -139,3 +139,28 @@ def test_multi_output_history_matches_keras():
     assert sorted(histories[0]) == sorted(histories[1]) == ["cls_accuracy", "cls_loss", "loss", "reg_loss", "reg_mae"]
     for key in histories[1]:
         np.testing.assert_allclose(histories[0][key], histories[1][key], rtol=1e-5, err_msg=key)
+
+
+def test_convnet_with_batchnorm_and_regularizer_matches_keras():
+    """BN moving statistics, an l2 penalty and pooling inside the train step; no conv bias (BN cancels its
+    gradient, so Adam would amplify rounding noise in it)."""
+    x = RNG.standard_normal((32, 6, 6, 2)).astype("float32")
+    y = RNG.integers(0, 3, 32)
+    results, weights = [], None
+    for lib in (kc, keras):
+        L = lib.layers
+        model = lib.Sequential([
+            L.Input(shape=(6, 6, 2)),
+            L.Conv2D(4, 3, padding="same", use_bias=False, kernel_regularizer=lib.regularizers.l2(0.01)),
+            L.BatchNormalization(), L.Activation("relu"), L.MaxPooling2D(), L.Flatten(),
+            L.Dense(3, activation="softmax")])
+        weights = weights or model.get_weights()
+        model.set_weights(weights)
+        extra = {"backend": "reference"} if lib is kc else {}
+        model.compile(lib.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"], **extra)
+        hist = model.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history
+        results.append((hist, model.get_weights(), model.evaluate(x, y, verbose=0)))
+    np.testing.assert_allclose(results[0][0]["loss"], results[1][0]["loss"], rtol=1e-5)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-5)
