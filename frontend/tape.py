@@ -114,7 +114,7 @@ class _RecordedGraph:
         ys = [self.value_of.get(id(t)) for t in targets]
         if any(y is None for y in ys):
             return [None] * len(sources)  # a target that was not computed on the tape: nothing connects
-        wrt = [self.value_of.get(id(s)) if isinstance(s, T.KTensor) and is_watched(s) else None for s in sources]
+        wrt = [self._source_value(s, is_watched) for s in sources]
         live = [w for w in wrt if w is not None and w.dtype.is_float and _depends(ys, w)]
         if not live:
             return [None] * len(sources)
@@ -124,6 +124,13 @@ class _RecordedGraph:
         results = _replay(graph, self.leaves, exclude) if replay else _evaluate(graph, self.leaves)
         by_value = dict(zip(live, results))
         return [by_value.get(w) if w is not None else None for w in wrt]
+
+    def _source_value(self, s, is_watched):
+        """Watched leaves, and intermediate tensors computed on the tape (as TF), can be differentiated."""
+        v = self.value_of.get(id(s)) if isinstance(s, T.KTensor) else None
+        if v is None or (v.producer is None and not is_watched(s)):
+            return None
+        return v
 
     def _seed(self, ys, output_gradients):
         """One scalar to differentiate (TF sums several targets and non-scalar ones)."""

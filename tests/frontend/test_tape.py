@@ -149,3 +149,11 @@ def test_function_grad_and_value_and_grad():
     value, (gx, gy) = vg(x, y)
     assert float(value) == 19.0
     np.testing.assert_allclose(gy.numpy(), x ** 2)
+
+
+def test_gradient_with_respect_to_an_intermediate_tensor():
+    w = Variable(np.array([1.0, 2.0], np.float32))
+    with GradientTape() as tape:
+        h = w * 3.0
+        y = ops.sum(h * h)
+    np.testing.assert_allclose(tape.gradient(y, h).numpy(), 2 * 3.0 * np.array([1.0, 2.0]))
