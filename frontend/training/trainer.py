@@ -213,10 +213,7 @@ class TrainerMixin:
         n_steps = steps or -(-len(arrays[0][0]) // (batch_size or 32))
         cbs = self._callbacks(callbacks, verbose, steps=n_steps, evaluating=True, history=False)
         logs = self._evaluate_arrays(arrays, batch_size or 32, cbs, steps)
-        if return_dict:
-            return logs
-        ordered = [logs[k] for k in self.metrics_names if k in logs]
-        return ordered[0] if len(ordered) == 1 else ordered
+        return self._flat_logs(logs, return_dict)
 
     def _evaluate_arrays(self, arrays, batch_size, cbs, steps=None) -> dict:
         self.reset_metrics()
@@ -278,6 +275,7 @@ class TrainerMixin:
         return self._flat_logs(logs, return_dict)
 
     def _flat_logs(self, logs, return_dict):
+        """Keras order: loss, then metrics as compiled (a custom step's own keys as it returned them)."""
         if return_dict:
             return logs
         ordered = [logs[k] for k in self.metrics_names if k in logs] or list(logs.values())
