@@ -203,5 +203,8 @@ class _Macro:
     def _dispatch(self, args):
         """One call per tile: the shared tile function picks the micro-kernel variant."""
         b, s, p = self.b, self.s, self.g.p
-        variants = tile_variants(p.n, s.nr, None if p.m_per_batch else p.m, s.mr)
+        cols, heights = tile_variants(p.n, s.nr, None if p.m_per_batch else p.m, s.mr)
+        if s is self.g.wide:   # thread chunks are multiples of the normal NR, not of the wide one
+            cols = ("full", "edge") if p.n >= s.nr else ("edge",)
+        variants = (cols, heights)
         b.call(tile_function(self.g.module, p.elem, s.lanes, s.mr, s.nr, p.epi, variants), args)

@@ -55,7 +55,8 @@ def microkernel(module: ir.Module, elem: ir.Type, lanes: int, mr: int, nr: int, 
 def tile_variants(n: int, nr: int, m: int | None, mr_max: int):
     """(column kinds, heights) a GEMM with N = n and M = m (None: run-time) can ever call.
 
-    Block and thread boundaries are multiples of MR and NR, so only the last row/column tiles are partial.
+    Block and thread boundaries are multiples of MR and NR, so only the last row/column tiles are
+    partial (the caller widens this for a tile shape whose NR the thread split does not respect).
     """
     cols = (("full",) if n >= nr else ()) + (("edge",) if n % nr else ())
     heights = row_variants(mr_max)

@@ -32,6 +32,7 @@ CASES = [
     ("i32", ("N", 9), (9, 20), False, False, 7),
     ("i8", ("N", 9), (9, 70), False, False, 5),            # wraps like NumPy's int8 matmul
     ("f32", ("N", 5), (5, 3), False, False, 0),            # empty batch: nothing to do, nothing written
+    ("f32", ("N", 1100), (1100, 512), False, False, 1),    # wide path, 2 K blocks; 3 threads cut partial panels
 ]
 
 
@@ -84,6 +85,17 @@ def test_matmul_matches_numpy(jit, i, nthreads):
         np.testing.assert_array_equal(got, want)
     else:
         np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("nthreads", [3, 5])
+def test_wide_path_split_across_threads(jit, nthreads):
+    jm, names = jit
+    i = len(CASES) - 1
+    rng = np.random.default_rng(1)
+    a, b = _rand((1, 1100), "f32", rng), _rand((1100, 512), "f32", rng)
+    got = np.full((1, 512), np.nan, np.float32)
+    call(jm, names[i], [a, b, got], 1, nthreads)
+    np.testing.assert_allclose(got, a @ b, rtol=1e-4, atol=1e-4)
 
 
 def test_threads_give_identical_results(jit):
