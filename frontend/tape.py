@@ -260,13 +260,32 @@ class _GradFunction(function):
         return graph
 
     def __call__(self, *args):
+        if any(isinstance(a, T.KTensor) and a.is_traced for a in args):
+            return self._package(*self._inline(args))
         graph, ctx = self._traced(args)
         from kcompile.frontend.training.backend import make_executor
         params = {path: var.numpy() for path, var in ctx.variables.items()}
         outs = [T.KTensor(data=o) for o in make_executor(graph, self.backend)([_as_array(a) for a in args], params)]
-        _, n_aux, single = graph.meta["structure"]
-        value, aux, grads = outs[0], outs[1:1 + n_aux], outs[1 + n_aux:]
-        grads = grads[0] if single else tuple(grads)
+        n_aux = graph.meta["structure"][1]
+        return self._package(outs[0], outs[1:1 + n_aux], outs[1 + n_aux:])
+
+    def _inline(self, args):
+        """Called on traced tensors (kc.grad(kc.grad(f)), or inside kc.function): emit the gradient into
+        the active trace, so an outer transformation differentiates it again."""
+        ctx = next(a.trace for a in args if isinstance(a, T.KTensor) and a.is_traced)
+        args = [a if isinstance(a, T.KTensor) else T.convert_to_tensor(a) for a in args]
+        with T.tracing(ctx):
+            outs = [T.convert_to_tensor(o) for o in _flatten(self.fn(*args))]
+        value = T.traced_value(ctx, outs[0])
+        if value.type.shape != () and value.type.numel() != 1:
+            raise ValueError(f"grad: the function must return a scalar, got {value.type}")
+        nums = (self.argnums,) if isinstance(self.argnums, int) else tuple(self.argnums)
+        grads = backprop(ctx.builder, value, [T.traced_value(ctx, args[i]) for i in nums])
+        return (T.KTensor(value=value, trace=ctx), outs[1:] if self.has_aux else [],
+                [T.KTensor(value=g, trace=ctx) for g in grads])
+
+    def _package(self, value, aux, grads):
+        grads = grads[0] if isinstance(self.argnums, int) else tuple(grads)
         if self.has_aux:
             value = (value, aux[0] if len(aux) == 1 else tuple(aux))
         return (value, grads) if self.with_value else (grads, value[1]) if self.has_aux else grads

@@ -157,3 +157,15 @@ def test_gradient_with_respect_to_an_intermediate_tensor():
         h = w * 3.0
         y = ops.sum(h * h)
     np.testing.assert_allclose(tape.gradient(y, h).numpy(), 2 * 3.0 * np.array([1.0, 2.0]))
+
+
+def test_grad_of_grad_is_second_order():
+    def cube(x):
+        return ops.sum(x ** 3)
+
+    x = np.array([1.0, -2.0, 0.5], np.float32)
+    d1 = tp.grad(cube)
+    np.testing.assert_allclose(d1(x).numpy(), 3 * x ** 2, rtol=1e-6)
+    d2 = tp.grad(lambda v: ops.sum(d1(v)))
+    np.testing.assert_allclose(d2(x).numpy(), 6 * x, rtol=1e-6)
+    assert len(d2.graph.nodes) > len(d1.graph.nodes)
