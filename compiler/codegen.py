@@ -83,8 +83,9 @@ def generate(entries: dict, name: str, target) -> NativeModule:
     libraries, workspace = set(), {}
     for kind, graph in entries.items():
         plan = graph.meta.get("memory")
-        if plan is None:
-            raise ValueError(f"graph @{graph.name} has no memory plan: run the plan-memory pass first")
+        if plan is None or plan.nodes is not graph.nodes:
+            raise ValueError(f"graph @{graph.name} has no memory plan for its current nodes: run the "
+                             "plan-memory pass last")
         _EntryBuilder(module, graph, layout, target, libraries).build(f"{name}_{kind}")
         _size_function(module, f"{name}_{kind}_workspace_size", plan)
         workspace[kind] = (plan.batched_bytes_per_row, plan.static_bytes)

@@ -38,7 +38,7 @@ def fuse(graph: Graph) -> Graph:
     groups = _elementwise_groups(graph)
     groups = tuple(_with_consumer(graph, _with_anchor(graph, g)) for g in groups)
     return Graph(graph.name, graph.inputs, graph.params, graph.nodes, graph.outputs, graph.param_values,
-                 graph.output_names, {**graph.meta, "fusion": groups})
+                 graph.output_names, {**graph.meta, "fusion": groups, "fusion_nodes": graph.nodes})
 
 
 def _users_by_index(graph: Graph) -> dict:
@@ -102,7 +102,13 @@ def _single(v) -> bool:
 
 
 def groups_of(graph: Graph) -> tuple:
-    return tuple(graph.meta.get("fusion", ()))
+    """The fusion table; an error if a later pass changed the nodes it indexes."""
+    if "fusion" not in graph.meta:
+        return ()
+    if graph.meta.get("fusion_nodes") is not graph.nodes:
+        raise ValueError(f"graph @{graph.name}: the fusion table is stale (the nodes changed after 'fuse'); "
+                         "run fuse after the rewriting passes")
+    return tuple(graph.meta["fusion"])
 
 
 def format_fusion(graph: Graph) -> str:

@@ -24,6 +24,7 @@ class MemoryPlan:
     static_bytes: int                 # B
     batched_bytes_per_row: int        # A
     offsets: dict = field(default_factory=dict)  # (node index, output index) -> ("static"|"batched", offset)
+    nodes: tuple = ()                 # the nodes the indices refer to (a later rewrite invalidates the plan)
 
     def workspace_bytes(self, batch: int) -> int:
         return self.batched_bytes_per_row * batch + self.static_bytes
@@ -48,7 +49,7 @@ def plan_memory(graph: Graph) -> Graph:
     s_off, s_size = _first_fit(static)
     b_off, b_size = _first_fit(batched)
     offsets = {k: ("static", o) for k, o in s_off.items()} | {k: ("batched", o) for k, o in b_off.items()}
-    plan = MemoryPlan(_round(s_size), b_size, offsets)
+    plan = MemoryPlan(_round(s_size), b_size, offsets, graph.nodes)
     return Graph(graph.name, graph.inputs, graph.params, graph.nodes, graph.outputs, graph.param_values,
                  graph.output_names, {**graph.meta, "memory": plan})
 

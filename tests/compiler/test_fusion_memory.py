@@ -103,3 +103,21 @@ def test_elementwise_producers_become_reduction_prologues():
     rng = np.random.default_rng(4)
     assert_native_matches(g, lambda n: [random_array(rng, (n, 7, 3), np.float32),
                                         random_array(rng, (n, 7, 3), np.float32)], rtol=2e-6, atol=1e-6)
+
+
+def test_stale_tables_are_refused():
+    from kcompile.compiler.codegen import generate
+    from kcompile.compiler.target import host_target
+    from kcompile.ir import Graph
+    import pytest
+
+    b = GraphBuilder("stale")
+    x = b.input("x", TensorType(["N", 3]))
+    g = plan_memory(fuse(b.build([b.exp(b.neg(x))])))
+    rebuilt = Graph(g.name, g.inputs, g.params, list(g.nodes), g.outputs, g.param_values, g.output_names, g.meta)
+    with pytest.raises(ValueError, match="stale"):
+        schedule(rebuilt)
+    with pytest.raises(ValueError, match="plan-memory"):
+        generate({"forward": Graph(g.name, g.inputs, g.params, list(g.nodes), g.outputs, g.param_values,
+                                   g.output_names, {k: v for k, v in g.meta.items() if k != "fusion"})},
+                 "stale", host_target())
