@@ -4,7 +4,7 @@ forward       C[(n,oh,ow), co] = A[(n,oh,ow), (kh,kw,ci)] @ w[(kh,kw,ci), co]   
 input grad    dx[(n,ih,iw), ci] = dy-windows[(n,ih,iw), (kh,kw,co)] @ w^T[(kh,kw,co), ci]
 filter grad   dw[(kh,kw,ci), co] = x-windows^T[(kh,kw,ci), (n,oh,ow)] @ dy[(n,oh,ow), co] (K grows with batch)
 A 1x1 stride-1 unpadded convolution is a plain strided matmul over the input; a depthwise forward
-convolution runs its own direct kernel (depthwise.py).
+convolution and one with a tiny contraction (first layers) run direct kernels (depthwise.py, direct.py).
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from dataclasses import replace
 
 from llvmlite import ir
 
-from .config import GemmShape, gemm_shape, gemm_wide_shape
+from .config import GemmShape, gemm_shape, gemm_wide_shape, vector_bits
 from .depthwise import depthwise_function, is_depthwise
+from .direct import direct_function, use_direct
 from .epilogue import Epilogue
 from .gemm import GemmProblem, gemm_function
 from .geometry import Geometry
@@ -33,6 +34,8 @@ def conv_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
     epi = epi or Epilogue()
     if kind == "forward" and is_depthwise(geo):
         return depthwise_function(module, features, dtype, geo, epi)
+    if kind == "forward" and use_direct(geo, vector_bits(features) // (8 * ITEMSIZE[dtype])):
+        return direct_function(module, features, dtype, geo, epi)
     shape = gemm_shape(features, ITEMSIZE[dtype], geo.cin_g if kind == "input_grad" else geo.cout_g)
     if kind == "filter_grad":
         shape = _channel_aligned(shape, geo.cin_g)

@@ -14,10 +14,10 @@ from kcompile.ir.ops.nn import conv2d_filter_grad_ref, conv2d_input_grad_ref, co
 TOL = 2e-5
 # (x shape (H, W, Cin), kernel (kh, kw), cout, strides, dilations, padding, groups)
 CASES = [
-    ((7, 9, 3), (3, 3), 5, (1, 1), (1, 1), "valid", 1),
+    ((7, 9, 3), (3, 3), 5, (1, 1), (1, 1), "valid", 1),     # K = 27: direct kernel
     ((7, 9, 3), (3, 3), 5, (1, 1), (1, 1), "same", 1),
     ((8, 7, 2), (3, 2), 33, (2, 1), (1, 1), "same", 1),
-    ((9, 9, 4), (3, 3), 6, (2, 3), (1, 1), "valid", 1),
+    ((9, 9, 4), (3, 3), 6, (2, 3), (1, 1), "valid", 1),     # K = 36: implicit GEMM
     ((9, 11, 3), (2, 3), 4, (1, 1), (2, 3), "same", 1),
     ((6, 6, 4), (3, 3), 6, (1, 1), (1, 1), "same", 2),
     ((6, 5, 6), (3, 3), 6, (2, 2), (1, 1), "same", 6),      # depthwise: direct kernel (grads through GEMM)
@@ -54,6 +54,7 @@ def jit(every_call_threaded):
     epi = BiasActivation(True, "relu")
     names["epi"] = _export(conv_function(mod, feats, "f32", "forward", _geo(CASES[5]), epi))
     names["epi_dw"] = _export(conv_function(mod, feats, "f32", "forward", _geo(CASES[7]), epi))
+    names["epi_direct"] = _export(conv_function(mod, feats, "f32", "forward", _geo(CASES[1]), epi))
     names["f64"] = _export(conv_function(mod, feats, "f64", "forward", _geo(CASES[2])))
     return JitModule(mod), names
 
@@ -90,7 +91,7 @@ def test_conv2d_forward_and_grads(jit, i, batch, nthreads):
     np.testing.assert_allclose(dw, conv2d_filter_grad_ref(x, dy, attrs, w.shape), rtol=TOL, atol=TOL * 10)
 
 
-@pytest.mark.parametrize("i,key", [(5, "epi"), (7, "epi_dw")])
+@pytest.mark.parametrize("i,key", [(5, "epi"), (7, "epi_dw"), (1, "epi_direct")])
 def test_conv2d_bias_relu_epilogue(jit, i, key):
     jm, names = jit
     case = CASES[i]
