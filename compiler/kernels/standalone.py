@@ -1,13 +1,11 @@
 """Compile an llvmlite module of kernels in-process (MCJIT, host CPU, O3): for kernel tests and benchmarks."""
 from __future__ import annotations
 
-import threading
-
 import llvmlite.binding as llvm
 
+from ..codelib import LLVM_LOCK
 from ..threads import bind_thread_launcher
 
-_LOCK = threading.Lock()
 _INITIALIZED = False
 
 
@@ -28,7 +26,7 @@ class JitModule:
     """A finalized module; `address(name)` gives a function's address for ctypes."""
 
     def __init__(self, module_ir, opt_level: int = 3):
-        with _LOCK:
+        with LLVM_LOCK:   # llvmlite's global LLVM state is shared with the compiler driver
             _init()
             target = llvm.Target.from_default_triple()
             self.tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(),
