@@ -236,7 +236,9 @@ CASES += [
     Case("avg_pool1d", [Arg(("N", 9, 3))], {"pool_size": (3,), "strides": (1,)}, "valid"),
 ]
 
-# Ops whose graphs cannot be exported, with a case that builds them.
-UNSUPPORTED_CASES = [
-    Case("random_uniform_like", [Arg(("N", 4)), Arg((), "i64", "range:0:9", True)], {"seed": 3}),
+CASES += [
+    Case("random_uniform_like", [Arg(("N", 4, 3)), Arg((), "i64", "range:0:1000", True)], {"seed": 7}),
+    Case("random_uniform_like", [Arg(("N", 5), "i32", "ties"), Arg((), "i64", "range:4294967290:4294967300", True)],
+         {"seed": 2**31 + 5}, "high-counter"),
+    Case("random_uniform_like", [Arg(("N", 2, 2)), Arg((), "i64", "range:-6:-1", True)], {}, "negative-counter"),
 ]
