@@ -123,10 +123,11 @@ def type_suffix(ty: ir.Type) -> str:
 
 
 def fma(b: ir.IRBuilder, x, y, acc):
-    """acc + x * y: one fused multiply-add for floats, mul + add for integers."""
+    """acc + x * y: a fused multiply-add where the CPU has one (llvm.fmuladd: a plain multiply and
+    add elsewhere, never a libm call), mul + add for integers."""
     if not is_float(x.type.element if isinstance(x.type, ir.VectorType) else x.type):
         return b.add(acc, b.mul(x, y))
-    fn = intrinsic(b.module, f"llvm.fma.{type_suffix(x.type)}", x.type, [x.type] * 3)
+    fn = intrinsic(b.module, f"llvm.fmuladd.{type_suffix(x.type)}", x.type, [x.type] * 3)
     return b.call(fn, [x, y, acc])
 
 

@@ -25,12 +25,14 @@ def _init():
 class JitModule:
     """A finalized module; `address(name)` gives a function's address for ctypes."""
 
-    def __init__(self, module_ir, opt_level: int = 3):
+    def __init__(self, module_ir, opt_level: int = 3, cpu: str | None = None, features: str | None = None):
+        """cpu/features default to the host's; an older CPU (e.g. "x86-64-v3", "+avx2,-avx512f") runs here
+        too, which tests the kernels' other vector widths."""
         with LLVM_LOCK:   # llvmlite's global LLVM state is shared with the compiler driver
             _init()
             target = llvm.Target.from_default_triple()
-            self.tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(),
-                                                   features=llvm.get_host_cpu_features().flatten(),
+            self.tm = target.create_target_machine(cpu=cpu or llvm.get_host_cpu_name(),
+                                                   features=features or llvm.get_host_cpu_features().flatten(),
                                                    opt=opt_level, jit=True)
             module_ir.triple = self.tm.triple
             module_ir.data_layout = str(self.tm.target_data)
