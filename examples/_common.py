@@ -68,7 +68,7 @@ def standardized_split(x, y, test_fraction=0.2, seed=0):
 
 
 def example_args(description, epochs, samples=None):
-    """--epochs, --samples (training-set size) and --backend; defaults are the book's settings."""
+    """--epochs, --samples, --backend and --seed; the defaults are the book's settings."""
     import argparse
 
     import kcompile as kc
@@ -78,6 +78,9 @@ def example_args(description, epochs, samples=None):
                    help="use only this many training (and test) samples, for a quick run")
     p.add_argument("--backend", choices=["native", "reference"], default=os.environ.get("KCOMPILE_BACKEND"),
                    help="run graphs natively (the default) or with the NumPy reference")
+    p.add_argument("--seed", type=int, help="seed the weight initializers and shuffling (kc.utils.set_random_seed)")
     args = p.parse_args()
     kc.config.set_backend(args.backend)
+    if args.seed is not None:
+        kc.utils.set_random_seed(args.seed)
     return args

@@ -15,9 +15,10 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def run_example(name, *args, env=None, timeout=300):
+    """Run examples/<name> (seeded, so the results below are deterministic) and return its stdout."""
     env = {**os.environ, "KCOMPILE_BACKEND": "reference", **(env or {})}
-    done = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    done = subprocess.run([sys.executable, str(EXAMPLES / name), "--seed", "2", *args], capture_output=True,
+                          text=True, env=env, timeout=timeout)
     assert done.returncode == 0, f"{name} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
@@ -33,7 +34,7 @@ def test_mnist_mlp():
 
 
 def test_mnist_convnet():
-    assert metric(run_example("mnist_convnet.py", "--epochs", "1", "--samples", "400"), "test_acc") > 0.25
+    assert metric(run_example("mnist_convnet.py", "--epochs", "1", "--samples", "1000"), "test_acc") > 0.5
 
 
 def test_breast_cancer_binary():
