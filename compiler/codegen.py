@@ -24,7 +24,7 @@ from .loops import I8, I32, I64, copy_bytes, flush_denormals, i64, restore_denor
 from .lower import get_lowering
 from .lower.constants import constant_pointer
 from .lower.context import STATUS_MESSAGES, Buffer, LowerCtx, storage_type
-from .lower.elementwise import emit_fused, flat_reader
+from .lower.elementwise import emit_fused
 
 I8P = I8.as_pointer()
 ENTRY_TYPE = ir.FunctionType(I32, [I8P.as_pointer(), I8P.as_pointer(), I8P, I8P, I64, I32])
@@ -218,7 +218,7 @@ class _EntryBuilder:
         if g.consumer is not None:  # a prologue: the reduction reads the group's result on the fly
             x = nodes[g.root].outputs[0]
             leaves = {v: self._operand(v) for n in members for v in n.inputs if v not in produced}
-            self.buffers[x] = Buffer(x, None, self.dims(x), reader=flat_reader(x, leaves))
+            self.buffers[x] = Buffer(x, None, self.dims(x), prologue=(x, leaves))
             self._lower_node(nodes[g.consumer])
             return
         out = self.buffer(nodes[g.root].outputs[0])

@@ -7,8 +7,8 @@ node joins its consumers' group only when all its users are in that group, it is
 output, and it has the root's shape (so fusion never recomputes a small tensor once per element
 of a large one). A group whose leaf is the sole use of a matmul/conv output of the same shape
 takes that node as its anchor: the epilogue runs in place on the anchor's output buffer. A group
-whose result is read only by one reduction (and whose leaves are full-size or single elements)
-becomes that reduction's prologue: it is computed inside the reduction's loop, never stored.
+whose result is read only by one reduction becomes that reduction's prologue: it is computed
+inside the reduction's loop (leaves broadcast there as in any fused loop), never stored.
 """
 from __future__ import annotations
 
@@ -89,16 +89,8 @@ def _with_consumer(graph: Graph, group: FusionGroup) -> FusionGroup:
     users = graph.users().get(out, [])
     if len(users) != 1 or users[0].op not in PROLOGUE_CONSUMERS or out in graph.outputs:
         return group
-    produced = {v for i in group.members for v in graph.nodes[i].outputs}
-    leaves = {v for i in group.members for v in graph.nodes[i].inputs if v not in produced}
-    if all(v.type.shape == out.type.shape or _single(v) for v in leaves):
-        index = {id(n): i for i, n in enumerate(graph.nodes)}
-        return FusionGroup(group.root, group.members, None, index[id(users[0])])
-    return group
-
-
-def _single(v) -> bool:
-    return all(d == 1 for d in v.type.shape)
+    index = {id(n): i for i, n in enumerate(graph.nodes)}
+    return FusionGroup(group.root, group.members, None, index[id(users[0])])
 
 
 def groups_of(graph: Graph) -> tuple:
@@ -115,7 +107,7 @@ def format_fusion(graph: Graph) -> str:
     """The fusion table as text, one line per multi-node group or epilogue."""
     lines = []
     for g in groups_of(graph):
-        if len(g.members) == 1 and g.anchor is None:
+        if len(g.members) == 1 and g.anchor is None and g.consumer is None:
             continue
         ops = " -> ".join(graph.nodes[i].op for i in g.members)
         anchor = f"{graph.nodes[g.anchor].op}#{g.anchor} epilogue: " if g.anchor is not None else ""

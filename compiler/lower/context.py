@@ -7,7 +7,7 @@ from llvmlite import ir
 
 from kcompile.ir import DType, Node, Value, bool_, f32, f64, i8, i32, i64, u8
 
-from ..loops import F32, F64, I1, I8, I32, I64, i64 as c64, load as vload
+from ..loops import F32, F64, I1, I8, I32, I64, i64 as c64
 
 STORAGE = {f32: F32, f64: F64, i8: I8, u8: I8, i32: I32, i64: I64, bool_: I8}
 
@@ -29,13 +29,7 @@ class Buffer:
     value: Value
     ptr: ir.Value | None
     dims: list
-    reader: object = None  # (builder, flat index, width) -> value: a tensor computed on the fly
-
-    def load(self, builder: ir.IRBuilder, flat, width: int = 1):
-        """Elements flat .. flat+width-1 (a vector when width > 1), from memory or its reader."""
-        if self.reader is not None:
-            return self.reader(builder, flat, width)
-        return vload(builder, builder.gep(self.ptr, [flat]), width)
+    prologue: object = None  # (Value, leaves: Value -> Buffer): not stored, computed where it is read
 
     @property
     def dtype(self) -> DType:

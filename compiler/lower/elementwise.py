@@ -81,8 +81,8 @@ class FusedLoop:
         inner_full = self.flags[-1]
 
         def body(i, width):
-            memo = {v: _load(b, bases[k], i, width, inner_full[k], v.type.dtype) for k, v in enumerate(self.leaves)}
-            result = _evaluate(b, self.out_value, memo, width)
+            memo = {v: load_operand(b, bases[k], i, width, inner_full[k], v.type.dtype) for k, v in enumerate(self.leaves)}
+            result = evaluate(b, self.out_value, memo, width)
             _store(b, result, b.gep(bases[-1], [i]), self.out_value.type.dtype)
 
         vector_range(b, hi, self.lanes, body, name="ew.in", start=lo)
@@ -120,17 +120,6 @@ def emit_fused(builder, target, out, members, leaves: dict, nthreads=None):
     region.run(builder, threads, ntasks, [out.ptr] + ptrs + sizes + [per_task])
 
 
-def flat_reader(value, leaves: dict):
-    """A Buffer reader computing `value` (a fused group's result) at a flat index, for a prologue.
-
-    Leaves must have value's shape or hold a single element (the fuse pass checks this)."""
-    def read(b, flat, width):
-        memo = {v: _load(b, buf.ptr, flat, width, v.type.shape == value.type.shape, v.type.dtype)
-                for v, buf in leaves.items()}
-        return _evaluate(b, value, memo, width)
-    return read
-
-
 def _statically_small(out) -> bool:
     if out.value.type.has_batch:
         return False
@@ -140,21 +129,23 @@ def _statically_small(out) -> bool:
     return n <= 2 * TASK_ELEMENTS
 
 
-def _evaluate(builder, value, memo, width):
+def evaluate(builder, value, memo, width):
+    """The (vector) value of `value`, from the leaf values in memo through elementwise producers."""
     if value in memo:
         return memo[value]
     node = value.producer
     if node.op == "constant":
         result = scalar_constant(node, width)
     elif node.op in ELEMENTWISE_OPS:
-        result = emit_node(builder, node, [_evaluate(builder, v, memo, width) for v in node.inputs])
+        result = emit_node(builder, node, [evaluate(builder, v, memo, width) for v in node.inputs])
     else:
         raise ValueError(f"{node.where()} is not elementwise but was fused into an elementwise loop")
     memo[value] = result
     return result
 
 
-def _load(builder, base, i, width, full, dtype):
+def load_operand(builder, base, i, width, full, dtype):
+    """base[i .. i+width) when the operand spans the loop axis, else base[0] in every lane."""
     v = load(builder, builder.gep(base, [i]), width) if full else splat(builder, builder.load(base), width)
     return builder.icmp_unsigned("!=", v, const(v.type, 0)) if dtype == bool_ else v
 

@@ -15,6 +15,7 @@ from kcompile.ir import u8
 from ..loops import (FAST, I64, alloca_once, const, fill, for_range, hreduce, i64, intrinsic, load,
                      loop_nest, offset, store, vector_range)
 from . import lowering
+from .elementwise import evaluate, load_operand
 from .context import storage_type
 
 
@@ -51,18 +52,31 @@ def _identity(kind, dtype):
     return -(1 << (bits - 1)) if kind == "max" else (1 << (bits - 1)) - 1
 
 
-def reduce_runs(shape, axes):
-    """[(input axes, reduced?)]: adjacent axes of the same kind merged, static size-1 axes dropped."""
+def reduce_runs(shape, axes, leaf_shapes=()):
+    """[(input axes, (reduced?, leaf flags))]: adjacent axes with the same key merged, static size-1
+    axes dropped. A leaf flag says the leaf spans that axis (else it broadcasts along it)."""
+    rank = len(shape)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in leaf_shapes]
     runs = []
     for ax, d in enumerate(shape):
         if d == 1:
             continue
-        red = ax in axes
-        if runs and runs[-1][1] == red:
+        key = (ax in axes, tuple(s[ax] == d for s in padded))
+        if runs and runs[-1][1] == key:
             runs[-1][0].append(ax)
         else:
-            runs.append(([ax], red))
+            runs.append(([ax], key))
     return runs
+
+
+def _source(x):
+    """x's leaves (Value -> Buffer) and evaluate(builder, loaded leaves, width) -> x's elements.
+
+    x is a stored tensor, or a fused elementwise prologue computed from its leaves on the fly."""
+    if x.prologue is None:
+        return {x.value: x}, lambda b, loaded, width: loaded[x.value]
+    value, leaves = x.prologue
+    return leaves, lambda b, loaded, width: evaluate(b, value, dict(loaded), width)
 
 
 def _lower_reduce(kind):
@@ -70,50 +84,61 @@ def _lower_reduce(kind):
         b, (x,), (y,) = ctx.builder, ctx.ins, ctx.outs
         axes = tuple(a % x.rank for a in ctx.attrs["axes"]) or tuple(range(x.rank))
         elem = storage_type(x.dtype)
-        combine = _combine(kind, x.dtype)
+        leaves, value_of = _source(x)
         fill(b, y.ptr, y.numel(b), const(elem, _identity(kind, x.dtype)))
-        runs = reduce_runs(x.shape, axes)
+        runs = reduce_runs(x.shape, axes, [v.type.shape for v in leaves])
         sizes = [_prod(b, [x.dims[a] for a in r]) for r, _ in runs] or [i64(1)]
-        flags = [red for _, red in runs] or [True]
-        in_strides = _strides(b, sizes, [True] * len(sizes))
-        out_strides = _strides(b, sizes, [not f for f in flags])
-        lanes = ctx.target.lanes(x.dtype.itemsize)
+        keys = [k for _, k in runs] or [(True, tuple(False for _ in leaves))]
+        leaf_strides = [_strides(b, sizes, [k[1][n] for k in keys]) for n in range(len(leaves))]
+        out_strides = _strides(b, sizes, [not k[0] for k in keys])
+        row = _Row(b, x.dtype, elem, kind, value_of, list(leaves), [k[1] for k in keys][-1],
+                   ctx.target.lanes(x.dtype.itemsize))
         with loop_nest(b, sizes[:-1], name="red") as idx:
-            src = offset(b, idx, in_strides[:-1])  # x is read through Buffer.load: it may be a prologue
+            bases = [b.gep(buf.ptr, [offset(b, idx, st[:-1])]) for buf, st in zip(leaves.values(), leaf_strides)]
             dst = b.gep(y.ptr, [offset(b, idx, out_strides[:-1])])
-            if flags[-1]:
-                _reduce_contiguous(b, x, src, dst, sizes[-1], lanes, elem, kind, combine)
-            else:
-                _accumulate_row(b, x, src, dst, sizes[-1], lanes, combine)
+            (row.fold if keys[-1][0] else row.accumulate)(bases, dst, sizes[-1])
         if kind == "mean":
             _divide(b, y, x, axes)
     return lower
 
 
-def _reduce_contiguous(b, x, start, dst, count, lanes, elem, kind, combine):
-    """*dst = combine(*dst, fold(x[start : start+count])) with a vector accumulator."""
-    vty = ir.VectorType(elem, lanes)
-    acc_v = alloca_once(b, vty)
-    acc_s = alloca_once(b, elem)
-    b.store(const(vty, _identity(kind, x.dtype)), acc_v)
-    b.store(b.load(dst), acc_s)
+class _Row:
+    """The innermost loop of a reduction over one contiguous run of the input."""
 
-    def body(i, width):
-        v = x.load(b, b.add(start, i), width)
-        slot = acc_v if width > 1 else acc_s
-        b.store(combine(b, b.load(slot), v), slot)
+    def __init__(self, b, dtype, elem, kind, value_of, leaves, full, lanes):
+        self.b, self.dtype, self.elem, self.kind = b, dtype, elem, kind
+        self.value_of, self.leaves, self.full, self.lanes = value_of, leaves, full, lanes
+        self.combine = _combine(kind, dtype)
 
-    vector_range(b, count, lanes, body, name="red.in")
-    b.store(combine(b, b.load(acc_s), hreduce(b, b.load(acc_v), combine)), dst)
+    def element(self, bases, i, width):
+        loaded = {v: load_operand(self.b, base, i, width, f, v.type.dtype)
+                  for v, base, f in zip(self.leaves, bases, self.full)}
+        return self.value_of(self.b, loaded, width)
 
+    def fold(self, bases, dst, count):
+        """*dst = combine(*dst, fold(row)) with a vector accumulator (the row is reduced)."""
+        b = self.b
+        vty = ir.VectorType(self.elem, self.lanes)
+        acc_v, acc_s = alloca_once(b, vty), alloca_once(b, self.elem)
+        b.store(const(vty, _identity(self.kind, self.dtype)), acc_v)
+        b.store(b.load(dst), acc_s)
 
-def _accumulate_row(b, x, start, dst, count, lanes, combine):
-    """dst[j] = combine(dst[j], x[start + j]) for j < count."""
-    def body(j, width):
-        d = b.gep(dst, [j])
-        store(b, combine(b, load(b, d, width), x.load(b, b.add(start, j), width)), d)
+        def body(i, width):
+            slot = acc_v if width > 1 else acc_s
+            b.store(self.combine(b, b.load(slot), self.element(bases, i, width)), slot)
 
-    vector_range(b, count, lanes, body, name="red.row")
+        vector_range(b, count, self.lanes, body, name="red.in")
+        b.store(self.combine(b, b.load(acc_s), hreduce(b, b.load(acc_v), self.combine)), dst)
+
+    def accumulate(self, bases, dst, count):
+        """dst[j] = combine(dst[j], row[j]) (the row's axes are kept)."""
+        b = self.b
+
+        def body(j, width):
+            d = b.gep(dst, [j])
+            store(b, self.combine(b, load(b, d, width), self.element(bases, j, width)), d)
+
+        vector_range(b, count, self.lanes, body, name="red.row")
 
 
 def _divide(b, y, x, axes):

@@ -105,6 +105,19 @@ def test_elementwise_producers_become_reduction_prologues():
                                         random_array(rng, (n, 7, 3), np.float32)], rtol=2e-6, atol=1e-6)
 
 
+def test_prologues_with_broadcast_leaves_like_batch_norm_statistics():
+    b = GraphBuilder("bn")
+    x = b.input("x", TensorType(["N", 5, 7]))
+    mean = b.reduce_mean(x, axes=(0, 1))                          # [7]
+    var = b.reduce_mean(b.square(b.sub(x, mean)), axes=(0, 1))    # prologue with a broadcast leaf
+    rows = b.reduce_max(b.mul(x, b.reduce_sum(x, axes=(2,), keepdims=True)), axes=(2,))  # [N,5,1] leaf
+    counts = b.reduce_sum(b.cast(b.greater(x, mean), dtype="i32"), axes=(1,))             # int prologue
+    g = b.build([var, rows, counts])
+    assert format_fusion(fuse(g)).count("prologue") == 3
+    rng = np.random.default_rng(6)
+    assert_native_matches(g, lambda n: [random_array(rng, (n, 5, 7), np.float32)], rtol=1e-5, atol=1e-6)
+
+
 def test_stale_tables_are_refused():
     from kcompile.compiler.codegen import generate
     from kcompile.compiler.target import host_target
