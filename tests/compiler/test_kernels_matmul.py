@@ -21,6 +21,8 @@ CASES = [
     ("f32", ("N", 300), (300, 261), False, False, 101),   # M > MC, K > KC, N > NC: every block loop wraps
     ("f32", ("N", 17), (33, 17), False, True, 9),         # B transposed: packed B
     ("f32", (17, 33), (17, 20), True, False, 1),          # A transposed (static): packed or read in place
+    ("f32", ("N", 33), ("N", 20), True, False, 37),       # x^T @ dy: the contraction runs over the batch
+    ("f64", ("N", 6), ("N", 3), True, False, 0),          # ... and an empty batch gives zeros
     ("f32", ("N", 3, 7), (7, 17), False, False, 5),       # batch folded into M
     ("f32", ("N", 3, 7), ("N", 7, 9), False, False, 4),   # batched
     ("f32", ("N", 3, 7), (1, 7, 9), False, False, 2),     # B broadcast over batch
