@@ -248,7 +248,8 @@ class _EntryBuilder:
             return None
         if node.op == "constant" and not is_output:
             v = node.outputs[0]
-            self.buffers[v] = Buffer(v, constant_pointer(self.module, node.attrs["value"], v.type.dtype), self.dims(v))
+            ptr = constant_pointer(self.module, node.attrs["value"], v.type.dtype)
+            self.buffers[v] = Buffer(v, ptr, self.dims(v))
             return None
         outs = [self.buffer(v) for v in node.outputs]
         ctx = LowerCtx(self.b, self.module, node, ins, outs, self.batch, self.nthreads, self.target, self.status,

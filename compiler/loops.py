@@ -85,7 +85,8 @@ def splat(builder: ir.IRBuilder, scalar, width: int):
         return scalar
     vty = ir.VectorType(scalar.type, width)
     v = builder.insert_element(ir.Constant(vty, ir.Undefined), scalar, i64(0))
-    return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined), ir.Constant(ir.VectorType(I32, width), [0] * width))
+    zeros = ir.Constant(ir.VectorType(I32, width), [0] * width)
+    return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined), zeros)
 
 
 def load(builder: ir.IRBuilder, elem_ptr, width: int):

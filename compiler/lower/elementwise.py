@@ -81,7 +81,8 @@ class FusedLoop:
         inner_full = self.flags[-1]
 
         def body(i, width):
-            memo = {v: load_operand(b, bases[k], i, width, inner_full[k], v.type.dtype) for k, v in enumerate(self.leaves)}
+            memo = {v: load_operand(b, bases[k], i, width, inner_full[k], v.type.dtype)
+                    for k, v in enumerate(self.leaves)}
             result = evaluate(b, self.out_value, memo, width)
             _store(b, result, b.gep(bases[-1], [i]), self.out_value.type.dtype)
 
@@ -102,7 +103,8 @@ def emit_fused(builder, target, out, members, leaves: dict, nthreads=None):
         loop.emit(builder, out.ptr, ptrs, sizes, i64(0), sizes[0])
         return
     inner = _product(builder, sizes[1:])
-    per_task = builder.sdiv(i64(TASK_ELEMENTS), builder.select(builder.icmp_signed(">", inner, i64(0)), inner, i64(1)))
+    nonzero_inner = builder.select(builder.icmp_signed(">", inner, i64(0)), inner, i64(1))
+    per_task = builder.sdiv(i64(TASK_ELEMENTS), nonzero_inner)
     per_task = builder.select(builder.icmp_signed(">", per_task, i64(0)), per_task, i64(1))
     ntasks = builder.sdiv(builder.add(sizes[0], builder.sub(per_task, i64(1))), per_task)
     nsz = len(sizes)

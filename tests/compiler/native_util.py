@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from kcompile.compiler.jit import compile_graph
-from kcompile.ir import GraphBuilder, TensorType
+from kcompile.ir import GraphBuilder
 from kcompile.runtime.reference import run
 
 BATCHES = (1, 3, 17)

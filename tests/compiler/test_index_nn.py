@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from kcompile.compiler.jit import NativeError, compile_graph
-from kcompile.ir import GraphBuilder, TensorType
+from kcompile.ir import TensorType
 
 from native_util import assert_native_matches, one_op_graph, random_array
 
