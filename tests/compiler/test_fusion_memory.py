@@ -56,8 +56,8 @@ def test_matmul_bias_activation_is_an_epilogue():
     anchors = [grp for grp in groups_of(fused) if grp.anchor is not None]
     assert len(anchors) == 2 and "epilogue" in format_fusion(fused)
     planned = plan_memory(fused)
-    fused = {i for grp in anchors for i in grp.members} | {grp.anchor for grp in anchors}
-    inner = fused - {grp.root for grp in anchors}
+    fused_nodes = {i for grp in anchors for i in grp.members} | {grp.anchor for grp in anchors}
+    inner = fused_nodes - {grp.root for grp in anchors}
     assert not inner & {i for i, _ in planned.meta["memory"].offsets}  # only the epilogue's result is stored
     assert_native_matches(g, lambda n: [random_array(rng, (n, 9), np.float32)], rtol=1e-5, atol=1e-5)
 
