@@ -20,6 +20,11 @@ def llvm_type(dtype_name: str) -> ir.Type:
         raise NotImplementedError(f"kernels: dtype {dtype_name} is not supported") from None
 
 
+def elem_bytes(ty: ir.Type) -> int:
+    """Size of a scalar element type in bytes."""
+    return {ir.FloatType: 4, ir.DoubleType: 8}.get(type(ty)) or ty.width // 8
+
+
 def is_float(ty: ir.Type) -> bool:
     return isinstance(ty, (ir.FloatType, ir.DoubleType))
 
@@ -192,3 +197,15 @@ def for_steps(b: ir.IRBuilder, start, stop, body, name="s"):
     i.add_incoming(b.add(i, step), b.block)
     b.branch(head)
     b.position_at_end(done)
+
+
+def masked_gather(b: ir.IRBuilder, base, index, mask, lanes: int):
+    """base[index[l]] for the lanes where mask is set (zeros elsewhere); index: <lanes x i64> elements."""
+    elem = base.type.pointee
+    nbytes = elem_bytes(elem)
+    addr = b.add(splat(b, b.ptrtoint(base, I64), lanes), b.mul(index, splat(b, i64(nbytes), lanes)))
+    pty = ir.VectorType(base.type, lanes)
+    vty = vec_type(elem, lanes)
+    fn = intrinsic(b.module, f"llvm.masked.gather.{type_suffix(vty)}.v{lanes}p0", vty,
+                   [pty, I32, mask.type, vty])
+    return b.call(fn, [b.inttoptr(addr, pty), ir.Constant(I32, nbytes), mask, zero(vty)])

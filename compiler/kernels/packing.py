@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from .irutil import (I64, for_range, gep, i64, imin, internal_function, lane_mask, load_vec, masked_load,
-                     store_vec, type_suffix)
+from .irutil import (I64, for_range, gep, i64, imin, internal_function, lane_mask, load_vec, masked_gather,
+                     masked_load, splat, store_vec, type_suffix)
 
 _ARGS = ("dst", "src", "rs", "cs", "rows", "cols")
 
@@ -67,7 +67,7 @@ def pack_b_function(module: ir.Module, elem: ir.Type, lanes: int, nr: int) -> ir
                     with c_then:
                         _copy_rows(b, panel, first, rs, kc, nr, lanes, cols)
                     with c_else:
-                        _copy_columns(b, panel, first, rs, cs, kc, nr, cols)
+                        _copy_columns(b, panel, first, rs, cs, kc, nr, lanes, cols)
     b.ret_void()
     return fn
 
@@ -83,8 +83,14 @@ def _copy_rows(b, panel, src, rs, kc, nr, lanes, cols):
             store_vec(b, vec, gep(b, out, i64(v * lanes)))
 
 
-def _copy_columns(b, panel, src, rs, cs, kc, nr, cols):
-    with for_range(b, 0, cols, 1, "c") as j:
-        col = gep(b, src, b.mul(j, cs))
-        with for_range(b, 0, kc, 1, "k") as k:
-            b.store(b.load(gep(b, col, b.mul(k, rs))), gep(b, panel, b.add(b.mul(k, i64(nr)), j)))
+def _copy_columns(b, panel, src, rs, cs, kc, nr, lanes, cols):
+    """Strided columns (B transposed): each panel row is gathered, a vector of columns at a time."""
+    lane = ir.Constant(ir.VectorType(I64, lanes), list(range(lanes)))
+    parts = []
+    for v in range(nr // lanes):
+        first = b.add(splat(b, i64(v * lanes), lanes), lane)
+        parts.append((b.mul(first, splat(b, cs, lanes)), lane_mask(b, b.sub(cols, i64(v * lanes)), lanes)))
+    with for_range(b, 0, kc, 1, "k") as k:
+        row, out = gep(b, src, b.mul(k, rs)), gep(b, panel, b.mul(k, i64(nr)))
+        for v, (index, mask) in enumerate(parts):
+            store_vec(b, masked_gather(b, row, index, mask, lanes), gep(b, out, i64(v * lanes)))
