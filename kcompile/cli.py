@@ -34,7 +34,7 @@ EMIT_KINDS = {
     "obj": "the object file (NAME.o)",
     "so": "the native artifact: shared library, C header, manifest and weights (the default)",
     "header": "the C header declaring the entry points (NAME.h)",
-    "onnx": "an ONNX model of the inference graph (NAME.onnx)",
+    "onnx": "an ONNX model of the inference graph (NAME.onnx; with --train also NAME.train_step.onnx)",
 }
 SUBCOMMANDS = ("run", "inspect")
 
@@ -241,10 +241,14 @@ def _emit_ir(job: CompileJob):
 
 
 def _emit_onnx(job: CompileJob):
+    """NAME.onnx (inference); with --train also NAME.train_step.onnx, whose "update:*" outputs are
+    the new parameter values."""
     from kcompile.compiler.onnx_export import DEFAULT_OPSET, export_onnx
-    export_onnx(job.graph, job.stage / f"{job.name}.onnx", opset=job.args.opset or DEFAULT_OPSET,
-                batch=job.args.batch)
-    job.report.files += sorted(p.name for p in job.stage.iterdir() if p.name.startswith(f"{job.name}.onnx"))
+    graphs = {"": job.graph} | ({".train_step": _entries(job)["train_step"]} if job.args.train else {})
+    for suffix, graph in graphs.items():
+        filename = f"{job.name}{suffix}.onnx"
+        export_onnx(graph, job.stage / filename, opset=job.args.opset or DEFAULT_OPSET, batch=job.args.batch)
+        job.report.files += sorted(p.name for p in job.stage.iterdir() if p.name.startswith(filename))
 
 
 def _emit_opt(job: CompileJob):

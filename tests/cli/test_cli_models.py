@@ -80,3 +80,18 @@ def test_example_file_with_sibling_imports(tmp_path):
     assert main([str(src), "-o", str(tmp_path / "out"), "--emit", "onnx", "--name", "convnet"]) == 0
     model = onnx.load(str(tmp_path / "out" / "convnet.onnx"))
     assert [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == ["N", 28, 28, 1]
+
+
+def test_train_step_as_onnx(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    src = tmp_path / "k.py"
+    src.write_text(KERAS_PY)
+    assert main([str(src), "-o", str(tmp_path / "o"), "--emit", "onnx", "--train", "--loss", "mse",
+                 "--optimizer", "sgd"]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["tiny.onnx", "tiny.train_step.onnx"]
+    sess = ort.InferenceSession(str(tmp_path / "o" / "tiny.train_step.onnx"), providers=["CPUExecutionProvider"])
+    feeds = {sess.get_inputs()[0].name: np.ones((2, 4), np.float32), "y": np.zeros((2, 3), np.float32),
+             "__rng_counter": np.array(0, np.int64), "__learning_rate": np.array(0.1, np.float32),
+             "__iterations": np.array(0, np.float32)}
+    outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+    assert outs["loss"].shape == () and any(name.startswith("update:") for name in outs)
