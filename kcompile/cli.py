@@ -185,6 +185,8 @@ def _model_from_python(path: Path):
     sys.path.insert(0, folder)
     try:
         namespace = runpy.run_path(str(path), run_name="__kcompile_model__")
+    except SystemExit as e:  # not argparse's exit: the model file itself stopped
+        raise CLIError(f"'{path}' exited (status {e.code}) instead of defining a model") from None
     finally:
         sys.path.remove(folder)
     if "model" in namespace:

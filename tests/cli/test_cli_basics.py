@@ -133,6 +133,8 @@ def test_python_file_without_a_model(tmp_path, capsys):
     _one_error_line(capsys, main([str(src), "-o", str(tmp_path / "out")]), "neither a `model` object")
     src.write_text("raise RuntimeError('broken\\nmodel file')\n")
     _one_error_line(capsys, main([str(src), "-o", str(tmp_path / "out")]), "RuntimeError: broken model file")
+    src.write_text("import sys\nsys.exit(0)\n")
+    _one_error_line(capsys, main([str(src), "-o", str(tmp_path / "out")]), "exited (status 0) instead of defining")
     src.write_text("model = 42\n")
     _one_error_line(capsys, main([str(src), "-o", str(tmp_path / "out")]), "neither a kcompile model")
 
