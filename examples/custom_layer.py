@@ -20,7 +20,8 @@ class SimpleDense(layers.Layer):
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
-        # Weights are created on the first call, once the input shape is known (as in Keras)
+        # Weights are created on the first call, once the input shape is known (as in Keras).
+        # (kcompile needs the names: two unnamed weights of one layer would share a path.)
         self.W = self.add_weight(shape=(input_dim, self.units), initializer="random_normal", name="kernel")
         self.b = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
 
