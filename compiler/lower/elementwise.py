@@ -8,19 +8,15 @@ Large loops are split into tasks over the outermost axis and run on the thread p
 """
 from __future__ import annotations
 
-import itertools
-
 from llvmlite import ir
 
 from kcompile.ir import bool_
 
-from ..loops import I8, I64, const, for_range, i64, load, loop_nest, offset, splat, store, vec_type, vector_range
-from ..threads import ParallelRegion
+from ..loops import I8, const, for_range, i64, load, loop_nest, offset, splat, store, vec_type, vector_range
 from . import lowering
+from .parallel import TASK_ELEMENTS, parallel_for
 from .elementwise_math import ELEMENTWISE_OPS, emit_node, scalar_constant
 
-TASK_ELEMENTS = 1 << 15   # elements per parallel task: large enough to amortize a task's start
-_names = itertools.count()
 
 
 def coalesce(out_shape, leaf_shapes):
@@ -102,24 +98,12 @@ def emit_fused(builder, target, out, members, leaves: dict, nthreads=None):
     if nthreads is None or _statically_small(out):
         loop.emit(builder, out.ptr, ptrs, sizes, i64(0), sizes[0])
         return
-    inner = _product(builder, sizes[1:])
-    nonzero_inner = builder.select(builder.icmp_signed(">", inner, i64(0)), inner, i64(1))
-    per_task = builder.sdiv(i64(TASK_ELEMENTS), nonzero_inner)
-    per_task = builder.select(builder.icmp_signed(">", per_task, i64(0)), per_task, i64(1))
-    ntasks = builder.sdiv(builder.add(sizes[0], builder.sub(per_task, i64(1))), per_task)
-    nsz = len(sizes)
+    nptr = len(ptrs)
 
-    def task(b, t, fields):
-        out_ptr, leaf_ptrs, szs, step = fields[0], fields[1:1 + len(ptrs)], fields[1 + len(ptrs):-1], fields[-1]
-        lo = b.mul(t, step)
-        hi = b.add(lo, step)
-        hi = b.select(b.icmp_signed("<", hi, szs[0]), hi, szs[0])
-        loop.emit(b, out_ptr, leaf_ptrs, szs, lo, hi)
+    def rows(b, lo, hi, vals):
+        loop.emit(b, vals[0], vals[1:1 + nptr], vals[1 + nptr:], lo, hi)
 
-    types = [out.ptr.type] + [p.type for p in ptrs] + [I64] * nsz + [I64]
-    region = ParallelRegion(builder.module, f"kc_fused_{next(_names)}", types, task)
-    threads = nthreads if nthreads.type == I64 else builder.sext(nthreads, I64)
-    region.run(builder, threads, ntasks, [out.ptr] + ptrs + sizes + [per_task])
+    parallel_for(builder, "fused", nthreads, sizes[0], _product(builder, sizes[1:]), [out.ptr] + ptrs + sizes, rows)
 
 
 def _statically_small(out) -> bool:

@@ -9,9 +9,9 @@ import math
 
 from llvmlite import ir
 
-from ..loops import FAST, alloca_once, const, for_range, hreduce, i64, intrinsic, load, loop_nest, splat, store
-from ..loops import vector_range
+from ..loops import FAST, alloca_once, const, for_range, hreduce, i64, intrinsic, load, splat, store, vector_range
 from . import lowering, mathfns
+from .parallel import parallel_for
 from .context import storage_type
 
 
@@ -84,9 +84,14 @@ def _lower(log):
         contiguous = all(d == 1 for d in x.shape[ax + 1:])
         inner = i64(1) if contiguous else _prod(b, x.dims[ax + 1:])
         lanes = ctx.target.lanes(x.dtype.itemsize)
-        with loop_nest(b, [outer, inner], name="sm") as (o, i):
-            base = b.add(b.mul(o, b.mul(k, inner)), i)
-            _row(b, b.gep(x.ptr, [base]), b.gep(y.ptr, [base]), k, None if contiguous else inner, lanes, elem, log)
+
+        def rows(bb, lo, hi, vals):  # rows are independent: split across the pool
+            xp, yp, kk, nin = vals
+            with for_range(bb, hi, start=lo, name="sm.r") as r:
+                base = bb.add(bb.mul(bb.sdiv(r, nin), bb.mul(kk, nin)), bb.srem(r, nin))
+                _row(bb, bb.gep(xp, [base]), bb.gep(yp, [base]), kk, None if contiguous else nin, lanes, elem, log)
+
+        parallel_for(b, "softmax", ctx.nthreads, b.mul(outer, inner), k, [x.ptr, y.ptr, k, inner], rows)
     return lower
 
 

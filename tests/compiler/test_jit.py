@@ -94,3 +94,15 @@ def test_large_elementwise_loops_split_into_pool_tasks():
         for a, m, want in zip(single, multi, run(g, [x_, r_])):
             np.testing.assert_array_equal(a, m)
             np.testing.assert_allclose(a, want, rtol=2e-6, atol=1e-6)
+
+
+def test_softmax_rows_split_into_pool_tasks():
+    b = GraphBuilder("big_softmax")
+    x = b.input("x", TensorType(["N", 300, 200]))
+    g = b.build([b.softmax(x, axis=-1), b.log_softmax(x, axis=1)])
+    fn = compile_graph(g)
+    xs = np.random.default_rng(6).standard_normal((3, 300, 200)).astype(np.float32)
+    single, multi = fn([xs], nthreads=1), fn([xs], nthreads=4)
+    for a, m, want in zip(single, multi, run(g, [xs])):
+        np.testing.assert_array_equal(a, m)
+        np.testing.assert_allclose(a, want, rtol=3e-6, atol=2e-6)
