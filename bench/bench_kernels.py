@@ -2,7 +2,8 @@
 
 Run: python bench/bench_kernels.py [--repeat 50].  Prints medians and ratios; not a test.
 NumPy is timed in its own phase after ours, because OpenBLAS threads keep spinning after a call
-and would steal the second core from our threads.
+and would steal the second core from our threads.  On a machine shared with other jobs, run it with
+OMP_PROC_BIND=spread as well (see compiler/threads.py): unpinned libgomp workers may share a core.
 """
 from __future__ import annotations
 
