@@ -1,6 +1,7 @@
 """Inference benchmark: the book's MNIST MLP and convnet at batch 1 and 64.
 
-kcompile native code vs onnxruntime (CPU, same thread count) vs the NumPy reference interpreter,
+kcompile native code (in-process JIT, and an AOT artifact loaded with kcompile.runtime.load) vs
+onnxruntime (CPU, same thread count) vs the NumPy reference interpreter,
 and Keras 3 on JAX or PyTorch when installed, all in this one process. Prints per-call medians
 (and best times), ratios to kcompile, every runner's max abs difference from the reference, the
 thread count and the machine's load.
@@ -26,7 +27,7 @@ def parse_args(argv=None):
     p.add_argument("--seconds", type=float, default=1.0, help="time budget per (model, batch, runner)")
     p.add_argument("--models", default="mlp,convnet")
     p.add_argument("--batches", default="1,64")
-    p.add_argument("--peers", default="kcompile,onnxruntime,reference,keras-jax,torch",
+    p.add_argument("--peers", default="kcompile,kcompile-aot,onnxruntime,reference,keras-jax,torch",
                    help="runners to try; missing optional ones are skipped with a note")
     return p.parse_args(argv)
 
@@ -93,6 +94,16 @@ def kcompile_runner(graph, threads):
     from kcompile.compiler.jit import compile_graph
     fn = compile_graph(graph)
     return lambda x: fn([x], nthreads=threads)[0]
+
+
+def kcompile_aot_runner(graph, threads):
+    """The deployed path: an artifact written to disk, loaded with kcompile.runtime.load (ctypes)."""
+    from kcompile.compiler.artifact import write_artifact
+    from kcompile.runtime import load
+    tmp = tempfile.mkdtemp(prefix="kcompile-bench-")
+    model = load(write_artifact(graph, Path(tmp) / "artifact", graph.name))
+    model.nthreads = threads
+    return lambda x: model.predict(x)
 
 
 def onnxruntime_runner(graph, threads):
@@ -182,8 +193,8 @@ class _TorchConvnet:
         return F.softmax(self.dense(h.permute(0, 2, 3, 1).reshape(h.shape[0], -1)), -1)
 
 
-RUNNERS = {"kcompile": kcompile_runner, "onnxruntime": onnxruntime_runner, "reference": reference_runner,
-           "keras-jax": keras_jax_runner, "torch": torch_runner}
+RUNNERS = {"kcompile": kcompile_runner, "kcompile-aot": kcompile_aot_runner, "onnxruntime": onnxruntime_runner,
+           "reference": reference_runner, "keras-jax": keras_jax_runner, "torch": torch_runner}
 
 
 # -- measurement ----------------------------------------------------------------------------
