@@ -11,7 +11,9 @@ thread count and the machine's load.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -101,6 +103,7 @@ def kcompile_aot_runner(graph, threads):
     from kcompile.compiler.artifact import write_artifact
     from kcompile.runtime import load
     tmp = tempfile.mkdtemp(prefix="kcompile-bench-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     model = load(write_artifact(graph, Path(tmp) / "artifact", graph.name))
     model.nthreads = threads
     return lambda x: model.predict(x)
