@@ -16,6 +16,7 @@ from ..loops import (FAST, I64, alloca_once, const, fill, for_range, hreduce, i6
                      loop_nest, offset, store, vector_range)
 from . import lowering
 from .elementwise import evaluate, load_operand
+from .parallel import parallel_for
 from .context import storage_type
 
 
@@ -89,35 +90,50 @@ def _lower_reduce(kind):
         runs = reduce_runs(x.shape, axes, [v.type.shape for v in leaves])
         sizes = [_prod(b, [x.dims[a] for a in r]) for r, _ in runs] or [i64(1)]
         keys = [k for _, k in runs] or [(True, tuple(False for _ in leaves))]
-        leaf_strides = [_strides(b, sizes, [k[1][n] for k in keys]) for n in range(len(leaves))]
-        out_strides = _strides(b, sizes, [not k[0] for k in keys])
-        row = _Row(b, x.dtype, elem, kind, value_of, list(leaves), [k[1] for k in keys][-1],
-                   ctx.target.lanes(x.dtype.itemsize))
-        with loop_nest(b, sizes[:-1], name="red") as idx:
-            bases = [b.gep(buf.ptr, [offset(b, idx, st[:-1])]) for buf, st in zip(leaves.values(), leaf_strides)]
-            dst = b.gep(y.ptr, [offset(b, idx, out_strides[:-1])])
-            (row.fold if keys[-1][0] else row.accumulate)(bases, dst, sizes[-1])
+        row = _Row(x.dtype, elem, kind, value_of, list(leaves), keys[-1][1], ctx.target.lanes(x.dtype.itemsize))
+        ptrs = [buf.ptr for buf in leaves.values()]
+        finish = row.fold if keys[-1][0] else row.accumulate
+        if len(sizes) == 1:
+            finish(b, ptrs, y.ptr, sizes[0])
+        elif keys[0][0]:  # the outermost run is reduced: every row updates the same outputs
+            _rows(keys, finish, len(ptrs))(b, i64(0), sizes[0], ptrs + [y.ptr] + sizes)
+        else:  # rows of the outermost (kept) run write disjoint outputs: split across the pool
+            parallel_for(b, "reduce", ctx.nthreads, sizes[0], _prod(b, sizes[1:]), ptrs + [y.ptr] + sizes,
+                         _rows(keys, finish, len(ptrs)))
         if kind == "mean":
             _divide(b, y, x, axes)
     return lower
 
 
+def _rows(keys, finish, nptr):
+    """body(b, lo, hi, [leaf pointers..., out pointer, run sizes...]) for rows [lo, hi) of run 0."""
+    def body(b, lo, hi, vals):
+        ptrs, out, sizes = vals[:nptr], vals[nptr], vals[nptr + 1:]
+        leaf_strides = [_strides(b, sizes, [k[1][m] for k in keys]) for m in range(nptr)]
+        out_strides = _strides(b, sizes, [not k[0] for k in keys])
+        with for_range(b, hi, start=lo, name="red.r") as r:
+            with loop_nest(b, sizes[1:-1], name="red") as idx:
+                at = (r,) + idx
+                bases = [b.gep(p, [offset(b, at, st[:-1])]) for p, st in zip(ptrs, leaf_strides)]
+                finish(b, bases, b.gep(out, [offset(b, at, out_strides[:-1])]), sizes[-1])
+    return body
+
+
 class _Row:
     """The innermost loop of a reduction over one contiguous run of the input."""
 
-    def __init__(self, b, dtype, elem, kind, value_of, leaves, full, lanes):
-        self.b, self.dtype, self.elem, self.kind = b, dtype, elem, kind
+    def __init__(self, dtype, elem, kind, value_of, leaves, full, lanes):
+        self.dtype, self.elem, self.kind = dtype, elem, kind
         self.value_of, self.leaves, self.full, self.lanes = value_of, leaves, full, lanes
         self.combine = _combine(kind, dtype)
 
-    def element(self, bases, i, width):
-        loaded = {v: load_operand(self.b, base, i, width, f, v.type.dtype)
+    def element(self, b, bases, i, width):
+        loaded = {v: load_operand(b, base, i, width, f, v.type.dtype)
                   for v, base, f in zip(self.leaves, bases, self.full)}
-        return self.value_of(self.b, loaded, width)
+        return self.value_of(b, loaded, width)
 
-    def fold(self, bases, dst, count):
+    def fold(self, b, bases, dst, count):
         """*dst = combine(*dst, fold(row)) with a vector accumulator (the row is reduced)."""
-        b = self.b
         vty = ir.VectorType(self.elem, self.lanes)
         acc_v, acc_s = alloca_once(b, vty), alloca_once(b, self.elem)
         b.store(const(vty, _identity(self.kind, self.dtype)), acc_v)
@@ -125,18 +141,16 @@ class _Row:
 
         def body(i, width):
             slot = acc_v if width > 1 else acc_s
-            b.store(self.combine(b, b.load(slot), self.element(bases, i, width)), slot)
+            b.store(self.combine(b, b.load(slot), self.element(b, bases, i, width)), slot)
 
         vector_range(b, count, self.lanes, body, name="red.in")
         b.store(self.combine(b, b.load(acc_s), hreduce(b, b.load(acc_v), self.combine)), dst)
 
-    def accumulate(self, bases, dst, count):
+    def accumulate(self, b, bases, dst, count):
         """dst[j] = combine(dst[j], row[j]) (the row's axes are kept)."""
-        b = self.b
-
         def body(j, width):
             d = b.gep(dst, [j])
-            store(b, self.combine(b, load(b, d, width), self.element(bases, j, width)), d)
+            store(b, self.combine(b, load(b, d, width), self.element(b, bases, j, width)), d)
 
         vector_range(b, count, self.lanes, body, name="red.row")
 

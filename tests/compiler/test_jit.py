@@ -106,3 +106,15 @@ def test_softmax_rows_split_into_pool_tasks():
     for a, m, want in zip(single, multi, run(g, [xs])):
         np.testing.assert_array_equal(a, m)
         np.testing.assert_allclose(a, want, rtol=3e-6, atol=2e-6)
+
+
+def test_row_reductions_split_into_pool_tasks():
+    b = GraphBuilder("big_reduce")
+    x = b.input("x", TensorType(["N", 300, 200]))
+    g = b.build([b.reduce_sum(b.square(x), axes=(2,)), b.reduce_max(x, axes=(1,)), b.reduce_mean(x, axes=(0, 2))])
+    fn = compile_graph(g)
+    xs = np.random.default_rng(7).standard_normal((3, 300, 200)).astype(np.float32)
+    single, multi = fn([xs], nthreads=1), fn([xs], nthreads=4)
+    for a, m, want in zip(single, multi, run(g, [xs])):
+        np.testing.assert_array_equal(a, m)
+        np.testing.assert_allclose(a, want, rtol=2e-5, atol=1e-5)
