@@ -101,14 +101,23 @@ class _GemmEmitter:
         return pack_a, pack_b
 
     def _partition(self, b, nb, m, nthreads):
-        """Split each batch item's M x N into about nthreads/nb chunks, N first (A is cheaper to repack)."""
-        s = self.s
+        """Split each batch item's M x N into about nthreads/nb chunks.
+
+        Every N chunk repacks all of A and every M chunk all of B, so the cheaper operand is the one
+        duplicated: N is split first unless A (rows x K, window gathers counting thrice) costs more.
+        """
+        s, p = self.s, self.p
         want = imax(b, ceil_div(b, nthreads, nb), 1)
-        tn = imax(b, imin(b, want, ceil_div(b, i64(self.p.n), s.nr)), 1)
-        tm = imax(b, imin(b, ceil_div(b, want, tn), ceil_div(b, m, s.mr)), 1)
-        nchunk = round_up(b, ceil_div(b, i64(self.p.n), tn), s.nr)
+        n_tiles, m_tiles = ceil_div(b, i64(p.n), s.nr), ceil_div(b, m, s.mr)
+        a_cost = b.mul(m, i64(3 if p.a.packed_only else 1))
+        m_first = b.icmp_signed(">", a_cost, i64(p.n))        # (both costs share the factor K)
+        first = b.select(m_first, m_tiles, n_tiles)
+        t1 = imax(b, imin(b, want, first), 1)
+        t2 = imax(b, imin(b, ceil_div(b, want, t1), b.select(m_first, n_tiles, m_tiles)), 1)
+        tm, tn = b.select(m_first, t1, t2), b.select(m_first, t2, t1)
+        nchunk = round_up(b, ceil_div(b, i64(p.n), tn), s.nr)
         mchunk = round_up(b, ceil_div(b, m, tm), s.mr)
-        return mchunk, nchunk, ceil_div(b, m, mchunk), ceil_div(b, i64(self.p.n), nchunk)
+        return mchunk, nchunk, ceil_div(b, m, mchunk), ceil_div(b, i64(p.n), nchunk)
 
     def _task(self, b, task, fields):
         ptrs = fields[:self.nptr]
