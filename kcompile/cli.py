@@ -143,8 +143,7 @@ class CompileJob:
 def compile_command(args) -> int:
     start = time.perf_counter()
     kinds = _parse_emit(args.emit)
-    if args.batch is not None and args.batch < 1:
-        raise CLIError(f"--batch must be a positive integer, got {args.batch}")
+    _check_option_combinations(args, kinds)
     outdir = _check_outdir(Path(args.output))
     model = load_model_source(args.model)
     with _staged(outdir) as stage:
@@ -155,6 +154,20 @@ def compile_command(args) -> int:
     job.report.seconds = time.perf_counter() - start
     print("\n".join(job.report.lines(outdir)))
     return 0
+
+
+def _check_option_combinations(args, kinds):
+    """Options that would otherwise be silently ignored are errors."""
+    if args.batch is not None and args.batch < 1:
+        raise CLIError(f"--batch must be a positive integer, got {args.batch}")
+    if args.opset is not None and "onnx" not in kinds:
+        raise CLIError("--opset applies to --emit onnx only")
+    if (args.optimizer or args.loss) and not args.train:
+        raise CLIError("--optimizer and --loss configure --train; add --train")
+    native = {"opt", "llvm", "asm", "obj", "so", "header"}
+    if (args.passes or args.print_ir_after_all or args.verify_each) and not native & set(kinds):
+        raise CLIError("--passes, --print-ir-after-all and --verify-each act on the native pipeline; "
+                       "add --emit opt (or another native kind)")
 
 
 def _parse_emit(values) -> list:

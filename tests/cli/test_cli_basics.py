@@ -117,6 +117,9 @@ def test_model_variable_and_existing_outdir(tmp_path):
     (["MODEL", "-o", "OUT", "--batch", "0"], ["--batch must be a positive integer"]),
     (["MODEL", "-o", "OUT", "--emit", "onnx", "--opset", "9"], ["opset 9 is not supported"]),
     (["MODEL", "-o", "NOFOLDER/OUT"], ["does not exist"]),
+    (["MODEL", "-o", "OUT", "--emit", "ir", "--opset", "19"], ["--opset applies to --emit onnx only"]),
+    (["MODEL", "-o", "OUT", "--loss", "mse"], ["add --train"]),
+    (["MODEL", "-o", "OUT", "--emit", "onnx", "--verify-each"], ["act on the native pipeline"]),
     (["run", "missing", "--input", "x.npy"], ["artifact 'missing' does not exist"]),
     (["inspect", "MODEL"], ["neither a .onnx file nor an artifact folder"]),
 ])
