@@ -96,7 +96,12 @@ class _GemmEmitter:
         p, s = self.p, self.s
         many_rows = lambda limit: b.zext(b.icmp_signed(">=", m, i64(limit)), I64)
         # with a single column panel every A element is read once: packing it would only copy
-        pack_a = i64(1) if p.a.packed_only else i64(0) if p.n <= s.nr else many_rows(PACK_A_MIN_ROWS)
+        if p.a.packed_only:
+            pack_a = i64(1)
+        elif p.n <= s.nr or not p.a.pack_pays:
+            pack_a = i64(0)
+        else:
+            pack_a = many_rows(PACK_A_MIN_ROWS)
         pack_b = many_rows(PACK_B_MIN_ROWS) if p.b.direct_ok else i64(1)
         return pack_a, pack_b
 
@@ -156,9 +161,12 @@ class _Macro:
         b, s, k = self.b, self.s, self.k
         with for_range(b, n0, b.add(n0, nlen), s.nc, "jc") as jc:
             nc = imin(b, s.nc, b.sub(b.add(n0, nlen), jc))
-            # max(K, 1): with K == 0 one pass with kc == 0 still writes C = 0 (+ epilogue)
-            with for_range(b, 0, imax(b, k, 1), s.kc, "pc") as pc:
-                kc = imin(b, s.kc, b.sub(k, pc))
+            # max(K, 1): with K == 0 one pass with kc == 0 still writes C = 0 (+ epilogue);
+            # K blocks of equal size (<= KC): no short last block paying a full C reload
+            depth = imax(b, k, 1)
+            step = ceil_div(b, depth, ceil_div(b, depth, s.kc))
+            with for_range(b, 0, depth, step, "pc") as pc:
+                kc = imin(b, step, b.sub(k, pc))
                 self._pack_b(pc, kc, jc, nc)
                 with for_range(b, m0, b.add(m0, mlen), s.mc, "ic") as ic:
                     mc = imin(b, s.mc, b.sub(b.add(m0, mlen), ic))
