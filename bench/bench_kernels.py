@@ -1,8 +1,8 @@
 """Benchmark: GFLOP/s of the packed matmul kernel (1 and 2 threads) vs NumPy's BLAS, plus a conv layer.
 
 Run: python bench/bench_kernels.py [--repeat 50].  Prints medians and ratios; not a test.
-NumPy is timed in its own phase after ours, because OpenBLAS threads keep spinning after a call
-and would steal the second core from our threads.  On a machine shared with other jobs, run it with
+NumPy is timed in its own phase before ours (OpenBLAS threads keep spinning after a call and
+would steal the second core from our threads).  On a machine shared with other jobs, run it with
 OMP_PROC_BIND=spread as well (see compiler/threads.py): unpinned libgomp workers may share a core.
 """
 from __future__ import annotations
@@ -64,17 +64,24 @@ def kernel(jm, name, arrays, batch, nthreads):
     return lambda: f(*ptrs, batch, nthreads)
 
 
-def bench_matmuls(jm, names, repeat, rng):
-    rows = []
+def numpy_matmuls(repeat, rng) -> dict:
+    """NumPy's times first: once libgomp is loaded (and maybe pinned by OMP_PROC_BIND), the BLAS
+    threads created afterwards would inherit the pinning."""
+    data, times = {}, {}
     for m, k, n in MATMULS:
         a, b = rng.standard_normal((m, k), np.float32), rng.standard_normal((k, n), np.float32)
         c = np.empty((m, n), np.float32)
+        data[m, k, n] = (a, b, c)
+        times[m, k, n] = median_seconds(lambda: np.matmul(a, b, out=c), repeat)
+    time.sleep(0.5)   # OpenBLAS threads spin for a while after a call
+    return data, times
+
+
+def bench_matmuls(jm, names, repeat, data, numpy_times):
+    for (m, k, n), (a, b, c) in data.items():
+        flops, theirs = 2.0 * m * k * n, numpy_times[m, k, n]
         ours = [median_seconds(kernel(jm, names["mm", m, k, n], [a, b, c], m, t), repeat) for t in THREADS]
         assert np.allclose(c, a @ b, rtol=1e-4, atol=1e-3)
-        rows.append(((m, k, n), 2.0 * m * k * n, ours, (a, b, c)))
-    time.sleep(0.5)
-    for (m, k, n), flops, ours, (a, b, c) in rows:
-        theirs = median_seconds(lambda: np.matmul(a, b, out=c), repeat)
         mine = "  ".join(f"{t}T {s * 1e6:8.1f} us {flops / s / 1e9:6.1f} GF/s" for t, s in zip(THREADS, ours))
         print(f"matmul {m:>4}x{k:>4}x{n:>4}: ours {mine} | numpy {theirs * 1e6:8.1f} us "
               f"{flops / theirs / 1e9:6.1f} GF/s | numpy time / ours ({THREADS[-1]}T) {theirs / ours[-1]:.2f}")
@@ -101,9 +108,10 @@ def main():
     args = p.parse_args()
     features = host_features()
     print("CPU features used:", ",".join(f for f in ("avx512f", "avx2", "fma", "avx") if f"+{f}," in features + ","))
-    jm, names = build(features)
     rng = np.random.default_rng(0)
-    bench_matmuls(jm, names, args.repeat, rng)
+    data, numpy_times = numpy_matmuls(args.repeat, rng)
+    jm, names = build(features)
+    bench_matmuls(jm, names, args.repeat, data, numpy_times)
     bench_convs(jm, names, args.repeat, rng)
 
 
