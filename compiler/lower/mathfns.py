@@ -2,7 +2,7 @@
 
 Each function takes llvm values of a float type or a vector of it and returns the same type, so one
 body serves the vector loop and its scalar tail. f64 calls libm (accuracy over speed: f64 is not
-a hot path in the networks we compile); f32 never calls libm except for sin and cos.
+a hot path in the networks we compile); f32 calls libm only for sin/cos of |x| >= 8192.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import math
 
 from llvmlite import ir
 
-from ..loops import F32, FAST, I32, const, intrinsic, vec_type
+from ..loops import F32, FAST, I32, alloca_once, const, intrinsic, vec_type
 
 
 class VMath:
@@ -189,6 +189,64 @@ def power(b, a, e):
     signed = m.sel(integral, m.sel(odd, b.fneg(r), r), m.c(math.nan))
     r = m.sel(m.cmp("<", a, m.c(0.0)), signed, r)
     return m.sel(m.cmp("==", e, m.c(0.0)), m.c(1.0), r)
+
+
+_SIN_POLY = (-1.9515295891e-4, 8.3321608736e-3, -1.6666654611e-1)
+_COS_POLY = (2.443315711809948e-5, -1.388731625493765e-3, 4.166664568298827e-2)
+
+
+def sin(b, x):
+    return _sincos(b, x, cosine=False)
+
+
+def cos(b, x):
+    return _sincos(b, x, cosine=True)
+
+
+def _sincos(b, x, cosine: bool):
+    """Cephes sinf/cosf: reduce by pi/4 in three parts, then the sine or cosine polynomial."""
+    if not is_f32(x):
+        return libm(b, "cos" if cosine else "sin", x)
+    m = VMath(b, x.type)
+    ax = m.fabs(x)
+    finite = m.cmp("<", ax, m.c(8192.0))  # beyond this the three-part reduction loses precision
+    axr = m.sel(finite, ax, m.c(0.0))
+    j = b.fptosi(m.mul(axr, m.c(4.0 / math.pi)), m.ity)
+    j = b.add(j, b.and_(j, const(m.ity, 1)))  # round up to even: octant pairs
+    y = b.sitofp(j, x.type)
+    j = b.and_(j, const(m.ity, 7))
+    upper = b.icmp_signed(">", j, const(m.ity, 3))
+    j = b.select(upper, b.sub(j, const(m.ity, 4)), j)
+    flip = upper
+    if cosine:
+        flip = b.xor(upper, b.icmp_signed(">", j, const(m.ity, 1)))
+    else:
+        flip = b.xor(upper, m.cmp("<", x, m.c(0.0)))
+    z = m.sub(m.sub(m.sub(axr, m.mul(y, m.c(0.78515625))), m.mul(y, m.c(2.4187564849853515625e-4))),
+              m.mul(y, m.c(3.77489497744594108e-8)))
+    zz = m.mul(z, z)
+    cos_part = m.add(m.sub(m.mul(m.mul(m.poly(zz, _COS_POLY), zz), zz), m.mul(zz, m.c(0.5))), m.c(1.0))
+    sin_part = m.add(m.mul(m.mul(m.poly(zz, _SIN_POLY), zz), z), z)
+    middle = b.or_(b.icmp_signed("==", j, const(m.ity, 1)), b.icmp_signed("==", j, const(m.ity, 2)))
+    r = m.sel(middle, sin_part if cosine else cos_part, cos_part if cosine else sin_part)
+    r = m.sel(flip, b.fneg(r), r)
+    return _large_arguments_via_libm(b, x, finite, r, "cos" if cosine else "sin")
+
+
+def _large_arguments_via_libm(b, x, small, fast, name):
+    """Lanes with |x| >= 8192 (rare) take libm's exact reduction, behind a branch; NaN stays NaN."""
+    big = b.and_(b.not_(small), b.fcmp_ordered("ord", x, x))
+    any_big = b.call(_reduce_or(b, big.type), [big]) if isinstance(big.type, ir.VectorType) else big
+    slot = alloca_once(b, fast.type)
+    b.store(fast, slot)
+    with b.if_then(any_big, likely=False):
+        b.store(b.select(big, libm(b, name, x), fast), slot)
+    return b.select(b.fcmp_unordered("uno", x, x), x, b.load(slot))
+
+
+def _reduce_or(b, mask_type):
+    name = f"llvm.vector.reduce.or.v{mask_type.count}i1"
+    return b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(ir.IntType(1), [mask_type]), name)
 
 
 def libm(b: ir.IRBuilder, name: str, *args):

@@ -76,6 +76,14 @@ def test_nan_and_inf_follow_numpy():
                           batches=(None,))
 
 
+def test_sin_cos_polynomials_hold_over_a_wide_range():
+    g = one_op_graph("sin", [TensorType([4099])])
+    x = np.concatenate([np.linspace(-9000, 9000, 4090), [np.nan, np.inf, -np.inf, 0, 1e-30, 1e4, -3e5, 1e7, 0.5]])
+    assert_native_matches(g, lambda n: [x.astype(np.float32)], batches=(None,), rtol=0, atol=2e-7)
+    g = one_op_graph("cos", [TensorType([4099])])
+    assert_native_matches(g, lambda n: [x.astype(np.float32)], batches=(None,), rtol=0, atol=2e-7)
+
+
 def test_scalar_and_empty_shapes():
     g = one_op_graph("add", [TensorType([]), TensorType([])])
     assert_native_matches(g, lambda n: [np.float32(1.5), np.float32(2.25)], batches=(None,))
