@@ -118,3 +118,14 @@ def test_row_reductions_split_into_pool_tasks():
     for a, m, want in zip(single, multi, run(g, [xs])):
         np.testing.assert_array_equal(a, m)
         np.testing.assert_allclose(a, want, rtol=2e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("opt_level", [0, 2])
+def test_every_opt_level_computes_the_same(opt_level):
+    b = GraphBuilder("levels")
+    x = b.input("x", TensorType(["N", 9]))
+    w = b.param("w", np.linspace(-1, 1, 36, dtype=np.float32).reshape(9, 4))
+    g = b.build([b.softmax(b.tanh(b.add(b.matmul(x, w), b.constant(1.0)))), b.reduce_sum(b.exp(x), axes=(1,))])
+    xs = np.random.default_rng(8).standard_normal((3, 9)).astype(np.float32)
+    for got, want in zip(compile_graph(g, opt_level=opt_level)([xs]), run(g, [xs])):
+        np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
