@@ -26,7 +26,7 @@ class Grower:
     def step(self):
         x = self.pick()
         kind = self.draw(st.sampled_from(["unary", "binary", "binary", "reduce", "softmax", "view", "transpose",
-                                          "concat", "where"]))
+                                          "concat", "where", "slice", "pad", "split", "cast", "argmax"]))
         out = getattr(self, kind)(x)
         if out is not None:
             self.pool.append(out)
@@ -68,6 +68,38 @@ class Grower:
             return None
         return self.b.concat(x, self.draw(st.sampled_from(same)), axis=-1)
 
+    def slice(self, x):
+        axes = [i for i, d in enumerate(x.type.shape) if isinstance(d, int) and d > 1]
+        if not axes:
+            return None
+        ax = self.draw(st.sampled_from(axes))
+        return self.b.slice(x, axes=(ax,), starts=(self.draw(st.integers(-3, 1)),), ends=(100,),
+                            steps=(self.draw(st.integers(1, 2)),))
+
+    def pad(self, x):
+        pads = [0, 0] * x.type.rank
+        if x.type.rank and not x.type.has_batch:
+            pads[0], pads[1] = 1, 2
+        if x.type.rank > 1:
+            pads[-1] = 1
+        return self.b.pad(x, pads=tuple(pads), value=0.5)
+
+    def split(self, x):
+        if x.type.rank == 0 or isinstance(x.type.shape[-1], str) or x.type.shape[-1] < 2:
+            return None
+        d = x.type.shape[-1]
+        first, second = self.b.split(x, axis=-1, sections=(1, d - 1))
+        self.pool.append(first)
+        return second
+
+    def cast(self, x):
+        return self.b.cast(self.b.cast(self.b.mul(x, self.b.constant(4.0)), dtype="i32"), dtype="f32")
+
+    def argmax(self, x):
+        if x.type.rank == 0 or x.type.shape[-1] == 0:
+            return None
+        return self.b.cast(self.b.argmax(x, axis=-1), dtype="f32")
+
     def where(self, x):
         return self.b.where(self.b.greater(x, self.b.constant(0.0)), x, self.b.mul(x, self.b.constant(0.1)))
 
@@ -77,7 +109,7 @@ def _broadcasts(a, b) -> bool:
     return all(p == q or p == 1 or q == 1 for p, q in zip(reversed(a), reversed(b)))
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
+@settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(st.data())
 def test_random_graphs_match_the_reference(data):
