@@ -49,8 +49,10 @@ def launcher_global(module: ir.Module) -> ir.GlobalVariable:
     return g
 
 
-def _copies_fp_env() -> bool:
-    return platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+def _copies_fp_env(module: ir.Module) -> bool:
+    """MXCSR exists on x86 only: the module's target triple decides, else the compiling machine."""
+    triple = module.triple if module.triple and module.triple != "unknown-unknown-unknown" else platform.machine()
+    return triple.lower().startswith(("x86_64", "amd64", "i686", "i386", "x86"))
 
 
 class ParallelRegion:
@@ -96,7 +98,7 @@ class ParallelRegion:
             self.module, ir.FunctionType(ir.VoidType(), [I8P]), name=name)
 
     def _enter_fp_env(self, b, cl):
-        if not _copies_fp_env():
+        if not _copies_fp_env(self.module):
             return None
         saved = b.alloca(I32)
         b.call(self._mxcsr("llvm.x86.sse.stmxcsr"), [b.bitcast(saved, I8P)])
@@ -112,7 +114,7 @@ class ParallelRegion:
         cl = b.alloca(self.struct)
         b.store(i64(0), self._field(b, cl, 0))
         b.store(ntasks, self._field(b, cl, 1))
-        if _copies_fp_env():
+        if _copies_fp_env(self.module):
             b.call(self._mxcsr("llvm.x86.sse.stmxcsr"), [b.bitcast(self._field(b, cl, 2), I8P)])
         for i, v in enumerate(values):
             b.store(v, self._field(b, cl, 3 + i))
