@@ -12,6 +12,7 @@ block (in place, after everything else ran) instead of to an output pointer.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from llvmlite import ir
@@ -74,6 +75,50 @@ class NativeModule:
     def symbol(self, kind: str) -> str:
         return f"{self.name}_{kind}"
 
+    @property
+    def abi_symbol(self) -> str:
+        return f"{self.name}_abi"
+
+    def interface(self) -> dict:
+        """What a caller must know to call the code safely: entry points, tensors, parameter layout.
+
+        The code embeds this (as canonical JSON at abi_symbol), so a loader can check that a
+        manifest describes the code it ships with before trusting its shapes and sizes."""
+        return {
+            "entry_points": {kind: _entry_interface(self, kind, g) for kind, g in self.entries.items()},
+            "params": [{"name": s.name, "offset": s.offset, "nbytes": s.nbytes, "shape": list(s.shape),
+                        "dtype": s.dtype.name} for s in self.params],
+            "param_block_bytes": max((s.offset + s.nbytes for s in self.params), default=0),
+        }
+
+
+def canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def _tensor(name: str, v: Value) -> dict:
+    return {"name": name, "shape": list(v.type.shape), "dtype": v.type.dtype.name}
+
+
+def _entry_interface(native: NativeModule, kind: str, graph: Graph) -> dict:
+    per_row, static = native.workspace[kind]
+    updates = dict(graph.meta.get("param_updates", {}))
+    return {
+        "symbol": native.symbol(kind),
+        "workspace_symbol": f"{native.symbol(kind)}_workspace_size",
+        "workspace": {"per_batch": per_row, "static": static},
+        "inputs": [_tensor(v.name, v) for v in graph.inputs],
+        "outputs": [_tensor(n, v) for n, v in zip(graph.output_names, graph.outputs) if n not in updates],
+        "param_updates": updates,
+    }
+
+
+def _string_constant(module: ir.Module, name: str, text: str) -> None:
+    data = bytearray(text.encode()) + b"\0"
+    g = ir.GlobalVariable(module, ir.ArrayType(I8, len(data)), name=name)
+    g.initializer = ir.Constant(ir.ArrayType(I8, len(data)), data)
+    g.global_constant = True
+
 
 def generate(entries: dict, name: str, target) -> NativeModule:
     """entries: kind ('forward', 'train_step', ...) -> Graph planned by fuse and plan-memory."""
@@ -89,7 +134,10 @@ def generate(entries: dict, name: str, target) -> NativeModule:
         _EntryBuilder(module, graph, layout, target, libraries).build(f"{name}_{kind}")
         _size_function(module, f"{name}_{kind}_workspace_size", plan)
         workspace[kind] = (plan.batched_bytes_per_row, plan.static_bytes)
-    return NativeModule(name, str(module), dict(entries), layout, workspace, libraries)
+    native = NativeModule(name, "", dict(entries), layout, workspace, libraries)
+    _string_constant(module, native.abi_symbol, canonical_json(native.interface()))
+    native.ir_text = str(module)
+    return native
 
 
 def _size_function(module, symbol, plan):

@@ -114,6 +114,7 @@ def validate_manifest(m) -> dict:
     if m.get("format_version") != FORMAT_VERSION:
         _fail(f"format_version {m.get('format_version')!r} is not supported (this runtime reads {FORMAT_VERSION})")
     _str(m.get("name"), "name", ident=True)
+    _str(m.get("abi_symbol"), "abi_symbol", ident=True)
     if bool(m.get("library")) == bool(m.get("object")):
         _fail("exactly one of 'library' and 'object' must name the code file")
     sums = _dict(m.get("sha256"), "sha256")

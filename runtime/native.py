@@ -24,6 +24,8 @@ from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
 
 ENTRY_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p),
                                ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)
+ENTRY_FIELDS = ("symbol", "workspace_symbol", "workspace", "inputs", "outputs", "param_updates")
+PARAM_FIELDS = ("name", "offset", "nbytes", "shape", "dtype")
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_BATCH = 1 << 31
 ALIGN = 64
@@ -107,6 +109,7 @@ class CompiledModel:
         self._params = _aligned(len(weights))
         self._params[:] = np.frombuffer(weights, np.uint8)
         self._code = self._load_code(root)
+        self._check_interface()
         self._entries = {k: _Entry(k, spec, ENTRY_CFUNC(self._code.address(spec["symbol"])))
                          for k, spec in self.manifest["entry_points"].items()}
         self._train_lock = threading.Lock()
@@ -114,6 +117,20 @@ class CompiledModel:
         training = self.manifest.get("training") or {}
         self.learning_rate = training.get("learning_rate")
         self.iterations = int(training.get("iterations", 0))
+
+    def _check_interface(self) -> None:
+        """The manifest must describe exactly the interface the code was compiled for (its ABI string):
+        shapes, dtypes, parameter layout and workspace sizes are trusted only after this."""
+        m = self.manifest
+        expected = {
+            "entry_points": {k: {f: e.get(f) for f in ENTRY_FIELDS} for k, e in m["entry_points"].items()},
+            "params": [{f: p.get(f) for f in PARAM_FIELDS} for p in m["params"]],
+            "param_block_bytes": m["weights"]["nbytes"],
+        }
+        embedded = self._code.string(m["abi_symbol"])
+        if embedded != json.dumps(expected, sort_keys=True, separators=(",", ":")):
+            raise ArtifactError("manifest.json does not match the interface compiled into the code "
+                                "(entry points, tensor shapes, parameter layout or workspace sizes differ)")
 
     def _load_code(self, root: Path):
         m = self.manifest
@@ -310,6 +327,12 @@ class _SharedLibrary:
         except AttributeError:
             raise ArtifactError(f"the library has no entry point '{symbol}'") from None
 
+    def string(self, symbol: str) -> str:
+        try:
+            return ctypes.string_at(ctypes.addressof(ctypes.c_char.in_dll(self.lib, symbol))).decode()
+        except ValueError:
+            raise ArtifactError(f"the library has no interface string '{symbol}'") from None
+
     def bind_threads(self, symbol: str) -> bool:
         try:
             slot = ctypes.c_void_p.in_dll(self.lib, symbol)
@@ -345,6 +368,12 @@ class _ObjectCode:
         if not addr:
             raise ArtifactError(f"the object file has no entry point '{symbol}'")
         return addr
+
+    def string(self, symbol: str) -> str:
+        addr = self.engine.get_global_value_address(symbol)
+        if not addr:
+            raise ArtifactError(f"the object file has no interface string '{symbol}'")
+        return ctypes.string_at(addr).decode()
 
     def bind_threads(self, symbol: str) -> bool:
         slot = self.engine.get_global_value_address(symbol)

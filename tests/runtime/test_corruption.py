@@ -113,6 +113,13 @@ def test_parameter_size_must_match_its_shape(art):
         load(art)
 
 
+def test_manifest_that_lies_about_the_code_is_refused(art):
+    # consistent on its own (sizes, checksums), but not what the library was compiled for
+    _edit_manifest(art, lambda m: m["entry_points"]["forward"]["inputs"][0].update(shape=["N", 3]))
+    with pytest.raises(ArtifactError, match="interface"):
+        load(art)
+
+
 def test_missing_cpu_features_are_refused(art):
     _edit_manifest(art, lambda m: m["target"]["features"].append("fma4"))
     flags = {"sse2", "avx", "avx2", "fma"}
