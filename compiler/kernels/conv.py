@@ -16,7 +16,7 @@ from llvmlite import ir
 from .config import GemmShape, gemm_shape, gemm_wide_shape, vector_bits
 from .depthwise import depthwise_function, is_depthwise
 from .direct import direct_function, use_direct
-from .epilogue import Epilogue
+from .epilogue import BiasActivation, Epilogue
 from .gemm import GemmProblem, gemm_function
 from .geometry import Geometry
 from .im2col import Im2colA, InputGradB, split3
@@ -31,7 +31,7 @@ def conv_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
 
     kind: "forward" (x, w -> y), "input_grad" (dy, w -> dx), "filter_grad" (x, dy -> dw).
     """
-    epi = epi or Epilogue()
+    epi = epi or BiasActivation()
     if kind == "forward" and is_depthwise(geo):
         return depthwise_function(module, features, dtype, geo, epi)
     if kind == "forward" and use_direct(geo, vector_bits(features) // (8 * ITEMSIZE[dtype])):
@@ -39,8 +39,8 @@ def conv_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
     shape = gemm_shape(features, ITEMSIZE[dtype], geo.cin_g if kind == "input_grad" else geo.cout_g)
     if kind == "filter_grad":
         shape = _channel_aligned(shape, geo.cin_g)
-    key = repr((kind, dtype, geo, epi.key, shape))
-    name = f"kc_conv_{kind}_" + hashlib.sha1(key.encode()).hexdigest()[:12]
+    key = repr((kind, dtype, geo, epi.ident, shape))
+    name = f"kc_conv_{kind}_{epi.ident}_" + hashlib.sha1(key.encode()).hexdigest()[:12]
     builder = {"forward": _forward, "input_grad": _input_grad, "filter_grad": _filter_grad}[kind]
     prob = builder(name, llvm_type(dtype), geo, epi, shape.lanes, shape.kc)
     wide = gemm_wide_shape(features, ITEMSIZE[dtype])

@@ -13,7 +13,7 @@ from llvmlite import ir
 from ..threads import parallel_function
 from .channels import ChannelKernel
 from .config import vector_bits
-from .epilogue import Epilogue
+from .epilogue import BiasActivation, Epilogue
 from .geometry import Geometry
 from .irutil import entry_alloca, fma, for_range, gep, i64, llvm_type, zero
 from .matmul import ITEMSIZE
@@ -31,10 +31,10 @@ def depthwise_function(module: ir.Module, features: str, dtype: str, geo: Geomet
     """Get or emit `void f(T* x, T* w, T* y, T* epilogue_ptrs..., i64 batch, i64 nthreads)`."""
     if not is_depthwise(geo):
         raise ValueError(f"depthwise kernel needs one channel per group, got {geo}")
-    epi = epi or Epilogue()
+    epi = epi or BiasActivation()
     elem = llvm_type(dtype)
     lanes = vector_bits(features) // (8 * ITEMSIZE[dtype])
-    name = "kc_depthwise_" + hashlib.sha1(repr((dtype, geo, lanes, epi.key)).encode()).hexdigest()[:12]
+    name = "kc_depthwise_" + hashlib.sha1(repr((dtype, geo, lanes, epi.ident)).encode()).hexdigest()[:12]
     em = _Depthwise(elem, lanes, geo, epi)
     rows = lambda b, batch: b.mul(batch, i64(geo.oh))
     work = lambda b, batch: b.mul(batch, i64(geo.oh * geo.ow * geo.c * geo.kh * geo.kw))
@@ -57,7 +57,7 @@ class _Depthwise(ChannelKernel):
 
             def body(c, mask):
                 acc = self._taps(b, x, w, h0, w0, kh, kw, c, mask)
-                acc = self.epi.apply(b, acc, pixel, c, ptrs[3:], mask)
+                acc = self.epi.apply(b, acc, pixel, c, self.epi.kernel_args(b, ptrs[3:], self.elem), mask)
                 self.store(b, acc, gep(b, out, c), mask)
             self.channels(b, body)
 

@@ -14,7 +14,7 @@ from llvmlite import ir
 from ..threads import parallel_function
 from .channels import ChannelKernel, tap_range
 from .config import vector_bits
-from .epilogue import Epilogue
+from .epilogue import BiasActivation, Epilogue
 from .geometry import Geometry
 from .irutil import entry_alloca, fma, for_range, gep, i64, lane_mask, llvm_type, splat, zero
 from .matmul import ITEMSIZE
@@ -32,12 +32,12 @@ def use_direct(geo: Geometry, lanes: int) -> bool:
 def direct_function(module: ir.Module, features: str, dtype: str, geo: Geometry,
                     epi: Epilogue | None = None) -> ir.Function:
     """Get or emit `void f(T* x, T* w, T* y, T* epilogue_ptrs..., i64 batch, i64 nthreads)`."""
-    epi = epi or Epilogue()
+    epi = epi or BiasActivation()
     elem = llvm_type(dtype)
     lanes = vector_bits(features) // (8 * ITEMSIZE[dtype])
     if not use_direct(geo, lanes):
         raise ValueError(f"direct convolution needs groups=1 and kh*kw*cin <= {MAX_K}, got {geo}")
-    name = "kc_conv_direct_" + hashlib.sha1(repr((dtype, geo, lanes, epi.key)).encode()).hexdigest()[:12]
+    name = "kc_conv_direct_" + hashlib.sha1(repr((dtype, geo, lanes, epi.ident)).encode()).hexdigest()[:12]
     em = _Direct(elem, lanes, geo, epi)
     rows = lambda b, batch: b.mul(batch, i64(geo.oh))
     work = lambda b, batch: b.mul(batch, i64(geo.oh * geo.ow * geo.cout * geo.kh * geo.kw * geo.c))
@@ -66,9 +66,10 @@ class _Direct(ChannelKernel):
             self._taps(b, x, w, h0, w0, kh, tap_range(b, w0, g.w, g.kw, g.dw), accs, masks)
             pixel = b.add(b.mul(task, i64(g.ow)), ow)
             out = gep(b, ptrs[2], b.mul(pixel, i64(g.cout)))
+            kargs = self.epi.kernel_args(b, ptrs[3:], self.elem)
             for v, (acc, mask) in enumerate(zip(accs, masks)):
                 col = i64(v * self.lanes)
-                value = self.epi.apply(b, b.load(acc), pixel, col, ptrs[3:], mask)
+                value = self.epi.apply(b, b.load(acc), pixel, col, kargs, mask)
                 self.store(b, value, gep(b, out, col), mask)
 
     def _taps(self, b, x, w, h0, w0, kh, kw, accs, masks):

@@ -153,7 +153,7 @@ class _Macro:
     def __init__(self, g: _GemmEmitter, shape: GemmShape, b, ptrs, bi, k, bufs, pack_a, pack_b):
         self.g, self.s, self.b, self.bi, self.k = g, shape, b, bi, k
         self.pa, self.pb, self.pc_ = ptrs[0], ptrs[1], ptrs[2]
-        self.eptrs = ptrs[3:]
+        self.kargs = g.p.epi.kernel_args(b, ptrs[3:], g.p.elem)
         self.abuf, self.bbuf = bufs
         self.pack_a, self.pack_b = pack_a, pack_b
 
@@ -199,7 +199,7 @@ class _Macro:
                 cptr, ldc = p.c.tile(b, self.pc_, self.bi, row, b.add(jc, jr))
                 ecol = p.c.epilogue_col(b, self.bi, b.add(jc, jr))
                 args = [kc, aptr, rsa, csa, bptr, rsb, cptr, ldc, nr, accumulate, last, row, ecol, mr]
-                self._dispatch(args + list(self.eptrs))
+                self._dispatch(args + self.kargs)
 
     def _a_panel(self, row, pc, kc, ir_):
         b, s, src = self.b, self.s, self.g.p.a

@@ -7,7 +7,7 @@ import math
 from llvmlite import ir
 
 from .config import gemm_shape, gemm_wide_shape
-from .epilogue import Epilogue
+from .epilogue import BiasActivation, Epilogue
 from .gemm import GemmProblem, gemm_function
 from .irutil import llvm_type
 from .operands import BatchShape, Strided, StridedA, StridedB, StridedC
@@ -77,9 +77,9 @@ def _columns(b_shape, transpose_b) -> int:
 def matmul_function(module: ir.Module, features: str, dtype: str, a_shape, b_shape,
                     transpose_a=False, transpose_b=False, epi: Epilogue | None = None) -> ir.Function:
     """Get or emit `void f(T* a, T* b, T* c, T* epilogue_ptrs..., i64 batch, i64 nthreads)` for one matmul."""
-    epi = epi or Epilogue()
+    epi = epi or BiasActivation()
     shape = gemm_shape(features, ITEMSIZE[dtype], _columns(b_shape, transpose_b))
-    key = repr((dtype, tuple(a_shape), tuple(b_shape), transpose_a, transpose_b, epi.key, shape))
-    name = "kc_matmul_" + hashlib.sha1(key.encode()).hexdigest()[:12]
+    key = repr((dtype, tuple(a_shape), tuple(b_shape), transpose_a, transpose_b, epi.ident, shape))
+    name = f"kc_matmul_{epi.ident}_" + hashlib.sha1(key.encode()).hexdigest()[:12]
     prob = matmul_problem(name, dtype, tuple(a_shape), tuple(b_shape), transpose_a, transpose_b, epi, shape.lanes)
     return gemm_function(module, prob, shape, gemm_wide_shape(features, ITEMSIZE[dtype]))

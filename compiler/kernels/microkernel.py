@@ -41,7 +41,7 @@ def microkernel(module: ir.Module, elem: ir.Type, lanes: int, mr: int, nr: int, 
     """Get or emit the micro-kernel for one variant."""
     name = microkernel_name(elem, mr, nr, edge, epi)
     ptr = elem.as_pointer()
-    args = _ARG_TYPES(ptr) + [ptr] * epi.nptrs
+    args = _ARG_TYPES(ptr) + epi.kernel_types(elem)
     fn = internal_function(module, name, ir.VoidType(), args, ARG_NAMES)
     if fn is None:
         return module.globals[name]
@@ -77,7 +77,7 @@ def tile_function(module: ir.Module, elem: ir.Type, lanes: int, mr_max: int, nr:
     key = "".join(c[0] for c in cols) + "_".join(map(str, heights))
     name = f"kc_tile_{type_suffix(elem)}_{mr_max}x{nr}_{epi.key}_{key}"
     ptr = elem.as_pointer()
-    fn = internal_function(module, name, ir.VoidType(), _ARG_TYPES(ptr) + [ptr] * epi.nptrs, ARG_NAMES)
+    fn = internal_function(module, name, ir.VoidType(), _ARG_TYPES(ptr) + epi.kernel_types(elem), ARG_NAMES)
     if fn is None:
         return module.globals[name]
     fn.attributes.add("noinline")
@@ -110,14 +110,14 @@ class _Emitter:
         self.fn, self.elem, self.lanes, self.mr, self.nv = fn, elem, lanes, mr, nr // lanes
         self.edge, self.epi = edge, epi
         self.a = {n: fn.args[i] for i, n in enumerate(ARG_NAMES)}
-        self.eptrs = list(fn.args[len(ARG_NAMES):])
+        self.kargs = list(fn.args[len(ARG_NAMES):])
         self.b = ir.IRBuilder(fn.append_basic_block("entry"))
 
     def emit(self):
         b = self.b
         self.masks = self._masks() if self.edge else [None] * self.nv
         vals = self._with_c(self._k_loop())
-        if self.epi.nptrs or self.epi.key != "none":
+        if self.epi.key != "none":
             # the epilogue is cheap next to a kc-long k loop: compute it always, keep it on the last block
             done = self._epilogue(vals)
             vals = [[b.select(self.a["last"], x, y) for x, y in zip(r1, r2)] for r1, r2 in zip(done, vals)]
@@ -220,7 +220,7 @@ class _Emitter:
     def _epilogue(self, vals):
         b, a = self.b, self.a
         return [[self.epi.apply(b, vals[r][v], b.add(a["row0"], i64(r)),
-                                b.add(a["col0"], i64(v * self.lanes)), self.eptrs, self.masks[v])
+                                b.add(a["col0"], i64(v * self.lanes)), self.kargs, self.masks[v])
                  for v in range(self.nv)] for r in range(self.mr)]
 
     def _write(self, vals):
