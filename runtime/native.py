@@ -9,7 +9,6 @@ Every call checks its inputs so that native code never reads or writes out of bo
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import hashlib
 import json
 import os
@@ -21,6 +20,7 @@ from typing import Mapping
 import numpy as np
 
 from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
+from .code_loader import ObjectCode, SharedLibrary
 
 ENTRY_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p),
                                ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)
@@ -137,10 +137,10 @@ class CompiledModel:
         if m.get("library"):
             data_name = m["library"]
             _read_checked(root, data_name, m, "library")
-            code = _SharedLibrary(root / data_name)
+            code = SharedLibrary(root / data_name)
         else:
             obj = _read_checked(root, m["object"], m, "object file")
-            code = _ObjectCode(obj)
+            code = ObjectCode(obj)
         if m.get("thread_launcher"):
             code.bind_threads(m["thread_launcher"])
         return code
@@ -312,81 +312,3 @@ def check_call_inputs(entry: _Entry, inputs: list):
                 raise ValueError(f"{where}: dimension {i} is {got}, expected {d}")
         out.append(np.ascontiguousarray(a))
     return out, batch
-
-
-class _SharedLibrary:
-    def __init__(self, path: Path):
-        try:
-            self.lib = ctypes.CDLL(str(path.resolve()))
-        except OSError as e:
-            raise ArtifactError(f"cannot load {path.name}: {e}") from None
-
-    def address(self, symbol: str) -> int:
-        try:
-            return ctypes.cast(getattr(self.lib, symbol), ctypes.c_void_p).value
-        except AttributeError:
-            raise ArtifactError(f"the library has no entry point '{symbol}'") from None
-
-    def string(self, symbol: str) -> str:
-        try:
-            return ctypes.string_at(ctypes.addressof(ctypes.c_char.in_dll(self.lib, symbol))).decode()
-        except ValueError:
-            raise ArtifactError(f"the library has no interface string '{symbol}'") from None
-
-    def bind_threads(self, symbol: str) -> bool:
-        try:
-            slot = ctypes.c_void_p.in_dll(self.lib, symbol)
-        except ValueError:
-            return False
-        gomp = _gomp_parallel()
-        if gomp:
-            slot.value = gomp
-        return bool(gomp)
-
-
-class _ObjectCode:
-    """The no-linker path: the object file runs in-process through llvmlite's MCJIT."""
-
-    _lock = threading.Lock()
-
-    def __init__(self, obj: bytes):
-        import llvmlite.binding as llvm
-
-        with self._lock:
-            llvm.initialize_native_target()
-            llvm.initialize_native_asmprinter()
-            target = llvm.Target.from_default_triple()
-            tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(),
-                                              features=llvm.get_host_cpu_features().flatten(), opt=3)
-            empty = llvm.parse_assembly("")
-            self.engine = llvm.create_mcjit_compiler(empty, tm)
-            self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-            self.engine.finalize_object()
-
-    def address(self, symbol: str) -> int:
-        addr = self.engine.get_function_address(symbol)
-        if not addr:
-            raise ArtifactError(f"the object file has no entry point '{symbol}'")
-        return addr
-
-    def string(self, symbol: str) -> str:
-        addr = self.engine.get_global_value_address(symbol)
-        if not addr:
-            raise ArtifactError(f"the object file has no interface string '{symbol}'")
-        return ctypes.string_at(addr).decode()
-
-    def bind_threads(self, symbol: str) -> bool:
-        slot = self.engine.get_global_value_address(symbol)
-        gomp = _gomp_parallel()
-        if slot and gomp:
-            ctypes.c_void_p.from_address(slot).value = gomp
-        return bool(slot and gomp)
-
-
-def _gomp_parallel() -> int | None:
-    """libgomp's GOMP_parallel (the persistent thread pool), or None: then code runs single-threaded."""
-    try:
-        lib = ctypes.CDLL(ctypes.util.find_library("gomp") or "libgomp.so.1")
-        return ctypes.cast(lib.GOMP_parallel, ctypes.c_void_p).value
-    except (OSError, AttributeError):
-        return None

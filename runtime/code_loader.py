@@ -1,0 +1,90 @@
+"""Opening an artifact's code: a shared library through ctypes, or (no linker) an object file
+through llvmlite's MCJIT; both give addresses of entry points and globals, and bind the thread pool."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+from pathlib import Path
+
+from .artifact_check import ArtifactError
+
+
+class SharedLibrary:
+    """A linked artifact library opened with ctypes."""
+
+    def __init__(self, path: Path):
+        try:
+            self.lib = ctypes.CDLL(str(path.resolve()))
+        except OSError as e:
+            raise ArtifactError(f"cannot load {path.name}: {e}") from None
+
+    def address(self, symbol: str) -> int:
+        try:
+            return ctypes.cast(getattr(self.lib, symbol), ctypes.c_void_p).value
+        except AttributeError:
+            raise ArtifactError(f"the library has no entry point '{symbol}'") from None
+
+    def string(self, symbol: str) -> str:
+        try:
+            return ctypes.string_at(ctypes.addressof(ctypes.c_char.in_dll(self.lib, symbol))).decode()
+        except ValueError:
+            raise ArtifactError(f"the library has no interface string '{symbol}'") from None
+
+    def bind_threads(self, symbol: str) -> bool:
+        try:
+            slot = ctypes.c_void_p.in_dll(self.lib, symbol)
+        except ValueError:
+            return False
+        gomp = _gomp_parallel()
+        if gomp:
+            slot.value = gomp
+        return bool(gomp)
+
+
+class ObjectCode:
+    """The no-linker path: the object file runs in-process through llvmlite's MCJIT."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, obj: bytes):
+        import llvmlite.binding as llvm
+
+        with self._lock:
+            llvm.initialize_native_target()
+            llvm.initialize_native_asmprinter()
+            target = llvm.Target.from_default_triple()
+            tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(),
+                                              features=llvm.get_host_cpu_features().flatten(), opt=3)
+            empty = llvm.parse_assembly("")
+            self.engine = llvm.create_mcjit_compiler(empty, tm)
+            self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            self.engine.finalize_object()
+
+    def address(self, symbol: str) -> int:
+        addr = self.engine.get_function_address(symbol)
+        if not addr:
+            raise ArtifactError(f"the object file has no entry point '{symbol}'")
+        return addr
+
+    def string(self, symbol: str) -> str:
+        addr = self.engine.get_global_value_address(symbol)
+        if not addr:
+            raise ArtifactError(f"the object file has no interface string '{symbol}'")
+        return ctypes.string_at(addr).decode()
+
+    def bind_threads(self, symbol: str) -> bool:
+        slot = self.engine.get_global_value_address(symbol)
+        gomp = _gomp_parallel()
+        if slot and gomp:
+            ctypes.c_void_p.from_address(slot).value = gomp
+        return bool(slot and gomp)
+
+
+def _gomp_parallel() -> int | None:
+    """libgomp's GOMP_parallel (the persistent thread pool), or None: then code runs single-threaded."""
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("gomp") or "libgomp.so.1")
+        return ctypes.cast(lib.GOMP_parallel, ctypes.c_void_p).value
+    except (OSError, AttributeError):
+        return None
