@@ -97,3 +97,45 @@ def test_random_pool(jit, i):
         out = np.full(ref.shape, np.nan, np.float32)
         call(jm, names["pool", i, kind], [*args, out], 2, 2)
         np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5, err_msg=f"{kind} {POOLS[i]}")
+
+
+def _matmul_case(rng):
+    """Random a @ b: sizes 1-70 (crossing the 12x32 tile), transposes, broadcast batch axes, maybe "N" first."""
+    m, k, n = (int(v) for v in rng.integers(1, 71, 3))
+    ta, tb = bool(rng.integers(2)), bool(rng.integers(2))
+    batch_a = tuple(int(v) for v in rng.choice([1, 2, 3], int(rng.integers(0, 3))))
+    batch_b = tuple(1 if rng.integers(3) == 0 else d for d in batch_a[len(batch_a) - int(rng.integers(0, len(batch_a) + 1)):])
+    a = batch_a + ((k, m) if ta else (m, k))
+    b = batch_b + ((n, k) if tb else (k, n))
+    if rng.integers(2) and len(a) > 2 and (len(b) < len(a) or b[0] == a[0]):
+        a = ("N",) + a[1:]     # leading batch symbol (run-time size a[0] -> batch)
+        b = (("N",) + b[1:]) if len(b) == len(a) and b[0] != 1 else b
+    return a, b, ta, tb
+
+
+MATMULS = [_matmul_case(RNG) for _ in range(20)]
+
+
+@pytest.fixture(scope="module")
+def jit_mm(every_call_threaded):
+    from kcompile.compiler.kernels.matmul import matmul_function
+    mod, feats = ir.Module("random_matmuls"), host_features()
+    fns = [matmul_function(mod, feats, "f32", a, b, ta, tb) for a, b, ta, tb in MATMULS]
+    for fn in fns:
+        fn.linkage = "external"
+    return JitModule(mod), [fn.name for fn in fns]
+
+
+@pytest.mark.parametrize("i", range(len(MATMULS)))
+def test_random_matmul(jit_mm, i):
+    jm, names = jit_mm
+    a_shape, b_shape, ta, tb = MATMULS[i]
+    batch = 3
+    concrete = lambda s: tuple(batch if d == "N" else d for d in s)
+    rng = np.random.default_rng(i)
+    a = rng.standard_normal(concrete(a_shape)).astype(np.float32)
+    b = rng.standard_normal(concrete(b_shape)).astype(np.float32)
+    want = np.matmul(np.swapaxes(a, -1, -2) if ta else a, np.swapaxes(b, -1, -2) if tb else b)
+    got = np.full(want.shape, np.nan, np.float32)
+    call(jm, names[i], [a, b, got], batch, 2)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=str(MATMULS[i]))
