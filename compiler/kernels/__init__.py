@@ -9,6 +9,7 @@ matmul       IR matmul -> GEMM (transposes, batch broadcasting, batch folded int
 im2col       implicit-GEMM operands gathered from NHWC windows
 conv         conv forward / input gradient / filter gradient as implicit GEMMs
 depthwise    direct depthwise convolution
+direct       direct convolution for a tiny contraction (first layers); direct_grad: its filter gradient
 channels     loops over pixels with channels in vectors (pooling, depthwise)
 pool         max/avg pooling and their gradients
 epilogue     bias + activation applied to output tiles in registers

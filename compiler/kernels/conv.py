@@ -4,7 +4,8 @@ forward       C[(n,oh,ow), co] = A[(n,oh,ow), (kh,kw,ci)] @ w[(kh,kw,ci), co]   
 input grad    dx[(n,ih,iw), ci] = dy-windows[(n,ih,iw), (kh,kw,co)] @ w^T[(kh,kw,co), ci]
 filter grad   dw[(kh,kw,ci), co] = x-windows^T[(kh,kw,ci), (n,oh,ow)] @ dy[(n,oh,ow), co] (K grows with batch)
 A 1x1 stride-1 unpadded convolution is a plain strided matmul over the input; a depthwise forward
-convolution and one with a tiny contraction (first layers) run direct kernels (depthwise.py, direct.py).
+convolution and one with a tiny contraction (first layers) run direct kernels (depthwise.py, direct.py,
+and direct_grad.py for the filter gradient).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from llvmlite import ir
 from .config import GemmShape, gemm_shape, gemm_wide_shape, vector_bits
 from .depthwise import depthwise_function, is_depthwise
 from .direct import direct_function, use_direct
+from .direct_grad import direct_filter_grad_function, use_direct_filter_grad
 from .epilogue import BiasActivation, Epilogue
 from .gemm import GemmProblem, gemm_function
 from .geometry import Geometry
@@ -34,8 +36,11 @@ def conv_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
     epi = epi or BiasActivation()
     if kind == "forward" and is_depthwise(geo):
         return depthwise_function(module, features, dtype, geo, epi)
-    if kind == "forward" and use_direct(geo, vector_bits(features) // (8 * ITEMSIZE[dtype])):
+    lanes = vector_bits(features) // (8 * ITEMSIZE[dtype])
+    if kind == "forward" and use_direct(geo, lanes):
         return direct_function(module, features, dtype, geo, epi)
+    if kind == "filter_grad" and is_float_dtype(dtype) and use_direct_filter_grad(geo, lanes):
+        return direct_filter_grad_function(module, features, dtype, geo)
     shape = gemm_shape(features, ITEMSIZE[dtype], geo.cin_g if kind == "input_grad" else geo.cout_g)
     if kind == "filter_grad":
         shape = _channel_aligned(shape, geo.cin_g)
@@ -45,6 +50,10 @@ def conv_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
     prob = builder(name, llvm_type(dtype), geo, epi, shape.lanes, shape.kc)
     wide = gemm_wide_shape(features, ITEMSIZE[dtype])
     return gemm_function(module, prob, shape, wide)
+
+
+def is_float_dtype(dtype: str) -> bool:
+    return dtype in ("f32", "f64")
 
 
 def _channel_aligned(shape: GemmShape, cin_g: int) -> GemmShape:
