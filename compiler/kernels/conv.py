@@ -47,7 +47,7 @@ def conv_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
     key = repr((kind, dtype, geo, epi.ident, shape))
     name = f"kc_conv_{kind}_{epi.ident}_" + hashlib.sha1(key.encode()).hexdigest()[:12]
     builder = {"forward": _forward, "input_grad": _input_grad, "filter_grad": _filter_grad}[kind]
-    prob = builder(name, llvm_type(dtype), geo, epi, shape.lanes, shape.kc)
+    prob = builder(name, llvm_type(dtype), geo, epi, shape)
     wide = gemm_wide_shape(features, ITEMSIZE[dtype])
     return gemm_function(module, prob, shape, wide)
 
@@ -69,7 +69,8 @@ def _is_pointwise(g: Geometry) -> bool:
     return g.kh == g.kw == 1 and g.sh == g.sw == 1 and g.pt == g.pl == 0
 
 
-def _forward(name, elem, g: Geometry, epi, lanes, kc):
+def _forward(name, elem, g: Geometry, epi, shape: GemmShape):
+    lanes, kc = shape.lanes, shape.kc
     groups = BatchShape((g.groups,))
     kdim = g.kh * g.kw * g.cin_g
     if _is_pointwise(g):
@@ -90,7 +91,8 @@ def _forward(name, elem, g: Geometry, epi, lanes, kc):
                        m_per_batch=True)
 
 
-def _input_grad(name, elem, g: Geometry, epi, lanes, kc):
+def _input_grad(name, elem, g: Geometry, epi, shape: GemmShape):
+    lanes, kc = shape.lanes, shape.kc
     groups = BatchShape((g.groups,))
 
     def rows(b, i, grp):
@@ -109,7 +111,8 @@ def _input_grad(name, elem, g: Geometry, epi, lanes, kc):
                        m_per_batch=True)
 
 
-def _filter_grad(name, elem, g: Geometry, epi, lanes, kc):
+def _filter_grad(name, elem, g: Geometry, epi, shape: GemmShape):
+    lanes, max_panels = shape.lanes, -(-shape.mc // shape.mr)
     groups = BatchShape((g.groups,))
 
     def rows(b, i, grp):
@@ -120,7 +123,7 @@ def _filter_grad(name, elem, g: Geometry, epi, lanes, kc):
     def cols(b, k, grp):
         n, oh, ow = split3(b, k, g.oh, g.ow)
         return b.mul(oh, i64(g.sh)), b.mul(ow, i64(g.sw)), b.mul(n, i64(g.h * g.w * g.c))
-    a = Im2colA((g.h, g.w), g.c, rows, cols, run=g.cin_g, lanes=lanes)
+    a = Im2colA((g.h, g.w), g.c, rows, cols, run=g.cin_g, lanes=lanes, max_panels=max_panels)
     return GemmProblem(name, elem, groups, g.kh * g.kw * g.cin_g, g.cout_g, g.oh * g.ow, a,
                        StridedB(Strided(g.cout, 1, (g.cout_g,)), groups, lanes),
                        StridedC(Strided(g.cout, 1, (g.cout_g,)), groups, group_cols=g.cout_g), epi,

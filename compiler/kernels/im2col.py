@@ -23,13 +23,14 @@ class Im2colA:
     packed_only = True
 
     def __init__(self, src_hw, src_c, row_fn, col_fn, divisor=(1, 1), layout="cols", run=1, lanes=1,
-                 taps=None):
+                 taps=None, max_panels=1):
         (self.sh_, self.sw_), self.c = src_hw, src_c
         self.row_fn, self.col_fn, self.divisor = row_fn, col_fn, divisor
         self.layout, self.run, self.lanes = layout, run, lanes
         # (kh, kw, kc_block): when the whole K = kh*kw*run fits one KC block, rows are gathered
         # tap by tap with no index decomposition (first layers: K = 9 or 25)
         self.taps = taps
+        self.max_panels = max_panels   # bound on A panels per block (the aligned "cols" packing)
 
     def packed_strides(self, kc, mr_tile):
         return (kc, i64(1)) if self.layout == "rows" else (i64(1), i64(mr_tile))
@@ -114,17 +115,24 @@ class Im2colA:
                     b.store(self._element(b, ptr, h, w, off), gep(b, out, r))
 
     def _pack_cols_aligned(self, b, ptr, g, dst, m0, mc, k0, kc, mr_tile):
-        """Each panel's rows are mr_tile consecutive channels of one tap: one vector per column."""
-        with for_range(b, 0, mc, mr_tile, "ia.i") as ip:
-            mask = lane_mask(b, imin(b, mr_tile, b.sub(mc, ip)), mr_tile)
-            hr, wr, offr = self.row_fn(b, b.add(m0, ip), g)
-            panel = gep(b, dst, b.mul(ip, kc))
-            with for_range(b, 0, kc, 1, "ia.k") as k:
-                hk, wk, ok = self.col_fn(b, b.add(k0, k), g)
-                valid, idx = self._source(b, b.add(hr, hk), b.add(wr, wk), b.add(offr, ok))
-                src = b.select(valid, gep(b, ptr, idx), ptr)
-                v = masked_load(b, src, b.and_(mask, splat(b, valid, mr_tile)), mr_tile)
-                store_vec(b, v, gep(b, panel, b.mul(k, i64(mr_tile))))
+        """Each panel's rows are mr_tile consecutive channels of one tap: one vector per column.
+
+        k outer, panels inner, so k's window position is decomposed once for all panels."""
+        arrays = [entry_alloca(b, I64, self.max_panels, 8) for _ in range(3)]   # per panel: h, w, offset
+        npanels = b.sdiv(b.add(mc, i64(mr_tile - 1)), i64(mr_tile))
+        with for_range(b, 0, npanels, 1, "ia.p") as p:
+            for arr, v in zip(arrays, self.row_fn(b, b.add(m0, b.mul(p, i64(mr_tile))), g)):
+                b.store(v, gep(b, arr, p))
+        with for_range(b, 0, kc, 1, "ia.k") as k:
+            hk, wk, ok = self.col_fn(b, b.add(k0, k), g)
+            column = gep(b, dst, b.mul(k, i64(mr_tile)))
+            with for_range(b, 0, npanels, 1, "ia.i") as p:
+                h, w, off = (b.load(gep(b, arr, p)) for arr in arrays)
+                valid, idx = self._source(b, b.add(h, hk), b.add(w, wk), b.add(off, ok))
+                rows = imin(b, mr_tile, b.sub(mc, b.mul(p, i64(mr_tile))))
+                on = b.and_(lane_mask(b, rows, mr_tile), splat(b, valid, mr_tile))
+                v = masked_load(b, b.select(valid, gep(b, ptr, idx), ptr), on, mr_tile)
+                store_vec(b, v, gep(b, column, b.mul(p, b.mul(i64(mr_tile), kc))))
 
     def _source(self, b, h, w, off):
         """(position is real, element index in the source tensor)."""
