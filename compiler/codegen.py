@@ -156,27 +156,46 @@ class Epilogue:
     def __init__(self, target, out: Buffer, anchor_value: Value, members, leaves: dict):
         self.target, self.out, self.anchor_value = target, out, anchor_value
         self.members, self.leaves = list(members), dict(leaves)
+        self.claimable = len(self.members)  # how many leading members a take_epilogue() claims
 
-    def emit_in_place(self, builder, nthreads=None) -> None:
-        """A loop over out after the anchor finished (used when the lowering did not take it)."""
-        leaves = {**self.leaves, self.anchor_value: self.out.view(self.anchor_value, self.out.dims)}
-        emit_fused(builder, self.target, self.out, self.members, leaves, nthreads)
+    def emit_in_place(self, builder, nthreads=None, claimed: int = 0) -> None:
+        """A loop over out for the members after the first `claimed` (the kernel applied those)."""
+        rest = self.members[claimed:]
+        if not rest:
+            return
+        current = self.members[claimed - 1].outputs[0] if claimed else self.anchor_value
+        leaves = {**self.leaves, current: self.out.view(current, self.out.dims)}
+        emit_fused(builder, self.target, self.out, rest, leaves, nthreads)
 
     def bias_activation(self):
-        """(bias Buffer or None, 'linear' | 'relu') when the epilogue is exactly that, else None."""
-        bias, act, cur = None, "linear", self.anchor_value
+        """(bias Buffer or None, 'linear' | 'relu') for the leading bias add and/or relu, else None.
+
+        A kernel that applies them calls take_epilogue(); codegen then runs the remaining members
+        (e.g. a tanh after the bias add) in place, after the kernel."""
+        bias, act, cur, used = None, "linear", self.anchor_value, 0
         for n in self.members:
             if n.op == "add" and bias is None and act == "linear" and cur in n.inputs:
                 other = n.inputs[1] if n.inputs[0] is cur else n.inputs[0]
-                if other not in self.leaves or _last_axis_vector(other) != self.out.shape[-1]:
-                    return None
+                if other is cur or other not in self.leaves or _last_axis_vector(other) != self.out.shape[-1]:
+                    break
                 bias = self.leaves[other]
             elif n.op == "relu" and act == "linear" and n.inputs[0] is cur:
                 act = "relu"
             else:
-                return None
-            cur = n.outputs[0]
+                break
+            cur, used = n.outputs[0], used + 1
+        while used and not self._rest_reads_only(used):
+            used -= 1
+            bias, act = (bias, "linear") if self.members[used].op == "relu" else (None, act)
+        if not used:
+            return None
+        self.claimable = used
         return bias, act
+
+    def _rest_reads_only(self, used: int) -> bool:
+        """The members after the first `used` read no value the kernel will have overwritten."""
+        gone = {self.anchor_value} | {n.outputs[0] for n in self.members[:used - 1]}
+        return not any(v in gone for n in self.members[used:] for v in n.inputs)
 
 
 def _last_axis_vector(v: Value):
@@ -280,8 +299,7 @@ class _EntryBuilder:
         leaves = {v: self._operand(v) for n in members for v in n.inputs if v not in produced and v is not av}
         epilogue = Epilogue(self.target, out, av, members, leaves)
         ctx = self._lower_node(anchor, epilogue)
-        if not ctx.epilogue_taken:
-            epilogue.emit_in_place(self.b, self.nthreads)
+        epilogue.emit_in_place(self.b, self.nthreads, epilogue.claimable if ctx.epilogue_taken else 0)
 
     def _operand(self, v: Value) -> Buffer:
         if v in self.buffers:

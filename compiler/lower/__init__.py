@@ -15,8 +15,8 @@ The context also gives ctx.batch (i64), ctx.nthreads (i32), ctx.target (features
 ctx.attrs, ctx.helper(name, fnty, build) for internal helper functions (e.g. parallel bodies),
 ctx.require_library("gomp") for system libraries, ctx.fail(code) to report a run-time error
 status, and ctx.epilogue: elementwise nodes fused after a matmul/conv that codegen applies in
-place on outs[0] after the lowering returns, unless the lowering claims it with
-ctx.take_epilogue() and applies it itself (Epilogue.apply in codegen terms).
+place on outs[0] after the lowering returns, except the leading members a lowering claims with
+ctx.take_epilogue() (e.g. after ctx.epilogue.bias_activation() found a bias add and/or relu).
 
 Output buffers never alias input buffers. Every module of this package is imported on first use
 of the table, so registering is just defining the function in a module here.

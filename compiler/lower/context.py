@@ -118,7 +118,8 @@ class LowerCtx:
         self.libraries.add(name)
 
     def take_epilogue(self):
-        """Claim the epilogue: the lowering promises to apply it itself."""
+        """Claim the epilogue's leading members (epilogue.claimable of them, e.g. the bias add and
+        relu found by bias_activation()): the lowering applies those itself, codegen the rest."""
         self.epilogue_taken = True
         return self.epilogue
 

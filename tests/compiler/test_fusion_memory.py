@@ -1,6 +1,7 @@
 """The fuse and plan-memory passes: which nodes group, epilogues, workspace reuse, and that fused
 graphs still compute what the reference interpreter computes."""
 import numpy as np
+import pytest
 
 from kcompile.compiler.jit import compile_graph
 from kcompile.ir import GraphBuilder, TensorType
@@ -60,6 +61,27 @@ def test_matmul_bias_activation_is_an_epilogue():
     inner = fused_nodes - {grp.root for grp in anchors}
     assert not inner & {i for i, _ in planned.meta["memory"].offsets}  # only the epilogue's result is stored
     assert_native_matches(g, lambda n: [random_array(rng, (n, 9), np.float32)], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pattern", ["bias_tanh", "relu_then_bias", "reuses_claimed_value", "bias_relu_scale"])
+def test_kernels_claim_a_prefix_of_the_epilogue_and_codegen_runs_the_rest(pattern):
+    rng = np.random.default_rng(9)
+    b = GraphBuilder(pattern)
+    x = b.input("x", TensorType(["N", 6]))
+    y = b.matmul(x, b.param("w", rng.standard_normal((6, 11)).astype(np.float32)))
+    bias = b.param("b", rng.standard_normal(11).astype(np.float32))
+    if pattern == "bias_tanh":
+        out = b.tanh(b.add(y, bias))
+    elif pattern == "relu_then_bias":
+        out = b.add(bias, b.relu(y))
+    elif pattern == "reuses_claimed_value":
+        t = b.add(y, bias)
+        out = b.mul(b.relu(t), t)   # needs t after the relu: only the add may be claimed
+    else:
+        out = b.mul(b.relu(b.add(y, bias)), b.constant(0.5))
+    g = b.build([out])
+    assert any(grp.anchor is not None for grp in groups_of(fuse(g)))
+    assert_native_matches(g, lambda n: [random_array(rng, (n, 6), np.float32)], rtol=1e-5, atol=1e-5)
 
 
 def test_workspace_is_linear_in_batch_and_reuses_memory():
@@ -123,7 +145,6 @@ def test_stale_tables_are_refused():
     from kcompile.compiler.codegen import generate
     from kcompile.compiler.target import host_target
     from kcompile.ir import Graph
-    import pytest
 
     b = GraphBuilder("stale")
     x = b.input("x", TensorType(["N", 3]))
