@@ -129,3 +129,12 @@ def test_every_opt_level_computes_the_same(opt_level):
     xs = np.random.default_rng(8).standard_normal((3, 9)).astype(np.float32)
     for got, want in zip(compile_graph(g, opt_level=opt_level)([xs]), run(g, [xs])):
         np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
+
+
+def test_graphs_without_inputs_and_constant_or_parameter_outputs():
+    b = GraphBuilder("no_inputs")
+    p = b.param("p", np.arange(6, dtype=np.float32).reshape(2, 3))
+    g = b.build([b.exp(p), b.constant(np.array([1, 2, 3], np.int32)), p, b.reshape(p, shape=(3, 2))])
+    for got, want in zip(compile_graph(g)([]), run(g, [])):
+        np.testing.assert_allclose(got, want, rtol=2e-6)
+        assert got.dtype == want.dtype
