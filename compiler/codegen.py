@@ -198,6 +198,11 @@ class Epilogue:
         return not any(v in gone for n in self.members[used:] for v in n.inputs)
 
 
+def _immediate(v: Value) -> bool:
+    """A one-element constant: fused loops use it as an immediate instead of loading it."""
+    return v.producer is not None and v.producer.op == "constant" and v.type.numel() == 1
+
+
 def _last_axis_vector(v: Value):
     """The length of v when it broadcasts only along the last axis ([C] or [1,...,1,C]), else None."""
     s = v.type.shape
@@ -281,25 +286,30 @@ class _EntryBuilder:
             return
         g = step.group
         members = [nodes[i] for i in g.members]
-        produced = {v for n in members for v in n.outputs}
         if g.consumer is not None:  # a prologue: the reduction reads the group's result on the fly
             x = nodes[g.root].outputs[0]
-            leaves = {v: self._operand(v) for n in members for v in n.inputs if v not in produced}
+            leaves = self._leaves(members)
             self.buffers[x] = Buffer(x, None, self.dims(x), prologue=(x, leaves))
             self._lower_node(nodes[g.consumer])
             return
         out = self.buffer(nodes[g.root].outputs[0])
         if g.anchor is None:
-            leaves = {v: self._operand(v) for n in members for v in n.inputs if v not in produced}
+            leaves = self._leaves(members)
             emit_fused(self.b, self.target, out, members, leaves, self.nthreads)
             return
         anchor = nodes[g.anchor]
         av = anchor.outputs[0]
         self.buffers[av] = out.view(av, out.dims)
-        leaves = {v: self._operand(v) for n in members for v in n.inputs if v not in produced and v is not av}
+        leaves = self._leaves(members, skip=av)
         epilogue = Epilogue(self.target, out, av, members, leaves)
         ctx = self._lower_node(anchor, epilogue)
         epilogue.emit_in_place(self.b, self.nthreads, epilogue.claimable if ctx.epilogue_taken else 0)
+
+    def _leaves(self, members, skip=None) -> dict:
+        """Buffers of the values a fused group reads from outside (one-element constants inline)."""
+        produced = {v for n in members for v in n.outputs}
+        return {v: self._operand(v) for n in members for v in n.inputs
+                if v not in produced and v is not skip and not _immediate(v)}
 
     def _operand(self, v: Value) -> Buffer:
         if v in self.buffers:
