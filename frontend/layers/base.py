@@ -82,7 +82,8 @@ class Layer:
         if initializer is None:
             initializer = "glorot_uniform" if dtype in (None, "float32", "float64") else "zeros"
         init = initializers.get(initializer)
-        var = Variable(init(shape, dtype=dtype or "float32"), name=name or "variable", trainable=trainable,
+        var = Variable(init(shape, dtype=dtype or "float32"), name=name or self._unused_weight_name(),
+                       trainable=trainable,
                        dtype=dtype or "float32")
         var._created_trainable = bool(trainable)
         var.trainable = bool(trainable) and self._trainable
@@ -92,6 +93,15 @@ class Layer:
             var.regularizer = reg
             self._regularized.append((var, reg))
         return var
+
+    def _unused_weight_name(self) -> str:
+        """Keras 3 auto-names unnamed weights variable, variable_1, ...; paths must stay unique."""
+        taken = {v.name for v in self._own_variables}
+        name, i = "variable", 0
+        while name in taken:
+            i += 1
+            name = f"variable_{i}"
+        return name
 
     @property
     def trainable(self) -> bool:
