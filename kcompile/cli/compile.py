@@ -658,6 +658,3 @@ def _inspect_parser() -> argparse.ArgumentParser:
     p.add_argument("artifact", metavar="ARTIFACT", help="an artifact folder written by kcompile, or a .onnx file")
     return p
 
-
-if __name__ == "__main__":
-    sys.exit(main())
