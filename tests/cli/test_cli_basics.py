@@ -10,7 +10,8 @@ import numpy as np
 import onnx
 import pytest
 
-from kcompile.cli import _compile_parser, _inspect_parser, _run_parser, main
+from kcompile.cli import main
+from kcompile.cli.args import compile_parser, inspect_parser, run_parser
 from kcompile.ir import parse_graph, print_graph
 from kcompile.runtime.reference import run as reference_run
 
@@ -172,7 +173,7 @@ def test_run_input_errors(model_py, tmp_path, capsys):
 
 
 def test_help_documents_every_option(capsys):
-    for parser in (_compile_parser(), _run_parser(), _inspect_parser()):
+    for parser in (compile_parser(), run_parser(), inspect_parser()):
         text = parser.format_help()
         for action in parser._actions:
             for opt in action.option_strings:
