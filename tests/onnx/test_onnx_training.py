@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kcompile.cli import train_step_graph
+from kcompile.cli.train import train_step_graph
 from kcompile.compiler.onnx_export import export_onnx
 from kcompile.runtime.reference import run
 
