@@ -9,6 +9,10 @@ params: the parameter block (layout from param_layout, shared by all entries); w
 least workspace_size(batch) bytes, 64-byte aligned. Returns 0, or a STATUS_* code. Outputs listed
 in graph.meta["param_updates"] ({output name: parameter name}) are written into the parameter
 block (in place, after everything else ran) instead of to an output pointer.
+
+Each entry point also exists as <name>_<entry>_p, the same function with `void **params` (one
+pointer per parameter, in layout order) instead of the block: the in-process JIT passes the
+caller's arrays without packing them.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from .lower.elementwise import emit_fused
 
 I8P = I8.as_pointer()
 ENTRY_TYPE = ir.FunctionType(I32, [I8P.as_pointer(), I8P.as_pointer(), I8P, I8P, I64, I32])
+POINTERS_ENTRY_TYPE = ir.FunctionType(I32, [I8P.as_pointer(), I8P.as_pointer(), I8P.as_pointer(), I8P, I64, I32])
 SIZE_TYPE = ir.FunctionType(I64, [I64])
 PARAM_ALIGN = 64
 
@@ -212,13 +217,32 @@ def _last_axis_vector(v: Value):
 class _EntryBuilder:
     def __init__(self, module, graph: Graph, layout, target, libraries: set):
         self.module, self.graph, self.target, self.libraries = module, graph, target, libraries
-        self.slots = {s.name: s for s in layout}
+        self.layout = list(layout)
+        self.slot_index = {s.name: k for k, s in enumerate(layout)}
         self.plan = graph.meta["memory"]
         self.buffers: dict = {}
         self.node_index = {id(n): i for i, n in enumerate(graph.nodes)}
 
     def build(self, symbol: str) -> None:
+        """The body as `<symbol>_p` (parameter pointers), and `<symbol>` (parameter block) calling it."""
+        self._build_body(f"{symbol}_p")
+        self._build_block_wrapper(symbol, self.fn)
+
+    def _build_block_wrapper(self, symbol: str, body):
         fn = ir.Function(self.module, ENTRY_TYPE, symbol)
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        n = max(1, len(self.layout))
+        table = b.alloca(ir.ArrayType(I8P, n), name="param.ptrs")
+        for k, slot in enumerate(self.layout):
+            b.store(b.gep(fn.args[2], [i64(slot.offset)]), b.gep(table, [ir.Constant(I32, 0), ir.Constant(I32, k)]))
+        ptrs = b.gep(table, [ir.Constant(I32, 0), ir.Constant(I32, 0)])
+        b.ret(b.call(body, [fn.args[0], fn.args[1], ptrs, *fn.args[3:]]))
+
+    def _param_ptr(self, name: str):
+        return self.b.load(self.b.gep(self.params, [i64(self.slot_index[name])]))
+
+    def _build_body(self, symbol: str) -> None:
+        fn = ir.Function(self.module, POINTERS_ENTRY_TYPE, symbol)
         for arg, n in zip(fn.args, ("inputs", "outputs", "params", "workspace", "batch", "nthreads")):
             arg.name = n
         self.fn = fn
@@ -249,7 +273,7 @@ class _EntryBuilder:
             ptr = b.load(b.gep(self.inputs, [i64(k)]), name=f"in.{v.name}")
             self.buffers[v] = Buffer(v, self._typed(ptr, v), self.dims(v))
         for p in g.params:
-            ptr = b.gep(self.params, [i64(self.slots[p.param_name].offset)])
+            ptr = self._param_ptr(p.param_name)
             self.buffers[p] = Buffer(p, self._typed(ptr, p), self.dims(p))
         self.out_home = {}
         for k, v in self.caller_outputs():
@@ -346,7 +370,7 @@ class _EntryBuilder:
         updates = g.meta.get("param_updates", {})
         for v, oname in zip(g.outputs, g.output_names):
             if oname in updates:
-                self._copy_value(v, b.gep(self.params, [i64(self.slots[updates[oname]].offset)]))
+                self._copy_value(v, self._param_ptr(updates[oname]))
 
     def _copy_value(self, v: Value, dst):
         b = self.b

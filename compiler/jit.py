@@ -18,8 +18,9 @@ from kcompile.ir import Graph, print_graph
 from .codelib import JITEngine
 from .driver import compile_entries
 
-ENTRY_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p),
-                               ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)
+_PTRS = ctypes.POINTER(ctypes.c_void_p)
+# <name>_<entry>_p: parameters as a pointer table, so the caller's arrays are used without copying
+POINTERS_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, _PTRS, _PTRS, _PTRS, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 64
@@ -55,12 +56,13 @@ class NativeFunction:
         self.result = result
         self._engine = engine  # owns the machine code
         native = result.module
-        self._fn = ENTRY_CFUNC(engine.address(native.symbol(kind)))
+        self._fn = POINTERS_CFUNC(engine.address(native.symbol(kind) + "_p"))
         self._ws = native.workspace[kind]
         self._slots = native.params
-        self._block_bytes = max((s.offset + s.nbytes for s in self._slots), default=0)
+        self._slot_by_name = {s.name: s for s in self._slots}
         self._kind = kind
-        self._default_block = self._pack(graph.param_values)
+        self._defaults = {name: self._checked(name, a) for name, a in graph.param_values.items()
+                          if name in self._slot_by_name}
         self.status_messages = native.status_messages
         self.threads_bound = _bind_threads(engine)
 
@@ -71,18 +73,22 @@ class NativeFunction:
     def workspace_bytes(self, batch: int) -> int:
         return self._ws[0] * batch + self._ws[1]
 
-    def _pack(self, values: Mapping) -> np.ndarray | None:
-        """The parameter block holding `values` (None when some parameter has no value)."""
-        block = aligned_empty(self._block_bytes)
-        for s in self._slots:
-            if s.name not in values:
-                return None
-            a = np.asarray(values[s.name])
-            if a.shape != tuple(s.shape) or a.dtype != s.dtype.np:
-                raise ValueError(f"graph @{self.graph.name}: parameter '{s.name}' expects "
-                                 f"{s.dtype.name}{list(s.shape)}, got {a.dtype}{list(a.shape)}")
-            block[s.offset:s.offset + s.nbytes] = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
-        return block
+    def _checked(self, name: str, value) -> np.ndarray:
+        """The parameter as a C-contiguous array of its type (no copy when it already is one)."""
+        s = self._slot_by_name[name]
+        a = np.asarray(value)
+        if a.shape != tuple(s.shape) or a.dtype != s.dtype.np:
+            raise ValueError(f"graph @{self.graph.name}: parameter '{s.name}' expects "
+                             f"{s.dtype.name}{list(s.shape)}, got {a.dtype}{list(a.shape)}")
+        return np.ascontiguousarray(a)
+
+    def _param_arrays(self, params: Mapping | None) -> list:
+        given = {k: self._checked(k, v) for k, v in (params or {}).items() if k in self._slot_by_name}
+        arrays = [given.get(s.name, self._defaults.get(s.name)) for s in self._slots]
+        missing = [s.name for s, a in zip(self._slots, arrays) if a is None]
+        if missing:
+            raise ValueError(f"graph @{self.graph.name}: no value for parameters {missing}")
+        return arrays
 
     def with_graph(self, graph: Graph) -> "NativeFunction":
         """The same code for a structurally equal graph (its own default parameter values)."""
@@ -92,19 +98,15 @@ class NativeFunction:
                  nthreads: int | None = None) -> list:
         arrays, found = check_inputs(self.graph, inputs)
         batch = found if found is not None else (0 if batch is None else int(batch))
-        block = self._default_block if not params else self._pack({**self.graph.param_values, **params})
-        if block is None:
-            given = {**self.graph.param_values, **(params or {})}
-            missing = [s.name for s in self._slots if s.name not in given]
-            raise ValueError(f"graph @{self.graph.name}: no value for parameters {missing}")
+        weights = self._param_arrays(params)  # referenced until the call returns
         updates = self.graph.meta.get("param_updates", {})
         outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np)
                 for v, name in zip(self.graph.outputs, self.graph.output_names) if name not in updates]
         ws = aligned_empty(self.workspace_bytes(batch))
         in_ptrs = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
         out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[o.ctypes.data for o in outs])
-        status = self._fn(in_ptrs, out_ptrs, block.ctypes.data, ws.ctypes.data, batch,
-                          nthreads or default_threads())
+        param_ptrs = (ctypes.c_void_p * max(1, len(weights)))(*[w.ctypes.data for w in weights])
+        status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, nthreads or default_threads())
         if status:
             raise NativeError(f"graph @{self.graph.name}: {self.status_messages.get(status, f'status {status}')}")
         return outs

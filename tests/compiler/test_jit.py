@@ -138,3 +138,18 @@ def test_graphs_without_inputs_and_constant_or_parameter_outputs():
     for got, want in zip(compile_graph(g)([]), run(g, [])):
         np.testing.assert_allclose(got, want, rtol=2e-6)
         assert got.dtype == want.dtype
+
+
+def test_parameters_are_passed_by_pointer_and_updates_land_in_the_callers_arrays():
+    b = GraphBuilder("inplace")
+    x = b.input("x", TensorType(["N", 4]))
+    w = b.param("w", np.zeros(4, np.float32))
+    loss = b.reduce_sum(b.mul(x, w))
+    b.meta["param_updates"] = {"new_w": "w"}
+    g = b.build([loss, b.add(w, b.reduce_mean(x, axes=(0,)))], ["loss", "new_w"])
+    fn = compile_graph(g)
+    w_arr = np.ones(4, np.float32)
+    xs = np.arange(8, dtype=np.float32).reshape(2, 4)
+    (got_loss,) = fn([xs], {"w": w_arr})
+    assert got_loss == xs.sum()
+    np.testing.assert_array_equal(w_arr, 1 + xs.mean(0))  # updated in place, not returned
