@@ -146,6 +146,9 @@ def header(name: str, native, entries: dict | None = None) -> str:
                 lines.append(f"/*   {io[:-1]} {k}: {t['name']} {t['dtype']}[{','.join(map(str, t['shape']))}] */")
         lines.append(f"int32_t {spec['symbol']}(const void *const *inputs, void *const *outputs, void *params,")
         lines.append("        void *workspace, int64_t batch, int32_t nthreads);")
+        lines.append("/* The same, with one pointer per parameter (manifest order) instead of the block: */")
+        lines.append(f"int32_t {spec['symbol']}_p(const void *const *inputs, void *const *outputs,")
+        lines.append("        void *const *params, void *workspace, int64_t batch, int32_t nthreads);")
         lines.append(f"int64_t {spec['workspace_symbol']}(int64_t batch);")
     lines += ["", "#ifdef __cplusplus", "}", "#endif", f"#endif /* {guard} */", ""]
     return "\n".join(lines)
