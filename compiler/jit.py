@@ -2,6 +2,8 @@
 
 The cache key is the graph's printed text (structure, types, attributes, constants; not the
 parameter values and not the batch size), so repeated predict/fit calls never recompile.
+A call passes each parameter array by pointer (no copy when it is C-contiguous and of the right
+dtype) and gets a fresh workspace, so concurrent calls from several threads are safe.
 """
 from __future__ import annotations
 
