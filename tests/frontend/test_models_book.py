@@ -88,22 +88,36 @@ def test_subclassed_model_inside_functional_and_functional_inside_subclassed():
     np.testing.assert_allclose(predict_ref(outer, np.ones((2, 5), "float32")), y.numpy(), rtol=1e-5)
 
 
+class SimpleDense(keras.layers.Layer):
+    """DLwP ch. 3, as written: two add_weight calls without name= (Keras 3 names them variable,
+    variable_1; the paths, which are graph parameter names, must stay unique)."""
+
+    def __init__(self, units, activation=None):
+        super().__init__()
+        self.units = units
+        self.activation = activation
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        self.W = self.add_weight(shape=(input_dim, self.units), initializer="random_normal")
+        self.b = self.add_weight(shape=(self.units,), initializer="zeros")
+
+    def call(self, inputs):
+        y = keras.ops.matmul(inputs, self.W) + self.b
+        return self.activation(y) if self.activation is not None else y
+
+
+def test_chapter3_simple_dense_unnamed_weights_get_unique_paths_and_train():
+    model = keras.Sequential([keras.Input(shape=(4,)), SimpleDense(3, activation=keras.activations.relu)])
+    assert [w.path for w in model.weights] == ["simple_dense/variable", "simple_dense/variable_1"]
+    model.compile(optimizer="sgd", loss="mse", backend="reference")
+    before = model.get_weights()
+    model.fit(np.ones((8, 4), "float32"), np.full((8, 3), 2.0, "float32"), verbose=0)
+    after = model.get_weights()
+    assert not np.array_equal(before[1], after[1])  # the bias moved: gradients reached both weights
+
+
 def test_chapter3_simple_dense_called_eagerly():
-    class SimpleDense(keras.layers.Layer):
-        def __init__(self, units, activation=None):
-            super().__init__()
-            self.units = units
-            self.activation = activation
-
-        def build(self, input_shape):
-            input_dim = input_shape[-1]
-            self.W = self.add_weight(shape=(input_dim, self.units), initializer="random_normal")
-            self.b = self.add_weight(shape=(self.units,), initializer="zeros")
-
-        def call(self, inputs):
-            y = keras.ops.matmul(inputs, self.W) + self.b
-            return self.activation(y) if self.activation is not None else y
-
     my_dense = SimpleDense(units=32, activation=keras.ops.relu)
     output_tensor = my_dense(keras.ops.ones(shape=(2, 784)))
     assert output_tensor.shape == (2, 32) and len(my_dense.weights) == 2
