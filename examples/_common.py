@@ -1,7 +1,6 @@
 """Shared by the examples: offline data (MNIST IDX files or scikit-learn digits) and the command line."""
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 
@@ -11,39 +10,20 @@ MNIST_DIRS = [os.environ.get("KCOMPILE_MNIST_DIR", ""),
               Path(__file__).resolve().parents[2] / "shared/data/mnist"]  # ../shared/data/mnist from the repo
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    """An IDX file (optionally gzipped): big-endian dims after a 4-byte magic, then uint8 data."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = np.frombuffer(data, ">u4", count=ndim, offset=4).astype(int)
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def _find_mnist():
-    for d in MNIST_DIRS:
-        d = Path(d) if d else None
-        if d and all(any((d / f"{n}{ext}").exists() for ext in ("", ".gz")) for n in _MNIST_FILES):
-            return d
-    return None
-
-
-_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
 def load_mnist():
     """((train_images, train_labels), (test_images, test_labels)) as uint8 28x28 images, like Keras.
 
-    Falls back to scikit-learn's 8x8 digits, scaled up to 28x28 (each pixel 3x3, 2-pixel border)
-    and brought to MNIST's 0..255 range, when the IDX files are not there.
+    Reads the IDX files with kc.datasets.mnist; falls back to scikit-learn's 8x8 digits, scaled up
+    to 28x28 (each pixel 3x3, 2-pixel border) and brought to MNIST's 0..255 range, when they are
+    not there.
     """
-    d = _find_mnist()
-    if d is None:
-        return _digits_as_mnist()
-    arrays = [_read_idx(d / f"{n}.gz" if (d / f"{n}.gz").exists() else d / n) for n in _MNIST_FILES]
-    return (arrays[0], arrays[1]), (arrays[2], arrays[3])
+    import kcompile as kc
+    from kcompile.frontend.datasets import MNIST_FILES
+
+    for d in MNIST_DIRS:
+        if d and all((Path(d) / f).exists() for f in MNIST_FILES.values()):
+            return kc.datasets.mnist.load_data(str(d))
+    return _digits_as_mnist()
 
 
 def _digits_as_mnist():
