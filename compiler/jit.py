@@ -16,6 +16,7 @@ from typing import Mapping
 import numpy as np
 
 from kcompile.ir import Graph, print_graph
+from kcompile.ir.signature import check_signature
 
 from .codelib import JITEngine
 from .driver import compile_entries
@@ -115,34 +116,13 @@ class NativeFunction:
 
 
 def check_inputs(graph: Graph, inputs) -> tuple:
-    """Match inputs (list, or dict by name) to the graph's signature; returns C-contiguous arrays, batch."""
-    if isinstance(inputs, Mapping):
-        missing = [v.name for v in graph.inputs if v.name not in inputs]
-        if missing:
-            raise ValueError(f"graph @{graph.name}: missing inputs {missing}")
-        inputs = [inputs[v.name] for v in graph.inputs]
-    inputs = list(inputs)
-    if len(inputs) != len(graph.inputs):
-        raise ValueError(f"graph @{graph.name} takes {len(graph.inputs)} inputs, got {len(inputs)}")
-    batch, out = None, []
-    for v, a in zip(graph.inputs, inputs):
-        a = np.asarray(a)
-        where = f"graph @{graph.name}, input '{v.name}'"
-        if a.dtype != v.type.dtype.np:
-            if not np.can_cast(a.dtype, v.type.dtype.np, casting="same_kind"):
-                raise TypeError(f"{where}: expected {v.type.dtype.name}, got {a.dtype}")
-            a = a.astype(v.type.dtype.np)
-        if a.ndim != v.type.rank:
-            raise ValueError(f"{where}: expected {v.type}, got shape {a.shape}")
-        for i, (want, got) in enumerate(zip(v.type.shape, a.shape)):
-            if isinstance(want, str):
-                if batch is not None and got != batch:
-                    raise ValueError(f"{where}: batch size {got} differs from other inputs' {batch}")
-                batch = got
-            elif want != got:
-                raise ValueError(f"{where}: expected {v.type}, got shape {a.shape} (dimension {i})")
-        out.append(np.ascontiguousarray(a))
-    return out, batch
+    """Match inputs (list, or dict by name) to the graph's signature; returns C-contiguous arrays, batch.
+
+    Dtypes that convert same-kind are cast (others raise a TypeError); a dict may hold extra names.
+    """
+    signature = [(v.name, v.type) for v in graph.inputs]
+    arrays, batch = check_signature(f"graph @{graph.name}", signature, inputs, convert=True, allow_unexpected=True)
+    return [np.ascontiguousarray(a) for a in arrays], batch
 
 
 def _bind_threads(engine: JITEngine) -> bool:

@@ -1,7 +1,7 @@
 """Load and run compiled artifacts: kcompile.runtime.load(path) -> CompiledModel.
 
-Needs numpy and ctypes only (llvmlite only for artifacts that hold an object file because no
-linker existed). Imports neither kcompile.compiler nor kcompile.frontend. Everything read from
+Needs numpy, ctypes and kcompile.ir (for the shared input check; pure Python) only (llvmlite
+only for artifacts that hold an object file because no linker existed). Imports neither kcompile.compiler nor kcompile.frontend. Everything read from
 disk is validated before use: paths stay inside the artifact directory, sizes are bounded and
 consistent before any allocation, checksums match, and the CPU has the features the code needs.
 Every call checks its inputs so that native code never reads or writes out of bounds.
@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from kcompile.ir import TensorType
+from kcompile.ir.signature import check_signature
 
 from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
 from .code_loader import ObjectCode, SharedLibrary
@@ -84,6 +87,7 @@ class _Entry:
     def __init__(self, kind: str, spec: dict, fn):
         self.kind, self.spec, self.fn = kind, spec, fn
         self.inputs, self.outputs = spec["inputs"], spec["outputs"]
+        self.signature = [(s["name"], TensorType(s["shape"], s["dtype"])) for s in self.inputs]
         self.per_batch, self.static = spec["workspace"]["per_batch"], spec["workspace"]["static"]
 
 
@@ -287,28 +291,6 @@ class CompiledModel:
 
 def check_call_inputs(entry: _Entry, inputs: list):
     """Rank, shape, dtype (converted when same-kind, else refused) and contiguity of each input."""
-    if len(inputs) != len(entry.inputs):
-        raise ValueError(f"{entry.kind} takes {len(entry.inputs)} inputs "
-                         f"({', '.join(s['name'] for s in entry.inputs)}), got {len(inputs)}")
-    batch, out = None, []
-    for spec, a in zip(entry.inputs, inputs):
-        a = np.asarray(a)
-        want = np.dtype(DTYPES[spec["dtype"]])
-        where = f"{entry.kind} input '{spec['name']}' ({spec['dtype']}{spec['shape']})"
-        if a.dtype != want:
-            if not np.can_cast(a.dtype, want, casting="same_kind"):
-                raise TypeError(f"{where}: got dtype {a.dtype}, which does not convert safely to {want}")
-            a = a.astype(want)
-        if a.ndim != len(spec["shape"]):
-            raise ValueError(f"{where}: expected rank {len(spec['shape'])}, got shape {a.shape}")
-        for i, (d, got) in enumerate(zip(spec["shape"], a.shape)):
-            if d == "N":
-                if batch is not None and got != batch:
-                    raise ValueError(f"{where}: batch size {got} differs from the other inputs' {batch}")
-                if got > MAX_BATCH:
-                    raise ValueError(f"{where}: batch size {got} is too large")
-                batch = got
-            elif d != got:
-                raise ValueError(f"{where}: dimension {i} is {got}, expected {d}")
-        out.append(np.ascontiguousarray(a))
-    return out, batch
+    arrays, batch = check_signature(f"entry '{entry.kind}'", entry.signature, inputs, convert=True,
+                                    max_batch=MAX_BATCH)
+    return [np.ascontiguousarray(a) for a in arrays], batch

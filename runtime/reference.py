@@ -1,53 +1,25 @@
 """The NumPy reference interpreter: the golden oracle for native code and ONNX export."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
-from kcompile.ir import Graph, TensorType, get_op
+from kcompile.ir import Graph, get_op
+from kcompile.ir.signature import SignatureError, check_signature
 
 
-class InputError(ValueError):
-    """An input that does not match the graph's signature."""
+class InputError(SignatureError):
+    """An input (or parameter) that does not match the graph's signature."""
 
 
 def check_inputs(graph: Graph, inputs) -> tuple[list, int | None]:
-    """Match inputs (list in order, or dict by name) to the signature; returns arrays and batch size."""
-    if isinstance(inputs, Mapping):
-        missing = [v.name for v in graph.inputs if v.name not in inputs]
-        extra = sorted(set(inputs) - {v.name for v in graph.inputs})
-        if missing or extra:
-            raise InputError(f"graph @{graph.name}: missing inputs {missing}, unexpected inputs {extra}")
-        arrays = [inputs[v.name] for v in graph.inputs]
-    else:
-        arrays = list(inputs)
-        if len(arrays) != len(graph.inputs):
-            raise InputError(f"graph @{graph.name} takes {len(graph.inputs)} inputs "
-                             f"({', '.join(graph.input_names())}), got {len(arrays)}")
-    batch = None
-    out = []
-    for v, a in zip(graph.inputs, arrays):
-        a = np.asarray(a)
-        batch = _check_one(graph, v.name, v.type, a, batch)
-        out.append(a)
-    return out, batch
-
-
-def _check_one(graph: Graph, name: str, t: TensorType, a: np.ndarray, batch):
-    where = f"graph @{graph.name}, input '{name}'"
-    if a.dtype != t.dtype.np:
-        raise InputError(f"{where}: expected dtype {t.dtype.name} ({t.dtype.np}), got {a.dtype}")
-    if a.ndim != t.rank:
-        raise InputError(f"{where}: expected rank {t.rank} {t}, got shape {a.shape}")
-    for i, (want, got) in enumerate(zip(t.shape, a.shape)):
-        if isinstance(want, str):
-            if batch is not None and got != batch:
-                raise InputError(f"{where}: batch size {got} differs from other inputs' batch {batch}")
-            batch = got
-        elif want != got:
-            raise InputError(f"{where}: expected shape {t}, got {a.shape} (dimension {i})")
-    return batch
+    """Match inputs (list in order, or dict by name) to the signature exactly; returns arrays and batch size."""
+    signature = [(v.name, v.type) for v in graph.inputs]
+    try:
+        return check_signature(f"graph @{graph.name}", signature, inputs)
+    except SignatureError as e:
+        raise InputError(*e.args) from None
 
 
 def run(graph: Graph, inputs, params: Mapping | None = None, batch: int | None = None) -> list:

@@ -1,0 +1,71 @@
+"""Matching call inputs to a tensor signature: count/names, dtype, rank, static dims, one batch size."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .types import TensorType
+
+Signature = Sequence[tuple[str, TensorType]]
+
+
+class SignatureError(ValueError):
+    """Call inputs that do not match a signature (count, names, dtype, rank, shape or batch size)."""
+
+
+class SignatureDtypeError(SignatureError, TypeError):
+    """An input whose dtype does not convert safely (same-kind cast) to the signature's dtype."""
+
+
+def check_signature(owner: str, signature: Signature, inputs, *, convert: bool = False,
+                    allow_unexpected: bool = False, max_batch: int | None = None) -> tuple[list, int | None]:
+    """Match inputs (a list in order, or a dict by name) to `signature`; returns (arrays, batch size).
+
+    owner names the callee in messages ("graph @net"). convert: cast dtypes that convert same-kind
+    (else refuse any other dtype). allow_unexpected: a dict may carry names the signature lacks.
+    The batch size is the common extent of every symbolic dimension, None when there is none.
+    """
+    arrays = _in_order(owner, signature, inputs, allow_unexpected)
+    batch, out = None, []
+    for (name, t), a in zip(signature, arrays):
+        a, batch = _check_one(f"{owner}, input '{name}'", t, np.asarray(a), batch, convert, max_batch)
+        out.append(a)
+    return out, batch
+
+
+def _in_order(owner: str, signature: Signature, inputs, allow_unexpected: bool) -> list:
+    names = [name for name, _ in signature]
+    if isinstance(inputs, Mapping):
+        missing = [n for n in names if n not in inputs]
+        extra = [] if allow_unexpected else sorted(set(inputs) - set(names))
+        if missing or extra:
+            unexpected = "" if allow_unexpected else f", unexpected inputs {extra}"
+            raise SignatureError(f"{owner}: missing inputs {missing}{unexpected}")
+        return [inputs[n] for n in names]
+    arrays = list(inputs)
+    if len(arrays) != len(names):
+        raise SignatureError(f"{owner} takes {len(names)} inputs ({', '.join(names)}), got {len(arrays)}")
+    return arrays
+
+
+def _check_one(where: str, t: TensorType, a: np.ndarray, batch, convert: bool, max_batch):
+    if a.dtype != t.dtype.np:
+        expected = f"{where}: expected dtype {t.dtype.name} ({t.dtype.np}), got {a.dtype}"
+        if not convert:
+            raise SignatureError(expected)
+        if not np.can_cast(a.dtype, t.dtype.np, casting="same_kind"):
+            raise SignatureDtypeError(f"{expected}, which does not convert safely (same-kind cast)")
+        a = a.astype(t.dtype.np)
+    if a.ndim != t.rank:
+        raise SignatureError(f"{where}: expected rank {t.rank} {t}, got shape {a.shape}")
+    for i, (want, got) in enumerate(zip(t.shape, a.shape)):
+        if isinstance(want, str):
+            if batch is not None and got != batch:
+                raise SignatureError(f"{where}: batch size {got} differs from other inputs' batch {batch}")
+            if max_batch is not None and got > max_batch:
+                raise SignatureError(f"{where}: batch size {got} is too large (at most {max_batch})")
+            batch = got
+        elif want != got:
+            raise SignatureError(f"{where}: expected shape {t}, got {a.shape} (dimension {i})")
+    return a, batch
