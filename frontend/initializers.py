@@ -139,6 +139,28 @@ class VarianceScaling(Initializer):
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "seed": self.seed}
 
 
+class Orthogonal(Initializer):
+    """Keras 3 Orthogonal: QR of a normal matrix (sign-fixed by diag(R)), shaped (prod(shape[:-1]), shape[-1])."""
+
+    def __init__(self, gain=1.0, seed=None):
+        self.gain, self.seed = float(gain), seed
+
+    def __call__(self, shape, dtype=None):
+        shape = tuple(shape)
+        if len(shape) < 2:
+            raise ValueError(f"Orthogonal initializer needs a shape of rank >= 2, got {shape}")
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        a = _rng(self.seed).standard_normal((max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q *= np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return _cast(self.gain * q.reshape(shape), dtype)
+
+    def get_config(self):
+        return {"gain": self.gain, "seed": self.seed}
+
+
 def _preset(name, scale, mode, distribution):
     class Preset(VarianceScaling):
         def __init__(self, seed=None):
@@ -159,18 +181,20 @@ LecunUniform = _preset("LecunUniform", 1.0, "fan_in", "uniform")
 
 ALL = {c.__name__: c for c in (Zeros, Ones, Constant, RandomNormal, RandomUniform, TruncatedNormal,
                                VarianceScaling, GlorotUniform, GlorotNormal, HeNormal, HeUniform,
-                               LecunNormal, LecunUniform)}
+                               LecunNormal, LecunUniform, Orthogonal)}
+ALL["OrthogonalInitializer"] = Orthogonal   # Keras 3's own class name for it
 _ALIASES = {"zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
             "random_uniform": RandomUniform, "truncated_normal": TruncatedNormal,
             "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform,
             "glorot_normal": GlorotNormal, "he_normal": HeNormal, "he_uniform": HeUniform,
-            "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform}
+            "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform, "orthogonal": Orthogonal}
 
 # Keras also exposes lower-case function-style names.
 zeros, ones, constant = Zeros, Ones, Constant
 random_normal, random_uniform, truncated_normal = RandomNormal, RandomUniform, TruncatedNormal
 glorot_uniform, glorot_normal, he_normal, he_uniform = GlorotUniform, GlorotNormal, HeNormal, HeUniform
 lecun_normal, lecun_uniform = LecunNormal, LecunUniform
+orthogonal = OrthogonalInitializer = Orthogonal
 
 
 def get(identifier):

@@ -6,6 +6,7 @@ from .conv import Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D
 from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
                       GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D,
                       GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
+from .recurrent import GRU, LSTM, SimpleRNN
 from .normalization import BatchNormalization, LayerNormalization
 from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .activation_layers import ELU, Identity, Lambda, LeakyReLU, ReLU, Softmax

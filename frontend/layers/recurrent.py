@@ -1,0 +1,235 @@
+"""Recurrent layers: SimpleRNN, GRU, LSTM (Keras 3 semantics), unrolled over static timesteps in the IR."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import activations, initializers, ops, regularizers
+from .base import Layer
+from .core import as_float
+from .serial import ser_act, ser_init, ser_reg
+
+
+class _RNN(Layer):
+    """Shared machinery: weights (kernel, recurrent_kernel, bias), input projection, unrolled loop, outputs.
+
+    Subclasses set GATES (how many units-wide blocks the kernels hold), STATES (1 or 2) and implement
+    _step(x_t, states) -> new states, where x_t is this step's input projection (bias already added) and
+    states is None for the all-zero initial state (so step 0 skips the recurrent matmul with zeros).
+    """
+    GATES = 1
+    STATES = 1
+
+    def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
+                 recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
+                 recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        what = f"{type(self).__name__} '{self.name}'"
+        if dropout or recurrent_dropout:
+            raise NotImplementedError(f"{what}: dropout and recurrent_dropout are not supported "
+                                      f"(got dropout={dropout}, recurrent_dropout={recurrent_dropout})")
+        if stateful:
+            raise NotImplementedError(f"{what}: stateful=True is not supported")
+        if any(c is not None for c in (kernel_constraint, recurrent_constraint, bias_constraint)):
+            raise NotImplementedError(f"{what}: weight constraints are not supported")
+        if int(units) <= 0:
+            raise ValueError(f"{what}: units must be a positive int, got {units}")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.seed = seed
+        self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.unroll = bool(unroll)   # accepted for compatibility: kcompile always unrolls
+
+    # -- weights --------------------------------------------------------------------------------
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects inputs of shape "
+                             f"(batch, timesteps, features), got shape {input_shape}")
+        if not isinstance(input_shape[1], int) or input_shape[1] < 1:
+            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) needs a static number of "
+                             f"timesteps >= 1 (kcompile unrolls the recurrence), got input shape {input_shape}")
+        width = self.GATES * self.units
+        self.kernel = self.add_weight(shape=(input_shape[-1], width), initializer=self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer, name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.units, width), initializer=self.recurrent_initializer,
+                                                regularizer=self.recurrent_regularizer, name="recurrent_kernel")
+        self.bias = self.add_weight(shape=self._bias_shape(), initializer=self._bias_init(),
+                                    regularizer=self.bias_regularizer, name="bias") if self.use_bias else None
+
+    def _bias_shape(self) -> tuple:
+        return (self.GATES * self.units,)
+
+    def _bias_init(self):
+        return self.bias_initializer
+
+    def _input_bias(self):
+        return self.bias
+
+    # -- the loop -------------------------------------------------------------------------------
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        if mask is not None:
+            raise NotImplementedError(f"{type(self).__name__} '{self.name}': masking is not supported")
+        steps = self._split_timesteps(self._project(sequences))
+        states = self._initial_states(initial_state)
+        outputs = []
+        for x_t in (reversed(steps) if self.go_backwards else steps):
+            states = self._step(x_t, states)
+            outputs.append(states[0])
+        out = ops.stack(outputs, axis=1) if self.return_sequences else outputs[-1]
+        return [out, *states] if self.return_state else out
+
+    def _project(self, sequences):
+        """All timesteps' input projections in one matmul: (batch, T, features) @ kernel (+ input bias)."""
+        shape = sequences.shape
+        if sequences.ndim != 3:
+            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects inputs of shape "
+                             f"(batch, timesteps, features), got shape {shape}")
+        if not isinstance(sequences.ir_shape[1], int) or sequences.ir_shape[1] < 1:
+            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) needs a static number of "
+                             f"timesteps >= 1 (kcompile unrolls the recurrence), got input shape {shape}")
+        if sequences.ir_shape[2] != self.kernel.shape[0]:
+            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects {self.kernel.shape[0]} "
+                             f"features per timestep, got input shape {shape}")
+        proj = ops.matmul(as_float(sequences), self.kernel)
+        bias = self._input_bias()
+        return proj if bias is None else ops.add(proj, bias)
+
+    @staticmethod
+    def _split_timesteps(proj) -> list:
+        return [ops.squeeze(p, axis=1) for p in ops.split(proj, proj.ir_shape[1], axis=1)]
+
+    def _initial_states(self, initial_state):
+        if initial_state is None:
+            return None
+        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        if len(states) != self.STATES:
+            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects {self.STATES} initial "
+                             f"state tensor(s), got {len(states)}")
+        for s in states:
+            if s.ndim != 2 or s.ir_shape[1] != self.units:
+                raise ValueError(f"layer '{self.name}' ({type(self).__name__}): an initial state must have "
+                                 f"shape (batch, {self.units}), got {s.shape}")
+        return [as_float(s) for s in states]
+
+    def _recurrent(self, h, kernel=None):
+        return ops.matmul(h, self.recurrent_kernel if kernel is None else kernel)
+
+    # -- config ---------------------------------------------------------------------------------
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": ser_act(self.activation),
+                "use_bias": self.use_bias, "kernel_initializer": ser_init(self.kernel_initializer),
+                "recurrent_initializer": ser_init(self.recurrent_initializer),
+                "bias_initializer": ser_init(self.bias_initializer),
+                "kernel_regularizer": ser_reg(self.kernel_regularizer),
+                "recurrent_regularizer": ser_reg(self.recurrent_regularizer),
+                "bias_regularizer": ser_reg(self.bias_regularizer), "dropout": 0.0, "recurrent_dropout": 0.0,
+                "seed": self.seed, "return_sequences": self.return_sequences,
+                "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": False,
+                "unroll": self.unroll}
+
+
+class SimpleRNN(_RNN):
+    """h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)."""
+
+    def _step(self, x_t, states):
+        z = x_t if states is None else ops.add(x_t, self._recurrent(states[0]))
+        return [self.activation(z)]
+
+
+class LSTM(_RNN):
+    """Gates i, f, c, o in that order along the kernels' last axis; states (h, c)."""
+    GATES = 4
+    STATES = 2
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True,
+                 **kwargs):
+        super().__init__(units, activation=activation, **kwargs)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def _bias_init(self):
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        init, u = self.bias_initializer, self.units
+
+        def forget_bias_one(shape, dtype=None):   # Keras: bias_init for i, ones for f, bias_init for c, o
+            first = np.asarray(init((u,), dtype=dtype))
+            return np.concatenate([first, np.ones_like(first), init((2 * u,), dtype=dtype)])
+        return forget_bias_one
+
+    def _step(self, x_t, states):
+        z = x_t if states is None else ops.add(x_t, self._recurrent(states[0]))
+        zi, zf, zc, zo = ops.split(z, 4, axis=-1)
+        i, o = self.recurrent_activation(zi), self.recurrent_activation(zo)
+        new_c = ops.multiply(i, self.activation(zc))
+        if states is not None:
+            new_c = ops.add(ops.multiply(self.recurrent_activation(zf), states[1]), new_c)
+        return [ops.multiply(o, self.activation(new_c)), new_c]
+
+    def get_config(self):
+        return {**super().get_config(), "recurrent_activation": ser_act(self.recurrent_activation),
+                "unit_forget_bias": self.unit_forget_bias}
+
+
+class GRU(_RNN):
+    """Gates z (update), r (reset), h (candidate) in that order; reset_after=True (Keras 3 default) keeps a
+    separate recurrent bias (bias shape (2, 3*units)) and applies r after the recurrent matmul."""
+    GATES = 3
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **kwargs):
+        super().__init__(units, activation=activation, **kwargs)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.reset_after = bool(reset_after)
+
+    def _bias_shape(self) -> tuple:
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def _input_bias(self):
+        if self.bias is None or not self.reset_after:
+            return self.bias
+        return self.bias[0]
+
+    def _step(self, x_t, states):
+        x_z, x_r, x_h = ops.split(x_t, 3, axis=-1)
+        h = None if states is None else states[0]
+        rec_z, rec_r, rec_h = self._recurrent_parts(h)
+        z = self.recurrent_activation(_add(x_z, rec_z))
+        r = self.recurrent_activation(_add(x_r, rec_r))
+        if self.reset_after:
+            rec_h = None if rec_h is None else ops.multiply(r, rec_h)
+        elif h is not None:
+            rec_h = self._recurrent(ops.multiply(r, h), self.recurrent_kernel[:, 2 * self.units:])
+        hh = self.activation(_add(x_h, rec_h))
+        new_h = ops.multiply(ops.subtract(1.0, z), hh)
+        return [new_h if h is None else ops.add(ops.multiply(z, h), new_h)]
+
+    def _recurrent_parts(self, h) -> list:
+        """The recurrent contributions to z, r (and h when reset_after); None where they are all zero."""
+        u = self.units
+        if self.reset_after:
+            inner = None if h is None else self._recurrent(h)
+            if self.use_bias:
+                inner = _add(self.bias[1], inner)
+            return [None] * 3 if inner is None else ops.split(inner, 3, axis=-1)
+        if h is None:
+            return [None] * 3
+        return [*ops.split(self._recurrent(h, self.recurrent_kernel[:, :2 * u]), 2, axis=-1), None]
+
+    def get_config(self):
+        return {**super().get_config(), "recurrent_activation": ser_act(self.recurrent_activation),
+                "reset_after": self.reset_after}
+
+
+def _add(a, b):
+    """a + b where None stands for an all-zero term."""
+    return a if b is None else b if a is None else ops.add(a, b)
