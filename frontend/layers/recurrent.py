@@ -13,8 +13,9 @@ class _RNN(Layer):
     """Shared machinery: weights (kernel, recurrent_kernel, bias), input projection, unrolled loop, outputs.
 
     Subclasses set GATES (how many units-wide blocks the kernels hold), STATES (1 or 2) and implement
-    _step(x_t, states) -> new states, where x_t is this step's input projection (bias already added) and
-    states is None for the all-zero initial state (so step 0 skips the recurrent matmul with zeros).
+    _step(x_t, states, consts) -> new states, where x_t is this step's input projection (bias already added),
+    states is None for the all-zero initial state (so step 0 skips the recurrent matmul with zeros) and
+    consts holds the loop invariants of _loop_constants(), sliced once per call rather than once per step.
     """
     GATES = 1
     STATES = 1
@@ -81,9 +82,10 @@ class _RNN(Layer):
             raise NotImplementedError(f"{type(self).__name__} '{self.name}': masking is not supported")
         steps = self._split_timesteps(self._project(sequences))
         states = self._initial_states(initial_state)
+        consts = self._loop_constants()
         outputs = []
         for x_t in (reversed(steps) if self.go_backwards else steps):
-            states = self._step(x_t, states)
+            states = self._step(x_t, states, consts)
             outputs.append(states[0])
         out = ops.stack(outputs, axis=1) if self.return_sequences else outputs[-1]
         return [out, *states] if self.return_state else out
@@ -121,8 +123,8 @@ class _RNN(Layer):
                                  f"shape (batch, {self.units}), got {s.shape}")
         return [as_float(s) for s in states]
 
-    def _recurrent(self, h, kernel=None):
-        return ops.matmul(h, self.recurrent_kernel if kernel is None else kernel)
+    def _loop_constants(self) -> dict:
+        return {}
 
     # -- config ---------------------------------------------------------------------------------
     def get_config(self):
@@ -141,8 +143,8 @@ class _RNN(Layer):
 class SimpleRNN(_RNN):
     """h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)."""
 
-    def _step(self, x_t, states):
-        z = x_t if states is None else ops.add(x_t, self._recurrent(states[0]))
+    def _step(self, x_t, states, consts):
+        z = x_t if states is None else ops.add(x_t, ops.matmul(states[0], self.recurrent_kernel))
         return [self.activation(z)]
 
 
@@ -167,8 +169,8 @@ class LSTM(_RNN):
             return np.concatenate([first, np.ones_like(first), init((2 * u,), dtype=dtype)])
         return forget_bias_one
 
-    def _step(self, x_t, states):
-        z = x_t if states is None else ops.add(x_t, self._recurrent(states[0]))
+    def _step(self, x_t, states, consts):
+        z = x_t if states is None else ops.add(x_t, ops.matmul(states[0], self.recurrent_kernel))
         zi, zf, zc, zo = ops.split(z, 4, axis=-1)
         i, o = self.recurrent_activation(zi), self.recurrent_activation(zo)
         new_c = ops.multiply(i, self.activation(zc))
@@ -199,31 +201,34 @@ class GRU(_RNN):
             return self.bias
         return self.bias[0]
 
-    def _step(self, x_t, states):
+    def _loop_constants(self) -> dict:
+        u = self.units
+        if self.reset_after:
+            return {"bias": self.bias[1] if self.use_bias else None}
+        return {"kernel_zr": self.recurrent_kernel[:, :2 * u], "kernel_h": self.recurrent_kernel[:, 2 * u:]}
+
+    def _step(self, x_t, states, consts):
         x_z, x_r, x_h = ops.split(x_t, 3, axis=-1)
         h = None if states is None else states[0]
-        rec_z, rec_r, rec_h = self._recurrent_parts(h)
+        rec_z, rec_r, rec_h = self._recurrent_parts(h, consts)
         z = self.recurrent_activation(_add(x_z, rec_z))
         r = self.recurrent_activation(_add(x_r, rec_r))
         if self.reset_after:
             rec_h = None if rec_h is None else ops.multiply(r, rec_h)
         elif h is not None:
-            rec_h = self._recurrent(ops.multiply(r, h), self.recurrent_kernel[:, 2 * self.units:])
+            rec_h = ops.matmul(ops.multiply(r, h), consts["kernel_h"])
         hh = self.activation(_add(x_h, rec_h))
         new_h = ops.multiply(ops.subtract(1.0, z), hh)
         return [new_h if h is None else ops.add(ops.multiply(z, h), new_h)]
 
-    def _recurrent_parts(self, h) -> list:
+    def _recurrent_parts(self, h, consts) -> list:
         """The recurrent contributions to z, r (and h when reset_after); None where they are all zero."""
-        u = self.units
         if self.reset_after:
-            inner = None if h is None else self._recurrent(h)
-            if self.use_bias:
-                inner = _add(self.bias[1], inner)
+            inner = _add(None if h is None else ops.matmul(h, self.recurrent_kernel), consts["bias"])
             return [None] * 3 if inner is None else ops.split(inner, 3, axis=-1)
         if h is None:
             return [None] * 3
-        return [*ops.split(self._recurrent(h, self.recurrent_kernel[:, :2 * u]), 2, axis=-1), None]
+        return [*ops.split(ops.matmul(h, consts["kernel_zr"]), 2, axis=-1), None]
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": ser_act(self.recurrent_activation),
