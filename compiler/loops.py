@@ -11,7 +11,7 @@ FAST = ("contract",)  # lets LLVM fuse a*b+c into FMA without changing other IEE
 
 
 def i64(v: int) -> ir.Constant:
-    return ir.Constant(I64, v)
+    return ir.Constant(I64, int(v))
 
 
 @contextmanager

@@ -1,11 +1,12 @@
 """Small llvmlite helpers shared by the kernel emitters: loops, constants, vectors, intrinsics."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 
 from llvmlite import ir
 
-I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+from .. import loops
+from ..loops import I1, I8, I32, I64, i64
+
 I8P = I8.as_pointer()
 
 _LLVM_TYPES = {"f32": ir.FloatType(), "f64": ir.DoubleType(), "i8": I8, "u8": I8,
@@ -29,34 +30,17 @@ def is_float(ty: ir.Type) -> bool:
     return isinstance(ty, (ir.FloatType, ir.DoubleType))
 
 
-def i64(v: int) -> ir.Constant:
-    return ir.Constant(I64, int(v))
-
-
 def as_i64(b: ir.IRBuilder, v):
     """Python ints become constants; LLVM values pass through."""
     return i64(v) if isinstance(v, int) else v
 
 
-@contextmanager
 def for_range(b: ir.IRBuilder, start, stop, step=1, name="i"):
-    """for (i = start; i < stop; i += step) — yields the induction variable (i64)."""
-    start, stop, step = as_i64(b, start), as_i64(b, stop), as_i64(b, step)
-    pre = b.block
-    head = b.append_basic_block(f"{name}.head")
-    body = b.append_basic_block(f"{name}.body")
-    done = b.append_basic_block(f"{name}.done")
-    b.branch(head)
-    b.position_at_end(head)
-    iv = b.phi(I64, name=name)
-    iv.add_incoming(start, pre)
-    b.cbranch(b.icmp_signed("<", iv, stop), body, done)
-    b.position_at_end(body)
-    yield iv
-    nxt = b.add(iv, step, name=f"{name}.next")
-    iv.add_incoming(nxt, b.block)
-    b.branch(head)
-    b.position_at_end(done)
+    """for (i = start; i < stop; i += step) — yields the induction variable (i64).
+
+    The kernels' argument order (start, stop); compiler/loops.for_range builds the loop.
+    """
+    return loops.for_range(b, as_i64(b, stop), start=as_i64(b, start), step=as_i64(b, step), name=name)
 
 
 def imin(b: ir.IRBuilder, x, y):
