@@ -347,6 +347,14 @@ class _NoScope:
         return False
 
 
+def reject_constraints(layer, **constraints):
+    """Constraints project weights after every update, a step kcompile's training graph does not
+    have yet: refuse any given one rather than train without it."""
+    given = sorted(k for k, v in constraints.items() if v is not None)
+    if given:
+        raise NotImplementedError(f"layer '{layer.name}': weight constraints are not supported ({', '.join(given)})")
+
+
 def _to_tensor(x):
     if isinstance(x, KTensor) or x is None or isinstance(x, (str, bool)):
         return x

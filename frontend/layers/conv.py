@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import activations, initializers, ops, regularizers
 from ..tensor import apply
-from .base import Layer
+from .base import Layer, reject_constraints
 from .core import as_float, check_last_dim
 from .serial import check_channels_last, pair, ser_act, ser_init, ser_reg
 
@@ -104,6 +104,7 @@ class DepthwiseConv2D(Layer):
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        reject_constraints(self, depthwise_constraint=depthwise_constraint, bias_constraint=bias_constraint)
         check_channels_last(data_format, self.name)
         self.kernel_size = pair(kernel_size, 2, "kernel_size", self.name)
         self.strides = pair(strides, 2, "strides", self.name)
@@ -152,6 +153,8 @@ class SeparableConv2D(Layer):
                  bias_regularizer=None, activity_regularizer=None, depthwise_constraint=None,
                  pointwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        reject_constraints(self, depthwise_constraint=depthwise_constraint,
+                           pointwise_constraint=pointwise_constraint, bias_constraint=bias_constraint)
         check_channels_last(data_format, self.name)
         self.filters = int(filters)
         self.kernel_size = pair(kernel_size, 2, "kernel_size", self.name)

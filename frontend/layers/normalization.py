@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import initializers, ops, regularizers
 from ..tensor import current_trace, traced_value
-from .base import Layer
+from .base import Layer, reject_constraints
 from .serial import ser_init, ser_reg
 
 
@@ -41,6 +41,7 @@ class BatchNormalization(Layer):
                  moving_variance_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
                  beta_constraint=None, gamma_constraint=None, synchronized=False, **kwargs):
         super().__init__(**kwargs)
+        reject_constraints(self, beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
         self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
         self.center, self.scale = center, scale
         self.beta_initializer = initializers.get(beta_initializer)
@@ -102,6 +103,7 @@ class LayerNormalization(Layer):
                  beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
                  gamma_regularizer=None, beta_constraint=None, gamma_constraint=None, **kwargs):
         super().__init__(**kwargs)
+        reject_constraints(self, beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
         if rms_scaling:
             raise NotImplementedError(f"LayerNormalization '{self.name}': rms_scaling is not supported")
         self.axis = axis

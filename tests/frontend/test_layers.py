@@ -325,3 +325,14 @@ def test_one_dimensional_reshaping_layers():
 def test_compute_output_shape():
     assert layers.Conv2D(4, 3, strides=2).compute_output_shape((None, 9, 9, 3)) == (None, 4, 4, 4)
     assert layers.Dense(5).compute_output_shape((7, 2, 3)) == (7, 2, 5)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: kc.layers.DepthwiseConv2D(3, depthwise_constraint="non_neg"),
+    lambda: kc.layers.SeparableConv2D(4, 3, pointwise_constraint="non_neg"),
+    lambda: kc.layers.BatchNormalization(gamma_constraint="non_neg"),
+    lambda: kc.layers.LayerNormalization(beta_constraint="non_neg"),
+])
+def test_weight_constraints_are_refused_not_ignored(make):
+    with pytest.raises(NotImplementedError, match="weight constraints are not supported"):
+        make()
