@@ -123,7 +123,9 @@ class Loss:
                              f"{[r for r in REDUCTIONS if r]}")
         self.name = name or _snake(type(self).__name__)
         self.reduction = reduction
-        self.dtype = dtype or "float32"
+        if dtype not in (None, "float32"):   # the loss graph computes in float32 only
+            raise NotImplementedError(f"loss '{self.name}': dtype={dtype!r} is not supported (float32 only)")
+        self.dtype = "float32"
 
     def call(self, y_true, y_pred):
         raise NotImplementedError(f"{type(self).__name__} must implement call(y_true, y_pred)")

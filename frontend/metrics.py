@@ -351,6 +351,9 @@ class AUC(Metric):
             raise ValueError("AUC: multi_label and label_weights are not supported by kcompile")
         if curve.upper() not in ("ROC", "PR"):
             raise ValueError(f'Invalid AUC curve value: "{curve}". Expected values are ["ROC", "PR"]')
+        if summation_method.lower() not in ("interpolation", "minoring", "majoring"):
+            raise ValueError(f'Invalid AUC summation method value: "{summation_method}". Expected values are '
+                             '["interpolation", "majoring", "minoring"]')
         self.curve, self.summation_method = curve.upper(), summation_method.lower()
         self.from_logits = from_logits
         if thresholds is None:

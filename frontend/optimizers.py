@@ -28,7 +28,7 @@ class Optimizer:
         for key in ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
                     "gradient_accumulation_steps"):
             if kwargs.pop(key, None) not in (None, False, 0.99, 0):  # Keras defaults are accepted
-                _unsupported(key)
+                _unsupported(type(self).__name__, key)
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
         if sum(x is not None for x in (clipnorm, clipvalue, global_clipnorm)) > 1:
@@ -331,8 +331,8 @@ def _numpy(x):
     return x.numpy() if hasattr(x, "numpy") else x
 
 
-def _unsupported(what: str):
-    raise ValueError(f"optimizer option `{what}` is not supported by kcompile")
+def _unsupported(optimizer: str, what: str):
+    raise ValueError(f"{optimizer}: optimizer option `{what}` is not supported by kcompile")
 
 
 def _snake(name: str) -> str:

@@ -65,6 +65,8 @@ class Lambda(Layer):
 
     def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
         super().__init__(**kwargs)
+        if mask is not None:   # kcompile propagates no masks: a downstream layer would silently ignore it
+            raise NotImplementedError(f"Lambda '{self.name}': mask= is not supported (kcompile has no masking)")
         if isinstance(function, str):
             from ..saving import get_registered
             resolved = get_registered(function)

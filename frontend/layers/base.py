@@ -5,6 +5,8 @@ import inspect
 import itertools
 import re
 
+import numpy as np
+
 from kcompile.ir import BATCH, GraphBuilder, IRError, TensorType, i64
 
 from .. import initializers, ops, regularizers
@@ -50,7 +52,7 @@ class Layer:
         self._output_spec = None
         self._build_shapes = None
         self.activity_regularizer = regularizers.get(activity_regularizer)
-        self.dtype = dtype or "float32"
+        self.dtype = float32_policy(dtype, f"layer '{self.name}'")
         self._batch_input_shape = None
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
@@ -353,6 +355,19 @@ def reject_constraints(layer, **constraints):
     given = sorted(k for k, v in constraints.items() if v is not None)
     if given:
         raise NotImplementedError(f"layer '{layer.name}': weight constraints are not supported ({', '.join(given)})")
+
+
+def float32_policy(dtype, who: str) -> str:
+    """Layers compute in float32 only: refuse another dtype policy (float64, mixed_float16, ...)
+    rather than silently compute in float32. Accepts a name, a Keras DTypePolicy config or object."""
+    name = dtype
+    if isinstance(dtype, dict):
+        name = dtype.get("config", {}).get("name", dtype.get("name"))
+    elif dtype is not None and not isinstance(dtype, str):
+        name = getattr(dtype, "name", None) or np.dtype(dtype).name   # a DTypePolicy or a NumPy dtype
+    if name not in (None, "float32"):
+        raise NotImplementedError(f"{who}: dtype={name!r} is not supported (kcompile layers compute in float32)")
+    return "float32"
 
 
 def _to_tensor(x):

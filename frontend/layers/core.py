@@ -8,7 +8,7 @@ import numpy as np
 from .. import activations, initializers, ops, regularizers
 from ..tensor import KTensor, apply, convert_to_tensor, current_trace
 from .base import Layer
-from .serial import ser_act, ser_init, ser_reg
+from .serial import check_channels_last, ser_act, ser_init, ser_reg
 
 
 def check_last_dim(layer, x, expected: int, what="input"):
@@ -134,7 +134,8 @@ class Dropout(Layer):
 class Flatten(Layer):
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = data_format
+        check_channels_last(data_format, self.name)   # channels_first would transpose before flattening
+        self.data_format = "channels_last"
 
     def call(self, inputs):
         shape = inputs.ir_shape

@@ -5,6 +5,7 @@ from .. import ops
 from ..tensor import apply
 from .base import Layer
 from .conv import check_rank
+from .serial import check_channels_last
 
 
 def _pairs(padding, n: int, name: str) -> tuple:
@@ -24,6 +25,7 @@ class _ZeroPadding(Layer):
 
     def __init__(self, padding=1, data_format=None, **kwargs):
         super().__init__(**kwargs)
+        check_channels_last(data_format, self.name)
         self.padding = _pairs(padding, self.rank, self.name)
 
     def call(self, inputs):
@@ -48,6 +50,7 @@ class _Cropping(Layer):
 
     def __init__(self, cropping=1, data_format=None, **kwargs):
         super().__init__(**kwargs)
+        check_channels_last(data_format, self.name)
         self.cropping = _pairs(cropping, self.rank, self.name)
 
     def call(self, inputs):
@@ -74,6 +77,7 @@ class _UpSampling(Layer):
 
     def __init__(self, size=2, data_format=None, interpolation="nearest", **kwargs):
         super().__init__(**kwargs)
+        check_channels_last(data_format, self.name)
         if interpolation != "nearest":
             raise ValueError(f"layer '{self.name}': only interpolation='nearest' is supported")
         self.size = (size,) * self.rank if isinstance(size, int) else tuple(size)

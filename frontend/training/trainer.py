@@ -209,6 +209,9 @@ class TrainerMixin:
                  callbacks=None, return_dict=False, **kwargs):
         """Loss and metrics on the data: a scalar (loss only), a list [loss, *metrics], or a dict."""
         self._require_compiled("evaluate")
+        kwargs.pop("_use_cached_eval_dataset", None)   # Keras's internal flag: no cache here, no effect
+        if kwargs:
+            raise ValueError(f"evaluate(): arguments not recognized: {sorted(kwargs)}")
         arrays = self._prepare(x, y, sample_weight, None, "evaluate")
         n_steps = steps or -(-len(arrays[0][0]) // (batch_size or 32))
         cbs = self._callbacks(callbacks, verbose, steps=n_steps, evaluating=True, history=False)

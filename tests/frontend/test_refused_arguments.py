@@ -1,0 +1,107 @@
+"""Keras arguments kcompile cannot honour raise a clear error naming the layer/function and the argument,
+never train or predict silently without them ("never a silent wrong answer")."""
+import numpy as np
+import pytest
+
+import kcompile as kc
+from kcompile import layers, losses, metrics, optimizers
+
+
+def _lambda_with_mask():
+    return layers.Lambda(lambda x: x, mask=lambda x, m: m)
+
+
+# (what is built, exception, words the message must contain)
+REFUSED = [
+    # constraints: the training graph has no projection step after the update
+    (lambda: layers.Dense(2, kernel_constraint="non_neg"), NotImplementedError, "constraint"),
+    (lambda: layers.Dense(2, bias_constraint="non_neg"), NotImplementedError, "constraint"),
+    (lambda: layers.Conv2D(2, 3, kernel_constraint="non_neg"), NotImplementedError, "constraint"),
+    (lambda: layers.DepthwiseConv2D(3, depthwise_constraint="non_neg"), NotImplementedError, "depthwise_constraint"),
+    (lambda: layers.SeparableConv2D(2, 3, pointwise_constraint="non_neg"), NotImplementedError,
+     "pointwise_constraint"),
+    (lambda: layers.BatchNormalization(gamma_constraint="non_neg"), NotImplementedError, "gamma_constraint"),
+    (lambda: layers.LayerNormalization(beta_constraint="non_neg"), NotImplementedError, "beta_constraint"),
+    (lambda: layers.Embedding(4, 2, embeddings_constraint="non_neg"), NotImplementedError, "constraint"),
+    (lambda: layers.LSTM(2, recurrent_constraint="non_neg"), NotImplementedError, "constraint"),
+    # features not implemented
+    (lambda: layers.Dense(2, lora_rank=2), NotImplementedError, "LoRA"),
+    (lambda: layers.Embedding(4, 2, mask_zero=True), NotImplementedError, "mask_zero"),
+    (lambda: _lambda_with_mask(), NotImplementedError, "mask"),
+    (lambda: layers.LayerNormalization(rms_scaling=True), NotImplementedError, "rms_scaling"),
+    (lambda: layers.GRU(2, dropout=0.1), NotImplementedError, "dropout"),
+    (lambda: layers.SimpleRNN(2, stateful=True), NotImplementedError, "stateful"),
+    # channels_first would reorder axes; kcompile computes channels_last only
+    (lambda: layers.Flatten(data_format="channels_first"), ValueError, "data_format"),
+    (lambda: layers.ZeroPadding2D(1, data_format="channels_first"), ValueError, "data_format"),
+    (lambda: layers.Cropping1D(1, data_format="channels_first"), ValueError, "data_format"),
+    (lambda: layers.UpSampling2D(2, data_format="channels_first"), ValueError, "data_format"),
+    (lambda: layers.Conv2D(2, 3, data_format="channels_first"), ValueError, "data_format"),
+    (lambda: layers.MaxPooling2D(data_format="channels_first"), ValueError, "data_format"),
+    # dtype policies other than float32 would change the arithmetic
+    (lambda: layers.Dense(2, dtype="float64"), NotImplementedError, "dtype='float64'"),
+    (lambda: layers.Dense(2, dtype="mixed_float16"), NotImplementedError, "mixed_float16"),
+    (lambda: layers.Conv2D(2, 3, dtype={"class_name": "DTypePolicy", "config": {"name": "bfloat16"}}),
+     NotImplementedError, "bfloat16"),
+    (lambda: losses.MeanSquaredError(dtype="float64"), NotImplementedError, "dtype"),
+    # optimizer features kcompile's update step does not have
+    (lambda: optimizers.Adam(use_ema=True), ValueError, "use_ema"),
+    (lambda: optimizers.SGD(gradient_accumulation_steps=4), ValueError, "gradient_accumulation_steps"),
+    (lambda: optimizers.RMSprop(loss_scale_factor=128.0), ValueError, "loss_scale_factor"),
+    (lambda: optimizers.Adam(clipnorm=1.0, clipvalue=1.0), ValueError, "clipnorm"),
+    # losses and metrics
+    (lambda: losses.SparseCategoricalCrossentropy(ignore_class=0)(np.array([0]), np.ones((1, 2), np.float32)),
+     ValueError, "ignore_class"),
+    (lambda: metrics.Precision(top_k=1), ValueError, "top_k"),
+    (lambda: metrics.AUC(multi_label=True), ValueError, "multi_label"),
+    (lambda: metrics.AUC(summation_method="trapezoid"), ValueError, "summation method"),
+]
+
+
+@pytest.mark.parametrize("build,error,words", REFUSED, ids=[f"{i}-{w}" for i, (_, _, w) in enumerate(REFUSED)])
+def test_refused_argument_raises_naming_it(build, error, words):
+    with pytest.raises(error) as info:
+        build()
+    assert words.lower() in str(info.value).lower()
+
+
+def _tiny_model():
+    model = kc.Sequential([kc.Input(shape=(3,)), layers.Dense(1)])
+    model.compile(optimizers.SGD(0.1), "mse", backend="reference")
+    return model
+
+
+def test_evaluate_refuses_unknown_keyword():
+    """Keras 3 raises on unknown evaluate() keywords; dropping e.g. class_weight would change the loss."""
+    model, x, y = _tiny_model(), np.ones((4, 3), np.float32), np.ones((4, 1), np.float32)
+    with pytest.raises(ValueError, match="class_weight"):
+        model.evaluate(x, y, class_weight={0: 2.0}, verbose=0)
+    assert np.isfinite(model.evaluate(x, y, verbose=0, _use_cached_eval_dataset=True))
+
+
+# arguments that do not change numerics stay accepted (Keras defaults or float32 spelled otherwise)
+ACCEPTED = [
+    lambda: layers.Dense(2, dtype="float32"),
+    lambda: layers.Dense(2, dtype=np.float32),
+    lambda: layers.Dense(2, dtype={"class_name": "DTypePolicy", "config": {"name": "float32"}}),
+    lambda: layers.Flatten(data_format="channels_last"),
+    lambda: layers.ZeroPadding1D(1, data_format=None),
+    lambda: layers.BatchNormalization(synchronized=True),
+    lambda: layers.LSTM(2, unroll=True),
+    lambda: layers.Lambda(lambda x: x, output_shape=(3,)),
+    lambda: optimizers.Adam(use_ema=False, ema_momentum=0.99, gradient_accumulation_steps=None),
+    lambda: losses.MeanSquaredError(dtype="float32"),
+    lambda: metrics.AUC(summation_method="Majoring"),
+]
+
+
+@pytest.mark.parametrize("build", ACCEPTED)
+def test_harmless_arguments_accepted(build):
+    assert build() is not None
+
+
+def test_compile_accepts_execution_only_arguments():
+    model = kc.Sequential([kc.Input(shape=(3,)), layers.Dense(1)])
+    model.compile("sgd", "mse", run_eagerly=True, jit_compile=False, steps_per_execution=4, auto_scale_loss=True,
+                  backend="reference")
+    assert model.compiled
