@@ -28,6 +28,8 @@ class Metric:
 
     def __init__(self, name=None, dtype=None):
         self.name = name or _snake(type(self).__name__)
+        if dtype not in (None, "float32"):   # states and results are kept in float32 only
+            raise NotImplementedError(f"metric '{self.name}': dtype={dtype!r} is not supported (float32 only)")
         self.dtype = dtype or config.floatx()
         self._variables: list = []
 

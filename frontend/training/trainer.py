@@ -310,9 +310,11 @@ class TrainerMixin:
         ys = D.by_names(y, c.output_names, "y") if y is not None else None
         sw = None if sample_weight is None else np.asarray(sample_weight, np.float32).reshape(-1)
         if class_weight is not None:
+            if sample_weight is not None:   # Keras 3 refuses the pair rather than pick a combination
+                raise ValueError(f"{what}: you cannot pass `class_weight` and `sample_weight` at the same time")
             if ys is None or len(ys) != 1:
                 raise ValueError("class_weight needs exactly one output with targets")
-            sw = D.class_weights_to_sample_weights(ys[0], class_weight) * (1.0 if sw is None else sw)
+            sw = D.class_weights_to_sample_weights(ys[0], class_weight)
         D.check_lengths(xs, ys, sw)
         if ys is None and not self._overrides("train_step") and any(loss is not None for loss in c.losses):
             raise ValueError(f"{what}: the model was compiled with a loss, so target data `y` is required")

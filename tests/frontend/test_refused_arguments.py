@@ -44,6 +44,8 @@ REFUSED = [
     (lambda: layers.Conv2D(2, 3, dtype={"class_name": "DTypePolicy", "config": {"name": "bfloat16"}}),
      NotImplementedError, "bfloat16"),
     (lambda: losses.MeanSquaredError(dtype="float64"), NotImplementedError, "dtype"),
+    (lambda: metrics.Mean(dtype="float64"), NotImplementedError, "dtype"),
+    (lambda: metrics.MeanSquaredError(dtype="float16"), NotImplementedError, "dtype"),
     # optimizer features kcompile's update step does not have
     (lambda: optimizers.Adam(use_ema=True), ValueError, "use_ema"),
     (lambda: optimizers.SGD(gradient_accumulation_steps=4), ValueError, "gradient_accumulation_steps"),
@@ -79,6 +81,14 @@ def test_evaluate_refuses_unknown_keyword():
     assert np.isfinite(model.evaluate(x, y, verbose=0, _use_cached_eval_dataset=True))
 
 
+def test_class_weight_with_sample_weight_refused_as_in_keras():
+    model, x, y = _tiny_model(), np.ones((4, 3), np.float32), np.zeros((4, 1), np.float32)
+    for call in (lambda: model.fit(x, y, class_weight={0: 2.0}, sample_weight=np.ones(4), verbose=0),
+                 lambda: model.train_on_batch(x, y, class_weight={0: 2.0}, sample_weight=np.ones(4))):
+        with pytest.raises(ValueError, match="class_weight.*sample_weight"):
+            call()
+
+
 # arguments that do not change numerics stay accepted (Keras defaults or float32 spelled otherwise)
 ACCEPTED = [
     lambda: layers.Dense(2, dtype="float32"),
@@ -92,6 +102,7 @@ ACCEPTED = [
     lambda: optimizers.Adam(use_ema=False, ema_momentum=0.99, gradient_accumulation_steps=None),
     lambda: losses.MeanSquaredError(dtype="float32"),
     lambda: metrics.AUC(summation_method="Majoring"),
+    lambda: metrics.Mean(dtype="float32"),
 ]
 
 
