@@ -1,6 +1,8 @@
 """Activation layers: ReLU, LeakyReLU, ELU, Softmax, and the Identity and Lambda layers."""
 from __future__ import annotations
 
+import inspect
+
 from .. import activations, ops
 from .base import Layer
 
@@ -76,8 +78,10 @@ class Lambda(Layer):
         self.function = function
         self.arguments = dict(arguments or {})
 
-    def call(self, inputs):
-        return self.function(inputs, **self.arguments)
+    def call(self, inputs, training=False):
+        # Keras passes `training` to a function that takes it (e.g. one that applies dropout)
+        extra = {"training": training} if _takes(self.function, "training") else {}
+        return self.function(inputs, **self.arguments, **extra)
 
     def get_config(self):
         from ..saving import registered_name
@@ -86,3 +90,10 @@ class Lambda(Layer):
             raise ValueError(f"Lambda '{self.name}' cannot be saved: its function is not registered with "
                              "kc.saving.register_keras_serializable (kcompile never saves Python code)")
         return {**super().get_config(), "function": name, "arguments": self.arguments}
+
+
+def _takes(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False

@@ -116,3 +116,22 @@ def test_compile_accepts_execution_only_arguments():
     model.compile("sgd", "mse", run_eagerly=True, jit_compile=False, steps_per_execution=4, auto_scale_loss=True,
                   backend="reference")
     assert model.compiled
+
+
+def test_lambda_passes_training_to_a_function_that_takes_it():
+    """Keras's Lambda hands `training` to a function with that parameter; dropping it would train as inference."""
+    double_in_training = layers.Lambda(lambda x, training=False: x * 2.0 if training else x)
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(double_in_training(x, training=True).numpy(), 2 * x)
+    np.testing.assert_array_equal(double_in_training(x).numpy(), x)
+    model = kc.Sequential([kc.Input(shape=(3,)), double_in_training])
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x)
+    np.testing.assert_array_equal(model(x, training=True).numpy(), 2 * x)
+
+
+def test_lambda_sees_training_true_inside_fit():
+    zero_in_training = layers.Lambda(lambda x, training=False: x * 0.0 if training else x)
+    model = kc.Sequential([kc.Input(shape=(3,)), layers.Dense(2), zero_in_training])
+    model.compile(optimizers.SGD(0.1), "mse", backend="reference")
+    history = model.fit(np.ones((4, 3), np.float32), np.ones((4, 2), np.float32), verbose=0)
+    assert history.history["loss"] == [pytest.approx(1.0)]   # mean((0 - 1)^2): the training branch ran
