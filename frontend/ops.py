@@ -165,8 +165,9 @@ def logsumexp(x, axis=None, keepdims=False):
 def _arg(op):
     def fn(x, axis=None, keepdims=False):
         x = _t(x)
-        if axis is None:
-            return apply(op, reshape(x, (-1,)), axis=0, keepdims=False)
+        if axis is None:   # over the flattened tensor; keepdims gives all-ones dims as NumPy does
+            flat = apply(op, reshape(x, (-1,)), axis=0, keepdims=False)
+            return reshape(flat, (1,) * x.ndim) if keepdims else flat
         return apply(op, x, axis=axis, keepdims=keepdims)
     fn.__name__ = op
     return fn
@@ -330,6 +331,8 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
 
 def _pool(op_prefix):
     def fn(inputs, pool_size, strides=None, padding="valid", data_format=None):
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"kc.ops.{op_prefix}: data_format={data_format!r} is not supported (channels_last only)")
         x = _t(inputs)
         nsp = x.ndim - 2
         size = _pair(pool_size, nsp)

@@ -57,6 +57,11 @@ REFUSED = [
     (lambda: metrics.Precision(top_k=1), ValueError, "top_k"),
     (lambda: metrics.AUC(multi_label=True), ValueError, "multi_label"),
     (lambda: metrics.AUC(summation_method="trapezoid"), ValueError, "summation method"),
+    # kc.ops
+    (lambda: kc.ops.max_pool(np.ones((1, 2, 4, 4), np.float32), 2, data_format="channels_first"), ValueError,
+     "data_format"),
+    (lambda: kc.ops.conv(np.ones((1, 2, 4, 4), np.float32), np.ones((1, 1, 2, 1), np.float32),
+                         data_format="channels_first"), ValueError, "data_format"),
 ]
 
 
@@ -135,3 +140,11 @@ def test_lambda_sees_training_true_inside_fit():
     model.compile(optimizers.SGD(0.1), "mse", backend="reference")
     history = model.fit(np.ones((4, 3), np.float32), np.ones((4, 2), np.float32), verbose=0)
     assert history.history["loss"] == [pytest.approx(1.0)]   # mean((0 - 1)^2): the training branch ran
+
+
+def test_argmax_over_all_axes_keeps_dims_like_numpy():
+    x = np.array([[1.0, 7.0, 3.0], [4.0, 0.0, 2.0]], np.float32)
+    kept = kc.ops.argmax(x, keepdims=True).numpy()
+    np.testing.assert_array_equal(kept, np.argmax(x, keepdims=True))
+    assert kc.ops.argmin(x, keepdims=True).numpy().shape == (1, 1)
+    assert int(kc.ops.argmax(x).numpy()) == 1
