@@ -296,7 +296,11 @@ def eye(n, m=None, dtype="float32"):
     return convert_to_tensor(np.eye(n, m, dtype=to_dtype(dtype).np))
 
 
-def arange(start, stop=None, step=1, dtype="int32"):
+def arange(start, stop=None, step=1, dtype=None):
+    """Keras infers the dtype: int32 when start, stop and step are ints, else float32 (never truncating 0.25)."""
+    if dtype is None:
+        ints = all(isinstance(v, (int, np.integer)) for v in (start, stop, step) if v is not None)
+        dtype = "int32" if ints else "float32"
     return convert_to_tensor(np.arange(start, stop, step, dtype=to_dtype(dtype).np))
 
 

@@ -24,6 +24,8 @@ class InputLayer(Layer):
                              "the batch; kcompile compiles static shapes, so give every non-batch size")
         if sparse:
             raise ValueError(f"InputLayer '{self.name}': sparse inputs are not supported")
+        if input_tensor is not None:   # Keras would wire the model to that tensor; kcompile starts afresh
+            raise ValueError(f"InputLayer '{self.name}': input_tensor= is not supported")
         self.dtype = _keras_dtype_name(dtype or "float32")
         self._input_shape = shape
         self.batch_size = batch_size
@@ -62,6 +64,8 @@ def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None
     """A symbolic input tensor (the batch dimension is implicit), as keras.Input."""
     if tensor is not None:
         raise ValueError("kc.Input(tensor=...) is not supported")
+    if optional:
+        raise ValueError("kc.Input(optional=True) is not supported: every input must be given")
     layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse, batch_shape=batch_shape,
                        name=name)
     return layer.output

@@ -70,6 +70,9 @@ class Cropping1D(_Cropping):
 class Cropping2D(_Cropping):
     rank = 2
 
+    def __init__(self, cropping=((0, 0), (0, 0)), data_format=None, **kwargs):   # Keras 3 crops nothing by default
+        super().__init__(cropping, data_format, **kwargs)
+
 
 class _UpSampling(Layer):
     """Nearest-neighbour upsampling: each spatial axis repeated `size` times (reshape + broadcast)."""

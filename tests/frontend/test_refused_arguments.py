@@ -57,6 +57,9 @@ REFUSED = [
     (lambda: metrics.Precision(top_k=1), ValueError, "top_k"),
     (lambda: metrics.AUC(multi_label=True), ValueError, "multi_label"),
     (lambda: metrics.AUC(summation_method="trapezoid"), ValueError, "summation method"),
+    # inputs
+    (lambda: layers.InputLayer(shape=(3,), input_tensor=kc.Input(shape=(3,))), ValueError, "input_tensor"),
+    (lambda: kc.Input(shape=(3,), optional=True), ValueError, "optional"),
     # kc.ops
     (lambda: kc.ops.max_pool(np.ones((1, 2, 4, 4), np.float32), 2, data_format="channels_first"), ValueError,
      "data_format"),
@@ -148,3 +151,18 @@ def test_argmax_over_all_axes_keeps_dims_like_numpy():
     np.testing.assert_array_equal(kept, np.argmax(x, keepdims=True))
     assert kc.ops.argmin(x, keepdims=True).numpy().shape == (1, 1)
     assert int(kc.ops.argmax(x).numpy()) == 1
+
+
+def test_cropping2d_default_crops_nothing_as_in_keras():
+    layer = layers.Cropping2D()
+    x = np.arange(2 * 4 * 5 * 3, dtype=np.float32).reshape(2, 4, 5, 3)
+    assert layer.cropping == ((0, 0), (0, 0))
+    np.testing.assert_array_equal(layer(x).numpy(), x)
+    assert layers.Cropping1D().cropping == ((1, 1),)
+
+
+def test_arange_infers_its_dtype_like_keras():
+    np.testing.assert_array_equal(kc.ops.arange(0, 1, 0.25).numpy(), np.array([0, 0.25, 0.5, 0.75], np.float32))
+    assert kc.ops.arange(0, 1, 0.25).numpy().dtype == np.float32
+    assert kc.ops.arange(3).numpy().dtype == np.int32
+    assert kc.ops.arange(3, dtype="float32").numpy().dtype == np.float32
