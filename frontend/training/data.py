@@ -134,9 +134,8 @@ def batch_slices(n: int, batch_size: int, shuffle: bool, steps: int | None = Non
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     order = np.random.permutation(n) if shuffle else np.arange(n)
     batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
-    if steps is not None:
-        batches = [batches[i % len(batches)] for i in range(steps)]
-    return batches
+    # Keras stops when the arrays run out: `steps` beyond the data are not wrapped around
+    return batches if steps is None else batches[:steps]
 
 
 def take(arrays, idx, contiguous: bool):

@@ -6,6 +6,8 @@ book's GradientTape listings), with metrics and callbacks exactly as for the def
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from kcompile.frontend.training import data as D
@@ -179,9 +181,10 @@ class TrainerMixin:
         cbs = self._callbacks(callbacks, verbose, epochs=epochs, steps=steps)
         self.stop_training = False
         cbs.on_train_begin()
-        logs = {}
+        logs, pending = {}, []
         for epoch in range(initial_epoch, epochs):
-            logs = self._fit_epoch(epoch, train, batch_size, shuffle, steps_per_epoch, cbs)
+            batches, pending = _epoch_batches(len(train[0][0]), batch_size, shuffle, steps_per_epoch, pending)
+            logs = self._fit_epoch(epoch, train, batches, shuffle, cbs)
             if val is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._evaluate_arrays(val, validation_batch_size or batch_size, cbs, validation_steps)
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
@@ -191,12 +194,11 @@ class TrainerMixin:
         cbs.on_train_end(logs)
         return self.history
 
-    def _fit_epoch(self, epoch, train, batch_size, shuffle, steps_per_epoch, cbs) -> dict:
+    def _fit_epoch(self, epoch, train, batches, shuffle, cbs) -> dict:
         self.reset_metrics()
         cbs.on_epoch_begin(epoch)
-        xs, ys, sw = train
         logs = {}
-        for step, idx in enumerate(D.batch_slices(len(xs[0]), batch_size, shuffle, steps_per_epoch)):
+        for step, idx in enumerate(batches):
             cbs.on_train_batch_begin(step)
             bx, by, bsw = _batch(train, idx, contiguous=not shuffle)
             logs = self._run_step("train", bx, by, bsw)
@@ -410,3 +412,15 @@ def _split(train, validation_split):
     nx, ny = len(xs), len(ys or [])
     pack = (lambda f: (f[:nx], f[nx:nx + ny] if ys is not None else None, f[-1]))
     return pack(tr), pack(va)
+
+
+def _epoch_batches(n, batch_size, shuffle, steps_per_epoch, pending):
+    """One epoch's batches and those left for the next. As Keras's EpochIterator: with steps_per_epoch
+    the next epoch continues where this one stopped, and an epoch ends early when the data runs out."""
+    if steps_per_epoch is None:
+        return D.batch_slices(n, batch_size, shuffle), []
+    pending = pending or D.batch_slices(n, batch_size, shuffle)
+    if steps_per_epoch > len(pending):
+        warnings.warn(f"Your input ran out of data; the epoch stops after {len(pending)} of {steps_per_epoch} "
+                      "steps (steps_per_epoch is larger than the batches left in the data)", stacklevel=3)
+    return pending[:steps_per_epoch], pending[steps_per_epoch:]

@@ -166,3 +166,29 @@ def test_arange_infers_its_dtype_like_keras():
     assert kc.ops.arange(0, 1, 0.25).numpy().dtype == np.float32
     assert kc.ops.arange(3).numpy().dtype == np.int32
     assert kc.ops.arange(3, dtype="float32").numpy().dtype == np.float32
+
+
+def _linear_fit(**fit_kwargs):
+    model = kc.Sequential([kc.Input(shape=(3,)), layers.Dense(1, kernel_initializer="ones")])
+    model.compile(optimizers.SGD(0.1), "mse", backend="reference")
+    x = np.arange(24, dtype=np.float32).reshape(8, 3) / 24
+    y = np.array([[0.0], [1.0], [0.0], [2.0], [1.0], [0.0], [3.0], [1.0]], np.float32)
+    model.fit(x, y, batch_size=4, shuffle=False, verbose=0, **fit_kwargs)
+    return model, x, y
+
+
+def test_steps_per_epoch_continues_through_the_data_like_keras():
+    """Keras's EpochIterator: epoch 2 of steps_per_epoch=1 trains on the second batch, not the first again."""
+    by_steps, _, _ = _linear_fit(epochs=2, steps_per_epoch=1)
+    one_pass, _, _ = _linear_fit(epochs=1)
+    for a, b in zip(by_steps.get_weights(), one_pass.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_steps_beyond_the_data_stop_instead_of_wrapping():
+    with pytest.warns(UserWarning, match="ran out of data"):
+        model, x, y = _linear_fit(epochs=1, steps_per_epoch=5)
+    assert int(model.optimizer.iterations) == 2
+    assert model.evaluate(x, y, batch_size=4, steps=5, verbose=0) == pytest.approx(
+        model.evaluate(x, y, batch_size=4, verbose=0))
+    assert model.predict(x, batch_size=4, steps=5, verbose=0).shape == (8, 1)
