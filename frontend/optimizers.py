@@ -25,10 +25,13 @@ class Optimizer:
                  global_clipnorm=None, name=None, **kwargs):
         if "lr" in kwargs:  # legacy Keras 2 spelling
             learning_rate = kwargs.pop("lr")
-        for key in ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
-                    "gradient_accumulation_steps"):
-            if kwargs.pop(key, None) not in (None, False, 0.99, 0):  # Keras defaults are accepted
+        # the EMA settings only matter with use_ema; a loss scale of 1 and no accumulation change nothing
+        harmless = {"use_ema": (None, False), "loss_scale_factor": (None, 1.0),
+                    "gradient_accumulation_steps": (None, 0)}
+        for key, defaults in harmless.items():
+            if kwargs.pop(key, None) not in defaults:
                 _unsupported(type(self).__name__, key)
+        kwargs.pop("ema_momentum", None), kwargs.pop("ema_overwrite_frequency", None)
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
         if sum(x is not None for x in (clipnorm, clipvalue, global_clipnorm)) > 1:

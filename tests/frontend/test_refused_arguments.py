@@ -51,6 +51,7 @@ REFUSED = [
     (lambda: optimizers.SGD(gradient_accumulation_steps=4), ValueError, "gradient_accumulation_steps"),
     (lambda: optimizers.RMSprop(loss_scale_factor=128.0), ValueError, "loss_scale_factor"),
     (lambda: optimizers.Adam(clipnorm=1.0, clipvalue=1.0), ValueError, "clipnorm"),
+    (lambda: optimizers.Adagrad(use_ema=True, ema_momentum=0.9), ValueError, "use_ema"),
     # losses and metrics
     (lambda: losses.SparseCategoricalCrossentropy(ignore_class=0)(np.array([0]), np.ones((1, 2), np.float32)),
      ValueError, "ignore_class"),
@@ -108,6 +109,7 @@ ACCEPTED = [
     lambda: layers.LSTM(2, unroll=True),
     lambda: layers.Lambda(lambda x: x, output_shape=(3,)),
     lambda: optimizers.Adam(use_ema=False, ema_momentum=0.99, gradient_accumulation_steps=None),
+    lambda: optimizers.SGD(ema_momentum=0.9, ema_overwrite_frequency=10, loss_scale_factor=1.0),
     lambda: losses.MeanSquaredError(dtype="float32"),
     lambda: metrics.AUC(summation_method="Majoring"),
     lambda: metrics.Mean(dtype="float32"),
