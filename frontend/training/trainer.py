@@ -176,6 +176,8 @@ class TrainerMixin:
             val = self._prepare(vx, vy, vsw, None, "fit(validation_data)")
         elif validation_split:
             train, val = _split(train, validation_split)
+            if class_weight is not None:   # Keras weighs the training split only (no sample_weight with it)
+                val = (val[0], val[1], None)
         n = len(train[0][0])
         steps = steps_per_epoch or -(-n // batch_size)
         cbs = self._callbacks(callbacks, verbose, epochs=epochs, steps=steps)

@@ -194,3 +194,13 @@ def test_steps_beyond_the_data_stop_instead_of_wrapping():
     assert model.evaluate(x, y, batch_size=4, steps=5, verbose=0) == pytest.approx(
         model.evaluate(x, y, batch_size=4, verbose=0))
     assert model.predict(x, batch_size=4, steps=5, verbose=0).shape == (8, 1)
+
+
+def test_class_weight_does_not_weigh_the_validation_split():
+    """Keras applies class_weight to the training split only: val_loss is the plain loss on the held-out rows."""
+    model = kc.Sequential([kc.Input(shape=(3,)), layers.Dense(2, activation="softmax")])
+    model.compile(optimizers.SGD(0.1), "sparse_categorical_crossentropy", backend="reference")
+    x = np.linspace(-1, 1, 24, dtype=np.float32).reshape(8, 3)
+    y = np.array([0, 1, 1, 0, 1, 0, 0, 1])
+    hist = model.fit(x, y, validation_split=0.5, class_weight={0: 5.0, 1: 5.0}, shuffle=False, verbose=0)
+    assert hist.history["val_loss"][0] == pytest.approx(model.evaluate(x[4:], y[4:], verbose=0), rel=1e-5)
