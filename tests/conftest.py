@@ -18,3 +18,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+# -- determinism: every test starts from its own fixed seed ---------------------------------------
+# Unseeded initializers draw from kcompile's global generator (as Keras does); seeding it per test
+# (from the test's id, so each test is independent of which others ran before it) keeps accuracy
+# thresholds and dead-unit cases from flaking in CI.
+@pytest.fixture(autouse=True)
+def _seed_every_test(request):
+    import zlib
+
+    import numpy as np
+
+    from kcompile.frontend.initializers import set_random_seed
+
+    seed = zlib.crc32(request.node.nodeid.encode())
+    set_random_seed(seed)
+    np.random.seed(seed % 2**32)
+    yield
