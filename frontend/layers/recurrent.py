@@ -114,6 +114,7 @@ class _RNN(Layer):
         if initial_state is None:
             return None
         states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        states = [ops.convert_to_tensor(s) for s in states]  # NumPy arrays given eagerly
         if len(states) != self.STATES:
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects {self.STATES} initial "
                              f"state tensor(s), got {len(states)}")

@@ -239,3 +239,12 @@ def test_one_sgd_step_matches_keras(kind):
     for g, w, b in zip(ours.get_weights(), theirs.get_weights(), before):
         np.testing.assert_allclose(g, np.asarray(w), rtol=1e-5, atol=1e-5)
         assert not np.allclose(g, b)   # every weight, recurrent kernel included, got a gradient
+
+
+def test_eager_call_takes_numpy_initial_states():
+    layer = kc.layers.LSTM(3)
+    x = np.ones((2, 4, 5), "float32")
+    zeros = [np.zeros((2, 3), "float32"), np.zeros((2, 3), "float32")]
+    np.testing.assert_allclose(layer(x, initial_state=zeros).numpy(), layer(x).numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"initial state must have shape \(batch, 3\), got \(2, 4\)"):
+        layer(x, initial_state=[np.zeros((2, 4), "float32")] * 2)
