@@ -176,13 +176,29 @@ def copy_bytes(builder: ir.IRBuilder, dst, src, nbytes) -> None:
         builder.store(builder.load(builder.gep(src, [i])), builder.gep(dst, [i]))
 
 
+def product(builder: ir.IRBuilder, values):
+    """The i64 product of run-time sizes (1 for none)."""
+    n = i64(1)
+    for v in values:
+        n = builder.mul(n, v)
+    return n
+
+
+def broadcast_strides(builder: ir.IRBuilder, sizes, present) -> list:
+    """Row-major element strides over `sizes`, counting only the axes `present` in the operand
+    (stride 0 where it broadcasts)."""
+    out, s = [], i64(1)
+    for size, here in zip(reversed(list(sizes)), reversed(list(present))):
+        out.append(s if here else i64(0))
+        if here:
+            s = builder.mul(s, size)
+    return out[::-1]
+
+
 def row_major_strides(builder: ir.IRBuilder, dims) -> list:
     """Element strides of a C-contiguous array with run-time dims."""
-    out, s = [], i64(1)
-    for d in reversed(list(dims)):
-        out.append(s)
-        s = builder.mul(s, d)
-    return out[::-1]
+    dims = list(dims)
+    return broadcast_strides(builder, dims, [True] * len(dims))
 
 
 def offset(builder: ir.IRBuilder, idx, strides):

@@ -12,11 +12,11 @@ from llvmlite import ir
 
 from kcompile.ir import bool_
 
-from ..loops import I8, const, for_range, i64, load, loop_nest, offset, splat, store, vec_type, vector_range
+from ..loops import (I8, broadcast_strides, const, for_range, i64, load, loop_nest, offset, product, splat, store,
+                     vec_type, vector_range)
 from . import lowering
 from .parallel import TASK_ELEMENTS, parallel_for
 from .elementwise_math import ELEMENTWISE_OPS, emit_node, scalar_constant
-
 
 
 def coalesce(out_shape, leaf_shapes):
@@ -35,23 +35,6 @@ def coalesce(out_shape, leaf_shapes):
     return runs
 
 
-def _product(builder, values):
-    n = i64(1)
-    for v in values:
-        n = builder.mul(n, v)
-    return n
-
-
-def _strides(builder, sizes, full):
-    """Element strides of one operand over the coalesced axes (0 where it broadcasts)."""
-    out, s = [], i64(1)
-    for size, f in zip(reversed(sizes), reversed(full)):
-        out.append(s if f else i64(0))
-        if f:
-            s = builder.mul(s, size)
-    return out[::-1]
-
-
 class FusedLoop:
     """The loop nest of one group; emit() can run in the entry function or in a pool worker."""
 
@@ -62,8 +45,8 @@ class FusedLoop:
 
     def emit(self, b, out_ptr, leaf_ptrs, sizes, lo, hi):
         """Compute rows [lo, hi) of the outermost coalesced axis."""
-        all_strides = [_strides(b, sizes, [f[k] for f in self.flags]) for k in range(len(self.leaves))]
-        all_strides.append(_strides(b, sizes, [True] * len(sizes)))
+        all_strides = [broadcast_strides(b, sizes, [f[k] for f in self.flags]) for k in range(len(self.leaves))]
+        all_strides.append(broadcast_strides(b, sizes, [True] * len(sizes)))
         ptrs = list(leaf_ptrs) + [out_ptr]
         if len(sizes) == 1:
             self._inner(b, ptrs, lo, hi)
@@ -92,7 +75,7 @@ def emit_fused(builder, target, out, members, leaves: dict, nthreads=None):
     """
     leaf_list = list(leaves)
     runs = coalesce(out.shape, [v.type.shape for v in leaf_list])
-    sizes = [_product(builder, [out.dims[a] for a in axes]) for axes, _ in runs] or [i64(1)]
+    sizes = [product(builder, [out.dims[a] for a in axes]) for axes, _ in runs] or [i64(1)]
     loop = FusedLoop(target, out.value, members, leaf_list, runs)
     ptrs = [leaves[v].ptr for v in leaf_list]
     if nthreads is None or _statically_small(out):
@@ -103,7 +86,7 @@ def emit_fused(builder, target, out, members, leaves: dict, nthreads=None):
     def rows(b, lo, hi, vals):
         loop.emit(b, vals[0], vals[1:1 + nptr], vals[1 + nptr:], lo, hi)
 
-    parallel_for(builder, "fused", nthreads, sizes[0], _product(builder, sizes[1:]), [out.ptr] + ptrs + sizes, rows)
+    parallel_for(builder, "fused", nthreads, sizes[0], product(builder, sizes[1:]), [out.ptr] + ptrs + sizes, rows)
 
 
 def _statically_small(out) -> bool:

@@ -8,16 +8,9 @@ from llvmlite import ir
 
 from kcompile.ir import u8
 
-from ..loops import FAST, I64, copy_strided, fill, for_range, i64, loop_nest
+from ..loops import FAST, I64, copy_strided, fill, for_range, i64, loop_nest, product
 from . import lowering
 from .context import STATUS_INDEX_OUT_OF_RANGE, storage_type
-
-
-def _prod(b, dims):
-    n = i64(1)
-    for d in dims:
-        n = b.mul(n, d)
-    return n
 
 
 def _index_at(b, idx_buf, j):
@@ -35,7 +28,7 @@ def _in_range(b, k, size):
 def lower_gather(ctx):
     b, (data, idx), (y,) = ctx.builder, ctx.ins, ctx.outs
     ax = ctx.attrs["axis"] % data.rank
-    outer, size, inner = _prod(b, data.dims[:ax]), data.dims[ax], _prod(b, data.dims[ax + 1:])
+    outer, size, inner = product(b, data.dims[:ax]), data.dims[ax], product(b, data.dims[ax + 1:])
     count = idx.numel(b)
     with loop_nest(b, [outer, count], name="gather") as (p, j):
         k = _index_at(b, idx, j)
@@ -54,7 +47,7 @@ def lower_scatter_add(ctx):
     ax = ctx.attrs["axis"] % y.rank
     elem = storage_type(y.dtype)
     fill(b, y.ptr, y.numel(b), ir.Constant(elem, 0.0 if y.dtype.is_float else 0))
-    outer, size, inner = _prod(b, y.dims[:ax]), y.dims[ax], _prod(b, y.dims[ax + 1:])
+    outer, size, inner = product(b, y.dims[:ax]), y.dims[ax], product(b, y.dims[ax + 1:])
     count = idx.numel(b)
     with loop_nest(b, [outer, count], name="scatter") as (p, j):
         k = _index_at(b, idx, j)

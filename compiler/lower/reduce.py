@@ -12,8 +12,8 @@ from llvmlite import ir
 
 from kcompile.ir import u8
 
-from ..loops import (FAST, I64, alloca_once, const, fill, for_range, hreduce, i64, intrinsic, load,
-                     loop_nest, offset, store, vector_range)
+from ..loops import (FAST, I64, alloca_once, broadcast_strides, const, fill, for_range, hreduce, i64, intrinsic, load,
+                     loop_nest, offset, product, store, vector_range)
 from . import lowering
 from .elementwise import evaluate, load_operand
 from .parallel import parallel_for
@@ -88,7 +88,7 @@ def _lower_reduce(kind):
         leaves, value_of = _source(x)
         fill(b, y.ptr, y.numel(b), const(elem, _identity(kind, x.dtype)))
         runs = reduce_runs(x.shape, axes, [v.type.shape for v in leaves])
-        sizes = [_prod(b, [x.dims[a] for a in r]) for r, _ in runs] or [i64(1)]
+        sizes = [product(b, [x.dims[a] for a in r]) for r, _ in runs] or [i64(1)]
         keys = [k for _, k in runs] or [(True, tuple(False for _ in leaves))]
         row = _Row(x.dtype, elem, kind, value_of, list(leaves), keys[-1][1], ctx.target.lanes(x.dtype.itemsize))
         ptrs = [buf.ptr for buf in leaves.values()]
@@ -98,7 +98,7 @@ def _lower_reduce(kind):
         elif keys[0][0]:  # the outermost run is reduced: every row updates the same outputs
             _rows(keys, finish, len(ptrs))(b, i64(0), sizes[0], ptrs + [y.ptr] + sizes)
         else:  # rows of the outermost (kept) run write disjoint outputs: split across the pool
-            parallel_for(b, "reduce", ctx.nthreads, sizes[0], _prod(b, sizes[1:]), ptrs + [y.ptr] + sizes,
+            parallel_for(b, "reduce", ctx.nthreads, sizes[0], product(b, sizes[1:]), ptrs + [y.ptr] + sizes,
                          _rows(keys, finish, len(ptrs)))
         if kind == "mean":
             _divide(b, y, x, axes)
@@ -109,8 +109,8 @@ def _rows(keys, finish, nptr):
     """body(b, lo, hi, [leaf pointers..., out pointer, run sizes...]) for rows [lo, hi) of run 0."""
     def body(b, lo, hi, vals):
         ptrs, out, sizes = vals[:nptr], vals[nptr], vals[nptr + 1:]
-        leaf_strides = [_strides(b, sizes, [k[1][m] for k in keys]) for m in range(nptr)]
-        out_strides = _strides(b, sizes, [not k[0] for k in keys])
+        leaf_strides = [broadcast_strides(b, sizes, [k[1][m] for k in keys]) for m in range(nptr)]
+        out_strides = broadcast_strides(b, sizes, [not k[0] for k in keys])
         with for_range(b, hi, start=lo, name="red.r") as r:
             with loop_nest(b, sizes[1:-1], name="red") as idx:
                 at = (r,) + idx
@@ -156,7 +156,7 @@ class _Row:
 
 
 def _divide(b, y, x, axes):
-    count = _prod(b, [x.dims[a] for a in axes])
+    count = product(b, [x.dims[a] for a in axes])
     elem = storage_type(y.dtype)
     if y.dtype.is_float:
         scale = b.fdiv(ir.Constant(elem, 1.0), b.sitofp(count, elem))
@@ -170,23 +170,6 @@ def _divide(b, y, x, axes):
             b.store(b.sdiv(v, b.trunc(safe, elem) if elem.width < 64 else safe), p)
 
 
-def _prod(b, dims):
-    n = i64(1)
-    for d in dims:
-        n = b.mul(n, d)
-    return n
-
-
-def _strides(b, sizes, present):
-    """Row-major strides over the runs, counting only the runs `present` in the array (else 0)."""
-    out, s = [], i64(1)
-    for size, p in zip(reversed(sizes), reversed(present)):
-        out.append(s if p else i64(0))
-        if p:
-            s = b.mul(s, size)
-    return out[::-1]
-
-
 for _kind in ("sum", "mean", "max", "min", "prod"):
     lowering(f"reduce_{_kind}")(_lower_reduce(_kind))
 
@@ -195,9 +178,9 @@ def _lower_arg(which):
     def lower(ctx):
         b, (x,), (y,) = ctx.builder, ctx.ins, ctx.outs
         ax = ctx.attrs["axis"] % x.rank
-        outer = _prod(b, x.dims[:ax])
+        outer = product(b, x.dims[:ax])
         k = x.dims[ax]
-        inner = _prod(b, x.dims[ax + 1:])
+        inner = product(b, x.dims[ax + 1:])
         best_v = alloca_once(b, storage_type(x.dtype))
         best_i = alloca_once(b, I64)
         with loop_nest(b, [outer, inner], name="arg") as (o, i):

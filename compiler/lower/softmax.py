@@ -9,17 +9,11 @@ import math
 
 from llvmlite import ir
 
-from ..loops import FAST, alloca_once, const, for_range, hreduce, i64, intrinsic, load, splat, store, vector_range
+from ..loops import (FAST, alloca_once, const, for_range, hreduce, i64, intrinsic, load, product, splat, store,
+                     vector_range)
 from . import lowering, mathfns
 from .parallel import parallel_for
 from .context import storage_type
-
-
-def _prod(b, dims):
-    n = i64(1)
-    for d in dims:
-        n = b.mul(n, d)
-    return n
 
 
 def _row_loop(b, count, stride, lanes, body, name):
@@ -80,9 +74,9 @@ def _lower(log):
         b, (x,), (y,) = ctx.builder, ctx.ins, ctx.outs
         ax = ctx.attrs["axis"] % x.rank
         elem = storage_type(x.dtype)
-        outer, k = _prod(b, x.dims[:ax]), x.dims[ax]
+        outer, k = product(b, x.dims[:ax]), x.dims[ax]
         contiguous = all(d == 1 for d in x.shape[ax + 1:])
-        inner = i64(1) if contiguous else _prod(b, x.dims[ax + 1:])
+        inner = i64(1) if contiguous else product(b, x.dims[ax + 1:])
         lanes = ctx.target.lanes(x.dtype.itemsize)
 
         def rows(bb, lo, hi, vals):  # rows are independent: split across the pool
