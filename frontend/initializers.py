@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from kcompile.ir import dtype as to_dtype
+from .catalog import Catalog
 
 _GLOBAL = {"rng": np.random.default_rng()}
 
@@ -197,32 +198,5 @@ lecun_normal, lecun_uniform = LecunNormal, LecunUniform
 orthogonal = OrthogonalInitializer = Orthogonal
 
 
-def get(identifier):
-    """An initializer from a name, a config dict, an instance or a callable."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, Initializer) or callable(identifier) and not isinstance(identifier, type):
-        return identifier
-    if isinstance(identifier, type) and issubclass(identifier, Initializer):
-        return identifier()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        cls = _ALIASES.get(identifier) or ALL.get(identifier)
-        if cls is None:
-            raise ValueError(f"unknown initializer {identifier!r}; known: {sorted(_ALIASES)}")
-        return cls()
-    raise ValueError(f"could not interpret initializer {identifier!r}")
-
-
-def serialize(init) -> dict:
-    if not isinstance(init, Initializer):
-        raise ValueError(f"initializer {init!r} cannot be serialized: use a kc.initializers class")
-    return {"class_name": type(init).__name__, "config": init.get_config()}
-
-
-def deserialize(config: dict):
-    cls = ALL.get(config.get("class_name"))
-    if cls is None:
-        raise ValueError(f"unknown initializer class {config.get('class_name')!r}")
-    return cls.from_config(config.get("config", {}))
+_CATALOG = Catalog("initializer", Initializer, ALL, _ALIASES, accept_classes=True)
+get, serialize, deserialize = _CATALOG.get, _CATALOG.serialize, _CATALOG.deserialize

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from . import ops
+from .catalog import Catalog
 
 
 class Regularizer:
@@ -74,29 +75,5 @@ ALL = {"L1": L1, "L2": L2, "L1L2": L1L2}
 _BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2}
 
 
-def get(identifier):
-    if identifier is None:
-        return None
-    if isinstance(identifier, Regularizer) or callable(identifier) and not isinstance(identifier, type):
-        return identifier
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier) or ALL.get(identifier)
-        if cls is None:
-            raise ValueError(f"unknown regularizer {identifier!r}; known: {sorted(_BY_NAME)}")
-        return cls()
-    raise ValueError(f"could not interpret regularizer {identifier!r}")
-
-
-def serialize(reg) -> dict:
-    if not isinstance(reg, Regularizer):
-        raise ValueError(f"regularizer {reg!r} cannot be serialized: use a kc.regularizers class")
-    return {"class_name": type(reg).__name__, "config": reg.get_config()}
-
-
-def deserialize(config: dict):
-    cls = ALL.get(config.get("class_name"))
-    if cls is None:
-        raise ValueError(f"unknown regularizer class {config.get('class_name')!r}")
-    return cls.from_config(config.get("config", {}))
+_CATALOG = Catalog("regularizer", Regularizer, ALL, _BY_NAME)
+get, serialize, deserialize = _CATALOG.get, _CATALOG.serialize, _CATALOG.deserialize
