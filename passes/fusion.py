@@ -20,7 +20,7 @@ from kcompile.ir.ops.elementwise import BINARY, UNARY
 from .manager import register_pass
 
 ELEMENTWISE = frozenset(UNARY) | frozenset(BINARY) | {"where", "cast", "broadcast_to"}
-ANCHORS = frozenset({"matmul", "conv1d", "conv2d"})
+ANCHORS = frozenset({"matmul", "conv1d", "conv2d", "sparse_matmul"})
 PROLOGUE_CONSUMERS = frozenset({"reduce_sum", "reduce_mean", "reduce_max", "reduce_min"})
 
 

@@ -210,3 +210,11 @@ for xs, attrs in [((2, 9, 3), {"pool_size": (2,), "strides": (2,)}),
 for shape, seed, counter in (((4, 5), 0, 0), ((3, 7), 42, 12345), ((2, 3, 5), 7, 2**40 + 3)):
     case("random_uniform_like", [rand(RNG, shape), np.array(counter, np.int64)], nn.random_uniform_like,
          {"seed": seed}, rtol=0, atol=0)
+
+# -- sparse_matmul: random block structures (repeated blocks add up, empty block columns) ------------
+import ir_oracles_sparse as sp  # noqa: E402
+
+for a_shape, block, nblocks in (((5, 7), (1, 1), 11), ((3, 2, 6), (2, 3), 5), ((4, 8), (4, 2), 0)):
+    n = 6 if block[1] != 1 else 5
+    case("sparse_matmul", [rand(RNG, a_shape), *sp.random_structure(RNG, a_shape[-1], n, block, nblocks)],
+         sp.sparse_matmul, {"block": block}, rtol=1e-5, atol=1e-5)
