@@ -28,17 +28,19 @@ LAUNCH_SYMBOL = "kc_parallel_launch"  # see compiler/threads.py: the runtime bin
 
 
 def write_artifact(graph: Graph, outdir, name: str, train_step: Graph | None = None, opt_level: int = 3,
-                   linker: str | None = "cc") -> Path:
+                   linker: str | None = "cc", sparse: str = "auto") -> Path:
     """Compile `graph` (and optionally its training step) into the artifact directory `outdir`.
 
     train_step: a graph whose meta["param_updates"] ({output name: parameter name}) says which of
     its outputs are the new parameter values; the entry point writes those into the parameter block.
     linker: the C compiler driver used to link (None: keep the object file, no linking).
+    sparse: sparsify mode (auto | always | never; see passes/sparsify.py). A training artifact keeps
+    its kernels dense (its train step changes them): there auto means never and always is refused.
     """
     if not name.isidentifier():
         raise ValueError(f"artifact name {name!r} must be a C identifier")
     entries = {"forward": graph} | ({"train_step": train_step} if train_step is not None else {})
-    result = compile_entries(entries, name, opt_level)
+    result = compile_entries(entries, name, opt_level, sparse=_sparse_mode(sparse, train_step is not None))
     outdir = Path(outdir)
     outdir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.tmp-", dir=outdir.parent))
@@ -51,11 +53,18 @@ def write_artifact(graph: Graph, outdir, name: str, train_step: Graph | None = N
     return outdir
 
 
+def _sparse_mode(sparse: str, training: bool) -> str:
+    if training and sparse == "always":
+        raise ValueError("sparse='always' cannot apply to an artifact with a training step: the step updates the "
+                         "kernels in place, so their zeros are not fixed; compile the training artifact dense")
+    return "never" if training else sparse
+
+
 def _write_files(tmp: Path, name: str, result, entries: dict, linker):
     """Everything but the rename: weights, code (linked or object), header, manifest."""
     native = result.module
     obj = result.library.emit_object()
-    weights = _weights_block(native.params, entries)
+    weights = _weights_block(native.params, result.graphs)  # planned: sparse kernels as stored
     (tmp / "weights.bin").write_bytes(weights)
     cc = shutil.which(linker) if linker else None
     if cc:
@@ -120,6 +129,7 @@ def _manifest(name, native, result, code, tmp: Path, weights: bytes) -> dict:
         "target": {"triple": target.triple, "cpu": target.cpu, "features": target.enabled_features},
         "entry_points": native.interface()["entry_points"],
         "params": native.interface()["params"],
+        **({"sparse_weights": native.sparse_weights} if native.sparse_weights else {}),
         "abi_symbol": native.abi_symbol,
         "weights": {"file": "weights.bin", "nbytes": len(weights)},
         "status_codes": {str(k): v for k, v in native.status_messages.items()},

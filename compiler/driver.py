@@ -9,12 +9,22 @@ from kcompile.passes.manager import PassManager
 
 from .codegen import NativeModule, generate
 from .codelib import CodeLibrary
+from .kernels.config import vector_bits
 from .target import host_target
 
 
-def graph_pipeline(opt_level: int) -> list:
-    """Pass names in order; opt level 0 skips the optimizing rewrites, never the memory plan."""
-    return (["canonicalize", "fuse"] if opt_level > 0 else []) + ["plan-memory"]
+def graph_pipeline(opt_level: int, sparse: str = "never", target=None) -> list:
+    """Pass names in order; opt level 0 skips the optimizing rewrites, never the memory plan.
+
+    sparse: the sparsify mode (auto | always | never). Only code whose weights are fixed when it
+    is compiled (artifacts) may turn them sparse: the JIT takes parameters per call."""
+    sparsify = [] if sparse == "never" else [f"sparsify{{mode={sparse},lanes={_lanes(target or host_target())}}}"]
+    return (["canonicalize"] if opt_level > 0 else []) + sparsify + (["fuse"] if opt_level > 0 else []) + ["plan-memory"]
+
+
+def _lanes(target) -> int:
+    """f32 lanes of the sparse kernels' vectors (kernels/config.vector_bits) for the cost model."""
+    return vector_bits(target.features) // 32
 
 
 @dataclass
@@ -32,19 +42,21 @@ class CompileResult:
         return "\n".join(lines + [f"{'total':<{width}}  {1e3 * total:8.2f} ms"])
 
 
-def prepare(graph: Graph, opt_level: int = 3, timings: dict | None = None, verify_each: bool = False) -> Graph:
+def prepare(graph: Graph, opt_level: int = 3, timings: dict | None = None, verify_each: bool = False,
+            sparse: str = "never") -> Graph:
     """Run the graph passes, adding each pass's time to `timings`."""
-    graph, report = PassManager(graph_pipeline(opt_level), verify_each=verify_each).run(graph)
+    graph, report = PassManager(graph_pipeline(opt_level, sparse), verify_each=verify_each).run(graph)
     if timings is not None:
         for r in report["passes"]:
             timings[f"{r['name']} (@{graph.name})"] = r["seconds"]
     return graph
 
 
-def compile_entries(entries: dict, name: str, opt_level: int = 3, verify_each: bool = False) -> CompileResult:
+def compile_entries(entries: dict, name: str, opt_level: int = 3, verify_each: bool = False,
+                    sparse: str = "never") -> CompileResult:
     """Graphs by entry kind ('forward', 'train_step') -> generated, optimized LLVM code."""
     timings: dict = {}
-    planned = {kind: prepare(g, opt_level, timings, verify_each) for kind, g in entries.items()}
+    planned = {kind: prepare(g, opt_level, timings, verify_each, sparse) for kind, g in entries.items()}
     t0 = time.perf_counter()
     native = generate(planned, name, host_target())
     timings["lower+codegen"] = time.perf_counter() - t0

@@ -93,3 +93,25 @@ defop("sparse_matmul", ("a", "values", "index", "offsets"), _infer, _reference,
       doc="a @ W with W stored as nonzero blocks (see ir/ops/sparse.py); weight/structure/density/speedup "
           "record what the sparsify pass measured (the dense parameter's name, the pattern, the fraction of "
           "nonzeros, the estimated speedup over dense code at batch 1 and 64)")
+
+
+SPARSE_PARTS = ("values", "index", "offsets")
+
+
+def sparse_param_names(weight: str) -> tuple:
+    """Names of the three parameters that store the dense parameter `weight` sparse (values, index, offsets)."""
+    return tuple(f"{weight}.sparse_{part}" for part in SPARSE_PARTS)
+
+
+def sparse_weights(graph) -> list:
+    """One description per dense parameter that `graph` stores sparse: what an artifact's manifest
+    records so that a loader can rebuild, check and replace the dense weight (runtime/native.py)."""
+    out = {}
+    for node in graph.nodes:
+        if node.op == "sparse_matmul" and all(v.is_param for v in node.inputs[1:]):
+            a, out_t = node.inputs[0].type, node.outputs[0].type
+            name = node.attrs["weight"] or node.inputs[1].param_name
+            out[name] = {"name": name, "shape": [a.shape[-1], out_t.shape[-1]], "dtype": a.dtype.name,
+                         "block": list(node.attrs["block"]),
+                         **{part: v.param_name for part, v in zip(SPARSE_PARTS, node.inputs[1:])}}
+    return list(out.values())
