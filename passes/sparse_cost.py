@@ -59,9 +59,12 @@ def layouts(w: np.ndarray) -> list:
 
 
 def structure(w: np.ndarray, layout: Layout) -> str:
-    """A name for the pattern: 'block 1x16', '2:4' (N:M along K), or 'unstructured'; empty outputs noted."""
+    """A name for the pattern: 'block 1x16', '2:4' (N:M along K), 'unstructured' or 'no zeros'; empty
+    outputs (pruned neurons) noted."""
     k, n = w.shape
     nz = w != 0
+    if layout.nnz == w.size:
+        return "no zeros"
     if layout.block != (1, 1) and layout.fill == 1.0:
         name = f"block {layout.block[0]}x{layout.block[1]}"
     elif k % 4 == 0 and 0 < layout.nnz and nz.reshape(k // 4, 4, n).sum(axis=1).max() <= 2:

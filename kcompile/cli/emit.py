@@ -5,7 +5,7 @@ import json
 import os
 
 from .errors import CLIError
-from .job import CompileJob, code_library, entry_graphs, native_module, planned_graphs, target_machine
+from .job import CompileJob, code_library, entry_graphs, native_module, planned_graphs, sparse_mode, target_machine
 
 
 def _emit_ir(job: CompileJob):
@@ -29,9 +29,11 @@ def _emit_opt(job: CompileJob):
     from kcompile.ir import print_graph
     from kcompile.passes.fusion import format_fusion
     from kcompile.passes.memory import format_memory
+    from kcompile.passes.sparsify import format_sparsity
     for kind, graph in planned_graphs(job).items():
         suffix = "" if kind == "forward" else f".{kind}"
-        notes = [n for n in (format_fusion(graph) if "fusion" in graph.meta else "", format_memory(graph)) if n]
+        notes = [n for n in (format_sparsity(graph), format_fusion(graph) if "fusion" in graph.meta else "",
+                             format_memory(graph)) if n]
         job.write_text(f"{job.name}{suffix}.opt.kir", print_graph(graph) + "".join(f"{n}\n" for n in notes))
 
 
@@ -57,7 +59,7 @@ def _emit_so(job: CompileJob):
     planned_graphs(job)  # the pass-level report, checks and dumps (--verify-each, --print-ir-after-all)
     entries = entry_graphs(job)
     built = write_artifact(entries["forward"], job.stage / ".artifact", job.name, train_step=entries.get("train_step"),
-                           opt_level=job.args.opt_level)
+                           opt_level=job.args.opt_level, sparse=sparse_mode(job))
     for f in sorted(built.iterdir()):
         os.replace(f, job.stage / f.name)
         job.report.files.append(f.name)

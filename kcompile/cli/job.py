@@ -67,7 +67,7 @@ def planned_graphs(job: CompileJob) -> dict:
     if job.planned is None:
         from kcompile.compiler.driver import graph_pipeline
         from kcompile.passes.manager import PassManager
-        pipeline = job.args.passes or graph_pipeline(job.args.opt_level)
+        pipeline = job.args.passes or graph_pipeline(job.args.opt_level, sparse_mode(job))
         manager = PassManager(pipeline, verify_each=job.args.verify_each,
                               print_ir_after_all=job.args.print_ir_after_all, stream=sys.stderr)
         job.planned = {}
@@ -76,6 +76,11 @@ def planned_graphs(job: CompileJob) -> dict:
             job.report.pass_times += [(f"{r['name']} ({kind})", r["seconds"]) for r in report["passes"]]
         job.report.note_plans(job.planned)
     return job.planned
+
+
+def sparse_mode(job: CompileJob) -> str:
+    """The sparsify mode for --sparse (default auto); training artifacts keep their kernels dense."""
+    return "never" if job.args.train else (job.args.sparse or "auto")
 
 
 def native_module(job: CompileJob):
