@@ -123,3 +123,30 @@ def test_kernels_on_each_vector_width(cpu, features):
             want = a @ w + (bvec if bias else 0)
             np.testing.assert_allclose(y, np.maximum(want, 0) if relu else want, rtol=1e-5, atol=1e-5,
                                        err_msg=f"block {block} rows {rows}")
+
+
+def test_index_arrays_are_checked_before_native_code_reads_them():
+    rng = np.random.default_rng(9)
+    w = pruned(rng, 12, 8, density=0.4)
+    values, index, offsets = from_dense(w, (1, 1))
+    b = GraphBuilder("checked")
+    x = b.input("x", TensorType(["N", 12]))
+    y = b.sparse_matmul(x, b.param("v", values), b.param("i", index), b.param("o", offsets), block=(1, 1), weight="w")
+    fn = compile_graph(b.build([y]))
+    xs = rng.normal(size=(2, 12)).astype(np.float32)
+    np.testing.assert_allclose(fn([xs])[0], xs @ w, rtol=1e-5, atol=1e-6)
+    bad = index.copy()
+    bad[0] = 12
+    with pytest.raises(ValueError, match="sparse weight 'w': sparse_matmul index holds block row 12, outside \\[0, 12\\)"):
+        fn([xs], {"i": bad})
+    with pytest.raises(ValueError, match="offsets must rise from 0"):
+        fn([xs], {"o": offsets[::-1].copy()})
+    with pytest.raises(ValueError, match="block row -1"):
+        run(b.build([y]), [xs], {"i": bad - 13})
+    # index arrays that are graph inputs cannot be checked once: refused at compile time
+    b = GraphBuilder("unchecked")
+    x = b.input("x", TensorType(["N", 12]))
+    y = b.sparse_matmul(x, b.param("v", values), b.input("i", TensorType(index.shape, "i32")), b.param("o", offsets),
+                        block=(1, 1))
+    with pytest.raises(NotImplementedError, match="only with its index and offsets as parameters"):
+        compile_graph(b.build([y]))
