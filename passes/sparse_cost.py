@@ -15,6 +15,7 @@ import numpy as np
 BLOCKS = ((1, 1), (2, 1), (4, 1), (1, 4), (1, 8), (1, 16), (4, 4))
 INDEX_BYTES = 4          # index and offsets are i32
 ESTIMATE_BATCHES = (1, 64)
+PARTIAL_TILE_MIN = 4     # as compiler/kernels/sparse.py: leftover rows that fill one more batch tile
 
 # ns per unit of work (see the module docstring)
 DENSE_PER_WEIGHT = 0.036          # a GEMV streams every weight once
@@ -84,6 +85,8 @@ def sparse_ns(layout: Layout, k: int, n: int, rows: int, lanes: int) -> float:
     bk, bn = layout.block
     if bn == 1:
         tiles, rest = (rows // lanes, rows % lanes) if lanes > 1 else (0, rows)
+        if lanes > 1 and rest >= min(PARTIAL_TILE_MIN, lanes // 2):  # the kernel pads them into one more tile
+            tiles, rest = tiles + 1, 0
         per_row = layout.nblocks * (COLUMN_PER_BLOCK_ROW[0] + COLUMN_PER_BLOCK_ROW[1] * bk)
         per_tile = layout.stored * COLUMN_PER_ELEMENT_TILE + k * lanes * TRANSPOSE_PER_ELEMENT
         return tiles * per_tile + rest * per_row + n * 2.0

@@ -1,6 +1,6 @@
 """Sparse matmul kernels against the reference interpreter: every block structure, odd sizes, empty
-rows and columns, 0% and 100% density, batch 1 (GEMV rows), 17 (tiles plus rows) and 40; the
-AVX2 path forced on hosts with AVX-512."""
+rows and columns, 0% and 100% density, batch 1 (GEMV rows), 17 (a tile plus a row), 21 and 40
+(tiles plus a zero-padded partial tile); the AVX2 path forced on hosts with AVX-512."""
 import ctypes
 
 import numpy as np
@@ -80,7 +80,7 @@ def graphs():
     return outs
 
 
-@pytest.mark.parametrize("batch", [1, 17, 40])
+@pytest.mark.parametrize("batch", [1, 17, 21, 40])
 def test_sparse_matches_reference_and_dense(graphs, batch):
     rng = np.random.default_rng(batch)
     inputs = [rng.uniform(-1, 1, (batch,) + v.type.shape[1:]).astype(np.float32) for v in graphs["sparse"].inputs]
@@ -116,7 +116,7 @@ def test_kernels_on_each_vector_width(cpu, features):
     jm = JitModule(mod, cpu=cpu, features=features)
     for (w, block, bias, relu), name in zip(cases, names):
         bvec = rng.uniform(-1, 1, w.shape[1]).astype(np.float32)
-        for rows in (1, 8, 19, 35):
+        for rows in (1, 2, 8, 19, 35):
             a = rng.uniform(-1, 1, (rows, w.shape[0])).astype(np.float32)
             y = np.full((rows, w.shape[1]), np.nan, np.float32)
             _call(jm, name, [a, *from_dense(w, block), y] + ([bvec] if bias else []), rows)
