@@ -116,7 +116,7 @@ def test_kernels_on_each_vector_width(cpu, features):
     jm = JitModule(mod, cpu=cpu, features=features)
     for (w, block, bias, relu), name in zip(cases, names):
         bvec = rng.uniform(-1, 1, w.shape[1]).astype(np.float32)
-        for rows in (1, 2, 8, 19, 35):
+        for rows in (1, 2, 8, 13, 19, 35):
             a = rng.uniform(-1, 1, (rows, w.shape[0])).astype(np.float32)
             y = np.full((rows, w.shape[1]), np.nan, np.float32)
             _call(jm, name, [a, *from_dense(w, block), y] + ([bvec] if bias else []), rows)
