@@ -98,8 +98,13 @@ def speedups(layout: Layout, k: int, n: int, rows_list, lanes: int) -> tuple:
     return tuple(round(dense_ns(k, n, r) / sparse_ns(layout, k, n, r, lanes), 2) for r in rows_list)
 
 
+MIN_BLOCK_FILL = 0.75    # blocks mostly of stored zeros are not the kernel's structure
+
+
 def best_layout(w: np.ndarray, rows_list, lanes: int) -> tuple:
-    """(layout, estimated speedups at rows_list) of the layout with the best geometric-mean speedup."""
+    """(layout, estimated speedups at rows_list) of the layout with the best geometric-mean speedup,
+    among unstructured storage and the block shapes whose blocks are at least MIN_BLOCK_FILL full."""
     k, n = w.shape
-    scored = [(lay, speedups(lay, k, n, rows_list, lanes)) for lay in layouts(w)]
+    scored = [(lay, speedups(lay, k, n, rows_list, lanes)) for lay in layouts(w)
+              if lay.block == (1, 1) or lay.fill >= MIN_BLOCK_FILL]
     return max(scored, key=lambda s: math.prod(s[1]) ** (1 / len(s[1])))

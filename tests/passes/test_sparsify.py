@@ -62,7 +62,7 @@ def test_structures_are_recognized():
                  mode="always")
     d = decisions(s)
     assert d["dense_0/kernel"].structure == "block 1x16" and d["dense_0/kernel"].block == (1, 16)
-    assert d["dense_2/kernel"].structure == "2:4"
+    assert d["dense_2/kernel"].structure == "2:4" and d["dense_2/kernel"].block == (1, 1)  # 1x16 blocks: half zeros
     assert "5 empty outputs" in decisions(sparsify(mlp([neurons]), mode="always"))["dense_0/kernel"].structure
     assert d["dense_0/kernel"].sparse_bytes < d["dense_0/kernel"].dense_bytes / 8
 
