@@ -3,7 +3,8 @@
 The cost model counts the work each kernel of compiler/kernels/sparse.py does per stored block
 and per batch row, in nanoseconds fitted to single-thread timings of those kernels and of the
 dense GEMM on a 784x512 kernel (AMD EPYC Zen 4, AVX-512; bench/bench_sparse.py reproduces them).
-It only has to rank: dense against the best block shape, at batch 1 (a GEMV) and batched.
+It only has to rank: dense against the best block shape, at batch 1 (a GEMV) and batched, on one
+thread (both dense and sparse kernels split large batches over threads; the model ignores that).
 """
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ a is [rows, K] and y [rows, N], row-major. Two kernels, chosen by the block shap
   outputs, so the vectors run across the block; MR rows share each loaded block (register
   blocking as in the GEMM micro-kernel).
 
-The bias + relu epilogue is applied in registers before the single store (epilogue()). Index
+Rows run in tasks of TASK_TILES tiles on compiler/threads.py's pool (batch 64 with 16 lanes is
+one task, on the calling thread). The bias + relu epilogue is applied in registers before the
+single store (epilogue()). Index
 arrays are trusted: the sparsify pass builds them, and every path that lets other values in
 (the reference, the runtime's set_weights, the JIT) checks them with ir.ops.sparse.check_structure.
 The vector width comes from the target's features (config.vector_bits), never a constant.
@@ -29,12 +31,14 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from ..loops import I32, I64, alloca_once, hreduce, i64
+from ..threads import parallel_function
 from .config import vector_bits, vector_registers
-from .irutil import (elem_bytes, entry_alloca, fma, for_range, gep, internal_function,
+from .irutil import (ceil_div, elem_bytes, entry_alloca, fma, for_range, gep, imin, internal_function,
                      llvm_type, load_vec, splat, store_vec, zero)
 
 TILE_BYTES_MAX = 512 * 1024  # the column kernel's transposed tile lives on the stack; beyond this, GEMV rows only
 UNROLL = 4                   # independent accumulators per dot product (hides the FMA latency)
+TASK_TILES = 4               # batch tiles per thread-pool task
 PARTIAL_TILE_MIN = 4         # leftover rows that share one zero-padded tile: a quarter of 16 lanes (a
                              # tile cost 2.5-5 GEMV rows, measured; as passes/sparse_cost.py counts)
 
@@ -57,19 +61,32 @@ class SparseSpec:
 
 
 def sparse_matmul_function(module: ir.Module, spec: SparseSpec) -> ir.Function:
-    """Get or emit the kernel of `spec` (see the module docstring for its signature)."""
+    """Get or emit the kernel of `spec` (see the module docstring for its signature).
+
+    Rows split into tasks of TASK_TILES batch tiles run on the thread pool (compiler/threads.py);
+    up to one task's rows (batch 64 with 16 lanes) stay on the calling thread."""
     if spec.name in module.globals:
         return module.globals[spec.name]
     elem = llvm_type(spec.dtype)
     ptr = elem.as_pointer()
-    types = [ptr, ptr, I32.as_pointer(), I32.as_pointer(), ptr] + ([ptr] if spec.bias else []) + [I64, I64]
+    ptrs = [ptr, ptr, I32.as_pointer(), I32.as_pointer(), ptr] + ([ptr] if spec.bias else [])
     names = ["a", "values", "index", "offsets", "y"] + (["bias"] if spec.bias else []) + ["rows", "nthreads"]
-    fn = internal_function(module, spec.name, ir.VoidType(), types, names)
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    k = _Kernel(b, spec, elem, fn)
+    rows_fn = internal_function(module, spec.name + ".rows", ir.VoidType(), ptrs + [I64, I64], names)
+    b = ir.IRBuilder(rows_fn.append_basic_block("entry"))
+    k = _Kernel(b, spec, elem, rows_fn)
     (k.column_kernel if spec.block[1] == 1 else k.block_kernel)()
     b.ret_void()
-    return fn
+    per_task = TASK_TILES * k.lanes
+
+    def task(b, t, args, rows):
+        """Rows t*per_task .. min(rows, (t+1)*per_task): the row kernel on offset pointers."""
+        first = b.mul(t, i64(per_task))
+        count = imin(b, i64(per_task), b.sub(rows, first))
+        a, y = gep(b, args[0], b.mul(first, i64(spec.k))), gep(b, args[4], b.mul(first, i64(spec.n)))
+        b.call(rows_fn, [a, *args[1:4], y, *args[5:], count, i64(1)])
+
+    return parallel_function(module, spec.name, ptrs, lambda b, rows: ceil_div(b, rows, per_task), task,
+                             work=lambda b, rows: rows, grain=per_task)
 
 
 def epilogue(b: ir.IRBuilder, acc, bias, use_relu: bool):

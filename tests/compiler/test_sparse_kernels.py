@@ -91,14 +91,15 @@ def test_sparse_matches_reference_and_dense(graphs, batch):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5, err_msg=f"{name} batch {batch}")
 
 
-def _call(jm, name, arrays, rows):
+def _call(jm, name, arrays, rows, nthreads=1):
     proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * len(arrays)), ctypes.c_int64, ctypes.c_int64)
-    proto(jm.address(name))(*[a.ctypes.data for a in arrays], rows, 1)
+    proto(jm.address(name))(*[a.ctypes.data for a in arrays], rows, nthreads)
 
 
 @pytest.mark.parametrize("cpu,features", [AVX2, (None, None)], ids=["avx2", "host"])
 def test_kernels_on_each_vector_width(cpu, features):
-    """The column kernel (tiles of 8 or 16 rows, then single rows) and the block kernel (row tiles)."""
+    """The column kernel (tiles of 8 or 16 rows, a partial tile, single rows) and the block kernel
+    (row tiles), on two threads (tasks of 4 tiles of rows)."""
     host = host_features()
     if features and not all(f"+{f[1:]}" in host.split(",") for f in features.split(",") if f[0] == "+"):
         pytest.skip("this CPU cannot run AVX2 code")
@@ -116,10 +117,10 @@ def test_kernels_on_each_vector_width(cpu, features):
     jm = JitModule(mod, cpu=cpu, features=features)
     for (w, block, bias, relu), name in zip(cases, names):
         bvec = rng.uniform(-1, 1, w.shape[1]).astype(np.float32)
-        for rows in (1, 2, 8, 13, 19, 35):
+        for rows in (1, 2, 8, 13, 19, 35, 150):  # 150 rows: several thread-pool tasks, the last one short
             a = rng.uniform(-1, 1, (rows, w.shape[0])).astype(np.float32)
             y = np.full((rows, w.shape[1]), np.nan, np.float32)
-            _call(jm, name, [a, *from_dense(w, block), y] + ([bvec] if bias else []), rows)
+            _call(jm, name, [a, *from_dense(w, block), y] + ([bvec] if bias else []), rows, 2)
             want = a @ w + (bvec if bias else 0)
             np.testing.assert_allclose(y, np.maximum(want, 0) if relu else want, rtol=1e-5, atol=1e-5,
                                        err_msg=f"block {block} rows {rows}")
