@@ -49,6 +49,7 @@ class Variable(KTensor):
 
     @property
     def value_array(self) -> np.ndarray:
+        """The live array: compiled train steps update it in place (read it, never keep it)."""
         return self.data
 
     def assign(self, value):
@@ -66,7 +67,9 @@ class Variable(KTensor):
         return self.assign(self.data - np.asarray(delta, dtype=self.data.dtype))
 
     def numpy(self) -> np.ndarray:
-        return self.data
+        """A copy of the current value: training updates the variable's array in place, so a view
+        read before a step would change under the reader (Keras returns a snapshot too)."""
+        return self.data.copy()
 
     def __repr__(self) -> str:
         return f"<Variable path={self.path} shape={self.shape} dtype={keras_dtype(self.data.dtype)}>"
