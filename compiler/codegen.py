@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 
 from llvmlite import ir
 
-from kcompile.ir import Graph, Value
+from kcompile.ir import Graph, Value, get_op
 from kcompile.passes.fusion import schedule
-from kcompile.passes.memory import VIEW_OPS
 
 from .loops import I8, I32, I64, copy_bytes, flush_denormals, i64, restore_denormals
 from .lower import get_lowering
@@ -343,7 +342,7 @@ class _EntryBuilder:
     def _lower_node(self, node, epilogue=None):
         ins = [self._operand(v) for v in node.inputs]
         is_output = any(v in self.out_home for v in node.outputs)
-        if node.op in VIEW_OPS and not is_output:
+        if get_op(node.op).has("view") and not is_output:
             self.buffers[node.outputs[0]] = ins[0].view(node.outputs[0], self.dims(node.outputs[0]))
             return None
         if node.op == "constant" and not is_output:

@@ -14,14 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kcompile.ir import Graph
-from kcompile.ir.ops.elementwise import BINARY, UNARY
+from kcompile.ir import Graph, get_op
 
 from .manager import register_pass
-
-ELEMENTWISE = frozenset(UNARY) | frozenset(BINARY) | {"where", "cast", "broadcast_to"}
-ANCHORS = frozenset({"matmul", "conv1d", "conv2d"})
-PROLOGUE_CONSUMERS = frozenset({"reduce_sum", "reduce_mean", "reduce_max", "reduce_min"})
 
 
 @dataclass(frozen=True)
@@ -53,7 +48,7 @@ def _elementwise_groups(graph: Graph):
     members: dict[int, list] = {}
     for i in reversed(range(len(graph.nodes))):
         node = graph.nodes[i]
-        if node.op not in ELEMENTWISE:
+        if not get_op(node.op).has("elementwise"):
             continue
         out = node.outputs[0]
         roots = {group_of.get(u) for u in users.get(out, [])}
@@ -76,7 +71,7 @@ def _with_anchor(graph: Graph, group: FusionGroup) -> FusionGroup:
     for i in group.members:
         for v in graph.nodes[i].inputs:
             p = v.producer
-            if (p is not None and p.op in ANCHORS and v.type == root_type and v not in graph.outputs
+            if (p is not None and get_op(p.op).has("anchor") and v.type == root_type and v not in graph.outputs
                     and all(id(u) in inside for u in users.get(v, []))):
                 return FusionGroup(group.root, group.members, index[id(p)])
     return group
@@ -87,7 +82,7 @@ def _with_consumer(graph: Graph, group: FusionGroup) -> FusionGroup:
         return group
     out = graph.nodes[group.root].outputs[0]
     users = graph.users().get(out, [])
-    if len(users) != 1 or users[0].op not in PROLOGUE_CONSUMERS or out in graph.outputs:
+    if len(users) != 1 or not get_op(users[0].op).has("reduction") or out in graph.outputs:
         return group
     index = {id(n): i for i, n in enumerate(graph.nodes)}
     return FusionGroup(group.root, group.members, None, index[id(users[0])])

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kcompile.ir import Graph
+from kcompile.ir import Graph, get_op
 
 from .fusion import schedule
 from .manager import register_pass
 
 ALIGN = 64
-VIEW_OPS = frozenset({"reshape", "expand_dims", "squeeze"})
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ def storage_roots(graph: Graph, steps) -> dict:
     home = {}
     for i, n in enumerate(graph.nodes):
         for v in n.outputs:
-            view = n.op in VIEW_OPS and i in alone and v not in outputs
+            view = get_op(n.op).has("view") and i in alone and v not in outputs
             home[v] = home.get(n.inputs[0], n.inputs[0]) if view else v
     return home
 
