@@ -9,6 +9,7 @@ import numpy as np
 
 from .dtypes import DType, dtype as to_dtype
 from .errors import IRError, ShapeError
+from .graph import Graph
 from .types import TensorType
 
 REQUIRED = object()
@@ -30,7 +31,7 @@ TRAITS = {
 class Attr:
     """Schema of one attribute: kind, default (REQUIRED if none) and allowed values."""
 
-    kind: str  # int | float | bool | str | ints | floats | shape | dtype | array
+    kind: str  # int | float | bool | str | ints | floats | shape | dtype | array | graph (a region)
     default: Any = REQUIRED
     choices: tuple | None = None
 
@@ -84,6 +85,13 @@ def _array(v):
     return a
 
 
+def _graph(v):
+    # A region: a closed Graph (its own inputs, no params); the verifier checks it in place.
+    if not isinstance(v, Graph):
+        raise TypeError("not an ir.Graph")
+    return v
+
+
 _COERCE = {
     "int": _int,
     "float": _float,
@@ -94,6 +102,7 @@ _COERCE = {
     "shape": lambda v: tuple(_dim(x) for x in v),
     "dtype": to_dtype,
     "array": _array,
+    "graph": _graph,
 }
 
 
@@ -192,6 +201,9 @@ def attrs_equal(a: dict, b: dict) -> bool:
 
 
 def _same_attr(x, y) -> bool:
+    if isinstance(x, Graph) or isinstance(y, Graph):  # regions: structurally, by their canonical text
+        from .text import print_graph
+        return isinstance(x, Graph) and isinstance(y, Graph) and (x is y or print_graph(x) == print_graph(y))
     if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
         return (isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.dtype == y.dtype
                 and x.shape == y.shape and _bits(x) == _bits(y))
