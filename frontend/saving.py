@@ -28,6 +28,8 @@ import numpy as np
 
 FORMAT_VERSION = 1
 _REGISTRY: dict = {}     # "package>Name" and "Name" -> class or function
+# kcompile's own registered classes that live in lazily imported modules: imported when a file names them
+_LAZY_CLASSES = {"kcompile>PruneLowMagnitude": "kcompile.frontend.pruning"}
 
 
 # -- registration of custom objects ----------------------------------------------------------
@@ -51,6 +53,9 @@ def registered_name(obj) -> str | None:
 def get_registered(name: str, custom_objects: dict | None = None):
     if custom_objects and name in custom_objects:
         return custom_objects[name]
+    if name in _LAZY_CLASSES and name not in _REGISTRY:
+        import importlib
+        importlib.import_module(_LAZY_CLASSES[name])
     return _REGISTRY.get(name)
 
 
