@@ -8,7 +8,7 @@ from ..layers.input_layer import InputLayer
 from ..layers.normalization import BatchNormalization, LayerNormalization
 from .rebuild import rebuild
 from .schedules import ConstantSparsity
-from .wrapper import PruneLowMagnitude, collect_prunable_layers, prunable_attributes, supported_names
+from .wrapper import PruneLowMagnitude, collect_prunable_layers, is_prunable, supported_names
 
 # layers with weights that are left as they are when a whole model is pruned (TF-MOT: no prunable weights)
 NOT_PRUNED = (BatchNormalization, LayerNormalization)
@@ -29,7 +29,7 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1), bloc
     def wrap(layer):
         if isinstance(layer, (PruneLowMagnitude, InputLayer)):
             return layer
-        if prunable_attributes(layer) is None and (not layer.weights or isinstance(layer, NOT_PRUNED)):
+        if not is_prunable(layer) and (not layer.weights or isinstance(layer, NOT_PRUNED)):
             return layer
         return PruneLowMagnitude(layer, **params)
 

@@ -33,8 +33,8 @@ def resolve_block(block_size, shape, who: str) -> tuple:
     return block
 
 
-def check_m_by_n(m_by_n, shape, who: str) -> tuple:
-    """m_by_n as (m, n) ints with 0 < m < n, n dividing the input axis (axis -2; axis 0 of a 2-D weight)."""
+def parse_m_by_n(m_by_n, who: str) -> tuple:
+    """m_by_n as (m, n) ints with 0 < m < n."""
     try:
         m, n = (int(v) for v in m_by_n)
         valid = all(float(v) == int(v) for v in m_by_n) and 0 < m < n
@@ -43,6 +43,12 @@ def check_m_by_n(m_by_n, shape, who: str) -> tuple:
     if not valid:
         raise ValueError(f"{who}: sparsity_m_by_n must be two integers (m zeros, group of n) with 0 < m < n, "
                          f"got {m_by_n!r}")
+    return (m, n)
+
+
+def check_m_by_n(m_by_n, shape, who: str) -> tuple:
+    """(m, n) whose n divides the weight's input axis (axis -2; axis 0 of a 2-D weight)."""
+    m, n = parse_m_by_n(m_by_n, who)
     if len(shape) < 2 or shape[-2] % n:
         axis = shape[-2] if len(shape) >= 2 else None
         raise ValueError(f"{who}: sparsity_m_by_n {(m, n)} needs the input axis to be a multiple of {n}, "

@@ -26,12 +26,17 @@ CALLBACK_ERROR = ("Prune() wrapper requires the UpdatePruningStep callback to be
                   "Please add it as a callback to your model.fit call.")
 
 
+def is_prunable(layer) -> bool:
+    """A built-in prunable layer, or a custom one with get_prunable_weights (TF-MOT's PrunableLayer)."""
+    return type(layer) in PRUNABLE or hasattr(layer, "get_prunable_weights")
+
+
 def prunable_attributes(layer) -> tuple:
-    """Names of the layer attributes holding the weights to prune; () if the layer has none."""
+    """Names of the (built) layer's attributes holding the weights to prune."""
     for cls, attrs in PRUNABLE.items():
         if type(layer) is cls:
             return attrs
-    if hasattr(layer, "get_prunable_weights"):      # a custom layer, as TF-MOT's PrunableLayer
+    if hasattr(layer, "get_prunable_weights"):
         wanted = [id(w) for w in layer.get_prunable_weights()]
         found = {id(v): k for k, v in vars(layer).items() if id(v) in wanted}
         missing = [w for w in wanted if w not in found]
@@ -39,7 +44,7 @@ def prunable_attributes(layer) -> tuple:
             raise ValueError(f"layer '{layer.name}': get_prunable_weights() returned weights that are not "
                              "attributes of the layer")
         return tuple(found[w] for w in wanted)
-    return None
+    raise ValueError(f"layer '{layer.name}' ({type(layer).__name__}) cannot be pruned")
 
 
 def supported_names() -> str:
@@ -57,8 +62,7 @@ class PruneLowMagnitude(Layer):
         kwargs["name"] = f"prune_low_magnitude_{layer.name}"
         super().__init__(**kwargs)
         who = f"prune_low_magnitude: layer '{layer.name}' ({type(layer).__name__})"
-        self._attrs = prunable_attributes(layer)
-        if self._attrs is None:
+        if not is_prunable(layer):
             raise ValueError(f"{who} cannot be pruned: supported layers are {supported_names()}")
         if block_pooling_type not in ("AVG", "MAX"):
             raise ValueError(f"{who}: unsupported block_pooling_type {block_pooling_type!r}; should be 'AVG' or 'MAX'")
@@ -72,7 +76,7 @@ class PruneLowMagnitude(Layer):
         self.pruning_schedule = deserialize(pruning_schedule or ConstantSparsity(0.5, 0))
         self.block_size = block_size
         self.block_pooling_type = block_pooling_type
-        self.sparsity_m_by_n = tuple(sparsity_m_by_n) if sparsity_m_by_n else None
+        self.sparsity_m_by_n = M.parse_m_by_n(sparsity_m_by_n, who) if sparsity_m_by_n else None
         self._who = who
         self.pruning_vars = []            # (attribute, mask, threshold)
         self._batch_input_shape = layer._batch_input_shape
@@ -91,7 +95,7 @@ class PruneLowMagnitude(Layer):
 
     def _check_and_make_state(self):
         with name_scope(self.name):
-            for attr in self._attrs:
+            for attr in prunable_attributes(self.layer):
                 shape = tuple(getattr(self.layer, attr).shape)
                 if self.sparsity_m_by_n:
                     self.sparsity_m_by_n = M.check_m_by_n(self.sparsity_m_by_n, shape, self._who)
