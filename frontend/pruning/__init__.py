@@ -8,5 +8,6 @@ Structures: unstructured, block (block_size), m-by-n (sparsity_m_by_n), whole ne
 """
 from .api import prune_low_magnitude, strip_pruning  # noqa: F401
 from .callbacks import PruningSummaries, UpdatePruningStep, read_summaries  # noqa: F401
+from .shrink import shrink  # noqa: F401
 from .schedules import ConstantSparsity, PolynomialDecay, PruningSchedule  # noqa: F401
 from .wrapper import PruneLowMagnitude  # noqa: F401
