@@ -84,12 +84,46 @@ def train(kind, seed, x, y, xt, yt):
     return model, 100 * acc, zeros, timer.times[10:]
 
 
+def interleaved_step_times(x, y, steps=300):
+    """Training-step wall time, dense vs pruned (PolynomialDecay on both layers, masks updated every
+    10 steps here to show their cost), batches alternated so both see the same machine load."""
+    models, callbacks = {}, {}
+    for kind in ("dense", "pruned"):
+        kc.utils.set_random_seed(0)
+        model = mlp()
+        if kind == "pruned":
+            model = kc.pruning.prune_low_magnitude(model, pruning_schedule=kc.pruning.PolynomialDecay(
+                0.0, 0.9, begin_step=0, end_step=steps, frequency=10))
+            callbacks[kind] = kc.pruning.UpdatePruningStep()
+            callbacks[kind].set_model(model)
+            callbacks[kind].on_train_begin()
+        models[kind] = _compile(model)
+    times = {k: [] for k in models}
+    for i in range(steps):
+        idx = slice((i * BATCH) % (len(x) - BATCH), (i * BATCH) % (len(x) - BATCH) + BATCH)
+        for kind, model in models.items():
+            t = time.perf_counter()
+            if kind in callbacks:
+                callbacks[kind].on_train_batch_begin(i)
+            model.train_on_batch(x[idx], y[idx])
+            times[kind].append(time.perf_counter() - t)
+    med = {k: 1e3 * float(np.median(v[20:])) for k, v in times.items()}
+    mean = {k: 1e3 * float(np.mean(v[20:])) for k, v in times.items()}
+    print(f"interleaved train step ({steps} batches of {BATCH}): dense median {med['dense']:.2f} ms "
+          f"mean {mean['dense']:.2f} ms; pruned median {med['pruned']:.2f} ms mean {mean['pruned']:.2f} ms "
+          f"(pruned/dense: median {med['pruned'] / med['dense']:.2f}x, mean {mean['pruned'] / mean['dense']:.2f}x)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--save", default="/tmp/kcompile_mnist_pruned90.keras")
+    ap.add_argument("--timing-only", action="store_true", help="only the interleaved step timing")
     args = ap.parse_args()
     x, y, xt, yt = data()
+    interleaved_step_times(x, y)
+    if args.timing_only:
+        return
     results = {}
     for seed in args.seeds:
         for kind in KINDS:
