@@ -9,6 +9,9 @@ masks cost one multiply per weight in the compiled step). Recipes:
                  step 1, i.e. from the initial weights)
   2:4-after-1    one dense epoch, then prune_low_magnitude(model, sparsity_m_by_n=(2, 4)) and two
                  more epochs (recompiled, as TF-MOT asks: the pattern is taken from trained weights)
+  neurons75      whole hidden neurons (block_size=(-1, 1)), PolynomialDecay 0 -> 0.75 on the hidden
+                 layer, then strip_pruning and shrink: a dense 784-128-10 model; its predict latency
+                 is compared with the dense 784-512-10 model's (batch 1 and 64, interleaved medians)
 
 Run: python bench/bench_pruning_accuracy.py [--seeds 0 1] [--save /tmp/kcompile_mnist_pruned90.keras]
 The stripped poly90-hidden model of the first seed is saved (plain Dense layers, zeros in place),
@@ -26,7 +29,7 @@ import kcompile as kc
 
 MNIST = os.environ.get("KCOMPILE_MNIST_DIR", "/work/shared/data/mnist")
 EPOCHS, BATCH = 3, 128
-KINDS = ("dense", "poly90-all", "poly90-hidden", "2:4", "2:4-after-1")
+KINDS = ("dense", "poly90-all", "poly90-hidden", "2:4", "2:4-after-1", "neurons75")
 
 
 def data():
@@ -58,12 +61,13 @@ def _compile(model):
 def _prune(model, kind):
     if kind == "2:4" or kind == "2:4-after-1":
         return kc.pruning.prune_low_magnitude(model, sparsity_m_by_n=(2, 4))
-    schedule = kc.pruning.PolynomialDecay(0.0, 0.9, begin_step=0, end_step=900, frequency=100)
+    final, block = (0.75, (-1, 1)) if kind == "neurons75" else (0.9, (1, 1))
+    schedule = kc.pruning.PolynomialDecay(0.0, final, begin_step=0, end_step=900, frequency=100)
     if kind == "poly90-all":
         return kc.pruning.prune_low_magnitude(model, pruning_schedule=schedule)
     hidden, output = model.layers
-    return kc.Sequential([kc.Input((784,)), kc.pruning.prune_low_magnitude(hidden, pruning_schedule=schedule),
-                          output])
+    hidden = kc.pruning.prune_low_magnitude(hidden, pruning_schedule=schedule, block_size=block)
+    return kc.Sequential([kc.Input((784,)), hidden, output])
 
 
 def train(kind, seed, x, y, xt, yt):
@@ -79,6 +83,9 @@ def train(kind, seed, x, y, xt, yt):
     _compile(model).fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=callbacks)
     if kind != "dense":
         model = _compile(kc.pruning.strip_pruning(model))
+    if kind == "neurons75":
+        model = _compile(kc.pruning.shrink(model))
+        print(f"  shrink: hidden layer {model.layers[0].units} units, output kernel {model.layers[1].kernel.shape}")
     acc = model.evaluate(xt, yt, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
     zeros = [float(np.mean(w == 0)) for w in model.get_weights()[::2]]
     return model, 100 * acc, zeros, timer.times[10:]
@@ -114,6 +121,21 @@ def interleaved_step_times(x, y, steps=300):
           f"(pruned/dense: median {med['pruned'] / med['dense']:.2f}x, mean {mean['pruned'] / mean['dense']:.2f}x)")
 
 
+def predict_latency(models: dict, x, repeat=200):
+    """Median predict_on_batch time per model at batch 1 and 64, calls interleaved."""
+    for batch in (1, 64):
+        times = {k: [] for k in models}
+        for _ in range(repeat):
+            for kind, model in models.items():
+                t = time.perf_counter()
+                model.predict_on_batch(x[:batch])
+                times[kind].append(time.perf_counter() - t)
+        med = {k: 1e6 * float(np.median(v[10:])) for k, v in times.items()}
+        base = next(iter(med.values()))
+        print(f"predict_on_batch batch {batch}: " + ", ".join(
+            f"{k} {us:.1f} us ({base / us:.2f}x)" for k, us in med.items()))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -124,7 +146,7 @@ def main():
     interleaved_step_times(x, y)
     if args.timing_only:
         return
-    results = {}
+    results, first = {}, {}
     for seed in args.seeds:
         for kind in KINDS:
             model, acc, zeros, times = train(kind, seed, x, y, xt, yt)
@@ -135,10 +157,13 @@ def main():
             if kind == "poly90-hidden" and seed == args.seeds[0] and args.save:
                 model.save(args.save)
                 print(f"  saved the stripped poly90-hidden model to {args.save}")
+            if seed == args.seeds[0]:
+                first[kind] = model
             if kind == "dense" and seed == args.seeds[0] and args.save:
                 dense_path = args.save.replace(".keras", "_dense.keras")
                 model.save(dense_path)
                 print(f"  saved the dense model to {dense_path}")
+    predict_latency({"dense 784-512-10": first["dense"], "shrunk 784-128-10": first["neurons75"]}, xt)
     dense = np.mean(results["dense"])
     for kind, accs in results.items():
         print(f"{kind:13s} mean {np.mean(accs):6.2f}%  (minus dense: {np.mean(accs) - dense:+.2f} points)")

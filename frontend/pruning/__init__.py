@@ -10,4 +10,4 @@ from .api import prune_low_magnitude, strip_pruning  # noqa: F401
 from .callbacks import PruningSummaries, UpdatePruningStep, read_summaries  # noqa: F401
 from .shrink import shrink  # noqa: F401
 from .schedules import ConstantSparsity, PolynomialDecay, PruningSchedule  # noqa: F401
-from .wrapper import PruneLowMagnitude  # noqa: F401
+from .wrapper import PrunableLayer, PruneLowMagnitude  # noqa: F401

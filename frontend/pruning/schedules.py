@@ -5,11 +5,13 @@ wrapper's `pruning_step`, 1 for the first batch, as TF-MOT's in-graph increment 
 """
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 
 
-class PruningSchedule:
-    """Base class: override `__call__(step) -> (bool, float)` and `get_config()`."""
+class PruningSchedule(abc.ABC):
+    """Base class (as TF-MOT's): implement `__call__(step) -> (should_prune, sparsity)` and `get_config()`."""
 
     def _should_prune_in_step(self, step, begin_step, end_step, frequency) -> bool:
         """Prune in [begin_step, end_step] (end_step < 0: forever) every `frequency` steps from begin_step."""
@@ -35,11 +37,13 @@ class PruningSchedule:
         if not 0.0 <= sparsity < 1.0:
             raise ValueError(f"{type(self).__name__}: {variable_name} must be in range [0,1), got {sparsity}")
 
+    @abc.abstractmethod
     def __call__(self, step):
-        raise NotImplementedError(f"{type(self).__name__} must implement __call__(step)")
+        """(should_prune, sparsity) at `step`."""
 
+    @abc.abstractmethod
     def get_config(self):
-        raise NotImplementedError(f"{type(self).__name__} must implement get_config()")
+        """{'class_name': ..., 'config': {constructor arguments}}."""
 
     @classmethod
     def from_config(cls, config):

@@ -9,6 +9,7 @@ State, saved with the model: one `mask` and `threshold` per pruned weight and th
 """
 from __future__ import annotations
 
+import abc
 import contextlib
 
 import numpy as np
@@ -24,6 +25,14 @@ from .schedules import ConstantSparsity, deserialize
 PRUNABLE = {Dense: ("kernel",), Conv1D: ("kernel",), Conv2D: ("kernel",), Embedding: ("embeddings",)}
 CALLBACK_ERROR = ("Prune() wrapper requires the UpdatePruningStep callback to be provided during training. "
                   "Please add it as a callback to your model.fit call.")
+
+
+class PrunableLayer(abc.ABC):
+    """Mix into a custom layer (as tfmot's PrunableLayer): get_prunable_weights() lists the weights to prune."""
+
+    @abc.abstractmethod
+    def get_prunable_weights(self) -> list:
+        """The layer's weight variables to prune (available once the layer is built)."""
 
 
 def is_prunable(layer) -> bool:

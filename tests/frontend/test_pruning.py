@@ -141,7 +141,7 @@ def test_save_and_load_mid_pruning_keeps_masks_and_step(tmp_path):
 
 
 def test_custom_layer_with_prunable_weights():
-    class Scale(layers.Layer):
+    class Scale(layers.Layer, P.PrunableLayer):
         def build(self, input_shape):
             self.w = self.add_weight(shape=(input_shape[-1], 4), name="w")
 
