@@ -78,6 +78,11 @@ class GradientTape:
             raise ValueError(f"unconnected_gradients must be 'none' or 'zero', got {unconnected_gradients!r}")
         self._used = True
         flat_sources = _flatten(sources)
+        ctx = _state_trace_of(_flatten(target))
+        if ctx is not None:   # inside kc.function: the gradient is emitted into the traced graph
+            from kcompile.frontend.traced_training import traced_gradient
+            grads = traced_gradient(self, ctx, _flatten(target), flat_sources, output_gradients, unconnected_gradients)
+            return _unflatten(sources, grads)
         recorded = _RecordedGraph(self._ops)
         grads = recorded.gradients(_flatten(target), flat_sources, output_gradients, self._is_watched,
                                    replay=any(r is not self for r in T.RECORDERS), exclude=self)
@@ -85,6 +90,12 @@ class GradientTape:
             grads = [T.KTensor(data=np.zeros_like(s.numpy())) if g is None else g
                      for g, s in zip(grads, flat_sources)]
         return _unflatten(sources, grads)
+
+
+def _state_trace_of(targets):
+    from kcompile.frontend.state_trace import StateTrace
+    traced = [t for t in targets if isinstance(t, T.KTensor) and t.is_traced]
+    return traced[0].trace if traced and isinstance(traced[0].trace, StateTrace) else None
 
 
 class _RecordedGraph:

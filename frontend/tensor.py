@@ -21,6 +21,10 @@ RECORDERS: list = []
 _TRACES: list = []   # stack of active TraceContexts
 
 
+class TracedValueError(ValueError):
+    """A traced or symbolic tensor's value was needed (.numpy(), bool(), float()) before the graph ran."""
+
+
 class TraceContext:
     """One active trace: the builder, variables read as params, training flag, updates and losses."""
 
@@ -123,7 +127,7 @@ class KTensor:
 
     def numpy(self) -> np.ndarray:
         if not self.is_eager:
-            raise ValueError(f"a {'traced' if self.is_traced else 'symbolic'} tensor {self.ir_type} has no "
+            raise TracedValueError(f"a {'traced' if self.is_traced else 'symbolic'} tensor {self.ir_type} has no "
                              "value yet: only eager tensors can be converted to NumPy")
         return self.data
 
@@ -149,6 +153,9 @@ class KTensor:
 
     def __bool__(self):
         return bool(self.numpy())
+
+    def __format__(self, spec):
+        return format(self.numpy(), spec) if self.is_eager and spec else object.__format__(self, spec)
 
     def __float__(self):
         return float(self.numpy())

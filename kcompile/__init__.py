@@ -26,7 +26,8 @@ _LAZY = {
     "GradientTape": ("kcompile.frontend.tape", "GradientTape"),
     "grad": ("kcompile.frontend.tape", "grad"),
     "value_and_grad": ("kcompile.frontend.tape", "value_and_grad"),
-    "function": ("kcompile.frontend.tape", "function"),
+    "function": ("kcompile.frontend.function", "function"),
+    "TensorSpec": ("kcompile.frontend.function", "TensorSpec"),
 }
 
 
