@@ -28,6 +28,7 @@ _LAZY = {
     "value_and_grad": ("kcompile.frontend.tape", "value_and_grad"),
     "function": ("kcompile.frontend.function", "function"),
     "TensorSpec": ("kcompile.frontend.function", "TensorSpec"),
+    "data": ("kcompile.frontend.data", None),
 }
 
 
