@@ -314,5 +314,9 @@ def tracing_error(owner, e) -> TracingError:
             else "float()/int() of a tensor" if names & {"__float__", "__int__"}
             else ".numpy() (or np.asarray) of a tensor")
     where = f"line {user[-1].lineno} of {user[-1].filename} (`{user[-1].line}`)" if user else "the function"
+    inner = frames.index(user[-1]) + 1 if user else len(frames)
+    if inner < len(frames) and not {"__bool__", "__float__", "__int__", "numpy"} & {frames[inner].name}:
+        callee = frames[inner]   # kcompile code with no traced form (e.g. a metric's NumPy update)
+        where += f", through kcompile's {os.path.basename(callee.filename)[:-3]}.{callee.name}"
     return TracingError(f"kc.function '{owner.__name__}' cannot be traced: {where} needs {what}, but a traced "
                         f"tensor has no value until the compiled graph runs ({e})")
