@@ -163,6 +163,9 @@ class Optimizer:
                              "create a new optimizer for another set of variables (another model)")
 
     def apply(self, grads, trainable_variables):
+        from kcompile.frontend.eager_native import compiled_apply
+        if compiled_apply(self, grads, trainable_variables):   # a repeated update runs compiled (fast eager)
+            return
         self.build(trainable_variables)
         E = NumpyEmitter()
         slot_names = self.active_slots()
