@@ -26,7 +26,9 @@ _LAZY = {
     "GradientTape": ("kcompile.frontend.tape", "GradientTape"),
     "grad": ("kcompile.frontend.tape", "grad"),
     "value_and_grad": ("kcompile.frontend.tape", "value_and_grad"),
-    "function": ("kcompile.frontend.tape", "function"),
+    "function": ("kcompile.frontend.function", "function"),
+    "TensorSpec": ("kcompile.frontend.function", "TensorSpec"),
+    "data": ("kcompile.frontend.data", None),
     "pruning": ("kcompile.frontend.pruning", None),
 }
 
