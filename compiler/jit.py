@@ -77,7 +77,7 @@ class NativeFunction:
         self._outputs = [v for v, name in zip(graph.outputs, graph.output_names)
                          if name not in graph.meta.get("param_updates", {})]
         self.status_messages = native.status_messages
-        self.threads_bound = _bind_threads(self._engine)
+        _bind_threads(self._engine)
 
     def workspace_bytes(self, batch: int) -> int:
         return self._ws[0] * batch + self._ws[1]
@@ -193,12 +193,9 @@ def check_inputs(graph: Graph, inputs) -> tuple:
     return [np.ascontiguousarray(a) for a in arrays], batch
 
 
-def _bind_threads(engine) -> bool:
-    try:
-        from .threads import bind_thread_launcher
-    except ImportError:
-        return False
-    return bind_thread_launcher(engine.global_address)
+def _bind_threads(engine) -> None:
+    from .threads import bind_thread_launcher
+    bind_thread_launcher(engine.global_address)
 
 
 def compile_graph(graph: Graph, opt_level: int = 3) -> NativeFunction:
