@@ -63,6 +63,17 @@ def host_target() -> Target:
     return Target(triple, cpu, features, _preferred_vector_bits(enabled))
 
 
+def target_for(cpu: str | None = None, features: str | None = None) -> Target:
+    """The host, or another CPU of the host's architecture that this machine can run (e.g. cpu
+    "x86-64-v3" with features "+avx2,-avx512f"): tests force the narrower code paths with it."""
+    host = host_target()
+    if cpu is None and features is None:
+        return host
+    features = features if features is not None else host.features
+    enabled = {f[1:] for f in features.split(",") if f.startswith("+")}
+    return Target(host.triple, cpu or host.cpu, features, _preferred_vector_bits(enabled))
+
+
 @functools.lru_cache(maxsize=None)
 def _target_machine(triple: str, cpu: str, features: str, opt_level: int) -> llvm.TargetMachine:
     with LLVM_LOCK:
