@@ -1,14 +1,14 @@
 """The rounding and saturation of quantize/requantize (ir/ops/quant.py), as exact vector code.
 
 Every step is one IEEE f32 operation with no fast-math flags, so LLVM can neither contract the
-multiply into an FMA nor reassociate: rint half to even (llvm.roundeven), NaN -> 0, + zero point,
-clamp to [lo, hi], convert. The GEMM epilogue and the elementwise lowerings share this code.
+multiply into an FMA nor reassociate: rint half to even (llvm.roundeven), + zero point, clamp to
+[lo, hi] (NaN -> lo), convert. The GEMM epilogue and the elementwise lowerings share this code.
 """
 from __future__ import annotations
 
 from llvmlite import ir
 
-from .irutil import I8, I32, intrinsic, type_suffix, zero
+from .irutil import I8, I32, intrinsic, type_suffix
 
 F32 = ir.FloatType()
 RANGES = {"i8": (-128.0, 127.0), "u8": (0.0, 255.0)}
@@ -19,12 +19,10 @@ def _vty(v, elem):
 
 
 def round_saturate(b: ir.IRBuilder, r, zp, lo, hi):
-    """i8 values of clamp(roundeven(r) (NaN -> 0) + zp, lo, hi); r, zp, lo, hi are f32 (vectors)."""
+    """i8 values of clamp(roundeven(r) + zp, lo, hi), NaN -> lo; r, zp, lo, hi are f32 (vectors)."""
     fn = intrinsic(b.module, f"llvm.roundeven.{type_suffix(r.type)}", r.type, [r.type])
-    r = b.call(fn, [r])
-    r = b.select(b.fcmp_unordered("uno", r, r), zero(r.type), r)
-    v = b.fadd(r, zp)
-    v = b.select(b.fcmp_ordered("<", v, lo), lo, v)
+    v = b.fadd(b.call(fn, [r]), zp)
+    v = b.select(b.fcmp_unordered("<", v, lo), lo, v)      # unordered: NaN takes lo too
     v = b.select(b.fcmp_ordered(">", v, hi), hi, v)
     return b.trunc(b.fptosi(v, _vty(v, I32)), _vty(v, I8))
 
