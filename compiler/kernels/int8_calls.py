@@ -31,7 +31,7 @@ def int8_matmul_function(module: ir.Module, features: str, a_dtype: str, a_shape
     out, chosen = out or StoreI32(), _isa(features, isa)
     k, n = b_shape
     rows = a_shape[:-1]
-    key = (a_dtype, tuple(a_shape), tuple(b_shape), bz_per_col, out.key, chosen.name)
+    key = (a_dtype, tuple(a_shape), tuple(b_shape), bz_per_col, out.ident, chosen.name)
     prob = Int8Gemm(_name("i8mm", key), chosen, MatrixRows(k, a_dtype == "i8"),
                     math.prod(d for d in rows if isinstance(d, int)), isinstance(rows[0], str), n, n,
                     bz_per_col=bz_per_col, out=out)
@@ -43,7 +43,7 @@ def int8_conv_function(module: ir.Module, features: str, x_dtype: str, geo: Geom
     """`void f(x, w, x_zp, w_zp, y, out ptrs..., i64 batch, i64 nthreads)`: NHWC x, HWIO w; batch_dim
     is x's leading dimension ("N": the run-time batch size, or a static count)."""
     out, chosen = out or StoreI32(), _isa(features, isa)
-    key = (x_dtype, geo, batch_dim, bz_per_col, out.key, chosen.name)
+    key = (x_dtype, geo, batch_dim, bz_per_col, out.ident, chosen.name)
     batched = isinstance(batch_dim, str)
     rows = geo.oh * geo.ow * (1 if batched else batch_dim)
     prob = Int8Gemm(_name("i8conv", key), chosen, WindowRows(geo, x_dtype == "i8"), rows, batched,

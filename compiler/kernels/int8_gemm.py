@@ -116,14 +116,13 @@ class _Driver:
         lo = b.mul(b.srem(task, chunks), width)
         hi = imin(b, p.n, b.add(lo, width))
         pack_a(b, isa, p.source, a, group, i64(0), m, kg, apack, rowsum, rowbuf, b.trunc(az, I8))
-        mode = "direct_percol" if p.bz_per_col else "direct"
-        tile = tile_function(self.module, isa, p.out, mode)
+        tile = tile_function(self.module, isa, p.out, "direct")
         ldc, null32 = i64(p.n * p.groups), ir.Constant(I32.as_pointer(), None)
         with for_range(b, lo, hi, isa.nr, "jr") as jr:
             col = b.add(b.mul(group, i64(p.n)), jr)
             args = [i64(kg), apack, gep(b, w, col), rowsum, null32, null32, gep(b, c, col), ldc,
                     imin(b, isa.nr, b.sub(hi, jr)), m, col, i64(p.ldb), i64(p.source.k), az,
-                    gep(b, bzp, col) if p.bz_per_col else bzp]
+                    gep(b, bzp, col) if p.bz_per_col else bzp, ir.Constant(ir.IntType(1), p.bz_per_col)]
             b.call(tile, args + kargs)
 
     def _zero_point_a(self, b, azp):
@@ -163,7 +162,8 @@ class _Driver:
                     args = [i64(kg), gep(b, bufs["a"], b.mul(ir_, i64(kg))), bpanel, gep(b, bufs["rowsum"], ir_),
                             gep(b, bufs["colterm"], jr), gep(b, bufs["bzv"], jr), cptr, ldc,
                             imin(b, isa.nr, b.sub(nc, jr)), imin(b, isa.mr, b.sub(mc, ir_)), b.add(col0, jr),
-                            i64(0), i64(0), ir.Constant(I32, 0), ir.Constant(I8.as_pointer(), None)]
+                            i64(0), i64(0), ir.Constant(I32, 0), ir.Constant(I8.as_pointer(), None),
+                            ir.Constant(ir.IntType(1), 0)]
                     b.call(tile, args + kargs)
 
     def _buffers(self, b, kg: int) -> dict:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from .int8_isa import Int8Isa
-from .irutil import (I8, I32, I64, gep, i64, imin, internal_function, lane_mask, load_vec, masked_load,
+from .irutil import (I1, I8, I32, I64, gep, i64, imin, internal_function, lane_mask, load_vec, masked_load,
                      masked_store, splat, store_vec, zero)
 from .microkernel import row_variants
 from .quantmath import F32, bounds, round_saturate, zero_point_f32
@@ -22,19 +22,21 @@ from .quantmath import F32, bounds, round_saturate, zero_point_f32
 # packed B: b = the NR-column panel, colterm/bzv = its corrections (ldb, k, az, bzp unused);
 # direct B (few rows): b = w at the tile's first column, row stride ldb, K = k, A zero point az
 # (u8 space) and bzp = the B zero point(s) at that column: the tile interleaves B in registers and
-# sums its columns itself (colterm/bzv unused). Either way the tile computes the same numbers.
+# sums its columns itself (colterm/bzv unused; bz_per_col says whether bzp has one per column).
+# Either way the tile computes the same numbers.
 ARG_NAMES = ("kg", "a", "b", "rowsum", "colterm", "bzv", "c", "ldc", "nvalid", "mvalid", "ecol",
-             "ldb", "k", "az", "bzp")
+             "ldb", "k", "az", "bzp", "bz_per_col")
 ARG_TYPES = [I64, I32.as_pointer(), I8.as_pointer(), I32.as_pointer(), I32.as_pointer(), I32.as_pointer(),
-             None, I64, I64, I64, I64, I64, I64, I32, I8.as_pointer()]
-MODES = ("packed", "direct", "direct_percol")   # direct_percol: one B zero point per column
+             None, I64, I64, I64, I64, I64, I64, I32, I8.as_pointer(), I1]
+MODES = ("packed", "direct")
 ONES = {4: 0x01010101, 2: 0x00010001, 1: 1}   # an A word of ones: its dot step sums the B column
 
 
 class StoreI32:
     """Store the exact i32 sums."""
 
-    key, elem, nptrs = "i32", I32, 0
+    key = ident = "i32"
+    elem, nptrs = I32, 0
 
     def ptr_types(self):
         return []
@@ -51,16 +53,22 @@ class StoreI32:
 
 @dataclass(frozen=True)
 class Requantize:
-    """out = requantize(acc + bias[col], multiplier[col or 0], zero_point) as ir/ops/quant.py defines it."""
+    """out = requantize(acc + bias[col], multiplier[col or 0], zero_point) as ir/ops/quant.py defines it.
+
+    The options reach the micro-kernel as run-time arguments (a null bias, a per-column flag, the
+    relu folded into the lower bound), so every requantizing GEMM shares one set of micro-kernels.
+    """
 
     out_dtype: str        # i8 | u8
     bias: bool = False    # an i32 bias per column is added first
     per_col: bool = True  # a multiplier per column, else one for all
     relu: bool = False
     elem = I8
+    key = "rq"   # micro-kernels: shared by every requantize epilogue
 
     @property
-    def key(self) -> str:
+    def ident(self) -> str:
+        """The call site's variant (its kernel function's pointer arguments and constants differ)."""
         return f"rq{self.out_dtype}{'b' if self.bias else ''}{'c' if self.per_col else 's'}{'r' if self.relu else ''}"
 
     @property
@@ -72,21 +80,25 @@ class Requantize:
         return ([I32.as_pointer()] if self.bias else []) + [F32.as_pointer(), I8.as_pointer()]
 
     def kernel_types(self):
-        return ([I32.as_pointer()] if self.bias else []) + [F32.as_pointer(), F32, F32, F32]
+        return [I32.as_pointer(), F32.as_pointer(), I1, F32, F32, F32]
 
     def kernel_args(self, b, ptrs):
-        """Read the zero point once per call: (bias, multiplier, zp, lo, hi) for the micro-kernel."""
+        """Read the zero point once per call: (bias or null, multiplier, per-column, zp, lo, hi)."""
         *bias, mult, zp = ptrs
         zpf = zero_point_f32(b, b.load(zp), self.out_dtype)
         lo, hi = bounds(b, zpf, self.out_dtype, self.relu)
-        return [*bias, mult, zpf, lo, hi]
+        bias = bias[0] if bias else ir.Constant(I32.as_pointer(), None)
+        return [bias, mult, ir.Constant(I1, self.per_col), zpf, lo, hi]
 
     def apply(self, b, acc, col, kargs, mask):
         lanes = acc.type.count
-        *bias, mult, zpf, lo, hi = kargs
-        if self.bias:
-            acc = b.add(acc, _load(b, gep(b, bias[0], col), mask, lanes))
-        m = _load(b, gep(b, mult, col), mask, lanes) if self.per_col else splat(b, b.load(mult), lanes)
+        bias, mult, per_col, zpf, lo, hi = kargs
+        live = ir.Constant(ir.VectorType(I1, lanes), [1] * lanes) if mask is None else mask
+        present = b.icmp_unsigned("!=", bias, ir.Constant(bias.type, None))
+        # plain (not inbounds) addresses: a masked-off load touches no memory
+        acc = b.add(acc, masked_load(b, b.gep(bias, [col]), b.and_(live, splat(b, present, lanes)), lanes))
+        per = masked_load(b, b.gep(mult, [col]), b.and_(live, splat(b, per_col, lanes)), lanes)
+        m = b.select(per_col, per, splat(b, b.load(mult), lanes))
         r = b.fmul(b.sitofp(acc, ir.VectorType(F32, lanes)), m)
         return round_saturate(b, r, splat(b, zpf, lanes), splat(b, lo, lanes), splat(b, hi, lanes))
 
@@ -138,7 +150,7 @@ def _microkernel(module, isa: Int8Isa, mr: int, edge: bool, out, mode: str) -> i
 class _Tile:
     def __init__(self, fn, isa: Int8Isa, mr: int, edge: bool, out, mode: str):
         self.isa, self.mr, self.edge, self.out = isa, mr, edge, out
-        self.direct, self._bz_per_col = mode != "packed", mode == "direct_percol"
+        self.direct = mode == "direct"
         self.a = {n: fn.args[i] for i, n in enumerate(ARG_NAMES)}
         self.kargs = list(fn.args[len(ARG_NAMES):])
         self.b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -212,11 +224,14 @@ class _Tile:
         """(colterm, bz) vectors from the in-register column sums: K*az*bz - az*colsum."""
         b, isa, a = self.b, self.isa, self.a
         vty = ir.VectorType(I32, isa.lanes)
-        if self._bz_per_col:
-            bz = [b.sext(_load(b, gep(b, a["bzp"], i64(v * isa.lanes)), self.masks[v], isa.lanes), vty)
-                  for v in range(isa.nv)]
-        else:
-            bz = [splat(b, b.sext(b.load(a["bzp"]), I32), isa.lanes)] * isa.nv
+        per_col = a["bz_per_col"]
+        one = splat(b, b.sext(b.load(a["bzp"]), I32), isa.lanes)
+        bz = []
+        for v in range(isa.nv):
+            live = ir.Constant(ir.VectorType(I1, isa.lanes), [1] * isa.lanes) if self.masks[v] is None else self.masks[v]
+            on = b.and_(live, splat(b, per_col, isa.lanes))   # masked off: no memory touched
+            per = masked_load(b, b.gep(a["bzp"], [i64(v * isa.lanes)]), on, isa.lanes)
+            bz.append(b.select(per_col, b.sext(per, vty), one))
         az = splat(b, a["az"], isa.lanes)
         kz = b.mul(az, splat(b, b.trunc(a["k"], I32), isa.lanes))
         return [b.sub(b.mul(kz, z), b.mul(az, s)) for z, s in zip(bz, colsum)], bz
