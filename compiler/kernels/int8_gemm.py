@@ -85,10 +85,11 @@ class _Driver:
             b.ret_void()
         work = b.mul(m, i64(2 * p.n * p.groups * max(1, p.source.k)))
         threads = effective_threads(b, nthreads, work, GRAIN_OPS)
-        with b.if_else(b.icmp_signed("<=", m, i64(p.isa.mr))) as (few, many):
+        direct = p.isa.direct()
+        with b.if_else(b.icmp_signed("<=", m, i64(direct.mr))) as (few, many):
             with few:    # one row tile: B is read in place, never packed
-                chunks = imin(b, ceil_div(b, threads, p.groups), -(-p.n // p.isa.nr))
-                width = b.mul(ceil_div(b, ceil_div(b, i64(p.n), chunks), p.isa.nr), i64(p.isa.nr))
+                chunks = imin(b, ceil_div(b, threads, p.groups), -(-p.n // direct.nr))
+                width = b.mul(ceil_div(b, ceil_div(b, i64(p.n), chunks), direct.nr), i64(direct.nr))
                 fields = ptrs + [m, width, chunks]
                 region = ParallelRegion(self.module, f"{p.name}.direct", [f.type for f in fields], self._direct_task)
                 region.run(b, threads, b.mul(i64(p.groups), chunks), fields)
@@ -103,8 +104,8 @@ class _Driver:
         b.ret_void()
 
     def _direct_task(self, b, task, fields):
-        """Columns [lo, hi) of one group for all (at most MR) rows."""
-        p, isa = self.p, self.p.isa
+        """Columns [lo, hi) of one group for all (at most the direct tile's MR) rows."""
+        p, isa = self.p, self.p.isa.direct()
         a, w, azp, bzp, c = fields[:5]
         m, width, chunks = fields[5 + p.out.nptrs:]
         kg = p.kgroups

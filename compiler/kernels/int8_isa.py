@@ -16,7 +16,7 @@ an A panel holds, per k group, MR i32 words (the group's A values: 4 u8, 2 u16 o
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
@@ -36,10 +36,16 @@ class Int8Isa:
     lanes: int     # i32 lanes per vector
     mr: int        # register tile rows
     nv: int        # vectors of columns per tile
+    direct_mr: int = 0   # the direct path's tile (few rows, B read in place): rows ...
+    direct_nv: int = 0   # ... and vectors of columns (wide: whole cache lines of B per row)
 
     @property
     def nr(self) -> int:
         return self.nv * self.lanes
+
+    def direct(self) -> "Int8Isa":
+        """The tile shape of the direct path (same instructions, its own rows and columns)."""
+        return replace(self, mr=self.direct_mr or self.mr, nv=self.direct_nv or self.nv)
 
     def load_b(self, b: ir.IRBuilder, ptr):
         """One vector of columns of a packed B panel at `ptr` (i8*): lanes x group bytes."""
@@ -93,8 +99,8 @@ def _concat(b, x, y):
     return b.shuffle_vector(x, y, ir.Constant(ir.VectorType(I32, 2 * n), list(range(2 * n))))
 
 
-VNNI = Int8Isa("vnni", group=4, lanes=16, mr=12, nv=2)
-AVX2 = Int8Isa("avx2", group=2, lanes=8, mr=6, nv=2)
+VNNI = Int8Isa("vnni", group=4, lanes=16, mr=12, nv=2, direct_mr=4, direct_nv=4)
+AVX2 = Int8Isa("avx2", group=2, lanes=8, mr=6, nv=2, direct_mr=2, direct_nv=4)
 GENERIC = Int8Isa("generic", group=1, lanes=4, mr=4, nv=2)
 ISAS = {isa.name: isa for isa in (VNNI, AVX2, GENERIC)}
 

@@ -114,7 +114,7 @@ def _types(out) -> list:
 def tile_function(module: ir.Module, isa: Int8Isa, out, mode: str = "packed") -> ir.Function:
     """`void (ARG_NAMES..., out args...)`: picks the variant for full or edge columns and the
     smallest height holding mvalid rows."""
-    name = f"kc_i8tile_{isa.name}_{mode}_{out.key}"
+    name = f"kc_i8tile_{isa.name}_{mode}_{isa.mr}x{isa.nr}_{out.key}"
     fn = internal_function(module, name, ir.VoidType(), _types(out), ARG_NAMES)
     if fn is None:
         return module.globals[name]

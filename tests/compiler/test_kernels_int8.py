@@ -1,6 +1,6 @@
 """The int8 GEMM kernels on each path, compiled for that path's CPU and run here: AVX-512 VNNI (when this
 CPU has it), AVX2 (x86-64-v3 without AVX-512) and the portable one. Results are bit-identical to the
-reference: odd M/N/K (K tails inside a k group, partial column panels), M on the direct path (<= MR)
+reference: odd M/N/K (K tails inside a k group, partial column panels), M on the direct path (1, 2)
 and the packed one (several MC blocks), 2 threads, nonzero zero points, and the requantize epilogue
 (i32 bias per column + per-column or scalar multiplier + relu, writing 8 bits)."""
 import numpy as np

@@ -111,7 +111,7 @@ def _both_dtypes_graph():
 def test_integer_matmul_and_conv_bit_exact(target):
     t = _target(target)
     make_u, make_i = (_gemm_inputs(np.random.default_rng(1), dt) for dt in ("u8", "i8"))
-    # batches 1 and 3 take the direct (unpacked B) path, 17 and 40 the packed one (MR <= 12)
+    # batch 1 (and 3 on VNNI) takes the direct (unpacked B) path, 17 and 40 the packed one
     _compare(_both_dtypes_graph(), lambda n: make_u(n) + make_i(n), t, (1, 3, 17, 40))
 
 
