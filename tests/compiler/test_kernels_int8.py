@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from llvmlite import ir
 
+from kcompile.compiler.kernels import int8_gemm
 from kcompile.compiler.kernels.int8_calls import int8_matmul_function
 from kcompile.compiler.kernels.int8_microkernel import Requantize
 from kcompile.compiler.kernels.standalone import JitModule, call, host_features
@@ -29,8 +30,16 @@ def _runs_here(features):
     return features is None or all(f"+{f[1:]}" in host for f in features.split(",") if f.startswith("+"))
 
 
+@pytest.fixture(scope="module")
+def int8_calls_threaded():
+    """Emitted inside this fixture, the int8 kernels split even tiny problems over the threads asked for."""
+    saved, int8_gemm.GRAIN_OPS = int8_gemm.GRAIN_OPS, 1
+    yield
+    int8_gemm.GRAIN_OPS = saved
+
+
 @pytest.fixture(scope="module", params=sorted(PATHS))
-def path(request, every_call_threaded):
+def path(request, every_call_threaded, int8_calls_threaded):
     cpu, feats = PATHS[request.param]
     need = feats if request.param != "vnni" else "+avx512f,+avx512bw,+avx512vnni"
     if not _runs_here(need):
