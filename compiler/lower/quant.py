@@ -1,4 +1,5 @@
 """Lowerings of the quantization ops: integer matmul/conv onto the int8 GEMM (compiler/kernels/int8_*),
+with a fused [bias add +] requantize epilogue applied in the kernel when the fuse pass outlined one,
 quantize/dequantize/requantize as vectorized loops with the reference's exact f32 steps
 (compiler/kernels/quantmath.py).
 
@@ -13,6 +14,7 @@ from llvmlite import ir
 
 from ..kernels.geometry import geometry2d
 from ..kernels.int8_calls import int8_conv_function, int8_matmul_function
+from ..kernels.int8_microkernel import Requantize, StoreI32
 from ..kernels.quantmath import F32, bounds, round_saturate, zero_point_f32
 from ..loops import I64, alloca_once, for_range, i64, load, product, splat, store, vec_type, vector_range
 from . import lowering
@@ -27,12 +29,27 @@ def _call(ctx, fn, buffers):
     b.call(fn, ptrs + [ctx.batch, nthreads])
 
 
+def _epilogue(ctx):
+    """(output kind, extra buffers) for the kernel: a fused requantize epilogue (bias add, requantize,
+    as the fuse pass decided) is claimed and written as 8 bits; otherwise i32 results, and codegen
+    runs any other epilogue in place after the kernel."""
+    epi = ctx.epilogue
+    if epi is None or epi.activation != "requantize":
+        return StoreI32(), []
+    ctx.take_epilogue()
+    rq = epi.members[epi.in_kernel - 1]
+    mult, zp = (epi.leaves[v] for v in rq.inputs[1:])
+    out = Requantize(rq.inputs[2].type.dtype.name, epi.bias is not None, rq.inputs[1].type.rank == 1, rq.attrs["relu"])
+    return out, ([epi.bias] if epi.bias is not None else []) + [mult, zp]
+
+
 @lowering("matmul_integer")
 def lower_matmul_integer(ctx):
     a, w, _, bzp = ctx.node.inputs
+    out, extra = _epilogue(ctx)
     fn = int8_matmul_function(ctx.module, ctx.target.features, a.type.dtype.name, tuple(a.type.shape),
-                              tuple(w.type.shape), bzp.type.rank == 1)
-    _call(ctx, fn, [*ctx.ins, ctx.outs[0]])
+                              tuple(w.type.shape), bzp.type.rank == 1, out)
+    _call(ctx, fn, [*ctx.ins, ctx.outs[0], *extra])
 
 
 @lowering("conv2d_integer")
@@ -41,9 +58,10 @@ def lower_conv2d_integer(ctx):
     at = ctx.attrs
     geo = geometry2d(x.type.shape, w.type.shape[:2], at["strides"], at["dilations"], at["padding"], at["groups"],
                      w.type.shape[3])
+    out, extra = _epilogue(ctx)
     fn = int8_conv_function(ctx.module, ctx.target.features, x.type.dtype.name, geo, x.type.shape[0],
-                            wzp.type.rank == 1)
-    _call(ctx, fn, [*ctx.ins, ctx.outs[0]])
+                            wzp.type.rank == 1, out)
+    _call(ctx, fn, [*ctx.ins, ctx.outs[0], *extra])
 
 
 # -- elementwise ------------------------------------------------------------------------------

@@ -153,9 +153,10 @@ def _conv2d_integer_ref(xs, attrs, batch):
 
 
 defop("matmul_integer", ("a", "b", "a_zero_point", "b_zero_point"), _matmul_integer_infer, _matmul_integer_ref,
-      differentiable=False, doc="(a - a_zp) @ (b - b_zp) with exact i32 accumulation (ONNX MatMulInteger); b is [K, M]")
+      differentiable=False, traits=("anchor",),
+      doc="(a - a_zp) @ (b - b_zp) with exact i32 accumulation (ONNX MatMulInteger); b is [K, M]")
 defop("conv2d_integer", ("x", "w", "x_zero_point", "w_zero_point"), _conv2d_integer_infer, _conv2d_integer_ref,
-      attrs=CONV_ATTRS, differentiable=False,
+      attrs=CONV_ATTRS, differentiable=False, traits=("anchor",),
       doc="NHWC conv2d of (x - x_zp) and (w - w_zp) with exact i32 accumulation (ONNX ConvInteger)")
 
 

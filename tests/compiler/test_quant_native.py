@@ -121,3 +121,42 @@ def test_targets_pick_the_expected_paths():
     assert int8_isa(host.without("avx512f", "avx2").features).name == "generic"
     if host.has("avx512vnni"):
         assert int8_isa(host.features).name == "vnni"
+
+
+def _requantize_chain_graph():
+    """matmul_integer + i32 bias + requantize(relu), conv2d_integer + requantize, and two that must
+    not fuse: a requantize along a non-last axis, and an accumulator that is also a graph output."""
+    rng = np.random.default_rng(3)
+    b = GraphBuilder("q_epilogues")
+    x, xc = b.input("x", TensorType(["N", 37], "u8")), b.input("xc", TensorType(["N", 6, 5, 3], "i8"))
+    w = b.param("w", rng.integers(-127, 128, (37, 45)).astype(np.int8))
+    bias = b.param("bias", rng.integers(-3000, 3000, 45).astype(np.int32))
+    zp_u, zp_i = b.constant(np.array(128, np.uint8)), b.constant(np.array(-128, np.int8))
+    acc = b.matmul_integer(x, w, zp_u, b.constant(rng.integers(-5, 5, 45).astype(np.int8)))
+    mult = b.constant(rng.uniform(1e-4, 1e-3, 45).astype(np.float32))
+    dense = b.requantize(b.add(acc, bias), mult, zp_i, relu=True)
+    wc = b.param("wc", rng.integers(-127, 128, (3, 3, 3, 7)).astype(np.int8))
+    conv = b.requantize(b.conv2d_integer(xc, wc, b.constant(np.array(-2, np.int8)), b.constant(np.array(0, np.int8)),
+                                         padding="same"), b.constant(np.array(0.002, np.float32)), zp_u)
+    acc2 = b.matmul_integer(x, w, zp_u, b.constant(np.array(3, np.int8)))
+    rows = b.requantize(acc2, b.input("row_scale", TensorType(["N"])), zp_i, axis=0)
+    shared = b.matmul_integer(x, w, zp_u, b.constant(np.array(1, np.int8)))
+    return b.build([dense, conv, rows, shared, b.requantize(shared, mult, zp_i)])
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_fused_bias_requantize_epilogue_runs_in_the_int8_kernel(target):
+    from kcompile.ir import parse_graph, print_graph, verify
+    from kcompile.passes.fusion import fuse, fused_nodes
+    g = _requantize_chain_graph()
+    fused = fuse(g)
+    verify(fused)
+    assert print_graph(parse_graph(print_graph(fused))) == print_graph(fused)
+    kernels = [(n.attrs["body"].nodes[0].op, n.attrs["bias"], n.attrs["activation"], n.attrs["in_kernel"])
+               for n in fused_nodes(fused)]
+    assert kernels == [("matmul_integer", 4, "requantize", 2), ("conv2d_integer", -1, "requantize", 1)]
+    assert sum(n.op == "requantize" for n in fused.nodes) == 2       # the two that cannot fuse stay nodes
+    rng = np.random.default_rng(4)
+    _compare(g, lambda n: [rng.integers(0, 256, (n, 37)).astype(np.uint8),
+                           rng.integers(-128, 128, (n, 6, 5, 3)).astype(np.int8),
+                           rng.uniform(1e-4, 1e-3, n).astype(np.float32)], _target(target), (1, 3, 17))
