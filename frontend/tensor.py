@@ -29,6 +29,7 @@ class TraceContext:
         self.training = bool(training)
         self.rng_counter = rng_counter
         self.params: dict = {}          # path -> Value
+        self.reads: dict = {}           # path -> Value a variable reads as, where not its param (int8 kernels)
         self.variables: dict = {}       # path -> Variable
         self.state_updates: dict = {}   # path -> Value
         self.losses: list = []          # scalar Values
@@ -38,13 +39,17 @@ class TraceContext:
         path = variable.path
         known = self.variables.get(path)
         if known is variable:
-            return self.params[path]
+            return self.reads.get(path, self.params[path])
         if known is not None:
             raise ValueError(f"two different variables share the path '{path}'; give their layers unique names")
         # a snapshot: later assigns (or in-place writes to the graph's values) never alias the variable
         value = self.builder.param(path, variable.numpy().copy())
         self.params[path] = value
         self.variables[path] = variable
+        scale = getattr(variable, "quantized_scale", None)
+        if scale is not None:  # an int8 kernel (kc.quantization) reads as its float value; passes make it integer
+            zero = self.builder.constant(np.zeros(scale.shape, np.int8))
+            value = self.reads[path] = self.builder.dequantize(value, self.builder.reciprocal(self.param_for(scale)), zero)
         return value
 
     def counter(self, who: str) -> Value:

@@ -27,6 +27,7 @@ _LAZY = {
     "grad": ("kcompile.frontend.tape", "grad"),
     "value_and_grad": ("kcompile.frontend.tape", "value_and_grad"),
     "function": ("kcompile.frontend.tape", "function"),
+    "quantization": ("kcompile.frontend.quantization", None),
 }
 
 

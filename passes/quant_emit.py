@@ -7,11 +7,6 @@ from kcompile.ir import Graph, Node, TensorType, Value
 
 from .rewrite import Rewriter
 
-# ops that move or build data without arithmetic: their being float is no loss worth reporting
-NOT_ARITHMETIC = {"constant", "reshape", "expand_dims", "squeeze", "transpose", "concat", "slice",
-                  "broadcast_to", "split", "pad", "quantize", "dequantize", "cast"}
-
-
 class Emitter:
     """New nodes go through a CSE'd Rewriter; old Values map to new float Values or (int8, scale, zp)."""
 
@@ -22,7 +17,6 @@ class Emitter:
         self.q: dict = {}
         self.new_params: list = []
         self.new_values: dict = {}
-        self.float_arith: dict = {}                     # layer -> ops left in float
 
     def emit(self, op: str, inputs, attrs: dict, name, original: Node | None = None) -> Value:
         outs = self.rw.emit(op, tuple(inputs), attrs, name, original)
@@ -77,12 +71,6 @@ class Emitter:
     def float_node(self, node: Node):
         outs = self.rw.emit(node.op, tuple(self.float_of(v) for v in node.inputs), node.attrs, node.name, node)
         self.env.update(zip(node.outputs, outs))
-        if node.op not in NOT_ARITHMETIC and any(v.dtype.is_float for v in node.outputs):
-            self.float_arith.setdefault(node.name or node.op, []).append(node.op)
-
-    def float_ops(self, exclude=()) -> list:
-        return [{"layer": k, "reason": f"{', '.join(dict.fromkeys(ops))}: no integer form, kept in float"}
-                for k, ops in self.float_arith.items() if k not in exclude]
 
     def finish(self, outputs) -> Graph:
         g = self.graph

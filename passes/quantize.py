@@ -128,8 +128,23 @@ class _Quantizer:
     def _report(self, out: Graph) -> dict:
         return {"int8": [g.layer for g in self.quantized],
                 "float": [{"layer": k, "reason": v} for k, v in self.skipped.items()]
-                + self.em.float_ops(exclude=self.skipped),
+                + float_ops(out, exclude=self.skipped),
                 "weight_bytes_before": weight_bytes(self.graph), "weight_bytes_after": weight_bytes(out)}
+
+
+# ops that move or build data without arithmetic: their being float is no loss worth reporting
+NOT_ARITHMETIC = {"constant", "reshape", "expand_dims", "squeeze", "transpose", "concat", "slice",
+                  "broadcast_to", "split", "pad", "quantize", "dequantize", "cast"}
+
+
+def float_ops(graph: Graph, exclude=()) -> list:
+    """[{layer, reason}] for each layer with float arithmetic left in graph."""
+    ops: dict = {}
+    for n in graph.nodes:
+        if n.op not in NOT_ARITHMETIC and any(v.dtype.is_float for v in n.outputs):
+            ops.setdefault(n.name or n.op, []).append(n.op)
+    return [{"layer": k, "reason": f"{', '.join(dict.fromkeys(v))}: no integer form, kept in float"}
+            for k, v in ops.items() if k not in exclude]
 
 
 def used_params_only(graph: Graph) -> Graph:
