@@ -87,12 +87,20 @@ def _quantized_expansion(p: np.ndarray, levels: int) -> np.ndarray:
 
 
 def _kl(p: np.ndarray, q: np.ndarray) -> float:
-    p = p / p.sum() if p.sum() else p
-    q = q / q.sum() if q.sum() else q
-    mask = p > 0
-    if np.any(q[mask] == 0):
+    """KL(p || q) of the normalized histograms, q smoothed where it is empty (onnxruntime's smooth_distribution)."""
+    p, q = p / max(p.sum(), 1e-30), _smooth(q / max(q.sum(), 1e-30))
+    if q is None:
         return np.inf
+    mask = p > 0
     return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
+
+
+def _smooth(q: np.ndarray, eps: float = 1e-4):
+    zeros = q == 0
+    nonzero = q.size - zeros.sum()
+    if nonzero == 0 or eps * zeros.sum() / nonzero >= 1:
+        return None
+    return np.maximum(q + eps * zeros - (eps * zeros.sum() / nonzero) * ~zeros, 1e-30)
 
 
 # -- ranges -> quantization parameters --------------------------------------------------------
