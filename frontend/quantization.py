@@ -86,10 +86,12 @@ def quantize(model, calibration_data=None, method="minmax", per_channel=True, va
         raise ValueError("kc.quantization.quantize needs calibration_data (samples of the model's inputs)")
     if (validation_data is None) != (max_accuracy_drop is None):
         raise ValueError("validation_data and max_accuracy_drop go together: give both or neither")
+    from .training.backend import resolve_backend
+    backend = resolve_backend(None)                 # native unless kc.config.set_backend("reference")
     new = float_copy(model)
     graph = new.forward_graph()
-    ranges = calibrate(graph, calibration_data, method)
-    fallback = (choose_float_layers(graph, ranges, validation_data, max_accuracy_drop, per_channel)
+    ranges = calibrate(graph, calibration_data, method, backend=backend)
+    fallback = (choose_float_layers(graph, ranges, validation_data, max_accuracy_drop, per_channel, backend)
                 if validation_data is not None else None)
     float_layers = fallback["kept_float"] if fallback else []
     return make_static(new, graph, ranges, float_layers, per_channel, method, fallback)
