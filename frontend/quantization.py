@@ -5,8 +5,9 @@ Two forms, both recorded in `model._quantization` (plain JSON, saved with the mo
     Keras's kernel_scale = 127 / absmax); the `dynamic-int8` pass quantizes activations per row.
   - `quantize(model, calibration_data=...)`: a NEW model, static int8 from calibrated ranges
     (`quantize-int8`: per-channel weights, per-tensor activations, int8 between layers).
-An int8 kernel is an int8 variable whose `quantized_scale` names its scale variable; traced, it
-reads as dequantize(q, 1 / scale, 0), which the passes turn into integer arithmetic.
+An int8 kernel is an int8 variable whose `read_as` makes the tracer read it as
+dequantize(q, 1 / kernel_scale, 0), which the passes turn into integer arithmetic.
+QAT (`quantize_aware`) lives in frontend/qat.py.
 """
 from __future__ import annotations
 
@@ -60,11 +61,17 @@ def int8_kernel(layer, values=None):
     kernel_scale = Variable(scale, name="kernel_scale", trainable=False)
     folder = old.path.rsplit("/", 1)[0] + "/" if "/" in old.path else ""
     kernel.path, kernel_scale.path = old.path, folder + "kernel_scale"
-    kernel.quantized_scale = kernel_scale          # read by the tracer: dequantize(q, 1 / kernel_scale)
+    kernel.read_as = lambda ctx, q: dequantized(ctx, q, kernel_scale)
     layer._own_variables.remove(old)
     object.__setattr__(layer, "kernel", kernel)
     object.__setattr__(layer, "kernel_scale", kernel_scale)
     layer._own_variables.extend([kernel, kernel_scale])
+
+
+def dequantized(ctx, q, kernel_scale):
+    """How the tracer reads an int8 kernel: dequantize(q, 1 / kernel_scale, 0); the int8 passes match it."""
+    b = ctx.builder
+    return b.dequantize(q, b.reciprocal(ctx.param_for(kernel_scale)), b.constant(np.zeros(kernel_scale.shape, np.int8)))
 
 
 # -- static int8: kc.quantization.quantize ----------------------------------------------------------
@@ -131,12 +138,19 @@ def apply_quantization(graph, state: dict):
     return graph
 
 
+def quantize_aware(model):
+    """A new QAT model (fake quantization, moving min/max ranges): see frontend/qat.py."""
+    from .qat import quantize_aware as qat_model
+    return qat_model(model)
+
+
 def restore(model, state: dict):
-    """Re-create the int8 variables of a loaded quantized model (values come with its weights)."""
+    """Re-create the int8 (or QAT) variables of a loaded quantized model (values come with its weights)."""
+    from .qat import attach
     names = set(state["layers"])
     for layer in all_layers(model):
         if layer.name in names:
-            int8_kernel(layer)
+            attach(layer) if state["mode"] == "qat" else int8_kernel(layer)
     set_state(model, state)
 
 

@@ -124,7 +124,7 @@ def _write_archive(filepath, kind: str, config: dict, arrays: list, overwrite: b
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} exists and overwrite=False")
     buf = io.BytesIO()
-    np.savez(buf, **{f"w{i}": np.ascontiguousarray(a) for i, a in enumerate(arrays)})
+    np.savez(buf, **{f"w{i}": np.array(a, order="C") for i, a in enumerate(arrays)})  # (ascontiguousarray makes 0-d 1-d)
     folder = os.path.dirname(os.path.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".kcompile", dir=folder)

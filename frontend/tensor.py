@@ -29,7 +29,7 @@ class TraceContext:
         self.training = bool(training)
         self.rng_counter = rng_counter
         self.params: dict = {}          # path -> Value
-        self.reads: dict = {}           # path -> Value a variable reads as, where not its param (int8 kernels)
+        self.reads: dict = {}           # path -> what a variable with `read_as` reads as (kc.quantization)
         self.variables: dict = {}       # path -> Variable
         self.state_updates: dict = {}   # path -> Value
         self.losses: list = []          # scalar Values
@@ -46,10 +46,9 @@ class TraceContext:
         value = self.builder.param(path, variable.numpy().copy())
         self.params[path] = value
         self.variables[path] = variable
-        scale = getattr(variable, "quantized_scale", None)
-        if scale is not None:  # an int8 kernel (kc.quantization) reads as its float value; passes make it integer
-            zero = self.builder.constant(np.zeros(scale.shape, np.int8))
-            value = self.reads[path] = self.builder.dequantize(value, self.builder.reciprocal(self.param_for(scale)), zero)
+        read_as = getattr(variable, "read_as", None)
+        if read_as is not None:  # e.g. an int8 or fake-quantized kernel (kc.quantization): read(ctx, param)
+            value = self.reads[path] = read_as(self, value)
         return value
 
     def counter(self, who: str) -> Value:

@@ -242,3 +242,9 @@ CASES += [
          {"seed": 2**31 + 5}, "high-counter"),
     Case("random_uniform_like", [Arg(("N", 2, 2)), Arg((), "i64", "range:-6:-1", True)], {}, "negative-counter"),
 ]
+
+CASES += [  # fake_quantize exports as Min/Max + QuantizeLinear + DequantizeLinear (uint8)
+    Case("fake_quantize", [Arg(("N", 6), kind="wide"), Arg((), param=True), Arg((), kind="positive", param=True)]),
+    Case("fake_quantize", [Arg(("N", 3, 5)), Arg((5,), param=True), Arg((5,), kind="positive", param=True)],
+         {"narrow": True}, "per-channel-narrow"),
+]
