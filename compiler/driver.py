@@ -41,14 +41,18 @@ def prepare(graph: Graph, opt_level: int = 3, timings: dict | None = None, verif
     return graph
 
 
-def compile_entries(entries: dict, name: str, opt_level: int = 3, verify_each: bool = False) -> CompileResult:
-    """Graphs by entry kind ('forward', 'train_step') -> generated, optimized LLVM code."""
+def compile_entries(entries: dict, name: str, opt_level: int = 3, verify_each: bool = False,
+                    target=None) -> CompileResult:
+    """Graphs by entry kind ('forward', 'train_step') -> generated, optimized LLVM code.
+
+    target: the host by default; a narrower one (host_target().without(...)) runs here too."""
+    target = target or host_target()
     timings: dict = {}
     planned = {kind: prepare(g, opt_level, timings, verify_each) for kind, g in entries.items()}
     t0 = time.perf_counter()
-    native = generate(planned, name, host_target())
+    native = generate(planned, name, target)
     timings["lower+codegen"] = time.perf_counter() - t0
-    library = CodeLibrary(name, native.ir_text, host_target(), opt_level)
+    library = CodeLibrary(name, native.ir_text, target, opt_level)
     library.module  # parse, verify and optimize now, so that the timings are complete
     timings.update(library.timings)
     return CompileResult(native, library, planned, timings)

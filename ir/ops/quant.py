@@ -4,9 +4,9 @@ The float arithmetic is pinned down so native code can match the reference bit f
 - quantize:   r = rint_half_even(f32(x) / f32(scale))      (one IEEE f32 division)
 - requantize: r = rint_half_even(f32(acc) * f32(multiplier)) (i32 -> f32 rounds to nearest even;
               one IEEE f32 multiply, never fused with anything)
-then both do: NaN -> 0; r = r + f32(zero_point) (f32 add); clamp to the 8-bit range in f32
-(relu: the lower bound is max(type min, zero_point)); convert the now-integral value to the
-8-bit type. dequantize is f32(i64(q) - i64(zp)) * f32(scale) (exact subtraction, one rounding to
+then both do: r = r + f32(zero_point) (f32 add); clamp to the 8-bit range in f32 (relu: the lower
+bound is max(type min, zero_point)), NaN going to the lower bound as in onnxruntime; convert the
+now-integral value to the 8-bit type. dequantize is f32(i64(q) - i64(zp)) * f32(scale) (exact subtraction, one rounding to
 f32, one f32 multiply). Integer matmul/conv subtract the zero points and accumulate exactly,
 wrapping modulo 2^32 like i32 adds (no saturation anywhere).
 
@@ -55,14 +55,12 @@ def _per_axis(v: np.ndarray, rank: int, axis: int) -> np.ndarray:
 
 
 def round_saturate(r: np.ndarray, zero_point: np.ndarray, dtype, relu: bool = False) -> np.ndarray:
-    """rint (half to even) of f32 `r`, NaN -> 0, + zero point in f32, clamp in f32, convert."""
-    r = np.rint(np.asarray(r, np.float32))
-    r = np.where(np.isnan(r), np.float32(0), r).astype(np.float32)
-    zp = np.asarray(zero_point).astype(np.float32)
+    """rint (half to even) of f32 `r`, + zero point in f32, clamp in f32 (NaN -> lower bound), convert."""
+    v = np.rint(np.asarray(r, np.float32)) + np.asarray(zero_point).astype(np.float32)
     lo, hi = QRANGE[dtype]
-    lo = np.maximum(np.float32(lo), zp) if relu else np.float32(lo)
-    v = np.minimum(np.maximum(r + zp, lo), np.float32(hi)).astype(np.float32)
-    return v.astype(dtype.np)
+    lo = np.maximum(np.float32(lo), np.asarray(zero_point).astype(np.float32)) if relu else np.float32(lo)
+    v = np.where(np.isnan(v) | (v < lo), lo, v)
+    return np.minimum(v, np.float32(hi)).astype(np.float32).astype(dtype.np)
 
 
 # -- quantize / dequantize -------------------------------------------------------------------

@@ -25,11 +25,10 @@ def _saturate(r: np.float32, zp: int, dtype, relu=False) -> int:
     if relu:
         lo = max(lo, zp)
     if math.isnan(r):
-        q = 0
-    elif math.isinf(r):
+        return lo                # as onnxruntime: NaN saturates to the lower bound
+    if math.isinf(r):
         return hi if r > 0 else lo
-    else:
-        q = round(float(r))      # Python rounds half to even
+    q = round(float(r))          # Python rounds half to even
     return min(max(q + zp, lo), hi)
 
 
