@@ -120,3 +120,37 @@ def test_accuracy_aware_fallback_keeps_sensitive_layers_float():
     assert set(fb["kept_float"]) <= {"dense", "dense_1"} and set(fb["sensitivity"]) == {"dense", "dense_1"}
     kept = strict.quantization_report["float"]
     assert all(any(f["layer"] == k and "on request" in f["reason"] for f in kept) for k in fb["kept_float"])
+
+
+def _both_backends(model, x):
+    kc.config.set_backend(None)
+    native = model.predict(x, verbose=0)
+    kc.config.set_backend("reference")
+    return native, model.predict(x, verbose=0)
+
+
+def test_static_int8_runs_natively_and_exports_qdq_onnx(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+    m, x = convnet(), images(64)
+    q = kc.quantization.quantize(m, calibration_data=x)
+    native, ref = _both_backends(q, x)
+    np.testing.assert_allclose(native, ref, rtol=0, atol=1e-6)    # integer parts exact; f32 tails to an ulp
+    q.export(tmp_path / "q.onnx", verbose=False)
+    onnx.checker.check_model(str(tmp_path / "q.onnx"), full_check=True)
+    types = {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "MatMulInteger", "ConvInteger"} <= types
+    sess = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    assert (got.argmax(1) == native.argmax(1)).all() and np.abs(got - native).max() < 1e-4
+
+
+def test_keras_int8_mode_runs_natively_and_exports(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    m, x = mlp(), np.random.default_rng(0).normal(size=(40, 12)).astype(np.float32)
+    m.quantize("int8")
+    native, ref = _both_backends(m, x)
+    np.testing.assert_array_equal(native, ref)
+    m.export(tmp_path / "m.onnx", verbose=False)
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {sess.get_inputs()[0].name: x})[0], native, rtol=0, atol=1e-6)
