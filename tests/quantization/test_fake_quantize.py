@@ -10,7 +10,7 @@ from kcompile.ir.ops.qat import nudged
 from kcompile.passes import grad_graph
 from kcompile.runtime.reference import run
 
-from quant_helpers import convnet, images, trained_digits_mlp
+from quant_helpers import mlp, trained_digits_mlp
 
 
 def fq_loss(shape, lo_shape, narrow=False, dtype="f64"):
@@ -107,9 +107,9 @@ def test_qat_converts_without_data_and_keeps_accuracy(qat_trained, tmp_path):
 
 
 def test_untrained_qat_model_is_refused_for_conversion():
-    m = convnet()
+    m, x = mlp(), np.random.default_rng(0).normal(size=(4, 12)).astype(np.float32)
     qm = kc.quantization.quantize_aware(m)     # activation ranges unset: only the kernels are fake-quantized
-    y, yq = m.predict(images(4), verbose=0), qm.predict(images(4), verbose=0)
-    assert 0 < np.abs(y - yq).max() < 0.01
+    y, yq = m.predict(x, verbose=0), qm.predict(x, verbose=0)
+    assert 0 < np.abs(y - yq).max() < 0.05
     with pytest.raises(ValueError, match="train it"):
         kc.quantization.quantize(qm)

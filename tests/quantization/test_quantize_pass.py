@@ -90,7 +90,7 @@ def test_pass_manager_runs_it_with_ranges_in_meta(calibrated):
 
 
 def test_calibration_methods_and_native_agree_with_reference():
-    g, x = convnet().forward_graph(), images(64)
+    g, x = convnet().forward_graph(), images(16)
     for method in ("minmax", "percentile", "entropy"):
         native, ref = calibrate(g, x, method), calibrate(g, x, method, backend="reference")
         assert native.keys() == ref.keys()
