@@ -3,7 +3,7 @@
 Trains each model on real MNIST, then measures in this one process:
   - test accuracy: float32, static int8 (calibrated on 1,000 training images), QAT (one epoch of
     fine-tuning with fake quantization, converted with its learned ranges);
-  - latency (per-call median): kcompile float32 vs kcompile int8 vs onnxruntime on the exported
+  - latency (per-call medians, the three runners called round-robin): kcompile float32 vs kcompile int8 vs onnxruntime on the exported
     QDQ model of the same int8 graph, at 1 and 2 threads, batch 1 and 64;
   - weight bytes float32 vs int8.
 Prints the CPU's int8 path (VNNI or AVX2) and the machine load: the host is shared, so read ratios.
@@ -24,7 +24,7 @@ import numpy as np
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--mnist", default=os.environ.get("KCOMPILE_MNIST_DIR", "/work/shared/data/mnist"))
-    p.add_argument("--seconds", type=float, default=1.0, help="time budget per latency measurement")
+    p.add_argument("--seconds", type=float, default=3.0, help="time budget per (threads, batch) measurement")
     p.add_argument("--models", default="mlp,convnet")
     p.add_argument("--epochs", type=int, default=3, help="float training epochs")
     p.add_argument("--method", default="minmax", help="calibration method for static int8")
@@ -72,14 +72,17 @@ def qat(model, x, y):
 
 
 # -- latency -----------------------------------------------------------------------------------
-def median_seconds(fn, budget):
-    fn()
-    times, start = [], time.perf_counter()
-    while time.perf_counter() - start < budget or len(times) < 5:
-        t0 = time.perf_counter()
+def interleaved_medians(fns, budget):
+    """Median seconds per call of each fn, called round-robin so a busy host's load hits all alike."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times, start = [[] for _ in fns], time.perf_counter()
+    while time.perf_counter() - start < budget or len(times[0]) < 7:
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
 
 
 def latency_rows(name, fmodel, qmodel, x, budget):
@@ -96,10 +99,9 @@ def latency_rows(name, fmodel, qmodel, x, budget):
         feed_name = sess.get_inputs()[0].name
         for batch in (1, 64):
             xb = np.ascontiguousarray(x[:batch])
-            t_f = median_seconds(lambda: f32([xb], nthreads=threads), budget)
-            t_q = median_seconds(lambda: i8([xb], nthreads=threads), budget)
-            t_o = median_seconds(lambda: sess.run(None, {feed_name: xb}), budget)
-            rows.append((threads, batch, t_f, t_q, t_o))
+            rows.append((threads, batch, *interleaved_medians([lambda: f32([xb], nthreads=threads),
+                                                               lambda: i8([xb], nthreads=threads),
+                                                               lambda: sess.run(None, {feed_name: xb})], budget)))
     return rows
 
 

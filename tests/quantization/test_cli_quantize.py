@@ -1,4 +1,6 @@
 """kcompile MODEL --quantize int8 --calibration-data: the int8 graph, its report lines, and bad input."""
+import json
+
 import numpy as np
 import pytest
 
@@ -17,7 +19,7 @@ def saved(tmp_path):
 
 def test_quantize_emit_opt_and_report(saved, capsys):
     out = saved / "out"
-    assert main([str(saved / "m.keras"), "-o", str(out), "--emit", "opt", "--quantize", "int8",
+    assert main([str(saved / "m.keras"), "-o", str(out), "--emit", "opt,so", "--quantize", "int8",
                  "--calibration-data", str(saved / "cal.npy"), "--calibration-method", "percentile"]) == 0
     text = next(out.glob("*.opt.kir")).read_text()
     graph_text = print_graph(parse_graph(text))                   # (the file adds memory-plan comments)
@@ -28,6 +30,9 @@ def test_quantize_emit_opt_and_report(saved, capsys):
     assert "layers in int8: conv, hidden, logits" in report
     assert "logits (softmax: no integer form, kept in float)" in report
     assert "weight bytes: 3,208 -> " in report
+    params = {p["name"]: p for p in json.loads((out / "manifest.json").read_text())["params"]}
+    assert params["conv/kernel_int8"]["dtype"] == "i8" and params["conv/kernel_int8"]["nbytes"] == 36
+    assert {p["dtype"] for p in params.values()} == {"i8", "i32"}           # no float weights left
 
 
 @pytest.mark.parametrize("extra, match", [
