@@ -143,8 +143,14 @@ def float_ops(graph: Graph, exclude=()) -> list:
     for n in graph.nodes:
         if n.op not in NOT_ARITHMETIC and any(v.dtype.is_float for v in n.outputs):
             ops.setdefault(n.name or n.op, []).append(n.op)
-    return [{"layer": k, "reason": f"{', '.join(dict.fromkeys(v))}: no integer form, kept in float"}
+    return [{"layer": k, "reason": "; ".join(_why_float(op) for op in dict.fromkeys(v))}
             for k, v in ops.items() if k not in exclude]
+
+
+def _why_float(op: str) -> str:
+    if op in ("matmul", "conv2d"):   # not a group: no parameter weight, transposed, or batched
+        return f"{op}: its weight is not a 2-d/4-d parameter (or it is transposed), kept in float"
+    return f"{op}: no integer form, kept in float"
 
 
 def used_params_only(graph: Graph) -> Graph:

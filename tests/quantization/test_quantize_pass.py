@@ -134,3 +134,17 @@ def test_histogram_thresholds():
     o = Observer("minmax")
     o.observe_minmax(np.array([-1.0, 3.0]))
     assert o.range() == (-1.0, 3.0)
+
+
+def test_matmul_of_two_activations_stays_float_and_is_named():
+    from kcompile.ir import GraphBuilder, TensorType
+    b = GraphBuilder("attn")
+    x = b.input("x", TensorType(["N", 4, 6]))
+    with b.location("scores"):
+        s = b.matmul(x, x, transpose_b=True)
+    g = b.build([s])
+    q = quantize_int8(g, {value_keys(g)[x]: (-1.0, 1.0)})
+    assert [n.op for n in q.nodes] == ["matmul"]
+    assert q.meta["quantization"]["float"] == [
+        {"layer": "scores", "reason": "matmul: its weight is not a 2-d/4-d parameter (or it is transposed), "
+                                      "kept in float"}]
