@@ -163,7 +163,7 @@ class PruneLowMagnitude(Layer):
     # -- the call: the wrapped layer with masked weights ---------------------------------------
     def call(self, inputs, training=None, **kwargs):
         from .. import ops
-        if training and int(self.pruning_step.numpy()) < 0:
+        if training and int(self.pruning_step.value_array) < 0:     # (value_array: readable while kc.function traces)
             raise ValueError(f"layer '{self.name}': {CALLBACK_ERROR}")
         masked = {attr: ops.multiply(getattr(self.layer, attr), mask) for attr, mask, _ in self.pruning_vars}
         with _substituted(self.layer, masked):

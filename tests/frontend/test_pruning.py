@@ -195,3 +195,30 @@ def test_strip_pruning_of_an_unpruned_model_warns_and_returns_it():
 def test_bad_input_names_the_layer(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_custom_loop_with_kc_function_and_a_manually_driven_callback():
+    """As TF-MOT's custom-loop recipe: the callback's hooks are called by hand around a compiled step."""
+    x, y = _data()
+    model = P.prune_low_magnitude(_mlp(), pruning_schedule=P.ConstantSparsity(0.5, 0, frequency=2))
+    optimizer, loss_fn = kc.optimizers.Adam(), kc.losses.SparseCategoricalCrossentropy(from_logits=True)
+    step_callback = P.UpdatePruningStep()
+    step_callback.set_model(model)
+    step_callback.on_train_begin()
+
+    @kc.function
+    def train_step(xb, yb):
+        with kc.GradientTape() as tape:
+            loss = loss_fn(yb, model(xb, training=True))
+        grads = tape.gradient(loss, model.trainable_weights)
+        optimizer.apply_gradients(zip(grads, model.trainable_weights))
+        return loss
+
+    for i in range(4):
+        step_callback.on_train_batch_begin(i)
+        train_step(x[i * 16:(i + 1) * 16], y[i * 16:(i + 1) * 16])
+    step_callback.on_epoch_end(0)
+    wrapper = model.layers[0]
+    mask = wrapper.pruning_vars[0][1].numpy()
+    assert mask.mean() == 0.5 and int(wrapper.pruning_step.numpy()) == 4
+    assert (P.strip_pruning(model).get_weights()[0][mask == 0] == 0).all()
