@@ -144,12 +144,13 @@ def test_custom_layer_with_prunable_weights():
     class Scale(layers.Layer, P.PrunableLayer):
         def build(self, input_shape):
             self.w = self.add_weight(shape=(input_shape[-1], 4), name="w")
+            self.v = self.add_weight(shape=(4, 4), name="v")
 
         def call(self, inputs):
-            return kc.ops.matmul(inputs, self.w)
+            return kc.ops.matmul(kc.ops.matmul(inputs, self.w), self.v)
 
         def get_prunable_weights(self):
-            return [self.w]
+            return [self.w, self.v]
 
     wrapped = P.prune_low_magnitude(Scale(), pruning_schedule=P.ConstantSparsity(0.5, 0, frequency=1))
     model = _compile(kc.Sequential([kc.Input((8,)), wrapped]), backend="reference")
@@ -157,7 +158,8 @@ def test_custom_layer_with_prunable_weights():
     model.compile(optimizer="sgd", loss="mse", backend="reference")
     model.fit(x, np.zeros((8, 4), np.float32), batch_size=8, epochs=1, verbose=0,
               callbacks=[P.UpdatePruningStep()])
-    assert wrapped.pruning_vars[0][1].numpy().mean() == 0.5
+    assert [(attr, mask.numpy().mean()) for attr, mask, _ in wrapped.pruning_vars] == [("w", 0.5), ("v", 0.5)]
+    assert wrapped.pruning_vars[1][1].path.endswith("/v_mask")
 
 
 def test_training_without_the_callback_is_refused():
