@@ -179,6 +179,11 @@ def test_strip_pruning_of_an_unpruned_model_warns_and_returns_it():
         P.strip_pruning(layers.Dense(2))
 
 
+def test_keywords_for_a_model_are_refused_not_ignored():
+    with pytest.raises(TypeError, match="pruning_policy"):
+        P.prune_low_magnitude(_mlp(), pruning_policy=object())
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda: P.prune_low_magnitude(layers.LSTM(4)), "layer 'lstm.*' \\(LSTM\\) cannot be pruned"),
     (lambda: P.prune_low_magnitude(kc.Sequential([kc.Input((4, 4, 2)), layers.DepthwiseConv2D(3)])),
