@@ -161,7 +161,7 @@ def main():
             if seed == args.seeds[0] and args.save and kind in SAVED:
                 path = args.save.replace(".keras", SAVED[kind])
                 model.save(path)
-                print(f"  saved the stripped {kind} model to {path}")
+                print(f"  saved the {kind} model (stripped: plain layers) to {path}")
     if "dense" in first and "neurons75" in first:
         predict_latency({"dense 784-512-10": first["dense"], "shrunk 784-128-10": first["neurons75"]}, xt)
     dense = np.mean(results.get("dense", [np.nan]))
