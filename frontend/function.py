@@ -248,7 +248,7 @@ def flatten(x):
         parts = [flatten(y) for y in x]
         return [l for p in parts for l in p[0]], (type(x).__name__, tuple(p[1] for p in parts))
     if isinstance(x, dict):
-        keys = sorted(x, key=repr)
+        keys = tuple(x)   # insertion order, so returned dicts (the book's logs) print as eagerly
         parts = [flatten(x[k]) for k in keys]
         return [l for p in parts for l in p[0]], ("dict", tuple(keys), tuple(p[1] for p in parts))
     return [x], "*"
