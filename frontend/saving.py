@@ -28,6 +28,8 @@ import numpy as np
 
 FORMAT_VERSION = 1
 _REGISTRY: dict = {}     # "package>Name" and "Name" -> class or function
+# kcompile's own registered classes that live in lazily imported modules: imported when a file names them
+_LAZY_CLASSES = {"kcompile>PruneLowMagnitude": "kcompile.frontend.pruning"}
 
 
 # -- registration of custom objects ----------------------------------------------------------
@@ -51,6 +53,9 @@ def registered_name(obj) -> str | None:
 def get_registered(name: str, custom_objects: dict | None = None):
     if custom_objects and name in custom_objects:
         return custom_objects[name]
+    if name in _LAZY_CLASSES and name not in _REGISTRY:
+        import importlib
+        importlib.import_module(_LAZY_CLASSES[name])
     return _REGISTRY.get(name)
 
 
@@ -119,7 +124,7 @@ def _write_archive(filepath, kind: str, config: dict, arrays: list, overwrite: b
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} exists and overwrite=False")
     buf = io.BytesIO()
-    np.savez(buf, **{f"w{i}": np.ascontiguousarray(a) for i, a in enumerate(arrays)})
+    np.savez(buf, **{f"w{i}": np.asarray(a, order="C") for i, a in enumerate(arrays)})  # keeps 0-d arrays 0-d
     folder = os.path.dirname(os.path.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".kcompile", dir=folder)

@@ -257,7 +257,7 @@ class function:
     def __call__(self, *args):
         graph, ctx = self._traced(args)
         from kcompile.frontend.training.backend import make_executor
-        params = {path: var.numpy() for path, var in ctx.variables.items()}
+        params = {path: var.value_array for path, var in ctx.variables.items()}
         outs = make_executor(graph, self.backend)([_as_array(a) for a in args], params)
         tensors = [T.KTensor(data=o) for o in outs]
         return _unflatten(graph.meta["structure"], tensors)
@@ -287,7 +287,7 @@ class _GradFunction(function):
             return self._package(*self._inline(args))
         graph, ctx = self._traced(args)
         from kcompile.frontend.training.backend import make_executor
-        params = {path: var.numpy() for path, var in ctx.variables.items()}
+        params = {path: var.value_array for path, var in ctx.variables.items()}
         outs = [T.KTensor(data=o) for o in make_executor(graph, self.backend)([_as_array(a) for a in args], params)]
         n_aux = graph.meta["structure"][1]
         return self._package(outs[0], outs[1:1 + n_aux], outs[1 + n_aux:])

@@ -48,7 +48,7 @@ class TraceContext:
         if known is not None:
             raise ValueError(f"two different variables share the path '{path}'; give their layers unique names")
         # a snapshot: later assigns (or in-place writes to the graph's values) never alias the variable
-        value = self.builder.param(path, variable.numpy().copy())
+        value = self.builder.param(path, variable.numpy())
         self.params[path] = value
         self.variables[path] = variable
         return value

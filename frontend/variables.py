@@ -45,7 +45,7 @@ class Variable(KTensor):
                 raise ValueError("Variable: an initializer needs `shape`")
             initial_value = initial_value(tuple(shape), dtype=dtype)
         dt = to_dtype(dtype if dtype is not None else "float32")
-        data = np.array(np.asarray(initial_value), dtype=dt.np)
+        data = np.array(np.asarray(initial_value), dtype=dt.np, order="C")  # native steps update it in place
         if shape is not None and tuple(shape) != data.shape:
             raise ValueError(f"Variable '{name}': initial value has shape {data.shape}, expected {tuple(shape)}")
         super().__init__(data=data)
@@ -58,6 +58,7 @@ class Variable(KTensor):
 
     @property
     def value_array(self) -> np.ndarray:
+        """The live array: compiled train steps update it in place (read it, never keep it)."""
         return self.data
 
     def assign(self, value):
@@ -65,7 +66,7 @@ class Variable(KTensor):
         if _state_trace() is not None:   # inside kc.function: a write to the graph's state
             _state_trace().assign_variable(self, value)
             return self
-        new = np.array(np.asarray(value), dtype=self.data.dtype)
+        new = np.array(np.asarray(value), dtype=self.data.dtype, order="C")
         if new.shape != self.data.shape:
             raise ValueError(f"Variable '{self.path}': cannot assign shape {new.shape} to shape {self.data.shape}")
         self.data = new
@@ -82,9 +83,11 @@ class Variable(KTensor):
         return self.assign(self.data - np.asarray(delta, dtype=self.data.dtype))
 
     def numpy(self) -> np.ndarray:
+        """A copy of the current value: training updates the variable's array in place, so a view
+        read before a step would change under the reader (Keras returns a snapshot too)."""
         if _state_trace() is not None:
             _state_trace().refuse_value(self)
-        return self.data
+        return self.data.copy()
 
     def __repr__(self) -> str:
         return f"<Variable path={self.path} shape={self.shape} dtype={keras_dtype(self.data.dtype)}>"

@@ -148,7 +148,7 @@ class Layer:
     non_trainable_variables = non_trainable_weights
 
     def get_weights(self) -> list:
-        return [v.numpy().copy() for v in self.weights]
+        return [v.numpy() for v in self.weights]  # copies
 
     def set_weights(self, weights):
         own = self.weights

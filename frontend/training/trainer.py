@@ -261,7 +261,7 @@ class TrainerMixin:
     def _predict_arrays(self, xs) -> list:
         execute, graph = self._predict_executor()
         weights = {v.path: v for v in self.weights}
-        params = {name: weights[name].numpy() for name in graph.param_names}
+        params = {name: weights[name].value_array for name in graph.param_names}
         inputs = [np.ascontiguousarray(a, dtype=v.type.dtype.np) for a, v in zip(xs, graph.inputs)]
         return execute(inputs, params)
 

@@ -26,6 +26,8 @@ def compile_command(args) -> int:
         job.graph  # trace first: a model that cannot be traced fails before any backend work
         for kind in kinds:
             EMITTERS[kind](job)
+        if job._compilation is not None:
+            job.report.pass_times = list(job.compilation.timings.items())
     job.report.seconds = time.perf_counter() - start
     print("\n".join(job.report.lines(outdir)))
     return 0

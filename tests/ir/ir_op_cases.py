@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kcompile.ir import GraphBuilder, TensorType
+
 import ir_oracles as o
 import ir_oracles_nn as nn
 from ir_util import rand
@@ -210,3 +212,22 @@ for xs, attrs in [((2, 9, 3), {"pool_size": (2,), "strides": (2,)}),
 for shape, seed, counter in (((4, 5), 0, 0), ((3, 7), 42, 12345), ((2, 3, 5), 7, 2**40 + 3)):
     case("random_uniform_like", [rand(RNG, shape), np.array(counter, np.int64)], nn.random_uniform_like,
          {"seed": seed}, rtol=0, atol=0)
+
+
+# -- fused (a region the fuse pass outlined; static shapes: the region's types are fixed) ----------
+def _region(name, types, body):
+    rb = GraphBuilder(name)
+    return rb.build([body(rb, *[rb.input(f"x{i}", TensorType(t)) for i, t in enumerate(types)])], ["y"])
+
+
+case("fused", [rand(RNG, (3, 5)), rand(RNG, (5,))], lambda xs, a: [np.tanh(xs[0] * xs[1] + np.float32(1))],
+     {"body": _region("loop", [(3, 5), (5,)], lambda b, x, s: b.tanh(b.add(b.mul(x, s), b.constant(1.0))))},
+     batched=())
+case("fused", [rand(RNG, (4, 3)), rand(RNG, (3, 6)), rand(RNG, (6,))],
+     lambda xs, a: [np.maximum(xs[0] @ xs[1] + xs[2], 0) * np.float32(0.5)],
+     {"body": _region("epilogue", [(4, 3), (3, 6), (6,)],
+                      lambda b, x, w, c: b.mul(b.relu(b.add(b.matmul(x, w), c)), b.constant(0.5))),
+      "kind": "epilogue", "bias": 2, "activation": "relu", "in_kernel": 2}, batched=())
+case("fused", [rand(RNG, (4, 5))], lambda xs, a: [np.sum(np.square(xs[0]), axis=1)],
+     {"body": _region("prologue", [(4, 5)], lambda b, x: b.reduce_sum(b.square(x), axes=(1,))), "kind": "prologue"},
+     batched=())

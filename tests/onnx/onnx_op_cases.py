@@ -242,3 +242,22 @@ CASES += [
          {"seed": 2**31 + 5}, "high-counter"),
     Case("random_uniform_like", [Arg(("N", 2, 2)), Arg((), "i64", "range:-6:-1", True)], {}, "negative-counter"),
 ]
+
+
+def _region(name, types, body):
+    rb = GraphBuilder(name)
+    return rb.build([body(rb, *[rb.input(f"x{i}", TensorType(t)) for i, t in enumerate(types)])], ["y"])
+
+
+CASES += [  # fused nodes export their region inlined
+    Case("fused", [Arg(("N", 3, 5)), Arg((5,), param=True)],
+         {"body": _region("loop", [("N", 3, 5), (5,)], lambda b, x, s: b.tanh(b.add(b.mul(x, s), b.constant(1.0))))},
+         "loop"),
+    Case("fused", [Arg(("N", 3)), Arg((3, 6), param=True), Arg((6,), param=True)],
+         {"body": _region("epilogue", [("N", 3), (3, 6), (6,)],
+                          lambda b, x, w, c: b.mul(b.relu(b.add(b.matmul(x, w), c)), b.constant(0.5))),
+          "kind": "epilogue", "bias": 2, "activation": "relu", "in_kernel": 2}, "epilogue"),
+    Case("fused", [Arg(("N", 4, 5))],
+         {"body": _region("prologue", [("N", 4, 5)], lambda b, x: b.reduce_sum(b.square(x), axes=(1,))),
+          "kind": "prologue"}, "prologue"),
+]
