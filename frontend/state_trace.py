@@ -16,13 +16,13 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from kcompile.ir import TensorType, Value, f32, i64
+from kcompile.ir import TensorType, Value, dtype as to_dtype, f32, i64
 
 from . import tensor as T
 
 
 class Cell:
-    """One piece of state: its graph parameter, its latest Value, and how to get/set the Python side."""
+    """One piece of state: its graph parameter (an input for scalars), its latest Value, and get/set."""
 
     def __init__(self, name: str, param: Value, get, set):
         self.name, self.param, self.current = name, param, param
@@ -67,7 +67,12 @@ class StateTrace(T.TraceContext):
                 k += 1
                 unique = f"{name}_{k}"
             self._names.add(unique)
-            found = Cell(unique, self.builder.param(unique, get()), get, set)
+            array = np.asarray(get())
+            if array.ndim == 0:   # scalars travel as inputs: a bound native call would hold a 1-d copy
+                value = self.feed("__state", TensorType((), to_dtype(array.dtype)), get)
+            else:
+                value = self.builder.param(unique, array)
+            found = Cell(unique, value, get, set)
             self.cells[key] = found
             self.keep.append(owner)
         return found
