@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
-from .irutil import I8, I32, intrinsic, load_vec, splat
+from ..loops import I8, I32, intrinsic, load_vec, splat
 
 I16 = ir.IntType(16)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from .irutil import I8, I32, intrinsic, type_suffix
+from ..loops import I8, I32, intrinsic, type_suffix
 
 F32 = ir.FloatType()
 RANGES = {"i8": (-128.0, 127.0), "u8": (0.0, 255.0)}
