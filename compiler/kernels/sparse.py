@@ -30,11 +30,10 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from ..loops import I32, I64, alloca_once, hreduce, i64
+from ..loops import (I32, I64, ceil_div, elem_bytes, entry_alloca, fma, for_range, gep, hreduce, i64, imin,
+                     internal_function, llvm_type, load_vec, splat, store_vec, zero)
 from ..threads import parallel_function
 from .config import vector_bits, vector_registers
-from .irutil import (ceil_div, elem_bytes, entry_alloca, fma, for_range, gep, imin, internal_function,
-                     llvm_type, load_vec, splat, store_vec, zero)
 
 TILE_BYTES_MAX = 512 * 1024  # the column kernel's transposed tile lives on the stack; beyond this, GEMV rows only
 UNROLL = 4                   # independent accumulators per dot product (hides the FMA latency)
@@ -124,7 +123,7 @@ class _Kernel:
         """sum over p in [start, end) of step_fn(p, acc) in UNROLL independent accumulators."""
         b = self.b
         vty = ir.VectorType(self.elem, width)
-        accs = [alloca_once(b, vty, f"acc{u}") for u in range(UNROLL)]
+        accs = [entry_alloca(b, vty, name=f"acc{u}") for u in range(UNROLL)]
         for a in accs:
             b.store(zero(vty), a)
         count = b.sub(end, start)
@@ -231,7 +230,7 @@ class _Kernel:
         b, s = self.b, self.spec
         bk, bn = s.block
         with for_range(b, 0, s.n // bn, name="bcol") as j:
-            accs = [[alloca_once(b, ir.VectorType(self.elem, w), f"acc{r}_{c}") for c, w in chunks]
+            accs = [[entry_alloca(b, ir.VectorType(self.elem, w), name=f"acc{r}_{c}") for c, w in chunks]
                     for r in range(mr)]
             for row in accs:
                 for a in row:

@@ -1,8 +1,8 @@
 """Lowering of sparse_matmul onto the sparse kernels (compiler/kernels/sparse.py).
 
-All leading axes of the input fold into rows (as for a dense layer's matmul); a fused bias add
-and/or relu is claimed and applied in the kernel's registers, any other epilogue member is left
-to codegen, which runs it in place after the kernel.
+All leading axes of the input fold into rows (as for a dense layer's matmul); the bias add and/or
+relu that a fused node (ir/ops/fused.py) assigns to the kernel is applied in the kernel's
+registers, the fused lowering runs the rest of the epilogue in place after the kernel.
 """
 from __future__ import annotations
 
@@ -12,20 +12,20 @@ from . import lowering
 
 
 def _claim_bias_relu(ctx):
-    """(bias Buffer or None, relu?) claimed from the fused epilogue (None, False) when there is none."""
-    if ctx.epilogue is None:
+    """(bias Buffer or None, relu?) the fused node gives the kernel, or (None, False) when it gives none."""
+    epi = ctx.epilogue
+    if epi is None or not epi.in_kernel:
         return None, False
-    found = ctx.epilogue.bias_activation()
-    if found is None:
-        return None, False
+    if epi.activation not in ("linear", "relu"):
+        raise NotImplementedError(f"sparse_matmul applies a bias and relu in its kernel, not '{epi.activation}'")
     ctx.take_epilogue()
-    return found[0], found[1] == "relu"
+    return epi.bias, epi.activation == "relu"
 
 
 @lowering("sparse_matmul")
 def lower_sparse_matmul(ctx):
-    a, _, index, offsets = ctx.node.inputs
-    if not (index.is_param and offsets.is_param):
+    a = ctx.node.inputs[0]
+    if not (ctx.ins[2].value.is_param and ctx.ins[3].value.is_param):  # (a fused body's inputs: see the Buffers)
         # native code trusts the index arrays: only parameters are checked before code runs
         # (the runtime's loader and set_weights, the JIT's calls)
         raise NotImplementedError("sparse_matmul compiles only with its index and offsets as parameters")

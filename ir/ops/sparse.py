@@ -89,7 +89,7 @@ def _reference(xs, attrs, batch):
 defop("sparse_matmul", ("a", "values", "index", "offsets"), _infer, _reference,
       attrs={"block": Attr("ints"), "weight": Attr("str", ""), "structure": Attr("str", ""),
              "density": Attr("float", -1.0), "speedup": Attr("floats", ())},
-      differentiable=False,
+      differentiable=False, traits=("anchor",),
       doc="a @ W with W stored as nonzero blocks (see ir/ops/sparse.py); weight/structure/density/speedup "
           "record what the sparsify pass measured (the dense parameter's name, the pattern, the fraction of "
           "nonzeros, the estimated speedup over dense code at batch 1 and 64)")
@@ -105,13 +105,24 @@ def sparse_param_names(weight: str) -> tuple:
 
 def sparse_weights(graph) -> list:
     """One description per dense parameter that `graph` stores sparse: what an artifact's manifest
-    records so that a loader can rebuild, check and replace the dense weight (runtime/native.py)."""
+    records so that a loader can rebuild, check and replace the dense weight (runtime/native.py).
+    Looks into the regions of `fused` nodes, where fusion puts an anchor and its epilogue."""
     out = {}
-    for node in graph.nodes:
-        if node.op == "sparse_matmul" and all(v.is_param for v in node.inputs[1:]):
-            a, out_t = node.inputs[0].type, node.outputs[0].type
-            name = node.attrs["weight"] or node.inputs[1].param_name
+    for node, ins in _sparse_nodes(graph.nodes, {}):
+        if all(v.is_param for v in ins[1:]):
+            a, out_t = ins[0].type, node.outputs[0].type
+            name = node.attrs["weight"] or ins[1].param_name
             out[name] = {"name": name, "shape": [a.shape[-1], out_t.shape[-1]], "dtype": a.dtype.name,
                          "block": list(node.attrs["block"]),
-                         **{part: v.param_name for part, v in zip(SPARSE_PARTS, node.inputs[1:])}}
+                         **{part: v.param_name for part, v in zip(SPARSE_PARTS, ins[1:])}}
     return list(out.values())
+
+
+def _sparse_nodes(nodes, outer: dict):
+    """(sparse_matmul node, its inputs as the outermost graph's Values) for nodes and nested regions."""
+    for node in nodes:
+        if node.op == "sparse_matmul":
+            yield node, [outer.get(v, v) for v in node.inputs]
+        elif node.op == "fused":
+            body = node.attrs["body"]
+            yield from _sparse_nodes(body.nodes, {b: outer.get(v, v) for b, v in zip(body.inputs, node.inputs)})

@@ -14,13 +14,13 @@ class Report:
     param_count: int = 0
     files: list = field(default_factory=list)
     seconds: float = 0.0
+    quantization: dict | None = None                  # the quantize-int8 pass's report (--quantize)
     sparsity: list = field(default_factory=list)     # one line per kernel the sparsify pass measured
     weight_bytes: str | None = None                   # the compiled weights against the dense ones
 
     def note_plans(self, planned: dict):
         """Kernel count and arena size from the fused, memory-planned graphs."""
-        from kcompile.passes.fusion import schedule
-        self.kernel_count = sum(len(schedule(g)) for g in planned.values())
+        self.kernel_count = sum(len(g.nodes) for g in planned.values())  # after fuse, one node = one kernel
         self._note_sparsity(planned.get("forward"))
         plans = {kind: g.meta["memory"] for kind, g in planned.items() if "memory" in g.meta}
         if plans:
@@ -44,6 +44,9 @@ class Report:
             out.append(f"  kernels: {self.kernel_count}")
         if self.arena is not None:
             out.append(f"  arena: {self.arena}")
+        if self.quantization is not None:
+            from .quantize import report_lines
+            out += report_lines(self.quantization)
         if self.weight_bytes is not None:
             out.append(f"  weights: {self.weight_bytes}")
         out += [f"  sparse: {line}" for line in self.sparsity]

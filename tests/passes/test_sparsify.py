@@ -103,5 +103,7 @@ def test_in_a_pipeline_with_fusion():
     rng = np.random.default_rng(4)
     g = mlp([magnitude_pruned(rng, (128, 64), 0.9)])
     planned, _ = PassManager("canonicalize,sparsify{mode=always,lanes=16},fuse,plan-memory", verify_each=True).run(g)
-    assert [n.op for n in planned.nodes][:3] == ["sparse_matmul", "add", "relu"]
+    fused = planned.nodes[0]  # the sparse kernel anchors an epilogue: bias add and relu in its registers
+    assert fused.op == "fused" and fused.attrs["kind"] == "epilogue" and fused.attrs["in_kernel"] == 2
+    assert [n.op for n in fused.attrs["body"].nodes] == ["sparse_matmul", "add", "relu"]
     assert planned.meta["sparsity"][0].sparse
