@@ -23,7 +23,7 @@ from llvmlite import ir
 
 from kcompile.ir import Graph, Value
 from kcompile.passes.fusion import schedule
-from kcompile.passes.memory import VIEW_OPS
+from kcompile.passes.memory import SCRATCH_BATCHED, SCRATCH_STATIC, VIEW_OPS
 
 from .loops import I8, I32, I64, copy_bytes, flush_denormals, i64, restore_denormals
 from .lower import get_lowering
@@ -35,6 +35,9 @@ I8P = I8.as_pointer()
 ENTRY_TYPE = ir.FunctionType(I32, [I8P.as_pointer(), I8P.as_pointer(), I8P, I8P, I64, I32])
 POINTERS_ENTRY_TYPE = ir.FunctionType(I32, [I8P.as_pointer(), I8P.as_pointer(), I8P.as_pointer(), I8P, I64, I32])
 SIZE_TYPE = ir.FunctionType(I64, [I64])
+# A region (scan body) compiled as an internal function: the entry convention, except that the
+# params slot (regions have none) carries the base of the region's batched workspace.
+REGION_TYPE = ir.FunctionType(I32, [I8P.as_pointer(), I8P.as_pointer(), I8P, I8P, I64, I32])
 PARAM_ALIGN = 64
 
 
@@ -215,6 +218,9 @@ def _last_axis_vector(v: Value):
 
 
 class _EntryBuilder:
+    FN_TYPE = POINTERS_ENTRY_TYPE
+    ARG_NAMES = ("inputs", "outputs", "params", "workspace", "batch", "nthreads")
+
     def __init__(self, module, graph: Graph, layout, target, libraries: set):
         self.module, self.graph, self.target, self.libraries = module, graph, target, libraries
         self.layout = list(layout)
@@ -242,8 +248,8 @@ class _EntryBuilder:
         return self.b.load(self.b.gep(self.params, [i64(self.slot_index[name])]))
 
     def _build_body(self, symbol: str) -> None:
-        fn = ir.Function(self.module, POINTERS_ENTRY_TYPE, symbol)
-        for arg, n in zip(fn.args, ("inputs", "outputs", "params", "workspace", "batch", "nthreads")):
+        fn = ir.Function(self.module, self.FN_TYPE, symbol)
+        for arg, n in zip(fn.args, self.ARG_NAMES):
             arg.name = n
         self.fn = fn
         self.inputs, self.outputs, self.params, self.workspace, self.batch, self.nthreads = fn.args
@@ -294,13 +300,24 @@ class _EntryBuilder:
         if v in self.out_home:
             ptr = b.load(b.gep(self.outputs, [i64(self.out_home[v])]))
         else:
-            key = (self.node_index[id(v.producer)], v.index)
-            region, off = self.plan.offsets[key]
-            off = i64(off) if region == "static" else b.add(i64(self.plan.static_bytes), b.mul(i64(off), self.batch))
-            ptr = b.gep(self.workspace, [off])
+            ptr = self._workspace_ptr(*self.plan.offsets[(self.node_index[id(v.producer)], v.index)])
         buf = Buffer(v, self._typed(ptr, v), self.dims(v))
         self.buffers[v] = buf
         return buf
+
+    def _workspace_ptr(self, region: str, off: int):
+        b = self.b
+        if region == "static":
+            return b.gep(self.workspace, [i64(off)])
+        return b.gep(self.workspace, [b.add(i64(self.plan.static_bytes), b.mul(i64(off), self.batch))])
+
+    def _scratch(self, node):
+        """(static, batched) i8 pointers of the scratch the plan reserved for node, or None."""
+        i = self.node_index[id(node)]
+        parts = [self.plan.offsets.get((i, key)) for key in (SCRATCH_STATIC, SCRATCH_BATCHED)]
+        if parts == [None, None]:
+            return None
+        return tuple(self._workspace_ptr(*p) if p else ir.Constant(I8P, None) for p in parts)
 
     # -- steps ---------------------------------------------------------------------------
     def _lower_step(self, step):
@@ -353,7 +370,7 @@ class _EntryBuilder:
             return None
         outs = [self.buffer(v) for v in node.outputs]
         ctx = LowerCtx(self.b, self.module, node, ins, outs, self.batch, self.nthreads, self.target, self.status,
-                       epilogue, self.libraries)
+                       epilogue, self.libraries, scratch=self._scratch(node))
         try:
             get_lowering(node.op)(ctx)
         except NotImplementedError as e:
@@ -377,3 +394,24 @@ class _EntryBuilder:
         src = self._operand(v) if v in self.buffers else self.buffer(v)
         nbytes = b.mul(src.numel(b), i64(v.type.dtype.itemsize))
         copy_bytes(b, dst, b.bitcast(src.ptr, I8P), nbytes)
+
+
+class _RegionBuilder(_EntryBuilder):
+    """A planned region as an internal function of REGION_TYPE; its batched workspace has its own base."""
+
+    FN_TYPE = REGION_TYPE
+    ARG_NAMES = ("inputs", "outputs", "batched_workspace", "workspace", "batch", "nthreads")
+
+    def _workspace_ptr(self, region: str, off: int):
+        if region == "static":
+            return self.b.gep(self.workspace, [i64(off)])
+        return self.b.gep(self.params, [self.b.mul(i64(off), self.batch)])  # params holds the batched base
+
+
+def region_function(module, planned: Graph, target, libraries: set, symbol: str) -> ir.Function:
+    """Compile a region planned by fuse and plan-memory (passes.regions.plan_region) once, as an
+    internal function: (inputs, outputs, batched workspace, static workspace, batch, nthreads) -> status."""
+    builder = _RegionBuilder(module, planned, [], target, libraries)
+    builder._build_body(symbol)
+    builder.fn.linkage = "internal"
+    return builder.fn

@@ -14,9 +14,21 @@ from kcompile.ir import Graph
 
 from .fusion import schedule
 from .manager import register_pass
+from .regions import scan_scratch
 
 ALIGN = 64
 VIEW_OPS = frozenset({"reshape", "expand_dims", "squeeze"})
+# Ops whose native code needs scratch memory while they run: op -> node -> (static bytes, bytes per
+# batch row). The plan reserves it under the keys (node index, SCRATCH_STATIC / SCRATCH_BATCHED).
+SCRATCH_STATIC, SCRATCH_BATCHED = -1, -2
+
+
+def _scan_scratch_bytes(node) -> tuple:
+    s = scan_scratch(node)
+    return s.static_bytes, s.per_row_bytes
+
+
+SCRATCH = {"scan": _scan_scratch_bytes}
 
 
 @dataclass(frozen=True)
@@ -46,12 +58,25 @@ def plan_memory(graph: Graph) -> Graph:
         t = v.type
         row = t.dtype.itemsize * _prod(t.shape[1:] if t.has_batch else t.shape)
         (batched if t.has_batch else static)[key] = (row, start, end)
+    _reserve_scratch(graph, steps, static, batched)
     s_off, s_size = _first_fit(static)
     b_off, b_size = _first_fit(batched)
     offsets = {k: ("static", o) for k, o in s_off.items()} | {k: ("batched", o) for k, o in b_off.items()}
     plan = MemoryPlan(_round(s_size), b_size, offsets, graph.nodes)
     return Graph(graph.name, graph.inputs, graph.params, graph.nodes, graph.outputs, graph.param_values,
                  graph.output_names, {**graph.meta, "memory": plan})
+
+
+def _reserve_scratch(graph: Graph, steps, static: dict, batched: dict):
+    """Scratch of the nodes that need it (SCRATCH), live during their own step only."""
+    for k, step in enumerate(steps):
+        node = graph.nodes[step.root]
+        if step.group is None and node.op in SCRATCH:
+            fixed, per_row = SCRATCH[node.op](node)
+            if fixed:
+                static[(step.root, SCRATCH_STATIC)] = (fixed, k, k)
+            if per_row:
+                batched[(step.root, SCRATCH_BATCHED)] = (per_row, k, k)
 
 
 def caller_outputs(graph: Graph) -> set:

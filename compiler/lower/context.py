@@ -80,6 +80,8 @@ class LowerCtx:
     status    i32* slot of the entry point's return status (see fail())
     epilogue  an Epilogue to apply to outs[0] (bias + activation after matmul/conv), or None;
               a lowering that applies it inside its own loops calls take_epilogue()
+    scratch   (static, batched) i8 pointers to the scratch plan-memory reserved for this node
+              (passes.memory.SCRATCH), or None
     """
 
     builder: ir.IRBuilder
@@ -94,6 +96,7 @@ class LowerCtx:
     epilogue: object = None
     libraries: set = field(default_factory=set)
     epilogue_taken: bool = False
+    scratch: tuple | None = None
 
     @property
     def attrs(self) -> dict:

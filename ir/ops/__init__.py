@@ -1,2 +1,2 @@
 """The op set. Importing this package registers every op in kcompile.ir.registry.OPS."""
-from . import elementwise, reduce, linalg, shape, index, nn, random  # noqa: F401
+from . import elementwise, reduce, linalg, shape, index, nn, random, control  # noqa: F401

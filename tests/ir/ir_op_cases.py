@@ -210,3 +210,10 @@ for xs, attrs in [((2, 9, 3), {"pool_size": (2,), "strides": (2,)}),
 for shape, seed, counter in (((4, 5), 0, 0), ((3, 7), 42, 12345), ((2, 3, 5), 7, 2**40 + 3)):
     case("random_uniform_like", [rand(RNG, shape), np.array(counter, np.int64)], nn.random_uniform_like,
          {"seed": seed}, rtol=0, atol=0)
+
+import ir_oracles_control as ctl  # noqa: E402  (scan: static shapes, as the bodies are typed)
+for reverse in (False, True):
+    case("scan", [rand(RNG, (3, 4)), rand(RNG, (3, 5, 2)), rand(RNG, (2, 4)), rand(RNG, (4, 4), lo=-0.5, hi=0.5)],
+         ctl.rnn, {"body": ctl.rnn_cell(3, 2, 4), "num_carries": 1, "axis": 1, "reverse": reverse}, batched=())
+    case("scan", [rand(RNG, (7,)), np.array(2, np.int32), rand(RNG, (6, 7))], ctl.cumulative,
+         {"body": ctl.running_sum(7), "num_carries": 2, "reverse": reverse}, batched=())

@@ -242,3 +242,25 @@ CASES += [
          {"seed": 2**31 + 5}, "high-counter"),
     Case("random_uniform_like", [Arg(("N", 2, 2)), Arg((), "i64", "range:-6:-1", True)], {}, "negative-counter"),
 ]
+
+_CELL = """graph @cell(%h: f32[N,4], %x: f32[N,2], %w: f32[2,4], %u: f32[4,4]) -> (h: f32[N,4], y: f32[N,4]) {
+  %0 = matmul(%x, %w) : f32[N,4]
+  %1 = matmul(%h, %u) : f32[N,4]
+  %2 = add(%0, %1) : f32[N,4]
+  %3 = tanh(%2) : f32[N,4]
+  %4 = constant() {value=array(f32[], [0.5])} : f32[]
+  %5 = mul(%3, %4) : f32[N,4]
+  return %3, %5
+}
+"""
+
+
+def _scan_cases():
+    from kcompile.ir import parse_graph
+    args = [Arg(("N", 4)), Arg(("N", 5, 2)), Arg((2, 4), param=True), Arg((4, 4), "f32", "small", True)]
+    for reverse in (False, True):
+        yield Case("scan", args, {"body": parse_graph(_CELL), "num_carries": 1, "axis": 1, "reverse": reverse},
+                   "rnn-reverse" if reverse else "rnn")
+
+
+CASES += list(_scan_cases())
