@@ -11,6 +11,6 @@ def _scan(ctx, node, ins, outs):
     ny = len(outs) - nc
     direction = int(node.attrs["reverse"])  # reversed input order; ys prepended, so y_t lands at t
     captured = dict(zip(body.inputs[nc + nx:], ins[nc + nx:]))
+    per_y = {"scan_output_axes": [axis] * ny, "scan_output_directions": [direction] * ny} if ny else {}
     ctx.emit("Scan", ins[:nc + nx], outs=outs, body=subgraph(ctx, body, captured), num_scan_inputs=nx,
-             scan_input_axes=[axis] * nx, scan_input_directions=[direction] * nx,
-             scan_output_axes=[axis] * ny, scan_output_directions=[direction] * ny)
+             scan_input_axes=[axis] * nx, scan_input_directions=[direction] * nx, **per_y)
