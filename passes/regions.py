@@ -1,11 +1,15 @@
-"""Helpers for regions (graph-valued attributes): inline a region, plan one for native code."""
+"""Helpers for regions (graph-valued attributes): inline a region, plan one for native code, and the
+"merge-scans" pass (one forward loop where a scan's VJP re-ran it to store its carries)."""
 from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
 from typing import Sequence
 
-from kcompile.ir import Graph, GraphBuilder, Value
+from kcompile.ir import Graph, GraphBuilder, Node, Value
+
+from .manager import register_pass
+from .rewrite import rebuilt
 
 _PLANNED: "weakref.WeakKeyDictionary[Graph, Graph]" = weakref.WeakKeyDictionary()
 
@@ -40,7 +44,7 @@ def plan_region(region: Graph) -> Graph:
     """
     planned = _PLANNED.get(region)
     if planned is None:
-        from .manager import PassManager
+        from .manager import PassManager  # (the manager's passes include this module's users)
         planned, _ = PassManager(["canonicalize", "fuse", "plan-memory"]).run(region)
         _PLANNED[region] = planned
     return planned
@@ -77,3 +81,39 @@ def scan_scratch(node) -> ScanScratch:
 
 def _round(n: int, align: int = 64) -> int:
     return -(-n // align) * align
+
+
+@register_pass("merge-scans")
+def merge_scans(graph: Graph) -> Graph:
+    """Replace a scan by a later one over the same inputs whose body extends its body with more results."""
+    scans = [n for n in graph.nodes if n.op == "scan"]  # in topological order: shorter ones come first
+    replace = {}
+    for k, longer in enumerate(scans):
+        shorter = next((s for s in scans[:k] if s not in replace and _extends(longer, s)), None)
+        if shorter is not None and longer not in replace:
+            replace[shorter] = longer
+    if not replace:
+        return graph
+    moved, env, nodes = set(replace.values()), {}, []
+    for node in graph.nodes:
+        if node in moved:
+            continue  # it runs where the scan it replaces ran (its inputs are that scan's inputs)
+        src = replace.get(node, node)
+        ins = [env.get(v, v) for v in src.inputs]
+        new = src if all(a is b for a, b in zip(ins, src.inputs)) else \
+            Node(src.op, ins, src.attrs, [v.type for v in src.outputs], src.name)
+        env.update(zip(src.outputs, new.outputs))
+        env.update(zip(node.outputs, new.outputs))  # the shorter scan's results are the longer one's first
+        nodes.append(new)
+    return rebuilt(graph, nodes, [env.get(v, v) for v in graph.outputs])
+
+
+def _extends(longer: Node, shorter: Node) -> bool:
+    a, b = longer.attrs, shorter.attrs
+    if longer.inputs != shorter.inputs or {k: v for k, v in a.items() if k != "body"} != \
+            {k: v for k, v in b.items() if k != "body"}:
+        return False
+    big, small = a["body"], b["body"]
+    n = len(small.outputs)
+    return (big.nodes == small.nodes and big.inputs == small.inputs and big.outputs[:n] == small.outputs
+            and len(longer.outputs) > len(shorter.outputs))

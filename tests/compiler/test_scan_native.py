@@ -61,3 +61,17 @@ def test_body_is_compiled_once_and_ir_does_not_grow_with_steps():
         assert text.count("define internal i32 @\"scan.cell") == 1
         sizes.append(len(text.splitlines()))
     assert sizes[0] == sizes[1], sizes  # 16x the steps, the same code (only constants differ)
+
+
+def test_training_graph_runs_the_forward_loop_once():
+    """merge-scans (in canonicalize): the VJP's stored-carry scan replaces the forward scan it re-ran."""
+    from kcompile.passes import canonicalize
+    from kcompile.runtime.reference import run
+    b, _, (h, ys) = rnn_graph(4, dtype="f64", name="rnn_train")
+    g = grad_graph(b.build([b.reduce_sum(b.mul(ys, ys))]), ["w", "u"])
+    merged = canonicalize(g)
+    assert [n.op for n in g.nodes].count("scan") == 3 and [n.op for n in merged.nodes].count("scan") == 2
+    inputs = rnn_inputs(4, np.float64)(3)
+    for want, got in zip(run(g, inputs), run(merged, inputs)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert_native_matches(merged, rnn_inputs(4, np.float64), batches=(3,), rtol=1e-10, atol=1e-12)
