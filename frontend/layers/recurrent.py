@@ -89,42 +89,49 @@ class _RNN(Layer):
     def call(self, sequences, initial_state=None, mask=None, training=False):
         if mask is not None:
             raise NotImplementedError(f"{type(self).__name__} '{self.name}': masking is not supported")
-        proj = self._project(sequences)
+        seq = self._checked(sequences)
         states = self._initial_states(initial_state)
         if states is None:  # Keras starts from zeros
             zero = np.zeros((), np.float32)
-            states = [ops.broadcast_to(zero, (proj.ir_shape[0], self.units)) for _ in range(self.STATES)]
-        consts = {k: v for k, v in self._loop_constants().items() if v is not None}
-        outs = apply("scan", *states, proj, *consts.values(), body=self._step_region(proj, states, consts),
+            states = [ops.broadcast_to(zero, (seq.ir_shape[0], self.units)) for _ in range(self.STATES)]
+        consts = {"kernel": self.kernel, "input_bias": self._input_bias(), **self._loop_constants()}
+        consts = {k: v for k, v in consts.items() if v is not None}
+        outs = apply("scan", *states, seq, *consts.values(), body=self._step_region(seq, states, consts),
                      num_carries=self.STATES, axis=1, reverse=self.go_backwards)
         outs = list(outs) if isinstance(outs, tuple) else [outs]
         finals = outs[:self.STATES]
         if not self.return_sequences:
             out = finals[0]
         elif self.go_backwards:  # Keras lists the outputs in processing order, last timestep first
-            out = ops.take(outs[-1], np.arange(proj.ir_shape[1] - 1, -1, -1), axis=1)
+            out = ops.take(outs[-1], np.arange(seq.ir_shape[1] - 1, -1, -1), axis=1)
         else:
             out = outs[-1]
         return [out, *finals] if self.return_state else out
 
-    def _step_region(self, proj, states, consts):
-        """One step traced into the scan body: (states..., x_t, consts...) -> (new states..., [h])."""
+    def _step_region(self, seq, states, consts):
+        """One step traced into the scan body: (states..., x_t, consts...) -> (new states..., [h]).
+
+        The input projection x_t @ kernel (+ bias) runs inside the step, not as one matmul over
+        all timesteps before the scan: the scan then reads x_t (features wide) rather than a
+        4*units-wide projection per step, which for long sequences no longer fits in cache and
+        is read with a large stride (batch-major)."""
         b = GraphBuilder(f"{self.name}_step")
         ctx = TraceContext(b)
 
         def arg(name, t: TensorType):
             return KTensor(value=b.input(name, t), trace=ctx)
         hs = [arg(f"state{i}", s.ir_type) for i, s in enumerate(states)]
-        x_t = arg("x_t", proj.ir_type.with_shape(proj.ir_shape[:1] + proj.ir_shape[2:]))
+        x_t = arg("x_t", seq.ir_type.with_shape(seq.ir_shape[:1] + seq.ir_shape[2:]))
         ks = {k: arg(k, v.ir_type) for k, v in consts.items()}
         with tracing(ctx), b.location(self.name):
-            new = self._step(x_t, hs, ks)
+            proj = ops.matmul(x_t, ks["kernel"])
+            new = self._step(proj if "input_bias" not in ks else ops.add(proj, ks["input_bias"]), hs, ks)
         ys = [new[0].value] if self.return_sequences else []
         names = [f"state{i}" for i in range(len(new))] + ["h"] * len(ys)
         return b.build([t.value for t in new] + ys, names)
 
-    def _project(self, sequences):
-        """All timesteps' input projections in one matmul: (batch, T, features) @ kernel (+ input bias)."""
+    def _checked(self, sequences):
+        """The input sequences (batch, timesteps, features) as floats, or a clear error."""
         shape = sequences.shape
         if sequences.ndim != 3:
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects inputs of shape "
@@ -135,9 +142,7 @@ class _RNN(Layer):
         if sequences.ir_shape[2] != self.kernel.shape[0]:
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects {self.kernel.shape[0]} "
                              f"features per timestep, got input shape {shape}")
-        proj = ops.matmul(as_float(sequences), self.kernel)
-        bias = self._input_bias()
-        return proj if bias is None else ops.add(proj, bias)
+        return as_float(sequences)
 
     def _initial_states(self, initial_state):
         if initial_state is None:
