@@ -154,5 +154,6 @@ def format_memory(graph: Graph) -> str:
     lines = [f"// workspace = {plan.batched_bytes_per_row}*N + {plan.static_bytes} bytes"]
     for (i, j), (region, off) in sorted(plan.offsets.items()):
         where = f"{off}" if region == "static" else f"{plan.static_bytes} + {off}*N"
-        lines.append(f"//   #{i}.{j} {graph.nodes[i].op}: offset {where}")
+        what = f"#{i}.{j}" if j >= 0 else f"#{i} scratch"
+        lines.append(f"//   {what} {graph.nodes[i].op}: offset {where}")
     return "\n".join(lines)
