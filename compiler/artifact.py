@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -19,11 +18,10 @@ import numpy as np
 
 from kcompile.ir import Graph
 
-from .driver import compile_entries
+from .driver import COMPILER_VERSION, Compilation, CompileOptions
 
 FORMAT = "kcompile-artifact"
 FORMAT_VERSION = 1
-COMPILER_VERSION = "0.1.0"
 LAUNCH_SYMBOL = "kc_parallel_launch"  # see compiler/threads.py: the runtime binds GOMP_parallel here
 
 
@@ -35,15 +33,17 @@ def write_artifact(graph: Graph, outdir, name: str, train_step: Graph | None = N
     its outputs are the new parameter values; the entry point writes those into the parameter block.
     linker: the C compiler driver used to link (None: keep the object file, no linking).
     """
-    if not name.isidentifier():
-        raise ValueError(f"artifact name {name!r} must be a C identifier")
     entries = {"forward": graph} | ({"train_step": train_step} if train_step is not None else {})
-    result = compile_entries(entries, name, opt_level)
+    return write_compilation(Compilation(entries, name, CompileOptions(opt_level=opt_level), linker), outdir)
+
+
+def write_compilation(compilation: Compilation, outdir) -> Path:
+    """Write the artifact of a compilation (its object code, linked when it can be) into `outdir`."""
     outdir = Path(outdir)
     outdir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.tmp-", dir=outdir.parent))
     try:
-        _write_files(tmp, name, result, entries, linker)
+        _write_files(tmp, compilation)
         _replace_dir(tmp, outdir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -51,31 +51,21 @@ def write_artifact(graph: Graph, outdir, name: str, train_step: Graph | None = N
     return outdir
 
 
-def _write_files(tmp: Path, name: str, result, entries: dict, linker):
+def _write_files(tmp: Path, compilation: Compilation):
     """Everything but the rename: weights, code (linked or object), header, manifest."""
-    native = result.module
-    obj = result.library.emit_object()
-    weights = _weights_block(native.params, entries)
+    name, native = compilation.name, compilation.native
+    weights = _weights_block(native.params, compilation.entries)
     (tmp / "weights.bin").write_bytes(weights)
-    cc = shutil.which(linker) if linker else None
-    if cc:
-        (tmp / f"{name}.o").write_bytes(obj)
-        _link(cc, tmp / f"{name}.o", tmp / f"lib{name}.so", sorted(native.libraries))
-        (tmp / f"{name}.o").unlink()
+    so = compilation.shared_library
+    if so is not None:
+        (tmp / f"lib{name}.so").write_bytes(so)
         code = {"library": f"lib{name}.so", "object": None}
     else:
-        (tmp / f"{name}.o").write_bytes(obj)
+        (tmp / f"{name}.o").write_bytes(compilation.object_code)
         code = {"library": None, "object": f"{name}.o"}
     (tmp / f"{name}.h").write_text(header(name, native))
-    manifest = _manifest(name, native, result, code, tmp, weights)
+    manifest = _manifest(compilation, code, tmp, weights)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-
-
-def _link(cc: str, obj: Path, so: Path, libraries=()):
-    cmd = [cc, "-shared", "-o", str(so), str(obj)] + [f"-l{lib}" for lib in libraries] + ["-lm"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"linking {so.name} failed ({' '.join(cmd)}):\n{proc.stderr}")
 
 
 def _replace_dir(tmp: Path, outdir: Path):
@@ -104,15 +94,15 @@ def _weights_block(slots, entries: dict) -> bytes:
     return bytes(block)
 
 
-def _manifest(name, native, result, code, tmp: Path, weights: bytes) -> dict:
-    target = result.library.target
+def _manifest(compilation: Compilation, code, tmp: Path, weights: bytes) -> dict:
+    name, native, target = compilation.name, compilation.native, compilation.target
     files = {k: v for k, v in code.items() if v}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "name": name,
         "compiler": {"name": "kcompile", "version": COMPILER_VERSION, "llvmlite": llvmlite.__version__,
-                     "opt_level": result.library.opt_level},
+                     "opt_level": compilation.options.opt_level},
         **code,
         "sha256": {f: hashlib.sha256((tmp / f).read_bytes()).hexdigest() for f in files.values()}
         | {"weights.bin": hashlib.sha256(weights).hexdigest()},
@@ -125,14 +115,12 @@ def _manifest(name, native, result, code, tmp: Path, weights: bytes) -> dict:
         "status_codes": {str(k): v for k, v in native.status_messages.items()},
         "thread_launcher": LAUNCH_SYMBOL if LAUNCH_SYMBOL in native.ir_text else None,
         "libraries": sorted(native.libraries),
-        "compile_seconds": {k: round(v, 6) for k, v in result.timings.items()},
+        "compile_seconds": {k: round(v, 6) for k, v in compilation.timings.items()},
     }
 
 
-def header(name: str, native, entries: dict | None = None) -> str:
-    """The C header declaring the entry points, with the tensor signature as comments.
-
-    (entries is accepted for older callers; the interface comes from `native`.)"""
+def header(name: str, native) -> str:
+    """The C header declaring the entry points, with the tensor signature as comments."""
     guard = f"KC_{name.upper()}_H"
     lines = [f"/* Generated by kcompile {COMPILER_VERSION}: model '{name}'. */", f"#ifndef {guard}",
              f"#define {guard}", "#include <stdint.h>", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",

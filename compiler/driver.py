@@ -1,15 +1,32 @@
-"""The compile pipeline: canonicalize -> fuse -> plan-memory (pass manager) -> lower/codegen -> LLVM."""
+"""One compilation and its stages, each computed once on first use (numba's CodeLibrary lifecycle).
+
+    entry graphs ──passes──> planned graphs ──lower+codegen──> NativeModule (LLVM IR text)
+       ──parse+verify+optimize──> CodeLibrary ──> optimized IR / assembly / object code
+       ──link──> shared library bytes          ──MCJIT──> in-process engine
+
+The JIT (jit.py), the artifact writer (artifact.py) and the CLI ask one Compilation for the stages
+they need, so asking for several outputs (`--emit llvm,asm,so`) runs the passes, codegen and LLVM
+once. Every stage is a pure function of `cache_key` (the printed entry graphs with their in-place
+updates, the options, the target and the compiler version): a persistent cache can key on it.
+"""
 from __future__ import annotations
 
+import functools
+import hashlib
+import sys
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 
-from kcompile.ir import Graph
+from kcompile.ir import print_graph
 from kcompile.passes.manager import PassManager
 
 from .codegen import NativeModule, generate
-from .codelib import CodeLibrary
-from .target import host_target
+from .codelib import CodeLibrary, JITEngine
+from .linker import link_shared
+from .target import Target, host_target
+
+COMPILER_VERSION = "0.1.0"
 
 
 def graph_pipeline(opt_level: int) -> list:
@@ -17,38 +34,138 @@ def graph_pipeline(opt_level: int) -> list:
     return (["canonicalize", "fuse"] if opt_level > 0 else []) + ["plan-memory"]
 
 
-@dataclass
-class CompileResult:
-    module: NativeModule
-    library: CodeLibrary
-    graphs: dict                          # entry kind -> planned Graph
-    timings: dict = field(default_factory=dict)
+@dataclass(frozen=True)
+class CompileOptions:
+    """What, besides the graphs, decides the generated code (and the dumps asked for on the way)."""
+
+    opt_level: int = 3
+    passes: str | tuple | None = None     # a pipeline replacing graph_pipeline(opt_level)
+    verify_each: bool = False
+    print_ir_after_all: bool = False      # dumps go to stderr
+    target: Target | None = None          # None: the host
+
+    @property
+    def pipeline(self):
+        return self.passes if self.passes else graph_pipeline(self.opt_level)
+
+    def key(self) -> str:
+        """The options that change the code (not the dumps or checks)."""
+        target = self.target or host_target()
+        return repr((self.opt_level, self.pipeline, target.triple, target.cpu, target.features))
+
+
+def _stage(fn):
+    """A cached stage: computed on first use, counted in `stage_runs`, timed in `timings`."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def get(self):
+        if name not in self._stages:
+            t0 = time.perf_counter()
+            self._stages[name] = fn(self)
+            self.stage_runs[name] += 1
+            self.stage_seconds[name] = time.perf_counter() - t0
+        return self._stages[name]
+    return property(get)
+
+
+class Compilation:
+    """One compile of entry graphs ('forward', 'train_step', ...) into one native module."""
+
+    def __init__(self, entries: dict, name: str, options: CompileOptions | None = None, linker: str | None = "cc"):
+        if not name.isidentifier():
+            raise ValueError(f"compilation name {name!r} must be a C identifier")
+        self.entries = dict(entries)
+        self.name = name
+        self.options = options or CompileOptions()
+        self.linker = linker
+        self.timings: dict[str, float] = {}   # pass and LLVM steps, in the order they ran
+        self.stage_runs: Counter = Counter()  # how often each stage was computed (once, when cached)
+        self.stage_seconds: dict[str, float] = {}
+        self._stages: dict = {}
+
+    @property
+    def target(self) -> Target:
+        return self.options.target or host_target()
+
+    @functools.cached_property
+    def cache_key(self) -> str:
+        """A digest of everything the generated code depends on."""
+        h = hashlib.sha256(f"kcompile {COMPILER_VERSION}\n{self.name}\n{self.options.key()}\n".encode())
+        for kind, g in sorted(self.entries.items()):
+            updates = sorted(g.meta.get("param_updates", {}).items())
+            h.update(f"{kind}\n{print_graph(g)}\n{updates}\n".encode())
+        return h.hexdigest()
+
+    # -- stages ---------------------------------------------------------------------------------
+    @_stage
+    def planned(self) -> dict:
+        """Entry kind -> graph after the pass pipeline (fusion groups and the memory plan)."""
+        o = self.options
+        manager = PassManager(o.pipeline, verify_each=o.verify_each, print_ir_after_all=o.print_ir_after_all,
+                              stream=sys.stderr)
+        planned = {}
+        for kind, graph in self.entries.items():
+            planned[kind], report = manager.run(graph)
+            for r in report["passes"]:
+                self.timings[f"{r['name']} ({kind})"] = r["seconds"]
+        return planned
+
+    @_stage
+    def native(self) -> NativeModule:
+        """The generated LLVM IR and the interface a loader needs (entry points, parameter layout)."""
+        planned = self.planned
+        t0 = time.perf_counter()
+        native = generate(planned, self.name, self.target)
+        self.timings["lower+codegen"] = time.perf_counter() - t0
+        return native
+
+    @_stage
+    def library(self) -> CodeLibrary:
+        """The module parsed, verified and optimized by LLVM."""
+        library = CodeLibrary(self.name, self.native.ir_text, self.target, self.options.opt_level)
+        library.module
+        self.timings.update(library.timings)
+        return library
+
+    @_stage
+    def llvm_ir(self) -> str:
+        """The optimized module as LLVM IR text."""
+        return self.library.optimized_ir()
+
+    @_stage
+    def assembly(self) -> str:
+        return self._timed("llvm-emit-asm", self.library.emit_assembly)
+
+    @_stage
+    def object_code(self) -> bytes:
+        return self._timed("llvm-emit-object", self.library.emit_object)
+
+    @_stage
+    def shared_library(self) -> bytes | None:
+        """The object linked into a shared library by `linker`; None where there is no linker."""
+        code = self.object_code
+        return self._timed("link", lambda: link_shared(code, sorted(self.native.libraries), self.linker))
+
+    @_stage
+    def engine(self) -> JITEngine:
+        """The optimized module compiled in-process (MCJIT)."""
+        return self._timed("llvm-jit", lambda: self.library.jit(self.native.libraries))
+
+    def _timed(self, name: str, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        self.timings[name] = time.perf_counter() - t0
+        return out
 
     def report(self) -> str:
-        """Per-stage compile times, one per line."""
-        width = max(len(k) for k in self.timings)
-        total = sum(self.timings.values())
+        """Per-step compile times, one per line."""
+        width = max((len(k) for k in self.timings), default=5)
         lines = [f"{k:<{width}}  {1e3 * t:8.2f} ms" for k, t in self.timings.items()]
-        return "\n".join(lines + [f"{'total':<{width}}  {1e3 * total:8.2f} ms"])
+        return "\n".join(lines + [f"{'total':<{width}}  {1e3 * sum(self.timings.values()):8.2f} ms"])
 
 
-def prepare(graph: Graph, opt_level: int = 3, timings: dict | None = None, verify_each: bool = False) -> Graph:
-    """Run the graph passes, adding each pass's time to `timings`."""
-    graph, report = PassManager(graph_pipeline(opt_level), verify_each=verify_each).run(graph)
-    if timings is not None:
-        for r in report["passes"]:
-            timings[f"{r['name']} (@{graph.name})"] = r["seconds"]
-    return graph
-
-
-def compile_entries(entries: dict, name: str, opt_level: int = 3, verify_each: bool = False) -> CompileResult:
-    """Graphs by entry kind ('forward', 'train_step') -> generated, optimized LLVM code."""
-    timings: dict = {}
-    planned = {kind: prepare(g, opt_level, timings, verify_each) for kind, g in entries.items()}
-    t0 = time.perf_counter()
-    native = generate(planned, name, host_target())
-    timings["lower+codegen"] = time.perf_counter() - t0
-    library = CodeLibrary(name, native.ir_text, host_target(), opt_level)
-    library.module  # parse, verify and optimize now, so that the timings are complete
-    timings.update(library.timings)
-    return CompileResult(native, library, planned, timings)
+def c_symbol(name: str) -> str:
+    """A C identifier made from a graph or model name."""
+    s = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in name) or "graph"
+    return s if not s[0].isdigit() else "g_" + s

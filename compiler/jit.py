@@ -4,6 +4,10 @@ The cache key is the graph's printed text (structure, types, attributes, constan
 parameter values and not the batch size), so repeated predict/fit calls never recompile.
 A call passes each parameter array by pointer (no copy when it is C-contiguous and of the right
 dtype) and gets a fresh workspace, so concurrent calls from several threads are safe.
+
+Parameters named in graph.meta["param_updates"] are updated in place, in the caller's arrays:
+`bind(params)` fixes those arrays once and returns a BoundCall, the training loop's step, which
+reuses its pointer table, workspace and output buffers from call to call.
 """
 from __future__ import annotations
 
@@ -18,8 +22,7 @@ import numpy as np
 from kcompile.ir import Graph, print_graph
 from kcompile.ir.signature import check_signature
 
-from .codelib import JITEngine
-from .driver import compile_entries
+from .driver import Compilation, CompileOptions, c_symbol
 
 _PTRS = ctypes.POINTER(ctypes.c_void_p)
 # <name>_<entry>_p: parameters as a pointer table, so the caller's arrays are used without copying
@@ -51,38 +54,47 @@ def aligned_empty(nbytes: int) -> np.ndarray:
     return raw[start:start + nbytes]
 
 
+def _pointers(arrays) -> ctypes.Array:
+    return (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
+
+
 class NativeFunction:
     """A compiled graph: call(inputs, params) -> outputs, like kcompile.runtime.reference.run."""
 
-    def __init__(self, graph: Graph, result, engine: JITEngine, kind: str = "forward"):
+    def __init__(self, graph: Graph, compilation: Compilation, kind: str = "forward"):
         self.graph = graph
-        self.result = result
-        self._engine = engine  # owns the machine code
-        native = result.module
-        self._fn = POINTERS_CFUNC(engine.address(native.symbol(kind) + "_p"))
+        self.compilation = compilation
+        native = compilation.native
+        self._engine = compilation.engine  # owns the machine code
+        self._fn = POINTERS_CFUNC(self._engine.address(native.symbol(kind) + "_p"))
         self._ws = native.workspace[kind]
         self._slots = native.params
         self._slot_by_name = {s.name: s for s in self._slots}
         self._kind = kind
+        self.in_place = set(graph.meta.get("param_updates", {}).values())
         self._defaults = {name: self._checked(name, a) for name, a in graph.param_values.items()
-                          if name in self._slot_by_name}
+                          if name in self._slot_by_name and name not in self.in_place}
+        self._outputs = [v for v, name in zip(graph.outputs, graph.output_names)
+                         if name not in graph.meta.get("param_updates", {})]
         self.status_messages = native.status_messages
-        self.threads_bound = _bind_threads(engine)
-
-    @property
-    def timings(self) -> dict:
-        return self.result.timings
+        _bind_threads(self._engine)
 
     def workspace_bytes(self, batch: int) -> int:
         return self._ws[0] * batch + self._ws[1]
 
     def _checked(self, name: str, value) -> np.ndarray:
-        """The parameter as a C-contiguous array of its type (no copy when it already is one)."""
+        """The parameter as a C-contiguous array of its type (no copy when it already is one).
+
+        A parameter updated in place must already be such an array, and writeable: a converted
+        copy would take the update and the caller would never see it."""
         s = self._slot_by_name[name]
         a = np.asarray(value)
         if a.shape != tuple(s.shape) or a.dtype != s.dtype.np:
             raise ValueError(f"graph @{self.graph.name}: parameter '{s.name}' expects "
                              f"{s.dtype.name}{list(s.shape)}, got {a.dtype}{list(a.shape)}")
+        if name in self.in_place and (a is not value or not a.flags.c_contiguous or not a.flags.writeable):
+            raise ValueError(f"graph @{self.graph.name}: parameter '{s.name}' is updated in place, so it must "
+                             "be given as a writeable C-contiguous NumPy array of its dtype")
         return np.ascontiguousarray(a)
 
     def _param_arrays(self, params: Mapping | None) -> list:
@@ -90,29 +102,85 @@ class NativeFunction:
         arrays = [given.get(s.name, self._defaults.get(s.name)) for s in self._slots]
         missing = [s.name for s, a in zip(self._slots, arrays) if a is None]
         if missing:
-            raise ValueError(f"graph @{self.graph.name}: no value for parameters {missing}")
+            updated = sorted(set(missing) & self.in_place)
+            why = f" ({updated} are updated in place: pass their arrays)" if updated else ""
+            raise ValueError(f"graph @{self.graph.name}: no value for parameters {missing}{why}")
         return arrays
 
     def with_graph(self, graph: Graph) -> "NativeFunction":
         """The same code for a structurally equal graph (its own default parameter values)."""
-        return NativeFunction(graph, self.result, self._engine, self._kind)
+        return NativeFunction(graph, self.compilation, self._kind)
+
+    def _run(self, in_ptrs, out_ptrs, param_ptrs, ws, batch: int, nthreads) -> None:
+        status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, nthreads or default_threads())
+        if status:
+            raise NativeError(f"graph @{self.graph.name}: {self.status_messages.get(status, f'status {status}')}")
 
     def __call__(self, inputs, params: Mapping | None = None, batch: int | None = None,
                  nthreads: int | None = None) -> list:
         arrays, found = check_inputs(self.graph, inputs)
         batch = found if found is not None else (0 if batch is None else int(batch))
         weights = self._param_arrays(params)  # referenced until the call returns
-        updates = self.graph.meta.get("param_updates", {})
-        outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np)
-                for v, name in zip(self.graph.outputs, self.graph.output_names) if name not in updates]
+        outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in self._outputs]
         ws = aligned_empty(self.workspace_bytes(batch))
-        in_ptrs = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
-        out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[o.ctypes.data for o in outs])
-        param_ptrs = (ctypes.c_void_p * max(1, len(weights)))(*[w.ctypes.data for w in weights])
-        status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, nthreads or default_threads())
-        if status:
-            raise NativeError(f"graph @{self.graph.name}: {self.status_messages.get(status, f'status {status}')}")
+        self._run(_pointers(arrays), _pointers(outs), _pointers(weights), ws, batch, nthreads)
         return outs
+
+    def bind(self, params: Mapping) -> "BoundCall":
+        """This function with its parameter arrays fixed (see BoundCall)."""
+        return BoundCall(self, self._param_arrays(params))
+
+
+class BoundCall:
+    """A NativeFunction with its parameter arrays bound once, for a loop of steps on one thread.
+
+    The parameter pointer table is built once; the workspace and the output arrays are kept per
+    batch size and reused, so a call allocates nothing: the outputs it returns are overwritten by
+    the next call. Parameters in param_updates are updated in place in the bound arrays."""
+
+    def __init__(self, fn: NativeFunction, params: list):
+        self.fn = fn
+        self.params = params                  # referenced while bound: the code writes into them
+        self._param_ptrs = _pointers(params)
+        graph = fn.graph
+        # (name, dtype, shape, batched): only a leading dimension may be the batch N
+        self._inputs = [(v.name, v.type.dtype.np, tuple(v.type.shape), v.type.has_batch) for v in graph.inputs]
+        self._in_ptrs = (ctypes.c_void_p * max(1, len(graph.inputs)))()
+        self._last_inputs: list = [None] * len(graph.inputs)   # the arrays _in_ptrs points into
+        self._per_batch: dict = {}            # batch -> (outputs, output pointers, workspace)
+        self._nthreads = default_threads()
+
+    def __call__(self, inputs: list, nthreads: int | None = None) -> list:
+        """inputs: C-contiguous arrays of the graph's dtypes, in order; returns the outputs."""
+        batch = self._check(inputs)
+        last = self._last_inputs
+        for k, a in enumerate(inputs):
+            if a is not last[k]:  # an array's data pointer is fixed while we hold it (resize refuses)
+                self._in_ptrs[k] = a.ctypes.data
+                last[k] = a
+        if batch not in self._per_batch:
+            fn = self.fn
+            outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in fn._outputs]
+            self._per_batch[batch] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch)))
+        outs, out_ptrs, ws = self._per_batch[batch]
+        self.fn._run(self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch, nthreads or self._nthreads)
+        return outs
+
+    def _check(self, inputs: list) -> int:
+        """The batch size, after checking every input's dtype, layout and shape (the code trusts them)."""
+        if len(inputs) != len(self._inputs):
+            raise ValueError(f"graph @{self.fn.graph.name}: expected {len(self._inputs)} inputs, got {len(inputs)}")
+        batch = None
+        for a, (name, dt, shape, batched) in zip(inputs, self._inputs):
+            if a.dtype != dt or not a.flags.c_contiguous or a.ndim != len(shape):
+                raise ValueError(f"graph @{self.fn.graph.name}: input '{name}' expects a C-contiguous "
+                                 f"{dt}{list(shape)} array, got {a.dtype}{list(a.shape)}")
+            if batched:
+                batch = a.shape[0] if batch is None else batch
+            if a.shape != (shape if not batched else (batch,) + shape[1:]):
+                raise ValueError(f"graph @{self.fn.graph.name}: input '{name}' expects shape "
+                                 f"{['N', *shape[1:]] if batched else list(shape)} (N={batch}), got {list(a.shape)}")
+        return 0 if batch is None else batch
 
 
 def check_inputs(graph: Graph, inputs) -> tuple:
@@ -125,39 +193,25 @@ def check_inputs(graph: Graph, inputs) -> tuple:
     return [np.ascontiguousarray(a) for a in arrays], batch
 
 
-def _bind_threads(engine: JITEngine) -> bool:
-    try:
-        from .threads import bind_thread_launcher
-    except ImportError:
-        return False
-    return bind_thread_launcher(engine.global_address)
+def _bind_threads(engine) -> None:
+    from .threads import bind_thread_launcher
+    bind_thread_launcher(engine.global_address)
 
 
-def compile_graph(graph: Graph, opt_level: int = 3) -> NativeFunction:
-    """Compile `graph` for this machine (cached by structure); the result runs any batch size."""
+def compile_graph(graph: Graph, opt_level: int = 3, target=None) -> NativeFunction:
+    """Compile `graph` for this machine (cached by structure); the result runs any batch size.
+    target: a narrower target than the host's (e.g. host_target().without("avx512f")) for tests."""
     updates = tuple(sorted(graph.meta.get("param_updates", {}).items()))
-    key = (print_graph(graph), updates, opt_level)
+    key = (print_graph(graph), updates, opt_level, target)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:
             _CACHE.move_to_end(key)
             return hit if hit.graph is graph else hit.with_graph(graph)
-    result = compile_entries({"forward": graph}, _symbol(graph.name), opt_level)
-    fn = NativeFunction(graph, result, result.library.jit(result.module.libraries))
+    fn = NativeFunction(graph, Compilation({"forward": graph}, c_symbol(graph.name),
+                                           CompileOptions(opt_level, target=target)))
     with _CACHE_LOCK:
         _CACHE[key] = fn
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return fn
-
-
-def _symbol(name: str) -> str:
-    s = "".join(c if c.isalnum() or c == "_" else "_" for c in name) or "graph"
-    return s if not s[0].isdigit() else "g_" + s
-
-
-def compile_artifact(graph: Graph, outdir, name: str | None = None, train_step: Graph | None = None,
-                     opt_level: int = 3):
-    """Write an AOT artifact directory (see compiler/artifact.py); returns its path."""
-    from .artifact import write_artifact
-    return write_artifact(graph, outdir, name or _symbol(graph.name), train_step=train_step, opt_level=opt_level)

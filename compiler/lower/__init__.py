@@ -14,9 +14,9 @@ How to add a lowering (one per op, beside its siblings in a module of this packa
 The context also gives ctx.batch (i64), ctx.nthreads (i32), ctx.target (features, vector lanes),
 ctx.attrs, ctx.helper(name, fnty, build) for internal helper functions (e.g. parallel bodies),
 ctx.require_library("gomp") for system libraries, ctx.fail(code) to report a run-time error
-status, and ctx.epilogue: elementwise nodes fused after a matmul/conv that codegen applies in
-place on outs[0] after the lowering returns, except the leading members a lowering claims with
-ctx.take_epilogue() (e.g. after ctx.epilogue.bias_activation() found a bias add and/or relu).
+status, and ctx.epilogue: the epilogue a fused node hands its matmul/conv (lower/fused.py); the
+lowering applies its in-kernel part (ctx.epilogue.bias, .activation) after ctx.take_epilogue(),
+and the fused lowering runs the rest in place on outs[0] after the lowering returns.
 
 Output buffers never alias input buffers. Every module of this package is imported on first use
 of the table, so registering is just defining the function in a module here.
@@ -27,24 +27,18 @@ import importlib
 import pkgutil
 
 LOWERINGS: dict = {}
-_FALLBACKS: set = set()
 
 
-def lowering(*ops: str, fallback: bool = False):
-    """Register fn as the lowering of `ops`. A fallback (simple, correct, slow) never replaces a
-    real lowering, and any real lowering replaces a fallback, whatever the import order."""
+def lowering(*ops: str):
+    """Register fn as the lowering of `ops` (one lowering per op: a second one is an error, a reload is not)."""
     def register(fn):
         for op in ops:
-            if fallback and op in LOWERINGS and op not in _FALLBACKS:
-                continue
+            old = LOWERINGS.get(op)
+            if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
+                raise ValueError(f"op '{op}' has two lowerings: {LOWERINGS[op].__module__} and {fn.__module__}")
             LOWERINGS[op] = fn
-            (_FALLBACKS.add if fallback else _FALLBACKS.discard)(op)
         return fn
     return register
-
-
-def is_fallback(op: str) -> bool:
-    return op in _FALLBACKS
 
 
 def load_all() -> dict:

@@ -5,11 +5,9 @@ from dataclasses import dataclass, field
 
 from llvmlite import ir
 
-from kcompile.ir import DType, Node, Value, bool_, f32, f64, i8, i32, i64, u8
+from kcompile.ir import DType, Node, Value, bool_
 
-from ..loops import F32, F64, I1, I8, I32, I64, i64 as c64
-
-STORAGE = {f32: F32, f64: F64, i8: I8, u8: I8, i32: I32, i64: I64, bool_: I8}
+from ..loops import I1, I32, I64, STORAGE, i64 as c64
 
 
 def storage_type(dt: DType) -> ir.Type:
@@ -78,8 +76,8 @@ class LowerCtx:
     nthreads  i32 run-time thread count requested by the caller (>= 1)
     target    compiler.target.Target: features, vector lanes
     status    i32* slot of the entry point's return status (see fail())
-    epilogue  an Epilogue to apply to outs[0] (bias + activation after matmul/conv), or None;
-              a lowering that applies it inside its own loops calls take_epilogue()
+    epilogue  the Epilogue a fused node hands its anchor (lower/fused.py), or None: a lowering
+              that applies its in-kernel part (bias, activation) calls take_epilogue()
     scratch   (static, batched) i8 pointers to the scratch plan-memory reserved for this node
               (passes.memory.SCRATCH), or None
     """
@@ -121,8 +119,8 @@ class LowerCtx:
         self.libraries.add(name)
 
     def take_epilogue(self):
-        """Claim the epilogue's leading members (epilogue.claimable of them, e.g. the bias add and
-        relu found by bias_activation()): the lowering applies those itself, codegen the rest."""
+        """Claim the epilogue's in-kernel part (epilogue.in_kernel leading nodes: the bias add and/or
+        activation the fuse pass chose): the lowering applies those, the fused lowering the rest."""
         self.epilogue_taken = True
         return self.epilogue
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from ..loops import I1, I8, I32, alloca_once, copy_bytes, for_range, i64, product
+from ..loops import I1, I8, I32, copy_bytes, entry_alloca, for_range, i64, product
 from . import lowering
 
 I8P = I8.as_pointer()
@@ -28,8 +28,8 @@ def lower_scan(ctx):
     length = node.inputs[nc].type.shape[axis]
     body_fn = region_function(ctx.module, layout.body, ctx.target, ctx.libraries, _symbol(ctx.module, layout.body))
     static, batched = ctx.scratch
-    in_tab = alloca_once(b, ir.ArrayType(I8P, len(node.inputs)), "scan.ins")
-    out_tab = alloca_once(b, ir.ArrayType(I8P, len(node.outputs)), "scan.outs")
+    in_tab = entry_alloca(b, ir.ArrayType(I8P, len(node.inputs)), name="scan.ins")
+    out_tab = entry_alloca(b, ir.ArrayType(I8P, len(node.outputs)), name="scan.outs")
 
     def slot(key):
         region, off = layout.slots[key]

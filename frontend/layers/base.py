@@ -148,7 +148,7 @@ class Layer:
     non_trainable_variables = non_trainable_weights
 
     def get_weights(self) -> list:
-        return [v.numpy().copy() for v in self.weights]
+        return [v.numpy() for v in self.weights]  # copies
 
     def set_weights(self, weights):
         own = self.weights
@@ -237,6 +237,9 @@ class Layer:
         kwargs = self._resolve_training(kwargs, ctx)
         if ctx is not None:
             with tracing(ctx), ctx.builder.location(self.name):
+                hook = self.__dict__.get("_trace_hook")  # QAT's fake quantization (frontend/qat.py)
+                if hook is not None:
+                    return hook(self, args, kwargs, ctx)
                 return self._call_checked(args, kwargs, ctx)
         self._eager_losses = []
         return self._call_checked(args, kwargs, None)

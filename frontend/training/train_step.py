@@ -6,7 +6,9 @@ Train-step graph (one per model, loss, optimizer and input signature):
            optimizer's step count before this update)
   params   the model variables read (by path) and optimizer slots "optimizer/<slot>/<path>"
   outputs  "loss" (total), "loss:<output>" (unweighted, several outputs only), "pred:<output>",
-           then "update:<path>" for every updated variable, slot and BN moving statistic.
+           then "update:<path>" for every updated variable, slot and BN moving statistic; the graph's
+           meta["param_updates"] maps each of those to its parameter, so native code writes the
+           update into the parameter's own buffer (in place) instead of returning it.
 Metrics are not in the graph: they accumulate in NumPy on the "pred:" outputs (see metrics.py).
 """
 from __future__ import annotations
@@ -25,6 +27,11 @@ class StepGraph:
     variables: dict                 # path -> Variable read (fed as params each call)
     slot_params: dict = field(default_factory=dict)   # param name -> (path, slot)
     pred_names: list = field(default_factory=list)
+
+
+def update_output(param: str) -> str:
+    """The name of the train step's output holding the new value of parameter `param`."""
+    return f"update:{param}"
 
 
 def target_name(output_names, i):
@@ -86,16 +93,13 @@ def build_train_step(model, compiled, y_types, has_sw) -> StepGraph:
     paths = [v.path for v in trainable]
     new_params, new_slots = opt.emit_update(b, [tr.params[p] for p in paths], grads, slots, lr, it, paths)
     outs, names = _loss_and_pred_outputs(compiled, total, per_output, tr.outputs)
-    for p, v in zip(paths, new_params):
+    updated = list(zip(paths, new_params))
+    updated += [(opt.slot_param_name(s, p), v) for s in slots for p, v in zip(paths, new_slots[s])]
+    updated += list(tr.state_updates.items())
+    for param, v in updated:
         outs.append(v)
-        names.append(f"update:{p}")
-    for s in slots:
-        for p, v in zip(paths, new_slots[s]):
-            outs.append(v)
-            names.append(f"update:{opt.slot_param_name(s, p)}")
-    for p, v in tr.state_updates.items():
-        outs.append(v)
-        names.append(f"update:{p}")
+        names.append(update_output(param))
+    b.meta["param_updates"] = {update_output(param): param for param, _ in updated}
     graph = b.build(outs, names)
     return StepGraph(graph, dict(tr.variables), slot_params, _pred_names(compiled))
 

@@ -12,6 +12,7 @@ from .args import EMIT_KINDS
 from .emit import EMITTERS
 from .errors import CLIError
 from .job import CompileJob
+from .quantize import check_options as check_quantize_options
 from .source import load_model_source
 
 
@@ -26,6 +27,8 @@ def compile_command(args) -> int:
         job.graph  # trace first: a model that cannot be traced fails before any backend work
         for kind in kinds:
             EMITTERS[kind](job)
+        if job._compilation is not None:
+            job.report.pass_times = list(job.compilation.timings.items())
     job.report.seconds = time.perf_counter() - start
     print("\n".join(job.report.lines(outdir)))
     return 0
@@ -33,6 +36,7 @@ def compile_command(args) -> int:
 
 def _check_option_combinations(args, kinds):
     """Options that would otherwise be silently ignored are errors."""
+    check_quantize_options(args)
     if args.batch is not None and args.batch < 1:
         raise CLIError(f"--batch must be a positive integer, got {args.batch}")
     if args.opset is not None and "onnx" not in kinds:

@@ -1,9 +1,7 @@
-"""One compile job and the stages it computes once: entry graphs, planned graphs, generated code."""
+"""One compile job: the model, the options, the staging folder, and its one compiler.driver.Compilation."""
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,11 +20,9 @@ class CompileJob:
     args: argparse.Namespace
     stage: Path
     report: Report = field(default_factory=Report)
-    entries: dict | None = None      # entry kind -> graph to compile (forward, train_step)
-    planned: dict | None = None      # entry kind -> graph after the pass pipeline
-    native: object = None            # compiler.codegen.NativeModule
-    library: object = None           # compiler.codelib.CodeLibrary
     _graph: object = None
+    _entries: dict | None = None
+    _compilation: object = None
 
     @property
     def name(self) -> str:
@@ -40,64 +36,48 @@ class CompileJob:
         """The traced inference graph."""
         if self._graph is None:
             self._graph = forward_graph(self.model)
+            if self.args.quantize:
+                from .quantize import quantize_graph
+                self._graph = quantize_graph(self._graph, self.args, self.report)
             self.report.param_count = sum(int(np.prod(p.type.shape)) for p in self._graph.params)
         return self._graph
+
+    @property
+    def entries(self) -> dict:
+        """Entry kind -> graph: the forward pass, and the training step with --train (--batch applied)."""
+        if self._entries is None:
+            entries = {"forward": self.graph}
+            if self.args.train:
+                entries["train_step"] = train_step_graph(self.model, self.args.optimizer, self.args.loss)
+            if self.args.batch is not None:
+                from kcompile.passes.specialize import specialize_batch
+                entries = {kind: specialize_batch(g, self.args.batch) for kind, g in entries.items()}
+            self._entries = entries
+        return self._entries
+
+    @property
+    def compilation(self):
+        """The one Compilation of the entry graphs that every native emit kind reads its stage from."""
+        if self._compilation is None:
+            from kcompile.compiler.driver import Compilation, CompileOptions
+            a = self.args
+            options = CompileOptions(opt_level=a.opt_level, passes=a.passes, verify_each=a.verify_each,
+                                     print_ir_after_all=a.print_ir_after_all, target=target_machine(a.target))
+            self._compilation = Compilation(self.entries, self.name, options)
+        return self._compilation
+
+    @property
+    def planned(self) -> dict:
+        """The entry graphs after the pass pipeline (noting kernels and arena in the report)."""
+        planned = self.compilation.planned
+        if self.report.kernel_count is None:
+            self.report.note_plans(planned)
+        return planned
 
     def write_text(self, filename: str, text: str):
         (self.stage / filename).write_text(text)
         if filename not in self.report.files:
             self.report.files.append(filename)
-
-
-def entry_graphs(job: CompileJob) -> dict:
-    """Entry kind -> graph: the forward pass, and the training step with --train (--batch applied)."""
-    if job.entries is None:
-        entries = {"forward": job.graph}
-        if job.args.train:
-            entries["train_step"] = train_step_graph(job.model, job.args.optimizer, job.args.loss)
-        if job.args.batch is not None:
-            from kcompile.passes.specialize import specialize_batch
-            entries = {kind: specialize_batch(g, job.args.batch) for kind, g in entries.items()}
-        job.entries = entries
-    return job.entries
-
-
-def planned_graphs(job: CompileJob) -> dict:
-    """The entry graphs after the pass pipeline (-O level default, or --passes), run once."""
-    if job.planned is None:
-        from kcompile.compiler.driver import graph_pipeline
-        from kcompile.passes.manager import PassManager
-        pipeline = job.args.passes or graph_pipeline(job.args.opt_level)
-        manager = PassManager(pipeline, verify_each=job.args.verify_each,
-                              print_ir_after_all=job.args.print_ir_after_all, stream=sys.stderr)
-        job.planned = {}
-        for kind, graph in entry_graphs(job).items():
-            job.planned[kind], report = manager.run(graph)
-            job.report.pass_times += [(f"{r['name']} ({kind})", r["seconds"]) for r in report["passes"]]
-        job.report.note_plans(job.planned)
-    return job.planned
-
-
-def native_module(job: CompileJob):
-    """Generated LLVM IR of the planned entries (the driver's steps, with our pass pipeline)."""
-    if job.native is None:
-        from kcompile.compiler.codegen import generate
-        planned = planned_graphs(job)
-        t0 = time.perf_counter()
-        job.native = generate(planned, job.name, target_machine(job.args.target))
-        job.report.pass_times.append(("lower+codegen", time.perf_counter() - t0))
-    return job.native
-
-
-def code_library(job: CompileJob):
-    """The generated code, parsed, verified and optimized by LLVM for the target."""
-    if job.library is None:
-        from kcompile.compiler.codelib import CodeLibrary
-        native = native_module(job)
-        job.library = CodeLibrary(job.name, native.ir_text, target_machine(job.args.target), job.args.opt_level)
-        job.library.module  # parse, verify and optimize now, so that the timings are complete
-        job.report.pass_times += list(job.library.timings.items())
-    return job.library
 
 
 def target_machine(name: str):

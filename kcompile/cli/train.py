@@ -25,10 +25,7 @@ def train_step_graph(model, optimizer: str | None, loss: str | None):
     from kcompile.frontend.training.train_step import build_train_step, output_types
     compiled = model._compiled
     y_types = [None if fn is None else _target_type(fn, t) for fn, t in zip(compiled.losses, output_types(model))]
-    graph = build_train_step(model, compiled, y_types, False).graph
-    updates = {n: n.split(":", 1)[1] for n in graph.output_names if n.startswith("update:")}
-    return Graph(graph.name, graph.inputs, graph.params, graph.nodes, graph.outputs, graph.param_values,
-                 graph.output_names, {**graph.meta, "param_updates": updates})
+    return build_train_step(model, compiled, y_types, False).graph  # its meta["param_updates"]: in place
 
 
 def _target_type(loss, pred_type):

@@ -19,7 +19,7 @@ def _graph(scale=1.0, name="g"):
 
 def test_cache_is_by_structure_not_parameter_values():
     f1, f2 = compile_graph(_graph(1.0)), compile_graph(_graph(2.0))
-    assert f1.result is f2.result  # compiled once
+    assert f1.compilation is f2.compilation  # compiled once
     x = np.ones((2, 11), np.float32)
     np.testing.assert_allclose(f2([x])[0], run(_graph(2.0), [x])[0], rtol=2e-6)
     np.testing.assert_allclose(f1([x], {"w": np.full(11, 3.0, np.float32)})[0],
@@ -28,7 +28,7 @@ def test_cache_is_by_structure_not_parameter_values():
         f1([x], {"w": np.zeros(3, np.float32)})
     with pytest.raises(ValueError, match="expected"):
         f1([np.ones((2, 10), np.float32)])
-    assert "llvm-optimize" in f1.result.report()
+    assert "llvm-optimize" in f1.compilation.report()
 
 
 def test_concurrent_compiles_and_calls():
@@ -65,7 +65,7 @@ def test_denormals_are_flushed_inside_native_code_only():
 
 def test_inner_loops_use_the_hosts_vector_registers():
     fn = compile_graph(_graph(name="vec"))
-    asm = fn.result.library.emit_assembly()
+    asm = fn.compilation.assembly
     reg = "ymm" if host_target().has("avx") else "xmm"
     assert reg in asm
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kcompile.compiler.driver import compile_entries
+from kcompile.compiler.driver import Compilation
 from kcompile.ir import GraphBuilder, TensorType
 from kcompile.passes import grad_graph
 
@@ -56,8 +56,7 @@ def test_body_is_compiled_once_and_ir_does_not_grow_with_steps():
     sizes = []
     for steps in (4, 64):
         b, _, outs = rnn_graph(steps, name=f"rnn{steps}")
-        result = compile_entries({"forward": b.build(list(outs))}, f"rnn{steps}")
-        text = result.module.ir_text
+        text = Compilation({"forward": b.build(list(outs))}, f"rnn{steps}").native.ir_text
         assert text.count("define internal i32 @\"scan.cell") == 1
         sizes.append(len(text.splitlines()))
     assert sizes[0] == sizes[1], sizes  # 16x the steps, the same code (only constants differ)

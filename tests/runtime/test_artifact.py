@@ -6,8 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from kcompile.compiler import artifact
-from kcompile.compiler.jit import compile_artifact
+from kcompile.compiler import artifact, driver
+from kcompile.compiler.artifact import write_artifact
 from kcompile.runtime import load
 from kcompile.runtime.reference import run
 
@@ -19,7 +19,7 @@ RTOL, ATOL = 1e-5, 1e-6
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     g = small_model()
-    path = compile_artifact(g, tmp_path_factory.mktemp("art") / "small", "small")
+    path = write_artifact(g, tmp_path_factory.mktemp("art") / "small", "small")
     return g, path
 
 
@@ -105,7 +105,7 @@ def test_c_program_matches_python(built, tmp_path):
 
 def test_train_step_updates_parameters_in_place(tmp_path):
     g = sgd_step()
-    path = compile_artifact(g.with_param_values({}), tmp_path / "sgd", "sgd", train_step=g)
+    path = write_artifact(g.with_param_values({}), tmp_path / "sgd", "sgd", train_step=g)
     model = load(path)
     assert [t["name"] for t in model.manifest["entry_points"]["train_step"]["outputs"]] == ["loss"]
     with pytest.raises(ValueError, match="learning rate"):
@@ -156,17 +156,17 @@ def test_no_linker_fallback_loads_the_object_in_process(tmp_path):
 
 def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     g = small_model()
-    good = compile_artifact(g, tmp_path / "m", "m")
+    good = write_artifact(g, tmp_path / "m", "m")
     before = (good / "manifest.json").read_text()
 
     def broken_link(*args):
         raise RuntimeError("linker exploded")
 
-    monkeypatch.setattr(artifact, "_link", broken_link)
+    monkeypatch.setattr(driver, "link_shared", broken_link)
     with pytest.raises(RuntimeError, match="exploded"):
-        compile_artifact(g, tmp_path / "m", "m")
+        write_artifact(g, tmp_path / "m", "m")
     with pytest.raises(RuntimeError, match="exploded"):
-        compile_artifact(g, tmp_path / "fresh", "fresh")
+        write_artifact(g, tmp_path / "fresh", "fresh")
     assert not (tmp_path / "fresh").exists()
     assert (good / "manifest.json").read_text() == before  # the old artifact is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary directories left

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from kcompile.compiler.jit import compile_artifact
+from kcompile.compiler.artifact import write_artifact
 from kcompile.runtime import ArtifactError, load
 from kcompile.runtime.artifact_check import check_cpu_features
 
@@ -15,7 +15,7 @@ from artifact_util import small_model
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
-    return compile_artifact(small_model(), tmp_path_factory.mktemp("pristine") / "small", "small")
+    return write_artifact(small_model(), tmp_path_factory.mktemp("pristine") / "small", "small")
 
 
 @pytest.fixture
