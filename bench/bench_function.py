@@ -48,15 +48,18 @@ def book_train_step(model):
     return train_step
 
 
-def per_step(run, batches, warmup=3) -> float:
+def per_step(runners: dict, batches, warmup=3) -> dict:
+    """Median ms per step of each runner, interleaved step by step so machine load hits all alike."""
     for xb, yb in batches[:warmup]:
-        run(xb, yb)
-    times = []
+        for run in runners.values():
+            run(xb, yb)
+    times = {name: [] for name in runners}
     for xb, yb in batches[warmup:]:
-        t0 = time.perf_counter()
-        run(xb, yb)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+        for name, run in runners.items():
+            t0 = time.perf_counter()
+            run(xb, yb)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
 def main():
@@ -67,14 +70,18 @@ def main():
     (x, y), _ = kc.datasets.mnist.load_data(path=os.environ.get("KCOMPILE_MNIST_DIR", "/work/shared/data/mnist"))
     x = x.reshape(-1, 784).astype("float32") / 255
     threads = os.environ.get("KCOMPILE_NUM_THREADS", "1")
-    print(f"kcompile threads per call: {threads}; steps timed: {args.steps}")
+    from kcompile.compiler.target import host_target
+    t = host_target()
+    print(f"kcompile threads per call: {threads}; steps timed: {args.steps}; CPU {t.cpu}, {t.vector_bits}-bit vectors, "
+          f"AVX-512 {'+avx512f' in t.features}; load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for bs in [int(b) for b in args.batches.split(",")]:
         batches = [(x[i * bs:(i + 1) * bs], y[i * bs:(i + 1) * bs]) for i in range(args.steps + 3)]
         fit_model = mnist_model()
         fit_model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        fit_ms = per_step(lambda xb, yb: fit_model.train_on_batch(xb, yb), batches)
-        fn_ms = per_step(kc.function(book_train_step(mnist_model())), batches)
-        eager_ms = per_step(book_train_step(mnist_model()), batches)
+        ms = per_step({"fit": lambda xb, yb: fit_model.train_on_batch(xb, yb),
+                       "function": kc.function(book_train_step(mnist_model())),
+                       "eager": book_train_step(mnist_model())}, batches)
+        fit_ms, fn_ms, eager_ms = ms["fit"], ms["function"], ms["eager"]
         print(f"batch {bs:4d}: fit {fit_ms:7.2f} ms/step | kc.function {fn_ms:7.2f} ms ({fn_ms / fit_ms:.2f}x, bar 1.1x)"
               f" | eager {eager_ms:7.2f} ms ({eager_ms / fit_ms:.2f}x, bar 3x)")
 

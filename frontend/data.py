@@ -44,10 +44,10 @@ class Dataset:
             for element in self._make():
                 chunk.append(element)
                 if len(chunk) == size:
-                    yield _stack(chunk)
+                    yield _combine(chunk, np.stack)
                     chunk = []
             if chunk and not drop_remainder:
-                yield _stack(chunk)
+                yield _combine(chunk, np.stack)
         return Dataset(make, size, self.shuffled)
 
     def shuffle(self, buffer_size: int, seed=None, reshuffle_each_iteration=True) -> "Dataset":
@@ -121,7 +121,7 @@ def fit_arrays(dataset: Dataset, what: str):
     if len(parts) > 3:
         raise ValueError(f"{what}: Dataset elements must be x, (x, y) or (x, y, sample_weight); got {len(parts)}")
     columns = [[b[i] if isinstance(b, tuple) else b for b in batches] for i in range(len(parts))]
-    merged = [_concat(c) for c in columns] + [None] * (3 - len(parts))
+    merged = [_combine(c, np.concatenate) for c in columns] + [None] * (3 - len(parts))
     return merged[0], merged[1], merged[2], dataset.batch_size, dataset.shuffled
 
 
@@ -157,19 +157,11 @@ def _leaves(x) -> list:
     return [x]
 
 
-def _stack(elements):
-    first = elements[0]
-    if isinstance(first, tuple):
-        return tuple(_stack([e[i] for e in elements]) for i in range(len(first)))
-    if isinstance(first, dict):
-        return {k: _stack([e[k] for e in elements]) for k in first}
-    return np.stack(elements)
-
-
-def _concat(parts):
+def _combine(parts, join):
+    """Join same-structured elements leaf by leaf (np.stack to batch, np.concatenate to merge)."""
     first = parts[0]
     if isinstance(first, tuple):
-        return tuple(_concat([p[i] for p in parts]) for i in range(len(first)))
+        return tuple(_combine([p[i] for p in parts], join) for i in range(len(first)))
     if isinstance(first, dict):
-        return {k: _concat([p[k] for p in parts]) for k in first}
-    return np.concatenate(parts)
+        return {k: _combine([p[k] for p in parts], join) for k in first}
+    return join(parts)

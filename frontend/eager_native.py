@@ -6,8 +6,9 @@ Two things repeat in an eager training loop (the book's GradientTape listings):
     time a structure is seen, its forward+backward graph is compiled once and each later step is one
     native call on the leaves, skipping the IR rebuild and autodiff (cached like fit's steps);
   - large matmuls of the eager forward pass, which run as one-op compiled kernels once seen twice.
-One-off work (a structure seen once, small products) stays on the reference interpreter, so nothing
-is compiled for it. Used only when the configured backend is native.
+One-off or small work (a structure seen once; fewer than _MIN_ELEMENTS values; small products) stays
+on the reference interpreter: a compile (about a second) would not pay for itself. Used only when the
+configured backend is native.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import numpy as np
 
 _SEEN: OrderedDict = OrderedDict()     # structure key -> times seen, or the compiled _Gradient / kernel
 _LIMIT = 256
-_MATMUL_MIN_FLOPS = 1 << 20           # m*k*n below this: NumPy is as fast as a native call
+_MATMUL_MIN_FLOPS = 1 << 23           # m*k*n below this, NumPy keeps up with a native call
+_MIN_ELEMENTS = 1 << 17               # tapes/updates over fewer values (leaves, variables) stay interpreted
 
 
 def enabled() -> bool:
@@ -51,7 +53,7 @@ def cached_gradients(tape, targets, sources):
     if not enabled():
         return None
     key, leaves = _tape_structure(tape, targets, sources)
-    if key is None:
+    if key is None or sum(t.data.size for t in leaves) < _MIN_ELEMENTS:
         return None
     entry = _lookup(key, lambda: _compile_gradient(tape, targets, sources))
     if entry is None:
@@ -129,7 +131,7 @@ def _compile_op(op_name, arrays, attrs):
 # -- the optimizer's eager update ------------------------------------------------------------------
 def compiled_apply(optimizer, grads, variables) -> bool:
     """Apply the update with a compiled kc.function of apply_gradients once this variable set repeats."""
-    if not enabled():
+    if not enabled() or sum(v.data.size for v in variables) < _MIN_ELEMENTS:
         return False
     key = tuple(id(v) for v in variables) + tuple((np.shape(g), np.asarray(g).dtype.str) for g in grads)
     cache = optimizer.__dict__.setdefault("_eager_updates", {})

@@ -192,6 +192,7 @@ class ConcreteFunction:
         self.in_place = {c.name for c in self.written if self.backend == "native" and c.param.type.shape != ()
                          and c.current.producer is not None}
         b.meta["param_updates"] = {f"state:{n}": n for n in self.in_place}
+        self.params = [c for c in ctx.cells.values() if c.param.param_name is not None]
         self.graph = b.build(values, names) if values else None
         self.returned = [n for n in names if not (n.startswith("state:") and n[len("state:"):] in self.in_place)]
         self.execute = self._executor() if values else None
@@ -199,9 +200,18 @@ class ConcreteFunction:
     def _executor(self):
         if self.backend == "native":
             from kcompile.compiler.jit import compile_graph
-            return compile_graph(self.graph)
+            self._native, self._bound, self._bound_arrays = compile_graph(self.graph), None, []
+            return self._run_native
         from kcompile.runtime import reference
-        return lambda inputs, params: reference.run(self.graph, inputs, params)
+        return lambda inputs: reference.run(self.graph, inputs, {c.name: c.get() for c in self.params})
+
+    def _run_native(self, inputs):
+        """One native call with the state arrays bound once (rebound only when one is replaced)."""
+        arrays = [self._param_array(c) for c in self.params]
+        if self._bound is None or any(a is not b for a, b in zip(arrays, self._bound_arrays)):
+            self._bound = self._native.bind({c.name: a for c, a in zip(self.params, arrays)})
+            self._bound_arrays = arrays
+        return [o.copy() for o in self._bound(inputs)]   # the bound call reuses its output arrays
 
     def accepts(self, tree, sig) -> bool:
         if tree != self.tree or len(sig) != len(self.specs):
@@ -218,17 +228,20 @@ class ConcreteFunction:
         from kcompile.frontend.layers.core import _EagerCounter
         named = {}
         if self.execute is not None:
-            inputs = [tensor_array(x) for x, s in zip(leaves, self.specs) if s[0] == "T"]
-            inputs += [np.asarray(feed()) for _, feed in self.ctx.feeds]
-            params = {c.name: self._param_array(c) for c in self.ctx.cells.values()}
-            named = dict(zip(self.returned, self.execute(inputs, params)))
+            inputs = [_input_array(tensor_array(x), v.type.dtype.np) for x, v in zip(self._tensor_leaves(leaves),
+                                                                                  self.graph.inputs)]
+            inputs += [_input_array(feed(), v.type.dtype.np) for v, feed in self.ctx.feeds]
+            named = dict(zip(self.returned, self.execute(inputs)))
         for c in self.written:
             if c.name not in self.in_place:
-                c.set(named[f"state:{c.name}"])
+                _store(c, named[f"state:{c.name}"])
         _EagerCounter.value += self.ctx.random_draws
         outs = [self.out_static[i] if i in self.out_static else T.KTensor(data=named[f"out{i}"])
                 for i in range(self.n_out)]
         return unflatten(self.out_tree, outs)
+
+    def _tensor_leaves(self, leaves):
+        return [x for x, s in zip(leaves, self.specs) if s[0] == "T"]
 
     def _param_array(self, c) -> np.ndarray:
         """The cell's array, made C-contiguous of the graph's dtype where native code writes it in place."""
@@ -241,6 +254,20 @@ class ConcreteFunction:
         return a
 
 
+def _input_array(a, dtype) -> np.ndarray:
+    a = np.asarray(a, dtype=dtype)
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _store(cell, value):
+    """Write a state output into the cell's own array (its identity stays, so bindings stay valid)."""
+    a = cell.get()
+    if isinstance(a, np.ndarray) and a.shape == value.shape and a.dtype == value.dtype and a.flags.writeable:
+        np.copyto(a, value)
+    else:
+        cell.set(value)
+
+
 # -- argument structure --------------------------------------------------------------------------
 def flatten(x):
     """(leaves, tree): tuples, lists and dicts are structure; everything else is a leaf."""
@@ -248,7 +275,7 @@ def flatten(x):
         parts = [flatten(y) for y in x]
         return [l for p in parts for l in p[0]], (type(x).__name__, tuple(p[1] for p in parts))
     if isinstance(x, dict):
-        keys = sorted(x, key=repr)
+        keys = tuple(x)   # insertion order, so returned dicts (the book's logs) print as eagerly
         parts = [flatten(x[k]) for k in keys]
         return [l for p in parts for l in p[0]], ("dict", tuple(keys), tuple(p[1] for p in parts))
     return [x], "*"

@@ -16,17 +16,17 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from kcompile.ir import TensorType, Value, f32, i64
+from kcompile.ir import TensorType, Value, dtype as to_dtype, f32, i64
 
 from . import tensor as T
 
 
 class Cell:
-    """One piece of state: its graph parameter, its latest Value, and how to get/set the Python side."""
+    """One piece of state: its graph parameter (an input for scalars), its latest Value, and get/set."""
 
-    def __init__(self, name: str, param: Value, get, set, label: str):
+    def __init__(self, name: str, param: Value, get, set):
         self.name, self.param, self.current = name, param, param
-        self.get, self.set, self.label = get, set, label
+        self.get, self.set = get, set
         self.reads: list = []   # every Value the cell was read as (a tape differentiates through all)
 
     @property
@@ -59,7 +59,7 @@ class StateTrace(T.TraceContext):
         self.values_allowed = False   # True while kcompile itself reads initial values (optimizer.build)
 
     # -- cells -------------------------------------------------------------------------------
-    def cell(self, key, name: str, get, set, owner, label: str) -> Cell:
+    def cell(self, key, name: str, get, set, owner) -> Cell:
         found = self.cells.get(key)
         if found is None:
             unique, k = name, 1
@@ -67,7 +67,12 @@ class StateTrace(T.TraceContext):
                 k += 1
                 unique = f"{name}_{k}"
             self._names.add(unique)
-            found = Cell(unique, self.builder.param(unique, get()), get, set, label)
+            array = np.asarray(get())
+            if array.ndim == 0:   # scalars travel as inputs: a bound native call would hold a 1-d copy
+                value = self.feed("__state", TensorType((), to_dtype(array.dtype)), get)
+            else:
+                value = self.builder.param(unique, array)
+            found = Cell(unique, value, get, set)
             self.cells[key] = found
             self.keep.append(owner)
         return found
@@ -75,15 +80,13 @@ class StateTrace(T.TraceContext):
     def variable_cell(self, variable) -> Cell:
         def set_value(a, v=variable):
             v.assign(a)
-        return self.cell(id(variable), variable.path, lambda v=variable: v.data, set_value, variable,
-                         f"variable '{variable.path}'")
+        return self.cell(id(variable), variable.path, lambda v=variable: v.data, set_value, variable)
 
     def slot_cell(self, optimizer, path: str, slot: str) -> Cell:
         def set_value(a, o=optimizer):
             o.slots[path][slot] = a
         return self.cell((id(optimizer), path, slot), optimizer.slot_param_name(slot, path),
-                         lambda o=optimizer: o.slots[path][slot], set_value, optimizer,
-                         f"optimizer '{optimizer.name}' slot '{slot}' of '{path}'")
+                         lambda o=optimizer: o.slots[path][slot], set_value, optimizer)
 
     def param_for(self, variable) -> Value:
         """A Variable read inside the function: its latest Value in this trace."""

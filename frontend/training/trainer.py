@@ -266,7 +266,7 @@ class TrainerMixin:
     def _predict_arrays(self, xs) -> list:
         execute, graph = self._predict_executor()
         weights = {v.path: v for v in self.weights}
-        params = {name: weights[name].value_array for name in graph.param_names}
+        params = {name: weights[name].value_array for name in graph.param_names if name in weights}  # else: the graph's own (int8 passes)
         inputs = [np.ascontiguousarray(a, dtype=v.type.dtype.np) for a, v in zip(xs, graph.inputs)]
         return execute(inputs, params)
 

@@ -10,13 +10,13 @@ from kcompile.frontend import eager_native
 def _train(backend, w0, steps=3):
     kc.config.set_backend(backend)
     try:
-        model = kc.Sequential([layers.Input((128,)), layers.Dense(128, activation="relu"), layers.Dense(4)])
-        model.build((None, 128))
+        model = kc.Sequential([layers.Input((256,)), layers.Dense(512, activation="relu"), layers.Dense(4)])
+        model.build((None, 256))
         model.set_weights(w0)
         opt = kc.optimizers.Adam(0.01)
         rng = np.random.default_rng(0)
         for _ in range(steps):
-            x = rng.standard_normal((64, 128)).astype("float32")
+            x = rng.standard_normal((64, 256)).astype("float32")
             y = rng.standard_normal((64, 4)).astype("float32")
             with kc.GradientTape() as tape:
                 loss = ops.mean(ops.square(model(x) - y))
@@ -28,8 +28,8 @@ def _train(backend, w0, steps=3):
 
 
 def test_repeated_eager_steps_run_compiled_and_match_the_reference():
-    probe = kc.Sequential([layers.Input((128,)), layers.Dense(128, activation="relu"), layers.Dense(4)])
-    probe.build((None, 128))
+    probe = kc.Sequential([layers.Input((256,)), layers.Dense(512, activation="relu"), layers.Dense(4)])
+    probe.build((None, 256))
     w0 = probe.get_weights()
     eager_native._SEEN.clear()
     native_w, native_opt = _train("native", w0)

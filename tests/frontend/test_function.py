@@ -23,6 +23,7 @@ def test_variable_writes_are_state_native_in_place_and_scalars():
         return ops.sum(v)
 
     expected = np.arange(3, dtype=np.float32)
+    live = v.value_array
     for _ in range(3):
         x = np.full(3, 0.5, np.float32)
         total = step(x)
@@ -30,6 +31,7 @@ def test_variable_writes_are_state_native_in_place_and_scalars():
         np.testing.assert_allclose(v.numpy(), expected)
         np.testing.assert_allclose(float(total), expected.sum())
     assert int(count.numpy()) == 3 and step.tracing_count == 1
+    assert v.value_array is live   # written in place by the native code, bound once
     assert step.concrete_functions[0].backend == "native"
 
 

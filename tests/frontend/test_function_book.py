@@ -14,6 +14,7 @@ from kcompile.frontend.layers.core import _EagerCounter
 _CANDIDATES = [os.environ.get("KCOMPILE_MNIST_DIR") or "",
                os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "mnist"),
                "/work/shared/data/mnist"]
+os.environ.setdefault("KERAS_BACKEND", "jax")   # before anything imports keras
 MNIST_DIR = next((d for d in _CANDIDATES if os.path.isfile(os.path.join(d, "train-images-idx3-ubyte.gz"))),
                  _CANDIDATES[1])
 N_TRAIN, N_VAL, BATCH, EPOCHS = 384, 128, 64, 2
@@ -101,33 +102,35 @@ def _run(model, w0, data, decorate, backend=None):
     return history, model.get_weights(), optimizer, steps
 
 
-@pytest.mark.parametrize("backend", ["native", "reference"])
-def test_book_loops_eager_and_decorated_agree(mnist_slice, backend):
+def test_book_loops_eager_and_decorated_agree(mnist_slice):
     model = get_mnist_model()
     w0 = model.get_weights()
     eager, eager_w, eager_opt, _ = _run(model, w0, mnist_slice, decorate=False)
-    traced, traced_w, traced_opt, (train_step, test_step) = _run(model, w0, mnist_slice, True, backend)
-    assert train_step.tracing_count == 1 and test_step.tracing_count == 1   # one trace per signature
-    assert eager[0].keys() == traced[0].keys() and eager[-1].keys() == traced[-1].keys()
-    for e, t in zip(eager, traced):
-        for k in e:
-            np.testing.assert_allclose(t[k], e[k], rtol=1e-5, atol=1e-6, err_msg=k)
-    for a, b in zip(eager_w, traced_w):
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
-    assert int(traced_opt.iterations) == int(eager_opt.iterations) == EPOCHS * N_TRAIN // BATCH
-    for path, slots in eager_opt.slots.items():
-        np.testing.assert_allclose(traced_opt.slots[path]["velocity"], slots["velocity"], rtol=1e-5, atol=1e-9)
     assert eager[-1]["val_sparse_categorical_accuracy"] > 0.5   # it learned something
+    for backend in ("native", "reference"):
+        traced, traced_w, traced_opt, (train_step, test_step) = _run(model, w0, mnist_slice, True, backend)
+        assert train_step.tracing_count == 1 and test_step.tracing_count == 1   # one trace per signature
+        assert [list(e) for e in eager] == [list(t) for t in traced]             # same logs, same order
+        for e, t in zip(eager, traced):
+            for k in e:
+                np.testing.assert_allclose(t[k], e[k], rtol=1e-5, atol=1e-6, err_msg=f"{backend}: {k}")
+        for a, b in zip(eager_w, traced_w):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=backend)
+        assert int(traced_opt.iterations) == int(eager_opt.iterations) == EPOCHS * N_TRAIN // BATCH
+        for path, slots in eager_opt.slots.items():
+            np.testing.assert_allclose(traced_opt.slots[path]["velocity"], slots["velocity"], rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # inside Keras/NumPy 2
 def test_decorated_loop_matches_keras_fit(mnist_slice):
     """Keras 3's fit (same data order, initial weights, RMSprop) gives the same epoch logs and weights."""
-    os.environ.setdefault("KERAS_BACKEND", "jax")
     keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "jax":
+        pytest.skip("the Keras comparison runs with KERAS_BACKEND=jax")
     model = get_mnist_model(dropout=False)
     w0 = model.get_weights()
     ours, our_w, _, _ = _run(model, w0, mnist_slice, decorate=True)
-    (x, y), (vx, vy) = mnist_slice
+    (x, y), _ = mnist_slice
     k_in = keras.Input(shape=(784,))
     k_out = keras.layers.Dense(10, activation="softmax")(keras.layers.Dense(512, activation="relu")(k_in))
     k_model = keras.Model(k_in, k_out)
@@ -141,5 +144,3 @@ def test_decorated_loop_matches_keras_fit(mnist_slice):
                                    theirs["sparse_categorical_accuracy"][epoch], atol=1e-6)
     for a, b in zip(our_w, k_model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-5)
-    val = k_model.evaluate(vx, vy, batch_size=BATCH, verbose=0, return_dict=True)
-    np.testing.assert_allclose(ours[-1]["val_loss"], val["loss"], rtol=1e-4)

@@ -267,3 +267,13 @@ case("requantize", [np.array([2**31 - 1, 7, 3], np.int32), np.array([np.inf, 0.0
                     np.array(100, np.uint8)], q.requantize, batched=())
 case("matmul_integer", [np.full((3, 300), 255, np.uint8), np.full((300, 4), -128, np.int8), np.array(0, np.uint8),
                         np.array(127, np.int8)], q.matmul_integer)  # |sum| > 2^24: exactness in i32
+
+# -- fake_quantize (QAT): per tensor and per channel, narrow, an empty range, a range not holding 0 -----
+import ir_oracles_qat as qat  # noqa: E402
+
+case("fake_quantize", [rand(RNG, (5, 7), lo=-3, hi=3), np.array(-1.3, np.float32), np.array(2.2, np.float32)],
+     qat.fake_quantize)
+case("fake_quantize", [rand(RNG, (3, 4, 6), lo=-3, hi=3), rand(RNG, (6,), lo=-2, hi=-0.1), rand(RNG, (6,), lo=0.1, hi=2)],
+     qat.fake_quantize, {"narrow": True})
+case("fake_quantize", [rand(RNG, (4, 3), lo=-3, hi=3), np.array([0.0, 0.5, -1.0], np.float32),
+                       np.array([0.0, 2.0, -0.5], np.float32)], qat.fake_quantize)

@@ -293,3 +293,9 @@ CASES += [
     Case("requantize", [Arg(("N", 5), "i32", "range:-3000:3000"), Arg((5,), "f32", "small", True), _ZI],
          {"relu": True}, "i8-per-axis-relu"),
 ]
+
+CASES += [  # fake_quantize exports as Min/Max + QuantizeLinear + DequantizeLinear (uint8)
+    Case("fake_quantize", [Arg(("N", 6), kind="wide"), Arg((), param=True), Arg((), kind="positive", param=True)]),
+    Case("fake_quantize", [Arg(("N", 3, 5)), Arg((5,), param=True), Arg((5,), kind="positive", param=True)],
+         {"narrow": True}, "per-channel-narrow"),
+]
