@@ -8,7 +8,7 @@ from typing import Sequence
 
 from kcompile.ir import Graph, GraphBuilder, Node, Value
 
-from .manager import register_pass
+from .manager import PassManager, register_pass
 from .rewrite import rebuilt
 
 _PLANNED: "weakref.WeakKeyDictionary[Graph, Graph]" = weakref.WeakKeyDictionary()
@@ -44,7 +44,6 @@ def plan_region(region: Graph) -> Graph:
     """
     planned = _PLANNED.get(region)
     if planned is None:
-        from .manager import PassManager  # (the manager's passes include this module's users)
         planned, _ = PassManager(["canonicalize", "fuse", "plan-memory"]).run(region)
         _PLANNED[region] = planned
     return planned

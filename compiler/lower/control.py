@@ -27,7 +27,8 @@ def lower_scan(ctx):
     nc, nx, axis = node.attrs["num_carries"], node.attrs["num_xs"], node.attrs["axis"]
     length = node.inputs[nc].type.shape[axis]
     body_fn = region_function(ctx.module, layout.body, ctx.target, ctx.libraries, _symbol(ctx.module, layout.body))
-    static, batched = ctx.scratch
+    null = ir.Constant(I8P, None)
+    static, batched = ctx.scratch or (null, null)  # none when the body needs no workspace and nothing ping-pongs
     in_tab = entry_alloca(b, ir.ArrayType(I8P, len(node.inputs)), name="scan.ins")
     out_tab = entry_alloca(b, ir.ArrayType(I8P, len(node.outputs)), name="scan.outs")
 
@@ -57,8 +58,7 @@ def lower_scan(ctx):
         for j, y in ys:
             put(out_tab, nc + j, _slice(b, y, axis, tt) if axis == 0 else slot(("y", j)))
         table = [ir.Constant(I32, 0), ir.Constant(I32, 0)]
-        rc = b.call(body_fn, [b.gep(in_tab, table), b.gep(out_tab, table), batched or ir.Constant(I8P, None),
-                              static or ir.Constant(I8P, None), ctx.batch, ctx.nthreads])
+        rc = b.call(body_fn, [b.gep(in_tab, table), b.gep(out_tab, table), batched, static, ctx.batch, ctx.nthreads])
         b.store(b.select(b.icmp_signed("!=", rc, ir.Constant(I32, 0)), rc, b.load(ctx.status)), ctx.status)
         if axis > 0:
             for j, y in ys:

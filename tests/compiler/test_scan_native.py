@@ -74,3 +74,14 @@ def test_training_graph_runs_the_forward_loop_once():
     for want, got in zip(run(g, inputs), run(merged, inputs)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     assert_native_matches(merged, rnn_inputs(4, np.float64), batches=(3,), rtol=1e-10, atol=1e-12)
+
+
+def test_scan_without_carries_or_scratch():
+    """A map over axis 0 whose body writes its result directly: no carries, no workspace at all."""
+    body = GraphBuilder("negate")
+    x = body.input("x", TensorType([3], "f32"))
+    b = GraphBuilder("map")
+    xs = b.input("xs", TensorType([4, 3], "f32"))
+    g = b.build([b.scan(xs, body=body.build([body.neg(x)]), num_carries=0, reverse=True)])
+    rng = np.random.default_rng(0)
+    assert_native_matches(g, lambda _: [random_array(rng, (4, 3), np.float32)], batches=(1,))
