@@ -21,15 +21,12 @@ from dataclasses import dataclass, field
 
 from llvmlite import ir
 
-from kcompile.ir import Graph, Value
-from kcompile.passes.fusion import schedule
-from kcompile.passes.memory import VIEW_OPS
+from kcompile.ir import Graph, Value, get_op
 
 from .loops import I8, I32, I64, copy_bytes, flush_denormals, i64, restore_denormals
 from .lower import get_lowering
 from .lower.constants import constant_pointer
 from .lower.context import STATUS_MESSAGES, Buffer, LowerCtx, storage_type
-from .lower.elementwise import emit_fused
 
 I8P = I8.as_pointer()
 ENTRY_TYPE = ir.FunctionType(I32, [I8P.as_pointer(), I8P.as_pointer(), I8P, I8P, I64, I32])
@@ -132,10 +129,9 @@ def generate(entries: dict, name: str, target) -> NativeModule:
     module.triple = target.triple
     libraries, workspace = set(), {}
     for kind, graph in entries.items():
-        plan = graph.meta.get("memory")
-        if plan is None or plan.nodes is not graph.nodes:
-            raise ValueError(f"graph @{graph.name} has no memory plan for its current nodes: run the "
-                             "plan-memory pass last")
+        if graph.meta.get("memory") is None:
+            raise ValueError(f"graph @{graph.name} has no memory plan: run the plan-memory pass last")
+        plan = graph.meta["memory"]
         _EntryBuilder(module, graph, layout, target, libraries).build(f"{name}_{kind}")
         _size_function(module, f"{name}_{kind}_workspace_size", plan)
         workspace[kind] = (plan.batched_bytes_per_row, plan.static_bytes)
@@ -151,69 +147,6 @@ def _size_function(module, symbol, plan):
     b.ret(b.add(b.mul(fn.args[0], i64(plan.batched_bytes_per_row)), i64(plan.static_bytes)))
 
 
-class Epilogue:
-    """Elementwise nodes fused after a matmul/conv (the anchor), applied to the anchor's output.
-
-    out: the Buffer both write; anchor_value: the anchor's output Value (read in place);
-    members: the fused nodes (topological order); leaves: other Values they read -> Buffers.
-    """
-
-    def __init__(self, target, out: Buffer, anchor_value: Value, members, leaves: dict):
-        self.target, self.out, self.anchor_value = target, out, anchor_value
-        self.members, self.leaves = list(members), dict(leaves)
-        self.claimable = len(self.members)  # how many leading members a take_epilogue() claims
-
-    def emit_in_place(self, builder, nthreads=None, claimed: int = 0) -> None:
-        """A loop over out for the members after the first `claimed` (the kernel applied those)."""
-        rest = self.members[claimed:]
-        if not rest:
-            return
-        current = self.members[claimed - 1].outputs[0] if claimed else self.anchor_value
-        leaves = {**self.leaves, current: self.out.view(current, self.out.dims)}
-        emit_fused(builder, self.target, self.out, rest, leaves, nthreads)
-
-    def bias_activation(self):
-        """(bias Buffer or None, 'linear' | 'relu') for the leading bias add and/or relu, else None.
-
-        A kernel that applies them calls take_epilogue(); codegen then runs the remaining members
-        (e.g. a tanh after the bias add) in place, after the kernel."""
-        bias, act, cur, used = None, "linear", self.anchor_value, 0
-        for n in self.members:
-            if n.op == "add" and bias is None and act == "linear" and cur in n.inputs:
-                other = n.inputs[1] if n.inputs[0] is cur else n.inputs[0]
-                if other is cur or other not in self.leaves or _last_axis_vector(other) != self.out.shape[-1]:
-                    break
-                bias = self.leaves[other]
-            elif n.op == "relu" and act == "linear" and n.inputs[0] is cur:
-                act = "relu"
-            else:
-                break
-            cur, used = n.outputs[0], used + 1
-        while used and not self._rest_reads_only(used):
-            used -= 1
-            bias, act = (bias, "linear") if self.members[used].op == "relu" else (None, act)
-        if not used:
-            return None
-        self.claimable = used
-        return bias, act
-
-    def _rest_reads_only(self, used: int) -> bool:
-        """The members after the first `used` read no value the kernel will have overwritten."""
-        gone = {self.anchor_value} | {n.outputs[0] for n in self.members[:used - 1]}
-        return not any(v in gone for n in self.members[used:] for v in n.inputs)
-
-
-def _immediate(v: Value) -> bool:
-    """A one-element constant: fused loops use it as an immediate instead of loading it."""
-    return v.producer is not None and v.producer.op == "constant" and v.type.numel() == 1
-
-
-def _last_axis_vector(v: Value):
-    """The length of v when it broadcasts only along the last axis ([C] or [1,...,1,C]), else None."""
-    s = v.type.shape
-    return s[-1] if s and all(d == 1 for d in s[:-1]) else None
-
-
 class _EntryBuilder:
     def __init__(self, module, graph: Graph, layout, target, libraries: set):
         self.module, self.graph, self.target, self.libraries = module, graph, target, libraries
@@ -221,7 +154,6 @@ class _EntryBuilder:
         self.slot_index = {s.name: k for k, s in enumerate(layout)}
         self.plan = graph.meta["memory"]
         self.buffers: dict = {}
-        self.node_index = {id(n): i for i, n in enumerate(graph.nodes)}
 
     def build(self, symbol: str) -> None:
         """The body as `<symbol>_p` (parameter pointers), and `<symbol>` (parameter block) calling it."""
@@ -252,8 +184,8 @@ class _EntryBuilder:
         b.store(ir.Constant(I32, 0), self.status)
         saved = flush_denormals(b) if self.target.is_x86 else None
         self._bind_leaves()
-        for step in schedule(self.graph):
-            self._lower_step(step)
+        for node in self.graph.nodes:  # a fused node is one kernel (lower/fused.py)
+            self._lower_node(node)
         self._finish_outputs()
         b = self.b  # (a lowering may have handed back another builder)
         if saved is not None:
@@ -294,72 +226,41 @@ class _EntryBuilder:
         if v in self.out_home:
             ptr = b.load(b.gep(self.outputs, [i64(self.out_home[v])]))
         else:
-            key = (self.node_index[id(v.producer)], v.index)
-            region, off = self.plan.offsets[key]
+            if v not in self.plan.offsets:
+                raise ValueError(f"graph @{self.graph.name}: {v.producer.where()} has no place in the memory plan "
+                                 "(a pass rewrote it after plan-memory): run the plan-memory pass last")
+            region, off = self.plan.offsets[v]
             off = i64(off) if region == "static" else b.add(i64(self.plan.static_bytes), b.mul(i64(off), self.batch))
             ptr = b.gep(self.workspace, [off])
         buf = Buffer(v, self._typed(ptr, v), self.dims(v))
         self.buffers[v] = buf
         return buf
 
-    # -- steps ---------------------------------------------------------------------------
-    def _lower_step(self, step):
-        nodes = self.graph.nodes
-        if step.group is None:
-            self._lower_node(nodes[step.root])
-            return
-        g = step.group
-        members = [nodes[i] for i in g.members]
-        if g.consumer is not None:  # a prologue: the reduction reads the group's result on the fly
-            x = nodes[g.root].outputs[0]
-            leaves = self._leaves(members)
-            self.buffers[x] = Buffer(x, None, self.dims(x), prologue=(x, leaves))
-            self._lower_node(nodes[g.consumer])
-            return
-        out = self.buffer(nodes[g.root].outputs[0])
-        if g.anchor is None:
-            leaves = self._leaves(members)
-            emit_fused(self.b, self.target, out, members, leaves, self.nthreads)
-            return
-        anchor = nodes[g.anchor]
-        av = anchor.outputs[0]
-        self.buffers[av] = out.view(av, out.dims)
-        leaves = self._leaves(members, skip=av)
-        epilogue = Epilogue(self.target, out, av, members, leaves)
-        ctx = self._lower_node(anchor, epilogue)
-        epilogue.emit_in_place(self.b, self.nthreads, epilogue.claimable if ctx.epilogue_taken else 0)
-
-    def _leaves(self, members, skip=None) -> dict:
-        """Buffers of the values a fused group reads from outside (one-element constants inline)."""
-        produced = {v for n in members for v in n.outputs}
-        return {v: self._operand(v) for n in members for v in n.inputs
-                if v not in produced and v is not skip and not _immediate(v)}
-
+    # -- nodes ---------------------------------------------------------------------------
     def _operand(self, v: Value) -> Buffer:
         if v in self.buffers:
             return self.buffers[v]
         raise AssertionError(f"value {v} is used before codegen produced it")
 
-    def _lower_node(self, node, epilogue=None):
+    def _lower_node(self, node):
         ins = [self._operand(v) for v in node.inputs]
         is_output = any(v in self.out_home for v in node.outputs)
-        if node.op in VIEW_OPS and not is_output:
+        if get_op(node.op).has("view") and not is_output:
             self.buffers[node.outputs[0]] = ins[0].view(node.outputs[0], self.dims(node.outputs[0]))
-            return None
+            return
         if node.op == "constant" and not is_output:
             v = node.outputs[0]
             ptr = constant_pointer(self.module, node.attrs["value"], v.type.dtype)
             self.buffers[v] = Buffer(v, ptr, self.dims(v))
-            return None
+            return
         outs = [self.buffer(v) for v in node.outputs]
         ctx = LowerCtx(self.b, self.module, node, ins, outs, self.batch, self.nthreads, self.target, self.status,
-                       epilogue, self.libraries)
+                       None, self.libraries)
         try:
             get_lowering(node.op)(ctx)
         except NotImplementedError as e:
             raise NotImplementedError(f"graph @{self.graph.name}, {node.where()}: {e}") from None
         self.b = ctx.builder
-        return ctx
 
     def _finish_outputs(self):
         """Outputs that are inputs, parameters or repeated values are copied; updates go to params."""

@@ -198,16 +198,18 @@ def _bind_threads(engine) -> None:
     bind_thread_launcher(engine.global_address)
 
 
-def compile_graph(graph: Graph, opt_level: int = 3) -> NativeFunction:
-    """Compile `graph` for this machine (cached by structure); the result runs any batch size."""
+def compile_graph(graph: Graph, opt_level: int = 3, target=None) -> NativeFunction:
+    """Compile `graph` for this machine (cached by structure); the result runs any batch size.
+    target: a narrower target than the host's (e.g. host_target().without("avx512f")) for tests."""
     updates = tuple(sorted(graph.meta.get("param_updates", {}).items()))
-    key = (print_graph(graph), updates, opt_level)
+    key = (print_graph(graph), updates, opt_level, target)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:
             _CACHE.move_to_end(key)
             return hit if hit.graph is graph else hit.with_graph(graph)
-    fn = NativeFunction(graph, Compilation({"forward": graph}, c_symbol(graph.name), CompileOptions(opt_level)))
+    fn = NativeFunction(graph, Compilation({"forward": graph}, c_symbol(graph.name),
+                                           CompileOptions(opt_level, target=target)))
     with _CACHE_LOCK:
         _CACHE[key] = fn
         while len(_CACHE) > _CACHE_SIZE:

@@ -29,6 +29,16 @@ class Target:
     def is_x86(self) -> bool:
         return self.triple.startswith(("x86_64", "i386", "i686"))
 
+    def without(self, *names: str) -> "Target":
+        """This target with features turned off (naming "avx512f" turns off every AVX-512 feature):
+        how tests run the narrower code paths (e.g. the AVX2 int8 kernels) on a wider host."""
+        def off(f):
+            name = f[1:]
+            return any(name == n or (n == "avx512f" and name.startswith("avx512")) for n in names)
+        feats = ",".join("-" + f[1:] if f.startswith("+") and off(f) else f for f in self.features.split(","))
+        enabled = {f[1:] for f in feats.split(",") if f.startswith("+")}
+        return Target(self.triple, self.cpu, feats, _preferred_vector_bits(enabled))
+
     def lanes(self, itemsize: int) -> int:
         """Vector lanes for elements of `itemsize` bytes."""
         return max(1, self.vector_bits // (8 * itemsize))

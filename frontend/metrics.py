@@ -52,6 +52,10 @@ class Metric:
         for v in self._variables:
             v.assign(v._metric_initial)
 
+    def reset_states(self):
+        """Keras 2's name for reset_state (the one Deep Learning with Python uses)."""
+        self.reset_state()
+
     def update_state(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement update_state")
 
@@ -119,6 +123,8 @@ class Mean(Metric):
         self.count = self.add_variable((), name="count")
 
     def update_state(self, values, sample_weight=None):
+        if _traced():
+            return _traced_metrics().mean_update(self, values, sample_weight)
         if np.ndim(values) == 0 and np.ndim(sample_weight) == 0:   # one (weighted) value: fit's loss per step
             w = 1 if sample_weight is None else _np(sample_weight, self.dtype)
             self.total.assign_add(_np(values, self.dtype) * w)
@@ -133,6 +139,8 @@ class Mean(Metric):
         self.count.assign_add(n)
 
     def result(self):
+        if _traced():
+            return _traced_metrics().mean_result(self)
         count = float(self.count.numpy())
         return np.float32(0.0) if count == 0 else np.float32(self.total.numpy() / count)
 
@@ -143,10 +151,14 @@ class Sum(Metric):
         self.total = self.add_variable((), name="total")
 
     def update_state(self, values, sample_weight=None):
+        if _traced():
+            return _traced_metrics().mean_update(self, values, sample_weight, add_count=False)
         values, _ = reduce_to_samplewise_values(values, sample_weight, self.dtype)
         self.total.assign_add(np.sum(values))
 
     def result(self):
+        if _traced():
+            return self.total + 0.0
         return np.float32(self.total.numpy())
 
 
@@ -159,6 +171,8 @@ class MeanMetricWrapper(Mean):
         self._fn_kwargs = kwargs
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        if _traced():
+            return _traced_metrics().wrapper_update(self, y_true, y_pred, sample_weight)
         values = self._fn(_np(y_true), _np(y_pred), **self._fn_kwargs)
         super().update_state(_np(values), sample_weight=sample_weight)
 
@@ -224,6 +238,11 @@ def _loss_values(loss_name, **kwargs):
         out = getattr(losses, loss_name)(y_true, y_pred, **kwargs)
         return out.numpy()
     fn.__name__ = loss_name
+
+    def traced(y_true, y_pred):   # the same loss on traced tensors (inside kc.function)
+        from kcompile.frontend import losses
+        return getattr(losses, loss_name)(y_true, y_pred, **kwargs)
+    fn.traced = traced
     return fn
 
 
@@ -456,7 +475,18 @@ def _eager_function(fn):
         from kcompile.frontend.tensor import convert_to_tensor
         return convert_to_tensor(fn(convert_to_tensor(y_true), convert_to_tensor(y_pred))).numpy()
     run.__name__ = getattr(fn, "__name__", "metric")
+    run.traced = fn
     return run
+
+
+def _traced() -> bool:
+    """Inside kc.function's trace: metric state is graph state, updated with kc ops (traced_metrics.py)."""
+    return _traced_metrics().is_traced()
+
+
+def _traced_metrics():
+    from kcompile.frontend import traced_metrics
+    return traced_metrics
 
 
 def _snake(name: str) -> str:

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from kcompile.ir import dtype as to_dtype
+from kcompile.ir import OPS, dtype as to_dtype
 
 from .tensor import KTensor, apply, cast_if_int, convert_to_tensor  # noqa: F401
 from .tensor import true_divide as _true_divide
@@ -53,7 +53,7 @@ def dot(x1, x2):
 # -- unary math ------------------------------------------------------------------------------
 def _unary(op):
     def fn(x):
-        return apply(op, cast_if_int(_t(x)) if op not in ("neg", "abs", "square", "sign") else x)
+        return apply(op, x if OPS[op].has("integer") else cast_if_int(_t(x)))
     fn.__name__ = op
     return fn
 

@@ -135,12 +135,37 @@ class Optimizer:
         pairs = [(g, v) for g, v in grads_and_vars if g is not None]
         if not pairs:
             raise ValueError("No gradients provided for any variable.")
-        grads = [np.asarray(_numpy(g), dtype=np.asarray(v.numpy()).dtype) for g, v in pairs]
         variables = [v for _, v in pairs]
+        self._check_known(variables)
+        from kcompile.frontend.state_trace import trace_of
+        ctx = trace_of([g for g, _ in pairs])
+        if ctx is not None:   # inside kc.function: the update is emitted into the traced graph
+            from kcompile.frontend.traced_training import traced_apply_gradients
+            traced_apply_gradients(self, ctx, [g for g, _ in pairs], variables)
+            return self.iterations
+        grads = [np.asarray(_numpy(g), dtype=np.asarray(v.numpy()).dtype) for g, v in pairs]
         self.apply(grads, variables)
         return self.iterations
 
+    def _check_known(self, variables):
+        """As Keras 3: after the first apply_gradients, only the variables it was built with may be updated."""
+        if not all(isinstance(v, Variable) for v in variables):
+            bad = next(v for v in variables if not isinstance(v, Variable))
+            raise ValueError(f"{type(self).__name__}.apply_gradients: expected (gradient, Variable) pairs, got a "
+                             f"{type(bad).__name__} in place of a Variable")
+        known = self.__dict__.setdefault("_applied_to", {})
+        if not known:
+            known.update((id(v), v) for v in variables)
+        unknown = [v for v in variables if id(v) not in known]
+        if unknown:
+            raise ValueError(f"{type(self).__name__}.apply_gradients: unknown variable '{unknown[0].path}': this "
+                             "optimizer can only be called for the variables it was originally built with; "
+                             "create a new optimizer for another set of variables (another model)")
+
     def apply(self, grads, trainable_variables):
+        from kcompile.frontend.eager_native import compiled_apply
+        if compiled_apply(self, grads, trainable_variables):   # a repeated update runs compiled (fast eager)
+            return
         self.build(trainable_variables)
         E = NumpyEmitter()
         slot_names = self.active_slots()

@@ -28,6 +28,8 @@ import numpy as np
 
 FORMAT_VERSION = 1
 _REGISTRY: dict = {}     # "package>Name" and "Name" -> class or function
+# kcompile's own registered classes that live in lazily imported modules: imported when a file names them
+_LAZY_CLASSES = {"kcompile>PruneLowMagnitude": "kcompile.frontend.pruning"}
 
 
 # -- registration of custom objects ----------------------------------------------------------
@@ -51,6 +53,9 @@ def registered_name(obj) -> str | None:
 def get_registered(name: str, custom_objects: dict | None = None):
     if custom_objects and name in custom_objects:
         return custom_objects[name]
+    if name in _LAZY_CLASSES and name not in _REGISTRY:
+        import importlib
+        importlib.import_module(_LAZY_CLASSES[name])
     return _REGISTRY.get(name)
 
 
@@ -85,6 +90,8 @@ def save_model(model, filepath, overwrite=True):
     weights = model.weights
     config = {"model": serialize_layer(model),
               "weights": [{"path": v.path, "shape": list(v.shape), "dtype": v.dtype} for v in weights]}
+    if getattr(model, "_quantization", None):
+        config["quantization"] = model._quantization   # plain JSON; int8 weights are stored as int8
     _write_archive(filepath, "kcompile-model", config, [v.numpy() for v in weights], overwrite)
 
 
@@ -98,6 +105,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         model = deserialize_layer(config["model"], custom_objects or {})
     except (KeyError, TypeError) as e:
         raise ValueError(f"{filepath}: malformed model config ({type(e).__name__}: {e})") from None
+    if config.get("quantization"):
+        from .quantization import restore
+        restore(model, config["quantization"])
     _assign(model, arrays, filepath)
     return model
 
@@ -119,7 +129,7 @@ def _write_archive(filepath, kind: str, config: dict, arrays: list, overwrite: b
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} exists and overwrite=False")
     buf = io.BytesIO()
-    np.savez(buf, **{f"w{i}": np.ascontiguousarray(a) for i, a in enumerate(arrays)})
+    np.savez(buf, **{f"w{i}": np.asarray(a, order="C") for i, a in enumerate(arrays)})  # keeps 0-d arrays 0-d
     folder = os.path.dirname(os.path.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".kcompile", dir=folder)

@@ -78,13 +78,30 @@ class GradientTape:
             raise ValueError(f"unconnected_gradients must be 'none' or 'zero', got {unconnected_gradients!r}")
         self._used = True
         flat_sources = _flatten(sources)
-        recorded = _RecordedGraph(self._ops)
-        grads = recorded.gradients(_flatten(target), flat_sources, output_gradients, self._is_watched,
-                                   replay=any(r is not self for r in T.RECORDERS), exclude=self)
+        ctx = _state_trace_of(_flatten(target))
+        if ctx is not None:   # inside kc.function: the gradient is emitted into the traced graph
+            from kcompile.frontend.traced_training import traced_gradient
+            grads = traced_gradient(self, ctx, _flatten(target), flat_sources, output_gradients, unconnected_gradients)
+            return _unflatten(sources, grads)
+        replay = any(r is not self for r in T.RECORDERS)
+        grads = None
+        if not replay and output_gradients is None:   # a repeated step runs a compiled gradient (eager_native)
+            from kcompile.frontend.eager_native import cached_gradients
+            grads = cached_gradients(self, _flatten(target), flat_sources)
+        if grads is None:
+            recorded = _RecordedGraph(self._ops)
+            grads = recorded.gradients(_flatten(target), flat_sources, output_gradients, self._is_watched,
+                                       replay=replay, exclude=self)
         if unconnected_gradients == "zero":
             grads = [T.KTensor(data=np.zeros_like(s.numpy())) if g is None else g
                      for g, s in zip(grads, flat_sources)]
         return _unflatten(sources, grads)
+
+
+def _state_trace_of(targets):
+    from kcompile.frontend.state_trace import StateTrace
+    traced = [t for t in targets if isinstance(t, T.KTensor) and t.is_traced]
+    return traced[0].trace if traced and isinstance(traced[0].trace, StateTrace) else None
 
 
 class _RecordedGraph:
@@ -111,19 +128,25 @@ class _RecordedGraph:
         return v
 
     def gradients(self, targets, sources, output_gradients, is_watched, replay, exclude):
+        graph, positions = self.gradient_graph(targets, sources, output_gradients, is_watched)
+        if graph is None:
+            return [None] * len(sources)
+        results = _replay(graph, self.leaves, exclude) if replay else _evaluate(graph, self.leaves)
+        return [None if p is None else results[p] for p in positions]
+
+    def gradient_graph(self, targets, sources, output_gradients, is_watched):
+        """(graph of the gradients over all leaves, each source's output index or None); (None, None) if none."""
         ys = [self.value_of.get(id(t)) for t in targets]
         if any(y is None for y in ys):
-            return [None] * len(sources)  # a target that was not computed on the tape: nothing connects
+            return None, None  # a target that was not computed on the tape: nothing connects
         wrt = [self._source_value(s, is_watched) for s in sources]
         live = [w for w in wrt if w is not None and w.dtype.is_float and _depends(ys, w)]
         if not live:
-            return [None] * len(sources)
+            return None, None
         y, dy = self._seed(ys, output_gradients)
-        grads = backprop(self.b, y, live, dy)
-        graph = _pruned(self.b, grads)
-        results = _replay(graph, self.leaves, exclude) if replay else _evaluate(graph, self.leaves)
-        by_value = dict(zip(live, results))
-        return [by_value.get(w) if w is not None else None for w in wrt]
+        graph = _pruned(self.b, backprop(self.b, y, live, dy))
+        index = {id(w): i for i, w in enumerate(live)}
+        return graph, [None if w is None else index.get(id(w)) for w in wrt]
 
     def _source_value(self, s, is_watched):
         """Watched leaves, and intermediate tensors computed on the tape (as TF), can be differentiated."""

@@ -15,10 +15,16 @@ import numpy as np
 from kcompile.ir import GraphBuilder, TensorType, Value, dtype as to_dtype, get_op
 from kcompile.ir.ops.elementwise import BINARY
 
+from . import eager_native
+
 # Eager recorders (engineer B's GradientTape appends itself): record(op, inputs, attrs, outputs).
 RECORDERS: list = []
 
 _TRACES: list = []   # stack of active TraceContexts
+
+
+class TracedValueError(ValueError):
+    """A traced or symbolic tensor's value was needed (.numpy(), bool(), float()) before the graph ran."""
 
 
 class TraceContext:
@@ -29,6 +35,7 @@ class TraceContext:
         self.training = bool(training)
         self.rng_counter = rng_counter
         self.params: dict = {}          # path -> Value
+        self.reads: dict = {}           # path -> what a variable with `read_as` reads as (kc.quantization)
         self.variables: dict = {}       # path -> Variable
         self.state_updates: dict = {}   # path -> Value
         self.losses: list = []          # scalar Values
@@ -38,13 +45,16 @@ class TraceContext:
         path = variable.path
         known = self.variables.get(path)
         if known is variable:
-            return self.params[path]
+            return self.reads.get(path, self.params[path])
         if known is not None:
             raise ValueError(f"two different variables share the path '{path}'; give their layers unique names")
         # a snapshot: later assigns (or in-place writes to the graph's values) never alias the variable
         value = self.builder.param(path, variable.numpy())
         self.params[path] = value
         self.variables[path] = variable
+        read_as = getattr(variable, "read_as", None)
+        if read_as is not None:  # e.g. an int8 or fake-quantized kernel (kc.quantization): read(ctx, param)
+            value = self.reads[path] = read_as(self, value)
         return value
 
     def counter(self, who: str) -> Value:
@@ -123,7 +133,7 @@ class KTensor:
 
     def numpy(self) -> np.ndarray:
         if not self.is_eager:
-            raise ValueError(f"a {'traced' if self.is_traced else 'symbolic'} tensor {self.ir_type} has no "
+            raise TracedValueError(f"a {'traced' if self.is_traced else 'symbolic'} tensor {self.ir_type} has no "
                              "value yet: only eager tensors can be converted to NumPy")
         return self.data
 
@@ -149,6 +159,9 @@ class KTensor:
 
     def __bool__(self):
         return bool(self.numpy())
+
+    def __format__(self, spec):
+        return format(self.numpy(), spec) if self.is_eager and spec else object.__format__(self, spec)
 
     def __float__(self):
         return float(self.numpy())
@@ -316,7 +329,7 @@ def _apply_eager(opdef, tensors, attrs):
     where = f"op '{opdef.name}'"
     out_types = opdef.infer_types([TensorType(a.shape, to_dtype(a.dtype)) for a in arrays], attrs, where)
     batch = arrays[0].shape[0] if arrays and arrays[0].ndim else None
-    results = opdef.reference(arrays, attrs, batch)
+    results = eager_native.reference(opdef, arrays, attrs, batch)   # large repeated matmuls run compiled
     outs = [KTensor(data=np.asarray(r).astype(t.dtype.np, copy=False)) for r, t in zip(results, out_types)]
     for recorder in list(RECORDERS):
         recorder.record(opdef.name, list(tensors), dict(attrs), list(outs))

@@ -28,6 +28,13 @@ def scoped_path(name: str) -> str:
     return "/".join(_NAME_SCOPE + [name])
 
 
+def _state_trace():
+    """The active kc.function trace, which records Variable reads and writes as graph state (else None)."""
+    from .tensor import current_trace
+    ctx = current_trace()
+    return ctx if getattr(ctx, "records_state", False) else None
+
+
 class Variable(KTensor):
     """A mutable eager tensor: `assign`, `assign_add`, `assign_sub`; `path` is its param name."""
 
@@ -38,7 +45,7 @@ class Variable(KTensor):
                 raise ValueError("Variable: an initializer needs `shape`")
             initial_value = initial_value(tuple(shape), dtype=dtype)
         dt = to_dtype(dtype if dtype is not None else "float32")
-        data = np.array(np.asarray(initial_value), dtype=dt.np)
+        data = np.array(np.asarray(initial_value), dtype=dt.np, order="C")  # native steps update it in place
         if shape is not None and tuple(shape) != data.shape:
             raise ValueError(f"Variable '{name}': initial value has shape {data.shape}, expected {tuple(shape)}")
         super().__init__(data=data)
@@ -46,6 +53,8 @@ class Variable(KTensor):
         self.path = scoped_path(self.name)
         self.trainable = bool(trainable)
         self.regularizer = None
+        if _state_trace() is not None:
+            _state_trace().created(self)
 
     @property
     def value_array(self) -> np.ndarray:
@@ -54,28 +63,37 @@ class Variable(KTensor):
 
     def assign(self, value):
         """Replace the value (a new array, so eager tensors recorded earlier keep theirs)."""
-        new = np.array(np.asarray(value), dtype=self.data.dtype)
+        if _state_trace() is not None:   # inside kc.function: a write to the graph's state
+            _state_trace().assign_variable(self, value)
+            return self
+        new = np.array(np.asarray(value), dtype=self.data.dtype, order="C")
         if new.shape != self.data.shape:
             raise ValueError(f"Variable '{self.path}': cannot assign shape {new.shape} to shape {self.data.shape}")
         self.data = new
         return self
 
     def assign_add(self, delta):
+        if _state_trace() is not None:
+            return self.assign(_state_trace().combined(self, "add", delta))
         return self._replace(self.data + np.asarray(delta, dtype=self.data.dtype))
 
     def assign_sub(self, delta):
+        if _state_trace() is not None:
+            return self.assign(_state_trace().combined(self, "sub", delta))
         return self._replace(self.data - np.asarray(delta, dtype=self.data.dtype))
 
     def _replace(self, new: np.ndarray):
         """Take `new` (a fresh array computed from the value) without copying it again."""
         if new.shape != self.data.shape or new.dtype != self.data.dtype:
             return self.assign(new)   # (broadcast or promoted: assign checks and converts)
-        self.data = np.asarray(new)   # (0-d arithmetic gives NumPy scalars; keep an array)
+        self.data = np.ascontiguousarray(new)   # (0-d arithmetic gives NumPy scalars; keep an array)
         return self
 
     def numpy(self) -> np.ndarray:
         """A copy of the current value: training updates the variable's array in place, so a view
         read before a step would change under the reader (Keras returns a snapshot too)."""
+        if _state_trace() is not None:
+            _state_trace().refuse_value(self)
         return self.data.copy()
 
     def __repr__(self) -> str:

@@ -9,16 +9,29 @@ import numpy as np
 
 from .dtypes import DType, dtype as to_dtype
 from .errors import IRError, ShapeError
+from .graph import Graph
 from .types import TensorType
 
 REQUIRED = object()
+
+# What each trait promises; passes and lowerings ask OPS[op].has(trait) instead of keeping name lists,
+# and tests/ir/test_op_traits.py checks every promise for every op that declares the trait.
+TRAITS = {
+    "elementwise": "each output element depends only on the operands' elements at its (broadcast) index; "
+                   "an elementwise emitter computes it inline in a fused loop",
+    "integer": "an elementwise op that accepts integer operands as they are (no cast to float first)",
+    "anchor": "a matmul/convolution whose lowering takes a fused epilogue (bias, activation) on its output",
+    "reduction": "reduces `axes` of its one operand; its lowering reads a fused elementwise prologue inline",
+    "view": "the output is the operand's elements in the same order (same count and dtype): it can share "
+            "the operand's storage",
+}
 
 
 @dataclass(frozen=True)
 class Attr:
     """Schema of one attribute: kind, default (REQUIRED if none) and allowed values."""
 
-    kind: str  # int | float | bool | str | ints | floats | shape | dtype | array
+    kind: str  # int | float | bool | str | ints | floats | shape | dtype | array | graph (a region)
     default: Any = REQUIRED
     choices: tuple | None = None
 
@@ -72,6 +85,13 @@ def _array(v):
     return a
 
 
+def _graph(v):
+    # A region: a closed Graph (its own inputs, no params); the verifier checks it in place.
+    if not isinstance(v, Graph):
+        raise TypeError("not an ir.Graph")
+    return v
+
+
 _COERCE = {
     "int": _int,
     "float": _float,
@@ -82,6 +102,7 @@ _COERCE = {
     "shape": lambda v: tuple(_dim(x) for x in v),
     "dtype": to_dtype,
     "array": _array,
+    "graph": _graph,
 }
 
 
@@ -96,6 +117,12 @@ class OpDef:
     attrs: dict = field(default_factory=dict)
     differentiable: bool = True
     doc: str = ""
+    traits: frozenset = frozenset()
+
+    def has(self, trait: str) -> bool:
+        if trait not in TRAITS:
+            raise IRError(f"unknown op trait '{trait}'; known: {sorted(TRAITS)}")
+        return trait in self.traits
 
     @property
     def variadic(self) -> bool:
@@ -138,13 +165,23 @@ class OpDef:
 OPS: dict[str, OpDef] = {}
 
 
-def defop(name: str, inputs, infer, reference, attrs=None, differentiable=True, doc=""):
+def defop(name: str, inputs, infer, reference, attrs=None, differentiable=True, doc="", traits=()):
     """Register an op. Called once per op, beside its inference and reference functions."""
     if name in OPS:
         raise IRError(f"op '{name}' is registered twice")
+    unknown = set(traits) - set(TRAITS)
+    if unknown:
+        raise IRError(f"op '{name}': unknown trait(s) {sorted(unknown)}; known: {sorted(TRAITS)}")
     inputs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
-    OPS[name] = OpDef(name, inputs, infer, reference, dict(attrs or {}), differentiable, doc)
+    OPS[name] = OpDef(name, inputs, infer, reference, dict(attrs or {}), differentiable, doc, frozenset(traits))
     return OPS[name]
+
+
+def ops_with(trait: str) -> frozenset:
+    """Names of the registered ops that declare `trait`."""
+    if trait not in TRAITS:
+        raise IRError(f"unknown op trait '{trait}'; known: {sorted(TRAITS)}")
+    return frozenset(name for name, op in OPS.items() if trait in op.traits)
 
 
 def get_op(name: str) -> OpDef:
@@ -164,6 +201,9 @@ def attrs_equal(a: dict, b: dict) -> bool:
 
 
 def _same_attr(x, y) -> bool:
+    if isinstance(x, Graph) or isinstance(y, Graph):  # regions: structurally, by their canonical text
+        from .text import print_graph
+        return isinstance(x, Graph) and isinstance(y, Graph) and (x is y or print_graph(x) == print_graph(y))
     if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
         return (isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.dtype == y.dtype
                 and x.shape == y.shape and _bits(x) == _bits(y))

@@ -12,6 +12,15 @@ print as their name when it is unique, else as a counter (%0, %1, ...) that pars
 unnamed Value; names that are not plain identifiers are quoted (%"a/b"). Constants print as
 `array(f32[2], [0.5, 1.0])` with every element in its shortest exact (round-tripping) form.
 Parameter initial values live beside the graph, so a parsed graph has parameters without values.
+
+A region (a graph-valued attribute, e.g. a scan body) prints as a full nested `graph @name(...)
+-> (...) { ... }` block, indented one level deeper than its node; its values have their own
+names, since a region is closed:
+
+      %0, %1 = scan(%h, %xs) {body=graph @step(%h: f32[N,4], %x: f32[N,4]) -> (h: f32[N,4], y: f32[N,4]) {
+        %0 = add(%h, %x) : f32[N,4]
+        return %0, %0
+      }, carries=1} : f32[N,4], f32[3,N,4]
 """
 from __future__ import annotations
 
@@ -25,7 +34,7 @@ from .errors import IRError, ParseError
 from .graph import Graph, Node, Value
 from .registry import OPS, REQUIRED
 from .types import TensorType
-from .verifier import verify
+from .verifier import verify, verify_region
 
 _IDENT = re.compile(r"[^\W\d]\w*")
 _NAME = re.compile(r"[^\W\d][\w.$-]*")  # bare %value / @graph names
@@ -106,6 +115,8 @@ def _attr_text(v) -> str:
         return _quote(v)
     if isinstance(v, DType):
         return v.name
+    if isinstance(v, Graph):  # a region: its own text, one level deeper
+        return print_graph(v).rstrip("\n").replace("\n", "\n  ")
     if isinstance(v, np.ndarray):
         items = ", ".join(_scalar_text(x) for x in v.reshape(-1))
         return f"array({TensorType(v.shape, v.dtype)}, [{items}])"
@@ -211,7 +222,19 @@ class _Parser:
 
     # grammar
     def graph(self) -> Graph:
-        self.expect("ident", "'graph'", "graph")
+        graph = self.graph_block(self.expect("ident", "'graph'", "graph"), None)
+        self.expect("eof", "end of input after '}'")
+        return graph
+
+    def region(self, start: _Tok) -> Graph:
+        """A nested graph block as an attribute value; its value names are its own (regions are closed)."""
+        outer, self.values = self.values, {}
+        try:
+            return self.graph_block(start, f"line {start.line}, column {start.col}")
+        finally:
+            self.values = outer
+
+    def graph_block(self, start: _Tok, region_at: str | None) -> Graph:
         name = self.string_or_bare(self.expect("global", "a graph name like @main"), 1)
         self.expect("(")
         inputs = self.separated(self.argument, ")")
@@ -224,9 +247,9 @@ class _Parser:
             self.statement(params, nodes)
         outputs = self.listed(self.use)
         self.expect("}")
-        self.expect("eof", "end of input after '}'")
         self.check_results(ret, header, outputs)
-        return self.finish(ret, Graph(name, inputs, params, nodes, outputs, None, [n for n, _ in header]))
+        return self.finish(ret, Graph(name, inputs, params, nodes, outputs, None, [n for n, _ in header]),
+                           region_at)
 
     def argument(self) -> Value:
         tok = self.expect("value", "an input like %x")
@@ -310,6 +333,8 @@ class _Parser:
             return tok.text == "true"
         if tok.kind == "ident" and tok.text == "array" and self.accept("("):
             return self.array(tok)
+        if tok.kind == "ident" and tok.text == "graph" and self.peek().kind == "global":
+            return self.region(tok)
         if tok.kind == "ident":
             return tok.text  # a dtype or a shape symbol
         raise self.fail(tok, f"expected an attribute value, got {tok.describe()}")
@@ -394,9 +419,9 @@ class _Parser:
             if v.type != t:
                 raise self.fail(ret, f"output {j} ('{name}') is declared {t} but returns {v.type}")
 
-    def finish(self, ret: _Tok, graph: Graph) -> Graph:
+    def finish(self, ret: _Tok, graph: Graph, region_at: str | None) -> Graph:
         try:
-            return verify(graph)
+            return verify(graph) if region_at is None else verify_region(graph, f"region at {region_at}")
         except IRError as e:
             raise self.fail(ret, str(e)) from None
 

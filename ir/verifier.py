@@ -7,10 +7,10 @@ from .registry import OPS, attrs_equal
 from .types import TensorType
 
 
-def verify(graph: Graph) -> Graph:
+def verify(graph: Graph, _outer: frozenset = frozenset(), _where: str = "") -> Graph:
     """Raise VerificationError naming the first broken invariant; return the graph if sound."""
     defined: set = set()
-    where_g = f"graph @{graph.name}"
+    where_g = f"{_where}region @{graph.name}" if _where else f"graph @{graph.name}"
     _check_leaves(graph, defined, where_g)
     for i, node in enumerate(graph.nodes):
         where = f"{where_g}, node #{i} {node.where()}"
@@ -21,8 +21,12 @@ def verify(graph: Graph) -> Graph:
             if not isinstance(v, Value):
                 raise VerificationError(f"{where}: input {j} is not a Value")
             if v not in defined:
-                what = "is used before its definition" if _defined_later(graph, i, v) else "is not defined in this graph"
+                what = ("is used before its definition" if _defined_later(graph, i, v)
+                        else _undefined(v, _outer, "is not defined in this graph"))
                 raise VerificationError(f"{where}: input {j} ({_name(v)}: {v.type}) {what}")
+        for key, region in node.attrs.items():
+            if isinstance(region, Graph):
+                verify_region(region, f"{where}, attribute '{key}'", _outer | defined)
         try:
             attrs = opdef.normalize_attrs(node.attrs, where)
             expected = opdef.infer_types([v.type for v in node.inputs], attrs, where)
@@ -44,10 +48,28 @@ def verify(graph: Graph) -> Graph:
         raise VerificationError(f"{where_g}: has no outputs")
     for j, v in enumerate(graph.outputs):
         if v not in defined:
-            raise VerificationError(f"{where_g}: output {j} ({_name(v)}: {v.type}) is not defined in the graph")
+            what = _undefined(v, _outer, "is not defined in the graph")
+            raise VerificationError(f"{where_g}: output {j} ({_name(v)}: {v.type}) {what}")
     if len(graph.output_names) != len(graph.outputs) or len(set(graph.output_names)) != len(graph.outputs):
         raise VerificationError(f"{where_g}: output names {list(graph.output_names)} must be unique, one per output")
     return graph
+
+
+def verify_region(region: Graph, where: str, outer: frozenset = frozenset()) -> Graph:
+    """Check a region (a graph-valued attribute): a closed graph, no parameters, sound inside.
+
+    `outer` holds the values of the enclosing graphs, so a use of one is reported as a free value.
+    """
+    if region.params:
+        raise VerificationError(f"{where}: region @{region.name} has parameters {region.param_names}; regions are "
+                                f"closed (pass weights in as region inputs)")
+    return verify(region, frozenset(outer), f"{where}: ")
+
+
+def _undefined(v: Value, outer: frozenset, otherwise: str) -> str:
+    if v in outer:
+        return "is a free value from outside the region (regions are closed: pass it in as a region input)"
+    return otherwise
 
 
 def _check_leaves(graph: Graph, defined: set, where: str):

@@ -3,7 +3,7 @@
 `import kcompile as kc` gives the Keras 3 user API: kc.Sequential, kc.Model, kc.Input, kc.layers,
 kc.ops, kc.models.load_model, kc.utils, kc.datasets, kc.initializers, kc.activations,
 kc.regularizers, kc.Variable, and the training API (kc.losses, kc.metrics, kc.optimizers,
-kc.callbacks, kc.GradientTape, kc.grad, kc.value_and_grad, kc.function, kc.config).
+kc.callbacks, kc.GradientTape, kc.grad, kc.value_and_grad, kc.function, kc.config) and kc.pruning.
 """
 import importlib
 
@@ -26,7 +26,11 @@ _LAZY = {
     "GradientTape": ("kcompile.frontend.tape", "GradientTape"),
     "grad": ("kcompile.frontend.tape", "grad"),
     "value_and_grad": ("kcompile.frontend.tape", "value_and_grad"),
-    "function": ("kcompile.frontend.tape", "function"),
+    "function": ("kcompile.frontend.function", "function"),
+    "TensorSpec": ("kcompile.frontend.function", "TensorSpec"),
+    "data": ("kcompile.frontend.data", None),
+    "pruning": ("kcompile.frontend.pruning", None),
+    "quantization": ("kcompile.frontend.quantization", None),
 }
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from kcompile.ir import Graph, Value, get_op
+from kcompile.ir import Graph, Value, get_op, ops_with
 
 from .manager import register_pass
 from .rewrite import Match, Rewriter, Rule, constant_value, rebuilt, rewrite_graph, splat_value
 
 MAX_FOLD_ELEMENTS = 1 << 16  # larger results stay computed at run time rather than bloat the graph
 NEVER_FOLD = {"constant", "broadcast_to"}  # a splat of a scalar is already the compact form
+VIEWS = tuple(sorted(ops_with("view")))     # reshape-like: the same elements in the same order
 
 
 # -- constant folding -----------------------------------------------------------------------
@@ -74,7 +75,7 @@ def _double_neg(rw, m: Match):
 
 def _reshape_chain(rw, m: Match):
     """reshape(reshape(x)) -> reshape(x); expand_dims and squeeze are reshapes too."""
-    inner = _producer(m.inputs[0], "reshape", "expand_dims", "squeeze")
+    inner = _producer(m.inputs[0], *VIEWS)
     return rw.new(m, "reshape", inner.inputs[0], shape=m.types[0].shape) if inner else None
 
 
@@ -112,13 +113,12 @@ IDENTITY_RULES = [
     Rule(("mul",), _either_identity(1)),
     Rule(("div", "pow"), _right_identity(1)),
     Rule(("neg",), _double_neg),
-    Rule(("reshape", "expand_dims", "squeeze", "broadcast_to", "slice", "pad", "cast", "reduce_sum",
-          "reduce_mean", "reduce_max", "reduce_min"), _same_type_is_identity),
+    Rule((*VIEWS, *sorted(ops_with("reduction")), "broadcast_to", "slice", "pad", "cast"), _same_type_is_identity),
     Rule(("transpose",), _identity_transpose),
     Rule(("concat", "split"), _single_operand),
-    Rule(("reshape", "expand_dims", "squeeze", "broadcast_to", "transpose"), _splat_layout),
+    Rule((*VIEWS, "broadcast_to", "transpose"), _splat_layout),
     Rule(("broadcast_to",), _broadcast_chain),
-    Rule(("reshape", "expand_dims", "squeeze"), _reshape_chain),
+    Rule(VIEWS, _reshape_chain),
     Rule(("transpose",), _transpose_chain),
 ]
 

@@ -1,144 +1,111 @@
-"""Pass "fuse": group elementwise chains into single loops and attach epilogues to matmul/conv.
+"""Pass "fuse": outline groups of nodes into `fused` nodes (ir/ops/fused.py), one kernel each.
 
-The decisions live in graph.meta["fusion"] (a tuple of FusionGroup, by node index), so the nodes
-are unchanged and the IR text is too; format_fusion() prints the table. A group's members are
-computed inline at its root, in one loop over the root's shape, with no intermediate buffers. A
-node joins its consumers' group only when all its users are in that group, it is not a graph
-output, and it has the root's shape (so fusion never recomputes a small tensor once per element
-of a large one). A group whose leaf is the sole use of a matmul/conv output of the same shape
-takes that node as its anchor: the epilogue runs in place on the anchor's output buffer. A group
-whose result is read only by one reduction becomes that reduction's prologue: it is computed
-inside the reduction's loop (leaves broadcast there as in any fused loop), never stored.
+A group's members are computed inline at its root, in one loop over the root's shape, with no
+intermediate buffers. A node joins its consumers' group only when all its users are in that group,
+it is not a graph output, and it has the root's shape (so fusion never recomputes a small tensor
+once per element of a large one). A group whose leaf is the sole use of an anchor's output (a
+matmul/conv, trait "anchor") of the same type takes that node in: an "epilogue" run on the
+anchor's output, whose leading bias add and/or relu the pass hands to the anchor's kernel
+(fusion_outline.kernel_epilogue). A group whose result is read only by one reduction becomes that
+reduction's "prologue", computed inside the reduction's loop, never stored. Groups of one
+elementwise node stay plain nodes.
+
+Each group is outlined into one `fused` node at its root's place, whose region holds the group
+(fusion_outline.py); its inputs are the values the group reads from outside. Members never escape
+their group (their users are all inside, none is a graph output), so the outlined graph stays
+acyclic and every input is defined before the fused node.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kcompile.ir import Graph
-from kcompile.ir.ops.elementwise import BINARY, UNARY
+from kcompile.ir import Graph, Node, get_op
+from kcompile.ir.ops.fused import kernel_requantize
 
+from .fusion_outline import kernel_epilogue_fits, outline
 from .manager import register_pass
-
-ELEMENTWISE = frozenset(UNARY) | frozenset(BINARY) | {"where", "cast", "broadcast_to"}
-ANCHORS = frozenset({"matmul", "conv1d", "conv2d"})
-PROLOGUE_CONSUMERS = frozenset({"reduce_sum", "reduce_mean", "reduce_max", "reduce_min"})
 
 
 @dataclass(frozen=True)
-class FusionGroup:
-    root: int                 # node index: the group writes this node's output
-    members: tuple            # node indices computed inline, topological order, root last
-    anchor: int | None = None  # matmul/conv node whose output the members consume in place
-    consumer: int | None = None  # reduction that reads the group's result inline (a prologue)
+class Group:
+    """Nodes to outline as one kernel, in topological order; `nodes[-1]` writes the result."""
+
+    kind: str      # loop | epilogue | prologue
+    nodes: tuple
 
 
 @register_pass("fuse")
 def fuse(graph: Graph) -> Graph:
-    """The same graph with meta["fusion"] set."""
-    groups = _elementwise_groups(graph)
-    groups = tuple(_with_consumer(graph, _with_anchor(graph, g)) for g in groups)
-    return Graph(graph.name, graph.inputs, graph.params, graph.nodes, graph.outputs, graph.param_values,
-                 graph.output_names, {**graph.meta, "fusion": groups, "fusion_nodes": graph.nodes})
+    """The graph with each fusible group outlined into a `fused` node."""
+    users = graph.users()
+    groups = [_with_anchor_or_consumer(graph, users, members) for members in _elementwise_groups(graph, users)]
+    groups = _with_requantize(graph, users, groups)
+    return outline(graph, [g for g in groups if g.kind != "loop" or len(g.nodes) > 1])
 
 
-def _users_by_index(graph: Graph) -> dict:
-    index = {id(n): i for i, n in enumerate(graph.nodes)}
-    return {v: [index[id(n)] for n in ns] for v, ns in graph.users().items()}
-
-
-def _elementwise_groups(graph: Graph):
-    users = _users_by_index(graph)
+def _elementwise_groups(graph: Graph, users: dict) -> list:
+    """Lists of elementwise nodes (topological order, root last) that one loop can compute."""
     outputs = set(graph.outputs)
-    group_of: dict[int, int] = {}      # node index -> root index
-    members: dict[int, list] = {}
-    for i in reversed(range(len(graph.nodes))):
-        node = graph.nodes[i]
-        if node.op not in ELEMENTWISE:
+    root_of: dict = {}      # node -> its group's root node
+    members: dict = {}      # root node -> member nodes, reversed topological order
+    for node in reversed(graph.nodes):
+        if not get_op(node.op).has("elementwise"):
             continue
         out = node.outputs[0]
-        roots = {group_of.get(u) for u in users.get(out, [])}
+        roots = {root_of.get(u) for u in users.get(out, [])}
         root = roots.pop() if len(roots) == 1 else None
-        if (root is not None and out not in outputs
-                and graph.nodes[root].outputs[0].type.shape == out.type.shape):
-            group_of[i] = root
-            members[root].append(i)
+        if root is not None and out not in outputs and root.outputs[0].type.shape == out.type.shape:
+            root_of[node] = root
+            members[root].append(node)
         else:
-            group_of[i] = i
-            members[i] = [i]
-    return [FusionGroup(r, tuple(sorted(m))) for r, m in sorted(members.items())]
+            root_of[node] = node
+            members[node] = [node]
+    return [m[::-1] for m in members.values()]
 
 
-def _with_anchor(graph: Graph, group: FusionGroup) -> FusionGroup:
-    users = graph.users()
-    inside = {id(graph.nodes[i]) for i in group.members}
-    root_type = graph.nodes[group.root].outputs[0].type
-    index = {id(n): i for i, n in enumerate(graph.nodes)}
-    for i in group.members:
-        for v in graph.nodes[i].inputs:
+def _with_anchor_or_consumer(graph: Graph, users: dict, members: list) -> Group:
+    anchor = _anchor(graph, users, members)
+    if anchor is not None:
+        return Group("epilogue", (anchor, *members))
+    out = members[-1].outputs[0]
+    readers = users.get(out, [])
+    if len(readers) == 1 and get_op(readers[0].op).has("reduction") and out not in graph.outputs:
+        return Group("prologue", (*members, readers[0]))
+    return Group("loop", tuple(members))
+
+
+def _anchor(graph: Graph, users: dict, members: list) -> Node | None:
+    """The anchor whose output the group consumes in place: read only by the group, of the root's type."""
+    inside = set(members)
+    root_type = members[-1].outputs[0].type
+    for node in members:
+        for v in node.inputs:
             p = v.producer
-            if (p is not None and p.op in ANCHORS and v.type == root_type and v not in graph.outputs
-                    and all(id(u) in inside for u in users.get(v, []))):
-                return FusionGroup(group.root, group.members, index[id(p)])
-    return group
+            if (p is not None and get_op(p.op).has("anchor") and v.type == root_type and v not in graph.outputs
+                    and all(u in inside for u in users.get(v, []))):
+                return p
+    return None
 
 
-def _with_consumer(graph: Graph, group: FusionGroup) -> FusionGroup:
-    if group.anchor is not None:
-        return group
-    out = graph.nodes[group.root].outputs[0]
-    users = graph.users().get(out, [])
-    if len(users) != 1 or users[0].op not in PROLOGUE_CONSUMERS or out in graph.outputs:
-        return group
-    index = {id(n): i for i, n in enumerate(graph.nodes)}
-    return FusionGroup(group.root, group.members, None, index[id(users[0])])
-
-
-def groups_of(graph: Graph) -> tuple:
-    """The fusion table; an error if a later pass changed the nodes it indexes."""
-    if "fusion" not in graph.meta:
-        return ()
-    if graph.meta.get("fusion_nodes") is not graph.nodes:
-        raise ValueError(f"graph @{graph.name}: the fusion table is stale (the nodes changed after 'fuse'); "
-                         "run fuse after the rewriting passes")
-    return tuple(graph.meta["fusion"])
-
-
-def format_fusion(graph: Graph) -> str:
-    """The fusion table as text, one line per multi-node group or epilogue."""
-    lines = []
-    for g in groups_of(graph):
-        if len(g.members) == 1 and g.anchor is None and g.consumer is None:
+def _with_requantize(graph: Graph, users: dict, groups: list) -> list:
+    """An integer anchor (alone or with its epilogue) whose i32 result only a last-axis requantize
+    reads takes that requantize in: the kernel writes the 8-bit result (kernel_epilogue decides)."""
+    by_root = {g.nodes[-1]: g for g in groups if g.kind == "epilogue"}
+    out = list(groups)
+    for node in graph.nodes:
+        acc = node.inputs[0] if node.op == "requantize" else None
+        p = acc.producer if acc is not None else None
+        if p is None or acc in graph.outputs or users.get(acc) != [node] or not kernel_requantize(node):
             continue
-        ops = " -> ".join(graph.nodes[i].op for i in g.members)
-        anchor = f"{graph.nodes[g.anchor].op}#{g.anchor} epilogue: " if g.anchor is not None else ""
-        into = f" -> prologue of {graph.nodes[g.consumer].op}#{g.consumer}" if g.consumer is not None else ""
-        lines.append(f"// fuse root #{g.root}: {anchor}{ops}{into}")
-    return "\n".join(lines)
+        group = by_root.get(p) or (Group("epilogue", (p,)) if get_op(p.op).has("anchor") else None)
+        if group is None or not kernel_epilogue_fits(graph, group.nodes + (node,)):
+            continue
+        if group in out:
+            out.remove(group)
+        out.append(Group("epilogue", group.nodes + (node,)))
+    return out
 
 
-@dataclass(frozen=True)
-class Step:
-    """One unit of generated code, run at node `root`'s place in the topological order."""
-
-    root: int
-    nodes: tuple                  # node indices it computes: the anchor (if any), then members
-    group: FusionGroup | None = None
-
-
-def schedule(graph: Graph) -> list:
-    """The steps codegen emits, in order: fused groups at their root, other nodes alone."""
-    groups = groups_of(graph)
-    by_root = {g.root: g for g in groups if g.consumer is None}
-    by_consumer = {g.consumer: g for g in groups if g.consumer is not None}
-    inner = {i for g in groups for i in g.members if i != g.root or g.consumer is not None}
-    inner |= {g.anchor for g in groups if g.anchor is not None}
-    steps = []
-    for i in range(len(graph.nodes)):
-        if i in by_consumer:
-            steps.append(Step(i, by_consumer[i].members + (i,), by_consumer[i]))
-        elif i in by_root:
-            g = by_root[i]
-            steps.append(Step(i, ((g.anchor,) if g.anchor is not None else ()) + g.members, g))
-        elif i not in inner:
-            steps.append(Step(i, (i,)))
-    return steps
+def fused_nodes(graph: Graph) -> list:
+    """The graph's fused nodes, in order."""
+    return [n for n in graph.nodes if n.op == "fused"]

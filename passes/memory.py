@@ -10,46 +10,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kcompile.ir import Graph
+from kcompile.ir import Graph, get_op
 
-from .fusion import schedule
 from .manager import register_pass
 
 ALIGN = 64
-VIEW_OPS = frozenset({"reshape", "expand_dims", "squeeze"})
 
 
 @dataclass(frozen=True)
 class MemoryPlan:
     static_bytes: int                 # B
     batched_bytes_per_row: int        # A
-    offsets: dict = field(default_factory=dict)  # (node index, output index) -> ("static"|"batched", offset)
-    nodes: tuple = ()                 # the nodes the indices refer to (a later rewrite invalidates the plan)
+    offsets: dict = field(default_factory=dict)  # node output Value -> ("static"|"batched", offset)
 
     def workspace_bytes(self, batch: int) -> int:
         return self.batched_bytes_per_row * batch + self.static_bytes
 
-    def byte_offset(self, key, batch: int) -> int:
-        region, off = self.offsets[key]
+    def byte_offset(self, v, batch: int) -> int:
+        region, off = self.offsets[v]
         return off if region == "static" else self.static_bytes + off * batch
 
 
 @register_pass("plan-memory")
 def plan_memory(graph: Graph) -> Graph:
-    """The same graph with meta["memory"] = MemoryPlan (needs meta["fusion"] or plans node by node)."""
-    steps = schedule(graph)
-    home = storage_roots(graph, steps)
-    intervals = _live_intervals(graph, steps, home)
+    """The same graph with meta["memory"] = MemoryPlan, keyed by Value (a rewritten node is simply unplanned)."""
+    home = storage_roots(graph)
+    intervals = _live_intervals(graph, home)
     static, batched = {}, {}
-    for key, (start, end) in intervals.items():
-        v = graph.nodes[key[0]].outputs[key[1]]
+    for v, (start, end) in intervals.items():
         t = v.type
         row = t.dtype.itemsize * _prod(t.shape[1:] if t.has_batch else t.shape)
-        (batched if t.has_batch else static)[key] = (row, start, end)
+        (batched if t.has_batch else static)[v] = (row, start, end)
     s_off, s_size = _first_fit(static)
     b_off, b_size = _first_fit(batched)
-    offsets = {k: ("static", o) for k, o in s_off.items()} | {k: ("batched", o) for k, o in b_off.items()}
-    plan = MemoryPlan(_round(s_size), b_size, offsets, graph.nodes)
+    offsets = {v: ("static", o) for v, o in s_off.items()} | {v: ("batched", o) for v, o in b_off.items()}
+    plan = MemoryPlan(_round(s_size), b_size, offsets)
     return Graph(graph.name, graph.inputs, graph.params, graph.nodes, graph.outputs, graph.param_values,
                  graph.output_names, {**graph.meta, "memory": plan})
 
@@ -60,45 +55,42 @@ def caller_outputs(graph: Graph) -> set:
     return {v for v, name in zip(graph.outputs, graph.output_names) if name not in updates}
 
 
-def storage_roots(graph: Graph, steps) -> dict:
+def storage_roots(graph: Graph) -> dict:
     """Map each node output Value to the Value whose storage it uses (itself unless a view)."""
     outputs = caller_outputs(graph)
-    alone = {s.root for s in steps if s.group is None}
     home = {}
-    for i, n in enumerate(graph.nodes):
+    for n in graph.nodes:
         for v in n.outputs:
-            view = n.op in VIEW_OPS and i in alone and v not in outputs
+            view = get_op(n.op).has("view") and v not in outputs
             home[v] = home.get(n.inputs[0], n.inputs[0]) if view else v
     return home
 
 
-def _live_intervals(graph: Graph, steps, home) -> dict:
-    """(node, output) -> (first step, last step) for every tensor that needs workspace."""
-    step_of = {i: k for k, s in enumerate(steps) for i in s.nodes}
-    index = {id(n): i for i, n in enumerate(graph.nodes)}
+def _live_intervals(graph: Graph, home) -> dict:
+    """Value -> (first node, last node) for every tensor that needs workspace, in node order."""
     outputs = caller_outputs(graph)
     intervals = {}
-    for k, s in enumerate(steps):
-        node = graph.nodes[s.root]
-        for j, v in enumerate(node.outputs):
+    for k, node in enumerate(graph.nodes):
+        for v in node.outputs:
             if home[v] is v and v not in outputs and node.op != "constant":
                 intervals[v] = [k, k]
-    for i, n in enumerate(graph.nodes):
+    for k, n in enumerate(graph.nodes):
         for v in n.inputs:
             root = home.get(v, v)
             if root in intervals:
-                intervals[root][1] = max(intervals[root][1], step_of[i])
-    for v in set(graph.outputs) - outputs:  # parameter updates are copied after the last step
+                intervals[root][1] = max(intervals[root][1], k)
+    for v in set(graph.outputs) - outputs:  # parameter updates are copied after the last node
         root = home.get(v, v)
         if root in intervals:
-            intervals[root][1] = len(steps)
-    return {(index[id(v.producer)], v.index): tuple(iv) for v, iv in intervals.items()}
+            intervals[root][1] = len(graph.nodes)
+    return {v: tuple(iv) for v, iv in intervals.items()}
 
 
 def _first_fit(items: dict):
     """Greedy placement, largest first: offsets and the total size."""
     placed, offsets, total = [], {}, 0
-    for key, (size, start, end) in sorted(items.items(), key=lambda kv: (-kv[1][0], kv[0])):
+    order = {key: k for k, key in enumerate(items)}  # ties: in node order
+    for key, (size, start, end) in sorted(items.items(), key=lambda kv: (-kv[1][0], order[kv[0]])):
         clashes = sorted((o, o + sz) for o, sz, s, e in placed if s <= end and start <= e)
         off = 0
         for lo, hi in clashes:
@@ -127,7 +119,10 @@ def format_memory(graph: Graph) -> str:
     if plan is None:
         return ""
     lines = [f"// workspace = {plan.batched_bytes_per_row}*N + {plan.static_bytes} bytes"]
-    for (i, j), (region, off) in sorted(plan.offsets.items()):
-        where = f"{off}" if region == "static" else f"{plan.static_bytes} + {off}*N"
-        lines.append(f"//   #{i}.{j} {graph.nodes[i].op}: offset {where}")
+    for i, node in enumerate(graph.nodes):
+        for j, v in enumerate(node.outputs):
+            if v in plan.offsets:
+                region, off = plan.offsets[v]
+                where = f"{off}" if region == "static" else f"{plan.static_bytes} + {off}*N"
+                lines.append(f"//   #{i}.{j} {node.op}: offset {where}")
     return "\n".join(lines)

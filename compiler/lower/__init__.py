@@ -14,9 +14,9 @@ How to add a lowering (one per op, beside its siblings in a module of this packa
 The context also gives ctx.batch (i64), ctx.nthreads (i32), ctx.target (features, vector lanes),
 ctx.attrs, ctx.helper(name, fnty, build) for internal helper functions (e.g. parallel bodies),
 ctx.require_library("gomp") for system libraries, ctx.fail(code) to report a run-time error
-status, and ctx.epilogue: elementwise nodes fused after a matmul/conv that codegen applies in
-place on outs[0] after the lowering returns, except the leading members a lowering claims with
-ctx.take_epilogue() (e.g. after ctx.epilogue.bias_activation() found a bias add and/or relu).
+status, and ctx.epilogue: the epilogue a fused node hands its matmul/conv (lower/fused.py); the
+lowering applies its in-kernel part (ctx.epilogue.bias, .activation) after ctx.take_epilogue(),
+and the fused lowering runs the rest in place on outs[0] after the lowering returns.
 
 Output buffers never alias input buffers. Every module of this package is imported on first use
 of the table, so registering is just defining the function in a module here.

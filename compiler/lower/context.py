@@ -76,8 +76,8 @@ class LowerCtx:
     nthreads  i32 run-time thread count requested by the caller (>= 1)
     target    compiler.target.Target: features, vector lanes
     status    i32* slot of the entry point's return status (see fail())
-    epilogue  an Epilogue to apply to outs[0] (bias + activation after matmul/conv), or None;
-              a lowering that applies it inside its own loops calls take_epilogue()
+    epilogue  the Epilogue a fused node hands its anchor (lower/fused.py), or None: a lowering
+              that applies its in-kernel part (bias, activation) calls take_epilogue()
     """
 
     builder: ir.IRBuilder
@@ -116,8 +116,8 @@ class LowerCtx:
         self.libraries.add(name)
 
     def take_epilogue(self):
-        """Claim the epilogue's leading members (epilogue.claimable of them, e.g. the bias add and
-        relu found by bias_activation()): the lowering applies those itself, codegen the rest."""
+        """Claim the epilogue's in-kernel part (epilogue.in_kernel leading nodes: the bias add and/or
+        activation the fuse pass chose): the lowering applies those, the fused lowering the rest."""
         self.epilogue_taken = True
         return self.epilogue
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from kcompile.ir import bool_
+from kcompile.ir import bool_, get_op, ops_with
 
 from ..loops import (I8, broadcast_strides, const, for_range, i64, load, loop_nest, offset, product, splat, store,
                      vec_type, vector_range)
 from . import lowering
 from .parallel import TASK_ELEMENTS, parallel_for
-from .elementwise_math import ELEMENTWISE_OPS, emit_node, scalar_constant
+from .elementwise_math import emit_node, scalar_constant
 
 
 def coalesce(out_shape, leaf_shapes):
@@ -105,7 +105,7 @@ def evaluate(builder, value, memo, width):
     node = value.producer
     if node.op == "constant":
         result = scalar_constant(node, width)
-    elif node.op in ELEMENTWISE_OPS:
+    elif get_op(node.op).has("elementwise"):
         result = emit_node(builder, node, [evaluate(builder, v, memo, width) for v in node.inputs])
     else:
         raise ValueError(f"{node.where()} is not elementwise but was fused into an elementwise loop")
@@ -132,7 +132,7 @@ def _widest(out_value, members, leaves) -> int:
     return max(4, *sizes)
 
 
-@lowering(*ELEMENTWISE_OPS)
+@lowering(*ops_with("elementwise"))
 def lower_elementwise(ctx):
     """A single elementwise node (fused groups come straight from codegen through emit_fused)."""
     emit_fused(ctx.builder, ctx.target, ctx.outs[0], [ctx.node], dict(zip(ctx.node.inputs, ctx.ins)), ctx.nthreads)

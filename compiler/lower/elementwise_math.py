@@ -155,20 +155,28 @@ def emit_cast(b: ir.IRBuilder, x, src, dst):
     return (b.zext if src in (u8, bool_) else b.sext)(x, to)
 
 
+def _unary_emitter(fn):
+    return lambda b, args, node: fn(b, args[0], node)
+
+
+def _binary_emitter(fn):
+    return lambda b, args, node: fn(b, args[0], args[1], node)
+
+
+EMITTERS = {
+    **{op: _unary_emitter(fn) for op, fn in UNARY.items()},
+    **{op: _binary_emitter(fn) for op, fn in BINARY.items()},
+    "where": lambda b, args, node: b.select(args[0], args[1], args[2]),
+    "cast": lambda b, args, node: emit_cast(b, args[0], node.inputs[0].type.dtype, node.attrs["dtype"]),
+    "broadcast_to": lambda b, args, node: args[0],  # broadcasting is done by the loop's index mapping
+}
+
+
 def emit_node(b: ir.IRBuilder, node, args):
     """The value of one elementwise node from its operand values."""
-    op = node.op
-    if op in UNARY:
-        return UNARY[op](b, args[0], node)
-    if op in BINARY:
-        return BINARY[op](b, args[0], args[1], node)
-    if op == "where":
-        return b.select(args[0], args[1], args[2])
-    if op == "cast":
-        return emit_cast(b, args[0], node.inputs[0].type.dtype, node.attrs["dtype"])
-    if op == "broadcast_to":  # broadcasting is done by the loop's index mapping
-        return args[0]
-    raise KeyError(f"op '{op}' is not elementwise")
+    if node.op not in EMITTERS:
+        raise KeyError(f"op '{node.op}' has no elementwise emitter (compiler/lower/elementwise_math.py)")
+    return EMITTERS[node.op](b, args, node)
 
 
 def scalar_constant(node, lanes: int):
@@ -184,5 +192,3 @@ def scalar_constant(node, lanes: int):
     v = int(value) & ((1 << bits) - 1)  # LLVM integer literals are signed
     return const(ty, v - (1 << bits) if v >= 1 << (bits - 1) else v)
 
-
-ELEMENTWISE_OPS = frozenset(UNARY) | frozenset(BINARY) | {"where", "cast", "broadcast_to"}

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from kcompile.ir import ops_with
+
 from ..loops import copy_strided, fill, i64, row_major_strides
 from . import lowering
 from .context import storage_type
 
 
-@lowering("reshape", "expand_dims", "squeeze")
+@lowering(*ops_with("view"))
 def lower_view_copy(ctx):
     b, (x,), (y,) = ctx.builder, ctx.ins, ctx.outs
     n = x.numel(b)

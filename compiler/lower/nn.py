@@ -2,8 +2,8 @@
 
 Each node becomes one call of a kernel function emitted once per distinct static configuration
 (shapes, attributes, dtype, epilogue); the batch size and the thread count pass at run time.
-A fused bias add + relu epilogue is claimed and applied on the tile in registers; any other
-epilogue is left to codegen, which runs it in place after the kernel.
+The bias add and/or relu that a fused node (ir/ops/fused.py) assigns to the kernel is applied on
+the tile in registers; the fused lowering runs the rest of the epilogue in place after the kernel.
 """
 from __future__ import annotations
 
@@ -25,16 +25,12 @@ def _call(ctx, fn, buffers, extra=()):
 
 
 def _claim_epilogue(ctx):
-    """(BiasActivation, [bias pointer]) when the fused epilogue is a bias add and/or relu, else (None, [])."""
+    """(BiasActivation, [bias pointer]) for the bias add and/or relu the fused node gives the kernel."""
     epi = ctx.epilogue
-    if epi is None or not ctx.outs[0].dtype.is_float:
+    if epi is None or not epi.in_kernel:
         return None, []
-    found = epi.bias_activation()
-    if found is None:
-        return None, []
-    bias, act = found
     ctx.take_epilogue()
-    return BiasActivation(bias is not None, act), ([bias.ptr] if bias is not None else [])
+    return BiasActivation(epi.bias is not None, epi.activation), ([epi.bias.ptr] if epi.bias is not None else [])
 
 
 def _shape(v):

@@ -61,6 +61,10 @@ class EmitContext:
     def name(self, v: Value) -> str:
         return self.names[v]
 
+    @property
+    def label(self) -> str:
+        return self._node_label
+
     def set_label(self, label: str):
         """Name prefix for the ONNX nodes and tensors emitted next (the IR node they come from)."""
         self._node_label = label

@@ -28,7 +28,9 @@ def normalize(x, mean, variance, gamma, beta, epsilon):
 def assign_state(variable, new_value):
     """In a trace, record the variable's new value as a state update; eagerly, assign it."""
     ctx = current_trace()
-    if ctx is not None:
+    if getattr(ctx, "records_state", False):   # kc.function: moving statistics are the graph's state
+        variable.assign(new_value)
+    elif ctx is not None:
         ctx.state_updates[variable.path] = traced_value(ctx, new_value)
         ctx.variables.setdefault(variable.path, variable)
     else:

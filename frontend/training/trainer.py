@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 
+from kcompile.frontend.data import Dataset, unpack_dataset
 from kcompile.frontend.training import data as D
 from kcompile.frontend.training.backend import make_executor, resolve_backend
 from kcompile.frontend.training.callback_base import CallbackList
@@ -173,6 +174,9 @@ class TrainerMixin:
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         """Train for `epochs` epochs; returns the History (Keras 3 keys, e.g. loss, accuracy, val_loss)."""
         self._require_compiled("fit")
+        x, y, sample_weight, batch_size, shuffle = unpack_dataset(x, y, sample_weight, batch_size, shuffle, "fit")
+        if isinstance(validation_data, Dataset):
+            validation_data = unpack_dataset(validation_data, None, None, None, False, "fit(validation_data)")[:3]
         batch_size = batch_size or 32
         train = self._prepare(x, y, sample_weight, class_weight, "fit")
         val = None
@@ -221,6 +225,7 @@ class TrainerMixin:
         kwargs.pop("_use_cached_eval_dataset", None)   # Keras's internal flag: no cache here, no effect
         if kwargs:
             raise ValueError(f"evaluate(): arguments not recognized: {sorted(kwargs)}")
+        x, y, sample_weight, batch_size, _ = unpack_dataset(x, y, sample_weight, batch_size, False, "evaluate")
         arrays = self._prepare(x, y, sample_weight, None, "evaluate")
         n_steps = steps or -(-len(arrays[0][0]) // (batch_size or 32))
         cbs = self._callbacks(callbacks, verbose, steps=n_steps, evaluating=True, history=False)
@@ -240,6 +245,7 @@ class TrainerMixin:
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for x in batches of batch_size (any size; the last batch may be smaller)."""
+        x, _, _, batch_size, _ = unpack_dataset(x, None, None, batch_size, False, "predict")
         xs = self._prepare_x(x)
         batches = D.batch_slices(len(xs[0]), batch_size or 32, False, steps)
         cbs = self._callbacks(callbacks, verbose, steps=len(batches), history=False)
@@ -260,7 +266,7 @@ class TrainerMixin:
     def _predict_arrays(self, xs) -> list:
         execute, graph = self._predict_executor()
         weights = {v.path: v for v in self.weights}
-        params = {name: weights[name].value_array for name in graph.param_names}
+        params = {name: weights[name].value_array for name in graph.param_names if name in weights}  # else: the graph's own (int8 passes)
         inputs = [np.ascontiguousarray(a, dtype=v.type.dtype.np) for a, v in zip(xs, graph.inputs)]
         return execute(inputs, params)
 

@@ -99,13 +99,17 @@ def _binary_ref(fn, is_cmp):
     return ref
 
 
+def _traits(kind):
+    return ("elementwise", "integer") if kind in ("numeric", "any") else ("elementwise",)
+
+
 for _name, (_fn, _kind, _diff) in UNARY.items():
     defop(_name, ("x",), _unary_infer(_kind), _unary_ref(_fn), differentiable=_diff,
-          doc=f"elementwise {_name}")
+          doc=f"elementwise {_name}", traits=_traits(_kind))
 
 for _name, (_fn, _kind, _cmp, _diff) in BINARY.items():
     defop(_name, ("a", "b"), _binary_infer(_kind, _cmp), _binary_ref(_fn, _cmp), differentiable=_diff,
-          doc=f"elementwise {_name} with NumPy broadcasting")
+          doc=f"elementwise {_name} with NumPy broadcasting", traits=_traits(_kind))
 
 
 def _where_infer(ts, attrs):
@@ -116,11 +120,12 @@ def _where_infer(ts, attrs):
 
 defop("where", ("cond", "a", "b"), _where_infer,
       lambda xs, attrs, batch: [np.where(xs[0], xs[1], xs[2])],
-      doc="select a where cond else b, broadcasting all three")
+      doc="select a where cond else b, broadcasting all three", traits=("elementwise", "integer"))
 
 defop("cast", ("x",), lambda ts, attrs: [ts[0].with_dtype(attrs["dtype"])],
       lambda xs, attrs, batch: [xs[0].astype(attrs["dtype"].np)],
-      attrs={"dtype": Attr("dtype")}, doc="convert element type (float->int truncates toward zero)")
+      attrs={"dtype": Attr("dtype")}, doc="convert element type (float->int truncates toward zero)",
+      traits=("elementwise", "integer"))
 
 defop("constant", (), lambda ts, attrs: [TensorType(attrs["value"].shape, attrs["value"].dtype)],
       lambda xs, attrs, batch: [np.array(attrs["value"])],

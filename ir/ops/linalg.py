@@ -34,4 +34,4 @@ def _matmul_ref(xs, attrs, batch):
 
 defop("matmul", ("a", "b"), _matmul_infer, _matmul_ref,
       attrs={"transpose_a": Attr("bool", False), "transpose_b": Attr("bool", False)},
-      doc="a @ b over the last two axes; leading axes broadcast")
+      doc="a @ b over the last two axes; leading axes broadcast", traits=("anchor",))

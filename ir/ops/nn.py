@@ -123,8 +123,10 @@ def conv2d_ref(x, w, attrs):
     return out
 
 
+check_conv_attrs, conv_out_shape = _check_conv_attrs, _conv_out_shape  # shared with ops/quant.py
+
 defop("conv2d", ("x", "w"), _conv2d_infer, lambda xs, a, b: [conv2d_ref(xs[0], xs[1], a)], attrs=CONV_ATTRS,
-      doc="NHWC convolution (cross-correlation) with kernel (kh, kw, cin/groups, cout)")
+      doc="NHWC convolution (cross-correlation) with kernel (kh, kw, cin/groups, cout)", traits=("anchor",))
 
 
 def _conv2d_input_grad_infer(ts, attrs):
@@ -216,7 +218,7 @@ def conv1d_ref(x, w, attrs):
 
 
 defop("conv1d", ("x", "w"), _conv1d_infer, lambda xs, a, b: [conv1d_ref(xs[0], xs[1], a)], attrs=CONV1D_ATTRS,
-      doc="NWC convolution with kernel (k, cin/groups, cout); padding valid/same/causal")
+      doc="NWC convolution with kernel (k, cin/groups, cout); padding valid/same/causal", traits=("anchor",))
 
 
 # -- pooling -----------------------------------------------------------------------------

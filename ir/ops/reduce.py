@@ -45,7 +45,7 @@ for _name, _fn in REDUCTIONS.items():
     defop(_name, ("x",), _reduce_infer(_name), _reduce_ref(_fn),
           attrs={"axes": Attr("ints", ()), "keepdims": Attr("bool", False)},
           differentiable=_name != "reduce_prod",
-          doc=f"{_name} over `axes` (all axes when empty)")
+          doc=f"{_name} over `axes` (all axes when empty)", traits=("reduction",))
 
 
 def _arg_infer(ts, attrs):

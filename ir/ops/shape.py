@@ -55,7 +55,7 @@ def _reshape_ref(xs, attrs, batch):
 
 
 defop("reshape", ("x",), _reshape_infer, _reshape_ref, attrs={"shape": Attr("shape")},
-      doc="same data, new shape; leading N stays N, one -1 inferred")
+      doc="same data, new shape; leading N stays N, one -1 inferred", traits=("view",))
 
 
 # -- broadcast_to / expand_dims / squeeze -----------------------------------------------
@@ -70,7 +70,8 @@ def _broadcast_infer(ts, attrs):
 
 defop("broadcast_to", ("x",), _broadcast_infer,
       lambda xs, a, batch: [np.broadcast_to(xs[0], concrete(a["shape"], batch)).copy()],
-      attrs={"shape": Attr("shape")}, doc="NumPy broadcast to a shape (may lead with N)")
+      attrs={"shape": Attr("shape")}, doc="NumPy broadcast to a shape (may lead with N)",
+      traits=("elementwise", "integer"))
 
 
 def _expand_infer(ts, attrs):
@@ -87,7 +88,8 @@ def _expand_ref(xs, attrs, batch):
     return [np.expand_dims(xs[0], tuple(a % (xs[0].ndim + len(attrs["axes"])) for a in attrs["axes"]))]
 
 
-defop("expand_dims", ("x",), _expand_infer, _expand_ref, attrs={"axes": Attr("ints")}, doc="insert size-1 axes")
+defop("expand_dims", ("x",), _expand_infer, _expand_ref, attrs={"axes": Attr("ints")}, doc="insert size-1 axes",
+      traits=("view",))
 
 
 def _squeeze_infer(ts, attrs):
@@ -100,7 +102,7 @@ def _squeeze_infer(ts, attrs):
 
 defop("squeeze", ("x",), _squeeze_infer,
       lambda xs, a, batch: [np.squeeze(xs[0], tuple(x % xs[0].ndim for x in a["axes"]))],
-      attrs={"axes": Attr("ints")}, doc="remove the named size-1 axes")
+      attrs={"axes": Attr("ints")}, doc="remove the named size-1 axes", traits=("view",))
 
 
 # -- concat / split ----------------------------------------------------------------------

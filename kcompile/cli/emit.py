@@ -23,14 +23,13 @@ def _emit_onnx(job: CompileJob):
 
 
 def _emit_opt(job: CompileJob):
-    """The planned IR, followed by the fusion and memory decisions as // comments (it still parses)."""
+    """The planned IR (fused nodes included), then the buffer plan as // comments (it still parses)."""
     from kcompile.ir import print_graph
-    from kcompile.passes.fusion import format_fusion
     from kcompile.passes.memory import format_memory
     for kind, graph in job.planned.items():
         suffix = "" if kind == "forward" else f".{kind}"
-        notes = [n for n in (format_fusion(graph) if "fusion" in graph.meta else "", format_memory(graph)) if n]
-        job.write_text(f"{job.name}{suffix}.opt.kir", print_graph(graph) + "".join(f"{n}\n" for n in notes))
+        notes = format_memory(graph)
+        job.write_text(f"{job.name}{suffix}.opt.kir", print_graph(graph) + (f"{notes}\n" if notes else ""))
 
 
 def _emit_llvm(job: CompileJob):

@@ -1,6 +1,8 @@
 """VJPs of the layout and indexing ops: each is the op's transpose (slice <-> pad, gather <-> scatter_add)."""
 from __future__ import annotations
 
+from kcompile.ir import ops_with
+
 from . import defvjp
 from ._emit import reshape_to, unbroadcast, zeros
 
@@ -12,7 +14,7 @@ def _transpose(b, node, g):
     return [b.transpose(g, perm=inverse)]
 
 
-@defvjp("reshape", "expand_dims", "squeeze")
+@defvjp(*ops_with("view"))  # same elements in the same order: the gradient is reshaped back
 def _reshape(b, node, g):
     return [reshape_to(b, g, node.inputs[0].type)]
 

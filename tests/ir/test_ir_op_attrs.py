@@ -8,7 +8,7 @@ from kcompile.ir.registry import REQUIRED
 from ir_op_cases import CASES
 
 WRONG_KIND = {"int": "three", "float": "half", "bool": 1, "str": 3, "ints": [1.5], "floats": ["a"],
-              "shape": [2.5], "dtype": "f16", "array": object()}
+              "shape": [2.5], "dtype": "f16", "array": object(), "graph": 3}
 FIRST_CASE = {}
 for _case in CASES:
     FIRST_CASE.setdefault(_case.op, _case)

@@ -215,9 +215,16 @@ def test_good_text_parses():
     assert print_graph(parse_graph(GOOD)) == GOOD
 
 
+def _region():
+    b = GraphBuilder("double")
+    x = b.input("x", TensorType(["N", 2]))
+    return b.build([b.add(x, x)])
+
+
 ALL_KINDS = {"i": ("int", -7), "f": ("float", 1 / 3), "b": ("bool", True), "s": ("str", 'say "hi"\\\n\t\u00e9\x00'),
              "ii": ("ints", (3, -1)), "ff": ("floats", (0.1, float("-inf"), -0.0, 5e-324)), "sh": ("shape", ("N", 2)),
-             "dt": ("dtype", "u8"), "arr": ("array", np.array([[1, -2]], np.int32))}
+             "dt": ("dtype", "u8"), "arr": ("array", np.array([[1, -2]], np.int32)),
+             "g": ("graph", _region())}
 
 
 @pytest.fixture

@@ -1,0 +1,90 @@
+"""The book's chapter 7 custom loop on the MNIST MLP: kc.function step and eager step vs fit, per step.
+
+Prints median milliseconds per step (after warm-up; compile time excluded) at batch 32 and 128, and
+the ratios the issue sets bars for: decorated step / fit <= 1.1, eager step / fit <= 3.
+Run: python bench/bench_function.py [--steps 60] [--batches 32,128]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+import kcompile as kc
+from kcompile import layers
+
+
+def mnist_model():
+    inputs = kc.Input(shape=(28 * 28,))
+    features = layers.Dense(512, activation="relu")(inputs)
+    features = layers.Dropout(0.5)(features)
+    outputs = layers.Dense(10, activation="softmax")(features)
+    return kc.Model(inputs, outputs)
+
+
+def book_train_step(model):
+    """Listing 7.4.3's train_step (metrics, loss tracker, RMSprop)."""
+    loss_fn = kc.losses.SparseCategoricalCrossentropy()
+    optimizer = kc.optimizers.RMSprop()
+    metrics = [kc.metrics.SparseCategoricalAccuracy()]
+    loss_tracking_metric = kc.metrics.Mean()
+
+    def train_step(inputs, targets):
+        with kc.GradientTape() as tape:
+            predictions = model(inputs, training=True)
+            loss = loss_fn(targets, predictions)
+        gradients = tape.gradient(loss, model.trainable_weights)
+        optimizer.apply_gradients(zip(gradients, model.trainable_weights))
+        logs = {}
+        for metric in metrics:
+            metric.update_state(targets, predictions)
+            logs[metric.name] = metric.result()
+        loss_tracking_metric.update_state(loss)
+        logs["loss"] = loss_tracking_metric.result()
+        return logs
+    return train_step
+
+
+def per_step(runners: dict, batches, warmup=3) -> dict:
+    """Median ms per step of each runner, interleaved step by step so machine load hits all alike."""
+    for xb, yb in batches[:warmup]:
+        for run in runners.values():
+            run(xb, yb)
+    times = {name: [] for name in runners}
+    for xb, yb in batches[warmup:]:
+        for name, run in runners.items():
+            t0 = time.perf_counter()
+            run(xb, yb)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--batches", default="32,128")
+    args = p.parse_args()
+    (x, y), _ = kc.datasets.mnist.load_data(path=os.environ.get("KCOMPILE_MNIST_DIR", "/work/shared/data/mnist"))
+    x = x.reshape(-1, 784).astype("float32") / 255
+    threads = os.environ.get("KCOMPILE_NUM_THREADS", "1")
+    from kcompile.compiler.target import host_target
+    t = host_target()
+    print(f"kcompile threads per call: {threads}; steps timed: {args.steps}; CPU {t.cpu}, {t.vector_bits}-bit vectors, "
+          f"AVX-512 {'+avx512f' in t.features}; load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for bs in [int(b) for b in args.batches.split(",")]:
+        batches = [(x[i * bs:(i + 1) * bs], y[i * bs:(i + 1) * bs]) for i in range(args.steps + 3)]
+        fit_model = mnist_model()
+        fit_model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        ms = per_step({"fit": lambda xb, yb: fit_model.train_on_batch(xb, yb),
+                       "function": kc.function(book_train_step(mnist_model())),
+                       "eager": book_train_step(mnist_model())}, batches)
+        fit_ms, fn_ms, eager_ms = ms["fit"], ms["function"], ms["eager"]
+        print(f"batch {bs:4d}: fit {fit_ms:7.2f} ms/step | kc.function {fn_ms:7.2f} ms ({fn_ms / fit_ms:.2f}x, bar 1.1x)"
+              f" | eager {eager_ms:7.2f} ms ({eager_ms / fit_ms:.2f}x, bar 3x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Benchmark: MNIST test accuracy of the book's MLP (784-512-10, Adam, 3 epochs, batch 128), dense
+vs pruned with kc.pruning, same seed and recipe; plus the median training-step time of each (the
+masks cost one multiply per weight in the compiled step). Recipes:
+
+  dense          no pruning
+  poly90-all     PolynomialDecay(0 -> 0.9, steps 0..900, every 100) on both Dense layers
+  poly90-hidden  the same on the 784x512 layer (98.7% of the weights); the 512x10 output layer dense
+  2:4            sparsity_m_by_n=(2, 4) on both layers from the start (TF-MOT fixes the pattern at
+                 step 1, i.e. from the initial weights)
+  2:4-after-1    one dense epoch, then prune_low_magnitude(model, sparsity_m_by_n=(2, 4)) and two
+                 more epochs (recompiled, as TF-MOT asks: the pattern is taken from trained weights)
+  neurons75      whole hidden neurons (block_size=(-1, 1)), PolynomialDecay 0 -> 0.75 on the hidden
+                 layer, then strip_pruning and shrink: a dense 784-128-10 model; its predict latency
+                 is compared with the dense 784-512-10 model's (batch 1 and 64, interleaved medians)
+
+Run: python bench/bench_pruning_accuracy.py [--seeds 0 1 2] [--kinds dense poly90-hidden] [--skip-timing]
+                                           [--save /tmp/kcompile_mnist_pruned90.keras]
+The stripped models of the first seed are saved (plain Dense layers, zeros in place), ready for a
+latency benchmark: poly90-hidden to <save>, poly90-all to <save>_all.keras, dense to <save>_dense.keras. Prints figures; not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+import kcompile as kc
+
+MNIST = os.environ.get("KCOMPILE_MNIST_DIR", "/work/shared/data/mnist")
+EPOCHS, BATCH = 3, 128
+KINDS = ("dense", "poly90-all", "poly90-hidden", "2:4", "2:4-after-1", "neurons75")
+SAVED = {"poly90-hidden": ".keras", "poly90-all": "_all.keras", "dense": "_dense.keras"}   # suffix of --save
+
+
+def data():
+    (x, y), (xt, yt) = kc.datasets.mnist.load_data(MNIST)
+    prep = lambda a: a.reshape(len(a), 784).astype("float32") / 255.0   # noqa: E731
+    return prep(x), y.astype("int32"), prep(xt), yt.astype("int32")
+
+
+def mlp():
+    return kc.Sequential([kc.Input((784,)), kc.layers.Dense(512, activation="relu"),
+                          kc.layers.Dense(10, activation="softmax")])
+
+
+class StepTimer(kc.callbacks.Callback):
+    """Wall time of each training batch (callback hooks included)."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.t = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times = getattr(self, "times", []) + [time.perf_counter() - self.t]
+
+
+def _compile(model):
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _prune(model, kind):
+    if kind == "2:4" or kind == "2:4-after-1":
+        return kc.pruning.prune_low_magnitude(model, sparsity_m_by_n=(2, 4))
+    final, block = (0.75, (-1, 1)) if kind == "neurons75" else (0.9, (1, 1))
+    schedule = kc.pruning.PolynomialDecay(0.0, final, begin_step=0, end_step=900, frequency=100)
+    if kind == "poly90-all":
+        return kc.pruning.prune_low_magnitude(model, pruning_schedule=schedule)
+    hidden, output = model.layers
+    hidden = kc.pruning.prune_low_magnitude(hidden, pruning_schedule=schedule, block_size=block)
+    return kc.Sequential([kc.Input((784,)), hidden, output])
+
+
+def train(kind, seed, x, y, xt, yt):
+    kc.utils.set_random_seed(seed)
+    model, timer, epochs = mlp(), StepTimer(), EPOCHS
+    if kind == "2:4-after-1":
+        _compile(model).fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[timer])
+        epochs -= 1
+    callbacks = [timer]
+    if kind != "dense":
+        model = _prune(model, kind)
+        callbacks.append(kc.pruning.UpdatePruningStep())   # after the timer: mask updates are timed
+    _compile(model).fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=callbacks)
+    if kind != "dense":
+        model = _compile(kc.pruning.strip_pruning(model))
+    if kind == "neurons75":
+        model = _compile(kc.pruning.shrink(model))
+        print(f"  shrink: hidden layer {model.layers[0].units} units, output kernel {model.layers[1].kernel.shape}")
+    acc = model.evaluate(xt, yt, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
+    zeros = [float(np.mean(w == 0)) for w in model.get_weights()[::2]]
+    return model, 100 * acc, zeros, timer.times[10:]
+
+
+def interleaved_step_times(x, y, steps=300):
+    """Training-step wall time, dense vs pruned (PolynomialDecay on both layers, masks updated every
+    10 steps here to show their cost), batches alternated so both see the same machine load."""
+    models, callbacks = {}, {}
+    for kind in ("dense", "pruned"):
+        kc.utils.set_random_seed(0)
+        model = mlp()
+        if kind == "pruned":
+            model = kc.pruning.prune_low_magnitude(model, pruning_schedule=kc.pruning.PolynomialDecay(
+                0.0, 0.9, begin_step=0, end_step=steps, frequency=10))
+            callbacks[kind] = kc.pruning.UpdatePruningStep()
+            callbacks[kind].set_model(model)
+            callbacks[kind].on_train_begin()
+        models[kind] = _compile(model)
+    times = {k: [] for k in models}
+    for i in range(steps):
+        idx = slice((i * BATCH) % (len(x) - BATCH), (i * BATCH) % (len(x) - BATCH) + BATCH)
+        for kind, model in models.items():
+            t = time.perf_counter()
+            if kind in callbacks:
+                callbacks[kind].on_train_batch_begin(i)
+            model.train_on_batch(x[idx], y[idx])
+            times[kind].append(time.perf_counter() - t)
+    med = {k: 1e3 * float(np.median(v[20:])) for k, v in times.items()}
+    mean = {k: 1e3 * float(np.mean(v[20:])) for k, v in times.items()}
+    print(f"interleaved train step ({steps} batches of {BATCH}): dense median {med['dense']:.2f} ms "
+          f"mean {mean['dense']:.2f} ms; pruned median {med['pruned']:.2f} ms mean {mean['pruned']:.2f} ms "
+          f"(pruned/dense: median {med['pruned'] / med['dense']:.2f}x, mean {mean['pruned'] / mean['dense']:.2f}x)")
+
+
+def predict_latency(models: dict, x, repeat=200):
+    """Median predict_on_batch time per model at batch 1 and 64, calls interleaved."""
+    for batch in (1, 64):
+        times = {k: [] for k in models}
+        for _ in range(repeat):
+            for kind, model in models.items():
+                t = time.perf_counter()
+                model.predict_on_batch(x[:batch])
+                times[kind].append(time.perf_counter() - t)
+        med = {k: 1e6 * float(np.median(v[10:])) for k, v in times.items()}
+        base = next(iter(med.values()))
+        print(f"predict_on_batch batch {batch}: " + ", ".join(
+            f"{k} {us:.1f} us ({base / us:.2f}x)" for k, us in med.items()))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--save", default="/tmp/kcompile_mnist_pruned90.keras")
+    ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    ap.add_argument("--skip-timing", action="store_true", help="skip the interleaved training-step timing")
+    args = ap.parse_args()
+    x, y, xt, yt = data()
+    if not args.skip_timing:
+        interleaved_step_times(x, y)
+    results, first = {}, {}
+    for seed in args.seeds:
+        for kind in args.kinds:
+            model, acc, zeros, times = train(kind, seed, x, y, xt, yt)
+            results.setdefault(kind, []).append(acc)
+            print(f"seed {seed} {kind:13s} test accuracy {acc:6.2f}%  kernel zeros {[round(z, 3) for z in zeros]}  "
+                  f"train step median {1e3 * np.median(times):.2f} ms, mean {1e3 * np.mean(times):.2f} ms",
+                  flush=True)
+            if seed == args.seeds[0]:
+                first[kind] = model
+            if seed == args.seeds[0] and args.save and kind in SAVED:
+                path = args.save.replace(".keras", SAVED[kind])
+                model.save(path)
+                print(f"  saved the {kind} model (stripped: plain layers) to {path}")
+    if "dense" in first and "neurons75" in first:
+        predict_latency({"dense 784-512-10": first["dense"], "shrunk 784-128-10": first["neurons75"]}, xt)
+    dense = np.mean(results.get("dense", [np.nan]))
+    for kind, accs in results.items():
+        print(f"{kind:13s} mean {np.mean(accs):6.2f}%  (minus dense: {np.mean(accs) - dense:+.2f} points)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Every op trait keeps its promise (ir/registry.py TRAITS) for every op that declares it.
+
+Passes and lowerings trust traits instead of name lists, so a trait declared wrongly would cost a
+loop, a buffer or a wrong answer; these walks over OPS fail first."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from kcompile.compiler.driver import Compilation
+from kcompile.compiler.lower import load_all
+from kcompile.compiler.lower.context import LowerCtx
+from kcompile.compiler.lower.elementwise import lower_elementwise
+from kcompile.compiler.lower.elementwise_math import EMITTERS
+from kcompile.ir import OPS, GraphBuilder, IRError, TensorType, ops_with
+from kcompile.ir.registry import TRAITS
+from kcompile.passes.fusion import fuse, fused_nodes
+from kcompile.runtime.reference import run
+
+from native_util import assert_native_matches, random_array
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ir"))
+from ir_op_cases import CASES  # noqa: E402
+
+OTHER_ELEMENTWISE_INPUTS = {"where": 1}  # where's condition stays bool; its branches are the operands
+
+
+def _float_case(op):
+    cases = [c for c in CASES if c.op == op and all(a.dtype == np.float32 for a in c.arrays)]
+    assert cases, f"tests/ir/ir_op_cases.py has no f32 case for '{op}'"
+    return cases[0]
+
+
+def test_every_declared_trait_is_known_and_every_trait_is_used():
+    for name, op in OPS.items():
+        assert op.traits <= set(TRAITS), name
+    assert all(ops_with(t) for t in TRAITS), "a trait no op declares promises nothing"
+    with pytest.raises(IRError, match="unknown op trait"):
+        OPS["add"].has("elementwize")
+
+
+def test_elementwise_ops_have_an_emitter_and_the_fused_loop_lowering():
+    elementwise = ops_with("elementwise")
+    assert elementwise == set(EMITTERS), ("elementwise trait and emitters differ: "
+                                          f"{sorted(elementwise ^ set(EMITTERS))}")
+    table = load_all()
+    assert all(table[op] is lower_elementwise for op in elementwise)
+
+
+def _type(a, batched):
+    shape = ("N", *a.shape[1:]) if batched else a.shape
+    return TensorType(shape, "bool" if a.dtype == np.bool_ else a.dtype.name)
+
+
+def _as_int(case):
+    start = OTHER_ELEMENTWISE_INPUTS.get(case.op, 0)
+    return [a if k < start else np.arange(a.size, dtype=np.int32).reshape(a.shape) - 2
+            for k, a in enumerate(case.arrays)]
+
+
+@pytest.mark.parametrize("op", sorted(ops_with("elementwise")))
+def test_integer_trait_says_exactly_which_elementwise_ops_take_integers(op):
+    c = next(c for c in CASES if c.op == op)
+    arrays = _as_int(c)
+    b = GraphBuilder(op)
+    xs = [b.input(f"x{k}", _type(a, k in c.batched)) for k, a in enumerate(arrays)]
+    if OPS[op].has("integer"):
+        out = b.op(op, *xs, **c.attrs)
+        run(b.build([out]), arrays)
+    else:
+        with pytest.raises(IRError):
+            b.op(op, *xs, **c.attrs)
+
+
+@pytest.mark.parametrize("op", sorted(ops_with("view")))
+def test_views_keep_the_elements_in_order(op):
+    for c in [c for c in CASES if c.op == op]:
+        (x,) = c.arrays
+        b = GraphBuilder(op)
+        out = b.op(op, b.input("x", _type(x, 0 in c.batched)), **c.attrs)
+        assert out.type.dtype == b.build([out]).inputs[0].type.dtype
+        (y,) = run(b.build([out]), [x])
+        np.testing.assert_array_equal(y.reshape(-1), x.reshape(-1))
+
+
+@pytest.mark.parametrize("op", sorted(ops_with("anchor")))
+def test_anchors_apply_a_bias_relu_epilogue_in_their_kernel(op, monkeypatch):
+    c = _float_case(op)
+    rng = np.random.default_rng(5)
+    b = GraphBuilder(op)
+    xs = [b.input(f"x{k}", _type(a, k in c.batched)) for k, a in enumerate(c.arrays)]
+    y = b.op(op, *xs, **c.attrs)
+    bias = b.param("bias", rng.standard_normal(y.type.shape[-1]).astype(np.float32))
+    g = b.build([b.relu(b.add(y, bias))])
+    taken = []
+    take = LowerCtx.take_epilogue
+    monkeypatch.setattr(LowerCtx, "take_epilogue", lambda ctx: taken.append(ctx.node.op) or take(ctx))
+    Compilation({"forward": g}, f"trait_{op}").native  # codegen runs every lowering
+    assert taken == [op], f"the {op} lowering did not take the bias+relu epilogue"
+    assert_native_matches(g, lambda n: [a for a in c.arrays], batches=(1,), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", sorted(ops_with("reduction")))
+def test_reductions_read_a_fused_prologue(op):
+    b = GraphBuilder(op)
+    x = b.input("x", TensorType(["N", 5, 3]))
+    g = b.build([b.op(op, b.mul(b.tanh(x), b.constant(0.5)), axes=(1,))])
+    assert [n.attrs["kind"] for n in fused_nodes(fuse(g))] == ["prologue"]
+    rng = np.random.default_rng(6)
+    assert_native_matches(g, lambda n: [random_array(rng, (n, 5, 3), np.float32)], rtol=1e-5, atol=1e-6)
