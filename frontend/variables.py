@@ -86,9 +86,7 @@ class Variable(KTensor):
         """Take `new` (a fresh array computed from the value) without copying it again."""
         if new.shape != self.data.shape or new.dtype != self.data.dtype:
             return self.assign(new)   # (broadcast or promoted: assign checks and converts)
-        # an array (0-d arithmetic gives NumPy scalars), C-contiguous (native steps bind it), 0-d kept 0-d
-        # (np.ascontiguousarray would make it 1-d)
-        self.data = np.asarray(new, order="C")
+        self.data = np.asarray(new)   # (0-d arithmetic gives NumPy scalars; keep an array)
         return self
 
     def numpy(self) -> np.ndarray:
