@@ -19,7 +19,7 @@ from ..threads import ParallelRegion, effective_threads
 from .int8_isa import Int8Isa
 from .int8_microkernel import StoreI32, tile_function
 from .int8_pack import pack_a, pack_b
-from .irutil import I8, I32, I64, ceil_div, entry_alloca, for_range, gep, i64, imin, internal_function, round_up
+from ..loops import I8, I32, I64, ceil_div, entry_alloca, for_range, gep, i64, imin, internal_function, round_up
 
 A_BYTES = 64 << 10          # packed A block (MC rows x K): L2-resident
 B_BYTES = 256 << 10         # packed B block (K x NC): L2-resident, its NR panels L1-resident

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
-from .irutil import I8, I32, intrinsic, load_vec, splat
+from ..loops import I8, I32, declare_intrinsic, load_vec, splat
 
 I16 = ir.IntType(16)
 
@@ -64,11 +64,11 @@ class Int8Isa:
         vi32 = ir.VectorType(I32, self.lanes)
         a = splat(b, a_word, self.lanes)
         if self.name == "vnni":
-            fn = intrinsic(b.module, "llvm.x86.avx512.vpdpbusd.512", vi32, [vi32] * 3)
+            fn = declare_intrinsic(b.module, "llvm.x86.avx512.vpdpbusd.512", vi32, [vi32] * 3)
             return b.call(fn, [acc, a, bvec])
         if self.name == "avx2":
             v16 = ir.VectorType(I16, 16)
-            fn = intrinsic(b.module, "llvm.x86.avx2.pmadd.wd", vi32, [v16, v16])
+            fn = declare_intrinsic(b.module, "llvm.x86.avx2.pmadd.wd", vi32, [v16, v16])
             return b.add(acc, b.call(fn, [b.bitcast(a, v16), bvec]))
         return b.add(acc, b.mul(a, bvec))
 

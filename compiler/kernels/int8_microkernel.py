@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from .int8_isa import Int8Isa
-from .irutil import (I1, I8, I32, I64, gep, i64, imin, internal_function, lane_mask, load_vec, masked_load,
+from ..loops import (I1, I8, I32, I64, gep, i64, imin, internal_function, lane_mask, load_vec, masked_load,
                      masked_store, splat, store_vec, zero)
 from .microkernel import row_variants
 from .quantmath import F32, bounds, round_saturate, zero_point_f32

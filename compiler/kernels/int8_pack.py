@@ -24,7 +24,7 @@ from llvmlite import ir
 
 from .geometry import Geometry
 from .int8_isa import Int8Isa
-from .irutil import I8, I32, entry_alloca, for_range, gep, i64, imin, load_vec, store_vec, zero
+from ..loops import I8, I32, entry_alloca, for_range, gep, i64, imin, load_vec, store_vec, zero
 
 SIGN_FLIP = ir.Constant(I8, 0x80)
 

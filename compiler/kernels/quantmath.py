@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from .irutil import I8, I32, intrinsic, type_suffix
+from ..loops import I8, I32, declare_intrinsic, type_suffix
 
 F32 = ir.FloatType()
 RANGES = {"i8": (-128.0, 127.0), "u8": (0.0, 255.0)}
@@ -20,7 +20,7 @@ def _vty(v, elem):
 
 def round_saturate(b: ir.IRBuilder, r, zp, lo, hi):
     """i8 values of clamp(roundeven(r) + zp, lo, hi), NaN -> lo; r, zp, lo, hi are f32 (vectors)."""
-    fn = intrinsic(b.module, f"llvm.roundeven.{type_suffix(r.type)}", r.type, [r.type])
+    fn = declare_intrinsic(b.module, f"llvm.roundeven.{type_suffix(r.type)}", r.type, [r.type])
     v = b.fadd(b.call(fn, [r]), zp)
     v = b.select(b.fcmp_unordered("<", v, lo), lo, v)      # unordered: NaN takes lo too
     v = b.select(b.fcmp_ordered(">", v, hi), hi, v)

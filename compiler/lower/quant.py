@@ -16,7 +16,7 @@ from ..kernels.geometry import geometry2d
 from ..kernels.int8_calls import int8_conv_function, int8_matmul_function
 from ..kernels.int8_microkernel import Requantize, StoreI32
 from ..kernels.quantmath import F32, bounds, round_saturate, zero_point_f32
-from ..loops import I64, alloca_once, for_range, i64, load, product, splat, store, vec_type, vector_range
+from ..loops import I64, entry_alloca, for_range, i64, load, product, splat, store, vec_type, vector_range
 from . import lowering
 from .parallel import parallel_for
 
@@ -144,7 +144,7 @@ def lower_requantize(ctx):
     lo, hi = bounds(b, zf, dt, ctx.attrs["relu"])
     slots = []   # the zero point and bounds, read once, travel to the workers through stack slots
     for v in (zf, lo, hi):
-        slots.append(alloca_once(b, F32))
+        slots.append(entry_alloca(b, F32))
         b.store(v, slots[-1])
 
     def element(b, v, params, extras, width):

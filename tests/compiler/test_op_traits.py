@@ -84,15 +84,32 @@ def test_views_keep_the_elements_in_order(op):
         np.testing.assert_array_equal(y.reshape(-1), x.reshape(-1))
 
 
+def _integer_anchor(op) -> bool:
+    return OPS[op].infer([TensorType(a.shape, a.dtype.name) for a in _first_case(op).arrays],
+                         OPS[op].normalize_attrs(_first_case(op).attrs, op))[0].dtype.is_int
+
+
+def _first_case(op):
+    return next(c for c in CASES if c.op == op)
+
+
 @pytest.mark.parametrize("op", sorted(ops_with("anchor")))
 def test_anchors_apply_a_bias_relu_epilogue_in_their_kernel(op, monkeypatch):
-    c = _float_case(op)
+    """Float anchors: bias + relu in the kernel. Integer anchors (i32 out): an i32 bias + a last-axis
+    requantize with relu, written as 8 bits by the kernel."""
+    integer = _integer_anchor(op)
+    c = _first_case(op) if integer else _float_case(op)
     rng = np.random.default_rng(5)
     b = GraphBuilder(op)
     xs = [b.input(f"x{k}", _type(a, k in c.batched)) for k, a in enumerate(c.arrays)]
     y = b.op(op, *xs, **c.attrs)
-    bias = b.param("bias", rng.standard_normal(y.type.shape[-1]).astype(np.float32))
-    g = b.build([b.relu(b.add(y, bias))])
+    if integer:
+        bias = b.param("bias", rng.integers(-500, 500, y.type.shape[-1]).astype(np.int32))
+        mult = b.param("mult", rng.uniform(1e-3, 1e-2, y.type.shape[-1]).astype(np.float32))
+        g = b.build([b.requantize(b.add(y, bias), mult, b.constant(np.array(-3, np.int8)), relu=True)])
+    else:
+        bias = b.param("bias", rng.standard_normal(y.type.shape[-1]).astype(np.float32))
+        g = b.build([b.relu(b.add(y, bias))])
     taken = []
     take = LowerCtx.take_epilogue
     monkeypatch.setattr(LowerCtx, "take_epilogue", lambda ctx: taken.append(ctx.node.op) or take(ctx))
