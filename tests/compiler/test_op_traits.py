@@ -26,12 +26,6 @@ from ir_op_cases import CASES  # noqa: E402
 OTHER_ELEMENTWISE_INPUTS = {"where": 1}  # where's condition stays bool; its branches are the operands
 
 
-def _float_case(op):
-    cases = [c for c in CASES if c.op == op and all(a.dtype == np.float32 for a in c.arrays)]
-    assert cases, f"tests/ir/ir_op_cases.py has no f32 case for '{op}'"
-    return cases[0]
-
-
 def test_every_declared_trait_is_known_and_every_trait_is_used():
     for name, op in OPS.items():
         assert op.traits <= set(TRAITS), name
@@ -84,37 +78,31 @@ def test_views_keep_the_elements_in_order(op):
         np.testing.assert_array_equal(y.reshape(-1), x.reshape(-1))
 
 
-def _integer_anchor(op) -> bool:
-    return OPS[op].infer([TensorType(a.shape, a.dtype.name) for a in _first_case(op).arrays],
-                         OPS[op].normalize_attrs(_first_case(op).attrs, op))[0].dtype.is_int
-
-
-def _first_case(op):
-    return next(c for c in CASES if c.op == op)
+def _epilogue(b, y, rng):
+    """A bias add and the activation the fuse pass hands an anchor's kernel: relu on a float
+    output, a requantize to 8 bits on an integer accumulator."""
+    channels = y.type.shape[-1]
+    if y.type.dtype.is_float:
+        return b.relu(b.add(y, b.param("bias", rng.standard_normal(channels).astype(np.float32)))), "relu"
+    biased = b.add(y, b.param("bias", rng.integers(-50, 50, channels).astype(y.type.dtype.np)))
+    return b.requantize(biased, b.constant(np.float32(0.01)), b.constant(np.int8(-3))), "requantize"
 
 
 @pytest.mark.parametrize("op", sorted(ops_with("anchor")))
-def test_anchors_apply_a_bias_relu_epilogue_in_their_kernel(op, monkeypatch):
-    """Float anchors: bias + relu in the kernel. Integer anchors (i32 out): an i32 bias + a last-axis
-    requantize with relu, written as 8 bits by the kernel."""
-    integer = _integer_anchor(op)
-    c = _first_case(op) if integer else _float_case(op)
+def test_anchors_apply_a_bias_activation_epilogue_in_their_kernel(op, monkeypatch):
+    c = next(c for c in CASES if c.op == op)
     rng = np.random.default_rng(5)
     b = GraphBuilder(op)
     xs = [b.input(f"x{k}", _type(a, k in c.batched)) for k, a in enumerate(c.arrays)]
-    y = b.op(op, *xs, **c.attrs)
-    if integer:
-        bias = b.param("bias", rng.integers(-500, 500, y.type.shape[-1]).astype(np.int32))
-        mult = b.param("mult", rng.uniform(1e-3, 1e-2, y.type.shape[-1]).astype(np.float32))
-        g = b.build([b.requantize(b.add(y, bias), mult, b.constant(np.array(-3, np.int8)), relu=True)])
-    else:
-        bias = b.param("bias", rng.standard_normal(y.type.shape[-1]).astype(np.float32))
-        g = b.build([b.relu(b.add(y, bias))])
+    out, activation = _epilogue(b, b.op(op, *xs, **c.attrs), rng)
+    g = b.build([out])
+    (node,) = fused_nodes(fuse(g))
+    assert (node.attrs["kind"], node.attrs["activation"], node.attrs["in_kernel"]) == ("epilogue", activation, 2)
     taken = []
     take = LowerCtx.take_epilogue
     monkeypatch.setattr(LowerCtx, "take_epilogue", lambda ctx: taken.append(ctx.node.op) or take(ctx))
     Compilation({"forward": g}, f"trait_{op}").native  # codegen runs every lowering
-    assert taken == [op], f"the {op} lowering did not take the bias+relu epilogue"
+    assert taken == [op], f"the {op} lowering did not take the bias+{activation} epilogue"
     assert_native_matches(g, lambda n: [a for a in c.arrays], batches=(1,), rtol=1e-5, atol=1e-5)
 
 
