@@ -23,6 +23,7 @@ from llvmlite import ir
 
 from kcompile.ir import Graph, Value, get_op
 from kcompile.passes.memory import SCRATCH_BATCHED, SCRATCH_STATIC
+from kcompile.ir.ops.sparse import sparse_weights
 
 from .loops import I8, I32, I64, copy_bytes, flush_denormals, i64, restore_denormals
 from .lower import get_lowering
@@ -77,6 +78,7 @@ class NativeModule:
     workspace: dict               # entry kind -> (bytes per batch row A, static bytes B)
     libraries: set = field(default_factory=set)
     status_messages: dict = field(default_factory=lambda: dict(STATUS_MESSAGES))
+    sparse_weights: list = field(default_factory=list)  # ir.ops.sparse.sparse_weights of the entries
 
     def symbol(self, kind: str) -> str:
         return f"{self.name}_{kind}"
@@ -95,7 +97,7 @@ class NativeModule:
             "params": [{"name": s.name, "offset": s.offset, "nbytes": s.nbytes, "shape": list(s.shape),
                         "dtype": s.dtype.name} for s in self.params],
             "param_block_bytes": max((s.offset + s.nbytes for s in self.params), default=0),
-        }
+        } | ({"sparse_weights": self.sparse_weights} if self.sparse_weights else {})
 
 
 def canonical_json(obj) -> str:
@@ -139,7 +141,8 @@ def generate(entries: dict, name: str, target) -> NativeModule:
         _EntryBuilder(module, graph, layout, target, libraries).build(f"{name}_{kind}")
         _size_function(module, f"{name}_{kind}_workspace_size", plan)
         workspace[kind] = (plan.batched_bytes_per_row, plan.static_bytes)
-    native = NativeModule(name, "", dict(entries), layout, workspace, libraries)
+    sparse = list({w["name"]: w for g in entries.values() for w in sparse_weights(g)}.values())
+    native = NativeModule(name, "", dict(entries), layout, workspace, libraries, sparse_weights=sparse)
     _string_constant(module, native.abi_symbol, canonical_json(native.interface()))
     native.ir_text = str(module)
     return native

@@ -40,6 +40,10 @@ def sample(arg: Arg, batch: int, rng: np.random.Generator) -> np.ndarray:
     elif kind.startswith("range:"):
         lo, hi = map(int, kind[6:].split(":"))
         a = rng.integers(lo, hi, shape)
+    elif kind.startswith("offsets:"):  # sparse_matmul block offsets: rising from 0 to the block count
+        total = int(kind[8:])
+        a = np.sort(rng.integers(0, total + 1, shape))
+        a[0], a[-1] = 0, total
     elif kind == "ties":  # small integers: comparisons and arg reductions meet equal values
         a = rng.integers(-3, 4, shape)
     elif kind == "positive":
@@ -321,3 +325,9 @@ def _scan_cases():
 
 
 CASES += list(_scan_cases())
+CASES += [  # index structures drawn at random: repeated blocks, empty block columns
+    Case("sparse_matmul", [Arg(("N", 7)), Arg((9,), param=True), Arg((9,), "i32", "range:0:7", True),
+                           Arg((6,), "i32", "offsets:9", True)], {"block": (1, 1)}, "csc"),
+    Case("sparse_matmul", [Arg(("N", 2, 8)), Arg((24,), param=True), Arg((4,), "i32", "range:0:4", True),
+                           Arg((4,), "i32", "offsets:4", True)], {"block": (2, 3), "weight": "d/kernel"}, "block"),
+]
