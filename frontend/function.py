@@ -189,8 +189,10 @@ class ConcreteFunction:
             names.append(f"state:{c.name}")
         from kcompile.frontend.training.backend import resolve_backend
         self.backend = resolve_backend(self.owner.backend)
-        self.in_place = {c.name for c in self.written if self.backend == "native" and c.param.type.shape != ()
-                         and c.current.producer is not None}
+        # native code writes parameters (not scalar-state inputs) in place, from computed values only:
+        # a value that is another parameter would be read after that one was overwritten
+        self.in_place = {c.name for c in self.written if self.backend == "native"
+                         and c.param.param_name is not None and c.current.producer is not None}
         b.meta["param_updates"] = {f"state:{n}": n for n in self.in_place}
         self.params = [c for c in ctx.cells.values() if c.param.param_name is not None]
         self.graph = b.build(values, names) if values else None
