@@ -284,16 +284,16 @@ def flatten(x):
 
 
 def unflatten(tree, leaves):
-    it = iter(leaves)
+    return _build(tree, iter(leaves))   # (a recursive closure would keep `leaves` alive in a cycle)
 
-    def build(t):
-        if t == "*":
-            return next(it)
-        if t[0] == "dict":
-            return {k: build(s) for k, s in zip(t[1], t[2])}
-        items = [build(s) for s in t[1]]
-        return tuple(items) if t[0] == "tuple" else list(items)
-    return build(tree)
+
+def _build(t, it):
+    if t == "*":
+        return next(it)
+    if t[0] == "dict":
+        return {k: _build(s, it) for k, s in zip(t[1], t[2])}
+    items = [_build(s, it) for s in t[1]]
+    return tuple(items) if t[0] == "tuple" else list(items)
 
 
 def leaf_signature(x):
