@@ -13,9 +13,10 @@ masks cost one multiply per weight in the compiled step). Recipes:
                  layer, then strip_pruning and shrink: a dense 784-128-10 model; its predict latency
                  is compared with the dense 784-512-10 model's (batch 1 and 64, interleaved medians)
 
-Run: python bench/bench_pruning_accuracy.py [--seeds 0 1] [--save /tmp/kcompile_mnist_pruned90.keras]
-The stripped poly90-hidden model of the first seed is saved (plain Dense layers, zeros in place),
-with the dense model beside it (<save>_dense.keras), ready for a latency benchmark. Prints figures; not a test.
+Run: python bench/bench_pruning_accuracy.py [--seeds 0 1 2] [--kinds dense poly90-hidden] [--skip-timing]
+                                           [--save /tmp/kcompile_mnist_pruned90.keras]
+The stripped models of the first seed are saved (plain Dense layers, zeros in place), ready for a
+latency benchmark: poly90-hidden to <save>, poly90-all to <save>_all.keras, dense to <save>_dense.keras. Prints figures; not a test.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import kcompile as kc
 MNIST = os.environ.get("KCOMPILE_MNIST_DIR", "/work/shared/data/mnist")
 EPOCHS, BATCH = 3, 128
 KINDS = ("dense", "poly90-all", "poly90-hidden", "2:4", "2:4-after-1", "neurons75")
+SAVED = {"poly90-hidden": ".keras", "poly90-all": "_all.keras", "dense": "_dense.keras"}   # suffix of --save
 
 
 def data():
@@ -140,31 +142,29 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--save", default="/tmp/kcompile_mnist_pruned90.keras")
-    ap.add_argument("--timing-only", action="store_true", help="only the interleaved step timing")
+    ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    ap.add_argument("--skip-timing", action="store_true", help="skip the interleaved training-step timing")
     args = ap.parse_args()
     x, y, xt, yt = data()
-    interleaved_step_times(x, y)
-    if args.timing_only:
-        return
+    if not args.skip_timing:
+        interleaved_step_times(x, y)
     results, first = {}, {}
     for seed in args.seeds:
-        for kind in KINDS:
+        for kind in args.kinds:
             model, acc, zeros, times = train(kind, seed, x, y, xt, yt)
             results.setdefault(kind, []).append(acc)
             print(f"seed {seed} {kind:13s} test accuracy {acc:6.2f}%  kernel zeros {[round(z, 3) for z in zeros]}  "
                   f"train step median {1e3 * np.median(times):.2f} ms, mean {1e3 * np.mean(times):.2f} ms",
                   flush=True)
-            if kind == "poly90-hidden" and seed == args.seeds[0] and args.save:
-                model.save(args.save)
-                print(f"  saved the stripped poly90-hidden model to {args.save}")
             if seed == args.seeds[0]:
                 first[kind] = model
-            if kind == "dense" and seed == args.seeds[0] and args.save:
-                dense_path = args.save.replace(".keras", "_dense.keras")
-                model.save(dense_path)
-                print(f"  saved the dense model to {dense_path}")
-    predict_latency({"dense 784-512-10": first["dense"], "shrunk 784-128-10": first["neurons75"]}, xt)
-    dense = np.mean(results["dense"])
+            if seed == args.seeds[0] and args.save and kind in SAVED:
+                path = args.save.replace(".keras", SAVED[kind])
+                model.save(path)
+                print(f"  saved the {kind} model (stripped: plain layers) to {path}")
+    if "dense" in first and "neurons75" in first:
+        predict_latency({"dense 784-512-10": first["dense"], "shrunk 784-128-10": first["neurons75"]}, xt)
+    dense = np.mean(results.get("dense", [np.nan]))
     for kind, accs in results.items():
         print(f"{kind:13s} mean {np.mean(accs):6.2f}%  (minus dense: {np.mean(accs) - dense:+.2f} points)")
 

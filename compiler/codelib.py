@@ -62,18 +62,12 @@ class CodeLibrary:
             return self.target.machine(self.opt_level).emit_assembly(self.module)
 
     def emit_object(self) -> bytes:
-        t0 = time.perf_counter()
         with LLVM_LOCK:
-            obj = self.target.machine(self.opt_level).emit_object(self.module)
-        self.timings["llvm-emit-object"] = time.perf_counter() - t0
-        return obj
+            return self.target.machine(self.opt_level).emit_object(self.module)
 
     def jit(self, libraries=()) -> "JITEngine":
         """Compile in-process; `libraries` are shared objects whose symbols the code calls."""
-        t0 = time.perf_counter()
-        engine = JITEngine.from_module(self.module, self.target, self.opt_level, libraries)
-        self.timings["llvm-jit"] = time.perf_counter() - t0
-        return engine
+        return JITEngine.from_module(self.module, self.target, self.opt_level, libraries)
 
 
 class JITEngine:
@@ -91,18 +85,6 @@ class JITEngine:
             engine = llvm.create_mcjit_compiler(own, target.new_machine(opt_level))
             engine.finalize_object()
             engine.run_static_constructors()
-        return cls(engine)
-
-    @classmethod
-    def from_object(cls, obj: bytes, target, libraries=()) -> "JITEngine":
-        """Load an object file in-process (the no-linker path of the runtime)."""
-        with LLVM_LOCK:
-            load_libraries(libraries)
-            empty = llvm.parse_assembly("")
-            empty.triple = target.triple
-            engine = llvm.create_mcjit_compiler(empty, target.new_machine(3))
-            engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-            engine.finalize_object()
         return cls(engine)
 
     def global_address(self, symbol: str) -> int:

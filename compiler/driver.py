@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from kcompile.ir import Graph, print_graph
+from kcompile.ir import print_graph
 from kcompile.passes.manager import PassManager
 
 from .codegen import NativeModule, generate

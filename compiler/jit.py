@@ -77,7 +77,7 @@ class NativeFunction:
         self._outputs = [v for v, name in zip(graph.outputs, graph.output_names)
                          if name not in graph.meta.get("param_updates", {})]
         self.status_messages = native.status_messages
-        self.threads_bound = _bind_threads(self._engine)
+        _bind_threads(self._engine)
 
     def workspace_bytes(self, batch: int) -> int:
         return self._ws[0] * batch + self._ws[1]
@@ -143,21 +143,27 @@ class BoundCall:
         self.params = params                  # referenced while bound: the code writes into them
         self._param_ptrs = _pointers(params)
         graph = fn.graph
-        self._inputs = [(v.name, v.type.dtype.np, v.type.shape) for v in graph.inputs]
+        # (name, dtype, shape, batched): only a leading dimension may be the batch N
+        self._inputs = [(v.name, v.type.dtype.np, tuple(v.type.shape), v.type.has_batch) for v in graph.inputs]
         self._in_ptrs = (ctypes.c_void_p * max(1, len(graph.inputs)))()
+        self._last_inputs: list = [None] * len(graph.inputs)   # the arrays _in_ptrs points into
         self._per_batch: dict = {}            # batch -> (outputs, output pointers, workspace)
+        self._nthreads = default_threads()
 
     def __call__(self, inputs: list, nthreads: int | None = None) -> list:
         """inputs: C-contiguous arrays of the graph's dtypes, in order; returns the outputs."""
         batch = self._check(inputs)
+        last = self._last_inputs
         for k, a in enumerate(inputs):
-            self._in_ptrs[k] = a.ctypes.data
+            if a is not last[k]:  # an array's data pointer is fixed while we hold it (resize refuses)
+                self._in_ptrs[k] = a.ctypes.data
+                last[k] = a
         if batch not in self._per_batch:
             fn = self.fn
             outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in fn._outputs]
             self._per_batch[batch] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch)))
         outs, out_ptrs, ws = self._per_batch[batch]
-        self.fn._run(self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch, nthreads)
+        self.fn._run(self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch, nthreads or self._nthreads)
         return outs
 
     def _check(self, inputs: list) -> int:
@@ -165,17 +171,15 @@ class BoundCall:
         if len(inputs) != len(self._inputs):
             raise ValueError(f"graph @{self.fn.graph.name}: expected {len(self._inputs)} inputs, got {len(inputs)}")
         batch = None
-        for a, (name, dt, shape) in zip(inputs, self._inputs):
+        for a, (name, dt, shape, batched) in zip(inputs, self._inputs):
             if a.dtype != dt or not a.flags.c_contiguous or a.ndim != len(shape):
                 raise ValueError(f"graph @{self.fn.graph.name}: input '{name}' expects a C-contiguous "
                                  f"{dt}{list(shape)} array, got {a.dtype}{list(a.shape)}")
-            for d, n in zip(shape, a.shape):
-                if isinstance(d, str):
-                    batch = n if batch is None else batch
-                    d = batch
-                if d != n:
-                    raise ValueError(f"graph @{self.fn.graph.name}: input '{name}' expects shape "
-                                     f"{list(shape)} (N={batch}), got {list(a.shape)}")
+            if batched:
+                batch = a.shape[0] if batch is None else batch
+            if a.shape != (shape if not batched else (batch,) + shape[1:]):
+                raise ValueError(f"graph @{self.fn.graph.name}: input '{name}' expects shape "
+                                 f"{['N', *shape[1:]] if batched else list(shape)} (N={batch}), got {list(a.shape)}")
         return 0 if batch is None else batch
 
 
@@ -189,24 +193,23 @@ def check_inputs(graph: Graph, inputs) -> tuple:
     return [np.ascontiguousarray(a) for a in arrays], batch
 
 
-def _bind_threads(engine) -> bool:
-    try:
-        from .threads import bind_thread_launcher
-    except ImportError:
-        return False
-    return bind_thread_launcher(engine.global_address)
+def _bind_threads(engine) -> None:
+    from .threads import bind_thread_launcher
+    bind_thread_launcher(engine.global_address)
 
 
-def compile_graph(graph: Graph, opt_level: int = 3) -> NativeFunction:
-    """Compile `graph` for this machine (cached by structure); the result runs any batch size."""
+def compile_graph(graph: Graph, opt_level: int = 3, target=None) -> NativeFunction:
+    """Compile `graph` for this machine (cached by structure); the result runs any batch size.
+    target: a narrower target than the host's (e.g. host_target().without("avx512f")) for tests."""
     updates = tuple(sorted(graph.meta.get("param_updates", {}).items()))
-    key = (print_graph(graph), updates, opt_level)
+    key = (print_graph(graph), updates, opt_level, target)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:
             _CACHE.move_to_end(key)
             return hit if hit.graph is graph else hit.with_graph(graph)
-    fn = NativeFunction(graph, Compilation({"forward": graph}, c_symbol(graph.name), CompileOptions(opt_level)))
+    fn = NativeFunction(graph, Compilation({"forward": graph}, c_symbol(graph.name),
+                                           CompileOptions(opt_level, target=target)))
     with _CACHE_LOCK:
         _CACHE[key] = fn
         while len(_CACHE) > _CACHE_SIZE:

@@ -1,22 +1,65 @@
-"""A small loop-nest builder over llvmlite.ir (after numba's cgutils), plus vector helpers."""
+"""The one llvmlite helper vocabulary (after numba's cgutils) of lowerings and kernels.
+
+Sections: types and constants; loops (for_range, loop_nest, vector_range, for_steps); integer
+arithmetic and strides; memory (gep, entry_alloca, vector loads/stores, masked access, copies);
+vectors (splat, lane masks, reductions, fma); intrinsics and internal functions; denormals.
+Python ints are accepted wherever an i64 value is (as_i64).
+"""
 from __future__ import annotations
 
 from contextlib import contextmanager
 
 from llvmlite import ir
 
+from kcompile.ir import DType, bool_, f32, f64, i8, i32, u8
+from kcompile.ir import dtype as to_dtype
+from kcompile.ir import i64 as i64_dtype
+
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
+I8P = I8.as_pointer()
 FAST = ("contract",)  # lets LLVM fuse a*b+c into FMA without changing other IEEE semantics
+# LLVM element type in memory per IR dtype (bool is one byte, as in NumPy)
+STORAGE = {f32: F32, f64: F64, i8: I8, u8: I8, i32: I32, i64_dtype: I64, bool_: I8}
 
 
 def i64(v: int) -> ir.Constant:
     return ir.Constant(I64, int(v))
 
 
+def as_i64(b: ir.IRBuilder, v):
+    """Python ints become i64 constants; LLVM values pass through."""
+    return i64(v) if isinstance(v, int) else v
+
+
+def llvm_type(dtype: DType | str) -> ir.Type:
+    """The LLVM element type in memory of an IR dtype (or its name: 'f32', 'i8', ...)."""
+    try:
+        return STORAGE[dtype if isinstance(dtype, DType) else to_dtype(dtype)]
+    except (KeyError, ValueError, TypeError):
+        raise NotImplementedError(f"dtype {dtype} has no LLVM storage type") from None
+
+
+def elem_bytes(ty: ir.Type) -> int:
+    """Size of a scalar element type in bytes."""
+    return {ir.FloatType: 4, ir.DoubleType: 8}.get(type(ty)) or ty.width // 8
+
+
+def is_float(ty: ir.Type) -> bool:
+    return isinstance(ty, (ir.FloatType, ir.DoubleType))
+
+
+# -- loops -------------------------------------------------------------------------------
 @contextmanager
-def for_range(builder: ir.IRBuilder, count, start=None, step=1, name: str = "i"):
-    """`for (i = start; i < count; i += step)`: yields i (i64); the builder ends after the loop."""
+def for_range(builder: ir.IRBuilder, first, stop=None, step=1, name: str = "i", *, start=None):
+    """A loop like Python's range: for_range(b, stop) or for_range(b, start, stop[, step[, name]]);
+    for_range(b, stop, start=...) too. Yields i (i64); the builder ends after the loop."""
+    if stop is None:
+        count = first
+    elif start is None:
+        start, count = first, stop
+    else:
+        raise TypeError("for_range: give the start either positionally or as start=, not both")
     count = i64(count) if isinstance(count, int) else count
     start = i64(0) if start is None else (i64(start) if isinstance(start, int) else start)
     step = i64(step) if isinstance(step, int) else step
@@ -66,6 +109,43 @@ def vector_range(builder: ir.IRBuilder, count, lanes: int, body, name: str = "v"
         start = main
     with for_range(builder, count, start=start, name=f"{name}.tail") as i:
         body(i, 1)
+
+
+def for_steps(b: ir.IRBuilder, start, stop, body, name="s"):
+    """for (i = start; i < stop; i += step): body(i) emits one step's work and returns its step (i64)."""
+    start, stop = as_i64(b, start), as_i64(b, stop)
+    pre = b.block
+    head, work, done = (b.append_basic_block(f"{name}.{n}") for n in ("head", "body", "done"))
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(I64, name)
+    i.add_incoming(start, pre)
+    b.cbranch(b.icmp_signed("<", i, stop), work, done)
+    b.position_at_end(work)
+    step = body(i)
+    i.add_incoming(b.add(i, step), b.block)
+    b.branch(head)
+    b.position_at_end(done)
+
+
+# -- integer arithmetic ------------------------------------------------------------------
+def imin(b: ir.IRBuilder, x, y):
+    x, y = as_i64(b, x), as_i64(b, y)
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def imax(b: ir.IRBuilder, x, y):
+    x, y = as_i64(b, x), as_i64(b, y)
+    return b.select(b.icmp_signed(">", x, y), x, y)
+
+
+def ceil_div(b: ir.IRBuilder, x, y):
+    x, y = as_i64(b, x), as_i64(b, y)
+    return b.sdiv(b.add(x, b.sub(y, i64(1))), y)
+
+
+def round_up(b: ir.IRBuilder, x, multiple: int):
+    return b.mul(ceil_div(b, x, multiple), i64(multiple))
 
 
 # -- vector helpers ----------------------------------------------------------------------
@@ -122,13 +202,8 @@ def type_suffix(ty: ir.Type) -> str:
 
 def intrinsic(builder: ir.IRBuilder, name: str, args, ret=None):
     """Call an overloaded LLVM intrinsic, e.g. intrinsic(b, "llvm.fabs", [x])."""
-    module = builder.module
-    ret = ret or args[0].type
     full = f"{name}.{type_suffix(args[0].type)}"
-    fn = module.globals.get(full)
-    if fn is None:
-        fn = ir.Function(module, ir.FunctionType(ret, [a.type for a in args]), full)
-    return builder.call(fn, args)
+    return builder.call(declare_intrinsic(builder.module, full, ret or args[0].type, [a.type for a in args]), args)
 
 
 def hreduce(builder: ir.IRBuilder, vec, combine):
@@ -143,6 +218,106 @@ def hreduce(builder: ir.IRBuilder, vec, combine):
         vec = combine(builder, lo, hi)
         n = half
     return builder.extract_element(vec, i64(0))
+
+
+def zero(ty: ir.Type):
+    """0 (or 0.0) of a scalar type, or in every lane of a vector type."""
+    return const(ty, 0.0 if is_float(ty.element if isinstance(ty, ir.VectorType) else ty) else 0)
+
+
+def fma(b: ir.IRBuilder, x, y, acc):
+    """acc + x * y: a fused multiply-add where the CPU has one (llvm.fmuladd: a plain multiply and
+    add elsewhere, never a libm call), mul + add for integers."""
+    if not is_float(x.type.element if isinstance(x.type, ir.VectorType) else x.type):
+        return b.add(acc, b.mul(x, y))
+    return b.call(declare_intrinsic(b.module, f"llvm.fmuladd.{type_suffix(x.type)}", x.type, [x.type] * 3),
+                  [x, y, acc])
+
+
+def lane_mask(b: ir.IRBuilder, count, lanes: int):
+    """<lanes x i1> with the first `count` lanes set (count is a run-time i64)."""
+    idx = ir.Constant(ir.VectorType(I64, lanes), list(range(lanes)))
+    return b.icmp_signed("<", idx, splat(b, as_i64(b, count), lanes))
+
+
+# -- memory ------------------------------------------------------------------------------
+def gep(b: ir.IRBuilder, ptr, index):
+    """&ptr[index] (inbounds)."""
+    return b.gep(ptr, [as_i64(b, index)], inbounds=True)
+
+
+def vptr(b: ir.IRBuilder, ptr, lanes: int):
+    """Reinterpret an element pointer as a pointer to a vector of `lanes` elements."""
+    return b.bitcast(ptr, ir.VectorType(ptr.type.pointee, lanes).as_pointer())
+
+
+def load_vec(b: ir.IRBuilder, ptr, lanes: int):
+    """Unaligned vector load of `lanes` consecutive elements (always a vector, unlike load)."""
+    return b.load(vptr(b, ptr, lanes), align=1)
+
+
+def store_vec(b: ir.IRBuilder, value, ptr):
+    """Unaligned vector store of `value` at ptr (always a vector, unlike store)."""
+    b.store(value, vptr(b, ptr, value.type.count), align=1)
+
+
+def masked_load(b: ir.IRBuilder, ptr, mask, lanes: int):
+    """Load the lanes where mask is set, zeros elsewhere; unset lanes are never touched in memory."""
+    vty = ir.VectorType(ptr.type.pointee, lanes)
+    fn = declare_intrinsic(b.module, f"llvm.masked.load.{type_suffix(vty)}.p0", vty,
+                           [vty.as_pointer(), I32, mask.type, vty])
+    return b.call(fn, [vptr(b, ptr, lanes), ir.Constant(I32, 1), mask, zero(vty)])
+
+
+def masked_store(b: ir.IRBuilder, value, ptr, mask):
+    vty = value.type
+    fn = declare_intrinsic(b.module, f"llvm.masked.store.{type_suffix(vty)}.p0", ir.VoidType(),
+                           [vty, vty.as_pointer(), I32, mask.type])
+    b.call(fn, [value, vptr(b, ptr, vty.count), ir.Constant(I32, 1), mask])
+
+
+def masked_gather(b: ir.IRBuilder, base, index, mask, lanes: int):
+    """base[index[l]] for the lanes where mask is set (zeros elsewhere); index: <lanes x i64> elements."""
+    elem = base.type.pointee
+    nbytes = elem_bytes(elem)
+    addr = b.add(splat(b, b.ptrtoint(base, I64), lanes), b.mul(index, splat(b, i64(nbytes), lanes)))
+    pty = ir.VectorType(base.type, lanes)
+    vty = ir.VectorType(elem, lanes)
+    fn = declare_intrinsic(b.module, f"llvm.masked.gather.{type_suffix(vty)}.v{lanes}p0", vty,
+                           [pty, I32, mask.type, vty])
+    return b.call(fn, [b.inttoptr(addr, pty), ir.Constant(I32, nbytes), mask, zero(vty)])
+
+
+def entry_alloca(b: ir.IRBuilder, ty: ir.Type, count: int | None = None, align: int | None = 64, name: str = ""):
+    """A stack slot (count None) or fixed-size buffer in the function's entry block, so loops never
+    grow the stack and LLVM can promote single slots to registers."""
+    cur = b.block
+    b.position_at_start(b.function.entry_basic_block)
+    ptr = b.alloca(ty, None if count is None else i64(count), name=name)
+    if align is not None and count is not None:
+        ptr.align = align
+    b.position_at_end(cur)
+    return ptr
+
+
+# -- functions ---------------------------------------------------------------------------
+def declare_intrinsic(module: ir.Module, name: str, ret: ir.Type, args: list) -> ir.Function:
+    """Declare (once) an LLVM intrinsic by its full name, such as llvm.fma.v16f32."""
+    fn = module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(module, ir.FunctionType(ret, args), name=name)
+    return fn
+
+
+def internal_function(module: ir.Module, name: str, ret: ir.Type, args: list, arg_names=()):
+    """A fresh internal function, or None if the module already has one by this name."""
+    if name in module.globals:
+        return None
+    fn = ir.Function(module, ir.FunctionType(ret, args), name=name)
+    fn.linkage = "internal"
+    for a, n in zip(fn.args, arg_names):
+        a.name = n
+    return fn
 
 
 # -- denormals ---------------------------------------------------------------------------
@@ -226,9 +401,3 @@ def fill(builder: ir.IRBuilder, ptr, count, value) -> None:
     """ptr[0:count] = value (a constant of the element type)."""
     with for_range(builder, count, name="fill") as i:
         builder.store(value, builder.gep(ptr, [i]))
-
-
-def alloca_once(builder: ir.IRBuilder, ty: ir.Type, name: str = ""):
-    """A stack slot in the function's entry block (so LLVM promotes it to a register)."""
-    with builder.goto_entry_block():
-        return builder.alloca(ty, name=name)

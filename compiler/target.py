@@ -29,6 +29,16 @@ class Target:
     def is_x86(self) -> bool:
         return self.triple.startswith(("x86_64", "i386", "i686"))
 
+    def without(self, *names: str) -> "Target":
+        """This target with features turned off (naming "avx512f" turns off every AVX-512 feature):
+        how tests run the narrower code paths (e.g. the AVX2 int8 kernels) on a wider host."""
+        def off(f):
+            name = f[1:]
+            return any(name == n or (n == "avx512f" and name.startswith("avx512")) for n in names)
+        feats = ",".join("-" + f[1:] if f.startswith("+") and off(f) else f for f in self.features.split(","))
+        enabled = {f[1:] for f in feats.split(",") if f.startswith("+")}
+        return Target(self.triple, self.cpu, feats, _preferred_vector_bits(enabled))
+
     def lanes(self, itemsize: int) -> int:
         """Vector lanes for elements of `itemsize` bytes."""
         return max(1, self.vector_bits // (8 * itemsize))
@@ -61,6 +71,17 @@ def host_target() -> Target:
         features = llvm.get_host_cpu_features().flatten()
     enabled = {f[1:] for f in features.split(",") if f.startswith("+")}
     return Target(triple, cpu, features, _preferred_vector_bits(enabled))
+
+
+def target_for(cpu: str | None = None, features: str | None = None) -> Target:
+    """The host, or another CPU of the host's architecture that this machine can run (e.g. cpu
+    "x86-64-v3" with features "+avx2,-avx512f"): tests force the narrower code paths with it."""
+    host = host_target()
+    if cpu is None and features is None:
+        return host
+    features = features if features is not None else host.features
+    enabled = {f[1:] for f in features.split(",") if f.startswith("+")}
+    return Target(host.triple, cpu or host.cpu, features, _preferred_vector_bits(enabled))
 
 
 @functools.lru_cache(maxsize=None)

@@ -32,7 +32,7 @@ import platform
 
 from llvmlite import ir
 
-from .kernels.irutil import I8P, I32, I64, i64, imax, imin
+from .loops import I8P, I32, I64, i64, imax, imin
 
 LAUNCH_SYMBOL = "kc_parallel_launch"
 WORKER_TYPE = ir.FunctionType(ir.VoidType(), [I8P])

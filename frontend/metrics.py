@@ -125,6 +125,11 @@ class Mean(Metric):
     def update_state(self, values, sample_weight=None):
         if _traced():
             return _traced_metrics().mean_update(self, values, sample_weight)
+        if np.ndim(values) == 0 and np.ndim(sample_weight) == 0:   # one (weighted) value: fit's loss per step
+            w = 1 if sample_weight is None else _np(sample_weight, self.dtype)
+            self.total.assign_add(_np(values, self.dtype) * w)
+            self.count.assign_add(w)
+            return
         values, sample_weight = reduce_to_samplewise_values(values, sample_weight, self.dtype)
         self.total.assign_add(np.sum(values))
         if sample_weight is not None:

@@ -117,6 +117,11 @@ class Model(TrainerMixin, Layer):
         from .trace import forward_graph
         return forward_graph(self, training=training)
 
+    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+        """Keras 3's in-place quantization: mode "int8" (see frontend/quantization.py)."""
+        from .quantization import quantize_in_place
+        quantize_in_place(self, mode, config=config, filters=filters, **kwargs)
+
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
         from .summary import print_summary

@@ -90,6 +90,8 @@ def save_model(model, filepath, overwrite=True):
     weights = model.weights
     config = {"model": serialize_layer(model),
               "weights": [{"path": v.path, "shape": list(v.shape), "dtype": v.dtype} for v in weights]}
+    if getattr(model, "_quantization", None):
+        config["quantization"] = model._quantization   # plain JSON; int8 weights are stored as int8
     _write_archive(filepath, "kcompile-model", config, [v.numpy() for v in weights], overwrite)
 
 
@@ -103,6 +105,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         model = deserialize_layer(config["model"], custom_objects or {})
     except (KeyError, TypeError) as e:
         raise ValueError(f"{filepath}: malformed model config ({type(e).__name__}: {e})") from None
+    if config.get("quantization"):
+        from .quantization import restore
+        restore(model, config["quantization"])
     _assign(model, arrays, filepath)
     return model
 

@@ -35,6 +35,7 @@ class TraceContext:
         self.training = bool(training)
         self.rng_counter = rng_counter
         self.params: dict = {}          # path -> Value
+        self.reads: dict = {}           # path -> what a variable with `read_as` reads as (kc.quantization)
         self.variables: dict = {}       # path -> Variable
         self.state_updates: dict = {}   # path -> Value
         self.losses: list = []          # scalar Values
@@ -44,13 +45,16 @@ class TraceContext:
         path = variable.path
         known = self.variables.get(path)
         if known is variable:
-            return self.params[path]
+            return self.reads.get(path, self.params[path])
         if known is not None:
             raise ValueError(f"two different variables share the path '{path}'; give their layers unique names")
         # a snapshot: later assigns (or in-place writes to the graph's values) never alias the variable
         value = self.builder.param(path, variable.numpy())
         self.params[path] = value
         self.variables[path] = variable
+        read_as = getattr(variable, "read_as", None)
+        if read_as is not None:  # e.g. an int8 or fake-quantized kernel (kc.quantization): read(ctx, param)
+            value = self.reads[path] = read_as(self, value)
         return value
 
     def counter(self, who: str) -> Value:

@@ -48,7 +48,12 @@ def forward_graph(model, training: bool = False) -> Graph:
     counter = b.input("__rng_counter", TensorType((), i64)) if training else None
     result = trace_model(model, b, inputs, training=training, rng_counter=counter)
     b.meta["model"] = model.name
-    return b.build(result.outputs, output_names=model.output_names)
+    graph = b.build(result.outputs, output_names=model.output_names)
+    quantization = getattr(model, "_quantization", None)
+    if quantization and not training:
+        from .quantization import apply_quantization  # the int8 passes over the traced graph
+        graph = apply_quantization(graph, quantization)
+    return graph
 
 
 def _graph_name(name: str) -> str:

@@ -74,12 +74,19 @@ class Variable(KTensor):
     def assign_add(self, delta):
         if _state_trace() is not None:
             return self.assign(_state_trace().combined(self, "add", delta))
-        return self.assign(self.data + np.asarray(delta, dtype=self.data.dtype))
+        return self._replace(self.data + np.asarray(delta, dtype=self.data.dtype))
 
     def assign_sub(self, delta):
         if _state_trace() is not None:
             return self.assign(_state_trace().combined(self, "sub", delta))
-        return self.assign(self.data - np.asarray(delta, dtype=self.data.dtype))
+        return self._replace(self.data - np.asarray(delta, dtype=self.data.dtype))
+
+    def _replace(self, new: np.ndarray):
+        """Take `new` (a fresh array computed from the value) without copying it again."""
+        if new.shape != self.data.shape or new.dtype != self.data.dtype:
+            return self.assign(new)   # (broadcast or promoted: assign checks and converts)
+        self.data = np.asarray(new)   # (0-d arithmetic gives NumPy scalars; keep an array)
+        return self
 
     def numpy(self) -> np.ndarray:
         """A copy of the current value: training updates the variable's array in place, so a view

@@ -30,6 +30,7 @@ _LAZY = {
     "TensorSpec": ("kcompile.frontend.function", "TensorSpec"),
     "data": ("kcompile.frontend.data", None),
     "pruning": ("kcompile.frontend.pruning", None),
+    "quantization": ("kcompile.frontend.quantization", None),
 }
 
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kcompile.ir import Graph, Node, get_op
+from kcompile.ir.ops.fused import kernel_requantize
 
-from .fusion_outline import outline
+from .fusion_outline import kernel_epilogue_fits, outline
 from .manager import register_pass
 
 
@@ -38,6 +39,7 @@ def fuse(graph: Graph) -> Graph:
     """The graph with each fusible group outlined into a `fused` node."""
     users = graph.users()
     groups = [_with_anchor_or_consumer(graph, users, members) for members in _elementwise_groups(graph, users)]
+    groups = _with_requantize(graph, users, groups)
     return outline(graph, [g for g in groups if g.kind != "loop" or len(g.nodes) > 1])
 
 
@@ -83,6 +85,25 @@ def _anchor(graph: Graph, users: dict, members: list) -> Node | None:
                     and all(u in inside for u in users.get(v, []))):
                 return p
     return None
+
+
+def _with_requantize(graph: Graph, users: dict, groups: list) -> list:
+    """An integer anchor (alone or with its epilogue) whose i32 result only a last-axis requantize
+    reads takes that requantize in: the kernel writes the 8-bit result (kernel_epilogue decides)."""
+    by_root = {g.nodes[-1]: g for g in groups if g.kind == "epilogue"}
+    out = list(groups)
+    for node in graph.nodes:
+        acc = node.inputs[0] if node.op == "requantize" else None
+        p = acc.producer if acc is not None else None
+        if p is None or acc in graph.outputs or users.get(acc) != [node] or not kernel_requantize(node):
+            continue
+        group = by_root.get(p) or (Group("epilogue", (p,)) if get_op(p.op).has("anchor") else None)
+        if group is None or not kernel_epilogue_fits(graph, group.nodes + (node,)):
+            continue
+        if group in out:
+            out.remove(group)
+        out.append(Group("epilogue", group.nodes + (node,)))
+    return out
 
 
 def fused_nodes(graph: Graph) -> list:

@@ -2,8 +2,10 @@
 with the kernel epilogue decided here, so codegen lowers what the node says and decides nothing."""
 from __future__ import annotations
 
+from collections import namedtuple
+
 from kcompile.ir import Graph, Node, Value, get_op
-from kcompile.ir.ops.fused import computing_nodes, reads_overwritten
+from kcompile.ir.ops.fused import computing_nodes, kernel_requantize, reads_overwritten
 
 
 def outline(graph: Graph, groups) -> Graph:
@@ -91,13 +93,23 @@ def _immediate(v: Value) -> bool:
     return v.producer is not None and v.producer.op == "constant" and v.type.numel() == 1
 
 
+_Nodes = namedtuple("_Nodes", "nodes")   # a group as region() reads it
+
+
+def kernel_epilogue_fits(graph: Graph, nodes) -> bool:
+    """Whether the anchor's kernel can apply every node after it (the group then changes dtype)."""
+    body, _ = region(_Nodes(tuple(nodes)), "probe")
+    return kernel_epilogue(body).get("in_kernel", 0) == len(nodes) - 1
+
+
 def kernel_epilogue(body: Graph) -> dict:
     """bias / activation / in_kernel: the leading bias add and/or relu the anchor's kernel applies
-    in registers (float outputs only); the other epilogue nodes run in place after the kernel."""
+    in registers (float outputs; an integer anchor: a bias add and a last requantize); the other
+    epilogue nodes run in place after the kernel."""
     anchor, *members = computing_nodes(body)
     out = anchor.outputs[0]
     if not out.type.dtype.is_float:
-        return {}
+        return _integer_epilogue(body, anchor, members)
     bias, act, cur, used = -1, "linear", out, 0
     for n in members:
         if n.op == "add" and bias < 0 and act == "linear" and cur in n.inputs:
@@ -114,6 +126,24 @@ def kernel_epilogue(body: Graph) -> dict:
         used -= 1
         bias, act = (bias, "linear") if members[used].op == "relu" else (-1, act)
     return {"bias": bias, "activation": act, "in_kernel": used} if used else {}
+
+
+def _integer_epilogue(body: Graph, anchor: Node, members) -> dict:
+    """[add of an i32 bias vector,] requantize along the last axis: all in the int8 GEMM's kernel
+    (an anchor over 8-bit operands), else none."""
+    out = anchor.outputs[0]
+    if anchor.inputs[0].type.dtype.name not in ("i8", "u8") or out.type.dtype.name != "i32":
+        return {}
+    bias, cur = -1, out
+    if members and members[0].op == "add":
+        add = members[0]
+        other = add.inputs[1] if add.inputs[0] is cur else add.inputs[0]
+        if other is cur or other not in body.inputs or _last_axis_vector(other) != out.type.shape[-1]:
+            return {}
+        bias, cur, members = body.inputs.index(other), add.outputs[0], members[1:]
+    if len(members) != 1 or not kernel_requantize(members[0]) or members[0].inputs[0] is not cur:
+        return {}
+    return {"bias": bias, "activation": "requantize", "in_kernel": 1 + (bias >= 0)}
 
 
 def _last_axis_vector(v: Value):

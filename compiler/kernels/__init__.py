@@ -14,7 +14,9 @@ channels     loops over pixels with channels in vectors (pooling, depthwise)
 pool         max/avg pooling and their gradients
 epilogue     bias + activation applied to output tiles in registers
 geometry     static convolution/pooling geometry (Keras padding)
-standalone   in-process MCJIT harness for kernel tests and benchmarks
+standalone   kernel tests and benchmarks: a module JIT-compiled through codelib, for the host or a narrower CPU
+
+Helpers (loops, vectors, masked access, intrinsics) come from compiler/loops.py, the one vocabulary.
 
 Every kernel is `void f(T* operands..., i64 batch, i64 nthreads)`; parallel regions use
 compiler/threads.py.  compiler/lower/nn.py maps IR nodes onto these functions.

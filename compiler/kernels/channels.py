@@ -4,8 +4,8 @@ from __future__ import annotations
 from llvmlite import ir
 
 from .geometry import Geometry
-from .irutil import (ceil_div, for_range, gep, i64, imax, imin, intrinsic, lane_mask, load_vec, masked_load,
-                     masked_store, splat, store_vec, type_suffix)
+from ..loops import (ceil_div, for_range, gep, i64, imax, imin, intrinsic, lane_mask, load_vec, masked_load,
+                     masked_store, splat, store_vec)
 
 
 def tap_range(b: ir.IRBuilder, start, size: int, k: int, d: int):
@@ -46,8 +46,7 @@ class ChannelKernel:
         return h0, w0, tap_range(b, h0, g.h, g.kh, g.dh), tap_range(b, w0, g.w, g.kw, g.dw)
 
     def maximum(self, b, x, y):
-        fn = intrinsic(b.module, f"llvm.maximum.{type_suffix(self.vty)}", self.vty, [self.vty, self.vty])
-        return b.call(fn, [x, y])
+        return intrinsic(b, "llvm.maximum", [x, y])
 
     def const(self, b, value):
         return splat(b, ir.Constant(self.elem, value), self.lanes)

@@ -22,7 +22,7 @@ from .epilogue import BiasActivation, Epilogue
 from .gemm import GemmProblem, gemm_function
 from .geometry import Geometry
 from .im2col import Im2colA, InputGradB, split3
-from .irutil import i64, llvm_type
+from ..loops import i64, llvm_type
 from .matmul import ITEMSIZE
 from .operands import BatchShape, Strided, StridedA, StridedB, StridedC
 

@@ -15,7 +15,7 @@ from .channels import ChannelKernel
 from .config import vector_bits
 from .epilogue import BiasActivation, Epilogue
 from .geometry import Geometry
-from .irutil import entry_alloca, fma, for_range, gep, i64, llvm_type, zero
+from ..loops import entry_alloca, fma, for_range, gep, i64, llvm_type, zero
 from .matmul import ITEMSIZE
 
 # multiply-adds per thread below which another thread is not worth waking

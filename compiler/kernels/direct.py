@@ -16,7 +16,7 @@ from .channels import ChannelKernel, tap_range
 from .config import vector_bits
 from .epilogue import BiasActivation, Epilogue
 from .geometry import Geometry
-from .irutil import entry_alloca, fma, for_range, gep, i64, lane_mask, llvm_type, splat, zero
+from ..loops import entry_alloca, fma, for_range, gep, i64, lane_mask, llvm_type, splat, zero
 from .matmul import ITEMSIZE
 
 MAX_K = 32         # largest kh*kw*cin computed directly

@@ -14,7 +14,7 @@ from llvmlite import ir
 from ..threads import ParallelRegion, effective_threads
 from .config import vector_bits
 from .geometry import Geometry
-from .irutil import (I64, entry_alloca, fma, for_range, gep, i64, imax, imin, lane_mask, llvm_type, load_vec,
+from ..loops import (I64, entry_alloca, fma, for_range, gep, i64, imax, imin, lane_mask, llvm_type, load_vec,
                      masked_load, masked_store, splat, store_vec, zero)
 from .matmul import ITEMSIZE
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from .irutil import I1, is_float, masked_load, splat, zero
+from ..loops import I1, is_float, masked_load, splat, zero
 
 ACTIVATIONS = ("linear", "relu")
 

@@ -17,7 +17,7 @@ from llvmlite import ir
 from ..threads import ParallelRegion, effective_threads
 from .config import GemmShape
 from .epilogue import Epilogue
-from .irutil import (I1, I64, ceil_div, entry_alloca, for_range, gep, i64, imax, imin,
+from ..loops import (I1, I64, ceil_div, entry_alloca, for_range, gep, i64, imax, imin,
                      internal_function, round_up)
 from .microkernel import tile_function, tile_variants
 from .operands import BatchShape

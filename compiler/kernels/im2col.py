@@ -7,7 +7,7 @@ transposed convolution of the input gradient: position t maps to t / stride when
 """
 from __future__ import annotations
 
-from .irutil import (I64, entry_alloca, for_range, for_steps, gep, i64, imin, lane_mask, load_vec, masked_load,
+from ..loops import (I64, entry_alloca, for_range, for_steps, gep, i64, imin, lane_mask, load_vec, masked_load,
                      masked_store, splat, store_vec, zero)
 
 

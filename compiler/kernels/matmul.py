@@ -9,7 +9,7 @@ from llvmlite import ir
 from .config import gemm_shape, gemm_wide_shape
 from .epilogue import BiasActivation, Epilogue
 from .gemm import GemmProblem, gemm_function
-from .irutil import llvm_type
+from ..loops import llvm_type
 from .operands import BatchShape, Strided, StridedA, StridedB, StridedC
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from .epilogue import Epilogue
-from .irutil import (I1, I64, fma, gep, i64, imin, internal_function, is_float, lane_mask, load_vec,
+from ..loops import (I1, I64, fma, gep, i64, imin, internal_function, is_float, lane_mask, load_vec,
                      masked_load, masked_store, splat, store_vec, type_suffix, zero)
 
 # Independent FMA chains needed to keep the FMA units busy (latency 4 x 2 units).

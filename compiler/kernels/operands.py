@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from .irutil import gep, i64
+from ..loops import gep, i64
 from .packing import pack_a_function, pack_b_function
 
 

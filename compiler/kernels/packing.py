@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from .irutil import (I64, for_range, gep, i64, imin, internal_function, lane_mask, load_vec, masked_gather,
+from ..loops import (I64, for_range, gep, i64, imin, internal_function, lane_mask, load_vec, masked_gather,
                      masked_load, splat, store_vec, type_suffix)
 
 _ARGS = ("dst", "src", "rs", "cs", "rows", "cols")

@@ -15,7 +15,7 @@ from ..threads import parallel_function
 from .config import vector_bits
 from .geometry import Geometry
 from .channels import ChannelKernel
-from .irutil import I1, entry_alloca, for_range, gep, i64, llvm_type, splat, zero
+from ..loops import I1, entry_alloca, for_range, gep, i64, llvm_type, splat, zero
 from .matmul import ITEMSIZE
 
 KINDS = ("max", "avg", "max_grad", "avg_grad")

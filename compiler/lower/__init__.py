@@ -27,24 +27,18 @@ import importlib
 import pkgutil
 
 LOWERINGS: dict = {}
-_FALLBACKS: set = set()
 
 
-def lowering(*ops: str, fallback: bool = False):
-    """Register fn as the lowering of `ops`. A fallback (simple, correct, slow) never replaces a
-    real lowering, and any real lowering replaces a fallback, whatever the import order."""
+def lowering(*ops: str):
+    """Register fn as the lowering of `ops` (one lowering per op: a second one is an error, a reload is not)."""
     def register(fn):
         for op in ops:
-            if fallback and op in LOWERINGS and op not in _FALLBACKS:
-                continue
+            old = LOWERINGS.get(op)
+            if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
+                raise ValueError(f"op '{op}' has two lowerings: {LOWERINGS[op].__module__} and {fn.__module__}")
             LOWERINGS[op] = fn
-            (_FALLBACKS.add if fallback else _FALLBACKS.discard)(op)
         return fn
     return register
-
-
-def is_fallback(op: str) -> bool:
-    return op in _FALLBACKS
 
 
 def load_all() -> dict:

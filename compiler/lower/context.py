@@ -5,11 +5,9 @@ from dataclasses import dataclass, field
 
 from llvmlite import ir
 
-from kcompile.ir import DType, Node, Value, bool_, f32, f64, i8, i32, i64, u8
+from kcompile.ir import DType, Node, Value, bool_
 
-from ..loops import F32, F64, I1, I8, I32, I64, i64 as c64
-
-STORAGE = {f32: F32, f64: F64, i8: I8, u8: I8, i32: I32, i64: I64, bool_: I8}
+from ..loops import I1, I32, I64, STORAGE, i64 as c64
 
 
 def storage_type(dt: DType) -> ir.Type:

@@ -10,7 +10,7 @@ import math
 
 from llvmlite import ir
 
-from ..loops import F32, FAST, I32, alloca_once, const, intrinsic, vec_type
+from ..loops import F32, FAST, I32, entry_alloca, const, intrinsic, vec_type
 
 
 class VMath:
@@ -237,7 +237,7 @@ def _large_arguments_via_libm(b, x, small, fast, name):
     """Lanes with |x| >= 8192 (rare) take libm's exact reduction, behind a branch; NaN stays NaN."""
     big = b.and_(b.not_(small), b.fcmp_ordered("ord", x, x))
     any_big = b.call(_reduce_or(b, big.type), [big]) if isinstance(big.type, ir.VectorType) else big
-    slot = alloca_once(b, fast.type)
+    slot = entry_alloca(b, fast.type)
     b.store(fast, slot)
     with b.if_then(any_big, likely=False):
         b.store(b.select(big, libm(b, name, x), fast), slot)

@@ -12,7 +12,7 @@ from llvmlite import ir
 
 from kcompile.ir import u8
 
-from ..loops import (FAST, I64, alloca_once, broadcast_strides, const, fill, for_range, hreduce, i64, intrinsic, load,
+from ..loops import (FAST, I64, entry_alloca, broadcast_strides, const, fill, for_range, hreduce, i64, intrinsic, load,
                      loop_nest, offset, product, store, vector_range)
 from . import lowering
 from .elementwise import evaluate, load_operand
@@ -135,7 +135,7 @@ class _Row:
     def fold(self, b, bases, dst, count):
         """*dst = combine(*dst, fold(row)) with a vector accumulator (the row is reduced)."""
         vty = ir.VectorType(self.elem, self.lanes)
-        acc_v, acc_s = alloca_once(b, vty), alloca_once(b, self.elem)
+        acc_v, acc_s = entry_alloca(b, vty), entry_alloca(b, self.elem)
         b.store(const(vty, _identity(self.kind, self.dtype)), acc_v)
         b.store(b.load(dst), acc_s)
 
@@ -181,8 +181,8 @@ def _lower_arg(which):
         outer = product(b, x.dims[:ax])
         k = x.dims[ax]
         inner = product(b, x.dims[ax + 1:])
-        best_v = alloca_once(b, storage_type(x.dtype))
-        best_i = alloca_once(b, I64)
+        best_v = entry_alloca(b, storage_type(x.dtype))
+        best_i = entry_alloca(b, I64)
         with loop_nest(b, [outer, inner], name="arg") as (o, i):
             base = b.gep(x.ptr, [b.add(b.mul(o, b.mul(k, inner)), i)])
             b.store(b.load(base), best_v)

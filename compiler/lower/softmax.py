@@ -9,7 +9,7 @@ import math
 
 from llvmlite import ir
 
-from ..loops import (FAST, alloca_once, const, for_range, hreduce, i64, intrinsic, load, product, splat, store,
+from ..loops import (FAST, entry_alloca, const, for_range, hreduce, i64, intrinsic, load, product, splat, store,
                      vector_range)
 from . import lowering, mathfns
 from .parallel import parallel_for
@@ -32,7 +32,7 @@ def _fold(b, slot_v, slot_s, combine):
 
 def _row(b, x, y, count, stride, lanes, elem, log):
     vty = ir.VectorType(elem, lanes) if stride is None and lanes > 1 else None
-    slots = {k: (alloca_once(b, vty) if vty else None, alloca_once(b, elem)) for k in ("max", "sum")}
+    slots = {k: (entry_alloca(b, vty) if vty else None, entry_alloca(b, elem)) for k in ("max", "sum")}
 
     def acc(key, width, value, combine):
         slot = slots[key][0] if width > 1 else slots[key][1]

@@ -237,6 +237,9 @@ class Layer:
         kwargs = self._resolve_training(kwargs, ctx)
         if ctx is not None:
             with tracing(ctx), ctx.builder.location(self.name):
+                hook = self.__dict__.get("_trace_hook")  # QAT's fake quantization (frontend/qat.py)
+                if hook is not None:
+                    return hook(self, args, kwargs, ctx)
                 return self._call_checked(args, kwargs, ctx)
         self._eager_losses = []
         return self._call_checked(args, kwargs, None)

@@ -33,6 +33,10 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1), bloc
             return layer
         return PruneLowMagnitude(layer, **params)
 
+    if kwargs and not (isinstance(to_prune, Layer) and not isinstance(to_prune, Model)):
+        # TF-MOT passes extra keywords to a single layer's wrapper and ignores them otherwise
+        raise TypeError(f"prune_low_magnitude: keyword argument(s) {sorted(kwargs)} are only accepted when "
+                        "wrapping a single layer (pruning_policy is not supported)")
     if isinstance(to_prune, list):
         return [layer if isinstance(layer, PruneLowMagnitude) else PruneLowMagnitude(layer, **params)
                 for layer in to_prune]

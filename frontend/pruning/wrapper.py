@@ -103,15 +103,18 @@ class PruneLowMagnitude(Layer):
             self._check_and_make_state()
 
     def _check_and_make_state(self):
+        attrs = prunable_attributes(self.layer)
         with name_scope(self.name):
-            for attr in prunable_attributes(self.layer):
+            for attr in attrs:
+                prefix = "" if len(attrs) == 1 else f"{attr}_"     # TF-MOT's names; unique paths for several
                 shape = tuple(getattr(self.layer, attr).shape)
                 if self.sparsity_m_by_n:
                     self.sparsity_m_by_n = M.check_m_by_n(self.sparsity_m_by_n, shape, self._who)
                 elif self.block_size != (1, 1):
                     M.resolve_block(self.block_size, shape, self._who)
-                mask = self.add_weight(shape=shape, initializer="ones", trainable=False, name="mask")
-                threshold = self.add_weight(shape=(), initializer="zeros", trainable=False, name="threshold")
+                mask = self.add_weight(shape=shape, initializer="ones", trainable=False, name=f"{prefix}mask")
+                threshold = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                            name=f"{prefix}threshold")
                 self.pruning_vars.append((attr, mask, threshold))
             self.pruning_step = self.add_weight(shape=(), initializer="zeros", dtype="int64", trainable=False,
                                                 name="pruning_step")
@@ -163,7 +166,7 @@ class PruneLowMagnitude(Layer):
     # -- the call: the wrapped layer with masked weights ---------------------------------------
     def call(self, inputs, training=None, **kwargs):
         from .. import ops
-        if training and int(self.pruning_step.numpy()) < 0:
+        if training and int(self.pruning_step.value_array) < 0:     # (value_array: readable while kc.function traces)
             raise ValueError(f"layer '{self.name}': {CALLBACK_ERROR}")
         masked = {attr: ops.multiply(getattr(self.layer, attr), mask) for attr, mask, _ in self.pruning_vars}
         with _substituted(self.layer, masked):

@@ -29,6 +29,7 @@ class StepRunner:
         self.output_names = [n for n in self.graph.output_names if n not in self.updates or not self._native]
         self._bound = None
         self._bound_arrays: list = []
+        self._scalars = [(k, np.zeros((), v.type.dtype.np)) for k, v in enumerate(step.graph.inputs) if not v.type.shape]
 
     def _holder(self, name):
         """A function returning the parameter's current array (a Variable's or an optimizer slot's)."""
@@ -44,6 +45,10 @@ class StepRunner:
     def run(self, feed: dict) -> dict:
         """Outputs by name (loss, predictions); native outputs are reused by the next run."""
         inputs = [self._cast(name, dt, feed[name]) for name, dt in self.input_types]
+        if self._native:  # scalars (step counter, learning rate) go into fixed 0-d buffers: no new pointers
+            for k, buf in self._scalars:
+                buf[()] = inputs[k]
+                inputs[k] = buf
         if not self._native:
             named = dict(zip(self.output_names, self.execute(inputs, self.params())))
             self._write_back(named)
@@ -59,6 +64,8 @@ class StepRunner:
 
     @staticmethod
     def _cast(name, dtype, array):
+        if type(array) is np.ndarray and array.dtype == dtype and array.flags.c_contiguous:
+            return array
         a = np.asarray(array, dtype=dtype)
         return a if a.flags.c_contiguous else np.ascontiguousarray(a)  # (ascontiguousarray makes 0-d 1-d)
 

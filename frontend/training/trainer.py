@@ -118,12 +118,15 @@ class TrainerMixin:
             data = (_single(x), _single(y)) + (() if sw is None else (convert_to_tensor(sw),))
             logs = getattr(self, f"{kind}_step")(data)
             return {k: _float(v) for k, v in dict(logs).items()}
-        return self._graph_step(kind, xs, ys, sw)
+        return self._compiled_step(kind, xs, ys, sw)
 
     def _graph_step(self, kind, xs, ys, sw):
         c = self._require_compiled(f"{kind}_step")
-        xs = D.by_names(xs, self.input_names, "x")
-        ys = D.by_names(ys, c.output_names, "y")
+        return self._compiled_step(kind, D.by_names(xs, self.input_names, "x"), D.by_names(ys, c.output_names, "y"), sw)
+
+    def _compiled_step(self, kind, xs, ys, sw):
+        """One compiled step on arrays already ordered by input/output (fit's per-step path: kept lean)."""
+        c = self._require_compiled(f"{kind}_step")
         runner = self._runner(kind, ys, sw is not None)
         feed = dict(zip(self.input_names, xs))
         for i, y in enumerate(ys or []):
@@ -142,9 +145,11 @@ class TrainerMixin:
 
     def _runner(self, kind, ys, has_sw) -> StepRunner:
         c = self._compiled
-        y_types = [None if y is None else _target_type(y) for y in ys or [None] * len(c.output_names)]
-        key = (kind, tuple(y_types), has_sw)
+        ys = ys or [None] * len(c.output_names)
+        # targets are fed as f32 whatever their dtype, so their feature shapes decide the step graph
+        key = (kind, tuple(None if y is None else y.shape[1:] for y in ys), has_sw)
         if key not in c.step_cache:
+            y_types = [None if y is None else _target_type(y) for y in ys]
             build = build_train_step if kind == "train" else build_test_step
             step = build(self, c, y_types, has_sw)
             c.step_cache[key] = StepRunner(step, resolve_backend(c.backend), c.optimizer)
@@ -261,7 +266,7 @@ class TrainerMixin:
     def _predict_arrays(self, xs) -> list:
         execute, graph = self._predict_executor()
         weights = {v.path: v for v in self.weights}
-        params = {name: weights[name].value_array for name in graph.param_names}
+        params = {name: weights[name].value_array for name in graph.param_names if name in weights}  # else: the graph's own (int8 passes)
         inputs = [np.ascontiguousarray(a, dtype=v.type.dtype.np) for a, v in zip(xs, graph.inputs)]
         return execute(inputs, params)
 

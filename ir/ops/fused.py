@@ -7,7 +7,8 @@ kind "loop"      elementwise nodes computed in one loop over the output, nothing
 kind "epilogue"  an anchor (matmul/convolution: the body's first computing node) and the elementwise
                  nodes after it, applied to the anchor's output: the first `in_kernel` of them by the
                  anchor's kernel on the tile in registers (an add of body input `bias`, then the
-                 `activation`), the others in place after the kernel. The fused output's dtype may
+                 `activation`: relu, or for an integer anchor a last requantize to 8 bits), the
+                 others in place after the kernel. The fused output's dtype may
                  differ from the anchor's only when the kernel applies the whole epilogue.
 kind "prologue"  elementwise nodes read inline by a reduction (the body's last node): never stored.
 
@@ -21,7 +22,17 @@ from ..registry import OPS, Attr, defop
 from ._util import require
 
 KINDS = ("loop", "epilogue", "prologue")
-ACTIVATIONS = ("linear", "relu")  # what an anchor's kernel applies in registers (kernels/epilogue.py)
+# what an anchor's kernel applies in registers after the bias (kernels/epilogue.py; "requantize": an
+# integer anchor's kernel requantizes its i32 tile to 8 bits and writes those, kernels/int8_microkernel.py)
+ACTIVATIONS = ("linear", "relu", "requantize")
+
+
+def kernel_requantize(node) -> bool:
+    """A requantize a GEMM epilogue can apply: its scale runs along the last axis (or is one scalar)."""
+    if node.op != "requantize":
+        return False
+    acc, mult = node.inputs[0].type, node.inputs[1].type
+    return mult.rank == 0 or node.attrs["axis"] % acc.rank == acc.rank - 1
 
 
 def computing_nodes(body) -> list:
@@ -55,8 +66,10 @@ def _check_shape_of_kind(body, kind):
     if kind == "prologue":
         require(_has(head, "reduction"), f"a prologue's last node must be a reduction, got {head.op}")
     for n in tail:
-        require(_has(n, "elementwise"), f"a fused {kind} holds elementwise nodes besides its "
-                f"{'anchor' if kind == 'epilogue' else 'reduction'}; got {n.op}")
+        last_requantize = kind == "epilogue" and n is tail[-1] and kernel_requantize(n)
+        require(_has(n, "elementwise") or last_requantize, f"a fused {kind} holds elementwise nodes besides its "
+                f"{'anchor' if kind == 'epilogue' else 'reduction'} (and, last in an epilogue, a requantize "
+                f"along the last axis); got {n.op}")
     require(body.outputs[0] is nodes[-1].outputs[0], f"body @{body.name} must return its last node's result")
     return head, tail
 

@@ -123,6 +123,8 @@ def conv2d_ref(x, w, attrs):
     return out
 
 
+check_conv_attrs, conv_out_shape = _check_conv_attrs, _conv_out_shape  # shared with ops/quant.py
+
 defop("conv2d", ("x", "w"), _conv2d_infer, lambda xs, a, b: [conv2d_ref(xs[0], xs[1], a)], attrs=CONV_ATTRS,
       doc="NHWC convolution (cross-correlation) with kernel (kh, kw, cin/groups, cout)", traits=("anchor",))
 

@@ -49,6 +49,13 @@ def compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify-each", action="store_true", help="run the IR verifier after every pass")
     p.add_argument("--batch", type=int, help="specialize the compiled code and the ONNX model to this batch size")
     p.add_argument("--opset", type=int, help="ONNX opset for --emit onnx (default 18; 18-21 accepted)")
+    p.add_argument("--quantize", choices=["int8"],
+                   help="compile a static int8 model: weights per output channel, activations per tensor, "
+                        "ranges calibrated on --calibration-data")
+    p.add_argument("--calibration-data", metavar="FILE",
+                   help="for --quantize: samples of the model's input (.npy; .npz with one array per input name)")
+    p.add_argument("--calibration-method", choices=["minmax", "percentile", "entropy"],
+                   help="for --quantize: how ranges are chosen from the samples (default: minmax)")
     p.add_argument("--version", action="version", version=f"kcompile {kcompile.__version__}")
     return p
 

@@ -12,6 +12,7 @@ from .args import EMIT_KINDS
 from .emit import EMITTERS
 from .errors import CLIError
 from .job import CompileJob
+from .quantize import check_options as check_quantize_options
 from .source import load_model_source
 
 
@@ -35,6 +36,7 @@ def compile_command(args) -> int:
 
 def _check_option_combinations(args, kinds):
     """Options that would otherwise be silently ignored are errors."""
+    check_quantize_options(args)
     if args.batch is not None and args.batch < 1:
         raise CLIError(f"--batch must be a positive integer, got {args.batch}")
     if args.opset is not None and "onnx" not in kinds:

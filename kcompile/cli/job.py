@@ -36,6 +36,9 @@ class CompileJob:
         """The traced inference graph."""
         if self._graph is None:
             self._graph = forward_graph(self.model)
+            if self.args.quantize:
+                from .quantize import quantize_graph
+                self._graph = quantize_graph(self._graph, self.args, self.report)
             self.report.param_count = sum(int(np.prod(p.type.shape)) for p in self._graph.params)
         return self._graph
 

@@ -14,6 +14,7 @@ class Report:
     param_count: int = 0
     files: list = field(default_factory=list)
     seconds: float = 0.0
+    quantization: dict | None = None                  # the quantize-int8 pass's report (--quantize)
 
     def note_plans(self, planned: dict):
         """Kernel count and arena size from the fused, memory-planned graphs."""
@@ -30,6 +31,9 @@ class Report:
             out.append(f"  kernels: {self.kernel_count}")
         if self.arena is not None:
             out.append(f"  arena: {self.arena}")
+        if self.quantization is not None:
+            from .quantize import report_lines
+            out += report_lines(self.quantization)
         for name, secs in self.pass_times:
             out.append(f"  {name:<32} {secs * 1e3:9.2f} ms")
         return out

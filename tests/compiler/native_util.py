@@ -29,9 +29,10 @@ def random_array(rng, shape, dtype, low=-3.0, high=3.0):
     return rng.uniform(low, high, shape).astype(dt)
 
 
-def assert_native_matches(graph, make_inputs, batches=BATCHES, rtol=1e-5, atol=1e-6, params=None):
-    """Compile once, run at every batch size, compare each output with the reference interpreter."""
-    fn = compile_graph(graph)
+def assert_native_matches(graph, make_inputs, batches=BATCHES, rtol=1e-5, atol=1e-6, params=None, target=None):
+    """Compile once (for `target`, the host's by default), run at every batch size, compare each
+    output with the reference interpreter."""
+    fn = compile_graph(graph, target=target)
     for batch in batches:
         inputs = make_inputs(batch)
         want = run(graph, inputs, params)

@@ -144,12 +144,13 @@ def test_custom_layer_with_prunable_weights():
     class Scale(layers.Layer, P.PrunableLayer):
         def build(self, input_shape):
             self.w = self.add_weight(shape=(input_shape[-1], 4), name="w")
+            self.v = self.add_weight(shape=(4, 4), name="v")
 
         def call(self, inputs):
-            return kc.ops.matmul(inputs, self.w)
+            return kc.ops.matmul(kc.ops.matmul(inputs, self.w), self.v)
 
         def get_prunable_weights(self):
-            return [self.w]
+            return [self.w, self.v]
 
     wrapped = P.prune_low_magnitude(Scale(), pruning_schedule=P.ConstantSparsity(0.5, 0, frequency=1))
     model = _compile(kc.Sequential([kc.Input((8,)), wrapped]), backend="reference")
@@ -157,7 +158,8 @@ def test_custom_layer_with_prunable_weights():
     model.compile(optimizer="sgd", loss="mse", backend="reference")
     model.fit(x, np.zeros((8, 4), np.float32), batch_size=8, epochs=1, verbose=0,
               callbacks=[P.UpdatePruningStep()])
-    assert wrapped.pruning_vars[0][1].numpy().mean() == 0.5
+    assert [(attr, mask.numpy().mean()) for attr, mask, _ in wrapped.pruning_vars] == [("w", 0.5), ("v", 0.5)]
+    assert wrapped.pruning_vars[1][1].path.endswith("/v_mask")
 
 
 def test_training_without_the_callback_is_refused():
@@ -175,6 +177,11 @@ def test_strip_pruning_of_an_unpruned_model_warns_and_returns_it():
     assert any("no pruning wrappers" in str(w.message) for w in caught)
     with pytest.raises(ValueError, match="expects a kcompile Model"):
         P.strip_pruning(layers.Dense(2))
+
+
+def test_keywords_for_a_model_are_refused_not_ignored():
+    with pytest.raises(TypeError, match="pruning_policy"):
+        P.prune_low_magnitude(_mlp(), pruning_policy=object())
 
 
 @pytest.mark.parametrize("make, message", [
@@ -195,3 +202,30 @@ def test_strip_pruning_of_an_unpruned_model_warns_and_returns_it():
 def test_bad_input_names_the_layer(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_custom_loop_with_kc_function_and_a_manually_driven_callback():
+    """As TF-MOT's custom-loop recipe: the callback's hooks are called by hand around a compiled step."""
+    x, y = _data()
+    model = P.prune_low_magnitude(_mlp(), pruning_schedule=P.ConstantSparsity(0.5, 0, frequency=2))
+    optimizer, loss_fn = kc.optimizers.Adam(), kc.losses.SparseCategoricalCrossentropy(from_logits=True)
+    step_callback = P.UpdatePruningStep()
+    step_callback.set_model(model)
+    step_callback.on_train_begin()
+
+    @kc.function
+    def train_step(xb, yb):
+        with kc.GradientTape() as tape:
+            loss = loss_fn(yb, model(xb, training=True))
+        grads = tape.gradient(loss, model.trainable_weights)
+        optimizer.apply_gradients(zip(grads, model.trainable_weights))
+        return loss
+
+    for i in range(4):
+        step_callback.on_train_batch_begin(i)
+        train_step(x[i * 16:(i + 1) * 16], y[i * 16:(i + 1) * 16])
+    step_callback.on_epoch_end(0)
+    wrapper = model.layers[0]
+    mask = wrapper.pruning_vars[0][1].numpy()
+    assert mask.mean() == 0.5 and int(wrapper.pruning_step.numpy()) == 4
+    assert (P.strip_pruning(model).get_weights()[0][mask == 0] == 0).all()

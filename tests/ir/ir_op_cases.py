@@ -13,6 +13,7 @@ from kcompile.ir import GraphBuilder, TensorType
 
 import ir_oracles as o
 import ir_oracles_nn as nn
+import ir_oracles_quant as q
 from ir_util import rand
 
 
@@ -231,3 +232,48 @@ case("fused", [rand(RNG, (4, 3)), rand(RNG, (3, 6)), rand(RNG, (6,))],
 case("fused", [rand(RNG, (4, 5))], lambda xs, a: [np.sum(np.square(xs[0]), axis=1)],
      {"body": _region("prologue", [(4, 5)], lambda b, x: b.reduce_sum(b.square(x), axes=(1,))), "kind": "prologue"},
      batched=())
+
+# -- quantization (edge values: exact .5 ties, saturation both ways, NaN, +-inf) -----------
+QEDGE = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 1e6, -1e6, np.nan, np.inf, -np.inf, 0.0, -0.0], np.float32)
+for zdt, zp in (("i8", np.int8(-3)), ("u8", np.uint8(128))):
+    case("quantize", [np.concatenate([QEDGE, rand(RNG, (8,), lo=-60, hi=60)]), np.array(1.0, np.float32),
+                      np.array(zp)], q.quantize, batched=())
+    case("quantize", [rand(RNG, (5, 7), lo=-40, hi=40), np.array(0.37, np.float32), np.array(zp)], q.quantize)
+    case("quantize", [rand(RNG, (3, 5, 7), lo=-9, hi=9), rand(RNG, (7,), lo=0.02, hi=0.2),
+                      rand(RNG, (7,), zdt, -5 if zdt == "i8" else 120, 5 if zdt == "i8" else 135)], q.quantize)
+    case("quantize", [rand(RNG, (4, 6, 3), lo=-9, hi=9), rand(RNG, (6,), lo=0.02, hi=0.2), np.zeros((6,), zp.dtype)],
+         q.quantize, {"axis": 1})
+    qx = rand(RNG, (5, 7), zdt, -128, 255)
+    case("dequantize", [qx, np.array(0.05, np.float32), np.array(zp)], q.dequantize)
+    case("dequantize", [rand(RNG, (3, 4, 6), zdt, -128, 255), rand(RNG, (4,), lo=0.01, hi=2.0),
+                        rand(RNG, (4,), zdt, -4, 200)], q.dequantize, {"axis": 1})
+    case("requantize", [rand(RNG, (6, 9), "i32", -90000, 90000), np.array(0.0013, np.float32), np.array(zp)],
+         q.requantize)
+    case("requantize", [rand(RNG, (2, 3, 5), "i32", -5000, 5000), rand(RNG, (5,), lo=0.001, hi=0.05),
+                        np.array(zp)], q.requantize, {"relu": True})
+    case("matmul_integer", [rand(RNG, (5, 13), zdt, -128, 255), rand(RNG, (13, 7), "i8", -128, 127),
+                            np.array(zp), np.array(-7, np.int8)], q.matmul_integer)
+    case("matmul_integer", [rand(RNG, (2, 3, 17), zdt, -128, 255), rand(RNG, (17, 5), "i8", -128, 127),
+                            np.array(zp // 3), rand(RNG, (5,), "i8", -128, 127)], q.matmul_integer)
+    for xs, ws, attrs in CONV2D[:6]:
+        case("conv2d_integer", [rand(RNG, xs, zdt, -128, 255), rand(RNG, ws, "i8", -128, 127), np.array(zp),
+                                rand(RNG, ws[3:], "i8", -9, 9) if attrs.get("groups") else np.array(3, np.int8)],
+             q.conv2d_integer, attrs)
+case("dequantize", [rand(RNG, (4, 5), "i32", -2**31, 2**31 - 1), rand(RNG, (5,), lo=1e-4, hi=1e-2),
+                    np.zeros((5,), np.int32)], q.dequantize)
+case("requantize", [np.array([-2**31, 2**31 - 1, 0, 1, -1, 5, -5, 15, -15, 25], np.int32), np.array(0.1, np.float32),
+                    np.array(0, np.int8)], q.requantize, batched=())
+case("requantize", [np.array([2**31 - 1, 7, 3], np.int32), np.array([np.inf, 0.0, np.nan], np.float32),
+                    np.array(100, np.uint8)], q.requantize, batched=())
+case("matmul_integer", [np.full((3, 300), 255, np.uint8), np.full((300, 4), -128, np.int8), np.array(0, np.uint8),
+                        np.array(127, np.int8)], q.matmul_integer)  # |sum| > 2^24: exactness in i32
+
+# -- fake_quantize (QAT): per tensor and per channel, narrow, an empty range, a range not holding 0 -----
+import ir_oracles_qat as qat  # noqa: E402
+
+case("fake_quantize", [rand(RNG, (5, 7), lo=-3, hi=3), np.array(-1.3, np.float32), np.array(2.2, np.float32)],
+     qat.fake_quantize)
+case("fake_quantize", [rand(RNG, (3, 4, 6), lo=-3, hi=3), rand(RNG, (6,), lo=-2, hi=-0.1), rand(RNG, (6,), lo=0.1, hi=2)],
+     qat.fake_quantize, {"narrow": True})
+case("fake_quantize", [rand(RNG, (4, 3), lo=-3, hi=3), np.array([0.0, 0.5, -1.0], np.float32),
+                       np.array([0.0, 2.0, -0.5], np.float32)], qat.fake_quantize)

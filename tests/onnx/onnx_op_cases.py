@@ -13,7 +13,7 @@ class Arg:
     """One operand: a graph input (may lead with the batch symbol) or a parameter (static)."""
     shape: tuple
     dtype: str = "f32"
-    kind: str = "normal"   # normal | unit | wide | positive | near_one | halves | small | ties | bool | index:K | range:LO:HI
+    kind: str = "normal"   # normal | unit | wide | positive | near_one | halves | pow2 | small | ties | bool | index:K | range:LO:HI
     param: bool = False
 
 
@@ -46,6 +46,8 @@ def sample(arg: Arg, batch: int, rng: np.random.Generator) -> np.ndarray:
         a = rng.uniform(0.1, 3.0, shape)
     elif kind == "near_one":
         a = rng.uniform(0.8, 1.25, shape)
+    elif kind == "pow2":  # quantization scales that make ties (x / scale = k + 0.5) exact
+        a = rng.choice([0.25, 0.5, 1.0, 2.0], shape)
     elif kind == "halves":  # exact .5 values check round-half-to-even
         a = rng.integers(-8, 8, shape) / 2.0
     elif kind == "small":  # tiny and moderate magnitudes (log1p / expm1 accuracy), all > -1
@@ -260,4 +262,40 @@ CASES += [  # fused nodes export their region inlined
     Case("fused", [Arg(("N", 4, 5))],
          {"body": _region("prologue", [("N", 4, 5)], lambda b, x: b.reduce_sum(b.square(x), axes=(1,))),
           "kind": "prologue"}, "prologue"),
+]
+
+# quantization: QDQ nodes and integer ops (tests/onnx/test_onnx_ops.py compares integers exactly)
+_S, _ZU, _ZI = Arg((), "f32", "positive", True), Arg((), "u8", "range:100:150", True), Arg((), "i8", "range:-9:9", True)
+CASES += [
+    Case("quantize", [Arg(("N", 3, 5), "f32", "wide"), Arg((), "f32", "near_one", True), _ZU], label="u8-saturating"),
+    Case("quantize", [Arg(("N", 3, 5), "f32", "halves"), Arg((), "f32", "pow2", True), _ZI], label="i8-ties"),
+    Case("quantize", [Arg(("N", 3, 5), "f32", "wide"), Arg((5,), "f32", "positive", True),
+                      Arg((5,), "i8", "range:-20:20", True)], label="per-axis-last"),
+    Case("quantize", [Arg(("N", 4, 3), "f32", "halves"), Arg((4,), "f32", "pow2", True),
+                      Arg((4,), "u8", "range:0:256", True)], {"axis": 1}, "per-axis-1"),
+    Case("dequantize", [Arg(("N", 3, 5), "u8", "range:0:256"), _S, _ZU], label="u8"),
+    Case("dequantize", [Arg(("N", 4, 3), "i8", "range:-128:128"), Arg((4,), "f32", "positive", True),
+                        Arg((4,), "i8", "range:-20:20", True)], {"axis": 1}, "i8-per-axis"),
+    Case("dequantize", [Arg(("N", 5), "i32", "range:-100000:100000"), _S, Arg((), "i32", "range:-50:50", True)],
+         label="i32"),
+    Case("dequantize", [Arg(("N", 2, 5), "i32", "range:-100000:100000"), Arg((5,), "f32", "positive", True),
+                        Arg((5,), "i32", "range:-50:50", True)], label="i32-per-axis"),
+    Case("matmul_integer", [Arg(("N", 13), "u8", "range:0:256"), Arg((13, 7), "i8", "range:-128:128", True), _ZU,
+                            Arg((), "i8", "range:-128:128", True)], label="u8"),
+    Case("matmul_integer", [Arg(("N", 3, 13), "i8", "range:-128:128"), Arg((13, 7), "i8", "range:-128:128", True),
+                            _ZI, Arg((7,), "i8", "range:-20:20", True)], label="i8-per-column"),
+    Case("conv2d_integer", [Arg(("N", 7, 8, 3), "u8", "range:0:256"), Arg((3, 3, 3, 4), "i8", "range:-128:128", True),
+                            _ZU, Arg((), "i8", "range:-5:5", True)], {"strides": (2, 2), "padding": "same"}, "u8-same"),
+    Case("conv2d_integer", [Arg(("N", 6, 6, 4), "i8", "range:-128:128"), Arg((2, 2, 2, 6), "i8", "range:-128:128", True),
+                            _ZI, Arg((6,), "i8", "range:-20:20", True)],
+         {"groups": 2, "padding": "same", "dilations": (2, 1)}, "i8-per-channel-groups"),
+    Case("requantize", [Arg(("N", 3, 5), "i32", "range:-3000:3000"), Arg((), "f32", "small", True), _ZU], label="u8"),
+    Case("requantize", [Arg(("N", 5), "i32", "range:-3000:3000"), Arg((5,), "f32", "small", True), _ZI],
+         {"relu": True}, "i8-per-axis-relu"),
+]
+
+CASES += [  # fake_quantize exports as Min/Max + QuantizeLinear + DequantizeLinear (uint8)
+    Case("fake_quantize", [Arg(("N", 6), kind="wide"), Arg((), param=True), Arg((), kind="positive", param=True)]),
+    Case("fake_quantize", [Arg(("N", 3, 5)), Arg((5,), param=True), Arg((5,), kind="positive", param=True)],
+         {"narrow": True}, "per-channel-narrow"),
 ]

@@ -117,11 +117,17 @@ def test_vjp_matches_finite_differences(case):
     check_op(op, specs, attrs)
 
 
+# Straight-through estimators are a definition, not a derivative (the op is a step function): their
+# rules are checked against that definition, and by finite differences where defined, in the named tests.
+STRAIGHT_THROUGH = {"fake_quantize": "tests/quantization/test_fake_quantize.py"}
+
+
 def test_every_differentiable_op_has_a_rule_and_a_case():
     differentiable = {name for name, op in OPS.items() if op.differentiable}
     assert differentiable - set(GRADIENT_RULES) == set(), "differentiable ops without a gradient rule"
     assert set(GRADIENT_RULES) - differentiable == set(), "gradient rules for non-differentiable ops"
-    assert differentiable - {c[0] for c in CASES} == set(), "gradient rules without a finite-difference case"
+    missing = differentiable - {c[0] for c in CASES} - set(STRAIGHT_THROUGH)
+    assert missing == set(), "gradient rules without a finite-difference case"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])

@@ -1,0 +1,114 @@
+"""fit's per-step overhead outside native code: the book's MNIST MLP (784-512 relu-10 softmax, rmsprop,
+sparse categorical crossentropy, accuracy) at batch 128.
+
+A callback stamps the start of every training batch, so a step is everything fit does between two
+batches (slicing the batch, feeding it, the native call, metrics, logs, callbacks); the native call
+is timed around the compiled train step's ctypes call. Prints the median step, the median native
+call and the overhead (step - native) as a share of the step, with the thread count and the CPU,
+by the wall clock and by this thread's CPU time (which a busy shared machine disturbs less: time
+spent descheduled is not counted).
+
+    python bench/bench_fit_overhead.py [--steps 200] [--batch 128] [--threads 1] [--verbose 0]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=200, help="timed training steps (after one warm-up epoch)")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--threads", type=int, default=1, help="threads per native call (fit's default is 1)")
+    p.add_argument("--verbose", type=int, default=0, help="fit's verbose (1: with the progress bar)")
+    p.add_argument("--no-shuffle", action="store_true", help="contiguous batches (no gather per step)")
+    return p.parse_args(argv)
+
+
+def mnist_mlp():
+    import kcompile as kc
+    from kcompile import layers
+    model = kc.Sequential([layers.Input(shape=(784,)), layers.Dense(512, activation="relu"),
+                           layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+class StepClock:
+    """Callback stamping each training batch's start (a step ends where the next one starts)."""
+
+    def __init__(self):
+        from kcompile.frontend.training.callback_base import Callback
+        clock = self
+
+        class _Stamp(Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                clock.starts.append(stamp())
+
+            def on_train_end(self, logs=None):
+                clock.starts.append(stamp())
+        self.starts: list = []
+        self.callback = _Stamp()
+
+    def steps(self) -> list:
+        """(wall, cpu) seconds of each step."""
+        return [(b[0] - a[0], b[1] - a[1]) for a, b in zip(self.starts, self.starts[1:])]
+
+
+def stamp() -> tuple:
+    return time.perf_counter(), time.thread_time()
+
+
+def time_native_calls(model):
+    """Wrap the compiled train step's ctypes function so each call's duration is recorded."""
+    (runner,) = [r for key, r in model._compiled.step_cache.items() if key[0] == "train"]
+    fn = runner.execute
+    real, calls = fn._fn, []
+
+    def timed(*args):
+        t0 = stamp()
+        status = real(*args)
+        t1 = stamp()
+        calls.append((t1[0] - t0[0], t1[1] - t0[1]))
+        return status
+    fn._fn = timed
+    return calls
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ["KCOMPILE_NUM_THREADS"] = str(args.threads)
+    from kcompile.compiler.target import host_target
+    rng = np.random.default_rng(0)
+    n = args.batch * args.steps
+    x = rng.random((n, 784), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    model = mnist_mlp()
+    model.fit(x[:args.batch * 4], y[:args.batch * 4], batch_size=args.batch, epochs=1, verbose=0)  # compile, warm
+    calls = time_native_calls(model)
+    clock = StepClock()
+    model.fit(x, y, batch_size=args.batch, epochs=1, verbose=args.verbose, shuffle=not args.no_shuffle,
+              callbacks=[clock.callback])
+    steps = clock.steps()
+    assert len(steps) == len(calls) == args.steps, (len(steps), len(calls))
+    target = host_target()
+    avx = [f for f in target.enabled_features if f.startswith("avx512") or f in ("avx2", "fma")]
+    print(f"MNIST MLP fit, batch {args.batch}, {args.steps} steps, {args.threads} thread(s), "
+          f"verbose={args.verbose}, shuffle={not args.no_shuffle}; CPU {target.cpu} ({', '.join(avx)}); "
+          f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    for k, clock_name in enumerate(("wall clock", "thread CPU time")):
+        step_t = [s[k] for s in steps]
+        native_t = [c[k] for c in calls]
+        outside = [s - c for s, c in zip(step_t, native_t)]
+        share = statistics.median([o / s for o, s in zip(outside, step_t)])
+        print(f"  {clock_name}: step {1e3 * statistics.median(step_t):.3f} ms, native call "
+              f"{1e3 * statistics.median(native_t):.3f} ms, outside native {1e6 * statistics.median(outside):.0f} us"
+              f" = {100 * share:.2f} % of the step (medians; target <= 5 %)")
+
+if __name__ == "__main__":
+    main()

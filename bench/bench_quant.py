@@ -1,0 +1,147 @@
+"""int8 benchmark: the book's MNIST MLP (784-512-10) and a small MNIST convnet, float32 vs int8.
+
+Trains each model on real MNIST, then measures in this one process:
+  - test accuracy: float32, static int8 (calibrated on 1,000 training images), QAT (one epoch of
+    fine-tuning with fake quantization, converted with its learned ranges);
+  - latency (per-call medians, the three runners called round-robin): kcompile float32 vs kcompile int8 vs onnxruntime on the exported
+    QDQ model of the same int8 graph, at 1 and 2 threads, batch 1 and 64;
+  - weight bytes float32 vs int8.
+Prints the CPU's int8 path (VNNI or AVX2) and the machine load: the host is shared, so read ratios.
+
+    python bench/bench_quant.py [--mnist DIR] [--seconds S] [--models mlp,convnet] [--epochs E]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--mnist", default=os.environ.get("KCOMPILE_MNIST_DIR", "/work/shared/data/mnist"))
+    p.add_argument("--seconds", type=float, default=3.0, help="time budget per (threads, batch) measurement")
+    p.add_argument("--models", default="mlp,convnet")
+    p.add_argument("--epochs", type=int, default=3, help="float training epochs")
+    p.add_argument("--method", default="minmax", help="calibration method for static int8")
+    return p.parse_args(argv)
+
+
+def load_mnist(folder):
+    import kcompile as kc
+    (x, y), (xt, yt) = kc.datasets.mnist.load_data(path=folder)
+    return (x.astype(np.float32) / 255, y.astype(np.int64)), (xt.astype(np.float32) / 255, yt.astype(np.int64))
+
+
+def build(name):
+    import kcompile as kc
+    L = kc.layers
+    kc.utils.set_random_seed(0)
+    if name == "mlp":   # Deep Learning with Python, chapter 2
+        return kc.Sequential([kc.Input((784,)), L.Dense(512, activation="relu"), L.Dense(10, activation="softmax")])
+    return kc.Sequential([kc.Input((28, 28, 1)), L.Conv2D(16, 3, activation="relu"), L.MaxPooling2D(),
+                          L.Conv2D(32, 3, activation="relu"), L.MaxPooling2D(), L.Flatten(),
+                          L.Dense(10, activation="softmax")])
+
+
+def shaped(name, x):
+    return x.reshape(len(x), 784) if name == "mlp" else x.reshape(len(x), 28, 28, 1)
+
+
+def accuracy(model, x, y):
+    return float((model.predict(x, batch_size=256, verbose=0).argmax(1) == y).mean())
+
+
+def train(name, x, y, epochs):
+    m = build(name)
+    m.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    m.fit(x, y, epochs=epochs, batch_size=128, verbose=0)
+    return m
+
+
+def qat(model, x, y):
+    import kcompile as kc
+    qm = kc.quantization.quantize_aware(model)
+    qm.compile(optimizer=kc.optimizers.RMSprop(1e-4), loss="sparse_categorical_crossentropy")
+    qm.fit(x, y, epochs=1, batch_size=128, verbose=0)
+    return kc.quantization.quantize(qm)
+
+
+# -- latency -----------------------------------------------------------------------------------
+def interleaved_medians(fns, budget):
+    """Median seconds per call of each fn, called round-robin so a busy host's load hits all alike."""
+    for fn in fns:
+        fn()
+    times, start = [[] for _ in fns], time.perf_counter()
+    while time.perf_counter() - start < budget or len(times[0]) < 7:
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
+
+
+def latency_rows(name, fmodel, qmodel, x, budget):
+    import onnxruntime as ort
+    from kcompile.compiler.jit import compile_graph
+    f32, i8 = compile_graph(fmodel.forward_graph()), compile_graph(qmodel.forward_graph())
+    path = os.path.join(tempfile.mkdtemp(), f"{name}_int8.onnx")
+    qmodel.export(path, verbose=False)
+    rows = []
+    for threads in (1, 2):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        feed_name = sess.get_inputs()[0].name
+        for batch in (1, 64):
+            xb = np.ascontiguousarray(x[:batch])
+            rows.append((threads, batch, *interleaved_medians([lambda: f32([xb], nthreads=threads),
+                                                               lambda: i8([xb], nthreads=threads),
+                                                               lambda: sess.run(None, {feed_name: xb})], budget)))
+    return rows
+
+
+def weight_bytes(report):
+    return report["weight_bytes_before"], report["weight_bytes_after"]
+
+
+def int8_path():
+    from kcompile.compiler.target import host_target
+    feats = host_target().enabled_features
+    return "AVX-512 VNNI" if "avx512vnni" in feats else "AVX2 (no VNNI)" if "avx2" in feats else "portable"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import kcompile as kc
+    (x, y), (xt, yt) = load_mnist(args.mnist)
+    print(f"int8 path: {int8_path()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    for name in args.models.split(","):
+        xs, xts = shaped(name, x), shaped(name, xt)
+        t0 = time.perf_counter()
+        fm = train(name, xs, y, args.epochs)
+        static = kc.quantization.quantize(fm, calibration_data=xs[:1000], method=args.method)
+        qat_model = qat(fm, xs, y)
+        acc = {"float32": accuracy(fm, xts, yt), "static int8": accuracy(static, xts, yt),
+               "QAT int8": accuracy(qat_model, xts, yt)}
+        before, after = weight_bytes(static.quantization_report)
+        print(f"\n== {name} (trained {args.epochs} epochs, {time.perf_counter() - t0:.0f} s) ==")
+        for k, v in acc.items():
+            drop = "" if k == "float32" else f"  (drop {100 * (acc['float32'] - v):+.2f} points)"
+            print(f"  accuracy {k:<12} {100 * v:6.2f}%{drop}")
+        print(f"  weights: {before:,} -> {after:,} bytes ({before / after:.2f}x smaller)")
+        print(f"  int8 layers: {static.quantization_report['int8']}; float: "
+              f"{[f['layer'] + ': ' + f['reason'] for f in static.quantization_report['float']]}")
+        print("  threads batch   f32 ms  int8 ms  ORT-QDQ ms  f32/int8  int8/ORT")
+        for threads, batch, t_f, t_q, t_o in latency_rows(name, fm, static, xts, args.seconds):
+            print(f"  {threads:7d} {batch:5d} {1e3 * t_f:8.3f} {1e3 * t_q:8.3f} {1e3 * t_o:11.3f} "
+                  f"{t_f / t_q:9.2f} {t_q / t_o:9.2f}")
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

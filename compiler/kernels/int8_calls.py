@@ -1,0 +1,51 @@
+"""IR call sites -> int8 GEMM problems: matmul_integer (batch folded into M) and conv2d_integer
+(implicit im2col rows, one GEMM per group); the ISA comes from the target's features."""
+from __future__ import annotations
+
+import hashlib
+import math
+
+from llvmlite import ir
+
+from .geometry import Geometry
+from .int8_gemm import Int8Gemm, int8_gemm_function
+from .int8_isa import ISAS, int8_isa
+from .int8_microkernel import StoreI32
+from .int8_pack import MatrixRows, WindowRows
+
+
+def _name(kind: str, key) -> str:
+    return f"kc_{kind}_" + hashlib.sha1(repr(key).encode()).hexdigest()[:12]
+
+
+def _isa(features: str, isa: str | None):
+    return ISAS[isa] if isa else int8_isa(features)
+
+
+def int8_matmul_function(module: ir.Module, features: str, a_dtype: str, a_shape, b_shape,
+                         bz_per_col: bool, out=None, isa: str | None = None) -> ir.Function:
+    """`void f(a, b, a_zp, b_zp, c, out ptrs..., i64 batch, i64 nthreads)` for a [..., K] @ b [K, N].
+
+    out: StoreI32() (i32 results) or a Requantize epilogue (8-bit results); isa forces a path
+    ("vnni", "avx2", "generic") instead of the best one the features allow."""
+    out, chosen = out or StoreI32(), _isa(features, isa)
+    k, n = b_shape
+    rows = a_shape[:-1]
+    key = (a_dtype, tuple(a_shape), tuple(b_shape), bz_per_col, out.ident, chosen.name)
+    prob = Int8Gemm(_name("i8mm", key), chosen, MatrixRows(k, a_dtype == "i8"),
+                    math.prod(d for d in rows if isinstance(d, int)), isinstance(rows[0], str), n, n,
+                    bz_per_col=bz_per_col, out=out)
+    return int8_gemm_function(module, prob)
+
+
+def int8_conv_function(module: ir.Module, features: str, x_dtype: str, geo: Geometry, batch_dim,
+                       bz_per_col: bool, out=None, isa: str | None = None) -> ir.Function:
+    """`void f(x, w, x_zp, w_zp, y, out ptrs..., i64 batch, i64 nthreads)`: NHWC x, HWIO w; batch_dim
+    is x's leading dimension ("N": the run-time batch size, or a static count)."""
+    out, chosen = out or StoreI32(), _isa(features, isa)
+    key = (x_dtype, geo, batch_dim, bz_per_col, out.ident, chosen.name)
+    batched = isinstance(batch_dim, str)
+    rows = geo.oh * geo.ow * (1 if batched else batch_dim)
+    prob = Int8Gemm(_name("i8conv", key), chosen, WindowRows(geo, x_dtype == "i8"), rows, batched,
+                    geo.cout_g, geo.cout, groups=geo.groups, bz_per_col=bz_per_col, out=out)
+    return int8_gemm_function(module, prob)

@@ -1,0 +1,114 @@
+"""The int8 dot-product instruction set for a target: AVX-512 VNNI, exact AVX2, or portable vectors.
+
+All three compute, per i32 lane (one output column), acc + sum over a group of `group` k values of
+a_u8 * b_s8 exactly (A is in unsigned space: i8 activations are offset by 128 beforehand, and the
+GEMM subtracts 128 * colsum(b) afterwards):
+
+  vnni    `vpdpbusd` (llvm.x86.avx512.vpdpbusd.512): 16 columns x 4 k per instruction; its four
+          u8 x s8 products and their sum fit in i32, the non-saturating form wraps like i32 adds.
+  avx2    B sign-extended to 16 bits, A zero-extended to 16 bits, `vpmaddwd`
+          (llvm.x86.avx2.pmadd.wd): 8 columns x 2 k; 255 * 128 * 2 fits i32, so it is exact.
+          Never `vpmaddubsw`, whose i16 pair sums saturate (255 * 127 * 2 > 32767).
+  generic sign/zero-extension to i32, multiply, add: any target LLVM supports (1 k per group).
+
+The packed layouts follow from `group`: a B panel holds, per k group, NR columns x `group` bytes;
+an A panel holds, per k group, MR i32 words (the group's A values: 4 u8, 2 u16 or one i32).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from llvmlite import ir
+
+from ..loops import I8, I32, declare_intrinsic, load_vec, splat
+
+I16 = ir.IntType(16)
+
+
+def _has(features: str, name: str) -> bool:
+    return f"+{name}" in features.split(",")
+
+
+@dataclass(frozen=True)
+class Int8Isa:
+    name: str      # vnni | avx2 | generic
+    group: int     # k values per i32 lane
+    lanes: int     # i32 lanes per vector
+    mr: int        # register tile rows
+    nv: int        # vectors of columns per tile
+    direct_mr: int = 0   # the direct path's tile (few rows, B read in place): rows ...
+    direct_nv: int = 0   # ... and vectors of columns (wide: whole cache lines of B per row)
+
+    @property
+    def nr(self) -> int:
+        return self.nv * self.lanes
+
+    def direct(self) -> "Int8Isa":
+        """The tile shape of the direct path (same instructions, its own rows and columns)."""
+        return replace(self, mr=self.direct_mr or self.mr, nv=self.direct_nv or self.nv)
+
+    def load_b(self, b: ir.IRBuilder, ptr):
+        """One vector of columns of a packed B panel at `ptr` (i8*): lanes x group bytes."""
+        return self.b_operand(b, load_vec(b, ptr, self.lanes * self.group))
+
+    def b_operand(self, b: ir.IRBuilder, raw):
+        """Interleaved B bytes (lanes x group) as the dot instruction's operand."""
+        if self.name == "vnni":
+            return b.bitcast(raw, ir.VectorType(I32, self.lanes))
+        if self.name == "avx2":
+            return b.sext(raw, ir.VectorType(I16, 2 * self.lanes))
+        return b.sext(raw, ir.VectorType(I32, self.lanes))
+
+    def dot(self, b: ir.IRBuilder, acc, a_word, bvec):
+        """acc + (group dot products of the A word, broadcast, with each column of bvec)."""
+        vi32 = ir.VectorType(I32, self.lanes)
+        a = splat(b, a_word, self.lanes)
+        if self.name == "vnni":
+            fn = declare_intrinsic(b.module, "llvm.x86.avx512.vpdpbusd.512", vi32, [vi32] * 3)
+            return b.call(fn, [acc, a, bvec])
+        if self.name == "avx2":
+            v16 = ir.VectorType(I16, 16)
+            fn = declare_intrinsic(b.module, "llvm.x86.avx2.pmadd.wd", vi32, [v16, v16])
+            return b.add(acc, b.call(fn, [b.bitcast(a, v16), bvec]))
+        return b.add(acc, b.mul(a, bvec))
+
+    def a_word(self, b: ir.IRBuilder, ptr):
+        """The i32 A word of one row and k group from its `group` u8 values at `ptr` (i8*)."""
+        if self.name == "vnni":
+            return b.load(b.bitcast(ptr, I32.as_pointer()), align=1)
+        if self.name == "avx2":
+            pair = b.load(b.bitcast(ptr, ir.VectorType(I8, 2).as_pointer()), align=1)
+            return b.bitcast(b.zext(pair, ir.VectorType(I16, 2)), I32)
+        return b.zext(b.load(ptr), I32)
+
+    def interleave(self, b: ir.IRBuilder, rows):
+        """`group` row vectors of `lanes` bytes -> the panel layout: column j's group bytes together."""
+        if self.group == 1:
+            return rows[0]
+        while len(rows) > 1:   # concatenate pairwise (shufflevector joins equal widths)
+            rows = [_concat(b, x, y) for x, y in zip(rows[::2], rows[1::2])]
+        cat = rows[0]
+        n = self.lanes
+        return b.shuffle_vector(cat, ir.Constant(cat.type, None),
+                                ir.Constant(ir.VectorType(I32, n * self.group), [t * n + j for j in range(n)
+                                                                                 for t in range(self.group)]))
+
+def _concat(b, x, y):
+    """x ++ y for two vectors of one width."""
+    n = x.type.count
+    return b.shuffle_vector(x, y, ir.Constant(ir.VectorType(I32, 2 * n), list(range(2 * n))))
+
+
+VNNI = Int8Isa("vnni", group=4, lanes=16, mr=12, nv=2, direct_mr=4, direct_nv=4)
+AVX2 = Int8Isa("avx2", group=2, lanes=8, mr=6, nv=2, direct_mr=2, direct_nv=4)
+GENERIC = Int8Isa("generic", group=1, lanes=4, mr=4, nv=2)
+ISAS = {isa.name: isa for isa in (VNNI, AVX2, GENERIC)}
+
+
+def int8_isa(features: str) -> Int8Isa:
+    """The best exact int8 path the target's features allow (decided at compile time)."""
+    if all(_has(features, f) for f in ("avx512f", "avx512bw", "avx512vnni")):
+        return VNNI
+    if _has(features, "avx2"):
+        return AVX2
+    return GENERIC

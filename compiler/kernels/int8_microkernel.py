@@ -1,0 +1,262 @@
+"""The int8 register tile: C[mr x NR] = corrected sum over k groups of A words x B panel vectors.
+
+The accumulators stay in registers for the whole (unblocked) K, so a tile finishes in one call and
+its epilogue runs on final values: either the i32 results are stored (matmul_integer,
+conv2d_integer), or they get an i32 bias per column and are requantized to 8 bits in registers
+(the fused matmul_integer + bias + requantize (+ relu) group), which writes int8 directly.
+One function per (ISA, rows, full/edge columns, output); the edge variant masks column loads and
+stores to `nvalid`, and rows past `mvalid` are computed from zero A words and never stored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from .int8_isa import Int8Isa
+from ..loops import (I1, I8, I32, I64, gep, i64, imin, internal_function, lane_mask, load_vec, masked_load,
+                     masked_store, splat, store_vec, zero)
+from .microkernel import row_variants
+from .quantmath import F32, bounds, round_saturate, zero_point_f32
+
+# packed B: b = the NR-column panel, colterm/bzv = its corrections (ldb, k, az, bzp unused);
+# direct B (few rows): b = w at the tile's first column, row stride ldb, K = k, A zero point az
+# (u8 space) and bzp = the B zero point(s) at that column: the tile interleaves B in registers and
+# sums its columns itself (colterm/bzv unused; bz_per_col says whether bzp has one per column).
+# Either way the tile computes the same numbers.
+ARG_NAMES = ("kg", "a", "b", "rowsum", "colterm", "bzv", "c", "ldc", "nvalid", "mvalid", "ecol",
+             "ldb", "k", "az", "bzp", "bz_per_col")
+ARG_TYPES = [I64, I32.as_pointer(), I8.as_pointer(), I32.as_pointer(), I32.as_pointer(), I32.as_pointer(),
+             None, I64, I64, I64, I64, I64, I64, I32, I8.as_pointer(), I1]
+MODES = ("packed", "direct")
+ONES = {4: 0x01010101, 2: 0x00010001, 1: 1}   # an A word of ones: its dot step sums the B column
+
+
+class StoreI32:
+    """Store the exact i32 sums."""
+
+    key = ident = "i32"
+    elem, nptrs = I32, 0
+
+    def ptr_types(self):
+        return []
+
+    def kernel_types(self):
+        return []
+
+    def kernel_args(self, b, ptrs):
+        return []
+
+    def apply(self, b, acc, col, kargs, mask):
+        return acc
+
+
+@dataclass(frozen=True)
+class Requantize:
+    """out = requantize(acc + bias[col], multiplier[col or 0], zero_point) as ir/ops/quant.py defines it.
+
+    The options reach the micro-kernel as run-time arguments (a null bias, a per-column flag, the
+    relu folded into the lower bound), so every requantizing GEMM shares one set of micro-kernels.
+    """
+
+    out_dtype: str        # i8 | u8
+    bias: bool = False    # an i32 bias per column is added first
+    per_col: bool = True  # a multiplier per column, else one for all
+    relu: bool = False
+    elem = I8
+    key = "rq"   # micro-kernels: shared by every requantize epilogue
+
+    @property
+    def ident(self) -> str:
+        """The call site's variant (its kernel function's pointer arguments and constants differ)."""
+        return f"rq{self.out_dtype}{'b' if self.bias else ''}{'c' if self.per_col else 's'}{'r' if self.relu else ''}"
+
+    @property
+    def nptrs(self) -> int:
+        return 2 + self.bias
+
+    def ptr_types(self):
+        """Kernel-function pointers: [bias i32*], multiplier f32*, zero point i8*."""
+        return ([I32.as_pointer()] if self.bias else []) + [F32.as_pointer(), I8.as_pointer()]
+
+    def kernel_types(self):
+        return [I32.as_pointer(), F32.as_pointer(), I1, F32, F32, F32]
+
+    def kernel_args(self, b, ptrs):
+        """Read the zero point once per call: (bias or null, multiplier, per-column, zp, lo, hi)."""
+        *bias, mult, zp = ptrs
+        zpf = zero_point_f32(b, b.load(zp), self.out_dtype)
+        lo, hi = bounds(b, zpf, self.out_dtype, self.relu)
+        bias = bias[0] if bias else ir.Constant(I32.as_pointer(), None)
+        return [bias, mult, ir.Constant(I1, self.per_col), zpf, lo, hi]
+
+    def apply(self, b, acc, col, kargs, mask):
+        lanes = acc.type.count
+        bias, mult, per_col, zpf, lo, hi = kargs
+        live = ir.Constant(ir.VectorType(I1, lanes), [1] * lanes) if mask is None else mask
+        present = b.icmp_unsigned("!=", bias, ir.Constant(bias.type, None))
+        # plain (not inbounds) addresses: a masked-off load touches no memory
+        acc = b.add(acc, masked_load(b, b.gep(bias, [col]), b.and_(live, splat(b, present, lanes)), lanes))
+        per = masked_load(b, b.gep(mult, [col]), b.and_(live, splat(b, per_col, lanes)), lanes)
+        m = b.select(per_col, per, splat(b, b.load(mult), lanes))
+        r = b.fmul(b.sitofp(acc, ir.VectorType(F32, lanes)), m)
+        return round_saturate(b, r, splat(b, zpf, lanes), splat(b, lo, lanes), splat(b, hi, lanes))
+
+
+def _load(b, ptr, mask, lanes):
+    return load_vec(b, ptr, lanes) if mask is None else masked_load(b, ptr, mask, lanes)
+
+
+def _types(out) -> list:
+    return [t if t is not None else out.elem.as_pointer() for t in ARG_TYPES] + out.kernel_types()
+
+
+def tile_function(module: ir.Module, isa: Int8Isa, out, mode: str = "packed") -> ir.Function:
+    """`void (ARG_NAMES..., out args...)`: picks the variant for full or edge columns and the
+    smallest height holding mvalid rows."""
+    name = f"kc_i8tile_{isa.name}_{mode}_{isa.mr}x{isa.nr}_{out.key}"
+    fn = internal_function(module, name, ir.VoidType(), _types(out), ARG_NAMES)
+    if fn is None:
+        return module.globals[name]
+    fn.attributes.add("noinline")
+    args = list(fn.args)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    full, edge = fn.append_basic_block("full"), fn.append_basic_block("edge")
+    b.cbranch(b.icmp_signed("==", args[ARG_NAMES.index("nvalid")], i64(isa.nr)), full, edge)
+    heights = row_variants(isa.mr)
+    for blk, is_edge in ((full, False), (edge, True)):
+        b.position_at_end(blk)
+        for rows, smaller in zip(heights, heights[1:] + [0]):
+            use, nxt = fn.append_basic_block(f"rows{rows}"), fn.append_basic_block(f"below{rows}")
+            b.cbranch(b.icmp_signed(">", args[ARG_NAMES.index("mvalid")], i64(smaller)), use, nxt)
+            b.position_at_end(use)
+            b.call(_microkernel(module, isa, rows, is_edge, out, mode), args)
+            b.ret_void()
+            b.position_at_end(nxt)
+        b.unreachable()
+    return fn
+
+
+def _microkernel(module, isa: Int8Isa, mr: int, edge: bool, out, mode: str) -> ir.Function:
+    name = f"kc_i8ukr_{isa.name}_{mode}_{mr}x{isa.nr}_{'edge' if edge else 'full'}_{out.key}"
+    fn = internal_function(module, name, ir.VoidType(), _types(out), ARG_NAMES)
+    if fn is None:
+        return module.globals[name]
+    fn.attributes.add("nounwind")
+    _Tile(fn, isa, mr, edge, out, mode).emit()
+    return fn
+
+
+class _Tile:
+    def __init__(self, fn, isa: Int8Isa, mr: int, edge: bool, out, mode: str):
+        self.isa, self.mr, self.edge, self.out = isa, mr, edge, out
+        self.direct = mode == "direct"
+        self.a = {n: fn.args[i] for i, n in enumerate(ARG_NAMES)}
+        self.kargs = list(fn.args[len(ARG_NAMES):])
+        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+
+    def emit(self):
+        b, isa = self.b, self.isa
+        masks = [lane_mask(b, b.sub(self.a["nvalid"], i64(v * isa.lanes)), isa.lanes) if self.edge else None
+                 for v in range(isa.nv)]
+        self.masks = masks
+        acc = self._corrected(self._k_loop())
+        for r in range(self.mr):
+            if r == 0:
+                self._store_row(acc[r], r, masks)
+                continue
+            with b.if_then(b.icmp_signed("<", i64(r), self.a["mvalid"])):
+                self._store_row(acc[r], r, masks)
+        b.ret_void()
+
+    def _k_loop(self):
+        """for each k group: NV B vectors, MR broadcast A words, MR x NV dot steps (loop-carried)."""
+        b, isa, a = self.b, self.isa, self.a
+        vty = ir.VectorType(I32, isa.lanes)
+        pre = b.block
+        head, body, done = (b.append_basic_block(n) for n in ("g.head", "g.body", "g.done"))
+        b.branch(head)
+        b.position_at_end(head)
+        g = b.phi(I64, "g")
+        g.add_incoming(i64(0), pre)
+        nrows = self.mr + self.direct   # direct B: one more row of ones sums the B columns
+        acc = [[b.phi(vty) for _ in range(isa.nv)] for _ in range(nrows)]
+        for row in acc:
+            for phi in row:
+                phi.add_incoming(zero(vty), pre)
+        b.cbranch(b.icmp_signed("<", g, a["kg"]), body, done)
+        b.position_at_end(body)
+        bvecs = self._b_direct(g) if self.direct else self._b_packed(g)
+        abase = gep(b, a["a"], b.mul(g, i64(isa.mr)))
+        new = []
+        for r in range(nrows):
+            word = b.load(gep(b, abase, i64(r))) if r < self.mr else ir.Constant(I32, ONES[isa.group])
+            new.append([isa.dot(b, acc[r][v], word, bvecs[v]) for v in range(isa.nv)])
+        g.add_incoming(b.add(g, i64(1)), b.block)
+        for row, nrow in zip(acc, new):
+            for phi, val in zip(row, nrow):
+                phi.add_incoming(val, b.block)
+        b.branch(head)
+        b.position_at_end(done)
+        return acc
+
+    def _b_packed(self, g):
+        b, isa = self.b, self.isa
+        base = gep(b, self.a["b"], b.mul(g, i64(isa.nr * isa.group)))
+        return [isa.load_b(b, gep(b, base, i64(v * isa.lanes * isa.group))) for v in range(isa.nv)]
+
+    def _b_direct(self, g):
+        """`group` rows of row-major B per vector of columns, interleaved in registers; rows past K
+        re-read row K-1 (never past the matrix) and are zeroed."""
+        b, isa, a = self.b, self.isa, self.a
+        out = []
+        for v in range(isa.nv):
+            rows = []
+            for t in range(isa.group):
+                kk = b.add(b.mul(g, i64(isa.group)), i64(t))
+                row = b.mul(imin(b, kk, b.sub(a["k"], i64(1))), a["ldb"])
+                raw = _load(b, gep(b, a["b"], b.add(row, i64(v * isa.lanes))), self.masks[v], isa.lanes)
+                rows.append(b.select(b.icmp_signed("<", kk, a["k"]), raw, zero(raw.type)))
+            out.append(isa.b_operand(b, isa.interleave(b, rows)))
+        return out
+
+    def _direct_corrections(self, colsum):
+        """(colterm, bz) vectors from the in-register column sums: K*az*bz - az*colsum."""
+        b, isa, a = self.b, self.isa, self.a
+        vty = ir.VectorType(I32, isa.lanes)
+        per_col = a["bz_per_col"]
+        one = splat(b, b.sext(b.load(a["bzp"]), I32), isa.lanes)
+        bz = []
+        for v in range(isa.nv):
+            live = ir.Constant(ir.VectorType(I1, isa.lanes), [1] * isa.lanes) if self.masks[v] is None else self.masks[v]
+            on = b.and_(live, splat(b, per_col, isa.lanes))   # masked off: no memory touched
+            per = masked_load(b, b.gep(a["bzp"], [i64(v * isa.lanes)]), on, isa.lanes)
+            bz.append(b.select(per_col, b.sext(per, vty), one))
+        az = splat(b, a["az"], isa.lanes)
+        kz = b.mul(az, splat(b, b.trunc(a["k"], I32), isa.lanes))
+        return [b.sub(b.mul(kz, z), b.mul(az, s)) for z, s in zip(bz, colsum)], bz
+
+    def _corrected(self, acc):
+        """raw + colterm[c] - bz[c] * rowsum[r] (int8_pack.py derives it)."""
+        b, isa, a = self.b, self.isa, self.a
+        if self.direct:
+            ct, bz = self._direct_corrections(acc[-1])
+        else:
+            ct = [load_vec(b, gep(b, a["colterm"], i64(v * isa.lanes)), isa.lanes) for v in range(isa.nv)]
+            bz = [load_vec(b, gep(b, a["bzv"], i64(v * isa.lanes)), isa.lanes) for v in range(isa.nv)]
+        out = []
+        for r in range(self.mr):
+            rs = splat(b, b.load(gep(b, a["rowsum"], i64(r))), isa.lanes)
+            out.append([b.sub(b.add(acc[r][v], ct[v]), b.mul(bz[v], rs)) for v in range(isa.nv)])
+        return out
+
+    def _store_row(self, vals, r, masks):
+        b, isa, a = self.b, self.isa, self.a
+        row = gep(b, a["c"], b.mul(i64(r), a["ldc"]))
+        for v in range(isa.nv):
+            y = self.out.apply(b, vals[v], b.add(a["ecol"], i64(v * isa.lanes)), self.kargs, masks[v])
+            ptr = gep(b, row, i64(v * isa.lanes))
+            if masks[v] is None:
+                store_vec(b, y, ptr)
+            else:
+                masked_store(b, y, ptr, masks[v])
