@@ -143,7 +143,7 @@ class Optimizer:
             from kcompile.frontend.traced_training import traced_apply_gradients
             traced_apply_gradients(self, ctx, [g for g, _ in pairs], variables)
             return self.iterations
-        grads = [np.asarray(_numpy(g), dtype=np.asarray(v.numpy()).dtype) for g, v in pairs]
+        grads = [np.asarray(_numpy(g), dtype=v.value_array.dtype) for g, v in pairs]   # (numpy() copies)
         self.apply(grads, variables)
         return self.iterations
 
