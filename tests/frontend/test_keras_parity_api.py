@@ -130,3 +130,23 @@ def test_new_optimizers_apply_gradients_eagerly_like_keras():
         for a, b in zip(*results):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
     assert type(kc.optimizers.get("nadam")).__name__ == "Nadam"
+
+
+SCHEDULES = [
+    ("CosineDecay", dict(initial_learning_rate=0.1, decay_steps=5)),
+    ("CosineDecay", dict(initial_learning_rate=0.1, decay_steps=4, alpha=0.2, warmup_target=0.3, warmup_steps=2)),
+    ("PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=4, end_learning_rate=0.01, power=2.0)),
+    ("PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=3, power=0.5, cycle=True)),
+    ("PiecewiseConstantDecay", dict(boundaries=[2, 4], values=[0.1, 0.05, 0.01])),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", SCHEDULES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(SCHEDULES)])
+def test_schedules_match_keras(name, kwargs):
+    ours, theirs = getattr(kc.optimizers.schedules, name)(**kwargs), getattr(keras.optimizers.schedules, name)(**kwargs)
+    for step in range(12):
+        np.testing.assert_allclose(float(ours(step)), float(theirs(step)), rtol=1e-6, err_msg=f"step {step}")
+    assert type(kc.optimizers.schedules.deserialize(kc.optimizers.schedules.serialize(ours))) is type(ours)
+    fits = [_fit_classifier(lib, lib.optimizers.SGD(getattr(lib.optimizers.schedules, name)(**kwargs)))
+            for lib in (kc, keras)]
+    np.testing.assert_allclose(fits[0][0], fits[1][0], rtol=1e-5)
