@@ -192,6 +192,7 @@ class TrainerMixin:
         cbs = self._callbacks(callbacks, verbose, epochs=epochs, steps=steps)
         self.stop_training = False
         cbs.on_train_begin()
+        initial_epoch, self._initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch, None  # (a restore)
         logs, pending = {}, []
         for epoch in range(initial_epoch, epochs):
             batches, pending = _epoch_batches(len(train[0][0]), batch_size, shuffle, steps_per_epoch, pending)

@@ -150,3 +150,64 @@ def test_schedules_match_keras(name, kwargs):
     fits = [_fit_classifier(lib, lib.optimizers.SGD(getattr(lib.optimizers.schedules, name)(**kwargs)))
             for lib in (kc, keras)]
     np.testing.assert_allclose(fits[0][0], fits[1][0], rtol=1e-5)
+
+
+def test_learning_rate_scheduler_matches_keras():
+    runs = []
+    for lib in (kc, keras):
+        L = lib.layers
+        model = lib.Sequential([L.Input(shape=(5,)), L.Dense(6, activation="tanh"), L.Dense(3, activation="softmax")])
+        model.set_weights(W0)
+        model.compile(lib.optimizers.SGD(0.1), "sparse_categorical_crossentropy",
+                      **({"backend": "reference"} if lib is kc else {}))
+        cb = lib.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5 if epoch else lr)
+        hist = model.fit(X, np.arange(len(X)) % 3, batch_size=16, epochs=3, shuffle=False, verbose=0, callbacks=[cb])
+        runs.append(hist.history)
+    assert sorted(runs[0]) == sorted(runs[1])
+    for key in runs[1]:
+        np.testing.assert_allclose(runs[0][key], runs[1][key], rtol=1e-5, err_msg=key)
+
+
+class _StopAfter(kc.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("interrupted")
+
+
+def test_backup_and_restore_resumes_where_training_stopped(tmp_path):
+    """An interrupted fit rerun with the same backup dir ends with the uninterrupted run's weights (Adam's
+    slots and step count restored too) and its remaining epochs' losses."""
+    y = np.arange(len(X)) % 3
+
+    def fresh():
+        L = kc.layers
+        model = kc.Sequential([L.Input(shape=(5,)), L.Dense(6, activation="tanh"), L.Dense(3, activation="softmax")])
+        model.set_weights(W0)
+        model.compile(kc.optimizers.Adam(0.01), "sparse_categorical_crossentropy", backend="native")
+        return model
+
+    straight = fresh()
+    full = straight.fit(X, y, batch_size=16, epochs=4, shuffle=False, verbose=0).history["loss"]
+    backup = kc.callbacks.BackupAndRestore(tmp_path / "backup")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        fresh().fit(X, y, batch_size=16, epochs=4, shuffle=False, verbose=0, callbacks=[backup, _StopAfter(1)])
+    assert (tmp_path / "backup" / "training_metadata.json").exists()
+    resumed = fresh()
+    hist = resumed.fit(X, y, batch_size=16, epochs=4, shuffle=False, verbose=0,
+                       callbacks=[kc.callbacks.BackupAndRestore(tmp_path / "backup")])
+    assert hist.epoch == [2, 3]
+    np.testing.assert_allclose(hist.history["loss"], full[2:], rtol=1e-5)
+    for a, b in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not (tmp_path / "backup").exists()   # delete_checkpoint after a completed fit
+
+
+def test_history_and_progbar_logger_are_classes():
+    assert issubclass(kc.callbacks.History, kc.callbacks.Callback)
+    assert issubclass(kc.callbacks.ProgbarLogger, kc.callbacks.Callback)
+    with pytest.raises(ValueError, match="save_freq"):
+        kc.callbacks.BackupAndRestore("x", save_freq="batch")
