@@ -50,7 +50,8 @@ class MonitorCallback(Callback):
 def _auto_direction(model, metric_name):
     if metric_name == "loss" or metric_name.endswith("_loss"):
         return np.less
-    for m in getattr(model, "metrics", None) or []:
+    tracked = getattr(model, "metrics", None) or []
+    for m in [inner for m in tracked for inner in getattr(m, "metrics", [m])]:   # compile_metrics flattened
         if m.name == metric_name and hasattr(m, "_direction"):
             return np.greater if m._direction == "up" else np.less
     return None

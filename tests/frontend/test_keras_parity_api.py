@@ -211,3 +211,69 @@ def test_history_and_progbar_logger_are_classes():
     assert issubclass(kc.callbacks.ProgbarLogger, kc.callbacks.Callback)
     with pytest.raises(ValueError, match="save_freq"):
         kc.callbacks.BackupAndRestore("x", save_freq="batch")
+
+
+def test_train_on_batch_returns_that_batchs_loss_and_metrics_like_keras():
+    y = np.arange(len(X)) % 3
+    runs = []
+    for lib in (kc, keras):
+        L = lib.layers
+        model = lib.Sequential([L.Input(shape=(5,)), L.Dense(6, activation="tanh"), L.Dense(3, activation="softmax")])
+        model.set_weights(W0)
+        model.compile(lib.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"],
+                      **({"backend": "reference"} if lib is kc else {}))
+        runs.append([model.train_on_batch(X[i:i + 16], y[i:i + 16]) for i in (0, 16, 32)]
+                    + [model.test_on_batch(X[:16], y[:16])])
+    np.testing.assert_allclose(np.asarray(runs[0], "float64"), np.asarray(runs[1], "float64"), rtol=1e-5)
+
+
+class GuideModel(kc.Model):
+    """Keras 3's guide pattern: compute_loss, the optimizer, then every tracked metric; and test/predict steps."""
+
+    def train_step(self, data):
+        x, y = data
+        with kc.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(y=y, y_pred=y_pred)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            else:
+                metric.update_state(y, y_pred)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, y = data
+        y_pred = self(x, training=False)
+        self.metrics[0].update_state(self.compute_loss(y=y, y_pred=y_pred))
+        return self.compute_metrics(x, y, y_pred)
+
+    def predict_step(self, data):
+        (x,) = data
+        return kc.ops.multiply(self(x, training=False), 2.0)
+
+
+def _guide_model(cls):
+    inputs = kc.Input(shape=(5,))
+    hidden = kc.layers.Dense(6, activation="tanh")(inputs)
+    model = cls(inputs, kc.layers.Dense(3, activation="softmax")(hidden))
+    model.set_weights(W0)
+    model.compile(kc.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"],
+                  backend="reference")
+    return model
+
+
+def test_custom_steps_see_the_compiled_metrics_and_match_the_built_in_steps():
+    y = np.arange(len(X)) % 3
+    custom, plain = _guide_model(GuideModel), _guide_model(kc.Model)
+    assert [m.name for m in custom.metrics] == ["loss", "compile_metrics"]
+    h1 = custom.fit(X, y, batch_size=16, epochs=2, shuffle=False, verbose=0, validation_data=(X, y)).history
+    h2 = plain.fit(X, y, batch_size=16, epochs=2, shuffle=False, verbose=0, validation_data=(X, y)).history
+    assert sorted(h1) == sorted(h2) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    for key in h2:
+        np.testing.assert_allclose(h1[key], h2[key], rtol=1e-5, err_msg=key)
+    np.testing.assert_allclose(custom.predict(X, batch_size=20, verbose=0), 2 * plain.predict(X, verbose=0),
+                               rtol=1e-6)
+    np.testing.assert_allclose(custom.predict_on_batch(X[:4]), 2 * plain.predict_on_batch(X[:4]), rtol=1e-6)
