@@ -277,3 +277,59 @@ def test_custom_steps_see_the_compiled_metrics_and_match_the_built_in_steps():
     np.testing.assert_allclose(custom.predict(X, batch_size=20, verbose=0), 2 * plain.predict(X, verbose=0),
                                rtol=1e-6)
     np.testing.assert_allclose(custom.predict_on_batch(X[:4]), 2 * plain.predict_on_batch(X[:4]), rtol=1e-6)
+
+
+METRICS = [  # (class, kwargs, kind of data)
+    ("TruePositives", {}, "binary"), ("FalsePositives", {"thresholds": [0.3, 0.6]}, "binary"),
+    ("TrueNegatives", {}, "binary"), ("FalseNegatives", {"thresholds": 0.7}, "binary"),
+    ("F1Score", {}, "multiclass"), ("F1Score", {"average": "macro"}, "multiclass"),
+    ("F1Score", {"average": "micro", "threshold": 0.4}, "multiclass"),
+    ("F1Score", {"average": "weighted"}, "multiclass"), ("FBetaScore", {"beta": 2.0}, "multiclass"),
+    ("MeanIoU", {"num_classes": 3}, "ids"), ("MeanIoU", {"num_classes": 4, "ignore_class": 0}, "ids"),
+    ("MeanIoU", {"num_classes": 3, "sparse_y_true": False, "sparse_y_pred": False}, "multiclass"),
+    ("R2Score", {}, "regression"), ("R2Score", {"class_aggregation": None}, "regression"),
+    ("R2Score", {"class_aggregation": "variance_weighted_average", "num_regressors": 2}, "regression"),
+]
+
+
+def _metric_data(kind, n):
+    if kind == "binary":
+        return RNG.integers(0, 2, n).astype("float32"), RNG.random(n).astype("float32")
+    if kind == "multiclass":
+        return np.eye(3, dtype="float32")[RNG.integers(0, 3, n)], RNG.random((n, 3)).astype("float32")
+    if kind == "ids":
+        return RNG.integers(0, 3, n), RNG.integers(0, 3, n)
+    y = RNG.standard_normal((n, 2)).astype("float32")
+    return y, (y + 0.5 * RNG.standard_normal((n, 2))).astype("float32")
+
+
+@pytest.mark.parametrize("name,kwargs,kind", METRICS, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(METRICS)])
+def test_new_metrics_match_keras(name, kwargs, kind):
+    ours, theirs = getattr(kc.metrics, name)(**kwargs), getattr(keras.metrics, name)(**kwargs)
+    for n in (12, 20):
+        y, p = _metric_data(kind, n)
+        sw = RNG.integers(1, 3, n).astype("float32")   # whole weights: MeanIoU counts in integers
+        ours.update_state(y, p, sample_weight=sw)
+        theirs.update_state(y, p, sample_weight=sw)
+    np.testing.assert_allclose(np.asarray(ours.result()), np.asarray(theirs.result()), rtol=1e-5, atol=1e-7)
+    ours.reset_state()
+    theirs.reset_state()
+    y, p = _metric_data(kind, 9)
+    ours.update_state(y, p)
+    theirs.update_state(y, p)
+    np.testing.assert_allclose(np.asarray(ours.result()), np.asarray(theirs.result()), rtol=1e-5, atol=1e-7)
+
+
+def test_new_metrics_in_fit_match_keras():
+    y = np.eye(3, dtype="float32")[np.arange(len(X)) % 3]
+    runs = []
+    for lib in (kc, keras):
+        model = _model(lib, "softmax")
+        model.compile(lib.optimizers.SGD(0.1), "categorical_crossentropy",
+                      metrics=[lib.metrics.F1Score(average="macro"), lib.metrics.R2Score(),
+                               lib.metrics.TruePositives(name="tp")],  # (Keras numbers repeated default names)
+                      **({"backend": "reference"} if lib is kc else {}))
+        runs.append(model.fit(X, y, batch_size=16, epochs=2, shuffle=False, verbose=0).history)
+    assert sorted(runs[0]) == sorted(runs[1])
+    for key in runs[1]:
+        np.testing.assert_allclose(runs[0][key], runs[1][key], rtol=1e-5, err_msg=key)
