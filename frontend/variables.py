@@ -85,7 +85,8 @@ class Variable(KTensor):
         """Take `new` (a fresh array computed from the value) without copying it again."""
         if new.shape != self.data.shape or new.dtype != self.data.dtype:
             return self.assign(new)   # (broadcast or promoted: assign checks and converts)
-        self.data = np.asarray(new)   # (0-d arithmetic gives NumPy scalars; keep an array)
+        # (0-d arithmetic gives NumPy scalars; keep an array, and a 0-d one: ascontiguousarray makes it 1-d)
+        self.data = np.asarray(new, order="C")
         return self
 
     def numpy(self) -> np.ndarray:
