@@ -1,8 +1,9 @@
 """One compilation and its stages, each computed once on first use (numba's CodeLibrary lifecycle).
 
     entry graphs ──passes──> planned graphs ──lower+codegen──> NativeModule (LLVM IR text)
-       ──parse+verify+optimize──> CodeLibrary ──> optimized IR / assembly / object code
-       ──link──> shared library bytes          ──MCJIT──> in-process engine
+       ──parse+verify+optimize──> CodeLibrary ──> optimized IR ──code generator──> assembly
+       ──assemble (cc -c)──> object code ──link (cc -shared)──> shared library bytes
+    CodeLibrary ──MCJIT──> in-process engine; without a C compiler driver, LLVM emits the object.
 
 The JIT (jit.py), the artifact writer (artifact.py) and the CLI ask one Compilation for the stages
 they need, so asking for several outputs (`--emit llvm,asm,so`) runs the passes, codegen and LLVM
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import shutil
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ from kcompile.passes.manager import PassManager
 from .codegen import NativeModule, generate
 from .codelib import CodeLibrary, JITEngine
 from .kernels.config import vector_bits
-from .linker import link_shared
+from .linker import assemble, link_shared
 from .target import Target, host_target
 
 COMPILER_VERSION = "0.1.0"
@@ -66,17 +69,19 @@ class CompileOptions:
 
 
 def _stage(fn):
-    """A cached stage: computed on first use, counted in `stage_runs`, timed in `timings`."""
+    """A cached stage: computed once on first use (a second thread asking waits for it), counted
+    in `stage_runs`, timed in `stage_seconds`."""
     name = fn.__name__
 
     @functools.wraps(fn)
     def get(self):
-        if name not in self._stages:
-            t0 = time.perf_counter()
-            self._stages[name] = fn(self)
-            self.stage_runs[name] += 1
-            self.stage_seconds[name] = time.perf_counter() - t0
-        return self._stages[name]
+        with self._lock:
+            if name not in self._stages:
+                t0 = time.perf_counter()
+                self._stages[name] = fn(self)
+                self.stage_runs[name] += 1
+                self.stage_seconds[name] = time.perf_counter() - t0
+            return self._stages[name]
     return property(get)
 
 
@@ -94,6 +99,7 @@ class Compilation:
         self.stage_runs: Counter = Counter()  # how often each stage was computed (once, when cached)
         self.stage_seconds: dict[str, float] = {}
         self._stages: dict = {}
+        self._lock = threading.RLock()
 
     @property
     def target(self) -> Target:
@@ -150,6 +156,12 @@ class Compilation:
 
     @_stage
     def object_code(self) -> bytes:
+        """Machine code: the assembly run through the system assembler where there is one, so that
+        asking for the assembly and the library runs LLVM's code generator once; else LLVM's
+        own object emitter (the same instructions either way)."""
+        if self.linker and shutil.which(self.linker):
+            asm = self.assembly
+            return self._timed("assemble", lambda: assemble(asm, self.linker))
         return self._timed("llvm-emit-object", self.library.emit_object)
 
     @_stage

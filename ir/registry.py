@@ -20,7 +20,8 @@ TRAITS = {
     "elementwise": "each output element depends only on the operands' elements at its (broadcast) index; "
                    "an elementwise emitter computes it inline in a fused loop",
     "integer": "an elementwise op that accepts integer operands as they are (no cast to float first)",
-    "anchor": "a matmul/convolution whose lowering takes a fused epilogue (bias, activation) on its output",
+    "anchor": "a matmul/convolution whose lowering takes a fused epilogue (bias, activation or requantize) on "
+              "its output",
     "reduction": "reduces `axes` of its one operand; its lowering reads a fused elementwise prologue inline",
     "view": "the output is the operand's elements in the same order (same count and dtype): it can share "
             "the operand's storage",

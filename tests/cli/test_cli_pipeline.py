@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -39,14 +40,18 @@ def _counting(monkeypatch, owner, name, counts):
     monkeypatch.setattr(owner, name, counted)
 
 
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler driver to assemble and link")
 def test_several_native_kinds_compile_once(mlp_py, tmp_path, monkeypatch):
     counts = {}
     _counting(monkeypatch, driver, "generate", counts)
     _counting(monkeypatch, codelib.CodeLibrary, "_optimize", counts)
     _counting(monkeypatch, driver.PassManager, "run", counts)
+    for llvm_backend in ("emit_assembly", "emit_object"):
+        _counting(monkeypatch, codelib.CodeLibrary, llvm_backend, counts)
     out = tmp_path / "out"
     assert main([str(mlp_py), "-o", str(out), "--emit", "opt,llvm,asm,obj,so,header", "--emit", "onnx"]) == 0
-    assert counts == {"generate": 1, "_optimize": 1, "run": 1}  # one entry (forward): passes run once
+    # one entry (forward): the passes run once, and LLVM's code generator once (the object is assembled)
+    assert counts == {"generate": 1, "_optimize": 1, "run": 1, "emit_assembly": 1}
     assert {"mlp.ll", "mlp.s", "mlp.o", "libmlp.so", "mlp.h", "mlp.onnx", "mlp.opt.kir"} <= {p.name for p in out.iterdir()}
     x = np.random.default_rng(1).normal(size=(4, 6)).astype(np.float32)
     ns = {}

@@ -24,14 +24,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ir"))
 from ir_op_cases import CASES  # noqa: E402
 
 OTHER_ELEMENTWISE_INPUTS = {"where": 1}  # where's condition stays bool; its branches are the operands
-
-
-def _float_case(op):
-    """The op's first case on f32 data (other operands, such as sparse_matmul's index arrays, become
-    parameters in the test graph)."""
-    cases = [c for c in CASES if c.op == op and c.arrays[0].dtype == np.float32]
-    assert cases, f"tests/ir/ir_op_cases.py has no f32 case for '{op}'"
-    return cases[0]
+# operands that must be parameters to compile: native code reads through sparse_matmul's index arrays,
+# which are checked when parameters are set (compiler/lower/sparse.py)
+PARAM_OPERANDS = {"sparse_matmul": (2, 3)}
 
 
 def test_every_declared_trait_is_known_and_every_trait_is_used():
@@ -86,23 +81,35 @@ def test_views_keep_the_elements_in_order(op):
         np.testing.assert_array_equal(y.reshape(-1), x.reshape(-1))
 
 
+def _epilogue(b, y, rng):
+    """A bias add and the activation the fuse pass hands an anchor's kernel: relu on a float
+    output, a requantize to 8 bits on an integer accumulator."""
+    channels = y.type.shape[-1]
+    if y.type.dtype.is_float:
+        return b.relu(b.add(y, b.param("bias", rng.standard_normal(channels).astype(np.float32)))), "relu"
+    biased = b.add(y, b.param("bias", rng.integers(-50, 50, channels).astype(y.type.dtype.np)))
+    return b.requantize(biased, b.constant(np.float32(0.01)), b.constant(np.int8(-3))), "requantize"
+
+
 @pytest.mark.parametrize("op", sorted(ops_with("anchor")))
-def test_anchors_apply_a_bias_relu_epilogue_in_their_kernel(op, monkeypatch):
-    c = _float_case(op)
+def test_anchors_apply_a_bias_activation_epilogue_in_their_kernel(op, monkeypatch):
+    c = next(c for c in CASES if c.op == op)
     rng = np.random.default_rng(5)
     b = GraphBuilder(op)
-    xs = [b.input(f"x{k}", _type(a, k in c.batched)) if a.dtype == np.float32 else b.param(f"p{k}", a)
+    params = PARAM_OPERANDS.get(op, ())
+    xs = [b.param(f"p{k}", a) if k in params else b.input(f"x{k}", _type(a, k in c.batched))
           for k, a in enumerate(c.arrays)]
-    y = b.op(op, *xs, **c.attrs)
-    bias = b.param("bias", rng.standard_normal(y.type.shape[-1]).astype(np.float32))
-    g = b.build([b.relu(b.add(y, bias))])
+    out, activation = _epilogue(b, b.op(op, *xs, **c.attrs), rng)
+    g = b.build([out])
+    (node,) = fused_nodes(fuse(g))
+    assert (node.attrs["kind"], node.attrs["activation"], node.attrs["in_kernel"]) == ("epilogue", activation, 2)
     taken = []
     take = LowerCtx.take_epilogue
     monkeypatch.setattr(LowerCtx, "take_epilogue", lambda ctx: taken.append(ctx.node.op) or take(ctx))
     Compilation({"forward": g}, f"trait_{op}").native  # codegen runs every lowering
-    assert taken == [op], f"the {op} lowering did not take the bias+relu epilogue"
-    assert_native_matches(g, lambda n: [a for a in c.arrays if a.dtype == np.float32], batches=(1,), rtol=1e-5,
-                          atol=1e-5)
+    assert taken == [op], f"the {op} lowering did not take the bias+{activation} epilogue"
+    assert_native_matches(g, lambda n: [a for k, a in enumerate(c.arrays) if k not in params], batches=(1,),
+                          rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("op", sorted(ops_with("reduction")))
