@@ -10,8 +10,6 @@ Also timed: the fused requantize epilogue (i32 bias + per-column multiplier + re
 from __future__ import annotations
 
 import argparse
-import time
-
 import numpy as np
 from llvmlite import ir
 
@@ -21,18 +19,10 @@ from kcompile.compiler.kernels.int8_microkernel import Requantize
 from kcompile.compiler.kernels.matmul import matmul_function
 from kcompile.compiler.kernels.standalone import JitModule, call, host_features
 
+from bench_kernels import median_seconds   # bench/ is the script's directory
+
 SHAPES = [(64, 784, 512), (1, 784, 512)]
 AVX2 = ("x86-64-v3", "+avx,+avx2,+fma,+f16c,+bmi2,-avx512f,-avx512bw,-avx512vnni,-avx512vl,-avx512dq")
-
-
-def median_seconds(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
 
 
 def build(cpu, features):

@@ -26,15 +26,26 @@ LAUNCH_SYMBOL = "kc_parallel_launch"  # see compiler/threads.py: the runtime bin
 
 
 def write_artifact(graph: Graph, outdir, name: str, train_step: Graph | None = None, opt_level: int = 3,
-                   linker: str | None = "cc") -> Path:
+                   linker: str | None = "cc", sparse: str = "auto") -> Path:
     """Compile `graph` (and optionally its training step) into the artifact directory `outdir`.
 
     train_step: a graph whose meta["param_updates"] ({output name: parameter name}) says which of
     its outputs are the new parameter values; the entry point writes those into the parameter block.
     linker: the C compiler driver used to link (None: keep the object file, no linking).
+    sparse: sparsify mode (auto | always | never; see passes/sparsify.py). A training artifact keeps
+    its kernels dense (its train step changes them): there auto means never and always is refused.
     """
     entries = {"forward": graph} | ({"train_step": train_step} if train_step is not None else {})
-    return write_compilation(Compilation(entries, name, CompileOptions(opt_level=opt_level), linker), outdir)
+    options = CompileOptions(opt_level=opt_level, sparse=sparse_mode(sparse, train_step is not None))
+    return write_compilation(Compilation(entries, name, options, linker), outdir)
+
+
+def sparse_mode(sparse: str, training: bool) -> str:
+    """The sparsify mode an artifact compiles with: kernels a training step updates stay dense."""
+    if training and sparse == "always":
+        raise ValueError("sparse='always' cannot apply to an artifact with a training step: the step updates the "
+                         "kernels in place, so their zeros are not fixed; compile the training artifact dense")
+    return "never" if training else sparse
 
 
 def write_compilation(compilation: Compilation, outdir) -> Path:
@@ -54,7 +65,7 @@ def write_compilation(compilation: Compilation, outdir) -> Path:
 def _write_files(tmp: Path, compilation: Compilation):
     """Everything but the rename: weights, code (linked or object), header, manifest."""
     name, native = compilation.name, compilation.native
-    weights = _weights_block(native.params, compilation.entries)
+    weights = _weights_block(native.params, compilation.planned)  # planned: sparse kernels as stored
     (tmp / "weights.bin").write_bytes(weights)
     so = compilation.shared_library
     if so is not None:
@@ -110,6 +121,7 @@ def _manifest(compilation: Compilation, code, tmp: Path, weights: bytes) -> dict
         "target": {"triple": target.triple, "cpu": target.cpu, "features": target.enabled_features},
         "entry_points": native.interface()["entry_points"],
         "params": native.interface()["params"],
+        **({"sparse_weights": native.sparse_weights} if native.sparse_weights else {}),
         "abi_symbol": native.abi_symbol,
         "weights": {"file": "weights.bin", "nbytes": len(weights)},
         "status_codes": {str(k): v for k, v in native.status_messages.items()},

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from llvmlite import ir
 
 from kcompile.ir import Graph, Value, get_op
+from kcompile.passes.memory import SCRATCH_BATCHED, SCRATCH_STATIC
+from kcompile.ir.ops.sparse import sparse_weights
 
 from .loops import I8, I32, I64, copy_bytes, flush_denormals, i64, restore_denormals
 from .lower import get_lowering
@@ -32,6 +34,9 @@ I8P = I8.as_pointer()
 ENTRY_TYPE = ir.FunctionType(I32, [I8P.as_pointer(), I8P.as_pointer(), I8P, I8P, I64, I32])
 POINTERS_ENTRY_TYPE = ir.FunctionType(I32, [I8P.as_pointer(), I8P.as_pointer(), I8P.as_pointer(), I8P, I64, I32])
 SIZE_TYPE = ir.FunctionType(I64, [I64])
+# A region (scan body) compiled as an internal function: the entry convention, except that the
+# params slot (regions have none) carries the base of the region's batched workspace.
+REGION_TYPE = ir.FunctionType(I32, [I8P.as_pointer(), I8P.as_pointer(), I8P, I8P, I64, I32])
 PARAM_ALIGN = 64
 
 
@@ -73,6 +78,7 @@ class NativeModule:
     workspace: dict               # entry kind -> (bytes per batch row A, static bytes B)
     libraries: set = field(default_factory=set)
     status_messages: dict = field(default_factory=lambda: dict(STATUS_MESSAGES))
+    sparse_weights: list = field(default_factory=list)  # ir.ops.sparse.sparse_weights of the entries
 
     def symbol(self, kind: str) -> str:
         return f"{self.name}_{kind}"
@@ -91,7 +97,7 @@ class NativeModule:
             "params": [{"name": s.name, "offset": s.offset, "nbytes": s.nbytes, "shape": list(s.shape),
                         "dtype": s.dtype.name} for s in self.params],
             "param_block_bytes": max((s.offset + s.nbytes for s in self.params), default=0),
-        }
+        } | ({"sparse_weights": self.sparse_weights} if self.sparse_weights else {})
 
 
 def canonical_json(obj) -> str:
@@ -135,7 +141,8 @@ def generate(entries: dict, name: str, target) -> NativeModule:
         _EntryBuilder(module, graph, layout, target, libraries).build(f"{name}_{kind}")
         _size_function(module, f"{name}_{kind}_workspace_size", plan)
         workspace[kind] = (plan.batched_bytes_per_row, plan.static_bytes)
-    native = NativeModule(name, "", dict(entries), layout, workspace, libraries)
+    sparse = list({w["name"]: w for g in entries.values() for w in sparse_weights(g)}.values())
+    native = NativeModule(name, "", dict(entries), layout, workspace, libraries, sparse_weights=sparse)
     _string_constant(module, native.abi_symbol, canonical_json(native.interface()))
     native.ir_text = str(module)
     return native
@@ -148,6 +155,9 @@ def _size_function(module, symbol, plan):
 
 
 class _EntryBuilder:
+    FN_TYPE = POINTERS_ENTRY_TYPE
+    ARG_NAMES = ("inputs", "outputs", "params", "workspace", "batch", "nthreads")
+
     def __init__(self, module, graph: Graph, layout, target, libraries: set):
         self.module, self.graph, self.target, self.libraries = module, graph, target, libraries
         self.layout = list(layout)
@@ -174,8 +184,8 @@ class _EntryBuilder:
         return self.b.load(self.b.gep(self.params, [i64(self.slot_index[name])]))
 
     def _build_body(self, symbol: str) -> None:
-        fn = ir.Function(self.module, POINTERS_ENTRY_TYPE, symbol)
-        for arg, n in zip(fn.args, ("inputs", "outputs", "params", "workspace", "batch", "nthreads")):
+        fn = ir.Function(self.module, self.FN_TYPE, symbol)
+        for arg, n in zip(fn.args, self.ARG_NAMES):
             arg.name = n
         self.fn = fn
         self.inputs, self.outputs, self.params, self.workspace, self.batch, self.nthreads = fn.args
@@ -229,12 +239,23 @@ class _EntryBuilder:
             if v not in self.plan.offsets:
                 raise ValueError(f"graph @{self.graph.name}: {v.producer.where()} has no place in the memory plan "
                                  "(a pass rewrote it after plan-memory): run the plan-memory pass last")
-            region, off = self.plan.offsets[v]
-            off = i64(off) if region == "static" else b.add(i64(self.plan.static_bytes), b.mul(i64(off), self.batch))
-            ptr = b.gep(self.workspace, [off])
+            ptr = self._workspace_ptr(*self.plan.offsets[v])
         buf = Buffer(v, self._typed(ptr, v), self.dims(v))
         self.buffers[v] = buf
         return buf
+
+    def _workspace_ptr(self, region: str, off: int):
+        b = self.b
+        if region == "static":
+            return b.gep(self.workspace, [i64(off)])
+        return b.gep(self.workspace, [b.add(i64(self.plan.static_bytes), b.mul(i64(off), self.batch))])
+
+    def _scratch(self, node):
+        """(static, batched) i8 pointers of the scratch the plan reserved for node, or None."""
+        parts = [self.plan.offsets.get((node, key)) for key in (SCRATCH_STATIC, SCRATCH_BATCHED)]
+        if parts == [None, None]:
+            return None
+        return tuple(self._workspace_ptr(*p) if p else ir.Constant(I8P, None) for p in parts)
 
     # -- nodes ---------------------------------------------------------------------------
     def _operand(self, v: Value) -> Buffer:
@@ -255,7 +276,7 @@ class _EntryBuilder:
             return
         outs = [self.buffer(v) for v in node.outputs]
         ctx = LowerCtx(self.b, self.module, node, ins, outs, self.batch, self.nthreads, self.target, self.status,
-                       None, self.libraries)
+                       None, self.libraries, scratch=self._scratch(node))
         try:
             get_lowering(node.op)(ctx)
         except NotImplementedError as e:
@@ -278,3 +299,24 @@ class _EntryBuilder:
         src = self._operand(v) if v in self.buffers else self.buffer(v)
         nbytes = b.mul(src.numel(b), i64(v.type.dtype.itemsize))
         copy_bytes(b, dst, b.bitcast(src.ptr, I8P), nbytes)
+
+
+class _RegionBuilder(_EntryBuilder):
+    """A planned region as an internal function of REGION_TYPE; its batched workspace has its own base."""
+
+    FN_TYPE = REGION_TYPE
+    ARG_NAMES = ("inputs", "outputs", "batched_workspace", "workspace", "batch", "nthreads")
+
+    def _workspace_ptr(self, region: str, off: int):
+        if region == "static":
+            return self.b.gep(self.workspace, [i64(off)])
+        return self.b.gep(self.params, [self.b.mul(i64(off), self.batch)])  # params holds the batched base
+
+
+def region_function(module, planned: Graph, target, libraries: set, symbol: str) -> ir.Function:
+    """Compile a region planned by fuse and plan-memory (passes.regions.plan_region) once, as an
+    internal function: (inputs, outputs, batched workspace, static workspace, batch, nthreads) -> status."""
+    builder = _RegionBuilder(module, planned, [], target, libraries)
+    builder._build_body(symbol)
+    builder.fn.linkage = "internal"
+    return builder.fn

@@ -26,15 +26,25 @@ from kcompile.passes.manager import PassManager
 
 from .codegen import NativeModule, generate
 from .codelib import CodeLibrary, JITEngine
+from .kernels.config import vector_bits
 from .linker import assemble, link_shared
 from .target import Target, host_target
 
 COMPILER_VERSION = "0.1.0"
 
 
-def graph_pipeline(opt_level: int) -> list:
-    """Pass names in order; opt level 0 skips the optimizing rewrites, never the memory plan."""
-    return (["canonicalize", "fuse"] if opt_level > 0 else []) + ["plan-memory"]
+def graph_pipeline(opt_level: int, sparse: str = "never", target: Target | None = None) -> list:
+    """Pass names in order; opt level 0 skips the optimizing rewrites, never the memory plan.
+
+    sparse: the sparsify mode (auto | always | never). Only code whose weights are fixed when it
+    is compiled (artifacts) may turn them sparse: the JIT takes parameters per call."""
+    sparsify = [] if sparse == "never" else [f"sparsify{{mode={sparse},lanes={_lanes(target or host_target())}}}"]
+    return (["canonicalize"] if opt_level > 0 else []) + sparsify + (["fuse"] if opt_level > 0 else []) + ["plan-memory"]
+
+
+def _lanes(target: Target) -> int:
+    """f32 lanes of the sparse kernels' vectors (kernels/config.vector_bits) for the cost model."""
+    return vector_bits(target.features) // 32
 
 
 @dataclass(frozen=True)
@@ -46,10 +56,11 @@ class CompileOptions:
     verify_each: bool = False
     print_ir_after_all: bool = False      # dumps go to stderr
     target: Target | None = None          # None: the host
+    sparse: str = "never"                 # sparsify mode: auto | always | never (passes/sparsify.py)
 
     @property
     def pipeline(self):
-        return self.passes if self.passes else graph_pipeline(self.opt_level)
+        return self.passes if self.passes else graph_pipeline(self.opt_level, self.sparse, self.target)
 
     def key(self) -> str:
         """The options that change the code (not the dumps or checks)."""

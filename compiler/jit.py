@@ -20,6 +20,7 @@ from typing import Mapping
 import numpy as np
 
 from kcompile.ir import Graph, print_graph
+from kcompile.ir.ops.sparse import check_structure, sparse_weights
 from kcompile.ir.signature import check_signature
 
 from .driver import Compilation, CompileOptions, c_symbol
@@ -76,6 +77,8 @@ class NativeFunction:
                           if name in self._slot_by_name and name not in self.in_place}
         self._outputs = [v for v, name in zip(graph.outputs, graph.output_names)
                          if name not in graph.meta.get("param_updates", {})]
+        self._sparse = sparse_weights(graph)
+        self._check_sparse(self._defaults)
         self.status_messages = native.status_messages
         _bind_threads(self._engine)
 
@@ -97,8 +100,21 @@ class NativeFunction:
                              "be given as a writeable C-contiguous NumPy array of its dtype")
         return np.ascontiguousarray(a)
 
+    def _check_sparse(self, arrays: dict) -> None:
+        """Index arrays of sparse kernels must be in range before native code reads through them."""
+        for s in self._sparse:
+            if s["index"] in arrays or s["offsets"] in arrays:
+                index = arrays.get(s["index"], self._defaults.get(s["index"]))
+                offsets = arrays.get(s["offsets"], self._defaults.get(s["offsets"]))
+                if index is not None and offsets is not None:
+                    try:
+                        check_structure(index, offsets, s["shape"][0], s["block"])
+                    except ValueError as e:
+                        raise ValueError(f"graph @{self.graph.name}: sparse weight '{s['name']}': {e}") from None
+
     def _param_arrays(self, params: Mapping | None) -> list:
         given = {k: self._checked(k, v) for k, v in (params or {}).items() if k in self._slot_by_name}
+        self._check_sparse(given)
         arrays = [given.get(s.name, self._defaults.get(s.name)) for s in self._slots]
         missing = [s.name for s, a in zip(self._slots, arrays) if a is None]
         if missing:

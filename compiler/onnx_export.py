@@ -136,6 +136,30 @@ def _intermediate_types(ctx: EmitContext, graph: Graph):
     return [value_info(ctx.name(v), v.type, ctx.batch) for n in graph.nodes for v in n.outputs if v not in outs]
 
 
+def subgraph(outer: EmitContext, region: Graph, captured: dict) -> onnx.GraphProto:
+    """A region as an ONNX subgraph (a Scan body); `captured` maps region inputs to outer tensor names."""
+    ctx = EmitContext(region, outer.opset, outer.batch, used=outer._used)
+    inputs = []
+    for v in region.inputs:
+        ctx.names[v] = captured.get(v) or ctx.fresh(f"{region.name}/{v.name}")
+        if v not in captured:
+            inputs.append(value_info(ctx.names[v], v.type, ctx.batch))
+    out_names = [ctx.fresh(f"{region.name}/{name}") for name in region.output_names]
+    planned = {}
+    for v, name in zip(region.outputs, out_names):
+        if v.producer is not None and v not in planned:
+            planned[v] = name
+    for i, node in enumerate(region.nodes):
+        _emit_node(ctx, node, i, planned)
+    outputs = []
+    for v, name in zip(region.outputs, out_names):
+        if planned.get(v) != name:
+            ctx.emit("Identity", [ctx.name(v)], out=name)
+        outputs.append(value_info(name, v.type, ctx.batch))
+    return helper.make_graph(ctx.nodes, region.name, inputs, outputs, ctx.initializers,
+                             value_info=_intermediate_types(ctx, region))
+
+
 def _weight_bytes(model: onnx.ModelProto) -> int:
     """Bytes of tensor data: initializers and Constant nodes' values."""
     constants = [a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]

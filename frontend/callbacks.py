@@ -1,5 +1,6 @@
 """Keras 3 callbacks: EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN, CSVLogger,
-LambdaCallback, ProgbarLogger and History (behaviour follows keras/src/callbacks)."""
+LambdaCallback, ProgbarLogger, History, LearningRateScheduler and BackupAndRestore (behaviour follows
+keras/src/callbacks)."""
 from __future__ import annotations
 
 import collections
@@ -10,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from kcompile.frontend.backup import BackupAndRestore  # noqa: F401
 from kcompile.frontend.training.callback_base import Callback, CallbackList  # noqa: F401
 from kcompile.frontend.training.history import History  # noqa: F401
 from kcompile.frontend.training.progbar import Progbar
@@ -48,7 +50,8 @@ class MonitorCallback(Callback):
 def _auto_direction(model, metric_name):
     if metric_name == "loss" or metric_name.endswith("_loss"):
         return np.less
-    for m in getattr(model, "metrics", None) or []:
+    tracked = getattr(model, "metrics", None) or []
+    for m in [inner for m in tracked for inner in getattr(m, "metrics", [m])]:   # compile_metrics flattened
         if m.name == metric_name and hasattr(m, "_direction"):
             return np.greater if m._direction == "up" else np.less
     return None
@@ -260,6 +263,30 @@ class LambdaCallback(Callback):
                 raise TypeError(f"LambdaCallback: unknown hook {name!r}")
             if fn is not None:
                 setattr(self, name, fn)
+
+
+class LearningRateScheduler(Callback):
+    """Sets the learning rate at each epoch's start to schedule(epoch, lr) (or schedule(epoch)), as Keras."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        try:
+            learning_rate = self.schedule(epoch, float(optimizer.learning_rate))
+        except TypeError:   # the old one-argument API
+            learning_rate = self.schedule(epoch)
+        if not isinstance(learning_rate, (float, np.float32, np.float64)):
+            raise ValueError(f"The output of the `schedule` function should be a float. Got: {learning_rate}")
+        optimizer.learning_rate = learning_rate
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {learning_rate}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
 
 
 class ProgbarLogger(Callback):

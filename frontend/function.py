@@ -189,8 +189,10 @@ class ConcreteFunction:
             names.append(f"state:{c.name}")
         from kcompile.frontend.training.backend import resolve_backend
         self.backend = resolve_backend(self.owner.backend)
-        self.in_place = {c.name for c in self.written if self.backend == "native" and c.param.type.shape != ()
-                         and c.current.producer is not None}
+        # native code writes parameters (not scalar-state inputs) in place, from computed values only:
+        # a value that is another parameter would be read after that one was overwritten
+        self.in_place = {c.name for c in self.written if self.backend == "native"
+                         and c.param.param_name is not None and c.current.producer is not None}
         b.meta["param_updates"] = {f"state:{n}": n for n in self.in_place}
         self.params = [c for c in ctx.cells.values() if c.param.param_name is not None]
         self.graph = b.build(values, names) if values else None
@@ -282,16 +284,16 @@ def flatten(x):
 
 
 def unflatten(tree, leaves):
-    it = iter(leaves)
+    return _build(tree, iter(leaves))   # (a recursive closure would keep `leaves` alive in a cycle)
 
-    def build(t):
-        if t == "*":
-            return next(it)
-        if t[0] == "dict":
-            return {k: build(s) for k, s in zip(t[1], t[2])}
-        items = [build(s) for s in t[1]]
-        return tuple(items) if t[0] == "tuple" else list(items)
-    return build(tree)
+
+def _build(t, it):
+    if t == "*":
+        return next(it)
+    if t[0] == "dict":
+        return {k: _build(s, it) for k, s in zip(t[1], t[2])}
+    items = [_build(s, it) for s in t[1]]
+    return tuple(items) if t[0] == "tuple" else list(items)
 
 
 def leaf_signature(x):

@@ -7,6 +7,8 @@ per-sample values, as Keras). The public functions and `Loss.__call__` run eager
 """
 from __future__ import annotations
 
+import numpy as np
+
 from kcompile.frontend import config
 from kcompile.frontend.training.emitter import cast, clip, mean, total
 
@@ -34,6 +36,82 @@ def _mse(E, y_true, y_pred):
 
 def _mae(E, y_true, y_pred):
     return mean(E, E.op("abs", E.op("sub", y_true, y_pred)), axis=-1)
+
+
+def _labels_as_pred(fn):
+    """Keras casts y_true to y_pred's dtype before these formulas (integer hinge labels, for one)."""
+    def formula(E, y_true, y_pred, **kwargs):
+        return fn(E, cast(E, y_true, E.dtype(y_pred)), y_pred, **kwargs)
+    formula.__name__ = fn.__name__
+    return formula
+
+
+@_labels_as_pred
+def _huber(E, y_true, y_pred, delta=1.0):
+    error = E.op("sub", y_pred, y_true)
+    abs_error = E.op("abs", error)
+    quadratic = E.op("mul", E.op("square", error), 0.5)
+    linear = E.op("sub", E.op("mul", abs_error, float(delta)), 0.5 * float(delta) ** 2)
+    return mean(E, E.op("where", E.op("less_equal", abs_error, float(delta)), quadratic, linear), axis=-1)
+
+
+@_labels_as_pred
+def _log_cosh(E, y_true, y_pred):  # log(cosh(x)) = x + softplus(-2x) - log(2), stable for large |x|
+    x = E.op("sub", y_pred, y_true)
+    return mean(E, E.op("sub", E.op("add", x, E.op("softplus", E.op("mul", x, -2.0))), float(np.log(2.0))), axis=-1)
+
+
+@_labels_as_pred
+def _kl_divergence(E, y_true, y_pred):
+    eps = config.epsilon()
+    t, p = clip(E, y_true, eps, 1.0), clip(E, y_pred, eps, 1.0)
+    return total(E, E.op("mul", t, E.op("log", E.op("div", t, p))), axis=-1)
+
+
+@_labels_as_pred
+def _poisson(E, y_true, y_pred):
+    return mean(E, E.op("sub", y_pred, E.op("mul", y_true, E.op("log", E.op("add", y_pred, config.epsilon())))),
+                axis=-1)
+
+
+def _hinge_labels(E, y_true):
+    """Keras's convert_binary_labels_to_hinge: labels all in {0, 1} become {-1, 1}; others stay."""
+    binary = E.op("logical_or", E.op("equal", y_true, 0.0), E.op("equal", y_true, 1.0))
+    all_binary = E.op("equal", E.op("reduce_min", cast(E, binary, "f32"), axes=(), keepdims=False), 1.0)
+    return E.op("where", all_binary, E.op("sub", E.op("mul", y_true, 2.0), 1.0), y_true)
+
+
+def _hinge_margin(E, y_true, y_pred):
+    return E.op("maximum", E.op("sub", 1.0, E.op("mul", _hinge_labels(E, y_true), y_pred)), 0.0)
+
+
+@_labels_as_pred
+def _hinge(E, y_true, y_pred):
+    return mean(E, _hinge_margin(E, y_true, y_pred), axis=-1)
+
+
+@_labels_as_pred
+def _squared_hinge(E, y_true, y_pred):
+    return mean(E, E.op("square", _hinge_margin(E, y_true, y_pred)), axis=-1)
+
+
+@_labels_as_pred
+def _categorical_hinge(E, y_true, y_pred):
+    pos = total(E, E.op("mul", y_true, y_pred), axis=-1)
+    neg = E.op("reduce_max", E.op("mul", E.op("sub", 1.0, y_true), y_pred), axes=(-1,), keepdims=False)
+    return E.op("maximum", E.op("add", E.op("sub", neg, pos), 1.0), 0.0)
+
+
+def _l2_normalize(E, x, axis):
+    """Keras's ops.normalize for order 2: x * min(rsqrt(sum(x^2)), 1 / epsilon)."""
+    inv_norm = E.op("div", 1.0, E.op("sqrt", total(E, E.op("square", x), axis=axis, keepdims=True)))
+    return E.op("mul", x, E.op("minimum", inv_norm, 1.0 / config.epsilon()))
+
+
+@_labels_as_pred
+def _cosine_similarity(E, y_true, y_pred, axis=-1):
+    return E.op("neg", total(E, E.op("mul", _l2_normalize(E, y_true, axis), _l2_normalize(E, y_pred, axis)),
+                             axis=axis))
 
 
 def _check_same_shape(E, y_true, y_pred, what):
@@ -201,12 +279,53 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
         self.from_logits, self.ignore_class = from_logits, ignore_class
 
 
+def _simple_loss(fn, default_name, **defaults):
+    """A Keras loss class over one formula: keyword arguments with Keras's defaults, then reduction/name."""
+    def __init__(self, *args, reduction="sum_over_batch_size", name=default_name, dtype=None, **kwargs):
+        params = {**defaults, **dict(zip(defaults, args)), **kwargs}
+        LossFunctionWrapper.__init__(self, fn, name=name, reduction=reduction, dtype=dtype, **params)
+        self.__dict__.update(params)
+    return __init__
+
+
+class Huber(LossFunctionWrapper):
+    __init__ = _simple_loss(_huber, "huber_loss", delta=1.0)
+
+
+class LogCosh(LossFunctionWrapper):
+    __init__ = _simple_loss(_log_cosh, "log_cosh")
+
+
+class KLDivergence(LossFunctionWrapper):
+    __init__ = _simple_loss(_kl_divergence, "kl_divergence")
+
+
+class Poisson(LossFunctionWrapper):
+    __init__ = _simple_loss(_poisson, "poisson")
+
+
+class Hinge(LossFunctionWrapper):
+    __init__ = _simple_loss(_hinge, "hinge")
+
+
+class SquaredHinge(LossFunctionWrapper):
+    __init__ = _simple_loss(_squared_hinge, "squared_hinge")
+
+
+class CategoricalHinge(LossFunctionWrapper):
+    __init__ = _simple_loss(_categorical_hinge, "categorical_hinge")
+
+
+class CosineSimilarity(LossFunctionWrapper):
+    __init__ = _simple_loss(_cosine_similarity, "cosine_similarity", axis=-1)
+
+
 # -- functions (per-sample values, eager or symbolic KTensors) ----------------------------------
 def _eager(fn, y_true, y_pred, **kwargs):
     from kcompile.frontend.training.emitter import eager_emitter
     E = eager_emitter()
     y_true, y_pred = E.lift(y_true), E.lift(y_pred)
-    if fn in (_mse, _mae):
+    if fn in (_mse, _mae, _huber, _log_cosh, _cosine_similarity):
         y_true, y_pred = squeeze_or_expand_to_same_rank(E, cast(E, y_true, E.dtype(y_pred)), y_pred)
     return fn(E, y_true, y_pred, **kwargs)
 
@@ -234,6 +353,42 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
                   ignore_class=ignore_class, axis=axis)
 
 
+def huber(y_true, y_pred, delta=1.0):
+    return _eager(_huber, y_true, y_pred, delta=delta)
+
+
+def log_cosh(y_true, y_pred):
+    return _eager(_log_cosh, y_true, y_pred)
+
+
+def kl_divergence(y_true, y_pred):
+    return _eager(_kl_divergence, y_true, y_pred)
+
+
+def poisson(y_true, y_pred):
+    return _eager(_poisson, y_true, y_pred)
+
+
+def hinge(y_true, y_pred):
+    return _eager(_hinge, y_true, y_pred)
+
+
+def squared_hinge(y_true, y_pred):
+    return _eager(_squared_hinge, y_true, y_pred)
+
+
+def categorical_hinge(y_true, y_pred):
+    return _eager(_categorical_hinge, y_true, y_pred)
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    return _eager(_cosine_similarity, y_true, y_pred, axis=axis)
+
+
+logcosh = log_cosh
+kld = KLD = kullback_leibler_divergence = kl_divergence
+
+
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
 
@@ -244,11 +399,18 @@ _CLASSES = {
     "categorical_crossentropy": CategoricalCrossentropy, "categoricalcrossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "sparsecategoricalcrossentropy": SparseCategoricalCrossentropy,
+    "huber": Huber, "huber_loss": Huber, "log_cosh": LogCosh, "logcosh": LogCosh, "kl_divergence": KLDivergence,
+    "kld": KLDivergence, "kldivergence": KLDivergence, "poisson": Poisson, "hinge": Hinge,
+    "squared_hinge": SquaredHinge, "squaredhinge": SquaredHinge, "categorical_hinge": CategoricalHinge,
+    "categoricalhinge": CategoricalHinge, "cosine_similarity": CosineSimilarity,
+    "cosinesimilarity": CosineSimilarity,
 }
 _FUNCTIONS = {
     mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbsoluteError,
     binary_crossentropy: BinaryCrossentropy, categorical_crossentropy: CategoricalCrossentropy,
     sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+    huber: Huber, log_cosh: LogCosh, kl_divergence: KLDivergence, poisson: Poisson, hinge: Hinge,
+    squared_hinge: SquaredHinge, categorical_hinge: CategoricalHinge, cosine_similarity: CosineSimilarity,
 }
 
 

@@ -452,6 +452,11 @@ _BY_NAME = {
     "root_mean_squared_error": RootMeanSquaredError, "precision": Precision, "recall": Recall, "auc": AUC,
 }
 
+from kcompile.frontend.metrics_more import (  # noqa: E402,F401 (they subclass Metric)
+    F1Score, FalseNegatives, FalsePositives, FBetaScore, MeanIoU, R2Score, TrueNegatives, TruePositives)
+
+_BY_NAME.update({"f1_score": F1Score, "fbeta_score": FBetaScore, "r2_score": R2Score})
+
 
 def get(identifier, name=None) -> Metric:
     """A Metric from a name (named as given, so "mae" logs as "mae"), a class, an instance or a function."""

@@ -143,7 +143,7 @@ class Optimizer:
             from kcompile.frontend.traced_training import traced_apply_gradients
             traced_apply_gradients(self, ctx, [g for g, _ in pairs], variables)
             return self.iterations
-        grads = [np.asarray(_numpy(g), dtype=np.asarray(v.numpy()).dtype) for g, v in pairs]
+        grads = [np.asarray(_numpy(g), dtype=v.value_array.dtype) for g, v in pairs]   # (numpy() copies)
         self.apply(grads, variables)
         return self.iterations
 
@@ -341,7 +341,10 @@ class Adagrad(Optimizer):
                 "epsilon": self.epsilon}
 
 
-_BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad}
+from kcompile.frontend.optimizers_more import Adadelta, Adamax, Ftrl, Lion, Nadam  # noqa: E402 (they subclass Optimizer)
+
+_BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad, "nadam": Nadam,
+            "adamax": Adamax, "adadelta": Adadelta, "ftrl": Ftrl, "lion": Lion}
 
 
 def get(identifier) -> Optimizer:

@@ -85,12 +85,73 @@ class InverseTimeDecay(_StepDecay):
         return np.float32(self.initial_learning_rate) / (np.float32(1) + np.float32(self.decay_rate) * p)
 
 
+class PolynomialDecay(LearningRateSchedule):
+    """(initial - end) * (1 - step/decay_steps) ** power + end; with cycle, decay_steps grows by whole cycles."""
+
+    def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0, cycle=False,
+                 name="PolynomialDecay"):
+        if decay_steps <= 0:
+            raise ValueError(f"Argument `decay_steps` must be > 0. Received: decay_steps={decay_steps}")
+        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
+        self.end_learning_rate, self.power, self.cycle, self.name = end_learning_rate, power, cycle, name
+
+    def __call__(self, step):
+        f = np.float32
+        step, decay_steps = f(int(step)), f(self.decay_steps)
+        if self.cycle:
+            decay_steps = decay_steps * (f(1.0) if step == 0 else np.ceil(step / decay_steps))
+        else:
+            step = min(step, decay_steps)
+        p = step / decay_steps
+        initial, end = f(self.initial_learning_rate), f(self.end_learning_rate)
+        return f((initial - end) * np.power(f(1) - p, f(self.power)) + end)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "end_learning_rate": self.end_learning_rate, "power": self.power, "cycle": self.cycle,
+                "name": self.name}
+
+
+class CosineDecay(LearningRateSchedule):
+    """Cosine decay to alpha * the rate over decay_steps, after an optional linear warmup to warmup_target."""
+
+    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay", warmup_target=None,
+                 warmup_steps=0):
+        if decay_steps <= 0:
+            raise ValueError(f"Argument `decay_steps` must be > 0. Received: decay_steps={decay_steps}")
+        self.initial_learning_rate, self.decay_steps, self.alpha, self.name = initial_learning_rate, decay_steps, \
+            alpha, name
+        self.warmup_target, self.warmup_steps = warmup_target, warmup_steps
+
+    def _decay(self, step, decay_steps, decay_from):
+        f = np.float32
+        cosine = f(0.5) * (f(1.0) + np.cos(f(np.pi) * (step / decay_steps)))
+        return decay_from * ((f(1) - f(self.alpha)) * cosine + f(self.alpha))
+
+    def __call__(self, step):
+        f = np.float32
+        initial, decay_steps, step = f(self.initial_learning_rate), f(self.decay_steps), f(int(step))
+        if self.warmup_target is None:
+            return f(self._decay(min(step, decay_steps), decay_steps, initial))
+        target, warmup_steps = f(self.warmup_target), f(self.warmup_steps)
+        step = min(step, decay_steps + warmup_steps)
+        if step < warmup_steps:
+            return f((target - initial) * (step / warmup_steps) + initial)
+        return f(self._decay(step - warmup_steps, decay_steps, target))
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "alpha": self.alpha, "name": self.name, "warmup_target": self.warmup_target,
+                "warmup_steps": self.warmup_steps}
+
+
 def serialize(schedule: LearningRateSchedule) -> dict:
     return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
 
 
 def deserialize(config: dict) -> LearningRateSchedule:
-    cls = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, InverseTimeDecay)}.get(
+    cls = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, InverseTimeDecay,
+                                                PolynomialDecay, CosineDecay)}.get(
         config.get("class_name"))
     if cls is None:
         raise ValueError(f"unknown learning-rate schedule {config.get('class_name')!r}")

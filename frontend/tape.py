@@ -340,12 +340,14 @@ def _flatten(x) -> list:
 
 
 def _unflatten(structure, flat):
-    it = iter(flat)
+    # no recursive closure: its reference cycle would keep `flat` (the gradients) alive until the next
+    # garbage collection, and compiled eager steps reuse an output array only once nobody holds it
+    return _build(structure, iter(flat))
 
-    def build(s):
-        if isinstance(s, (list, tuple)):
-            return type(s)(build(x) for x in s)
-        if isinstance(s, dict):
-            return {k: build(s[k]) for k in sorted(s)}
-        return next(it)
-    return build(structure)
+
+def _build(s, it):
+    if isinstance(s, (list, tuple)):
+        return type(s)(_build(x, it) for x in s)
+    if isinstance(s, dict):
+        return {k: _build(s[k], it) for k in sorted(s)}
+    return next(it)

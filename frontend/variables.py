@@ -5,7 +5,7 @@ import numpy as np
 
 from kcompile.ir import dtype as to_dtype
 
-from .tensor import KTensor, keras_dtype
+from .tensor import KTensor, current_trace, keras_dtype
 
 _NAME_SCOPE: list = []   # layer names pushed while a layer builds/calls: paths "outer/inner/kernel"
 
@@ -30,7 +30,6 @@ def scoped_path(name: str) -> str:
 
 def _state_trace():
     """The active kc.function trace, which records Variable reads and writes as graph state (else None)."""
-    from .tensor import current_trace
     ctx = current_trace()
     return ctx if getattr(ctx, "records_state", False) else None
 
@@ -86,7 +85,8 @@ class Variable(KTensor):
         """Take `new` (a fresh array computed from the value) without copying it again."""
         if new.shape != self.data.shape or new.dtype != self.data.dtype:
             return self.assign(new)   # (broadcast or promoted: assign checks and converts)
-        self.data = np.asarray(new)   # (0-d arithmetic gives NumPy scalars; keep an array)
+        # (0-d arithmetic gives NumPy scalars; keep an array, and a 0-d one: ascontiguousarray makes it 1-d)
+        self.data = np.asarray(new, order="C")
         return self
 
     def numpy(self) -> np.ndarray:

@@ -7,6 +7,8 @@ kc.callbacks, kc.GradientTape, kc.grad, kc.value_and_grad, kc.function, kc.confi
 """
 import importlib
 
+from kcompile import keras_modules
+
 from kcompile.frontend import activations, initializers, layers, ops, regularizers  # noqa: F401
 from kcompile.frontend import datasets, models, saving, utils  # noqa: F401
 from kcompile.frontend.layers import Input, Layer  # noqa: F401
@@ -15,6 +17,8 @@ from kcompile.frontend.tensor import KTensor  # noqa: F401
 from kcompile.frontend.variables import Variable  # noqa: F401
 
 __version__ = "0.1.0"
+
+keras_modules.install()  # `from kcompile.layers import Dense` and the other Keras module names
 
 # The training half is imported on first use, so this facade keeps working while it evolves.
 _LAZY = {
@@ -30,6 +34,8 @@ _LAZY = {
     "TensorSpec": ("kcompile.frontend.function", "TensorSpec"),
     "data": ("kcompile.frontend.data", None),
     "pruning": ("kcompile.frontend.pruning", None),
+    "constraints": ("kcompile.frontend.constraints", None),
+    "random": ("kcompile.frontend.random", None),
     "quantization": ("kcompile.frontend.quantization", None),
 }
 

@@ -11,7 +11,7 @@ from kcompile.ir import Graph, GraphBuilder, IRError, OPS, Value
 from .grad_rules import GRADIENT_RULES
 from .grad_rules._emit import zeros
 
-__all__ = ["GRADIENT_RULES", "GradientError", "backprop", "grad_graph"]
+__all__ = ["GRADIENT_RULES", "GradientError", "backprop", "grad_graph", "vjp"]
 
 
 # Inputs that give an op only a shape, never values: the output does not depend on them.
@@ -24,10 +24,19 @@ class GradientError(IRError):
 
 def backprop(b: GraphBuilder, y: Value, wrt: Sequence[Value], dy: Value | None = None) -> list[Value]:
     """Emit into `b` the gradient of scalar y (or the VJP with cotangent dy) w.r.t. each of `wrt`."""
-    start = len(b.nodes)
-    dy = _seed(b, y, dy)
-    cts: dict[Value, Value] = {y: dy}
-    for node in reversed(_path_nodes(y, wrt)):
+    start = len(b.nodes)  # (the seed constant is dropped too when nothing needs it)
+    return vjp(b, [(y, _seed(b, y, dy))], wrt, start)
+
+
+def vjp(b: GraphBuilder, seeds: Sequence[tuple], wrt: Sequence[Value], start: int | None = None) -> list[Value]:
+    """Emit the cotangents of `wrt` given (value, cotangent) seeds for several values at once."""
+    start = len(b.nodes) if start is None else start
+    cts: dict[Value, Value] = {}
+    for y, dy in seeds:
+        if dy.type != y.type:
+            raise GradientError(f"cotangent {dy} has type {dy.type}, expected {y.type} (the type of {y})")
+        cts[y] = b.add(cts[y], dy) if y in cts else dy
+    for node in reversed(_path_nodes([y for y, _ in seeds], wrt)):
         gs = [cts.get(v) for v in node.outputs]
         if all(g is None for g in gs):
             continue
@@ -51,11 +60,11 @@ def _seed(b: GraphBuilder, y: Value, dy: Value | None) -> Value:
     return b.constant(np.ones(y.shape, y.dtype.np), dtype=y.dtype)
 
 
-def _path_nodes(y: Value, wrt: Sequence[Value]) -> list:
-    """Nodes between wrt and y along float values, in topological order (integers carry no gradient)."""
+def _path_nodes(ys: Sequence[Value], wrt: Sequence[Value]) -> list:
+    """Nodes between wrt and ys along float values, in topological order (integers carry no gradient)."""
     live = {v for v in wrt if v.dtype.is_float}
     path = []
-    for node in _ancestors([y]):
+    for node in _ancestors(ys):
         shape_only = SHAPE_ONLY_INPUTS.get(node.op, ())
         if any(v in live for i, v in enumerate(node.inputs) if i not in shape_only):
             live.update(v for v in node.outputs if v.dtype.is_float)

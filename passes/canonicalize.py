@@ -9,6 +9,7 @@ import numpy as np
 from kcompile.ir import Graph, Value, get_op, ops_with
 
 from .manager import register_pass
+from .regions import merge_scans
 from .rewrite import Match, Rewriter, Rule, constant_value, rebuilt, rewrite_graph, splat_value
 
 MAX_FOLD_ELEMENTS = 1 << 16  # larger results stay computed at run time rather than bloat the graph
@@ -156,5 +157,5 @@ def cse(graph: Graph) -> Graph:
 
 @register_pass("canonicalize")
 def canonicalize(graph: Graph) -> Graph:
-    """Constant folding, algebraic identities and CSE in one walk, then DCE."""
-    return dce(rewrite_graph(graph, FOLD_RULES + IDENTITY_RULES, cse=True))
+    """Constant folding, algebraic identities and CSE in one walk, merge-scans, then DCE."""
+    return dce(merge_scans(rewrite_graph(graph, FOLD_RULES + IDENTITY_RULES, cse=True)))

@@ -13,15 +13,27 @@ from dataclasses import dataclass, field
 from kcompile.ir import Graph, get_op
 
 from .manager import register_pass
+from .regions import scan_scratch
 
 ALIGN = 64
+# Ops whose native code needs scratch memory while they run: op -> node -> (static bytes, bytes per
+# batch row). The plan reserves it under the keys (node, SCRATCH_STATIC) and (node, SCRATCH_BATCHED).
+SCRATCH_STATIC, SCRATCH_BATCHED = "scratch", "scratch/N"
+
+
+def _scan_scratch_bytes(node) -> tuple:
+    s = scan_scratch(node)
+    return s.static_bytes, s.per_row_bytes
+
+
+SCRATCH = {"scan": _scan_scratch_bytes}
 
 
 @dataclass(frozen=True)
 class MemoryPlan:
     static_bytes: int                 # B
     batched_bytes_per_row: int        # A
-    offsets: dict = field(default_factory=dict)  # node output Value -> ("static"|"batched", offset)
+    offsets: dict = field(default_factory=dict)  # node output Value (or scratch key) -> ("static"|"batched", offset)
 
     def workspace_bytes(self, batch: int) -> int:
         return self.batched_bytes_per_row * batch + self.static_bytes
@@ -41,12 +53,24 @@ def plan_memory(graph: Graph) -> Graph:
         t = v.type
         row = t.dtype.itemsize * _prod(t.shape[1:] if t.has_batch else t.shape)
         (batched if t.has_batch else static)[v] = (row, start, end)
+    _reserve_scratch(graph, static, batched)
     s_off, s_size = _first_fit(static)
     b_off, b_size = _first_fit(batched)
     offsets = {v: ("static", o) for v, o in s_off.items()} | {v: ("batched", o) for v, o in b_off.items()}
     plan = MemoryPlan(_round(s_size), b_size, offsets)
     return Graph(graph.name, graph.inputs, graph.params, graph.nodes, graph.outputs, graph.param_values,
                  graph.output_names, {**graph.meta, "memory": plan})
+
+
+def _reserve_scratch(graph: Graph, static: dict, batched: dict):
+    """Scratch of the nodes that need it (SCRATCH), live while their own node runs."""
+    for k, node in enumerate(graph.nodes):
+        if node.op in SCRATCH:
+            fixed, per_row = SCRATCH[node.op](node)
+            if fixed:
+                static[(node, SCRATCH_STATIC)] = (fixed, k, k)
+            if per_row:
+                batched[(node, SCRATCH_BATCHED)] = (per_row, k, k)
 
 
 def caller_outputs(graph: Graph) -> set:
@@ -125,4 +149,9 @@ def format_memory(graph: Graph) -> str:
                 region, off = plan.offsets[v]
                 where = f"{off}" if region == "static" else f"{plan.static_bytes} + {off}*N"
                 lines.append(f"//   #{i}.{j} {node.op}: offset {where}")
+        for key in ((node, SCRATCH_STATIC), (node, SCRATCH_BATCHED)):
+            if key in plan.offsets:
+                region, off = plan.offsets[key]
+                where = f"{off}" if region == "static" else f"{plan.static_bytes} + {off}*N"
+                lines.append(f"//   #{i} {node.op} {key[1]}: offset {where}")
     return "\n".join(lines)

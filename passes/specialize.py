@@ -23,7 +23,9 @@ def specialize_batch(graph: Graph, batch: int) -> Graph:
 
 
 def _bind_batch(value, batch: int):
-    """A shape-like attribute (a tuple holding the symbol) with the symbol replaced by `batch`."""
+    """A shape-like attribute (a tuple holding the symbol) with the symbol replaced by `batch`; regions too."""
+    if isinstance(value, Graph):
+        return specialize_batch(value, batch)
     if isinstance(value, tuple) and any(isinstance(d, str) for d in value):
         return tuple(batch if isinstance(d, str) else d for d in value)
     return value

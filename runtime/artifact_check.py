@@ -106,6 +106,33 @@ def _params(params, weights_bytes: int) -> None:
             _fail(f"parameters '{an}' and '{bn}' overlap in the weights")
 
 
+def _sparse_weights(specs, params) -> None:
+    """Each kernel stored sparse names its three parameters, of the dtypes and sizes its shape implies."""
+    by_name = {p["name"]: p for p in params}
+    for k, s in enumerate(_list(specs, "sparse_weights")):
+        what = f"sparse_weights[{k}]"
+        s = _dict(s, what)
+        _str(s.get("name"), f"{what}.name")
+        shape = [_int(d, f"{what}.shape[]", 1, MAX_DIM) for d in _list(s.get("shape"), f"{what}.shape")]
+        block = [_int(d, f"{what}.block[]", 1, MAX_DIM) for d in _list(s.get("block"), f"{what}.block")]
+        if len(shape) != 2 or len(block) != 2 or shape[0] % block[0] or shape[1] % block[1]:
+            _fail(f"{what}: block {block} must divide the 2-D shape {shape}")
+        if s.get("dtype") not in ("f32", "f64"):
+            _fail(f"{what}.dtype must be f32 or f64, got {s.get('dtype')!r}")
+        parts = {part: by_name.get(s.get(part)) for part in ("values", "index", "offsets")}
+        if any(p is None for p in parts.values()):
+            _fail(f"{what}: values, index and offsets must name parameters, got "
+                  f"{[s.get(part) for part in parts]}")
+        nblocks = parts["index"]["shape"]
+        want = {"values": (s["dtype"], [nblocks[0] * block[0] * block[1]] if len(nblocks) == 1 else None),
+                "index": ("i32", nblocks if len(nblocks) == 1 else None),
+                "offsets": ("i32", [shape[1] // block[1] + 1])}
+        for part, (dt, sh) in want.items():
+            if (parts[part]["dtype"], parts[part]["shape"]) != (dt, sh):
+                _fail(f"{what}: parameter '{parts[part]['name']}' ({part}) must be {dt}{sh}, got "
+                      f"{parts[part]['dtype']}{parts[part]['shape']}")
+
+
 def validate_manifest(m) -> dict:
     """Check every field the runtime relies on; returns the manifest or raises ArtifactError."""
     m = _dict(m, "the manifest")
@@ -128,6 +155,8 @@ def validate_manifest(m) -> dict:
     w = _dict(m.get("weights"), "weights")
     _str(w.get("file"), "weights.file")
     _params(m.get("params"), _int(w.get("nbytes"), "weights.nbytes"))
+    if "sparse_weights" in m:
+        _sparse_weights(m["sparse_weights"], m["params"])
     entries = _dict(m.get("entry_points"), "entry_points")
     if "forward" not in entries:
         _fail("entry_points has no 'forward'")

@@ -24,6 +24,7 @@ from kcompile.ir.signature import check_signature
 
 from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
 from .code_loader import ObjectCode, SharedLibrary
+from .sparse_weights import SparseWeights
 
 ENTRY_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p),
                                ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)
@@ -112,6 +113,8 @@ class CompiledModel:
                                 self.manifest["weights"]["nbytes"])
         self._params = _aligned(len(weights))
         self._params[:] = np.frombuffer(weights, np.uint8)
+        by_name = {p["name"]: p for p in self.manifest["params"]}
+        self._sparse = SparseWeights(self.manifest.get("sparse_weights", []), lambda n: self._param_view(by_name[n]))
         self._code = self._load_code(root)
         self._check_interface()
         self._entries = {k: _Entry(k, spec, ENTRY_CFUNC(self._code.address(spec["symbol"])))
@@ -130,7 +133,7 @@ class CompiledModel:
             "entry_points": {k: {f: e.get(f) for f in ENTRY_FIELDS} for k, e in m["entry_points"].items()},
             "params": [{f: p.get(f) for f in PARAM_FIELDS} for p in m["params"]],
             "param_block_bytes": m["weights"]["nbytes"],
-        }
+        } | ({"sparse_weights": m["sparse_weights"]} if "sparse_weights" in m else {})
         embedded = self._code.string(m["abi_symbol"])
         if embedded != json.dumps(expected, sort_keys=True, separators=(",", ":")):
             raise ArtifactError("manifest.json does not match the interface compiled into the code "
@@ -258,17 +261,25 @@ class CompiledModel:
         return raw.view(np.dtype(DTYPES[p["dtype"]]).newbyteorder("<")).reshape(p["shape"])
 
     def get_weights(self) -> list:
-        """Copies of the parameters, in manifest order."""
-        return [self._param_view(p).astype(DTYPES[p["dtype"]]) for p in self.manifest["params"]]
+        """Copies of the parameters, in manifest order (a kernel stored sparse: dense, at its values' place)."""
+        return [self._param_view(p).astype(DTYPES[p["dtype"]]) if kind == "param" else self._sparse.dense(p)
+                for kind, p in self._sparse.logical(self.manifest["params"])]
 
     @property
     def weight_names(self) -> list:
-        return [p["name"] for p in self.manifest["params"]]
+        return [p["name"] if kind == "param" else p for kind, p in self._sparse.logical(self.manifest["params"])]
 
     def set_weights(self, weights) -> None:
-        """Replace parameters from a list (manifest order) or a dict by name; shapes must match."""
-        params = self.manifest["params"]
+        """Replace parameters from a list (get_weights order) or a dict by name; shapes must match.
+
+        A kernel compiled sparse takes a dense array whose nonzeros lie in the compiled pattern
+        (anything else is refused, naming the parameter: recompile for a new pattern)."""
+        params = [p if kind == "param" else {"name": p, "shape": self._sparse.specs[p]["shape"],
+                                             "dtype": self._sparse.specs[p]["dtype"], "sparse": True}
+                  for kind, p in self._sparse.logical(self.manifest["params"])]
         if isinstance(weights, Mapping):
+            for name in weights:
+                self._sparse.refuse_part(name)
             unknown = sorted(set(weights) - {p["name"] for p in params})
             if unknown:
                 raise ValueError(f"unknown parameters {unknown}")
@@ -281,9 +292,14 @@ class CompiledModel:
         checked = []
         for p, w in items:
             a = np.asarray(w)
-            if list(a.shape) != p["shape"]:
-                raise ValueError(f"parameter '{p['name']}' expects shape {p['shape']}, got {list(a.shape)}")
-            checked.append((p, a.astype(DTYPES[p["dtype"]], casting="same_kind")))
+            if list(a.shape) != list(p["shape"]):
+                raise ValueError(f"parameter '{p['name']}' expects shape {list(p['shape'])}, got {list(a.shape)}")
+            a = a.astype(DTYPES[p["dtype"]], casting="same_kind")
+            if p.get("sparse"):
+                values = self._sparse.compact_values(p["name"], a)
+                p = next(q for q in self.manifest["params"] if q["name"] == self._sparse.specs[p["name"]]["values"])
+                a = values
+            checked.append((p, a))
         with self._train_lock:
             for p, a in checked:
                 self._param_view(p)[...] = a

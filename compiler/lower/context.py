@@ -78,6 +78,8 @@ class LowerCtx:
     status    i32* slot of the entry point's return status (see fail())
     epilogue  the Epilogue a fused node hands its anchor (lower/fused.py), or None: a lowering
               that applies its in-kernel part (bias, activation) calls take_epilogue()
+    scratch   (static, batched) i8 pointers to the scratch plan-memory reserved for this node
+              (passes.memory.SCRATCH), or None
     """
 
     builder: ir.IRBuilder
@@ -92,6 +94,7 @@ class LowerCtx:
     epilogue: object = None
     libraries: set = field(default_factory=set)
     epilogue_taken: bool = False
+    scratch: tuple | None = None
 
     @property
     def attrs(self) -> dict:

@@ -31,5 +31,5 @@ def unsupported(name: str, reason: str):
     UNSUPPORTED[name] = reason
 
 
-from . import elementwise, reduce, linalg, shape, index, nn, random, fused, quant  # noqa: E402,F401  (fill the table)
+from . import elementwise, reduce, linalg, shape, index, nn, random, fused, quant, control, sparse  # noqa: E402,F401  (fill the table)
 from . import qat  # noqa: E402,F401  (fake_quantize)

@@ -29,14 +29,14 @@ def value_info(name: str, t: TensorType, batch: int | None = None):
 class EmitContext:
     """Collects ONNX nodes and initializers while the exporter walks an IR graph."""
 
-    def __init__(self, graph: Graph, opset: int, batch: int | None = None):
+    def __init__(self, graph: Graph, opset: int, batch: int | None = None, used: set | None = None):
         self.graph = graph
         self.opset = opset
         self.batch = batch             # a fixed batch size, or None to keep N symbolic
         self.nodes: list = []
         self.initializers: list = []
         self.names: dict = {}          # IR Value -> ONNX tensor name
-        self._used: set = set()
+        self._used: set = set() if used is None else used  # a subgraph shares its parent's names (ONNX SSA)
         self._batch: str | None = None
         self._node_label = "node"
 

@@ -1,21 +1,30 @@
-"""Recurrent layers: SimpleRNN, GRU, LSTM (Keras 3 semantics), unrolled over static timesteps in the IR."""
+"""Recurrent layers: SimpleRNN, GRU, LSTM (Keras 3 semantics), each one `scan` over the timesteps.
+
+The step is traced once into the scan's body region (so IR size and compile time do not grow
+with the number of timesteps); the weights it reads come in as the scan's constants, since a
+region is closed. Sequences stay batch-major (batch, timesteps, features): the scan runs over
+axis 1 (see ir/ops/control.py for why).
+"""
 from __future__ import annotations
 
 import numpy as np
 
+from kcompile.ir import GraphBuilder, TensorType
+
 from .. import activations, initializers, ops, regularizers
+from ..tensor import KTensor, TraceContext, apply, tracing
 from .base import Layer
 from .core import as_float
 from .serial import ser_act, ser_init, ser_reg
 
 
 class _RNN(Layer):
-    """Shared machinery: weights (kernel, recurrent_kernel, bias), input projection, unrolled loop, outputs.
+    """Shared machinery: weights (kernel, recurrent_kernel, bias), input projection, the scan, outputs.
 
     Subclasses set GATES (how many units-wide blocks the kernels hold), STATES (1 or 2) and implement
-    _step(x_t, states, consts) -> new states, where x_t is this step's input projection (bias already added),
-    states is None for the all-zero initial state (so step 0 skips the recurrent matmul with zeros) and
-    consts holds the loop invariants of _loop_constants(), sliced once per call rather than once per step.
+    _step(x_t, states, consts) -> new states, where x_t is this step's input projection (bias already
+    added) and consts holds the loop invariants of _loop_constants() (weights, sliced once per call
+    rather than once per step), all seen inside the step as inputs of the scan's body.
     """
     GATES = 1
     STATES = 1
@@ -49,7 +58,7 @@ class _RNN(Layer):
         self.seed = seed
         self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
         self.go_backwards = bool(go_backwards)
-        self.unroll = bool(unroll)   # accepted for compatibility: kcompile always unrolls
+        self.unroll = bool(unroll)   # accepted for compatibility: kcompile always runs one scan
 
     # -- weights --------------------------------------------------------------------------------
     def build(self, input_shape):
@@ -58,7 +67,7 @@ class _RNN(Layer):
                              f"(batch, timesteps, features), got shape {input_shape}")
         if not isinstance(input_shape[1], int) or input_shape[1] < 1:
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) needs a static number of "
-                             f"timesteps >= 1 (kcompile unrolls the recurrence), got input shape {input_shape}")
+                             f"timesteps >= 1, got input shape {input_shape}")
         width = self.GATES * self.units
         self.kernel = self.add_weight(shape=(input_shape[-1], width), initializer=self.kernel_initializer,
                                       regularizer=self.kernel_regularizer, name="kernel")
@@ -80,35 +89,60 @@ class _RNN(Layer):
     def call(self, sequences, initial_state=None, mask=None, training=False):
         if mask is not None:
             raise NotImplementedError(f"{type(self).__name__} '{self.name}': masking is not supported")
-        steps = self._split_timesteps(self._project(sequences))
+        seq = self._checked(sequences)
         states = self._initial_states(initial_state)
-        consts = self._loop_constants()
-        outputs = []
-        for x_t in (reversed(steps) if self.go_backwards else steps):
-            states = self._step(x_t, states, consts)
-            outputs.append(states[0])
-        out = ops.stack(outputs, axis=1) if self.return_sequences else outputs[-1]
-        return [out, *states] if self.return_state else out
+        if states is None:  # Keras starts from zeros
+            zero = np.zeros((), np.float32)
+            states = [ops.broadcast_to(zero, (seq.ir_shape[0], self.units)) for _ in range(self.STATES)]
+        consts = {"kernel": self.kernel, "input_bias": self._input_bias(), **self._loop_constants()}
+        consts = {k: v for k, v in consts.items() if v is not None}
+        outs = apply("scan", *states, seq, *consts.values(), body=self._step_region(seq, states, consts),
+                     num_carries=self.STATES, axis=1, reverse=self.go_backwards)
+        outs = list(outs) if isinstance(outs, tuple) else [outs]
+        finals = outs[:self.STATES]
+        if not self.return_sequences:
+            out = finals[0]
+        elif self.go_backwards:  # Keras lists the outputs in processing order, last timestep first
+            out = ops.take(outs[-1], np.arange(seq.ir_shape[1] - 1, -1, -1), axis=1)
+        else:
+            out = outs[-1]
+        return [out, *finals] if self.return_state else out
 
-    def _project(self, sequences):
-        """All timesteps' input projections in one matmul: (batch, T, features) @ kernel (+ input bias)."""
+    def _step_region(self, seq, states, consts):
+        """One step traced into the scan body: (states..., x_t, consts...) -> (new states..., [h]).
+
+        The input projection x_t @ kernel (+ bias) runs inside the step, not as one matmul over
+        all timesteps before the scan: the scan then reads x_t (features wide) rather than a
+        4*units-wide projection per step, which for long sequences no longer fits in cache and
+        is read with a large stride (batch-major)."""
+        b = GraphBuilder(f"{self.name}_step")
+        ctx = TraceContext(b)
+
+        def arg(name, t: TensorType):
+            return KTensor(value=b.input(name, t), trace=ctx)
+        hs = [arg(f"state{i}", s.ir_type) for i, s in enumerate(states)]
+        x_t = arg("x_t", seq.ir_type.with_shape(seq.ir_shape[:1] + seq.ir_shape[2:]))
+        ks = {k: arg(k, v.ir_type) for k, v in consts.items()}
+        with tracing(ctx), b.location(self.name):
+            proj = ops.matmul(x_t, ks["kernel"])
+            new = self._step(proj if "input_bias" not in ks else ops.add(proj, ks["input_bias"]), hs, ks)
+        ys = [new[0].value] if self.return_sequences else []
+        names = [f"state{i}" for i in range(len(new))] + ["h"] * len(ys)
+        return b.build([t.value for t in new] + ys, names)
+
+    def _checked(self, sequences):
+        """The input sequences (batch, timesteps, features) as floats, or a clear error."""
         shape = sequences.shape
         if sequences.ndim != 3:
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects inputs of shape "
                              f"(batch, timesteps, features), got shape {shape}")
         if not isinstance(sequences.ir_shape[1], int) or sequences.ir_shape[1] < 1:
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) needs a static number of "
-                             f"timesteps >= 1 (kcompile unrolls the recurrence), got input shape {shape}")
+                             f"timesteps >= 1, got input shape {shape}")
         if sequences.ir_shape[2] != self.kernel.shape[0]:
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects {self.kernel.shape[0]} "
                              f"features per timestep, got input shape {shape}")
-        proj = ops.matmul(as_float(sequences), self.kernel)
-        bias = self._input_bias()
-        return proj if bias is None else ops.add(proj, bias)
-
-    @staticmethod
-    def _split_timesteps(proj) -> list:
-        return [ops.squeeze(p, axis=1) for p in ops.split(proj, proj.ir_shape[1], axis=1)]
+        return as_float(sequences)
 
     def _initial_states(self, initial_state):
         if initial_state is None:
@@ -125,7 +159,7 @@ class _RNN(Layer):
         return [as_float(s) for s in states]
 
     def _loop_constants(self) -> dict:
-        return {}
+        return {"recurrent_kernel": self.recurrent_kernel}
 
     # -- config ---------------------------------------------------------------------------------
     def get_config(self):
@@ -145,8 +179,7 @@ class SimpleRNN(_RNN):
     """h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)."""
 
     def _step(self, x_t, states, consts):
-        z = x_t if states is None else ops.add(x_t, ops.matmul(states[0], self.recurrent_kernel))
-        return [self.activation(z)]
+        return [self.activation(ops.add(x_t, ops.matmul(states[0], consts["recurrent_kernel"])))]
 
 
 class LSTM(_RNN):
@@ -171,12 +204,10 @@ class LSTM(_RNN):
         return forget_bias_one
 
     def _step(self, x_t, states, consts):
-        z = x_t if states is None else ops.add(x_t, ops.matmul(states[0], self.recurrent_kernel))
+        z = ops.add(x_t, ops.matmul(states[0], consts["recurrent_kernel"]))
         zi, zf, zc, zo = ops.split(z, 4, axis=-1)
         i, o = self.recurrent_activation(zi), self.recurrent_activation(zo)
-        new_c = ops.multiply(i, self.activation(zc))
-        if states is not None:
-            new_c = ops.add(ops.multiply(self.recurrent_activation(zf), states[1]), new_c)
+        new_c = ops.add(ops.multiply(self.recurrent_activation(zf), states[1]), ops.multiply(i, self.activation(zc)))
         return [ops.multiply(o, self.activation(new_c)), new_c]
 
     def get_config(self):
@@ -205,37 +236,27 @@ class GRU(_RNN):
     def _loop_constants(self) -> dict:
         u = self.units
         if self.reset_after:
-            return {"bias": self.bias[1] if self.use_bias else None}
+            return {"recurrent_kernel": self.recurrent_kernel, "bias": self.bias[1] if self.use_bias else None}
         return {"kernel_zr": self.recurrent_kernel[:, :2 * u], "kernel_h": self.recurrent_kernel[:, 2 * u:]}
 
     def _step(self, x_t, states, consts):
         x_z, x_r, x_h = ops.split(x_t, 3, axis=-1)
-        h = None if states is None else states[0]
+        h = states[0]
         rec_z, rec_r, rec_h = self._recurrent_parts(h, consts)
-        z = self.recurrent_activation(_add(x_z, rec_z))
-        r = self.recurrent_activation(_add(x_r, rec_r))
-        if self.reset_after:
-            rec_h = None if rec_h is None else ops.multiply(r, rec_h)
-        elif h is not None:
-            rec_h = ops.matmul(ops.multiply(r, h), consts["kernel_h"])
-        hh = self.activation(_add(x_h, rec_h))
-        new_h = ops.multiply(ops.subtract(1.0, z), hh)
-        return [new_h if h is None else ops.add(ops.multiply(z, h), new_h)]
+        z = self.recurrent_activation(ops.add(x_z, rec_z))
+        r = self.recurrent_activation(ops.add(x_r, rec_r))
+        rec_h = ops.multiply(r, rec_h) if self.reset_after else ops.matmul(ops.multiply(r, h), consts["kernel_h"])
+        new_h = ops.multiply(ops.subtract(1.0, z), self.activation(ops.add(x_h, rec_h)))
+        return [ops.add(ops.multiply(z, h), new_h)]
 
     def _recurrent_parts(self, h, consts) -> list:
-        """The recurrent contributions to z, r (and h when reset_after); None where they are all zero."""
+        """The recurrent contributions to z, r (and h when reset_after)."""
         if self.reset_after:
-            inner = _add(None if h is None else ops.matmul(h, self.recurrent_kernel), consts["bias"])
-            return [None] * 3 if inner is None else ops.split(inner, 3, axis=-1)
-        if h is None:
-            return [None] * 3
+            inner = ops.matmul(h, consts["recurrent_kernel"])
+            return ops.split(inner if "bias" not in consts else ops.add(inner, consts["bias"]), 3, axis=-1)
         return [*ops.split(ops.matmul(h, consts["kernel_zr"]), 2, axis=-1), None]
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": ser_act(self.recurrent_activation),
                 "reset_after": self.reset_after}
 
-
-def _add(a, b):
-    """a + b where None stands for an all-zero term."""
-    return a if b is None else b if a is None else ops.add(a, b)

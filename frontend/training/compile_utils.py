@@ -67,8 +67,10 @@ class Compiled:
         for e in self.metrics:
             e.metric.update_state(ys[e.output], preds[e.output], sample_weight=sample_weight if e.weighted else None)
 
-    def all_metrics(self) -> list:
-        return [self.loss_tracker] + self.output_loss_trackers + [e.metric for e in self.metrics or []]
+    def has_metrics(self) -> bool:
+        """Whether compile() was given metrics or weighted_metrics (Keras 3 then tracks compile_metrics)."""
+        return any(_listify(spec) for spec in self._spec[2:4] if not isinstance(spec, dict)) or any(
+            any(_listify(v) for v in spec.values()) for spec in self._spec[2:4] if isinstance(spec, dict))
 
     def metric_names(self) -> list:
         names = ["loss"] + [t.name for t in self.output_loss_trackers]

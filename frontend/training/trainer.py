@@ -59,8 +59,12 @@ class TrainerMixin:
     # -- metrics ---------------------------------------------------------------------------------
     @property
     def metrics(self) -> list:
+        """Keras 3's list: the loss tracker, the compiled metrics as one container, per-output loss trackers."""
         c = getattr(self, "_compiled", None)
-        return [] if c is None else c.all_metrics()
+        if c is None:
+            return []
+        compiled = [self.compiled_metrics] if c.has_metrics() else []
+        return [c.loss_tracker] + compiled + list(c.output_loss_trackers)
 
     @property
     def metrics_names(self) -> list:
@@ -83,6 +87,19 @@ class TrainerMixin:
     @property
     def compiled_metrics(self):
         return _CompiledMetrics(self)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Update the compiled metrics with this batch; returns every metric's result (Keras 3)."""
+        if self._require_compiled("compute_metrics").has_metrics():
+            self.compiled_metrics.update_state(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    def get_metrics_result(self) -> dict:
+        logs = {}
+        for m in self.metrics:
+            result = m.result()
+            logs.update(result if isinstance(result, dict) else {m.name: result})
+        return {k: _float(v) for k, v in logs.items()}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The compiled loss(es) plus regularization losses, computed eagerly on KTensors."""
@@ -116,8 +133,7 @@ class TrainerMixin:
             x = [convert_to_tensor(a) for a in xs]
             y = None if ys is None else [convert_to_tensor(a) for a in ys]
             data = (_single(x), _single(y)) + (() if sw is None else (convert_to_tensor(sw),))
-            logs = getattr(self, f"{kind}_step")(data)
-            return {k: _float(v) for k, v in dict(logs).items()}
+            return _flat_dict(getattr(self, f"{kind}_step")(data))
         return self._compiled_step(kind, xs, ys, sw)
 
     def _graph_step(self, kind, xs, ys, sw):
@@ -192,6 +208,7 @@ class TrainerMixin:
         cbs = self._callbacks(callbacks, verbose, epochs=epochs, steps=steps)
         self.stop_training = False
         cbs.on_train_begin()
+        initial_epoch, self._initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch, None  # (a restore)
         logs, pending = {}, []
         for epoch in range(initial_epoch, epochs):
             batches, pending = _epoch_batches(len(train[0][0]), batch_size, shuffle, steps_per_epoch, pending)
@@ -253,14 +270,26 @@ class TrainerMixin:
         parts = []
         for step, idx in enumerate(batches):
             cbs.on_predict_batch_begin(step)
-            parts.append(self._predict_arrays([a[idx[0]:idx[-1] + 1] for a in xs]))
+            parts.append(self._predict_batch([a[idx[0]:idx[-1] + 1] for a in xs]))
             cbs.on_predict_batch_end(step, {"outputs": parts[-1]})
         cbs.on_predict_end()
         outs = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
         return outs[0] if len(outs) == 1 else outs
 
+    def predict_step(self, data):
+        x, _, _ = unpack(data)
+        return self(x, training=False)
+
+    def _predict_batch(self, xs) -> list:
+        """The compiled forward pass, or a predict_step override run eagerly on the batch (x,)."""
+        if not self._overrides("predict_step"):
+            return self._predict_arrays(xs)
+        from kcompile.frontend.tensor import convert_to_tensor
+        out = self.predict_step((_single([convert_to_tensor(a) for a in xs]),))
+        return [np.asarray(_numpy(o)) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
     def predict_on_batch(self, x):
-        outs = self._predict_arrays(self._prepare_x(x))
+        outs = self._predict_batch(self._prepare_x(x))
         return outs[0] if len(outs) == 1 else outs
 
     def _predict_arrays(self, xs) -> list:
@@ -283,6 +312,7 @@ class TrainerMixin:
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._require_compiled("train_on_batch")
+        self.reset_metrics()   # Keras 3: the logs describe this batch alone
         logs = self._run_step("train", *self._prepare(x, y, sample_weight, class_weight, "train_on_batch"))
         return self._flat_logs(logs, return_dict)
 
@@ -358,10 +388,16 @@ class TrainerMixin:
 
 
 class _CompiledMetrics:
-    """Keras 2 style `self.compiled_metrics.update_state(y, y_pred)` for train_step overrides."""
+    """Keras 3's CompileMetrics: the compiled metrics as one metric ("compile_metrics") whose result is a
+    dict; `self.compiled_metrics.update_state(y, y_pred)` in a train_step override updates them all."""
+
+    name = "compile_metrics"
 
     def __init__(self, model):
         self.model = model
+
+    def result(self) -> dict:
+        return {e.name: e.metric.result() for e in self.model._compiled.metrics or []}
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         ys = [np.asarray(y) for y in _as_list(y_true)]
@@ -395,6 +431,18 @@ def _as_list(x):
 
 def _single(xs):
     return None if xs is None else xs[0] if len(xs) == 1 else xs
+
+
+def _numpy(v):
+    return v.numpy() if hasattr(v, "numpy") else v
+
+
+def _flat_dict(logs) -> dict:
+    """A step's logs as floats, nested dicts (compile_metrics' result) flattened, as Keras's _pythonify_logs."""
+    out = {}
+    for k, v in dict(logs).items():
+        out.update(_flat_dict(v) if isinstance(v, dict) else {k: _float(v)})
+    return out
 
 
 def _float(v):

@@ -47,6 +47,10 @@ def compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--passes", help="comma-separated pass pipeline replacing the default one for -O")
     p.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (to stderr)")
     p.add_argument("--verify-each", action="store_true", help="run the IR verifier after every pass")
+    p.add_argument("--sparse", choices=("auto", "always", "never"),
+                   help="sparse kernels for weights with zeros: auto (the default: where the cost model "
+                        "expects a speedup), always (every dense-layer kernel), never; the report lists each "
+                        "kernel's choice, density and estimated speedup. Not with --train (kept dense)")
     p.add_argument("--batch", type=int, help="specialize the compiled code and the ONNX model to this batch size")
     p.add_argument("--opset", type=int, help="ONNX opset for --emit onnx (default 18; 18-21 accepted)")
     p.add_argument("--quantize", choices=["int8"],

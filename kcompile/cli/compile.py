@@ -46,7 +46,14 @@ def _check_option_combinations(args, kinds):
         raise CLIError("--opset applies to --emit onnx only")
     if (args.optimizer or args.loss) and not args.train:
         raise CLIError("--optimizer and --loss configure --train; add --train")
-    if (args.passes or args.print_ir_after_all or args.verify_each) and not set(NATIVE_KINDS) & set(kinds):
+    native = set(NATIVE_KINDS)
+    if args.sparse is not None and not native & set(kinds):
+        raise CLIError("--sparse chooses native kernels; add --emit so (or another native kind): ONNX always "
+                       "stores dense kernels, zeros included")
+    if args.sparse == "always" and args.train:
+        raise CLIError("--sparse always cannot apply with --train: the training step changes the kernels, so "
+                       "their zeros are not fixed (training artifacts keep dense kernels)")
+    if (args.passes or args.print_ir_after_all or args.verify_each) and not native & set(kinds):
         raise CLIError("--passes, --print-ir-after-all and --verify-each act on the native pipeline; "
                        "add --emit opt (or another native kind)")
 

@@ -26,10 +26,11 @@ def _emit_opt(job: CompileJob):
     """The planned IR (fused nodes included), then the buffer plan as // comments (it still parses)."""
     from kcompile.ir import print_graph
     from kcompile.passes.memory import format_memory
+    from kcompile.passes.sparsify import format_sparsity
     for kind, graph in job.planned.items():
         suffix = "" if kind == "forward" else f".{kind}"
-        notes = format_memory(graph)
-        job.write_text(f"{job.name}{suffix}.opt.kir", print_graph(graph) + (f"{notes}\n" if notes else ""))
+        notes = [n for n in (format_sparsity(graph), format_memory(graph)) if n]
+        job.write_text(f"{job.name}{suffix}.opt.kir", print_graph(graph) + "".join(f"{n}\n" for n in notes))
 
 
 def _emit_llvm(job: CompileJob):

@@ -62,7 +62,8 @@ class CompileJob:
             from kcompile.compiler.driver import Compilation, CompileOptions
             a = self.args
             options = CompileOptions(opt_level=a.opt_level, passes=a.passes, verify_each=a.verify_each,
-                                     print_ir_after_all=a.print_ir_after_all, target=target_machine(a.target))
+                                     print_ir_after_all=a.print_ir_after_all, target=target_machine(a.target),
+                                     sparse=sparse_mode(a))
             self._compilation = Compilation(self.entries, self.name, options)
         return self._compilation
 
@@ -78,6 +79,11 @@ class CompileJob:
         (self.stage / filename).write_text(text)
         if filename not in self.report.files:
             self.report.files.append(filename)
+
+
+def sparse_mode(args) -> str:
+    """The sparsify mode for --sparse (default auto); training artifacts keep their kernels dense."""
+    return "never" if args.train else (args.sparse or "auto")
 
 
 def target_machine(name: str):

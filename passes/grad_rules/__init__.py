@@ -29,5 +29,5 @@ def defvjp(*op_names: str):
     return register
 
 
-from . import elementwise, reduce, linalg, shape, nn  # noqa: E402,F401  (fill the table)
+from . import elementwise, reduce, linalg, shape, nn, control  # noqa: E402,F401  (fill the table)
 from . import qat  # noqa: E402,F401  (fake_quantize)

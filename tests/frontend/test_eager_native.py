@@ -52,3 +52,25 @@ def test_a_one_off_gradient_is_not_compiled():
         y = ops.sum(w * w)
     np.testing.assert_allclose(tape.gradient(y, w).numpy(), 2 * np.ones(3))
     assert all(isinstance(e, int) for e in eager_native._SEEN.values())
+
+
+def test_held_results_are_never_overwritten_by_later_steps():
+    """Compiled eager calls reuse their output arrays only once nothing holds them any more."""
+    eager_native._SEEN.clear()
+    w = kc.Variable(np.random.default_rng(1).standard_normal((512, 512)).astype("float32"), name="w")
+    rng = np.random.default_rng(2)
+
+    def grad():
+        x = rng.standard_normal((64, 512)).astype("float32")
+        with kc.GradientTape() as tape:
+            y = ops.sum(ops.square(ops.matmul(x, w)))
+        return tape.gradient(y, w)
+
+    held = [grad() for _ in range(6)]            # the 2nd compiles; all six stay referenced
+    values = [g.numpy() for g in held]
+    assert any(isinstance(e, eager_native._Gradient) for e in eager_native._SEEN.values())
+    for _ in range(4):
+        grad()                                   # results dropped at once: their arrays are reused
+    for g, v in zip(held, values):
+        np.testing.assert_array_equal(g.numpy(), v)
+    assert len({id(g.data) for g in held}) == len(held)

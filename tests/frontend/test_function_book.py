@@ -17,7 +17,7 @@ _CANDIDATES = [os.environ.get("KCOMPILE_MNIST_DIR") or "",
 os.environ.setdefault("KERAS_BACKEND", "jax")   # before anything imports keras
 MNIST_DIR = next((d for d in _CANDIDATES if os.path.isfile(os.path.join(d, "train-images-idx3-ubyte.gz"))),
                  _CANDIDATES[1])
-N_TRAIN, N_VAL, BATCH, EPOCHS = 384, 128, 64, 2
+N_TRAIN, N_VAL, BATCH, EPOCHS = 256, 128, 64, 2
 
 
 @pytest.fixture(scope="module")

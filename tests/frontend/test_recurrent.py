@@ -248,3 +248,36 @@ def test_eager_call_takes_numpy_initial_states():
     np.testing.assert_allclose(layer(x, initial_state=zeros).numpy(), layer(x).numpy(), rtol=1e-6)
     with pytest.raises(ValueError, match=r"initial state must have shape \(batch, 3\), got \(2, 4\)"):
         layer(x, initial_state=[np.zeros((2, 4), "float32")] * 2)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
+def test_one_scan_whatever_the_number_of_timesteps(kind):
+    """The step is traced once into a scan body: the graph does not grow with the timesteps."""
+    from kcompile.ir import parse_graph, print_graph
+    graphs = [rnn_model(kind, steps=t, return_sequences=True).forward_graph() for t in (3, 40)]
+    assert [[n.op for n in g.nodes].count("scan") for g in graphs] == [1, 1]
+    assert len(graphs[0].nodes) == len(graphs[1].nodes)
+    body = next(n for n in graphs[1].nodes if n.op == "scan").attrs["body"]
+    assert not body.params and body.inputs[0].type.shape == ("N", 4)
+    text = print_graph(graphs[1])
+    assert print_graph(parse_graph(text)) == text
+
+
+def test_gradient_tape_through_an_eager_recurrent_layer():
+    """Eager calls record the scan; its gradient rule (a reverse scan) matches finite differences."""
+    layer = L.GRU(3, return_sequences=True, go_backwards=True)
+    x = np.random.default_rng(0).standard_normal((2, 5, 4)).astype(np.float32)
+    with kc.GradientTape() as tape:
+        y = layer(x)
+        loss = kc.ops.sum(y * y)
+    grad = np.asarray(tape.gradient(loss, layer.trainable_weights)[1])
+    w = layer.trainable_weights[1]
+    base, eps, idx = w.numpy().copy(), 1e-3, (1, 2)
+    values = []
+    for sign in (1, -1):
+        shifted = base.copy()
+        shifted[idx] += sign * eps
+        w.assign(shifted)
+        values.append(float(np.sum(np.asarray(layer(x), np.float64) ** 2)))
+    w.assign(base)
+    np.testing.assert_allclose(grad[idx], (values[0] - values[1]) / (2 * eps), rtol=2e-3)

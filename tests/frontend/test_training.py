@@ -41,7 +41,8 @@ def test_fit_history_keys_named_as_user_named_them():
                                     "val_sparse_top_k_categorical_accuracy"]
     assert len(hist.history["loss"]) == 2 and hist.epoch == [0, 1]
     assert model.metrics_names == ["loss", "acc", "sparse_top_k_categorical_accuracy"]
-    assert isinstance(model.metrics[1], kc.metrics.SparseCategoricalAccuracy)
+    assert model.metrics[1].name == "compile_metrics"   # Keras 3: the compiled metrics as one container
+    assert isinstance(model.metrics[1].metrics[0], kc.metrics.SparseCategoricalAccuracy)
 
 
 def test_loss_decreases_and_sample_weight_and_regularizer_enter_the_loss():

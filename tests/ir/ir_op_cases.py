@@ -277,3 +277,17 @@ case("fake_quantize", [rand(RNG, (3, 4, 6), lo=-3, hi=3), rand(RNG, (6,), lo=-2,
      qat.fake_quantize, {"narrow": True})
 case("fake_quantize", [rand(RNG, (4, 3), lo=-3, hi=3), np.array([0.0, 0.5, -1.0], np.float32),
                        np.array([0.0, 2.0, -0.5], np.float32)], qat.fake_quantize)
+
+import ir_oracles_control as ctl  # noqa: E402  (scan: static shapes, as the bodies are typed)
+for reverse in (False, True):
+    case("scan", [rand(RNG, (3, 4)), rand(RNG, (3, 5, 2)), rand(RNG, (2, 4)), rand(RNG, (4, 4), lo=-0.5, hi=0.5)],
+         ctl.rnn, {"body": ctl.rnn_cell(3, 2, 4), "num_carries": 1, "axis": 1, "reverse": reverse}, batched=())
+    case("scan", [rand(RNG, (7,)), np.array(2, np.int32), rand(RNG, (6, 7))], ctl.cumulative,
+         {"body": ctl.running_sum(7), "num_carries": 2, "reverse": reverse}, batched=())
+# -- sparse_matmul: random block structures (repeated blocks add up, empty block columns) ------------
+import ir_oracles_sparse as sp  # noqa: E402
+
+for a_shape, block, nblocks in (((5, 7), (1, 1), 11), ((3, 2, 6), (2, 3), 5), ((4, 8), (4, 2), 0)):
+    n = 6 if block[1] != 1 else 5
+    case("sparse_matmul", [rand(RNG, a_shape), *sp.random_structure(RNG, a_shape[-1], n, block, nblocks)],
+         sp.sparse_matmul, {"block": block}, rtol=1e-5, atol=1e-5)

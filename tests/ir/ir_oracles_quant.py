@@ -36,35 +36,45 @@ def _wrap32(v: int) -> int:
     return (v + 2**31) % 2**32 - 2**31
 
 
+def _each(shape, dtype, element):
+    """An array of `shape` whose element at idx is element(idx)."""
+    y = np.empty(shape, dtype)
+    for idx in itertools.product(*map(range, shape)):
+        y[idx] = element(idx)
+    return y
+
+
+def _axis(attrs, data) -> int:
+    return attrs.get("axis", -1) % max(data.ndim, 1)
+
+
 def quantize(xs, attrs):
     x, scale, zp = xs
-    axis = attrs.get("axis", -1) % max(x.ndim, 1)
-    y = np.empty(x.shape, zp.dtype)
-    for idx in itertools.product(*map(range, x.shape)):
+    axis = _axis(attrs, x)
+
+    def element(idx):
         with np.errstate(all="ignore"):
             r = np.float32(x[idx]) / np.float32(_param(scale, idx, axis))
-        y[idx] = _saturate(r, int(_param(zp, idx, axis)), zp.dtype)
-    return [y]
+        return _saturate(r, int(_param(zp, idx, axis)), zp.dtype)
+    return [_each(x.shape, zp.dtype, element)]
 
 
 def dequantize(xs, attrs):
     q, scale, zp = xs
-    axis = attrs.get("axis", -1) % max(q.ndim, 1)
-    y = np.empty(q.shape, np.float32)
-    for idx in itertools.product(*map(range, q.shape)):
-        y[idx] = np.float32(int(q[idx]) - int(_param(zp, idx, axis))) * np.float32(_param(scale, idx, axis))
-    return [y]
+    axis = _axis(attrs, q)
+    return [_each(q.shape, np.float32, lambda idx: np.float32(int(q[idx]) - int(_param(zp, idx, axis)))
+                  * np.float32(_param(scale, idx, axis)))]
 
 
 def requantize(xs, attrs):
     acc, mult, zp = xs
-    axis = attrs.get("axis", -1) % max(acc.ndim, 1)
-    y = np.empty(acc.shape, zp.dtype)
-    for idx in itertools.product(*map(range, acc.shape)):
+    axis = _axis(attrs, acc)
+
+    def element(idx):
         with np.errstate(all="ignore"):
             r = np.float32(int(acc[idx])) * np.float32(_param(mult, idx, axis))
-        y[idx] = _saturate(r, int(zp), zp.dtype, attrs.get("relu", False))
-    return [y]
+        return _saturate(r, int(zp), zp.dtype, attrs.get("relu", False))
+    return [_each(acc.shape, zp.dtype, element)]
 
 
 def matmul_integer(xs, attrs):

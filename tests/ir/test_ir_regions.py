@@ -174,3 +174,80 @@ def test_parsed_region_cannot_use_outer_values():
     text = NESTED_TEXT.replace("@outer_body(%x: f32[N,3])", "@outer_body(%xin: f32[N,3])")
     with pytest.raises(ParseError, match=r"line 3, column 16: use of undefined value %x"):
         parse_graph(text)
+
+
+# -- scan: the body's signature against the carries, scanned inputs and constants -----------------
+def _cell(h_type="f32[N,4]", x_type="f32[N,2]", out_type=None, extra=""):
+    out_type = out_type or h_type
+    return f"""graph @cell(%h: {h_type}, %x: {x_type}, %w: f32[2,4]) -> (h: {out_type}, y: f32[N,4]) {{
+  %0 = matmul(%x, %w) : f32[N,4]
+  {extra}%1 = tanh(%0) : f32[N,4]
+  return %1, %1
+}}
+"""
+
+
+def _scan_node(body_text, xs="f32[N,5,2]", carry="f32[N,4]"):
+    b = GraphBuilder("main")
+    h0, xs_v = b.input("h0", _ty(carry)), b.input("xs", _ty(xs))
+    w = b.input("w", TensorType([2, 4]))
+    return b, (h0, xs_v, w), parse_graph(body_text)
+
+
+def _ty(text):
+    dt, dims = text.split("[")
+    return TensorType([d if d.isidentifier() else int(d) for d in dims.rstrip("]").split(",") if d], dt)
+
+
+@pytest.mark.parametrize("body,xs,carry,fragment", [
+    (_cell(), "f32[N,0,2]", "f32[N,4]", "a scan over an axis of length 0 is empty"),
+    (_cell(), "f32[N,5,3]", "f32[N,4]", "body @cell input %x is f32[N,2] but the scan passes f32[N,3] "
+                                        "(step slice of scanned input 0)"),
+    (_cell(), "f32[N,5,2]", "f32[N,3]", "body @cell input %h is f32[N,4] but the scan passes f32[N,3] (carry 0)"),
+    (_cell(h_type="f32[N,3]", out_type="f32[N,4]").replace("tanh(%0)", "tanh(%0)"), "f32[N,5,2]", "f32[N,3]",
+     "body @cell result 0 (the new carry 0) is f32[N,4] but carry 0 is f32[N,3]"),
+    (_cell(extra="%9 = random_uniform_like(%0, %c) : f32[N,4]\n  ").replace(
+        "%w: f32[2,4])", "%w: f32[2,4], %c: i64[])"), "f32[N,5,2]", "f32[N,4]", "body @cell takes 4 input(s)"),
+])
+def test_scan_rejects_a_body_that_does_not_fit(body, xs, carry, fragment):
+    b, ins, region = _scan_node(body, xs, carry)
+    with pytest.raises(ShapeError, match=None) as info:
+        b.op("scan", *ins, body=region, num_carries=1, axis=1, name="rnn")
+    assert "node 'rnn'" in str(info.value) and "'scan'" in str(info.value)
+    assert fragment in str(info.value), str(info.value)
+
+
+def test_scan_body_with_side_state_op_is_a_verifier_error():
+    body = _cell(extra="%9 = random_uniform_like(%0, %c) : f32[N,4]\n  ").replace(
+        "%w: f32[2,4])", "%w: f32[2,4], %c: i64[])")
+    text = f"""graph @main(%h0: f32[N,4], %xs: f32[N,5,2], %w: f32[2,4], %c: i64[]) -> (h: f32[N,4]) {{
+  %0, %1 = scan(%h0, %xs, %w, %c) {{body={body.rstrip().replace(chr(10), chr(10) + '  ')}, num_carries=1, axis=1}} : f32[N,4], f32[N,5,4] loc("rnn")
+  return %0
+}}
+"""
+    with pytest.raises(ParseError) as info:
+        parse_graph(text)
+    assert (info.value.line, info.value.column) == (2, 12)
+    assert "node 'random_uniform_like' is not allowed in a scan body" not in str(info.value)
+    assert "node random_uniform_like is not allowed in a scan body: op 'random_uniform_like' draws" in str(info.value)
+
+
+def test_scan_symbolic_length_is_refused_clearly():
+    b = GraphBuilder("main")
+    xs = b.input("xs", TensorType(["N", 2]))
+    body = parse_graph("graph @id(%x: f32[2]) -> (y: f32[2]) {\n  %0 = neg(%x) : f32[2]\n  return %0\n}\n")
+    with pytest.raises(ShapeError, match=r"scanned input 0 f32\[N,2\]: the scan axis 0 must have a static length"):
+        b.op("scan", xs, body=body, num_carries=0)
+
+
+def test_scan_runs_in_the_interpreter_and_round_trips():
+    b, ins, region = _scan_node(_cell())
+    h, ys = b.op("scan", *ins, body=region, num_carries=1, axis=1, reverse=True, name="rnn")
+    g = b.build([h, ys], ["h", "ys"])
+    assert print_graph(parse_graph(print_graph(g))) == print_graph(g)
+    rng = np.random.default_rng(0)
+    h0, xs, w = rng.normal(size=(2, 4)), rng.normal(size=(2, 5, 2)), rng.normal(size=(2, 4))
+    got_h, got_ys = run(g, [a.astype(np.float32) for a in (h0, xs, w)])
+    want = np.stack([np.tanh(xs[:, t] @ w) for t in range(5)], axis=1)
+    np.testing.assert_allclose(got_ys, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_h, want[:, 0], rtol=1e-5, atol=1e-6)  # reverse: the last step is t = 0

@@ -40,6 +40,10 @@ def sample(arg: Arg, batch: int, rng: np.random.Generator) -> np.ndarray:
     elif kind.startswith("range:"):
         lo, hi = map(int, kind[6:].split(":"))
         a = rng.integers(lo, hi, shape)
+    elif kind.startswith("offsets:"):  # sparse_matmul block offsets: rising from 0 to the block count
+        total = int(kind[8:])
+        a = np.sort(rng.integers(0, total + 1, shape))
+        a[0], a[-1] = 0, total
     elif kind == "ties":  # small integers: comparisons and arg reductions meet equal values
         a = rng.integers(-3, 4, shape)
     elif kind == "positive":
@@ -298,4 +302,32 @@ CASES += [  # fake_quantize exports as Min/Max + QuantizeLinear + DequantizeLine
     Case("fake_quantize", [Arg(("N", 6), kind="wide"), Arg((), param=True), Arg((), kind="positive", param=True)]),
     Case("fake_quantize", [Arg(("N", 3, 5)), Arg((5,), param=True), Arg((5,), kind="positive", param=True)],
          {"narrow": True}, "per-channel-narrow"),
+]
+
+_CELL = """graph @cell(%h: f32[N,4], %x: f32[N,2], %w: f32[2,4], %u: f32[4,4]) -> (h: f32[N,4], y: f32[N,4]) {
+  %0 = matmul(%x, %w) : f32[N,4]
+  %1 = matmul(%h, %u) : f32[N,4]
+  %2 = add(%0, %1) : f32[N,4]
+  %3 = tanh(%2) : f32[N,4]
+  %4 = constant() {value=array(f32[], [0.5])} : f32[]
+  %5 = mul(%3, %4) : f32[N,4]
+  return %3, %5
+}
+"""
+
+
+def _scan_cases():
+    from kcompile.ir import parse_graph
+    args = [Arg(("N", 4)), Arg(("N", 5, 2)), Arg((2, 4), param=True), Arg((4, 4), "f32", "small", True)]
+    for reverse in (False, True):
+        yield Case("scan", args, {"body": parse_graph(_CELL), "num_carries": 1, "axis": 1, "reverse": reverse},
+                   "rnn-reverse" if reverse else "rnn")
+
+
+CASES += list(_scan_cases())
+CASES += [  # index structures drawn at random: repeated blocks, empty block columns
+    Case("sparse_matmul", [Arg(("N", 7)), Arg((9,), param=True), Arg((9,), "i32", "range:0:7", True),
+                           Arg((6,), "i32", "offsets:9", True)], {"block": (1, 1)}, "csc"),
+    Case("sparse_matmul", [Arg(("N", 2, 8)), Arg((24,), param=True), Arg((4,), "i32", "range:0:4", True),
+                           Arg((4,), "i32", "offsets:4", True)], {"block": (2, 3), "weight": "d/kernel"}, "block"),
 ]

@@ -1,7 +1,7 @@
 """Every gradient rule against central finite differences (float64, odd sizes, broadcasting, batch N)."""
 import pytest
 
-from kcompile.ir import OPS
+from kcompile.ir import OPS, GraphBuilder, TensorType
 from kcompile.passes import GRADIENT_RULES
 from kc_gradcheck import check_op, check_op_second_order
 
@@ -103,7 +103,30 @@ def _other_cases():
     yield "log_softmax", [((N, 4, 3), "f")], {"axis": 1}
 
 
-CASES = list(_other_cases()) + list(_layout_cases()) + list(_conv_cases()) + list(_pool_cases())
+def _rnn_cell():
+    b = GraphBuilder("cell")
+    h, x = b.input("h", TensorType([N, 3], "f64")), b.input("x", TensorType([N, 2], "f64"))
+    w, u = b.input("w", TensorType([2, 3], "f64")), b.input("u", TensorType([3, 3], "f64"))
+    h_new = b.tanh(b.add(b.matmul(x, w), b.matmul(h, u)))
+    return b.build([h_new, b.mul(h_new, h_new)], ["h", "y"])
+
+
+def _two_carries():
+    b = GraphBuilder("pair")
+    a, c, x = (b.input(n, TensorType([3], "f64")) for n in "acx")
+    a_new, c_new = b.add(b.mul(a, x), c), b.add(b.sin(c), x)
+    return b.build([a_new, c_new, b.mul(a_new, c_new), a_new], ["a", "c", "y0", "y1"])
+
+
+def _scan_cases():
+    rnn = [((N, 3), "f"), ((N, 4, 2), "f"), ((2, 3), "f"), ((3, 3), "f")]
+    yield "scan", rnn, {"body": _rnn_cell(), "num_carries": 1, "axis": 1}
+    yield "scan", rnn, {"body": _rnn_cell(), "num_carries": 1, "axis": 1, "reverse": True}
+    yield "scan", [((3,), "f"), ((3,), "f"), ((5, 3), "f")], {"body": _two_carries(), "num_carries": 2}
+    yield "scan", [((3,), "f"), ((3,), "f"), ((5, 3), "f")], {"body": _two_carries(), "num_carries": 2, "reverse": True}
+
+
+CASES = list(_other_cases()) + list(_layout_cases()) + list(_conv_cases()) + list(_pool_cases()) + list(_scan_cases())
 
 
 def _case_id(case):

@@ -1,0 +1,161 @@
+"""Sparse kernels: the book's MNIST MLP (784-512-10) pruned, compiled sparse vs dense, one thread.
+
+Weights: Keras-initialized (glorot_uniform, random: latency does not depend on training) and pruned
+with NumPy per kernel: unstructured magnitude pruning to 90%, 2:4 along the inputs (50%), 1x16
+blocks along the outputs and 4x1 blocks along the inputs (90%, by block L1 norm). Each is written
+as two artifacts of the same graph (kcompile.compiler.artifact.write_artifact with sparse="never"
+and with --sparse auto, plus always where auto stays dense) and loaded in this process. Times are
+medians over samples of >= 1 ms of repeated calls, dense and sparse alternating sample by sample
+(the ratio is the median of the per-pair ratios, so shared-machine load hits both alike), of the
+native entry point (pointers prepared once: the code's own latency) and of CompiledModel.__call__
+(Python checks and allocation included); ratios are dense / sparse, and "best" is the ratio of
+the fastest samples (the least disturbed by other load). Also weights.bin sizes, the pass's decision per kernel, and max |sparse - dense|.
+
+    python bench/bench_sparse.py [--seconds S] [--batches 1,64] [--structures unstructured,2:4,...]
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_models import mlp_graph  # noqa: E402  (the same MLP as the model benchmark)
+
+STRUCTURES = ("unstructured", "2:4", "block1x16", "block4x1")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seconds", type=float, default=1.0, help="time budget per (structure, batch, artifact)")
+    p.add_argument("--batches", default="1,64")
+    p.add_argument("--structures", default=",".join(STRUCTURES))
+    p.add_argument("--sparsity", type=float, default=0.9, help="fraction zeroed (not for 2:4, which is 0.5)")
+    return p.parse_args(argv)
+
+
+def prune(w: np.ndarray, structure: str, sparsity: float) -> np.ndarray:
+    """w with the smallest weights (or blocks, or 2 of every 4 inputs) zeroed."""
+    k, n = w.shape
+    if structure == "2:4":
+        g = w.reshape(k // 4, 4, n)
+        keep = np.zeros_like(g, bool)
+        np.put_along_axis(keep, np.argsort(-np.abs(g), axis=1)[:, :2], True, axis=1)
+        return (g * keep).reshape(k, n)
+    bk, bn = {"unstructured": (1, 1), "block1x16": (1, 16), "block4x1": (4, 1)}[structure]
+    if k % bk or n % bn:  # a layer the block does not divide (the 10-way head) is pruned unstructured
+        bk, bn = 1, 1
+    norms = np.abs(w).reshape(k // bk, bk, n // bn, bn).sum(axis=(1, 3))
+    keep = norms >= np.quantile(norms, sparsity)
+    return w * np.repeat(np.repeat(keep, bk, 0), bn, 1)
+
+
+def pruned_mlp(structure: str, sparsity: float):
+    g = mlp_graph()
+    kernels = [p.param_name for p in g.params if p.param_name.endswith("kernel")]
+    return g.with_param_values({k: prune(g.param_values[k], structure, sparsity) for k in kernels})
+
+
+class NativeCall:
+    """The artifact's forward entry point on prepared buffers: one ctypes call per run."""
+
+    def __init__(self, model, x: np.ndarray):
+        entry = model._entries["forward"]
+        self.x = np.ascontiguousarray(x)
+        self.outs = [np.empty([len(x) if d == "N" else d for d in s["shape"]], np.float32) for s in entry.outputs]
+        ws = np.empty(entry.per_batch * len(x) + entry.static + 64, np.uint8)
+        self.ws = ws[(-ws.ctypes.data) % 64:]
+        self.ins = (ctypes.c_void_p * 1)(self.x.ctypes.data)
+        self.out_ptrs = (ctypes.c_void_p * len(self.outs))(*[o.ctypes.data for o in self.outs])
+        self.fn, self.params, self.batch = entry.fn, model._params.ctypes.data, len(x)
+
+    def __call__(self):
+        status = self.fn(self.ins, self.out_ptrs, self.params, self.ws.ctypes.data, self.batch, 1)
+        assert status == 0
+        return self.outs[0]
+
+
+def calls_per_sample(fn) -> int:
+    """Calls that take at least a millisecond together."""
+    per = 1
+    while True:
+        t = time.perf_counter()
+        for _ in range(per):
+            fn()
+        if time.perf_counter() - t >= 1e-3:
+            return per
+        per *= 4
+
+
+def paired(dense, sparse, seconds: float):
+    """(median dense us, median sparse us, median of per-pair ratios): the two alternate sample by
+    sample, so both see the same machine load (the host this was written on is shared)."""
+    runs = [(fn, calls_per_sample(fn)) for fn in (dense, sparse)]
+    samples, deadline = [], time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(samples) < 7:
+        pair = []
+        for fn, per in runs:
+            t = time.perf_counter()
+            for _ in range(per):
+                fn()
+            pair.append((time.perf_counter() - t) / per * 1e6)
+        samples.append(pair)
+    d, s = zip(*samples)
+    return statistics.median(d), statistics.median(s), statistics.median(a / b for a, b in samples), min(d) / min(s)
+
+
+def compile_pair(graph, root: Path, tag: str, sparse_mode: str):
+    from kcompile.compiler.artifact import write_artifact
+    from kcompile.runtime import load
+    dense = write_artifact(graph, root / f"{tag}-dense", "mnist_mlp", sparse="never")
+    sparse = write_artifact(graph, root / f"{tag}-{sparse_mode}", "mnist_mlp", sparse=sparse_mode)
+    return load(dense), load(sparse), dense, sparse
+
+
+def decisions(path: Path) -> str:
+    m = json.loads((path / "manifest.json").read_text())
+    return ", ".join(f"{s['name']} block {s['block'][0]}x{s['block'][1]}" for s in m.get("sparse_weights", [])) \
+        or "none (all dense)"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ["KCOMPILE_NUM_THREADS"] = "1"
+    from kcompile.compiler.target import host_target
+    t = host_target()
+    avx = [f for f in t.enabled_features if f.startswith(("avx512f", "avx2", "fma"))]
+    print(f"# one thread; CPU {t.cpu} ({', '.join(avx)}); load average {os.getloadavg()[0]:.2f} "
+          f"on {os.cpu_count()} CPUs; weights: glorot_uniform (random), pruned with NumPy")
+    batches = [int(b) for b in args.batches.split(",")]
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        for structure in args.structures.split(","):
+            graph = pruned_mlp(structure, args.sparsity)
+            modes = ["auto"] + (["always"] if structure == "2:4" else [])
+            for mode in modes:
+                dense, sparse, dpath, spath = compile_pair(graph, Path(tmp), structure.replace(":", "of"), mode)
+                dense.nthreads = sparse.nthreads = 1
+                dsize, ssize = ((p / "weights.bin").stat().st_size for p in (dpath, spath))
+                print(f"\n## {structure} (--sparse {mode}): sparse kernels: {decisions(spath)}")
+                print(f"weights.bin: dense {dsize:,} B, sparse {ssize:,} B, {dsize / ssize:.2f}x smaller")
+                for batch in batches:
+                    x = rng.uniform(0, 1, (batch, 784)).astype(np.float32)
+                    nd, ns = NativeCall(dense, x), NativeCall(sparse, x)
+                    diff = float(np.abs(nd() - ns()).max())
+                    td, ts, r, rb = paired(nd, ns, args.seconds)
+                    pd, ps, pr, prb = paired(lambda: dense(x), lambda: sparse(x), args.seconds / 2)
+                    print(f"batch {batch:>3}: entry point dense {td:8.1f} us, sparse {ts:8.1f} us, {r:5.2f}x "
+                          f"(best {rb:5.2f}x) | __call__ dense {pd:8.1f} us, sparse {ps:8.1f} us, {pr:5.2f}x "
+                          f"(best {prb:5.2f}x) | max diff {diff:.1e}")
+
+
+if __name__ == "__main__":
+    main()

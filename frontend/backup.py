@@ -1,0 +1,99 @@
+"""BackupAndRestore: save the training state every epoch; a rerun of fit resumes after the last saved epoch.
+
+The state is the model's weights (kc's weights archive), the optimizer's slots (by position among the
+trainable variables) and step count (an .npz beside them) and the epoch reached (training_metadata.json). Each file is written to a temporary name
+and renamed, so an interruption mid-save leaves the previous backup intact.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from kcompile.frontend.training.callback_base import Callback
+
+
+def _write_atomic(path: str, data: bytes):
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class BackupAndRestore(Callback):
+    """Keras 3's BackupAndRestore (save_freq "epoch" or every N batches, delete_checkpoint)."""
+
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=True):
+        super().__init__()
+        if not backup_dir:
+            raise ValueError("Empty `backup_dir` argument passed")
+        if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq > 0):
+            raise ValueError(f"Invalid value for argument `save_freq`. Received: save_freq={save_freq}. "
+                             "Expected either 'epoch' or an integer value.")
+        if double_checkpoint:
+            raise ValueError("BackupAndRestore: double_checkpoint=True is not supported by kcompile")
+        self.backup_dir, self.save_freq, self.delete_checkpoint = os.fspath(backup_dir), save_freq, delete_checkpoint
+        self._weights_path = os.path.join(self.backup_dir, "latest.weights.kcompile")
+        self._optimizer_path = os.path.join(self.backup_dir, "optimizer.npz")
+        self._metadata_path = os.path.join(self.backup_dir, "training_metadata.json")
+        self._current_epoch, self._batches_seen = 0, 0
+
+    def on_train_begin(self, logs=None):
+        if not os.path.exists(self._metadata_path):
+            return
+        self.model.load_weights(self._weights_path)
+        self._restore_optimizer()
+        with open(self._metadata_path) as f:
+            metadata = json.load(f)
+        self._current_epoch = int(metadata["epoch"])
+        self.model._initial_epoch = self._current_epoch   # fit starts from here, as Keras
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch, self._batches_seen = epoch, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches_seen += 1
+        if self.save_freq != "epoch" and self._batches_seen % self.save_freq == 0:
+            self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        if self.save_freq == "epoch":
+            self._save()
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and os.path.isdir(self.backup_dir):
+            shutil.rmtree(self.backup_dir)
+
+    def _save(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        self.model.save_weights(self._weights_path, overwrite=True)
+        opt = self.model.optimizer
+        arrays = {"iterations": np.asarray(int(opt.iterations))}
+        # by position among the trainable variables: a rerun's fresh model has other layer names (paths)
+        for i, v in enumerate(self.model.trainable_variables):
+            arrays.update({f"slot/{slot}/{i}": value for slot, value in opt.slots.get(v.path, {}).items()})
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        _write_atomic(self._optimizer_path, buf.getvalue())
+        _write_atomic(self._metadata_path, json.dumps({"epoch": self._current_epoch}).encode())
+
+    def _restore_optimizer(self):
+        opt = self.model.optimizer
+        with np.load(self._optimizer_path, allow_pickle=False) as npz:
+            for key in npz.files:
+                if key == "iterations":
+                    opt.iterations = int(npz[key])
+                    continue
+                _, slot, index = key.split("/")
+                path = self.model.trainable_variables[int(index)].path
+                opt.slots.setdefault(path, {})[slot] = np.array(npz[key])

@@ -1,0 +1,128 @@
+"""sparse_matmul: a @ W where the kernel W [K, N] is stored as nonzero blocks (a compiled pruned layer).
+
+W is cut into blocks of `block` = (bk, bn) elements (bk along K, the contraction; bn along N, the
+outputs). Block column j (outputs j*bn .. j*bn+bn-1) owns the stored blocks p in
+offsets[j] .. offsets[j+1]-1; block p sits at rows index[p]*bk .. +bk and holds
+values[p*bk*bn : (p+1)*bk*bn] (row-major bk x bn). Every other element of W is zero; a block
+stored twice adds up. block (1, 1) is CSC of W (unstructured); (1, 16) stores 16 outputs of one
+input together; (4, 1) four inputs of one output.
+
+The pass `sparsify` (passes/sparsify.py) makes these nodes from dense kernels known at compile
+time; `to_dense` restores W (ONNX export, runtime get_weights, the reference).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import Attr, defop
+from ..types import TensorType
+from ._util import fmt_shape, require
+
+
+def _infer(ts, attrs):
+    a, values, index, offsets = ts
+    bk, bn = attrs["block"]
+    require(a.dtype.is_float, f"sparse_matmul needs a floating-point input, got {a}")
+    require(a.rank >= 2, f"sparse_matmul needs a rank >= 2 input, got {a}")
+    require(values.dtype == a.dtype and values.rank == 1,
+            f"sparse_matmul values must be a 1-D {a.dtype.name} tensor, got {values}")
+    for name, t in (("index", index), ("offsets", offsets)):
+        require(t.dtype.name == "i32" and t.rank == 1 and t.is_static,
+                f"sparse_matmul {name} must be a static 1-D i32 tensor, got {t}")
+    require(bk >= 1 and bn >= 1, f"sparse_matmul block must be positive, got {list(attrs['block'])}")
+    k = a.shape[-1]
+    require(isinstance(k, int) and k % bk == 0,
+            f"sparse_matmul input {fmt_shape(a.shape)}: contraction size {k} is not a multiple of block rows {bk}")
+    require(values.shape[0] == index.shape[0] * bk * bn,
+            f"sparse_matmul: {index.shape[0]} blocks of {bk}x{bn} need {index.shape[0] * bk * bn} values, "
+            f"got {values.shape[0]}")
+    require(offsets.shape[0] >= 2, f"sparse_matmul offsets need at least 2 entries, got {offsets}")
+    return [TensorType(a.shape[:-1] + ((offsets.shape[0] - 1) * bn,), a.dtype)]
+
+
+def check_structure(index, offsets, k: int, block) -> None:
+    """Raise ValueError unless offsets run 0..len(index) without decreasing and every index is a block row."""
+    index, offsets = np.asarray(index), np.asarray(offsets)
+    rows = k // block[0]
+    if offsets[0] != 0 or offsets[-1] != len(index) or np.any(np.diff(offsets) < 0):
+        raise ValueError(f"sparse_matmul offsets must rise from 0 to {len(index)} (the block count), "
+                         f"got {offsets[:4].tolist()}..{offsets[-1]}")
+    if len(index) and (index.min() < 0 or index.max() >= rows):
+        raise ValueError(f"sparse_matmul index holds block row {int(index.max() if index.max() >= rows else index.min())}"
+                         f", outside [0, {rows}) for a contraction of {k} in blocks of {block[0]}")
+
+
+def to_dense(values, index, offsets, k: int, block) -> np.ndarray:
+    """The dense kernel W [K, N] that (values, index, offsets) encode."""
+    check_structure(index, offsets, k, block)
+    bk, bn = block
+    cols = len(offsets) - 1
+    w = np.zeros((k // bk, bk, cols, bn), np.asarray(values).dtype)
+    col_of = np.repeat(np.arange(cols), np.diff(offsets))
+    np.add.at(w, (np.asarray(index), slice(None), col_of), np.asarray(values).reshape(-1, bk, bn))
+    return w.reshape(k, cols * bn)
+
+
+def pattern_mask(index, offsets, k: int, block) -> np.ndarray:
+    """bool [K, N]: the elements the stored blocks cover (the compiled sparsity pattern)."""
+    ones = np.ones(len(index) * block[0] * block[1], np.float32)
+    return to_dense(ones, index, offsets, k, block) != 0
+
+
+def from_dense(w: np.ndarray, block) -> tuple:
+    """(values, index, offsets) storing every block of w that holds a nonzero (column by column)."""
+    k, n = w.shape
+    bk, bn = block
+    blocks = w.reshape(k // bk, bk, n // bn, bn).transpose(2, 0, 1, 3)  # [col, row, bk, bn]
+    keep = np.any(blocks != 0, axis=(2, 3))
+    cols, rows = np.nonzero(keep)                                       # column-major order
+    offsets = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).astype(np.int32)
+    return (np.ascontiguousarray(blocks[cols, rows]).reshape(-1).astype(w.dtype), rows.astype(np.int32), offsets)
+
+
+def _reference(xs, attrs, batch):
+    a, values, index, offsets = xs
+    w = to_dense(values, index, offsets, a.shape[-1], attrs["block"])
+    return [np.matmul(a, w).astype(a.dtype)]
+
+
+defop("sparse_matmul", ("a", "values", "index", "offsets"), _infer, _reference,
+      attrs={"block": Attr("ints"), "weight": Attr("str", ""), "structure": Attr("str", ""),
+             "density": Attr("float", -1.0), "speedup": Attr("floats", ())},
+      differentiable=False, traits=("anchor",),
+      doc="a @ W with W stored as nonzero blocks (see ir/ops/sparse.py); weight/structure/density/speedup "
+          "record what the sparsify pass measured (the dense parameter's name, the pattern, the fraction of "
+          "nonzeros, the estimated speedup over dense code at batch 1 and 64)")
+
+
+SPARSE_PARTS = ("values", "index", "offsets")
+
+
+def sparse_param_names(weight: str) -> tuple:
+    """Names of the three parameters that store the dense parameter `weight` sparse (values, index, offsets)."""
+    return tuple(f"{weight}.sparse_{part}" for part in SPARSE_PARTS)
+
+
+def sparse_weights(graph) -> list:
+    """One description per dense parameter that `graph` stores sparse: what an artifact's manifest
+    records so that a loader can rebuild, check and replace the dense weight (runtime/native.py).
+    Looks into the regions of `fused` nodes, where fusion puts an anchor and its epilogue."""
+    out = {}
+    for node, ins in _sparse_nodes(graph.nodes, {}):
+        if all(v.is_param for v in ins[1:]):
+            a, out_t = ins[0].type, node.outputs[0].type
+            name = node.attrs["weight"] or ins[1].param_name
+            out[name] = {"name": name, "shape": [a.shape[-1], out_t.shape[-1]], "dtype": a.dtype.name,
+                         "block": list(node.attrs["block"]),
+                         **{part: v.param_name for part, v in zip(SPARSE_PARTS, ins[1:])}}
+    return list(out.values())
+
+
+def _sparse_nodes(nodes, outer: dict):
+    """(sparse_matmul node, its inputs as the outermost graph's Values) for nodes and nested regions."""
+    for node in nodes:
+        if node.op == "sparse_matmul":
+            yield node, [outer.get(v, v) for v in node.inputs]
+        elif node.op == "fused":
+            body = node.attrs["body"]
+            yield from _sparse_nodes(body.nodes, {b: outer.get(v, v) for b, v in zip(body.inputs, node.inputs)})

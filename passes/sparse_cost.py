@@ -1,0 +1,111 @@
+"""What the sparsify pass measures in a kernel and what it predicts: structure, density, bytes, run time.
+
+The cost model counts the work each kernel of compiler/kernels/sparse.py does per stored block
+and per batch row, in nanoseconds fitted to single-thread timings of those kernels and of the
+dense GEMM on a 784x512 kernel (AMD EPYC Zen 4, AVX-512; bench/bench_sparse.py reproduces them).
+It only has to rank: dense against the best block shape, at batch 1 (a GEMV) and batched, on one
+thread (both dense and sparse kernels split large batches over threads; the model ignores that).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+BLOCKS = ((1, 1), (2, 1), (4, 1), (1, 4), (1, 8), (1, 16), (4, 4))
+INDEX_BYTES = 4          # index and offsets are i32
+ESTIMATE_BATCHES = (1, 64)
+PARTIAL_TILE_MIN = 4     # as compiler/kernels/sparse.py: leftover rows that fill one more batch tile
+
+# ns per unit of work (see the module docstring)
+DENSE_PER_WEIGHT = 0.036          # a GEMV streams every weight once
+DENSE_PER_WEIGHT_ROW = 0.021      # each batch row adds a GEMM's worth of FMAs
+COLUMN_PER_BLOCK_ROW = (0.30, 0.06)  # GEMV over a column's blocks: fixed + per bk element, per row
+COLUMN_PER_ELEMENT_TILE = 0.85    # batch tile: one broadcast, load and FMA per stored element per tile
+TRANSPOSE_PER_ELEMENT = 0.3       # a tile's transpose, per input element
+BLOCK_PER_BLOCK_ROW = (0.25, 0.04)    # block kernel, rows in register tiles: fixed + per bn output
+BLOCK_PER_BLOCK_SINGLE = (0.5, 0.04)  # block kernel, a lone row
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One candidate storage of a kernel: block shape, stored blocks, their fill."""
+
+    block: tuple
+    nblocks: int
+    nnz: int
+
+    @property
+    def stored(self) -> int:
+        return self.nblocks * self.block[0] * self.block[1]
+
+    @property
+    def fill(self) -> float:
+        return self.nnz / self.stored if self.stored else 1.0
+
+    def nbytes(self, n: int, itemsize: int) -> int:
+        return self.stored * itemsize + (self.nblocks + n // self.block[1] + 1) * INDEX_BYTES
+
+
+def layouts(w: np.ndarray) -> list:
+    """Every candidate block shape that divides w, with the blocks holding a nonzero."""
+    k, n = w.shape
+    nz = w != 0
+    out = []
+    for bk, bn in BLOCKS:
+        if k % bk == 0 and n % bn == 0:
+            blocks = nz.reshape(k // bk, bk, n // bn, bn).any(axis=(1, 3))
+            out.append(Layout((bk, bn), int(blocks.sum()), int(nz.sum())))
+    return out
+
+
+def structure(w: np.ndarray, layout: Layout) -> str:
+    """A name for the pattern: 'block 1x16', '2:4' (N:M along K), 'unstructured' or 'no zeros'; empty
+    outputs (pruned neurons) noted."""
+    k, n = w.shape
+    nz = w != 0
+    if layout.nnz == w.size:
+        return "no zeros"
+    if layout.block != (1, 1) and layout.fill == 1.0:
+        name = f"block {layout.block[0]}x{layout.block[1]}"
+    elif k % 4 == 0 and 0 < layout.nnz and nz.reshape(k // 4, 4, n).sum(axis=1).max() <= 2:
+        name = f"{int(nz.reshape(k // 4, 4, n).sum(axis=1).max())}:4"
+    else:
+        name = "unstructured" if layout.block == (1, 1) else f"block {layout.block[0]}x{layout.block[1]} " \
+                                                              f"(fill {layout.fill:.2f})"
+    empty = int((~nz.any(axis=0)).sum())
+    return name + (f", {empty} empty outputs" if empty else "")
+
+
+def dense_ns(k: int, n: int, rows: int) -> float:
+    return k * n * (DENSE_PER_WEIGHT + DENSE_PER_WEIGHT_ROW * rows)
+
+
+def sparse_ns(layout: Layout, k: int, n: int, rows: int, lanes: int) -> float:
+    bk, bn = layout.block
+    if bn == 1:
+        tiles, rest = (rows // lanes, rows % lanes) if lanes > 1 else (0, rows)
+        if lanes > 1 and rest >= min(PARTIAL_TILE_MIN, lanes // 2):  # the kernel pads them into one more tile
+            tiles, rest = tiles + 1, 0
+        per_row = layout.nblocks * (COLUMN_PER_BLOCK_ROW[0] + COLUMN_PER_BLOCK_ROW[1] * bk)
+        per_tile = layout.stored * COLUMN_PER_ELEMENT_TILE + k * lanes * TRANSPOSE_PER_ELEMENT
+        return tiles * per_tile + rest * per_row + n * 2.0
+    fixed, per_col = BLOCK_PER_BLOCK_ROW if rows > 1 else BLOCK_PER_BLOCK_SINGLE
+    return rows * layout.nblocks * bk * (fixed + per_col * bn) + n * 1.0
+
+
+def speedups(layout: Layout, k: int, n: int, rows_list, lanes: int) -> tuple:
+    return tuple(round(dense_ns(k, n, r) / sparse_ns(layout, k, n, r, lanes), 2) for r in rows_list)
+
+
+MIN_BLOCK_FILL = 0.75    # blocks mostly of stored zeros are not the kernel's structure
+
+
+def best_layout(w: np.ndarray, rows_list, lanes: int) -> tuple:
+    """(layout, estimated speedups at rows_list) of the layout with the best geometric-mean speedup,
+    among unstructured storage and the block shapes whose blocks are at least MIN_BLOCK_FILL full."""
+    k, n = w.shape
+    scored = [(lay, speedups(lay, k, n, rows_list, lanes)) for lay in layouts(w)
+              if lay.block == (1, 1) or lay.fill >= MIN_BLOCK_FILL]
+    return max(scored, key=lambda s: math.prod(s[1]) ** (1 / len(s[1])))

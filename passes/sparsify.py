@@ -1,0 +1,148 @@
+"""Pass "sparsify": matmuls whose kernel is a parameter with zeros become sparse_matmul where it pays.
+
+Weights are known at compile time (graph.param_values), so per kernel the pass measures density
+and block structure (passes/sparse_cost.py), estimates dense and sparse run times at batch 1 and
+64 rows (or at the static row count), and chooses: mode=auto takes the sparse layout when it is
+estimated at least MIN_SPEEDUP times faster at every estimated batch, always takes it whenever
+the kernel is eligible, never leaves the graph as it is. A sparse kernel's dense parameter is
+replaced by three compact ones (ir.ops.sparse.sparse_param_names). Every decision, dense ones
+included, goes to meta["sparsity"] (format_sparsity prints it); sparse nodes also carry theirs.
+
+Eligible: a 2-D parameter with a value as the right operand of every one of its uses, each an
+untransposed floating-point matmul, and not a parameter a training step updates.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from kcompile.ir import Graph, GraphBuilder
+from kcompile.ir.ops.sparse import from_dense, sparse_param_names
+
+from .manager import PassError, register_pass
+from .sparse_cost import ESTIMATE_BATCHES, Layout, best_layout, structure
+
+MODES = ("auto", "always", "never")
+MIN_SPEEDUP = 1.2
+
+
+@dataclass(frozen=True)
+class SparseDecision:
+    """What the pass measured and chose for one kernel parameter."""
+
+    param: str
+    layers: tuple          # node locations using it
+    shape: tuple
+    density: float
+    structure: str
+    block: tuple
+    speedup: tuple         # estimated dense/sparse time at each of `rows`
+    rows: tuple
+    sparse: bool
+    dense_bytes: int
+    sparse_bytes: int
+
+    def line(self) -> str:
+        at = ", ".join(f"{s:.2f}x at {r} row{'s' if r > 1 else ''}" for s, r in zip(self.speedup, self.rows))
+        what = "sparse" if self.sparse else "dense"
+        return (f"{self.param} [{self.shape[0]}x{self.shape[1]}]: {what}, density {self.density:.3f}, "
+                f"{self.structure}, est. {at}, {self.sparse_bytes if self.sparse else self.dense_bytes:,} bytes "
+                f"(dense {self.dense_bytes:,})")
+
+
+@register_pass("sparsify")
+def sparsify(graph: Graph, mode: str = "auto", lanes: int = 8) -> Graph:
+    """Sparse matmuls for kernels with zeros, chosen by a cost model (mode=auto|always|never)."""
+    if mode not in MODES:
+        raise PassError(f"pass 'sparsify': mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "never":
+        return graph
+    decisions = {name: _decide(graph, name, nodes, mode, lanes) for name, nodes in _eligible(graph).items()}
+    return _rebuild(graph, decisions)
+
+
+def _eligible(graph: Graph) -> dict:
+    """Parameter name -> the matmul nodes using it, for parameters that qualify (module docstring)."""
+    updated = set(graph.meta.get("param_updates", {}).values())
+    uses: dict = {}
+    for node in graph.nodes:
+        for pos, v in enumerate(node.inputs):
+            if v.is_param:
+                uses.setdefault(v.param_name, []).append((node, pos))
+    out = {}
+    for p in graph.params:
+        name, t = p.param_name, p.type
+        if name in updated or name not in graph.param_values or t.rank != 2 or not t.dtype.is_float:
+            continue
+        nodes = uses.get(name, [])
+        if nodes and all(n.op == "matmul" and pos == 1 and not n.attrs["transpose_a"]
+                         and not n.attrs["transpose_b"] for n, pos in nodes):
+            out[name] = [n for n, _ in nodes]
+    return out
+
+
+def _rows(nodes) -> tuple:
+    """Row counts to estimate at: batch 1 and 64 times the rows per example, or the static count."""
+    per_item, batched = 1, False
+    a = nodes[0].inputs[0].type
+    for d in a.shape[:-1]:
+        batched |= isinstance(d, str)
+        per_item *= d if isinstance(d, int) else 1
+    return tuple(per_item * b for b in ESTIMATE_BATCHES) if batched else (per_item,)
+
+
+def _decide(graph: Graph, name: str, nodes, mode: str, lanes: int) -> tuple:
+    w = graph.param_values[name]
+    rows = _rows(nodes)
+    layout, speedup = best_layout(w, rows, lanes)
+    # an all-zero kernel is most likely a placeholder awaiting set_weights: auto keeps it dense
+    sparse = mode == "always" or (layout.nnz > 0 and min(speedup) >= MIN_SPEEDUP)
+    d = SparseDecision(name, tuple(n.name or n.op for n in nodes), w.shape, round(layout.nnz / max(1, w.size), 4),
+                       structure(w, layout), layout.block, speedup, rows, sparse,
+                       w.size * w.dtype.itemsize, layout.nbytes(w.shape[1], w.dtype.itemsize))
+    return d, layout
+
+
+def _rebuild(graph: Graph, decisions: dict) -> Graph:
+    b = GraphBuilder(graph.name)
+    b.meta = {**graph.meta, "sparsity": tuple(d for d, _ in decisions.values())}
+    env = {v: b.input(v.name, v.type) for v in graph.inputs}
+    compact = {}
+    for p in graph.params:
+        d, layout = decisions.get(p.param_name, (None, None))
+        if d is not None and d.sparse:
+            compact[p.param_name] = _compact_params(b, graph, p.param_name, layout)
+        else:
+            env[p] = b.param(p.param_name, graph.param_values.get(p.param_name), type=p.type)
+    for node in graph.nodes:
+        ins = [env.get(v) for v in node.inputs]
+        w = node.inputs[1] if node.op == "matmul" else None
+        if w is not None and w.is_param and w.param_name in compact:
+            d = decisions[w.param_name][0]
+            out = b.op("sparse_matmul", ins[0], *compact[w.param_name], name=node.name, block=d.block,
+                       weight=d.param, structure=d.structure, density=d.density, speedup=d.speedup)
+        else:
+            out = b.op(node.op, *ins, name=node.name, **node.attrs)
+        env.update(zip(node.outputs, out if isinstance(out, tuple) else (out,)))
+    return b.build([env[v] for v in graph.outputs], graph.output_names)
+
+
+def _compact_params(b: GraphBuilder, graph: Graph, name: str, layout: Layout) -> tuple:
+    taken = set(graph.param_names)
+    names = sparse_param_names(name)
+    clash = [n for n in names if n in taken]
+    if clash:
+        raise PassError(f"pass 'sparsify': parameter '{name}' cannot be stored sparse, the graph already has "
+                        f"parameters named {clash}")
+    arrays = from_dense(graph.param_values[name], layout.block)
+    return tuple(b.param(n, a) for n, a in zip(names, arrays))
+
+
+def format_sparsity(graph: Graph) -> str:
+    """The sparsify decisions as // comments, one line per kernel parameter."""
+    return "\n".join(f"// sparsify: {d.line()}" for d in graph.meta.get("sparsity", ()))
+
+
+def weight_bytes(graph: Graph) -> int:
+    """Bytes of every parameter of `graph` (compact sparse ones as stored)."""
+    return sum(math.prod(p.type.shape) * p.type.dtype.itemsize for p in graph.params)
