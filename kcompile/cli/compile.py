@@ -5,7 +5,6 @@ import contextlib
 import os
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,12 +25,8 @@ def compile_command(args) -> int:
     with _staged(outdir) as stage:
         job = CompileJob(model, args, stage)
         job.graph  # trace first: a model that cannot be traced fails before any backend work
-        native = [k for k in kinds if k in NATIVE_KINDS]
-        compiling = _compile_in_background(job, native) if native and len(native) < len(kinds) else None
-        for kind in sorted(kinds, key=lambda k: k in NATIVE_KINDS):  # the others while LLVM works
+        for kind in kinds:
             EMITTERS[kind](job)
-        if compiling is not None:
-            compiling.join()
         if job._compilation is not None:
             job.report.pass_times = list(job.compilation.timings.items())
     job.report.seconds = time.perf_counter() - start
@@ -40,26 +35,6 @@ def compile_command(args) -> int:
 
 
 NATIVE_KINDS = ("opt", "llvm", "asm", "obj", "so", "header")
-_DEEPEST_STAGE = {"opt": "planned", "header": "native", "llvm": "llvm_ir", "asm": "assembly", "obj": "object_code",
-                  "so": "shared_library"}
-
-
-def _compile_in_background(job, native_kinds) -> threading.Thread:
-    """Run the native stages in a thread while the main thread writes the other kinds (ONNX, IR):
-    LLVM releases the GIL, so the two overlap. The stages are cached and locked, so the native
-    emitters then find them done (or wait); a failure here is raised again by the emitter that
-    asks for the stage, in the main thread."""
-    compilation = job.compilation  # (the entry graphs are built here, in the main thread)
-
-    def work():
-        for kind in native_kinds:
-            try:
-                getattr(compilation, _DEEPEST_STAGE[kind])
-            except Exception:  # noqa: BLE001 - the main thread reports it
-                return
-    thread = threading.Thread(target=work, name="kcompile-native", daemon=True)
-    thread.start()
-    return thread
 
 
 def _check_option_combinations(args, kinds):
