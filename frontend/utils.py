@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 
 from .initializers import set_random_seed as _seed_initializers
+from .py_dataset import PyDataset, Sequence  # noqa: F401
 from .saving import custom_object_scope, get_registered_object, register_keras_serializable  # noqa: F401
 
 
