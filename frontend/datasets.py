@@ -1,4 +1,5 @@
-"""kc.datasets: offline loaders. MNIST from IDX .gz files in a folder; scikit-learn's bundled sets.
+"""kc.datasets: MNIST (IDX .gz files in a folder, or Keras's mnist.npz), Keras's imdb, reuters and
+boston_housing (keras_datasets.py: fetched into Keras's cache and verified), scikit-learn's bundled sets.
 
 Each loader returns ((x_train, y_train), (x_test, y_test)). The scikit-learn sets are split with a
 fixed permutation (seed 0, 20% test), so every run sees the same split.
@@ -9,6 +10,8 @@ import gzip
 import os
 
 import numpy as np
+
+from kcompile.frontend.keras_datasets import boston_housing, imdb, load_mnist_npz, reuters  # noqa: F401
 
 MNIST_FILES = {"x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
                "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz"}
@@ -33,11 +36,16 @@ class mnist:
     """MNIST digits: uint8 images (n, 28, 28) and uint8 labels, as keras.datasets.mnist."""
 
     @staticmethod
-    def load_data(path=None):
+    def load_data(path=None, file_hash=None):
+        """A folder of the four IDX .gz files (path= or $KCOMPILE_MNIST_DIR), else Keras's mnist.npz
+        (`path` a file name or path, default "mnist.npz" in Keras's cache, fetched and verified)."""
         folder = path or os.environ.get("KCOMPILE_MNIST_DIR")
-        if folder is None:
-            raise ValueError("mnist.load_data works offline: pass path=<folder with the four IDX .gz files> "
-                             f"({', '.join(MNIST_FILES.values())}) or set KCOMPILE_MNIST_DIR")
+        if folder is None or not os.path.isdir(folder):
+            try:
+                return load_mnist_npz(path or "mnist.npz", file_hash)
+            except OSError as e:
+                raise OSError(f"{e}; or pass path=<folder with the four IDX .gz files> "
+                              f"({', '.join(MNIST_FILES.values())}) or set KCOMPILE_MNIST_DIR") from None
         missing = [f for f in MNIST_FILES.values() if not os.path.isfile(os.path.join(folder, f))]
         if missing:
             raise FileNotFoundError(f"mnist.load_data: {folder} lacks {missing}")

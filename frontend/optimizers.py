@@ -97,10 +97,11 @@ class Optimizer:
         return not any(key.startswith("name:") and key[5:] in path for key in self._exclude_from_wd)
 
     # -- the formulas ----------------------------------------------------------------------
-    def emit_update(self, b, params, grads, slots, lr, iterations, paths=None):
-        """Emit clipping, weight decay and the update. slots: {slot: [value per param]}.
+    def emit_update(self, b, params, grads, slots, lr, iterations, paths=None, constraints=None):
+        """Emit clipping, weight decay, the update and each variable's constraint. slots: {slot: [value per param]}.
 
-        `lr` is the f32 learning rate, `iterations` the f32 step count before this update.
+        `lr` is the f32 learning rate, `iterations` the f32 step count before this update; `constraints`
+        (one per param, None for none) project the updated values, as Keras applies them after the update.
         Returns (new_params, new_slots) with new_slots shaped like slots.
         """
         E = GraphEmitter(b) if isinstance(b, GraphBuilder) else b
@@ -112,6 +113,8 @@ class Optimizer:
                 var = E.op("sub", var, E.op("mul", E.op("mul", var, float(self.weight_decay)), lr))
             mine = {s: slots[s][i] for s in slots}
             var, mine = self.update_step(E, var, grad, mine, lr, iterations)
+            if constraints and constraints[i] is not None:
+                var = E.call_user(constraints[i], var)
             new_params.append(var)
             for s in slots:
                 new_slots[s].append(mine[s])
@@ -172,7 +175,8 @@ class Optimizer:
         slots = {s: [self.slots[v.path][s] for v in trainable_variables] for s in slot_names}
         new_vars, new_slots = self.emit_update(
             E, [np.asarray(v.numpy()) for v in trainable_variables], grads, slots,
-            np.float32(self.learning_rate), np.float32(int(self.iterations)), [v.path for v in trainable_variables])
+            np.float32(self.learning_rate), np.float32(int(self.iterations)), [v.path for v in trainable_variables],
+            constraints_of(trainable_variables))
         for i, v in enumerate(trainable_variables):
             v.assign(new_vars[i])
             for s in slot_names:
@@ -356,6 +360,11 @@ def get(identifier) -> Optimizer:
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
     raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}; known: {sorted(_BY_NAME)}")
+
+
+def constraints_of(variables) -> list:
+    """Each variable's weight constraint (None where it has none), for emit_update."""
+    return [getattr(v, "constraint", None) for v in variables]
 
 
 def _numpy(x):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from kcompile.passes.autodiff import backprop
 
 from . import tensor as T
+from .optimizers import constraints_of
 from .state_trace import StateTrace, initial_values
 from .variables import Variable
 
@@ -80,7 +81,7 @@ def traced_apply_gradients(optimizer, ctx: StateTrace, grads: list, variables: l
     it = b.op("cast", ctx.param_for(optimizer.iterations), dtype="f32")
     new_params, new_slots = optimizer.emit_update(
         b, params, gvals, {s: [c.current for c in cells] for s, cells in slots.items()}, lr, it,
-        [v.path for v in variables])
+        [v.path for v in variables], constraints_of(variables))
     for v, value in zip(variables, new_params):
         ctx.assign_variable(v, T.KTensor(value=value, trace=ctx))
     for s, cells in slots.items():

@@ -7,7 +7,10 @@ import subprocess
 
 import numpy as np
 
+from .data_utils import pad_sequences, split_dataset, timeseries_dataset_from_array  # noqa: F401
+from .file_cache import get_file  # noqa: F401
 from .initializers import set_random_seed as _seed_initializers
+from .py_dataset import PyDataset, Sequence  # noqa: F401
 from .saving import custom_object_scope, get_registered_object, register_keras_serializable  # noqa: F401
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from kcompile.ir import BATCH, GraphBuilder, IRError, TensorType, i64
 
-from .. import initializers, ops, regularizers
+from .. import constraints, initializers, ops, regularizers
 from ..tensor import KTensor, TraceContext, convert_to_tensor, current_trace, tracing
 from ..variables import Variable, name_scope
 from .nodes import LayerNode, flatten, map_structure
@@ -78,8 +78,6 @@ class Layer:
     # -- weights --------------------------------------------------------------------------------
     def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, autocast=True,
                    regularizer=None, constraint=None, aggregation="none", name=None):
-        if constraint is not None:
-            raise NotImplementedError(f"layer '{self.name}': weight constraints are not supported")
         shape = tuple(shape or ())
         if initializer is None:
             initializer = "glorot_uniform" if dtype in (None, "float32", "float64") else "zeros"
@@ -90,6 +88,7 @@ class Layer:
         var._created_trainable = bool(trainable)
         var.trainable = bool(trainable) and self._trainable
         self._own_variables.append(var)
+        var.constraint = constraints.get(constraint)   # applied after each optimizer update, as Keras
         reg = regularizers.get(regularizer)
         if reg is not None:
             var.regularizer = reg
@@ -353,8 +352,8 @@ class _NoScope:
 
 
 def reject_constraints(layer, **constraints):
-    """Constraints project weights after every update, a step kcompile's training graph does not
-    have yet: refuse any given one rather than train without it."""
+    """For layers that do not hand their constraints to add_weight yet (Dense, Conv and Embedding do):
+    refuse any given one rather than train without it."""
     given = sorted(k for k, v in constraints.items() if v is not None)
     if given:
         raise NotImplementedError(f"layer '{layer.name}': weight constraints are not supported ({', '.join(given)})")

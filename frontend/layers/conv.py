@@ -1,11 +1,11 @@
 """Convolution layers (channels_last): Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D."""
 from __future__ import annotations
 
-from .. import activations, initializers, ops, regularizers
+from .. import activations, constraints, initializers, ops, regularizers
 from ..tensor import apply
 from .base import Layer, reject_constraints
 from .core import as_float, check_last_dim
-from .serial import check_channels_last, pair, ser_act, ser_init, ser_reg
+from .serial import check_channels_last, pair, ser_act, ser_con, ser_init, ser_reg
 
 
 def check_rank(layer, input_shape, rank: int):
@@ -25,8 +25,6 @@ class _BaseConv(Layer):
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         check_channels_last(data_format, self.name)
-        if kernel_constraint is not None or bias_constraint is not None:
-            raise NotImplementedError(f"layer '{self.name}': constraints are not supported")
         self.filters, self.groups = int(filters), int(groups)
         self.kernel_size = pair(kernel_size, self.rank, "kernel_size", self.name)
         self.strides = pair(strides, self.rank, "strides", self.name)
@@ -42,6 +40,8 @@ class _BaseConv(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         if self.filters % self.groups:
             raise ValueError(f"layer '{self.name}': filters ({filters}) must be divisible by groups ({groups})")
 
@@ -53,9 +53,10 @@ class _BaseConv(Layer):
                              f"divisible by groups={self.groups}")
         self.kernel = self.add_weight(shape=self.kernel_size + (cin // self.groups, self.filters),
                                       initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
-                                      name="kernel")
+                                      constraint=self.kernel_constraint, name="kernel")
         self.bias = self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
-                                    regularizer=self.bias_regularizer, name="bias") if self.use_bias else None
+                                    regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                                    name="bias") if self.use_bias else None
 
     def call(self, inputs):
         check_rank(self, inputs.shape, self.rank + 2)
@@ -80,7 +81,8 @@ class _BaseConv(Layer):
                 "kernel_initializer": ser_init(self.kernel_initializer),
                 "bias_initializer": ser_init(self.bias_initializer),
                 "kernel_regularizer": ser_reg(self.kernel_regularizer),
-                "bias_regularizer": ser_reg(self.bias_regularizer)}
+                "bias_regularizer": ser_reg(self.bias_regularizer),
+                "kernel_constraint": ser_con(self.kernel_constraint), "bias_constraint": ser_con(self.bias_constraint)}
 
 
 class Conv1D(_BaseConv):

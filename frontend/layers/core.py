@@ -5,10 +5,10 @@ import zlib
 
 import numpy as np
 
-from .. import activations, initializers, ops, regularizers
+from .. import activations, constraints, initializers, ops, regularizers
 from ..tensor import KTensor, apply, convert_to_tensor, current_trace
 from .base import Layer
-from .serial import check_channels_last, ser_act, ser_init, ser_reg
+from .serial import check_channels_last, ser_act, ser_con, ser_init, ser_reg
 
 
 def check_last_dim(layer, x, expected: int, what="input"):
@@ -28,8 +28,8 @@ class Dense(Layer):
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, lora_rank=None,
                  **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        if kernel_constraint is not None or bias_constraint is not None or lora_rank is not None:
-            raise NotImplementedError(f"Dense '{self.name}': constraints and LoRA are not supported")
+        if lora_rank is not None:
+            raise NotImplementedError(f"Dense '{self.name}': LoRA is not supported")
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
@@ -37,14 +37,18 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
 
     def build(self, input_shape):
         if len(input_shape) < 2:
             raise ValueError(f"layer '{self.name}' (Dense) needs inputs of rank >= 2, got shape {input_shape}")
         self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer=self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, name="kernel")
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+                                      name="kernel")
         self.bias = self.add_weight(shape=(self.units,), initializer=self.bias_initializer,
-                                    regularizer=self.bias_regularizer, name="bias") if self.use_bias else None
+                                    regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                                    name="bias") if self.use_bias else None
 
     def call(self, inputs):
         check_last_dim(self, inputs, self.kernel.shape[0])
@@ -58,7 +62,8 @@ class Dense(Layer):
                 "use_bias": self.use_bias, "kernel_initializer": ser_init(self.kernel_initializer),
                 "bias_initializer": ser_init(self.bias_initializer),
                 "kernel_regularizer": ser_reg(self.kernel_regularizer),
-                "bias_regularizer": ser_reg(self.bias_regularizer)}
+                "bias_regularizer": ser_reg(self.bias_regularizer),
+                "kernel_constraint": ser_con(self.kernel_constraint), "bias_constraint": ser_con(self.bias_constraint)}
 
 
 class Activation(Layer):
@@ -174,18 +179,20 @@ class Embedding(Layer):
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
                  embeddings_constraint=None, mask_zero=False, weights=None, lora_rank=None, **kwargs):
         super().__init__(**kwargs)
-        if mask_zero or embeddings_constraint is not None or lora_rank is not None:
-            raise NotImplementedError(f"Embedding '{self.name}': mask_zero, constraints and LoRA are not supported")
+        if mask_zero or lora_rank is not None:
+            raise NotImplementedError(f"Embedding '{self.name}': mask_zero and LoRA are not supported")
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
         self.embeddings_initializer = initializers.get(
             "random_uniform" if embeddings_initializer == "uniform" else embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
         self._initial_weights = weights
 
     def build(self, input_shape):
         self.embeddings = self.add_weight(shape=(self.input_dim, self.output_dim),
                                           initializer=self.embeddings_initializer,
-                                          regularizer=self.embeddings_regularizer, name="embeddings")
+                                          regularizer=self.embeddings_regularizer,
+                                          constraint=self.embeddings_constraint, name="embeddings")
         if self._initial_weights is not None:
             self.set_weights(self._initial_weights)
 
@@ -196,4 +203,5 @@ class Embedding(Layer):
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
                 "embeddings_initializer": ser_init(self.embeddings_initializer),
-                "embeddings_regularizer": ser_reg(self.embeddings_regularizer)}
+                "embeddings_regularizer": ser_reg(self.embeddings_regularizer),
+                "embeddings_constraint": ser_con(self.embeddings_constraint)}

@@ -8,6 +8,11 @@ def ser_init(init):
     return initializers.serialize(init)
 
 
+def ser_con(constraint):
+    from .. import constraints
+    return None if constraint is None else constraints.serialize(constraint)
+
+
 def ser_reg(reg):
     return None if reg is None else regularizers.serialize(reg)
 

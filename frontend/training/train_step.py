@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kcompile.ir import Graph, GraphBuilder, TensorType, f32, i64
+from kcompile.frontend.optimizers import constraints_of
 from kcompile.passes.autodiff import backprop
 
 from .emitter import GraphEmitter
@@ -91,7 +92,8 @@ def build_train_step(model, compiled, y_types, has_sw) -> StepGraph:
             slots[s].append(b.param(name, opt.slots[v.path][s]))
             slot_params[name] = (v.path, s)
     paths = [v.path for v in trainable]
-    new_params, new_slots = opt.emit_update(b, [tr.params[p] for p in paths], grads, slots, lr, it, paths)
+    new_params, new_slots = opt.emit_update(b, [tr.params[p] for p in paths], grads, slots, lr, it, paths,
+                                            constraints_of(trainable))
     outs, names = _loss_and_pred_outputs(compiled, total, per_output, tr.outputs)
     updated = list(zip(paths, new_params))
     updated += [(opt.slot_param_name(s, p), v) for s in slots for p, v in zip(paths, new_slots[s])]

@@ -17,6 +17,7 @@ from kcompile.frontend.training.callback_base import CallbackList
 from kcompile.frontend.training.compile_utils import Compiled
 from kcompile.frontend.training.history import History
 from kcompile.frontend.training.runner import StepRunner
+from kcompile.frontend.training.streams import RAN_OUT, BatchStream, is_stream
 from kcompile.frontend.training.train_step import build_test_step, build_train_step, output_types, target_name
 
 
@@ -190,37 +191,62 @@ class TrainerMixin:
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         """Train for `epochs` epochs; returns the History (Keras 3 keys, e.g. loss, accuracy, val_loss)."""
         self._require_compiled("fit")
+        stream = _stream(x, y, sample_weight, steps_per_epoch, shuffle, "fit")
         x, y, sample_weight, batch_size, shuffle = unpack_dataset(x, y, sample_weight, batch_size, shuffle, "fit")
         if isinstance(validation_data, Dataset):
             validation_data = unpack_dataset(validation_data, None, None, None, False, "fit(validation_data)")[:3]
         batch_size = batch_size or 32
-        train = self._prepare(x, y, sample_weight, class_weight, "fit")
-        val = None
-        if validation_data is not None:
+        train, val = None, None
+        if stream is None:
+            train = self._prepare(x, y, sample_weight, class_weight, "fit")
+        elif validation_split:
+            raise ValueError("fit: `validation_split` is only supported for arrays, not for generators, iterators "
+                             "or PyDatasets; pass validation_data instead")
+        if is_stream(validation_data):
+            val = _stream(validation_data, None, None, validation_steps, False, "fit(validation_data)")
+        elif validation_data is not None:
             vx, vy, vsw = unpack(validation_data)
             val = self._prepare(vx, vy, vsw, None, "fit(validation_data)")
         elif validation_split:
             train, val = _split(train, validation_split)
             if class_weight is not None:   # Keras weighs the training split only (no sample_weight with it)
                 val = (val[0], val[1], None)
-        n = len(train[0][0])
-        steps = steps_per_epoch or -(-n // batch_size)
+        steps = stream.num_steps() if stream else steps_per_epoch or -(-len(train[0][0]) // batch_size)
         cbs = self._callbacks(callbacks, verbose, epochs=epochs, steps=steps)
         self.stop_training = False
         cbs.on_train_begin()
         initial_epoch, self._initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch, None  # (a restore)
         logs, pending = {}, []
         for epoch in range(initial_epoch, epochs):
-            batches, pending = _epoch_batches(len(train[0][0]), batch_size, shuffle, steps_per_epoch, pending)
-            logs = self._fit_epoch(epoch, train, batches, shuffle, cbs)
+            if stream is None:
+                batches, pending = _epoch_batches(len(train[0][0]), batch_size, shuffle, steps_per_epoch, pending)
+            else:   # the stream's own batches, in its order
+                train, batches = self._stream_epoch(stream, class_weight)
+                if not batches:
+                    warnings.warn(RAN_OUT, stacklevel=2)
+                    break
+            logs = self._fit_epoch(epoch, train, batches, shuffle and stream is None, cbs)
             if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate_arrays(val, validation_batch_size or batch_size, cbs, validation_steps)
+                val_logs = self._validate(val, validation_batch_size or batch_size, cbs, validation_steps)
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
-            if self.stop_training:
+            if self.stop_training or (stream is not None and stream.exhausted and stream.steps):
                 break
         cbs.on_train_end(logs)
         return self.history
+
+    def _stream_epoch(self, stream, class_weight):
+        """One epoch of a generator/PyDataset as checked arrays and the index range of each of its batches."""
+        parts, bounds = stream.epoch()
+        if not bounds:
+            return None, []
+        return self._prepare(*parts, class_weight, stream.what), bounds
+
+    def _validate(self, val, batch_size, cbs, steps) -> dict:
+        if isinstance(val, BatchStream):   # a generator/PyDataset: its batches this epoch (none left: skip)
+            arrays, bounds = self._stream_epoch(val, None)
+            return self._evaluate_arrays(arrays, len(bounds[0]), cbs) if bounds else {}
+        return self._evaluate_arrays(val, batch_size, cbs, steps)
 
     def _fit_epoch(self, epoch, train, batches, shuffle, cbs) -> dict:
         self.reset_metrics()
@@ -242,6 +268,7 @@ class TrainerMixin:
         kwargs.pop("_use_cached_eval_dataset", None)   # Keras's internal flag: no cache here, no effect
         if kwargs:
             raise ValueError(f"evaluate(): arguments not recognized: {sorted(kwargs)}")
+        x, y, sample_weight, batch_size, steps = _drain(x, y, sample_weight, batch_size, steps, "evaluate")
         x, y, sample_weight, batch_size, _ = unpack_dataset(x, y, sample_weight, batch_size, False, "evaluate")
         arrays = self._prepare(x, y, sample_weight, None, "evaluate")
         n_steps = steps or -(-len(arrays[0][0]) // (batch_size or 32))
@@ -262,6 +289,7 @@ class TrainerMixin:
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for x in batches of batch_size (any size; the last batch may be smaller)."""
+        x, _, _, batch_size, steps = _drain(x, None, None, batch_size, steps, "predict")
         x, _, _, batch_size, _ = unpack_dataset(x, None, None, batch_size, False, "predict")
         xs = self._prepare_x(x)
         batches = D.batch_slices(len(xs[0]), batch_size or 32, False, steps)
@@ -456,6 +484,28 @@ def _float(v):
 def _target_type(y: np.ndarray):
     from kcompile.ir import TensorType
     return TensorType(("N",) + y.shape[1:], "f32")
+
+
+def _stream(x, y, sample_weight, steps, shuffle, what):
+    """A BatchStream for a generator/iterator/PyDataset x (None for arrays and Datasets)."""
+    if not is_stream(x):
+        return None
+    if y is not None or sample_weight is not None:
+        raise ValueError(f"{what}: when x is a generator, iterator or PyDataset, y and sample_weight come from it "
+                         "and must not be given")
+    return BatchStream(x, steps, what, shuffle=shuffle)
+
+
+def _drain(x, y, sample_weight, batch_size, steps, what):
+    """evaluate/predict on a stream: its batches (`steps` of them, else all) joined; results do not depend
+    on the batch boundaries, so the array path runs them with the first batch's size."""
+    stream = _stream(x, y, sample_weight, steps, False, what)
+    if stream is None:
+        return x, y, sample_weight, batch_size, steps
+    parts, bounds = stream.epoch()
+    if not bounds:
+        raise ValueError(f"{what}: the generator/PyDataset yielded no batches")
+    return parts[0], parts[1], parts[2], len(bounds[0]), None
 
 
 def _batch(arrays, idx, contiguous):

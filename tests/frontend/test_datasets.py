@@ -31,7 +31,12 @@ def test_mnist_from_a_folder_of_idx_files(tmp_path):
 
 def test_mnist_errors_are_clear(tmp_path, monkeypatch):
     monkeypatch.delenv("KCOMPILE_MNIST_DIR", raising=False)
-    with pytest.raises(ValueError, match="KCOMPILE_MNIST_DIR"):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+
+    def offline(origin, target):
+        raise OSError("no network")
+    monkeypatch.setattr("kcompile.frontend.file_cache.download", offline)
+    with pytest.raises(OSError, match="mnist.npz.*https://storage.googleapis.com.*place the file.*KCOMPILE_MNIST_DIR"):
         kc.datasets.mnist.load_data()
     with pytest.raises(FileNotFoundError, match="lacks"):
         kc.datasets.mnist.load_data(path=str(tmp_path))

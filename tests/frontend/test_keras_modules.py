@@ -16,14 +16,18 @@ BOOK_NAMES = {
               "MaxPooling1D GlobalMaxPooling1D LayerNormalization Reshape",
     "models": "Sequential Model load_model clone_model",
     "callbacks": "Callback EarlyStopping ModelCheckpoint ReduceLROnPlateau CSVLogger LambdaCallback History "
-                 "ProgbarLogger TerminateOnNaN",
-    "datasets": "mnist",
-    "utils": "to_categorical normalize plot_model model_to_dot set_random_seed",
-    "optimizers": "SGD RMSprop Adam AdamW Adagrad Optimizer get schedules",
-    "optimizers.schedules": "ExponentialDecay PiecewiseConstantDecay InverseTimeDecay LearningRateSchedule",
-    "losses": "MeanSquaredError BinaryCrossentropy CategoricalCrossentropy SparseCategoricalCrossentropy Loss",
+                 "ProgbarLogger TerminateOnNaN LearningRateScheduler BackupAndRestore",
+    "datasets": "mnist imdb reuters boston_housing",
+    "utils": "to_categorical normalize plot_model model_to_dot set_random_seed PyDataset Sequence pad_sequences "
+             "timeseries_dataset_from_array split_dataset get_file",
+    "optimizers": "SGD RMSprop Adam AdamW Adagrad Nadam Adamax Adadelta Ftrl Lion Optimizer get schedules",
+    "optimizers.schedules": "ExponentialDecay PiecewiseConstantDecay InverseTimeDecay CosineDecay PolynomialDecay "
+                            "LearningRateSchedule",
+    "losses": "MeanSquaredError BinaryCrossentropy CategoricalCrossentropy SparseCategoricalCrossentropy Loss Huber "
+              "LogCosh KLDivergence Poisson Hinge SquaredHinge CategoricalHinge CosineSimilarity",
     "metrics": "Metric Mean Accuracy BinaryAccuracy CategoricalAccuracy SparseCategoricalAccuracy AUC Precision "
-               "Recall MeanAbsoluteError",
+               "Recall MeanAbsoluteError F1Score MeanIoU TruePositives FalsePositives TrueNegatives FalseNegatives "
+               "R2Score",
     "activations": "relu sigmoid softmax tanh",
     "initializers": "GlorotUniform HeNormal Zeros Ones RandomNormal",
     "regularizers": "L1 L2 L1L2",

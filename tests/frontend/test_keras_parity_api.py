@@ -333,3 +333,50 @@ def test_new_metrics_in_fit_match_keras():
     assert sorted(runs[0]) == sorted(runs[1])
     for key in runs[1]:
         np.testing.assert_allclose(runs[0][key], runs[1][key], rtol=1e-5, err_msg=key)
+
+
+CONSTRAINTS = [("MaxNorm", {"max_value": 0.5}), ("NonNeg", {}), ("UnitNorm", {}), ("UnitNorm", {"axis": 1}),
+               ("MinMaxNorm", {"min_value": 0.3, "max_value": 0.6, "rate": 0.7})]
+
+
+@pytest.mark.parametrize("name,kwargs", CONSTRAINTS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONSTRAINTS)])
+def test_constraints_match_keras_eagerly(name, kwargs):
+    w = RNG.standard_normal((5, 4)).astype("float32")
+    ours = getattr(kc.constraints, name)(**kwargs)(w)
+    theirs = getattr(keras.constraints, name)(**kwargs)(w)
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-5, atol=1e-7)
+    assert kc.constraints.get(kc.constraints.serialize(getattr(kc.constraints, name)(**kwargs))).get_config() == \
+        getattr(kc.constraints, name)(**kwargs).get_config()
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_constraints_apply_after_each_update_in_the_compiled_step_like_keras(backend):
+    """The projection is IR after the optimizer update: native and reference match Keras weight for weight."""
+    runs = []
+    for lib in (kc, keras):
+        L = lib.layers
+        model = lib.Sequential([
+            L.Input(shape=(5,)),
+            L.Dense(6, activation="tanh", kernel_constraint=lib.constraints.MaxNorm(0.8),
+                    bias_constraint=lib.constraints.NonNeg()),
+            L.Dense(3, activation="softmax", kernel_constraint=lib.constraints.UnitNorm())])
+        model.set_weights(W0)
+        model.compile(lib.optimizers.Adam(0.05), "sparse_categorical_crossentropy",
+                      **({"backend": backend} if lib is kc else {}))
+        hist = model.fit(X, np.arange(len(X)) % 3, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        runs.append((hist.history["loss"], model.get_weights()))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-5)
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert runs[0][1][1].min() >= 0.0
+
+
+def test_constraints_apply_in_eager_apply_gradients_and_serialize():
+    layer = kc.layers.Dense(3, kernel_constraint=kc.constraints.NonNeg())
+    layer.build((None, 4))
+    opt = kc.optimizers.SGD(1.0)
+    opt.apply_gradients([(np.ones((4, 3), "float32") * 10, layer.kernel), (np.ones(3, "float32"), layer.bias)])
+    assert layer.kernel.numpy().min() == 0.0 and layer.bias.numpy().max() < 0
+    config = layer.get_config()
+    assert config["kernel_constraint"]["class_name"] == "NonNeg" and config["bias_constraint"] is None
+    assert isinstance(kc.layers.Dense.from_config(config).kernel_constraint, kc.constraints.NonNeg)
