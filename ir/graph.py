@@ -117,27 +117,6 @@ class Graph:
         return Graph(self.name, self.inputs, self.params, self.nodes, self.outputs, merged,
                      self.output_names, self.meta)
 
-    def to_networkx(self):
-        """A DiGraph view: one vertex per node (by index) plus 'in:<name>'/'param:<name>' sources."""
-        import networkx as nx
-
-        g = nx.DiGraph()
-        producer_key = {}
-        for v in self.inputs:
-            producer_key[v] = f"in:{v.name}"
-            g.add_node(producer_key[v], kind="input", value=v)
-        for v in self.params:
-            producer_key[v] = f"param:{v.param_name}"
-            g.add_node(producer_key[v], kind="param", value=v)
-        for i, n in enumerate(self.nodes):
-            g.add_node(i, kind="node", node=n)
-            for v in n.inputs:
-                if v in producer_key:
-                    g.add_edge(producer_key[v], i, value=v)
-            for v in n.outputs:
-                producer_key[v] = i
-        return g
-
     def __str__(self) -> str:
         from .text import print_graph
         return print_graph(self)
