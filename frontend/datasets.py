@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from kcompile.frontend.cifar_datasets import cifar10, cifar100  # noqa: F401
 from kcompile.frontend.keras_datasets import boston_housing, imdb, load_mnist_npz, reuters  # noqa: F401
 
 MNIST_FILES = {"x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",

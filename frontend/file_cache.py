@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tarfile
 import tempfile
 import urllib.error
@@ -81,11 +82,18 @@ def _fetch(origin, path, file_hash, hash_algorithm):
 
 
 def _extract(path, archive_format):
-    """Unpack a verified .tar.gz beside it (members that would land outside the folder are refused)."""
+    """Unpack a verified tar archive into a folder beside it, named after it (through a temporary folder,
+    renamed when complete); the "data" filter refuses members that would land outside it or are devices."""
     if archive_format not in ("auto", "tar") or not tarfile.is_tarfile(path):
         raise ValueError(f"{path}: only tar archives are extracted by kcompile (archive_format={archive_format!r})")
     folder = path[:-len(".tar.gz")] if path.endswith(".tar.gz") else path + "_extracted"
     if not os.path.isdir(folder):
-        with tarfile.open(path) as tar:
-            tar.extractall(os.path.dirname(folder), filter="data")
+        tmp = tempfile.mkdtemp(prefix=".extract-", dir=os.path.dirname(folder))
+        try:
+            with tarfile.open(path) as tar:
+                tar.extractall(tmp, filter="data")
+            os.replace(tmp, folder)
+        finally:
+            if os.path.isdir(tmp):
+                shutil.rmtree(tmp)
     return folder

@@ -351,14 +351,6 @@ class _NoScope:
         return False
 
 
-def reject_constraints(layer, **constraints):
-    """For layers that do not hand their constraints to add_weight yet (Dense, Conv and Embedding do):
-    refuse any given one rather than train without it."""
-    given = sorted(k for k, v in constraints.items() if v is not None)
-    if given:
-        raise NotImplementedError(f"layer '{layer.name}': weight constraints are not supported ({', '.join(given)})")
-
-
 def float32_policy(dtype, who: str) -> str:
     """Layers compute in float32 only: refuse another dtype policy (float64, mixed_float16, ...)
     rather than silently compute in float32. Accepts a name, a Keras DTypePolicy config or object."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import activations, constraints, initializers, ops, regularizers
 from ..tensor import apply
-from .base import Layer, reject_constraints
+from .base import Layer
 from .core import as_float, check_last_dim
 from .serial import check_channels_last, pair, ser_act, ser_con, ser_init, ser_reg
 
@@ -106,7 +106,8 @@ class DepthwiseConv2D(Layer):
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        reject_constraints(self, depthwise_constraint=depthwise_constraint, bias_constraint=bias_constraint)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         check_channels_last(data_format, self.name)
         self.kernel_size = pair(kernel_size, 2, "kernel_size", self.name)
         self.strides = pair(strides, 2, "strides", self.name)
@@ -125,9 +126,11 @@ class DepthwiseConv2D(Layer):
         cin = input_shape[-1]
         self.kernel = self.add_weight(shape=self.kernel_size + (cin, self.depth_multiplier),
                                       initializer=self.depthwise_initializer,
-                                      regularizer=self.depthwise_regularizer, name="kernel")
+                                      regularizer=self.depthwise_regularizer, constraint=self.depthwise_constraint,
+                                      name="kernel")
         self.bias = self.add_weight(shape=(cin * self.depth_multiplier,), initializer=self.bias_initializer,
-                                    regularizer=self.bias_regularizer, name="bias") if self.use_bias else None
+                                    regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                                    name="bias") if self.use_bias else None
 
     def call(self, inputs):
         check_rank(self, inputs.shape, 4)
@@ -144,7 +147,9 @@ class DepthwiseConv2D(Layer):
                 "use_bias": self.use_bias, "depthwise_initializer": ser_init(self.depthwise_initializer),
                 "bias_initializer": ser_init(self.bias_initializer),
                 "depthwise_regularizer": ser_reg(self.depthwise_regularizer),
-                "bias_regularizer": ser_reg(self.bias_regularizer)}
+                "bias_regularizer": ser_reg(self.bias_regularizer),
+                "depthwise_constraint": ser_con(self.depthwise_constraint),
+                "bias_constraint": ser_con(self.bias_constraint)}
 
 
 class SeparableConv2D(Layer):
@@ -155,8 +160,9 @@ class SeparableConv2D(Layer):
                  bias_regularizer=None, activity_regularizer=None, depthwise_constraint=None,
                  pointwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        reject_constraints(self, depthwise_constraint=depthwise_constraint,
-                           pointwise_constraint=pointwise_constraint, bias_constraint=bias_constraint)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+        self.pointwise_constraint = constraints.get(pointwise_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         check_channels_last(data_format, self.name)
         self.filters = int(filters)
         self.kernel_size = pair(kernel_size, 2, "kernel_size", self.name)
@@ -178,12 +184,15 @@ class SeparableConv2D(Layer):
         cin, dm = input_shape[-1], self.depth_multiplier
         self.depthwise_kernel = self.add_weight(shape=self.kernel_size + (cin, dm), name="depthwise_kernel",
                                                 initializer=self.depthwise_initializer,
-                                                regularizer=self.depthwise_regularizer)
+                                                regularizer=self.depthwise_regularizer,
+                                                constraint=self.depthwise_constraint)
         self.pointwise_kernel = self.add_weight(shape=(1, 1, cin * dm, self.filters), name="pointwise_kernel",
                                                 initializer=self.pointwise_initializer,
-                                                regularizer=self.pointwise_regularizer)
+                                                regularizer=self.pointwise_regularizer,
+                                                constraint=self.pointwise_constraint)
         self.bias = self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
-                                    regularizer=self.bias_regularizer, name="bias") if self.use_bias else None
+                                    regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                                    name="bias") if self.use_bias else None
 
     def call(self, inputs):
         check_rank(self, inputs.shape, 4)
@@ -204,4 +213,7 @@ class SeparableConv2D(Layer):
                 "bias_initializer": ser_init(self.bias_initializer),
                 "depthwise_regularizer": ser_reg(self.depthwise_regularizer),
                 "pointwise_regularizer": ser_reg(self.pointwise_regularizer),
-                "bias_regularizer": ser_reg(self.bias_regularizer)}
+                "bias_regularizer": ser_reg(self.bias_regularizer),
+                "depthwise_constraint": ser_con(self.depthwise_constraint),
+                "pointwise_constraint": ser_con(self.pointwise_constraint),
+                "bias_constraint": ser_con(self.bias_constraint)}

@@ -1,10 +1,10 @@
 """BatchNormalization and LayerNormalization, decomposed into elementwise and reduction ops."""
 from __future__ import annotations
 
-from .. import initializers, ops, regularizers
+from .. import constraints, initializers, ops, regularizers
 from ..tensor import current_trace, traced_value
-from .base import Layer, reject_constraints
-from .serial import ser_init, ser_reg
+from .base import Layer
+from .serial import ser_con, ser_init, ser_reg
 
 
 def _broadcast_shape(rank: int, axes, sizes) -> tuple:
@@ -43,7 +43,8 @@ class BatchNormalization(Layer):
                  moving_variance_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
                  beta_constraint=None, gamma_constraint=None, synchronized=False, **kwargs):
         super().__init__(**kwargs)
-        reject_constraints(self, beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
         self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
         self.center, self.scale = center, scale
         self.beta_initializer = initializers.get(beta_initializer)
@@ -58,9 +59,11 @@ class BatchNormalization(Layer):
         self._axis = self.axis % rank
         n = input_shape[self._axis]
         self.gamma = self.add_weight(shape=(n,), name="gamma", initializer=self.gamma_initializer,
-                                     regularizer=self.gamma_regularizer) if self.scale else None
+                                     regularizer=self.gamma_regularizer,
+                                     constraint=self.gamma_constraint) if self.scale else None
         self.beta = self.add_weight(shape=(n,), name="beta", initializer=self.beta_initializer,
-                                    regularizer=self.beta_regularizer) if self.center else None
+                                    regularizer=self.beta_regularizer,
+                                    constraint=self.beta_constraint) if self.center else None
         self.moving_mean = self.add_weight(shape=(n,), name="moving_mean", trainable=False,
                                            initializer=self.moving_mean_initializer)
         self.moving_variance = self.add_weight(shape=(n,), name="moving_variance", trainable=False,
@@ -97,7 +100,8 @@ class BatchNormalization(Layer):
                 "moving_mean_initializer": ser_init(self.moving_mean_initializer),
                 "moving_variance_initializer": ser_init(self.moving_variance_initializer),
                 "beta_regularizer": ser_reg(self.beta_regularizer),
-                "gamma_regularizer": ser_reg(self.gamma_regularizer)}
+                "gamma_regularizer": ser_reg(self.gamma_regularizer),
+                "beta_constraint": ser_con(self.beta_constraint), "gamma_constraint": ser_con(self.gamma_constraint)}
 
 
 class LayerNormalization(Layer):
@@ -105,7 +109,8 @@ class LayerNormalization(Layer):
                  beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
                  gamma_regularizer=None, beta_constraint=None, gamma_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        reject_constraints(self, beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
         if rms_scaling:
             raise NotImplementedError(f"LayerNormalization '{self.name}': rms_scaling is not supported")
         self.axis = axis
@@ -121,9 +126,11 @@ class LayerNormalization(Layer):
         self._axes = tuple(sorted(a % rank for a in axes))
         shape = tuple(input_shape[a] for a in self._axes)
         self.gamma = self.add_weight(shape=shape, name="gamma", initializer=self.gamma_initializer,
-                                     regularizer=self.gamma_regularizer) if self.scale else None
+                                     regularizer=self.gamma_regularizer,
+                                     constraint=self.gamma_constraint) if self.scale else None
         self.beta = self.add_weight(shape=shape, name="beta", initializer=self.beta_initializer,
-                                    regularizer=self.beta_regularizer) if self.center else None
+                                    regularizer=self.beta_regularizer,
+                                    constraint=self.beta_constraint) if self.center else None
 
     def call(self, inputs):
         rank = inputs.ndim
@@ -138,4 +145,5 @@ class LayerNormalization(Layer):
                 "scale": self.scale, "beta_initializer": ser_init(self.beta_initializer),
                 "gamma_initializer": ser_init(self.gamma_initializer),
                 "beta_regularizer": ser_reg(self.beta_regularizer),
-                "gamma_regularizer": ser_reg(self.gamma_regularizer)}
+                "gamma_regularizer": ser_reg(self.gamma_regularizer),
+                "beta_constraint": ser_con(self.beta_constraint), "gamma_constraint": ser_con(self.gamma_constraint)}

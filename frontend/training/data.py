@@ -17,8 +17,8 @@ def _as_array(a) -> np.ndarray:
         a = a.numpy()
     if not isinstance(a, np.ndarray):
         if hasattr(a, "__next__") or hasattr(a, "element_spec"):
-            raise TypeError(f"kcompile's fit/evaluate/predict take NumPy arrays (or lists/dicts of them); "
-                            f"got {type(a).__name__}. Generators and datasets are not supported")
+            raise TypeError(f"expected NumPy arrays (or lists/dicts of them) here, got {type(a).__name__}: a "
+                            "generator, iterator or PyDataset goes in as x alone, yielding (x, y[, sample_weight])")
         a = np.asarray(a)
     if a.dtype == object or a.dtype.kind in "USO":
         raise TypeError(f"expected numeric arrays, got an array of dtype {a.dtype}")

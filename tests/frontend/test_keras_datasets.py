@@ -145,3 +145,49 @@ def test_get_file_verifies_a_download_before_keeping_it(tmp_path, monkeypatch):
                           cache_dir=str(tmp_path))
     assert not os.path.exists(tmp_path / "datasets" / "v.bin")
     assert not [f for f in os.listdir(tmp_path / "datasets") if f.startswith(".download-")]
+
+
+def _cifar_archive(tmp_path, name, inner, files):
+    """A .tar.gz in CIFAR's layout: each file a pickled dict with bytes keys, as the Toronto archives."""
+    import io
+    import pickle
+    import tarfile
+    path = tmp_path / name
+    with tarfile.open(path, "w:gz") as tar:
+        for fname, content in files.items():
+            blob = pickle.dumps(content, protocol=4)
+            info = tarfile.TarInfo(f"{inner}/{fname}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    return str(path)
+
+
+def _cifar_batch(rng, n, **labels):
+    return {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            **{k.encode(): [int(v) for v in vals] for k, vals in labels.items()}}
+
+
+def test_cifar10_and_cifar100_from_verified_archives(tmp_path):
+    rng = np.random.default_rng(4)
+    files = {f"data_batch_{i}": _cifar_batch(rng, 3, labels=rng.integers(0, 10, 3)) for i in range(1, 6)}
+    files["test_batch"] = _cifar_batch(rng, 2, labels=[1, 9])
+    path = _cifar_archive(tmp_path, "cifar-10-python.tar.gz", "cifar-10-batches-py", files)
+    (x, y), (xt, yt) = kc.datasets.cifar10.load_data(path=path, file_hash=_sha256(path))
+    assert x.shape == (15, 32, 32, 3) and x.dtype == np.uint8 and y.shape == (15, 1) and yt.ravel().tolist() == [1, 9]
+    first = files["data_batch_1"][b"data"][0].reshape(3, 32, 32)
+    np.testing.assert_array_equal(x[0], first.transpose(1, 2, 0))   # channels_last, as Keras
+    files100 = {"train": _cifar_batch(rng, 4, fine_labels=[5, 50, 99, 0], coarse_labels=[1, 2, 3, 4]),
+                "test": _cifar_batch(rng, 2, fine_labels=[7, 8], coarse_labels=[9, 10])}
+    path100 = _cifar_archive(tmp_path, "cifar-100-python.tar.gz", "cifar-100-python", files100)
+    (x, y), _ = kc.datasets.cifar100.load_data(label_mode="coarse", path=path100, file_hash=_sha256(path100))
+    assert x.shape == (4, 32, 32, 3) and y.ravel().tolist() == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="label_mode"):
+        kc.datasets.cifar100.load_data(label_mode="medium")
+
+
+def test_cifar_batches_admit_numpy_arrays_only(tmp_path):
+    """Even a verified archive cannot run code: the unpickler refuses every global but NumPy's array ones."""
+    path = _cifar_archive(tmp_path, "evil.tar.gz", "cifar-10-batches-py",
+                          {f"data_batch_{i}": {b"data": os.getcwd} for i in range(1, 6)})
+    with pytest.raises(Exception, match="Refusing to deserialize"):
+        kc.datasets.cifar10.load_data(path=path, file_hash=_sha256(path))

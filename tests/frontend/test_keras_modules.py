@@ -17,7 +17,7 @@ BOOK_NAMES = {
     "models": "Sequential Model load_model clone_model",
     "callbacks": "Callback EarlyStopping ModelCheckpoint ReduceLROnPlateau CSVLogger LambdaCallback History "
                  "ProgbarLogger TerminateOnNaN LearningRateScheduler BackupAndRestore",
-    "datasets": "mnist imdb reuters boston_housing",
+    "datasets": "mnist imdb reuters boston_housing cifar10 cifar100",
     "utils": "to_categorical normalize plot_model model_to_dot set_random_seed PyDataset Sequence pad_sequences "
              "timeseries_dataset_from_array split_dataset get_file",
     "optimizers": "SGD RMSprop Adam AdamW Adagrad Nadam Adamax Adadelta Ftrl Lion Optimizer get schedules",

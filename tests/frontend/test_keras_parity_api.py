@@ -380,3 +380,29 @@ def test_constraints_apply_in_eager_apply_gradients_and_serialize():
     config = layer.get_config()
     assert config["kernel_constraint"]["class_name"] == "NonNeg" and config["bias_constraint"] is None
     assert isinstance(kc.layers.Dense.from_config(config).kernel_constraint, kc.constraints.NonNeg)
+
+
+def test_constraints_on_depthwise_separable_and_normalization_weights_match_keras():
+    xi = RNG.standard_normal((16, 6, 6, 2)).astype("float32")
+    yi = np.arange(16) % 3
+    runs = []
+    for lib in (kc, keras):
+        L, C = lib.layers, lib.constraints
+        model = lib.Sequential([
+            L.Input(shape=(6, 6, 2)),
+            L.DepthwiseConv2D(3, depthwise_constraint=C.MaxNorm(0.5, axis=[0, 1]), bias_constraint=C.NonNeg()),
+            L.BatchNormalization(gamma_constraint=C.NonNeg(), beta_constraint=C.MaxNorm(0.1)),
+            L.SeparableConv2D(3, 3, pointwise_constraint=C.UnitNorm(axis=[0, 1, 2])),
+            L.LayerNormalization(gamma_constraint=C.MinMaxNorm(0.5, 1.0)),
+            L.GlobalAveragePooling2D(), L.Dense(3, activation="softmax")])
+        if lib is kc:
+            weights = [RNG.standard_normal(w.shape).astype("float32") * 0.3 + (1.0 if "variance" in w.path else 0)
+                       for w in model.weights]
+        model.set_weights(weights)
+        model.compile(lib.optimizers.SGD(0.2), "sparse_categorical_crossentropy",
+                      **({"backend": "reference"} if lib is kc else {}))
+        hist = model.fit(xi, yi, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        runs.append((hist.history["loss"], model.get_weights()))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-5)
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -333,6 +333,9 @@ def test_compute_output_shape():
     lambda: kc.layers.BatchNormalization(gamma_constraint="non_neg"),
     lambda: kc.layers.LayerNormalization(beta_constraint="non_neg"),
 ])
-def test_weight_constraints_are_refused_not_ignored(make):
-    with pytest.raises(NotImplementedError, match="weight constraints are not supported"):
-        make()
+def test_weight_constraints_reach_the_weights_and_the_config(make):
+    layer = make()
+    config = layer.get_config()
+    given = [k for k, v in config.items() if k.endswith("_constraint") and v is not None]
+    assert len(given) == 1 and config[given[0]]["class_name"] == "NonNeg"
+    assert isinstance(type(layer).from_config(config).__dict__[given[0]], kc.constraints.NonNeg)

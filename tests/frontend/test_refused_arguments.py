@@ -13,12 +13,7 @@ def _lambda_with_mask():
 
 # (what is built, exception, words the message must contain)
 REFUSED = [
-    # constraints: Dense, Conv and Embedding apply them; these layers do not pass them to their weights yet
-    (lambda: layers.DepthwiseConv2D(3, depthwise_constraint="non_neg"), NotImplementedError, "depthwise_constraint"),
-    (lambda: layers.SeparableConv2D(2, 3, pointwise_constraint="non_neg"), NotImplementedError,
-     "pointwise_constraint"),
-    (lambda: layers.BatchNormalization(gamma_constraint="non_neg"), NotImplementedError, "gamma_constraint"),
-    (lambda: layers.LayerNormalization(beta_constraint="non_neg"), NotImplementedError, "beta_constraint"),
+    # constraints: the recurrent layers do not pass them to their weights yet
     (lambda: layers.LSTM(2, recurrent_constraint="non_neg"), NotImplementedError, "constraint"),
     # features not implemented
     (lambda: layers.Dense(2, lora_rank=2), NotImplementedError, "LoRA"),
