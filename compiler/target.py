@@ -48,8 +48,16 @@ class Target:
         return _target_machine(self.triple, self.cpu, self.features, opt_level)
 
     def new_machine(self, opt_level: int = 3) -> llvm.TargetMachine:
-        """A fresh TargetMachine for an owner such as an MCJIT engine."""
-        return _target_machine.__wrapped__(self.triple, self.cpu, self.features, opt_level)
+        """A fresh TargetMachine for an MCJIT engine (which takes ownership of it).
+
+        JIT code uses LLVM's JIT code model, not the small one an object file uses: MCJIT maps the
+        code and data sections of each module separately, anywhere in the address space, so 32-bit
+        PC-relative references between them can overflow once a long-lived process (a test suite,
+        a notebook) has mapped thousands of them."""
+        with LLVM_LOCK:
+            target = llvm.Target.from_triple(self.triple)
+            return target.create_target_machine(cpu=self.cpu, features=self.features, opt=opt_level,
+                                                reloc="pic", codemodel="jitdefault", jit=True)
 
 
 def _preferred_vector_bits(features: set) -> int:
