@@ -10,23 +10,11 @@ import io
 import json
 import os
 import shutil
-import tempfile
 
 import numpy as np
 
+from kcompile.frontend.saving import write_atomic
 from kcompile.frontend.training.callback_base import Callback
-
-
-def _write_atomic(path: str, data: bytes):
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class BackupAndRestore(Callback):
@@ -84,8 +72,8 @@ class BackupAndRestore(Callback):
             arrays.update({f"slot/{slot}/{i}": value for slot, value in opt.slots.get(v.path, {}).items()})
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        _write_atomic(self._optimizer_path, buf.getvalue())
-        _write_atomic(self._metadata_path, json.dumps({"epoch": self._current_epoch}).encode())
+        write_atomic(self._optimizer_path, lambda f: f.write(buf.getvalue()))
+        write_atomic(self._metadata_path, lambda f: f.write(json.dumps({"epoch": self._current_epoch}).encode()))
 
     def _restore_optimizer(self):
         opt = self.model.optimizer

@@ -132,13 +132,23 @@ def _write_archive(filepath, kind: str, config: dict, arrays: list, overwrite: b
     np.savez(buf, **{f"w{i}": np.asarray(a, order="C") for i, a in enumerate(arrays)})  # keeps 0-d arrays 0-d
     folder = os.path.dirname(os.path.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".kcompile", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+
+    def write(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
             z.writestr("kcompile.json", json.dumps({"format": kind, "version": FORMAT_VERSION}))
             z.writestr("config.json", json.dumps(config, indent=1))
             z.writestr("weights.npz", buf.getvalue())
-        os.replace(tmp, filepath)
+    write_atomic(filepath, write, suffix=".kcompile")
+
+
+def write_atomic(path, write, suffix: str = "") -> None:
+    """Call write(f) on a temporary file beside `path`, then rename it over `path` (removed on failure),
+    so a reader sees the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
