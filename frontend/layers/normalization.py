@@ -47,6 +47,7 @@ class BatchNormalization(Layer):
         self.gamma_constraint = constraints.get(gamma_constraint)
         self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
         self.center, self.scale = center, scale
+        self.synchronized = bool(synchronized)   # statistics over all processes' shards (data-parallel fit)
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
@@ -94,7 +95,7 @@ class BatchNormalization(Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
-                "center": self.center, "scale": self.scale,
+                "center": self.center, "scale": self.scale, "synchronized": self.synchronized,
                 "beta_initializer": ser_init(self.beta_initializer),
                 "gamma_initializer": ser_init(self.gamma_initializer),
                 "moving_mean_initializer": ser_init(self.moving_mean_initializer),
