@@ -20,6 +20,7 @@ offset by the rank), so with dropout the result is not bit-equal to one process,
 from __future__ import annotations
 
 import hashlib
+import time
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from .collectives import Collectives, DistributedError
 from .runner import StepRunner
 from .split_step import GRAD_SCALE, PACKED, build_gradient_step, build_update_step
 
+PHASES = ("shard sizes", "gradient entry", "allreduce", "update entry", "gather")
 # Callbacks that write files or print progress: kept on rank 0 only
 RANK0_ONLY = ("ModelCheckpoint", "CSVLogger", "BackupAndRestore", "ProgbarLogger", "TensorBoard")
 
@@ -59,6 +61,8 @@ class DataParallelFit:
     def __init__(self, world):
         self.world = world
         self.coll = Collectives(world)
+        self.seconds = dict.fromkeys(PHASES, 0.0)   # time per phase of step(), summed (bench_distributed.py)
+        self.steps = 0
 
     # -- data --------------------------------------------------------------------------------
     def shard(self, idx):
@@ -107,11 +111,13 @@ class DataParallelFit:
     # -- one step ----------------------------------------------------------------------------
     def step(self, model, split: SplitStep, feed: dict, xs, ys, sw):
         """One data-parallel step; returns (outputs as the fused step gives them, global ys, global sw, N)."""
+        clock = _Clock(self.seconds)
         n_local = len(xs[0])
         counts = self.coll.allgather_fixed(np.array([n_local], np.int64), "the shard sizes")[:, 0]
         total = int(counts.sum())
         if total == 0:
             raise ValueError("data-parallel fit: the global batch is empty on every process")
+        clock("shard sizes")
         # a draw counter per process (dropout masks differ across processes; with one process unchanged)
         feed["__rng_counter"] = np.int64(int(feed["__rng_counter"]) * self.world.size + self.world.rank)
         if n_local:
@@ -122,15 +128,32 @@ class DataParallelFit:
         else:   # no rows here: contribute nothing to the sums
             packed = np.zeros(split.layout.size, np.float32)
             preds = [np.empty((0,) + tuple(t.shape[1:]), t.dtype.np) for t, _ in split.preds]
+        clock("gradient entry")
         self.coll.allreduce_sum_(packed, "the packed gradients")
+        clock("allreduce")
         split.update.run({PACKED: packed, "__learning_rate": feed["__learning_rate"],
                           "__iterations": feed["__iterations"]})
+        clock("update entry")
         result = {name: np.float32(packed[offset]) for name, offset in split.losses}
         for (_, name), p in zip(split.preds, preds):
             result[name] = self.coll.allgather_rows(p, counts, name)
         ys = None if ys is None else [self.coll.allgather_rows(np.asarray(y), counts, "targets") for y in ys]
         sw = None if sw is None else self.coll.allgather_rows(np.asarray(sw, np.float32), counts, "sample weights")
+        clock("gather")
+        self.steps += 1
         return result, ys, sw, total
+
+
+class _Clock:
+    """Adds the time since the last call to seconds[phase]."""
+
+    def __init__(self, seconds):
+        self.seconds, self.last = seconds, time.perf_counter()
+
+    def __call__(self, phase):
+        now = time.perf_counter()
+        self.seconds[phase] += now - self.last
+        self.last = now
 
 
 def _refuse_synchronized_batch_norm(model):
