@@ -59,19 +59,26 @@ class Collectives:
         self._wait(self.comm.Iallgather(row, out), f"allgather of {what}")
         return out
 
-    def allgather_rows(self, local: np.ndarray, counts, what: str) -> np.ndarray:
-        """Concatenate each process's rows (counts[r] rows on rank r) in rank order."""
-        local = np.ascontiguousarray(local)
+    def allgather_rows(self, arrays: list, counts, what: str) -> list:
+        """Each array's rows from every process (counts[r] rows on rank r), concatenated in rank order.
+
+        One Iallgatherv moves all the arrays: each process sends its arrays' bytes back to back."""
+        arrays = [np.ascontiguousarray(a) for a in arrays]
         if self.size == 1:
-            return local
+            return arrays
         from mpi4py import MPI
-        row_bytes = int(np.prod(local.shape[1:], dtype=np.int64)) * local.dtype.itemsize
-        out = np.empty((int(sum(counts)),) + local.shape[1:], local.dtype)
-        sizes = [int(c) * row_bytes for c in counts]
+        row_bytes = [a.dtype.itemsize * int(np.prod(a.shape[1:], dtype=np.int64)) for a in arrays]
+        per_row = sum(row_bytes)
+        send = np.concatenate([a.view(np.uint8).reshape(-1) for a in arrays]) if arrays else np.empty(0, np.uint8)
+        sizes = [int(c) * per_row for c in counts]
         displs = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
-        send = [local.view(np.uint8).reshape(-1), MPI.BYTE]
-        self._wait(self.comm.Iallgatherv(send, [out.view(np.uint8).reshape(-1), sizes, displs, MPI.BYTE]),
-                   f"allgather of {what}")
+        recv = np.empty(sum(sizes), np.uint8)
+        self._wait(self.comm.Iallgatherv([send, MPI.BYTE], [recv, sizes, displs, MPI.BYTE]), f"allgather of {what}")
+        out = []
+        for k, a in enumerate(arrays):   # rank r's block: its arrays one after another
+            skip = sum(row_bytes[:k])
+            parts = [recv[d + skip * int(c):d + (skip + row_bytes[k]) * int(c)] for d, c in zip(displs, counts)]
+            out.append(np.concatenate(parts).view(a.dtype).reshape((-1,) + a.shape[1:]))
         return out
 
     # -- the deadline ------------------------------------------------------------------------

@@ -79,6 +79,9 @@ class DataParallelFit:
     # -- start of fit ------------------------------------------------------------------------
     def start(self, model, initial_epoch: int) -> int:
         """Check every process holds the same model, broadcast rank 0's state; returns the start epoch."""
+        if model._overrides("train_step"):   # its eager gradients would never be averaged: ranks would diverge
+            raise NotImplementedError(f"model '{model.name}' overrides train_step: data-parallel fit runs the "
+                                      "compiled step only; drop the override or unset the distribution")
         opt = model.optimizer
         trainable = model.trainable_weights
         opt.build(trainable)
@@ -135,10 +138,16 @@ class DataParallelFit:
                           "__iterations": feed["__iterations"]})
         clock("update entry")
         result = {name: np.float32(packed[offset]) for name, offset in split.losses}
-        for (_, name), p in zip(split.preds, preds):
-            result[name] = self.coll.allgather_rows(p, counts, name)
-        ys = None if ys is None else [self.coll.allgather_rows(np.asarray(y), counts, "targets") for y in ys]
-        sw = None if sw is None else self.coll.allgather_rows(np.asarray(sw, np.float32), counts, "sample weights")
+        given = [k for k, y in enumerate(ys or []) if y is not None]   # (an output may have no target)
+        local = preds + [np.asarray(ys[k]) for k in given] + ([] if sw is None else [np.asarray(sw, np.float32)])
+        gathered = iter(self.coll.allgather_rows(local, counts, "predictions, targets and sample weights"))
+        for _, name in split.preds:
+            result[name] = next(gathered)
+        if ys is not None:
+            ys = list(ys)
+            for k in given:
+                ys[k] = next(gathered)
+        sw = None if sw is None else next(gathered)
         clock("gather")
         self.steps += 1
         return result, ys, sw, total

@@ -129,3 +129,15 @@ def test_a_collective_that_never_completes_raises_after_the_deadline(monkeypatch
     monkeypatch.setattr(coll, "_abort_at_exit", lambda: None)   # (in a real job: MPI_Abort at exit)
     with pytest.raises(collectives.DistributedError, match=r"process 1 of 2: allreduce of x did not complete within 0.2 s"):
         coll._wait(_NeverDone(), "allreduce of x")
+
+
+def test_a_train_step_override_is_refused_under_data_parallel():
+    class Custom(kc.Model):
+        def train_step(self, data):
+            return super().train_step(data)
+    inputs = kc.Input((3,))
+    model = Custom(inputs, kc.layers.Dense(1)(inputs))
+    model.compile("sgd", "mse", backend="reference")
+    distribution.set_distribution(distribution.DataParallel())
+    with pytest.raises(NotImplementedError, match="overrides train_step"):
+        model.fit(np.ones((4, 3), np.float32), np.ones((4, 1), np.float32), verbose=0)
