@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from kcompile.ir.ops.collective import set_sum_hook
+
 from .collectives import Collectives, DistributedError
 from .runner import StepRunner
 from .split_step import GRAD_SCALE, PACKED, build_gradient_step, build_update_step
@@ -43,9 +45,7 @@ def active_world():
 class SplitStep:
     """The two native entries for one target signature, and the packed buffer's layout."""
 
-    def __init__(self, model, compiled, y_types, has_sw, backend, world):
-        if world.size > 1:
-            _refuse_synchronized_batch_norm(model)
+    def __init__(self, model, compiled, y_types, has_sw, backend):
         grad_step, self.layout, trainable, states = build_gradient_step(model, compiled, y_types, has_sw)
         update_step = build_update_step(model, compiled, self.layout, trainable, states)
         self.grad = StepRunner(grad_step, backend, compiled.optimizer)
@@ -53,6 +53,8 @@ class SplitStep:
         self.losses = [(name, offset) for _, name, _, offset in self.layout.of("loss")]
         self.preds = [(v.type, name) for v, name in zip(grad_step.graph.outputs, grad_step.graph.output_names)
                       if name != PACKED]
+        # synchronized BatchNormalization: collectives inside the gradient entry, which every process must run
+        self.collective_inside = any(n.op == "cross_process_sum" for n in grad_step.graph.nodes)
 
 
 class DataParallelFit:
@@ -63,6 +65,8 @@ class DataParallelFit:
         self.coll = Collectives(world)
         self.seconds = dict.fromkeys(PHASES, 0.0)   # time per phase of step(), summed (bench_distributed.py)
         self.steps = 0
+        if world.size > 1:   # cross_process_sum (synchronized BatchNormalization) sums through these collectives
+            set_sum_hook(lambda buf: self.coll.allreduce_sum_(buf, "synchronized BatchNormalization statistics"))
 
     # -- data --------------------------------------------------------------------------------
     def shard(self, idx):
@@ -120,6 +124,11 @@ class DataParallelFit:
         total = int(counts.sum())
         if total == 0:
             raise ValueError("data-parallel fit: the global batch is empty on every process")
+        if split.collective_inside and counts.min() == 0:   # (every process sees the counts: all raise)
+            raise ValueError(f"data-parallel fit: a global batch of {total} rows leaves a process without rows, "
+                             "and synchronized BatchNormalization needs every process in every step: use a "
+                             f"batch_size of at least {self.world.size} (and a data size that leaves no last "
+                             "batch smaller than that), or synchronized=False")
         clock("shard sizes")
         # a draw counter per process (dropout masks differ across processes; with one process unchanged)
         feed["__rng_counter"] = np.int64(int(feed["__rng_counter"]) * self.world.size + self.world.rank)
@@ -163,19 +172,6 @@ class _Clock:
         now = time.perf_counter()
         self.seconds[phase] += now - self.last
         self.last = now
-
-
-def _refuse_synchronized_batch_norm(model):
-    """Synchronized statistics need a collective inside the native forward pass, which does not exist yet."""
-    stack = [model]
-    while stack:
-        layer = stack.pop()
-        if getattr(layer, "synchronized", False):
-            raise NotImplementedError(
-                f"layer '{layer.name}' (BatchNormalization): synchronized=True is not supported by data-parallel "
-                "fit across processes; use synchronized=False (statistics of each process's shard, moving "
-                "statistics averaged across processes every step)")
-        stack.extend(getattr(layer, "_sublayers", []))
 
 
 def _structure_hash(model, arrays) -> bytes:

@@ -5,8 +5,9 @@ processes sum their gradients. So the fused train step (train_step.py) is built 
 
   gradient entry  the train step's inputs plus "__grad_scale" (this process's share of the global
                   batch, n_r / N); outputs "packed" and "pred:<output>". packed is one f32 vector:
-                  every gradient, every new state value (BatchNormalization moving statistics), the
-                  total loss and the per-output losses, each flattened and multiplied by the scale.
+                  every gradient (of the loss times the scale), every new state value
+                  (BatchNormalization moving statistics), the total loss and the per-output losses,
+                  each flattened and multiplied by the scale.
                   Summed over processes (one in-place allreduce), it holds the gradient of the mean
                   loss over the whole global batch, the sample-weighted mean of the states and the
                   global losses.
@@ -49,19 +50,21 @@ class PackedLayout:
 
 def build_gradient_step(model, compiled, y_types, has_sw):
     """The gradient entry (see the module docstring) and the layout of its packed output."""
+    # the gradients are those of the scaled loss: a collective inside the step (synchronized BatchNormalization)
+    # then sums already-weighted cotangents, as the global mean loss needs
     b, tr, total, per_output, trainable, grads, extra = trace_loss_and_grads(
-        model, compiled, y_types, has_sw, "grad_step", (GRAD_SCALE,))
+        model, compiled, y_types, has_sw, "grad_step", (GRAD_SCALE,), loss_scale=GRAD_SCALE)
     E, scale, layout, pieces = GraphEmitter(b), extra[GRAD_SCALE], PackedLayout(), []
 
-    def pack(kind, name, value):
+    def pack(kind, name, value, scaled=True):
         if value.type.dtype != f32:
             raise NotImplementedError(f"data-parallel training: {kind} '{name}' is {value.type.dtype.name}; only f32 "
                                       "gradients and states can be averaged across processes")
         layout.add(kind, name, value.type.shape)
-        pieces.append(E.op("reshape", E.op("mul", value, scale), shape=(-1,)))
+        pieces.append(E.op("reshape", value if not scaled else E.op("mul", value, scale), shape=(-1,)))
 
     for v, g in zip(trainable, grads):
-        pack("grad", v.path, g)
+        pack("grad", v.path, g, scaled=False)
     for path, value in tr.state_updates.items():
         pack("state", path, value)
     loss_outs, loss_names = _loss_and_pred_outputs(compiled, total, per_output, [])

@@ -68,10 +68,11 @@ def emit_loss(E, compiled, ys, preds, sw, extra_losses):
     return total, per_output
 
 
-def trace_loss_and_grads(model, compiled, y_types, has_sw, entry, scalars):
+def trace_loss_and_grads(model, compiled, y_types, has_sw, entry, scalars, loss_scale=None):
     """The front half of every train step: inputs, the traced forward pass, the loss and the gradients
-    of the trainable variables it reads. `scalars` names the extra f32 scalar inputs (after the rng
-    counter); returns (builder, trace, total loss, per-output losses, trainable, grads, scalar Values)."""
+    of the trainable variables it reads (of the loss times the scalar input named `loss_scale`, if
+    given). `scalars` names the extra f32 scalar inputs (after the rng counter); returns (builder,
+    trace, total loss, per-output losses, trainable, grads, scalar Values)."""
     from kcompile.frontend.trace import trace_model
     b = GraphBuilder(f"{_safe(model.name)}_{entry}")
     xs, ys, sw = _inputs(b, model, y_types, has_sw)
@@ -82,7 +83,8 @@ def trace_loss_and_grads(model, compiled, y_types, has_sw, entry, scalars):
     trainable = [v for v in model.trainable_weights if v.path in tr.params]
     if not trainable:
         raise ValueError(f"model '{model.name}' has no trainable weights used by its forward pass: nothing to train")
-    grads = backprop(b, total, [tr.params[v.path] for v in trainable])
+    target = total if loss_scale is None else b.op("mul", total, extra[loss_scale])
+    grads = backprop(b, target, [tr.params[v.path] for v in trainable])
     return b, tr, total, per_output, trainable, grads, extra
 
 

@@ -171,8 +171,7 @@ class TrainerMixin:
         key = ("split", tuple(None if y is None else y.shape[1:] for y in ys or []), has_sw)
         if key not in c.step_cache:
             y_types = [None if y is None else _target_type(y) for y in ys or [None] * len(c.output_names)]
-            c.step_cache[key] = data_parallel.SplitStep(self, c, y_types, has_sw, resolve_backend(c.backend),
-                                                               data_parallel.active_world())
+            c.step_cache[key] = data_parallel.SplitStep(self, c, y_types, has_sw, resolve_backend(c.backend))
         return c.step_cache[key]
 
     def _runner(self, kind, ys, has_sw) -> StepRunner:

@@ -2,7 +2,8 @@
 
   train     data-parallel fits (uneven last batch, a global batch of 1, sample weights, an L2
             regularizer, Adam), then rank 0 repeats them in one process from the same initial
-            weights; a BatchNormalization model trained with shuffle=True; CSVLogger on each rank
+            weights; a BatchNormalization model trained with shuffle=True, and a synchronized one
+            repeated in one process too; CSVLogger on each rank
   mismatch  rank 1 builds a different model: both ranks must report it (no hang)
   hang      rank 1 stops calling collectives mid-epoch: rank 0 must time out with a clear error
   dies      rank 1 exits mid-epoch: the job must end (not hang)
@@ -49,13 +50,16 @@ def train(world):
     history = fits(model, x, y, sw, [kc.callbacks.CSVLogger(os.path.join(OUT, f"log_rank{world.rank}.csv"))])
     weights = model.get_weights()
 
-    bn = kc.Sequential([kc.Input((6,)), kc.layers.Dense(4), kc.layers.BatchNormalization(),
-                        kc.layers.Dense(1)])
-    bn.compile(optimizer=kc.optimizers.SGD(0.05, momentum=0.9), loss="mse")
+    bn = batch_norm_model(synchronized=False, backend="reference")
     np.random.seed(world.rank)   # different NumPy RNGs: the batch order must still be rank 0's
     bn.fit(x, y.astype("f4"), batch_size=8, epochs=1, shuffle=True, verbose=0)
     np.savez(os.path.join(OUT, f"bn_rank{world.rank}.npz"), *bn.get_weights())
     np.savez(os.path.join(OUT, f"dp_rank{world.rank}.npz"), *weights, history=repr(history))
+
+    synced = batch_norm_model(synchronized=True)   # statistics over the global batch, natively
+    sync_initial = [w.copy() for w in synced.get_weights()]
+    sync_history = synced.fit(x, y.astype("f4"), batch_size=8, epochs=1, shuffle=False, verbose=0).history
+    np.savez(os.path.join(OUT, f"sync_rank{world.rank}.npz"), *synced.get_weights(), history=repr(sync_history))
 
     if world.rank == 0:   # the same training in one process, the same global batches
         distribution.set_distribution(None)
@@ -63,6 +67,17 @@ def train(world):
         single.set_weights(initial)
         history = fits(single, x, y, sw)
         np.savez(os.path.join(OUT, "single.npz"), *single.get_weights(), history=repr(history))
+        single = batch_norm_model(synchronized=True, backend="reference")
+        single.set_weights(sync_initial)
+        history = single.fit(x, y.astype("f4"), batch_size=8, epochs=1, shuffle=False, verbose=0).history
+        np.savez(os.path.join(OUT, "sync_single.npz"), *single.get_weights(), history=repr(history))
+
+
+def batch_norm_model(synchronized, backend=None):
+    model = kc.Sequential([kc.Input((6,)), kc.layers.Dense(4), kc.layers.BatchNormalization(synchronized=synchronized),
+                           kc.layers.Dense(1)])
+    model.compile(optimizer=kc.optimizers.SGD(0.05, momentum=0.9), loss="mse", backend=backend)
+    return model
 
 
 def mismatch(world):

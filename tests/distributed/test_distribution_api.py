@@ -9,7 +9,7 @@ import pytest
 import kcompile as kc
 from kcompile.frontend import distribution
 from kcompile.frontend.training import collectives
-from kcompile.frontend.training.data_parallel import SplitStep
+from kcompile.ir.ops.collective import set_sum_hook
 
 
 @pytest.fixture(autouse=True)
@@ -109,13 +109,23 @@ def test_split_step_native_with_batch_norm_and_dropout_equals_the_fused_step():
     np.testing.assert_allclose(h_plain["loss"], h_split["loss"], rtol=1e-5)
 
 
-def test_synchronized_batch_norm_across_processes_is_refused_clearly():
-    model = kc.Sequential([kc.Input((3,)), kc.layers.BatchNormalization(synchronized=True, name="bn"),
-                           kc.layers.Dense(1)])
-    model.compile("sgd", "mse", backend="reference")
-    two = distribution.World(rank=0, size=2)
-    with pytest.raises(NotImplementedError, match="'bn'.*synchronized=True"):
-        SplitStep(model, model._compiled, [None], False, "reference", two)
+def test_synchronized_batch_norm_uses_the_statistics_summed_over_processes(monkeypatch):
+    """Two processes holding the same shard (the hook doubles every sum): the global statistics equal
+    the local ones, so synchronized and local BatchNormalization agree, moving statistics included."""
+    x = np.random.RandomState(3).randn(6, 4).astype("f4") * 3 + 1
+    local, synced = (kc.layers.BatchNormalization(synchronized=s) for s in (False, True))
+    want = local(x, training=True).numpy()
+    sums = []
+    monkeypatch.setattr(distribution, "_DISTRIBUTION", type("Fake", (), {"world": distribution.World(size=2)})())
+    previous = set_sum_hook(lambda buf: (sums.append(buf.shape), buf.__imul__(2)))
+    try:
+        got = synced(x, training=True).numpy()
+    finally:
+        set_sum_hook(previous)
+    assert sums == [(1, 12)]   # one message per layer: sum of x, of x*x and the count, per channel
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    for a, b in zip(local.get_weights(), synced.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 class _NeverDone:

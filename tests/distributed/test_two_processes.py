@@ -60,6 +60,13 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     for a, b in zip(bn0, bn1):   # local BatchNormalization: moving statistics averaged, shuffled order shared
         np.testing.assert_array_equal(a, b)
     assert (tmp_path / "log_rank0.csv").exists() and not (tmp_path / "log_rank1.csv").exists()
+    sync0, sync_history0 = _load(tmp_path / "sync_rank0.npz")
+    sync1, _ = _load(tmp_path / "sync_rank1.npz")
+    sync_single, sync_history = _load(tmp_path / "sync_single.npz")
+    for a, b, c in zip(sync0, sync1, sync_single):   # synchronized BatchNormalization: the global batch's statistics
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, c, atol=1e-5)
+    np.testing.assert_allclose(sync_history0["loss"], sync_history["loss"], rtol=1e-5)
 
 
 def test_different_models_on_the_ranks_are_reported_not_hung(tmp_path):
