@@ -15,7 +15,7 @@ from llvmlite import ir
 
 from kcompile.ir.ops.collective import run_sum_hook
 
-from ..loops import I8P, I32, I64, copy_bytes, i64
+from ..loops import I8P, I32, I64, copy_bytes, function_pointer_global, i64
 from . import lowering
 from .context import STATUS_COLLECTIVE_FAILED
 
@@ -25,20 +25,12 @@ _CALLBACK_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int6
 _FLOATS = {4: ctypes.c_float, 8: ctypes.c_double}
 
 
-def _hook_global(module: ir.Module) -> ir.GlobalVariable:
-    g = module.globals.get(HOOK_SYMBOL)
-    if g is None:
-        g = ir.GlobalVariable(module, HOOK_TYPE.as_pointer(), name=HOOK_SYMBOL)
-        g.initializer = ir.Constant(HOOK_TYPE.as_pointer(), None)
-    return g
-
-
 @lowering("cross_process_sum")
 def lower_cross_process_sum(ctx):
     b, (x,), (y,) = ctx.builder, ctx.ins, ctx.outs
     count, size = x.numel(b), x.dtype.np.itemsize
     copy_bytes(b, b.bitcast(y.ptr, I8P), b.bitcast(x.ptr, I8P), b.mul(count, i64(size)))
-    hook = b.load(_hook_global(b.module))
+    hook = b.load(function_pointer_global(b.module, HOOK_SYMBOL, HOOK_TYPE))
     bound = b.icmp_unsigned("!=", b.ptrtoint(hook, I64), i64(0))
     with b.if_then(bound):
         status = b.call(hook, [b.bitcast(y.ptr, I8P), count, ir.Constant(I32, size)])
