@@ -65,6 +65,7 @@ class DataParallelFit:
         self.coll = Collectives(world)
         self.seconds = dict.fromkeys(PHASES, 0.0)   # time per phase of step(), summed (bench_distributed.py)
         self.steps = 0
+        self.started = False   # start() ran (fit runs it each call; train_on_batch on its first step)
         if world.size > 1:   # cross_process_sum (synchronized BatchNormalization) sums through these collectives
             set_sum_hook(lambda buf: self.coll.allreduce_sum_(buf, "synchronized BatchNormalization statistics"))
 
@@ -100,6 +101,7 @@ class DataParallelFit:
         meta = self.coll.broadcast_(np.array([int(opt.iterations), int(initial_epoch)], np.int64), "the step count")
         opt.iterations, initial_epoch = int(meta[0]), int(meta[1])
         self._check_same(_checksum(arrays), "weights after the broadcast from rank 0")
+        self.started = True
         return initial_epoch
 
     def _check_same(self, digest: bytes, what: str) -> None:
@@ -118,6 +120,8 @@ class DataParallelFit:
     # -- one step ----------------------------------------------------------------------------
     def step(self, model, split: SplitStep, feed: dict, xs, ys, sw):
         """One data-parallel step; returns (outputs as the fused step gives them, global ys, global sw, N)."""
+        if not self.started:   # train_on_batch without a fit first: same model and weights everywhere
+            self.start(model, 0)
         clock = _Clock(self.seconds)
         n_local = len(xs[0])
         counts = self.coll.allgather_fixed(np.array([n_local], np.int64), "the shard sizes")[:, 0]

@@ -151,3 +151,18 @@ def test_a_train_step_override_is_refused_under_data_parallel():
     distribution.set_distribution(distribution.DataParallel())
     with pytest.raises(NotImplementedError, match="overrides train_step"):
         model.fit(np.ones((4, 3), np.float32), np.ones((4, 1), np.float32), verbose=0)
+
+
+def test_train_on_batch_under_data_parallel_checks_the_model_first_and_matches_plain():
+    rs = np.random.RandomState(4)
+    x, y = rs.randn(6, 5).astype("f4"), rs.randn(6, 2).astype("f4")
+    plain = _model("adam", "reference")
+    split = _model("adam", "reference")
+    split.set_weights(plain.get_weights())
+    want = plain.train_on_batch(x, y, return_dict=True)
+    distribution.set_distribution(distribution.DataParallel())
+    got = split.train_on_batch(x, y, return_dict=True)
+    assert split._data_parallel.started
+    np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-6)
+    for a, b in zip(plain.get_weights(), split.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
