@@ -6,11 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
+from kcompile.ir import load_budget
+
 from .errors import CLIError
 
 
 def run_command(args) -> int:
     path = Path(args.artifact)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise CLIError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if not path.exists():
         raise CLIError(f"artifact '{path}' does not exist")
     runner = _onnx_runner(path) if path.suffix == ".onnx" else _native_runner(path, args.batch_size)
@@ -27,7 +31,10 @@ def _read_inputs(specs) -> list:
         if not Path(file).is_file():
             raise CLIError(f"input file '{file}' does not exist")
         try:
-            out.append((name or None, np.load(file, allow_pickle=False)))
+            with open(file, "rb") as f:
+                out.append((name or None, load_budget.read_npy(f, f"input file '{file}'")))
+        except load_budget.LoadBudgetError as e:
+            raise CLIError(str(e)) from None
         except ValueError as e:
             raise CLIError(f"input file '{file}' is not a plain .npy array ({e})") from None
     return out
