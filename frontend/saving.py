@@ -20,13 +20,13 @@ import io
 import json
 import os
 import struct
-import tempfile
 import zipfile
 import zlib
 
 import numpy as np
 
 from kcompile.ir import load_budget
+from kcompile.ir.atomic_files import write_atomic  # noqa: F401  (also BackupAndRestore's)
 
 FORMAT_VERSION = 1
 _REGISTRY: dict = {}     # "package>Name" and "Name" -> class or function
@@ -143,20 +143,6 @@ def _write_archive(filepath, kind: str, config: dict, arrays: list, overwrite: b
             z.writestr("config.json", json.dumps(config, indent=1))
             z.writestr("weights.npz", buf.getvalue())
     write_atomic(filepath, write, suffix=".kcompile")
-
-
-def write_atomic(path, write, suffix: str = "") -> None:
-    """Call write(f) on a temporary file beside `path`, then rename it over `path` (removed on failure),
-    so a reader sees the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _read_archive(filepath):

@@ -1,12 +1,12 @@
 """`kcompile run`: run an artifact folder (or a .onnx file through onnxruntime) on .npy inputs."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from kcompile.ir import load_budget
+from kcompile.ir.atomic_files import write_atomic
 
 from .errors import CLIError
 
@@ -89,12 +89,7 @@ def _write_outputs(names, outputs, dest):
         raise CLIError(f"--output must end in .npy (one output) or .npz (several), got '{dest}'")
     if dest.suffix == ".npy" and len(outputs) != 1:
         raise CLIError(f"the model has {len(outputs)} outputs {list(names)}; save them with --output FILE.npz")
-    tmp = dest.with_name(f".{dest.name}.partial{dest.suffix}")
-    try:
-        if dest.suffix == ".npy":
-            np.save(tmp, outputs[0], allow_pickle=False)
-        else:
-            np.savez(tmp, **dict(zip(names, outputs)))
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    if dest.suffix == ".npy":
+        write_atomic(dest, lambda f: np.save(f, outputs[0], allow_pickle=False))
+    else:
+        write_atomic(dest, lambda f: np.savez(f, **dict(zip(names, outputs))))
