@@ -2,6 +2,7 @@
 names the problem: no crash, no silent result, no stray files. Rows that may reach native code run
 together in one subprocess, so a crash fails those rows, not the session."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -22,13 +23,10 @@ def ctx(tmp_path_factory):
     return Ctx(tmp_path_factory.mktemp("bad_inputs"))
 
 
-@pytest.fixture(scope="module")
-def isolated_results(tmp_path_factory):
-    """All isolated rows, run once in one subprocess: id -> (raised, message) or a crash report."""
-    tmp = tmp_path_factory.mktemp("bad_inputs_isolated")
-    ids = [c.id for c in CASES if c.isolate]
+def run_isolated(tmp: Path, ids: list, env: dict | None = None):
+    """Run rows in one worker subprocess: (id -> (raised, message), why rows are missing)."""
     proc = subprocess.run([sys.executable, str(HERE / "reliability_worker.py"), str(tmp), *ids],
-                          capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
+                          capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, env=env)
     results, running = {}, None
     for line in proc.stdout.splitlines():
         if not line.startswith("{"):
@@ -39,8 +37,15 @@ def isolated_results(tmp_path_factory):
         else:
             results[row["id"]] = (row["raised"], row["message"])
             running = None
-    crash = (f"the worker died (status {proc.returncode}) while running row {running!r}: "
-             f"{proc.stderr[-2000:]}")
+    crash = f"the worker died (status {proc.returncode}) while running row {running!r}: {proc.stderr[-2000:]}"
+    return results, crash
+
+
+@pytest.fixture(scope="module")
+def isolated_results(tmp_path_factory):
+    """All isolated rows, run once in one subprocess."""
+    tmp = tmp_path_factory.mktemp("bad_inputs_isolated")
+    results, crash = run_isolated(tmp, [c.id for c in CASES if c.isolate])
     return results, crash, tmp
 
 
@@ -72,3 +77,10 @@ def test_the_table_covers_every_area():
     counts = Counter(c.area for c in CASES)
     assert len(CASES) >= 60 and len({c.id for c in CASES}) == len(CASES)
     assert set(counts) == {"frontend", "ir", "saving", "artifact", "onnx", "cli"}, counts
+
+
+def test_a_native_crash_fails_its_rows_and_names_the_one_running(tmp_path):
+    ids = [c.id for c in CASES if c.area == "ir"][:3]
+    results, crash = run_isolated(tmp_path, ids, env=dict(os.environ, KCOMPILE_TEST_ABORT_AT=ids[1]))
+    assert list(results) == ids[:1]
+    assert f"row {ids[1]!r}" in crash and "status -6" in crash
