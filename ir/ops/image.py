@@ -107,8 +107,9 @@ def source_points(t: np.ndarray, h: int, w: int):
     ys, xs = np.meshgrid(np.arange(h, dtype=t.dtype), np.arange(w, dtype=t.dtype), indexing="ij")
     a0, a1, a2, b0, b1, b2, c0, c1 = (t[:, i, None, None] for i in range(8))
     k = c0 * xs + c1 * ys + dt(1)
-    x_in = (a0 * xs + a1 * ys + a2) / k
-    y_in = (b0 * xs + b1 * ys + b2) / k
+    with np.errstate(divide="ignore", invalid="ignore"):   # k = 0 and NaN are clamped below
+        x_in = (a0 * xs + a1 * ys + a2) / k
+        y_in = (b0 * xs + b1 * ys + b2) / k
     lim = dt(COORD_LIMIT)
     return tuple(np.fmin(np.fmax(v, -lim), lim) for v in (y_in, x_in))   # fmax/fmin: NaN -> the bound
 
