@@ -10,10 +10,10 @@ import numbers
 
 import numpy as np
 
-from .. import ops
+from .. import ops, ops_image
 from ..tensor import apply, convert_to_tensor
 from .core import layer_seed, random_uniform
-from .image_preprocessing import ImageLayer, centered_aspect_box, check_choice, check_size, crop, resize
+from .image_preprocessing import ImageLayer, check_choice, check_size, smart_resize
 
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 INTERPOLATIONS = ("nearest", "bilinear")
@@ -143,8 +143,7 @@ class RandomCrop(_RandomImageLayer):
         h, w = images.ir_shape[1:3]
         if training and h > self.height and w > self.width:
             return self.augment(images)
-        box = centered_aspect_box(h, w, self.height, self.width)
-        return resize(crop(images, *box), self.height, self.width)
+        return smart_resize(images, self.height, self.width)
 
     def augment(self, images):
         out, one = images, convert_to_tensor(np.zeros((1,), np.float32))   # one draw per axis per batch
@@ -171,8 +170,8 @@ class _AffineLayer(_RandomImageLayer):
         self.fill_mode, self.interpolation, self.fill_value = fill_mode, interpolation, fill_value
 
     def augment(self, images):
-        return apply("affine_transform", images, self.transforms(images), interpolation=self.interpolation,
-                     fill_mode=self.fill_mode, fill_value=float(self.fill_value))
+        return ops_image.affine_transform(images, self.transforms(images), self.interpolation, self.fill_mode,
+                                          self.fill_value)
 
     def get_config(self):
         return {**super().get_config(), "fill_mode": self.fill_mode, "interpolation": self.interpolation,

@@ -3,13 +3,9 @@ the image checks (channels_last, rank 3 or 4) and smart_resize (largest centred 
 aspect ratio, then a resize), which CenterCrop and RandomCrop fall back on."""
 from __future__ import annotations
 
-from .. import ops
-from ..tensor import apply
+from .. import ops, ops_image
 from .base import Layer
 from .serial import check_channels_last
-
-RESIZE_INTERPOLATIONS = ("bilinear", "nearest")
-
 
 class ImageLayer(Layer):
     """A layer on NHWC image batches (or one HWC image); subclasses implement call_batch."""
@@ -49,27 +45,8 @@ def check_choice(layer, name: str, value, choices, error=ValueError):
                     f"{list(choices)}")
 
 
-def resize(images, height: int, width: int, interpolation="bilinear"):
-    if tuple(images.ir_shape[1:3]) == (height, width):
-        return images
-    return apply("resize", images, size=(height, width), interpolation=interpolation)
-
-
-def crop(images, top: int, left: int, height: int, width: int):
-    return apply("slice", images, axes=(1, 2), starts=(top, left), ends=(top + height, left + width))
-
-
-def centered_aspect_box(h: int, w: int, target_h: int, target_w: int):
-    """(top, left, height, width) of the largest centred box with the target's aspect ratio (Keras's
-    smart_resize, in its integer arithmetic)."""
-    crop_h = max(min(h, int(float(w * target_h) / target_w)), 1)
-    crop_w = max(min(w, int(float(h * target_w) / target_h)), 1)
-    return int(float(h - crop_h) / 2), int(float(w - crop_w) / 2), crop_h, crop_w
-
-
 def smart_resize(images, height: int, width: int, interpolation="bilinear"):
-    box = centered_aspect_box(*images.ir_shape[1:3], height, width)
-    return resize(crop(images, *box), height, width, interpolation)
+    return ops_image.resize(images, (height, width), interpolation=interpolation, crop_to_aspect_ratio=True)
 
 
 class Resizing(ImageLayer):
@@ -78,7 +55,7 @@ class Resizing(ImageLayer):
                  data_format=None, **kwargs):
         super().__init__(data_format=data_format, **kwargs)
         check_size(self, height, width)
-        check_choice(self, "interpolation", interpolation, RESIZE_INTERPOLATIONS)
+        check_choice(self, "interpolation", interpolation, ops_image.RESIZE_INTERPOLATIONS)
         check_choice(self, "fill_mode", fill_mode, ("constant",))
         if crop_to_aspect_ratio and pad_to_aspect_ratio:
             raise ValueError(f"layer '{self.name}' (Resizing): only one of pad_to_aspect_ratio and "
@@ -90,19 +67,9 @@ class Resizing(ImageLayer):
         self.fill_mode, self.fill_value, self.antialias = fill_mode, fill_value, False
 
     def call_batch(self, images, training):
-        if self.crop_to_aspect_ratio:
-            return smart_resize(images, self.height, self.width, self.interpolation)
-        if self.pad_to_aspect_ratio:
-            images = self._pad_to_aspect(images)
-        return resize(images, self.height, self.width, self.interpolation)
-
-    def _pad_to_aspect(self, images):
-        """Pad (fill_value) the shorter side evenly to the target's aspect ratio, as Keras does."""
-        h, w = images.ir_shape[1:3]
-        top = int(float(max(h, int(float(w * self.height) / self.width)) - h) / 2)
-        left = int(float(max(w, int(float(h * self.width) / self.height)) - w) / 2)
-        pads = (0, 0, top, top, 0, 0, 0, 0) if top > 0 else (0, 0, 0, 0, left, left, 0, 0)
-        return apply("pad", images, pads=pads, value=float(self.fill_value)) if top > 0 or left > 0 else images
+        return ops_image.resize(images, (self.height, self.width), self.interpolation,
+                                crop_to_aspect_ratio=self.crop_to_aspect_ratio,
+                                pad_to_aspect_ratio=self.pad_to_aspect_ratio, fill_value=self.fill_value)
 
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width,
@@ -122,7 +89,7 @@ class CenterCrop(ImageLayer):
     def call_batch(self, images, training):
         h, w = images.ir_shape[1:3]
         if h >= self.height and w >= self.width:
-            return crop(images, (h - self.height) // 2, (w - self.width) // 2, self.height, self.width)
+            return ops_image.crop(images, (h - self.height) // 2, (w - self.width) // 2, self.height, self.width)
         return smart_resize(images, self.height, self.width)
 
     def get_config(self):

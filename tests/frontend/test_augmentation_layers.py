@@ -225,3 +225,29 @@ def test_configs_round_trip():
 def test_unbatched_image():
     x = RNG.uniform(0, 1, (8, 6, 3)).astype(np.float32)
     np.testing.assert_allclose(L.Resizing(4, 3)(x).numpy(), L.Resizing(4, 3)(x[None]).numpy()[0])
+
+
+@pytest.mark.parametrize("kwargs", [dict(size=(14, 18)), dict(size=(3, 4)), dict(size=(7, 5), interpolation="nearest"),
+                                    dict(size=(6, 6), crop_to_aspect_ratio=True),
+                                    dict(size=(4, 9), pad_to_aspect_ratio=True, fill_value=2.0)])
+def test_ops_image_resize_matches_keras(kwargs):
+    keras = _keras()
+    x = RNG.standard_normal((2, 7, 9, 3)).astype(np.float32)
+    np.testing.assert_allclose(kc.ops.image.resize(x, **kwargs).numpy(), np.asarray(keras.ops.image.resize(x, **kwargs)),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(kc.ops.image.resize(x[0], **kwargs).numpy(),
+                               np.asarray(keras.ops.image.resize(x[0], **kwargs)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["constant", "nearest", "wrap", "mirror", "reflect"])
+@pytest.mark.parametrize("interp", ["bilinear", "nearest"])
+def test_ops_image_affine_transform_matches_keras(mode, interp):
+    """Given transforms (no projective part: Keras's JAX backend ignores it) in every mode."""
+    keras = _keras()
+    x = RNG.standard_normal((3, 7, 9, 2)).astype(np.float32)
+    angle, scale = RNG.uniform(-3, 3, 3), RNG.uniform(0.7, 1.3, 3)
+    t = np.stack([scale * np.cos(angle), -scale * np.sin(angle), RNG.uniform(-4, 4, 3), scale * np.sin(angle),
+                  scale * np.cos(angle), RNG.uniform(-4, 4, 3), np.zeros(3), np.zeros(3)], axis=1).astype(np.float32)
+    kw = dict(interpolation=interp, fill_mode=mode, fill_value=0.5)
+    np.testing.assert_allclose(kc.ops.image.affine_transform(x, t, **kw).numpy(),
+                               np.asarray(keras.ops.image.affine_transform(x, t, **kw)), rtol=1e-5, atol=1e-5)
