@@ -251,3 +251,14 @@ def test_ops_image_affine_transform_matches_keras(mode, interp):
     kw = dict(interpolation=interp, fill_mode=mode, fill_value=0.5)
     np.testing.assert_allclose(kc.ops.image.affine_transform(x, t, **kw).numpy(),
                                np.asarray(keras.ops.image.affine_transform(x, t, **kw)), rtol=1e-5, atol=1e-5)
+
+
+def test_model_with_every_layer_saves_and_loads(tmp_path):
+    model = kc.Sequential([kc.Input(shape=(10, 12, 3)), L.Resizing(8, 8), *_random_stack(L), L.RandomCrop(6, 6),
+                           L.CenterCrop(5, 5), L.Conv2D(4, 3), L.SpatialDropout2D(0.2), L.GroupNormalization(2),
+                           L.UnitNormalization(), L.ActivityRegularization(0.01), L.Flatten(), L.Dense(2)])
+    model.save(tmp_path / "aug.keras")
+    loaded = kc.models.load_model(tmp_path / "aug.keras")
+    x = RNG.uniform(0, 1, (2, 10, 12, 3)).astype(np.float32)
+    np.testing.assert_array_equal(predict_ref(loaded, x), predict_ref(model, x))
+    assert [type(a).__name__ for a in loaded.layers] == [type(a).__name__ for a in model.layers]
