@@ -4,9 +4,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
+
+from kcompile.ir.atomic_files import staged_dir
 
 from .args import EMIT_KINDS
 from .emit import EMITTERS
@@ -79,20 +80,29 @@ def _check_outdir(outdir: Path) -> Path:
 
 @contextlib.contextmanager
 def _staged(outdir: Path):
-    """A temporary folder beside OUTDIR whose entries move into OUTDIR only if the block succeeds."""
-    stage = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".partial", dir=outdir.parent.resolve()))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private; OUTDIR gets the usual permissions
-    try:
+    """A staging folder beside OUTDIR that replaces it in one step only if the block succeeds; files of
+    OUTDIR this compile does not write are carried over (hard links), so the swap changes only ours."""
+    with staged_dir(outdir) as stage:
         yield stage
-        if not outdir.exists():
-            os.rename(stage, outdir)
-            return
-        for entry in stage.iterdir():
-            target = outdir / entry.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            os.replace(entry, target)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        if outdir.is_dir():
+            _carry_over(outdir, stage)
+
+
+def _carry_over(old: Path, new: Path) -> None:
+    for entry in old.iterdir():
+        target = new / entry.name
+        if os.path.lexists(target):
+            continue
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry), target)
+        elif entry.is_dir():
+            shutil.copytree(entry, target, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, target)
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
