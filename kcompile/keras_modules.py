@@ -31,6 +31,7 @@ KERAS_MODULES = {
     "kcompile.random": "kcompile.frontend.random",
     "kcompile.saving": "kcompile.frontend.saving",
     "kcompile.config": "kcompile.frontend.config",
+    "kcompile.distribution": "kcompile.frontend.distribution",
 }
 
 

@@ -39,6 +39,13 @@ def assign_state(variable, new_value):
         variable.assign(new_value.numpy())
 
 
+def _processes() -> int:
+    """Processes training together under the active kc.distribution (1 without one)."""
+    from .. import distribution
+    active = distribution.distribution()
+    return 1 if active is None else active.world.size
+
+
 class BatchNormalization(Layer):
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
@@ -51,6 +58,7 @@ class BatchNormalization(Layer):
         self.momentum = arguments.number(self, "momentum", momentum, 0, 1)
         self.epsilon = arguments.number(self, "epsilon", epsilon, 0)
         self.center, self.scale = center, scale
+        self.synchronized = bool(synchronized)   # statistics over all processes' shards (data-parallel fit)
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
@@ -84,11 +92,25 @@ class BatchNormalization(Layer):
         # Keras 3: a frozen BatchNormalization runs in inference mode even when training
         if training and self.trainable:
             axes = tuple(i for i in range(rank) if i != self._axis)
-            mean, variance = ops.moments(inputs, axes, keepdims=True)
+            if self.synchronized and _processes() > 1:
+                mean, variance = self._global_moments(inputs, axes)
+            else:
+                mean, variance = ops.moments(inputs, axes, keepdims=True)
             self._update_moving(ops.reshape(mean, (n,)), ops.reshape(variance, (n,)))
         else:
             mean, variance = ops.reshape(self.moving_mean, shape), ops.reshape(self.moving_variance, shape)
         return normalize(inputs, mean, variance, gamma, beta, self.epsilon)
+
+    def _global_moments(self, inputs, axes):
+        """Mean and variance over every process's shard (synchronized=True under data-parallel fit): the
+        per-channel sums of x and x*x and the row count, summed across processes in one message."""
+        from ..tensor import apply
+        parts = [ops.sum(inputs, axis=axes, keepdims=True), ops.sum(ops.square(inputs), axis=axes, keepdims=True),
+                 ops.sum(ops.ones_like(inputs), axis=axes, keepdims=True)]
+        total, total_sq, count = ops.split(apply("cross_process_sum", ops.concatenate(parts, axis=self._axis)), 3,
+                                           axis=self._axis)
+        mean = ops.divide(total, count)
+        return mean, ops.maximum(ops.subtract(ops.divide(total_sq, count), ops.square(mean)), 0.0)
 
     def _update_moving(self, mean, variance):
         m = self.momentum
@@ -98,7 +120,7 @@ class BatchNormalization(Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
-                "center": self.center, "scale": self.scale,
+                "center": self.center, "scale": self.scale, "synchronized": self.synchronized,
                 "beta_initializer": ser_init(self.beta_initializer),
                 "gamma_initializer": ser_init(self.gamma_initializer),
                 "moving_mean_initializer": ser_init(self.moving_mean_initializer),

@@ -215,6 +215,11 @@ for shape, seed, counter in (((4, 5), 0, 0), ((3, 7), 42, 12345), ((2, 3, 5), 7,
          {"seed": seed}, rtol=0, atol=0)
 
 
+# one process (no summing hook installed): the sum over a world of one is x itself
+for dt in ("f32", "f64"):
+    case("cross_process_sum", [rand(RNG, (3, 7), dt)], lambda xs, attrs: [xs[0].copy()], rtol=0, atol=0)
+
+
 # -- fused (a region the fuse pass outlined; static shapes: the region's types are fixed) ----------
 def _region(name, types, body):
     rb = GraphBuilder(name)
