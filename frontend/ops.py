@@ -275,10 +275,6 @@ def one_hot(x, num_classes, axis=-1, dtype=None):
     return out
 
 
-def stop_gradient(x):
-    raise NotImplementedError("kc.ops.stop_gradient is not supported: the IR has no stop-gradient op")
-
-
 # -- creation --------------------------------------------------------------------------------
 def zeros(shape, dtype="float32"):
     return convert_to_tensor(np.zeros(tuple(shape), to_dtype(dtype).np))
@@ -346,3 +342,8 @@ def _pool(op_prefix):
 
 
 max_pool, average_pool = _pool("max_pool"), _pool("avg_pool")
+
+
+# -- attention-era ops (Keras 3 names) ---------------------------------------------------------
+from .einsum import einsum  # noqa: E402,F401
+from .ops_more import cond, cumsum, stop_gradient, tile, top_k, tril, triu  # noqa: E402,F401
