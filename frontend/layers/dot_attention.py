@@ -28,7 +28,8 @@ class Attention(Layer):
 
     def _validate(self, inputs, mask=None):
         who = f"layer '{self.name}' ({type(self).__name__})"
-        if not isinstance(inputs, (list, tuple)) or not 2 <= len(inputs) <= 3:
+        listed = isinstance(inputs, (list, tuple)) and 2 <= len(inputs) <= 3
+        if not listed or not all(isinstance(t, (list, tuple)) or hasattr(t, "shape") for t in inputs):
             raise ValueError(f"{who} must be called on a list [query, value] or [query, value, key], got {inputs!r}")
         if mask is not None and (not isinstance(mask, (list, tuple)) or not 2 <= len(mask) <= 3):
             raise ValueError(f"{who}: mask must be a list [query_mask, value_mask], got {mask!r}")

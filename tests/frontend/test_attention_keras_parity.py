@@ -14,6 +14,8 @@ if keras.backend.backend() != "jax":
 import kcompile as kc  # noqa: E402
 from kcompile.compiler.onnx_export import export_onnx  # noqa: E402
 
+from model_helpers import predict_ref  # noqa: E402
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 RNG = np.random.default_rng(3)
 
@@ -33,10 +35,12 @@ def _inputs(shapes):
 
 
 def _check(build, shapes, tmp_path=None, atol=1e-5):
+    """Predictions vs Keras; with tmp_path, natively and through ONNX too (else the reference interpreter,
+    as native compiles cost seconds each on a busy machine)."""
     ours, theirs = _pair(build)
     xs = _inputs(shapes)
     want = theirs.predict(xs if len(xs) > 1 else xs[0], verbose=0)
-    got = ours.predict(xs if len(xs) > 1 else xs[0], verbose=0)   # native
+    got = ours.predict(xs if len(xs) > 1 else xs[0], verbose=0) if tmp_path else predict_ref(ours, *xs)
     for g, w in zip(got if isinstance(got, list) else [got], want if isinstance(want, list) else [want]):
         np.testing.assert_allclose(g, np.asarray(w), rtol=1e-5, atol=atol)
     if tmp_path is not None:
@@ -91,7 +95,7 @@ def test_wholly_masked_rows_follow_each_keras_path():
             return Model([x, m], list(out) if scores else out)
         ours, theirs = _pair(build)
         x = RNG.standard_normal((2, 5, 4)).astype(np.float32)
-        for g, w in zip(*(m.predict([x, mask], verbose=0) for m in (ours, theirs))):
+        for g, w in zip(predict_ref(ours, x, mask), theirs.predict([x, mask], verbose=0)):
             np.testing.assert_allclose(g, np.asarray(w), rtol=1e-5, atol=1e-5)
 
 
