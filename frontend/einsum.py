@@ -114,8 +114,10 @@ def _operand(x, labels, batch, free, summed, dims, first: bool):
     plain = (free, summed) if first else (summed, free)
     flipped = plain[::-1]
     groups, transposed = plain, False
-    if list(labels) == batch + flipped[0] + flipped[1] and list(labels) != batch + plain[0] + plain[1]:
-        groups, transposed = flipped, True
+    order = list(labels)
+    if order != batch + plain[0] + plain[1] and (order == batch + flipped[0] + flipped[1] or
+                                                (flipped[1] and flipped[1][-1] == order[-1] != (plain[1] or "?")[-1])):
+        groups, transposed = flipped, True   # no copy, or a copy that keeps the contiguous last axis last
     x = _permute(x, labels, batch + groups[0] + groups[1])
     shape = list(x.ir_shape[:len(batch)]) + [_prod(dims, groups[0]), _prod(dims, groups[1])]
     return _reshape(x, shape), transposed
