@@ -346,4 +346,5 @@ max_pool, average_pool = _pool("max_pool"), _pool("avg_pool")
 
 # -- attention-era ops (Keras 3 names) ---------------------------------------------------------
 from .einsum import einsum  # noqa: E402,F401
-from .ops_more import cond, cumsum, stop_gradient, tile, top_k, tril, triu  # noqa: E402,F401
+from .ops_more import (cond, cumsum, dot_product_attention, moveaxis, stop_gradient, swapaxes, tile,  # noqa: E402,F401
+                       top_k, tril, triu)

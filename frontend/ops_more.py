@@ -83,3 +83,46 @@ def cond(pred, true_fn, false_fn):
     if np.size(pred) != 1:
         raise ValueError(f"cond: the predicate must be a scalar, got shape {np.shape(pred)}")
     return true_fn() if bool(np.asarray(pred).reshape(())) else false_fn()
+
+
+def swapaxes(x, axis1, axis2):
+    from . import ops
+    x = convert_to_tensor(x)
+    perm = list(range(x.ndim))
+    a, b = axis1 % x.ndim, axis2 % x.ndim
+    perm[a], perm[b] = perm[b], perm[a]
+    return ops.transpose(x, perm)
+
+
+def moveaxis(x, source, destination):
+    from . import ops
+    x = convert_to_tensor(x)
+    perm = [i for i in range(x.ndim) if i != source % x.ndim]
+    perm.insert(destination % x.ndim, source % x.ndim)
+    return ops.transpose(x, perm)
+
+
+def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, is_causal=False,
+                          flash_attention=None, attn_logits_soft_cap=None):
+    """Keras ops.dot_product_attention on [batch, length, heads, head_dim] tensors (masked logits
+    set to -0.7 * float32 max, as JAX does, so a wholly masked row attends uniformly)."""
+    from . import ops
+    from .layers.attention import DOT_PRODUCT_MASK_VALUE
+    if attn_logits_soft_cap is not None:
+        raise NotImplementedError("dot_product_attention: attn_logits_soft_cap is not supported")
+    query, key, value = convert_to_tensor(query), convert_to_tensor(key), convert_to_tensor(value)
+    if query.ndim != 4 or key.ndim != 4 or value.ndim != 4:
+        raise ValueError(f"dot_product_attention: query, key and value must be rank 4 [batch, length, heads, "
+                         f"head_dim], got shapes {query.shape}, {key.shape}, {value.shape}")
+    scale = 1.0 / float(np.sqrt(query.ir_shape[-1])) if scale is None else float(scale)
+    logits = ops.multiply(ops.einsum("BTNH,BSNH->BNTS", query, key), scale)
+    if bias is not None:
+        logits = ops.add(logits, bias)
+    keep = None if mask is None else ops.cast(mask, "bool")
+    if is_causal:
+        t, s = logits.ir_shape[-2:]
+        causal = np.tril(np.ones((t, s), bool))
+        keep = causal if keep is None else ops.logical_and(keep, causal)
+    if keep is not None:
+        logits = ops.where(keep, logits, DOT_PRODUCT_MASK_VALUE)
+    return ops.einsum("BNTS,BSNH->BTNH", ops.softmax(logits, axis=-1), value)

@@ -119,3 +119,26 @@ def test_cond_on_static_predicates_and_refused_on_traced():
     assert ops.cond(ops.convert_to_tensor(np.array(False)), lambda: 1, lambda: 2) == 2
     with pytest.raises(ValueError, match="static predicate"):
         _traced(lambda t: ops.cond(ops.sum(t) > 0, lambda: t, lambda: -t), [np.ones((2, 3), np.float32)])
+
+
+def test_swapaxes_moveaxis():
+    x = RNG.standard_normal((2, 3, 4)).astype(np.float32)
+    np.testing.assert_array_equal(ops.swapaxes(x, 0, -1).numpy(), np.swapaxes(x, 0, -1))
+    np.testing.assert_array_equal(ops.moveaxis(x, 0, 2).numpy(), np.moveaxis(x, 0, 2))
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"is_causal": True}, {"mask": "random", "scale": 0.3}, {"bias": True}])
+def test_dot_product_attention_matches_keras(kwargs):
+    import os
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    keras = pytest.importorskip("keras")
+    q, k, v = (RNG.standard_normal(s).astype(np.float32) for s in ((2, 5, 2, 3), (2, 6, 2, 3), (2, 6, 2, 3)))
+    kw = dict(kwargs)
+    if kw.get("mask") == "random":
+        kw["mask"] = RNG.random((2, 2, 5, 6)) < 0.6
+        kw["mask"][0, 0, 1] = False   # a wholly masked row
+    if kw.get("bias"):
+        kw["bias"] = RNG.standard_normal((1, 2, 5, 6)).astype(np.float32)
+    got = ops.dot_product_attention(q, k, v, **kw).numpy()
+    want = np.asarray(keras.ops.dot_product_attention(q, k, v, **kw))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
