@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from bench_models import measure, pin_threads  # noqa: E402  (same thread pinning and turn-taking timer)
 
 
 def parse_args(argv=None):
@@ -36,31 +35,6 @@ def parse_args(argv=None):
     p.add_argument("--ff", type=int, default=64)
     p.add_argument("--vocab", type=int, default=20000)
     return p.parse_args(argv)
-
-
-def pin_threads(threads: int):
-    """Thread settings that must be in place before JAX/XLA start."""
-    os.environ["KCOMPILE_NUM_THREADS"] = str(threads)
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" if threads == 1 else ""
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
-
-
-def measure(runners: dict, budget: float) -> dict:
-    """Per runner: (median s, best s, calls), turns taken call by call."""
-    for fn in runners.values():
-        fn()
-        fn()  # warm-up: JIT compiles, allocations, thread pools
-    times = {name: [] for name in runners}
-    deadline = time.perf_counter() + budget * len(runners)
-    rounds = 0
-    while rounds < 5 or (time.perf_counter() < deadline and rounds < 500):
-        for name, fn in runners.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-        rounds += 1
-    return {name: (statistics.median(t), min(t), len(t)) for name, t in times.items()}
 
 
 def build_pair(args):
@@ -110,10 +84,10 @@ def main(argv=None):
         onnx_line = f"max|onnxruntime - kcompile| predictions: {onnx_diff(ours, x, kc_probs):.1e}"
     except ImportError:
         onnx_line = "onnxruntime is not installed: no ONNX comparison"
-    infer = measure({"kcompile": lambda: forward([x], nthreads=args.threads),
-                     "keras-jax": lambda: keras_call(x).block_until_ready()}, args.seconds)
-    train = measure({"kcompile": lambda: ours.train_on_batch(x, y),
-                     "keras-jax": lambda: theirs.train_on_batch(x, y)}, args.seconds)
+    infer = measure({"kcompile": lambda t: forward([t], nthreads=args.threads),
+                     "keras-jax": lambda t: keras_call(t).block_until_ready()}, x, args.seconds)
+    train = measure({"kcompile": lambda t: ours.train_on_batch(t, y),
+                     "keras-jax": lambda t: theirs.train_on_batch(t, y)}, x, args.seconds)
 
     target = host_target()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

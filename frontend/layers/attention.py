@@ -12,12 +12,12 @@ import string
 
 import numpy as np
 
-from .. import constraints, initializers, ops, regularizers
+from .. import ops, regularizers
 from ..variables import name_scope
 from .base import Layer
 from .core import Dropout
-from .einsum_dense import EinsumDense
-from .serial import ser_con, ser_init, ser_reg
+from .einsum_dense import EinsumDense, kernel_bias_config, set_kernel_bias_options
+from .serial import ser_reg
 
 DOT_PRODUCT_MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)   # jax dot_product_attention's
 SOFTMAX_MASK_VALUE = -1e9                                          # keras.layers.Softmax's
@@ -111,15 +111,12 @@ class MultiHeadAttention(Layer):
         if isinstance(attention_axes, int):
             attention_axes = (attention_axes,)
         elif attention_axes is not None and not isinstance(attention_axes, (list, tuple)):
-            raise ValueError(f"MultiHeadAttention: attention_axes must be an int, list or tuple, got {attention_axes!r}")
+            raise ValueError(f"MultiHeadAttention: attention_axes must be an int, list or tuple, "
+                             f"got {attention_axes!r}")
         self.attention_axes = None if attention_axes is None else tuple(attention_axes)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        set_kernel_bias_options(self, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                                kernel_constraint, bias_constraint)
         self.sublayer_activity_regularizer = regularizers.get(activity_regularizer)  # Keras gives it to the projections
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
         self.query_dense = self.key_dense = self.gate_dense = self.value_dense = self.output_dense = None
 
     # -- building: needs the query, value and key shapes, so it runs from call() ----------------
@@ -162,7 +159,8 @@ class MultiHeadAttention(Layer):
             return type(init).from_config(init.get_config()) if hasattr(init, "get_config") else init
         return EinsumDense(equation, output_shape, activation=activation,
                            bias_axes=bias_axes if self.use_bias else None,
-                           kernel_initializer=fresh(self.kernel_initializer), bias_initializer=fresh(self.bias_initializer),
+                           kernel_initializer=fresh(self.kernel_initializer),
+                           bias_initializer=fresh(self.bias_initializer),
                            kernel_regularizer=self.kernel_regularizer, bias_regularizer=self.bias_regularizer,
                            activity_regularizer=self.sublayer_activity_regularizer,
                            kernel_constraint=self.kernel_constraint, bias_constraint=self.bias_constraint, name=name)
@@ -271,12 +269,7 @@ class MultiHeadAttention(Layer):
                 "output_shape": list(self.partial_output_shape) if self.partial_output_shape else None,
                 "attention_axes": list(self.attention_axes) if self.attention_axes is not None else None,
                 "sliding_window": self.sliding_window, "flash_attention": self.flash_attention,
-                "kernel_initializer": ser_init(self.kernel_initializer),
-                "bias_initializer": ser_init(self.bias_initializer),
-                "kernel_regularizer": ser_reg(self.kernel_regularizer),
-                "bias_regularizer": ser_reg(self.bias_regularizer),
-                "activity_regularizer": ser_reg(self.sublayer_activity_regularizer),
-                "kernel_constraint": ser_con(self.kernel_constraint), "bias_constraint": ser_con(self.bias_constraint),
+                "activity_regularizer": ser_reg(self.sublayer_activity_regularizer), **kernel_bias_config(self),
                 "seed": self.seed}
 
 

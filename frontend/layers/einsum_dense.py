@@ -91,6 +91,25 @@ def _fan_shaped(init, kernel_shape, in_axes, out_axes):
     return lambda shape, dtype=None: init((fan_in, fan_out), dtype).reshape(shape)
 
 
+def set_kernel_bias_options(layer, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                            kernel_constraint, bias_constraint):
+    """The six kernel/bias options as attributes, resolved from Keras identifiers."""
+    layer.kernel_initializer = initializers.get(kernel_initializer)
+    layer.bias_initializer = initializers.get(bias_initializer)
+    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers.get(bias_regularizer)
+    layer.kernel_constraint = constraints.get(kernel_constraint)
+    layer.bias_constraint = constraints.get(bias_constraint)
+
+
+def kernel_bias_config(layer) -> dict:
+    return {"kernel_initializer": ser_init(layer.kernel_initializer),
+            "bias_initializer": ser_init(layer.bias_initializer),
+            "kernel_regularizer": ser_reg(layer.kernel_regularizer),
+            "bias_regularizer": ser_reg(layer.bias_regularizer),
+            "kernel_constraint": ser_con(layer.kernel_constraint), "bias_constraint": ser_con(layer.bias_constraint)}
+
+
 class EinsumDense(Layer):
     def __init__(self, equation, output_shape, activation=None, bias_axes=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
@@ -102,12 +121,8 @@ class EinsumDense(Layer):
         self.partial_output_shape = (output_shape,) if isinstance(output_shape, int) else tuple(output_shape)
         self.bias_axes = bias_axes
         self.activation = activations.get(activation)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        set_kernel_bias_options(self, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                                kernel_constraint, bias_constraint)
         self.kernel = self.bias = None
 
     def build(self, input_shape):
@@ -115,13 +130,13 @@ class EinsumDense(Layer):
         kernel, bias, self.full_output_shape, in_axes, out_axes = analyze_equation(
             self.equation, self.bias_axes, input_shape, self.partial_output_shape, who)
         self._input_shape = tuple(input_shape)
-        self.kernel = self.add_weight(shape=kernel, initializer=_fan_shaped(self.kernel_initializer, kernel, in_axes,
-                                                                            out_axes),
+        init = _fan_shaped(self.kernel_initializer, kernel, in_axes, out_axes)
+        self.kernel = self.add_weight(shape=kernel, initializer=init,
                                       regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
                                       name="kernel")
         if bias is not None:
-            self.bias = self.add_weight(shape=bias, initializer=self.bias_initializer, regularizer=self.bias_regularizer,
-                                        constraint=self.bias_constraint, name="bias")
+            self.bias = self.add_weight(shape=bias, initializer=self.bias_initializer,
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint, name="bias")
 
     def call(self, inputs):
         got, want = tuple(inputs.shape[1:]), self._input_shape[1:]
@@ -135,9 +150,4 @@ class EinsumDense(Layer):
 
     def get_config(self):
         return {**super().get_config(), "equation": self.equation, "output_shape": list(self.partial_output_shape),
-                "activation": ser_act(self.activation), "bias_axes": self.bias_axes,
-                "kernel_initializer": ser_init(self.kernel_initializer),
-                "bias_initializer": ser_init(self.bias_initializer),
-                "kernel_regularizer": ser_reg(self.kernel_regularizer),
-                "bias_regularizer": ser_reg(self.bias_regularizer),
-                "kernel_constraint": ser_con(self.kernel_constraint), "bias_constraint": ser_con(self.bias_constraint)}
+                "activation": ser_act(self.activation), "bias_axes": self.bias_axes, **kernel_bias_config(self)}
