@@ -122,7 +122,10 @@ def logical_or(x1, x2): return apply("logical_or", x1, x2)
 def logical_not(x): return apply("logical_not", x)
 
 
-def where(condition, x1, x2):
+def where(condition, x1=None, x2=None):
+    if x1 is None or x2 is None:
+        raise ValueError("where(condition) without x1 and x2 (the indices of the nonzero entries) has a "
+                         "data-dependent shape, which a static graph cannot hold; pass both x1 and x2")
     cond = _t(condition)
     if cond.dtype != "bool":
         cond = not_equal(cond, 0)

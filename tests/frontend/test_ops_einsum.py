@@ -142,3 +142,10 @@ def test_dot_product_attention_matches_keras(kwargs):
     got = ops.dot_product_attention(q, k, v, **kw).numpy()
     want = np.asarray(keras.ops.dot_product_attention(q, k, v, **kw))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_where_broadcasts_and_refuses_the_one_argument_form():
+    c = np.array([[True], [False]])
+    np.testing.assert_array_equal(ops.where(c, np.arange(3.0), -1.0).numpy(), np.where(c, np.arange(3.0), -1.0))
+    with pytest.raises(ValueError, match="data-dependent shape"):
+        ops.where(c)
