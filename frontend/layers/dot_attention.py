@@ -80,6 +80,10 @@ class Attention(Layer):
             out._keras_mask = q_mask
         return (out, weights) if return_attention_scores else out
 
+    def compute_output_shape(self, input_shape):
+        self._validate(input_shape)
+        return (*tuple(input_shape[0])[:-1], tuple(input_shape[1])[-1])
+
     def compute_mask(self, inputs, mask=None):
         return None if mask is None or mask[0] is None else ops.convert_to_tensor(mask[0])
 

@@ -75,3 +75,11 @@ def test_eager_calls_work_and_check_too():
     assert scores.shape == (2, 2, 4, 4) and np.allclose(np.triu(scores.numpy()[0, 0], 1), 0)
     with pytest.raises(ValueError, match="attention_mask must have shape"):
         mha(x, x, attention_mask=np.ones((2, 4, 3), bool))
+
+
+def test_compute_output_shape():
+    assert L.MultiHeadAttention(2, 4).compute_output_shape((None, 5, 8), (None, 7, 6)) == (None, 5, 8)
+    assert L.MultiHeadAttention(2, 4, output_shape=3).compute_output_shape((None, 5, 8), (None, 7, 6)) == (None, 5, 3)
+    assert L.Attention().compute_output_shape([(None, 4, 6), (None, 5, 3), (None, 5, 6)]) == (None, 4, 3)
+    with pytest.raises(ValueError, match="value and key"):
+        L.MultiHeadAttention(2, 4).compute_output_shape((None, 5, 8), (None, 7, 6), (None, 6, 6))
