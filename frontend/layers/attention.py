@@ -262,7 +262,8 @@ class MultiHeadAttention(Layer):
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
         if value_shape is not None and key_shape is not None and tuple(value_shape[1:-1]) != tuple(key_shape[1:-1]):
             raise ValueError(f"layer '{self.name}' (MultiHeadAttention): all dimensions of value and key except the "
-                             f"last must be equal, got value shape {tuple(value_shape)} and key shape {tuple(key_shape)}")
+                             f"last must be equal, got value shape {tuple(value_shape)} and key shape "
+                             f"{tuple(key_shape)}")
         return tuple(query_shape[:-1]) + tuple(self.partial_output_shape or query_shape[-1:])
 
     def compute_mask(self, query, value=None, key=None, mask=None, **kwargs):
