@@ -113,11 +113,12 @@ def _operand(x, labels, batch, free, summed, dims, first: bool):
     other layout when x already has it, saving a copy."""
     plain = (free, summed) if first else (summed, free)
     flipped = plain[::-1]
-    groups, transposed = plain, False
-    order = list(labels)
-    if order != batch + plain[0] + plain[1] and (order == batch + flipped[0] + flipped[1] or
-                                                (flipped[1] and flipped[1][-1] == order[-1] != (plain[1] or "?")[-1])):
-        groups, transposed = flipped, True   # no copy, or a copy that keeps the contiguous last axis last
+
+    def cost(groups):  # no copy; else a copy that keeps the contiguous last axis last; else any copy
+        target = batch + groups[0] + groups[1]
+        return 0 if target == list(labels) else 1 if target[-1:] == list(labels[-1:]) else 2
+    groups = min((plain, flipped), key=cost)   # plain on ties
+    transposed = groups is flipped
     x = _permute(x, labels, batch + groups[0] + groups[1])
     shape = list(x.ir_shape[:len(batch)]) + [_prod(dims, groups[0]), _prod(dims, groups[1])]
     return _reshape(x, shape), transposed
