@@ -71,7 +71,11 @@ def test_self_attention_with_scores_value_dim_output_shape_and_key():
     _check(build, [((2, 6, 8), "float32"), ((2, 6, 5), "float32")])
 
 
-@pytest.mark.parametrize("kind", ["causal", "attention_mask", "causal_and_mask", "no_bias"])
+SLOW = pytest.mark.slow   # more of the same paths: run with --runslow
+
+
+@pytest.mark.parametrize("kind", [pytest.param("causal", marks=SLOW), "attention_mask", "causal_and_mask",
+                                  pytest.param("no_bias", marks=SLOW)])
 def test_masks_on_the_dot_product_path(kind, tmp_path):
     def build(L, Input, Model):
         x = Input(shape=(6, 8))
@@ -106,7 +110,8 @@ def test_attention_axes_on_a_rank4_input():
     _check(build, [((2, 3, 4, 6), "float32")])
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"use_scale": True}, {"score_mode": "concat"},
+@pytest.mark.parametrize("kwargs", [pytest.param({}, marks=SLOW), {"use_scale": True},
+                                    pytest.param({"score_mode": "concat"}, marks=SLOW),
                                     {"score_mode": "concat", "use_scale": True}])
 def test_attention_layer(kwargs, tmp_path):
     def build(L, Input, Model):
