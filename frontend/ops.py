@@ -351,3 +351,4 @@ max_pool, average_pool = _pool("max_pool"), _pool("avg_pool")
 from .einsum import einsum  # noqa: E402,F401
 from .ops_more import (cond, cumsum, dot_product_attention, moveaxis, stop_gradient, swapaxes, tile,  # noqa: E402,F401
                        top_k, tril, triu)
+from . import ops_image as image  # noqa: E402  (kc.ops.image.resize, kc.ops.image.affine_transform)

@@ -2,3 +2,4 @@
 from . import elementwise, reduce, linalg, shape, index, nn, random, fused, quant, control, sparse  # noqa: F401
 from . import qat  # noqa: E402,F401  (fake_quantize: quantization-aware training)
 from . import along_axis  # noqa: E402,F401  (cumsum, top_k)
+from . import image  # noqa: E402,F401  (resize, affine_transform: image augmentation)
