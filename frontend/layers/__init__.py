@@ -16,6 +16,9 @@ from .augmentation import (RandomBrightness, RandomContrast, RandomCrop, RandomF
                            RandomZoom)
 from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .activation_layers import ELU, Identity, Lambda, LeakyReLU, ReLU, Softmax
+from .einsum_dense import EinsumDense
+from .attention import MultiHeadAttention
+from .dot_attention import AdditiveAttention, Attention
 from .reshaping import (Cropping1D, Cropping2D, Permute, RepeatVector, UpSampling1D, UpSampling2D, ZeroPadding1D,
                         ZeroPadding2D)
 

@@ -297,6 +297,22 @@ for a_shape, block, nblocks in (((5, 7), (1, 1), 11), ((3, 2, 6), (2, 3), 5), ((
     case("sparse_matmul", [rand(RNG, a_shape), *sp.random_structure(RNG, a_shape[-1], n, block, nblocks)],
          sp.sparse_matmul, {"block": block}, rtol=1e-5, atol=1e-5)
 
+# -- stop_gradient, cumsum, top_k ----------------------------------------------------------------
+import ir_oracles_along_axis as ax_o  # noqa: E402
+
+case("stop_gradient", [rand(RNG, (3, 5))], ax_o.stop_gradient)
+case("stop_gradient", [rand(RNG, (4,), "i32", -9, 9)], ax_o.stop_gradient, batched=())
+for shape, attrs in (((3, 7), {}), ((4, 5, 3), {"axis": 1, "reverse": True}), ((2, 6), {"axis": 0}),
+                     ((3, 2, 5), {"axis": -1, "reverse": True})):
+    case("cumsum", [rand(RNG, shape)], ax_o.cumsum, attrs, batched=() if attrs.get("axis") == 0 else (0,))
+case("cumsum", [rand(RNG, (3, 4), "i32", -9, 9)], ax_o.cumsum, {"axis": 1})
+case("cumsum", [rand(RNG, (5, 3), "f64")], ax_o.cumsum, {"axis": 0, "reverse": True}, batched=(), rtol=1e-12)
+case("top_k", [rand(RNG, (3, 13))], ax_o.top_k, {"k": 4})
+case("top_k", [rand(RNG, (2, 3, 7))], ax_o.top_k, {"k": 7})
+case("top_k", [np.round(rand(RNG, (4, 9), lo=-2, hi=2))], ax_o.top_k, {"k": 5})   # ties: lower index first
+case("top_k", [rand(RNG, (5, 6), "i32", -3, 3)], ax_o.top_k, {"k": 2})
+case("top_k", [rand(RNG, (11,))], ax_o.top_k, {"k": 1}, batched=())
+
 # -- image ops: resize up and down (odd sizes), affine_transform in every fill mode --------------
 import ir_oracles_image as img  # noqa: E402
 

@@ -340,7 +340,14 @@ CASES += [  # index structures drawn at random: repeated blocks, empty block col
     Case("sparse_matmul", [Arg(("N", 2, 8)), Arg((24,), param=True), Arg((4,), "i32", "range:0:4", True),
                            Arg((4,), "i32", "offsets:4", True)], {"block": (2, 3), "weight": "d/kernel"}, "block"),
 ]
-
+CASES += [
+    Case("stop_gradient", [Arg(("N", 3, 4))]),
+    Case("cumsum", [Arg(("N", 5))], {"axis": 1}),
+    Case("cumsum", [Arg(("N", 4, 3))], {"axis": 1, "reverse": True}, "reverse"),
+    Case("cumsum", [Arg(("N", 6), "i32", "range:-9:9")], {"axis": -1}, "i32"),
+    Case("top_k", [Arg(("N", 9))], {"k": 3}),
+    Case("top_k", [Arg(("N", 2, 8), "f32", "ties")], {"k": 8}, "ties"),
+]
 CASES += [  # image ops: Resize on H and W; affine_transform as GridSample (wrap has no ONNX form)
     Case("resize", [Arg(("N", 5, 7, 3))], {"size": (11, 4)}, "bilinear"),
     Case("resize", [Arg(("N", 5, 7, 3))], {"size": (3, 13), "interpolation": "nearest"}, "nearest"),
