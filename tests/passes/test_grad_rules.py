@@ -129,6 +129,14 @@ def _scan_cases():
 CASES = list(_other_cases()) + list(_layout_cases()) + list(_conv_cases()) + list(_pool_cases()) + list(_scan_cases())
 
 
+def _image_cases():   # resize is linear in x: its VJP is the transposed resampling
+    yield "resize", [((N, 4, 5, 2), "f")], {"size": (7, 3)}
+    yield "resize", [((2, 5, 3, 1), "f")], {"size": (2, 6), "interpolation": "nearest"}
+
+
+CASES += list(_image_cases())
+
+
 def _case_id(case):
     op, specs, attrs = case
     return f"{op}-{'x'.join(str(list(s)) for s, _ in specs)}-{attrs}".replace(" ", "")
