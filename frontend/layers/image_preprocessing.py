@@ -4,6 +4,7 @@ aspect ratio, then a resize), which CenterCrop and RandomCrop fall back on."""
 from __future__ import annotations
 
 from .. import ops, ops_image
+from . import arguments
 from .base import Layer
 from .serial import check_channels_last
 
@@ -33,10 +34,8 @@ class ImageLayer(Layer):
 
 
 def check_size(layer, height, width):
-    for name, v in (("height", height), ("width", width)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"layer '{layer.name}' ({type(layer).__name__}): {name} must be a positive int, "
-                             f"got {name}={v!r}")
+    arguments.integer(layer, "height", height)
+    arguments.integer(layer, "width", width)
 
 
 def check_choice(layer, name: str, value, choices, error=ValueError):

@@ -7,6 +7,7 @@ import math
 
 from .. import ops, regularizers
 from ..tensor import apply
+from . import arguments
 from .base import Layer
 from .core import Dropout, layer_seed, random_uniform
 from .serial import check_channels_last
@@ -21,9 +22,7 @@ def random_normal(layer, x, seed: int):
 
 
 def _check_unit_interval(layer, name: str, value):
-    if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"layer '{layer.name}' ({type(layer).__name__}): `{name}` must be a float between 0 "
-                         f"and 1, got {name}={value!r}")
+    arguments.number(layer, name, value, 0, 1)
 
 
 class GaussianNoise(Layer):

@@ -4,10 +4,12 @@
 
 Two versions of one tiny model (Dense kernel all 1.0, or all 2.0) are compiled once; then, per
 line on stdin: "fork" starts a child that writes version A, B, A, ... to DIR/artifact (the artifact
-writer), DIR/model.keras (model.save) and DIR/model.onnx (ONNX export) until it is killed, and
+writer), DIR/model.keras (model.save), DIR/model.onnx (ONNX export) and DIR/cliout (the CLI's
+staging and its `so` and `ir` emitters, over an OUTDIR holding a file of the user's) until it is killed, and
 prints its pid; "reap" waits for that child; "final" writes each destination once more, to
 completion (the "next run"). Forking after the compile keeps every kill cheap.
 """
+import argparse
 import json
 import os
 import sys
@@ -22,6 +24,9 @@ import kcompile as kc  # noqa: E402
 from kcompile.compiler.artifact import write_compilation  # noqa: E402
 from kcompile.compiler.driver import Compilation, CompileOptions  # noqa: E402
 from kcompile.compiler.onnx_export import export_onnx  # noqa: E402
+from kcompile.cli.compile import _staged  # noqa: E402
+from kcompile.cli.emit import EMITTERS  # noqa: E402
+from kcompile.cli.job import CompileJob  # noqa: E402
 
 
 def version(value: float):
@@ -38,6 +43,11 @@ def write_all(out: Path, v) -> None:
     write_compilation(comp, out / "artifact")
     model.save(out / "model.keras")
     export_onnx(graph, out / "model.onnx")
+    with _staged(out / "cliout") as stage:   # what `kcompile MODEL -o cliout --emit ir,so` does after compiling
+        job = CompileJob(model, argparse.Namespace(name="tiny", quantize=None, train=False, batch=None), stage)
+        job._compilation = comp
+        EMITTERS["ir"](job)
+        EMITTERS["so"](job)
 
 
 def main(out: Path) -> None:

@@ -1,4 +1,4 @@
-"""SIGKILL at random points of writing an artifact, a saved model and an ONNX file: afterwards each
+"""SIGKILL at random points of writing an artifact, a saved model, an ONNX file and a CLI OUTDIR: each
 destination holds the complete old or the complete new version, and the next write leaves nothing
 stale. Plus the rename-aside fallback (no renameat2) killed between its two renames."""
 import json
@@ -62,13 +62,21 @@ def _onnx_version(path: Path) -> float:
     return values.pop()
 
 
+def _versions(out: Path) -> tuple:
+    cli_files = sorted(p.name for p in (out / "cliout").iterdir())
+    assert cli_files == ["libtiny.so", "manifest.json", "notes.txt", "tiny.h", "tiny.kir", "weights.bin"], cli_files
+    return (_artifact_version(out / "artifact"), _model_version(out / "model.keras"), _onnx_version(out / "model.onnx"),
+            _artifact_version(out / "cliout"))
+
+
 def _stale(out: Path) -> list:
     return sorted(p.name for p in out.iterdir() if p.name.startswith("."))
 
 
 def test_kill_at_random_points_leaves_old_or_new(tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
+    (out / "cliout").mkdir(parents=True)
+    (out / "cliout" / "notes.txt").write_text("the user's")   # survives every recompile
     proc = subprocess.Popen([sys.executable, str(HERE / "kill_writer.py"), str(out)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -80,14 +88,12 @@ def test_kill_at_random_points_leaves_old_or_new(tmp_path):
             time.sleep(rng.uniform(0.05, MAX_DELAY_S))
             os.kill(pid, signal.SIGKILL)
             _send(proc, "reap")
-            versions = (_artifact_version(out / "artifact"), _model_version(out / "model.keras"),
-                        _onnx_version(out / "model.onnx"))
+            versions = _versions(out)
             assert set(versions) <= {1.0, 2.0}, versions
         _send(proc, "final")   # the next run: complete, and it cleans up after the killed ones
-        assert (_artifact_version(out / "artifact"), _model_version(out / "model.keras"),
-                _onnx_version(out / "model.onnx")) == (1.0, 1.0, 1.0)
+        assert _versions(out) == (1.0,) * 4
         assert _stale(out) == [], "a killed write's leftovers survived the next run"
-        assert sorted(p.name for p in out.iterdir()) == ["artifact", "model.keras", "model.onnx"]
+        assert sorted(p.name for p in out.iterdir()) == ["artifact", "cliout", "model.keras", "model.onnx"]
     finally:
         proc.kill()
         proc.wait()
