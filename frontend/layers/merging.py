@@ -3,10 +3,20 @@ from __future__ import annotations
 
 from .. import ops
 from .base import Layer
+from .masking import any_true
 
 
 class _Merge(Layer):
     """Combines a list of tensors elementwise; mismatched shapes are reported with the layer's name."""
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras 3: the OR of the inputs' masks, none if any input has none."""
+        if mask is None or not isinstance(mask, (list, tuple)) or any(m is None for m in mask):
+            return None
+        out = mask[0]
+        for m in mask[1:]:
+            out = ops.logical_or(out, m)
+        return out
 
     def _check(self, inputs):
         if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
@@ -85,6 +95,22 @@ class Concatenate(Layer):
             raise ValueError(f"layer '{self.name}' (Concatenate) needs inputs that match except on axis "
                              f"{self.axis}, got {' and '.join(str(s) for s in shapes)}")
         return ops.concatenate(list(inputs), axis=self.axis)
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras 3: the masks (all-true for unmasked inputs) widened to the inputs, concatenated, any over
+        the last axis."""
+        if mask is None or not isinstance(mask, (list, tuple)) or all(m is None for m in mask):
+            return None
+        masks = []
+        for x, m in zip(inputs, mask):
+            zeros = ops.zeros_like(ops.cast(x, "float32"))
+            if m is None:
+                masks.append(ops.greater_equal(zeros, 0.0))
+            elif m.ndim < x.ndim:
+                masks.append(ops.logical_or(ops.expand_dims(m, -1), ops.less(zeros, 0.0)))
+            else:
+                masks.append(m)
+        return any_true(ops.concatenate(masks, axis=self.axis), axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}

@@ -121,8 +121,6 @@ def test_initial_state_and_stacking():
 
 
 def test_unsupported_arguments_and_bad_inputs():
-    with pytest.raises(NotImplementedError, match="dropout"):
-        L.LSTM(3, dropout=0.2)
     with pytest.raises(NotImplementedError, match="stateful"):
         L.GRU(3, stateful=True)
     with pytest.raises(ValueError, match="rnn_dyn.*static number of timesteps"):
