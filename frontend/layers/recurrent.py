@@ -29,6 +29,12 @@ class _RNN(Layer):
     """
     GATES = 1
     STATES = 1
+    is_recurrent = True     # what Bidirectional accepts
+    _time_ordered = False   # set by Bidirectional: a backward layer's sequence output stays in time order
+
+    @property
+    def state_count(self) -> int:
+        return self.STATES
 
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
@@ -71,8 +77,11 @@ class _RNN(Layer):
         if not isinstance(input_shape[1], int) or input_shape[1] < 1:
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) needs a static number of "
                              f"timesteps >= 1, got input shape {input_shape}")
+        self._build_weights(input_shape[-1])
+
+    def _build_weights(self, features: int):
         width = self.GATES * self.units
-        self.kernel = self.add_weight(shape=(input_shape[-1], width), initializer=self.kernel_initializer,
+        self.kernel = self.add_weight(shape=(features, width), initializer=self.kernel_initializer,
                                       regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
                                       name="kernel")
         self.recurrent_kernel = self.add_weight(shape=(self.units, width), initializer=self.recurrent_initializer,
@@ -100,7 +109,7 @@ class _RNN(Layer):
             zero = np.zeros((), np.float32)
             states = [ops.broadcast_to(zero, (seq.ir_shape[0], self.units)) for _ in range(self.STATES)]
         consts = {"kernel": self.kernel, "input_bias": self._input_bias(), **self._loop_constants(),
-                  **self._dropout_constants(seq, states[0], training)}
+                  **self._dropout_constants(seq[:, 0, :] if training else None, states[0], training)}
         consts = {k: v for k, v in consts.items() if v is not None}
         xs = [seq] if mask is None else [seq, ops.cast(mask, "float32")]
         outs = apply("scan", *states, *xs, *consts.values(), num_carries=self.STATES, num_xs=len(xs), axis=1,
@@ -109,7 +118,7 @@ class _RNN(Layer):
         finals = outs[:self.STATES]
         if not self.return_sequences:
             out = finals[0]
-        elif self.go_backwards:  # Keras lists the outputs in processing order, last timestep first
+        elif self.go_backwards and not self._time_ordered:  # Keras lists the outputs in processing order, last timestep first
             out = ops.take(outs[-1], np.arange(seq.ir_shape[1] - 1, -1, -1), axis=1)
         else:
             out = outs[-1]
@@ -176,13 +185,12 @@ class _RNN(Layer):
         """Keras: one mask per gate once recurrent_dropout is on (implementation 1), else one."""
         return self.GATES if self.recurrent_dropout and self.GATES > 1 else 1
 
-    def _dropout_constants(self, seq, state, training) -> dict:
+    def _dropout_constants(self, x0, state, training) -> dict:
         """Dropout masks for the whole sequence, drawn once before the loop (Keras fixes them across
-        timesteps): scaled keep masks of x_t's and h's shapes, fed to the step as constants."""
+        timesteps): scaled keep masks of x_t's (x0's) and h's shapes, fed to the step as constants."""
         out, count = {}, self._dropout_count()
         seed = layer_seed(self, self.seed)
         if training and 0.0 < self.dropout < 1.0:
-            x0 = seq[:, 0, :]
             out.update({f"input_mask{g}": _keep_mask(self, x0, self.dropout, seed) for g in range(count)})
             if count > 1:
                 u = self.units
