@@ -74,9 +74,6 @@ class _RNN(Layer):
         if len(input_shape) != 3:
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects inputs of shape "
                              f"(batch, timesteps, features), got shape {input_shape}")
-        if not isinstance(input_shape[1], int) or input_shape[1] < 1:
-            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) needs a static number of "
-                             f"timesteps >= 1, got input shape {input_shape}")
         self._build_weights(input_shape[-1])
 
     def _build_weights(self, features: int):
@@ -109,7 +106,8 @@ class _RNN(Layer):
             zero = np.zeros((), np.float32)
             states = [ops.broadcast_to(zero, (seq.ir_shape[0], self.units)) for _ in range(self.STATES)]
         consts = {"kernel": self.kernel, "input_bias": self._input_bias(), **self._loop_constants(),
-                  **self._dropout_constants(seq[:, 0, :] if training else None, states[0], training)}
+                  **self._dropout_constants(step_template(seq) if training and self.dropout else None, states[0],
+                                            training)}
         consts = {k: v for k, v in consts.items() if v is not None}
         xs = [seq] if mask is None else [seq, ops.cast(mask, "float32")]
         outs = apply("scan", *states, *xs, *consts.values(), num_carries=self.STATES, num_xs=len(xs), axis=1,
@@ -119,7 +117,7 @@ class _RNN(Layer):
         if not self.return_sequences:
             out = finals[0]
         elif self.go_backwards and not self._time_ordered:  # Keras lists the outputs in processing order, last timestep first
-            out = ops.take(outs[-1], np.arange(seq.ir_shape[1] - 1, -1, -1), axis=1)
+            out = reverse_time(self, outs[-1])
         else:
             out = outs[-1]
         return [out, *finals] if self.return_state else out
@@ -206,9 +204,9 @@ class _RNN(Layer):
         if sequences.ndim != 3:
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects inputs of shape "
                              f"(batch, timesteps, features), got shape {shape}")
-        if not isinstance(sequences.ir_shape[1], int) or sequences.ir_shape[1] < 1:
-            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) needs a static number of "
-                             f"timesteps >= 1, got input shape {shape}")
+        if sequences.ir_shape[1] == 0:
+            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) needs at least one timestep, got "
+                             f"input shape {shape}")
         if sequences.ir_shape[2] != self.kernel.shape[0]:
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects {self.kernel.shape[0]} "
                              f"features per timestep, got input shape {shape}")
@@ -247,6 +245,23 @@ class _RNN(Layer):
                 "seed": self.seed, "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": False,
                 "unroll": self.unroll}
+
+
+def step_template(seq):
+    """Zeros of one step's shape (batch, features): what a dropout mask of x_t is drawn like (slicing
+    x[:, 0] would need a static sequence length)."""
+    return ops.broadcast_to(np.zeros((), np.float32), (seq.ir_shape[0],) + tuple(seq.ir_shape[2:]))
+
+
+def reverse_time(layer, seq):
+    """seq reversed along its time axis (axis 1), which must be static: there is no reverse op with a
+    run-time length, so go_backwards with return_sequences needs a static sequence length."""
+    steps = seq.ir_shape[1]
+    if not isinstance(steps, int):
+        raise ValueError(f"layer '{layer.name}' ({type(layer).__name__}): go_backwards=True with "
+                         f"return_sequences=True needs a static number of timesteps, got shape {seq.shape} (a "
+                         "Bidirectional layer does not: its backward half stays in time order)")
+    return ops.take(seq, np.arange(steps - 1, -1, -1), axis=1)
 
 
 def _keep_mask(layer, template, rate: float, seed: int):

@@ -19,7 +19,7 @@ from .base import Layer
 from .core import as_float
 from .masking import check_mask
 from .nodes import flatten
-from .recurrent import GRU, LSTM, SimpleRNN
+from .recurrent import GRU, LSTM, SimpleRNN, reverse_time, step_template
 from .region_trace import RegionTrace, body_input
 
 
@@ -116,9 +116,9 @@ class RNN(Layer):
         if len(shape) != 3:
             raise ValueError(f"layer '{self.name}' (RNN) expects inputs of shape (batch, timesteps, features), "
                              f"got shape {tuple(shape)}")
-        if not isinstance(shape[1], int) or shape[1] < 1:
-            raise ValueError(f"layer '{self.name}' (RNN) needs a static number of timesteps >= 1, got input "
-                             f"shape {tuple(shape)}")
+        if shape[1] == 0:
+            raise ValueError(f"layer '{self.name}' (RNN) needs at least one timestep, got input shape "
+                             f"{tuple(shape)}")
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         self._check_shape(sequences.shape)
@@ -139,7 +139,7 @@ class RNN(Layer):
         if carry_out:
             out = outs[len(states)]
         elif self.go_backwards and not self._time_ordered:   # Keras: processing order
-            out = ops.take(outs[-1], np.arange(seq.ir_shape[1] - 1, -1, -1), axis=1)
+            out = reverse_time(self, outs[-1])
         else:
             out = outs[-1]
         return [out, *self._pack(finals)] if self.return_state else out
@@ -171,7 +171,7 @@ class RNN(Layer):
     def _dropout_constants(self, seq, states, training) -> list:
         """Per built-in cell, its dropout masks drawn once before the loop (dicts, in cell order)."""
         cells = self.cell.cells if isinstance(self.cell, StackedRNNCells) else [self.cell]
-        out, x0, i = [], seq[:, 0, :] if training else None, 0
+        out, x0, i = [], step_template(seq) if training else None, 0
         for cell in cells:
             n = len(_sizes(cell.state_size))
             make = getattr(cell, "_dropout_constants", None)

@@ -22,9 +22,9 @@ class TimeDistributed(Layer):
         self.layer = layer
 
     def build(self, input_shape):
-        if len(input_shape) < 3 or not isinstance(input_shape[1], int) or input_shape[1] < 1:
+        if len(input_shape) < 3 or input_shape[1] == 0:
             raise ValueError(f"layer '{self.name}' (TimeDistributed) expects inputs of shape (batch, timesteps, "
-                             f"...) with a static number of timesteps >= 1, got shape {tuple(input_shape)}")
+                             f"...) with at least one timestep, got shape {tuple(input_shape)}")
 
     def call(self, inputs, training=False, mask=None):
         mask = check_mask(self, mask, inputs, 2) if mask is not None and mask.ndim == 2 else mask
