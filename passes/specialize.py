@@ -29,3 +29,32 @@ def _bind_batch(value, batch: int):
     if isinstance(value, tuple) and any(isinstance(d, str) for d in value):
         return tuple(batch if isinstance(d, str) else d for d in value)
     return value
+
+
+@register_pass("specialize-dims")
+def specialize_dims(graph: Graph, dims: dict) -> Graph:
+    """The same graph with symbolic non-batch dimensions (a dynamic sequence length T) bound to sizes."""
+    bad = {k: v for k, v in dims.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
+    if bad:
+        raise PassError(f"pass 'specialize-dims': sizes must be positive integers, got {bad}")
+    b = GraphBuilder(graph.name)
+    b.meta = dict(graph.meta)
+    env = {v: b.input(v.name, _bind_type(v.type, dims)) for v in graph.inputs}
+    env.update({p: b.param(p.param_name, graph.param_values.get(p.param_name), type=p.type) for p in graph.params})
+    for node in graph.nodes:
+        attrs = {k: _bind_dims(v, dims) for k, v in node.attrs.items()}
+        out = b.op(node.op, *[env[v] for v in node.inputs], name=node.name, **attrs)
+        env.update(zip(node.outputs, out if isinstance(out, tuple) else (out,)))
+    return b.build([env[v] for v in graph.outputs], graph.output_names)
+
+
+def _bind_type(t: TensorType, dims: dict) -> TensorType:
+    return t.with_shape(t.shape[:1] + tuple(dims.get(d, d) if isinstance(d, str) else d for d in t.shape[1:]))
+
+
+def _bind_dims(value, dims: dict):
+    if isinstance(value, Graph):
+        return specialize_dims(value, dims)
+    if isinstance(value, tuple) and any(isinstance(d, str) for d in value[1:]):
+        return value[:1] + tuple(dims.get(d, d) if isinstance(d, str) else d for d in value[1:])
+    return value
