@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import ops
 from .base import Layer
-from .masking import any_true
+from .masking import any_true, get_mask
 
 
 class _Merge(Layer):
@@ -69,12 +69,37 @@ class Average(_Merge):
         return ops.divide(out, float(n))
 
 
-class Maximum(_Merge):
+class _MaskedSelect(_Merge):
+    """Maximum/Minimum have no identity element: as Keras, a masked position takes the other input's
+    value before the op (keras/src/layers/merging/base_merge.py, _apply_merge_op_and_or_mask)."""
+
+    def call(self, inputs):
+        self._check(inputs)
+        if all(get_mask(x) is None for x in inputs):
+            return super().call(inputs)
+        out = out_mask = None
+        for x in inputs:
+            mask = get_mask(x)
+            if mask is not None:
+                mask = ops.logical_or(ops.expand_dims(mask, -1), ops.less(ops.zeros_like(ops.cast(x, "float32")), 0.0))
+            if out is None:
+                out, out_mask = x, mask
+                continue
+            if mask is not None:
+                x = ops.where(mask, x, out)
+            if out_mask is not None:
+                out = ops.where(out_mask, out, x)
+            out_mask = ops.logical_or(out_mask, mask) if mask is not None and out_mask is not None else None
+            out = self._combine(out, x)
+        return out
+
+
+class Maximum(_MaskedSelect):
     def _combine(self, a, b):
         return ops.maximum(a, b)
 
 
-class Minimum(_Merge):
+class Minimum(_MaskedSelect):
     def _combine(self, a, b):
         return ops.minimum(a, b)
 

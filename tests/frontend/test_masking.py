@@ -140,3 +140,17 @@ def test_masks_of_the_wrong_shape_name_the_layer():
         L.GlobalAveragePooling1D(name="gap")(x, mask=np.ones((2, 5, 3), bool))
     with pytest.raises(ValueError, match=r"sm.*mask of shape \(3,\)"):
         L.Softmax(name="sm")(np.ones((2, 4), np.float32), mask=np.ones((3,), bool))
+
+
+@pytest.mark.parametrize("merge", ["Maximum", "Minimum", "Add", "Concatenate"])
+def test_merged_masks_feed_an_lstm_as_in_keras(merge):
+    other = np.array([[0, 5, 7, 0, 1, 0], [1, 0, 9, 0, 0, 2], [0, 0, 3, 3, 0, 1], [4, 0, 0, 0, 0, 0]], np.int32)
+
+    def build(M):
+        a, b = M.Input(shape=(6,), dtype="int32"), M.Input(shape=(6,), dtype="int32")
+        ea, eb = (M.layers.Embedding(10, 3, mask_zero=True)(t) for t in (a, b))
+        return M.Model([a, b], M.layers.LSTM(2)(getattr(M.layers, merge)()([ea, eb])))
+    ours = randomize(build(kc))
+    _, theirs = keras_twin(ours, build)
+    np.testing.assert_allclose(predict_ref(ours, TOKENS, other), theirs.predict([TOKENS, other], verbose=0),
+                               rtol=1e-5, atol=1e-5)
