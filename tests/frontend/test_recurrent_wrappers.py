@@ -49,20 +49,24 @@ def seq_model(wrap):
     return build
 
 
-class MinimalRNNCell(L.Layer):
-    """The user cell of Keras's RNN guide."""
+def minimal_cell_class(M):
+    """The user cell of Keras's RNN guide, for kcompile or Keras (module M)."""
+    class MinimalRNNCell(M.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units, self.state_size = units, units
 
-    def __init__(self, units, **kwargs):
-        super().__init__(**kwargs)
-        self.units, self.state_size = units, units
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+            self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), name="recurrent_kernel")
 
-    def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
-        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), name="recurrent_kernel")
+        def call(self, inputs, states):
+            out = M.ops.matmul(inputs, self.kernel) + M.ops.matmul(states[0], self.recurrent_kernel)
+            return out, [out]
+    return MinimalRNNCell
 
-    def call(self, inputs, states):
-        out = kc.ops.matmul(inputs, self.kernel) + kc.ops.matmul(states[0], self.recurrent_kernel)
-        return out, [out]
+
+MinimalRNNCell = minimal_cell_class(kc)
 
 
 WRAPS = {
@@ -92,23 +96,8 @@ def test_forward_matches_keras(name):
 
 
 def test_user_cell_matches_keras():
-    keras = keras_or_skip()
-
-    class KerasCell(keras.layers.Layer):
-        def __init__(self, units, **kwargs):
-            super().__init__(**kwargs)
-            self.units, self.state_size = units, units
-
-        def build(self, input_shape):
-            self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
-            self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), name="recurrent_kernel")
-
-        def call(self, inputs, states):
-            out = keras.ops.matmul(inputs, self.kernel) + keras.ops.matmul(states[0], self.recurrent_kernel)
-            return out, [out]
-    cells = {kc: MinimalRNNCell, keras: KerasCell}
-    _, ours, theirs = twins(seq_model(lambda l: (kc if l is L else keras).layers.RNN(
-        cells[kc if l is L else keras](3), go_backwards=True)))
+    _, ours, theirs = twins(lambda M: seq_model(lambda l: M.layers.RNN(
+        minimal_cell_class(M)(3), go_backwards=True))(M))
     np.testing.assert_allclose(predict_ref(ours, X), theirs.predict(X, verbose=0), rtol=1e-5, atol=1e-5)
 
 
