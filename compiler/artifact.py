@@ -18,6 +18,7 @@ import numpy as np
 
 from kcompile.ir import Graph
 
+from .disk_cache import DiskCache
 from .driver import COMPILER_VERSION, Compilation, CompileOptions
 
 FORMAT = "kcompile-artifact"
@@ -37,7 +38,7 @@ def write_artifact(graph: Graph, outdir, name: str, train_step: Graph | None = N
     """
     entries = {"forward": graph} | ({"train_step": train_step} if train_step is not None else {})
     options = CompileOptions(opt_level=opt_level, sparse=sparse_mode(sparse, train_step is not None))
-    return write_compilation(Compilation(entries, name, options, linker), outdir)
+    return write_compilation(Compilation(entries, name, options, linker, DiskCache.from_environment()), outdir)
 
 
 def sparse_mode(sparse: str, training: bool) -> str:
