@@ -13,6 +13,7 @@ from kcompile.ir import GraphBuilder, TensorType
 
 from .. import activations, constraints, initializers, ops, regularizers
 from ..tensor import KTensor, TraceContext, apply, tracing
+from . import arguments
 from .base import Layer
 from .core import as_float, layer_seed, random_uniform
 from .masking import check_mask
@@ -46,9 +47,7 @@ class _RNN(Layer):
         what = f"{type(self).__name__} '{self.name}'"
         if stateful:
             raise NotImplementedError(f"{what}: stateful=True is not supported")
-        if int(units) <= 0:
-            raise ValueError(f"{what}: units must be a positive int, got {units}")
-        self.units = int(units)
+        self.units = arguments.integer(self, "units", units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
