@@ -276,7 +276,7 @@ class Functional(Model):
         out = []
         for sym, t in zip(self._input_tensors, flat):
             t = t if isinstance(t, KTensor) else convert_to_tensor(t)
-            if tuple(t.shape[1:]) != tuple(sym.shape[1:]) or t.ndim != sym.ndim:
+            if t.ndim != sym.ndim or any(w is not None and g != w for g, w in zip(t.shape[1:], sym.shape[1:])):
                 raise ValueError(f"model '{self.name}': input '{producer(sym).name}' expects shape {sym.shape}, "
                                  f"got {t.shape}")
             if t.is_eager and t.ir_type.dtype != sym.spec.dtype:

@@ -83,6 +83,7 @@ class KTensor:
     """A tensor: eager (NumPy data), traced (an IR value) or symbolic (Keras functional)."""
 
     __array_priority__ = 100  # so ndarray + KTensor defers to KTensor.__radd__
+    _keras_mask = None        # Keras 3's mask protocol (frontend/layers/masking.py): a bool KTensor or None
 
     def __init__(self, data=None, value: Value | None = None, trace: TraceContext | None = None,
                  spec: TensorType | None = None, history=None):

@@ -19,18 +19,20 @@ class InputError(SignatureError):
     """An input (or parameter) that does not match the graph's signature."""
 
 
-def check_inputs(graph: Graph, inputs) -> tuple[list, int | None]:
-    """Match inputs (list in order, or dict by name) to the signature exactly; returns arrays and batch size."""
+def check_inputs(graph: Graph, inputs, dims: dict | None = None) -> tuple[list, int | None]:
+    """Match inputs (list in order, or dict by name) to the signature exactly; returns arrays and batch size
+    (and binds the inputs' other symbolic dimensions in `dims`)."""
     signature = [(v.name, v.type) for v in graph.inputs]
     try:
-        return check_signature(f"graph @{graph.name}", signature, inputs)
+        return check_signature(f"graph @{graph.name}", signature, inputs, dims=dims)
     except SignatureError as e:
         raise InputError(*e.args) from None
 
 
 def run(graph: Graph, inputs, params: Mapping | None = None, batch: int | None = None) -> list:
     """Execute `graph` on inputs; parameters default to the values stored beside the graph."""
-    arrays, found_batch = check_inputs(graph, inputs)
+    dims: dict = {}
+    arrays, found_batch = check_inputs(graph, inputs, dims)
     batch = found_batch if found_batch is not None else batch
     if batch is None and any(v.type.has_batch for v in graph.values()):
         raise InputError(f"graph @{graph.name} has values with a symbolic batch dimension but no input carries "
@@ -55,9 +57,17 @@ def run(graph: Graph, inputs, params: Mapping | None = None, batch: int | None =
             raise type(e)(f"{node.where()}: {e}") from None
         for v, r in zip(node.outputs, results):
             r = np.asarray(r)
-            expect = v.type.concrete_shape(batch) if v.type.has_batch else v.type.shape
+            expect = _expected_shape(v.type, r.shape, batch, dims)
             if r.dtype != v.type.dtype.np or r.shape != tuple(expect):
                 raise AssertionError(f"reference of {node.where()} returned {r.dtype}{list(r.shape)}, "
                                      f"type says {v.type} (batch {batch})")
             env[v] = r
     return [env[v] for v in graph.outputs]
+
+
+def _expected_shape(t, got: tuple, batch, dims: dict) -> tuple:
+    """The shape a value must have: symbols the inputs did not bind (a region's own) bind here, once."""
+    for want, have in zip(t.shape[1:], got[1:]):
+        if isinstance(want, str):
+            dims.setdefault(want, have)
+    return t.concrete_shape(batch, dims) if t.has_batch or t.dynamic_dims else t.shape

@@ -41,17 +41,19 @@ def check_batch_size(batch_size, where: str) -> int | None:
 
 
 def check_signature(owner: str, signature: Signature, inputs, *, convert: bool = False,
-                    allow_unexpected: bool = False, max_batch: int | None = None) -> tuple[list, int | None]:
+                    allow_unexpected: bool = False, max_batch: int | None = None,
+                    dims: dict | None = None) -> tuple[list, int | None]:
     """Match inputs (a list in order, or a dict by name) to `signature`; returns (arrays, batch size).
 
     owner names the callee in messages ("graph @net"). convert: cast dtypes that convert same-kind
     (else refuse any other dtype). allow_unexpected: a dict may carry names the signature lacks.
-    The batch size is the common extent of every symbolic dimension, None when there is none.
+    The batch size is the common extent of every leading symbolic dimension, None when there is none;
+    other symbols (a dynamic sequence length T) must agree across inputs and are bound in `dims`.
     """
     arrays = _in_order(owner, signature, inputs, allow_unexpected)
-    batch, out = None, []
+    batch, out, dims = None, [], {} if dims is None else dims
     for (name, t), a in zip(signature, arrays):
-        a, batch = _check_one(f"{owner}, input '{name}'", t, np.asarray(a), batch, convert, max_batch)
+        a, batch = _check_one(f"{owner}, input '{name}'", t, np.asarray(a), batch, convert, max_batch, dims)
         out.append(a)
     return out, batch
 
@@ -71,7 +73,7 @@ def _in_order(owner: str, signature: Signature, inputs, allow_unexpected: bool) 
     return arrays
 
 
-def _check_one(where: str, t: TensorType, a: np.ndarray, batch, convert: bool, max_batch):
+def _check_one(where: str, t: TensorType, a: np.ndarray, batch, convert: bool, max_batch, dims: dict):
     check_input_dtype(where, a.dtype)
     if a.dtype != t.dtype.np:
         expected = f"{where}: expected dtype {t.dtype.name} ({t.dtype.np}), got {a.dtype}"
@@ -83,7 +85,11 @@ def _check_one(where: str, t: TensorType, a: np.ndarray, batch, convert: bool, m
     if a.ndim != t.rank:
         raise SignatureError(f"{where}: expected rank {t.rank} {t}, got shape {a.shape}")
     for i, (want, got) in enumerate(zip(t.shape, a.shape)):
-        if isinstance(want, str):
+        if isinstance(want, str) and i:
+            if dims.setdefault(want, got) != got:
+                raise SignatureError(f"{where}: dimension {i} ({want}) is {got}, but another input binds "
+                                     f"{want} = {dims[want]}")
+        elif isinstance(want, str):
             if batch is not None and got != batch:
                 raise SignatureError(f"{where}: batch size {got} differs from other inputs' batch {batch}")
             if max_batch is not None and got > max_batch:

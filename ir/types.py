@@ -1,4 +1,5 @@
-"""TensorType: a static shape (leading batch dimension may be the symbol N) and a dtype."""
+"""TensorType: a static shape and a dtype. The leading (batch) dimension may be the symbol N; other
+dimensions may be symbols too (a dynamic sequence length T), bound by the inputs at run time."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,8 +48,8 @@ class TensorType:
     def __init__(self, shape: Iterable[Dim], dtype="f32"):
         dims = tuple(_check_dim(d, i) for i, d in enumerate(shape))
         for i, d in enumerate(dims):
-            if isinstance(d, str) and i != 0:
-                raise ValueError(f"only the leading dimension may be symbolic, got shape {dims}")
+            if i and d == BATCH or i and isinstance(d, str) and d == dims[0]:
+                raise ValueError(f"the batch symbol {d} may only be the leading dimension, got shape {dims}")
         object.__setattr__(self, "shape", dims)
         object.__setattr__(self, "dtype", to_dtype(dtype))
         _check_size(dims, self.dtype)
@@ -65,17 +66,28 @@ class TensorType:
     def has_batch(self) -> bool:
         return bool(self.shape) and isinstance(self.shape[0], str)
 
-    def concrete_shape(self, batch: int | None = None) -> tuple:
-        """The shape with the batch symbol replaced by `batch`."""
+    @property
+    def dynamic_dims(self) -> tuple:
+        """The symbols of the non-leading dimensions (e.g. a dynamic sequence length T)."""
+        return tuple(d for d in self.shape[1:] if isinstance(d, str))
+
+    def concrete_shape(self, batch: int | None = None, dims: dict | None = None) -> tuple:
+        """The shape with the batch symbol replaced by `batch` and other symbols by `dims`."""
+        shape = self.shape
         if self.has_batch:
             if batch is None:
                 raise ValueError(f"type {self} has a symbolic batch dimension; a batch size is needed")
-            return (int(batch),) + self.shape[1:]
-        return self.shape
+            shape = (int(batch),) + shape[1:]
+        if self.dynamic_dims:
+            missing = [d for d in self.dynamic_dims if d not in (dims or {})]
+            if missing:
+                raise ValueError(f"type {self} has symbolic dimension(s) {missing}; their sizes are needed")
+            shape = shape[:1] + tuple(int(dims[d]) if isinstance(d, str) else d for d in shape[1:])
+        return shape
 
-    def numel(self, batch: int | None = None) -> int:
+    def numel(self, batch: int | None = None, dims: dict | None = None) -> int:
         n = 1
-        for d in self.concrete_shape(batch):
+        for d in self.concrete_shape(batch, dims):
             n *= d
         return n
 

@@ -1,12 +1,15 @@
 """kc.layers: Keras 3 layers (one small module per family)."""
 from .base import Layer
 from .input_layer import Input, InputLayer
-from .core import Activation, Dense, Dropout, Embedding, Flatten, Reshape, Rescaling
+from .core import Activation, Dense, Dropout, Embedding, Flatten, Masking, Reshape, Rescaling
 from .conv import Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D
 from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
                       GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D,
                       GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
 from .recurrent import GRU, LSTM, SimpleRNN
+from .bidirectional import Bidirectional
+from .rnn import RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from .time_distributed import TimeDistributed
 from .normalization import BatchNormalization, LayerNormalization
 from .normalization import GroupNormalization, UnitNormalization
 from .regularization import (ActivityRegularization, GaussianDropout, GaussianNoise, SpatialDropout1D,

@@ -9,6 +9,7 @@ from .base import Layer
 
 
 class ReLU(Layer):
+    supports_masking = True   # Keras 3: the input's mask passes through
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
         self.max_value = arguments.number(self, "max_value", max_value, 0, optional=True)
@@ -24,6 +25,7 @@ class ReLU(Layer):
 
 
 class LeakyReLU(Layer):
+    supports_masking = True   # Keras 3: the input's mask passes through
     def __init__(self, negative_slope=0.3, **kwargs):
         alpha = kwargs.pop("alpha", None)   # the Keras 2 name
         super().__init__(**kwargs)
@@ -37,6 +39,7 @@ class LeakyReLU(Layer):
 
 
 class ELU(Layer):
+    supports_masking = True   # Keras 3: the input's mask passes through
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
         self.alpha = arguments.number(self, "alpha", alpha)
@@ -49,18 +52,29 @@ class ELU(Layer):
 
 
 class Softmax(Layer):
+    supports_masking = True   # Keras 3: the input's mask passes through
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         self.axis = axis
 
-    def call(self, inputs):
-        return ops.softmax(inputs, axis=self.axis)
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return ops.softmax(inputs, axis=self.axis)
+        if mask.ndim > inputs.ndim or any(m not in (1, i) for m, i in zip(mask.shape[::-1], inputs.shape[::-1])
+                                          if m is not None and i is not None):
+            raise ValueError(f"layer '{self.name}' (Softmax) got a mask of shape {mask.shape} that does not "
+                             f"broadcast to its inputs of shape {inputs.shape}")
+        keep = mask if mask.dtype == "bool" else ops.greater(mask, 0.5)
+        # Keras: masked positions get a large negative logit, and zero probability afterwards
+        out = ops.softmax(ops.where(keep, inputs, -1e9), axis=self.axis)
+        return ops.where(keep, out, 0.0)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
 
 
 class Identity(Layer):
+    supports_masking = True   # Keras 3: the input's mask passes through
     def call(self, inputs):
         return inputs
 

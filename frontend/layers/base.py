@@ -13,6 +13,7 @@ from kcompile.ir import dtype as to_dtype
 from .. import constraints, initializers, ops, regularizers
 from ..tensor import KTensor, TraceContext, convert_to_tensor, current_trace, tracing
 from ..variables import Variable, name_scope
+from . import masking
 from .nodes import LayerNode, flatten, map_structure
 
 _UIDS: dict = {}
@@ -220,6 +221,20 @@ class Layer:
             out = self(x)
         return map_structure(lambda t: (input_shape[0],) + tuple(t.shape[1:]), out)
 
+    # -- masking (Keras 3's protocol, frontend/layers/masking.py) --------------------------------
+    @property
+    def supports_masking(self) -> bool:
+        """As Keras 3: set by the layer, else True when the layer overrides compute_mask."""
+        flag = self.__dict__.get("_supports_masking")
+        return flag if flag is not None else type(self).compute_mask is not Layer.compute_mask
+
+    @supports_masking.setter
+    def supports_masking(self, value):
+        self.__dict__["_supports_masking"] = bool(value)
+
+    def compute_mask(self, inputs, previous_mask):
+        return previous_mask
+
     # -- calling --------------------------------------------------------------------------------
     def call(self, inputs, *args, **kwargs):
         raise NotImplementedError(f"layer '{self.name}' ({type(self).__name__}) must implement call()")
@@ -251,10 +266,12 @@ class Layer:
 
     def _call_checked(self, args, kwargs, ctx):
         scope = name_scope(self.name) if self._uses_scope() else _NoScope()
+        kwargs, previous_mask = masking.fill_mask_arguments(self, args, kwargs)
         try:
             with scope:
                 self._maybe_build(args[0])
                 outputs = self.call(*args, **kwargs)
+                masking.attach_output_masks(self, args[0], outputs, previous_mask)
         except IRError as e:
             shapes = map_structure(lambda t: t.shape, args[0])
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) cannot take input shape(s) "
@@ -283,7 +300,11 @@ class Layer:
 
         def to_traced(t):
             if isinstance(t, KTensor) and t.is_symbolic:
-                return KTensor(value=b.input(f"x{next(counter)}", t.spec), trace=ctx)
+                traced = KTensor(value=b.input(f"x{next(counter)}", t.spec), trace=ctx)
+                mask = masking.get_mask(t)
+                if isinstance(mask, KTensor) and mask.is_symbolic:   # so the scratch call sees the mask too
+                    masking.set_mask(traced, KTensor(value=b.input(f"x{next(counter)}", mask.spec), trace=ctx))
+                return traced
             return t
         with tracing(ctx):
             outs = self(*map_structure(to_traced, args), **map_structure(to_traced, kwargs))
@@ -293,6 +314,9 @@ class Layer:
             lambda o: KTensor(spec=o.ir_type, history=(node, next(idx))) if isinstance(o, KTensor) else o, outs)
         node.outputs = [o for o in flatten(node.outputs_struct) if isinstance(o, KTensor)]
         self._inbound_nodes.append(node)
+        # symbolic masks (recorded as ops on the symbolic inputs) describe what the replay recomputes
+        _, previous_mask = masking.fill_mask_arguments(self, args, kwargs)
+        masking.attach_output_masks(self, args[0] if args else None, node.outputs_struct, previous_mask)
         return node.outputs_struct
 
     # -- node accessors (feature extraction) ----------------------------------------------------

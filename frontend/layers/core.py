@@ -1,4 +1,4 @@
-"""Core layers: Dense, Activation, Dropout, Flatten, Reshape, Rescaling, Embedding."""
+"""Core layers: Dense, Activation, Dropout, Flatten, Reshape, Rescaling, Embedding, Masking."""
 from __future__ import annotations
 
 import zlib
@@ -9,6 +9,7 @@ from .. import activations, constraints, initializers, ops, regularizers
 from ..tensor import KTensor, apply, convert_to_tensor, current_trace
 from . import arguments
 from .base import Layer
+from .masking import any_true, set_mask
 from .serial import check_channels_last, ser_act, ser_con, ser_init, ser_reg
 
 
@@ -24,6 +25,7 @@ def as_float(x):
 
 
 class Dense(Layer):
+    supports_masking = True   # Keras 3: the input's mask passes through
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, lora_rank=None,
@@ -68,6 +70,7 @@ class Dense(Layer):
 
 
 class Activation(Layer):
+    supports_masking = True   # Keras 3: the input's mask passes through
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
@@ -106,6 +109,7 @@ def layer_seed(layer, seed) -> int:
 
 
 class Dropout(Layer):
+    supports_masking = True   # Keras 3: the input's mask passes through
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.rate = arguments.number(self, "rate", rate, 0, 1)
@@ -163,6 +167,7 @@ class Reshape(Layer):
 
 
 class Rescaling(Layer):
+    supports_masking = True   # Keras 3: the input's mask passes through
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
         self.scale, self.offset = scale, offset
@@ -178,8 +183,10 @@ class Embedding(Layer):
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
                  embeddings_constraint=None, mask_zero=False, weights=None, lora_rank=None, **kwargs):
         super().__init__(**kwargs)
-        if mask_zero or lora_rank is not None:
-            raise NotImplementedError(f"Embedding '{self.name}': mask_zero and LoRA are not supported")
+        if lora_rank is not None:
+            raise NotImplementedError(f"Embedding '{self.name}': LoRA is not supported")
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
         self.input_dim = arguments.integer(self, "input_dim", input_dim)
         self.output_dim = arguments.integer(self, "output_dim", output_dim)
         self.embeddings_initializer = initializers.get(
@@ -200,8 +207,32 @@ class Embedding(Layer):
         idx = inputs if inputs.ir_type.dtype.is_int else ops.cast(inputs, "int32")
         return apply("gather", self.embeddings, idx, axis=0)
 
+    def compute_mask(self, inputs, mask=None):
+        return ops.not_equal(inputs, 0) if self.mask_zero else None
+
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
                 "embeddings_initializer": ser_init(self.embeddings_initializer),
                 "embeddings_regularizer": ser_reg(self.embeddings_regularizer),
-                "embeddings_constraint": ser_con(self.embeddings_constraint)}
+                "embeddings_constraint": ser_con(self.embeddings_constraint), "mask_zero": self.mask_zero}
+
+
+class Masking(Layer):
+    """Masks timesteps whose features all equal mask_value: zeros them and attaches the mask."""
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+        self.supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        return any_true(ops.not_equal(inputs, self.mask_value), axis=-1)
+
+    def call(self, inputs):
+        keep = any_true(ops.not_equal(inputs, self.mask_value), axis=-1, keepdims=True)
+        out = ops.multiply(inputs, ops.cast(keep, inputs.dtype))
+        set_mask(out, ops.squeeze(keep, axis=-1))   # as Keras: the output carries the mask at once
+        return out
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}

@@ -9,7 +9,8 @@ from .nodes import LayerNode
 
 
 class InputLayer(Layer):
-    """Holds the symbolic tensor a functional model starts from; the batch axis is symbolic."""
+    """Holds the symbolic tensor a functional model starts from; the batch axis is symbolic, and so is
+    any dimension given as None (a dynamic sequence length: the symbol T)."""
 
     def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None,
                  input_tensor=None, name=None, **kwargs):
@@ -19,9 +20,7 @@ class InputLayer(Layer):
         if shape is None:
             raise ValueError(f"InputLayer '{self.name}': pass shape= (without the batch dimension)")
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        if any(d is None for d in shape):
-            raise ValueError(f"InputLayer '{self.name}': shape {shape} has unknown (None) dimensions besides "
-                             "the batch; kcompile compiles static shapes, so give every non-batch size")
+        shape = tuple(dynamic_dim(i) if d is None else d for i, d in enumerate(shape))
         if sparse:
             raise ValueError(f"InputLayer '{self.name}': sparse inputs are not supported")
         if input_tensor is not None:   # Keras would wire the model to that tensor; kcompile starts afresh
@@ -41,11 +40,17 @@ class InputLayer(Layer):
         return self.output
 
     def get_config(self):
-        return {"batch_shape": [None, *self._input_shape], "dtype": self.dtype, "name": self.name}
+        shape = [None if isinstance(d, str) else d for d in self._input_shape]
+        return {"batch_shape": [None, *shape], "dtype": self.dtype, "name": self.name}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def dynamic_dim(i: int) -> str:
+    """The symbol of an unknown (None) input dimension: T for the first (a sequence length), then T2, T3."""
+    return "T" if i == 0 else f"T{i + 1}"
 
 
 def _no_shape_kwargs(kwargs):

@@ -4,10 +4,20 @@ from __future__ import annotations
 from .. import ops
 from . import arguments
 from .base import Layer
+from .masking import any_true, get_mask
 
 
 class _Merge(Layer):
     """Combines a list of tensors elementwise; mismatched shapes are reported with the layer's name."""
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras 3: the OR of the inputs' masks, none if any input has none."""
+        if mask is None or not isinstance(mask, (list, tuple)) or any(m is None for m in mask):
+            return None
+        out = mask[0]
+        for m in mask[1:]:
+            out = ops.logical_or(out, m)
+        return out
 
     def _check(self, inputs):
         if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
@@ -60,12 +70,37 @@ class Average(_Merge):
         return ops.divide(out, float(n))
 
 
-class Maximum(_Merge):
+class _MaskedSelect(_Merge):
+    """Maximum/Minimum have no identity element: as Keras, a masked position takes the other input's
+    value before the op (keras/src/layers/merging/base_merge.py, _apply_merge_op_and_or_mask)."""
+
+    def call(self, inputs):
+        self._check(inputs)
+        if all(get_mask(x) is None for x in inputs):
+            return super().call(inputs)
+        out = out_mask = None
+        for x in inputs:
+            mask = get_mask(x)
+            if mask is not None:
+                mask = ops.logical_or(ops.expand_dims(mask, -1), ops.less(ops.zeros_like(ops.cast(x, "float32")), 0.0))
+            if out is None:
+                out, out_mask = x, mask
+                continue
+            if mask is not None:
+                x = ops.where(mask, x, out)
+            if out_mask is not None:
+                out = ops.where(out_mask, out, x)
+            out_mask = ops.logical_or(out_mask, mask) if mask is not None and out_mask is not None else None
+            out = self._combine(out, x)
+        return out
+
+
+class Maximum(_MaskedSelect):
     def _combine(self, a, b):
         return ops.maximum(a, b)
 
 
-class Minimum(_Merge):
+class Minimum(_MaskedSelect):
     def _combine(self, a, b):
         return ops.minimum(a, b)
 
@@ -86,6 +121,22 @@ class Concatenate(Layer):
             raise ValueError(f"layer '{self.name}' (Concatenate) needs inputs that match except on axis "
                              f"{self.axis}, got {' and '.join(str(s) for s in shapes)}")
         return ops.concatenate(list(inputs), axis=self.axis)
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras 3: the masks (all-true for unmasked inputs) widened to the inputs, concatenated, any over
+        the last axis."""
+        if mask is None or not isinstance(mask, (list, tuple)) or all(m is None for m in mask):
+            return None
+        masks = []
+        for x, m in zip(inputs, mask):
+            zeros = ops.zeros_like(ops.cast(x, "float32"))
+            if m is None:
+                masks.append(ops.greater_equal(zeros, 0.0))
+            elif m.ndim < x.ndim:
+                masks.append(ops.logical_or(ops.expand_dims(m, -1), ops.less(zeros, 0.0)))
+            else:
+                masks.append(m)
+        return any_true(ops.concatenate(masks, axis=self.axis), axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}

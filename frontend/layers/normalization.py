@@ -47,6 +47,7 @@ def _processes() -> int:
 
 
 class BatchNormalization(Layer):
+    supports_masking = True   # Keras 3: the input's mask passes through
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
                  moving_variance_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
@@ -131,6 +132,7 @@ class BatchNormalization(Layer):
 
 
 class LayerNormalization(Layer):
+    supports_masking = True   # Keras 3: the input's mask passes through
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
                  beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
                  gamma_regularizer=None, beta_constraint=None, gamma_constraint=None, **kwargs):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from .. import ops
 from ..tensor import apply
 from .base import Layer
+from .masking import check_mask
 from .conv import check_rank
 from . import arguments
 from .serial import check_channels_last
@@ -72,6 +73,18 @@ class _GlobalPool(Layer):
 
 class GlobalAveragePooling1D(_GlobalPool):
     rank, reduce = 1, staticmethod(ops.mean)
+
+    def call(self, inputs, mask=None):
+        """Keras 3: with a (batch, steps) mask, the mean over the unmasked steps only."""
+        if mask is None:
+            return super().call(inputs)
+        check_rank(self, inputs.shape, 3)
+        keep = ops.expand_dims(ops.cast(check_mask(self, mask, inputs, 2), inputs.dtype), 2)
+        total = ops.sum(ops.multiply(inputs, keep), axis=1, keepdims=self.keepdims)
+        return ops.divide(total, ops.sum(keep, axis=1, keepdims=self.keepdims))
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
 
 class GlobalAveragePooling2D(_GlobalPool):

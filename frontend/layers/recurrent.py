@@ -11,12 +11,13 @@ import numpy as np
 
 from kcompile.ir import GraphBuilder, TensorType
 
-from .. import activations, initializers, ops, regularizers
+from .. import activations, constraints, initializers, ops, regularizers
 from ..tensor import KTensor, TraceContext, apply, tracing
 from . import arguments
 from .base import Layer
-from .core import as_float
-from .serial import ser_act, ser_init, ser_reg
+from .core import as_float, layer_seed, random_uniform
+from .masking import check_mask
+from .serial import ser_act, ser_con, ser_init, ser_reg
 
 
 class _RNN(Layer):
@@ -29,6 +30,12 @@ class _RNN(Layer):
     """
     GATES = 1
     STATES = 1
+    is_recurrent = True     # what Bidirectional accepts
+    _time_ordered = False   # set by Bidirectional: a backward layer's sequence output stays in time order
+
+    @property
+    def state_count(self) -> int:
+        return self.STATES
 
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
@@ -38,13 +45,8 @@ class _RNN(Layer):
                  go_backwards=False, stateful=False, unroll=False, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         what = f"{type(self).__name__} '{self.name}'"
-        if dropout or recurrent_dropout:
-            raise NotImplementedError(f"{what}: dropout and recurrent_dropout are not supported "
-                                      f"(got dropout={dropout}, recurrent_dropout={recurrent_dropout})")
         if stateful:
             raise NotImplementedError(f"{what}: stateful=True is not supported")
-        if any(c is not None for c in (kernel_constraint, recurrent_constraint, bias_constraint)):
-            raise NotImplementedError(f"{what}: weight constraints are not supported")
         self.units = arguments.integer(self, "units", units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -54,6 +56,13 @@ class _RNN(Layer):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.dropout = min(1.0, max(0.0, float(dropout)))   # clipped to [0, 1] as Keras does
+        self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
+        self.zero_output_for_mask = False   # Bidirectional sets it when returning sequences, as Keras
+        self.supports_masking = True
         self.seed = seed
         self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
         self.go_backwards = bool(go_backwards)
@@ -64,16 +73,19 @@ class _RNN(Layer):
         if len(input_shape) != 3:
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects inputs of shape "
                              f"(batch, timesteps, features), got shape {input_shape}")
-        if not isinstance(input_shape[1], int) or input_shape[1] < 1:
-            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) needs a static number of "
-                             f"timesteps >= 1, got input shape {input_shape}")
+        self._build_weights(input_shape[-1])
+
+    def _build_weights(self, features: int):
         width = self.GATES * self.units
-        self.kernel = self.add_weight(shape=(input_shape[-1], width), initializer=self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, name="kernel")
+        self.kernel = self.add_weight(shape=(features, width), initializer=self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+                                      name="kernel")
         self.recurrent_kernel = self.add_weight(shape=(self.units, width), initializer=self.recurrent_initializer,
-                                                regularizer=self.recurrent_regularizer, name="recurrent_kernel")
+                                                regularizer=self.recurrent_regularizer,
+                                                constraint=self.recurrent_constraint, name="recurrent_kernel")
         self.bias = self.add_weight(shape=self._bias_shape(), initializer=self._bias_init(),
-                                    regularizer=self.bias_regularizer, name="bias") if self.use_bias else None
+                                    regularizer=self.bias_regularizer, constraint=self.bias_constraint,
+                                    name="bias") if self.use_bias else None
 
     def _bias_shape(self) -> tuple:
         return (self.GATES * self.units,)
@@ -86,34 +98,44 @@ class _RNN(Layer):
 
     # -- the loop -------------------------------------------------------------------------------
     def call(self, sequences, initial_state=None, mask=None, training=False):
-        if mask is not None:
-            raise NotImplementedError(f"{type(self).__name__} '{self.name}': masking is not supported")
         seq = self._checked(sequences)
+        mask = check_mask(self, mask, seq, 2)
         states = self._initial_states(initial_state)
         if states is None:  # Keras starts from zeros
             zero = np.zeros((), np.float32)
             states = [ops.broadcast_to(zero, (seq.ir_shape[0], self.units)) for _ in range(self.STATES)]
-        consts = {"kernel": self.kernel, "input_bias": self._input_bias(), **self._loop_constants()}
+        consts = {"kernel": self.kernel, "input_bias": self._input_bias(), **self._loop_constants(),
+                  **self._dropout_constants(step_template(seq) if training and self.dropout else None, states[0],
+                                            training)}
         consts = {k: v for k, v in consts.items() if v is not None}
-        outs = apply("scan", *states, seq, *consts.values(), body=self._step_region(seq, states, consts),
-                     num_carries=self.STATES, axis=1, reverse=self.go_backwards)
+        xs = [seq] if mask is None else [seq, ops.cast(mask, "float32")]
+        outs = apply("scan", *states, *xs, *consts.values(), num_carries=self.STATES, num_xs=len(xs), axis=1,
+                     body=self._step_region(seq, mask is not None, states, consts), reverse=self.go_backwards)
         outs = list(outs) if isinstance(outs, tuple) else [outs]
         finals = outs[:self.STATES]
         if not self.return_sequences:
             out = finals[0]
-        elif self.go_backwards:  # Keras lists the outputs in processing order, last timestep first
-            out = ops.take(outs[-1], np.arange(seq.ir_shape[1] - 1, -1, -1), axis=1)
+        elif self.go_backwards and not self._time_ordered:  # Keras lists the outputs in processing order, last timestep first
+            out = reverse_time(self, outs[-1])
         else:
             out = outs[-1]
         return [out, *finals] if self.return_state else out
 
-    def _step_region(self, seq, states, consts):
-        """One step traced into the scan body: (states..., x_t, consts...) -> (new states..., [h]).
+    def compute_mask(self, inputs, mask=None):
+        """Keras 3: the sequences' mask when returning sequences; states carry none."""
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        out = mask if self.return_sequences else None
+        return [out] + [None] * self.STATES if self.return_state else out
+
+    def _step_region(self, seq, masked: bool, states, consts):
+        """One step traced into the scan body: (states..., x_t, [mask_t], consts...) -> (new states..., [h]).
 
         The input projection x_t @ kernel (+ bias) runs inside the step, not as one matmul over
         all timesteps before the scan: the scan then reads x_t (features wide) rather than a
         4*units-wide projection per step, which for long sequences no longer fits in cache and
-        is read with a large stride (batch-major)."""
+        is read with a large stride (batch-major). A masked step keeps the old states and, as
+        Keras, outputs the old h (zeros with zero_output_for_mask)."""
         b = GraphBuilder(f"{self.name}_step")
         ctx = TraceContext(b)
 
@@ -121,13 +143,59 @@ class _RNN(Layer):
             return KTensor(value=b.input(name, t), trace=ctx)
         hs = [arg(f"state{i}", s.ir_type) for i, s in enumerate(states)]
         x_t = arg("x_t", seq.ir_type.with_shape(seq.ir_shape[:1] + seq.ir_shape[2:]))
+        m_t = arg("mask_t", TensorType(seq.ir_shape[:1], "f32")) if masked else None
         ks = {k: arg(k, v.ir_type) for k, v in consts.items()}
         with tracing(ctx), b.location(self.name):
-            proj = ops.matmul(x_t, ks["kernel"])
-            new = self._step(proj if "input_bias" not in ks else ops.add(proj, ks["input_bias"]), hs, ks)
-        ys = [new[0].value] if self.return_sequences else []
+            new = self._step(self._input_projection(x_t, ks), hs, ks)
+            out = new[0]
+            if m_t is not None:
+                keep = ops.greater(ops.expand_dims(m_t, -1), 0.0)
+                new = [ops.where(keep, n, h) for n, h in zip(new, hs)]
+                out = ops.where(keep, out, 0.0) if self.zero_output_for_mask else new[0]
+        ys = [out.value] if self.return_sequences else []
         names = [f"state{i}" for i in range(len(new))] + ["h"] * len(ys)
         return b.build([t.value for t in new] + ys, names)
+
+    def _input_projection(self, x_t, ks):
+        """x_t @ kernel + bias; in training with dropout, x_t times the (per-gate) dropout mask(s)."""
+        if "input_mask1" in ks:   # one mask per gate (Keras's implementation 1)
+            proj = ops.concatenate([ops.matmul(ops.multiply(x_t, ks[f"input_mask{g}"]), ks[f"kernel{g}"])
+                                    for g in range(self.GATES)], axis=-1)
+        elif "input_mask0" in ks:
+            proj = ops.matmul(ops.multiply(x_t, ks["input_mask0"]), ks["kernel"])
+        else:
+            proj = ops.matmul(x_t, ks["kernel"])
+        return proj if "input_bias" not in ks else ops.add(proj, ks["input_bias"])
+
+    def _recurrent_matmul(self, h, ks, key="recurrent_kernel"):
+        """h @ ks[key]; in training with recurrent dropout, h times the (per-gate) mask(s) first."""
+        w = ks[key]
+        if "rec_mask1" in ks:
+            u = self.units
+            return ops.concatenate([ops.matmul(ops.multiply(h, ks[f"rec_mask{g}"]), w[:, g * u:(g + 1) * u])
+                                    for g in range(w.ir_shape[1] // u)], axis=-1)
+        if "rec_mask0" in ks:
+            return ops.matmul(ops.multiply(h, ks["rec_mask0"]), w)
+        return ops.matmul(h, w)
+
+    def _dropout_count(self) -> int:
+        """Keras: one mask per gate once recurrent_dropout is on (implementation 1), else one."""
+        return self.GATES if self.recurrent_dropout and self.GATES > 1 else 1
+
+    def _dropout_constants(self, x0, state, training) -> dict:
+        """Dropout masks for the whole sequence, drawn once before the loop (Keras fixes them across
+        timesteps): scaled keep masks of x_t's (x0's) and h's shapes, fed to the step as constants."""
+        out, count = {}, self._dropout_count()
+        seed = layer_seed(self, self.seed)
+        if training and 0.0 < self.dropout < 1.0:
+            out.update({f"input_mask{g}": _keep_mask(self, x0, self.dropout, seed) for g in range(count)})
+            if count > 1:
+                u = self.units
+                out.update({f"kernel{g}": self.kernel[:, g * u:(g + 1) * u] for g in range(count)})
+        if training and 0.0 < self.recurrent_dropout < 1.0:
+            out.update({f"rec_mask{g}": _keep_mask(self, state, self.recurrent_dropout, seed + 1)
+                        for g in range(count)})
+        return out
 
     def _checked(self, sequences):
         """The input sequences (batch, timesteps, features) as floats, or a clear error."""
@@ -135,9 +203,9 @@ class _RNN(Layer):
         if sequences.ndim != 3:
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects inputs of shape "
                              f"(batch, timesteps, features), got shape {shape}")
-        if not isinstance(sequences.ir_shape[1], int) or sequences.ir_shape[1] < 1:
-            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) needs a static number of "
-                             f"timesteps >= 1, got input shape {shape}")
+        if sequences.ir_shape[1] == 0:
+            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) needs at least one timestep, got "
+                             f"input shape {shape}")
         if sequences.ir_shape[2] != self.kernel.shape[0]:
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects {self.kernel.shape[0]} "
                              f"features per timestep, got input shape {shape}")
@@ -168,17 +236,44 @@ class _RNN(Layer):
                 "bias_initializer": ser_init(self.bias_initializer),
                 "kernel_regularizer": ser_reg(self.kernel_regularizer),
                 "recurrent_regularizer": ser_reg(self.recurrent_regularizer),
-                "bias_regularizer": ser_reg(self.bias_regularizer), "dropout": 0.0, "recurrent_dropout": 0.0,
+                "bias_regularizer": ser_reg(self.bias_regularizer),
+                "kernel_constraint": ser_con(self.kernel_constraint),
+                "recurrent_constraint": ser_con(self.recurrent_constraint),
+                "bias_constraint": ser_con(self.bias_constraint), "dropout": self.dropout,
+                "recurrent_dropout": self.recurrent_dropout,
                 "seed": self.seed, "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": False,
                 "unroll": self.unroll}
+
+
+def step_template(seq):
+    """Zeros of one step's shape (batch, features): what a dropout mask of x_t is drawn like (slicing
+    x[:, 0] would need a static sequence length)."""
+    return ops.broadcast_to(np.zeros((), np.float32), (seq.ir_shape[0],) + tuple(seq.ir_shape[2:]))
+
+
+def reverse_time(layer, seq):
+    """seq reversed along its time axis (axis 1), which must be static: there is no reverse op with a
+    run-time length, so go_backwards with return_sequences needs a static sequence length."""
+    steps = seq.ir_shape[1]
+    if not isinstance(steps, int):
+        raise ValueError(f"layer '{layer.name}' ({type(layer).__name__}): go_backwards=True with "
+                         f"return_sequences=True needs a static number of timesteps, got shape {seq.shape} (a "
+                         "Bidirectional layer does not: its backward half stays in time order)")
+    return ops.take(seq, np.arange(steps - 1, -1, -1), axis=1)
+
+
+def _keep_mask(layer, template, rate: float, seed: int):
+    """Keras's dropout mask: 1/(1-rate) where kept, 0 where dropped (counter-based, as Dropout)."""
+    keep = ops.greater_equal(random_uniform(layer, template, seed), rate)
+    return ops.where(keep, 1.0 / (1.0 - rate), 0.0)
 
 
 class SimpleRNN(_RNN):
     """h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)."""
 
     def _step(self, x_t, states, consts):
-        return [self.activation(ops.add(x_t, ops.matmul(states[0], consts["recurrent_kernel"])))]
+        return [self.activation(ops.add(x_t, self._recurrent_matmul(states[0], consts)))]
 
 
 class LSTM(_RNN):
@@ -203,7 +298,7 @@ class LSTM(_RNN):
         return forget_bias_one
 
     def _step(self, x_t, states, consts):
-        z = ops.add(x_t, ops.matmul(states[0], consts["recurrent_kernel"]))
+        z = ops.add(x_t, self._recurrent_matmul(states[0], consts))
         zi, zf, zc, zo = ops.split(z, 4, axis=-1)
         i, o = self.recurrent_activation(zi), self.recurrent_activation(zo)
         new_c = ops.add(ops.multiply(self.recurrent_activation(zf), states[1]), ops.multiply(i, self.activation(zc)))
@@ -244,16 +339,20 @@ class GRU(_RNN):
         rec_z, rec_r, rec_h = self._recurrent_parts(h, consts)
         z = self.recurrent_activation(ops.add(x_z, rec_z))
         r = self.recurrent_activation(ops.add(x_r, rec_r))
-        rec_h = ops.multiply(r, rec_h) if self.reset_after else ops.matmul(ops.multiply(r, h), consts["kernel_h"])
+        if self.reset_after:
+            rec_h = ops.multiply(r, rec_h)
+        else:   # the candidate's recurrent dropout mask is the third (Keras's rec_dp_mask[2])
+            h_h = h if "rec_mask2" not in consts else ops.multiply(h, consts["rec_mask2"])
+            rec_h = ops.matmul(ops.multiply(r, h_h), consts["kernel_h"])
         new_h = ops.multiply(ops.subtract(1.0, z), self.activation(ops.add(x_h, rec_h)))
         return [ops.add(ops.multiply(z, h), new_h)]
 
     def _recurrent_parts(self, h, consts) -> list:
         """The recurrent contributions to z, r (and h when reset_after)."""
         if self.reset_after:
-            inner = ops.matmul(h, consts["recurrent_kernel"])
+            inner = self._recurrent_matmul(h, consts)
             return ops.split(inner if "bias" not in consts else ops.add(inner, consts["bias"]), 3, axis=-1)
-        return [*ops.split(ops.matmul(h, consts["kernel_zr"]), 2, axis=-1), None]
+        return [*ops.split(self._recurrent_matmul(h, consts, "kernel_zr"), 2, axis=-1), None]
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": ser_act(self.recurrent_activation),

@@ -26,5 +26,52 @@ def make_executor(graph, backend: str | None = None):
         run_reference.backend = "reference"
         return run_reference
     from kcompile.compiler.jit import compile_graph
+    if any(v.type.dynamic_dims for v in graph.inputs):
+        return PerLengthExecutor(graph)
     run_native = compile_graph(graph)  # a compile failure raises: never a silent fallback
     return run_native
+
+
+class PerLengthExecutor:
+    """Native code for a graph with symbolic non-batch dimensions (Input(shape=(None, F))): native code
+    takes only the batch at run time, so the graph is specialized to each sequence length the inputs
+    bring and compiled once per length (the JIT caches by structure); the IR graph stays one."""
+
+    backend = "native"
+
+    def __init__(self, graph):
+        self.graph = graph
+        self._fns: dict = {}   # ((symbol, size), ...) -> NativeFunction
+
+    def function(self, inputs):
+        from kcompile.compiler.jit import compile_graph
+        from kcompile.ir.signature import check_signature
+        from kcompile.passes.specialize import specialize_dims
+        dims: dict = {}
+        signature = [(v.name, v.type) for v in self.graph.inputs]
+        check_signature(f"graph @{self.graph.name}", signature, inputs, convert=True, allow_unexpected=True,
+                        dims=dims)
+        key = tuple(sorted(dims.items()))
+        if key not in self._fns:
+            self._fns[key] = compile_graph(specialize_dims(self.graph, dims))
+        return self._fns[key]
+
+    def __call__(self, inputs, params=None, **kwargs):
+        return self.function(inputs)(inputs, params, **kwargs)
+
+    def bind(self, params):
+        return _BoundPerLength(self, params)
+
+
+class _BoundPerLength:
+    """PerLengthExecutor.bind: one BoundCall per length, all over the same parameter arrays."""
+
+    def __init__(self, executor: PerLengthExecutor, params):
+        self.executor, self.params, self._bound = executor, params, {}
+
+    def __call__(self, inputs, nthreads=None):
+        fn = self.executor.function(inputs)
+        bound = self._bound.get(id(fn))
+        if bound is None:
+            bound = self._bound[id(fn)] = fn.bind(self.params)
+        return bound(inputs, nthreads)

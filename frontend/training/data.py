@@ -73,7 +73,7 @@ def check_features(xs, specs, input_names):
     for a, spec, name in zip(xs, specs, input_names):
         want = tuple(spec)
         got = a.shape[1:]
-        if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
+        if len(got) != len(want) or any(isinstance(w, int) and w != g for w, g in zip(want, got)):
             raise ValueError(f"Input '{name}' of the model expects samples of shape {_fmt(want)} (batch shape "
                              f"(None, {', '.join(map(str, want))})), but the data has shape {a.shape}: "
                              f"samples of shape {_fmt(got)}")

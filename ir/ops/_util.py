@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from ..types import TensorType
+from ..types import BATCH, TensorType
 
 
 def broadcast_dims(a, b, what: str):
@@ -28,7 +28,7 @@ def broadcast_shapes(*shapes) -> tuple:
             if j >= 0:
                 d = broadcast_dims(d, s[j], f"shapes {' and '.join(_fmt(s) for s in shapes)}")
         out.append(d)
-    if any(isinstance(d, str) for d in out[1:]):
+    if any(isinstance(d, str) and d in (BATCH, out[0]) for d in out[1:]):
         raise ShapeError(f"shapes {' and '.join(_fmt(s) for s in shapes)} would move the batch dimension")
     return tuple(out)
 
@@ -61,6 +61,9 @@ def norm_axes(axes, rank: int) -> tuple:
 
 def concrete(shape, batch):
     """Replace the batch symbol in an attribute shape with the run-time batch size."""
+    if any(isinstance(d, str) for d in shape[1:]):
+        raise ShapeError(f"shape {_fmt(shape)} holds a symbolic non-batch dimension, which this op cannot "
+                         "take in an attribute")
     return tuple(batch if isinstance(d, str) else d for d in shape)
 
 

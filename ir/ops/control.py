@@ -5,8 +5,9 @@
 
 Step t runs for t = 0..T-1 (T-1..0 when reverse) with x_t = take(xs, t, axis); the carries flow
 from step to step and the finals are the last step's; ys stack each y_t at position t along
-`axis`, so a reverse scan's ys line up with its xs (as JAX's lax.scan). T is the (static, > 0)
-length of every xs along `axis`.
+`axis`, so a reverse scan's ys line up with its xs (as JAX's lax.scan). T is the (> 0) length
+of every xs along `axis`: static, or a symbol (T, a dynamic sequence length) that the
+inputs bind at run time (a reference run then refuses T = 0 as an empty scan).
 
 Where the sequence axis goes: TensorType allows a symbol (the batch N) only as the leading
 dimension, so a time-major [T, N, F] sequence cannot be typed at all, while batch-major [N, T, F]
@@ -53,16 +54,18 @@ def _check_body_ops(body, where: str):
                 _check_body_ops(v, where)
 
 
-def _sequence_length(xs, axis: int) -> int:
+def _sequence_length(xs, axis: int):
+    """The trip count: a static length, or a symbol (a dynamic sequence length T) bound at run time."""
     length = None
     for i, x in enumerate(xs):
         require(0 <= axis < x.rank, f"axis {axis} is out of range for scanned input {i} {x}")
         d = x.shape[axis]
-        require(isinstance(d, int), f"scanned input {i} {x}: the scan axis {axis} must have a static length")
+        require(isinstance(d, int) or axis > 0, f"scanned input {i} {x}: the scan cannot run over the batch axis")
         require(length is None or d == length, f"scanned inputs disagree on the length of axis {axis}: "
                                                f"{', '.join(str(x) for x in xs)}")
         length = d
-    require(length > 0, f"a scan over an axis of length 0 is empty: scanned input {xs[0]} (axis {axis})")
+    require(isinstance(length, str) or length > 0,
+            f"a scan over an axis of length 0 is empty: scanned input {xs[0]} (axis {axis})")
     return length
 
 
@@ -92,6 +95,8 @@ def _scan_ref(arrays, attrs, batch):
     body, nc, nx, axis = attrs["body"], attrs["num_carries"], attrs["num_xs"], attrs["axis"]
     carries, xs, consts = list(arrays[:nc]), arrays[nc:nc + nx], list(arrays[nc + nx:])
     length = xs[0].shape[axis]
+    if length == 0:
+        raise ValueError(f"a scan over an axis of length 0 is empty: scanned input of shape {xs[0].shape}")
     steps: list = [None] * length
     for t in (reversed(range(length)) if attrs["reverse"] else range(length)):
         outs = run(body, carries + [np.take(x, t, axis) for x in xs] + consts, batch=batch)

@@ -13,14 +13,10 @@ def _lambda_with_mask():
 
 # (what is built, exception, words the message must contain)
 REFUSED = [
-    # constraints: the recurrent layers do not pass them to their weights yet
-    (lambda: layers.LSTM(2, recurrent_constraint="non_neg"), NotImplementedError, "constraint"),
     # features not implemented
     (lambda: layers.Dense(2, lora_rank=2), NotImplementedError, "LoRA"),
-    (lambda: layers.Embedding(4, 2, mask_zero=True), NotImplementedError, "mask_zero"),
     (lambda: _lambda_with_mask(), NotImplementedError, "mask"),
     (lambda: layers.LayerNormalization(rms_scaling=True), NotImplementedError, "rms_scaling"),
-    (lambda: layers.GRU(2, dropout=0.1), NotImplementedError, "dropout"),
     (lambda: layers.SimpleRNN(2, stateful=True), NotImplementedError, "stateful"),
     # channels_first would reorder axes; kcompile computes channels_last only
     (lambda: layers.Flatten(data_format="channels_first"), ValueError, "data_format"),

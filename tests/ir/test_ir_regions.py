@@ -236,8 +236,27 @@ def test_scan_symbolic_length_is_refused_clearly():
     b = GraphBuilder("main")
     xs = b.input("xs", TensorType(["N", 2]))
     body = parse_graph("graph @id(%x: f32[2]) -> (y: f32[2]) {\n  %0 = neg(%x) : f32[2]\n  return %0\n}\n")
-    with pytest.raises(ShapeError, match=r"scanned input 0 f32\[N,2\]: the scan axis 0 must have a static length"):
+    with pytest.raises(ShapeError, match=r"scanned input 0 f32\[N,2\]: the scan cannot run over the batch axis"):
         b.op("scan", xs, body=body, num_carries=0)
+
+
+def test_scan_over_a_symbolic_sequence_length_runs_any_length():
+    """A dynamic sequence length T: one graph, the trip count bound by the input at run time."""
+    b = GraphBuilder("main")
+    h0, xs = b.input("h0", TensorType(["N", 2])), b.input("xs", TensorType(["N", "T", 2]))
+    body = parse_graph("graph @acc(%h: f32[N,2], %x: f32[N,2]) -> (h: f32[N,2], y: f32[N,2]) {\n"
+                       "  %0 = add(%h, %x) : f32[N,2]\n  return %0, %0\n}\n")
+    h, ys = b.op("scan", h0, xs, body=body, num_carries=1, axis=1)
+    assert ys.type == TensorType(["N", "T", 2])
+    g = b.build([h, ys], ["h", "ys"])
+    assert print_graph(parse_graph(print_graph(g))) == print_graph(g)
+    for steps in (1, 4, 9):
+        x = np.random.default_rng(steps).normal(size=(3, steps, 2)).astype(np.float32)
+        got_h, got_ys = run(g, [np.zeros((3, 2), np.float32), x])
+        np.testing.assert_allclose(got_ys, np.cumsum(x, axis=1), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got_h, x.sum(axis=1), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="length 0 is empty"):
+        run(g, [np.zeros((3, 2), np.float32), np.zeros((3, 0, 2), np.float32)])
 
 
 def test_scan_runs_in_the_interpreter_and_round_trips():

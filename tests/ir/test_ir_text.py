@@ -166,7 +166,7 @@ PARSE_ERRORS = [  # (text, line, column, message fragment)
     (GOOD.replace("relu(%x)", "add(%x)"), 2, 8, "takes 2 input(s)"),
     (GOOD.replace("relu(%x)", "exp(%x, %x)"), 2, 8, "takes 1 input(s)"),
     (GOOD.replace("f32[N,4]) -> (", "q16[N,4]) -> ("), 1, 14, "unsupported dtype 'q16'"),
-    (GOOD.replace("%x: f32[N,4]", "%x: f32[4,N]"), 1, 14, "only the leading dimension may be symbolic"),
+    (GOOD.replace("%x: f32[N,4]", "%x: f32[4,N]"), 1, 14, "the batch symbol N may only be the leading dimension"),
     (GOOD.replace("%x: f32[N,4]", "%x: f32[N,-4]"), 1, 20, "expected a dimension"),
     (GOOD.replace("(y: f32[N,4])", "(y: f32[N,3])"), 3, 3, "declared f32[N,3] but returns f32[N,4]"),
     (GOOD.replace("(y: f32[N,4])", "(y: f32[N,4], z: f32[N,4])"), 3, 3, "declares 2 output(s), return gives 1"),

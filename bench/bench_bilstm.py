@@ -1,0 +1,126 @@
+"""BiLSTM text classifier at batch 32: kcompile native vs Keras 3 on JAX, inference and a training step.
+
+Embedding(vocab, 64[, mask_zero]) -> Bidirectional(LSTM(64)) -> Dense(1, sigmoid), the same weights
+in both. Inference: kcompile's JIT-compiled forward function vs a jax.jit'd Keras call. Training:
+`train_on_batch` (Adam, binary cross-entropy) on both, each after a warm-up call. Prints medians,
+ratios (Keras / kcompile: > 1 means kcompile is faster), the max abs difference of kcompile's
+predictions from Keras's and from the exported ONNX model run by onnxruntime, the thread count,
+the CPU features and the machine's load.
+
+    python bench/bench_bilstm.py [--steps 100] [--seconds 3] [--threads 1] [--mask]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=100, help="sequence length (tokens)")
+    p.add_argument("--vocab", type=int, default=20000)
+    p.add_argument("--embed", type=int, default=64)
+    p.add_argument("--units", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=3.0, help="time budget per measurement")
+    p.add_argument("--mask", action="store_true", help="Embedding(mask_zero=True) and padded sequences")
+    return p.parse_args(argv)
+
+
+def pin_threads(threads: int):
+    os.environ["KCOMPILE_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    if threads == 1:
+        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+
+
+def build(M, args):
+    inp = M.Input(shape=(args.steps,), dtype="int32")
+    x = M.layers.Embedding(args.vocab, args.embed, mask_zero=args.mask)(inp)
+    x = M.layers.Bidirectional(M.layers.LSTM(args.units))(x)
+    return M.Model(inp, M.layers.Dense(1, activation="sigmoid")(x))
+
+
+def data(args, seed=0):
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(1, args.vocab, (args.batch, args.steps)).astype(np.int32)
+    if args.mask:   # right-padded sequences of random lengths
+        lengths = rng.integers(args.steps // 4, args.steps + 1, args.batch)
+        tokens[np.arange(args.steps)[None, :] >= lengths[:, None]] = 0
+    labels = rng.integers(0, 2, (args.batch, 1)).astype(np.float32)
+    return tokens, labels
+
+
+def median_time(fn, seconds: float, min_runs: int = 5) -> float:
+    fn()
+    times, end = [], time.perf_counter() + seconds
+    while len(times) < min_runs or time.perf_counter() < end:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    pin_threads(args.threads)
+    import jax
+    import keras
+    import onnxruntime as ort
+
+    import kcompile as kc
+    from kcompile.compiler.jit import compile_graph
+    from kcompile.compiler.onnx_export import export_onnx
+    from kcompile.compiler.target import host_target
+
+    target = host_target()
+    print(f"threads: {args.threads}  cpu: {target.cpu}  features: "
+          f"{','.join(f for f in target.enabled_features if f.startswith('avx'))}  load: {os.getloadavg()[0]:.1f}")
+    print(f"model: Embedding({args.vocab}, {args.embed}, mask_zero={args.mask}) -> Bidirectional(LSTM({args.units}))"
+          f" -> Dense(1, sigmoid); batch {args.batch}, {args.steps} steps")
+    kc.utils.set_random_seed(0)
+    ours, theirs = build(kc, args), build(keras, args)
+    theirs.set_weights(ours.get_weights())
+    tokens, labels = data(args)
+
+    # inference
+    graph = ours.forward_graph()
+    forward = compile_graph(graph)
+    keras_call = jax.jit(lambda x: theirs(x, training=False))
+    ours_pred = forward([tokens], nthreads=args.threads)[0]
+    keras_pred = np.asarray(keras_call(tokens))
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = args.threads
+        sess = ort.InferenceSession(str(export_onnx(graph, Path(tmp) / "bilstm.onnx")), opts,
+                                    providers=["CPUExecutionProvider"])
+        onnx_pred = sess.run(None, {graph.inputs[0].name: tokens})[0]
+    t_ours = median_time(lambda: forward([tokens], nthreads=args.threads), args.seconds)
+    t_keras = median_time(lambda: keras_call(tokens).block_until_ready(), args.seconds)
+    print(f"inference   kcompile {1e3 * t_ours:8.2f} ms   keras-jax {1e3 * t_keras:8.2f} ms   "
+          f"ratio {t_keras / t_ours:5.2f}x")
+
+    # one training step (Adam, binary cross-entropy)
+    ours.compile(kc.optimizers.Adam(1e-3), "binary_crossentropy", backend="native")
+    theirs.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
+    loss_ours = float(np.asarray(ours.train_on_batch(tokens, labels)).ravel()[0])
+    loss_keras = float(np.asarray(theirs.train_on_batch(tokens, labels)).ravel()[0])
+    t_ours = median_time(lambda: ours.train_on_batch(tokens, labels), args.seconds)
+    t_keras = median_time(lambda: theirs.train_on_batch(tokens, labels), args.seconds)
+    print(f"train step  kcompile {1e3 * t_ours:8.2f} ms   keras-jax {1e3 * t_keras:8.2f} ms   "
+          f"ratio {t_keras / t_ours:5.2f}x")
+    print(f"first-step loss: kcompile {loss_ours:.6f}  keras {loss_keras:.6f}")
+    print(f"max |kcompile - keras| = {np.abs(ours_pred - keras_pred).max():.2e}   "
+          f"max |onnxruntime - kcompile| = {np.abs(onnx_pred - ours_pred).max():.2e}")
+
+
+if __name__ == "__main__":
+    main()
