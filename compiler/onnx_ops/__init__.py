@@ -33,3 +33,4 @@ def unsupported(name: str, reason: str):
 
 from . import elementwise, reduce, linalg, shape, index, nn, random, fused, quant, control, sparse  # noqa: E402,F401  (fill the table)
 from . import qat  # noqa: E402,F401  (fake_quantize)
+from . import conv_transpose  # noqa: E402,F401  (conv2d_transpose)

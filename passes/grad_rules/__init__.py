@@ -31,3 +31,4 @@ def defvjp(*op_names: str):
 
 from . import elementwise, reduce, linalg, shape, nn, control  # noqa: E402,F401  (fill the table)
 from . import qat  # noqa: E402,F401  (fake_quantize)
+from . import conv_transpose  # noqa: E402,F401  (conv2d_transpose)
