@@ -3,6 +3,7 @@ from .base import Layer
 from .input_layer import Input, InputLayer
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Reshape, Rescaling
 from .conv import Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D
+from .conv_transpose import Conv1DTranspose, Conv2DTranspose
 from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
                       GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D,
                       GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
@@ -14,6 +15,7 @@ from .reshaping import (Cropping1D, Cropping2D, Permute, RepeatVector, UpSamplin
                         ZeroPadding2D)
 
 Convolution1D, Convolution2D = Conv1D, Conv2D
+Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose
 
 
 def add(inputs, **kwargs):

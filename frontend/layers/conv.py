@@ -1,10 +1,12 @@
-"""Convolution layers (channels_last): Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D."""
+"""Convolution layers: Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D (channels_first through a
+layout transpose at the layer's boundary, data_format.py)."""
 from __future__ import annotations
 
 from .. import activations, constraints, initializers, ops, regularizers
 from ..tensor import apply
 from .base import Layer
 from .core import as_float, check_last_dim
+from .data_format import channel_axis, from_channels_last, standardize_data_format, to_channels_last
 from .serial import check_channels_last, pair, ser_act, ser_con, ser_init, ser_reg
 
 
@@ -24,7 +26,7 @@ class _BaseConv(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        check_channels_last(data_format, self.name)
+        self.data_format = standardize_data_format(data_format, self.name)
         self.filters, self.groups = int(filters), int(groups)
         self.kernel_size = pair(kernel_size, self.rank, "kernel_size", self.name)
         self.strides = pair(strides, self.rank, "strides", self.name)
@@ -33,7 +35,6 @@ class _BaseConv(Layer):
         self.padding = padding.lower()
         if self.padding not in allowed:
             raise ValueError(f"layer '{self.name}': padding must be one of {allowed}, got {padding!r}")
-        self.data_format = "channels_last"
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -47,11 +48,11 @@ class _BaseConv(Layer):
 
     def build(self, input_shape):
         check_rank(self, input_shape, self.rank + 2)
-        cin = input_shape[-1]
+        cin = input_shape[channel_axis(self.data_format)]
         if cin % self.groups:
             raise ValueError(f"layer '{self.name}': input channels {cin} (shape {tuple(input_shape)}) are not "
                              f"divisible by groups={self.groups}")
-        self.kernel = self.add_weight(shape=self.kernel_size + (cin // self.groups, self.filters),
+        self.kernel = self.add_weight(shape=self._kernel_shape(cin),
                                       initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint, name="kernel")
         self.bias = self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
@@ -60,11 +61,18 @@ class _BaseConv(Layer):
 
     def call(self, inputs):
         check_rank(self, inputs.shape, self.rank + 2)
-        check_last_dim(self, inputs, self.kernel.shape[-2] * self.groups)
+        inputs = to_channels_last(inputs, self.data_format)
+        check_last_dim(self, inputs, self._in_channels())
         x = self._conv(as_float(inputs))
         if self.bias is not None:
             x = ops.add(x, self.bias)
-        return self.activation(x)
+        return from_channels_last(self.activation(x), self.data_format)
+
+    def _in_channels(self):
+        return self.kernel.shape[-2] * self.groups
+
+    def _kernel_shape(self, cin):
+        return self.kernel_size + (cin // self.groups, self.filters)
 
     def _conv(self, x):
         if self.rank == 1:

@@ -1,0 +1,92 @@
+"""Transposed, 3-D and channels_first convolution/pooling layers against Keras 3 (jax backend) on the
+same weights: native predictions, one native SGD step (loss and weights), and the ONNX export run
+by onnxruntime."""
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+keras = pytest.importorskip("keras")
+if keras.backend.backend() != "jax":
+    pytest.skip("Keras parity tests need KERAS_BACKEND=jax", allow_module_level=True)
+ort = pytest.importorskip("onnxruntime")
+
+import kcompile as kc  # noqa: E402
+from kcompile.compiler.onnx_export import export_onnx  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def check_parity(build, x_shape, tmp_path, atol=1e-5):
+    """build(L, Input, Model) -> model ending in a vector per example; compare with Keras."""
+    rng = np.random.default_rng(3)
+    ours, theirs = build(kc.layers, kc.Input, kc.Model), build(keras.layers, keras.Input, keras.Model)
+    assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in theirs.get_weights()]
+    weights = [rng.standard_normal(w.shape).astype("float32") * 0.3 for w in ours.get_weights()]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    x = rng.standard_normal(x_shape).astype("float32")
+    want = np.asarray(theirs.predict(x, verbose=0))
+    np.testing.assert_allclose(ours.predict(x, verbose=0), want, rtol=1e-5, atol=atol)
+
+    path = export_onnx(ours.forward_graph(), tmp_path / "model.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {sess.get_inputs()[0].name: x})[0], want, rtol=1e-5, atol=atol)
+
+    y = rng.standard_normal(want.shape).astype("float32")
+    losses = []
+    for lib, model in ((kc, ours), (keras, theirs)):
+        model.compile(lib.optimizers.SGD(0.05), "mse")
+        losses.append(model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0).history["loss"])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _head(L, x):
+    return L.Dense(3)(L.Flatten()(x))
+
+
+def test_conv2d_transpose_stack(tmp_path):
+    def build(L, Input, Model):
+        inp = Input(shape=(5, 6, 3))
+        x = L.Conv2DTranspose(4, 3, strides=2, padding="same", activation="relu")(inp)
+        x = L.Conv2DTranspose(3, (2, 3), strides=(2, 3), output_padding=(1, 2))(x)
+        x = L.Conv2DTranspose(2, 3, dilation_rate=2, padding="same", use_bias=False)(x)
+        x = L.Conv2DTranspose(2, (4, 1), strides=(2, 1), padding="same", output_padding=(1, 0))(x)
+        return Model(inp, _head(L, x))
+    check_parity(build, (4, 5, 6, 3), tmp_path)
+
+
+def test_conv1d_transpose_stack(tmp_path):
+    def build(L, Input, Model):
+        inp = Input(shape=(7, 3))
+        x = L.Conv1DTranspose(4, 3, strides=2, padding="same", activation="tanh")(inp)
+        x = L.Conv1DTranspose(2, 4, strides=3, output_padding=2)(x)
+        x = L.Conv1DTranspose(2, 2, dilation_rate=3, use_bias=False)(x)
+        return Model(inp, _head(L, x))
+    check_parity(build, (3, 7, 3), tmp_path)
+
+
+@pytest.mark.parametrize("layer,kwargs", [
+    ("Conv2DTranspose", dict(filters=2, kernel_size=3, strides=2, output_padding=2)),
+    ("Conv2DTranspose", dict(filters=2, kernel_size=3, strides=(2, 1), output_padding=(1, 1))),
+    ("Conv1DTranspose", dict(filters=2, kernel_size=3, strides=1, output_padding=1)),
+    ("Conv2DTranspose", dict(filters=2, kernel_size=3, strides=2, dilation_rate=2)),
+    ("Conv2DTranspose", dict(filters=2, kernel_size=3, padding="causal")),
+])
+def test_conv_transpose_bad_arguments_name_the_layer(layer, kwargs):
+    with pytest.raises(ValueError, match=f"layer 'bad' \\({layer}\\).*|layer 'bad'.*"):
+        getattr(kc.layers, layer)(name="bad", **kwargs)
+
+
+def test_conv_transpose_output_padding_error_says_what(tmp_path):
+    with pytest.raises(ValueError, match=r"output_padding is 2 and strides is 2"):
+        kc.layers.Conv2DTranspose(2, 3, strides=2, output_padding=2, name="up")
+
+
+def test_conv_transpose_wrong_input_rank_names_the_layer():
+    layer = kc.layers.Conv2DTranspose(2, 3, name="up")
+    with pytest.raises(ValueError, match="layer 'up'.*rank 4"):
+        layer(kc.Input(shape=(5, 3)))
