@@ -6,14 +6,9 @@ from .. import activations, constraints, initializers, ops, regularizers
 from ..tensor import apply
 from .base import Layer
 from .core import as_float, check_last_dim
-from .data_format import channel_axis, from_channels_last, standardize_data_format, to_channels_last
-from .serial import check_channels_last, pair, ser_act, ser_con, ser_init, ser_reg
-
-
-def check_rank(layer, input_shape, rank: int):
-    if len(input_shape) != rank:
-        raise ValueError(f"layer '{layer.name}' ({type(layer).__name__}) expects inputs of rank {rank} "
-                         f"(batch, spatial..., channels), got shape {tuple(input_shape)}")
+from .data_format import channel_axis, channels_last_call, check_rank, standardize_data_format
+from .serial import pair, ser_act, ser_con, ser_init, ser_reg
+from .volumetric import conv3d
 
 
 class _BaseConv(Layer):
@@ -59,14 +54,13 @@ class _BaseConv(Layer):
                                     regularizer=self.bias_regularizer, constraint=self.bias_constraint,
                                     name="bias") if self.use_bias else None
 
+    @channels_last_call
     def call(self, inputs):
-        check_rank(self, inputs.shape, self.rank + 2)
-        inputs = to_channels_last(inputs, self.data_format)
         check_last_dim(self, inputs, self._in_channels())
         x = self._conv(as_float(inputs))
         if self.bias is not None:
             x = ops.add(x, self.bias)
-        return from_channels_last(self.activation(x), self.data_format)
+        return self.activation(x)
 
     def _in_channels(self):
         return self.kernel.shape[-2] * self.groups
@@ -101,6 +95,20 @@ class Conv2D(_BaseConv):
     rank = 2
 
 
+class Conv3D(_BaseConv):
+    """(N, D, H, W, C) through one conv2d (layers/volumetric.py); groups > 1 is not supported."""
+
+    rank = 3
+
+    def __init__(self, filters, kernel_size, groups=1, **kwargs):
+        super().__init__(filters, kernel_size, groups=groups, **kwargs)
+        if self.groups != 1:
+            raise ValueError(f"layer '{self.name}' (Conv3D): groups={groups} is not supported (only groups=1)")
+
+    def _conv(self, x):
+        return conv3d(x, self.kernel, self.strides, self.padding, self.dilation_rate)
+
+
 def depthwise(x, kernel, strides, padding, dilation_rate):
     """Depthwise conv: kernel (kh, kw, cin, dm) as a grouped conv2d with cin groups."""
     kh, kw, cin, dm = kernel.ir_shape
@@ -109,6 +117,8 @@ def depthwise(x, kernel, strides, padding, dilation_rate):
 
 
 class DepthwiseConv2D(Layer):
+    rank = 2
+
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
@@ -116,7 +126,7 @@ class DepthwiseConv2D(Layer):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.depthwise_constraint = constraints.get(depthwise_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
-        check_channels_last(data_format, self.name)
+        self.data_format = standardize_data_format(data_format, self.name)
         self.kernel_size = pair(kernel_size, 2, "kernel_size", self.name)
         self.strides = pair(strides, 2, "strides", self.name)
         self.dilation_rate = pair(dilation_rate, 2, "dilation_rate", self.name)
@@ -131,7 +141,7 @@ class DepthwiseConv2D(Layer):
 
     def build(self, input_shape):
         check_rank(self, input_shape, 4)
-        cin = input_shape[-1]
+        cin = input_shape[channel_axis(self.data_format)]
         self.kernel = self.add_weight(shape=self.kernel_size + (cin, self.depth_multiplier),
                                       initializer=self.depthwise_initializer,
                                       regularizer=self.depthwise_regularizer, constraint=self.depthwise_constraint,
@@ -140,8 +150,8 @@ class DepthwiseConv2D(Layer):
                                     regularizer=self.bias_regularizer, constraint=self.bias_constraint,
                                     name="bias") if self.use_bias else None
 
+    @channels_last_call
     def call(self, inputs):
-        check_rank(self, inputs.shape, 4)
         check_last_dim(self, inputs, self.kernel.shape[2])
         x = depthwise(as_float(inputs), self.kernel, self.strides, self.padding, self.dilation_rate)
         if self.bias is not None:
@@ -150,7 +160,7 @@ class DepthwiseConv2D(Layer):
 
     def get_config(self):
         return {**super().get_config(), "kernel_size": list(self.kernel_size), "strides": list(self.strides),
-                "padding": self.padding, "depth_multiplier": self.depth_multiplier,
+                "padding": self.padding, "data_format": self.data_format, "depth_multiplier": self.depth_multiplier,
                 "dilation_rate": list(self.dilation_rate), "activation": ser_act(self.activation),
                 "use_bias": self.use_bias, "depthwise_initializer": ser_init(self.depthwise_initializer),
                 "bias_initializer": ser_init(self.bias_initializer),
@@ -161,6 +171,8 @@ class DepthwiseConv2D(Layer):
 
 
 class SeparableConv2D(Layer):
+    rank = 2
+
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
                  depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
@@ -171,7 +183,7 @@ class SeparableConv2D(Layer):
         self.depthwise_constraint = constraints.get(depthwise_constraint)
         self.pointwise_constraint = constraints.get(pointwise_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
-        check_channels_last(data_format, self.name)
+        self.data_format = standardize_data_format(data_format, self.name)
         self.filters = int(filters)
         self.kernel_size = pair(kernel_size, 2, "kernel_size", self.name)
         self.strides = pair(strides, 2, "strides", self.name)
@@ -189,7 +201,7 @@ class SeparableConv2D(Layer):
 
     def build(self, input_shape):
         check_rank(self, input_shape, 4)
-        cin, dm = input_shape[-1], self.depth_multiplier
+        cin, dm = input_shape[channel_axis(self.data_format)], self.depth_multiplier
         self.depthwise_kernel = self.add_weight(shape=self.kernel_size + (cin, dm), name="depthwise_kernel",
                                                 initializer=self.depthwise_initializer,
                                                 regularizer=self.depthwise_regularizer,
@@ -202,8 +214,8 @@ class SeparableConv2D(Layer):
                                     regularizer=self.bias_regularizer, constraint=self.bias_constraint,
                                     name="bias") if self.use_bias else None
 
+    @channels_last_call
     def call(self, inputs):
-        check_rank(self, inputs.shape, 4)
         check_last_dim(self, inputs, self.depthwise_kernel.shape[2])
         x = depthwise(as_float(inputs), self.depthwise_kernel, self.strides, self.padding, self.dilation_rate)
         x = apply("conv2d", x, self.pointwise_kernel)
@@ -213,7 +225,7 @@ class SeparableConv2D(Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
-                "strides": list(self.strides), "padding": self.padding,
+                "strides": list(self.strides), "padding": self.padding, "data_format": self.data_format,
                 "dilation_rate": list(self.dilation_rate), "depth_multiplier": self.depth_multiplier,
                 "activation": ser_act(self.activation), "use_bias": self.use_bias,
                 "depthwise_initializer": ser_init(self.depthwise_initializer),

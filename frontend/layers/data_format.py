@@ -3,6 +3,8 @@ transposes its input to channels_last and its output back, at its boundary (cano
 the back-to-back transposes between two channels_first layers)."""
 from __future__ import annotations
 
+import functools
+
 from .. import ops
 
 FORMATS = ("channels_last", "channels_first")
@@ -27,7 +29,7 @@ def to_channels_last(x, data_format: str):
 
 
 def from_channels_last(x, data_format: str):
-    if data_format != "channels_first":
+    if data_format != "channels_first" or x.ndim <= 2:
         return x
     return ops.transpose(x, (0, x.ndim - 1, *range(1, x.ndim - 1)))
 
@@ -35,3 +37,20 @@ def from_channels_last(x, data_format: str):
 def spatial_shape(input_shape, data_format: str) -> tuple:
     """The spatial dimensions of a (batch, ..., channels) or (batch, channels, ...) shape."""
     return tuple(input_shape[2:] if data_format == "channels_first" else input_shape[1:-1])
+
+
+def check_rank(layer, input_shape, rank: int):
+    if len(input_shape) != rank:
+        raise ValueError(f"layer '{layer.name}' ({type(layer).__name__}) expects inputs of rank {rank} "
+                         f"(batch, spatial..., channels), got shape {tuple(input_shape)}")
+
+
+def channels_last_call(call):
+    """Wrap a layer's `call` written for channels_last inputs: check the rank (the layer's `rank`
+    spatial axes), then transpose in and out around it when the layer is channels_first."""
+    @functools.wraps(call)
+    def wrapped(self, inputs, *args, **kwargs):
+        check_rank(self, inputs.shape, self.rank + 2)
+        y = call(self, to_channels_last(inputs, self.data_format), *args, **kwargs)
+        return from_channels_last(y, self.data_format)
+    return wrapped

@@ -59,16 +59,6 @@ def test_conv2d_transpose_stack(tmp_path):
     check_parity(build, (4, 5, 6, 3), tmp_path)
 
 
-def test_conv1d_transpose_stack(tmp_path):
-    def build(L, Input, Model):
-        inp = Input(shape=(7, 3))
-        x = L.Conv1DTranspose(4, 3, strides=2, padding="same", activation="tanh")(inp)
-        x = L.Conv1DTranspose(2, 4, strides=3, output_padding=2)(x)
-        x = L.Conv1DTranspose(2, 2, dilation_rate=3, use_bias=False)(x)
-        return Model(inp, _head(L, x))
-    check_parity(build, (3, 7, 3), tmp_path)
-
-
 @pytest.mark.parametrize("layer,kwargs", [
     ("Conv2DTranspose", dict(filters=2, kernel_size=3, strides=2, output_padding=2)),
     ("Conv2DTranspose", dict(filters=2, kernel_size=3, strides=(2, 1), output_padding=(1, 1))),
@@ -90,3 +80,54 @@ def test_conv_transpose_wrong_input_rank_names_the_layer():
     layer = kc.layers.Conv2DTranspose(2, 3, name="up")
     with pytest.raises(ValueError, match="layer 'up'.*rank 4"):
         layer(kc.Input(shape=(5, 3)))
+
+
+def test_conv3d_pooling3d_stack(tmp_path):
+    def build(L, Input, Model):
+        inp = Input(shape=(6, 11, 6, 2))
+        x = L.Conv3D(4, 3, strides=(2, 2, 1), padding="same", activation="relu")(inp)
+        x = L.Conv3D(3, (2, 3, 2), dilation_rate=(1, 2, 1))(x)
+        x = L.ZeroPadding3D(((1, 0), (0, 2), 1))(x)
+        x = L.MaxPooling3D((2, 2, 3), strides=(1, 2, 1), padding="same")(x)
+        x = L.UpSampling3D((1, 2, 2))(x)
+        x = L.Cropping3D(((0, 1), 1, (1, 0)))(x)
+        x = L.AveragePooling3D(2, padding="same")(x)
+        x = L.Conv3D(2, 1, strides=2, padding="same")(x)
+        a, b = L.GlobalAveragePooling3D()(x), L.GlobalMaxPooling3D()(x)
+        return Model(inp, L.Dense(3)(L.Concatenate()([a, b, L.Flatten()(x)])))
+    check_parity(build, (3, 6, 11, 6, 2), tmp_path)
+
+
+def test_channels_first_layers(tmp_path):
+    def build(L, Input, Model):
+        cf = dict(data_format="channels_first")
+        inp = Input(shape=(3, 9, 8))
+        x = L.Conv2D(4, 3, padding="same", activation="relu", **cf)(inp)
+        x = L.BatchNormalization(axis=1)(x)
+        x = L.MaxPooling2D(2, **cf)(x)
+        x = L.ZeroPadding2D(1, **cf)(x)
+        x = L.Conv2DTranspose(3, 3, strides=2, **cf)(x)
+        x = L.Cropping2D(((1, 0), (0, 2)), **cf)(x)
+        x = L.UpSampling2D(2, **cf)(x)
+        x = L.AveragePooling2D(3, strides=2, padding="same", **cf)(x)
+        x = L.SeparableConv2D(3, 2, **cf)(x) if hasattr(L, "SeparableConv2D") else x
+        a = L.GlobalAveragePooling2D(**cf)(x)
+        b = L.GlobalMaxPooling2D(keepdims=True, **cf)(x)
+        return Model(inp, L.Dense(3)(L.Concatenate()([a, L.Flatten()(b), L.Flatten(**cf)(x)])))
+    check_parity(build, (2, 3, 9, 8), tmp_path)
+
+
+def test_channels_first_1d_3d_and_conv1d_transpose(tmp_path):
+    def build(L, Input, Model):
+        cf = dict(data_format="channels_first")
+        inp = Input(shape=(2, 5, 6, 4))
+        x = L.Conv3D(3, 2, padding="same", **cf)(inp)
+        x = L.MaxPooling3D(2, padding="same", **cf)(x)
+        x = L.Reshape((3, 3 * 3 * 2))(x)
+        x = L.Conv1D(4, 2, **cf)(x)
+        x = L.Conv1DTranspose(2, 3, strides=2, **cf)(x)
+        x = L.MaxPooling1D(2, **cf)(x)
+        x = L.Conv1DTranspose(3, 4, strides=3, output_padding=2, activation="tanh")(x)   # channels_last again
+        x = L.Conv1DTranspose(2, 2, dilation_rate=3, padding="same", use_bias=False)(x)
+        return Model(inp, L.Dense(2)(L.GlobalAveragePooling1D(**cf)(x)))
+    check_parity(build, (2, 2, 5, 6, 4), tmp_path)
