@@ -1,10 +1,14 @@
-"""conv2d_transpose natively (the conv input-gradient kernel on the adjoint geometry) vs the reference,
-on the host's vector width and on AVX2 without AVX-512; with the fused bias + relu epilogue; and a
-native training step's gradients vs the reference interpreter's."""
+"""conv2d_transpose natively vs the reference: through the default pipeline (strided ones become a
+stride-1 phase-channel conv, passes/subpixel.py) and without that pass (the conv input-gradient kernel
+on the adjoint geometry, every tap at every position), on the host's vector width and on AVX2 without
+AVX-512; with the fused bias + relu epilogue; and a native training step's gradients."""
 import numpy as np
 import pytest
 
+from kcompile.compiler.driver import Compilation, CompileOptions, c_symbol
+from kcompile.compiler.jit import NativeFunction
 from kcompile.compiler.target import host_target
+from kcompile.runtime.reference import run
 from kcompile.ir import GraphBuilder, TensorType
 from kcompile.passes import grad_graph
 
@@ -30,6 +34,18 @@ def test_native_matches_reference(i, target):
     g = one_op_graph("conv2d_transpose", [TensorType(("N", *xs)), TensorType(ws)], attrs)
     assert_native_matches(g, lambda n: [rng.standard_normal((n, *xs)).astype(np.float32), w], batches=(1, 3),
                           rtol=1e-4, atol=1e-4, target=TARGETS[target])
+
+
+
+@pytest.mark.parametrize("i", range(len(CASES)))
+def test_strided_kernel_without_the_subpixel_pass(i):
+    xs, ws, attrs = CASES[i]
+    rng = np.random.default_rng(i)
+    g = one_op_graph("conv2d_transpose", [TensorType(("N", *xs)), TensorType(ws)], attrs)
+    fn = NativeFunction(g, Compilation({"forward": g}, c_symbol(g.name),
+                                       CompileOptions(passes=("canonicalize", "fuse", "plan-memory"))))
+    inputs = [rng.standard_normal((3, *xs)).astype(np.float32), rng.standard_normal(ws).astype(np.float32)]
+    np.testing.assert_allclose(fn(inputs)[0], run(g, inputs)[0], rtol=1e-4, atol=1e-4)
 
 
 def test_bias_relu_epilogue_and_gradients():
