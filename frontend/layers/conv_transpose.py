@@ -5,7 +5,6 @@ Both record one conv2d_transpose op; the 1-D layer views (N, W, C) as (N, 1, W, 
 from __future__ import annotations
 
 from .. import ops
-from ..tensor import apply
 from .conv import _BaseConv
 
 
@@ -41,14 +40,8 @@ class _BaseConvTranspose(_BaseConv):
         return self.kernel.shape[-1]
 
     def _conv(self, x):
-        w, strides, dilations = self.kernel, self.strides, self.dilation_rate
-        out_pad = self.output_padding or ()
-        if self.rank == 1:   # (N, W, C) as (N, 1, W, C); a 1-row kernel adds no rows, whatever its padding
-            x, w = ops.expand_dims(x, 1), ops.expand_dims(w, 0)
-            strides, dilations, out_pad = (1, *strides), (1, *dilations), (0, *out_pad) if out_pad else ()
-        y = apply("conv2d_transpose", x, w, strides=strides, padding=self.padding, dilations=dilations,
-                  output_padding=out_pad)
-        return ops.squeeze(y, 1) if self.rank == 1 else y
+        return ops.conv_transpose(x, self.kernel, self.strides, self.padding, self.output_padding,
+                                  dilation_rate=self.dilation_rate)
 
     def get_config(self):
         config = super().get_config()

@@ -136,3 +136,15 @@ def test_channels_first_1d_3d_and_conv1d_transpose(tmp_path):
         x = L.Conv1DTranspose(2, 2, dilation_rate=3, padding="same", use_bias=False)(x)
         return Model(inp, L.Dense(2)(L.GlobalAveragePooling1D(**cf)(x)))
     check_parity(build, (2, 2, 5, 6, 4), tmp_path, backend="reference")
+
+
+@pytest.mark.parametrize("x_shape,k_shape,kwargs", [
+    ((2, 5, 4, 3), (3, 2, 4, 3), dict(strides=2, padding="same")),
+    ((2, 6, 3), (4, 2, 3), dict(strides=3, output_padding=1)),
+])
+def test_ops_conv_transpose_matches_keras(x_shape, k_shape, kwargs):
+    rng = np.random.default_rng(0)
+    x, k = rng.standard_normal(x_shape).astype("float32"), rng.standard_normal(k_shape).astype("float32")
+    got = kc.ops.conv_transpose(x, k, **kwargs)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(keras.ops.conv_transpose(x, k, **kwargs)),
+                               rtol=1e-5, atol=1e-5)
