@@ -9,17 +9,27 @@ Gradients, native code and ONNX come from the 2-D ops.
 """
 from __future__ import annotations
 
+from kcompile.ir import ShapeError
 from kcompile.ir.ops.nn import conv_geometry
 
 from .. import ops
 from ..tensor import apply
 
 
+def _geometry3d(what, spatial, window, strides, dilations, padding):
+    """conv_geometry per axis, with one error naming every size when a window does not fit."""
+    geo = [conv_geometry(*g, padding) for g in zip(spatial, window, strides, dilations)]
+    if any(out <= 0 for out, _, _ in geo):
+        raise ShapeError(f"{what}: input spatial size {tuple(spatial)} is too small for window {tuple(window)} "
+                         f"(dilation {tuple(dilations)}) with padding '{padding}'")
+    return geo
+
+
 def conv3d(x, w, strides, padding, dilations):
     n, d, h, wd, c = x.ir_shape
     kd, kh, kw, cin, cout = w.ir_shape
-    (od, d0, d1), (oh, h0, h1), (ow, w0, w1) = (conv_geometry(*g, padding) for g in
-                                                zip((d, h, wd), (kd, kh, kw), strides, dilations))
+    (od, d0, d1), (oh, h0, h1), (ow, w0, w1) = _geometry3d("conv3d", (d, h, wd), (kd, kh, kw), strides, dilations,
+                                                           padding)
     (sd, sh, sw), (dd, dh, dw) = strides, dilations
     block = h + h0 + h1 + (-(h + h0 + h1)) % sh     # one depth block's rows, a multiple of the H stride
     x = apply("pad", x, pads=(0, 0, d0, d1, h0, block - h - h0, w0, w1, 0, 0))
@@ -38,6 +48,7 @@ def conv3d(x, w, strides, padding, dilations):
 
 def pool3d(kind, x, pool_size, strides, padding):
     n, d, h, w, c = x.ir_shape
+    _geometry3d(f"{kind}_pool3d", (d, h, w), pool_size, strides, (1, 1, 1), padding)
     (pd, ph, pw), (sd, sh, sw) = pool_size, strides
     y = apply(f"{kind}_pool2d", ops.reshape(x, (n, d, h, w * c)), pool_size=(pd, ph), strides=(sd, sh),
               padding=padding)

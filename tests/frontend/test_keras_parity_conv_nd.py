@@ -64,29 +64,6 @@ def test_conv2d_transpose_stack(tmp_path):
     check_parity(build, (4, 5, 6, 3), tmp_path)
 
 
-@pytest.mark.parametrize("layer,kwargs", [
-    ("Conv2DTranspose", dict(filters=2, kernel_size=3, strides=2, output_padding=2)),
-    ("Conv2DTranspose", dict(filters=2, kernel_size=3, strides=(2, 1), output_padding=(1, 1))),
-    ("Conv1DTranspose", dict(filters=2, kernel_size=3, strides=1, output_padding=1)),
-    ("Conv2DTranspose", dict(filters=2, kernel_size=3, strides=2, dilation_rate=2)),
-    ("Conv2DTranspose", dict(filters=2, kernel_size=3, padding="causal")),
-])
-def test_conv_transpose_bad_arguments_name_the_layer(layer, kwargs):
-    with pytest.raises(ValueError, match=f"layer 'bad' \\({layer}\\).*|layer 'bad'.*"):
-        getattr(kc.layers, layer)(name="bad", **kwargs)
-
-
-def test_conv_transpose_output_padding_error_says_what(tmp_path):
-    with pytest.raises(ValueError, match=r"output_padding is 2 and strides is 2"):
-        kc.layers.Conv2DTranspose(2, 3, strides=2, output_padding=2, name="up")
-
-
-def test_conv_transpose_wrong_input_rank_names_the_layer():
-    layer = kc.layers.Conv2DTranspose(2, 3, name="up")
-    with pytest.raises(ValueError, match="layer 'up'.*rank 4"):
-        layer(kc.Input(shape=(5, 3)))
-
-
 def test_conv3d_pooling3d_stack(tmp_path):
     def build(L, Input, Model):
         inp = Input(shape=(6, 11, 6, 2))
