@@ -29,16 +29,34 @@ def _phases(k: int, s: int, before: int):
 
 def _phase_kernel(rw, m: Match, w, plans, cell):
     """The taps of phase `cell` = (r_h, r_w), zero-padded in front and behind to (J_h, J_w)."""
-    (ph, ah, jh), (pw, aw, jw) = plans
-    (a_h, b_h, t_h), (a_w, b_w, t_w) = ph[cell[0]], pw[cell[1]]
+    (rows, a_rows, j_rows), (cols, a_cols, j_cols) = plans
+    (a_h, b_h, t_h), (a_w, b_w, t_w) = rows[cell[0]], cols[cell[1]]
     kh, kw, out, cin = w.type.shape
     if t_h == 0 or t_w == 0:   # a kernel shorter than the stride leaves some phases without taps
         zero = rw.new(m, "constant", value=np.zeros((), w.type.dtype.np))
-        return rw.new(m, "broadcast_to", zero, shape=(jh, jw, out, cin))
+        return rw.new(m, "broadcast_to", zero, shape=(j_rows, j_cols, out, cin))
     taps = rw.new(m, "slice", w, axes=[0, 1], starts=[b_h, b_w], ends=[kh, kw], steps=list(m.attrs["strides"]))
-    front_h, front_w = ah - a_h, aw - a_w
-    pads = [front_h, jh - front_h - t_h, front_w, jw - front_w - t_w, 0, 0, 0, 0]
+    front_h, front_w = a_rows - a_h, a_cols - a_w
+    pads = [front_h, j_rows - front_h - t_h, front_w, j_cols - front_w - t_w, 0, 0, 0, 0]
     return rw.new(m, "pad", taps, pads=pads) if any(pads) else taps
+
+
+def _rows(rw, m: Match, z, starts, ends):
+    """z[:, starts:ends] on the two spatial axes, zero-extended where ends reach past z."""
+    have = z.type.shape[1:3]
+    if any(e > h for e, h in zip(ends, have)):
+        z = rw.new(m, "pad", z, pads=[0, 0, 0, max(ends[0] - have[0], 0), 0, max(ends[1] - have[1], 0), 0, 0])
+    if tuple(starts) == (0, 0) and tuple(ends) == tuple(z.type.shape[1:3]):
+        return z
+    return rw.new(m, "slice", z, axes=[1, 2], starts=list(starts), ends=list(ends))
+
+
+def _depth_to_space(rw, m: Match, z, strides, out):
+    """(N, Qh, Qw, sh*sw*out) with channels (r_h, r_w, o) -> (N, Qh*sh, Qw*sw, out)."""
+    (n, qh, qw, _), (sh, sw) = z.type.shape, strides
+    y = rw.new(m, "reshape", z, shape=(n, qh, qw, sh, sw, out))
+    y = rw.new(m, "transpose", y, perm=(0, 1, 3, 2, 4, 5))
+    return rw.new(m, "reshape", y, shape=(n, qh * sh, qw * sw, out))
 
 
 def _subpixel(rw, m: Match):
@@ -46,23 +64,15 @@ def _subpixel(rw, m: Match):
     if tuple(a["strides"]) == (1, 1) or tuple(a["dilations"]) != (1, 1):
         return None
     x, w = m.inputs
-    (sh, sw), out = a["strides"], w.type.shape[2]
+    strides = tuple(a["strides"])
     geo = transpose_geometries(x.type.shape, w.type.shape[:2], a)
-    plans = [_phases(k, s, before) for k, s, (_, before) in zip(w.type.shape[:2], (sh, sw), geo)]
-    kernels = [_phase_kernel(rw, m, w, plans, (rh, rw_)) for rh in range(sh) for rw_ in range(sw)]
+    plans = [_phases(k, s, before) for k, s, (_, before) in zip(w.type.shape[:2], strides, geo)]
+    kernels = [_phase_kernel(rw, m, w, plans, (r, c)) for r in range(strides[0]) for c in range(strides[1])]
     z = rw.new(m, "conv2d_transpose", x, rw.new(m, "concat", *kernels, axis=2), strides=(1, 1), padding="valid")
-    q = [-(-size // s) for (size, _), s in zip(geo, (sh, sw))]
-    have = z.type.shape[1:3]
-    need = [p[1] + n for p, n in zip(plans, q)]
-    if any(n > h for n, h in zip(need, have)):
-        z = rw.new(m, "pad", z, pads=[0, 0, 0, max(need[0] - have[0], 0), 0, max(need[1] - have[1], 0), 0, 0])
-    z = rw.new(m, "slice", z, axes=[1, 2], starts=[plans[0][1], plans[1][1]], ends=need)
-    n = x.type.shape[0]
-    y = rw.new(m, "reshape", z, shape=(n, q[0], q[1], sh, sw, out))
-    y = rw.new(m, "transpose", y, perm=(0, 1, 3, 2, 4, 5))
-    y = rw.new(m, "reshape", y, shape=(n, q[0] * sh, q[1] * sw, out))
-    size = m.types[0].shape[1:3]
-    return rw.new(m, "slice", y, axes=[1, 2], starts=[0, 0], ends=list(size)) if tuple(y.type.shape[1:3]) != tuple(size) else y
+    per_phase = [-(-size // s) for (size, _), s in zip(geo, strides)]
+    z = _rows(rw, m, z, [p[1] for p in plans], [p[1] + q for p, q in zip(plans, per_phase)])
+    y = _depth_to_space(rw, m, z, strides, w.type.shape[2])
+    return _rows(rw, m, y, (0, 0), m.types[0].shape[1:3])
 
 
 @register_pass("subpixel-conv-transpose")
