@@ -1,6 +1,6 @@
 """Transposed convolutions: Conv1DTranspose, Conv2DTranspose (kernel (k..., filters, in), as Keras).
 
-Both record one conv2d_transpose op; the 1-D layer views (N, W, C) as (N, 1, W, C).
+Both record one conv2d_transpose op through kc.ops.conv_transpose (1-D: (N, W, C) viewed as (N, 1, W, C)).
 """
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from .conv import _BaseConv
 class _BaseConvTranspose(_BaseConv):
     def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
                  dilation_rate=1, activation=None, use_bias=True, **kwargs):
-        if str(padding).lower() not in ("valid", "same"):
-            raise ValueError(f"layer '{kwargs.get('name')}' ({type(self).__name__}): padding must be 'valid' or "
-                             f"'same', got {padding!r}")
         super().__init__(filters, kernel_size, strides=strides, padding=padding, data_format=data_format,
                          dilation_rate=dilation_rate, activation=activation, use_bias=use_bias, **kwargs)
+        if self.padding not in ("valid", "same"):   # Conv1D's "causal" has no transposed form
+            raise ValueError(f"layer '{self.name}' ({type(self).__name__}): padding must be 'valid' or 'same', "
+                             f"got {padding!r}")
         self.output_padding = None if output_padding is None else self._tuple(output_padding, "output_padding")
         for i, (op, s) in enumerate(zip(self.output_padding or (), self.strides)):
             if not 0 <= op < s:
