@@ -6,8 +6,9 @@ from .. import activations, constraints, initializers, ops, regularizers
 from ..tensor import apply
 from .base import Layer
 from .core import as_float, check_last_dim
+from . import arguments
 from .data_format import channel_axis, channels_last_call, check_rank, standardize_data_format
-from .serial import pair, ser_act, ser_con, ser_init, ser_reg
+from .serial import ser_act, ser_con, ser_init, ser_reg
 from .volumetric import conv3d
 
 
@@ -22,14 +23,13 @@ class _BaseConv(Layer):
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.data_format = standardize_data_format(data_format, self.name)
-        self.filters, self.groups = int(filters), int(groups)
-        self.kernel_size = pair(kernel_size, self.rank, "kernel_size", self.name)
-        self.strides = pair(strides, self.rank, "strides", self.name)
-        self.dilation_rate = pair(dilation_rate, self.rank, "dilation_rate", self.name)
+        self.filters = arguments.integer(self, "filters", filters)
+        self.groups = arguments.integer(self, "groups", groups)
+        self.kernel_size = arguments.int_tuple(self, "kernel_size", kernel_size, self.rank)
+        self.strides = arguments.int_tuple(self, "strides", strides, self.rank)
+        self.dilation_rate = arguments.int_tuple(self, "dilation_rate", dilation_rate, self.rank)
         allowed = ("valid", "same", "causal") if self.rank == 1 else ("valid", "same")
-        self.padding = padding.lower()
-        if self.padding not in allowed:
-            raise ValueError(f"layer '{self.name}': padding must be one of {allowed}, got {padding!r}")
+        self.padding = arguments.choice(self, "padding", padding, allowed)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -127,11 +127,11 @@ class DepthwiseConv2D(Layer):
         self.depthwise_constraint = constraints.get(depthwise_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
         self.data_format = standardize_data_format(data_format, self.name)
-        self.kernel_size = pair(kernel_size, 2, "kernel_size", self.name)
-        self.strides = pair(strides, 2, "strides", self.name)
-        self.dilation_rate = pair(dilation_rate, 2, "dilation_rate", self.name)
-        self.padding = padding.lower()
-        self.depth_multiplier = int(depth_multiplier)
+        self.kernel_size = arguments.int_tuple(self, "kernel_size", kernel_size, 2)
+        self.strides = arguments.int_tuple(self, "strides", strides, 2)
+        self.dilation_rate = arguments.int_tuple(self, "dilation_rate", dilation_rate, 2)
+        self.padding = arguments.choice(self, "padding", padding, ("valid", "same"))
+        self.depth_multiplier = arguments.integer(self, "depth_multiplier", depth_multiplier)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.depthwise_initializer = initializers.get(depthwise_initializer)
@@ -184,12 +184,12 @@ class SeparableConv2D(Layer):
         self.pointwise_constraint = constraints.get(pointwise_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
         self.data_format = standardize_data_format(data_format, self.name)
-        self.filters = int(filters)
-        self.kernel_size = pair(kernel_size, 2, "kernel_size", self.name)
-        self.strides = pair(strides, 2, "strides", self.name)
-        self.dilation_rate = pair(dilation_rate, 2, "dilation_rate", self.name)
-        self.padding = padding.lower()
-        self.depth_multiplier = int(depth_multiplier)
+        self.filters = arguments.integer(self, "filters", filters)
+        self.kernel_size = arguments.int_tuple(self, "kernel_size", kernel_size, 2)
+        self.strides = arguments.int_tuple(self, "strides", strides, 2)
+        self.dilation_rate = arguments.int_tuple(self, "dilation_rate", dilation_rate, 2)
+        self.padding = arguments.choice(self, "padding", padding, ("valid", "same"))
+        self.depth_multiplier = arguments.integer(self, "depth_multiplier", depth_multiplier)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.depthwise_initializer = initializers.get(depthwise_initializer)

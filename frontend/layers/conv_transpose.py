@@ -5,6 +5,7 @@ Both record one conv2d_transpose op through kc.ops.conv_transpose (1-D: (N, W, C
 from __future__ import annotations
 
 from .. import ops
+from . import arguments
 from .conv import _BaseConv
 
 
@@ -16,7 +17,8 @@ class _BaseConvTranspose(_BaseConv):
         if self.padding not in ("valid", "same"):   # Conv1D's "causal" has no transposed form
             raise ValueError(f"layer '{self.name}' ({type(self).__name__}): padding must be 'valid' or 'same', "
                              f"got {padding!r}")
-        self.output_padding = None if output_padding is None else self._tuple(output_padding, "output_padding")
+        self.output_padding = (None if output_padding is None else
+                               arguments.int_tuple(self, "output_padding", output_padding, self.rank, minimum=0))
         for i, (op, s) in enumerate(zip(self.output_padding or (), self.strides)):
             if not 0 <= op < s:
                 raise ValueError(f"layer '{self.name}' ({type(self).__name__}): output_padding must be at least 0 "
@@ -26,12 +28,6 @@ class _BaseConvTranspose(_BaseConv):
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"layer '{self.name}': strides > 1 is not supported with dilation_rate > 1, got "
                              f"strides={self.strides} and dilation_rate={self.dilation_rate}")
-
-    def _tuple(self, v, what):
-        t = (v,) * self.rank if isinstance(v, int) else tuple(v)
-        if len(t) != self.rank or not all(isinstance(x, int) for x in t):
-            raise ValueError(f"layer '{self.name}': {what} must be an int or {self.rank} ints, got {v!r}")
-        return t
 
     def _kernel_shape(self, cin):
         return self.kernel_size + (self.filters, cin)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import constraints, initializers, ops, regularizers
 from ..tensor import current_trace, traced_value
+from . import arguments
 from .base import Layer
 from .serial import ser_con, ser_init, ser_reg
 
@@ -45,7 +46,9 @@ class BatchNormalization(Layer):
         super().__init__(**kwargs)
         self.beta_constraint = constraints.get(beta_constraint)
         self.gamma_constraint = constraints.get(gamma_constraint)
-        self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
+        self.axis = arguments.axis(self, "axis", axis)
+        self.momentum = arguments.number(self, "momentum", momentum, 0, 1)
+        self.epsilon = arguments.number(self, "epsilon", epsilon, 0)
         self.center, self.scale = center, scale
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
@@ -114,7 +117,7 @@ class LayerNormalization(Layer):
         if rms_scaling:
             raise NotImplementedError(f"LayerNormalization '{self.name}': rms_scaling is not supported")
         self.axis = axis
-        self.epsilon, self.center, self.scale = float(epsilon), center, scale
+        self.epsilon, self.center, self.scale = arguments.number(self, "epsilon", epsilon, 0), center, scale
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.beta_regularizer = regularizers.get(beta_regularizer)

@@ -4,8 +4,8 @@ from __future__ import annotations
 from .. import ops
 from ..tensor import apply
 from .base import Layer
+from . import arguments
 from .data_format import channels_last_call, standardize_data_format
-from .serial import pair
 from .volumetric import pool3d
 
 
@@ -18,11 +18,10 @@ class _Pool(Layer):
         super().__init__(name=name, **kwargs)
         self.data_format = standardize_data_format(data_format, self.name)
         pool_size = pool_size if pool_size is not None else 2
-        self.pool_size = pair(pool_size, self.rank, "pool_size", self.name)
-        self.strides = pair(strides, self.rank, "strides", self.name) if strides is not None else self.pool_size
-        self.padding = padding.lower()
-        if self.padding not in ("valid", "same"):
-            raise ValueError(f"layer '{self.name}': padding must be 'valid' or 'same', got {padding!r}")
+        self.pool_size = arguments.int_tuple(self, "pool_size", pool_size, self.rank)
+        self.strides = (arguments.int_tuple(self, "strides", strides, self.rank) if strides is not None
+                        else self.pool_size)
+        self.padding = arguments.choice(self, "padding", padding, ("valid", "same"))
 
     @channels_last_call
     def call(self, inputs):

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 
+from kcompile.ir import check_batch_size
 from kcompile.frontend.data import Dataset, unpack_dataset
 from kcompile.frontend.training import data as D
 from kcompile.frontend.training.backend import make_executor, resolve_backend
@@ -191,6 +192,8 @@ class TrainerMixin:
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         """Train for `epochs` epochs; returns the History (Keras 3 keys, e.g. loss, accuracy, val_loss)."""
         self._require_compiled("fit")
+        check_batch_size(batch_size, "fit")
+        check_batch_size(validation_batch_size, "fit(validation_batch_size)")
         stream = _stream(x, y, sample_weight, steps_per_epoch, shuffle, "fit")
         x, y, sample_weight, batch_size, shuffle = unpack_dataset(x, y, sample_weight, batch_size, shuffle, "fit")
         if isinstance(validation_data, Dataset):
@@ -268,6 +271,7 @@ class TrainerMixin:
         kwargs.pop("_use_cached_eval_dataset", None)   # Keras's internal flag: no cache here, no effect
         if kwargs:
             raise ValueError(f"evaluate(): arguments not recognized: {sorted(kwargs)}")
+        check_batch_size(batch_size, "evaluate")
         x, y, sample_weight, batch_size, steps = _drain(x, y, sample_weight, batch_size, steps, "evaluate")
         x, y, sample_weight, batch_size, _ = unpack_dataset(x, y, sample_weight, batch_size, False, "evaluate")
         arrays = self._prepare(x, y, sample_weight, None, "evaluate")
@@ -289,6 +293,7 @@ class TrainerMixin:
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for x in batches of batch_size (any size; the last batch may be smaller)."""
+        check_batch_size(batch_size, "predict")
         x, _, _, batch_size, steps = _drain(x, None, None, batch_size, steps, "predict")
         x, _, _, batch_size, _ = unpack_dataset(x, None, None, batch_size, False, "predict")
         xs = self._prepare_x(x)

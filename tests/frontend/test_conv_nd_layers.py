@@ -15,7 +15,8 @@ L = kc.layers
     ("Conv2DTranspose", dict(strides=(2, 1), output_padding=(1, 1)), "output_padding is 1 and strides is 1"),
     ("Conv1DTranspose", dict(strides=1, output_padding=1), "strictly less than strides"),
     ("Conv2DTranspose", dict(strides=2, dilation_rate=2), "dilation_rate"),
-    ("Conv2DTranspose", dict(padding="causal"), "padding must be one of"),
+    ("Conv2DTranspose", dict(padding="causal"), "`padding` must be one of"),
+    ("Conv1DTranspose", dict(output_padding=-1), "`output_padding` must be an integer >= 0"),
     ("Conv1DTranspose", dict(padding="causal"), "padding must be 'valid' or 'same'"),
     ("Conv3D", dict(groups=2), "groups=2 is not supported"),
 ])
