@@ -71,3 +71,13 @@ def test_configs_round_trip():
                   L.ZeroPadding3D(((1, 0), 2, 1)), L.UpSampling3D((1, 2, 2)), L.SeparableConv2D(2, 3, data_format="channels_first")]:
         config = layer.get_config()
         assert type(layer).from_config(config).get_config() == config
+
+
+def test_canonicalize_cancels_the_transposes_between_channels_first_layers():
+    from kcompile.passes.canonicalize import canonicalize
+    cf = dict(data_format="channels_first")
+    inp = kc.Input(shape=(3, 8, 8))
+    x = L.MaxPooling2D(2, **cf)(L.Conv2D(4, 3, **cf)(inp))
+    graph = kc.Model(inp, L.Conv2DTranspose(2, 3, strides=2, **cf)(x)).forward_graph()
+    assert sum(n.op == "transpose" for n in graph.nodes) == 6
+    assert sum(n.op == "transpose" for n in canonicalize(graph).nodes) == 2   # in and out of the stack
