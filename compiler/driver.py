@@ -43,7 +43,8 @@ def graph_pipeline(opt_level: int, sparse: str = "never", target: Target | None 
     sparse: the sparsify mode (auto | always | never). Only code whose weights are fixed when it
     is compiled (artifacts) may turn them sparse: the JIT takes parameters per call."""
     sparsify = [] if sparse == "never" else [f"sparsify{{mode={sparse},lanes={_lanes(target or host_target())}}}"]
-    return (["canonicalize"] if opt_level > 0 else []) + sparsify + (["fuse"] if opt_level > 0 else []) + ["plan-memory"]
+    optimize = ["subpixel-conv-transpose", "canonicalize"] if opt_level > 0 else []
+    return optimize + sparsify + (["fuse"] if opt_level > 0 else []) + ["plan-memory"]
 
 
 def _lanes(target: Target) -> int:

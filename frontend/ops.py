@@ -332,6 +332,25 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
                  dilations=_pair(dilation_rate, 2), groups=groups)
 
 
+def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None, data_format=None,
+                   dilation_rate=1):
+    """NHWC (or NWC) transposed convolution with a Keras-layout kernel (k..., out, in)."""
+    if data_format not in (None, "channels_last"):
+        raise ValueError("kc.ops.conv_transpose supports data_format='channels_last' only")
+    x, w = _t(inputs), _t(kernel)
+    nsp = x.ndim - 2
+    if nsp not in (1, 2):
+        raise ValueError(f"kc.ops.conv_transpose: inputs must have 1 or 2 spatial axes, got shape {x.shape}")
+    strides, dilations = _pair(strides, nsp), _pair(dilation_rate, nsp)
+    out_pad = () if output_padding is None else _pair(output_padding, nsp)
+    if nsp == 1:   # (N, W, C) as (N, 1, W, C)
+        x, w = expand_dims(x, 1), expand_dims(w, 0)
+        strides, dilations, out_pad = (1, *strides), (1, *dilations), (0, *out_pad) if out_pad else ()
+    y = apply("conv2d_transpose", x, w, strides=strides, padding=padding, dilations=dilations,
+              output_padding=out_pad)
+    return squeeze(y, 1) if nsp == 1 else y
+
+
 def _pool(op_prefix):
     def fn(inputs, pool_size, strides=None, padding="valid", data_format=None):
         if data_format not in (None, "channels_last"):

@@ -38,3 +38,4 @@ from . import image  # noqa: E402,F401  (resize, affine_transform)
 
 unsupported("cross_process_sum", "it sums over the processes of a data-parallel training job; an exported "
             "inference graph has no processes to sum over (synchronized BatchNormalization uses it only in training)")
+from . import conv_transpose  # noqa: E402,F401  (conv2d_transpose)

@@ -2,10 +2,13 @@
 from .base import Layer
 from .input_layer import Input, InputLayer
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Masking, Reshape, Rescaling
-from .conv import Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D
+from .conv import Conv1D, Conv2D, Conv3D, DepthwiseConv2D, SeparableConv2D
+from .conv_transpose import Conv1DTranspose, Conv2DTranspose
 from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
                       GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D,
                       GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
+from .pooling import (AveragePooling3D, AvgPool3D, GlobalAveragePooling3D, GlobalAvgPool3D, GlobalMaxPool3D,
+                      GlobalMaxPooling3D, MaxPool3D, MaxPooling3D)
 from .recurrent import GRU, LSTM, SimpleRNN
 from .bidirectional import Bidirectional
 from .rnn import RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
@@ -24,8 +27,10 @@ from .attention import MultiHeadAttention
 from .dot_attention import AdditiveAttention, Attention
 from .reshaping import (Cropping1D, Cropping2D, Permute, RepeatVector, UpSampling1D, UpSampling2D, ZeroPadding1D,
                         ZeroPadding2D)
+from .reshaping import Cropping3D, UpSampling3D, ZeroPadding3D
 
-Convolution1D, Convolution2D = Conv1D, Conv2D
+Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
+Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose
 
 
 def add(inputs, **kwargs):

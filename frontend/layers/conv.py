@@ -1,4 +1,5 @@
-"""Convolution layers (channels_last): Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D."""
+"""Convolution layers: Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D (channels_first through a
+layout transpose at the layer's boundary, data_format.py)."""
 from __future__ import annotations
 
 from .. import activations, constraints, initializers, ops, regularizers
@@ -6,13 +7,9 @@ from ..tensor import apply
 from .base import Layer
 from .core import as_float, check_last_dim
 from . import arguments
-from .serial import check_channels_last, ser_act, ser_con, ser_init, ser_reg
-
-
-def check_rank(layer, input_shape, rank: int):
-    if len(input_shape) != rank:
-        raise ValueError(f"layer '{layer.name}' ({type(layer).__name__}) expects inputs of rank {rank} "
-                         f"(batch, spatial..., channels), got shape {tuple(input_shape)}")
+from .data_format import channel_axis, channels_last_call, check_rank, standardize_data_format
+from .serial import ser_act, ser_con, ser_init, ser_reg
+from .volumetric import conv3d
 
 
 class _BaseConv(Layer):
@@ -25,7 +22,7 @@ class _BaseConv(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        check_channels_last(data_format, self.name)
+        self.data_format = standardize_data_format(data_format, self.name)
         self.filters = arguments.integer(self, "filters", filters)
         self.groups = arguments.integer(self, "groups", groups)
         self.kernel_size = arguments.int_tuple(self, "kernel_size", kernel_size, self.rank)
@@ -33,7 +30,6 @@ class _BaseConv(Layer):
         self.dilation_rate = arguments.int_tuple(self, "dilation_rate", dilation_rate, self.rank)
         allowed = ("valid", "same", "causal") if self.rank == 1 else ("valid", "same")
         self.padding = arguments.choice(self, "padding", padding, allowed)
-        self.data_format = "channels_last"
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -47,24 +43,30 @@ class _BaseConv(Layer):
 
     def build(self, input_shape):
         check_rank(self, input_shape, self.rank + 2)
-        cin = input_shape[-1]
+        cin = input_shape[channel_axis(self.data_format)]
         if cin % self.groups:
             raise ValueError(f"layer '{self.name}': input channels {cin} (shape {tuple(input_shape)}) are not "
                              f"divisible by groups={self.groups}")
-        self.kernel = self.add_weight(shape=self.kernel_size + (cin // self.groups, self.filters),
+        self.kernel = self.add_weight(shape=self._kernel_shape(cin),
                                       initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint, name="kernel")
         self.bias = self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
                                     regularizer=self.bias_regularizer, constraint=self.bias_constraint,
                                     name="bias") if self.use_bias else None
 
+    @channels_last_call
     def call(self, inputs):
-        check_rank(self, inputs.shape, self.rank + 2)
-        check_last_dim(self, inputs, self.kernel.shape[-2] * self.groups)
+        check_last_dim(self, inputs, self._in_channels())
         x = self._conv(as_float(inputs))
         if self.bias is not None:
             x = ops.add(x, self.bias)
         return self.activation(x)
+
+    def _in_channels(self):
+        return self.kernel.shape[-2] * self.groups
+
+    def _kernel_shape(self, cin):
+        return self.kernel_size + (cin // self.groups, self.filters)
 
     def _conv(self, x):
         if self.rank == 1:
@@ -93,6 +95,20 @@ class Conv2D(_BaseConv):
     rank = 2
 
 
+class Conv3D(_BaseConv):
+    """(N, D, H, W, C) through one conv2d (layers/volumetric.py); groups > 1 is not supported."""
+
+    rank = 3
+
+    def __init__(self, filters, kernel_size, groups=1, **kwargs):
+        super().__init__(filters, kernel_size, groups=groups, **kwargs)
+        if self.groups != 1:
+            raise ValueError(f"layer '{self.name}' (Conv3D): groups={groups} is not supported (only groups=1)")
+
+    def _conv(self, x):
+        return conv3d(x, self.kernel, self.strides, self.padding, self.dilation_rate)
+
+
 def depthwise(x, kernel, strides, padding, dilation_rate):
     """Depthwise conv: kernel (kh, kw, cin, dm) as a grouped conv2d with cin groups."""
     kh, kw, cin, dm = kernel.ir_shape
@@ -101,6 +117,8 @@ def depthwise(x, kernel, strides, padding, dilation_rate):
 
 
 class DepthwiseConv2D(Layer):
+    rank = 2
+
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
@@ -108,7 +126,7 @@ class DepthwiseConv2D(Layer):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.depthwise_constraint = constraints.get(depthwise_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
-        check_channels_last(data_format, self.name)
+        self.data_format = standardize_data_format(data_format, self.name)
         self.kernel_size = arguments.int_tuple(self, "kernel_size", kernel_size, 2)
         self.strides = arguments.int_tuple(self, "strides", strides, 2)
         self.dilation_rate = arguments.int_tuple(self, "dilation_rate", dilation_rate, 2)
@@ -123,7 +141,7 @@ class DepthwiseConv2D(Layer):
 
     def build(self, input_shape):
         check_rank(self, input_shape, 4)
-        cin = input_shape[-1]
+        cin = input_shape[channel_axis(self.data_format)]
         self.kernel = self.add_weight(shape=self.kernel_size + (cin, self.depth_multiplier),
                                       initializer=self.depthwise_initializer,
                                       regularizer=self.depthwise_regularizer, constraint=self.depthwise_constraint,
@@ -132,8 +150,8 @@ class DepthwiseConv2D(Layer):
                                     regularizer=self.bias_regularizer, constraint=self.bias_constraint,
                                     name="bias") if self.use_bias else None
 
+    @channels_last_call
     def call(self, inputs):
-        check_rank(self, inputs.shape, 4)
         check_last_dim(self, inputs, self.kernel.shape[2])
         x = depthwise(as_float(inputs), self.kernel, self.strides, self.padding, self.dilation_rate)
         if self.bias is not None:
@@ -142,7 +160,7 @@ class DepthwiseConv2D(Layer):
 
     def get_config(self):
         return {**super().get_config(), "kernel_size": list(self.kernel_size), "strides": list(self.strides),
-                "padding": self.padding, "depth_multiplier": self.depth_multiplier,
+                "padding": self.padding, "data_format": self.data_format, "depth_multiplier": self.depth_multiplier,
                 "dilation_rate": list(self.dilation_rate), "activation": ser_act(self.activation),
                 "use_bias": self.use_bias, "depthwise_initializer": ser_init(self.depthwise_initializer),
                 "bias_initializer": ser_init(self.bias_initializer),
@@ -153,6 +171,8 @@ class DepthwiseConv2D(Layer):
 
 
 class SeparableConv2D(Layer):
+    rank = 2
+
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
                  depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
@@ -163,7 +183,7 @@ class SeparableConv2D(Layer):
         self.depthwise_constraint = constraints.get(depthwise_constraint)
         self.pointwise_constraint = constraints.get(pointwise_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
-        check_channels_last(data_format, self.name)
+        self.data_format = standardize_data_format(data_format, self.name)
         self.filters = arguments.integer(self, "filters", filters)
         self.kernel_size = arguments.int_tuple(self, "kernel_size", kernel_size, 2)
         self.strides = arguments.int_tuple(self, "strides", strides, 2)
@@ -181,7 +201,7 @@ class SeparableConv2D(Layer):
 
     def build(self, input_shape):
         check_rank(self, input_shape, 4)
-        cin, dm = input_shape[-1], self.depth_multiplier
+        cin, dm = input_shape[channel_axis(self.data_format)], self.depth_multiplier
         self.depthwise_kernel = self.add_weight(shape=self.kernel_size + (cin, dm), name="depthwise_kernel",
                                                 initializer=self.depthwise_initializer,
                                                 regularizer=self.depthwise_regularizer,
@@ -194,8 +214,8 @@ class SeparableConv2D(Layer):
                                     regularizer=self.bias_regularizer, constraint=self.bias_constraint,
                                     name="bias") if self.use_bias else None
 
+    @channels_last_call
     def call(self, inputs):
-        check_rank(self, inputs.shape, 4)
         check_last_dim(self, inputs, self.depthwise_kernel.shape[2])
         x = depthwise(as_float(inputs), self.depthwise_kernel, self.strides, self.padding, self.dilation_rate)
         x = apply("conv2d", x, self.pointwise_kernel)
@@ -205,7 +225,7 @@ class SeparableConv2D(Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
-                "strides": list(self.strides), "padding": self.padding,
+                "strides": list(self.strides), "padding": self.padding, "data_format": self.data_format,
                 "dilation_rate": list(self.dilation_rate), "depth_multiplier": self.depth_multiplier,
                 "activation": ser_act(self.activation), "use_bias": self.use_bias,
                 "depthwise_initializer": ser_init(self.depthwise_initializer),

@@ -9,8 +9,9 @@ from .. import activations, constraints, initializers, ops, regularizers
 from ..tensor import KTensor, apply, convert_to_tensor, current_trace
 from . import arguments
 from .base import Layer
+from .data_format import standardize_data_format, to_channels_last
 from .masking import any_true, set_mask
-from .serial import check_channels_last, ser_act, ser_con, ser_init, ser_reg
+from .serial import ser_act, ser_con, ser_init, ser_reg
 
 
 def check_last_dim(layer, x, expected: int, what="input"):
@@ -142,10 +143,11 @@ class Dropout(Layer):
 class Flatten(Layer):
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        check_channels_last(data_format, self.name)   # channels_first would transpose before flattening
-        self.data_format = "channels_last"
+        self.data_format = standardize_data_format(data_format, self.name)
 
     def call(self, inputs):
+        if inputs.ndim > 2:   # Keras flattens channels_first inputs in channels_last order
+            inputs = to_channels_last(inputs, self.data_format)
         shape = inputs.ir_shape
         rest = int(np.prod(shape[1:])) if len(shape) > 1 else 1
         return apply("reshape", inputs, shape=(shape[0], rest))

@@ -1,13 +1,13 @@
-"""Pooling layers (channels_last): Max/Average 1D/2D and the global poolings."""
+"""Pooling layers: Max/Average 1D/2D/3D and the global poolings (channels_first by a boundary transpose)."""
 from __future__ import annotations
 
 from .. import ops
 from ..tensor import apply
 from .base import Layer
 from .masking import check_mask
-from .conv import check_rank
 from . import arguments
-from .serial import check_channels_last
+from .data_format import channels_last_call, check_rank, standardize_data_format
+from .volumetric import pool3d
 
 
 class _Pool(Layer):
@@ -17,16 +17,17 @@ class _Pool(Layer):
 
     def __init__(self, pool_size=None, strides=None, padding="valid", data_format=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
-        check_channels_last(data_format, self.name)
+        self.data_format = standardize_data_format(data_format, self.name)
         pool_size = pool_size if pool_size is not None else 2
         self.pool_size = arguments.int_tuple(self, "pool_size", pool_size, self.rank)
         self.strides = (arguments.int_tuple(self, "strides", strides, self.rank) if strides is not None
                         else self.pool_size)
         self.padding = arguments.choice(self, "padding", padding, ("valid", "same"))
-        self.data_format = "channels_last"
 
+    @channels_last_call
     def call(self, inputs):
-        check_rank(self, inputs.shape, self.rank + 2)
+        if self.rank == 3:
+            return pool3d(self.kind, inputs, self.pool_size, self.strides, self.padding)
         return apply(f"{self.kind}_pool{self.rank}d", inputs, pool_size=self.pool_size, strides=self.strides,
                      padding=self.padding)
 
@@ -43,6 +44,10 @@ class MaxPooling2D(_Pool):
     rank, kind = 2, "max"
 
 
+class MaxPooling3D(_Pool):
+    rank, kind = 3, "max"
+
+
 class AveragePooling1D(_Pool):
     rank, kind = 1, "avg"
 
@@ -51,7 +56,12 @@ class AveragePooling2D(_Pool):
     rank, kind = 2, "avg"
 
 
+class AveragePooling3D(_Pool):
+    rank, kind = 3, "avg"
+
+
 MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D = MaxPooling1D, MaxPooling2D, AveragePooling1D, AveragePooling2D
+MaxPool3D, AvgPool3D = MaxPooling3D, AveragePooling3D
 
 
 class _GlobalPool(Layer):
@@ -59,12 +69,11 @@ class _GlobalPool(Layer):
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
-        check_channels_last(data_format, self.name)
-        self.data_format = "channels_last"
+        self.data_format = standardize_data_format(data_format, self.name)
         self.keepdims = keepdims
 
+    @channels_last_call
     def call(self, inputs):
-        check_rank(self, inputs.shape, self.rank + 2)
         return self.reduce(inputs, axis=tuple(range(1, self.rank + 1)), keepdims=self.keepdims)
 
     def get_config(self):
@@ -99,5 +108,13 @@ class GlobalMaxPooling2D(_GlobalPool):
     rank, reduce = 2, staticmethod(ops.max)
 
 
-GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
-GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
+class GlobalAveragePooling3D(_GlobalPool):
+    rank, reduce = 3, staticmethod(ops.mean)
+
+
+class GlobalMaxPooling3D(_GlobalPool):
+    rank, reduce = 3, staticmethod(ops.max)
+
+
+GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D = GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAveragePooling3D
+GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D = GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D

@@ -1,12 +1,12 @@
-"""Reshaping layers: ZeroPadding1D/2D, UpSampling1D/2D (nearest), Permute, RepeatVector, Cropping1D/2D."""
+"""Reshaping layers: ZeroPadding1D/2D/3D, UpSampling1D/2D/3D (nearest), Permute, RepeatVector, Cropping1D/2D/3D
+(channels_first by a boundary transpose)."""
 from __future__ import annotations
 
 from .. import ops
 from ..tensor import apply
 from . import arguments
 from .base import Layer
-from .conv import check_rank
-from .serial import check_channels_last
+from .data_format import channels_last_call, standardize_data_format
 
 
 def _pairs(layer, arg: str, padding, n: int) -> tuple:
@@ -20,21 +20,26 @@ def _pairs(layer, arg: str, padding, n: int) -> tuple:
     return tuple(arguments.int_tuple(layer, arg, p, 2, minimum=0) for p in padding)
 
 
+def _format_config(layer) -> dict:
+    """Keras's 2-D and 3-D layers carry data_format in their config; the 1-D ones have none."""
+    return {"data_format": layer.data_format} if layer.rank > 1 else {}
+
+
 class _ZeroPadding(Layer):
     rank = 2
 
     def __init__(self, padding=1, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        check_channels_last(data_format, self.name)
+        self.data_format = standardize_data_format(data_format, self.name)
         self.padding = _pairs(self, "padding", padding, self.rank)
 
+    @channels_last_call
     def call(self, inputs):
-        check_rank(self, inputs.shape, self.rank + 2)
         pads = (0, 0) + tuple(v for pair in self.padding for v in pair) + (0, 0)
         return apply("pad", inputs, pads=pads)
 
     def get_config(self):
-        return {**super().get_config(), "padding": [list(p) for p in self.padding]}
+        return {**super().get_config(), **_format_config(self), "padding": [list(p) for p in self.padding]}
 
 
 class ZeroPadding1D(_ZeroPadding):
@@ -45,22 +50,26 @@ class ZeroPadding2D(_ZeroPadding):
     rank = 2
 
 
+class ZeroPadding3D(_ZeroPadding):
+    rank = 3
+
+
 class _Cropping(Layer):
     rank = 2
 
     def __init__(self, cropping=1, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        check_channels_last(data_format, self.name)
+        self.data_format = standardize_data_format(data_format, self.name)
         self.cropping = _pairs(self, "cropping", cropping, self.rank)
 
+    @channels_last_call
     def call(self, inputs):
-        check_rank(self, inputs.shape, self.rank + 2)
         axes = list(range(1, self.rank + 1))
         ends = [inputs.ir_shape[a] - after for a, (_, after) in zip(axes, self.cropping)]
         return apply("slice", inputs, axes=axes, starts=[b for b, _ in self.cropping], ends=ends)
 
     def get_config(self):
-        return {**super().get_config(), "cropping": [list(c) for c in self.cropping]}
+        return {**super().get_config(), **_format_config(self), "cropping": [list(c) for c in self.cropping]}
 
 
 class Cropping1D(_Cropping):
@@ -74,19 +83,23 @@ class Cropping2D(_Cropping):
         super().__init__(cropping, data_format, **kwargs)
 
 
+class Cropping3D(_Cropping):
+    rank = 3
+
+
 class _UpSampling(Layer):
     """Nearest-neighbour upsampling: each spatial axis repeated `size` times (reshape + broadcast)."""
     rank = 2
 
     def __init__(self, size=2, data_format=None, interpolation="nearest", **kwargs):
         super().__init__(**kwargs)
-        check_channels_last(data_format, self.name)
+        self.data_format = standardize_data_format(data_format, self.name)
         if interpolation != "nearest":
             raise ValueError(f"layer '{self.name}': only interpolation='nearest' is supported")
         self.size = arguments.int_tuple(self, "size", size, self.rank)
 
+    @channels_last_call
     def call(self, inputs):
-        check_rank(self, inputs.shape, self.rank + 2)
         shape = inputs.ir_shape
         spread, target, final = [shape[0]], [shape[0]], [shape[0]]
         for d, s in zip(shape[1:-1], self.size):
@@ -101,7 +114,7 @@ class _UpSampling(Layer):
         return apply("reshape", x, shape=tuple(final))
 
     def get_config(self):
-        return {**super().get_config(), "size": list(self.size)}
+        return {**super().get_config(), **_format_config(self), "size": list(self.size)}
 
 
 class UpSampling1D(_UpSampling):
@@ -110,6 +123,10 @@ class UpSampling1D(_UpSampling):
 
 class UpSampling2D(_UpSampling):
     rank = 2
+
+
+class UpSampling3D(_UpSampling):
+    rank = 3
 
 
 class Permute(Layer):

@@ -4,3 +4,4 @@ from . import qat  # noqa: E402,F401  (fake_quantize: quantization-aware trainin
 from . import along_axis  # noqa: E402,F401  (cumsum, top_k)
 from . import image  # noqa: E402,F401  (resize, affine_transform: image augmentation)
 from . import collective  # noqa: E402,F401  (cross_process_sum: data-parallel training)
+from . import conv_transpose  # noqa: E402,F401  (Keras transposed convolution)

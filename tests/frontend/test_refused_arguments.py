@@ -18,13 +18,14 @@ REFUSED = [
     (lambda: _lambda_with_mask(), NotImplementedError, "mask"),
     (lambda: layers.LayerNormalization(rms_scaling=True), NotImplementedError, "rms_scaling"),
     (lambda: layers.SimpleRNN(2, stateful=True), NotImplementedError, "stateful"),
-    # channels_first would reorder axes; kcompile computes channels_last only
-    (lambda: layers.Flatten(data_format="channels_first"), ValueError, "data_format"),
-    (lambda: layers.ZeroPadding2D(1, data_format="channels_first"), ValueError, "data_format"),
-    (lambda: layers.Cropping1D(1, data_format="channels_first"), ValueError, "data_format"),
-    (lambda: layers.UpSampling2D(2, data_format="channels_first"), ValueError, "data_format"),
-    (lambda: layers.Conv2D(2, 3, data_format="channels_first"), ValueError, "data_format"),
-    (lambda: layers.MaxPooling2D(data_format="channels_first"), ValueError, "data_format"),
+    # data_format must be channels_last or channels_first (the latter through a boundary transpose)
+    (lambda: layers.Flatten(data_format="channels_middle"), ValueError, "data_format"),
+    (lambda: layers.ZeroPadding2D(1, data_format="NCHW"), ValueError, "data_format"),
+    (lambda: layers.UpSampling3D(2, data_format="nchw"), ValueError, "data_format"),
+    (lambda: layers.Conv2DTranspose(2, 3, data_format="first"), ValueError, "data_format"),
+    (lambda: layers.MaxPooling3D(data_format="channels"), ValueError, "data_format"),
+    (lambda: layers.Conv3D(2, 3, groups=2), ValueError, "groups"),
+    (lambda: layers.Conv2DTranspose(2, 3, strides=2, output_padding=2), ValueError, "output_padding"),
     # dtype policies other than float32 would change the arithmetic
     (lambda: layers.Dense(2, dtype="float64"), NotImplementedError, "dtype='float64'"),
     (lambda: layers.Dense(2, dtype="mixed_float16"), NotImplementedError, "mixed_float16"),

@@ -341,3 +341,15 @@ for mode in ("constant", "nearest", "mirror", "reflect"):   # wrap (no ONNX form
          {"fill_mode": mode, "interpolation": "nearest", "fill_value": -1.0}, batched=(0, 1), rtol=0, atol=0)
 case("affine_transform", [rand(RNG, (2, 1, 5, 2)), _warps(1)[0]], img.affine_transform, {"fill_mode": "mirror"},
      rtol=1e-5, atol=1e-5)
+# -- conv2d_transpose: Keras output sizes for each padding, with and without output_padding -------------------
+# (the first case has stride 1: the native pipeline keeps it a conv2d_transpose, whose kernel takes the fused
+# epilogue that tests/compiler/test_op_traits.py checks on each anchor's first case; strided ones become
+# stride-1 phase convs, passes/subpixel.py)
+import ir_oracles_conv_transpose as ct  # noqa: E402
+
+for xs, ws, attrs in [((1, 5, 4, 2), (3, 2, 3, 2), {"dilations": (2, 1), "padding": "same"}),
+                      ((2, 4, 5, 3), (3, 3, 2, 3), {"strides": (2, 2), "padding": "same"}),
+                      ((1, 3, 4, 2), (4, 2, 3, 2), {"strides": (2, 3), "padding": "same", "output_padding": (1, 2)}),
+                      ((2, 3, 3, 3), (2, 3, 4, 3), {"strides": (3, 2), "output_padding": (2, 0)}),
+                      ((2, 4, 3, 1), (1, 1, 2, 1), {"strides": (2, 2)})]:           # stride beyond the kernel
+    case("conv2d_transpose", [rand(RNG, xs), rand(RNG, ws)], ct.conv2d_transpose, attrs, atol=1e-5)

@@ -38,6 +38,10 @@ def _conv_cases():
     yield "conv1d", [((N, 7, 2), "f"), ((3, 2, 3), "f")], {"strides": 2, "padding": "same"}
     yield "conv1d", [((N, 7, 2), "f"), ((3, 2, 3), "f")], {"dilations": 2, "padding": "causal"}
     yield "conv1d", [((N, 6, 4), "f"), ((2, 2, 4), "f")], {"groups": 2, "padding": "causal"}
+    yield "conv2d_transpose", [((N, 3, 4, 2), "f"), ((3, 2, 3, 2), "f")], {"strides": (2, 2), "padding": "same"}
+    yield "conv2d_transpose", [((N, 3, 2, 2), "f"), ((2, 3, 2, 2), "f")], {"strides": (2, 3), "output_padding": (1, 2)}
+    yield "conv2d_transpose", [((N, 4, 3, 2), "f"), ((4, 3, 2, 2), "f")], {"strides": (2, 1), "padding": "same",
+                                                                           "output_padding": (1, 0)}
 
 
 def _pool_cases():

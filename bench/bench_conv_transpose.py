@@ -1,0 +1,85 @@
+"""Transposed convolution at a segmentation decoder's shape: kcompile native vs Keras 3 on JAX.
+
+Conv2DTranspose(16, 3, strides=2, padding="same") from 64x64x32 to 128x128x16 (and the other shapes
+given), same weights in both; prints the median time per call, the kcompile/Keras-JAX ratio, the
+thread count and the CPU features. "kcompile-strided" is the pipeline without subpixel-conv-transpose:
+the strided kernel that multiplies every tap at every output position.
+
+    python bench/bench_conv_transpose.py [--threads 1] [--batches 1,8] [--seconds 1]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+
+from bench_models import measure, pin_threads
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batches", default="1,8")
+    p.add_argument("--seconds", type=float, default=1.0)
+    p.add_argument("--shape", default="64,64,32", help="input H,W,C")
+    p.add_argument("--filters", type=int, default=16)
+    p.add_argument("--kernel", type=int, default=3)
+    p.add_argument("--strides", type=int, default=2)
+    return p.parse_args(argv)
+
+
+def _model(lib, args):
+    h, w, c = (int(v) for v in args.shape.split(","))
+    inp = lib.Input(shape=(h, w, c))
+    out = lib.layers.Conv2DTranspose(args.filters, args.kernel, strides=args.strides, padding="same",
+                                     activation="relu")(inp)
+    return lib.Model(inp, out)
+
+
+def runners(args):
+    import jax
+    import keras
+    import kcompile as kc
+    from kcompile.compiler.driver import Compilation, CompileOptions, c_symbol
+    from kcompile.compiler.jit import NativeFunction, compile_graph
+
+    ours, theirs = _model(kc, args), _model(keras, args)
+    rng = np.random.default_rng(0)
+    weights = [rng.standard_normal(w.shape).astype(np.float32) * 0.1 for w in ours.get_weights()]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    graph = ours.forward_graph()
+    fn = compile_graph(graph)
+    strided = NativeFunction(graph, Compilation({"forward": graph}, c_symbol(graph.name),
+                                                CompileOptions(passes=("canonicalize", "fuse", "plan-memory"))))
+    call = jax.jit(lambda x: theirs(x, training=False))
+    return {"kcompile": lambda x: fn([x], nthreads=args.threads)[0],
+            "kcompile-strided": lambda x: strided([x], nthreads=args.threads)[0],
+            "keras-jax": lambda x: np.asarray(call(x).block_until_ready())}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    pin_threads(args.threads)
+    from kcompile.compiler.target import host_target
+
+    target = host_target()
+    print(f"threads: {args.threads}  cpu: {target.cpu}  "
+          f"features: {','.join(f for f in target.enabled_features if f.startswith('avx'))}")
+    fns = runners(args)
+    h, w, c = (int(v) for v in args.shape.split(","))
+    for batch in (int(b) for b in args.batches.split(",")):
+        x = np.random.default_rng(batch).standard_normal((batch, h, w, c)).astype(np.float32)
+        got, want = fns["kcompile"](x), fns["keras-jax"](x)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+        res = measure(fns, x, args.seconds)
+        ours, strided, theirs = (res[k][0] for k in ("kcompile", "kcompile-strided", "keras-jax"))
+        print(f"Conv2DTranspose({args.filters}, {args.kernel}, strides={args.strides}, same) "
+              f"{batch}x{h}x{w}x{c} -> {tuple(got.shape[1:])}: kcompile {1e3 * ours:8.2f} ms "
+              f"(strided kernel {1e3 * strided:8.2f} ms), keras-jax {1e3 * theirs:8.2f} ms, "
+              f"kcompile/keras-jax {ours / theirs:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
