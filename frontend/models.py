@@ -127,9 +127,10 @@ class Model(TrainerMixin, Layer):
         from .summary import print_summary
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
 
-    def save(self, filepath, overwrite=True, **kwargs):
+    def save(self, filepath, overwrite=True, format="kcompile", **kwargs):
+        """format="kcompile" (any model) or "keras" (Keras 3's .keras layout, for the layers both support)."""
         from .saving import save_model
-        save_model(self, filepath, overwrite=overwrite)
+        save_model(self, filepath, overwrite=overwrite, format=format)
 
     def save_weights(self, filepath, overwrite=True):
         from .saving import save_weights
