@@ -12,6 +12,7 @@ from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subt
 from .activation_layers import ELU, Identity, Lambda, LeakyReLU, ReLU, Softmax
 from .reshaping import (Cropping1D, Cropping2D, Permute, RepeatVector, UpSampling1D, UpSampling2D, ZeroPadding1D,
                         ZeroPadding2D)
+from .preprocessing_numeric import CategoryEncoding, Discretization, Normalization
 
 Convolution1D, Convolution2D = Conv1D, Conv2D
 
