@@ -13,6 +13,8 @@ from .activation_layers import ELU, Identity, Lambda, LeakyReLU, ReLU, Softmax
 from .reshaping import (Cropping1D, Cropping2D, Permute, RepeatVector, UpSampling1D, UpSampling2D, ZeroPadding1D,
                         ZeroPadding2D)
 from .preprocessing_numeric import CategoryEncoding, Discretization, Normalization
+from .index_lookup import IntegerLookup, StringLookup
+from .text_vectorization import TextVectorization
 
 Convolution1D, Convolution2D = Conv1D, Conv2D
 
