@@ -15,6 +15,7 @@ from .reshaping import (Cropping1D, Cropping2D, Permute, RepeatVector, UpSamplin
 from .preprocessing_numeric import CategoryEncoding, Discretization, Normalization
 from .index_lookup import IntegerLookup, StringLookup
 from .text_vectorization import TextVectorization
+from .hashing import Hashing
 
 Convolution1D, Convolution2D = Conv1D, Conv2D
 

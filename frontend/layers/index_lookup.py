@@ -196,8 +196,8 @@ class IndexLookup(Layer):
     def _oov_index(self, key) -> int:
         if self.num_oov_indices == 1:
             return self._oov_start()
-        raise ValueError(f"layer '{self.name}': num_oov_indices > 1 hashes string OOV values with farmhash, "
-                         "which kcompile does not provide")
+        from .hashing import fingerprint_buckets     # Keras: to_hash_bucket_fast(value, num_oov_indices)
+        return self._oov_start() + int(fingerprint_buckets([key], self.num_oov_indices)[0])
 
     def encode_numpy(self, indices: np.ndarray) -> np.ndarray:
         """Keras's encode_categorical_inputs on NumPy: one_hot, multi_hot, count or tf_idf over the vocabulary."""

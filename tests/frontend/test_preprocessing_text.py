@@ -44,8 +44,6 @@ def test_string_lookup_ties_compare_utf8_bytes_and_mask_token():
         L.StringLookup(vocabulary=["a", "a"])
     with pytest.raises(ValueError, match="num_oov_indices=0"):
         L.StringLookup(vocabulary=VOCAB, num_oov_indices=0)(["q"])
-    with pytest.raises(ValueError, match="farmhash"):
-        L.StringLookup(vocabulary=VOCAB, num_oov_indices=2)(["q"])
 
 
 def test_string_layers_refuse_symbolic_inputs():
@@ -128,3 +126,39 @@ def test_text_vectorization_config_round_trip():
     clone = L.TextVectorization.from_config(layer.get_config())
     assert clone.get_vocabulary() == layer.get_vocabulary()
     np.testing.assert_array_equal(clone(["z y x"]), layer(["z y x"]))
+
+
+def _farmhash():
+    return pytest.importorskip("farmhash", reason="pyfarmhash (FarmHash Fingerprint64) is not installed")
+
+
+def test_hashing_keras_docstring_examples():
+    _farmhash()
+    letters = [["A"], ["B"], ["C"], ["D"], ["E"]]
+    np.testing.assert_array_equal(L.Hashing(num_bins=3)(letters), [[1], [0], [1], [1], [2]])
+    np.testing.assert_array_equal(L.Hashing(num_bins=3, mask_value="")([["A"], ["B"], [""], ["C"], ["D"]]),
+                                  [[1], [1], [0], [2], [2]])
+    ints = L.Hashing(num_bins=3)(np.array([[65], [66]]))      # integers hash as their decimal text
+    np.testing.assert_array_equal(ints, L.Hashing(num_bins=3)([["65"], ["66"]]))
+    np.testing.assert_array_equal(L.Hashing(num_bins=3, output_mode="one_hot")(letters), np.eye(3)[[1, 0, 1, 1, 2]])
+    with pytest.raises(ValueError, match="salt"):
+        L.Hashing(num_bins=3, salt=133)
+
+
+def test_string_lookup_hashes_oov_values_into_several_buckets():
+    _farmhash()        # Keras's docstring: "m" and "z" land in OOV buckets 0 and 1
+    np.testing.assert_array_equal(L.StringLookup(vocabulary=VOCAB, num_oov_indices=2)([["a", "c", "d"], ["m", "z", "b"]]),
+                                  [[2, 4, 5], [0, 1, 3]])
+
+
+def test_hashing_without_farmhash_refuses_clearly(monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_farmhash(name, *args, **kwargs):
+        if name == "farmhash":
+            raise ImportError("no farmhash")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_farmhash)
+    with pytest.raises(ImportError, match="pip install pyfarmhash"):
+        L.Hashing(num_bins=3)([["A"]])
