@@ -109,7 +109,10 @@ def load_keras_model(filepath, custom_objects=None, compile=True):
             weights = z.read("model.weights.h5")
     except (zipfile.BadZipFile, KeyError, OSError, ValueError, EOFError) as e:
         raise ValueError(f"{filepath}: not a readable Keras archive ({type(e).__name__}: {e})") from None
-    model = model_from_keras(tree, custom_objects or {})
+    try:
+        model = model_from_keras(tree, custom_objects or {})
+    except (KeyError, TypeError, AttributeError, IndexError) as e:
+        raise KerasFormatError(f"{filepath}: malformed Keras model config ({type(e).__name__}: {e})") from None
     compiled = tree.get("compile_config") if compile else None
     if compiled:
         from .compile_state import compile_from_config
@@ -119,17 +122,66 @@ def load_keras_model(filepath, custom_objects=None, compile=True):
             warnings.warn(f"{filepath}: the model is returned uncompiled: its compile config cannot be used "
                           f"({e})", stacklevel=2)
             compiled = None
-    try:
+    with _h5_errors(filepath):
         with h5py.File(io.BytesIO(weights), "r") as h5:
             pairs = read_weights(h5, model, tree, filepath)
             restore_optimizer = read_optimizer(h5, model, filepath) if compiled else None
-    except OSError as e:
-        raise ValueError(f"{filepath}: model.weights.h5 is not a readable HDF5 file ({e})") from None
     for v, a in pairs:
         v.assign(a.astype(v.value_array.dtype))
     if restore_optimizer is not None:
         restore_optimizer()
     return model
+
+
+class _h5_errors:
+    """HDF5 files that h5py cannot read, or whose groups are datasets where groups belong: a ValueError."""
+
+    def __init__(self, filepath):
+        self.filepath = filepath
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        if kind is not None and issubclass(kind, (OSError, KeyError, TypeError, AttributeError)):
+            raise KerasFormatError(f"{self.filepath}: the HDF5 weights are not readable in Keras's layout "
+                                   f"({kind.__name__}: {error})") from None
+        return False
+
+
+# -- weights-only files (Keras's model.save_weights("x.weights.h5")) ---------------------------------
+def is_keras_weights_file(filepath) -> bool:
+    filepath = os.fspath(filepath)
+    if not os.path.isfile(filepath):
+        return False
+    with open(filepath, "rb") as f:
+        return f.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
+def save_keras_weights(model, filepath, overwrite=True):
+    """Keras 3's .weights.h5: the model's layer groups alone, in saving_lib's layout."""
+    from .keras_weights import write_weights
+    from .saving import write_atomic
+    h5py = _h5py()
+    filepath = os.fspath(filepath)
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{filepath} exists and overwrite=False")
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as h5:
+        write_weights(h5, model)
+    write_atomic(filepath, lambda f: f.write(buf.getvalue()), suffix=".h5")
+
+
+def load_keras_weights(model, filepath):
+    """Weights from a Keras .weights.h5 file, all checked before any is assigned."""
+    from .keras_weights import read_weights
+    h5py = _h5py()
+    filepath = os.fspath(filepath)
+    with _h5_errors(filepath):
+        with h5py.File(filepath, "r") as h5:
+            pairs = read_weights(h5, model, None, filepath)
+    for v, a in pairs:
+        v.assign(a.astype(v.value_array.dtype))
 
 
 def _strip_compile_config(config: dict) -> dict:

@@ -228,7 +228,7 @@ def _strip(value):
 def _sequential_from_keras(config: dict, custom_objects: dict):
     from .models import Sequential
     model = Sequential(name=config.get("name"), trainable=config.get("trainable", True))
-    for tree in config.get("layers", []):
+    for tree in config["layers"]:
         model.add(layer_from_keras(tree, custom_objects))
     if model._functional is None and config.get("build_input_shape"):
         model.build(tuple(config["build_input_shape"]))

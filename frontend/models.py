@@ -132,9 +132,9 @@ class Model(TrainerMixin, Layer):
         from .saving import save_model
         save_model(self, filepath, overwrite=overwrite, format=format)
 
-    def save_weights(self, filepath, overwrite=True):
+    def save_weights(self, filepath, overwrite=True, format="kcompile"):
         from .saving import save_weights
-        save_weights(self, filepath, overwrite=overwrite)
+        save_weights(self, filepath, overwrite=overwrite, format=format)
 
     def load_weights(self, filepath, skip_mismatch=False):
         from .saving import load_weights

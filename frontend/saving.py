@@ -124,13 +124,23 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     return model
 
 
-def save_weights(model, filepath, overwrite=True):
+def save_weights(model, filepath, overwrite=True, format="kcompile"):
+    """format="keras" writes Keras 3's HDF5 .weights.h5 layout; load_weights reads either."""
+    if format == "keras":
+        from .keras_archive import save_keras_weights
+        return save_keras_weights(model, filepath, overwrite)
+    if format != "kcompile":
+        raise ValueError(f"save_weights: format must be 'kcompile' or 'keras', got {format!r}")
     weights = model.weights
     index = {"weights": [{"path": v.path, "shape": list(v.shape), "dtype": v.dtype} for v in weights]}
     _write_archive(filepath, "kcompile-weights", index, [v.numpy() for v in weights], overwrite)
 
 
 def load_weights(model, filepath):
+    from .keras_archive import is_keras_weights_file
+    if is_keras_weights_file(filepath):
+        from .keras_archive import load_keras_weights
+        return load_keras_weights(model, filepath)
     _, _, arrays = _read_archive(filepath)
     _assign(model, arrays, filepath)
 

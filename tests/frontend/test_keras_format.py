@@ -236,3 +236,41 @@ def test_kcompile_only_models_are_refused_on_export(tmp_path):
     with pytest.raises(KerasFormatError, match="applies op 'mul' outside a layer"):
         ops_model.save(tmp_path / "ops.keras", format="keras")
     assert not any(p.name.endswith(".keras") for p in tmp_path.iterdir())
+
+
+def test_weights_files_in_keras_layout_both_ways(tmp_path):
+    theirs = _small_keras()
+    theirs.set_weights([np.full(w.shape, i + 0.5, np.float32) for i, w in enumerate(theirs.get_weights())])
+    theirs.save_weights(tmp_path / "k.weights.h5")
+    ours = kc.Sequential([kc.Input((3,)), kc.layers.Dense(2), kc.layers.Dense(1)])
+    ours.load_weights(tmp_path / "k.weights.h5")
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_array_equal(a, np.asarray(b))
+    ours.set_weights([w * 3 for w in ours.get_weights()])
+    ours.save_weights(tmp_path / "o.weights.h5", format="keras")
+    theirs.load_weights(tmp_path / "o.weights.h5")
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_array_equal(a, np.asarray(b))
+    wider = kc.Sequential([kc.Input((3,)), kc.layers.Dense(5), kc.layers.Dense(1)])
+    before = [w.copy() for w in wider.get_weights()]
+    with pytest.raises(KerasFormatError, match=r"has shape \(3, 5\), the file's 'layers/dense/vars/0' has shape"):
+        wider.load_weights(tmp_path / "o.weights.h5")
+    for a, b in zip(wider.get_weights(), before):      # nothing half-loaded
+        np.testing.assert_array_equal(a, b)
+
+
+def test_malformed_keras_archives_get_clear_errors(tmp_path):
+    members = _keras_file(tmp_path, _small_keras())
+    tree = json.loads(members["config.json"])
+    del tree["config"]["layers"]
+    bad = dict(members, **{"config.json": json.dumps(tree).encode()})
+    with pytest.raises(KerasFormatError, match="malformed Keras model config"):
+        kc.models.load_model(_write(tmp_path, bad, "nolayers.keras"))
+    garbage = dict(members, **{"model.weights.h5": b"\x89HDF\r\n\x1a\n" + b"\0" * 100})
+    with pytest.raises(KerasFormatError, match="HDF5 weights are not readable"):
+        kc.models.load_model(_write(tmp_path, garbage, "garbage.keras"))
+    tree = json.loads(members["config.json"])
+    tree["class_name"] = "MyModel"
+    sub = dict(members, **{"config.json": json.dumps(tree).encode()})
+    with pytest.raises(KerasFormatError, match="subclassed model's code is not in the file"):
+        kc.models.load_model(_write(tmp_path, sub, "sub.keras"))
