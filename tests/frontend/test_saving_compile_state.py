@@ -23,9 +23,10 @@ def _classifier(optimizer):
     return m
 
 
-@pytest.mark.parametrize("make_opt", [lambda: kc.optimizers.Adam(0.01),
-                                      lambda: kc.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
-                                      lambda: kc.optimizers.RMSprop(0.01, centered=True)])
+@pytest.mark.parametrize("make_opt", [
+    pytest.param(lambda: kc.optimizers.Adam(0.01), id="adam"),
+    pytest.param(lambda: kc.optimizers.SGD(0.05, momentum=0.9, nesterov=True), id="sgd", marks=pytest.mark.slow),
+    pytest.param(lambda: kc.optimizers.RMSprop(0.01, centered=True), id="rmsprop", marks=pytest.mark.slow)])
 def test_fit_continues_exactly_after_save_and_load(tmp_path, make_opt):
     x, y = _data()
     straight = _classifier(make_opt())
