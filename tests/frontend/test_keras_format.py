@@ -45,8 +45,24 @@ def embedding_two_inputs(L, Input, Model, Sequential):
     return Model([words, extra], [shared(L.Concatenate()([e, extra])), L.Dense(1)(extra)])
 
 
+def layer_zoo(L, Input, Model, Sequential):
+    a, b = Input((6, 4)), Input((6, 4))
+    x = L.Conv1D(4, 2, padding="causal", activation="gelu")(a)
+    x = L.Cropping1D((1, 1))(L.ZeroPadding1D(1)(x))
+    y = L.Permute((1, 2))(b)
+    z = L.Concatenate()([L.Multiply()([x, y]), L.Subtract()([x, y]), L.Average()([x, y]), L.Maximum()([x, y]),
+                         L.Minimum()([x, y])])
+    z = L.GRU(3, reset_after=False, return_sequences=True, go_backwards=True)(z)
+    z = L.ELU()(L.LeakyReLU(0.1)(z))
+    z = L.UpSampling2D((2, 1))(L.MaxPooling2D((2, 1))(L.Reshape((6, 3, 1))(z)))
+    z = L.Cropping2D(((1, 0), (0, 1)))(L.ZeroPadding2D(((1, 0), (0, 1)))(z))
+    z = L.Activation("swish")(L.Flatten()(L.RepeatVector(2)(L.Rescaling(2.0, 0.5)(L.GlobalMaxPooling2D()(z)))))
+    return Model([a, b], [L.Dense(2)(z), L.Identity()(z)])
+
+
 CASES = {"recurrent_functional": (recurrent_functional, lambda r: [r.standard_normal((6, 7, 3))], [4]),
          "conv_sequential": (conv_sequential, lambda r: [r.standard_normal((6, 8, 8, 3))], [2]),
+         "layer_zoo": (layer_zoo, lambda r: [r.standard_normal((6, 6, 4)), r.standard_normal((6, 6, 4))], [2, 2]),
          "embedding_two_inputs": (embedding_two_inputs, lambda r: [r.integers(0, 11, (6, 5)), r.standard_normal((6, 2))],
                                   [3, 1])}
 
