@@ -186,11 +186,24 @@ def load_keras_weights(model, filepath):
 
 def _strip_compile_config(config: dict) -> dict:
     from .keras_config import _strip
-    out = {k: _strip(config.get(k)) for k in ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics")}
+    out = {k: _strip(_builtin_names(config.get(k)))
+           for k in ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics")}
     for key in ("loss", "metrics", "weighted_metrics"):
         if _has_function(out[key]):
             raise ValueError(f"its {key} is a serialized Python function, which kcompile does not load")
     return out
+
+
+def _builtin_names(spec):
+    """Keras serializes a function (keras.losses.mean_squared_error) by its name alone; the name is looked up
+    among kcompile's built-in losses and metrics (an unknown one leaves the model uncompiled, with a warning)."""
+    if isinstance(spec, list):
+        return [_builtin_names(s) for s in spec]
+    if isinstance(spec, dict) and spec.get("class_name") == "function" and isinstance(spec.get("config"), str):
+        return spec["config"]
+    if isinstance(spec, dict):
+        return {k: _builtin_names(v) for k, v in spec.items()}
+    return spec
 
 
 def _has_function(spec) -> bool:

@@ -216,7 +216,7 @@ def _strip(value):
         return [_strip(v) for v in value]
     if not isinstance(value, dict):
         return value
-    if "class_name" in value and "config" in value:
+    if "class_name" in value and isinstance(value.get("config"), dict):
         if value["class_name"] == "DTypePolicy":
             return value["config"].get("name", "float32")
         config = {k: _strip(v) for k, v in (value["config"] or {}).items()

@@ -290,3 +290,22 @@ def test_malformed_keras_archives_get_clear_errors(tmp_path):
     sub = dict(members, **{"config.json": json.dumps(tree).encode()})
     with pytest.raises(KerasFormatError, match="subclassed model's code is not in the file"):
         kc.models.load_model(_write(tmp_path, sub, "sub.keras"))
+
+
+def test_keras_compile_config_with_functions_and_objects_is_restored(tmp_path):
+    model = _small_keras()
+    model.compile(optimizer=keras.optimizers.SGD(keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9), momentum=0.5),
+                  loss=keras.losses.mean_squared_error,
+                  metrics=[keras.metrics.mean_absolute_error, keras.metrics.RootMeanSquaredError(name="rmse")])
+    model.save(tmp_path / "c.keras")
+    ours = kc.models.load_model(tmp_path / "c.keras")
+    loss, _, metrics, _ = ours._compiled._spec
+    assert loss == "mean_squared_error" and metrics[0] == "mean_absolute_error"
+    assert isinstance(metrics[1], kc.metrics.RootMeanSquaredError) and metrics[1].name == "rmse"
+    assert isinstance(ours.optimizer._learning_rate, kc.optimizers.schedules.ExponentialDecay)
+    x, y = np.ones((4, 3), np.float32), np.zeros((4, 1), np.float32)
+    logs = ours.evaluate(x, y, verbose=0, return_dict=True)
+    want = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(logs) == set(want)
+    for k in logs:
+        np.testing.assert_allclose(logs[k], want[k], rtol=1e-5)
