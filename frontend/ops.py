@@ -346,3 +346,6 @@ def _pool(op_prefix):
 
 
 max_pool, average_pool = _pool("max_pool"), _pool("avg_pool")
+
+
+from . import ops_image as image  # noqa: E402  (kc.ops.image.resize, kc.ops.image.affine_transform)

@@ -1,16 +1,20 @@
 """`kcompile run`: run an artifact folder (or a .onnx file through onnxruntime) on .npy inputs."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from kcompile.ir import load_budget
+from kcompile.ir.atomic_files import write_atomic
 
 from .errors import CLIError
 
 
 def run_command(args) -> int:
     path = Path(args.artifact)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise CLIError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if not path.exists():
         raise CLIError(f"artifact '{path}' does not exist")
     runner = _onnx_runner(path) if path.suffix == ".onnx" else _native_runner(path, args.batch_size)
@@ -27,7 +31,10 @@ def _read_inputs(specs) -> list:
         if not Path(file).is_file():
             raise CLIError(f"input file '{file}' does not exist")
         try:
-            out.append((name or None, np.load(file, allow_pickle=False)))
+            with open(file, "rb") as f:
+                out.append((name or None, load_budget.read_npy(f, f"input file '{file}'")))
+        except load_budget.LoadBudgetError as e:
+            raise CLIError(str(e)) from None
         except ValueError as e:
             raise CLIError(f"input file '{file}' is not a plain .npy array ({e})") from None
     return out
@@ -82,12 +89,7 @@ def _write_outputs(names, outputs, dest):
         raise CLIError(f"--output must end in .npy (one output) or .npz (several), got '{dest}'")
     if dest.suffix == ".npy" and len(outputs) != 1:
         raise CLIError(f"the model has {len(outputs)} outputs {list(names)}; save them with --output FILE.npz")
-    tmp = dest.with_name(f".{dest.name}.partial{dest.suffix}")
-    try:
-        if dest.suffix == ".npy":
-            np.save(tmp, outputs[0], allow_pickle=False)
-        else:
-            np.savez(tmp, **dict(zip(names, outputs)))
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    if dest.suffix == ".npy":
+        write_atomic(dest, lambda f: np.save(f, outputs[0], allow_pickle=False))
+    else:
+        write_atomic(dest, lambda f: np.savez(f, **dict(zip(names, outputs))))

@@ -85,6 +85,7 @@ def _other_cases():
     yield from _binary_cases()
     yield "where", [((3, 1), "bool"), ((3, 4), "f"), ((4,), "f")], {}
     yield "cast", [((N, 3), "f")], {"dtype": "f64"}
+    yield "cross_process_sum", [((N, 3), "f")], {}   # one process: the identity
     for op in ["reduce_sum", "reduce_mean", "reduce_max", "reduce_min"]:
         for axes, keep in [((), False), ((1,), True), ((0, 2), False), ((-1,), False), ((0,), True)]:
             yield op, [((N, 4, 3), "f")], {"axes": axes, "keepdims": keep}
@@ -127,6 +128,14 @@ def _scan_cases():
 
 
 CASES = list(_other_cases()) + list(_layout_cases()) + list(_conv_cases()) + list(_pool_cases()) + list(_scan_cases())
+
+
+def _image_cases():   # resize is linear in x: its VJP is the transposed resampling
+    yield "resize", [((N, 4, 5, 2), "f")], {"size": (7, 3)}
+    yield "resize", [((2, 5, 3, 1), "f")], {"size": (2, 6), "interpolation": "nearest"}
+
+
+CASES += list(_image_cases())
 
 
 def _case_id(case):
