@@ -5,7 +5,7 @@ Files are indexed as keras/src/utils/dataset_utils.index_directory does (class f
 and labels) and split as get_training_or_validation_split does (the validation subset is the last
 int(validation_split * n) files). Elements are read lazily into a kc.data.Dataset (shuffled with a buffer
 of 8 batches, as Keras's tf.data pipeline). Images are decoded with Pillow when it is installed (else a
-clear ImportError) and resized with TensorFlow's half-pixel-centre bilinear/nearest rule, in NumPy.
+clear ImportError) and resized by kc.ops.image.resize (Keras's crop/pad to aspect ratio, TF's rule).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from .data import Dataset
+from .ops_image import resize
 
 IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
@@ -77,7 +78,7 @@ def split(paths, labels, validation_split, subset):
     raise ValueError(f'`subset` must be either "training" or "validation", received: {subset}')
 
 
-def _check(labels, label_mode, class_names, validation_split, subset, shuffle, seed, num_classes=None):
+def _check(labels, label_mode, class_names, validation_split, subset, shuffle, seed):
     if labels not in ("inferred", None) and not isinstance(labels, (list, tuple)):
         raise ValueError("`labels` argument should be a list/tuple of integer labels, of the same size as the "
                          f"number of files in the target directory, or 'inferred' or None. Received: labels={labels}")
@@ -162,8 +163,8 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
                          "'nearest', as TensorFlow does)")
     if crop_to_aspect_ratio and pad_to_aspect_ratio:
         raise ValueError("Only one of `crop_to_aspect_ratio`, `pad_to_aspect_ratio` can be set to `True`.")
-    if pad_to_aspect_ratio or data_format not in (None, "channels_last"):
-        raise ValueError("pad_to_aspect_ratio and channels_first images are not supported by kcompile")
+    if data_format not in (None, "channels_last"):
+        raise ValueError("channels_first images are not supported by kcompile")
     image_module = _pillow()
     size = tuple(int(s) for s in image_size)
 
@@ -171,9 +172,8 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
         with image_module.open(path) as img:
             pixels = np.asarray(img.convert(PIL_MODES[color_mode]), np.float32)
         pixels = pixels.reshape(pixels.shape[:2] + (CHANNELS[color_mode],))
-        if crop_to_aspect_ratio:
-            pixels = crop_to_aspect(pixels, size)
-        return resize(pixels, size, interpolation)
+        return np.asarray(resize(pixels, size, interpolation, crop_to_aspect_ratio=crop_to_aspect_ratio,
+                                 pad_to_aspect_ratio=pad_to_aspect_ratio).numpy())
     return _datasets(directory, labels, label_mode, class_names, IMAGE_FORMATS, batch_size, shuffle, seed,
                      validation_split, subset, follow_links, load)
 
@@ -185,33 +185,3 @@ def _pillow():
         raise ImportError("image_dataset_from_directory decodes images with Pillow, which is not installed: "
                           "pip install pillow") from None
     return Image
-
-
-def crop_to_aspect(image, size):
-    """The centred crop Keras takes before resizing with crop_to_aspect_ratio=True."""
-    height, width = image.shape[:2]
-    target_h, target_w = size
-    crop_h = max(min(height, int(float(width * target_h) / target_w)), 1)
-    crop_w = max(min(width, int(float(height * target_w) / target_h)), 1)
-    top, left = int(float(height - crop_h) / 2), int(float(width - crop_w) / 2)
-    return image[top:top + crop_h, left:left + crop_w]
-
-
-def resize(image, size, interpolation="bilinear"):
-    """tf.image.resize without antialiasing on an (h, w, c) array: half-pixel centres, edges clamped."""
-    for axis, out_len in enumerate(size):
-        in_len = image.shape[axis]
-        centres = (np.arange(out_len) + 0.5) * (in_len / out_len)
-        if interpolation == "nearest":
-            image = np.take(image, np.minimum(np.floor(centres).astype(np.int64), in_len - 1), axis=axis)
-            continue
-        src = centres - 0.5
-        low = np.floor(src)
-        frac = (src - low).astype(np.float32)
-        lo = np.clip(low, 0, in_len - 1).astype(np.int64)
-        hi = np.clip(np.ceil(src), 0, in_len - 1).astype(np.int64)
-        shape = [1] * image.ndim
-        shape[axis] = out_len
-        frac = frac.reshape(shape)
-        image = np.take(image, lo, axis=axis) * (1 - frac) + np.take(image, hi, axis=axis) * frac
-    return image.astype(np.float32)
