@@ -66,9 +66,6 @@ def layer_to_keras(layer) -> dict:
     config = {k: _object_to_keras(k, v) for k, v in layer.get_config().items()}
     if name in _ONE_AXIS:
         config[_ONE_AXIS[name]] = config[_ONE_AXIS[name]][0]
-    if getattr(layer, "activity_regularizer", None) is not None and "activity_regularizer" not in config:
-        from .regularizers import serialize
-        config["activity_regularizer"] = _object_to_keras("_regularizer", serialize(layer.activity_regularizer))
     if "dtype" in config:
         config["dtype"] = config["dtype"] if name == "InputLayer" else _policy(config["dtype"])
     return {"module": "keras.layers", "class_name": name, "config": config, "registered_name": None}
