@@ -54,6 +54,36 @@ class mnist:
         return (arr["x_train"], arr["y_train"]), (arr["x_test"], arr["y_test"])
 
 
+# Keras pins no hashes for Fashion-MNIST; these are the MD5 checksums the Fashion-MNIST project publishes
+# (github.com/zalandoresearch/fashion-mnist, README "Get the Data"), checked before a file is read.
+FASHION_MNIST_MD5 = {"train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+                     "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+                     "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79"}
+
+
+class fashion_mnist:
+    """Fashion-MNIST: uint8 images (n, 28, 28) and uint8 labels 0..9, from Keras's origin and cache folder."""
+
+    @staticmethod
+    def load_data(file_hashes=None):
+        """`file_hashes` ({file name: hash}, default the project's MD5s) lets tests use small files."""
+        from kcompile.frontend.file_cache import get_file
+        from kcompile.frontend.keras_datasets import ORIGIN
+        hashes = {**FASHION_MNIST_MD5, **(file_hashes or {})}
+        arrays = {}
+        for name, file_hash in hashes.items():
+            path = get_file(name, origin=ORIGIN + name, file_hash=file_hash,
+                            cache_subdir=os.path.join("datasets", "fashion-mnist"))
+            arrays[name.split("-")[0] + ("_images" if "images" in name else "_labels")] = read_idx(path)
+        x_train, y_train = arrays["train_images"], arrays["train_labels"]
+        x_test, y_test = arrays["t10k_images"], arrays["t10k_labels"]
+        for x, y, which in ((x_train, y_train, "train"), (x_test, y_test, "t10k")):
+            if x.ndim != 3 or len(x) != len(y):
+                raise ValueError(f"fashion_mnist: the {which} files hold images {x.shape} and labels {y.shape}")
+        return (x_train, y_train), (x_test, y_test)
+
+
 def _split(x, y, test_fraction=0.2, seed=0):
     order = np.random.default_rng(seed).permutation(len(x))
     n_test = int(round(len(x) * test_fraction))

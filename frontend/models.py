@@ -127,13 +127,14 @@ class Model(TrainerMixin, Layer):
         from .summary import print_summary
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
 
-    def save(self, filepath, overwrite=True, **kwargs):
+    def save(self, filepath, overwrite=True, format="kcompile", **kwargs):
+        """format="kcompile" (any model) or "keras" (Keras 3's .keras layout, for the layers both support)."""
         from .saving import save_model
-        save_model(self, filepath, overwrite=overwrite)
+        save_model(self, filepath, overwrite=overwrite, format=format)
 
-    def save_weights(self, filepath, overwrite=True):
+    def save_weights(self, filepath, overwrite=True, format="kcompile"):
         from .saving import save_weights
-        save_weights(self, filepath, overwrite=overwrite)
+        save_weights(self, filepath, overwrite=overwrite, format=format)
 
     def load_weights(self, filepath, skip_mismatch=False):
         from .saving import load_weights

@@ -87,19 +87,30 @@ class custom_object_scope:
 
 
 # -- public entry points ---------------------------------------------------------------------
-def save_model(model, filepath, overwrite=True):
+def save_model(model, filepath, overwrite=True, format="kcompile"):
+    """Save architecture, weights and compile state; format="keras" writes Keras 3's own .keras layout."""
+    if format == "keras":
+        from .keras_archive import save_keras_model
+        return save_keras_model(model, filepath, overwrite=overwrite)
+    if format != "kcompile":
+        raise ValueError(f"save_model: format must be 'kcompile' or 'keras', got {format!r}")
     from .config_tree import serialize_layer
     weights = model.weights
     config = {"model": serialize_layer(model),
               "weights": [{"path": v.path, "shape": list(v.shape), "dtype": v.dtype} for v in weights]}
     if getattr(model, "_quantization", None):
         config["quantization"] = model._quantization   # plain JSON; int8 weights are stored as int8
-    _write_archive(filepath, "kcompile-model", config, [v.numpy() for v in weights], overwrite)
+    members = _compile_members(model, config)
+    _write_archive(filepath, "kcompile-model", config, [v.numpy() for v in weights], overwrite, members)
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Rebuild a model saved with `model.save` (its architecture, then its weights by position)."""
     from .config_tree import deserialize_layer
+    if _is_keras_archive(filepath):
+        from .keras_archive import load_keras_model
+        with load_budget.loading(os.fspath(filepath)):
+            return load_keras_model(filepath, custom_objects=custom_objects, compile=compile)
     with load_budget.loading(os.fspath(filepath)):   # the arrays and every weight the config builds
         kind, config, arrays = _read_archive(filepath)
         if kind != "kcompile-model" or config is None:
@@ -112,23 +123,36 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             from .quantization import restore
             restore(model, config["quantization"])
     _assign(model, arrays, filepath)
+    if compile and config.get("compile"):
+        _restore_compile(model, config, filepath, custom_objects)
     return model
 
 
-def save_weights(model, filepath, overwrite=True):
+def save_weights(model, filepath, overwrite=True, format="kcompile"):
+    """format="keras" writes Keras 3's HDF5 .weights.h5 layout; load_weights reads either."""
+    if format == "keras":
+        from .keras_archive import save_keras_weights
+        return save_keras_weights(model, filepath, overwrite)
+    if format != "kcompile":
+        raise ValueError(f"save_weights: format must be 'kcompile' or 'keras', got {format!r}")
     weights = model.weights
     index = {"weights": [{"path": v.path, "shape": list(v.shape), "dtype": v.dtype} for v in weights]}
     _write_archive(filepath, "kcompile-weights", index, [v.numpy() for v in weights], overwrite)
 
 
 def load_weights(model, filepath):
+    from .keras_archive import is_keras_weights_file
+    if is_keras_weights_file(filepath):
+        from .keras_archive import load_keras_weights
+        with load_budget.loading(os.fspath(filepath)):
+            return load_keras_weights(model, filepath)
     with load_budget.loading(os.fspath(filepath)):
         _, _, arrays = _read_archive(filepath)
     _assign(model, arrays, filepath)
 
 
 # -- archive I/O -----------------------------------------------------------------------------
-def _write_archive(filepath, kind: str, config: dict, arrays: list, overwrite: bool):
+def _write_archive(filepath, kind: str, config: dict, arrays: list, overwrite: bool, members=None):
     filepath = os.fspath(filepath)
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} exists and overwrite=False")
@@ -142,6 +166,8 @@ def _write_archive(filepath, kind: str, config: dict, arrays: list, overwrite: b
             z.writestr("kcompile.json", json.dumps({"format": kind, "version": FORMAT_VERSION}))
             z.writestr("config.json", json.dumps(config, indent=1))
             z.writestr("weights.npz", buf.getvalue())
+            for name, data in (members or {}).items():
+                z.writestr(name, data)
     write_atomic(filepath, write, suffix=".kcompile")
 
 
@@ -198,6 +224,43 @@ def _assign(model, arrays: list, filepath):
                              f"the model expects {tuple(v.shape)}")
     for v, a in zip(weights, arrays):
         v.assign(a)
+
+
+# -- compile state (frontend/compile_state.py) ------------------------------------------------
+def _compile_members(model, config: dict) -> dict:
+    """Put the compile config into `config`; returns {"optimizer.npz": bytes} with the training state."""
+    from .compile_state import compile_config, training_state
+    compiled = compile_config(model)
+    if compiled is None:
+        return {}
+    meta, arrays = training_state(model)
+    config["compile"], config["training_state"] = compiled, meta
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return {"optimizer.npz": buf.getvalue()}
+
+
+def _restore_compile(model, config: dict, filepath, custom_objects):
+    from .compile_state import compile_from_config, restore_training_state
+    try:
+        with zipfile.ZipFile(filepath) as z:
+            npz = z.read("optimizer.npz")
+        with np.load(io.BytesIO(npz), allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, zlib.error, struct.error, KeyError, EOFError, OSError, ValueError) as e:
+        raise ValueError(f"{filepath}: the optimizer state is missing or corrupt ({type(e).__name__}: {e})") from None
+    compile_from_config(model, config["compile"], custom_objects)
+    restore_training_state(model, config.get("training_state", {}), arrays, str(filepath))
+
+
+def _is_keras_archive(filepath) -> bool:
+    """A zip written by Keras 3 (metadata.json, config.json, model.weights.h5) rather than by kcompile."""
+    try:
+        with zipfile.ZipFile(os.fspath(filepath)) as z:
+            names = set(z.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error):
+        return False
+    return "kcompile.json" not in names and {"config.json", "model.weights.h5"} <= names
 
 
 def model_config(model) -> dict:

@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 
 from .data_utils import pad_sequences, split_dataset, timeseries_dataset_from_array  # noqa: F401
+from .directory_datasets import image_dataset_from_directory, text_dataset_from_directory  # noqa: F401
 from .file_cache import get_file  # noqa: F401
 from .initializers import set_random_seed as _seed_initializers
 from .py_dataset import PyDataset, Sequence  # noqa: F401

@@ -28,6 +28,10 @@ from .dot_attention import AdditiveAttention, Attention
 from .reshaping import (Cropping1D, Cropping2D, Permute, RepeatVector, UpSampling1D, UpSampling2D, ZeroPadding1D,
                         ZeroPadding2D)
 from .reshaping import Cropping3D, UpSampling3D, ZeroPadding3D
+from .preprocessing_numeric import CategoryEncoding, Discretization, Normalization
+from .index_lookup import IntegerLookup, StringLookup
+from .text_vectorization import TextVectorization
+from .hashing import Hashing
 
 Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
 Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose

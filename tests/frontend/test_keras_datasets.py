@@ -191,3 +191,40 @@ def test_cifar_batches_admit_numpy_arrays_only(tmp_path):
                           {f"data_batch_{i}": {b"data": os.getcwd} for i in range(1, 6)})
     with pytest.raises(Exception, match="Refusing to deserialize"):
         kc.datasets.cifar10.load_data(path=path, file_hash=_sha256(path))
+
+
+# -- fashion_mnist: the Fashion-MNIST project's published MD5s (Keras pins none) ------------------------
+def _idx_gz(path, array):
+    import gzip
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+    return hashlib.md5(open(path, "rb").read()).hexdigest()
+
+
+def _fashion_files(tmp_path, n_train=5, n_test=3):
+    folder = tmp_path / "keras_home" / "datasets" / "fashion-mnist"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    arrays = {"train-images-idx3-ubyte.gz": rng.integers(0, 256, (n_train, 28, 28)),
+              "train-labels-idx1-ubyte.gz": rng.integers(0, 10, n_train),
+              "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (n_test, 28, 28)),
+              "t10k-labels-idx1-ubyte.gz": rng.integers(0, 10, n_test)}
+    return {name: _idx_gz(folder / name, a) for name, a in arrays.items()}, arrays
+
+
+def test_fashion_mnist_pins_the_project_checksums_and_reads_the_cache(tmp_path, offline):
+    assert kc.datasets.FASHION_MNIST_MD5["train-images-idx3-ubyte.gz"] == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+    hashes, arrays = _fashion_files(tmp_path)
+    (x_train, y_train), (x_test, y_test) = kc.datasets.fashion_mnist.load_data(file_hashes=hashes)
+    assert x_train.dtype == np.uint8 and x_train.shape == (5, 28, 28) and y_test.shape == (3,)
+    np.testing.assert_array_equal(x_train, arrays["train-images-idx3-ubyte.gz"])
+    np.testing.assert_array_equal(y_test, arrays["t10k-labels-idx1-ubyte.gz"])
+    assert offline == []
+
+
+def test_fashion_mnist_with_the_real_pins_refuses_other_files_and_names_the_url(tmp_path, offline):
+    _fashion_files(tmp_path)      # small files whose MD5 is not the project's: re-fetched, and offline that fails
+    with pytest.raises(OSError, match=r"train-labels-idx1-ubyte.gz from https://storage.googleapis.com/tensorflow/"
+                                      r"tf-keras-datasets/train-labels-idx1-ubyte.gz.*place the file at .*fashion-mnist"):
+        kc.datasets.fashion_mnist.load_data()
