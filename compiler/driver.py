@@ -192,8 +192,10 @@ class Compilation:
         if self.linker and shutil.which(self.linker):
             asm = self.assembly
             code = self._timed("assemble", lambda: assemble(asm, self.linker))
-        else:
-            code = self._timed("llvm-emit-object", self.library.emit_object)
+        else:   # no linker: the runtime loads this object in-process with MCJIT (runtime/code_loader.py),
+            # so it takes the JIT code model: small-model PC-relative references between sections that
+            # MCJIT maps apart overflow in long-lived processes (see Target.new_machine)
+            code = self._timed("llvm-emit-object", self.library.emit_jit_object)
         if key:
             self.disk_cache.put(key, {}, code)
         return code
