@@ -84,7 +84,9 @@ class _SpatialDropout(Dropout):
         return apply("slice", x, axes=axes, starts=[0] * len(axes), ends=[1] * len(axes))
 
     def get_config(self):
-        config = {k: v for k, v in super().get_config().items() if k != "noise_shape"}
+        """Keras 3's keys: no noise_shape and no trainable (its SpatialDropout classes refuse a
+        `trainable` argument, so a config carrying one could not be loaded by Keras)."""
+        config = {k: v for k, v in super().get_config().items() if k not in ("noise_shape", "trainable")}
         return {**config, "data_format": self.data_format} if self.RANK > 3 else config
 
 
