@@ -21,6 +21,7 @@ import json
 import os
 import struct
 import tempfile
+import tokenize
 import zipfile
 import zlib
 
@@ -181,7 +182,8 @@ def _read_arrays(npz: bytes, count: int, filepath) -> list:
     try:
         with np.load(io.BytesIO(npz), allow_pickle=False) as data:
             arrays = [data[f"w{i}"] for i in range(count)]
-    except (ValueError, KeyError, OSError, zipfile.BadZipFile, zlib.error, struct.error, EOFError) as e:
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile, zlib.error, struct.error, EOFError, SyntaxError,
+            tokenize.TokenError) as e:   # numpy's .npy header parser raises the last two on a mangled header
         raise ValueError(f"{filepath}: weights are corrupt or not plain numeric arrays "
                          f"({type(e).__name__}: {e})") from None
     for i, a in enumerate(arrays):
