@@ -166,7 +166,7 @@ def _read_archive(filepath):
             config = json.loads(z.read("config.json"))
             npz = z.read("weights.npz")
     except (zipfile.BadZipFile, zlib.error, struct.error, NotImplementedError, KeyError, EOFError, OSError,
-            ValueError, UnicodeDecodeError) as e:
+            ValueError, UnicodeDecodeError, RuntimeError) as e:   # RuntimeError: a member flagged encrypted
         raise ValueError(f"{filepath}: not a valid kcompile file (corrupt, truncated or another format): "
                          f"{type(e).__name__}: {e}") from None
     if not isinstance(header, dict) or header.get("format") not in ("kcompile-model", "kcompile-weights"):
@@ -182,8 +182,8 @@ def _read_arrays(npz: bytes, count: int, filepath) -> list:
     try:
         with np.load(io.BytesIO(npz), allow_pickle=False) as data:
             arrays = [data[f"w{i}"] for i in range(count)]
-    except (ValueError, KeyError, OSError, zipfile.BadZipFile, zlib.error, struct.error, EOFError, SyntaxError,
-            tokenize.TokenError) as e:   # numpy's .npy header parser raises the last two on a mangled header
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile, zlib.error, struct.error, EOFError, RuntimeError,
+            SyntaxError, tokenize.TokenError) as e:   # numpy's .npy header parser raises the last two on a mangled header
         raise ValueError(f"{filepath}: weights are corrupt or not plain numeric arrays "
                          f"({type(e).__name__}: {e})") from None
     for i, a in enumerate(arrays):

@@ -35,12 +35,15 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def prepare(target: str, workdir: Path) -> dict:
-    """Fixtures (fresh from the current code), the seed corpus and the dictionary of one target."""
+def prepare(target: str, workdir: Path, fixtures: Path | None = None) -> dict:
+    """Fixtures (fresh from the current code unless given), the seed corpus and dictionary of one target."""
     from fuzz import seed_models
     base = workdir / target
     dirs = {k: base / k for k in ("fixtures", "corpus", "findings", "scratch")}
-    seed_models.reset(dirs["fixtures"])
+    if fixtures is None:
+        seed_models.reset(dirs["fixtures"])
+    else:
+        dirs["fixtures"] = fixtures
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     module = importlib.import_module(TARGETS[target])
@@ -82,7 +85,7 @@ def run_chunk(cmd: list, log: Path, nice: int) -> tuple:
 
 def fuzz(args) -> int:
     workdir = Path(args.workdir).resolve()
-    dirs = prepare(args.target, workdir)
+    dirs = prepare(args.target, workdir, args.fixtures and Path(args.fixtures).resolve())
     log = workdir / args.target / "fuzz.log"
     log.unlink(missing_ok=True)
     known = set(p.name for p in dirs["findings"].iterdir())   # earlier runs' findings, kept for replay
@@ -142,6 +145,7 @@ def main(argv=None) -> int:
     p.add_argument("--chunk-seconds", type=int, default=600, help="wall length of one worker in a long run")
     p.add_argument("--timeout", type=int, default=30, help="seconds one input may take before it is a hang")
     p.add_argument("--nice", type=int, default=0, help="niceness of the workers (long runs on a shared host)")
+    p.add_argument("--fixtures", help="reuse this folder of seed models and artifacts (default: build afresh)")
     p.add_argument("--replay", nargs="+", metavar="FILE", help="run these inputs once, showing any traceback")
     args = p.parse_args(argv)
     return replay(args) if args.replay else fuzz(args)
