@@ -16,7 +16,9 @@ from kcompile.runtime import NativeRuntimeError
 # ValueError covers IRError/ParseError/ShapeError, ArtifactError, SignatureError and the
 # loaders' own "not a valid kcompile file" errors. NativeRuntimeError is the native code's own
 # status report (e.g. an index out of range), already a clear message naming the entry point.
-EXPECTED = (ValueError, CLIError, NativeRuntimeError)
+# NotImplementedError is how the project marks what it visibly does not support (the house rule),
+# e.g. "layer 'dense': dtype='float16' is not supported".
+EXPECTED = (ValueError, CLIError, NativeRuntimeError, NotImplementedError)
 NEVER_EXPECTED = (MemoryError, RecursionError)
 ADDRESS_SPACE_LIMIT = 6 << 30    # bytes; Python + numpy + llvmlite + a few artifacts need < 1.5 GiB
 

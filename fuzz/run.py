@@ -105,6 +105,9 @@ def fuzz(args) -> int:
             time.sleep(30)
             continue
         execs, chunks = execs + n, chunks + 1
+        (workdir / args.target / "progress.json").write_text(json.dumps(   # a long run's figures so far
+            {"target": args.target, "executions": execs, "cpu_seconds": round(children_cpu() - cpu0, 1),
+             "wall_seconds": round(time.monotonic() - wall0, 1), "chunks": chunks, "last_exit_status": rc}))
         log.rename(log.with_suffix(f".{chunks}.log")) if rc == 0 and args.cpu_minutes else None
         if rc != 0 or not args.cpu_minutes or children_cpu() - cpu0 >= 60 * args.cpu_minutes:
             break

@@ -36,7 +36,8 @@ def _raise(e):
 
 
 @pytest.mark.parametrize("error", [ValueError("bad shape [3] for 'x'"), __import__("kcompile.runtime").runtime.ArtifactError("m"),
-                                   __import__("kcompile.cli.errors").cli.errors.CLIError("no such input")])
+                                   __import__("kcompile.cli.errors").cli.errors.CLIError("no such input"),
+                                   NotImplementedError("layer 'd': dtype='float16' is not supported")])
 def test_clear_project_errors_are_the_right_answer(error):
     assert expect_clear_errors(_raise, error) is None
 
