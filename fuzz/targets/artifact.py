@@ -49,7 +49,7 @@ def setup(fixtures: Path, scratch: Path):
     from kcompile.runtime import load
     from fuzz.seed_models import artifacts
     folder = scratch / "artifact"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)   # the scratch folder outlives a worker (chunks of a long run)
     for path in artifacts(fixtures).values():
         for lib in path.glob("lib*.so"):
             shutil.copyfile(lib, folder / lib.name)
