@@ -8,7 +8,9 @@
 The JIT (jit.py), the artifact writer (artifact.py) and the CLI ask one Compilation for the stages
 they need, so asking for several outputs (`--emit llvm,asm,so`) runs the passes, codegen and LLVM
 once. Every stage is a pure function of `cache_key` (the printed entry graphs with their in-place
-updates, the options, the target and the compiler version): a persistent cache can key on it.
+updates, the options, the target and the compiler version). With a DiskCache, the JIT's machine
+code and its CodeInterface are kept on disk under that key (plus the toolchain's digest), and a
+later process that asks for the same compilation loads them instead of compiling.
 """
 from __future__ import annotations
 
@@ -24,8 +26,10 @@ from dataclasses import dataclass
 from kcompile.ir import print_graph
 from kcompile.passes.manager import PassManager
 
+from .code_interface import CodeInterface
 from .codegen import NativeModule, generate
 from .codelib import CodeLibrary, JITEngine
+from .disk_cache import DiskCache, toolchain_digest
 from .kernels.config import vector_bits
 from .linker import assemble, link_shared
 from .target import Target, host_target
@@ -88,13 +92,15 @@ def _stage(fn):
 class Compilation:
     """One compile of entry graphs ('forward', 'train_step', ...) into one native module."""
 
-    def __init__(self, entries: dict, name: str, options: CompileOptions | None = None, linker: str | None = "cc"):
+    def __init__(self, entries: dict, name: str, options: CompileOptions | None = None, linker: str | None = "cc",
+                 disk_cache: DiskCache | None = None):
         if not name.isidentifier():
             raise ValueError(f"compilation name {name!r} must be a C identifier")
         self.entries = dict(entries)
         self.name = name
         self.options = options or CompileOptions()
         self.linker = linker
+        self.disk_cache = disk_cache
         self.timings: dict[str, float] = {}   # pass and LLVM steps, in the order they ran
         self.stage_runs: Counter = Counter()  # how often each stage was computed (once, when cached)
         self.stage_seconds: dict[str, float] = {}
@@ -113,6 +119,11 @@ class Compilation:
             updates = sorted(g.meta.get("param_updates", {}).items())
             h.update(f"{kind}\n{print_graph(g)}\n{updates}\n".encode())
         return h.hexdigest()
+
+    @functools.cached_property
+    def persistent_key(self) -> str:
+        """cache_key plus the digest of LLVM, llvmlite and the compiler's sources (disk_cache.py)."""
+        return hashlib.sha256(f"{self.cache_key}\n{toolchain_digest()}".encode()).hexdigest()
 
     # -- stages ---------------------------------------------------------------------------------
     @_stage
@@ -171,9 +182,34 @@ class Compilation:
         return self._timed("link", lambda: link_shared(code, sorted(self.native.libraries), self.linker))
 
     @_stage
+    def persisted(self):
+        """(interface JSON, JIT object) from the disk cache; None on a miss or without a cache."""
+        if self.disk_cache is None:
+            return None
+        return self._timed("disk-cache-read", lambda: self.disk_cache.get(self.persistent_key))
+
+    @_stage
+    def interface(self) -> CodeInterface:
+        """What the in-process loader needs (from the cache when the code comes from there)."""
+        hit = self.persisted
+        return CodeInterface.from_json(hit[0]) if hit else CodeInterface.of(self.native)
+
+    @_stage
+    def jit_object(self) -> bytes:
+        """Machine code for the in-process engine (LLVM's JIT code model)."""
+        return self._timed("llvm-emit-jit-object", self.library.emit_jit_object)
+
+    @_stage
     def engine(self) -> JITEngine:
-        """The optimized module compiled in-process (MCJIT)."""
-        return self._timed("llvm-jit", lambda: self.library.jit(self.native.libraries))
+        """The code loaded in-process (MCJIT): from the disk cache, else compiled (and stored there)."""
+        hit = self.persisted
+        code = hit[1] if hit else self.jit_object
+        if hit is None and self.disk_cache is not None:
+            self._timed("disk-cache-write", lambda: self.disk_cache.put(self.persistent_key,
+                                                                        self.interface.to_json(), code))
+        interface = self.interface
+        return self._timed("llvm-jit-load", lambda: JITEngine.from_object(
+            code, self.target, self.options.opt_level, interface.libraries))
 
     def _timed(self, name: str, fn):
         t0 = time.perf_counter()

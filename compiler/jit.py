@@ -23,6 +23,7 @@ from kcompile.ir import Graph, print_graph
 from kcompile.ir.ops.sparse import check_structure, sparse_weights
 from kcompile.ir.signature import check_signature
 
+from .disk_cache import DiskCache
 from .driver import Compilation, CompileOptions, c_symbol
 
 _PTRS = ctypes.POINTER(ctypes.c_void_p)
@@ -65,7 +66,7 @@ class NativeFunction:
     def __init__(self, graph: Graph, compilation: Compilation, kind: str = "forward"):
         self.graph = graph
         self.compilation = compilation
-        native = compilation.native
+        native = compilation.interface
         self._engine = compilation.engine  # owns the machine code
         self._fn = POINTERS_CFUNC(self._engine.address(native.symbol(kind) + "_p"))
         self._ws = native.workspace[kind]
@@ -215,7 +216,8 @@ def _bind_threads(engine) -> None:
 
 
 def compile_graph(graph: Graph, opt_level: int = 3, target=None) -> NativeFunction:
-    """Compile `graph` for this machine (cached by structure); the result runs any batch size.
+    """Compile `graph` for this machine (cached by structure in this process, and on disk across
+    processes: see disk_cache.py); the result runs any batch size.
     target: a narrower target than the host's (e.g. host_target().without("avx512f")) for tests."""
     updates = tuple(sorted(graph.meta.get("param_updates", {}).items()))
     key = (print_graph(graph), updates, opt_level, target)
@@ -225,7 +227,8 @@ def compile_graph(graph: Graph, opt_level: int = 3, target=None) -> NativeFuncti
             _CACHE.move_to_end(key)
             return hit if hit.graph is graph else hit.with_graph(graph)
     fn = NativeFunction(graph, Compilation({"forward": graph}, c_symbol(graph.name),
-                                           CompileOptions(opt_level, target=target)))
+                                           CompileOptions(opt_level, target=target),
+                                           disk_cache=DiskCache.from_environment()))
     with _CACHE_LOCK:
         _CACHE[key] = fn
         while len(_CACHE) > _CACHE_SIZE:

@@ -36,3 +36,23 @@ def _seed_every_test(request):
     set_random_seed(seed)
     np.random.seed(seed % 2**32)
     yield
+
+
+# -- the persistent compile cache: one fresh folder per test session -------------------------------
+# Tests must neither read code a previous run (or another checkout) left in ~/.cache/kcompile nor
+# leave any there; subprocesses the tests start inherit the variable, and share the session's cache.
+def pytest_sessionstart(session):
+    import os
+    import tempfile
+
+    if "KCOMPILE_CACHE_DIR" not in os.environ:
+        os.environ["KCOMPILE_CACHE_DIR"] = session.config._kcompile_cache = tempfile.mkdtemp(
+            prefix="kcompile-test-cache-")
+
+
+def pytest_sessionfinish(session):
+    import shutil
+
+    folder = getattr(session.config, "_kcompile_cache", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,95 @@
+"""Compile latency: a fresh process's first predict_on_batch and first train_on_batch.
+
+For the book's MNIST MLP and convnet, each measured in new processes started from this one:
+  kcompile cold   an empty compile cache (everything compiled: passes, codegen, LLVM)
+  kcompile warm   the cache a previous process filled (compiled code loaded from disk)
+  keras-jax       Keras 3 on JAX, whose XLA compiles in the process (it keeps no cache by default)
+Prints the medians over --repeats processes and the ratios to Keras. Time to import the libraries is
+reported apart; the compile latency is what the first calls wait.
+
+    python bench/bench_compile_latency.py [--repeats 3] [--models mlp,convnet]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+CHILD = r"""
+import json, os, sys, time
+t0 = time.perf_counter()
+import numpy as np
+runner, model_name = sys.argv[1], sys.argv[2]
+if runner == "keras-jax":
+    os.environ["KERAS_BACKEND"] = "jax"
+    import keras as lib
+else:
+    import kcompile as lib
+t1 = time.perf_counter()
+L = lib.layers
+if model_name == "mlp":
+    model = lib.Sequential([lib.Input((784,)), L.Dense(512, activation="relu"), L.Dense(10, activation="softmax")])
+    x = np.random.rand(64, 784).astype("float32")
+else:
+    model = lib.Sequential([lib.Input((28, 28, 1)), L.Conv2D(32, 3, activation="relu"), L.MaxPooling2D(),
+                            L.Conv2D(64, 3, activation="relu"), L.MaxPooling2D(), L.Flatten(),
+                            L.Dense(10, activation="softmax")])
+    x = np.random.rand(64, 28, 28, 1).astype("float32")
+model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+y = np.random.randint(0, 10, 64)
+t2 = time.perf_counter(); model.predict_on_batch(x)
+t3 = time.perf_counter(); model.train_on_batch(x, y)
+t4 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "predict": t3 - t2, "train": t4 - t3}))
+"""
+
+
+def run_child(runner: str, model: str, cache_dir: str) -> dict:
+    env = dict(os.environ, KCOMPILE_CACHE_DIR=cache_dir, KERAS_BACKEND="jax")
+    env.pop("KCOMPILE_DISABLE_CACHE", None)
+    out = subprocess.run([sys.executable, "-c", CHILD, runner, model], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"{runner} {model} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(model: str, repeats: int, peers: list) -> dict:
+    results = {name: [] for name in ["kcompile cold", "kcompile warm"] + peers}
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="kcompile-bench-cache-") as cache:
+            results["kcompile cold"].append(run_child("kcompile", model, cache))
+            results["kcompile warm"].append(run_child("kcompile", model, cache))
+        for peer in peers:
+            results[peer].append(run_child(peer, model, tempfile.gettempdir()))
+    return {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in results.items()}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--models", default="mlp,convnet")
+    args = p.parse_args(argv)
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    try:
+        import keras  # noqa: F401  (a peer: optional)
+        peers = ["keras-jax"]
+    except ImportError:
+        peers = []
+        print("keras not installed: kcompile only (pip install -e '.[bench]')")
+    print(f"threads: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; medians of {args.repeats} processes")
+    print(f"{'model':8} {'runner':14} {'import s':>9} {'predict s':>10} {'train s':>8} {'first both s':>13} {'vs keras':>9}")
+    for model in args.models.split(","):
+        table = measure(model, args.repeats, peers)
+        keras_total = table["keras-jax"]["predict"] + table["keras-jax"]["train"] if peers else None
+        for name, t in table.items():
+            total = t["predict"] + t["train"]
+            ratio = f"{total / keras_total:8.2f}x" if keras_total else ""
+            print(f"{model:8} {name:14} {t['import']:9.3f} {t['predict']:10.3f} {t['train']:8.3f} {total:13.3f} {ratio:>9}")
+
+
+if __name__ == "__main__":
+    main()
