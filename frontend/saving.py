@@ -187,6 +187,8 @@ def _read_arrays(npz: bytes, count: int, filepath) -> list:
         raise ValueError(f"{filepath}: weights are corrupt or not plain numeric arrays "
                          f"({type(e).__name__}: {e})") from None
     for i, a in enumerate(arrays):
+        if not isinstance(a, np.ndarray):   # NpzFile hands back the raw bytes of a member without the .npy magic
+            raise ValueError(f"{filepath}: weight w{i} is not a .npy array")
         if a.dtype.kind not in "biuf":
             raise ValueError(f"{filepath}: weight w{i} has unsupported dtype {a.dtype}")
     return arrays

@@ -123,14 +123,18 @@ def test_kcompile_run_named_inputs_must_name_each_input_once(fixtures, tmp_path,
     assert status == 1 and problem in err, err
 
 
-def test_load_model_refuses_a_mangled_weight_header(fixtures, tmp_path):
+@pytest.mark.parametrize("member, problem", [
+    (b"\x93NUMPY\x01\x00\x06\x00{\n   \n", "weights are corrupt"),   # numpy's header parser: TokenError
+    (b"not an array", "weight w0 is not a .npy array"),                # NpzFile returned the raw bytes
+])
+def test_load_model_refuses_a_weight_that_is_not_a_npy_array(fixtures, tmp_path, member, problem):
     import kcompile as kc
     from fuzz.harness import join_parts, split_parts
     seed = load_model.unpack((fixtures / "models" / "mlp.keras").read_bytes())
     parts = split_parts(seed[1:])
-    parts[2] = b"\x93NUMPY\x01\x00\x06\x00{\n   \n"      # numpy's header parser: tokenize.TokenError
+    parts[2] = member
     (tmp_path / "m.keras").write_bytes(load_model.pack(b"\x01" + join_parts(parts)))
-    with pytest.raises(ValueError, match="weights are corrupt"):
+    with pytest.raises(ValueError, match=problem):
         kc.models.load_model(tmp_path / "m.keras")
 
 
