@@ -108,12 +108,6 @@ def walk():
     return graph, compile_graph(graph), cases
 
 
-def _variants(cases):
-    """(special, operand index k): every op's operand k (when a float input) carries the special value."""
-    depth = max(len(c.arrays) for _, c, _, _ in cases)
-    return [(s, k) for s in SPECIALS for k in range(depth)]
-
-
 def _inputs(cases, special, k):
     feeds, injected = [], set()
     for op, case, _, _ in cases:
@@ -146,16 +140,20 @@ def _assert_same(got, want, what, nan_set=None, undefined=False):
     np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4, atol=1e-5, err_msg=what)
 
 
-@pytest.mark.parametrize("special", sorted(SPECIALS))
-def test_native_propagates_nan_and_inf_like_the_reference(walk, special):
-    graph, fn, cases = walk
-    for s, k in _variants(cases):
-        if s != special:
-            continue
+def _reference_runs(walk, special):
+    """(k, feeds, injected ops, reference outputs) for each operand index k carrying the special value."""
+    graph, _, cases = walk
+    for k in range(max(len(c.arrays) for _, c, _, _ in cases)):
         feeds, injected = _inputs(cases, special, k)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            want = run(graph, feeds)
+            yield k, feeds, injected, run(graph, feeds)
+
+
+@pytest.mark.parametrize("special", sorted(SPECIALS))
+def test_native_propagates_nan_and_inf_like_the_reference(walk, special):
+    _, fn, cases = walk
+    for k, feeds, injected, want in _reference_runs(walk, special):
         got = fn(feeds)
         for op, case, first, count in cases:
             if op in injected:
@@ -166,19 +164,15 @@ def test_native_propagates_nan_and_inf_like_the_reference(walk, special):
 
 @pytest.mark.parametrize("special", sorted(SPECIALS))
 def test_reference_propagates_nan_and_inf_like_numpy(walk, special):
-    graph, _, cases = walk
-    for s, k in _variants(cases):
-        if s != special:
-            continue
-        feeds, injected = _inputs(cases, special, k)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            got = run(graph, feeds)
-            for op, case, first, count in cases:
-                if op not in injected or op in NOT_NUMPY:
-                    continue
-                arrays = [_inject(a, SPECIALS[special]) if j == k else a for j, a in enumerate(case.arrays)]
+    _, _, cases = walk
+    for k, _, injected, got in _reference_runs(walk, special):
+        for op, case, first, count in cases:
+            if op not in injected or op in NOT_NUMPY:
+                continue
+            arrays = [_inject(a, SPECIALS[special]) if j == k else a for j, a in enumerate(case.arrays)]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
                 want = (NUMPY.get(op) or case.oracle)(arrays, case.attrs)
-                for i, w in enumerate(want):
-                    _assert_same(got[first + i], np.asarray(w).astype(got[first + i].dtype),
-                                 f"{op} operand {k} = {special}, output {i}", undefined=op in UNDEFINED_AT_SPECIALS)
+            for i, w in enumerate(want):
+                _assert_same(got[first + i], np.asarray(w).astype(got[first + i].dtype),
+                             f"{op} operand {k} = {special}, output {i}", undefined=op in UNDEFINED_AT_SPECIALS)
