@@ -108,7 +108,8 @@ def fuzz(args) -> int:
         (workdir / args.target / "progress.json").write_text(json.dumps(   # a long run's figures so far
             {"target": args.target, "executions": execs, "cpu_seconds": round(children_cpu() - cpu0, 1),
              "wall_seconds": round(time.monotonic() - wall0, 1), "chunks": chunks, "last_exit_status": rc}))
-        log.rename(log.with_suffix(f".{chunks}.log")) if rc == 0 and args.cpu_minutes else None
+        if rc == 0 and args.cpu_minutes:
+            log.rename(log.with_suffix(f".{chunks}.log"))   # the next chunk starts a fresh log
         if rc != 0 or not args.cpu_minutes or children_cpu() - cpu0 >= 60 * args.cpu_minutes:
             break
     findings = sorted(p.name for p in dirs["findings"].iterdir() if p.name not in known)
@@ -120,7 +121,7 @@ def fuzz(args) -> int:
         f.write(json.dumps(report) + "\n")
     print(json.dumps(report))
     if rc != 0:
-        print(f"FINDING ({'exit status ' + str(rc)}): see {log} and {dirs['findings']}", file=sys.stderr)
+        print(f"FINDING (exit status {rc}): see {log} and {dirs['findings']}", file=sys.stderr)
         sys.stderr.write(log.read_text(errors="replace")[-4000:])
     shutil.rmtree(dirs["scratch"], ignore_errors=True)
     return 1 if rc != 0 or findings else 0
