@@ -11,7 +11,8 @@ import numpy as np
 def _models():
     import kcompile as kc
     L = kc.layers
-    mlp = kc.Sequential([kc.Input((6,)), L.Dense(4, activation="relu"), L.Dropout(0.1), L.Dense(3, activation="softmax")])
+    mlp = kc.Sequential([kc.Input((6,)), L.Dense(4, activation="relu"), L.Dropout(0.1),
+                         L.Dense(3, activation="softmax")])
     a, b = kc.Input((5,), name="a"), kc.Input((5,), name="b")
     h = L.Concatenate()([L.Dense(3)(a), L.Add()([a, b])])
     functional = kc.Model([a, b], L.Dense(2)(L.BatchNormalization()(h)))

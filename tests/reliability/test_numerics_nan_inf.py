@@ -35,9 +35,11 @@ _erf = np.vectorize(math.erf, otypes=[np.float32])
 NUMPY = {
     "maximum": lambda xs, a: [np.maximum(*xs)], "minimum": lambda xs, a: [np.minimum(*xs)],
     "relu": lambda xs, a: [np.maximum(xs[0], 0)], "sign": lambda xs, a: [np.sign(xs[0])],
-    "reduce_max": lambda xs, a: [np.max(xs[0], axis=a["axes"])], "reduce_min": lambda xs, a: [np.min(xs[0], axis=a["axes"])],
+    "reduce_max": lambda xs, a: [np.max(xs[0], axis=a["axes"])],
+    "reduce_min": lambda xs, a: [np.min(xs[0], axis=a["axes"])],
     "argmax": lambda xs, a: [np.argmax(xs[0], axis=-1)], "argmin": lambda xs, a: [np.argmin(xs[0], axis=-1)],
-    "floor": lambda xs, a: [np.floor(xs[0])], "ceil": lambda xs, a: [np.ceil(xs[0])], "round": lambda xs, a: [np.round(xs[0])],
+    "floor": lambda xs, a: [np.floor(xs[0])], "ceil": lambda xs, a: [np.ceil(xs[0])],
+    "round": lambda xs, a: [np.round(xs[0])],
     "cos": lambda xs, a: [np.cos(xs[0])], "sin": lambda xs, a: [np.sin(xs[0])], "log": lambda xs, a: [np.log(xs[0])],
     "log1p": lambda xs, a: [np.log1p(xs[0])], "sqrt": lambda xs, a: [np.sqrt(xs[0])],
     "rsqrt": lambda xs, a: [1 / np.sqrt(xs[0])],
