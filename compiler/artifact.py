@@ -1,23 +1,23 @@
 """AOT artifacts: a directory with the shared library, a C header, manifest.json and weights.bin.
 
-Written atomically: everything goes to a temporary sibling directory that is renamed into place
-only when complete, so a failed or interrupted compile leaves no half-written artifact. Where no
+Written atomically: everything goes to a sibling staging folder that replaces the output in one
+step only when complete (ir.atomic_files), so a failed or killed compile leaves the old artifact or
+the new one, and the next write cleans up what a killed one left. Where no
 C compiler/linker exists, the object file is kept instead and the runtime loads it with llvmlite.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import llvmlite
 import numpy as np
 
 from kcompile.ir import Graph
+from kcompile.ir.atomic_files import staged_dir
 
+from .disk_cache import DiskCache
 from .driver import COMPILER_VERSION, Compilation, CompileOptions
 
 FORMAT = "kcompile-artifact"
@@ -37,7 +37,7 @@ def write_artifact(graph: Graph, outdir, name: str, train_step: Graph | None = N
     """
     entries = {"forward": graph} | ({"train_step": train_step} if train_step is not None else {})
     options = CompileOptions(opt_level=opt_level, sparse=sparse_mode(sparse, train_step is not None))
-    return write_compilation(Compilation(entries, name, options, linker), outdir)
+    return write_compilation(Compilation(entries, name, options, linker, DiskCache.from_environment()), outdir)
 
 
 def sparse_mode(sparse: str, training: bool) -> str:
@@ -51,14 +51,11 @@ def sparse_mode(sparse: str, training: bool) -> str:
 def write_compilation(compilation: Compilation, outdir) -> Path:
     """Write the artifact of a compilation (its object code, linked when it can be) into `outdir`."""
     outdir = Path(outdir)
+    if outdir.is_symlink() or (outdir.exists() and not outdir.is_dir()):
+        raise FileExistsError(f"{outdir} exists and is not an artifact directory")
     outdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.tmp-", dir=outdir.parent))
-    try:
-        _write_files(tmp, compilation)
-        _replace_dir(tmp, outdir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with staged_dir(outdir) as stage:
+        _write_files(stage, compilation)
     return outdir
 
 
@@ -77,18 +74,6 @@ def _write_files(tmp: Path, compilation: Compilation):
     (tmp / f"{name}.h").write_text(header(name, native))
     manifest = _manifest(compilation, code, tmp, weights)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-
-
-def _replace_dir(tmp: Path, outdir: Path):
-    if outdir.is_symlink() or (outdir.exists() and not outdir.is_dir()):
-        raise FileExistsError(f"{outdir} exists and is not an artifact directory")
-    if outdir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.old-", dir=outdir.parent))
-        os.replace(outdir, old / "a")
-        os.replace(tmp, outdir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, outdir)
 
 
 def _weights_block(slots, entries: dict) -> bytes:

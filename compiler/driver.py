@@ -170,10 +170,28 @@ class Compilation:
         """Machine code: the assembly run through the system assembler where there is one, so that
         asking for the assembly and the library runs LLVM's code generator once; else LLVM's
         own object emitter (the same instructions either way)."""
+        key = self._object_key()
+        hit = self.disk_cache.get(key) if key else None
+        if hit is not None:
+            return hit[1]
         if self.linker and shutil.which(self.linker):
             asm = self.assembly
-            return self._timed("assemble", lambda: assemble(asm, self.linker))
-        return self._timed("llvm-emit-object", self.library.emit_object)
+            code = self._timed("assemble", lambda: assemble(asm, self.linker))
+        else:
+            code = self._timed("llvm-emit-object", self.library.emit_object)
+        if key:
+            self.disk_cache.put(key, {}, code)
+        return code
+
+    def _object_key(self) -> str | None:
+        """The disk-cache key of the artifact's object code: the planned graphs, because a pass such
+        as sparsify decides from the weights' values (the JIT never sparsifies, so cache_key does)."""
+        if self.disk_cache is None:
+            return None
+        h = hashlib.sha256(f"object {self.linker}\n{self.persistent_key}\n".encode())
+        for kind, g in sorted(self.planned.items()):
+            h.update(f"{kind}\n{print_graph(g)}\n".encode())
+        return h.hexdigest()
 
     @_stage
     def shared_library(self) -> bytes | None:

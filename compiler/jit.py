@@ -20,6 +20,7 @@ from typing import Mapping
 import numpy as np
 
 from kcompile.ir import Graph, print_graph
+from kcompile.ir.ops.collective import take_failure
 from kcompile.ir.ops.sparse import check_structure, sparse_weights
 from kcompile.ir.signature import check_signature
 
@@ -131,6 +132,9 @@ class NativeFunction:
     def _run(self, in_ptrs, out_ptrs, param_ptrs, ws, batch: int, nthreads) -> None:
         status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, nthreads or default_threads())
         if status:
+            failure = take_failure()   # an exception from cross_process_sum's hook: raise it as it was
+            if failure is not None:
+                raise failure
             raise NativeError(f"graph @{self.graph.name}: {self.status_messages.get(status, f'status {status}')}")
 
     def __call__(self, inputs, params: Mapping | None = None, batch: int | None = None,
@@ -211,8 +215,10 @@ def check_inputs(graph: Graph, inputs) -> tuple:
 
 
 def _bind_threads(engine) -> None:
+    from .lower.collective import bind_sum_hook
     from .threads import bind_thread_launcher
     bind_thread_launcher(engine.global_address)
+    bind_sum_hook(engine.global_address)   # cross_process_sum's hook (data-parallel training)
 
 
 def compile_graph(graph: Graph, opt_level: int = 3, target=None) -> NativeFunction:

@@ -309,6 +309,16 @@ def declare_intrinsic(module: ir.Module, name: str, ret: ir.Type, args: list) ->
     return fn
 
 
+def function_pointer_global(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.GlobalVariable:
+    """The module's global function pointer `name` (created null on first use), which the runtime that
+    loads the code points at a host function: the thread launcher, the cross-process summing hook."""
+    g = module.globals.get(name)
+    if g is None:
+        g = ir.GlobalVariable(module, fnty.as_pointer(), name=name)
+        g.initializer = ir.Constant(fnty.as_pointer(), None)
+    return g
+
+
 def internal_function(module: ir.Module, name: str, ret: ir.Type, args: list, arg_names=()):
     """A fresh internal function, or None if the module already has one by this name."""
     if name in module.globals:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from kcompile.ir import Graph, verify
+from kcompile.ir.atomic_files import clean_stale, sibling
 
 from .onnx_ops import EMITTERS, UNSUPPORTED, EmitContext, UnsupportedOpError
 from .onnx_ops.context import value_info
@@ -167,8 +167,11 @@ def _weight_bytes(model: onnx.ModelProto) -> int:
 
 
 def _write_atomically(model: onnx.ModelProto, path: Path, external: bool):
-    """Write and check in a temporary folder beside `path`, then rename into place."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    """Write and check in a staging folder beside `path`, then rename into place (the staging folders
+    killed exports left are removed first). With external data, the data file is renamed in first."""
+    clean_stale(path)
+    tmp = sibling(path, "stage")
+    os.mkdir(tmp)
     try:
         data_name = path.name + ".data"
         tmp_model = tmp / path.name

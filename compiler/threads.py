@@ -32,7 +32,7 @@ import platform
 
 from llvmlite import ir
 
-from .loops import I8P, I32, I64, i64, imax, imin
+from .loops import I8P, I32, I64, function_pointer_global, i64, imax, imin
 
 LAUNCH_SYMBOL = "kc_parallel_launch"
 WORKER_TYPE = ir.FunctionType(ir.VoidType(), [I8P])
@@ -42,11 +42,7 @@ _HEADER = [I64, I64, I32]  # next task, task count, caller's MXCSR
 
 def launcher_global(module: ir.Module) -> ir.GlobalVariable:
     """The module's `kc_parallel_launch` pointer (created null on first use)."""
-    g = module.globals.get(LAUNCH_SYMBOL)
-    if g is None:
-        g = ir.GlobalVariable(module, LAUNCH_TYPE.as_pointer(), name=LAUNCH_SYMBOL)
-        g.initializer = ir.Constant(LAUNCH_TYPE.as_pointer(), None)
-    return g
+    return function_pointer_global(module, LAUNCH_SYMBOL, LAUNCH_TYPE)
 
 
 def _copies_fp_env(module: ir.Module) -> bool:

@@ -122,7 +122,10 @@ def logical_or(x1, x2): return apply("logical_or", x1, x2)
 def logical_not(x): return apply("logical_not", x)
 
 
-def where(condition, x1, x2):
+def where(condition, x1=None, x2=None):
+    if x1 is None or x2 is None:
+        raise ValueError("where(condition) without x1 and x2 (the indices of the nonzero entries) has a "
+                         "data-dependent shape, which a static graph cannot hold; pass both x1 and x2")
     cond = _t(condition)
     if cond.dtype != "bool":
         cond = not_equal(cond, 0)
@@ -275,10 +278,6 @@ def one_hot(x, num_classes, axis=-1, dtype=None):
     return out
 
 
-def stop_gradient(x):
-    raise NotImplementedError("kc.ops.stop_gradient is not supported: the IR has no stop-gradient op")
-
-
 # -- creation --------------------------------------------------------------------------------
 def zeros(shape, dtype="float32"):
     return convert_to_tensor(np.zeros(tuple(shape), to_dtype(dtype).np))
@@ -346,3 +345,10 @@ def _pool(op_prefix):
 
 
 max_pool, average_pool = _pool("max_pool"), _pool("avg_pool")
+
+
+# -- attention-era ops (Keras 3 names) ---------------------------------------------------------
+from .einsum import einsum  # noqa: E402,F401
+from .ops_more import (cond, cumsum, dot_product_attention, moveaxis, stop_gradient, swapaxes, tile,  # noqa: E402,F401
+                       top_k, tril, triu)
+from . import ops_image as image  # noqa: E402  (kc.ops.image.resize, kc.ops.image.affine_transform)

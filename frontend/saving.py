@@ -20,12 +20,13 @@ import io
 import json
 import os
 import struct
-import tempfile
-import tokenize
 import zipfile
 import zlib
 
 import numpy as np
+
+from kcompile.ir import load_budget
+from kcompile.ir.atomic_files import write_atomic  # noqa: F401  (also BackupAndRestore's)
 
 FORMAT_VERSION = 1
 _REGISTRY: dict = {}     # "package>Name" and "Name" -> class or function
@@ -99,16 +100,17 @@ def save_model(model, filepath, overwrite=True):
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Rebuild a model saved with `model.save` (its architecture, then its weights by position)."""
     from .config_tree import deserialize_layer
-    kind, config, arrays = _read_archive(filepath)
-    if kind != "kcompile-model" or config is None:
-        raise ValueError(f"{filepath}: is a kcompile weights file, not a model; use model.load_weights")
-    try:
-        model = deserialize_layer(config["model"], custom_objects or {})
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"{filepath}: malformed model config ({type(e).__name__}: {e})") from None
-    if config.get("quantization"):
-        from .quantization import restore
-        restore(model, config["quantization"])
+    with load_budget.loading(os.fspath(filepath)):   # the arrays and every weight the config builds
+        kind, config, arrays = _read_archive(filepath)
+        if kind != "kcompile-model" or config is None:
+            raise ValueError(f"{filepath}: is a kcompile weights file, not a model; use model.load_weights")
+        try:
+            model = deserialize_layer(config["model"], custom_objects or {})
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{filepath}: malformed model config ({type(e).__name__}: {e})") from None
+        if config.get("quantization"):
+            from .quantization import restore
+            restore(model, config["quantization"])
     _assign(model, arrays, filepath)
     return model
 
@@ -120,7 +122,8 @@ def save_weights(model, filepath, overwrite=True):
 
 
 def load_weights(model, filepath):
-    _, _, arrays = _read_archive(filepath)
+    with load_budget.loading(os.fspath(filepath)):
+        _, _, arrays = _read_archive(filepath)
     _assign(model, arrays, filepath)
 
 
@@ -142,29 +145,19 @@ def _write_archive(filepath, kind: str, config: dict, arrays: list, overwrite: b
     write_atomic(filepath, write, suffix=".kcompile")
 
 
-def write_atomic(path, write, suffix: str = "") -> None:
-    """Call write(f) on a temporary file beside `path`, then rename it over `path` (removed on failure),
-    so a reader sees the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _read_archive(filepath):
     filepath = os.fspath(filepath)
     if not os.path.isfile(filepath):
         raise FileNotFoundError(f"no such kcompile model/weights file: {filepath}")
     try:
         with zipfile.ZipFile(filepath) as z:
+            for member in ("kcompile.json", "config.json", "weights.npz"):   # sizes before inflating
+                load_budget.charge_bytes(f"archive member '{member}'", z.getinfo(member).file_size)
             header = json.loads(z.read("kcompile.json"))
             config = json.loads(z.read("config.json"))
             npz = z.read("weights.npz")
+    except load_budget.LoadBudgetError:
+        raise
     except (zipfile.BadZipFile, zlib.error, struct.error, NotImplementedError, KeyError, EOFError, OSError,
             ValueError, UnicodeDecodeError, RuntimeError) as e:   # RuntimeError: a member flagged encrypted
         raise ValueError(f"{filepath}: not a valid kcompile file (corrupt, truncated or another format): "
@@ -179,16 +172,16 @@ def _read_archive(filepath):
 
 
 def _read_arrays(npz: bytes, count: int, filepath) -> list:
+    """The arrays w0..w{count-1}: each header is checked against the loading budget before its data is read."""
     try:
-        with np.load(io.BytesIO(npz), allow_pickle=False) as data:
-            arrays = [data[f"w{i}"] for i in range(count)]
-    except (ValueError, KeyError, OSError, zipfile.BadZipFile, zlib.error, struct.error, EOFError, RuntimeError,
-            SyntaxError, tokenize.TokenError) as e:   # numpy's .npy header parser raises the last two on a mangled header
+        data = load_budget.read_npz(io.BytesIO(npz), f"{filepath}: weights.npz")
+        arrays = [data[f"w{i}"] for i in range(count)]
+    except load_budget.LoadBudgetError:
+        raise
+    except (ValueError, KeyError) as e:
         raise ValueError(f"{filepath}: weights are corrupt or not plain numeric arrays "
                          f"({type(e).__name__}: {e})") from None
     for i, a in enumerate(arrays):
-        if not isinstance(a, np.ndarray):   # NpzFile hands back the raw bytes of a member without the .npy magic
-            raise ValueError(f"{filepath}: weight w{i} is not a .npy array")
         if a.dtype.kind not in "biuf":
             raise ValueError(f"{filepath}: weight w{i} has unsupported dtype {a.dtype}")
     return arrays

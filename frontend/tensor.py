@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from kcompile.ir import GraphBuilder, TensorType, Value, dtype as to_dtype, get_op
+from kcompile.ir import GraphBuilder, TensorType, Value, check_input_dtype, dtype as to_dtype, get_op
 from kcompile.ir.ops.elementwise import BINARY
 
 from . import eager_native
@@ -239,6 +239,8 @@ def cast_if_int(t):
 # -- conversion of loose values --------------------------------------------------------------
 def to_array(x, dtype=None) -> np.ndarray:
     """A NumPy array for a Python/NumPy value; Python floats and float64 arrays become float32 (Keras)."""
+    if np.iscomplexobj(x):
+        check_input_dtype("a tensor value", np.asarray(x).dtype)   # refused, never cast to real
     if dtype is not None:
         return np.asarray(x, dtype=to_dtype(dtype).np)
     a = np.asarray(x)

@@ -18,6 +18,28 @@ class SignatureDtypeError(SignatureError, TypeError):
     """An input whose dtype does not convert safely (same-kind cast) to the signature's dtype."""
 
 
+def check_input_dtype(where: str, dtype) -> None:
+    """The one input dtype policy of every executor (front end, runtime, CLI): bool, integer and float
+    arrays only. Complex is refused, never cast (the imaginary part would silently vanish); strings,
+    Python objects and records are refused too."""
+    dt = np.dtype(dtype)
+    if dt.kind == "c":
+        raise SignatureDtypeError(f"{where}: complex input (dtype {dt}) is refused: models compute in real "
+                                  "numbers and casting would drop the imaginary part; pass x.real, or the real "
+                                  "and imaginary parts as separate features")
+    if dt.kind not in "biuf":
+        raise SignatureDtypeError(f"{where}: dtype {dt} is not numeric; expected bool, integer or float arrays")
+
+
+def check_batch_size(batch_size, where: str) -> int | None:
+    """A batch_size argument: None (the default) or a positive int; 0, negatives and non-ints are refused."""
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"{where}: batch_size must be a positive integer (or None), got {batch_size!r}")
+    return int(batch_size)
+
+
 def check_signature(owner: str, signature: Signature, inputs, *, convert: bool = False,
                     allow_unexpected: bool = False, max_batch: int | None = None) -> tuple[list, int | None]:
     """Match inputs (a list in order, or a dict by name) to `signature`; returns (arrays, batch size).
@@ -50,6 +72,7 @@ def _in_order(owner: str, signature: Signature, inputs, allow_unexpected: bool) 
 
 
 def _check_one(where: str, t: TensorType, a: np.ndarray, batch, convert: bool, max_batch):
+    check_input_dtype(where, a.dtype)
     if a.dtype != t.dtype.np:
         expected = f"{where}: expected dtype {t.dtype.name} ({t.dtype.np}), got {a.dtype}"
         if not convert:

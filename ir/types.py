@@ -5,9 +5,11 @@ from dataclasses import dataclass
 from typing import Iterable, Union
 
 from .dtypes import DType, dtype as to_dtype
+from .errors import ShapeError
 
 Dim = Union[int, str]
 BATCH = "N"
+INT64_MAX = (1 << 63) - 1   # element counts and byte sizes are int64 in generated code
 
 
 def _check_dim(d, pos: int) -> Dim:
@@ -23,6 +25,20 @@ def _check_dim(d, pos: int) -> Dim:
     return d
 
 
+def _check_size(dims: tuple, dt: DType) -> None:
+    """Element count and byte size (per batch row when the batch is symbolic) must fit int64: native
+    code indexes with int64, so a larger shape would wrap around and address garbage. A zero-sized
+    dimension does not excuse the others: the strides still multiply them."""
+    span = 1
+    for d in dims:
+        if isinstance(d, int):
+            span *= max(d, 1)
+    if span * dt.itemsize > INT64_MAX:
+        per_row = " per batch row" if any(isinstance(d, str) for d in dims) else ""
+        raise ShapeError(f"shape {shape_str(dims)} of {dt.name} spans {span} elements ({span * dt.itemsize} "
+                         f"bytes){per_row}: more than int64 indexing can address (at most {INT64_MAX} bytes)")
+
+
 @dataclass(frozen=True)
 class TensorType:
     shape: tuple
@@ -35,6 +51,7 @@ class TensorType:
                 raise ValueError(f"only the leading dimension may be symbolic, got shape {dims}")
         object.__setattr__(self, "shape", dims)
         object.__setattr__(self, "dtype", to_dtype(dtype))
+        _check_size(dims, self.dtype)
 
     @property
     def rank(self) -> int:

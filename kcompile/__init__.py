@@ -3,7 +3,8 @@
 `import kcompile as kc` gives the Keras 3 user API: kc.Sequential, kc.Model, kc.Input, kc.layers,
 kc.ops, kc.models.load_model, kc.utils, kc.datasets, kc.initializers, kc.activations,
 kc.regularizers, kc.Variable, and the training API (kc.losses, kc.metrics, kc.optimizers,
-kc.callbacks, kc.GradientTape, kc.grad, kc.value_and_grad, kc.function, kc.config) and kc.pruning.
+kc.callbacks, kc.GradientTape, kc.grad, kc.value_and_grad, kc.function, kc.config), kc.pruning and
+kc.distribution (data-parallel training over MPI).
 """
 import importlib
 
@@ -37,6 +38,7 @@ _LAZY = {
     "constraints": ("kcompile.frontend.constraints", None),
     "random": ("kcompile.frontend.random", None),
     "quantization": ("kcompile.frontend.quantization", None),
+    "distribution": ("kcompile.frontend.distribution", None),
 }
 
 

@@ -27,9 +27,11 @@ KERAS_MODULES = {
     "kcompile.regularizers": "kcompile.frontend.regularizers",
     "kcompile.constraints": "kcompile.frontend.constraints",
     "kcompile.ops": "kcompile.frontend.ops",
+    "kcompile.ops.image": "kcompile.frontend.ops_image",
     "kcompile.random": "kcompile.frontend.random",
     "kcompile.saving": "kcompile.frontend.saving",
     "kcompile.config": "kcompile.frontend.config",
+    "kcompile.distribution": "kcompile.frontend.distribution",
 }
 
 

@@ -13,7 +13,8 @@ from .regions import merge_scans
 from .rewrite import Match, Rewriter, Rule, constant_value, rebuilt, rewrite_graph, splat_value
 
 MAX_FOLD_ELEMENTS = 1 << 16  # larger results stay computed at run time rather than bloat the graph
-NEVER_FOLD = {"constant", "broadcast_to"}  # a splat of a scalar is already the compact form
+NEVER_FOLD = {"constant", "broadcast_to",  # a splat of a scalar is already the compact form
+              "cross_process_sum"}         # its value depends on the other processes
 VIEWS = tuple(sorted(ops_with("view")))     # reshape-like: the same elements in the same order
 
 

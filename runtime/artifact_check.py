@@ -181,17 +181,24 @@ def host_cpu_flags() -> set | None:
     return set()
 
 
-def check_cpu_features(target: dict, flags: set | None = None) -> None:
-    """Refuse code built for another architecture or for instruction sets this CPU lacks."""
+def check_cpu_features(target: dict, features: set | None = None) -> None:
+    """Refuse code built for another architecture, or one claiming any feature this CPU does not report.
+
+    features: the host's enabled features under LLVM's names (default: runtime.host_cpu). Every
+    feature the manifest lists must be among them, known to any table or not: an unknown one could
+    be an instruction this CPU lacks, and running it would be an illegal-instruction crash."""
     arch = target["triple"].split("-")[0]
     host = platform.machine().lower()
     same = {arch, host} <= {"x86_64", "amd64"} or arch == host or {arch, host} <= {"aarch64", "arm64"}
     if not same:
         raise ArtifactError(f"artifact built for {arch}, this machine is {host}")
-    flags = host_cpu_flags() if flags is None else flags
-    if flags is None:
-        return  # no way to read the flags here; the architecture matched
-    missing = sorted(f for f in target["features"] if f in CPUINFO_FLAG and CPUINFO_FLAG[f] not in flags)
+    source = "the given feature list"
+    if features is None:
+        from .host_cpu import host_features
+        features, source = host_features()
+        if features is None:
+            return  # no way to read the features here; the architecture matched
+    missing = sorted(f for f in target["features"] if f not in features)
     if missing:
         raise ArtifactError(f"artifact needs CPU features this machine lacks: {', '.join(missing)} "
-                            f"(built for {target.get('cpu', '?')}); recompile it here")
+                            f"(built for {target.get('cpu', '?')}; not reported by {source}); recompile it here")

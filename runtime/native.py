@@ -19,8 +19,8 @@ from typing import Mapping
 
 import numpy as np
 
-from kcompile.ir import TensorType
-from kcompile.ir.signature import check_signature
+from kcompile.ir import TensorType, load_budget
+from kcompile.ir.signature import check_batch_size, check_signature
 
 from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
 from .code_loader import ObjectCode, SharedLibrary
@@ -75,6 +75,7 @@ def _read_checked(root: Path, name: str, manifest: dict, what: str, expect_size:
     if expect_size is not None and size != expect_size:
         raise ArtifactError(f"{what}: {name} holds {size} bytes, the manifest declares {expect_size} "
                             f"({'truncated' if size < expect_size else 'oversized'})")
+    load_budget.check_bytes(f"artifact {root.name}: {what} file {name}", size)   # before reading it in
     data = p.read_bytes()
     want = manifest["sha256"].get(name)
     if want is None or hashlib.sha256(data).hexdigest() != want:
@@ -167,6 +168,7 @@ class CompiledModel:
 
     def predict(self, x, batch_size: int | None = None):
         """Outputs for inputs x (an array, a list in input order, or a dict by input name)."""
+        batch_size = check_batch_size(batch_size, f"{self.manifest['name']}.predict")
         arrays = self._as_list(x, "forward")
         batch = self._batch_of(self._entries["forward"], arrays)
         if batch_size is None or batch is None or batch <= batch_size:

@@ -127,4 +127,6 @@ class LowerCtx:
 
 STATUS_OK = 0
 STATUS_INDEX_OUT_OF_RANGE = 1
-STATUS_MESSAGES = {STATUS_INDEX_OUT_OF_RANGE: "an index was out of range (gather/scatter_add); it was clamped"}
+STATUS_COLLECTIVE_FAILED = 2
+STATUS_MESSAGES = {STATUS_INDEX_OUT_OF_RANGE: "an index was out of range (gather/scatter_add); it was clamped",
+                   STATUS_COLLECTIVE_FAILED: "cross_process_sum failed (the summing hook raised; see its error)"}

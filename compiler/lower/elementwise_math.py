@@ -169,6 +169,7 @@ EMITTERS = {
     "where": lambda b, args, node: b.select(args[0], args[1], args[2]),
     "cast": lambda b, args, node: emit_cast(b, args[0], node.inputs[0].type.dtype, node.attrs["dtype"]),
     "broadcast_to": lambda b, args, node: args[0],  # broadcasting is done by the loop's index mapping
+    "stop_gradient": lambda b, args, node: args[0],  # the identity forward; autodiff reads the op
 }
 
 

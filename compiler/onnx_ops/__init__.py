@@ -33,3 +33,8 @@ def unsupported(name: str, reason: str):
 
 from . import elementwise, reduce, linalg, shape, index, nn, random, fused, quant, control, sparse  # noqa: E402,F401  (fill the table)
 from . import qat  # noqa: E402,F401  (fake_quantize)
+from . import along_axis  # noqa: E402,F401  (cumsum, top_k)
+from . import image  # noqa: E402,F401  (resize, affine_transform)
+
+unsupported("cross_process_sum", "it sums over the processes of a data-parallel training job; an exported "
+            "inference graph has no processes to sum over (synchronized BatchNormalization uses it only in training)")

@@ -100,3 +100,8 @@ def _cast(ctx, node, ins, outs):
 @onnx_op("constant")
 def _constant(ctx, node, ins, outs):
     ctx.emit("Constant", [], out=outs[0], value=numpy_helper.from_array(np.asarray(node.attrs["value"])))
+
+
+@onnx_op("stop_gradient")
+def _stop_gradient(ctx, node, ins, outs):
+    ctx.emit("Identity", ins, out=outs[0])  # inference graphs carry no gradients: the identity

@@ -8,8 +8,17 @@ from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, 
                       GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
 from .recurrent import GRU, LSTM, SimpleRNN
 from .normalization import BatchNormalization, LayerNormalization
+from .normalization import GroupNormalization, UnitNormalization
+from .regularization import (ActivityRegularization, GaussianDropout, GaussianNoise, SpatialDropout1D,
+                             SpatialDropout2D, SpatialDropout3D)
+from .image_preprocessing import CenterCrop, Resizing
+from .augmentation import (RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation, RandomTranslation,
+                           RandomZoom)
 from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .activation_layers import ELU, Identity, Lambda, LeakyReLU, ReLU, Softmax
+from .einsum_dense import EinsumDense
+from .attention import MultiHeadAttention
+from .dot_attention import AdditiveAttention, Attention
 from .reshaping import (Cropping1D, Cropping2D, Permute, RepeatVector, UpSampling1D, UpSampling2D, ZeroPadding1D,
                         ZeroPadding2D)
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 import inspect
 
 from .. import activations, ops
+from . import arguments
 from .base import Layer
 
 
 class ReLU(Layer):
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
+        self.max_value = arguments.number(self, "max_value", max_value, 0, optional=True)
+        self.negative_slope = arguments.number(self, "negative_slope", negative_slope, 0)
+        self.threshold = arguments.number(self, "threshold", threshold)
 
     def call(self, inputs):
         return activations.relu(inputs, self.negative_slope, self.max_value, self.threshold)
@@ -24,7 +27,7 @@ class LeakyReLU(Layer):
     def __init__(self, negative_slope=0.3, **kwargs):
         alpha = kwargs.pop("alpha", None)   # the Keras 2 name
         super().__init__(**kwargs)
-        self.negative_slope = float(alpha if alpha is not None else negative_slope)
+        self.negative_slope = arguments.number(self, "negative_slope", alpha if alpha is not None else negative_slope)
 
     def call(self, inputs):
         return ops.leaky_relu(inputs, self.negative_slope)
@@ -36,7 +39,7 @@ class LeakyReLU(Layer):
 class ELU(Layer):
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
-        self.alpha = float(alpha)
+        self.alpha = arguments.number(self, "alpha", alpha)
 
     def call(self, inputs):
         return ops.elu(inputs, self.alpha)
@@ -66,7 +69,14 @@ class Lambda(Layer):
     """Wrap a function of tensors; saveable only when the function is registered by name."""
 
     def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
+        function_type = kwargs.pop("function_type", None)   # Keras 2 configs: "lambda" means marshalled code
+        for key in ("module", "output_shape_type", "output_shape_module"):
+            kwargs.pop(key, None)
         super().__init__(**kwargs)
+        if _is_serialized_code(function, function_type):
+            raise ValueError(f"Lambda '{self.name}': serialized Python code is refused (kcompile never runs code "
+                             "from a file); register the function with kc.saving.register_keras_serializable "
+                             "and pass custom_objects, or rebuild the model in code")
         if mask is not None:   # kcompile propagates no masks: a downstream layer would silently ignore it
             raise NotImplementedError(f"Lambda '{self.name}': mask= is not supported (kcompile has no masking)")
         if isinstance(function, str):
@@ -75,6 +85,9 @@ class Lambda(Layer):
             if resolved is None:
                 raise ValueError(f"Lambda '{self.name}': function {function!r} is not registered")
             function = resolved
+        if not callable(function):
+            raise ValueError(f"Lambda '{self.name}': function must be callable or a registered function's name, "
+                             f"got {type(function).__name__}")
         self.function = function
         self.arguments = dict(arguments or {})
 
@@ -90,6 +103,15 @@ class Lambda(Layer):
             raise ValueError(f"Lambda '{self.name}' cannot be saved: its function is not registered with "
                              "kc.saving.register_keras_serializable (kcompile never saves Python code)")
         return {**super().get_config(), "function": name, "arguments": self.arguments}
+
+
+def _is_serialized_code(function, function_type) -> bool:
+    """Keras's saved lambdas: marshalled bytecode as {"class_name": "__lambda__", ...} (Keras 3) or a
+    [code, defaults, closure] list with function_type "lambda" (Keras 2)."""
+    if function_type == "lambda" or isinstance(function, (list, tuple)):
+        return True
+    return isinstance(function, dict) and (function.get("class_name") == "__lambda__" or "code" in function
+                                           or "code" in (function.get("config") or {}))
 
 
 def _takes(fn, name: str) -> bool:

@@ -7,7 +7,8 @@ import re
 
 import numpy as np
 
-from kcompile.ir import BATCH, GraphBuilder, IRError, TensorType, i64
+from kcompile.ir import BATCH, GraphBuilder, IRError, TensorType, i64, load_budget
+from kcompile.ir import dtype as to_dtype
 
 from .. import constraints, initializers, ops, regularizers
 from ..tensor import KTensor, TraceContext, convert_to_tensor, current_trace, tracing
@@ -82,6 +83,8 @@ class Layer:
         if initializer is None:
             initializer = "glorot_uniform" if dtype in (None, "float32", "float64") else "zeros"
         init = initializers.get(initializer)
+        # loading a model: a config's sizes count against the budget before the initializer allocates
+        load_budget.charge(f"layer '{self.name}' weight '{name or 'variable'}'", shape, to_dtype(dtype or "float32").np)
         var = Variable(init(shape, dtype=dtype or "float32"), name=name or self._unused_weight_name(),
                        trainable=trainable,
                        dtype=dtype or "float32")

@@ -5,7 +5,8 @@ from .. import activations, constraints, initializers, ops, regularizers
 from ..tensor import apply
 from .base import Layer
 from .core import as_float, check_last_dim
-from .serial import check_channels_last, pair, ser_act, ser_con, ser_init, ser_reg
+from . import arguments
+from .serial import check_channels_last, ser_act, ser_con, ser_init, ser_reg
 
 
 def check_rank(layer, input_shape, rank: int):
@@ -25,14 +26,13 @@ class _BaseConv(Layer):
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         check_channels_last(data_format, self.name)
-        self.filters, self.groups = int(filters), int(groups)
-        self.kernel_size = pair(kernel_size, self.rank, "kernel_size", self.name)
-        self.strides = pair(strides, self.rank, "strides", self.name)
-        self.dilation_rate = pair(dilation_rate, self.rank, "dilation_rate", self.name)
+        self.filters = arguments.integer(self, "filters", filters)
+        self.groups = arguments.integer(self, "groups", groups)
+        self.kernel_size = arguments.int_tuple(self, "kernel_size", kernel_size, self.rank)
+        self.strides = arguments.int_tuple(self, "strides", strides, self.rank)
+        self.dilation_rate = arguments.int_tuple(self, "dilation_rate", dilation_rate, self.rank)
         allowed = ("valid", "same", "causal") if self.rank == 1 else ("valid", "same")
-        self.padding = padding.lower()
-        if self.padding not in allowed:
-            raise ValueError(f"layer '{self.name}': padding must be one of {allowed}, got {padding!r}")
+        self.padding = arguments.choice(self, "padding", padding, allowed)
         self.data_format = "channels_last"
         self.activation = activations.get(activation)
         self.use_bias = use_bias
@@ -109,11 +109,11 @@ class DepthwiseConv2D(Layer):
         self.depthwise_constraint = constraints.get(depthwise_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
         check_channels_last(data_format, self.name)
-        self.kernel_size = pair(kernel_size, 2, "kernel_size", self.name)
-        self.strides = pair(strides, 2, "strides", self.name)
-        self.dilation_rate = pair(dilation_rate, 2, "dilation_rate", self.name)
-        self.padding = padding.lower()
-        self.depth_multiplier = int(depth_multiplier)
+        self.kernel_size = arguments.int_tuple(self, "kernel_size", kernel_size, 2)
+        self.strides = arguments.int_tuple(self, "strides", strides, 2)
+        self.dilation_rate = arguments.int_tuple(self, "dilation_rate", dilation_rate, 2)
+        self.padding = arguments.choice(self, "padding", padding, ("valid", "same"))
+        self.depth_multiplier = arguments.integer(self, "depth_multiplier", depth_multiplier)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.depthwise_initializer = initializers.get(depthwise_initializer)
@@ -164,12 +164,12 @@ class SeparableConv2D(Layer):
         self.pointwise_constraint = constraints.get(pointwise_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
         check_channels_last(data_format, self.name)
-        self.filters = int(filters)
-        self.kernel_size = pair(kernel_size, 2, "kernel_size", self.name)
-        self.strides = pair(strides, 2, "strides", self.name)
-        self.dilation_rate = pair(dilation_rate, 2, "dilation_rate", self.name)
-        self.padding = padding.lower()
-        self.depth_multiplier = int(depth_multiplier)
+        self.filters = arguments.integer(self, "filters", filters)
+        self.kernel_size = arguments.int_tuple(self, "kernel_size", kernel_size, 2)
+        self.strides = arguments.int_tuple(self, "strides", strides, 2)
+        self.dilation_rate = arguments.int_tuple(self, "dilation_rate", dilation_rate, 2)
+        self.padding = arguments.choice(self, "padding", padding, ("valid", "same"))
+        self.depth_multiplier = arguments.integer(self, "depth_multiplier", depth_multiplier)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.depthwise_initializer = initializers.get(depthwise_initializer)

@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import activations, constraints, initializers, ops, regularizers
 from ..tensor import KTensor, apply, convert_to_tensor, current_trace
+from . import arguments
 from .base import Layer
 from .serial import check_channels_last, ser_act, ser_con, ser_init, ser_reg
 
@@ -30,7 +31,7 @@ class Dense(Layer):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if lora_rank is not None:
             raise NotImplementedError(f"Dense '{self.name}': LoRA is not supported")
-        self.units = int(units)
+        self.units = arguments.integer(self, "units", units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -107,9 +108,7 @@ def layer_seed(layer, seed) -> int:
 class Dropout(Layer):
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0 <= rate <= 1:
-            raise ValueError(f"Dropout '{self.name}': rate must be in [0, 1], got {rate}")
-        self.rate = float(rate)
+        self.rate = arguments.number(self, "rate", rate, 0, 1)
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.seed = seed
 
@@ -154,7 +153,7 @@ class Flatten(Layer):
 class Reshape(Layer):
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
-        self.target_shape = tuple(target_shape)
+        self.target_shape = arguments.int_tuple(self, "target_shape", target_shape, None, minimum=-1)
 
     def call(self, inputs):
         return apply("reshape", inputs, shape=(inputs.ir_shape[0],) + self.target_shape)
@@ -181,7 +180,8 @@ class Embedding(Layer):
         super().__init__(**kwargs)
         if mask_zero or lora_rank is not None:
             raise NotImplementedError(f"Embedding '{self.name}': mask_zero and LoRA are not supported")
-        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.input_dim = arguments.integer(self, "input_dim", input_dim)
+        self.output_dim = arguments.integer(self, "output_dim", output_dim)
         self.embeddings_initializer = initializers.get(
             "random_uniform" if embeddings_initializer == "uniform" else embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)

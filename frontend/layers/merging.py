@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import ops
+from . import arguments
 from .base import Layer
 
 
@@ -72,7 +73,7 @@ class Minimum(_Merge):
 class Concatenate(Layer):
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
-        self.axis = axis
+        self.axis = arguments.axis(self, "axis", axis)
 
     def call(self, inputs):
         if not isinstance(inputs, (list, tuple)) or len(inputs) < 1:

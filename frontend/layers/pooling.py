@@ -5,7 +5,8 @@ from .. import ops
 from ..tensor import apply
 from .base import Layer
 from .conv import check_rank
-from .serial import check_channels_last, pair
+from . import arguments
+from .serial import check_channels_last
 
 
 class _Pool(Layer):
@@ -17,11 +18,10 @@ class _Pool(Layer):
         super().__init__(name=name, **kwargs)
         check_channels_last(data_format, self.name)
         pool_size = pool_size if pool_size is not None else 2
-        self.pool_size = pair(pool_size, self.rank, "pool_size", self.name)
-        self.strides = pair(strides, self.rank, "strides", self.name) if strides is not None else self.pool_size
-        self.padding = padding.lower()
-        if self.padding not in ("valid", "same"):
-            raise ValueError(f"layer '{self.name}': padding must be 'valid' or 'same', got {padding!r}")
+        self.pool_size = arguments.int_tuple(self, "pool_size", pool_size, self.rank)
+        self.strides = (arguments.int_tuple(self, "strides", strides, self.rank) if strides is not None
+                        else self.pool_size)
+        self.padding = arguments.choice(self, "padding", padding, ("valid", "same"))
         self.data_format = "channels_last"
 
     def call(self, inputs):

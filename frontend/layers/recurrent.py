@@ -13,6 +13,7 @@ from kcompile.ir import GraphBuilder, TensorType
 
 from .. import activations, initializers, ops, regularizers
 from ..tensor import KTensor, TraceContext, apply, tracing
+from . import arguments
 from .base import Layer
 from .core import as_float
 from .serial import ser_act, ser_init, ser_reg
@@ -44,9 +45,7 @@ class _RNN(Layer):
             raise NotImplementedError(f"{what}: stateful=True is not supported")
         if any(c is not None for c in (kernel_constraint, recurrent_constraint, bias_constraint)):
             raise NotImplementedError(f"{what}: weight constraints are not supported")
-        if int(units) <= 0:
-            raise ValueError(f"{what}: units must be a positive int, got {units}")
-        self.units = int(units)
+        self.units = arguments.integer(self, "units", units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)

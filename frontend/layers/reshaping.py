@@ -3,21 +3,21 @@ from __future__ import annotations
 
 from .. import ops
 from ..tensor import apply
+from . import arguments
 from .base import Layer
 from .conv import check_rank
 from .serial import check_channels_last
 
 
-def _pairs(padding, n: int, name: str) -> tuple:
-    """Keras padding/cropping spec: int, (a, b) per axis, or ((before, after), ...)."""
-    if isinstance(padding, int):
-        return ((padding, padding),) * n
-    padding = tuple(padding)
-    if n == 1 and len(padding) == 2 and all(isinstance(p, int) for p in padding):
-        return (padding,)   # 1-D layers take (before, after)
-    if len(padding) != n:
-        raise ValueError(f"layer '{name}': expected {n} padding/cropping values, got {padding!r}")
-    return tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+def _pairs(layer, arg: str, padding, n: int) -> tuple:
+    """Keras padding/cropping spec: int, (a, b) per axis, or ((before, after), ...); none negative."""
+    flat_pair = isinstance(padding, (list, tuple)) and len(padding) == 2 and all(isinstance(p, int) for p in padding)
+    if isinstance(padding, int) or (n == 1 and flat_pair):   # 1-D layers take (before, after)
+        return (arguments.int_tuple(layer, arg, padding, 2, minimum=0),) * n
+    if not isinstance(padding, (list, tuple)) or len(padding) != n:
+        raise ValueError(f"layer '{layer.name}' ({type(layer).__name__}): argument `{arg}` must be an integer or "
+                         f"{n} values (one per spatial axis), got {padding!r}")
+    return tuple(arguments.int_tuple(layer, arg, p, 2, minimum=0) for p in padding)
 
 
 class _ZeroPadding(Layer):
@@ -26,7 +26,7 @@ class _ZeroPadding(Layer):
     def __init__(self, padding=1, data_format=None, **kwargs):
         super().__init__(**kwargs)
         check_channels_last(data_format, self.name)
-        self.padding = _pairs(padding, self.rank, self.name)
+        self.padding = _pairs(self, "padding", padding, self.rank)
 
     def call(self, inputs):
         check_rank(self, inputs.shape, self.rank + 2)
@@ -51,7 +51,7 @@ class _Cropping(Layer):
     def __init__(self, cropping=1, data_format=None, **kwargs):
         super().__init__(**kwargs)
         check_channels_last(data_format, self.name)
-        self.cropping = _pairs(cropping, self.rank, self.name)
+        self.cropping = _pairs(self, "cropping", cropping, self.rank)
 
     def call(self, inputs):
         check_rank(self, inputs.shape, self.rank + 2)
@@ -83,7 +83,7 @@ class _UpSampling(Layer):
         check_channels_last(data_format, self.name)
         if interpolation != "nearest":
             raise ValueError(f"layer '{self.name}': only interpolation='nearest' is supported")
-        self.size = (size,) * self.rank if isinstance(size, int) else tuple(size)
+        self.size = arguments.int_tuple(self, "size", size, self.rank)
 
     def call(self, inputs):
         check_rank(self, inputs.shape, self.rank + 2)
@@ -115,7 +115,7 @@ class UpSampling2D(_UpSampling):
 class Permute(Layer):
     def __init__(self, dims, **kwargs):
         super().__init__(**kwargs)
-        self.dims = tuple(dims)
+        self.dims = arguments.int_tuple(self, "dims", dims, None)
 
     def call(self, inputs):
         return ops.transpose(inputs, (0,) + self.dims)
@@ -127,7 +127,7 @@ class Permute(Layer):
 class RepeatVector(Layer):
     def __init__(self, n, **kwargs):
         super().__init__(**kwargs)
-        self.n = int(n)
+        self.n = arguments.integer(self, "n", n)
 
     def call(self, inputs):
         x = ops.expand_dims(inputs, 1)

@@ -21,14 +21,6 @@ def ser_act(fn):
     return activations.serialize(fn)
 
 
-def pair(v, n: int, what: str, layer: str) -> tuple:
-    """An int or an n-tuple of ints, as Keras's standardize_tuple."""
-    t = (v,) * n if isinstance(v, int) else tuple(v)
-    if len(t) != n or not all(isinstance(x, int) and x > 0 for x in t):
-        raise ValueError(f"layer '{layer}': {what} must be a positive int or {n} positive ints, got {v!r}")
-    return t
-
-
 def check_channels_last(data_format, layer: str):
     if data_format not in (None, "channels_last"):
         raise ValueError(f"layer '{layer}': data_format={data_format!r} is not supported "

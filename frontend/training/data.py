@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kcompile.ir import check_input_dtype
+
 
 def to_list(x) -> list | None:
     if x is None:
@@ -22,6 +24,7 @@ def _as_array(a) -> np.ndarray:
         a = np.asarray(a)
     if a.dtype == object or a.dtype.kind in "USO":
         raise TypeError(f"expected numeric arrays, got an array of dtype {a.dtype}")
+    check_input_dtype("the data", a.dtype)   # complex refused, as the runtime does
     return a
 
 

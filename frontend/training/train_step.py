@@ -68,21 +68,44 @@ def emit_loss(E, compiled, ys, preds, sw, extra_losses):
     return total, per_output
 
 
-def build_train_step(model, compiled, y_types, has_sw) -> StepGraph:
+def trace_loss_and_grads(model, compiled, y_types, has_sw, entry, scalars, loss_scale=None):
+    """The front half of every train step: inputs, the traced forward pass, the loss and the gradients
+    of the trainable variables it reads (of the loss times the scalar input named `loss_scale`, if
+    given). `scalars` names the extra f32 scalar inputs (after the rng counter); returns (builder,
+    trace, total loss, per-output losses, trainable, grads, scalar Values)."""
     from kcompile.frontend.trace import trace_model
-    b = GraphBuilder(f"{_safe(model.name)}_train_step")
+    b = GraphBuilder(f"{_safe(model.name)}_{entry}")
     xs, ys, sw = _inputs(b, model, y_types, has_sw)
     rng = b.input("__rng_counter", TensorType((), i64))
-    lr = b.input("__learning_rate", TensorType((), f32))
-    it = b.input("__iterations", TensorType((), f32))
+    extra = {name: b.input(name, TensorType((), f32)) for name in scalars}
     tr = trace_model(model, b, xs, training=True, rng_counter=rng)
-    E = GraphEmitter(b)
-    total, per_output = emit_loss(E, compiled, ys, tr.outputs, sw, tr.losses)
+    total, per_output = emit_loss(GraphEmitter(b), compiled, ys, tr.outputs, sw, tr.losses)
     trainable = [v for v in model.trainable_weights if v.path in tr.params]
     if not trainable:
         raise ValueError(f"model '{model.name}' has no trainable weights used by its forward pass: nothing to train")
-    grads = backprop(b, total, [tr.params[v.path] for v in trainable])
-    opt = compiled.optimizer
+    target = total if loss_scale is None else b.op("mul", total, extra[loss_scale])
+    grads = backprop(b, target, [tr.params[v.path] for v in trainable])
+    return b, tr, total, per_output, trainable, grads, extra
+
+
+def build_train_step(model, compiled, y_types, has_sw) -> StepGraph:
+    b, tr, total, per_output, trainable, grads, extra = trace_loss_and_grads(
+        model, compiled, y_types, has_sw, "train_step", ("__learning_rate", "__iterations"))
+    lr, it = extra["__learning_rate"], extra["__iterations"]
+    slot_params, updated = emit_optimizer_update(b, compiled.optimizer, trainable, tr.params, grads, lr, it)
+    outs, names = _loss_and_pred_outputs(compiled, total, per_output, tr.outputs)
+    updated += list(tr.state_updates.items())
+    for param, v in updated:
+        outs.append(v)
+        names.append(update_output(param))
+    b.meta["param_updates"] = {update_output(param): param for param, _ in updated}
+    graph = b.build(outs, names)
+    return StepGraph(graph, dict(tr.variables), slot_params, _pred_names(compiled))
+
+
+def emit_optimizer_update(b, opt, trainable, params, grads, lr, it):
+    """The optimizer's update of the trainable variables (Values `params[path]`) from `grads`: returns
+    (slot param name -> (path, slot), [(parameter name, new Value)] for the variables and the slots)."""
     opt.build(trainable)
     slot_params, slots = {}, {}
     for s in opt.active_slots():
@@ -92,18 +115,11 @@ def build_train_step(model, compiled, y_types, has_sw) -> StepGraph:
             slots[s].append(b.param(name, opt.slots[v.path][s]))
             slot_params[name] = (v.path, s)
     paths = [v.path for v in trainable]
-    new_params, new_slots = opt.emit_update(b, [tr.params[p] for p in paths], grads, slots, lr, it, paths,
+    new_params, new_slots = opt.emit_update(b, [params[p] for p in paths], grads, slots, lr, it, paths,
                                             constraints_of(trainable))
-    outs, names = _loss_and_pred_outputs(compiled, total, per_output, tr.outputs)
     updated = list(zip(paths, new_params))
     updated += [(opt.slot_param_name(s, p), v) for s in slots for p, v in zip(paths, new_slots[s])]
-    updated += list(tr.state_updates.items())
-    for param, v in updated:
-        outs.append(v)
-        names.append(update_output(param))
-    b.meta["param_updates"] = {update_output(param): param for param, _ in updated}
-    graph = b.build(outs, names)
-    return StepGraph(graph, dict(tr.variables), slot_params, _pred_names(compiled))
+    return slot_params, updated
 
 
 def build_test_step(model, compiled, y_types, has_sw) -> StepGraph:

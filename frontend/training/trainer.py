@@ -11,8 +11,10 @@ import warnings
 
 import numpy as np
 
+from kcompile.ir import check_batch_size
 from kcompile.frontend.data import Dataset, unpack_dataset
 from kcompile.frontend.training import data as D
+from kcompile.frontend.training import data_parallel
 from kcompile.frontend.training.backend import make_executor, resolve_backend
 from kcompile.frontend.training.callback_base import CallbackList
 from kcompile.frontend.training.compile_utils import Compiled
@@ -147,7 +149,8 @@ class TrainerMixin:
     def _compiled_step(self, kind, xs, ys, sw):
         """One compiled step on arrays already ordered by input/output (fit's per-step path: kept lean)."""
         c = self._require_compiled(f"{kind}_step")
-        runner = self._runner(kind, ys, sw is not None)
+        dp = data_parallel.for_model(self) if kind == "train" else None
+        runner = self._runner(kind, ys, sw is not None) if dp is None else self._split_step(ys, sw is not None)
         feed = dict(zip(self.input_names, xs))
         for i, y in enumerate(ys or []):
             feed[target_name(c.output_names, i)] = y
@@ -156,12 +159,24 @@ class TrainerMixin:
         if kind == "train":
             feed.update(__rng_counter=np.int64(self._rng_counter), __learning_rate=np.float32(c.optimizer.learning_rate),
                         __iterations=np.float32(int(c.optimizer.iterations)))
-        out = runner.run(feed)
+        if dp is None:
+            out, n = runner.run(feed), len(xs[0])
+        else:   # shard of a global batch: summed gradients, global loss, metrics on the gathered batch
+            out, ys, sw, n = dp.step(self, runner, feed, xs, ys, sw)
         if kind == "train":
             c.optimizer.finish_step()
             self._rng_counter += 1
-        self._update_metrics(c, out, ys, sw, len(xs[0]))
+        self._update_metrics(c, out, ys, sw, n)
         return c.logs()
+
+    def _split_step(self, ys, has_sw) -> data_parallel.SplitStep:
+        """The train step as gradient and update entries (data-parallel training), cached like _runner's."""
+        c = self._compiled
+        key = ("split", tuple(None if y is None else y.shape[1:] for y in ys or []), has_sw)
+        if key not in c.step_cache:
+            y_types = [None if y is None else _target_type(y) for y in ys or [None] * len(c.output_names)]
+            c.step_cache[key] = data_parallel.SplitStep(self, c, y_types, has_sw, resolve_backend(c.backend))
+        return c.step_cache[key]
 
     def _runner(self, kind, ys, has_sw) -> StepRunner:
         c = self._compiled
@@ -194,6 +209,8 @@ class TrainerMixin:
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         """Train for `epochs` epochs; returns the History (Keras 3 keys, e.g. loss, accuracy, val_loss)."""
         self._require_compiled("fit")
+        check_batch_size(batch_size, "fit")
+        check_batch_size(validation_batch_size, "fit(validation_batch_size)")
         stream = _stream(x, y, sample_weight, steps_per_epoch, shuffle, "fit")
         x, y, sample_weight, batch_size, shuffle = unpack_dataset(x, y, sample_weight, batch_size, shuffle, "fit")
         if isinstance(validation_data, Dataset):
@@ -215,14 +232,20 @@ class TrainerMixin:
             if class_weight is not None:   # Keras weighs the training split only (no sample_weight with it)
                 val = (val[0], val[1], None)
         steps = stream.num_steps() if stream else steps_per_epoch or -(-len(train[0][0]) // batch_size)
+        dp = data_parallel.for_model(self)
+        if dp is not None:   # files and progress bars from rank 0 only
+            callbacks, verbose = dp.callbacks(callbacks, verbose)
         cbs = self._callbacks(callbacks, verbose, epochs=epochs, steps=steps)
         self.stop_training = False
         cbs.on_train_begin()
         initial_epoch, self._initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch, None  # (a restore)
+        if dp is not None:   # same model everywhere, rank 0's weights, optimizer state and start epoch
+            initial_epoch = dp.start(self, initial_epoch)
         logs, pending = {}, []
         for epoch in range(initial_epoch, epochs):
             if stream is None:
                 batches, pending = _epoch_batches(len(train[0][0]), batch_size, shuffle, steps_per_epoch, pending)
+                batches = batches if dp is None or not shuffle else dp.same_batches(batches)
             else:   # the stream's own batches, in its order
                 train, batches = self._stream_epoch(stream, class_weight)
                 if not batches:
@@ -255,9 +278,11 @@ class TrainerMixin:
         self.reset_metrics()
         cbs.on_epoch_begin(epoch)
         logs = {}
+        dp = data_parallel.for_model(self)
         for step, idx in enumerate(batches):
             cbs.on_train_batch_begin(step)
-            bx, by, bsw = _batch(train, idx, contiguous=not shuffle)
+            idx = idx if dp is None else dp.shard(idx)   # this process's rows of the global batch
+            bx, by, bsw = _batch(train, idx, contiguous=not shuffle and len(idx) > 0)
             logs = self._run_step("train", bx, by, bsw)
             cbs.on_train_batch_end(step, logs)
             if self.stop_training:
@@ -271,6 +296,7 @@ class TrainerMixin:
         kwargs.pop("_use_cached_eval_dataset", None)   # Keras's internal flag: no cache here, no effect
         if kwargs:
             raise ValueError(f"evaluate(): arguments not recognized: {sorted(kwargs)}")
+        check_batch_size(batch_size, "evaluate")
         x, y, sample_weight, batch_size, steps = _drain(x, y, sample_weight, batch_size, steps, "evaluate")
         x, y, sample_weight, batch_size, _ = unpack_dataset(x, y, sample_weight, batch_size, False, "evaluate")
         arrays = self._prepare(x, y, sample_weight, None, "evaluate")
@@ -292,6 +318,7 @@ class TrainerMixin:
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for x in batches of batch_size (any size; the last batch may be smaller)."""
+        check_batch_size(batch_size, "predict")
         x, _, _, batch_size, steps = _drain(x, None, None, batch_size, steps, "predict")
         x, _, _, batch_size, _ = unpack_dataset(x, None, None, batch_size, False, "predict")
         xs = self._prepare_x(x)

@@ -130,3 +130,7 @@ defop("cast", ("x",), lambda ts, attrs: [ts[0].with_dtype(attrs["dtype"])],
 defop("constant", (), lambda ts, attrs: [TensorType(attrs["value"].shape, attrs["value"].dtype)],
       lambda xs, attrs, batch: [np.array(attrs["value"])],
       attrs={"value": Attr("array")}, differentiable=False, doc="a literal tensor")
+
+# stop_gradient: the identity forward; its gradient rule returns no gradient (passes/grad_rules/elementwise.py).
+defop("stop_gradient", ("x",), lambda ts, attrs: [ts[0]], lambda xs, attrs, batch: [np.array(xs[0])],
+      doc="identity whose gradient is zero (Keras ops.stop_gradient)", traits=("elementwise", "integer"))

@@ -5,8 +5,8 @@
     kcompile inspect ARTIFACT
 
 Every error is one line on stderr and a non-zero exit status (set KCOMPILE_TRACEBACK=1 for the
-traceback). Outputs are staged in a temporary folder beside OUTDIR and moved in only once every
-requested kind was produced, so a failed compile leaves nothing behind.
+traceback). Outputs are staged in a folder beside OUTDIR that replaces it in one step only once every
+requested kind was produced, so a failed or killed compile leaves the old OUTDIR or the new one.
 
 Modules: args (parsers and help), compile (the compile command), job (what a compile computes once),
 source (loading MODEL), train (the --train entry), emit (the --emit kinds), report (the compile

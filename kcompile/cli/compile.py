@@ -4,9 +4,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from kcompile.ir.atomic_files import staged_dir
 
 from .args import EMIT_KINDS
 from .emit import EMITTERS
@@ -25,8 +27,7 @@ def compile_command(args) -> int:
     with _staged(outdir) as stage:
         job = CompileJob(model, args, stage)
         job.graph  # trace first: a model that cannot be traced fails before any backend work
-        for kind in kinds:
-            EMITTERS[kind](job)
+        _run_emitters(job, kinds)
         if job._compilation is not None:
             job.report.pass_times = list(job.compilation.timings.items())
     job.report.seconds = time.perf_counter() - start
@@ -35,6 +36,25 @@ def compile_command(args) -> int:
 
 
 NATIVE_KINDS = ("opt", "llvm", "asm", "obj", "so", "header")
+
+
+def _run_emitters(job: CompileJob, kinds: list) -> None:
+    """Each kind once, in pipeline order; the ONNX export runs beside the native kinds in a second
+    thread: LLVM's optimizer and code generator release the GIL, so on two cores the export adds
+    little wall time to `--emit so,onnx`. Both threads only read the traced and planned graphs,
+    which are built first."""
+    if "onnx" not in kinds or not set(kinds) & set(NATIVE_KINDS):
+        for kind in kinds:
+            EMITTERS[kind](job)
+        return
+    job.planned
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kcompile-onnx") as pool:
+        onnx = pool.submit(EMITTERS["onnx"], job)
+        for kind in kinds:
+            if kind != "onnx":
+                EMITTERS[kind](job)
+        onnx.result()
+    job.report.files.sort()   # the two threads appended in either order
 
 
 def _check_option_combinations(args, kinds):
@@ -79,20 +99,29 @@ def _check_outdir(outdir: Path) -> Path:
 
 @contextlib.contextmanager
 def _staged(outdir: Path):
-    """A temporary folder beside OUTDIR whose entries move into OUTDIR only if the block succeeds."""
-    stage = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".partial", dir=outdir.parent.resolve()))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private; OUTDIR gets the usual permissions
-    try:
+    """A staging folder beside OUTDIR that replaces it in one step only if the block succeeds; files of
+    OUTDIR this compile does not write are carried over (hard links), so the swap changes only ours."""
+    with staged_dir(outdir) as stage:
         yield stage
-        if not outdir.exists():
-            os.rename(stage, outdir)
-            return
-        for entry in stage.iterdir():
-            target = outdir / entry.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            os.replace(entry, target)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        if outdir.is_dir():
+            _carry_over(outdir, stage)
+
+
+def _carry_over(old: Path, new: Path) -> None:
+    for entry in old.iterdir():
+        target = new / entry.name
+        if os.path.lexists(target):
+            continue
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry), target)
+        elif entry.is_dir():
+            shutil.copytree(entry, target, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, target)
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

@@ -59,12 +59,13 @@ class CompileJob:
     def compilation(self):
         """The one Compilation of the entry graphs that every native emit kind reads its stage from."""
         if self._compilation is None:
+            from kcompile.compiler.disk_cache import DiskCache
             from kcompile.compiler.driver import Compilation, CompileOptions
             a = self.args
             options = CompileOptions(opt_level=a.opt_level, passes=a.passes, verify_each=a.verify_each,
                                      print_ir_after_all=a.print_ir_after_all, target=target_machine(a.target),
                                      sparse=sparse_mode(a))
-            self._compilation = Compilation(self.entries, self.name, options)
+            self._compilation = Compilation(self.entries, self.name, options, disk_cache=DiskCache.from_environment())
         return self._compilation
 
     @property

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from .errors import CLIError
 
 
@@ -40,14 +38,13 @@ def load_calibration_data(path: Path, graph):
     """A .npy array (one input) or a .npz archive of arrays named as the model's inputs."""
     if not path.is_file():
         raise CLIError(f"--calibration-data: no such file '{path}'")
+    from kcompile.ir import load_budget
     try:
-        loaded = np.load(path, allow_pickle=False)
+        return load_budget.load_npy_or_npz(path, f"--calibration-data {path}")
+    except load_budget.LoadBudgetError as e:
+        raise CLIError(str(e)) from None
     except (ValueError, OSError, EOFError) as e:
         raise CLIError(f"--calibration-data {path}: not a NumPy .npy/.npz file of plain arrays ({e})") from None
-    if isinstance(loaded, np.ndarray):
-        return loaded
-    with loaded:
-        return {k: loaded[k] for k in loaded.files}
 
 
 def report_lines(q: dict) -> list:

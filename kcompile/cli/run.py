@@ -1,17 +1,20 @@
 """`kcompile run`: run an artifact folder (or a .onnx file through onnxruntime) on .npy inputs."""
 from __future__ import annotations
 
-import os
-import tokenize
 from pathlib import Path
 
 import numpy as np
+
+from kcompile.ir import load_budget
+from kcompile.ir.atomic_files import write_atomic
 
 from .errors import CLIError
 
 
 def run_command(args) -> int:
     path = Path(args.artifact)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise CLIError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if not path.exists():
         raise CLIError(f"artifact '{path}' does not exist")
     runner = _onnx_runner(path) if path.suffix == ".onnx" else _native_runner(path, args.batch_size)
@@ -28,9 +31,12 @@ def _read_inputs(specs) -> list:
         if not Path(file).is_file():
             raise CLIError(f"input file '{file}' does not exist")
         try:
-            out.append((name or None, np.load(file, allow_pickle=False)))
-        except (ValueError, EOFError, SyntaxError, tokenize.TokenError) as e:  # numpy's header parser raises all four
-            raise CLIError(f"input file '{file}' is not a plain .npy array ({type(e).__name__}: {e})") from None
+            with open(file, "rb") as f:
+                out.append((name or None, load_budget.read_npy(f, f"input file '{file}'")))
+        except load_budget.LoadBudgetError as e:
+            raise CLIError(str(e)) from None
+        except ValueError as e:
+            raise CLIError(f"input file '{file}' is not a plain .npy array ({e})") from None
     return out
 
 
@@ -42,11 +48,6 @@ def _bind(input_names, given) -> dict:
         unknown = sorted(set(named) - set(input_names))
         if unknown:
             raise CLIError(f"unknown input name(s) {unknown}; the model's inputs are {list(input_names)}")
-        repeated = sorted({n for n in named if named.count(n) > 1})
-        missing = [n for n in input_names if n not in named]
-        if repeated or missing:
-            raise CLIError(f"input(s) {repeated or missing} given {'more than once' if repeated else 'no --input'}; "
-                           f"give each of the model's inputs {list(input_names)} once")
         return dict(given)
     if len(given) != len(input_names):
         raise CLIError(f"the model takes {len(input_names)} input(s) {list(input_names)}, got {len(given)} --input")
@@ -88,12 +89,7 @@ def _write_outputs(names, outputs, dest):
         raise CLIError(f"--output must end in .npy (one output) or .npz (several), got '{dest}'")
     if dest.suffix == ".npy" and len(outputs) != 1:
         raise CLIError(f"the model has {len(outputs)} outputs {list(names)}; save them with --output FILE.npz")
-    tmp = dest.with_name(f".{dest.name}.partial{dest.suffix}")
-    try:
-        if dest.suffix == ".npy":
-            np.save(tmp, outputs[0], allow_pickle=False)
-        else:
-            np.savez(tmp, **dict(zip(names, outputs)))
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    if dest.suffix == ".npy":
+        write_atomic(dest, lambda f: np.save(f, outputs[0], allow_pickle=False))
+    else:
+        write_atomic(dest, lambda f: np.savez(f, **dict(zip(names, outputs))))

@@ -172,3 +172,8 @@ def _cast(b, node, g):
     if not x.dtype.is_float:
         return [None]  # integer and bool sources carry no gradient
     return [g if x.dtype == g.dtype else b.cast(g, dtype=x.dtype)]
+
+
+@defvjp("stop_gradient")
+def _stop_gradient(b, node, g):
+    return [None]  # by definition: nothing flows back through it (Keras/JAX stop_gradient)

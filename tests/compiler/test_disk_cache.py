@@ -143,3 +143,17 @@ def test_max_size_setting_is_checked(monkeypatch, tmp_path):
     monkeypatch.setenv("KCOMPILE_CACHE_MAX_MB", "lots")
     with pytest.raises(ValueError, match="KCOMPILE_CACHE_MAX_MB"):
         DiskCache(tmp_path)
+
+
+def test_artifact_object_code_is_cached_by_the_planned_graphs(tmp_path):
+    from kcompile import runtime
+    from kcompile.compiler.artifact import write_compilation
+
+    cache = DiskCache(tmp_path / "cache")
+    first = Compilation({"forward": _graph()}, "dc", disk_cache=cache)
+    write_compilation(first, tmp_path / "a")
+    second = Compilation({"forward": _graph()}, "dc", disk_cache=cache)
+    write_compilation(second, tmp_path / "b")
+    assert first.stage_runs["library"] == 1 and "library" not in second.stage_runs   # LLVM did not run
+    a, b = runtime.load(tmp_path / "a"), runtime.load(tmp_path / "b")
+    np.testing.assert_array_equal(a(_x()), b(_x()))

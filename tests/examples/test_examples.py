@@ -74,3 +74,9 @@ def test_deploy_python_c_and_onnx_agree(tmp_path):
         assert "same classes: True" in line
         assert float(re.search(r"model.predict: ([0-9.e+-]+)", line).group(1)) <= 1e-5
     assert (tmp_path / "digits_artifact" / "libdigits.so").exists() and (tmp_path / "deploy_demo").exists()
+
+
+def test_digits_augmented_convnet_trains_natively():
+    """The augmentation layers inside a natively compiled training step (new transforms every step)."""
+    out = run_example("digits_augmented_convnet.py", "--epochs", "4", "--backend", "native")
+    assert metric(out, "test_acc") > 0.6

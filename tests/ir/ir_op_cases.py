@@ -215,6 +215,11 @@ for shape, seed, counter in (((4, 5), 0, 0), ((3, 7), 42, 12345), ((2, 3, 5), 7,
          {"seed": seed}, rtol=0, atol=0)
 
 
+# one process (no summing hook installed): the sum over a world of one is x itself
+for dt in ("f32", "f64"):
+    case("cross_process_sum", [rand(RNG, (3, 7), dt)], lambda xs, attrs: [xs[0].copy()], rtol=0, atol=0)
+
+
 # -- fused (a region the fuse pass outlined; static shapes: the region's types are fixed) ----------
 def _region(name, types, body):
     rb = GraphBuilder(name)
@@ -291,3 +296,48 @@ for a_shape, block, nblocks in (((5, 7), (1, 1), 11), ((3, 2, 6), (2, 3), 5), ((
     n = 6 if block[1] != 1 else 5
     case("sparse_matmul", [rand(RNG, a_shape), *sp.random_structure(RNG, a_shape[-1], n, block, nblocks)],
          sp.sparse_matmul, {"block": block}, rtol=1e-5, atol=1e-5)
+
+# -- stop_gradient, cumsum, top_k ----------------------------------------------------------------
+import ir_oracles_along_axis as ax_o  # noqa: E402
+
+case("stop_gradient", [rand(RNG, (3, 5))], ax_o.stop_gradient)
+case("stop_gradient", [rand(RNG, (4,), "i32", -9, 9)], ax_o.stop_gradient, batched=())
+for shape, attrs in (((3, 7), {}), ((4, 5, 3), {"axis": 1, "reverse": True}), ((2, 6), {"axis": 0}),
+                     ((3, 2, 5), {"axis": -1, "reverse": True})):
+    case("cumsum", [rand(RNG, shape)], ax_o.cumsum, attrs, batched=() if attrs.get("axis") == 0 else (0,))
+case("cumsum", [rand(RNG, (3, 4), "i32", -9, 9)], ax_o.cumsum, {"axis": 1})
+case("cumsum", [rand(RNG, (5, 3), "f64")], ax_o.cumsum, {"axis": 0, "reverse": True}, batched=(), rtol=1e-12)
+case("top_k", [rand(RNG, (3, 13))], ax_o.top_k, {"k": 4})
+case("top_k", [rand(RNG, (2, 3, 7))], ax_o.top_k, {"k": 7})
+case("top_k", [np.round(rand(RNG, (4, 9), lo=-2, hi=2))], ax_o.top_k, {"k": 5})   # ties: lower index first
+case("top_k", [rand(RNG, (5, 6), "i32", -3, 3)], ax_o.top_k, {"k": 2})
+case("top_k", [rand(RNG, (11,))], ax_o.top_k, {"k": 1}, batched=())
+
+# -- image ops: resize up and down (odd sizes), affine_transform in every fill mode --------------
+import ir_oracles_image as img  # noqa: E402
+
+for size, interp in (((11, 4), "bilinear"), ((3, 13), "bilinear"), ((5, 9), "nearest"), ((2, 3), "nearest")):
+    case("resize", [rand(RNG, (2, 5, 7, 3))], img.resize, {"size": size, "interpolation": interp}, atol=1e-5)
+
+
+def _warps(n, projective=True):
+    """Rotations, scales, shears and shifts around the image; small projective terms when asked."""
+    t = np.zeros((n, 8), np.float32)
+    for k in range(n):
+        a, s = RNG.uniform(-3.2, 3.2), RNG.uniform(0.6, 1.6)
+        t[k, :6] = [s * np.cos(a), -s * np.sin(a) + 0.1, RNG.uniform(-8, 8), s * np.sin(a), s * np.cos(a),
+                    RNG.uniform(-8, 8)]
+        t[k, 6:] = RNG.uniform(-0.02, 0.02, 2) if projective else 0
+    return t
+
+
+# dyadic transforms keep every source point exact in float32, so nearest's ties (x.5) are tested exactly
+DYADIC = np.array([[0.75, -0.5, 1.25, 0.5, 1.5, -2.5, 0, 0], [-1, 0, 6.5, 0, 1, 0.5, 0, 0],
+                   [0.5, 0, -3.5, 0, -0.5, 7.5, 0, 0]], np.float32)
+for mode in ("constant", "nearest", "mirror", "reflect"):   # wrap (no ONNX form): tests/ir/test_ir_image.py
+    case("affine_transform", [rand(RNG, (3, 6, 7, 2)), _warps(3)], img.affine_transform,
+         {"fill_mode": mode, "fill_value": 0.5}, batched=(0, 1), rtol=1e-5, atol=1e-5)
+    case("affine_transform", [rand(RNG, (3, 5, 6, 2)), DYADIC], img.affine_transform,
+         {"fill_mode": mode, "interpolation": "nearest", "fill_value": -1.0}, batched=(0, 1), rtol=0, atol=0)
+case("affine_transform", [rand(RNG, (2, 1, 5, 2)), _warps(1)[0]], img.affine_transform, {"fill_mode": "mirror"},
+     rtol=1e-5, atol=1e-5)

@@ -13,7 +13,7 @@ class Arg:
     """One operand: a graph input (may lead with the batch symbol) or a parameter (static)."""
     shape: tuple
     dtype: str = "f32"
-    kind: str = "normal"   # normal | unit | wide | positive | near_one | halves | pow2 | small | ties | bool | index:K | range:LO:HI
+    kind: str = "normal"   # normal | unit | wide | warp | positive | near_one | halves | pow2 | small | ties | bool | index:K | range:LO:HI
     param: bool = False
 
 
@@ -60,9 +60,18 @@ def sample(arg: Arg, batch: int, rng: np.random.Generator) -> np.ndarray:
         a = rng.uniform(-0.5, 0.5, shape)
     elif kind == "wide":
         a = rng.normal(0, 6, shape)
+    elif kind == "warp":  # affine_transform rows: rotation, scale, shift, a small projective part
+        a = _warps(rng, int(np.prod(shape[:-1])), 8).reshape(shape)
     else:
         a = rng.normal(0, 1, shape)
     return np.asarray(a).astype(np.dtype(_NP[arg.dtype]))
+
+
+def _warps(rng, n, size):
+    angle, scale = rng.uniform(-3.2, 3.2, n), rng.uniform(0.6, 1.6, n)
+    cos, sin = scale * np.cos(angle), scale * np.sin(angle)
+    shift = rng.uniform(-size, size, (2, n))
+    return np.stack([cos, -sin, shift[0], sin, cos, shift[1], *rng.uniform(-0.02, 0.02, (2, n))], axis=1)
 
 
 _NP = {"f32": "float32", "f64": "float64", "i8": "int8", "u8": "uint8", "i32": "int32", "i64": "int64",
@@ -330,4 +339,20 @@ CASES += [  # index structures drawn at random: repeated blocks, empty block col
                            Arg((6,), "i32", "offsets:9", True)], {"block": (1, 1)}, "csc"),
     Case("sparse_matmul", [Arg(("N", 2, 8)), Arg((24,), param=True), Arg((4,), "i32", "range:0:4", True),
                            Arg((4,), "i32", "offsets:4", True)], {"block": (2, 3), "weight": "d/kernel"}, "block"),
+]
+CASES += [
+    Case("stop_gradient", [Arg(("N", 3, 4))]),
+    Case("cumsum", [Arg(("N", 5))], {"axis": 1}),
+    Case("cumsum", [Arg(("N", 4, 3))], {"axis": 1, "reverse": True}, "reverse"),
+    Case("cumsum", [Arg(("N", 6), "i32", "range:-9:9")], {"axis": -1}, "i32"),
+    Case("top_k", [Arg(("N", 9))], {"k": 3}),
+    Case("top_k", [Arg(("N", 2, 8), "f32", "ties")], {"k": 8}, "ties"),
+]
+CASES += [  # image ops: Resize on H and W; affine_transform as GridSample (wrap has no ONNX form)
+    Case("resize", [Arg(("N", 5, 7, 3))], {"size": (11, 4)}, "bilinear"),
+    Case("resize", [Arg(("N", 5, 7, 3))], {"size": (3, 13), "interpolation": "nearest"}, "nearest"),
+    *[Case("affine_transform", [Arg(("N", 6, 7, 2)), Arg(("N", 8), kind="warp")],
+           {"fill_mode": mode, "fill_value": 0.5, "interpolation": interp}, f"{interp}-{mode}")
+      for mode in ("constant", "nearest", "mirror", "reflect") for interp in ("bilinear", "nearest")],
+    Case("affine_transform", [Arg(("N", 6, 7, 2)), Arg((8,), kind="warp", param=True)], {}, "one-transform"),
 ]

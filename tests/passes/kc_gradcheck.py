@@ -36,7 +36,8 @@ def op_loss_graph(op: str, specs, attrs):
     xs = [b.input(f"x{i}", TensorType(shape, _dtype(kind))) for i, (shape, kind) in enumerate(specs)]
     outs = b.op(op, *xs, **attrs)
     outs = outs if isinstance(outs, tuple) else (outs,)
-    terms = [b.reduce_sum(b.mul(o, b.input(f"w{i}", o.type))) for i, o in enumerate(outs)]
+    # integer outputs (top_k's indices) carry no gradient and stay out of the loss
+    terms = [b.reduce_sum(b.mul(o, b.input(f"w{i}", o.type))) for i, o in enumerate(outs) if o.dtype.is_float]
     loss = terms[0]
     for t in terms[1:]:
         loss = b.add(loss, t)

@@ -85,6 +85,7 @@ def _other_cases():
     yield from _binary_cases()
     yield "where", [((3, 1), "bool"), ((3, 4), "f"), ((4,), "f")], {}
     yield "cast", [((N, 3), "f")], {"dtype": "f64"}
+    yield "cross_process_sum", [((N, 3), "f")], {}   # one process: the identity
     for op in ["reduce_sum", "reduce_mean", "reduce_max", "reduce_min"]:
         for axes, keep in [((), False), ((1,), True), ((0, 2), False), ((-1,), False), ((0,), True)]:
             yield op, [((N, 4, 3), "f")], {"axes": axes, "keepdims": keep}
@@ -126,7 +127,22 @@ def _scan_cases():
     yield "scan", [((3,), "f"), ((3,), "f"), ((5, 3), "f")], {"body": _two_carries(), "num_carries": 2, "reverse": True}
 
 
-CASES = list(_other_cases()) + list(_layout_cases()) + list(_conv_cases()) + list(_pool_cases()) + list(_scan_cases())
+def _along_axis_cases():
+    yield "cumsum", [((N, 5), "f")], {"axis": 1}
+    yield "cumsum", [((3, 4, 2), "f")], {"axis": 0, "reverse": True}
+    yield "top_k", [((N, 7), "f")], {"k": 3}
+    yield "top_k", [((2, 3, 5), "f")], {"k": 5}
+
+
+CASES = list(_along_axis_cases()) + list(_other_cases()) + list(_layout_cases()) + list(_conv_cases()) + list(_pool_cases()) + list(_scan_cases())
+
+
+def _image_cases():   # resize is linear in x: its VJP is the transposed resampling
+    yield "resize", [((N, 4, 5, 2), "f")], {"size": (7, 3)}
+    yield "resize", [((2, 5, 3, 1), "f")], {"size": (2, 6), "interpolation": "nearest"}
+
+
+CASES += list(_image_cases())
 
 
 def _case_id(case):
@@ -143,13 +159,15 @@ def test_vjp_matches_finite_differences(case):
 # Straight-through estimators are a definition, not a derivative (the op is a step function): their
 # rules are checked against that definition, and by finite differences where defined, in the named tests.
 STRAIGHT_THROUGH = {"fake_quantize": "tests/quantization/test_fake_quantize.py"}
+# Zero by definition (finite differences would see the identity): checked in the named test.
+DEFINED_ZERO = {"stop_gradient": "tests/passes/test_stop_gradient.py"}
 
 
 def test_every_differentiable_op_has_a_rule_and_a_case():
     differentiable = {name for name, op in OPS.items() if op.differentiable}
     assert differentiable - set(GRADIENT_RULES) == set(), "differentiable ops without a gradient rule"
     assert set(GRADIENT_RULES) - differentiable == set(), "gradient rules for non-differentiable ops"
-    missing = differentiable - {c[0] for c in CASES} - set(STRAIGHT_THROUGH)
+    missing = differentiable - {c[0] for c in CASES} - set(STRAIGHT_THROUGH) - set(DEFINED_ZERO)
     assert missing == set(), "gradient rules without a finite-difference case"
 
 

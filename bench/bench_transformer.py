@@ -1,0 +1,109 @@
+"""Transformer text classifier (embedding 64, 2 heads, sequence 128, batch 32): kcompile native vs
+Keras 3 on JAX, side by side, on the same weights.
+
+The model is examples/transformer_text_classifier.py's (token + position embedding, one encoder
+block, pooling, two dense layers), built once with kcompile and once with Keras. Timed: inference
+(kcompile's compiled forward function vs a jax.jit of the Keras model) and one training step
+(train_on_batch with Adam on both: the public API, optimizer update included). Runners take turns
+call by call so machine load falls on both alike. Prints medians, best times, ratios, the max abs
+difference of the predictions from Keras's, and of onnxruntime on the exported model from kcompile's.
+
+    python bench/bench_transformer.py [--threads 1] [--seconds 3] [--vocab 20000]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from bench_models import measure, pin_threads  # noqa: E402  (same thread pinning and turn-taking timer)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=1, help="threads for kcompile, XLA and onnxruntime")
+    p.add_argument("--seconds", type=float, default=3.0, help="time budget per measurement")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--maxlen", type=int, default=128)
+    p.add_argument("--embed", type=int, default=64)
+    p.add_argument("--heads", type=int, default=2)
+    p.add_argument("--ff", type=int, default=64)
+    p.add_argument("--vocab", type=int, default=20000)
+    return p.parse_args(argv)
+
+
+def build_pair(args):
+    import keras
+    import transformer_text_classifier as ex
+
+    import kcompile as kc
+    kw = dict(maxlen=args.maxlen, vocab=args.vocab, embed_dim=args.embed, num_heads=args.heads, ff_dim=args.ff)
+    ours, theirs = ex.build_model(kc, **kw), ex.build_model(keras, **kw)
+    theirs.set_weights(ours.get_weights())
+    for model, lib in ((ours, kc), (theirs, keras)):
+        model.compile(lib.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    return ours, theirs
+
+
+def onnx_diff(model, x, ours) -> float:
+    import onnxruntime as ort
+
+    from kcompile.compiler.onnx_export import export_onnx
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model.forward_graph(), Path(tmp) / "transformer.onnx")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(os.environ["KCOMPILE_NUM_THREADS"])
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    return float(np.abs(got - ours).max())
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    pin_threads(args.threads)
+    import jax
+
+    from kcompile.compiler.jit import compile_graph
+    from kcompile.compiler.target import host_target
+
+    ours, theirs = build_pair(args)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, args.vocab, (args.batch, args.maxlen)).astype(np.int32)
+    y = rng.integers(0, 2, (args.batch,)).astype(np.int32)
+
+    forward = compile_graph(ours.forward_graph())
+    keras_call = jax.jit(lambda t: theirs(t, training=False))
+    kc_probs = forward([x], nthreads=args.threads)[0]
+    keras_diff = float(np.abs(kc_probs - np.asarray(keras_call(x))).max())
+    try:  # before training: the export takes the weights as they are now
+        onnx_line = f"max|onnxruntime - kcompile| predictions: {onnx_diff(ours, x, kc_probs):.1e}"
+    except ImportError:
+        onnx_line = "onnxruntime is not installed: no ONNX comparison"
+    infer = measure({"kcompile": lambda t: forward([t], nthreads=args.threads),
+                     "keras-jax": lambda t: keras_call(t).block_until_ready()}, x, args.seconds)
+    train = measure({"kcompile": lambda t: ours.train_on_batch(t, y),
+                     "keras-jax": lambda t: theirs.train_on_batch(t, y)}, x, args.seconds)
+
+    target = host_target()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"threads: {args.threads}  cpu: {target.cpu}  features: "
+          f"{','.join(f for f in target.enabled_features if f.startswith('avx'))}  load average {load:.1f}")
+    print(f"model: embedding {args.embed}, {args.heads} heads, sequence {args.maxlen}, ff {args.ff}, "
+          f"vocab {args.vocab}, batch {args.batch}")
+    print(f"{'step':10} {'runner':10} {'median ms':>10} {'best ms':>9} {'calls':>6} {'keras/kc':>9}")
+    for step, res in (("inference", infer), ("train", train)):
+        for name, (med, best, n) in res.items():
+            ratio = f"{res['keras-jax'][0] / res['kcompile'][0]:.2f}" if name == "kcompile" else ""
+            print(f"{step:10} {name:10} {med * 1e3:10.3f} {best * 1e3:9.3f} {n:6d} {ratio:>9}")
+    print("keras/kc: Keras-JAX median over kcompile's (above 1: kcompile is faster)")
+    print(f"max|kcompile - keras| predictions: {keras_diff:.1e}")
+    print(onnx_line)
+
+
+if __name__ == "__main__":
+    main()
