@@ -163,3 +163,15 @@ def test_load_model_refuses_a_member_flagged_encrypted(fixtures, tmp_path, membe
     (tmp_path / "m.keras").write_bytes(_flag_encrypted(archive, member))   # zipfile: RuntimeError on read
     with pytest.raises(ValueError, match="not a valid kcompile file"):
         kc.models.load_model(tmp_path / "m.keras")
+
+
+@pytest.mark.parametrize("symbol", ["N", "O3"])
+def test_parse_graph_refuses_a_convolution_kernel_with_a_symbolic_size(symbol):
+    """The fuzzer's IR text: conv2d's shape inference did arithmetic on the symbol (TypeError)."""
+    from kcompile.ir import IRError
+    from kcompile.ir.text import parse_graph
+    text = (f"graph @g(%x: f32[N,6,6,2], %w: f32[{symbol},3,2,7]) -> (y: f32[N,6,6,7]) {{\n"
+            '  %0 = conv2d(%x, %w) {padding="same"} : f32[N,6,6,7]\n'
+            "  return %0\n}\n")
+    with pytest.raises(IRError, match=f"kernel's spatial size must be static, got the symbol '{symbol}'"):
+        parse_graph(text)
