@@ -175,3 +175,12 @@ def test_parse_graph_refuses_a_convolution_kernel_with_a_symbolic_size(symbol):
             "  return %0\n}\n")
     with pytest.raises(IRError, match=f"kernel's spatial size must be static, got the symbol '{symbol}'"):
         parse_graph(text)
+
+
+def test_parse_graph_refuses_text_that_ends_inside_an_array():
+    """The fuzzer's IR text: the array parser took the end-of-text token as an item and ran past it (IndexError)."""
+    from kcompile.ir import ParseError
+    from kcompile.ir.text import parse_graph
+    text = "graph @g(%a: f32[N,4]) -> (y: f32[N,4]) {\n  %1 = constant() {value=array(f32[], ["
+    with pytest.raises(ParseError, match="expected"):
+        parse_graph(text)
