@@ -102,7 +102,8 @@ def read_npy(f, what: str) -> np.ndarray:
             raise ValueError(f"unsupported .npy format version {version}")
         reader = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
         shape, fortran, dtype = reader(f)
-    except (ValueError, SyntaxError, EOFError, tokenize.TokenError) as e:   # numpy's header parser raises all four
+    except (ValueError, SyntaxError, EOFError, TypeError, tokenize.TokenError) as e:   # numpy's header parser
+        # raises all five (TypeError: a header dict with bytes keys, {b'descr': ...}, sorted against str)
         raise ValueError(f"{what}: not a valid .npy array ({e})") from None
     if dtype.hasobject:
         raise ValueError(f"{what}: holds Python objects (dtype {dtype}); only plain numeric arrays load (no pickle)")

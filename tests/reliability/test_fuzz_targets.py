@@ -112,7 +112,12 @@ def _run_cli(argv, capsys):
     return status, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content", [b"", b"\x93NUMPY\x01\x00\x06\x00{\n   \n", b"\x93NUMPY"])
+_BYTES_KEY_HEADER = b"{b'descr': '<f4', 'fortran_order': False, 'shape': (2,), }"   # numpy: TypeError
+
+
+@pytest.mark.parametrize("content", [b"", b"\x93NUMPY\x01\x00\x06\x00{\n   \n", b"\x93NUMPY",
+                                     b"\x93NUMPY\x01\x00" + bytes([len(_BYTES_KEY_HEADER) + 1, 0])
+                                     + _BYTES_KEY_HEADER + b"\n"])
 def test_kcompile_run_refuses_empty_or_mangled_npy(fixtures, tmp_path, capsys, content):
     (tmp_path / "x.npy").write_bytes(content)
     status, err = _run_cli(["run", str(fixtures / "artifacts" / "small"), "--input", str(tmp_path / "x.npy")], capsys)
