@@ -185,7 +185,7 @@ def _read_archive(filepath):
     except load_budget.LoadBudgetError:
         raise
     except (zipfile.BadZipFile, zlib.error, struct.error, NotImplementedError, KeyError, EOFError, OSError,
-            ValueError, UnicodeDecodeError) as e:
+            ValueError, UnicodeDecodeError, RuntimeError) as e:   # RuntimeError: a member flagged encrypted
         raise ValueError(f"{filepath}: not a valid kcompile file (corrupt, truncated or another format): "
                          f"{type(e).__name__}: {e}") from None
     if not isinstance(header, dict) or header.get("format") not in ("kcompile-model", "kcompile-weights"):

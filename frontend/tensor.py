@@ -8,6 +8,7 @@ A KTensor is in one of three modes:
 """
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -20,7 +21,16 @@ from . import eager_native
 # Eager recorders (engineer B's GradientTape appends itself): record(op, inputs, attrs, outputs).
 RECORDERS: list = []
 
-_TRACES: list = []   # stack of active TraceContexts
+# The stack of active TraceContexts, one per thread: two threads tracing at once (say, the first
+# predict of one model from several threads) would otherwise see and pop each other's trace.
+_LOCAL = threading.local()
+
+
+def _traces() -> list:
+    stack = getattr(_LOCAL, "traces", None)
+    if stack is None:
+        stack = _LOCAL.traces = []
+    return stack
 
 
 class TracedValueError(ValueError):
@@ -65,17 +75,19 @@ class TraceContext:
 
 
 def current_trace() -> TraceContext | None:
-    return _TRACES[-1] if _TRACES else None
+    stack = _traces()
+    return stack[-1] if stack else None
 
 
 @contextmanager
 def tracing(ctx: TraceContext):
     """Make `ctx` the active trace: every op applied inside is emitted into its builder."""
-    _TRACES.append(ctx)
+    stack = _traces()
+    stack.append(ctx)
     try:
         yield ctx
     finally:
-        _TRACES.pop()
+        stack.pop()
 
 
 # -- the tensor --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import tokenize
 import zipfile
 import zlib
 
@@ -101,7 +102,8 @@ def read_npy(f, what: str) -> np.ndarray:
             raise ValueError(f"unsupported .npy format version {version}")
         reader = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
         shape, fortran, dtype = reader(f)
-    except (ValueError, SyntaxError, EOFError) as e:
+    except (ValueError, SyntaxError, EOFError, TypeError, tokenize.TokenError) as e:   # numpy's header parser
+        # raises all five (TypeError: a header dict with bytes keys, {b'descr': ...}, sorted against str)
         raise ValueError(f"{what}: not a valid .npy array ({e})") from None
     if dtype.hasobject:
         raise ValueError(f"{what}: holds Python objects (dtype {dtype}); only plain numeric arrays load (no pickle)")
@@ -132,7 +134,8 @@ def read_npz(source, what: str) -> dict:
             try:
                 with z.open(info) as member:
                     arrays[name] = read_npy(member, f"{what}, array '{name}'")
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as e:
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+                    RuntimeError) as e:   # RuntimeError: zipfile's "member is encrypted"
                 raise ValueError(f"{what}, array '{name}': corrupt archive member ({type(e).__name__}: {e})") from None
         return arrays
 

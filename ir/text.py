@@ -184,7 +184,8 @@ class _Parser:
     # token helpers
     def next(self) -> _Tok:
         tok = self.toks[self.i]
-        self.i += 1
+        if tok.kind != "eof":   # stay on the end: a caller that takes any token (array items) must not run past it
+            self.i += 1
         return tok
 
     def peek(self) -> _Tok:

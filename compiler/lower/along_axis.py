@@ -37,8 +37,11 @@ def lower_cumsum(ctx):
 
 
 def _at_least(b, kept, v, dtype):
+    """Whether `kept` ranks ahead of the new value v: NaN ranks below every number and after earlier
+    NaNs, as in the reference's stable argsort (an ordered >= alone put a NaN first and then let
+    every later comparison with it fail, scrambling the row)."""
     if dtype.is_float:
-        return b.fcmp_ordered(">=", kept, v)
+        return b.or_(b.fcmp_ordered(">=", kept, v), b.fcmp_unordered("uno", v, v))
     return (b.icmp_unsigned if dtype == u8 else b.icmp_signed)(">=", kept, v)
 
 

@@ -178,7 +178,8 @@ def softplus(b, x):
 
 
 def power(b, a, e):
-    """NumPy's power: exp(e*log|a|), signed for negative a with integral e, NaN otherwise."""
+    """NumPy's (C99's) power: exp(e*log|a|), signed for negative a with integral e, NaN for other negative
+    finite a; pow(-inf, e) = inf or 0 by the sign of e, and pow(1, e) = pow(a, 0) = 1 even for NaN."""
     if not is_f32(a):
         return libm(b, "pow", a, e)
     m = VMath(b, a.type)
@@ -186,9 +187,13 @@ def power(b, a, e):
     integral = m.cmp("==", m.floor(e), e)
     half = m.mul(e, m.c(0.5))
     odd = m.cmp("!=", m.floor(half), half)
-    signed = m.sel(integral, m.sel(odd, b.fneg(r), r), m.c(math.nan))
-    r = m.sel(m.cmp("<", a, m.c(0.0)), signed, r)
-    return m.sel(m.cmp("==", e, m.c(0.0)), m.c(1.0), r)
+    no_fraction = b.or_(m.cmp("==", a, m.c(-math.inf)), m.cmp("==", a, m.c(0.0)))   # -inf and -0
+    signed = m.sel(integral, m.sel(odd, b.fneg(r), r), m.sel(no_fraction, r, m.c(math.nan)))
+    negative = b.icmp_signed("<", b.bitcast(a, m.ity), const(m.ity, 0))   # the sign bit: -0 counts
+    r = m.sel(negative, signed, r)
+    unit = b.and_(m.cmp("==", m.fabs(a), m.c(1.0)), m.cmp("==", m.fabs(e), m.c(math.inf)))  # (-1)**inf
+    one = b.or_(b.or_(m.cmp("==", e, m.c(0.0)), m.cmp("==", a, m.c(1.0))), unit)
+    return m.sel(one, m.c(1.0), r)
 
 
 _SIN_POLY = (-1.9515295891e-4, 8.3321608736e-3, -1.6666654611e-1)

@@ -16,12 +16,19 @@ from ..loops import I64
 from . import lowering
 
 
-def _call(ctx, fn, buffers, extra=()):
+def _call(ctx, fn, buffers, extra=(), rows=None):
+    """Call a kernel; rows: the leading dimension its batch loop covers (conv/pool: see _rows)."""
     b = ctx.builder
     elem = fn.args[0].type
     ptrs = [b.bitcast(buf.ptr, elem) for buf in buffers] + [b.bitcast(p, elem) for p in extra]
     nthreads = ctx.nthreads if ctx.nthreads.type == I64 else b.zext(ctx.nthreads, I64)
-    b.call(fn, ptrs + [ctx.batch, nthreads])
+    b.call(fn, ptrs + [ctx.batch if rows is None else rows, nthreads])
+
+
+def _rows(ctx, dim):
+    """The run-time batch N, or the static leading dimension: a graph with no N input runs with batch 0,
+    so a kernel looping over the batch argument would compute nothing (found by injecting NaNs)."""
+    return ctx.batch if dim == "N" else I64(int(dim))
 
 
 def _claim_epilogue(ctx):
@@ -59,7 +66,7 @@ def lower_conv(ctx):
     geo = _conv_geometry(ctx, _shape(x), _shape(w), w.type.shape[-1])
     epi, extra = _claim_epilogue(ctx)
     fn = conv_function(ctx.module, ctx.target.features, x.type.dtype.name, "forward", geo, epi)
-    _call(ctx, fn, [*ctx.ins, ctx.outs[0]], extra)
+    _call(ctx, fn, [*ctx.ins, ctx.outs[0]], extra, _rows(ctx, x.type.shape[0]))
 
 
 @lowering("conv2d_input_grad")
@@ -67,7 +74,7 @@ def lower_conv2d_input_grad(ctx):
     dy, w = ctx.node.inputs
     geo = _conv_geometry(ctx, tuple(ctx.attrs["input_shape"]), _shape(w), w.type.shape[-1])
     fn = conv_function(ctx.module, ctx.target.features, dy.type.dtype.name, "input_grad", geo)
-    _call(ctx, fn, [*ctx.ins, ctx.outs[0]])
+    _call(ctx, fn, [*ctx.ins, ctx.outs[0]], rows=_rows(ctx, dy.type.shape[0]))
 
 
 @lowering("conv2d_filter_grad")
@@ -76,7 +83,7 @@ def lower_conv2d_filter_grad(ctx):
     fs = tuple(ctx.attrs["filter_shape"])
     geo = _conv_geometry(ctx, _shape(x), fs, fs[-1])
     fn = conv_function(ctx.module, ctx.target.features, x.type.dtype.name, "filter_grad", geo)
-    _call(ctx, fn, [*ctx.ins, ctx.outs[0]])
+    _call(ctx, fn, [*ctx.ins, ctx.outs[0]], rows=_rows(ctx, x.type.shape[0]))
 
 
 def _pool_geometry(ctx, x_shape):
@@ -91,7 +98,7 @@ def _pool(kind):
         x = ctx.node.inputs[0]
         shape = tuple(ctx.attrs["input_shape"]) if kind == "avg_grad" else _shape(x)
         fn = pool_function(ctx.module, ctx.target.features, x.type.dtype.name, kind, _pool_geometry(ctx, shape))
-        _call(ctx, fn, [*ctx.ins, ctx.outs[0]])
+        _call(ctx, fn, [*ctx.ins, ctx.outs[0]], rows=_rows(ctx, x.type.shape[0]))
     lower.__name__ = f"lower_{kind}_pool"
     return lower
 

@@ -6,6 +6,7 @@ book's GradientTape listings), with metrics and callbacks exactly as for the def
 """
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
@@ -21,6 +22,8 @@ from kcompile.frontend.training.history import History
 from kcompile.frontend.training.runner import StepRunner
 from kcompile.frontend.training.streams import RAN_OUT, BatchStream, is_stream
 from kcompile.frontend.training.train_step import build_test_step, build_train_step, output_types, target_name
+
+_PREDICT_BUILD_LOCK = threading.RLock()   # see Trainer._predict_executor
 
 
 class TrainerMixin:
@@ -359,11 +362,16 @@ class TrainerMixin:
         backend = resolve_backend(c.backend if c is not None else None)
         key = (backend, tuple((v.path, v.shape) for v in self.weights))
         cache = self.__dict__.setdefault("_predict_cache", {})
-        if key not in cache:
-            cache.clear()
-            graph = self.forward_graph(training=False)
-            cache[key] = (make_executor(graph, backend), graph)
-        return cache[key]
+        hit = cache.get(key)
+        if hit is None:
+            with _PREDICT_BUILD_LOCK:   # threads predicting at once build it once (and never see it cleared)
+                hit = cache.get(key)
+                if hit is None:
+                    graph = self.forward_graph(training=False)
+                    hit = (make_executor(graph, backend), graph)
+                    cache.clear()
+                    cache[key] = hit
+        return hit
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._require_compiled("train_on_batch")

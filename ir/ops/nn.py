@@ -17,6 +17,8 @@ PADDINGS = ("valid", "same")
 
 def conv_geometry(size: int, k: int, stride: int, dilation: int, padding: str):
     """(output size, pad before, pad after) along one spatial axis."""
+    # a kernel's leading dimension may parse as a symbol (f32[N,3,2,7]); a window size must be static
+    require(not isinstance(k, str), f"the kernel's spatial size must be static, got the symbol {k!r}")
     eff = (k - 1) * dilation + 1
     if padding == "valid":
         return max((size - eff) // stride + 1, 0), 0, 0

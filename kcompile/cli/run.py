@@ -48,6 +48,11 @@ def _bind(input_names, given) -> dict:
         unknown = sorted(set(named) - set(input_names))
         if unknown:
             raise CLIError(f"unknown input name(s) {unknown}; the model's inputs are {list(input_names)}")
+        repeated = sorted({n for n in named if named.count(n) > 1})
+        missing = [n for n in input_names if n not in named]
+        if repeated or missing:
+            raise CLIError(f"input(s) {repeated or missing} given {'more than once' if repeated else 'no --input'}; "
+                           f"give each of the model's inputs {list(input_names)} once")
         return dict(given)
     if len(given) != len(input_names):
         raise CLIError(f"the model takes {len(input_names)} input(s) {list(input_names)}, got {len(given)} --input")
