@@ -129,16 +129,24 @@ def _encode(x, node_ids, input_ids):
     raise ValueError(f"cannot save a functional-graph argument of type {type(x).__name__}")
 
 
+def _reference(i, count: int, what: str) -> int:
+    """A tensor reference of a functional config, checked: a config names only what comes before it."""
+    if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < count:
+        raise ValueError(f"malformed functional config: a tensor refers to {what} {i!r}, but there are {count}")
+    return i
+
+
 def _decode(x, node_outputs, inputs):
     if isinstance(x, list):
         return [_decode(v, node_outputs, inputs) for v in x]
     if not isinstance(x, dict):
         return x
     if "__input__" in x:
-        return inputs[x["__input__"]]
+        return inputs[_reference(x["__input__"], len(inputs), "input")]
     if "__tensor__" in x:
         node, index = x["__tensor__"]
-        return node_outputs[node][index]
+        outputs = node_outputs[_reference(node, len(node_outputs), "earlier node")]
+        return outputs[_reference(index, len(outputs), f"output of node {node}")]
     if "__array__" in x:
         return convert_to_tensor(np.asarray(x["__array__"], dtype=x["dtype"]))
     if "__dtype__" in x:

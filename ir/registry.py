@@ -160,6 +160,14 @@ class OpDef:
             out = self.infer(list(in_types), attrs)
         except ShapeError as e:
             raise ShapeError(f"{where}: op '{self.name}': {e}") from None
+        except TypeError:
+            # inference does arithmetic on sizes: a symbol past the batch dimension (a sequence length T)
+            # reaches ops that need that size known. Any other TypeError is a bug and propagates.
+            symbolic = [t for t in in_types if any(isinstance(d, str) for d in t.shape[1:])]
+            if not symbolic:
+                raise
+            raise ShapeError(f"{where}: op '{self.name}' needs static sizes where its inputs "
+                             f"{[str(t) for t in in_types]} have a symbolic dimension") from None
         return list(out) if isinstance(out, (list, tuple)) else [out]
 
 

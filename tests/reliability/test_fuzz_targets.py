@@ -189,3 +189,28 @@ def test_parse_graph_refuses_text_that_ends_inside_an_array():
     text = "graph @g(%a: f32[N,4]) -> (y: f32[N,4]) {\n  %1 = constant() {value=array(f32[], ["
     with pytest.raises(ParseError, match="expected"):
         parse_graph(text)
+
+
+def test_parse_graph_refuses_an_op_that_needs_a_static_size_given_a_symbol():
+    """The fuzzer's IR text (after symbolic sequence lengths landed): conv2d's inference did arithmetic on a
+    symbolic spatial size; the registry turns such a TypeError into a ShapeError naming the op and types."""
+    from kcompile.ir import IRError
+    from kcompile.ir.text import parse_graph
+    text = ("graph @g(%x: f32[N,G,6,2], %w: f32[3,3,2,3]) -> (y: f32[N,6,6,3]) {\n"
+            '  %0 = conv2d(%x, %w) {padding="same"} : f32[N,6,6,3]\n'
+            "  return %0\n}\n")
+    with pytest.raises(IRError, match=r"op 'conv2d' needs static sizes .*f32\[N,G,6,2\]"):
+        parse_graph(text)
+
+
+@pytest.mark.parametrize("reference", [[5, 0], [0, 7], ["0", 0]])
+def test_load_model_refuses_a_functional_config_that_refers_to_a_missing_tensor(tmp_path, reference):
+    """The fuzzer's archive: a node argument pointing past the nodes before it escaped as IndexError."""
+    import kcompile as kc
+    from kcompile.frontend.config_tree import functional_from_config
+    x = kc.Input((4,))
+    model = kc.Model(x, kc.layers.Dense(2)(kc.layers.Dense(3)(x)))
+    config = model.get_config()
+    config["nodes"][1]["args"] = [{"__tensor__": reference}]
+    with pytest.raises(ValueError, match="malformed functional config: a tensor refers to"):
+        functional_from_config(config, {})
