@@ -13,7 +13,7 @@ from kcompile.ir.ops.conv_transpose import transpose_geometries
 from ..kernels.conv import conv_function
 from ..kernels.geometry import Geometry
 from . import lowering
-from .nn import _call, _claim_epilogue, _shape
+from .nn import _call, _claim_epilogue, _rows, _shape
 
 
 def adjoint_geometry(x_shape, w_shape, attrs) -> Geometry:
@@ -30,4 +30,4 @@ def lower_conv2d_transpose(ctx):
     geo = adjoint_geometry(_shape(x), _shape(w), ctx.attrs)
     epi, extra = _claim_epilogue(ctx)
     fn = conv_function(ctx.module, ctx.target.features, x.type.dtype.name, "input_grad", geo, epi)
-    _call(ctx, fn, [*ctx.ins, ctx.outs[0]], extra)
+    _call(ctx, fn, [*ctx.ins, ctx.outs[0]], extra, _rows(ctx, x.type.shape[0]))  # static batch: not N=0

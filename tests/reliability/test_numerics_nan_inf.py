@@ -68,6 +68,10 @@ NOT_NUMPY = {
     # NaN last (never among the largest unless k exceeds the numbers); the oracle differs, and JAX,
     # TF and torch rank NaN largest: a convention the op's owner may want to revisit
     "top_k": "NaN ranks last, as np.argsort sorts it",
+    # the reference convolves the stride-dilated, padded input with the flipped kernel (as Keras's
+    # JAX backend, conv_general_dilated with lhs_dilation): the inserted zeros meet NaN/inf weights
+    # (0 * inf = NaN) at outputs the oracle's scatter of each input pixel never touches
+    "conv2d_transpose": "inserted zeros meet NaN/inf in the dilated convolution",
 }
 # Where native NaNs cover more or fewer positions than the reference's, by design; all other
 # positions agree.
@@ -81,6 +85,9 @@ NAN_SET = {
     # either side may have NaNs the other has not
     ("sparse_matmul", 0): "either",
     ("resize", 0): "either",   # see NOT_NUMPY["resize"]; and natively a zero-weight tap makes 0 * inf = NaN
+    # natively the conv input-gradient kernel on the adjoint geometry: as for conv2d_input_grad, a NaN/inf
+    # weight meets the zero padding (0 * inf = NaN) at outputs the reference's convolution leaves finite
+    ("conv2d_transpose", 1): "superset",
 }
 
 
