@@ -193,6 +193,9 @@ def _read_archive(filepath):
     if header.get("version") != FORMAT_VERSION:
         raise ValueError(f"{filepath}: format version {header.get('version')} is not supported "
                          f"(this kcompile reads version {FORMAT_VERSION})")
+    if not isinstance(config, dict) or not isinstance(config.get("weights", []), list):
+        raise ValueError(f"{filepath}: malformed model config: expected an object with a 'weights' list, "
+                         f"got {type(config).__name__}")
     arrays = _read_arrays(npz, len(config.get("weights", [])), filepath)
     return header["format"], config if header["format"] == "kcompile-model" else None, arrays
 

@@ -214,3 +214,21 @@ def test_load_model_refuses_a_functional_config_that_refers_to_a_missing_tensor(
     config["nodes"][1]["args"] = [{"__tensor__": reference}]
     with pytest.raises(ValueError, match="malformed functional config: a tensor refers to"):
         functional_from_config(config, {})
+
+
+@pytest.mark.parametrize("config", ['"same"', "[1, 2]", '{"weights": 3}'])
+def test_load_model_refuses_a_config_that_is_not_an_object_with_a_weights_list(tmp_path, config):
+    """The fuzzer's archive: config.json holding a JSON string escaped as AttributeError ('str'.get)."""
+    import zipfile
+
+    import kcompile as kc
+    model = kc.Sequential([kc.Input((3,)), kc.layers.Dense(2)])
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    members["config.json"] = config.encode()
+    with zipfile.ZipFile(tmp_path / "bad.keras", "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    with pytest.raises(ValueError, match="malformed model config"):
+        kc.models.load_model(tmp_path / "bad.keras")
