@@ -1,10 +1,12 @@
 """Pass "plan-memory": place intermediate tensors in one workspace arena by liveness.
 
-Every tensor with a leading batch dimension takes N times its per-row size, so the arena is laid
-out as [static region: B bytes][batched region: A*N bytes], each packed by a greedy first-fit over
-live intervals (a placement valid for row sizes stays valid scaled by N). The workspace size is
-A*N + B. Views (reshape, expand_dims, squeeze) share their source's storage; graph outputs live in
-the caller's buffers, constants in the code, fused intermediates nowhere.
+A tensor's size is its static bytes times the product of its symbolic dims: the batch N and, in a
+graph with a dynamic sequence length, T (a term of the sizes polynomial: 1, N, T, N*T, ...). The
+arena holds one region per term, [static: B][batched: A*N][then e.g. C*T][D*N*T]..., each packed by
+a greedy first-fit over live intervals (a placement valid for the coefficients stays valid scaled by
+the term). The workspace size is B + A*N + sum(C_i * term_i), evaluated from the run-time sizes.
+Views (reshape, expand_dims, squeeze) share their source's storage; graph outputs live in the
+caller's buffers, constants in the code, fused intermediates nowhere.
 """
 from __future__ import annotations
 
@@ -33,14 +35,60 @@ SCRATCH = {"scan": _scan_scratch_bytes}
 class MemoryPlan:
     static_bytes: int                 # B
     batched_bytes_per_row: int        # A
-    offsets: dict = field(default_factory=dict)  # node output Value (or scratch key) -> ("static"|"batched", offset)
+    offsets: dict = field(default_factory=dict)  # Value (or scratch key) -> (region, offset in coefficient bytes)
+    terms: tuple = ()                 # ((symbols, bytes per unit), ...): the regions after the batched one,
+    #                                   e.g. (("T",), C), (("N", "T"), D); a region is "static", "batched" or symbols
 
-    def workspace_bytes(self, batch: int) -> int:
-        return self.batched_bytes_per_row * batch + self.static_bytes
+    def workspace_bytes(self, batch: int, dims: dict | None = None) -> int:
+        sizes = {**(dims or {}), "N": batch}
+        return self.static_bytes + self.batched_bytes_per_row * batch + \
+            sum(c * term_value(t, sizes) for t, c in self.terms)
 
-    def byte_offset(self, v, batch: int) -> int:
+    def byte_offset(self, v, batch: int, dims: dict | None = None) -> int:
         region, off = self.offsets[v]
-        return off if region == "static" else self.static_bytes + off * batch
+        sizes = {**(dims or {}), "N": batch}
+        return self.region_base(region, sizes) + off * term_value(_symbols(region), sizes)
+
+    def region_base(self, region, sizes: dict) -> int:
+        """Byte offset of a region's start for these sizes (N and the other symbols)."""
+        if region == "static":
+            return 0
+        base = self.static_bytes + self.batched_bytes_per_row * sizes["N"]
+        for t, c in self.terms:
+            if t == region:
+                return base
+            base += c * term_value(t, sizes)
+        return base if region == "batched" else _missing(region)
+
+    def formula(self) -> str:
+        """The workspace size as a sum of terms, e.g. '512*N*T + 64*N + 128 bytes'."""
+        parts = [f"{c}*{'*'.join(t)}" for t, c in self.terms] + [f"{self.batched_bytes_per_row}*N"]
+        return " + ".join(parts + [f"{self.static_bytes} bytes"])
+
+    @property
+    def symbols(self) -> tuple:
+        return tuple(sorted({d for t, _ in self.terms for d in t}))
+
+
+def term_value(symbols: tuple, sizes: dict) -> int:
+    n = 1
+    for d in symbols:
+        n *= sizes[d]
+    return n
+
+
+def _symbols(region) -> tuple:
+    return {"static": (), "batched": ("N",)}.get(region, region)
+
+
+def _missing(region):
+    raise KeyError(f"no workspace region {region!r} in the memory plan")
+
+
+def region_of(t) -> object:
+    """The region of a tensor type: "static", "batched" (N only) or its sorted symbols (e.g. ("N", "T"))."""
+    symbols = tuple(sorted(d for d in t.shape if isinstance(d, str)))
+    return {(): "static", ("N",): "batched"}.get(symbols, symbols)
 
 
 @register_pass("plan-memory")
@@ -48,16 +96,18 @@ def plan_memory(graph: Graph) -> Graph:
     """The same graph with meta["memory"] = MemoryPlan, keyed by Value (a rewritten node is simply unplanned)."""
     home = storage_roots(graph)
     intervals = _live_intervals(graph, home)
-    static, batched = {}, {}
+    regions: dict = {"static": {}, "batched": {}}
     for v, (start, end) in intervals.items():
         t = v.type
-        row = t.dtype.itemsize * _prod(t.shape[1:] if t.has_batch else t.shape)
-        (batched if t.has_batch else static)[v] = (row, start, end)
-    _reserve_scratch(graph, static, batched)
-    s_off, s_size = _first_fit(static)
-    b_off, b_size = _first_fit(batched)
-    offsets = {v: ("static", o) for v, o in s_off.items()} | {v: ("batched", o) for v, o in b_off.items()}
-    plan = MemoryPlan(_round(s_size), b_size, offsets)
+        unit = t.dtype.itemsize * _prod(d for d in t.shape if not isinstance(d, str))
+        regions.setdefault(region_of(t), {})[v] = (unit, start, end)
+    _reserve_scratch(graph, regions["static"], regions["batched"])
+    offsets, sizes = {}, {}
+    for region, items in regions.items():
+        placed, sizes[region] = _first_fit(items)
+        offsets.update({v: (region, o) for v, o in placed.items()})
+    terms = tuple((r, _round(sizes[r])) for r in sorted(r for r in regions if isinstance(r, tuple)))
+    plan = MemoryPlan(_round(sizes["static"]), sizes["batched"], offsets, terms)
     return Graph(graph.name, graph.inputs, graph.params, graph.nodes, graph.outputs, graph.param_values,
                  graph.output_names, {**graph.meta, "memory": plan})
 
@@ -142,16 +192,24 @@ def format_memory(graph: Graph) -> str:
     plan = graph.meta.get("memory")
     if plan is None:
         return ""
-    lines = [f"// workspace = {plan.batched_bytes_per_row}*N + {plan.static_bytes} bytes"]
+    lines = [f"// workspace = {plan.formula()}"]
     for i, node in enumerate(graph.nodes):
         for j, v in enumerate(node.outputs):
             if v in plan.offsets:
-                region, off = plan.offsets[v]
-                where = f"{off}" if region == "static" else f"{plan.static_bytes} + {off}*N"
-                lines.append(f"//   #{i}.{j} {node.op}: offset {where}")
+                lines.append(f"//   #{i}.{j} {node.op}: offset {_where(plan, *plan.offsets[v])}")
         for key in ((node, SCRATCH_STATIC), (node, SCRATCH_BATCHED)):
             if key in plan.offsets:
-                region, off = plan.offsets[key]
-                where = f"{off}" if region == "static" else f"{plan.static_bytes} + {off}*N"
-                lines.append(f"//   #{i} {node.op} {key[1]}: offset {where}")
+                lines.append(f"//   #{i} {node.op} {key[1]}: offset {_where(plan, *plan.offsets[key])}")
     return "\n".join(lines)
+
+
+def _where(plan: MemoryPlan, region, off: int) -> str:
+    """An offset as text: the region's base (earlier regions' sizes) plus off times the region's term."""
+    if region == "static":
+        return f"{off}"
+    base = [f"{plan.static_bytes}"]
+    for t, c in ((("N",), plan.batched_bytes_per_row),) + plan.terms:
+        if t == _symbols(region):
+            break
+        base.append(f"{c}*{'*'.join(t)}")
+    return f"{' + '.join(base)} + {off}*{'*'.join(_symbols(region))}"

@@ -10,8 +10,11 @@ from llvmlite import ir
 from kcompile.ir import ops_with
 
 from ..loops import copy_strided, fill, i64, row_major_strides
-from . import lowering
+from . import lowering, run_time_extents
 from .context import storage_type
+
+
+run_time_extents(*ops_with("view"), "transpose", "concat")   # strided copies over Buffer.dims
 
 
 @lowering(*ops_with("view"))
