@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import kcompile as kc
-from kcompile.frontend import config
 from kcompile.ir import TensorType
 from kcompile.ir.interpreter import InputError
 
@@ -75,27 +74,6 @@ def test_onnx_keeps_the_length_dynamic(tmp_path):
     for steps in (2, 7):
         got = sess.run(None, {graph.inputs[0].name: tokens(steps)})[0]
         np.testing.assert_allclose(got, predict_ref(model, tokens(steps)), rtol=0, atol=1e-5)
-
-
-def test_the_native_backend_compiles_once_for_every_length(monkeypatch):
-    if not config.native_available():
-        pytest.skip("native JIT not available")
-    import kcompile.compiler.jit as jit
-    compiles = []
-
-    class Counting(jit.Compilation):
-        def __init__(self, *args, **kwargs):
-            compiles.append(args[1])
-            super().__init__(*args, **kwargs)
-    monkeypatch.setattr(jit, "Compilation", Counting)
-    jit._CACHE.clear()
-    inp = kc.Input(shape=(None, 2))
-    model = randomized(kc.Model(inp, L.SimpleRNN(3)(inp)))
-    model.compile("sgd", "mse", backend="native")
-    for steps in (2, 5, 11):
-        x = np.random.default_rng(steps).standard_normal((4, steps, 2)).astype(np.float32)
-        np.testing.assert_allclose(model.predict(x, verbose=0), predict_ref(model, x), rtol=1e-5, atol=1e-5)
-    assert len(compiles) == 1
 
 
 def test_lengths_are_checked():
