@@ -210,3 +210,28 @@ def test_native_predictions_match_keras_at_two_lengths_from_one_compile(compiles
         x = np.random.default_rng(steps).standard_normal((2, steps, 3)).astype(np.float32)
         np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
     assert len(compiles) == 1
+
+
+def test_training_artifact_steps_at_two_lengths_like_the_reference(tmp_path):
+    inp = kc.Input(shape=(None, 3))
+    model = randomized(kc.Model(inp, L.Dense(1)(L.GRU(4)(inp))), scale=0.3)
+    model.compile("sgd", "mse")
+    y = np.random.default_rng(1).random((4, 1)).astype(np.float32)
+    step = model.train_step_graph(y)
+    assert step.inputs[0].type.shape == ("N", "T", 3)
+    cm = load(write_artifact(model.forward_graph(), tmp_path / "art", "gru_train", train_step=step))
+    params = dict(step.param_values)
+    updates = step.meta["param_updates"]
+    for k, steps in enumerate((3, 12)):
+        x = np.random.default_rng(steps).random((4, steps, 3)).astype(np.float32)
+        feed = {"__rng_counter": np.int64(k), "__learning_rate": np.float32(0.1), "__iterations": np.float32(k)}
+        want = dict(zip(step.output_names, run(step, [feed.get(v.name, a) for v, a in
+                                                      zip(step.inputs, [x, y, None, None, None])], params)))
+        outs = cm.train_step(x, y, learning_rate=0.1)
+        np.testing.assert_allclose(outs[0] if isinstance(outs, list) else outs, want["loss"], rtol=1e-5)
+        for out, name in updates.items():
+            params[name] = want[out]
+        got = dict(zip(cm.weight_names, cm.get_weights()))
+        assert len(set(updates.values()) & set(got)) == len(model.get_weights())   # every weight compared
+        for name in set(updates.values()) & set(got):
+            np.testing.assert_allclose(got[name], params[name], rtol=1e-5, atol=1e-6)
