@@ -87,11 +87,9 @@ def first_call(kind: str, steps: int, mode: str, args) -> float:
 def main(argv=None):
     args = parse_args(argv)
     import kcompile as kc
-    from kcompile.compiler.target import host_target
+    from bench_machine import machine_line
 
-    target = host_target()
-    print(f"threads: {os.environ.get('KCOMPILE_NUM_THREADS', '1')}  cpu: {target.cpu}  features: "
-          f"{','.join(f for f in target.enabled_features if f.startswith('avx'))}  load: {os.getloadavg()[0]:.1f}")
+    print(machine_line(int(os.environ.get("KCOMPILE_NUM_THREADS", "1"))))
     steps = [int(s) for s in args.steps.split(",")]
     short, long_ = steps[0], steps[-1]
     counter = Compiles()

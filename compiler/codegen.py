@@ -31,8 +31,8 @@ from kcompile.ir import Graph, Value, get_op
 from kcompile.passes.memory import SCRATCH_BATCHED, SCRATCH_STATIC
 from kcompile.ir.ops.sparse import sparse_weights
 
-from .dynamic_dims import (DYNAMIC_ENTRY_TYPE, DYNAMIC_POINTERS_ENTRY_TYPE, DYNAMIC_SIZE_TYPE, bind_symbols,
-                           check_run_time_extents, entry_symbols, workspace_base)
+from .dynamic_dims import (DYNAMIC_ENTRY_TYPE, DYNAMIC_POINTERS_ENTRY_TYPE, DYNAMIC_SIZE_TYPE, DynamicDimError,
+                           bind_symbols, check_run_time_extents, entry_symbols, workspace_base)
 from .loops import I8, I32, I64, copy_bytes, flush_denormals, i64, restore_denormals
 from .lower import get_lowering
 from .lower.constants import constant_pointer
@@ -234,8 +234,8 @@ class _EntryBuilder:
         if axis == 0:
             return self.batch
         if d not in self.sizes:
-            raise NotImplementedError(f"graph @{self.graph.name}: the symbolic dimension {d} has no run-time size "
-                                      "here (a region body, or no graph input binds it)")
+            raise DynamicDimError(f"graph @{self.graph.name}: the symbolic dimension {d} has no run-time size "
+                                  "here (a region body, or no graph input binds it)")
         return self.sizes[d]
 
     def _typed(self, i8ptr, v: Value):
@@ -351,8 +351,8 @@ class _RegionBuilder(_EntryBuilder):
             return self.b.gep(self.workspace, [i64(off)])
         if region == "batched":
             return self.b.gep(self.params, [self.b.mul(i64(off), self.batch)])  # params holds the batched base
-        raise NotImplementedError(f"region @{self.graph.name}: a scan body with tensors sized by {'*'.join(region)} "
-                                  "(a symbolic dimension inside the loop body) cannot be compiled natively")
+        raise DynamicDimError(f"region @{self.graph.name}: a scan body with tensors sized by {'*'.join(region)} "
+                              "(a symbolic dimension inside the loop body) cannot be compiled natively")
 
 
 def region_function(module, planned: Graph, target, libraries: set, symbol: str) -> ir.Function:
