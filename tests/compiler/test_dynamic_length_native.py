@@ -210,6 +210,11 @@ def test_native_predictions_match_keras_at_two_lengths_from_one_compile(compiles
         x = np.random.default_rng(steps).standard_normal((2, steps, 3)).astype(np.float32)
         np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
     assert len(compiles) == 1
+    empty = np.zeros((2, 0, 3), np.float32)   # an empty sequence: an error in both (Keras 3: an IndexError)
+    with pytest.raises(SignatureError, match=r"dynamic dimension\(s\) T are 0 \(an empty sequence\)"):
+        ours.predict(empty, verbose=0)
+    with pytest.raises(IndexError):
+        theirs.predict(empty, verbose=0)
 
 
 def test_training_artifact_steps_at_two_lengths_like_the_reference(tmp_path):
