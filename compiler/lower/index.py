@@ -24,7 +24,7 @@ def _in_range(b, k, size):
     return b.and_(b.icmp_signed(">=", k, i64(0)), b.icmp_signed("<", k, size))
 
 
-run_time_extents("gather")   # outer/size/inner from Buffer.dims
+run_time_extents("gather", "scatter_add")   # outer/size/inner and the index count from Buffer.dims
 
 
 @lowering("gather")

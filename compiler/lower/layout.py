@@ -14,7 +14,8 @@ from . import lowering, run_time_extents
 from .context import storage_type
 
 
-run_time_extents(*ops_with("view"), "transpose", "concat")   # strided copies over Buffer.dims
+# strided copies over Buffer.dims (split's sections are static: its inference refuses a symbolic split axis)
+run_time_extents(*ops_with("view"), "transpose", "concat", "split")
 
 
 @lowering(*ops_with("view"))

@@ -188,7 +188,7 @@ class TrainerMixin:
         if key not in c.step_cache:
             y_types = [None if y is None else _target_type(y, self._output_shape(i)) for i, y in enumerate(ys)]
             build = build_train_step if kind == "train" else build_test_step
-            step = _built_with_dynamic_length(build, self, c, y_types, has_sw)
+            step = build(self, c, y_types, has_sw)
             c.step_cache[key] = StepRunner(step, resolve_backend(c.backend), c.optimizer)
         return c.step_cache[key]
 
@@ -522,21 +522,6 @@ def _float(v):
         return float(v)
     except TypeError:
         return v
-
-
-def _built_with_dynamic_length(build, model, compiled, y_types, has_sw):
-    """build(...), with the one gap a dynamic sequence length leaves named: the gradient of a reduction
-    or loss over the T axis needs a broadcast to a symbolic T, which the IR does not express yet."""
-    from kcompile.ir.errors import ShapeError
-    try:
-        return build(model, compiled, y_types, has_sw)
-    except ShapeError as e:
-        if "only a leading symbol" not in str(e):
-            raise
-        raise NotImplementedError(
-            f"model '{model.name}': training with a dynamic sequence length (Input(shape=(None, ...))) where a "
-            f"layer or the loss reduces over the length axis T is not supported yet ({e}); give the length, "
-            "e.g. Input(shape=(steps, features)), or train on the last step's output") from None
 
 
 def _target_type(y: np.ndarray, out_shape: tuple = ()):

@@ -185,12 +185,30 @@ def test_fit_evaluate_predict_compile_once_and_equal_the_reference(compiles):
     assert len(compiles) == 3   # the train step, the test step and predict: once each for all lengths
 
 
-def test_training_with_a_reduction_over_the_length_is_named():
+def sequence_tagger():
     inp = kc.Input(shape=(None, 3))
-    model = kc.Model(inp, L.GRU(2, return_sequences=True)(inp))
-    model.compile("sgd", "mse", backend="reference")
-    with pytest.raises(NotImplementedError, match="dynamic sequence length.*reduces over the length axis T"):
-        model.fit(np.zeros((2, 4, 3), np.float32), np.zeros((2, 4, 2), np.float32), verbose=0)
+    return kc.Model(inp, L.TimeDistributed(L.Dense(2))(L.GRU(4, return_sequences=True)(inp)))
+
+
+@pytest.mark.parametrize("build,make", [
+    (sequence_tagger, lambda r, t: (r.random((6, t, 3)).astype(np.float32), r.random((6, t, 2)).astype(np.float32))),
+    (masked_bilstm, lambda r, t: (tokens(6, t, t), r.random((6, 1)).astype(np.float32)))],
+    ids=["targets_over_T", "pooling_over_T"])
+def test_training_that_reduces_over_the_length_compiles_once(compiles, build, make):
+    """Losses and layers that reduce over T: their gradients broadcast back through zeros shaped at run
+    time (passes/grad_rules/_emit.py), so the train step has no T in any attribute."""
+    results = {}
+    for backend in ("native", "reference"):
+        model = randomized(build(), scale=0.3)
+        model.compile("adam", "mse", backend=backend)
+        out = []
+        for steps in (4, 9):
+            x, y = make(np.random.default_rng(steps), steps)
+            out += model.fit(x, y, epochs=2, batch_size=3, verbose=0, shuffle=False).history["loss"]
+            out.append(model.evaluate(x, y, verbose=0))
+        results[backend] = np.array(out, np.float64)
+    np.testing.assert_allclose(results["native"], results["reference"], rtol=1e-5, atol=1e-6)
+    assert len(compiles) == 2   # the train step and the test step, once each for both lengths
 
 
 @pytest.mark.parametrize("layer", ["LSTM", "GRU"])
@@ -240,3 +258,27 @@ def test_training_artifact_steps_at_two_lengths_like_the_reference(tmp_path):
         assert len(set(updates.values()) & set(got)) == len(model.get_weights())   # every weight compared
         for name in set(updates.values()) & set(got):
             np.testing.assert_allclose(got[name], params[name], rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_of_reductions_over_the_length_match_finite_differences():
+    from kcompile.ir import GraphBuilder, TensorType
+    from kcompile.passes import grad_graph
+    b = GraphBuilder("reduce_t")
+    x, w = b.input("x", TensorType(["N", "T", 3], "f64")), b.input("w", TensorType([3], "f64"))
+    per_step = b.reduce_mean(b.mul(b.tanh(x), w), axes=(2,))            # [N,T]: unbroadcast over T
+    loss = b.reduce_sum(b.mul(b.reduce_mean(per_step, axes=(1,)), b.reduce_sum(x, axes=(1, 2))))
+    graph = grad_graph(b.build([loss]), ["x", "w"])
+    fn = compile_graph(graph)
+    rng = np.random.default_rng(0)
+    for steps in (1, 5):
+        xv, wv = rng.standard_normal((2, steps, 3)), rng.standard_normal(3)
+        want = run(graph, [xv, wv])
+        for got, ref in zip(fn([xv, wv]), want):
+            np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+        eps, fd = 1e-6, np.zeros_like(xv)
+        for i in np.ndindex(xv.shape):
+            hi, lo = xv.copy(), xv.copy()
+            hi[i] += eps
+            lo[i] -= eps
+            fd[i] = (run(graph, [hi, wv])[0] - run(graph, [lo, wv])[0]) / (2 * eps)
+        np.testing.assert_allclose(want[1], fd, rtol=1e-6, atol=1e-8)
