@@ -148,6 +148,8 @@ def test_cli_runs_one_artifact_at_two_lengths(tmp_path, capsys):
     assert "*N*T + " in capsys.readouterr().out.split("arena:")[1].splitlines()[0]   # the report's arena
     opt = next((tmp_path / "out").glob("*.opt.kir")).read_text()
     assert "// workspace = " in opt and "*N*T + " in opt.split("// workspace = ")[1].splitlines()[0]
+    assert main(["inspect", str(tmp_path / "out")]) == 0
+    assert "*N*T + " in capsys.readouterr().out.split("workspace: ")[1].splitlines()[0]
     for steps in (5, 40):
         np.save(tmp_path / "x.npy", np.ones((2, steps, 3), np.float32))
         assert main(["run", str(tmp_path / "out"), "--input", str(tmp_path / "x.npy"),
