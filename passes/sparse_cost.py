@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kcompile.ir.ops.sparse import windows_steps
+
 BLOCKS = ((1, 1), (2, 1), (4, 1), (1, 4), (1, 8), (1, 16), (4, 4))
+WINDOWS = (32, 16)       # "windows" layout: windows of 32 inputs, panels of 16 outputs (AVX-512 f32 only)
 INDEX_BYTES = 4          # index and offsets are i32
 ESTIMATE_BATCHES = (1, 64)
 PARTIAL_TILE_MIN = 4     # as compiler/kernels/sparse.py: leftover rows that fill one more batch tile
@@ -26,6 +29,8 @@ COLUMN_PER_ELEMENT_TILE = 0.85    # batch tile: one broadcast, load and FMA per 
 TRANSPOSE_PER_ELEMENT = 0.3       # a tile's transpose, per input element
 BLOCK_PER_BLOCK_ROW = (0.25, 0.04)    # block kernel, rows in register tiles: fixed + per bn output
 BLOCK_PER_BLOCK_SINGLE = (0.5, 0.04)  # block kernel, a lone row
+WINDOW_PER_STEP = (0.55, 0.55)    # windows kernel, per step of 16 slots and row: a lone row, rows in groups
+WINDOW_PER_GROUP = (2.0, 0.3)     # ... per (panel, window) and row (loop exits, mispredicted when lone)
 
 
 @dataclass(frozen=True)
@@ -33,26 +38,30 @@ class Layout:
     """One candidate storage of a kernel: block shape, stored blocks, their fill."""
 
     block: tuple
-    nblocks: int
+    nblocks: int             # stored blocks ("windows": steps of block[1] slots)
     nnz: int
+    layout: str = "blocks"
 
     @property
     def stored(self) -> int:
-        return self.nblocks * self.block[0] * self.block[1]
+        return self.nblocks * (self.block[1] if self.layout == "windows" else self.block[0] * self.block[1])
 
     @property
     def fill(self) -> float:
         return self.nnz / self.stored if self.stored else 1.0
 
-    def nbytes(self, n: int, itemsize: int) -> int:
+    def nbytes(self, n: int, itemsize: int, k: int = 0) -> int:
+        if self.layout == "windows":  # u8 index per slot, i32 offsets per (panel, window)
+            return self.stored * (itemsize + 1) + (-(-n // self.block[1]) * -(-k // self.block[0]) + 1) * INDEX_BYTES
         return self.stored * itemsize + (self.nblocks + n // self.block[1] + 1) * INDEX_BYTES
 
 
-def layouts(w: np.ndarray) -> list:
-    """Every candidate block shape that divides w, with the blocks holding a nonzero."""
+def layouts(w: np.ndarray, windows: bool = False) -> list:
+    """Every candidate block shape that divides w, with the blocks holding a nonzero (and the
+    "windows" layout if asked: the target runs it vectorized)."""
     k, n = w.shape
     nz = w != 0
-    out = []
+    out = [Layout(WINDOWS, int(windows_steps(w, WINDOWS).sum()), int(nz.sum()), "windows")] if windows else []
     for bk, bn in BLOCKS:
         if k % bk == 0 and n % bn == 0:
             blocks = nz.reshape(k // bk, bk, n // bn, bn).any(axis=(1, 3))
@@ -67,12 +76,13 @@ def structure(w: np.ndarray, layout: Layout) -> str:
     nz = w != 0
     if layout.nnz == w.size:
         return "no zeros"
-    if layout.block != (1, 1) and layout.fill == 1.0:
+    blocks = layout.block != (1, 1) and layout.layout == "blocks"
+    if blocks and layout.fill == 1.0:
         name = f"block {layout.block[0]}x{layout.block[1]}"
     elif k % 4 == 0 and 0 < layout.nnz and nz.reshape(k // 4, 4, n).sum(axis=1).max() <= 2:
         name = f"{int(nz.reshape(k // 4, 4, n).sum(axis=1).max())}:4"
     else:
-        name = "unstructured" if layout.block == (1, 1) else f"block {layout.block[0]}x{layout.block[1]} " \
+        name = "unstructured" if not blocks else f"block {layout.block[0]}x{layout.block[1]} " \
                                                               f"(fill {layout.fill:.2f})"
     empty = int((~nz.any(axis=0)).sum())
     return name + (f", {empty} empty outputs" if empty else "")
@@ -84,6 +94,10 @@ def dense_ns(k: int, n: int, rows: int) -> float:
 
 def sparse_ns(layout: Layout, k: int, n: int, rows: int, lanes: int) -> float:
     bk, bn = layout.block
+    if layout.layout == "windows":
+        lone = 0 if rows == 1 else 1
+        groups = -(-k // bk) * -(-n // bn)
+        return rows * (layout.nblocks * WINDOW_PER_STEP[lone] + groups * WINDOW_PER_GROUP[lone]) + n * 1.0
     if bn == 1:
         tiles, rest = (rows // lanes, rows % lanes) if lanes > 1 else (0, rows)
         if lanes > 1 and rest >= min(PARTIAL_TILE_MIN, lanes // 2):  # the kernel pads them into one more tile
@@ -104,8 +118,10 @@ MIN_BLOCK_FILL = 0.75    # blocks mostly of stored zeros are not the kernel's st
 
 def best_layout(w: np.ndarray, rows_list, lanes: int) -> tuple:
     """(layout, estimated speedups at rows_list) of the layout with the best geometric-mean speedup,
-    among unstructured storage and the block shapes whose blocks are at least MIN_BLOCK_FILL full."""
+    among unstructured storage, the block shapes whose blocks are at least MIN_BLOCK_FILL full, and
+    (f32 on 16-lane vectors: AVX-512) the windows layout."""
     k, n = w.shape
-    scored = [(lay, speedups(lay, k, n, rows_list, lanes)) for lay in layouts(w)
-              if lay.block == (1, 1) or lay.fill >= MIN_BLOCK_FILL]
+    windows = lanes == 16 and w.dtype == np.float32
+    scored = [(lay, speedups(lay, k, n, rows_list, lanes)) for lay in layouts(w, windows)
+              if lay.block == (1, 1) or lay.layout == "windows" or lay.fill >= MIN_BLOCK_FILL]
     return max(scored, key=lambda s: math.prod(s[1]) ** (1 / len(s[1])))

@@ -30,10 +30,11 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from ..loops import (I32, I64, ceil_div, elem_bytes, entry_alloca, fma, for_range, gep, hreduce, i64, imin,
+from ..loops import (I8, I32, I64, ceil_div, elem_bytes, entry_alloca, fma, for_range, gep, hreduce, i64, imin,
                      internal_function, llvm_type, load_vec, splat, store_vec, zero)
 from ..threads import parallel_function
 from .config import vector_bits, vector_registers
+from .sparse_windows import windows_rows
 
 TILE_BYTES_MAX = 512 * 1024  # the column kernel's transposed tile lives on the stack; beyond this, GEMV rows only
 UNROLL = 4                   # independent accumulators per dot product (hides the FMA latency)
@@ -53,6 +54,7 @@ class SparseSpec:
     bias: bool
     relu: bool
     features: str
+    layout: str = "blocks"   # or "windows" (kernels/sparse_windows.py)
 
     @property
     def name(self) -> str:
@@ -68,12 +70,16 @@ def sparse_matmul_function(module: ir.Module, spec: SparseSpec) -> ir.Function:
         return module.globals[spec.name]
     elem = llvm_type(spec.dtype)
     ptr = elem.as_pointer()
-    ptrs = [ptr, ptr, I32.as_pointer(), I32.as_pointer(), ptr] + ([ptr] if spec.bias else [])
+    index = (I8 if spec.layout == "windows" else I32).as_pointer()
+    ptrs = [ptr, ptr, index, I32.as_pointer(), ptr] + ([ptr] if spec.bias else [])
     names = ["a", "values", "index", "offsets", "y"] + (["bias"] if spec.bias else []) + ["rows", "nthreads"]
     rows_fn = internal_function(module, spec.name + ".rows", ir.VoidType(), ptrs + [I64, I64], names)
     b = ir.IRBuilder(rows_fn.append_basic_block("entry"))
     k = _Kernel(b, spec, elem, rows_fn)
-    (k.column_kernel if spec.block[1] == 1 else k.block_kernel)()
+    if spec.layout == "windows":
+        windows_rows(b, spec, elem, rows_fn, epilogue)
+    else:
+        (k.column_kernel if spec.block[1] == 1 else k.block_kernel)()
     b.ret_void()
     per_task = TASK_TILES * k.lanes
 

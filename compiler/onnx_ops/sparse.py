@@ -24,7 +24,10 @@ def _sparse_matmul(ctx, node, ins, outs):
     k, block = a.type.shape[-1], node.attrs["block"]
     if all(v.is_param and v.param_name in known for v in (values, index, offsets)):
         arrays = [known[v.param_name] for v in (values, index, offsets)]
-        w = ctx.const(to_dense(*arrays, k, block), node.attrs["weight"] or "kernel")
+        w = ctx.const(to_dense(*arrays, k, block, node.attrs["layout"], node.attrs["n"]), node.attrs["weight"] or "kernel")
+    elif node.attrs["layout"] == "windows":
+        raise NotImplementedError("ONNX export of a sparse_matmul in the windows layout needs its values, index "
+                                  "and offsets as parameters with known values")
     else:
         w = _scatter_kernel(ctx, ins[1:], k, node.outputs[0].type.shape[-1], block, a.type.dtype.name)
     ctx.emit("MatMul", [ins[0], w], out=outs[0])
