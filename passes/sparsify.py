@@ -46,8 +46,8 @@ class SparseDecision:
     def line(self) -> str:
         at = ", ".join(f"{s:.2f}x at {r} row{'s' if r > 1 else ''}" for s, r in zip(self.speedup, self.rows))
         what = "sparse" if self.sparse else "dense"
-        layout = f", windows of {self.block[0]} inputs x {self.block[1]} outputs" if self.sparse and self.layout == "windows" \
-            else ""
+        windows = self.sparse and self.layout == "windows"
+        layout = f", windows of {self.block[0]} inputs x {self.block[1]} outputs" if windows else ""
         return (f"{self.param} [{self.shape[0]}x{self.shape[1]}]: {what}, density {self.density:.3f}, "
                 f"{self.structure}, est. {at}, {self.sparse_bytes if self.sparse else self.dense_bytes:,} bytes "
                 f"(dense {self.dense_bytes:,}){layout}")
