@@ -11,7 +11,12 @@ native entry point (pointers prepared once: the code's own latency) and of Compi
 (Python checks and allocation included); ratios are dense / sparse, and "best" is the ratio of
 the fastest samples (the least disturbed by other load). Also weights.bin sizes, the pass's decision per kernel, and max |sparse - dense|.
 
-    python bench/bench_sparse.py [--seconds S] [--batches 1,64] [--structures unstructured,2:4,...]
+Where the batch-1 time goes (--breakdown, on by default): artifacts of the hidden layer alone
+(matmul + bias + relu, dense and sparse) and of a bare relu on 10 values (the artifact call's own
+cost), so the kernels can be compared with and without the call around them. The `bar:` lines
+check issue #10's figures on the unstructured 90% MLP (median ratios of the entry point).
+
+    python bench/bench_sparse.py [--seconds S] [--batches 1,64] [--structures unstructured,2:4,...] [--no-breakdown]
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ def parse_args(argv=None):
     p.add_argument("--batches", default="1,64")
     p.add_argument("--structures", default=",".join(STRUCTURES))
     p.add_argument("--sparsity", type=float, default=0.9, help="fraction zeroed (not for 2:4, which is 0.5)")
+    p.add_argument("--no-breakdown", dest="breakdown", action="store_false", help="skip the batch-1 breakdown")
     return p.parse_args(argv)
 
 
@@ -112,6 +118,34 @@ def paired(dense, sparse, seconds: float):
     return statistics.median(d), statistics.median(s), statistics.median(a / b for a, b in samples), min(d) / min(s)
 
 
+def layer_graphs():
+    """(hidden layer alone: x @ W + b, relu, with the unstructured 90% kernel; a bare relu on 10 values)."""
+    from kcompile.ir import GraphBuilder, TensorType
+    g = pruned_mlp("unstructured", 0.9)
+    b = GraphBuilder("hidden")
+    x = b.input("images", TensorType(["N", 784]))
+    w, bias = (b.param(n, g.param_values[n]) for n in ("dense/kernel", "dense/bias"))
+    layer = b.build([b.relu(b.add(b.matmul(x, w), bias))], ["h"])
+    b = GraphBuilder("bare")
+    return layer, b.build([b.relu(b.input("x", TensorType(["N", 10])))], ["y"])
+
+
+def breakdown(root: Path, seconds: float):
+    """Batch-1 entry-point medians: the hidden layer dense and sparse, and the artifact call alone."""
+    from kcompile.runtime import load
+    layer, bare = layer_graphs()
+    dense, sparse, _, _ = compile_pair(layer, root, "hidden", "auto")
+    from kcompile.compiler.artifact import write_artifact
+    empty = load(write_artifact(bare, root / "bare", "bare", sparse="never"))
+    x = np.random.default_rng(1).uniform(0, 1, (1, 784)).astype(np.float32)
+    nd, ns, ne = NativeCall(dense, x), NativeCall(sparse, x), NativeCall(empty, x[:, :10])
+    td, ts, r, rb = paired(nd, ns, seconds)
+    te, _, _, _ = paired(ne, ne, seconds / 2)
+    print(f"\n## batch 1 breakdown: hidden layer alone (784x512, bias, relu): dense {td:.1f} us, sparse {ts:.1f} us, "
+          f"{r:.2f}x (best {rb:.2f}x); a bare artifact call (relu on 10 values) {te:.2f} us; "
+          f"layer without the call: dense {td - te:.1f} us, sparse {ts - te:.1f} us, {(td - te) / (ts - te):.2f}x")
+
+
 def compile_pair(graph, root: Path, tag: str, sparse_mode: str):
     from kcompile.compiler.artifact import write_artifact
     from kcompile.runtime import load
@@ -136,7 +170,10 @@ def main(argv=None):
           f"on {os.cpu_count()} CPUs; weights: glorot_uniform (random), pruned with NumPy")
     batches = [int(b) for b in args.batches.split(",")]
     rng = np.random.default_rng(0)
+    bars = {}
     with tempfile.TemporaryDirectory() as tmp:
+        if args.breakdown:
+            breakdown(Path(tmp), args.seconds)
         for structure in args.structures.split(","):
             graph = pruned_mlp(structure, args.sparsity)
             modes = ["auto"] + (["always"] if structure == "2:4" else [])
@@ -146,6 +183,8 @@ def main(argv=None):
                 dsize, ssize = ((p / "weights.bin").stat().st_size for p in (dpath, spath))
                 print(f"\n## {structure} (--sparse {mode}): sparse kernels: {decisions(spath)}")
                 print(f"weights.bin: dense {dsize:,} B, sparse {ssize:,} B, {dsize / ssize:.2f}x smaller")
+                if structure == "unstructured":
+                    bars["weights.bin >= 3x smaller"] = (dsize / ssize, 3.0)
                 for batch in batches:
                     x = rng.uniform(0, 1, (batch, 784)).astype(np.float32)
                     nd, ns = NativeCall(dense, x), NativeCall(sparse, x)
@@ -155,6 +194,11 @@ def main(argv=None):
                     print(f"batch {batch:>3}: entry point dense {td:8.1f} us, sparse {ts:8.1f} us, {r:5.2f}x "
                           f"(best {rb:5.2f}x) | __call__ dense {pd:8.1f} us, sparse {ps:8.1f} us, {pr:5.2f}x "
                           f"(best {prb:5.2f}x) | max diff {diff:.1e}")
+                    want = {1: 3.0, 64: 1.5}.get(batch)
+                    if structure == "unstructured" and want:
+                        bars[f"batch {batch} entry point >= {want:g}x faster (median of paired ratios)"] = (r, want)
+    for what, (got, want) in bars.items():
+        print(f"bar: unstructured 90% MLP, {what}: {got:.2f}x {'met' if got >= want else 'NOT met'}")
 
 
 if __name__ == "__main__":
