@@ -127,10 +127,11 @@ def _sparse_weights(specs, params) -> None:
             _fail(f"{what}: values, index and offsets must name parameters, got "
                   f"{[s.get(part) for part in parts]}")
         nblocks = parts["index"]["shape"]
-        if windows:  # one u8 index per value slot; offsets per (panel, window) group
+        if windows:  # one u8 index per value slot; offsets per (panel, window) group, then the two orders
             groups = -(-shape[1] // block[1]) * -(-shape[0] // block[0])
             want = {"values": (s["dtype"], nblocks if len(nblocks) == 1 else None),
-                    "index": ("u8", nblocks if len(nblocks) == 1 else None), "offsets": ("i32", [groups + 1])}
+                    "index": ("u8", nblocks if len(nblocks) == 1 else None),
+                    "offsets": ("i32", [groups + 1 + shape[0] + shape[1]])}
         else:
             want = {"values": (s["dtype"], [nblocks[0] * block[0] * block[1]] if len(nblocks) == 1 else None),
                     "index": ("i32", nblocks if len(nblocks) == 1 else None),

@@ -2,7 +2,8 @@
 
     void f(T* a, T* values, i32* index, i32* offsets, T* y, [T* bias,] i64 rows, i64 nthreads)
 
-a is [rows, K] and y [rows, N], row-major. Two kernels, chosen by the block shape (bk, bn):
+a is [rows, K] and y [rows, N], row-major. Layout "windows" (ir/ops/sparse.py) runs the kernel of
+kernels/sparse_windows.py (index: u8); the block layout one of two kernels, by the block shape (bk, bn):
 
 - column kernel (bn == 1: unstructured CSC, or bk x 1 blocks): each output is a dot product over
   its stored blocks. Full tiles of `lanes` rows are vectorized across the batch: the tile is
@@ -11,7 +12,8 @@ a is [rows, K] and y [rows, N], row-major. Two kernels, chosen by the block shap
   zero-padded tile. Fewer rows left over (batch 1, say) take the GEMV path: a dot product over
   the column's stored blocks in UNROLL independent accumulators, bk inputs per block (scalars
   for bk == 1: on the AMD Zen 4 this was tuned on, scalar loads through the index beat
-  vgatherdps, 14 us against 19 us for a 784x512 kernel at 10% density).
+  vgatherdps, 14 us against 19 us for a 784x512 kernel at 10% density; the windows layout's
+  permute does it in about 4 us, which is why the sparsify pass prefers it on AVX-512).
 - block kernel (bn > 1: blocks along the outputs): each stored block row is bn contiguous
   outputs, so the vectors run across the block; MR rows share each loaded block (register
   blocking as in the GEMM micro-kernel).

@@ -70,22 +70,31 @@ def _scatter_windows(ctx, ins, k: int, n: int, block, slots: int, dtype: str) ->
     g, c = block
     nwin, npan, steps = -(-k // g), -(-n // c), slots // c
     i64 = TensorProto.INT64
+    offsets = ctx.emit("Cast", [offsets], to=i64)
+    first = nwin * npan + 1
+    order_in = ctx.emit("Slice", [offsets, ctx.ints([first]), ctx.ints([first + k])])
+    order_out = ctx.emit("Slice", [offsets, ctx.ints([first + k]), ctx.ints([first + k + n])])
     # step t lies in the group of how many group ends offsets[1:-1] are <= t
-    ends = ctx.emit("Slice", [ctx.emit("Cast", [offsets], to=i64), ctx.ints([1]), ctx.ints([nwin * npan])])
+    ends = ctx.emit("Slice", [offsets, ctx.ints([1]), ctx.ints([nwin * npan])])
     past = ctx.emit("GreaterOrEqual", [ctx.const(np.arange(steps, dtype=np.int64).reshape(steps, 1), "steps"),
                                        ctx.emit("Unsqueeze", [ends, ctx.ints([0])])])
     group = ctx.emit("ReduceSum", [ctx.emit("Cast", [past], to=i64), ctx.ints([1])], keepdims=1)    # [steps, 1]
     window_row = ctx.emit("Mul", [ctx.emit("Mod", [group, ctx.scalar(nwin, np.int64)]), ctx.scalar(g, np.int64)])
     panel_col = ctx.emit("Mul", [ctx.emit("Div", [group, ctx.scalar(nwin, np.int64)]), ctx.scalar(c, np.int64)])
     idx = ctx.emit("Reshape", [ctx.emit("Cast", [index], to=i64), ctx.ints([steps, c])])
-    inside = ctx.emit("Less", [idx, ctx.scalar(g, np.int64)])             # empty slots (255) add 0 at row 0
-    rows = ctx.emit("Where", [inside, ctx.emit("Add", [window_row, idx]), ctx.scalar(0, np.int64)])
-    cols = ctx.emit("Add", [panel_col, ctx.const(np.arange(c, dtype=np.int64).reshape(1, c), "lanes")])
-    where = ctx.emit("Concat", [ctx.emit("Unsqueeze", [ctx.emit("Expand", [t, ctx.ints([steps, c])]), ctx.ints([2])])
-                                for t in (rows, cols)], axis=2)             # [steps, C, 2]
-    vals = ctx.emit("Where", [inside, ctx.emit("Reshape", [values, ctx.ints([steps, c])]),
+    q = ctx.emit("Add", [window_row, idx])                                  # window position, [steps, C]
+    j = ctx.emit("Expand", [ctx.emit("Add", [panel_col, ctx.const(np.arange(c, dtype=np.int64).reshape(1, c),
+                                                                       "lanes")]), ctx.ints([steps, c])])
+    # a slot holds an element if its index is in the window (not 255) and its positions are < K, < N
+    ok = ctx.emit("And", [ctx.emit("And", [ctx.emit("Less", [idx, ctx.scalar(g, np.int64)]),
+                                           ctx.emit("Less", [q, ctx.scalar(k, np.int64)])]),
+                          ctx.emit("Less", [j, ctx.scalar(n, np.int64)])])
+    zero = ctx.scalar(0, np.int64)
+    rows = ctx.emit("Gather", [order_in, ctx.emit("Where", [ok, q, zero])], axis=0)
+    cols = ctx.emit("Gather", [order_out, ctx.emit("Where", [ok, j, zero])], axis=0)
+    where = ctx.emit("Concat", [ctx.emit("Unsqueeze", [t, ctx.ints([2])]) for t in (rows, cols)], axis=2)
+    vals = ctx.emit("Where", [ok, ctx.emit("Reshape", [values, ctx.ints([steps, c])]),
                               ctx.scalar(0, np.dtype(dtype.replace("f", "float")))])
-    zeros = ctx.emit("ConstantOfShape", [ctx.ints([nwin * g, npan * c], "shape")],
+    zeros = ctx.emit("ConstantOfShape", [ctx.ints([k, n], "shape")],
                      value=helper.make_tensor("zero", ELEM_TYPE[dtype], [1], [0]))
-    dense = ctx.emit("ScatterND", [zeros, where, vals], reduction="add")
-    return ctx.emit("Slice", [dense, ctx.ints([0, 0]), ctx.ints([k, n])])
+    return ctx.emit("ScatterND", [zeros, where, vals], reduction="add")      # empty slots add 0

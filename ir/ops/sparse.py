@@ -14,6 +14,11 @@ one per output of the panel, and their inputs as u8 offsets into the window, ind
 (PAD: an empty slot, value 0). A panel's lanes have different input counts in a window, so steps
 run to the largest (the rest PAD): the kernel keeps the window's G inputs in registers and picks
 each lane's input with a permute instead of a gather (compiler/kernels/sparse_windows.py).
+Windows and panels run over permuted inputs and outputs: after the groups + 1 step offsets,
+offsets holds K input rows (window position q holds input offsets[groups+1+q]) and N output
+columns (panel position j is output offsets[groups+1+K+j]), both permutations. Sorting rows and
+columns by their nonzero counts puts alike ones together, so fewer slots are padding (a trained
+MNIST layer at 90%: 25% fewer steps than in natural order).
 
 The pass `sparsify` (passes/sparsify.py) makes these nodes from dense kernels known at compile
 time; `to_dense` restores W (ONNX export, runtime get_weights, the reference).
@@ -67,9 +72,10 @@ def _infer_windows(ts, attrs):
             f"sparse_matmul values must be a static 1-D {a.dtype.name} tensor, got {values}")
     require(index.dtype.name == "u8" and index.rank == 1 and index.shape == values.shape,
             f"sparse_matmul windows index must be u8 shaped like values {fmt_shape(values.shape)}, got {index}")
-    groups = windows_groups(a.shape[-1], n, (g, c))
-    require(offsets.dtype.name == "i32" and offsets.shape == (groups + 1,),
-            f"sparse_matmul windows offsets must be i32[{groups + 1}] (panels x windows + 1), got {offsets}")
+    want = windows_groups(a.shape[-1], n, (g, c)) + 1 + a.shape[-1] + n
+    require(offsets.dtype.name == "i32" and offsets.shape == (want,),
+            f"sparse_matmul windows offsets must be i32[{want}] (panels x windows + 1 step offsets, the input "
+            f"and output orders), got {offsets}")
     require(values.shape[0] % c == 0, f"sparse_matmul windows: {values.shape[0]} values are not whole steps of {c}")
     return [TensorType(a.shape[:-1] + (n,), a.dtype)]
 
@@ -98,10 +104,17 @@ def check_structure(index, offsets, k: int, block, layout: str = "blocks", n: in
 def _check_windows(index, offsets, k: int, block, n: int) -> None:
     g, c = block
     groups = windows_groups(k, n, block)
-    if len(offsets) != groups + 1 or offsets[0] != 0 or offsets[-1] * c != len(index) or np.any(np.diff(offsets) < 0):
-        raise ValueError(f"sparse_matmul windows offsets must be {groups + 1} entries rising from 0 to "
-                         f"{len(index) // c} (the steps), got {len(offsets)} entries "
-                         f"{offsets[:4].tolist()}..{offsets[-1] if len(offsets) else None}")
+    if len(offsets) != groups + 1 + k + n:
+        raise ValueError(f"sparse_matmul windows offsets must have {groups + 1 + k + n} entries ({groups + 1} step "
+                         f"offsets, {k} input rows, {n} output columns), got {len(offsets)}")
+    steps, rows, cols = np.split(offsets, [groups + 1, groups + 1 + k])
+    if steps[0] != 0 or steps[-1] * c != len(index) or np.any(np.diff(steps) < 0):
+        raise ValueError(f"sparse_matmul windows offsets must rise from 0 to {len(index) // c} (the steps), got "
+                         f"{steps[:4].tolist()}..{steps[-1]}")
+    for what, order, size in (("input rows", rows, k), ("output columns", cols, n)):
+        if not np.array_equal(np.sort(order), np.arange(size)):
+            raise ValueError(f"sparse_matmul windows {what} must be an order of 0..{size - 1}, got "
+                             f"{order[:4].tolist()}...")
     bad = (index >= g) & (index != PAD)
     if bad.any():
         raise ValueError(f"sparse_matmul windows index holds {int(index[bad][0])}, outside a window of {g} "
@@ -111,13 +124,15 @@ def _check_windows(index, offsets, k: int, block, n: int) -> None:
 def windows_coords(index, offsets, k: int, n: int, block) -> tuple:
     """(row, col) in W of every "windows" slot, and a bool array of the slots that hold an element."""
     g, c = block
-    index = np.asarray(index)
-    nwin = -(-k // g)
+    index, offsets = np.asarray(index), np.asarray(offsets)
+    nwin, groups = -(-k // g), windows_groups(k, n, block)
     step = np.arange(len(index)) // c
-    group = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))[step]
-    rows = (group % nwin) * g + index.astype(np.int64)
-    cols = (group // nwin) * c + np.arange(len(index)) % c
-    return rows, cols, (index != PAD) & (rows < k) & (cols < n)
+    group = np.repeat(np.arange(groups), np.diff(offsets[:groups + 1]))[step]
+    q = (group % nwin) * g + index.astype(np.int64)                  # window position
+    j = (group // nwin) * c + np.arange(len(index)) % c              # panel position
+    ok = (index != PAD) & (q < k) & (j < n)
+    order_in, order_out = offsets[groups + 1:groups + 1 + k], offsets[groups + 1 + k:]
+    return np.where(ok, order_in[np.where(ok, q, 0)], 0), np.where(ok, order_out[np.where(ok, j, 0)], 0), ok
 
 
 def to_dense(values, index, offsets, k: int, block, layout: str = "blocks", n: int = 0) -> np.ndarray:
@@ -153,8 +168,20 @@ def from_dense(w: np.ndarray, block) -> tuple:
     return (np.ascontiguousarray(blocks[cols, rows]).reshape(-1).astype(w.dtype), rows.astype(np.int32), offsets)
 
 
+def windows_order(w: np.ndarray) -> tuple:
+    """(input rows, output columns) of w by decreasing nonzero count: the windows layout's orders."""
+    nz = w != 0
+    return np.argsort(-nz.sum(axis=1), kind="stable"), np.argsort(-nz.sum(axis=0), kind="stable")
+
+
 def windows_steps(w: np.ndarray, block) -> np.ndarray:
     """Steps of each (panel, window) group of w in the "windows" layout: its busiest lane's nonzeros."""
+    rows, cols = windows_order(w)
+    return _steps(w[rows][:, cols], block)
+
+
+def _steps(w: np.ndarray, block) -> np.ndarray:
+    """windows_steps of w in the order it has."""
     k, n = w.shape
     g, c = block
     nwin, npan = -(-k // g), -(-n // c)
@@ -166,6 +193,8 @@ def windows_steps(w: np.ndarray, block) -> np.ndarray:
 def from_dense_windows(w: np.ndarray, block) -> tuple:
     """(values, index, offsets) of w in the "windows" layout (module docstring), steps as few as the
     panel's busiest lane in each window needs."""
+    order_in, order_out = windows_order(w)
+    w = w[order_in][:, order_out]
     k, n = w.shape
     g, c = block
     nwin, npan = -(-k // g), -(-n // c)
@@ -173,15 +202,14 @@ def from_dense_windows(w: np.ndarray, block) -> tuple:
     wp[:k, :n] = w
     nz = (wp != 0).reshape(nwin, g, npan, c)
     rank = np.cumsum(nz, axis=1) - 1                                   # a nonzero's slot among its lane's
-    steps = windows_steps(w, block)                                    # [panel, window]
-    offsets = np.concatenate([[0], np.cumsum(steps.reshape(-1))]).astype(np.int32)
+    starts = np.concatenate([[0], np.cumsum(_steps(w, block).reshape(-1))])   # per (panel, window) group
     win, local, pan, lane = np.nonzero(nz)
-    pos = (offsets[pan * nwin + win] + rank[win, local, pan, lane]) * c + lane
-    values = np.zeros(int(offsets[-1]) * c, w.dtype)
-    index = np.full(int(offsets[-1]) * c, PAD, np.uint8)
+    pos = (starts[pan * nwin + win] + rank[win, local, pan, lane]) * c + lane
+    values = np.zeros(int(starts[-1]) * c, w.dtype)
+    index = np.full(int(starts[-1]) * c, PAD, np.uint8)
     values[pos] = wp.reshape(nwin, g, npan, c)[win, local, pan, lane]
     index[pos] = local
-    return values, index, offsets
+    return values, index, np.concatenate([starts, order_in, order_out]).astype(np.int32)
 
 
 def _reference(xs, attrs, batch):

@@ -197,5 +197,9 @@ def test_windows_index_arrays_are_checked():
     with pytest.raises(ValueError, match="sparse weight 'w': sparse_matmul windows index holds 40, outside a window "
                                          "of 32 inputs"):
         fn([xs], {"i": bad})
-    with pytest.raises(ValueError, match="windows offsets must be 5 entries rising from 0"):
-        fn([xs], {"o": offsets[::-1].copy()})
+    with pytest.raises(ValueError, match="windows offsets must rise from 0 to"):
+        fn([xs], {"o": np.concatenate([offsets[:5][::-1], offsets[5:]])})
+    swapped = offsets.copy()
+    swapped[5] = swapped[6]   # an input order that repeats a row (and misses one)
+    with pytest.raises(ValueError, match="windows input rows must be an order of 0..39"):
+        fn([xs], {"o": swapped})

@@ -346,9 +346,6 @@ CASES += [  # index structures drawn at random: repeated blocks, empty block col
                            Arg((6,), "i32", "offsets:9", True)], {"block": (1, 1)}, "csc"),
     Case("sparse_matmul", [Arg(("N", 2, 8)), Arg((24,), param=True), Arg((4,), "i32", "range:0:4", True),
                            Arg((4,), "i32", "offsets:4", True)], {"block": (2, 3), "weight": "d/kernel"}, "block"),
-    Case("sparse_matmul", [Arg(("N", 40)), Arg((64,), param=True), Arg((64,), "u8", "range:0:32", True),
-                           Arg((5,), "i32", "offsets:4", True)], {"block": (32, 16), "layout": "windows", "n": 21},
-         "windows"),
 ]
 CASES += [
     Case("stop_gradient", [Arg(("N", 3, 4))]),
