@@ -6,8 +6,10 @@ dense GEMM on a 784x512 kernel (AMD EPYC Zen 4, AVX-512; bench/bench_sparse.py r
 It only has to rank: dense against the best block shape (or, on 16-lane f32 vectors, the windows
 layout), at batch 1 (a GEMV) and batched, on one thread (both dense and sparse kernels split large
 batches over threads; the model ignores that). The windows figures were fitted on the same kernel:
-about 4.3 us at 1 row and 3.0 us per row in groups of 8 for 5,100 steps over 800 (panel, window)
-groups (784x512 at 10% density).
+about 5.2 us at 1 row and 3.2 us per row in groups of 8 for 4,960 steps over 800 (panel, window)
+groups (784x512 at 10% density); with them 1x16 blocks keep the block kernel (51 us at 64 rows
+against 124 us for windows) and unstructured kernels take windows (5.2 us against 13 us for CSC at
+one row, 206 us against 128 us at 64 rows).
 """
 from __future__ import annotations
 
@@ -30,9 +32,10 @@ DENSE_PER_WEIGHT_ROW = 0.021      # each batch row adds a GEMM's worth of FMAs
 COLUMN_PER_BLOCK_ROW = (0.30, 0.06)  # GEMV over a column's blocks: fixed + per bk element, per row
 COLUMN_PER_ELEMENT_TILE = 0.85    # batch tile: one broadcast, load and FMA per stored element per tile
 TRANSPOSE_PER_ELEMENT = 0.3       # a tile's transpose, per input element
-BLOCK_PER_BLOCK_ROW = (0.25, 0.04)    # block kernel, rows in register tiles: fixed + per bn output
+BLOCK_PER_BLOCK_ROW = (0.09, 0.014)    # block kernel, rows in register tiles: fixed + per bn output
+                                      # (refitted: 1x16 blocks at 10%, 64 rows, 51 us)
 BLOCK_PER_BLOCK_SINGLE = (0.5, 0.04)  # block kernel, a lone row
-WINDOW_PER_STEP = (0.55, 0.55)    # windows kernel, per step of 16 slots and row: a lone row, rows in groups
+WINDOW_PER_STEP = (0.72, 0.62)    # windows kernel, per step of 16 slots and row: a lone row, rows in groups
 WINDOW_PER_GROUP = (2.0, 0.3)     # ... per (panel, window) and row (loop exits, mispredicted when lone)
 
 
