@@ -123,7 +123,8 @@ class NativeFunction:
                 offsets = arrays.get(s["offsets"], self._defaults.get(s["offsets"]))
                 if index is not None and offsets is not None:
                     try:
-                        check_structure(index, offsets, s["shape"][0], s["block"])
+                        check_structure(index, offsets, s["shape"][0], s["block"], s.get("layout", "blocks"),
+                                        s["shape"][1])
                     except ValueError as e:
                         raise ValueError(f"graph @{self.graph.name}: sparse weight '{s['name']}': {e}") from None
 

@@ -146,7 +146,10 @@ def _sparse_weights(specs, params) -> None:
         _str(s.get("name"), f"{what}.name")
         shape = [_int(d, f"{what}.shape[]", 1, MAX_DIM) for d in _list(s.get("shape"), f"{what}.shape")]
         block = [_int(d, f"{what}.block[]", 1, MAX_DIM) for d in _list(s.get("block"), f"{what}.block")]
-        if len(shape) != 2 or len(block) != 2 or shape[0] % block[0] or shape[1] % block[1]:
+        windows = s.get("layout", "blocks") == "windows"
+        if s.get("layout", "blocks") not in ("blocks", "windows"):
+            _fail(f"{what}.layout must be 'blocks' or 'windows', got {s.get('layout')!r}")
+        if len(shape) != 2 or len(block) != 2 or (not windows and (shape[0] % block[0] or shape[1] % block[1])):
             _fail(f"{what}: block {block} must divide the 2-D shape {shape}")
         if s.get("dtype") not in ("f32", "f64"):
             _fail(f"{what}.dtype must be f32 or f64, got {s.get('dtype')!r}")
@@ -155,9 +158,15 @@ def _sparse_weights(specs, params) -> None:
             _fail(f"{what}: values, index and offsets must name parameters, got "
                   f"{[s.get(part) for part in parts]}")
         nblocks = parts["index"]["shape"]
-        want = {"values": (s["dtype"], [nblocks[0] * block[0] * block[1]] if len(nblocks) == 1 else None),
-                "index": ("i32", nblocks if len(nblocks) == 1 else None),
-                "offsets": ("i32", [shape[1] // block[1] + 1])}
+        if windows:  # one u8 index per value slot; offsets per (panel, window) group, then the two orders
+            groups = -(-shape[1] // block[1]) * -(-shape[0] // block[0])
+            want = {"values": (s["dtype"], nblocks if len(nblocks) == 1 else None),
+                    "index": ("u8", nblocks if len(nblocks) == 1 else None),
+                    "offsets": ("i32", [groups + 1 + shape[0] + shape[1]])}
+        else:
+            want = {"values": (s["dtype"], [nblocks[0] * block[0] * block[1]] if len(nblocks) == 1 else None),
+                    "index": ("i32", nblocks if len(nblocks) == 1 else None),
+                    "offsets": ("i32", [shape[1] // block[1] + 1])}
         for part, (dt, sh) in want.items():
             if (parts[part]["dtype"], parts[part]["shape"]) != (dt, sh):
                 _fail(f"{what}: parameter '{parts[part]['name']}' ({part}) must be {dt}{sh}, got "
