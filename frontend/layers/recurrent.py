@@ -17,10 +17,11 @@ from . import arguments
 from .base import Layer
 from .core import as_float, layer_seed, random_uniform
 from .masking import check_mask
+from .rnn_state import StatefulRNN
 from .serial import ser_act, ser_con, ser_init, ser_reg
 
 
-class _RNN(Layer):
+class _RNN(StatefulRNN, Layer):
     """Shared machinery: weights (kernel, recurrent_kernel, bias), input projection, the scan, outputs.
 
     Subclasses set GATES (how many units-wide blocks the kernels hold), STATES (1 or 2) and implement
@@ -37,6 +38,9 @@ class _RNN(Layer):
     def state_count(self) -> int:
         return self.STATES
 
+    def _state_sizes(self) -> list:
+        return [self.units] * self.STATES
+
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
                  recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
@@ -44,9 +48,7 @@ class _RNN(Layer):
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, unroll=False, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        what = f"{type(self).__name__} '{self.name}'"
-        if stateful:
-            raise NotImplementedError(f"{what}: stateful=True is not supported")
+        self._init_stateful(stateful)
         self.units = arguments.integer(self, "units", units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -100,7 +102,9 @@ class _RNN(Layer):
     def call(self, sequences, initial_state=None, mask=None, training=False):
         seq = self._checked(sequences)
         mask = check_mask(self, mask, seq, 2)
-        states = self._initial_states(initial_state)
+        states, rows = self._initial_states(initial_state), None
+        if self.stateful and states is None:   # Keras: the states the last call ended with
+            states, rows = self._stateful_initial(seq)
         if states is None:  # Keras starts from zeros
             zero = np.zeros((), np.float32)
             states = [ops.broadcast_to(zero, (seq.ir_shape[0], self.units)) for _ in range(self.STATES)]
@@ -115,6 +119,8 @@ class _RNN(Layer):
                      body=self._step_region(proj, mask is not None, states, consts), reverse=self.go_backwards)
         outs = list(outs) if isinstance(outs, tuple) else [outs]
         finals = outs[:self.STATES]
+        if self.stateful:
+            self._stateful_update(finals, rows if rows is not None else self._stateful_initial(seq)[1])
         if not self.return_sequences:
             out = finals[0]
         elif self.go_backwards and not self._time_ordered:  # Keras lists the outputs in processing order, last timestep first
@@ -247,7 +253,7 @@ class _RNN(Layer):
                 "bias_constraint": ser_con(self.bias_constraint), "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout,
                 "seed": self.seed, "return_sequences": self.return_sequences,
-                "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": False,
+                "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": self.stateful,
                 "unroll": self.unroll}
 
 

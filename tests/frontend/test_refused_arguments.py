@@ -17,7 +17,6 @@ REFUSED = [
     (lambda: layers.Dense(2, lora_rank=2), NotImplementedError, "LoRA"),
     (lambda: _lambda_with_mask(), NotImplementedError, "mask"),
     (lambda: layers.LayerNormalization(rms_scaling=True), NotImplementedError, "rms_scaling"),
-    (lambda: layers.SimpleRNN(2, stateful=True), NotImplementedError, "stateful"),
     # data_format must be channels_last or channels_first (the latter through a boundary transpose)
     (lambda: layers.Flatten(data_format="channels_middle"), ValueError, "data_format"),
     (lambda: layers.ZeroPadding2D(1, data_format="NCHW"), ValueError, "data_format"),
