@@ -7,15 +7,10 @@ import kcompile as kc
 from kcompile import layers, losses, metrics, optimizers
 
 
-def _lambda_with_mask():
-    return layers.Lambda(lambda x: x, mask=lambda x, m: m)
-
-
 # (what is built, exception, words the message must contain)
 REFUSED = [
     # features not implemented
     (lambda: layers.Dense(2, lora_rank=2), NotImplementedError, "LoRA"),
-    (lambda: _lambda_with_mask(), NotImplementedError, "mask"),
     (lambda: layers.LayerNormalization(rms_scaling=True), NotImplementedError, "rms_scaling"),
     # data_format must be channels_last or channels_first (the latter through a boundary transpose)
     (lambda: layers.Flatten(data_format="channels_middle"), ValueError, "data_format"),
