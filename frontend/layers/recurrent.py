@@ -157,7 +157,7 @@ class _RNN(StatefulRNN, Layer):
             new = self._step(p_t, hs, ks)
             out = new[0]
             if m_t is not None:
-                keep = ops.greater(ops.expand_dims(m_t, -1), 0.0)
+                keep = ops.greater(ops.reshape(m_t, (-1,) + (1,) * (hs[0].ndim - 1)), 0.0)   # over a state's axes
                 new = [ops.where(keep, n, h) for n, h in zip(new, hs)]
                 out = ops.where(keep, out, 0.0) if self.zero_output_for_mask else new[0]
         ys = [out.value] if self.return_sequences else []
@@ -309,7 +309,10 @@ class LSTM(_RNN):
         return forget_bias_one
 
     def _step(self, x_t, states, consts):
-        z = ops.add(x_t, self._recurrent_matmul(states[0], consts))
+        return self._gates(ops.add(x_t, self._recurrent_matmul(states[0], consts)), states)
+
+    def _gates(self, z, states):
+        """The new (h, c) from the pre-activations z (gates i, f, c, o along the last axis)."""
         zi, zf, zc, zo = ops.split(z, 4, axis=-1)
         i, o = self.recurrent_activation(zi), self.recurrent_activation(zo)
         new_c = ops.add(ops.multiply(self.recurrent_activation(zf), states[1]), ops.multiply(i, self.activation(zc)))
