@@ -13,6 +13,8 @@ import numpy as np
 
 from kcompile.ir import check_batch_size
 from kcompile.frontend.data import Dataset, unpack_dataset
+from kcompile.frontend.layers import rnn_state
+from kcompile.frontend.trace import forward_graph
 from kcompile.frontend.training import data as D
 from kcompile.frontend.training import data_parallel
 from kcompile.frontend.training.backend import make_executor, resolve_backend
@@ -149,6 +151,7 @@ class TrainerMixin:
     def _compiled_step(self, kind, xs, ys, sw):
         """One compiled step on arrays already ordered by input/output (fit's per-step path: kept lean)."""
         c = self._require_compiled(f"{kind}_step")
+        rnn_state.check_stateful_batch(self, len(xs[0]))
         dp = data_parallel.for_model(self) if kind == "train" else None
         runner = self._runner(kind, ys, sw is not None) if dp is None else self._split_step(ys, sw is not None)
         feed = dict(zip(self.input_names, xs))
@@ -354,10 +357,13 @@ class TrainerMixin:
 
     def _predict_arrays(self, xs) -> list:
         execute, graph = self._predict_executor()
-        weights = {v.path: v for v in self.weights}
+        states = rnn_state.state_variables(self)
+        rnn_state.check_stateful_batch(self, len(xs[0]))
+        weights = {v.path: v for v in self.weights} | states
         params = {name: weights[name].value_array for name in graph.param_names if name in weights}  # else: the graph's own (int8 passes)
         inputs = [np.ascontiguousarray(a, dtype=v.type.dtype.np) for a, v in zip(xs, graph.inputs)]
-        return execute(inputs, params)
+        outs = execute(inputs, params)
+        return rnn_state.assign_state_outputs(states, graph.output_names, outs)
 
     def _predict_executor(self):
         c = getattr(self, "_compiled", None)
@@ -369,7 +375,7 @@ class TrainerMixin:
             with _PREDICT_BUILD_LOCK:   # threads predicting at once build it once (and never see it cleared)
                 hit = cache.get(key)
                 if hit is None:
-                    graph = self.forward_graph(training=False)
+                    graph = forward_graph(self, training=False, state_outputs=True)   # stateful RNNs' updates
                     hit = (make_executor(graph, backend), graph)
                     cache.clear()
                     cache[key] = hit
