@@ -17,11 +17,12 @@ LLVM_LOCK = threading.RLock()
 class CodeLibrary:
     """LLVM IR text -> optimized module -> object code (AOT) or an in-process engine (JIT)."""
 
-    def __init__(self, name: str, ir_text: str, target, opt_level: int = 3):
+    def __init__(self, name: str, ir_text: str, target, opt_level: int = 3, vectorize_loops: bool = True):
         self.name = name
         self.ir_text = ir_text
         self.target = target
         self.opt_level = opt_level
+        self.vectorize_loops = vectorize_loops
         self.timings: dict[str, float] = {}
         self._module: llvm.ModuleRef | None = None
 
@@ -45,7 +46,7 @@ class CodeLibrary:
     def _optimize(self, mod: llvm.ModuleRef) -> llvm.ModuleRef:
         t0 = time.perf_counter()
         pto = llvm.create_pipeline_tuning_options(speed_level=self.opt_level)
-        pto.loop_vectorization = self.opt_level >= 2
+        pto.loop_vectorization = self.opt_level >= 2 and self.vectorize_loops
         pto.slp_vectorization = self.opt_level >= 2
         # No generic loop unrolling: the GEMM, convolution and int8 kernels unroll their own register
         # tiles, and unrolling the other loops (elementwise, reductions) made the code 30% bigger and
@@ -98,14 +99,17 @@ class JITEngine:
         return cls(engine)
 
     @classmethod
-    def from_object(cls, obj: bytes, target, opt_level: int, libraries=()) -> "JITEngine":
-        """Load machine code from emit_jit_object: what MCJIT does after code generation, without it."""
+    def from_object(cls, obj: bytes, target, opt_level: int, libraries=(), more=()) -> "JITEngine":
+        """Load machine code from emit_jit_object: what MCJIT does after code generation, without it.
+
+        more: further objects (library kernels, kernel_library.py) the code calls; linked in."""
         with LLVM_LOCK:
             load_libraries(libraries)
             empty = llvm.parse_assembly("")
             empty.triple = target.triple
             engine = llvm.create_mcjit_compiler(empty, target.new_machine(opt_level))
-            engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            for code in (obj, *more):
+                engine.add_object_file(llvm.ObjectFileRef.from_data(code))
             engine.finalize_object()
         return cls(engine)
 

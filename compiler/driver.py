@@ -30,6 +30,7 @@ from .code_interface import CodeInterface
 from .codegen import NativeModule, generate
 from .codelib import CodeLibrary, JITEngine
 from .disk_cache import DiskCache, toolchain_digest
+from .kernel_library import KernelSet, load_objects
 from .kernels.config import vector_bits
 from .linker import assemble, link_shared
 from .target import Target, host_target
@@ -106,7 +107,7 @@ class Compilation:
     """One compile of entry graphs ('forward', 'train_step', ...) into one native module."""
 
     def __init__(self, entries: dict, name: str, options: CompileOptions | None = None, linker: str | None = "cc",
-                 disk_cache: DiskCache | None = None):
+                 disk_cache: DiskCache | None = None, kernel_library: bool = False):
         if not name.isidentifier():
             raise ValueError(f"compilation name {name!r} must be a C identifier")
         for kind, graph in entries.items():
@@ -116,6 +117,9 @@ class Compilation:
         self.options = options or CompileOptions()
         self.linker = linker
         self.disk_cache = disk_cache
+        # the in-process JIT takes the shape-generic kernels from the kernel library (kernel_library.py);
+        # artifacts keep one whole module
+        self.kernels = KernelSet(self.target, disk_cache) if kernel_library else None
         self.timings: dict[str, float] = {}   # pass and LLVM steps, in the order they ran
         self.stage_runs: Counter = Counter()  # how often each stage was computed (once, when cached)
         self.stage_seconds: dict[str, float] = {}
@@ -130,6 +134,8 @@ class Compilation:
     def cache_key(self) -> str:
         """A digest of everything the generated code depends on."""
         h = hashlib.sha256(f"kcompile {COMPILER_VERSION}\n{self.name}\n{self.options.key()}\n".encode())
+        if self.kernels is not None:   # the code is the glue alone, linked with the library's kernels
+            h.update(b"kernel library\n")
         for kind, g in sorted(self.entries.items()):
             updates = sorted(g.meta.get("param_updates", {}).items())
             h.update(f"{kind}\n{print_graph(g)}\n{updates}\n".encode())
@@ -159,7 +165,7 @@ class Compilation:
         """The generated LLVM IR and the interface a loader needs (entry points, parameter layout)."""
         planned = self.planned
         t0 = time.perf_counter()
-        native = generate(planned, self.name, self.target)
+        native = generate(planned, self.name, self.target, self.kernels)
         self.timings["lower+codegen"] = time.perf_counter() - t0
         return native
 
@@ -218,10 +224,19 @@ class Compilation:
 
     @_stage
     def persisted(self):
-        """(interface JSON, JIT object) from the disk cache; None on a miss or without a cache."""
+        """(interface JSON, JIT object, kernel objects) from the disk cache; None on a miss, without a
+        cache, or when a library kernel the code needs is gone (then all is compiled again)."""
         if self.disk_cache is None:
             return None
-        return self._timed("disk-cache-read", lambda: self.disk_cache.get(self.persistent_key))
+        return self._timed("disk-cache-read", self._read_persisted)
+
+    def _read_persisted(self):
+        hit = self.disk_cache.get(self.persistent_key)
+        if hit is None:
+            return None
+        manifest = hit[0].get("kernels", {}) if isinstance(hit[0], dict) else {}
+        kernels = load_objects(manifest, self.disk_cache) if manifest else []
+        return None if kernels is None else (hit[0], hit[1], kernels)
 
     @_stage
     def interface(self) -> CodeInterface:
@@ -235,16 +250,24 @@ class Compilation:
         return self._timed("llvm-emit-jit-object", self.library.emit_jit_object)
 
     @_stage
+    def kernel_objects(self) -> list:
+        """Machine code of the library kernels the code calls (compiled here where not at hand)."""
+        if self.kernels is None:
+            return []
+        self.native   # codegen decides which kernels are needed
+        return self._timed("llvm-kernels", self.kernels.compile)
+
+    @_stage
     def engine(self) -> JITEngine:
         """The code loaded in-process (MCJIT): from the disk cache, else compiled (and stored there)."""
         hit = self.persisted
-        code = hit[1] if hit else self.jit_object
+        code, kernels = (hit[1], hit[2]) if hit else (self.jit_object, self.kernel_objects)
         if hit is None and self.disk_cache is not None:
-            self._timed("disk-cache-write", lambda: self.disk_cache.put(self.persistent_key,
-                                                                        self.interface.to_json(), code))
+            entry = self.interface.to_json() | ({"kernels": self.kernels.manifest()} if self.kernels else {})
+            self._timed("disk-cache-write", lambda: self.disk_cache.put(self.persistent_key, entry, code))
         interface = self.interface
         return self._timed("llvm-jit-load", lambda: JITEngine.from_object(
-            code, self.target, self.options.opt_level, interface.libraries))
+            code, self.target, self.options.opt_level, interface.libraries, kernels))
 
     def _timed(self, name: str, fn):
         t0 = time.perf_counter()
