@@ -17,12 +17,11 @@ LLVM_LOCK = threading.RLock()
 class CodeLibrary:
     """LLVM IR text -> optimized module -> object code (AOT) or an in-process engine (JIT)."""
 
-    def __init__(self, name: str, ir_text: str, target, opt_level: int = 3, vectorize_loops: bool = True):
+    def __init__(self, name: str, ir_text: str, target, opt_level: int = 3):
         self.name = name
         self.ir_text = ir_text
         self.target = target
         self.opt_level = opt_level
-        self.vectorize_loops = vectorize_loops
         self.timings: dict[str, float] = {}
         self._module: llvm.ModuleRef | None = None
 
@@ -46,7 +45,7 @@ class CodeLibrary:
     def _optimize(self, mod: llvm.ModuleRef) -> llvm.ModuleRef:
         t0 = time.perf_counter()
         pto = llvm.create_pipeline_tuning_options(speed_level=self.opt_level)
-        pto.loop_vectorization = self.opt_level >= 2 and self.vectorize_loops
+        pto.loop_vectorization = self.opt_level >= 2
         pto.slp_vectorization = self.opt_level >= 2
         # No generic loop unrolling: the GEMM, convolution and int8 kernels unroll their own register
         # tiles, and unrolling the other loops (elementwise, reductions) made the code 30% bigger and
