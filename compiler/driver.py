@@ -262,13 +262,15 @@ class Compilation:
         if self.kernels is None:
             return []
         self.native   # codegen decides which kernels are needed
-        return self._timed("llvm-kernels", self.kernels.compile)
+        # the glue compiles beside the kernels (some of them in a second process where that is safe)
+        return self._timed("llvm-kernels+glue", lambda: self.kernels.compile(beside=lambda: self.jit_object))
 
     @_stage
     def engine(self) -> JITEngine:
         """The code loaded in-process (MCJIT): from the disk cache, else compiled (and stored there)."""
         hit = self.persisted
-        code, kernels = (hit[1], hit[2]) if hit else (self.jit_object, self.kernel_objects)
+        code, kernels = (hit[1], hit[2]) if hit else (None, self.kernel_objects)
+        code = code or self.jit_object
         if hit is None and self.disk_cache is not None:
             entry = self.interface.to_json() | ({"kernels": self.kernels.manifest()} if self.kernels else {})
             self._timed("disk-cache-write", lambda: self.disk_cache.put(self.persistent_key, entry, code))

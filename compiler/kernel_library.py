@@ -30,6 +30,7 @@ from llvmlite import ir
 
 from .codelib import CodeLibrary
 from .disk_cache import DiskCache, toolchain_digest
+from .fork_compile import compile_all
 from .loops import internal_function
 
 KERNEL_OPT_LEVEL = 3      # the kernels are the hot loops: always fully optimized
@@ -110,15 +111,23 @@ class KernelSet:
             fn.blocks = []           # the glue module keeps a declaration
 
     # -- after codegen ---------------------------------------------------------------------------
-    def compile(self) -> list:
-        """Compile the kernels codegen emitted (keeping their objects); returns every object needed."""
-        for key, (name, text, calls) in sorted(self.texts.items()):
-            if key not in self.objects:
-                code = CodeLibrary(name, text, self.target, KERNEL_OPT_LEVEL).emit_jit_object()
-                _store(key, name, calls, code, self.disk_cache)
-                self.objects[key], self.names[key] = code, name
-                self.compiled += 1
+    def compile(self, beside=None, parallel: bool | None = None) -> list:
+        """Compile the kernels codegen emitted (keeping their objects); returns every object needed.
+
+        beside(): other LLVM work (the glue) run meanwhile; with two cores about half the kernels
+        are compiled in a forked child process beside it (fork_compile.py)."""
+        jobs = [(key, (name, text)) for key, (name, text, _) in sorted(self.texts.items()) if key not in self.objects]
+        built = compile_all(jobs, self._compile_one, beside, parallel)
+        for key, code in sorted(built.items()):
+            name, _, calls = self.texts[key]
+            _store(key, name, calls, code, self.disk_cache)
+            self.objects[key], self.names[key] = code, name
+            self.compiled += 1
         return [self.objects[k] for k in sorted(self.objects)]
+
+    def _compile_one(self, job) -> bytes:
+        name, text = job
+        return CodeLibrary(name, text, self.target, KERNEL_OPT_LEVEL).emit_jit_object()
 
     def manifest(self) -> dict:
         """{key: name} of every kernel the code needs: what a persisted JIT entry must find again."""

@@ -104,3 +104,32 @@ def test_a_corrupt_kernel_entry_is_compiled_again(tmp_path, damage):
     np.testing.assert_array_equal(fn2([_x(30, 70)])[0], expected)
     assert c2.stage_runs["native"] == 1 and 1 <= c2.kernels.compiled < len(c.kernels.texts)
     assert victim in c2.kernels.texts and cache.get(victim) is not None   # rebuilt and stored whole
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_kernels_built_in_a_forked_process_are_the_same_bytes():
+    g = _dense(70, 40)
+    _, serial = _compile(g)
+    serial.native
+    serial.kernels.compile(parallel=False)
+    kernel_library.forget_in_memory()
+    _, forked = _compile(g)
+    forked.native
+    ran_beside = []
+    forked.kernels.compile(beside=lambda: ran_beside.append(True), parallel=True)
+    assert ran_beside and len(serial.kernels.objects) >= 4
+    assert forked.kernels.objects == serial.kernels.objects
+
+
+def test_a_failing_child_costs_only_time(monkeypatch):
+    from kcompile.compiler import fork_compile
+    if not hasattr(__import__("os"), "fork"):
+        pytest.skip("needs fork")
+    parent = __import__("os").getpid()
+
+    def compile_one(payload):
+        if __import__("os").getpid() != parent:
+            raise RuntimeError("the child breaks")
+        return payload.encode()
+    jobs = [(k, f"job{k}") for k in range(6)]
+    assert fork_compile.compile_all(jobs, compile_one, parallel=True) == {k: f"job{k}".encode() for k in range(6)}
