@@ -11,6 +11,10 @@ once. Every stage is a pure function of `cache_key` (the printed entry graphs wi
 updates, the options, the target and the compiler version). With a DiskCache, the JIT's machine
 code and its CodeInterface are kept on disk under that key (plus the toolchain's digest), and a
 later process that asks for the same compilation loads them instead of compiling.
+
+The JIT's compilations (kernel_library=True) keep the shape-generic kernels out of the module:
+they come from the kernel library (kernel_library.py), compiled once per target at O3, and the
+remaining glue is optimized at GLUE_OPT_LEVEL; MCJIT links the glue's object with the kernels'.
 """
 from __future__ import annotations
 
