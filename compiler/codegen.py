@@ -137,11 +137,16 @@ def _string_constant(module: ir.Module, name: str, text: str) -> None:
     g.global_constant = True
 
 
-def generate(entries: dict, name: str, target) -> NativeModule:
-    """entries: kind ('forward', 'train_step', ...) -> Graph planned by fuse and plan-memory."""
+def generate(entries: dict, name: str, target, kernels=None) -> NativeModule:
+    """entries: kind ('forward', 'train_step', ...) -> Graph planned by fuse and plan-memory.
+
+    kernels: a kernel_library.KernelSet, to take the shape-generic kernels out of the module (their
+    bodies go to kernels.texts, or are not generated where their code is compiled already)."""
     layout = param_layout(entries.values())
     module = ir.Module(name=name)
     module.triple = target.triple
+    if kernels is not None:
+        kernels.attach(module)
     libraries, workspace = set(), {}
     for kind, graph in entries.items():
         if graph.meta.get("memory") is None:
@@ -154,6 +159,8 @@ def generate(entries: dict, name: str, target) -> NativeModule:
     sparse = list({w["name"]: w for g in entries.values() for w in sparse_weights(g)}.values())
     native = NativeModule(name, "", dict(entries), layout, workspace, libraries, sparse_weights=sparse)
     _string_constant(module, native.abi_symbol, canonical_json(native.interface()))
+    if kernels is not None:
+        kernels.split(module)
     native.ir_text = str(module)
     return native
 

@@ -276,7 +276,7 @@ def compile_graph(graph: Graph, opt_level: int = 3, target=None) -> NativeFuncti
             return hit if hit.graph is graph else hit.with_graph(graph)
     fn = NativeFunction(graph, Compilation({"forward": graph}, c_symbol(graph.name),
                                            CompileOptions(opt_level, target=target),
-                                           disk_cache=DiskCache.from_environment()))
+                                           disk_cache=DiskCache.from_environment(), kernel_library=True))
     with _CACHE_LOCK:
         _CACHE[key] = fn
         while len(_CACHE) > _CACHE_SIZE:

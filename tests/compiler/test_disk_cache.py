@@ -122,8 +122,11 @@ def test_concurrent_processes_share_one_entry(tmp_path):
              for _ in range(3)]
     outs = [p.communicate()[0].split() for p in procs]
     assert outs == [["15.0"]] * 3 and all(p.returncode == 0 for p in procs)
-    files = [p.name for p in tmp_path.rglob("*") if p.is_file()]
-    assert len(files) == 1 and files[0].endswith(".kco")
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert all(p.name.endswith(".kco") for p in files)           # no temporary file left behind
+    cache = DiskCache(tmp_path)
+    interfaces = [cache.get(p.stem)[0] for p in files]            # every entry whole
+    assert sum("kernel" not in i for i in interfaces) == 1        # one model entry, the rest library kernels
 
 
 def test_disabled_cache_and_unsafe_folder_are_not_used(tmp_path, monkeypatch):
