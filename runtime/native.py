@@ -20,6 +20,7 @@ from typing import Mapping
 import numpy as np
 
 from kcompile.ir import TensorType, load_budget
+from kcompile.ir.thread_budget import BUDGET
 from kcompile.ir.signature import check_batch_size, check_signature
 
 from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
@@ -121,7 +122,7 @@ class CompiledModel:
         self._entries = {k: _Entry(k, spec, ENTRY_CFUNC(self._code.address(spec["symbol"])))
                          for k, spec in self.manifest["entry_points"].items()}
         self._train_lock = threading.Lock()
-        self.nthreads = max(1, os.cpu_count() or 1)
+        self.nthreads: int | None = None   # threads per call; None: the default offer (ir/thread_budget.py)
         training = self.manifest.get("training") or {}
         self.learning_rate = training.get("learning_rate")
         self.iterations = int(training.get("iterations", 0))
@@ -251,7 +252,11 @@ class CompiledModel:
         ws = _aligned(entry.per_batch * batch + entry.static)
         in_ptrs = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
         out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[o.ctypes.data for o in outs])
-        status = entry.fn(in_ptrs, out_ptrs, self._params.ctypes.data, ws.ctypes.data, batch, self.nthreads)
+        n = BUDGET.acquire(self.nthreads)   # the cores calls in flight left (or self.nthreads as set)
+        try:
+            status = entry.fn(in_ptrs, out_ptrs, self._params.ctypes.data, ws.ctypes.data, batch, n)
+        finally:
+            BUDGET.release(n)
         if status:
             msg = self.manifest["status_codes"].get(str(status), f"error status {status}")
             raise NativeRuntimeError(f"{self.manifest['name']}.{kind}: {msg}")
