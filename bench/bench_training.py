@@ -100,7 +100,15 @@ def runners(name, x, y, batch):
     kr_clock = EpochClock(keras.callbacks.Callback)
     fit = lambda m, clock: m.fit(x, y, batch_size=batch, epochs=1, verbose=0, callbacks=[clock.callback])
     return {"kcompile": (lambda: fit(kc_model, kc_clock), kc_clock),
-            "keras-jax": (lambda: fit(kr_model, kr_clock), kr_clock)}
+            "keras-jax": (lambda: fit(kr_model, kr_clock), kr_clock)}, kc_model
+
+
+def fit_threads(model, batch) -> str:
+    """The thread count fit's tuner kept for this batch size (compiler/thread_tuner.py)."""
+    (runner,) = [r for key, r in model._compiled.step_cache.items() if key[0] == "train"]
+    tuner = runner._tuner
+    chosen = tuner.chosen(batch) if tuner is not None else None
+    return str(chosen) if chosen is not None else "not tuned"
 
 
 def bench(args):
@@ -112,7 +120,7 @@ def bench(args):
         rng = np.random.default_rng(0)
         x = rng.random((n, *shape), dtype=np.float32)
         y = rng.integers(0, 10, n)
-        peers = runners(name, x, y, batch)
+        peers, kc_model = runners(name, x, y, batch)
         for _ in range(args.epochs):
             for run, _clock in peers.values():
                 run()
@@ -122,7 +130,7 @@ def bench(args):
         steps = -(-n // batch)
         print(f"  measured {name}: kcompile {kc_t * 1e3:.1f} ms/epoch, keras-jax {kr_t * 1e3:.1f} ms/epoch",
               file=sys.stderr)
-        rows.append((name, batch, n, kc_t, kr_t, outside, steps))
+        rows.append((name, batch, n, kc_t, kr_t, outside, steps, fit_threads(kc_model, batch)))
         bars.append((name, kc_t / kr_t))
     return rows, bars, default_threads()
 
@@ -140,10 +148,10 @@ def main(argv=None):
           f"({'forced' if args.threads else 'default'}), Keras 3 on JAX default settings; CPU {target.cpu} "
           f"({', '.join(avx)}), {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     print(f"{'model':8} {'batch':>5} {'samples':>7} {'kcompile ms':>11} {'keras-jax ms':>12} {'kc/keras':>8} "
-          f"{'outside native ms/epoch':>24} {'per step us':>11}")
-    for name, batch, n, kc_t, kr_t, outside, steps in rows:
+          f"{'outside native ms/epoch':>24} {'per step us':>11}  fit's threads")
+    for name, batch, n, kc_t, kr_t, outside, steps, used in rows:
         print(f"{name:8} {batch:5} {n:7} {kc_t * 1e3:11.1f} {kr_t * 1e3:12.1f} {kc_t / kr_t:8.2f} "
-              f"{outside * 1e3:17.1f} ({100 * outside / kc_t:4.1f} %) {1e6 * outside / steps:11.0f}")
+              f"{outside * 1e3:17.1f} ({100 * outside / kc_t:4.1f} %) {1e6 * outside / steps:11.0f}  {used}")
     for name, ratio in bars:
         print(f"bar: {name} steady epoch <= {BAR}x Keras-JAX: {ratio:.2f}x {'met' if ratio <= BAR else 'NOT met'}")
 
