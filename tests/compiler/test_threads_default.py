@@ -4,6 +4,7 @@ several Python threads at once."""
 import ctypes
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -156,21 +157,13 @@ def test_two_models_called_from_two_python_threads():
     inputs = [[np.random.default_rng(10 * k + i).standard_normal((64 + 37 * i, *shape)).astype(np.float32)
                for i in range(6)] for k, (_, shape) in enumerate(graphs)]
     want = [[fn([x], nthreads=1)[0] for x in xs] for fn, xs in zip(fns, inputs)]
-    got, errors = [None, None], []
     barrier = threading.Barrier(2)
 
-    def work(k):
-        try:
-            barrier.wait()
-            got[k] = [fns[k]([x])[0] for x in inputs[k] for _ in range(3)][::3]
-        except BaseException as e:   # noqa: BLE001 - reported below
-            errors.append(e)
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    def work(k):   # each model's calls, three times over, both threads starting at once
+        barrier.wait()
+        return [fns[k]([x])[0] for x in inputs[k] for _ in range(3)][::3]
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(work, range(2)))   # (an exception in a thread is raised here)
     for k in range(2):
         for g, w in zip(got[k], want[k]):
             np.testing.assert_array_equal(g, w)
