@@ -11,7 +11,7 @@ spent descheduled is not counted).
     python bench/bench_fit_overhead.py [--steps 200] [--batch 128] [--threads 0] [--verbose 0]
 
 --threads 0 (the default) leaves fit its default: the machine's cores offered, and per batch size the
-thread count that helps (compiler/thread_tuner.py); a positive count is forced (KCOMPILE_NUM_THREADS).
+thread count that helps (ir/thread_tuner.py); a positive count is forced (KCOMPILE_NUM_THREADS).
 The last line is the bar of issue #8 (overhead <= 5 % of the step, by this thread's CPU time).
 """
 from __future__ import annotations

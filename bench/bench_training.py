@@ -104,7 +104,7 @@ def runners(name, x, y, batch):
 
 
 def fit_threads(model, batch) -> str:
-    """The thread count fit's tuner kept for this batch size (compiler/thread_tuner.py)."""
+    """The thread count fit's tuner kept for this batch size (ir/thread_tuner.py)."""
     (runner,) = [r for key, r in model._compiled.step_cache.items() if key[0] == "train"]
     tuner = runner._tuner
     chosen = tuner.chosen(batch) if tuner is not None else None

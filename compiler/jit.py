@@ -24,10 +24,10 @@ from kcompile.ir.ops.collective import take_failure
 from kcompile.ir.ops.sparse import check_structure, sparse_weights
 from kcompile.ir.signature import check_signature
 from kcompile.ir.thread_budget import BUDGET, get_num_threads
+from kcompile.ir.thread_tuner import ThreadTuner
 
 from .disk_cache import DiskCache
 from .driver import Compilation, CompileOptions, c_symbol
-from .thread_tuner import ThreadTuner
 
 _PTRS = ctypes.POINTER(ctypes.c_void_p)
 # <name>_<entry>_p: parameters as a pointer table, so the caller's arrays are used without copying
@@ -81,6 +81,7 @@ class NativeFunction:
         self._sparse = sparse_weights(graph)
         self._check_sparse(self._defaults)
         self.status_messages = native.status_messages
+        self.tuner = ThreadTuner()   # the thread count that helps, per batch size (calls without nthreads=)
         _bind_threads(self._engine)
 
     def workspace_bytes(self, batch: int) -> int:
@@ -147,7 +148,10 @@ class NativeFunction:
         weights = self._param_arrays(params)  # referenced until the call returns
         outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in self._outputs]
         ws = aligned_empty(self.workspace_bytes(batch))
-        self._run(_pointers(arrays), _pointers(outs), _pointers(weights), ws, batch, nthreads)
+        limit = None if nthreads else self.tuner.limit(batch)
+        t0 = time.perf_counter()
+        self._run(_pointers(arrays), _pointers(outs), _pointers(weights), ws, batch, nthreads, limit)
+        self.tuner.record(batch, limit, time.perf_counter() - t0)
         return outs
 
     def bind(self, params: Mapping) -> "BoundCall":
@@ -157,7 +161,7 @@ class NativeFunction:
 
 class BoundCall:
     """A NativeFunction with its parameter arrays bound once, for a loop of steps on one thread
-    (with the thread count that helps: thread_tuner.py).
+    (with the thread count that helps: ir/thread_tuner.py).
 
     The parameter pointer table is built once; the workspace and the output arrays are kept per
     batch size and reused, so a call allocates nothing: the outputs it returns are overwritten by

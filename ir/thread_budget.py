@@ -54,9 +54,13 @@ def get_num_threads() -> int:
     return _positive(env, f"${ENV_VAR}") if env else machine_threads()
 
 
-def is_overridden() -> bool:
-    """Whether the user chose the count (set_num_threads or $KCOMPILE_NUM_THREADS): then it is not tuned."""
-    return _override is not None or bool(os.environ.get(ENV_VAR))
+def tunable_offer() -> int | None:
+    """The default offer (the cores) where the user chose no count and there is more than one core,
+    else None: then nothing is tuned (thread_tuner.py)."""
+    if _override is not None or os.environ.get(ENV_VAR):
+        return None
+    n = machine_threads()
+    return n if n > 1 else None
 
 
 class ThreadBudget:
@@ -79,7 +83,7 @@ class ThreadBudget:
             with self._lock:
                 self._busy += n
             return n
-        want = get_num_threads() if limit is None else min(limit, get_num_threads())
+        want = get_num_threads() if limit is None else limit   # (a tuner's limit is at most the offer)
         with self._lock:
             n = max(1, min(want, machine_threads() - self._busy)) if want > 1 else 1
             self._busy += n

@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import Mapping
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from kcompile.ir import TensorType, load_budget
 from kcompile.ir.thread_budget import BUDGET
+from kcompile.ir.thread_tuner import ThreadTuner
 from kcompile.ir.signature import check_batch_size, check_signature
 
 from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
@@ -122,7 +124,8 @@ class CompiledModel:
         self._entries = {k: _Entry(k, spec, ENTRY_CFUNC(self._code.address(spec["symbol"])))
                          for k, spec in self.manifest["entry_points"].items()}
         self._train_lock = threading.Lock()
-        self.nthreads: int | None = None   # threads per call; None: the default offer (ir/thread_budget.py)
+        self.nthreads: int | None = None   # threads per call; None: the default offer (ir/thread_budget.py),
+        self._tuner = ThreadTuner()         # limited to the count that helps (ir/thread_tuner.py)
         training = self.manifest.get("training") or {}
         self.learning_rate = training.get("learning_rate")
         self.iterations = int(training.get("iterations", 0))
@@ -252,11 +255,14 @@ class CompiledModel:
         ws = _aligned(entry.per_batch * batch + entry.static)
         in_ptrs = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
         out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[o.ctypes.data for o in outs])
-        n = BUDGET.acquire(self.nthreads)   # the cores calls in flight left (or self.nthreads as set)
+        limit = None if self.nthreads else self._tuner.limit(batch)
+        n = BUDGET.acquire(self.nthreads, limit)   # the cores calls in flight left (or self.nthreads as set)
+        t0 = time.perf_counter()
         try:
             status = entry.fn(in_ptrs, out_ptrs, self._params.ctypes.data, ws.ctypes.data, batch, n)
         finally:
             BUDGET.release(n)
+        self._tuner.record(batch, limit, time.perf_counter() - t0)
         if status:
             msg = self.manifest["status_codes"].get(str(status), f"error status {status}")
             raise NativeRuntimeError(f"{self.manifest['name']}.{kind}: {msg}")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kcompile.compiler.jit import compile_graph
-from kcompile.compiler.thread_tuner import RETUNE, TRIALS, ThreadTuner
+from kcompile.ir.thread_tuner import RETUNE, TRIALS, ThreadTuner
 from kcompile.compiler.threads import LAUNCH_SYMBOL, LAUNCH_TYPE
 from kcompile.ir import GraphBuilder, TensorType
 from kcompile.ir import thread_budget as tb
@@ -49,9 +49,9 @@ def _convnet(name, seed=0):
 
 # -- the offer and the budget -----------------------------------------------------------------------
 def test_default_offer_is_the_cores_and_overrides_win(four_cores, monkeypatch):
-    assert tb.get_num_threads() == 4 and not tb.is_overridden()
+    assert tb.get_num_threads() == 4 and tb.tunable_offer() == 4
     monkeypatch.setenv(tb.ENV_VAR, "3")
-    assert tb.get_num_threads() == 3 and tb.is_overridden()
+    assert tb.get_num_threads() == 3 and tb.tunable_offer() is None
     tb.set_num_threads(1)   # the API wins over the variable
     assert tb.get_num_threads() == 1
     tb.set_num_threads(None)

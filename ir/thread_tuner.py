@@ -1,4 +1,4 @@
-"""ThreadTuner: a loop of native steps (fit, train_on_batch) runs with the thread count that helps.
+"""ThreadTuner: native calls run with the thread count that helps, found by timing both.
 
 The kernels' cost models decide whether a call's work is large enough to split; whether the other
 cores are actually free to take it is only known by trying: on a machine whose other cores are busy,
@@ -7,13 +7,15 @@ here at load 4.5: a batch-128 MNIST MLP train step 14 ms with 2 threads, 7 ms wi
 size, the tuner times the default offer and one thread in turns (TRIALS calls each, after a warm-up
 call), keeps the faster (more threads only when clearly faster: one thread leaves cores to others),
 and tries again every RETUNE calls, as the machine's load changes. A count the user chose
-(kc.set_num_threads, $KCOMPILE_NUM_THREADS, nthreads=) is never tuned.
+(kc.set_num_threads, $KCOMPILE_NUM_THREADS, nthreads=) is never tuned. Every caller of native code
+keeps one per compiled function: the JIT's calls and bound steps, and a loaded artifact; it lives
+in ir beside the budget for that reason (the runtime may not import the compiler).
 """
 from __future__ import annotations
 
 import statistics
 
-from kcompile.ir.thread_budget import get_num_threads, is_overridden
+from .thread_budget import tunable_offer
 
 TRIALS = 3        # timed calls per candidate in a trial
 RETUNE = 500      # calls between trials
@@ -54,10 +56,8 @@ class ThreadTuner:
         self._trials: dict = {}
 
     def limit(self, batch: int) -> int | None:
-        if is_overridden():
-            return None
-        offer = get_num_threads()
-        if offer == 1:
+        offer = tunable_offer()
+        if offer is None:
             return None
         trial = self._trials.get(batch)
         if trial is None or trial.offer != offer:
