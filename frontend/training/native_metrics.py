@@ -4,8 +4,9 @@ A metric whose state is a running total and count (Mean) and whose per-batch sta
 compute (the loss; sparse and categorical accuracy, unweighted) gets its two state Variables as
 parameters of the train-step graph, updated in place like the weights (meta["param_updates"]):
     total += statistic summed over the batch,  count += batch size ("__batch_size", fed per step).
-fit and train_on_batch then never touch them per step (reset() zeroes them in place); result() reads the same arrays. The arithmetic is the NumPy
-path's (f32 sums of exact 0/1 matches; the loss times the batch size), so the logs agree with it.
+fit and train_on_batch then never touch them per step (reset() zeroes them in place), and result()
+reads the same arrays. The arithmetic is the NumPy path's (f32 sums of exact 0/1 matches; the loss
+times the batch size), so the logs agree with it.
 Anything else (sample weights, several outputs, other metrics) stays on the NumPy path.
 """
 from __future__ import annotations
@@ -18,9 +19,11 @@ BATCH_INPUT = "__batch_size"
 
 def _native_statistic(metric):
     """The emitter of a metric's per-batch statistic (total's increment), or None if it runs in NumPy."""
-    if not isinstance(metric, M.MeanMetricWrapper) or type(metric).update_state is not M.MeanMetricWrapper.update_state:
+    if not isinstance(metric, M.MeanMetricWrapper) or \
+            type(metric).update_state is not M.MeanMetricWrapper.update_state:   # (a subclass's own update)
         return None
-    return {M.sparse_categorical_accuracy: _sparse_matches, M.categorical_accuracy: _categorical_matches}.get(metric._fn)
+    statistics = {M.sparse_categorical_accuracy: _sparse_matches, M.categorical_accuracy: _categorical_matches}
+    return statistics.get(metric._fn)
 
 
 def _argmax_f32(b, x):

@@ -92,7 +92,7 @@ def trace_loss_and_grads(model, compiled, y_types, has_sw, entry, scalars, loss_
 
 
 def build_train_step(model, compiled, y_types, has_sw, metrics_inside=False) -> StepGraph:
-    """metrics_inside: the loss tracker and the metrics that can be accumulate in the graph (native_metrics.py)."""
+    """metrics_inside: the graph accumulates the loss tracker and the metrics it can (native_metrics.py)."""
     b, tr, total, per_output, trainable, grads, extra = trace_loss_and_grads(
         model, compiled, y_types, has_sw, "train_step", ("__learning_rate", "__iterations"))
     lr, it = extra["__learning_rate"], extra["__iterations"]

@@ -191,7 +191,8 @@ class TrainerMixin:
         c = self._compiled
         ys = ys or [None] * len(c.output_names)
         # targets are fed as f32 whatever their dtype, so their feature shapes decide the step graph
-        key = (kind, tuple(None if y is None else y.shape[1:] for y in ys), has_sw) + (("metrics",) if metrics_inside else ())
+        key = (kind, tuple(None if y is None else y.shape[1:] for y in ys), has_sw)
+        key += ("metrics",) if metrics_inside else ()   # fit's step, accumulating metrics (native_metrics.py)
         if key not in c.step_cache:
             y_types = [None if y is None else _target_type(y) for y in ys]
             if metrics_inside:
