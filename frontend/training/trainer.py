@@ -156,8 +156,10 @@ class TrainerMixin:
         metrics_inside (fit): the train step accumulates the metrics it can itself (native_metrics.py)."""
         c = self._require_compiled(f"{kind}_step")
         dp = data_parallel.for_model(self) if kind == "train" else None
-        inside = metrics_inside and kind == "train" and dp is None
-        runner = self._runner(kind, ys, sw is not None, inside) if dp is None else self._split_step(ys, sw is not None)
+        accumulate = metrics_inside and kind == "train" and dp is None
+        has_sw = sw is not None
+        runner = self._runner(kind, ys, has_sw, accumulate) if dp is None else self._split_step(ys, has_sw)
+        inside = runner.native_metrics if dp is None else frozenset()   # (ids of) metrics the graph accumulates
         feed = dict(zip(self.input_names, xs))
         for i, y in enumerate(ys or []):
             feed[target_name(c.output_names, i)] = y
@@ -166,7 +168,7 @@ class TrainerMixin:
         if kind == "train":
             feed.update(__rng_counter=np.int64(self._rng_counter), __learning_rate=np.float32(c.optimizer.learning_rate),
                         __iterations=np.float32(int(c.optimizer.iterations)))
-            if runner.native_metrics:
+            if inside:
                 feed[BATCH_INPUT] = np.float32(len(xs[0]))
         if dp is None:
             out, n = runner.run(feed), len(xs[0])
@@ -175,7 +177,7 @@ class TrainerMixin:
         if kind == "train":
             c.optimizer.finish_step()
             self._rng_counter += 1
-        self._update_metrics(c, out, ys, sw, n, runner.native_metrics if dp is None else frozenset())
+        self._update_metrics(c, out, ys, sw, n, inside)
         return c.logs()
 
     def _split_step(self, ys, has_sw) -> data_parallel.SplitStep:
