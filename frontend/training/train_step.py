@@ -141,6 +141,10 @@ def build_test_step(model, compiled, y_types, has_sw) -> StepGraph:
     tr = trace_model(model, b, xs, training=False)
     total, per_output = emit_loss(GraphEmitter(b), compiled, ys, tr.outputs, sw, tr.losses)
     outs, names = _loss_and_pred_outputs(compiled, total, per_output, tr.outputs)
+    for param, v in tr.state_updates.items():   # stateful RNNs carry their states through evaluate too
+        outs.append(v)
+        names.append(update_output(param))
+    b.meta["param_updates"] = {update_output(param): param for param in tr.state_updates}
     return StepGraph(b.build(outs, names), dict(tr.variables), {}, _pred_names(compiled))
 
 

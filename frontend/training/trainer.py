@@ -13,6 +13,8 @@ import numpy as np
 
 from kcompile.ir import check_batch_size
 from kcompile.frontend.data import Dataset, unpack_dataset
+from kcompile.frontend.layers import rnn_state
+from kcompile.frontend.trace import forward_graph
 from kcompile.frontend.training import data as D
 from kcompile.frontend.training import data_parallel
 from kcompile.frontend.training.backend import make_executor, resolve_backend
@@ -155,6 +157,7 @@ class TrainerMixin:
         """One compiled step on arrays already ordered by input/output (fit's per-step path: kept lean).
         metrics_inside (fit): the train step accumulates the metrics it can itself (native_metrics.py)."""
         c = self._require_compiled(f"{kind}_step")
+        rnn_state.check_stateful_batch(self, len(xs[0]))
         dp = data_parallel.for_model(self) if kind == "train" else None
         accumulate = metrics_inside and kind == "train" and dp is None
         has_sw = sw is not None
@@ -185,7 +188,8 @@ class TrainerMixin:
         c = self._compiled
         key = ("split", tuple(None if y is None else y.shape[1:] for y in ys or []), has_sw)
         if key not in c.step_cache:
-            y_types = [None if y is None else _target_type(y) for y in ys or [None] * len(c.output_names)]
+            y_types = [None if y is None else _target_type(y, self._output_shape(i))
+                       for i, y in enumerate(ys or [None] * len(c.output_names))]
             c.step_cache[key] = data_parallel.SplitStep(self, c, y_types, has_sw, resolve_backend(c.backend))
         return c.step_cache[key]
 
@@ -193,10 +197,11 @@ class TrainerMixin:
         c = self._compiled
         ys = ys or [None] * len(c.output_names)
         # targets are fed as f32 whatever their dtype, so their feature shapes decide the step graph
-        key = (kind, tuple(None if y is None else y.shape[1:] for y in ys), has_sw)
+        key = (kind, tuple(None if y is None else _target_type(y, self._output_shape(i)).shape[1:]
+                           for i, y in enumerate(ys)), has_sw)
         key += ("metrics",) if metrics_inside else ()   # fit's step, accumulating metrics (native_metrics.py)
         if key not in c.step_cache:
-            y_types = [None if y is None else _target_type(y) for y in ys]
+            y_types = [None if y is None else _target_type(y, self._output_shape(i)) for i, y in enumerate(ys)]
             if metrics_inside:
                 step = build_train_step(self, c, y_types, has_sw, metrics_inside=self._resolve_metrics(c, ys))
             else:
@@ -375,10 +380,13 @@ class TrainerMixin:
 
     def _predict_arrays(self, xs) -> list:
         execute, graph = self._predict_executor()
-        weights = {v.path: v for v in self.weights}
+        states = rnn_state.state_variables(self)
+        rnn_state.check_stateful_batch(self, len(xs[0]))
+        weights = {v.path: v for v in self.weights} | states
         params = {name: weights[name].value_array for name in graph.param_names if name in weights}  # else: the graph's own (int8 passes)
         inputs = [np.ascontiguousarray(a, dtype=v.type.dtype.np) for a, v in zip(xs, graph.inputs)]
-        return execute(inputs, params)
+        outs = execute(inputs, params)
+        return rnn_state.assign_state_outputs(states, graph.output_names, outs)
 
     def _predict_executor(self):
         c = getattr(self, "_compiled", None)
@@ -390,7 +398,7 @@ class TrainerMixin:
             with _PREDICT_BUILD_LOCK:   # threads predicting at once build it once (and never see it cleared)
                 hit = cache.get(key)
                 if hit is None:
-                    graph = self.forward_graph(training=False)
+                    graph = forward_graph(self, training=False, state_outputs=True)   # stateful RNNs' updates
                     hit = (make_executor(graph, backend), graph)
                     cache.clear()
                     cache[key] = hit
@@ -454,10 +462,16 @@ class TrainerMixin:
             self._check_targets(ys)
         return xs, ys, sw
 
-    def _check_targets(self, ys):
+    def _output_shape(self, i: int) -> tuple:
+        """Output i's traced shape without the batch (symbols such as a dynamic length T kept)."""
         c = self._compiled
         if not hasattr(c, "output_types"):
             c.output_types = [t.shape[1:] for t in output_types(self)]
+        return c.output_types[i] if i < len(c.output_types) else ()
+
+    def _check_targets(self, ys):
+        c = self._compiled
+        self._output_shape(0)
         for loss, y, shape, name in zip(c.losses, ys, c.output_types, c.output_names):
             if loss is not None:
                 D.check_labels(loss, y, shape, name)
@@ -540,9 +554,14 @@ def _float(v):
         return v
 
 
-def _target_type(y: np.ndarray):
+def _target_type(y: np.ndarray, out_shape: tuple = ()):
+    """Targets' type: f32, symbolic batch, and the output's symbolic dims (a dynamic length T) where
+    the target has the output's rank, so one step graph serves targets of every length."""
     from kcompile.ir import TensorType
-    return TensorType(("N",) + y.shape[1:], "f32")
+    tail = y.shape[1:]
+    if len(tail) in (len(out_shape), len(out_shape) - 1):   # (sparse labels lack the class axis)
+        tail = tuple(d if isinstance(d, str) else t for d, t in zip(out_shape, tail)) + tail[len(out_shape):]
+    return TensorType(("N",) + tail, "f32")
 
 
 def _stream(x, y, sample_weight, steps, shuffle, what):
