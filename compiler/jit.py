@@ -12,8 +12,8 @@ reuses its pointer table, workspace and output buffers from call to call.
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
+import time
 from collections import OrderedDict
 from typing import Mapping
 
@@ -23,6 +23,8 @@ from kcompile.ir import Graph, print_graph
 from kcompile.ir.ops.collective import take_failure
 from kcompile.ir.ops.sparse import check_structure, sparse_weights
 from kcompile.ir.signature import check_lengths, check_signature
+from kcompile.ir.thread_budget import BUDGET, get_num_threads
+from kcompile.ir.thread_tuner import ThreadTuner
 
 from .disk_cache import DiskCache
 from .driver import Compilation, CompileOptions, c_symbol
@@ -44,13 +46,10 @@ class NativeError(RuntimeError):
 
 
 def default_threads() -> int:
-    """Threads per call unless the caller says: $KCOMPILE_NUM_THREADS, else 1.
-
-    In-process calls (fit/predict steps) are short, and on a loaded machine waking pool threads
-    costs far more than it saves; ask for threads per call (nthreads=) or through the variable.
-    """
-    env = os.environ.get("KCOMPILE_NUM_THREADS")
-    return max(1, int(env)) if env else 1
+    """Threads a call is offered unless the caller says (ir/thread_budget.py): kc.set_num_threads,
+    else $KCOMPILE_NUM_THREADS, else the machine's cores; each kernel's cost model then decides how
+    many of them its work is worth (a batch-1 call stays on the calling thread)."""
+    return get_num_threads()
 
 
 def aligned_empty(nbytes: int) -> np.ndarray:
@@ -87,6 +86,7 @@ class NativeFunction:
         self._sparse = sparse_weights(graph)
         self._check_sparse(self._defaults)
         self.status_messages = native.status_messages
+        self.tuner = ThreadTuner()   # the thread count that helps, per batch size (calls without nthreads=)
         _bind_threads(self._engine)
 
     def workspace_bytes(self, batch: int, dims: dict | None = None) -> int:
@@ -143,9 +143,13 @@ class NativeFunction:
         """The same code for a structurally equal graph (its own default parameter values)."""
         return NativeFunction(graph, self.compilation, self._kind)
 
-    def _run(self, in_ptrs, out_ptrs, param_ptrs, ws, batch: int, nthreads, shapes=None) -> None:
+    def _run(self, in_ptrs, out_ptrs, param_ptrs, ws, batch: int, nthreads, shapes=None, limit=None) -> None:
         extra = (shapes,) if self.dynamic else ()
-        status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, nthreads or default_threads(), *extra)
+        n = BUDGET.acquire(nthreads or None, limit)   # the cores calls in flight left (or nthreads as given)
+        try:
+            status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, n, *extra)
+        finally:
+            BUDGET.release(n)
         if status:
             failure = take_failure()   # an exception from cross_process_sum's hook: raise it as it was
             if failure is not None:
@@ -161,7 +165,11 @@ class NativeFunction:
         outs = [np.empty(v.type.concrete_shape(batch, dims), v.type.dtype.np) for v in self._outputs]
         ws = aligned_empty(self.workspace_bytes(batch, dims))
         shapes = input_shapes(arrays) if self.dynamic else None
-        self._run(_pointers(arrays), _pointers(outs), _pointers(weights), ws, batch, nthreads, shapes)
+        key = (batch, tuple(sorted(dims.items()))) if dims else batch   # tuned per batch (and length)
+        limit = None if nthreads else self.tuner.limit(key)
+        t0 = time.perf_counter()
+        self._run(_pointers(arrays), _pointers(outs), _pointers(weights), ws, batch, nthreads, shapes, limit=limit)
+        self.tuner.record(key, limit, time.perf_counter() - t0)
         return outs
 
     def bind(self, params: Mapping) -> "BoundCall":
@@ -170,7 +178,8 @@ class NativeFunction:
 
 
 class BoundCall:
-    """A NativeFunction with its parameter arrays bound once, for a loop of steps on one thread.
+    """A NativeFunction with its parameter arrays bound once, for a loop of steps on one thread
+    (with the thread count that helps: ir/thread_tuner.py).
 
     The parameter pointer table is built once; the workspace and the output arrays are kept per
     batch size and reused, so a call allocates nothing: the outputs it returns are overwritten by
@@ -186,7 +195,7 @@ class BoundCall:
         self._in_ptrs = (ctypes.c_void_p * max(1, len(graph.inputs)))()
         self._last_inputs: list = [None] * len(graph.inputs)   # the arrays _in_ptrs points into
         self._per_batch: dict = {}            # batch (and dynamic lengths) -> (outputs, output pointers, workspace)
-        self._nthreads = default_threads()
+        self.tuner = ThreadTuner()            # the thread count that helps, per batch size
 
     def __call__(self, inputs: list, nthreads: int | None = None) -> list:
         """inputs: C-contiguous arrays of the graph's dtypes, in order; returns the outputs."""
@@ -203,7 +212,10 @@ class BoundCall:
             outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in fn._outputs]
             self._per_batch[batch] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch)))
         outs, out_ptrs, ws = self._per_batch[batch]
-        self.fn._run(self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch, nthreads or self._nthreads)
+        limit = None if nthreads else self.tuner.limit(batch)
+        t0 = time.perf_counter()
+        self.fn._run(self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch, nthreads, limit=limit)
+        self.tuner.record(batch, limit, time.perf_counter() - t0)
         return outs
 
     def _call_dynamic(self, inputs: list, nthreads) -> list:
@@ -215,8 +227,11 @@ class BoundCall:
             outs = [np.empty(v.type.concrete_shape(batch, dims), v.type.dtype.np) for v in fn._outputs]
             self._per_batch[key] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch, dims)))
         outs, out_ptrs, ws = self._per_batch[key]
-        fn._run(_pointers(arrays), out_ptrs, self._param_ptrs, ws, batch, nthreads or self._nthreads,
-                input_shapes(arrays))
+        limit = None if nthreads else self.tuner.limit(key)   # tuned per batch and length
+        t0 = time.perf_counter()
+        fn._run(_pointers(arrays), out_ptrs, self._param_ptrs, ws, batch, nthreads, input_shapes(arrays),
+                limit=limit)
+        self.tuner.record(key, limit, time.perf_counter() - t0)
         return outs
 
     def _check(self, inputs: list) -> int:

@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import Mapping
 
@@ -21,6 +22,8 @@ import numpy as np
 
 from kcompile.ir import TensorType, load_budget
 from kcompile.ir.signature import check_batch_size, check_lengths, check_signature
+from kcompile.ir.thread_budget import BUDGET
+from kcompile.ir.thread_tuner import ThreadTuner
 
 from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
 from .code_loader import ObjectCode, SharedLibrary
@@ -137,7 +140,8 @@ class CompiledModel:
         self._entries = {k: _Entry(k, spec, self._code.address(spec["symbol"]))
                          for k, spec in self.manifest["entry_points"].items()}
         self._train_lock = threading.Lock()
-        self.nthreads = max(1, os.cpu_count() or 1)
+        self.nthreads: int | None = None   # threads per call; None: the default offer (ir/thread_budget.py),
+        self._tuner = ThreadTuner()         # limited to the count that helps (ir/thread_tuner.py)
         training = self.manifest.get("training") or {}
         self.learning_rate = training.get("learning_rate")
         self.iterations = int(training.get("iterations", 0))
@@ -274,7 +278,15 @@ class CompiledModel:
         out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[o.ctypes.data for o in outs])
         shapes = [int(d) for a in arrays for d in a.shape]
         extra = ((ctypes.c_int64 * max(1, len(shapes)))(*shapes),) if entry.dynamic else ()
-        status = entry.fn(in_ptrs, out_ptrs, self._params.ctypes.data, ws.ctypes.data, batch, self.nthreads, *extra)
+        key = (batch, tuple(sorted(dims.items()))) if dims else batch   # tuned per batch (and length)
+        limit = None if self.nthreads else self._tuner.limit(key)
+        n = BUDGET.acquire(self.nthreads, limit)   # the cores calls in flight left (or self.nthreads as set)
+        t0 = time.perf_counter()
+        try:
+            status = entry.fn(in_ptrs, out_ptrs, self._params.ctypes.data, ws.ctypes.data, batch, n, *extra)
+        finally:
+            BUDGET.release(n)
+        self._tuner.record(key, limit, time.perf_counter() - t0)
         if status:
             msg = self.manifest["status_codes"].get(str(status), f"error status {status}")
             raise NativeRuntimeError(f"{self.manifest['name']}.{kind}: {msg}")

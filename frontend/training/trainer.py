@@ -21,6 +21,8 @@ from kcompile.frontend.training.backend import make_executor, resolve_backend
 from kcompile.frontend.training.callback_base import CallbackList
 from kcompile.frontend.training.compile_utils import Compiled
 from kcompile.frontend.training.history import History
+from kcompile.frontend.training import native_metrics
+from kcompile.frontend.training.native_metrics import BATCH_INPUT
 from kcompile.frontend.training.runner import StepRunner
 from kcompile.frontend.training.streams import RAN_OUT, BatchStream, is_stream
 from kcompile.frontend.training.train_step import build_test_step, build_train_step, output_types, target_name
@@ -81,7 +83,10 @@ class TrainerMixin:
 
     def reset_metrics(self):
         for m in self.metrics:
-            m.reset_state()
+            if isinstance(m, _CompiledMetrics):
+                m.reset_state()
+            else:
+                native_metrics.reset(m)
 
     @property
     def compiled_loss(self):
@@ -135,25 +140,29 @@ class TrainerMixin:
     def _overrides(self, name) -> bool:
         return getattr(type(self), name) is not getattr(TrainerMixin, name)
 
-    def _run_step(self, kind, xs, ys, sw):
+    def _run_step(self, kind, xs, ys, sw, metrics_inside=False):
         if self._overrides(f"{kind}_step"):
             from kcompile.frontend.tensor import convert_to_tensor
             x = [convert_to_tensor(a) for a in xs]
             y = None if ys is None else [convert_to_tensor(a) for a in ys]
             data = (_single(x), _single(y)) + (() if sw is None else (convert_to_tensor(sw),))
             return _flat_dict(getattr(self, f"{kind}_step")(data))
-        return self._compiled_step(kind, xs, ys, sw)
+        return self._compiled_step(kind, xs, ys, sw, metrics_inside)
 
     def _graph_step(self, kind, xs, ys, sw):
         c = self._require_compiled(f"{kind}_step")
         return self._compiled_step(kind, D.by_names(xs, self.input_names, "x"), D.by_names(ys, c.output_names, "y"), sw)
 
-    def _compiled_step(self, kind, xs, ys, sw):
-        """One compiled step on arrays already ordered by input/output (fit's per-step path: kept lean)."""
+    def _compiled_step(self, kind, xs, ys, sw, metrics_inside=False):
+        """One compiled step on arrays already ordered by input/output (fit's per-step path: kept lean).
+        metrics_inside (fit): the train step accumulates the metrics it can itself (native_metrics.py)."""
         c = self._require_compiled(f"{kind}_step")
         rnn_state.check_stateful_batch(self, len(xs[0]))
         dp = data_parallel.for_model(self) if kind == "train" else None
-        runner = self._runner(kind, ys, sw is not None) if dp is None else self._split_step(ys, sw is not None)
+        accumulate = metrics_inside and kind == "train" and dp is None
+        has_sw = sw is not None
+        runner = self._runner(kind, ys, has_sw, accumulate) if dp is None else self._split_step(ys, has_sw)
+        inside = runner.native_metrics if dp is None else frozenset()   # (ids of) metrics the graph accumulates
         feed = dict(zip(self.input_names, xs))
         for i, y in enumerate(ys or []):
             feed[target_name(c.output_names, i)] = y
@@ -162,6 +171,8 @@ class TrainerMixin:
         if kind == "train":
             feed.update(__rng_counter=np.int64(self._rng_counter), __learning_rate=np.float32(c.optimizer.learning_rate),
                         __iterations=np.float32(int(c.optimizer.iterations)))
+            if inside:
+                feed[BATCH_INPUT] = np.float32(len(xs[0]))
         if dp is None:
             out, n = runner.run(feed), len(xs[0])
         else:   # shard of a global batch: summed gradients, global loss, metrics on the gathered batch
@@ -169,7 +180,7 @@ class TrainerMixin:
         if kind == "train":
             c.optimizer.finish_step()
             self._rng_counter += 1
-        self._update_metrics(c, out, ys, sw, n)
+        self._update_metrics(c, out, ys, sw, n, inside)
         return c.logs()
 
     def _split_step(self, ys, has_sw) -> data_parallel.SplitStep:
@@ -182,25 +193,37 @@ class TrainerMixin:
             c.step_cache[key] = data_parallel.SplitStep(self, c, y_types, has_sw, resolve_backend(c.backend))
         return c.step_cache[key]
 
-    def _runner(self, kind, ys, has_sw) -> StepRunner:
+    def _runner(self, kind, ys, has_sw, metrics_inside=False) -> StepRunner:
         c = self._compiled
         ys = ys or [None] * len(c.output_names)
         # targets are fed as f32 whatever their dtype, so their feature shapes decide the step graph
         key = (kind, tuple(None if y is None else _target_type(y, self._output_shape(i)).shape[1:]
                            for i, y in enumerate(ys)), has_sw)
+        key += ("metrics",) if metrics_inside else ()   # fit's step, accumulating metrics (native_metrics.py)
         if key not in c.step_cache:
             y_types = [None if y is None else _target_type(y, self._output_shape(i)) for i, y in enumerate(ys)]
-            build = build_train_step if kind == "train" else build_test_step
-            step = build(self, c, y_types, has_sw)
+            if metrics_inside:
+                step = build_train_step(self, c, y_types, has_sw, metrics_inside=self._resolve_metrics(c, ys))
+            else:
+                step = (build_train_step if kind == "train" else build_test_step)(self, c, y_types, has_sw)
             c.step_cache[key] = StepRunner(step, resolve_backend(c.backend), c.optimizer)
         return c.step_cache[key]
 
-    def _update_metrics(self, c, out, ys, sw, batch_size):
-        c.loss_tracker.update_state(out["loss"], sample_weight=batch_size)
+    def _resolve_metrics(self, c, ys) -> bool:
+        """Resolve the compiled metrics before the step is built; False where the targets do not allow it."""
+        if any(y is None for y in ys):
+            return False
+        c.resolve_metrics(ys, [t.shape for t in output_types(self)])
+        return True
+
+    def _update_metrics(self, c, out, ys, sw, batch_size, inside=frozenset()):
+        """The NumPy updates of the metrics the step did not accumulate itself (`inside`: their ids)."""
+        if id(c.loss_tracker) not in inside:
+            c.loss_tracker.update_state(out["loss"], sample_weight=batch_size)
         for tracker, name in zip(c.output_loss_trackers, c.output_names):
             if f"loss:{name}" in out:
                 tracker.update_state(out[f"loss:{name}"], sample_weight=batch_size)
-        c.update_metrics(ys, [out[f"pred:{n}"] for n in c.output_names], sw)
+        c.update_metrics(ys, [out[f"pred:{n}"] for n in c.output_names], sw, skip=inside)
 
     def train_step_graph(self, y, sample_weight=False):
         """The train-step ir.Graph for targets shaped like `y` (for AOT compilation or inspection)."""
@@ -288,7 +311,7 @@ class TrainerMixin:
             cbs.on_train_batch_begin(step)
             idx = idx if dp is None else dp.shard(idx)   # this process's rows of the global batch
             bx, by, bsw = _batch(train, idx, contiguous=not shuffle and len(idx) > 0)
-            logs = self._run_step("train", bx, by, bsw)
+            logs = self._run_step("train", bx, by, bsw, metrics_inside=True)
             cbs.on_train_batch_end(step, logs)
             if self.stop_training:
                 break
@@ -384,7 +407,8 @@ class TrainerMixin:
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._require_compiled("train_on_batch")
         self.reset_metrics()   # Keras 3: the logs describe this batch alone
-        logs = self._run_step("train", *self._prepare(x, y, sample_weight, class_weight, "train_on_batch"))
+        logs = self._run_step("train", *self._prepare(x, y, sample_weight, class_weight, "train_on_batch"),
+                              metrics_inside=True)
         return self._flat_logs(logs, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
@@ -483,7 +507,7 @@ class _CompiledMetrics:
 
     def reset_state(self):
         for m in self.metrics:
-            m.reset_state()
+            native_metrics.reset(m)
 
     @property
     def metrics(self):
