@@ -20,11 +20,13 @@ from typing import Mapping
 import numpy as np
 
 from kcompile.ir import Graph, print_graph
+from kcompile.ir.call_plan import CallPlan
 from kcompile.ir.ops.collective import take_failure
 from kcompile.ir.ops.sparse import check_structure, sparse_weights
 from kcompile.ir.signature import check_signature
 
 from .disk_cache import DiskCache
+from .codegen import PACKED_SUFFIX
 from .driver import Compilation, CompileOptions, c_symbol
 
 _PTRS = ctypes.POINTER(ctypes.c_void_p)
@@ -69,7 +71,8 @@ class NativeFunction:
         self.compilation = compilation
         native = compilation.interface
         self._engine = compilation.engine  # owns the machine code
-        self._fn = POINTERS_CFUNC(self._engine.address(native.symbol(kind) + "_p"))
+        self._symbol_p = native.symbol(kind) + "_p"
+        self._fn = POINTERS_CFUNC(self._engine.address(self._symbol_p))
         self._ws = native.workspace[kind]
         self._slots = native.params
         self._slot_by_name = {s.name: s for s in self._slots}
@@ -146,6 +149,26 @@ class NativeFunction:
         ws = aligned_empty(self.workspace_bytes(batch))
         self._run(_pointers(arrays), _pointers(outs), _pointers(weights), ws, batch, nthreads)
         return outs
+
+    def plan(self, params: Mapping | None = None, nthreads: int | None = None) -> CallPlan | None:
+        """The fast call path (ir/call_plan.py) with these parameter arrays bound, or None where it does
+        not apply (an input or output without the batch dimension, parameters updated in place).
+
+        The plan keeps the arrays it was given: the caller must make a new plan when a parameter's
+        array is replaced (the front end does, by a version counter on its Variables)."""
+        if self.in_place or not all(v.type.has_batch for v in [*self.graph.inputs, *self._outputs]):
+            return None
+        weights = self._param_arrays(params)
+        table = _pointers(weights)
+        threads = nthreads or default_threads()
+        return CallPlan(self._engine.address(self._symbol_p + PACKED_SUFFIX),
+                        [(v.type.dtype.np, v.type.shape[1:]) for v in self.graph.inputs],
+                        [(v.type.dtype.np, v.type.shape[1:]) for v in self._outputs],
+                        ctypes.addressof(table), self._ws, lambda batch: threads, self._raise_status,
+                        keep=(table, weights, self._engine))
+
+    def _raise_status(self, status: int):
+        raise NativeError(f"graph @{self.graph.name}: {self.status_messages.get(status, f'status {status}')}")
 
     def bind(self, params: Mapping) -> "BoundCall":
         """This function with its parameter arrays fixed (see BoundCall)."""

@@ -5,6 +5,7 @@ import numpy as np
 
 from kcompile.ir import dtype as to_dtype
 
+from . import state_version
 from .tensor import KTensor, current_trace, keras_dtype
 
 _NAME_SCOPE: list = []   # layer names pushed while a layer builds/calls: paths "outer/inner/kernel"
@@ -52,6 +53,7 @@ class Variable(KTensor):
         self.path = scoped_path(self.name)
         self.trainable = bool(trainable)
         self.regularizer = None
+        state_version.bump()
         if _state_trace() is not None:
             _state_trace().created(self)
 
@@ -69,6 +71,7 @@ class Variable(KTensor):
         if new.shape != self.data.shape:
             raise ValueError(f"Variable '{self.path}': cannot assign shape {new.shape} to shape {self.data.shape}")
         self.data = new
+        state_version.bump()   # prepared native calls point at the old array
         return self
 
     def assign_add(self, delta):
@@ -87,6 +90,7 @@ class Variable(KTensor):
             return self.assign(new)   # (broadcast or promoted: assign checks and converts)
         # (0-d arithmetic gives NumPy scalars; keep an array, and a 0-d one: ascontiguousarray makes it 1-d)
         self.data = np.asarray(new, order="C")
+        state_version.bump()
         return self
 
     def numpy(self) -> np.ndarray:

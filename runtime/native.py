@@ -20,6 +20,7 @@ from typing import Mapping
 import numpy as np
 
 from kcompile.ir import TensorType, load_budget
+from kcompile.ir.call_plan import CallPlan
 from kcompile.ir.signature import check_batch_size, check_signature
 
 from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
@@ -28,6 +29,7 @@ from .sparse_weights import SparseWeights
 
 ENTRY_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p),
                                ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)
+PACKED_SUFFIX = "_packed"   # <symbol>_packed(const int64_t args[6]): compiler/codegen.py
 ENTRY_FIELDS = ("symbol", "workspace_symbol", "workspace", "inputs", "outputs", "param_updates")
 PARAM_FIELDS = ("name", "offset", "nbytes", "shape", "dtype")
 MAX_MANIFEST_BYTES = 16 << 20
@@ -121,7 +123,8 @@ class CompiledModel:
         self._entries = {k: _Entry(k, spec, ENTRY_CFUNC(self._code.address(spec["symbol"])))
                          for k, spec in self.manifest["entry_points"].items()}
         self._train_lock = threading.Lock()
-        self.nthreads = max(1, os.cpu_count() or 1)
+        self._nthreads = max(1, os.cpu_count() or 1)
+        self._plan = None   # the forward entry's fast path, made on first use (ir/call_plan.py)
         training = self.manifest.get("training") or {}
         self.learning_rate = training.get("learning_rate")
         self.iterations = int(training.get("iterations", 0))
@@ -162,12 +165,51 @@ class CompiledModel:
     def output_specs(self) -> list:
         return self._entries["forward"].outputs
 
+    @property
+    def nthreads(self) -> int:
+        """Threads per call (the code's kernels use fewer for small work)."""
+        return self._nthreads
+
+    @nthreads.setter
+    def nthreads(self, value: int) -> None:
+        self._nthreads = max(1, int(value))
+        self._plan = None   # its argument blocks hold the old count
+
+    def _forward_plan(self):
+        """The forward entry's CallPlan, or False where the code has no packed entry (older artifacts)
+        or a tensor without the batch dimension."""
+        if self._plan is None:
+            entry = self._entries["forward"]
+            specs = entry.inputs + entry.outputs
+            try:
+                address = self._code.address(entry.spec["symbol"] + PACKED_SUFFIX)
+            except ArtifactError:
+                address = None
+            if address is None or not all(self._batched(s) for s in specs):
+                self._plan = False
+            else:
+                tensors = [[(DTYPES[s["dtype"]], s["shape"][1:]) for s in io] for io in (entry.inputs, entry.outputs)]
+                threads = self._nthreads
+                self._plan = CallPlan(address, *tensors, self._params.ctypes.data,
+                                      (entry.per_batch, entry.static), lambda batch: threads,
+                                      lambda status: self._raise_status("forward", status), keep=self._params)
+        return self._plan
+
+    def _fast_forward(self, arrays):
+        """Outputs through the prepared call, or None (then the checked path runs and explains)."""
+        plan = self._plan if self._plan is not None else self._forward_plan()
+        return plan(arrays) if plan else None
+
     def __call__(self, *inputs):
-        outs = self._run("forward", list(inputs))
+        outs = self._fast_forward(inputs) or self._run("forward", list(inputs))
         return outs[0] if len(outs) == 1 else outs
 
     def predict(self, x, batch_size: int | None = None):
         """Outputs for inputs x (an array, a list in input order, or a dict by input name)."""
+        if batch_size is None and type(x) is np.ndarray:
+            outs = self._fast_forward((x,))
+            if outs is not None:
+                return outs[0] if len(outs) == 1 else outs
         batch_size = check_batch_size(batch_size, f"{self.manifest['name']}.predict")
         arrays = self._as_list(x, "forward")
         batch = self._batch_of(self._entries["forward"], arrays)
@@ -251,11 +293,14 @@ class CompiledModel:
         ws = _aligned(entry.per_batch * batch + entry.static)
         in_ptrs = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
         out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[o.ctypes.data for o in outs])
-        status = entry.fn(in_ptrs, out_ptrs, self._params.ctypes.data, ws.ctypes.data, batch, self.nthreads)
+        status = entry.fn(in_ptrs, out_ptrs, self._params.ctypes.data, ws.ctypes.data, batch, self._nthreads)
         if status:
-            msg = self.manifest["status_codes"].get(str(status), f"error status {status}")
-            raise NativeRuntimeError(f"{self.manifest['name']}.{kind}: {msg}")
+            self._raise_status(kind, status)
         return outs
+
+    def _raise_status(self, kind: str, status: int):
+        msg = self.manifest["status_codes"].get(str(status), f"error status {status}")
+        raise NativeRuntimeError(f"{self.manifest['name']}.{kind}: {msg}")
 
     # -- weights -------------------------------------------------------------------------
     def _param_view(self, p) -> np.ndarray:
