@@ -364,6 +364,10 @@ class TrainerMixin:
         """predict(verbose=0) through the prepared call, batch by batch (None: take the slow path)."""
         prepared = fast_predict.current(self)
         arrays = None if prepared is None else prepared.arrays(x)
+        if arrays and len(arrays[0]) <= batch_size:   # one batch: no slicing
+            outs = prepared.plan(arrays)
+            if outs is not None:
+                return outs[0] if len(outs) == 1 else outs
         if not arrays or any(type(a) is not np.ndarray or a.ndim == 0 or len(a) != len(arrays[0]) for a in arrays):
             return None
         n = len(arrays[0])
