@@ -364,7 +364,8 @@ class TrainerMixin:
         """predict(verbose=0) through the prepared call, batch by batch (None: take the slow path)."""
         prepared = fast_predict.current(self)
         arrays = None if prepared is None else prepared.arrays(x)
-        if arrays and len(arrays[0]) <= batch_size:   # one batch: no slicing
+        first = arrays[0] if arrays else None
+        if type(first) is np.ndarray and first.ndim and 0 < len(first) <= batch_size:   # one batch: no slicing
             outs = prepared.plan(arrays)
             if outs is not None:
                 return outs[0] if len(outs) == 1 else outs
