@@ -20,7 +20,7 @@ from typing import Mapping
 import numpy as np
 
 from kcompile.ir import Graph, print_graph
-from kcompile.ir.call_plan import CallPlan
+from kcompile.ir.call_plan import CallPlan, aligned_empty
 from kcompile.ir.ops.collective import take_failure
 from kcompile.ir.ops.sparse import check_structure, sparse_weights
 from kcompile.ir.signature import check_signature
@@ -35,7 +35,6 @@ POINTERS_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, _PTRS, _PTRS, _PTRS, ctypes.c_
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 64
-ALIGN = 64
 
 
 class NativeError(RuntimeError):
@@ -50,13 +49,6 @@ def default_threads() -> int:
     """
     env = os.environ.get("KCOMPILE_NUM_THREADS")
     return max(1, int(env)) if env else 1
-
-
-def aligned_empty(nbytes: int) -> np.ndarray:
-    """An uninitialized 64-byte-aligned uint8 buffer of nbytes (workspaces need no zeroing)."""
-    raw = np.empty(nbytes + ALIGN, np.uint8)
-    start = (-raw.ctypes.data) % ALIGN
-    return raw[start:start + nbytes]
 
 
 def _pointers(arrays) -> ctypes.Array:

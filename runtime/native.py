@@ -20,7 +20,7 @@ from typing import Mapping
 import numpy as np
 
 from kcompile.ir import TensorType, load_budget
-from kcompile.ir.call_plan import CallPlan
+from kcompile.ir.call_plan import CallPlan, aligned_empty
 from kcompile.ir.signature import check_batch_size, check_signature
 
 from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
@@ -34,7 +34,6 @@ ENTRY_FIELDS = ("symbol", "workspace_symbol", "workspace", "inputs", "outputs", 
 PARAM_FIELDS = ("name", "offset", "nbytes", "shape", "dtype")
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_BATCH = 1 << 31
-ALIGN = 64
 DTYPES = {"f32": np.float32, "f64": np.float64, "i8": np.int8, "u8": np.uint8, "i32": np.int32,
           "i64": np.int64, "bool": np.bool_}
 
@@ -46,13 +45,6 @@ class NativeRuntimeError(RuntimeError):
 def load(path) -> "CompiledModel":
     """Open an artifact directory written by kcompile (compiler.artifact) for predict/train_step."""
     return CompiledModel(path)
-
-
-def _aligned(nbytes: int) -> np.ndarray:
-    """An uninitialized 64-byte-aligned byte buffer (the code writes before it reads)."""
-    raw = np.empty(nbytes + ALIGN, np.uint8)
-    start = (-raw.ctypes.data) % ALIGN
-    return raw[start:start + nbytes]
 
 
 def _safe_file(root: Path, name, what: str) -> Path:
@@ -114,7 +106,7 @@ class CompiledModel:
         check_cpu_features(self.manifest["target"])
         weights = _read_checked(root, self.manifest["weights"]["file"], self.manifest, "weights",
                                 self.manifest["weights"]["nbytes"])
-        self._params = _aligned(len(weights))
+        self._params = aligned_empty(len(weights))
         self._params[:] = np.frombuffer(weights, np.uint8)
         by_name = {p["name"]: p for p in self.manifest["params"]}
         self._sparse = SparseWeights(self.manifest.get("sparse_weights", []), lambda n: self._param_view(by_name[n]))
@@ -290,7 +282,7 @@ class CompiledModel:
         arrays, batch = check_call_inputs(entry, inputs)
         batch = 0 if batch is None else batch
         outs = [np.empty([batch if d == "N" else d for d in s["shape"]], DTYPES[s["dtype"]]) for s in entry.outputs]
-        ws = _aligned(entry.per_batch * batch + entry.static)
+        ws = aligned_empty(entry.per_batch * batch + entry.static)
         in_ptrs = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
         out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[o.ctypes.data for o in outs])
         status = entry.fn(in_ptrs, out_ptrs, self._params.ctypes.data, ws.ctypes.data, batch, self._nthreads)
