@@ -305,24 +305,33 @@ def print_ratio_bars(rows, threads: int):
 
 # -- call-path overhead at batch 1 ------------------------------------------------------------
 def overhead(runners, x, budget: float, threads: int):
-    """Each Python path's median minus its native entry's own median time (native loop)."""
-    from native_loop import entry_seconds
+    """Each Python path's median minus its native entry's own median time.
+
+    The entry is timed one call at a time inside native code (bench/native_loop.py: the time-stamp
+    counter read before and after the call), and those calls alternate with the Python calls round
+    by round, so that the machine's load and the caches' state fall on both alike."""
+    from native_loop import one_call_seconds
     model, artifact = runners["kcompile"].model, runners["kcompile-aot"].artifact
     paths = {"predict_on_batch": (lambda: model.predict_on_batch(x), "jit"),
              "predict(verbose=0)": (lambda: model.predict(x, verbose=0), "jit"),
              "artifact.predict": (lambda: artifact.predict(x), "aot"),
              "artifact(x)": (lambda: artifact(x), "aot")}
-    model.predict_on_batch(x)
+    for fn, _ in list(paths.values()) * 3:
+        fn()
     handles = {"jit": model._prepared_predict.plan.native_call([x]), "aot": artifact._forward_plan().native_call([x])}
     native = {k: [] for k in handles}
     python = {k: [] for k in paths}
-    for _ in range(3):   # native and Python samples alternate, so load changes fall on both
+    deadline = time.perf_counter() + budget
+    while time.perf_counter() < deadline or len(native["jit"]) < 50:
         for k, (fn, addr, _keep) in handles.items():
-            native[k].append(entry_seconds(fn, addr, budget / 6))
-        for k, v in measure({k: (lambda f: lambda _x: f())(f) for k, (f, _) in paths.items()}, x, budget / 12).items():
-            python[k].append(v[0])
+            native[k].append(one_call_seconds(fn, addr))
+        for k, (fn, _) in paths.items():
+            t0 = time.perf_counter()
+            fn()
+            python[k].append(time.perf_counter() - t0)
     native = {k: statistics.median(v) for k, v in native.items()}
-    print(f"  call path, batch 1, {threads} thread(s)        median us   native entry us   overhead us")
+    print(f"  call path, batch 1, {threads} thread(s)        median us   native entry us   overhead us"
+          f"   ({len(python['artifact(x)'])} rounds)")
     for k, (_, which) in paths.items():
         med = statistics.median(python[k])
         over = (med - native[which]) * 1e6

@@ -193,13 +193,18 @@ class CompiledModel:
         return plan(arrays) if plan else None
 
     def __call__(self, *inputs):
-        outs = self._fast_forward(inputs) or self._run("forward", list(inputs))
+        plan = self._plan
+        outs = (plan.call1(inputs[0]) if plan and len(inputs) == 1 and plan._dtype0 is not None
+                else self._fast_forward(inputs))
+        if outs is None:
+            outs = self._run("forward", list(inputs))
         return outs[0] if len(outs) == 1 else outs
 
     def predict(self, x, batch_size: int | None = None):
         """Outputs for inputs x (an array, a list in input order, or a dict by input name)."""
         if batch_size is None and type(x) is np.ndarray:
-            outs = self._fast_forward((x,))
+            plan = self._plan
+            outs = plan.call1(x) if plan and plan._dtype0 is not None else self._fast_forward((x,))
             if outs is not None:
                 return outs[0] if len(outs) == 1 else outs
         batch_size = check_batch_size(batch_size, f"{self.manifest['name']}.predict")

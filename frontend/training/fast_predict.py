@@ -17,10 +17,11 @@ from kcompile.frontend import state_version
 
 
 class PreparedPredict:
-    __slots__ = ("version", "plan", "ninputs")
+    __slots__ = ("version", "plan", "ninputs", "single")
 
     def __init__(self, version: int, plan, ninputs: int):
         self.version, self.plan, self.ninputs = version, plan, ninputs
+        self.single = plan is not None and ninputs == 1   # plan.call1 applies
 
     def arrays(self, x):
         """x as the plan's input list, or None when it is not plain arrays in input order."""

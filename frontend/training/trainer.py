@@ -354,7 +354,12 @@ class TrainerMixin:
         return [np.asarray(_numpy(o)) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
     def predict_on_batch(self, x):
-        outs = fast_predict.call(self, x)
+        prepared = self.__dict__.get("_prepared_predict")   # fast_predict.call, inlined for the common case
+        outs = None
+        if prepared is not None and prepared.version == state_version.current and prepared.single:
+            outs = prepared.plan.call1(x)
+        if outs is None:
+            outs = fast_predict.call(self, x)   # several inputs, or a list of them
         if outs is None:
             outs = self._predict_batch(self._prepare_x(x))
             fast_predict.prepare(self)
