@@ -323,6 +323,12 @@ class TrainerMixin:
         """Outputs for x in batches of batch_size (any size; the last batch may be smaller)."""
         check_batch_size(batch_size, "predict")
         if verbose == 0 and callbacks is None and steps is None:   # no progress bar: the prepared call
+            prepared = self.__dict__.get("_prepared_predict")
+            if (prepared is not None and prepared.version == state_version.current and prepared.single
+                    and type(x) is np.ndarray and x.ndim and 0 < len(x) <= (batch_size or 32)):
+                outs = prepared.plan.call1(x)   # one batch of one input: the shortest way
+                if outs is not None:
+                    return outs[0] if len(outs) == 1 else outs
             outs = self._predict_prepared(x, batch_size or 32)
             if outs is not None:
                 return outs
