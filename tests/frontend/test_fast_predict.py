@@ -1,6 +1,6 @@
 """predict_on_batch / predict(verbose=0) through the prepared native call (frontend/training/fast_predict.py):
 same results as the slow path, invalidated by every state change, the usual errors, thread-safe."""
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -113,19 +113,11 @@ def test_two_threads_one_model():
     xs = [rand(b, 40, seed=10 + b) for b in (1, 5, 1, 7)]
     _prepared(model, xs[0])
     want = [_slow(model, x) for x in xs]
-    errors = []
 
     def worker(k):
-        try:
-            for _ in range(200):
-                i = (k + _) % len(xs)
-                np.testing.assert_array_equal(model.predict_on_batch(xs[i]), want[i])
-        except Exception as e:   # reported in the main thread
-            errors.append(e)
+        for step in range(200):
+            i = (k + step) % len(xs)
+            np.testing.assert_array_equal(model.predict_on_batch(xs[i]), want[i])
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(worker, range(2)))   # re-raises a worker's failure here

@@ -1,6 +1,6 @@
 """The artifact's fast call path (ir/call_plan.py through the packed entry point): same results as the
 checked path, the usual errors, thread-safe, and older artifacts without a packed entry still run."""
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -78,24 +78,15 @@ def test_two_threads_one_artifact(path):
     model = load(path)
     xs = [_x(b, b) for b in (1, 2, 700, 1)]
     want = [model._run("forward", [x]) for x in xs]
-    errors = []
 
     def worker(k):
-        try:
-            for i in range(300):
-                j = (i + k) % len(xs)
-                got = model(xs[j])
-                for g, w in zip(got, want[j]):
-                    np.testing.assert_array_equal(g, w)
-        except Exception as e:
-            errors.append(e)
+        for i in range(300):
+            j = (i + k) % len(xs)
+            for g, w in zip(model(xs[j]), want[j]):
+                np.testing.assert_array_equal(g, w)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(worker, range(2)))   # re-raises a worker's failure here
 
 
 def test_slots_are_bounded_per_thread(path):
