@@ -274,9 +274,9 @@ def ratio_to_ort(rows) -> dict:
 
 
 def print_table(rows, threads: int):
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    print(f"\nthreads: {threads} (kcompile nthreads, onnxruntime intra_op_num_threads, XLA/torch settings); "
-          f"{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; CPU features: {_features()}")
+    from bench_machine import machine_line
+    print(f"\n{machine_line(threads)}  ({os.cpu_count()} CPUs; the thread count is kcompile's nthreads, "
+          "onnxruntime's intra_op_num_threads, XLA's and torch's settings)")
     print(f"{'model':8} {'batch':>5}  {'runner':12} {'median ms':>10} {'best ms':>9} {'t / t_ORT':>9} {'max|diff|':>9}")
     ratios = ratio_to_ort(rows)
     for m, b, p, med, best, n, err in rows:
@@ -284,12 +284,6 @@ def print_table(rows, threads: int):
         print(f"{m:8} {b:5}  {p:12} {med * 1e3:10.3f} {best * 1e3:9.3f} {ratio:>9} {err:9.1e}")
     print("t / t_ORT: the runner's median time divided by onnxruntime's (below 1: faster than onnxruntime); "
           "kcompile = predict_on_batch (front end, JIT), kcompile-aot = runtime.load(artifact).predict")
-
-
-def _features() -> str:
-    from kcompile.compiler.target import host_target
-    t = host_target()
-    return ",".join(f for f in ("avx512f", "avx512vnni", "avx2", "fma") if t.has(f))
 
 
 def print_ratio_bars(rows, threads: int):
@@ -418,5 +412,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))   # native_loop, fma_peak
+    sys.path.insert(0, str(Path(__file__).parent))   # bench_machine, native_loop, fma_peak
     main()
