@@ -138,6 +138,9 @@ def header(name: str, native) -> str:
         lines.append("/* The same, with one pointer per parameter (manifest order) instead of the block: */")
         lines.append(f"int32_t {spec['symbol']}_p(const void *const *inputs, void *const *outputs,")
         lines.append("        void *const *params, void *workspace, int64_t batch, int32_t nthreads);")
+        lines.append("/* Both with the six arguments in one array {inputs, outputs, params, workspace, batch, nthreads}: */")
+        lines.append(f"int32_t {spec['symbol']}_packed(const int64_t *args);")
+        lines.append(f"int32_t {spec['symbol']}_p_packed(const int64_t *args);")
         lines.append(f"int64_t {spec['workspace_symbol']}(int64_t batch);")
     lines += ["", "#ifdef __cplusplus", "}", "#endif", f"#endif /* {guard} */", ""]
     return "\n".join(lines)

@@ -19,6 +19,10 @@ argument, `const int64_t *input_shapes` (every input's dims, in input order, con
 workspace function is `int64_t <name>_<entry>_workspace_size(int64_t batch, const int64_t *input_shapes)`.
 The code learns T from the shapes (dynamic_dims.py), checks them against the batch, the static dims
 and each other (STATUS_BAD_SHAPE), and every kernel on a T-sized axis takes its extent at run time.
+
+Entries without dynamic dims also exist packed, `int32_t <symbol>_packed(const int64_t *args)` with args = {inputs,
+outputs, params, workspace, batch, nthreads}: one argument, so a call from Python through ctypes
+converts one integer instead of six (about 1 us less per call; see ir/call_plan.py).
 """
 from __future__ import annotations
 
@@ -46,6 +50,8 @@ SIZE_TYPE = ir.FunctionType(I64, [I64])
 # params slot (regions have none) carries the base of the region's batched workspace.
 REGION_TYPE = ir.FunctionType(I32, [I8P.as_pointer(), I8P.as_pointer(), I8P, I8P, I64, I32])
 PARAM_ALIGN = 64
+PACKED_TYPE = ir.FunctionType(I32, [I64.as_pointer()])
+PACKED_SUFFIX = "_packed"
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,15 @@ def _size_function(module, symbol, graph, plan):
     b.ret(workspace_base(b, plan, "end", sizes))
 
 
+def _packed_wrapper(module, entry: ir.Function) -> None:
+    """`<entry>_packed(const int64_t args[6])`: the entry's six arguments read from one array."""
+    fn = ir.Function(module, PACKED_TYPE, entry.name + PACKED_SUFFIX)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    slots = [b.load(b.gep(fn.args[0], [i64(k)])) for k in range(6)]
+    args = [b.inttoptr(v, t) for v, t in zip(slots[:4], entry.function_type.args[:4])]
+    b.ret(b.call(entry, args + [slots[4], b.trunc(slots[5], I32)]))
+
+
 class _EntryBuilder:
     FN_TYPE = POINTERS_ENTRY_TYPE
     ARG_NAMES = ("inputs", "outputs", "params", "workspace", "batch", "nthreads", "input_shapes")
@@ -195,6 +210,9 @@ class _EntryBuilder:
         """The body as `<symbol>_p` (parameter pointers), and `<symbol>` (parameter block) calling it."""
         self._build_body(f"{symbol}_p")
         self._build_block_wrapper(symbol, self.fn)
+        if not self.dynamic:   # (a dynamic entry's seventh argument, input_shapes, has no slot in the block)
+            _packed_wrapper(self.module, self.fn)
+            _packed_wrapper(self.module, self.module.globals[symbol])
 
     def _build_block_wrapper(self, symbol: str, body):
         fn = ir.Function(self.module, DYNAMIC_ENTRY_TYPE if self.dynamic else ENTRY_TYPE, symbol)

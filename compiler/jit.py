@@ -20,6 +20,7 @@ from typing import Mapping
 import numpy as np
 
 from kcompile.ir import Graph, print_graph
+from kcompile.ir.call_plan import CallPlan, aligned_empty
 from kcompile.ir.ops.collective import take_failure
 from kcompile.ir.ops.sparse import check_structure, sparse_weights
 from kcompile.ir.signature import check_lengths, check_signature
@@ -27,6 +28,7 @@ from kcompile.ir.thread_budget import BUDGET, get_num_threads
 from kcompile.ir.thread_tuner import ThreadTuner
 
 from .disk_cache import DiskCache
+from .codegen import PACKED_SUFFIX
 from .driver import Compilation, CompileOptions, c_symbol
 
 _PTRS = ctypes.POINTER(ctypes.c_void_p)
@@ -38,7 +40,6 @@ DYNAMIC_POINTERS_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, _PTRS, _PTRS, _PTRS, c
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 64
-ALIGN = 64
 
 
 class NativeError(RuntimeError):
@@ -50,13 +51,6 @@ def default_threads() -> int:
     else $KCOMPILE_NUM_THREADS, else the machine's cores; each kernel's cost model then decides how
     many of them its work is worth (a batch-1 call stays on the calling thread)."""
     return get_num_threads()
-
-
-def aligned_empty(nbytes: int) -> np.ndarray:
-    """An uninitialized 64-byte-aligned uint8 buffer of nbytes (workspaces need no zeroing)."""
-    raw = np.empty(nbytes + ALIGN, np.uint8)
-    start = (-raw.ctypes.data) % ALIGN
-    return raw[start:start + nbytes]
 
 
 def _pointers(arrays) -> ctypes.Array:
@@ -72,8 +66,9 @@ class NativeFunction:
         native = compilation.interface
         self._engine = compilation.engine  # owns the machine code
         self.dynamic = any(v.type.dynamic_dims for v in graph.inputs)   # the entry takes input_shapes
+        self._symbol_p = native.symbol(kind) + "_p"
         cfunc = DYNAMIC_POINTERS_CFUNC if self.dynamic else POINTERS_CFUNC
-        self._fn = cfunc(self._engine.address(native.symbol(kind) + "_p"))
+        self._fn = cfunc(self._engine.address(self._symbol_p))
         self._ws = native.workspace[kind]
         self._slots = native.params
         self._slot_by_name = {s.name: s for s in self._slots}
@@ -171,6 +166,27 @@ class NativeFunction:
         self._run(_pointers(arrays), _pointers(outs), _pointers(weights), ws, batch, nthreads, shapes, limit=limit)
         self.tuner.record(key, limit, time.perf_counter() - t0)
         return outs
+
+    def plan(self, params: Mapping | None = None, nthreads: int | None = None) -> CallPlan | None:
+        """The fast call path (ir/call_plan.py) with these parameter arrays bound, or None where it does
+        not apply (an input or output without the batch dimension, parameters updated in place, a
+        dynamic length).
+
+        The plan keeps the arrays it was given: the caller must make a new plan when a parameter's
+        array is replaced (the front end does, by a version counter on its Variables)."""
+        if (self.in_place or self.dynamic
+                or not all(v.type.has_batch for v in [*self.graph.inputs, *self._outputs])):
+            return None
+        weights = self._param_arrays(params)
+        table = _pointers(weights)
+        return CallPlan(self._engine.address(self._symbol_p + PACKED_SUFFIX),
+                        [(v.type.dtype.np, v.type.shape[1:]) for v in self.graph.inputs],
+                        [(v.type.dtype.np, v.type.shape[1:]) for v in self._outputs],
+                        ctypes.addressof(table), tuple(self._ws[:2]), nthreads, self._raise_status,
+                        keep=(table, weights, self._engine), tuner=self.tuner)
+
+    def _raise_status(self, status: int):
+        raise NativeError(f"graph @{self.graph.name}: {self.status_messages.get(status, f'status {status}')}")
 
     def bind(self, params: Mapping) -> "BoundCall":
         """This function with its parameter arrays fixed (see BoundCall)."""

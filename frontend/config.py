@@ -24,6 +24,8 @@ def set_backend(name: str | None):
     if name is not None and name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; expected one of {list(BACKENDS)} or None")
     _state["backend"] = name
+    from . import state_version   # prepared native predict calls must not outlive a backend switch
+    state_version.bump()
 
 
 def backend() -> str:

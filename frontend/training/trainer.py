@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 
 from kcompile.ir import check_batch_size
+from kcompile.frontend import state_version
 from kcompile.frontend.data import Dataset, unpack_dataset
 from kcompile.frontend.layers import rnn_state
 from kcompile.frontend.trace import forward_graph
@@ -19,6 +20,7 @@ from kcompile.frontend.training import data as D
 from kcompile.frontend.training import data_parallel
 from kcompile.frontend.training.backend import make_executor, resolve_backend
 from kcompile.frontend.training.callback_base import CallbackList
+from kcompile.frontend.training import fast_predict
 from kcompile.frontend.training.compile_utils import Compiled
 from kcompile.frontend.training.history import History
 from kcompile.frontend.training import native_metrics
@@ -50,6 +52,7 @@ class TrainerMixin:
         self.optimizer = self._compiled.optimizer
         self.loss = loss
         self.compiled = True
+        state_version.bump()
 
     def _require_compiled(self, what):
         if getattr(self, "_compiled", None) is None:
@@ -347,6 +350,16 @@ class TrainerMixin:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for x in batches of batch_size (any size; the last batch may be smaller)."""
         check_batch_size(batch_size, "predict")
+        if verbose == 0 and callbacks is None and steps is None:   # no progress bar: the prepared call
+            prepared = self.__dict__.get("_prepared_predict")
+            if (prepared is not None and prepared.version == state_version.current and prepared.single
+                    and type(x) is np.ndarray and x.ndim and 0 < len(x) <= (batch_size or 32)):
+                outs = prepared.plan.call1(x)   # one batch of one input: the shortest way
+                if outs is not None:
+                    return outs[0] if len(outs) == 1 else outs
+            outs = self._predict_prepared(x, batch_size or 32)
+            if outs is not None:
+                return outs
         x, _, _, batch_size, steps = _drain(x, None, None, batch_size, steps, "predict")
         x, _, _, batch_size, _ = unpack_dataset(x, None, None, batch_size, False, "predict")
         xs = self._prepare_x(x)
@@ -375,7 +388,33 @@ class TrainerMixin:
         return [np.asarray(_numpy(o)) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
     def predict_on_batch(self, x):
-        outs = self._predict_batch(self._prepare_x(x))
+        prepared = self.__dict__.get("_prepared_predict")   # fast_predict.call, inlined for the common case
+        outs = None
+        if prepared is not None and prepared.version == state_version.current and prepared.single:
+            outs = prepared.plan.call1(x)
+        if outs is None:
+            outs = fast_predict.call(self, x)   # several inputs, or a list of them
+        if outs is None:
+            outs = self._predict_batch(self._prepare_x(x))
+            fast_predict.prepare(self)
+        return outs[0] if len(outs) == 1 else outs
+
+    def _predict_prepared(self, x, batch_size: int):
+        """predict(verbose=0) through the prepared call, batch by batch (None: take the slow path)."""
+        prepared = fast_predict.current(self)
+        arrays = None if prepared is None else prepared.arrays(x)
+        first = arrays[0] if arrays else None
+        if type(first) is np.ndarray and first.ndim and 0 < len(first) <= batch_size:   # one batch: no slicing
+            outs = prepared.plan(arrays)
+            if outs is not None:
+                return outs[0] if len(outs) == 1 else outs
+        if not arrays or any(type(a) is not np.ndarray or a.ndim == 0 or len(a) != len(arrays[0]) for a in arrays):
+            return None
+        n = len(arrays[0])
+        parts = [prepared.plan([a[i:i + batch_size] for a in arrays]) for i in range(0, n, batch_size)]
+        if not parts or any(p is None for p in parts):
+            return None
+        outs = parts[0] if len(parts) == 1 else [np.concatenate(o) for o in zip(*parts)]
         return outs[0] if len(outs) == 1 else outs
 
     def _predict_arrays(self, xs) -> list:
