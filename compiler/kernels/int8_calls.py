@@ -32,7 +32,7 @@ def int8_matmul_function(module: ir.Module, features: str, a_dtype: str, a_shape
     k, n = b_shape
     rows = a_shape[:-1]
     key = (a_dtype, tuple(a_shape), tuple(b_shape), bz_per_col, out.ident, chosen.name)
-    prob = Int8Gemm(_name("i8mm", key), chosen, MatrixRows(k, a_dtype == "i8"),
+    prob = Int8Gemm(_name("i8mm", key), chosen.for_columns(n), MatrixRows(k, a_dtype == "i8"),
                     math.prod(d for d in rows if isinstance(d, int)), isinstance(rows[0], str), n, n,
                     bz_per_col=bz_per_col, out=out)
     return int8_gemm_function(module, prob)
@@ -46,6 +46,6 @@ def int8_conv_function(module: ir.Module, features: str, x_dtype: str, geo: Geom
     key = (x_dtype, geo, batch_dim, bz_per_col, out.ident, chosen.name)
     batched = isinstance(batch_dim, str)
     rows = geo.oh * geo.ow * (1 if batched else batch_dim)
-    prob = Int8Gemm(_name("i8conv", key), chosen, WindowRows(geo, x_dtype == "i8"), rows, batched,
+    prob = Int8Gemm(_name("i8conv", key), chosen.for_columns(geo.cout_g), WindowRows(geo, x_dtype == "i8"), rows, batched,
                     geo.cout_g, geo.cout, groups=geo.groups, bz_per_col=bz_per_col, out=out)
     return int8_gemm_function(module, prob)

@@ -18,7 +18,7 @@ from llvmlite import ir
 from ..threads import ParallelRegion, effective_threads
 from .int8_isa import Int8Isa
 from .int8_microkernel import StoreI32, tile_function
-from .int8_pack import pack_a, pack_b
+from .int8_pack import a_pack_words, pack_a, pack_b, rowbuf_bytes
 from ..loops import I8, I32, I64, ceil_div, entry_alloca, for_range, gep, i64, imin, internal_function, round_up
 
 A_BYTES = 64 << 10          # packed A block (MC rows x K): L2-resident
@@ -109,8 +109,8 @@ class _Driver:
         a, w, azp, bzp, c = fields[:5]
         m, width, chunks = fields[5 + p.out.nptrs:]
         kg = p.kgroups
-        apack, rowsum = entry_alloca(b, I32, max(1, isa.mr * kg)), entry_alloca(b, I32, isa.mr)
-        rowbuf = entry_alloca(b, I8, max(1, kg * isa.group))
+        apack, rowsum = entry_alloca(b, I32, a_pack_words(isa.mr, kg, isa.group)), entry_alloca(b, I32, isa.mr)
+        rowbuf = entry_alloca(b, I8, rowbuf_bytes(kg, isa.group))
         az = self._zero_point_a(b, azp)
         kargs = p.out.kernel_args(b, fields[5:5 + p.out.nptrs])
         group = b.sdiv(task, chunks)
@@ -169,7 +169,7 @@ class _Driver:
 
     def _buffers(self, b, kg: int) -> dict:
         isa = self.p.isa
-        return {"a": entry_alloca(b, I32, max(1, self.mc * kg)), "rowsum": entry_alloca(b, I32, self.mc),
-                "row": entry_alloca(b, I8, max(1, kg * isa.group)),
+        return {"a": entry_alloca(b, I32, a_pack_words(self.mc, kg, isa.group)), "rowsum": entry_alloca(b, I32, self.mc),
+                "row": entry_alloca(b, I8, rowbuf_bytes(kg, isa.group)),
                 "b": entry_alloca(b, I8, max(1, kg * isa.group * self.nc)),
                 "colterm": entry_alloca(b, I32, self.nc), "bzv": entry_alloca(b, I32, self.nc)}

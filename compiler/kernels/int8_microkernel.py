@@ -173,6 +173,7 @@ class _Tile:
         """for each k group: NV B vectors, MR broadcast A words, MR x NV dot steps (loop-carried)."""
         b, isa, a = self.b, self.isa, self.a
         vty = ir.VectorType(I32, isa.lanes)
+        rows = [gep(b, a["a"], b.mul(i64(r), a["kg"])) for r in range(self.mr)]
         pre = b.block
         head, body, done = (b.append_basic_block(n) for n in ("g.head", "g.body", "g.done"))
         b.branch(head)
@@ -187,10 +188,9 @@ class _Tile:
         b.cbranch(b.icmp_signed("<", g, a["kg"]), body, done)
         b.position_at_end(body)
         bvecs = self._b_direct(g) if self.direct else self._b_packed(g)
-        abase = gep(b, a["a"], b.mul(g, i64(isa.mr)))
         new = []
-        for r in range(nrows):
-            word = b.load(gep(b, abase, i64(r))) if r < self.mr else ir.Constant(I32, ONES[isa.group])
+        for r in range(nrows):   # A is row-major: row r's words start at r * kg
+            word = b.load(gep(b, rows[r], g)) if r < self.mr else ir.Constant(I32, ONES[isa.group])
             new.append([isa.dot(b, acc[r][v], word, bvecs[v]) for v in range(isa.nv)])
         g.add_incoming(b.add(g, i64(1)), b.block)
         for row, nrow in zip(acc, new):
