@@ -18,7 +18,7 @@ from llvmlite import ir
 from ..threads import ParallelRegion, effective_threads
 from .int8_isa import Int8Isa
 from .int8_microkernel import StoreI32, tile_function
-from .int8_pack import a_pack_words, pack_a, pack_b, rowbuf_bytes
+from .int8_pack import a_pack_words, any_nonzero, pack_a, pack_b, rowbuf_bytes
 from ..loops import I8, I32, I64, ceil_div, entry_alloca, for_range, gep, i64, imin, internal_function, round_up
 
 A_BYTES = 64 << 10          # packed A block (MC rows x K): L2-resident
@@ -116,7 +116,8 @@ class _Driver:
         group = b.sdiv(task, chunks)
         lo = b.mul(b.srem(task, chunks), width)
         hi = imin(b, p.n, b.add(lo, width))
-        pack_a(b, isa, p.source, a, group, i64(0), m, kg, apack, rowsum, rowbuf, b.trunc(az, I8))
+        need = any_nonzero(b, bzp, p.n * p.groups, p.bz_per_col)
+        pack_a(b, isa, p.source, a, group, i64(0), m, kg, apack, rowsum, rowbuf, b.trunc(az, I8), need)
         tile = tile_function(self.module, isa, p.out, "direct")
         ldc, null32 = i64(p.n * p.groups), ir.Constant(I32.as_pointer(), None)
         with for_range(b, lo, hi, isa.nr, "jr") as jr:
@@ -148,13 +149,15 @@ class _Driver:
         col0 = b.add(b.mul(group, i64(p.n)), jc)
         pack_b(b, isa, w, p.ldb, p.source.k, kg, col0, nc, round_up(b, nc, isa.nr), bufs["b"], bufs["colterm"],
                bufs["bzv"], bzp, p.bz_per_col, az)
+        need = any_nonzero(b, bzp, p.n * p.groups, p.bz_per_col)
         m_lo = b.mul(b.srem(rest, mchunks), chunk)
         m_hi = imin(b, m, b.add(m_lo, chunk))
         tile = tile_function(self.module, isa, p.out)
         ldc = i64(p.n * p.groups)
         with for_range(b, m_lo, m_hi, self.mc, "ic") as ic:
             mc = imin(b, self.mc, b.sub(m_hi, ic))
-            pack_a(b, isa, p.source, a, group, ic, mc, kg, bufs["a"], bufs["rowsum"], bufs["row"], b.trunc(az, I8))
+            pack_a(b, isa, p.source, a, group, ic, mc, kg, bufs["a"], bufs["rowsum"], bufs["row"], b.trunc(az, I8),
+                   need)
             with for_range(b, 0, nc, isa.nr, "jr") as jr:
                 bpanel = gep(b, bufs["b"], b.mul(b.sdiv(jr, i64(isa.nr)), i64(kg * isa.nr * isa.group)))
                 with for_range(b, 0, mc, isa.mr, "ir") as ir_:

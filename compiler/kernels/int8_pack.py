@@ -140,10 +140,11 @@ def _within(b, i, size: int):
     return b.and_(b.icmp_signed(">=", i, i64(0)), b.icmp_signed("<", i, i64(size)))
 
 
-def pack_a(b, isa: Int8Isa, source, a, group, m0, mc, kgroups: int, apack, rowsum, rowbuf, az):
+def pack_a(b, isa: Int8Isa, source, a, group, m0, mc, kgroups: int, apack, rowsum, rowbuf, az, need_sums):
     """Rows [m0, m0 + mc) as MR-row tiles, row-major: apack[row * kgroups + g] = the A word of (row, k
-    group g), rowsum[row]; the last tile's rows past mc are zero. rowbuf holds rowbuf_bytes(kgroups, G)
-    bytes, apack a_pack_words(rows, kgroups, G) words (a row's widening may spill into the next)."""
+    group g), rowsum[row] (0 unless need_sums: only a nonzero B zero point multiplies it); the last
+    tile's rows past mc are zero. rowbuf holds rowbuf_bytes(kgroups, G) bytes, apack
+    a_pack_words(rows, kgroups, G) words (a row's widening may spill into the next)."""
     G, k = isa.group, source.k
     span = rowbuf_bytes(kgroups, G)
     for t in range(k, span):   # the tail past K stays zero: it adds nothing to words or sums
@@ -154,7 +155,9 @@ def pack_a(b, isa: Int8Isa, source, a, group, m0, mc, kgroups: int, apack, rowsu
         with b.if_else(b.icmp_signed("<", r, mc)) as (live, dead):
             with live:
                 source.fill(b, a, b.add(m0, r), group, rowbuf, az)
-                b.store(_row_sum(b, rowbuf, span), gep(b, rowsum, r))
+                b.store(ir.Constant(I32, 0), gep(b, rowsum, r))
+                with b.if_then(need_sums):
+                    b.store(_row_sum(b, rowbuf, span), gep(b, rowsum, r))
                 isa.a_row(b, rowbuf, dst, span)
             with dead:
                 b.store(ir.Constant(I32, 0), gep(b, rowsum, r))
@@ -179,6 +182,17 @@ def _row_sum(b, rowbuf, span: int):
     _steps(b, span, CHUNK, chunk, "a.sum")
     fn = declare_intrinsic(b.module, "llvm.vector.reduce.add.v16i32", I32, [vty])
     return b.call(fn, [b.load(acc)])
+
+
+def any_nonzero(b, bzp, count: int, per_col: bool):
+    """Whether any of the B zero points is nonzero (then A's row sums are needed)."""
+    if not per_col:
+        return b.icmp_signed("!=", b.load(bzp), ir.Constant(I8, 0))
+    seen = entry_alloca(b, I8, 1, 1)
+    b.store(ir.Constant(I8, 0), seen)
+    with for_range(b, 0, count, name="bz.any") as c:
+        b.store(b.or_(b.load(seen), b.load(gep(b, bzp, c))), seen)
+    return b.icmp_signed("!=", b.load(seen), ir.Constant(I8, 0))
 
 
 def pack_b(b, isa: Int8Isa, w, ldb: int, k: int, kgroups: int, col0, nc, nc_pad, bpack, colterm, bzv,
