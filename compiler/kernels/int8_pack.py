@@ -227,13 +227,19 @@ def pack_b(b, isa: Int8Isa, w, ldb: int, k: int, kgroups: int, col0, nc, nc_pad,
             bvec = isa.load_b(b, gep(b, panel, b.mul(g, i64(nr * G))))
             b.store(isa.dot(b, b.load(total), ones, bvec), total)
         store_vec(b, b.load(total), gep(b, colterm, c))
+    column_terms(b, k, colterm, col0, nc, nc_pad, colterm, bzv, bzp, bz_per_col, az)
+
+
+def column_terms(b, k: int, colsum, col0, nc, nc_pad, colterm, bzv, bzp, bz_per_col: bool, az):
+    """colterm[c] = K*az*bz[c] - az*colsum[c] and bzv[c] = bz[c] for the block's columns c < nc_pad
+    (zero past nc); colsum (i32*, the block's column sums) may be colterm itself."""
     kz = b.mul(az, ir.Constant(I32, k))
     with for_range(b, 0, nc_pad, name="b.col") as c:
         live = b.icmp_signed("<", c, nc)
         col = b.add(col0, imin(b, c, b.sub(nc, i64(1))))     # dead columns re-read a live one
         bz = b.sext(b.load(b.gep(bzp, [col]) if bz_per_col else bzp), I32)
         bz = b.select(live, bz, ir.Constant(I32, 0))
-        term = b.sub(b.mul(kz, bz), b.mul(az, b.load(gep(b, colterm, c))))
+        term = b.sub(b.mul(kz, bz), b.mul(az, b.load(gep(b, colsum, c))))
         b.store(b.select(live, term, ir.Constant(I32, 0)), gep(b, colterm, c))
         b.store(bz, gep(b, bzv, c))
 

@@ -80,6 +80,7 @@ class LowerCtx:
               that applies its in-kernel part (bias, activation) calls take_epilogue()
     scratch   (static, batched) i8 pointers to the scratch plan-memory reserved for this node
               (passes.memory.SCRATCH), or None
+    params    every parameter's Buffer by name, or None
     """
 
     builder: ir.IRBuilder
@@ -95,6 +96,7 @@ class LowerCtx:
     libraries: set = field(default_factory=set)
     epilogue_taken: bool = False
     scratch: tuple | None = None
+    params: dict | None = None     # parameter name -> Buffer (e.g. a weight's packed copy, passes/int8_prepack.py)
 
     @property
     def attrs(self) -> dict:
