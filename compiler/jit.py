@@ -143,6 +143,11 @@ class NativeFunction:
 
     def __call__(self, inputs, params: Mapping | None = None, batch: int | None = None,
                  nthreads: int | None = None) -> list:
+        if not params and batch is None and not self.in_place and type(inputs) in (list, tuple):
+            fast = self._thread_call()
+            found = fast.batch_of(inputs) if fast is not None else None
+            if found is not None:
+                return fast.call_fresh(inputs, found, nthreads)
         arrays, found = check_inputs(self.graph, inputs)
         batch = found if found is not None else (0 if batch is None else int(batch))
         weights = self._param_arrays(params)  # referenced until the call returns
@@ -150,6 +155,18 @@ class NativeFunction:
         ws = aligned_empty(self.workspace_bytes(batch))
         self._run(_pointers(arrays), _pointers(outs), _pointers(weights), ws, batch, nthreads)
         return outs
+
+    def _thread_call(self):
+        """This thread's BoundCall over the default parameters: a call with exact arrays and no
+        `params` reuses its pointer tables and workspace (not while one of its calls runs)."""
+        local = self.__dict__.setdefault("_local", threading.local())
+        bound = getattr(local, "bound", None)
+        if bound is None:
+            try:
+                bound = local.bound = self.bind({})
+            except ValueError:            # a parameter without a default: every call must pass it
+                return None
+        return None if bound.busy else bound
 
     def bind(self, params: Mapping) -> "BoundCall":
         """This function with its parameter arrays fixed (see BoundCall)."""
@@ -207,6 +224,7 @@ class BoundCall:
         self._last_inputs: list = [None] * len(graph.inputs)   # the arrays _in_ptrs points into
         self._per_batch: dict = {}            # batch -> (outputs, output pointers, workspace)
         self._nthreads = default_threads()
+        self.busy = False
 
     def __call__(self, inputs: list, nthreads: int | None = None) -> list:
         """inputs: C-contiguous arrays of the graph's dtypes, in order; returns the outputs."""
@@ -223,6 +241,43 @@ class BoundCall:
         outs, out_ptrs, ws = self._per_batch[batch]
         self.fn._run(self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch, nthreads or self._nthreads)
         return outs
+
+    def call_fresh(self, inputs: list, batch: int, nthreads: int | None = None) -> list:
+        """Like a call, but the outputs are new arrays the caller keeps (pointer tables and workspace
+        are reused); inputs must pass batch_of (which gave `batch`)."""
+        last = self._last_inputs
+        for k, a in enumerate(inputs):
+            if a is not last[k]:
+                self._in_ptrs[k] = a.ctypes.data
+                last[k] = a
+        if batch not in self._per_batch:
+            fn = self.fn
+            outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in fn._outputs]
+            self._per_batch[batch] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch)))
+        _, out_ptrs, ws = self._per_batch[batch]
+        outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in self.fn._outputs]
+        for k, o in enumerate(outs):
+            out_ptrs[k] = o.ctypes.data
+        self.busy = True
+        try:
+            self.fn._run(self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch, nthreads or self._nthreads)
+        finally:
+            self.busy = False
+        return outs
+
+    def batch_of(self, inputs) -> int | None:
+        """The batch size when inputs are exactly the arrays the code takes (dtype, C order, shape), else None."""
+        if len(inputs) != len(self._inputs):
+            return None
+        batch = None
+        for a, (name, dt, shape, batched) in zip(inputs, self._inputs):
+            if type(a) is not np.ndarray or a.dtype != dt or not a.flags.c_contiguous or a.ndim != len(shape):
+                return None
+            if batched:
+                batch = a.shape[0] if batch is None else batch
+            if a.shape != (shape if not batched else (batch,) + shape[1:]):
+                return None
+        return 0 if batch is None else batch
 
     def _check(self, inputs: list) -> int:
         """The batch size, after checking every input's dtype, layout and shape (the code trusts them)."""

@@ -1,0 +1,47 @@
+"""NativeFunction's call path for exact arrays and default parameters (a per-thread bound call):
+outputs stay the caller's, other inputs still convert or fail clearly, threads do not share state."""
+import threading
+
+import numpy as np
+import pytest
+
+from kcompile.compiler.jit import compile_graph
+from kcompile.ir import GraphBuilder, TensorType
+
+
+def _fn():
+    b = GraphBuilder("fast_call")
+    x = b.input("x", TensorType(["N", 3]))
+    w = b.param("w", np.arange(6, dtype=np.float32).reshape(3, 2))
+    return compile_graph(b.build([b.matmul(x, w)]))
+
+
+def test_outputs_are_fresh_and_inputs_still_convert():
+    f = _fn()
+    x = np.ones((4, 3), np.float32)
+    y1, = f([x])
+    y2, = f([x * 2])
+    assert y1 is not y2 and np.array_equal(y1, np.full((4, 2), [6, 9], np.float32))   # y1 kept its values
+    np.testing.assert_array_equal(y2, 2 * y1)
+    np.testing.assert_array_equal(f([x.astype(np.float64)])[0], y1)            # converted by the full path
+    np.testing.assert_array_equal(f([np.asfortranarray(np.ones((4, 3), np.float32))])[0], y1)
+    np.testing.assert_array_equal(f([x], {"w": np.zeros((3, 2), np.float32)})[0], 0)
+    with pytest.raises(ValueError):
+        f([np.ones((4, 5), np.float32)])
+
+
+def test_threads_calling_at_once_get_their_own_results():
+    f, errors = _fn(), []
+
+    def run(k):
+        x = np.full((3, 3), k, np.float32)
+        for _ in range(200):
+            if not np.array_equal(f([x])[0], x @ np.arange(6, dtype=np.float32).reshape(3, 2)):
+                errors.append(k)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
