@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 from collections import OrderedDict
 from typing import Mapping
@@ -56,6 +57,15 @@ def aligned_empty(nbytes: int) -> np.ndarray:
     raw = np.empty(nbytes + ALIGN, np.uint8)
     start = (-raw.ctypes.data) % ALIGN
     return raw[start:start + nbytes]
+
+
+def _unshared(arrays) -> bool:
+    """Whether nothing but this list refers to the arrays (the caller dropped a call's outputs and
+    every view of them), so the next call may write into them again."""
+    return all(sys.getrefcount(a) <= _OWN_REFS for a in arrays)
+
+
+_OWN_REFS = 3   # getrefcount of an array held only by a list, read in _unshared: list + loop variable + argument
 
 
 def _pointers(arrays) -> ctypes.Array:
@@ -134,7 +144,9 @@ class NativeFunction:
         return NativeFunction(graph, self.compilation, self._kind)
 
     def _run(self, in_ptrs, out_ptrs, param_ptrs, ws, batch: int, nthreads) -> None:
-        status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, nthreads or default_threads())
+        """ws: the workspace array, or its address."""
+        ws = ws if type(ws) is int else ws.ctypes.data
+        status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws, batch, nthreads or default_threads())
         if status:
             failure = take_failure()   # an exception from cross_process_sum's hook: raise it as it was
             if failure is not None:
@@ -225,6 +237,7 @@ class BoundCall:
         self._per_batch: dict = {}            # batch -> (outputs, output pointers, workspace)
         self._nthreads = default_threads()
         self.busy = False
+        self._fresh: dict = {}                # call_fresh: batch -> (outputs, their pointers, workspace, address)
 
     def __call__(self, inputs: list, nthreads: int | None = None) -> list:
         """inputs: C-contiguous arrays of the graph's dtypes, in order; returns the outputs."""
@@ -250,20 +263,18 @@ class BoundCall:
             if a is not last[k]:
                 self._in_ptrs[k] = a.ctypes.data
                 last[k] = a
-        if batch not in self._per_batch:
-            fn = self.fn
-            outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in fn._outputs]
-            self._per_batch[batch] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch)))
-        _, out_ptrs, ws = self._per_batch[batch]
-        outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in self.fn._outputs]
-        for k, o in enumerate(outs):
-            out_ptrs[k] = o.ctypes.data
+        entry = self._fresh.get(batch)
+        if entry is None or not _unshared(entry[0]):   # the last outputs are still the caller's: new ones
+            outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in self.fn._outputs]
+            ws = entry[2] if entry is not None else aligned_empty(self.fn.workspace_bytes(batch))
+            entry = self._fresh[batch] = (outs, _pointers(outs), ws, ws.ctypes.data)
+        outs, out_ptrs, _, ws_addr = entry
         self.busy = True
         try:
-            self.fn._run(self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch, nthreads or self._nthreads)
+            self.fn._run(self._in_ptrs, out_ptrs, self._param_ptrs, ws_addr, batch, nthreads or self._nthreads)
         finally:
             self.busy = False
-        return outs
+        return list(outs)
 
     def batch_of(self, inputs) -> int | None:
         """The batch size when inputs are exactly the arrays the code takes (dtype, C order, shape), else None."""

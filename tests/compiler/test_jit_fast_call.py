@@ -30,6 +30,21 @@ def test_outputs_are_fresh_and_inputs_still_convert():
         f([np.ones((4, 5), np.float32)])
 
 
+
+def test_dropped_outputs_are_reused_kept_ones_never():
+    f = _fn()
+    x = np.ones((2, 3), np.float32)
+    first = f([x])[0]
+    address = first.ctypes.data
+    del first                                    # nothing refers to it now: the next call may reuse it
+    again = f([x * 3])[0]
+    np.testing.assert_array_equal(again, np.full((2, 2), [18, 27], np.float32))
+    view = again[:1]                             # a view keeps `again` (its base) the caller's
+    f([x])
+    np.testing.assert_array_equal(view, [[18, 27]])
+    assert isinstance(address, int)
+
+
 def test_threads_calling_at_once_get_their_own_results():
     f, errors = _fn(), []
 
