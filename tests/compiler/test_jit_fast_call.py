@@ -1,6 +1,6 @@
 """NativeFunction's call path for exact arrays and default parameters (a per-thread bound call):
 outputs stay the caller's, other inputs still convert or fail clearly, threads do not share state."""
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -35,28 +35,20 @@ def test_dropped_outputs_are_reused_kept_ones_never():
     f = _fn()
     x = np.ones((2, 3), np.float32)
     first = f([x])[0]
-    address = first.ctypes.data
     del first                                    # nothing refers to it now: the next call may reuse it
     again = f([x * 3])[0]
     np.testing.assert_array_equal(again, np.full((2, 2), [18, 27], np.float32))
     view = again[:1]                             # a view keeps `again` (its base) the caller's
     f([x])
     np.testing.assert_array_equal(view, [[18, 27]])
-    assert isinstance(address, int)
 
 
 def test_threads_calling_at_once_get_their_own_results():
-    f, errors = _fn(), []
+    f, w = _fn(), np.arange(6, dtype=np.float32).reshape(3, 2)
 
-    def run(k):
+    def wrong_results(k):
         x = np.full((3, 3), k, np.float32)
-        for _ in range(200):
-            if not np.array_equal(f([x])[0], x @ np.arange(6, dtype=np.float32).reshape(3, 2)):
-                errors.append(k)
+        return sum(not np.array_equal(f([x])[0], x @ w) for _ in range(200))
 
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(wrong_results, range(4))) == [0] * 4
