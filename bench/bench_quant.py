@@ -3,7 +3,8 @@
 Trains each model on real MNIST, then measures in this one process:
   - test accuracy: float32, static int8 (calibrated on 1,000 training images), QAT (one epoch of
     fine-tuning with fake quantization, converted with its learned ranges);
-  - latency (per-call medians, the five runners called round-robin): kcompile float32 vs kcompile
+  - latency (per-call medians of the five runners called round-robin in bursts of BURST calls, the
+    first call of each burst, after the others emptied the caches, not counted): kcompile float32 vs kcompile
     int8 on the host's path (AVX-512 VNNI here) and on the forced AVX2 path (both compiled with
     host_target().without("avx512f")), and onnxruntime on the exported QDQ model of the same int8
     graph, at 1 and 2 threads, batch 1 and 64;
@@ -77,16 +78,23 @@ def qat(model, x, y):
 
 
 # -- latency -----------------------------------------------------------------------------------
-def interleaved_medians(fns, budget):
-    """Median seconds per call of each fn, called round-robin so a busy host's load hits all alike."""
+BURST = 5   # calls per runner per round: steady-state latency, as a model served repeatedly sees it
+
+
+def interleaved_medians(fns, budget, burst=BURST):
+    """Median seconds per call of each fn, called round-robin in bursts so a busy host's load hits all
+    alike. The first call of a burst is not counted: it runs after the other runners emptied the caches
+    (an int8 model's weights fit L2, a float32 one's may not; counting it would time cache refills)."""
     for fn in fns:
         fn()
     times, start = [[] for _ in fns], time.perf_counter()
     while time.perf_counter() - start < budget or len(times[0]) < 7:
         for fn, ts in zip(fns, times):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
+            for k in range(burst):
+                t0 = time.perf_counter()
+                fn()
+                if k or burst == 1:
+                    ts.append(time.perf_counter() - t0)
     return [statistics.median(ts) for ts in times]
 
 
