@@ -79,11 +79,9 @@ def main(argv=None):
     import kcompile as kc
     from kcompile.compiler.jit import compile_graph
     from kcompile.compiler.onnx_export import export_onnx
-    from kcompile.compiler.target import host_target
+    from bench_machine import machine_line
 
-    target = host_target()
-    print(f"threads: {args.threads}  cpu: {target.cpu}  features: "
-          f"{','.join(f for f in target.enabled_features if f.startswith('avx'))}  load: {os.getloadavg()[0]:.1f}")
+    print(machine_line(args.threads))
     print(f"model: Embedding({args.vocab}, {args.embed}, mask_zero={args.mask}) -> Bidirectional(LSTM({args.units}))"
           f" -> Dense(1, sigmoid); batch {args.batch}, {args.steps} steps")
     kc.utils.set_random_seed(0)
