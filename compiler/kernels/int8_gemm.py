@@ -7,8 +7,8 @@ micro-kernel over the whole K, then its epilogue (store i32, or requantize to 8 
 A weight that is a parameter comes packed once (passes/int8_prepack.py adds its packed copy; the JIT
 repacks it only when a caller passes another array): the kernel then reads the panels and column sums
 in place, at any row count. A B that is a graph input is packed on each call (and read in place, never
-packed, when the rows fit one direct tile). Tasks split groups x column blocks first, rows only when threads are left over, so one thread packs
-each weight byte once per call.
+packed, when the rows fit one direct tile). Tasks split groups x column blocks first, rows only when
+threads are left over, so one thread packs each weight byte once per call.
 """
 from __future__ import annotations
 
