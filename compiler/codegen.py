@@ -274,6 +274,7 @@ class _EntryBuilder:
         for p in g.params:
             ptr = self._param_ptr(p.param_name)
             self.buffers[p] = Buffer(p, self._typed(ptr, p), self.dims(p))
+        self.param_buffers = {p.param_name: self.buffers[p] for p in g.params}
         self.out_home = {}
         for k, v in self.caller_outputs():
             if v.producer is not None and v not in self.out_home:
@@ -340,7 +341,8 @@ class _EntryBuilder:
         check_run_time_extents(self.graph, node)   # a symbol reaching a lowering that needs static sizes
         outs = [self.buffer(v) for v in node.outputs]
         ctx = LowerCtx(self.b, self.module, node, ins, outs, self.batch, self.nthreads, self.target, self.status,
-                       None, self.libraries, scratch=self._scratch(node), sizes=self.sizes)
+                       None, self.libraries, scratch=self._scratch(node), sizes=self.sizes,
+                       params=getattr(self, "param_buffers", None))
         try:
             get_lowering(node.op)(ctx)
         except NotImplementedError as e:

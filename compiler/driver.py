@@ -36,6 +36,7 @@ from .codelib import CodeLibrary, JITEngine
 from .disk_cache import DiskCache, toolchain_digest
 from .kernel_library import KernelSet, load_objects
 from .kernels.config import vector_bits
+from .kernels.int8_isa import int8_isa
 from .linker import assemble, link_shared
 from .target import Target, host_target
 
@@ -50,7 +51,13 @@ def graph_pipeline(opt_level: int, sparse: str = "never", target: Target | None 
     is compiled (artifacts) may turn them sparse: the JIT takes parameters per call."""
     sparsify = [] if sparse == "never" else [f"sparsify{{mode={sparse},lanes={_lanes(target or host_target())}}}"]
     optimize = ["subpixel-conv-transpose", "canonicalize"] if opt_level > 0 else []
-    return optimize + sparsify + (["fuse"] if opt_level > 0 else []) + ["plan-memory"]
+    return optimize + sparsify + _prepack(target or host_target()) + (["fuse"] if opt_level > 0 else []) + ["plan-memory"]
+
+
+def _prepack(target: Target) -> list:
+    """prepack-int8 with the target's int8 tile (compiler/kernels/int8_isa.py): packed weight copies."""
+    isa = int8_isa(target.features)
+    return [f"prepack-int8{{group={isa.group},nr={isa.nr},lanes={isa.lanes}}}"]
 
 
 def _lanes(target: Target) -> int:

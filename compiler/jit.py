@@ -26,6 +26,7 @@ from kcompile.ir.ops.sparse import check_structure, sparse_weights
 from kcompile.ir.signature import check_lengths, check_signature
 from kcompile.ir.thread_budget import BUDGET, get_num_threads
 from kcompile.ir.thread_tuner import ThreadTuner
+from kcompile.passes.int8_prepack import pack_weights, parse_packed_name
 
 from .disk_cache import DiskCache
 from .codegen import PACKED_SUFFIX
@@ -76,6 +77,7 @@ class NativeFunction:
         self.in_place = set(graph.meta.get("param_updates", {}).values())
         self._defaults = {name: self._checked(name, a) for name, a in graph.param_values.items()
                           if name in self._slot_by_name and name not in self.in_place}
+        self._packed = PackedWeights(self._slots)
         self._outputs = [v for v, name in zip(graph.outputs, graph.output_names)
                          if name not in graph.meta.get("param_updates", {})]
         self._sparse = sparse_weights(graph)
@@ -124,9 +126,11 @@ class NativeFunction:
                         raise ValueError(f"graph @{self.graph.name}: sparse weight '{s['name']}': {e}") from None
 
     def _param_arrays(self, params: Mapping | None) -> list:
-        given = {k: self._checked(k, v) for k, v in (params or {}).items() if k in self._slot_by_name}
+        given = {k: self._checked(k, v) for k, v in (params or {}).items()
+                 if k in self._slot_by_name and not self._packed.derived(k)}
         self._check_sparse(given)
         arrays = [given.get(s.name, self._defaults.get(s.name)) for s in self._slots]
+        self._packed.fill(self._slots, arrays)
         missing = [s.name for s, a in zip(self._slots, arrays) if a is None]
         if missing:
             updated = sorted(set(missing) & self.in_place)
@@ -191,6 +195,39 @@ class NativeFunction:
     def bind(self, params: Mapping) -> "BoundCall":
         """This function with its parameter arrays fixed (see BoundCall)."""
         return BoundCall(self, self._param_arrays(params))
+
+
+class PackedWeights:
+    """The packed copies of int8 weights (passes/int8_prepack.py), derived from the weight arrays a
+    call uses: packed once per array object and kept while that object is the one passed, so a new
+    array (Variable.assign, set_weights, another `params` value) is packed anew. An array changed in
+    place keeps its stale packed copy: weight arrays are replaced, not written, between calls."""
+
+    def __init__(self, slots):
+        self._specs = {s.name: parse_packed_name(s.name) for s in slots if parse_packed_name(s.name) is not None}
+        self._shapes = {s.name: tuple(s.shape) for s in slots}
+        self._index = {s.name: k for k, s in enumerate(slots)}
+        self._cache: dict = {}          # packed name -> (source array, packed array)
+        self._lock = threading.Lock()
+
+    def derived(self, name: str) -> bool:
+        return name in self._specs
+
+    def fill(self, slots, arrays: list) -> None:
+        """Put each packed copy into `arrays` (slot order), packing where its source array is new."""
+        for name, (source, group, nr, groups) in self._specs.items():
+            src = arrays[self._index[source]]
+            if src is None:
+                continue
+            hit = self._cache.get(name)
+            if hit is None or hit[0] is not src:
+                hit = (src, pack_weights(src, group, nr, groups))
+                if hit[1].shape != self._shapes[name]:   # the code reads exactly this many bytes
+                    raise ValueError(f"packed weight '{name}': {hit[1].shape} bytes, the code expects "
+                                     f"{self._shapes[name]}")
+                with self._lock:
+                    self._cache[name] = hit
+            arrays[self._index[name]] = hit[1]
 
 
 class BoundCall:

@@ -13,7 +13,7 @@ import numpy as np
 from kcompile.ir import Graph, Node, Value, get_op
 
 ANCHORS = ("matmul", "conv2d")
-INT8_VIEWS = ("reshape", "max_pool2d", "concat")   # ops that can carry int8 values unchanged
+INT8_VIEWS = ("reshape", "max_pool2d", "max_pool1d", "concat")   # ops that can carry int8 values unchanged
 
 
 @dataclass(frozen=True)

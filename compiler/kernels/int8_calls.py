@@ -22,30 +22,36 @@ def _isa(features: str, isa: str | None):
     return ISAS[isa] if isa else int8_isa(features)
 
 
+def tile_for(features: str, n: int, isa: str | None = None):
+    """The int8 tile a GEMM of n columns per group uses (its group and NR decide a packed B's layout)."""
+    return _isa(features, isa).for_columns(n)
+
+
 def int8_matmul_function(module: ir.Module, features: str, a_dtype: str, a_shape, b_shape,
-                         bz_per_col: bool, out=None, isa: str | None = None) -> ir.Function:
-    """`void f(a, b, a_zp, b_zp, c, out ptrs..., i64 batch, i64 nthreads)` for a [..., K] @ b [K, N].
+                         bz_per_col: bool, out=None, isa: str | None = None, prepacked: bool = False) -> ir.Function:
+    """`void f(a, b, a_zp, b_zp, c, out ptrs..., [packed b,] i64 batch, i64 nthreads)` for a [..., K] @ b [K, N].
 
     out: StoreI32() (i32 results) or a Requantize epilogue (8-bit results); isa forces a path
-    ("vnni", "avx2", "generic") instead of the best one the features allow."""
-    out, chosen = out or StoreI32(), _isa(features, isa)
-    k, n = b_shape
+    ("vnni", "avx2", "generic") instead of the best one the features allow; prepacked: B also comes
+    packed for tile_for(features, N) (passes/int8_prepack.py)."""
+    out, k, n = out or StoreI32(), *b_shape
+    chosen = tile_for(features, n, isa)
     rows = a_shape[:-1]
-    key = (a_dtype, tuple(a_shape), tuple(b_shape), bz_per_col, out.ident, chosen.name)
+    key = (a_dtype, tuple(a_shape), tuple(b_shape), bz_per_col, out.ident, chosen.name, prepacked)
     prob = Int8Gemm(_name("i8mm", key), chosen, MatrixRows(k, a_dtype == "i8"),
                     math.prod(d for d in rows if isinstance(d, int)), isinstance(rows[0], str), n, n,
-                    bz_per_col=bz_per_col, out=out)
+                    bz_per_col=bz_per_col, out=out, prepacked=prepacked)
     return int8_gemm_function(module, prob)
 
 
 def int8_conv_function(module: ir.Module, features: str, x_dtype: str, geo: Geometry, batch_dim,
-                       bz_per_col: bool, out=None, isa: str | None = None) -> ir.Function:
-    """`void f(x, w, x_zp, w_zp, y, out ptrs..., i64 batch, i64 nthreads)`: NHWC x, HWIO w; batch_dim
-    is x's leading dimension ("N": the run-time batch size, or a static count)."""
-    out, chosen = out or StoreI32(), _isa(features, isa)
-    key = (x_dtype, geo, batch_dim, bz_per_col, out.ident, chosen.name)
+                       bz_per_col: bool, out=None, isa: str | None = None, prepacked: bool = False) -> ir.Function:
+    """`void f(x, w, x_zp, w_zp, y, out ptrs..., [packed w,] i64 batch, i64 nthreads)`: NHWC x, HWIO w;
+    batch_dim is x's leading dimension ("N": the run-time batch size, or a static count)."""
+    out, chosen = out or StoreI32(), tile_for(features, geo.cout_g, isa)
+    key = (x_dtype, geo, batch_dim, bz_per_col, out.ident, chosen.name, prepacked)
     batched = isinstance(batch_dim, str)
     rows = geo.oh * geo.ow * (1 if batched else batch_dim)
     prob = Int8Gemm(_name("i8conv", key), chosen, WindowRows(geo, x_dtype == "i8"), rows, batched,
-                    geo.cout_g, geo.cout, groups=geo.groups, bz_per_col=bz_per_col, out=out)
+                    geo.cout_g, geo.cout, groups=geo.groups, bz_per_col=bz_per_col, out=out, prepacked=prepacked)
     return int8_gemm_function(module, prob)

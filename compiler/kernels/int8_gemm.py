@@ -4,10 +4,11 @@ Loops (one task = one group's block of NC columns and one chunk of rows): pack t
 k-group panels with its column corrections (stack, <= B_BYTES) -> for each MC rows: pack A with row
 sums (stack, <= A_BYTES) -> for each NR-column panel (stays in L1) -> for each MR-row tile: the
 micro-kernel over the whole K, then its epilogue (store i32, or requantize to 8 bits).
-The weights are packed on each call: parameters arrive at run time (a caller may pass other values
-than the graph's), so a copy packed at compile time could silently go stale.
-Tasks split groups x column blocks first, rows only when threads are left over, so one thread packs
-each weight byte once per call.
+A weight that is a parameter comes packed once (passes/int8_prepack.py adds its packed copy; the JIT
+repacks it only when a caller passes another array): the kernel then reads the panels and column sums
+in place, at any row count. A B that is a graph input is packed on each call (and read in place, never
+packed, when the rows fit one direct tile). Tasks split groups x column blocks first, rows only when
+threads are left over, so one thread packs each weight byte once per call.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from llvmlite import ir
 from ..threads import ParallelRegion, effective_threads
 from .int8_isa import Int8Isa
 from .int8_microkernel import StoreI32, tile_function
-from .int8_pack import pack_a, pack_b
+from .int8_pack import a_pack_words, any_nonzero, column_terms, pack_a, pack_b, rowbuf_bytes
 from ..loops import I8, I32, I64, ceil_div, entry_alloca, for_range, gep, i64, imin, internal_function, round_up
 
 A_BYTES = 64 << 10          # packed A block (MC rows x K): L2-resident
@@ -41,6 +42,7 @@ class Int8Gemm:
     groups: int = 1
     bz_per_col: bool = False
     out: object = StoreI32()
+    prepacked: bool = False   # B also comes packed (passes/int8_prepack.py layout): no packing per call
 
     @property
     def kgroups(self) -> int:
@@ -60,10 +62,12 @@ class Int8Gemm:
 
 
 def int8_gemm_function(module: ir.Module, prob: Int8Gemm) -> ir.Function:
-    """`void f(i8* a, i8* b, i8* a_zp, i8* b_zp, T* c, out ptrs..., i64 batch, i64 nthreads)`."""
+    """`void f(i8* a, i8* b, i8* a_zp, i8* b_zp, T* c, out ptrs..., [i8* packed b,] i64 batch, i64 nthreads)`."""
     out = prob.out
-    types = [I8.as_pointer()] * 4 + [out.elem.as_pointer()] + out.ptr_types() + [I64, I64]
-    names = ["a", "b", "azp", "bzp", "c"] + [f"o{i}" for i in range(out.nptrs)] + ["batch", "nthreads"]
+    packed = [I8.as_pointer()] if prob.prepacked else []
+    types = [I8.as_pointer()] * 4 + [out.elem.as_pointer()] + out.ptr_types() + packed + [I64, I64]
+    names = (["a", "b", "azp", "bzp", "c"] + [f"o{i}" for i in range(out.nptrs)] + ["packed"] * len(packed)
+             + ["batch", "nthreads"])
     fn = internal_function(module, prob.name, ir.VoidType(), types, names)
     if fn is None:
         return module.globals[prob.name]
@@ -86,7 +90,8 @@ class _Driver:
         work = b.mul(m, i64(2 * p.n * p.groups * max(1, p.source.k)))
         threads = effective_threads(b, nthreads, work, GRAIN_OPS)
         direct = p.isa.direct()
-        with b.if_else(b.icmp_signed("<=", m, i64(direct.mr))) as (few, many):
+        few_rows = ir.Constant(ir.IntType(1), 0) if p.prepacked else b.icmp_signed("<=", m, i64(direct.mr))
+        with b.if_else(few_rows) as (few, many):
             with few:    # one row tile: B is read in place, never packed
                 chunks = imin(b, ceil_div(b, threads, p.groups), -(-p.n // direct.nr))
                 width = b.mul(ceil_div(b, ceil_div(b, i64(p.n), chunks), direct.nr), i64(direct.nr))
@@ -107,16 +112,17 @@ class _Driver:
         """Columns [lo, hi) of one group for all (at most the direct tile's MR) rows."""
         p, isa = self.p, self.p.isa.direct()
         a, w, azp, bzp, c = fields[:5]
-        m, width, chunks = fields[5 + p.out.nptrs:]
+        m, width, chunks = fields[5 + p.out.nptrs + p.prepacked:]
         kg = p.kgroups
-        apack, rowsum = entry_alloca(b, I32, max(1, isa.mr * kg)), entry_alloca(b, I32, isa.mr)
-        rowbuf = entry_alloca(b, I8, max(1, kg * isa.group))
+        apack, rowsum = entry_alloca(b, I32, a_pack_words(isa.mr, kg, isa.group)), entry_alloca(b, I32, isa.mr)
+        rowbuf = entry_alloca(b, I8, rowbuf_bytes(kg, isa.group))
         az = self._zero_point_a(b, azp)
         kargs = p.out.kernel_args(b, fields[5:5 + p.out.nptrs])
         group = b.sdiv(task, chunks)
         lo = b.mul(b.srem(task, chunks), width)
         hi = imin(b, p.n, b.add(lo, width))
-        pack_a(b, isa, p.source, a, group, i64(0), m, kg, apack, rowsum, rowbuf, b.trunc(az, I8))
+        need = any_nonzero(b, bzp, p.n * p.groups, p.bz_per_col)
+        pack_a(b, isa, p.source, a, group, i64(0), m, kg, apack, rowsum, rowbuf, b.trunc(az, I8), need)
         tile = tile_function(self.module, isa, p.out, "direct")
         ldc, null32 = i64(p.n * p.groups), ir.Constant(I32.as_pointer(), None)
         with for_range(b, lo, hi, isa.nr, "jr") as jr:
@@ -136,7 +142,8 @@ class _Driver:
         nout = p.out.nptrs
         a, w, azp, bzp, c = fields[:5]
         optrs = fields[5:5 + nout]
-        m, chunk, mchunks = fields[5 + nout:]
+        packed = fields[5 + nout] if p.prepacked else None
+        m, chunk, mchunks = fields[5 + nout + p.prepacked:]
         kg = p.kgroups
         bufs = self._buffers(b, kg)
         az = self._zero_point_a(b, azp)
@@ -146,17 +153,28 @@ class _Driver:
         jc = b.mul(b.sdiv(rest, mchunks), i64(self.nc))
         nc = imin(b, self.nc, b.sub(i64(p.n), jc))
         col0 = b.add(b.mul(group, i64(p.n)), jc)
-        pack_b(b, isa, w, p.ldb, p.source.k, kg, col0, nc, round_up(b, nc, isa.nr), bufs["b"], bufs["colterm"],
-               bufs["bzv"], bzp, p.bz_per_col, az)
+        if p.prepacked:   # panels and column sums as passes/int8_prepack.py lays them out
+            panels = -(-p.n // isa.nr)
+            panel0 = b.add(b.mul(group, i64(panels)), b.sdiv(jc, i64(isa.nr)))
+            bblock = gep(b, packed, b.mul(panel0, i64(kg * isa.nr * isa.group)))
+            sums = b.bitcast(gep(b, packed, i64(p.groups * panels * kg * isa.nr * isa.group)), I32.as_pointer())
+            column_terms(b, p.source.k, gep(b, sums, b.mul(panel0, i64(isa.nr))), col0, nc, round_up(b, nc, isa.nr),
+                         bufs["colterm"], bufs["bzv"], bzp, p.bz_per_col, az)
+        else:
+            bblock = bufs["b"]
+            pack_b(b, isa, w, p.ldb, p.source.k, kg, col0, nc, round_up(b, nc, isa.nr), bufs["b"], bufs["colterm"],
+                   bufs["bzv"], bzp, p.bz_per_col, az)
+        need = any_nonzero(b, bzp, p.n * p.groups, p.bz_per_col)
         m_lo = b.mul(b.srem(rest, mchunks), chunk)
         m_hi = imin(b, m, b.add(m_lo, chunk))
         tile = tile_function(self.module, isa, p.out)
         ldc = i64(p.n * p.groups)
         with for_range(b, m_lo, m_hi, self.mc, "ic") as ic:
             mc = imin(b, self.mc, b.sub(m_hi, ic))
-            pack_a(b, isa, p.source, a, group, ic, mc, kg, bufs["a"], bufs["rowsum"], bufs["row"], b.trunc(az, I8))
+            pack_a(b, isa, p.source, a, group, ic, mc, kg, bufs["a"], bufs["rowsum"], bufs["row"], b.trunc(az, I8),
+                   need)
             with for_range(b, 0, nc, isa.nr, "jr") as jr:
-                bpanel = gep(b, bufs["b"], b.mul(b.sdiv(jr, i64(isa.nr)), i64(kg * isa.nr * isa.group)))
+                bpanel = gep(b, bblock, b.mul(b.sdiv(jr, i64(isa.nr)), i64(kg * isa.nr * isa.group)))
                 with for_range(b, 0, mc, isa.mr, "ir") as ir_:
                     row = b.add(ic, ir_)
                     cptr = gep(b, c, b.add(b.mul(row, ldc), b.add(col0, jr)))
@@ -169,7 +187,7 @@ class _Driver:
 
     def _buffers(self, b, kg: int) -> dict:
         isa = self.p.isa
-        return {"a": entry_alloca(b, I32, max(1, self.mc * kg)), "rowsum": entry_alloca(b, I32, self.mc),
-                "row": entry_alloca(b, I8, max(1, kg * isa.group)),
-                "b": entry_alloca(b, I8, max(1, kg * isa.group * self.nc)),
+        return {"a": entry_alloca(b, I32, a_pack_words(self.mc, kg, isa.group)), "rowsum": entry_alloca(b, I32, self.mc),
+                "row": entry_alloca(b, I8, rowbuf_bytes(kg, isa.group)),
+                "b": entry_alloca(b, I8, 1 if self.p.prepacked else max(1, kg * isa.group * self.nc)),
                 "colterm": entry_alloca(b, I32, self.nc), "bzv": entry_alloca(b, I32, self.nc)}

@@ -12,7 +12,7 @@ GEMM subtracts 128 * colsum(b) afterwards):
   generic sign/zero-extension to i32, multiply, add: any target LLVM supports (1 k per group).
 
 The packed layouts follow from `group`: a B panel holds, per k group, NR columns x `group` bytes;
-an A panel holds, per k group, MR i32 words (the group's A values: 4 u8, 2 u16 or one i32).
+an A block holds, per row, one i32 word per k group (the group's A values: 4 u8, 2 u16 or one i32).
 """
 from __future__ import annotations
 
@@ -47,6 +47,13 @@ class Int8Isa:
         """The tile shape of the direct path (same instructions, its own rows and columns)."""
         return replace(self, mr=self.direct_mr or self.mr, nv=self.direct_nv or self.nv)
 
+    def for_columns(self, n: int) -> "Int8Isa":
+        """The tile for a GEMM of n columns: one vector wide and twice as tall when n fits one vector
+        (a narrow convolution would otherwise compute and mask a whole empty vector per row)."""
+        if n <= self.lanes and self.nv > 1:
+            return replace(self, nv=1, mr=self.mr * self.nv)
+        return self
+
     def load_b(self, b: ir.IRBuilder, ptr):
         """One vector of columns of a packed B panel at `ptr` (i8*): lanes x group bytes."""
         return self.b_operand(b, load_vec(b, ptr, self.lanes * self.group))
@@ -72,14 +79,16 @@ class Int8Isa:
             return b.add(acc, b.call(fn, [b.bitcast(a, v16), bvec]))
         return b.add(acc, b.mul(a, bvec))
 
-    def a_word(self, b: ir.IRBuilder, ptr):
-        """The i32 A word of one row and k group from its `group` u8 values at `ptr` (i8*)."""
-        if self.name == "vnni":
-            return b.load(b.bitcast(ptr, I32.as_pointer()), align=1)
-        if self.name == "avx2":
-            pair = b.load(b.bitcast(ptr, ir.VectorType(I8, 2).as_pointer()), align=1)
-            return b.bitcast(b.zext(pair, ir.VectorType(I16, 2)), I32)
-        return b.zext(b.load(ptr), I32)
+    def a_row(self, b: ir.IRBuilder, rowbuf, dst, span: int):
+        """A row's i32 A words at dst (i32*) from its u8 values in rowbuf (span bytes, whole 16-byte
+        chunks): vnni packs 4 u8 per word (the bytes as they are), avx2 2 u16, generic one i32.
+        Writes span * 4 / group bytes: past the row's words, into the next row's (packed later)."""
+        elem = {"vnni": I8, "avx2": I16, "generic": I32}[self.name]
+        out = b.bitcast(dst, elem.as_pointer())
+        for off in range(0, span, 16):
+            v = load_vec(b, b.gep(rowbuf, [ir.Constant(ir.IntType(64), off)]), 16)
+            wide = v if elem is I8 else b.zext(v, ir.VectorType(elem, 16))
+            b.store(wide, b.bitcast(b.gep(out, [ir.Constant(ir.IntType(64), off)]), wide.type.as_pointer()), align=1)
 
     def interleave(self, b: ir.IRBuilder, rows):
         """`group` row vectors of `lanes` bytes -> the panel layout: column j's group bytes together."""

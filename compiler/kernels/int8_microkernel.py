@@ -47,7 +47,10 @@ class StoreI32:
     def kernel_args(self, b, ptrs):
         return []
 
-    def apply(self, b, acc, col, kargs, mask):
+    def columns(self, b, col, kargs, mask, lanes):
+        return None
+
+    def apply(self, b, acc, cols, kargs):
         return acc
 
 
@@ -90,15 +93,21 @@ class Requantize:
         bias = bias[0] if bias else ir.Constant(I32.as_pointer(), None)
         return [bias, mult, ir.Constant(I1, self.per_col), zpf, lo, hi]
 
-    def apply(self, b, acc, col, kargs, mask):
-        lanes = acc.type.count
+    def columns(self, b, col, kargs, mask, lanes):
+        """(bias, multiplier) vectors of the columns at col: loaded once per tile, used by every row."""
         bias, mult, per_col, zpf, lo, hi = kargs
         live = ir.Constant(ir.VectorType(I1, lanes), [1] * lanes) if mask is None else mask
         present = b.icmp_unsigned("!=", bias, ir.Constant(bias.type, None))
         # plain (not inbounds) addresses: a masked-off load touches no memory
-        acc = b.add(acc, masked_load(b, b.gep(bias, [col]), b.and_(live, splat(b, present, lanes)), lanes))
+        bvec = masked_load(b, b.gep(bias, [col]), b.and_(live, splat(b, present, lanes)), lanes)
         per = masked_load(b, b.gep(mult, [col]), b.and_(live, splat(b, per_col, lanes)), lanes)
-        m = b.select(per_col, per, splat(b, b.load(mult), lanes))
+        return bvec, b.select(per_col, per, splat(b, b.load(mult), lanes))
+
+    def apply(self, b, acc, cols, kargs):
+        lanes = acc.type.count
+        bias, mult, per_col, zpf, lo, hi = kargs
+        bvec, m = cols
+        acc = b.add(acc, bvec)
         r = b.fmul(b.sitofp(acc, ir.VectorType(F32, lanes)), m)
         return round_saturate(b, r, splat(b, zpf, lanes), splat(b, lo, lanes), splat(b, hi, lanes))
 
@@ -161,6 +170,8 @@ class _Tile:
                  for v in range(isa.nv)]
         self.masks = masks
         acc = self._corrected(self._k_loop())
+        self.cols = [self.out.columns(b, b.add(self.a["ecol"], i64(v * isa.lanes)), self.kargs, masks[v], isa.lanes)
+                     for v in range(isa.nv)]
         for r in range(self.mr):
             if r == 0:
                 self._store_row(acc[r], r, masks)
@@ -173,6 +184,7 @@ class _Tile:
         """for each k group: NV B vectors, MR broadcast A words, MR x NV dot steps (loop-carried)."""
         b, isa, a = self.b, self.isa, self.a
         vty = ir.VectorType(I32, isa.lanes)
+        rows = [gep(b, a["a"], b.mul(i64(r), a["kg"])) for r in range(self.mr)]
         pre = b.block
         head, body, done = (b.append_basic_block(n) for n in ("g.head", "g.body", "g.done"))
         b.branch(head)
@@ -187,10 +199,9 @@ class _Tile:
         b.cbranch(b.icmp_signed("<", g, a["kg"]), body, done)
         b.position_at_end(body)
         bvecs = self._b_direct(g) if self.direct else self._b_packed(g)
-        abase = gep(b, a["a"], b.mul(g, i64(isa.mr)))
         new = []
-        for r in range(nrows):
-            word = b.load(gep(b, abase, i64(r))) if r < self.mr else ir.Constant(I32, ONES[isa.group])
+        for r in range(nrows):   # A is row-major: row r's words start at r * kg
+            word = b.load(gep(b, rows[r], g)) if r < self.mr else ir.Constant(I32, ONES[isa.group])
             new.append([isa.dot(b, acc[r][v], word, bvecs[v]) for v in range(isa.nv)])
         g.add_incoming(b.add(g, i64(1)), b.block)
         for row, nrow in zip(acc, new):
@@ -254,7 +265,7 @@ class _Tile:
         b, isa, a = self.b, self.isa, self.a
         row = gep(b, a["c"], b.mul(i64(r), a["ldc"]))
         for v in range(isa.nv):
-            y = self.out.apply(b, vals[v], b.add(a["ecol"], i64(v * isa.lanes)), self.kargs, masks[v])
+            y = self.out.apply(b, vals[v], self.cols[v], self.kargs)
             ptr = gep(b, row, i64(v * isa.lanes))
             if masks[v] is None:
                 store_vec(b, y, ptr)

@@ -15,10 +15,11 @@ from ..threads import parallel_function
 from .config import vector_bits
 from .geometry import Geometry
 from .channels import ChannelKernel
-from ..loops import I1, entry_alloca, for_range, gep, i64, llvm_type, splat, zero
+from ..loops import I1, entry_alloca, for_range, gep, i64, intrinsic, llvm_type, splat, zero
 from .matmul import ITEMSIZE
 
 KINDS = ("max", "avg", "max_grad", "avg_grad")
+INTEGER_MAX = {"i8": "llvm.smax", "u8": "llvm.umax"}   # 8-bit max pooling (exact; forward only)
 # Window element-operations per thread below which another thread is not worth waking.
 GRAIN = 1 << 18
 
@@ -29,9 +30,13 @@ def pool_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
     if kind not in KINDS:
         raise ValueError(f"pooling kind must be one of {KINDS}, got {kind!r}")
     elem = llvm_type(dtype)
+    if dtype in INTEGER_MAX and kind != "max":
+        raise ValueError(f"pooling kind {kind!r} needs a float dtype, got {dtype}")
     lanes = vector_bits(features) // (8 * ITEMSIZE[dtype])
+    if dtype in INTEGER_MAX:   # few channels of bytes: a vector no wider than they need (>= 16 lanes)
+        lanes = min(lanes, max(16, 1 << (geo.c - 1).bit_length()))
     name = f"kc_pool_{kind}_" + hashlib.sha1(repr((dtype, geo, lanes)).encode()).hexdigest()[:12]
-    em = _Pool(elem, lanes, geo)
+    em = _Pool(elem, lanes, geo, dtype)
     nptr = 3 if kind == "max_grad" else 2
     work = lambda b, batch: b.mul(batch, i64(geo.oh * geo.ow * geo.c * geo.kh * geo.kw))
     ptrs = [elem.as_pointer()] * nptr
@@ -42,6 +47,21 @@ def pool_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
 
 
 class _Pool(ChannelKernel):
+    def __init__(self, elem, lanes, geo: Geometry, dtype: str = "f32"):
+        super().__init__(elem, lanes, geo)
+        self.dtype = dtype
+
+    def maximum(self, b, x, y):
+        if self.dtype in INTEGER_MAX:
+            return intrinsic(b, INTEGER_MAX[self.dtype], [x, y])
+        return super().maximum(b, x, y)
+
+    def const(self, b, value):
+        """Constants of the float kernels; -inf (max's start) is an integer type's minimum."""
+        if self.dtype in INTEGER_MAX and value == float("-inf"):
+            return splat(b, ir.Constant(self.elem, -128 if self.dtype == "i8" else 0), self.lanes)
+        return super().const(b, value)
+
     # -- forward ---------------------------------------------------------------------------
     def max(self, b, task, ptrs, batch):
         self._forward(b, task, ptrs, "max")

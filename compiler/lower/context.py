@@ -82,6 +82,7 @@ class LowerCtx:
               (passes.memory.SCRATCH), or None
     sizes     symbol -> i64 run-time size of the graph's symbolic non-batch dims (a dynamic length
               T; compiler/dynamic_dims.py); Buffer.dims already hold them. size_of(dim, axis) maps one.
+    params    every parameter's Buffer by name, or None
     """
 
     builder: ir.IRBuilder
@@ -98,6 +99,7 @@ class LowerCtx:
     epilogue_taken: bool = False
     scratch: tuple | None = None
     sizes: dict = field(default_factory=dict)
+    params: dict | None = None     # parameter name -> Buffer (e.g. a weight's packed copy, passes/int8_prepack.py)
 
     def size_of(self, d, axis: int):
         """A dim of a type as an i64: static, the batch (a leading symbol), or a run-time size."""

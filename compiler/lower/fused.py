@@ -52,7 +52,7 @@ def _dims(ctx, v: Value) -> list:
 def _lower_inner(ctx, node, ins, out: Buffer, epilogue=None) -> LowerCtx:
     """Lower one region node with the fused node's context; its output goes to `out`."""
     inner = LowerCtx(ctx.builder, ctx.module, node, ins, [out], ctx.batch, ctx.nthreads, ctx.target, ctx.status,
-                     epilogue, ctx.libraries, sizes=ctx.sizes)
+                     epilogue, ctx.libraries, sizes=ctx.sizes, params=ctx.params)
     get_lowering(node.op)(inner)
     ctx.builder = inner.builder
     return inner

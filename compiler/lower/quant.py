@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from kcompile.passes.int8_prepack import packed_name
+
 from ..kernels.geometry import geometry2d
-from ..kernels.int8_calls import int8_conv_function, int8_matmul_function
+from ..kernels.int8_calls import int8_conv_function, int8_matmul_function, tile_for
 from ..kernels.int8_microkernel import Requantize, StoreI32
 from ..kernels.quantmath import F32, bounds, round_saturate, zero_point_f32
 from ..loops import I64, entry_alloca, for_range, i64, load, product, splat, store, vec_type, vector_range
@@ -43,13 +45,25 @@ def _epilogue(ctx):
     return out, ([epi.bias] if epi.bias is not None else []) + [mult, zp]
 
 
+def _packed_weight(ctx, n: int, groups: int) -> list:
+    """[the packed copy's Buffer] when the weight is a parameter prepack-int8 packed for this kernel's
+    tile (passes/int8_prepack.py), else [] (the kernel packs B per call)."""
+    source = ctx.ins[1].value.param_name
+    if source is None or not ctx.params:
+        return []
+    tile = tile_for(ctx.target.features, n)
+    packed = ctx.params.get(packed_name(source, tile.group, tile.nr, groups))
+    return [packed] if packed is not None else []
+
+
 @lowering("matmul_integer")
 def lower_matmul_integer(ctx):
     a, w, _, bzp = ctx.node.inputs
     out, extra = _epilogue(ctx)
+    packed = _packed_weight(ctx, w.type.shape[1], 1)
     fn = int8_matmul_function(ctx.module, ctx.target.features, a.type.dtype.name, tuple(a.type.shape),
-                              tuple(w.type.shape), bzp.type.rank == 1, out)
-    _call(ctx, fn, [*ctx.ins, ctx.outs[0], *extra])
+                              tuple(w.type.shape), bzp.type.rank == 1, out, prepacked=bool(packed))
+    _call(ctx, fn, [*ctx.ins, ctx.outs[0], *extra, *packed])
 
 
 @lowering("conv2d_integer")
@@ -59,9 +73,10 @@ def lower_conv2d_integer(ctx):
     geo = geometry2d(x.type.shape, w.type.shape[:2], at["strides"], at["dilations"], at["padding"], at["groups"],
                      w.type.shape[3])
     out, extra = _epilogue(ctx)
+    packed = _packed_weight(ctx, geo.cout_g, geo.groups)
     fn = int8_conv_function(ctx.module, ctx.target.features, x.type.dtype.name, geo, x.type.shape[0],
-                            wzp.type.rank == 1, out)
-    _call(ctx, fn, [*ctx.ins, ctx.outs[0], *extra])
+                            wzp.type.rank == 1, out, prepacked=bool(packed))
+    _call(ctx, fn, [*ctx.ins, ctx.outs[0], *extra, *packed])
 
 
 # -- elementwise ------------------------------------------------------------------------------

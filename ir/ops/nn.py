@@ -231,7 +231,11 @@ def _pool_attrs(attrs):
     return {**attrs, "dilations": (1,) * len(attrs["pool_size"])}
 
 
-def _pool_infer_nd(nsp):
+INT8_POOL_DTYPES = ("i8", "u8")   # max pooling is exact on 8-bit values (ONNX MaxPool takes them too)
+
+
+def _pool_infer_nd(nsp, integers=False):
+    """integers: 8-bit integer inputs are allowed too (max pooling: max commutes with quantization)."""
     def infer(ts, attrs):
         x = ts[0]
         require(x.rank == nsp + 2, f"pooling input must have rank {nsp + 2} (N, spatial..., C), got {x}")
@@ -239,7 +243,9 @@ def _pool_infer_nd(nsp):
                 f"pool_size and strides need {nsp} values, got {list(attrs['pool_size'])}, {list(attrs['strides'])}")
         require(all(p > 0 for p in attrs["pool_size"]) and all(s > 0 for s in attrs["strides"]),
                 "pool_size and strides must be positive")
-        require(x.dtype.is_float, f"pooling needs a float input, got {x}")
+        require(x.dtype.is_float or (integers and x.dtype.name in INT8_POOL_DTYPES),
+                f"{'max pooling needs a float or 8-bit integer' if integers else 'pooling needs a float'} input, "
+                f"got {x}")
         return [x.with_shape(_conv_out_shape(x.shape, attrs["pool_size"], x.shape[-1], _pool_attrs(attrs)))]
     return infer
 
@@ -250,10 +256,15 @@ def _to2d(x, attrs):
     return x[:, None], a
 
 
+def _lowest(dtype):
+    """The padding value of max pooling: -inf, or an integer type's minimum (no window is all padding)."""
+    return -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
+
+
 def max_pool2d_ref(x, attrs):
     a = _pool_attrs(attrs)
-    xp, outs, _ = _pad_spatial(x, a, attrs["pool_size"], value=-np.inf)
-    out = np.full((x.shape[0], outs[0], outs[1], x.shape[3]), -np.inf, x.dtype)
+    xp, outs, _ = _pad_spatial(x, a, attrs["pool_size"], value=_lowest(x.dtype))
+    out = np.full((x.shape[0], outs[0], outs[1], x.shape[3]), _lowest(x.dtype), x.dtype)
     for i in range(attrs["pool_size"][0]):
         for j in range(attrs["pool_size"][1]):
             np.maximum(out, xp[_window(xp, i, j, outs, a)], out=out)
@@ -317,11 +328,11 @@ def _pool1d(fn):
     return ref
 
 
-defop("max_pool2d", ("x",), _pool_infer_nd(2), lambda xs, a, b: [max_pool2d_ref(xs[0], a)], attrs=POOL_ATTRS,
-      doc="max over windows (NHWC)")
+defop("max_pool2d", ("x",), _pool_infer_nd(2, integers=True), lambda xs, a, b: [max_pool2d_ref(xs[0], a)], attrs=POOL_ATTRS,
+      doc="max over windows (NHWC); f32/f64, or i8/u8 exactly")
 defop("avg_pool2d", ("x",), _pool_infer_nd(2), lambda xs, a, b: [avg_pool2d_ref(xs[0], a)], attrs=POOL_ATTRS,
       doc="mean over windows (NHWC); 'same' divides by the count of real inputs")
-defop("max_pool1d", ("x",), _pool_infer_nd(1), lambda xs, a, b: [_pool1d(max_pool2d_ref)(xs[0], a)],
+defop("max_pool1d", ("x",), _pool_infer_nd(1, integers=True), lambda xs, a, b: [_pool1d(max_pool2d_ref)(xs[0], a)],
       attrs=POOL_ATTRS, doc="max over windows (NWC)")
 defop("avg_pool1d", ("x",), _pool_infer_nd(1), lambda xs, a, b: [_pool1d(avg_pool2d_ref)(xs[0], a)],
       attrs=POOL_ATTRS, doc="mean over windows (NWC)")

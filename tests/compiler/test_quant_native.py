@@ -160,3 +160,34 @@ def test_fused_bias_requantize_epilogue_runs_in_the_int8_kernel(target):
     _compare(g, lambda n: [rng.integers(0, 256, (n, 37)).astype(np.uint8),
                            rng.integers(-128, 128, (n, 6, 5, 3)).astype(np.int8),
                            rng.uniform(1e-4, 1e-3, n).astype(np.float32)], _target(target), (1, 3, 17))
+
+
+def _packing_paths_graph():
+    """The A-packing variants: a long row (K > UNROLL_BYTES: rolled copy loop), one input channel with
+    no tap in the padding (unrolled, unchecked taps; a one-vector tile for 16 columns), a window of
+    more than UNROLL_TAPS taps (rolled tap loop) with padding, and 8-bit max pooling with padding."""
+    rng = np.random.default_rng(5)
+    b = GraphBuilder("q_paths")
+    x = b.input("x", TensorType(["N", 700], "i8"))
+    img = b.input("img", TensorType(["N", 12, 11, 1], "u8"))
+    x8 = b.input("x8", TensorType(["N", 9, 10, 5], "i8"))
+    zp_i, zp_u = b.constant(np.array(-7, np.int8)), b.constant(np.array(131, np.uint8))
+    w = b.param("w", rng.integers(-127, 128, (700, 21)).astype(np.int8))
+    wc = b.param("wc", rng.integers(-127, 128, (3, 3, 1, 16)).astype(np.int8))
+    wbig = b.param("wbig", rng.integers(-127, 128, (9, 9, 5, 3)).astype(np.int8))
+    bz = b.constant(rng.integers(-4, 4, 16).astype(np.int8))
+    outs = [b.matmul_integer(x, w, zp_i, b.constant(np.array(2, np.int8))),
+            b.conv2d_integer(img, wc, zp_u, bz),
+            b.conv2d_integer(x8, wbig, zp_i, b.constant(np.array(0, np.int8)), padding="same"),
+            b.max_pool2d(x8, pool_size=[3, 2], strides=[2, 2], padding="same"),
+            b.max_pool2d(img, pool_size=[2, 2], strides=[2, 2])]
+    return b.build(outs)
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_packing_paths_and_int8_max_pool_bit_exact(target):
+    rng = np.random.default_rng(6)
+    _compare(_packing_paths_graph(), lambda n: [rng.integers(-128, 128, (n, 700)).astype(np.int8),
+                                                rng.integers(0, 256, (n, 12, 11, 1)).astype(np.uint8),
+                                                rng.integers(-128, 128, (n, 9, 10, 5)).astype(np.int8)],
+             _target(target), (1, 5, 17))

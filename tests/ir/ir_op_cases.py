@@ -200,6 +200,11 @@ for xs, attrs in POOL2D:
     dy = rand(RNG, nn.max_pool2d([x], attrs)[0].shape)
     case("max_pool2d_grad", [x, dy], nn.max_pool2d_grad, attrs, batched=(0, 1))
     case("avg_pool2d_grad", [dy], nn.avg_pool2d_grad, {**attrs, "input_shape": ("N",) + xs[1:]})
+for xs, attrs in POOL2D[:3]:   # 8-bit max pooling (the int8 graphs' pools), the extremes included
+    case("max_pool2d", [rand(RNG, xs, "i8", -128, 127)], nn.max_pool2d, attrs)
+    case("max_pool2d", [rand(RNG, xs, "u8", 0, 255)], nn.max_pool2d, attrs)
+case("max_pool1d", [rand(RNG, (2, 7, 3), "i8", -128, 127)], nn.pool1d(nn.max_pool2d),
+     {"pool_size": (3,), "strides": (2,), "padding": "same"})
 TIES = np.array([[1, 3, 3], [3, 0, 1], [2, 3, 3]], np.float32).reshape(1, 3, 3, 1)
 case("max_pool2d_grad", [TIES, np.ones((1, 2, 2, 1), np.float32)], nn.max_pool2d_grad,
      {"pool_size": (2, 2), "strides": (1, 1)}, batched=(0, 1))

@@ -44,6 +44,10 @@ def test_int8_graph_form(calibrated):
     # hidden -> logits stays int8: logits' matmul_integer reads the requantized value directly
     mm = [n for n in q.nodes if n.op == "matmul_integer"][1]
     assert mm.inputs[0].producer.op == "requantize"
+    # conv -> pool -> flatten -> hidden stays int8: the max pool runs on the requantized int8 values
+    pool = next(n for n in q.nodes if n.op == "max_pool2d")
+    assert pool.inputs[0].producer.op == "requantize" and pool.outputs[0].dtype.name == "i8"
+    assert "dequantize" not in [n.op for n in q.nodes][:[n.op for n in q.nodes].index("max_pool2d")]
     text = print_graph(q)
     assert print_graph(parse_graph(text)) == text
 
