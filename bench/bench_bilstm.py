@@ -2,10 +2,11 @@
 
 Embedding(vocab, 64[, mask_zero]) -> Bidirectional(LSTM(64)) -> Dense(1, sigmoid), the same weights
 in both. Inference: kcompile's JIT-compiled forward function vs a jax.jit'd Keras call. Training:
-`train_on_batch` (Adam, binary cross-entropy) on both, each after a warm-up call. Prints medians,
-ratios (Keras / kcompile: > 1 means kcompile is faster), the max abs difference of kcompile's
-predictions from Keras's and from the exported ONNX model run by onnxruntime, the thread count,
-the CPU features and the machine's load.
+`train_on_batch` (Adam, binary cross-entropy) on both, each after a warm-up call. The runners take
+turns call by call, so machine load falls on both alike. Prints medians, ratios (Keras / kcompile:
+> 1 means kcompile is faster), the max abs difference of kcompile's predictions from Keras's and
+from the exported ONNX model run by onnxruntime, a `bar:` line per target, the thread count, the
+CPU features and the machine's load.
 
     python bench/bench_bilstm.py [--steps 100] [--seconds 3] [--threads 1] [--mask]
 """
@@ -13,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+from bench_models import measure, pin_threads  # (bench/: same thread pinning and turn-taking timer)
 
 
 def parse_args(argv=None):
@@ -32,14 +33,6 @@ def parse_args(argv=None):
     p.add_argument("--seconds", type=float, default=3.0, help="time budget per measurement")
     p.add_argument("--mask", action="store_true", help="Embedding(mask_zero=True) and padded sequences")
     return p.parse_args(argv)
-
-
-def pin_threads(threads: int):
-    os.environ["KCOMPILE_NUM_THREADS"] = str(threads)
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    if threads == 1:
-        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
 
 
 def build(M, args):
@@ -59,16 +52,6 @@ def data(args, seed=0):
     return tokens, labels
 
 
-def median_time(fn, seconds: float, min_runs: int = 5) -> float:
-    fn()
-    times, end = [], time.perf_counter() + seconds
-    while len(times) < min_runs or time.perf_counter() < end:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main(argv=None):
     args = parse_args(argv)
     pin_threads(args.threads)
@@ -79,19 +62,13 @@ def main(argv=None):
     import kcompile as kc
     from kcompile.compiler.jit import compile_graph
     from kcompile.compiler.onnx_export import export_onnx
-    from kcompile.compiler.target import host_target
+    from bench_machine import machine_line
 
-    target = host_target()
-    print(f"threads: {args.threads}  cpu: {target.cpu}  features: "
-          f"{','.join(f for f in target.enabled_features if f.startswith('avx'))}  load: {os.getloadavg()[0]:.1f}")
-    print(f"model: Embedding({args.vocab}, {args.embed}, mask_zero={args.mask}) -> Bidirectional(LSTM({args.units}))"
-          f" -> Dense(1, sigmoid); batch {args.batch}, {args.steps} steps")
     kc.utils.set_random_seed(0)
     ours, theirs = build(kc, args), build(keras, args)
     theirs.set_weights(ours.get_weights())
     tokens, labels = data(args)
 
-    # inference
     graph = ours.forward_graph()
     forward = compile_graph(graph)
     keras_call = jax.jit(lambda x: theirs(x, training=False))
@@ -103,23 +80,36 @@ def main(argv=None):
         sess = ort.InferenceSession(str(export_onnx(graph, Path(tmp) / "bilstm.onnx")), opts,
                                     providers=["CPUExecutionProvider"])
         onnx_pred = sess.run(None, {graph.inputs[0].name: tokens})[0]
-    t_ours = median_time(lambda: forward([tokens], nthreads=args.threads), args.seconds)
-    t_keras = median_time(lambda: keras_call(tokens).block_until_ready(), args.seconds)
-    print(f"inference   kcompile {1e3 * t_ours:8.2f} ms   keras-jax {1e3 * t_keras:8.2f} ms   "
-          f"ratio {t_keras / t_ours:5.2f}x")
+    infer = measure({"kcompile": lambda t: forward([t], nthreads=args.threads),
+                     "keras-jax": lambda t: keras_call(t).block_until_ready()}, tokens, args.seconds)
 
-    # one training step (Adam, binary cross-entropy)
+    # one training step (Adam, binary cross-entropy) through the public API, optimizer update included
     ours.compile(kc.optimizers.Adam(1e-3), "binary_crossentropy", backend="native")
     theirs.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
     loss_ours = float(np.asarray(ours.train_on_batch(tokens, labels)).ravel()[0])
     loss_keras = float(np.asarray(theirs.train_on_batch(tokens, labels)).ravel()[0])
-    t_ours = median_time(lambda: ours.train_on_batch(tokens, labels), args.seconds)
-    t_keras = median_time(lambda: theirs.train_on_batch(tokens, labels), args.seconds)
-    print(f"train step  kcompile {1e3 * t_ours:8.2f} ms   keras-jax {1e3 * t_keras:8.2f} ms   "
-          f"ratio {t_keras / t_ours:5.2f}x")
+    train = measure({"kcompile": lambda t: ours.train_on_batch(t, labels),
+                     "keras-jax": lambda t: theirs.train_on_batch(t, labels)}, tokens, args.seconds)
+
+    print(machine_line(args.threads))
+    print(f"model: Embedding({args.vocab}, {args.embed}, mask_zero={args.mask}) -> Bidirectional(LSTM({args.units}))"
+          f" -> Dense(1, sigmoid); batch {args.batch}, {args.steps} steps")
+    print(f"{'step':10} {'runner':10} {'median ms':>10} {'best ms':>9} {'calls':>6} {'keras/kc':>9}")
+    ratios = {}
+    for step, res in (("inference", infer), ("train", train)):
+        ratios[step] = res["keras-jax"][0] / res["kcompile"][0]
+        for name, (med, best, n) in res.items():
+            ratio = f"{ratios[step]:.2f}" if name == "kcompile" else ""
+            print(f"{step:10} {name:10} {med * 1e3:10.3f} {best * 1e3:9.3f} {n:6d} {ratio:>9}")
+    print("keras/kc: Keras-JAX median over kcompile's (above 1: kcompile is faster)")
     print(f"first-step loss: kcompile {loss_ours:.6f}  keras {loss_keras:.6f}")
+    onnx_diff = float(np.abs(onnx_pred - ours_pred).max())
     print(f"max |kcompile - keras| = {np.abs(ours_pred - keras_pred).max():.2e}   "
-          f"max |onnxruntime - kcompile| = {np.abs(onnx_pred - ours_pred).max():.2e}")
+          f"max |onnxruntime - kcompile| = {onnx_diff:.2e}")
+    for step in ("inference", "train"):
+        print(f"bar: {step} at batch {args.batch} no slower than Keras-JAX (keras/kc >= 1): "
+              f"{ratios[step]:.2f}x {'met' if ratios[step] >= 1.0 else 'NOT met'}")
+    print(f"bar: ONNX within 1e-5 of kcompile: {onnx_diff:.1e} {'met' if onnx_diff <= 1e-5 else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
 """Compile latency: a fresh process's first predict_on_batch and first train_on_batch.
 
 For the book's MNIST MLP and convnet, each measured in new processes started from this one:
-  kcompile cold   an empty compile cache (everything compiled: passes, codegen, LLVM)
-  kcompile warm   the cache a previous process filled (compiled code loaded from disk)
-  keras-jax       Keras 3 on JAX, whose XLA compiles in the process (it keeps no cache by default)
-Prints the medians over --repeats processes and the ratios to Keras. Time to import the libraries is
-reported apart; the compile latency is what the first calls wait.
+  kcompile cold        an empty compile cache: nothing ever compiled on this machine (passes,
+                       codegen, LLVM for the glue and for the shared kernels)
+  kcompile new model   a cache that another model of the same kind filled (other layer widths): the
+                       kernel library (compiler/kernel_library.py) is there, the model's glue is not
+  kcompile warm        the cache a previous process filled for this model (code loaded from disk)
+  keras-jax            Keras 3 on JAX, whose XLA compiles in the process (it keeps no cache by default)
+Prints the medians over --repeats processes (wall and the child's CPU time: on a loaded machine the
+CPU time is the steadier figure), the ratios to Keras and a line per bar of issue #13. Time to import
+the libraries is reported apart; the compile latency is what the first calls wait.
 
     python bench/bench_compile_latency.py [--repeats 3] [--models mlp,convnet]
 """
@@ -24,6 +28,8 @@ import json, os, sys, time
 t0 = time.perf_counter()
 import numpy as np
 runner, model_name = sys.argv[1], sys.argv[2]
+width = 384 if model_name.endswith("-other") else 512       # another model of the same kind
+filters = (24, 48) if model_name.endswith("-other") else (32, 64)
 if runner == "keras-jax":
     os.environ["KERAS_BACKEND"] = "jax"
     import keras as lib
@@ -31,20 +37,21 @@ else:
     import kcompile as lib
 t1 = time.perf_counter()
 L = lib.layers
-if model_name == "mlp":
-    model = lib.Sequential([lib.Input((784,)), L.Dense(512, activation="relu"), L.Dense(10, activation="softmax")])
+if model_name.startswith("mlp"):
+    model = lib.Sequential([lib.Input((784,)), L.Dense(width, activation="relu"), L.Dense(10, activation="softmax")])
     x = np.random.rand(64, 784).astype("float32")
 else:
-    model = lib.Sequential([lib.Input((28, 28, 1)), L.Conv2D(32, 3, activation="relu"), L.MaxPooling2D(),
-                            L.Conv2D(64, 3, activation="relu"), L.MaxPooling2D(), L.Flatten(),
+    model = lib.Sequential([lib.Input((28, 28, 1)), L.Conv2D(filters[0], 3, activation="relu"), L.MaxPooling2D(),
+                            L.Conv2D(filters[1], 3, activation="relu"), L.MaxPooling2D(), L.Flatten(),
                             L.Dense(10, activation="softmax")])
     x = np.random.rand(64, 28, 28, 1).astype("float32")
 model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 y = np.random.randint(0, 10, 64)
-t2 = time.perf_counter(); model.predict_on_batch(x)
+cpu = lambda: time.process_time() + sum(os.times()[2:4])   # with the children (a forked compile)
+t2 = time.perf_counter(); c2 = cpu(); model.predict_on_batch(x)
 t3 = time.perf_counter(); model.train_on_batch(x, y)
-t4 = time.perf_counter()
-print(json.dumps({"import": t1 - t0, "predict": t3 - t2, "train": t4 - t3}))
+t4 = time.perf_counter(); c4 = cpu()
+print(json.dumps({"import": t1 - t0, "predict": t3 - t2, "train": t4 - t3, "cpu": c4 - c2}))
 """
 
 
@@ -58,11 +65,14 @@ def run_child(runner: str, model: str, cache_dir: str) -> dict:
 
 
 def measure(model: str, repeats: int, peers: list) -> dict:
-    results = {name: [] for name in ["kcompile cold", "kcompile warm"] + peers}
+    results = {name: [] for name in ["kcompile cold", "kcompile new model", "kcompile warm"] + peers}
     for _ in range(repeats):
         with tempfile.TemporaryDirectory(prefix="kcompile-bench-cache-") as cache:
             results["kcompile cold"].append(run_child("kcompile", model, cache))
             results["kcompile warm"].append(run_child("kcompile", model, cache))
+        with tempfile.TemporaryDirectory(prefix="kcompile-bench-cache-") as cache:
+            run_child("kcompile", model + "-other", cache)           # fills the kernel library
+            results["kcompile new model"].append(run_child("kcompile", model, cache))
         for peer in peers:
             results[peer].append(run_child(peer, model, tempfile.gettempdir()))
     return {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in results.items()}
@@ -80,15 +90,38 @@ def main(argv=None):
     except ImportError:
         peers = []
         print("keras not installed: kcompile only (pip install -e '.[bench]')")
-    print(f"threads: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; medians of {args.repeats} processes")
-    print(f"{'model':8} {'runner':14} {'import s':>9} {'predict s':>10} {'train s':>8} {'first both s':>13} {'vs keras':>9}")
+    print(f"threads: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; CPU features: {_features()}; "
+          f"medians of {args.repeats} processes")
+    print(f"{'model':8} {'runner':18} {'import s':>9} {'predict s':>10} {'train s':>8} {'first both s':>13} "
+          f"{'cpu s':>7} {'vs keras':>9} {'cpu vs keras':>13}")
+    bars = []
     for model in args.models.split(","):
         table = measure(model, args.repeats, peers)
-        keras_total = table["keras-jax"]["predict"] + table["keras-jax"]["train"] if peers else None
+        keras = table.get("keras-jax")
+        keras_total = keras["predict"] + keras["train"] if keras else None
         for name, t in table.items():
             total = t["predict"] + t["train"]
             ratio = f"{total / keras_total:8.2f}x" if keras_total else ""
-            print(f"{model:8} {name:14} {t['import']:9.3f} {t['predict']:10.3f} {t['train']:8.3f} {total:13.3f} {ratio:>9}")
+            cpu_ratio = f"{t['cpu'] / keras['cpu']:12.2f}x" if keras else ""
+            print(f"{model:8} {name:18} {t['import']:9.3f} {t['predict']:10.3f} {t['train']:8.3f} {total:13.3f} "
+                  f"{t['cpu']:7.3f} {ratio:>9} {cpu_ratio:>13}")
+        if keras_total:
+            total = lambda name: table[name]["predict"] + table[name]["train"]
+            bars.append(_bar(f"{model}: cold first predict + train step <= Keras-JAX", total("kcompile cold") / keras_total, 1.0))
+            bars.append(_bar(f"{model}: warm cache <= 0.2x Keras-JAX", total("kcompile warm") / keras_total, 0.2))
+            bars.append(f"info: {model}: new model with the kernel library cached {total('kcompile new model') / keras_total:.2f}x Keras-JAX")
+    print("\n".join(bars))
+
+
+def _bar(what: str, ratio: float, limit: float) -> str:
+    return f"bar: {what}: {ratio:.2f}x {'met' if ratio <= limit else 'NOT met'}"
+
+
+def _features() -> str:
+    from kcompile.compiler.target import host_target
+    t = host_target()
+    wanted = ("avx2", "fma", "avx512f", "avx512vnni")
+    return f"{t.cpu} " + " ".join(f for f in wanted if t.has(f))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,24 @@
-"""Inference benchmark: the book's MNIST MLP and convnet at batch 1 and 64.
+"""Inference benchmark: the book's MNIST MLP and convnet at batch 1, 8, 64 and 256.
 
-kcompile native code (in-process JIT, and an AOT artifact loaded with kcompile.runtime.load) vs
-onnxruntime (CPU, same thread count) vs the NumPy reference interpreter,
-and Keras 3 on JAX or PyTorch when installed, all in this one process. Prints per-call medians
-(and best times), ratios to kcompile, every runner's max abs difference from the reference, the
-thread count and the machine's load.
+kcompile through the front end (`model.predict_on_batch` on a kc.Sequential model, in-process JIT)
+and through an AOT artifact (`kcompile.runtime.load(...).predict`), vs onnxruntime (CPU, same thread
+count), the NumPy reference interpreter, and Keras 3 on JAX and PyTorch when installed, all in one
+process per thread count (runners take turns call by call). Prints per-call medians and best times,
+every runner's time over onnxruntime's ("t / t_ORT": below 1 is faster than onnxruntime), the max
+abs difference from the reference, then:
 
-    python bench/bench_models.py [--threads T] [--seconds S] [--models mlp,convnet] [--batches 1,64]
+  * call-path overhead at batch 1: each Python path's median minus the native entry's own median,
+    timed in a native loop (bench/native_loop.py), with a bar line per path (<= 5 us);
+  * the GEMM-bound layers' fraction of the FMA peak, each layer compiled alone and timed call by
+    call in native code (best call: on a shared machine a median includes other jobs' time slices); the peak is cores x FMA units x vector width x 2 x clock, measured by
+    bench/fma_peak.py (clock from a dependent-add chain, units from an FMA throughput loop);
+  * a bar line per target of issue #13 (batch 1 <= 0.9 x onnxruntime's time, batch >= 64 <= 1.0 x,
+    GEMM-bound layers >= 95 % of peak).
+
+    python bench/bench_models.py [--threads 1,2] [--seconds S] [--models mlp,convnet] [--batches 1,8,64,256]
+
+Several thread counts run as one child process each (XLA's and BLAS's thread settings are fixed at
+import), so the whole run is one process tree.
 """
 from __future__ import annotations
 
@@ -15,6 +27,7 @@ import atexit
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,10 +38,11 @@ import numpy as np
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for every runner")
+    p.add_argument("--threads", default="1,2", help="thread counts (comma-separated), for every runner")
     p.add_argument("--seconds", type=float, default=1.0, help="time budget per (model, batch, runner)")
     p.add_argument("--models", default="mlp,convnet")
-    p.add_argument("--batches", default="1,64")
+    p.add_argument("--batches", default="1,8,64,256")
+    p.add_argument("--skip-layers", action="store_true", help="skip the per-layer fraction of peak")
     p.add_argument("--peers", default="kcompile,kcompile-aot,onnxruntime,reference,keras-jax,torch",
                    help="runners to try; missing optional ones are skipped with a note")
     return p.parse_args(argv)
@@ -93,9 +107,12 @@ MODELS = {"mlp": (mlp_graph, (784,)), "convnet": (convnet_graph, (28, 28, 1))}
 
 # -- runners: each returns fn(x) -> output array ----------------------------------------------
 def kcompile_runner(graph, threads):
-    from kcompile.compiler.jit import compile_graph
-    fn = compile_graph(graph)
-    return lambda x: fn([x], nthreads=threads)[0]
+    """The front end: a kc.Sequential model with the graph's weights, through predict_on_batch."""
+    import kcompile as kc
+    model = _keras_model(kc, graph)
+    run = lambda x: model.predict_on_batch(x)   # noqa: E731
+    run.model = model
+    return run
 
 
 def kcompile_aot_runner(graph, threads):
@@ -106,7 +123,9 @@ def kcompile_aot_runner(graph, threads):
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     model = load(write_artifact(graph, Path(tmp) / "artifact", graph.name))
     model.nthreads = threads
-    return lambda x: model.predict(x)
+    run = lambda x: model.predict(x)   # noqa: E731
+    run.artifact = model
+    return run
 
 
 def onnxruntime_runner(graph, threads):
@@ -228,6 +247,8 @@ def bench(args) -> list:
         for batch in map(int, args.batches.split(",")):
             x = np.random.default_rng(batch).random((batch, *shape), dtype=np.float32)
             want = reference_runner(graph, args.threads)(x)
+            if batch == 1 and "kcompile" in runners and "kcompile-aot" in runners:
+                overhead(runners, x, args.seconds * 3, args.threads)
             for peer, (median, best, n) in measure(runners, x, args.seconds).items():
                 err = float(np.abs(runners[peer](x) - want).max())
                 rows.append((model_name, batch, peer, median, best, n, err))
@@ -246,28 +267,150 @@ def _build_runners(graph, args) -> dict:
     return runners
 
 
+def ratio_to_ort(rows) -> dict:
+    """(model, batch, runner) -> the runner's median time over onnxruntime's."""
+    ort = {(m, b): med for m, b, p, med, *_ in rows if p == "onnxruntime"}
+    return {(m, b, p): med / ort[(m, b)] for m, b, p, med, *_ in rows if (m, b) in ort}
+
+
 def print_table(rows, threads: int):
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\nthreads: {threads} (kcompile nthreads, onnxruntime intra_op_num_threads, XLA/torch settings); "
-          f"{os.cpu_count()} CPUs, load average {load:.1f}")
-    print(f"{'model':8} {'batch':>5}  {'runner':12} {'median ms':>10} {'best ms':>9} {'median/kc':>9} {'max|diff|':>9}")
-    base = {(m, b): med for m, b, p, med, *_ in rows if p == "kcompile"}
+    from bench_machine import machine_line
+    print(f"\n{machine_line(threads)}  ({os.cpu_count()} CPUs; the thread count is kcompile's nthreads, "
+          "onnxruntime's intra_op_num_threads, XLA's and torch's settings)")
+    print(f"{'model':8} {'batch':>5}  {'runner':12} {'median ms':>10} {'best ms':>9} {'t / t_ORT':>9} {'max|diff|':>9}")
+    ratios = ratio_to_ort(rows)
     for m, b, p, med, best, n, err in rows:
-        ratio = f"{med / base[(m, b)]:.2f}" if (m, b) in base else "-"
+        ratio = f"{ratios[(m, b, p)]:.2f}" if (m, b, p) in ratios else "-"
         print(f"{m:8} {b:5}  {p:12} {med * 1e3:10.3f} {best * 1e3:9.3f} {ratio:>9} {err:9.1e}")
-    print("median/kc: the runner's median time over kcompile's (above 1: kcompile is faster)")
+    print("t / t_ORT: the runner's median time divided by onnxruntime's (below 1: faster than onnxruntime); "
+          "kcompile = predict_on_batch (front end, JIT), kcompile-aot = runtime.load(artifact).predict")
+
+
+def print_ratio_bars(rows, threads: int):
+    ratios = ratio_to_ort(rows)
+    for (m, b, p), r in ratios.items():
+        if p not in ("kcompile", "kcompile-aot") or (b != 1 and b < 64):
+            continue
+        goal = 0.9 if b == 1 else 1.0
+        path = "predict_on_batch" if p == "kcompile" else "artifact predict"
+        print(f"bar: {m} batch {b} {path}, {threads} thread(s): kcompile time / ORT time {r:.2f} <= {goal} "
+              f"{'met' if r <= goal else 'NOT met'}")
+
+
+# -- call-path overhead at batch 1 ------------------------------------------------------------
+def overhead(runners, x, budget: float, threads: int):
+    """Each Python path's median minus its native entry's own median time.
+
+    The entry is timed one call at a time inside native code (bench/native_loop.py: the time-stamp
+    counter read before and after the call), and those calls alternate with the Python calls round
+    by round, so that the machine's load and the caches' state fall on both alike."""
+    from native_loop import one_call_seconds
+    model, artifact = runners["kcompile"].model, runners["kcompile-aot"].artifact
+    paths = {"predict_on_batch": (lambda: model.predict_on_batch(x), "jit"),
+             "predict(verbose=0)": (lambda: model.predict(x, verbose=0), "jit"),
+             "artifact.predict": (lambda: artifact.predict(x), "aot"),
+             "artifact(x)": (lambda: artifact(x), "aot")}
+    for fn, _ in list(paths.values()) * 3:
+        fn()
+    handles = {"jit": model._prepared_predict.plan.native_call([x]), "aot": artifact._forward_plan().native_call([x])}
+    native = {k: [] for k in handles}
+    python = {k: [] for k in paths}
+    deadline = time.perf_counter() + budget
+    while time.perf_counter() < deadline or len(native["jit"]) < 50:
+        for k, (fn, addr, _keep) in handles.items():
+            native[k].append(one_call_seconds(fn, addr))
+        for k, (fn, _) in paths.items():
+            t0 = time.perf_counter()
+            fn()
+            python[k].append(time.perf_counter() - t0)
+    native = {k: statistics.median(v) for k, v in native.items()}
+    print(f"  call path, batch 1, {threads} thread(s)        median us   native entry us   overhead us"
+          f"   ({len(python['artifact(x)'])} rounds)")
+    for k, (_, which) in paths.items():
+        med = statistics.median(python[k])
+        over = (med - native[which]) * 1e6
+        print(f"  {k:28} {med * 1e6:12.1f} {native[which] * 1e6:17.1f} {over:13.1f}")
+        print(f"bar: overhead <= 5 us ({k}, {threads} thread(s)): {over:.1f} us {'met' if over <= 5 else 'NOT met'}")
+    print(f"  {'C entry point (artifact)':28} {native['aot'] * 1e6:12.1f} {native['aot'] * 1e6:17.1f} {0.0:13.1f}"
+          "   (called from native code: it is the baseline; nothing runs around it)")
+
+
+# -- GEMM-bound layers against the FMA peak ----------------------------------------------------
+def _layer_graph(kind: str, dims: tuple):
+    from kcompile.ir import GraphBuilder, TensorType
+    rng = np.random.default_rng(1)
+    b = GraphBuilder(f"layer_{kind}")
+    if kind == "dense":
+        k, n = dims
+        x = b.input("x", TensorType(["N", k]))
+        w = b.param("kernel", rng.standard_normal((k, n)).astype(np.float32))
+        y = b.relu(b.add(b.matmul(x, w), b.param("bias", np.zeros(n, np.float32))))
+    else:
+        hw, cin, cout = dims
+        x = b.input("x", TensorType(["N", hw, hw, cin]))
+        w = b.param("kernel", rng.standard_normal((3, 3, cin, cout)).astype(np.float32))
+        y = b.relu(b.add(b.conv2d(x, w), b.param("bias", np.zeros(cout, np.float32))))
+    return b.build([y], ["y"])
+
+
+# (name, kind, dims, flops per batch row): the layers whose GEMM has K and N of 64 or more
+GEMM_LAYERS = {
+    "mlp": [("dense 784->512 +relu", "dense", (784, 512), 2 * 784 * 512)],
+    "convnet": [("conv2d_1 13x13x32->64 +relu", "conv", (13, 32, 64), 2 * 11 * 11 * 9 * 32 * 64),
+                ("conv2d_2 5x5x64->128 +relu", "conv", (5, 64, 128), 2 * 3 * 3 * 9 * 64 * 128)],
+}
+
+
+def layer_peak(models, batches, threads: int):
+    from fma_peak import measure as measure_peak
+    from native_loop import one_call_seconds
+    from kcompile.compiler.jit import compile_graph
+    peak = measure_peak()
+    print(f"\nFMA peak: {peak.describe()}; {threads} thread(s): {peak.flops(threads) / 1e9:.0f} GFLOP/s")
+    for model in models:
+        for name, kind, dims, flops in GEMM_LAYERS.get(model, []):
+            graph = _layer_graph(kind, dims)
+            plan = compile_graph(graph).plan(nthreads=threads)
+            for batch in [b for b in batches if b >= 64]:
+                x = np.random.default_rng(0).random((batch, *graph.inputs[0].type.shape[1:]), dtype=np.float32)
+                fn, args, keep = plan.native_call([x])
+                samples = [one_call_seconds(fn, args) for _ in range(3)]
+                deadline = time.perf_counter() + 0.5
+                while time.perf_counter() < deadline or len(samples) < 10:
+                    samples.append(one_call_seconds(fn, args))
+                best, med = min(samples), statistics.median(samples)
+                frac, frac_med = (flops * batch / t / peak.flops(threads) for t in (best, med))
+                print(f"  {model:8} {name:30} batch {batch:4}: best {best * 1e6:9.1f} us "
+                      f"{flops * batch / best / 1e9:6.1f} GFLOP/s = {frac * 100:5.1f} % of peak "
+                      f"(median of {len(samples)}: {frac_med * 100:5.1f} %)")
+                print(f"bar: {model} {name} batch {batch}, {threads} thread(s): {frac * 100:.1f} % of FMA peak (best call) "
+                      f">= 95 % {'met' if frac >= 0.95 else 'NOT met'}")
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    pin_threads(args.threads)
+    counts = [int(t) for t in str(args.threads).split(",")]
+    if len(counts) > 1:   # one child per thread count: XLA and BLAS fix theirs at import
+        for t in counts:
+            sys.stdout.flush()
+            subprocess.run([sys.executable, __file__, *argv, "--threads", str(t)], check=True)
+        return
+    threads = counts[0]
+    pin_threads(threads)
     try:  # NumPy's BLAS (the reference interpreter's matmuls) gets the same thread count
         from threadpoolctl import threadpool_limits
-        threadpool_limits(limits=args.threads)
+        threadpool_limits(limits=threads)
     except ImportError:
         print("  threadpoolctl is missing: NumPy's BLAS uses its default thread count", file=sys.stderr)
-    print_table(bench(args), args.threads)
+    args.threads = threads
+    rows = bench(args)
+    print_table(rows, threads)
+    print_ratio_bars(rows, threads)
+    if not args.skip_layers:
+        layer_peak(args.models.split(","), [int(b) for b in args.batches.split(",")], threads)
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))   # bench_machine, native_loop, fma_peak
     main()

@@ -6,7 +6,8 @@ block, pooling, two dense layers), built once with kcompile and once with Keras.
 (kcompile's compiled forward function vs a jax.jit of the Keras model) and one training step
 (train_on_batch with Adam on both: the public API, optimizer update included). Runners take turns
 call by call so machine load falls on both alike. Prints medians, best times, ratios, the max abs
-difference of the predictions from Keras's, and of onnxruntime on the exported model from kcompile's.
+difference of the predictions from Keras's, and of onnxruntime on the exported model from kcompile's,
+and a `bar:` line per target.
 
     python bench/bench_transformer.py [--threads 1] [--seconds 3] [--vocab 20000]
 """
@@ -81,9 +82,10 @@ def main(argv=None):
     kc_probs = forward([x], nthreads=args.threads)[0]
     keras_diff = float(np.abs(kc_probs - np.asarray(keras_call(x))).max())
     try:  # before training: the export takes the weights as they are now
-        onnx_line = f"max|onnxruntime - kcompile| predictions: {onnx_diff(ours, x, kc_probs):.1e}"
+        onnx_max = onnx_diff(ours, x, kc_probs)
+        onnx_line = f"max|onnxruntime - kcompile| predictions: {onnx_max:.1e}"
     except ImportError:
-        onnx_line = "onnxruntime is not installed: no ONNX comparison"
+        onnx_max, onnx_line = None, "onnxruntime is not installed: no ONNX comparison"
     infer = measure({"kcompile": lambda t: forward([t], nthreads=args.threads),
                      "keras-jax": lambda t: keras_call(t).block_until_ready()}, x, args.seconds)
     train = measure({"kcompile": lambda t: ours.train_on_batch(t, y),
@@ -103,6 +105,12 @@ def main(argv=None):
     print("keras/kc: Keras-JAX median over kcompile's (above 1: kcompile is faster)")
     print(f"max|kcompile - keras| predictions: {keras_diff:.1e}")
     print(onnx_line)
+    for step, res in (("inference", infer), ("train", train)):
+        ratio = res["keras-jax"][0] / res["kcompile"][0]
+        print(f"bar: {step} at batch {args.batch} no slower than Keras-JAX (keras/kc >= 1): {ratio:.2f}x "
+              f"{'met' if ratio >= 1.0 else 'NOT met'}")
+    if onnx_max is not None:
+        print(f"bar: ONNX within 1e-5 of kcompile: {onnx_max:.1e} {'met' if onnx_max <= 1e-5 else 'NOT met'}")
 
 
 if __name__ == "__main__":

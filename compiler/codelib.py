@@ -98,14 +98,17 @@ class JITEngine:
         return cls(engine)
 
     @classmethod
-    def from_object(cls, obj: bytes, target, opt_level: int, libraries=()) -> "JITEngine":
-        """Load machine code from emit_jit_object: what MCJIT does after code generation, without it."""
+    def from_object(cls, obj: bytes, target, opt_level: int, libraries=(), more=()) -> "JITEngine":
+        """Load machine code from emit_jit_object: what MCJIT does after code generation, without it.
+
+        more: further objects (library kernels, kernel_library.py) the code calls; linked in."""
         with LLVM_LOCK:
             load_libraries(libraries)
             empty = llvm.parse_assembly("")
             empty.triple = target.triple
             engine = llvm.create_mcjit_compiler(empty, target.new_machine(opt_level))
-            engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            for code in (obj, *more):
+                engine.add_object_file(llvm.ObjectFileRef.from_data(code))
             engine.finalize_object()
         return cls(engine)
 

@@ -11,6 +11,10 @@ once. Every stage is a pure function of `cache_key` (the printed entry graphs wi
 updates, the options, the target and the compiler version). With a DiskCache, the JIT's machine
 code and its CodeInterface are kept on disk under that key (plus the toolchain's digest), and a
 later process that asks for the same compilation loads them instead of compiling.
+
+The JIT's compilations (kernel_library=True) keep the shape-generic kernels out of the module:
+they come from the kernel library (kernel_library.py), compiled once per target at O3, and the
+remaining glue is optimized at GLUE_OPT_LEVEL; MCJIT links the glue's object with the kernels'.
 """
 from __future__ import annotations
 
@@ -30,11 +34,13 @@ from .code_interface import CodeInterface
 from .codegen import NativeModule, generate
 from .codelib import CodeLibrary, JITEngine
 from .disk_cache import DiskCache, toolchain_digest
+from .kernel_library import KernelSet, load_objects
 from .kernels.config import vector_bits
 from .linker import assemble, link_shared
 from .target import Target, host_target
 
 COMPILER_VERSION = "0.1.0"
+GLUE_OPT_LEVEL = 2        # the JIT's glue module, beside the O3 kernel library (kernel_library.py)
 
 
 def graph_pipeline(opt_level: int, sparse: str = "never", target: Target | None = None) -> list:
@@ -90,32 +96,21 @@ def _stage(fn):
     return property(get)
 
 
-def refuse_dynamic_dims(graph, what: str):
-    """Native code takes only the batch as a run-time size: symbolic non-batch dimensions (a dynamic
-    sequence length T) are refused here, before any pass, with the values that carry them."""
-    dynamic = sorted({d for v in graph.inputs for d in v.type.dynamic_dims})
-    if dynamic:
-        names = [f"'{v.name}' {v.type}" for v in graph.inputs if v.type.dynamic_dims]
-        raise ValueError(f"{what}: input(s) {', '.join(names)} have symbolic non-batch dimension(s) "
-                         f"{', '.join(dynamic)}; native code (JIT, artifact) needs every dimension but the batch "
-                         "static: give the sequence length (Input(shape=(steps, features))), run the reference "
-                         "backend, or export to ONNX, which keeps the dimension dynamic")
-
-
 class Compilation:
     """One compile of entry graphs ('forward', 'train_step', ...) into one native module."""
 
     def __init__(self, entries: dict, name: str, options: CompileOptions | None = None, linker: str | None = "cc",
-                 disk_cache: DiskCache | None = None):
+                 disk_cache: DiskCache | None = None, kernel_library: bool = False):
         if not name.isidentifier():
             raise ValueError(f"compilation name {name!r} must be a C identifier")
-        for kind, graph in entries.items():
-            refuse_dynamic_dims(graph, f"{kind} graph @{graph.name}")
         self.entries = dict(entries)
         self.name = name
         self.options = options or CompileOptions()
         self.linker = linker
         self.disk_cache = disk_cache
+        # the in-process JIT takes the shape-generic kernels from the kernel library (kernel_library.py);
+        # artifacts keep one whole module
+        self.kernels = KernelSet(self.target, disk_cache) if kernel_library else None
         self.timings: dict[str, float] = {}   # pass and LLVM steps, in the order they ran
         self.stage_runs: Counter = Counter()  # how often each stage was computed (once, when cached)
         self.stage_seconds: dict[str, float] = {}
@@ -130,6 +125,8 @@ class Compilation:
     def cache_key(self) -> str:
         """A digest of everything the generated code depends on."""
         h = hashlib.sha256(f"kcompile {COMPILER_VERSION}\n{self.name}\n{self.options.key()}\n".encode())
+        if self.kernels is not None:   # the code is the glue alone, linked with the library's kernels
+            h.update(b"kernel library\n")
         for kind, g in sorted(self.entries.items()):
             updates = sorted(g.meta.get("param_updates", {}).items())
             h.update(f"{kind}\n{print_graph(g)}\n{updates}\n".encode())
@@ -159,17 +156,23 @@ class Compilation:
         """The generated LLVM IR and the interface a loader needs (entry points, parameter layout)."""
         planned = self.planned
         t0 = time.perf_counter()
-        native = generate(planned, self.name, self.target)
+        native = generate(planned, self.name, self.target, self.kernels)
         self.timings["lower+codegen"] = time.perf_counter() - t0
         return native
 
     @_stage
     def library(self) -> CodeLibrary:
         """The module parsed, verified and optimized by LLVM."""
-        library = CodeLibrary(self.name, self.native.ir_text, self.target, self.options.opt_level)
+        library = CodeLibrary(self.name, self.native.ir_text, self.target, self._module_opt_level())
         library.module
         self.timings.update(library.timings)
         return library
+
+    def _module_opt_level(self) -> int:
+        """With the kernel library the module is glue (GEMM drivers, elementwise loops with explicit
+        vectors, the entry): O2 compiles it in about 2/3 of O3's time for the same step times
+        (bench/bench_compile_latency.py, bench/bench_models.py); the kernels keep O3."""
+        return min(self.options.opt_level, GLUE_OPT_LEVEL) if self.kernels is not None else self.options.opt_level
 
     @_stage
     def llvm_ir(self) -> str:
@@ -218,10 +221,19 @@ class Compilation:
 
     @_stage
     def persisted(self):
-        """(interface JSON, JIT object) from the disk cache; None on a miss or without a cache."""
+        """(interface JSON, JIT object, kernel objects) from the disk cache; None on a miss, without a
+        cache, or when a library kernel the code needs is gone (then all is compiled again)."""
         if self.disk_cache is None:
             return None
-        return self._timed("disk-cache-read", lambda: self.disk_cache.get(self.persistent_key))
+        return self._timed("disk-cache-read", self._read_persisted)
+
+    def _read_persisted(self):
+        hit = self.disk_cache.get(self.persistent_key)
+        if hit is None:
+            return None
+        manifest = hit[0].get("kernels", {}) if isinstance(hit[0], dict) else {}
+        kernels = load_objects(manifest, self.disk_cache) if manifest else []
+        return None if kernels is None else (hit[0], hit[1], kernels)
 
     @_stage
     def interface(self) -> CodeInterface:
@@ -235,16 +247,26 @@ class Compilation:
         return self._timed("llvm-emit-jit-object", self.library.emit_jit_object)
 
     @_stage
+    def kernel_objects(self) -> list:
+        """Machine code of the library kernels the code calls (compiled here where not at hand)."""
+        if self.kernels is None:
+            return []
+        self.native   # codegen decides which kernels are needed
+        # the glue compiles beside the kernels (some of them in a second process where that is safe)
+        return self._timed("llvm-kernels+glue", lambda: self.kernels.compile(beside=lambda: self.jit_object))
+
+    @_stage
     def engine(self) -> JITEngine:
         """The code loaded in-process (MCJIT): from the disk cache, else compiled (and stored there)."""
         hit = self.persisted
-        code = hit[1] if hit else self.jit_object
+        code, kernels = (hit[1], hit[2]) if hit else (None, self.kernel_objects)
+        code = code or self.jit_object
         if hit is None and self.disk_cache is not None:
-            self._timed("disk-cache-write", lambda: self.disk_cache.put(self.persistent_key,
-                                                                        self.interface.to_json(), code))
+            entry = self.interface.to_json() | ({"kernels": self.kernels.manifest()} if self.kernels else {})
+            self._timed("disk-cache-write", lambda: self.disk_cache.put(self.persistent_key, entry, code))
         interface = self.interface
         return self._timed("llvm-jit-load", lambda: JITEngine.from_object(
-            code, self.target, self.options.opt_level, interface.libraries))
+            code, self.target, self.options.opt_level, interface.libraries, kernels))
 
     def _timed(self, name: str, fn):
         t0 = time.perf_counter()

@@ -12,28 +12,34 @@ reuses its pointer table, workspace and output buffers from call to call.
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
+import time
 from collections import OrderedDict
 from typing import Mapping
 
 import numpy as np
 
 from kcompile.ir import Graph, print_graph
+from kcompile.ir.call_plan import CallPlan, aligned_empty
 from kcompile.ir.ops.collective import take_failure
 from kcompile.ir.ops.sparse import check_structure, sparse_weights
-from kcompile.ir.signature import check_signature
+from kcompile.ir.signature import check_lengths, check_signature
+from kcompile.ir.thread_budget import BUDGET, get_num_threads
+from kcompile.ir.thread_tuner import ThreadTuner
 
 from .disk_cache import DiskCache
+from .codegen import PACKED_SUFFIX
 from .driver import Compilation, CompileOptions, c_symbol
 
 _PTRS = ctypes.POINTER(ctypes.c_void_p)
 # <name>_<entry>_p: parameters as a pointer table, so the caller's arrays are used without copying
 POINTERS_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, _PTRS, _PTRS, _PTRS, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)
+# ... with a dynamic length T: one more argument, every input's dims (compiler/dynamic_dims.py)
+DYNAMIC_POINTERS_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, _PTRS, _PTRS, _PTRS, ctypes.c_void_p, ctypes.c_int64,
+                                          ctypes.c_int32, ctypes.POINTER(ctypes.c_int64))
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 64
-ALIGN = 64
 
 
 class NativeError(RuntimeError):
@@ -41,20 +47,10 @@ class NativeError(RuntimeError):
 
 
 def default_threads() -> int:
-    """Threads per call unless the caller says: $KCOMPILE_NUM_THREADS, else 1.
-
-    In-process calls (fit/predict steps) are short, and on a loaded machine waking pool threads
-    costs far more than it saves; ask for threads per call (nthreads=) or through the variable.
-    """
-    env = os.environ.get("KCOMPILE_NUM_THREADS")
-    return max(1, int(env)) if env else 1
-
-
-def aligned_empty(nbytes: int) -> np.ndarray:
-    """An uninitialized 64-byte-aligned uint8 buffer of nbytes (workspaces need no zeroing)."""
-    raw = np.empty(nbytes + ALIGN, np.uint8)
-    start = (-raw.ctypes.data) % ALIGN
-    return raw[start:start + nbytes]
+    """Threads a call is offered unless the caller says (ir/thread_budget.py): kc.set_num_threads,
+    else $KCOMPILE_NUM_THREADS, else the machine's cores; each kernel's cost model then decides how
+    many of them its work is worth (a batch-1 call stays on the calling thread)."""
+    return get_num_threads()
 
 
 def _pointers(arrays) -> ctypes.Array:
@@ -69,7 +65,10 @@ class NativeFunction:
         self.compilation = compilation
         native = compilation.interface
         self._engine = compilation.engine  # owns the machine code
-        self._fn = POINTERS_CFUNC(self._engine.address(native.symbol(kind) + "_p"))
+        self.dynamic = any(v.type.dynamic_dims for v in graph.inputs)   # the entry takes input_shapes
+        self._symbol_p = native.symbol(kind) + "_p"
+        cfunc = DYNAMIC_POINTERS_CFUNC if self.dynamic else POINTERS_CFUNC
+        self._fn = cfunc(self._engine.address(self._symbol_p))
         self._ws = native.workspace[kind]
         self._slots = native.params
         self._slot_by_name = {s.name: s for s in self._slots}
@@ -82,10 +81,19 @@ class NativeFunction:
         self._sparse = sparse_weights(graph)
         self._check_sparse(self._defaults)
         self.status_messages = native.status_messages
+        self.tuner = ThreadTuner()   # the thread count that helps, per batch size (calls without nthreads=)
         _bind_threads(self._engine)
 
-    def workspace_bytes(self, batch: int) -> int:
-        return self._ws[0] * batch + self._ws[1]
+    def workspace_bytes(self, batch: int, dims: dict | None = None) -> int:
+        """A*N + B, plus the terms in the dynamic lengths (e.g. C*N*T) when the graph has them."""
+        sizes = {**(dims or {}), "N": batch}
+        extra = 0
+        for symbols, coeff in (self._ws[2] if len(self._ws) > 2 else ()):
+            term = coeff
+            for d in symbols:
+                term *= sizes[d]
+            extra += term
+        return self._ws[0] * batch + self._ws[1] + extra
 
     def _checked(self, name: str, value) -> np.ndarray:
         """The parameter as a C-contiguous array of its type (no copy when it already is one).
@@ -130,8 +138,13 @@ class NativeFunction:
         """The same code for a structurally equal graph (its own default parameter values)."""
         return NativeFunction(graph, self.compilation, self._kind)
 
-    def _run(self, in_ptrs, out_ptrs, param_ptrs, ws, batch: int, nthreads) -> None:
-        status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, nthreads or default_threads())
+    def _run(self, in_ptrs, out_ptrs, param_ptrs, ws, batch: int, nthreads, shapes=None, limit=None) -> None:
+        extra = (shapes,) if self.dynamic else ()
+        n = BUDGET.acquire(nthreads or None, limit)   # the cores calls in flight left (or nthreads as given)
+        try:
+            status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, n, *extra)
+        finally:
+            BUDGET.release(n)
         if status:
             failure = take_failure()   # an exception from cross_process_sum's hook: raise it as it was
             if failure is not None:
@@ -140,13 +153,40 @@ class NativeFunction:
 
     def __call__(self, inputs, params: Mapping | None = None, batch: int | None = None,
                  nthreads: int | None = None) -> list:
-        arrays, found = check_inputs(self.graph, inputs)
+        dims: dict = {}
+        arrays, found = check_inputs(self.graph, inputs, dims)
         batch = found if found is not None else (0 if batch is None else int(batch))
         weights = self._param_arrays(params)  # referenced until the call returns
-        outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in self._outputs]
-        ws = aligned_empty(self.workspace_bytes(batch))
-        self._run(_pointers(arrays), _pointers(outs), _pointers(weights), ws, batch, nthreads)
+        outs = [np.empty(v.type.concrete_shape(batch, dims), v.type.dtype.np) for v in self._outputs]
+        ws = aligned_empty(self.workspace_bytes(batch, dims))
+        shapes = input_shapes(arrays) if self.dynamic else None
+        key = (batch, tuple(sorted(dims.items()))) if dims else batch   # tuned per batch (and length)
+        limit = None if nthreads else self.tuner.limit(key)
+        t0 = time.perf_counter()
+        self._run(_pointers(arrays), _pointers(outs), _pointers(weights), ws, batch, nthreads, shapes, limit=limit)
+        self.tuner.record(key, limit, time.perf_counter() - t0)
         return outs
+
+    def plan(self, params: Mapping | None = None, nthreads: int | None = None) -> CallPlan | None:
+        """The fast call path (ir/call_plan.py) with these parameter arrays bound, or None where it does
+        not apply (an input or output without the batch dimension, parameters updated in place, a
+        dynamic length).
+
+        The plan keeps the arrays it was given: the caller must make a new plan when a parameter's
+        array is replaced (the front end does, by a version counter on its Variables)."""
+        if (self.in_place or self.dynamic
+                or not all(v.type.has_batch for v in [*self.graph.inputs, *self._outputs])):
+            return None
+        weights = self._param_arrays(params)
+        table = _pointers(weights)
+        return CallPlan(self._engine.address(self._symbol_p + PACKED_SUFFIX),
+                        [(v.type.dtype.np, v.type.shape[1:]) for v in self.graph.inputs],
+                        [(v.type.dtype.np, v.type.shape[1:]) for v in self._outputs],
+                        ctypes.addressof(table), tuple(self._ws[:2]), nthreads, self._raise_status,
+                        keep=(table, weights, self._engine), tuner=self.tuner)
+
+    def _raise_status(self, status: int):
+        raise NativeError(f"graph @{self.graph.name}: {self.status_messages.get(status, f'status {status}')}")
 
     def bind(self, params: Mapping) -> "BoundCall":
         """This function with its parameter arrays fixed (see BoundCall)."""
@@ -154,7 +194,8 @@ class NativeFunction:
 
 
 class BoundCall:
-    """A NativeFunction with its parameter arrays bound once, for a loop of steps on one thread.
+    """A NativeFunction with its parameter arrays bound once, for a loop of steps on one thread
+    (with the thread count that helps: ir/thread_tuner.py).
 
     The parameter pointer table is built once; the workspace and the output arrays are kept per
     batch size and reused, so a call allocates nothing: the outputs it returns are overwritten by
@@ -169,11 +210,13 @@ class BoundCall:
         self._inputs = [(v.name, v.type.dtype.np, tuple(v.type.shape), v.type.has_batch) for v in graph.inputs]
         self._in_ptrs = (ctypes.c_void_p * max(1, len(graph.inputs)))()
         self._last_inputs: list = [None] * len(graph.inputs)   # the arrays _in_ptrs points into
-        self._per_batch: dict = {}            # batch -> (outputs, output pointers, workspace)
-        self._nthreads = default_threads()
+        self._per_batch: dict = {}            # batch (and dynamic lengths) -> (outputs, output pointers, workspace)
+        self.tuner = ThreadTuner()            # the thread count that helps, per batch size
 
     def __call__(self, inputs: list, nthreads: int | None = None) -> list:
         """inputs: C-contiguous arrays of the graph's dtypes, in order; returns the outputs."""
+        if self.fn.dynamic:   # a dynamic length: the signature check binds T (and names a mismatch)
+            return self._call_dynamic(inputs, nthreads)
         batch = self._check(inputs)
         last = self._last_inputs
         for k, a in enumerate(inputs):
@@ -185,7 +228,26 @@ class BoundCall:
             outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in fn._outputs]
             self._per_batch[batch] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch)))
         outs, out_ptrs, ws = self._per_batch[batch]
-        self.fn._run(self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch, nthreads or self._nthreads)
+        limit = None if nthreads else self.tuner.limit(batch)
+        t0 = time.perf_counter()
+        self.fn._run(self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch, nthreads, limit=limit)
+        self.tuner.record(batch, limit, time.perf_counter() - t0)
+        return outs
+
+    def _call_dynamic(self, inputs: list, nthreads) -> list:
+        fn, dims = self.fn, {}
+        arrays, batch = check_inputs(fn.graph, inputs, dims)
+        batch = 0 if batch is None else batch
+        key = (batch, tuple(sorted(dims.items())))
+        if key not in self._per_batch:
+            outs = [np.empty(v.type.concrete_shape(batch, dims), v.type.dtype.np) for v in fn._outputs]
+            self._per_batch[key] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch, dims)))
+        outs, out_ptrs, ws = self._per_batch[key]
+        limit = None if nthreads else self.tuner.limit(key)   # tuned per batch and length
+        t0 = time.perf_counter()
+        fn._run(_pointers(arrays), out_ptrs, self._param_ptrs, ws, batch, nthreads, input_shapes(arrays),
+                limit=limit)
+        self.tuner.record(key, limit, time.perf_counter() - t0)
         return outs
 
     def _check(self, inputs: list) -> int:
@@ -205,14 +267,24 @@ class BoundCall:
         return 0 if batch is None else batch
 
 
-def check_inputs(graph: Graph, inputs) -> tuple:
+def check_inputs(graph: Graph, inputs, dims: dict | None = None) -> tuple:
     """Match inputs (list, or dict by name) to the graph's signature; returns C-contiguous arrays, batch.
 
     Dtypes that convert same-kind are cast (others raise a TypeError); a dict may hold extra names.
+    dims receives the sizes of symbolic non-batch dims (a dynamic length T; 0 is refused by name).
     """
     signature = [(v.name, v.type) for v in graph.inputs]
-    arrays, batch = check_signature(f"graph @{graph.name}", signature, inputs, convert=True, allow_unexpected=True)
+    dims = {} if dims is None else dims
+    arrays, batch = check_signature(f"graph @{graph.name}", signature, inputs, convert=True, allow_unexpected=True,
+                                    dims=dims)
+    check_lengths(f"graph @{graph.name}", dims)
     return [np.ascontiguousarray(a) for a in arrays], batch
+
+
+def input_shapes(arrays) -> ctypes.Array:
+    """Every input's dims, concatenated in input order: the input_shapes argument of a dynamic entry."""
+    dims = [int(d) for a in arrays for d in a.shape]
+    return (ctypes.c_int64 * max(1, len(dims)))(*dims)
 
 
 def _bind_threads(engine) -> None:
@@ -235,7 +307,7 @@ def compile_graph(graph: Graph, opt_level: int = 3, target=None) -> NativeFuncti
             return hit if hit.graph is graph else hit.with_graph(graph)
     fn = NativeFunction(graph, Compilation({"forward": graph}, c_symbol(graph.name),
                                            CompileOptions(opt_level, target=target),
-                                           disk_cache=DiskCache.from_environment()))
+                                           disk_cache=DiskCache.from_environment(), kernel_library=True))
     with _CACHE_LOCK:
         _CACHE[key] = fn
         while len(_CACHE) > _CACHE_SIZE:

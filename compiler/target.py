@@ -57,7 +57,7 @@ class Target:
         with LLVM_LOCK:
             target = llvm.Target.from_triple(self.triple)
             return target.create_target_machine(cpu=self.cpu, features=self.features, opt=opt_level,
-                                                reloc="pic", codemodel="jitdefault", jit=True)
+                                                reloc="static", codemodel="jitdefault", jit=True)
 
 
 def _preferred_vector_bits(features: set) -> int:

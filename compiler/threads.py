@@ -63,6 +63,9 @@ class ParallelRegion:
         self.struct = ir.LiteralStructType(_HEADER + list(field_types))
         self.worker = ir.Function(module, WORKER_TYPE, name=name)
         self.worker.linkage = "internal"
+        # called directly (one thread) and through the launcher: inlining the direct call would only
+        # compile the body twice (a call per parallel loop costs nanoseconds)
+        self.worker.attributes.add("noinline")
         self._emit_worker(body, len(field_types))
 
     def _emit_worker(self, body, nfields):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from kcompile.ir import BATCH, TensorType
 
+from . import state_version
 from .functional import layers_in_depth_order, producer, walk_nodes
 from .layers.base import Layer
 from .layers.input_layer import InputLayer
@@ -331,6 +332,7 @@ class Sequential(Model):
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential '{self.name}' can only add layers, got {type(layer).__name__}")
         self._sublayers.append(layer)
+        state_version.bump()
         if self._functional is not None:
             self._extend(layer)
         elif len(self._sublayers) == 1 and layer._batch_input_shape is not None:
@@ -342,6 +344,7 @@ class Sequential(Model):
         if not self._sublayers:
             raise TypeError(f"Sequential '{self.name}' has no layers to pop")
         layer = self._sublayers.pop()
+        state_version.bump()
         if self._input_layer is not None:
             self._start(self._input_layer)
         return layer

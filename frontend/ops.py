@@ -318,52 +318,74 @@ def _pair(v, n):
     return (v,) * n if isinstance(v, int) else tuple(v)
 
 
+def _channels_last(x, data_format, what):
+    """x as channels_last, and the function that brings a result back to data_format (Keras's ops take
+    channels_first by a transpose at the boundary, as the layers do)."""
+    from .layers.data_format import from_channels_last, standardize_data_format, to_channels_last
+    fmt = standardize_data_format(data_format, f"kc.ops.{what}")
+    return to_channels_last(x, fmt), lambda y: from_channels_last(y, fmt)
+
+
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
-    """NHWC (or NWC) convolution with a Keras-layout kernel."""
-    if data_format not in (None, "channels_last"):
-        raise ValueError("kc.ops.conv supports data_format='channels_last' only")
+    """Keras's ops.conv: 1-3 spatial axes, channels_last or channels_first, kernel (k..., in/groups, out)."""
+    from .layers.volumetric import conv3d
     x, w = _t(inputs), _t(kernel)
+    x, back = _channels_last(x, data_format, "conv")
     nsp = x.ndim - 2
+    if nsp not in (1, 2, 3) or w.ndim != nsp + 2:
+        raise ValueError(f"kc.ops.conv: inputs need 1 to 3 spatial axes and a kernel of rank inputs' rank, got "
+                         f"inputs {x.shape} and kernel {w.shape}")
+    if x.ir_shape[-1] % w.ir_shape[-2]:
+        raise ValueError(f"kc.ops.conv: input channels {x.ir_shape[-1]} must be a multiple of the kernel's "
+                         f"{w.ir_shape[-2]} (channels per group), inputs {x.shape}, kernel {w.shape}")
     groups = x.ir_shape[-1] // w.ir_shape[-2]
+    strides, dilations = _pair(strides, nsp), _pair(dilation_rate, nsp)
     if nsp == 1:
-        return apply("conv1d", x, w, strides=_pair(strides, 1)[0], padding=padding,
-                     dilations=_pair(dilation_rate, 1)[0], groups=groups)
-    return apply("conv2d", x, w, strides=_pair(strides, 2), padding=padding,
-                 dilations=_pair(dilation_rate, 2), groups=groups)
+        y = apply("conv1d", x, w, strides=strides[0], padding=padding, dilations=dilations[0], groups=groups)
+    elif nsp == 2:
+        y = apply("conv2d", x, w, strides=strides, padding=padding, dilations=dilations, groups=groups)
+    else:
+        y = conv3d(x, w, strides, padding, dilations, groups)
+    return back(y)
 
 
 def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None, data_format=None,
                    dilation_rate=1):
-    """NHWC (or NWC) transposed convolution with a Keras-layout kernel (k..., out, in)."""
-    if data_format not in (None, "channels_last"):
-        raise ValueError("kc.ops.conv_transpose supports data_format='channels_last' only")
+    """Keras's ops.conv_transpose: 1-3 spatial axes, channels_last or channels_first, kernel (k..., out, in)."""
+    from .layers.volumetric import conv3d_transpose
     x, w = _t(inputs), _t(kernel)
+    x, back = _channels_last(x, data_format, "conv_transpose")
     nsp = x.ndim - 2
-    if nsp not in (1, 2):
-        raise ValueError(f"kc.ops.conv_transpose: inputs must have 1 or 2 spatial axes, got shape {x.shape}")
+    if nsp not in (1, 2, 3):
+        raise ValueError(f"kc.ops.conv_transpose: inputs must have 1 to 3 spatial axes, got shape {x.shape}")
     strides, dilations = _pair(strides, nsp), _pair(dilation_rate, nsp)
     out_pad = () if output_padding is None else _pair(output_padding, nsp)
+    if nsp == 3:
+        return back(conv3d_transpose(x, w, strides, padding, dilations, out_pad or None))
     if nsp == 1:   # (N, W, C) as (N, 1, W, C)
         x, w = expand_dims(x, 1), expand_dims(w, 0)
         strides, dilations, out_pad = (1, *strides), (1, *dilations), (0, *out_pad) if out_pad else ()
     y = apply("conv2d_transpose", x, w, strides=strides, padding=padding, dilations=dilations,
               output_padding=out_pad)
-    return squeeze(y, 1) if nsp == 1 else y
+    return back(squeeze(y, 1) if nsp == 1 else y)
 
 
-def _pool(op_prefix):
+def _pool(op_prefix, what):
     def fn(inputs, pool_size, strides=None, padding="valid", data_format=None):
-        if data_format not in (None, "channels_last"):
-            raise ValueError(f"kc.ops.{op_prefix}: data_format={data_format!r} is not supported (channels_last only)")
-        x = _t(inputs)
+        from .layers.volumetric import pool3d
+        x, back = _channels_last(_t(inputs), data_format, what)
         nsp = x.ndim - 2
+        if nsp not in (1, 2, 3):
+            raise ValueError(f"kc.ops.{what}: inputs must have 1 to 3 spatial axes, got shape {x.shape}")
         size = _pair(pool_size, nsp)
-        return apply(f"{op_prefix}{nsp}d", x, pool_size=size, strides=_pair(strides, nsp) if strides else size,
-                     padding=padding)
+        strides = _pair(strides, nsp) if strides else size
+        if nsp == 3:
+            return back(pool3d(op_prefix.split("_")[0], x, size, strides, padding))
+        return back(apply(f"{op_prefix}{nsp}d", x, pool_size=size, strides=strides, padding=padding))
     return fn
 
 
-max_pool, average_pool = _pool("max_pool"), _pool("avg_pool")
+max_pool, average_pool = _pool("max_pool", "max_pool"), _pool("avg_pool", "average_pool")
 
 
 # -- attention-era ops (Keras 3 names) ---------------------------------------------------------

@@ -15,6 +15,8 @@ import warnings
 
 import numpy as np
 
+from . import state_version
+
 KERAS_MODES = ("int8", "int4", "float8", "gptq", "awq")
 STATIC = "static_int8"
 
@@ -157,6 +159,7 @@ def restore(model, state: dict):
 def set_state(model, state: dict):
     object.__setattr__(model, "_quantization", state)
     model.__dict__.pop("_predict_cache", None)      # the cached executor ran the float graph
+    state_version.bump()
 
 
 def float_copy(model):

@@ -37,18 +37,21 @@ def _as_tensor(x):
     return x if isinstance(x, KTensor) else convert_to_tensor(x)
 
 
-def forward_graph(model, training: bool = False) -> Graph:
+def forward_graph(model, training: bool = False, state_outputs: bool = False) -> Graph:
     """The model's forward Graph: inputs named as the model's, params = variable paths with current values.
 
     With training=True the graph has an extra i64 scalar input "__rng_counter" (dropout masks) and
-    does not return the state updates (use trace_model for a training step).
+    does not return the state updates (use trace_model for a training step). state_outputs: the
+    state updates of an inference call (stateful RNNs) follow the outputs, named "state:<path>".
     """
     b = GraphBuilder(_graph_name(model.name))
     inputs = [b.input(name, spec) for name, spec in model.input_specs()]
     counter = b.input("__rng_counter", TensorType((), i64)) if training else None
     result = trace_model(model, b, inputs, training=training, rng_counter=counter)
     b.meta["model"] = model.name
-    graph = b.build(result.outputs, output_names=model.output_names)
+    extra = sorted(result.state_updates.items()) if state_outputs else []
+    graph = b.build(result.outputs + [v for _, v in extra],
+                    output_names=list(model.output_names) + [f"state:{path}" for path, _ in extra])
     quantization = getattr(model, "_quantization", None)
     if quantization and not training:
         from .quantization import apply_quantization  # the int8 passes over the traced graph

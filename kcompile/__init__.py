@@ -39,6 +39,8 @@ _LAZY = {
     "random": ("kcompile.frontend.random", None),
     "quantization": ("kcompile.frontend.quantization", None),
     "distribution": ("kcompile.frontend.distribution", None),
+    "set_num_threads": ("kcompile.ir.thread_budget", "set_num_threads"),
+    "get_num_threads": ("kcompile.ir.thread_budget", "get_num_threads"),
 }
 
 

@@ -14,11 +14,13 @@ from .rewrite import rebuilt
 _PLANNED: "weakref.WeakKeyDictionary[Graph, Graph]" = weakref.WeakKeyDictionary()
 
 
-def inline_region(b: GraphBuilder, region: Graph, args: Sequence[Value]) -> list[Value]:
-    """Emit region's nodes into `b` on `args` (one per region input); returns its outputs there."""
+def inline_region(b: GraphBuilder, region: Graph, args: Sequence[Value], env: dict | None = None) -> list[Value]:
+    """Emit region's nodes into `b` on `args` (one per region input); returns its outputs there.
+    env, if given, is filled with every region value's counterpart in `b`."""
     if len(args) != len(region.inputs):
         raise ValueError(f"region @{region.name} takes {len(region.inputs)} inputs, got {len(args)}")
-    env = dict(zip(region.inputs, args))
+    env = {} if env is None else env
+    env.update(zip(region.inputs, args))
     for node in region.nodes:
         outs = b.op(node.op, *[env[v] for v in node.inputs], name=node.name, **node.attrs)
         env.update(zip(node.outputs, outs if isinstance(outs, tuple) else (outs,)))

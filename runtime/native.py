@@ -14,13 +14,17 @@ import json
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
 from kcompile.ir import TensorType, load_budget
-from kcompile.ir.signature import check_batch_size, check_signature
+from kcompile.ir.call_plan import CallPlan, aligned_empty
+from kcompile.ir.signature import check_batch_size, check_lengths, check_signature
+from kcompile.ir.thread_budget import BUDGET
+from kcompile.ir.thread_tuner import ThreadTuner
 
 from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
 from .code_loader import ObjectCode, SharedLibrary
@@ -28,11 +32,15 @@ from .sparse_weights import SparseWeights
 
 ENTRY_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p),
                                ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)
+# An entry with dynamic dims (a sequence length T) also takes every input's shape (compiler/dynamic_dims.py)
+DYNAMIC_ENTRY_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p),
+                                       ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_void_p,
+                                       ctypes.c_int64, ctypes.c_int32, ctypes.POINTER(ctypes.c_int64))
+PACKED_SUFFIX = "_packed"   # <symbol>_packed(const int64_t args[6]): compiler/codegen.py
 ENTRY_FIELDS = ("symbol", "workspace_symbol", "workspace", "inputs", "outputs", "param_updates")
 PARAM_FIELDS = ("name", "offset", "nbytes", "shape", "dtype")
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_BATCH = 1 << 31
-ALIGN = 64
 DTYPES = {"f32": np.float32, "f64": np.float64, "i8": np.int8, "u8": np.uint8, "i32": np.int32,
           "i64": np.int64, "bool": np.bool_}
 
@@ -44,13 +52,6 @@ class NativeRuntimeError(RuntimeError):
 def load(path) -> "CompiledModel":
     """Open an artifact directory written by kcompile (compiler.artifact) for predict/train_step."""
     return CompiledModel(path)
-
-
-def _aligned(nbytes: int) -> np.ndarray:
-    """An uninitialized 64-byte-aligned byte buffer (the code writes before it reads)."""
-    raw = np.empty(nbytes + ALIGN, np.uint8)
-    start = (-raw.ctypes.data) % ALIGN
-    return raw[start:start + nbytes]
 
 
 def _safe_file(root: Path, name, what: str) -> Path:
@@ -86,11 +87,23 @@ def _read_checked(root: Path, name: str, manifest: dict, what: str, expect_size:
 class _Entry:
     """One entry point: the C function, its tensor signature and workspace formula."""
 
-    def __init__(self, kind: str, spec: dict, fn):
-        self.kind, self.spec, self.fn = kind, spec, fn
+    def __init__(self, kind: str, spec: dict, address: int):
+        self.kind, self.spec = kind, spec
+        self.dynamic = "symbols" in spec   # the entry takes input_shapes
+        self.fn = (DYNAMIC_ENTRY_CFUNC if self.dynamic else ENTRY_CFUNC)(address)
         self.inputs, self.outputs = spec["inputs"], spec["outputs"]
         self.signature = [(s["name"], TensorType(s["shape"], s["dtype"])) for s in self.inputs]
         self.per_batch, self.static = spec["workspace"]["per_batch"], spec["workspace"]["static"]
+        self.terms = [(tuple(t), c) for t, c in spec["workspace"].get("terms", [])]
+
+    def workspace_bytes(self, batch: int, dims: dict) -> int:
+        """per_batch*N + static + each term (e.g. C*N*T) at these sizes."""
+        sizes, total = {**dims, "N": batch}, self.per_batch * batch + self.static
+        for symbols, coeff in self.terms:
+            for d in symbols:
+                coeff *= sizes[d]
+            total += coeff
+        return total
 
 
 class CompiledModel:
@@ -112,16 +125,18 @@ class CompiledModel:
         check_cpu_features(self.manifest["target"])
         weights = _read_checked(root, self.manifest["weights"]["file"], self.manifest, "weights",
                                 self.manifest["weights"]["nbytes"])
-        self._params = _aligned(len(weights))
+        self._params = aligned_empty(len(weights))
         self._params[:] = np.frombuffer(weights, np.uint8)
         by_name = {p["name"]: p for p in self.manifest["params"]}
         self._sparse = SparseWeights(self.manifest.get("sparse_weights", []), lambda n: self._param_view(by_name[n]))
         self._code = self._load_code(root)
         self._check_interface()
-        self._entries = {k: _Entry(k, spec, ENTRY_CFUNC(self._code.address(spec["symbol"])))
+        self._entries = {k: _Entry(k, spec, self._code.address(spec["symbol"]))
                          for k, spec in self.manifest["entry_points"].items()}
         self._train_lock = threading.Lock()
-        self.nthreads = max(1, os.cpu_count() or 1)
+        self._nthreads: int | None = None   # threads per call; None: the default offer (ir/thread_budget.py),
+        self._tuner = ThreadTuner()          # limited to the count that helps (ir/thread_tuner.py)
+        self._plan = None   # the forward entry's fast path, made on first use (ir/call_plan.py)
         training = self.manifest.get("training") or {}
         self.learning_rate = training.get("learning_rate")
         self.iterations = int(training.get("iterations", 0))
@@ -131,7 +146,9 @@ class CompiledModel:
         shapes, dtypes, parameter layout and workspace sizes are trusted only after this."""
         m = self.manifest
         expected = {
-            "entry_points": {k: {f: e.get(f) for f in ENTRY_FIELDS} for k, e in m["entry_points"].items()},
+            "entry_points": {k: {f: e.get(f) for f in ENTRY_FIELDS} | ({"symbols": e["symbols"]} if "symbols" in e
+                                                                       else {})
+                             for k, e in m["entry_points"].items()},
             "params": [{f: p.get(f) for f in PARAM_FIELDS} for p in m["params"]],
             "param_block_bytes": m["weights"]["nbytes"],
         } | ({"sparse_weights": m["sparse_weights"]} if "sparse_weights" in m else {})
@@ -162,12 +179,57 @@ class CompiledModel:
     def output_specs(self) -> list:
         return self._entries["forward"].outputs
 
+    @property
+    def nthreads(self) -> int | None:
+        """Threads per call as set (None: the default offer, tuned per batch size; the code's kernels
+        use fewer for small work)."""
+        return self._nthreads
+
+    @nthreads.setter
+    def nthreads(self, value: int | None) -> None:
+        self._nthreads = None if value is None else max(1, int(value))
+        self._plan = None   # its argument blocks hold the old count
+
+    def _forward_plan(self):
+        """The forward entry's CallPlan, or False where the code has no packed entry (older artifacts,
+        a dynamic length) or a tensor without the batch dimension."""
+        if self._plan is None:
+            entry = self._entries["forward"]
+            specs = entry.inputs + entry.outputs
+            try:
+                address = self._code.address(entry.spec["symbol"] + PACKED_SUFFIX)
+            except ArtifactError:
+                address = None
+            if address is None or entry.dynamic or not all(self._batched(s) for s in specs):
+                self._plan = False
+            else:
+                tensors = [[(DTYPES[s["dtype"]], s["shape"][1:]) for s in io] for io in (entry.inputs, entry.outputs)]
+                self._plan = CallPlan(address, *tensors, self._params.ctypes.data,
+                                      (entry.per_batch, entry.static), self._nthreads,
+                                      lambda status: self._raise_status("forward", status), keep=self._params,
+                                      tuner=self._tuner)
+        return self._plan
+
+    def _fast_forward(self, arrays):
+        """Outputs through the prepared call, or None (then the checked path runs and explains)."""
+        plan = self._plan if self._plan is not None else self._forward_plan()
+        return plan(arrays) if plan else None
+
     def __call__(self, *inputs):
-        outs = self._run("forward", list(inputs))
+        plan = self._plan
+        outs = (plan.call1(inputs[0]) if plan and len(inputs) == 1 and plan._dtype0 is not None
+                else self._fast_forward(inputs))
+        if outs is None:
+            outs = self._run("forward", list(inputs))
         return outs[0] if len(outs) == 1 else outs
 
     def predict(self, x, batch_size: int | None = None):
         """Outputs for inputs x (an array, a list in input order, or a dict by input name)."""
+        if batch_size is None and type(x) is np.ndarray:
+            plan = self._plan
+            outs = plan.call1(x) if plan and plan._dtype0 is not None else self._fast_forward((x,))
+            if outs is not None:
+                return outs[0] if len(outs) == 1 else outs
         batch_size = check_batch_size(batch_size, f"{self.manifest['name']}.predict")
         arrays = self._as_list(x, "forward")
         batch = self._batch_of(self._entries["forward"], arrays)
@@ -245,17 +307,33 @@ class CompiledModel:
         entry = self._entries[kind]
         if len(inputs) == 1 and len(entry.inputs) > 1 and isinstance(inputs[0], (list, tuple, Mapping)):
             inputs = self._as_list(inputs[0], kind)
-        arrays, batch = check_call_inputs(entry, inputs)
+        dims: dict = {}
+        arrays, batch = check_call_inputs(entry, inputs, dims)
         batch = 0 if batch is None else batch
-        outs = [np.empty([batch if d == "N" else d for d in s["shape"]], DTYPES[s["dtype"]]) for s in entry.outputs]
-        ws = _aligned(entry.per_batch * batch + entry.static)
+        sizes = {**dims, "N": batch}
+        outs = [np.empty([sizes[d] if isinstance(d, str) else d for d in s["shape"]], DTYPES[s["dtype"]])
+                for s in entry.outputs]
+        ws = aligned_empty(entry.workspace_bytes(batch, dims))
         in_ptrs = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
         out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[o.ctypes.data for o in outs])
-        status = entry.fn(in_ptrs, out_ptrs, self._params.ctypes.data, ws.ctypes.data, batch, self.nthreads)
+        shapes = [int(d) for a in arrays for d in a.shape]
+        extra = ((ctypes.c_int64 * max(1, len(shapes)))(*shapes),) if entry.dynamic else ()
+        key = (batch, tuple(sorted(dims.items()))) if dims else batch   # tuned per batch (and length)
+        limit = None if self._nthreads else self._tuner.limit(key)
+        n = BUDGET.acquire(self._nthreads, limit)   # the cores calls in flight left (or self.nthreads as set)
+        t0 = time.perf_counter()
+        try:
+            status = entry.fn(in_ptrs, out_ptrs, self._params.ctypes.data, ws.ctypes.data, batch, n, *extra)
+        finally:
+            BUDGET.release(n)
+        self._tuner.record(key, limit, time.perf_counter() - t0)
         if status:
-            msg = self.manifest["status_codes"].get(str(status), f"error status {status}")
-            raise NativeRuntimeError(f"{self.manifest['name']}.{kind}: {msg}")
+            self._raise_status(kind, status)
         return outs
+
+    def _raise_status(self, kind: str, status: int):
+        msg = self.manifest["status_codes"].get(str(status), f"error status {status}")
+        raise NativeRuntimeError(f"{self.manifest['name']}.{kind}: {msg}")
 
     # -- weights -------------------------------------------------------------------------
     def _param_view(self, p) -> np.ndarray:
@@ -307,8 +385,11 @@ class CompiledModel:
                 self._param_view(p)[...] = a
 
 
-def check_call_inputs(entry: _Entry, inputs: list):
-    """Rank, shape, dtype (converted when same-kind, else refused) and contiguity of each input."""
+def check_call_inputs(entry: _Entry, inputs: list, dims: dict | None = None):
+    """Rank, shape, dtype (converted when same-kind, else refused) and contiguity of each input; dims
+    receives the dynamic lengths (one size per symbol across inputs, at least 1, named otherwise)."""
+    dims = {} if dims is None else dims
     arrays, batch = check_signature(f"entry '{entry.kind}'", entry.signature, inputs, convert=True,
-                                    max_batch=MAX_BATCH)
+                                    max_batch=MAX_BATCH, dims=dims)
+    check_lengths(f"entry '{entry.kind}'", dims)
     return [np.ascontiguousarray(a) for a in arrays], batch

@@ -3,7 +3,8 @@
 dw[kh, kw, ci, :] = sum over pixels of x[n, oh*sh + kh*dh - pt, ow*sw + kw*dw - pl, ci] * dy[n, oh, ow, :].
 With kh*kw*cin small every (tap, channel) row of dw has its own accumulators in registers while
 the pixels stream by once; a GEMM would instead gather a window matrix of the whole batch.
-Threads take contiguous ranges of (image, output row) into private partial sums, added at the end.
+Contiguous ranges of (image, output row) go into private partial sums, added at the end; how many
+partials depends on the work only, so the result does not depend on the thread count.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..loops import (I64, entry_alloca, fma, for_range, gep, i64, imax, imin, la
 from .matmul import ITEMSIZE
 
 MAX_ACCUMULATORS = 24   # (kh*kw*cin) x (cout vectors) kept in registers
-MAX_PARTIALS = 8        # threads that get a private partial sum (the rest of the threads idle)
+MAX_PARTIALS = 8        # private partial sums at most (threads beyond them idle)
 GRAIN = 1 << 20         # multiply-adds per thread below which another thread is not worth waking
 
 
@@ -59,8 +60,10 @@ class _DirectFilterGrad:
         partial = entry_alloca(b, self.elem, MAX_PARTIALS * self.size)
         rows = b.mul(batch, i64(g.oh))
         work = b.mul(rows, i64(g.ow * self.size))
-        chunks = imax(b, imin(b, imin(b, effective_threads(b, nthreads, work, GRAIN), MAX_PARTIALS), rows), 1)
-        self.region.run(b, chunks, chunks, [x, dy, partial, rows, chunks])
+        # the partial sums depend on the work alone, never on the threads: any thread count adds the same
+        # numbers in the same order (bitwise equal results); threads then take the chunks
+        chunks = imax(b, imin(b, imin(b, b.sdiv(work, i64(GRAIN)), MAX_PARTIALS), rows), 1)
+        self.region.run(b, effective_threads(b, nthreads, work, GRAIN), chunks, [x, dy, partial, rows, chunks])
         total = entry_alloca(b, self.elem, 1)
         with for_range(b, 0, self.size, 1, "sum.i") as i:    # dw = the partial sums added up
             b.store(zero(self.elem), total)

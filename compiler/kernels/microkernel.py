@@ -12,7 +12,8 @@ from __future__ import annotations
 from llvmlite import ir
 
 from .epilogue import Epilogue
-from ..loops import (I1, I64, fma, gep, i64, imin, internal_function, is_float, lane_mask, load_vec,
+from ..kernel_library import library_kernel
+from ..loops import (I1, I64, fma, gep, i64, imin, is_float, lane_mask, load_vec,
                      masked_load, masked_store, splat, store_vec, type_suffix, zero)
 
 # Independent FMA chains needed to keep the FMA units busy (latency 4 x 2 units).
@@ -42,13 +43,15 @@ def microkernel(module: ir.Module, elem: ir.Type, lanes: int, mr: int, nr: int, 
     name = microkernel_name(elem, mr, nr, edge, epi)
     ptr = elem.as_pointer()
     args = _ARG_TYPES(ptr) + epi.kernel_types(elem)
-    fn = internal_function(module, name, ir.VoidType(), args, ARG_NAMES)
-    if fn is None:
+    made = library_kernel(module, name, ir.VoidType(), args, ARG_NAMES)
+    if made is None:
         return module.globals[name]
+    fn, emit_body = made
     fn.attributes.add("nounwind")
     # shared by every GEMM of the module: inlining ~30 variants into each caller only costs compile time
     fn.attributes.add("noinline")
-    _Emitter(fn, elem, lanes, mr, nr, edge, epi).emit()
+    if emit_body:
+        _Emitter(fn, elem, lanes, mr, nr, edge, epi).emit()
     return fn
 
 
@@ -77,10 +80,13 @@ def tile_function(module: ir.Module, elem: ir.Type, lanes: int, mr_max: int, nr:
     key = "".join(c[0] for c in cols) + "_".join(map(str, heights))
     name = f"kc_tile_{type_suffix(elem)}_{mr_max}x{nr}_{epi.key}_{key}"
     ptr = elem.as_pointer()
-    fn = internal_function(module, name, ir.VoidType(), _ARG_TYPES(ptr) + epi.kernel_types(elem), ARG_NAMES)
-    if fn is None:
+    made = library_kernel(module, name, ir.VoidType(), _ARG_TYPES(ptr) + epi.kernel_types(elem), ARG_NAMES)
+    if made is None:
         return module.globals[name]
+    fn, emit_body = made
     fn.attributes.add("noinline")
+    if not emit_body:
+        return fn
     args = list(fn.args)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     blocks = {c: fn.append_basic_block(c) for c in ("full", "edge")}

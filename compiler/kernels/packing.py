@@ -8,19 +8,23 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from ..loops import (I64, for_range, gep, i64, imin, internal_function, lane_mask, load_vec, masked_gather,
+from ..kernel_library import library_kernel
+from ..loops import (I64, for_range, gep, i64, imin, lane_mask, load_vec, masked_gather,
                      masked_load, splat, store_vec, type_suffix)
 
 _ARGS = ("dst", "src", "rs", "cs", "rows", "cols")
 
 
 def _function(module, name, elem):
+    """The packing function to fill in, or None when the module has it or its code is compiled already."""
     ptr = elem.as_pointer()
-    fn = internal_function(module, name, ir.VoidType(), [ptr, ptr, I64, I64, I64, I64], _ARGS)
-    if fn is not None:
-        fn.attributes.add("noinline")
-        fn.attributes.add("nounwind")
-    return fn
+    made = library_kernel(module, name, ir.VoidType(), [ptr, ptr, I64, I64, I64, I64], _ARGS)
+    if made is None:
+        return None
+    fn, emit_body = made
+    fn.attributes.add("noinline")
+    fn.attributes.add("nounwind")
+    return fn if emit_body else None
 
 
 def pack_a_function(module: ir.Module, elem: ir.Type, mr: int) -> ir.Function:

@@ -12,8 +12,8 @@ from ..kernels.epilogue import BiasActivation
 from ..kernels.geometry import geometry1d, geometry2d
 from ..kernels.matmul import matmul_function
 from ..kernels.pool import pool_function
-from ..loops import I64
-from . import lowering
+from ..loops import I64, for_range, product
+from . import lowering, run_time_extents
 
 
 def _call(ctx, fn, buffers, extra=(), rows=None):
@@ -47,10 +47,49 @@ def _shape(v):
 @lowering("matmul")
 def lower_matmul(ctx):
     a, w = ctx.node.inputs
+    a_shape, rows = _shape(a), None
+    if any(isinstance(d, str) for d in a_shape[1:]):
+        if _per_item_sequence_contraction(ctx, a_shape, _shape(w)):
+            return
+        a_shape, rows = _sequence_rows(ctx, a_shape, _shape(w))
     epi, extra = _claim_epilogue(ctx)
-    fn = matmul_function(ctx.module, ctx.target.features, a.type.dtype.name, _shape(a), _shape(w),
+    fn = matmul_function(ctx.module, ctx.target.features, a.type.dtype.name, a_shape, _shape(w),
                          ctx.attrs["transpose_a"], ctx.attrs["transpose_b"], epi)
-    _call(ctx, fn, [*ctx.ins, ctx.outs[0]], extra)
+    _call(ctx, fn, [*ctx.ins, ctx.outs[0]], extra, rows)
+
+
+run_time_extents("matmul")   # the tall form only (_sequence_rows); other forms refuse by name
+
+
+def _per_item_sequence_contraction(ctx, a_shape, w_shape) -> bool:
+    """[N, T, K]^T @ [N, T, G] -> [N, K, G] (the kernel gradient of the projection above, before its sum
+    over N): one GEMM per batch item contracting over the run-time T (the kernel's run-time K)."""
+    at = ctx.attrs
+    if not (at["transpose_a"] and not at["transpose_b"] and len(a_shape) == 3 and len(w_shape) == 3
+            and a_shape[:2] == w_shape[:2] and isinstance(a_shape[1], str) and ctx.epilogue is None
+            and not any(isinstance(d, str) for d in (a_shape[2], w_shape[2]))):
+        return False
+    b = ctx.builder
+    (x, dy), out = ctx.ins, ctx.outs[0]
+    t, k, g = x.dims[1], a_shape[2], w_shape[2]
+    fn = matmul_function(ctx.module, ctx.target.features, x.dtype.name, (a_shape[1], k), (a_shape[1], g), True, False)
+    with for_range(b, ctx.batch, name="matmul.item") as n:
+        item = [b.gep(x.ptr, [b.mul(n, b.mul(t, I64(k)))]), b.gep(dy.ptr, [b.mul(n, b.mul(t, I64(g)))]),
+                b.gep(out.ptr, [b.mul(n, I64(k * g))])]
+        elem = fn.args[0].type
+        nthreads = ctx.nthreads if ctx.nthreads.type == I64 else b.zext(ctx.nthreads, I64)
+        b.call(fn, [b.bitcast(p, elem) for p in item] + [t, nthreads])
+    return True
+
+
+def _sequence_rows(ctx, a_shape, w_shape):
+    """[N, T, ..., K] @ [K, G] with a run-time length T (an RNN's input projection over all timesteps):
+    every row meets the same W, so it is the tall GEMM of ("N", K) over N*T*... rows counted at run time."""
+    if len(w_shape) != 2 or ctx.attrs["transpose_a"] or isinstance(a_shape[-1], str):
+        from ..dynamic_dims import DynamicDimError   # (dynamic_dims imports the lowering table)
+        raise DynamicDimError(f"{ctx.node.where()}: matmul {list(a_shape)} x {list(w_shape)} has a symbolic "
+                              "dimension its native code needs static (only [N, T, ..., K] @ [K, G] takes one)")
+    return ("N", a_shape[-1]), product(ctx.builder, ctx.ins[0].dims[:-1])
 
 
 def _conv_geometry(ctx, x_shape, w_shape, cout):

@@ -3,7 +3,8 @@ from .base import Layer
 from .input_layer import Input, InputLayer
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Masking, Reshape, Rescaling
 from .conv import Conv1D, Conv2D, Conv3D, DepthwiseConv2D, SeparableConv2D
-from .conv_transpose import Conv1DTranspose, Conv2DTranspose
+from .conv_transpose import Conv1DTranspose, Conv2DTranspose, Conv3DTranspose
+from .conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
                       GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D,
                       GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
@@ -35,6 +36,7 @@ from .hashing import Hashing
 
 Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
 Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose
+Convolution3DTranspose = Conv3DTranspose
 
 
 def add(inputs, **kwargs):

@@ -91,32 +91,60 @@ class Lambda(Layer):
             raise ValueError(f"Lambda '{self.name}': serialized Python code is refused (kcompile never runs code "
                              "from a file); register the function with kc.saving.register_keras_serializable "
                              "and pass custom_objects, or rebuild the model in code")
-        if mask is not None:   # kcompile propagates no masks: a downstream layer would silently ignore it
-            raise NotImplementedError(f"Lambda '{self.name}': mask= is not supported (kcompile has no masking)")
+        self.function = self._resolved(function, "function")
+        if isinstance(mask, dict):   # Keras's serialized lambda, or a function's config: refused, as for `function`
+            raise ValueError(f"Lambda '{self.name}': a serialized mask ({mask.get('class_name')!r}) is refused; "
+                             "pass a callable, a registered function's name or a mask tensor")
+        # Keras 3: mask is None (no masking: a mask is dropped here), a compute_mask(inputs, mask)
+        # function, or a fixed mask for the output whatever comes in
+        self.mask = self._resolved(mask, "mask") if isinstance(mask, str) or callable(mask) else mask
+        self.supports_masking = mask is not None
+        self.arguments = dict(arguments or {})
+
+    def _resolved(self, function, what: str):
         if isinstance(function, str):
             from ..saving import get_registered
             resolved = get_registered(function)
             if resolved is None:
-                raise ValueError(f"Lambda '{self.name}': function {function!r} is not registered")
+                raise ValueError(f"Lambda '{self.name}': {what} {function!r} is not registered")
             function = resolved
         if not callable(function):
-            raise ValueError(f"Lambda '{self.name}': function must be callable or a registered function's name, "
+            raise ValueError(f"Lambda '{self.name}': {what} must be callable or a registered function's name, "
                              f"got {type(function).__name__}")
-        self.function = function
-        self.arguments = dict(arguments or {})
+        return function
 
-    def call(self, inputs, training=False):
-        # Keras passes `training` to a function that takes it (e.g. one that applies dropout)
+    def call(self, inputs, mask=None, training=False):
+        # Keras passes `training` (and `mask`: the inputs' mask) to a function that takes it
         extra = {"training": training} if _takes(self.function, "training") else {}
+        if _takes(self.function, "mask"):
+            extra["mask"] = mask
         return self.function(inputs, **self.arguments, **extra)
 
+    def compute_mask(self, inputs, mask=None):
+        if callable(self.mask):
+            return self.mask(inputs, mask)
+        if self.mask is None:
+            return None
+        fixed = ops.convert_to_tensor(self.mask)
+        return fixed if fixed.dtype == "bool" else ops.not_equal(fixed, 0)
+
     def get_config(self):
+        config = {**super().get_config(), "function": self._saved_name(self.function, "its function"),
+                  "arguments": self.arguments}
+        if self.mask is not None:
+            if not callable(self.mask):
+                raise ValueError(f"Lambda '{self.name}' cannot be saved with a fixed mask tensor; pass a "
+                                 "registered mask function instead")
+            config["mask"] = self._saved_name(self.mask, "its mask function")
+        return config
+
+    def _saved_name(self, fn, what: str) -> str:
         from ..saving import registered_name
-        name = registered_name(self.function)
+        name = registered_name(fn)
         if name is None:
-            raise ValueError(f"Lambda '{self.name}' cannot be saved: its function is not registered with "
+            raise ValueError(f"Lambda '{self.name}' cannot be saved: {what} is not registered with "
                              "kc.saving.register_keras_serializable (kcompile never saves Python code)")
-        return {**super().get_config(), "function": name, "arguments": self.arguments}
+        return name
 
 
 def _is_serialized_code(function, function_type) -> bool:

@@ -10,7 +10,7 @@ import numpy as np
 from kcompile.ir import BATCH, GraphBuilder, IRError, TensorType, i64, load_budget
 from kcompile.ir import dtype as to_dtype
 
-from .. import constraints, initializers, ops, regularizers
+from .. import constraints, initializers, ops, regularizers, state_version
 from ..tensor import KTensor, TraceContext, convert_to_tensor, current_trace, tracing
 from ..variables import Variable, name_scope
 from . import masking
@@ -74,8 +74,10 @@ class Layer:
         for v in items:
             if isinstance(v, Layer) and v is not self and not any(v is s for s in sublayers):
                 sublayers.append(v)
+                state_version.bump()
             elif isinstance(v, Variable) and not any(v is w for w in variables):
                 variables.append(v)
+                state_version.bump()
 
     # -- weights --------------------------------------------------------------------------------
     def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, autocast=True,

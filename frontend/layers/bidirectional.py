@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import ops
 from ..variables import name_scope
+from . import rnn_state
 from .base import Layer
 
 MERGE_MODES = ("sum", "mul", "ave", "concat", None)
@@ -40,6 +41,21 @@ class Bidirectional(Layer):
         self.return_state = self.forward_layer.return_state
         self._initial_weights = weights
         self.supports_masking = True
+
+    def __call__(self, *args, **kwargs):
+        """Stateful halves make their states from the Inputs' static batch size before the call (see
+        rnn_state.StatefulRNN.__call__: the halves are called on a scratch trace)."""
+        for sub in (self.forward_layer, self.backward_layer):
+            if getattr(sub, "stateful", False) and sub.states is None and args:
+                sub._build_states(rnn_state.batch_of(args[0]), sub._state_sizes())
+        return super().__call__(*args, **kwargs)
+
+    def reset_state(self):
+        for sub in (self.forward_layer, self.backward_layer):
+            if getattr(sub, "stateful", False):
+                sub.reset_state()
+
+    reset_states = reset_state
 
     def build(self, input_shape):
         for sub in (self.forward_layer, self.backward_layer):

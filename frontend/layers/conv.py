@@ -96,17 +96,12 @@ class Conv2D(_BaseConv):
 
 
 class Conv3D(_BaseConv):
-    """(N, D, H, W, C) through one conv2d (layers/volumetric.py); groups > 1 is not supported."""
+    """(N, D, H, W, C) through one (grouped) conv2d (layers/volumetric.py)."""
 
     rank = 3
 
-    def __init__(self, filters, kernel_size, groups=1, **kwargs):
-        super().__init__(filters, kernel_size, groups=groups, **kwargs)
-        if self.groups != 1:
-            raise ValueError(f"layer '{self.name}' (Conv3D): groups={groups} is not supported (only groups=1)")
-
     def _conv(self, x):
-        return conv3d(x, self.kernel, self.strides, self.padding, self.dilation_rate)
+        return conv3d(x, self.kernel, self.strides, self.padding, self.dilation_rate, self.groups)
 
 
 def depthwise(x, kernel, strides, padding, dilation_rate):

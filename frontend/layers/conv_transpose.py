@@ -1,6 +1,8 @@
-"""Transposed convolutions: Conv1DTranspose, Conv2DTranspose (kernel (k..., filters, in), as Keras).
+"""Transposed convolutions: Conv1DTranspose, Conv2DTranspose, Conv3DTranspose (kernel (k..., filters, in),
+as Keras).
 
-Both record one conv2d_transpose op through kc.ops.conv_transpose (1-D: (N, W, C) viewed as (N, 1, W, C)).
+Each records one conv2d_transpose op through kc.ops.conv_transpose (1-D: (N, W, C) viewed as (N, 1, W, C);
+3-D: depth blocks stacked along H and depth taps as channels, layers/volumetric.py).
 """
 from __future__ import annotations
 
@@ -51,3 +53,7 @@ class Conv1DTranspose(_BaseConvTranspose):
 
 class Conv2DTranspose(_BaseConvTranspose):
     rank = 2
+
+
+class Conv3DTranspose(_BaseConvTranspose):
+    rank = 3

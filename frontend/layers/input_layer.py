@@ -17,6 +17,7 @@ class InputLayer(Layer):
         super().__init__(name=name or None, **_no_shape_kwargs(kwargs))
         if batch_shape is not None:
             shape = tuple(batch_shape)[1:]
+            batch_size = batch_size if batch_size is not None else tuple(batch_shape)[0]
         if shape is None:
             raise ValueError(f"InputLayer '{self.name}': pass shape= (without the batch dimension)")
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
@@ -41,7 +42,7 @@ class InputLayer(Layer):
 
     def get_config(self):
         shape = [None if isinstance(d, str) else d for d in self._input_shape]
-        return {"batch_shape": [None, *shape], "dtype": self.dtype, "name": self.name}
+        return {"batch_shape": [self.batch_size, *shape], "dtype": self.dtype, "name": self.name}
 
     @classmethod
     def from_config(cls, config):

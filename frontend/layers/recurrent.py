@@ -17,10 +17,11 @@ from . import arguments
 from .base import Layer
 from .core import as_float, layer_seed, random_uniform
 from .masking import check_mask
+from .rnn_state import StatefulRNN
 from .serial import ser_act, ser_con, ser_init, ser_reg
 
 
-class _RNN(Layer):
+class _RNN(StatefulRNN, Layer):
     """Shared machinery: weights (kernel, recurrent_kernel, bias), input projection, the scan, outputs.
 
     Subclasses set GATES (how many units-wide blocks the kernels hold), STATES (1 or 2) and implement
@@ -37,6 +38,9 @@ class _RNN(Layer):
     def state_count(self) -> int:
         return self.STATES
 
+    def _state_sizes(self) -> list:
+        return [self.units] * self.STATES
+
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
                  recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
@@ -44,9 +48,7 @@ class _RNN(Layer):
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, unroll=False, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        what = f"{type(self).__name__} '{self.name}'"
-        if stateful:
-            raise NotImplementedError(f"{what}: stateful=True is not supported")
+        self._init_stateful(stateful)
         self.units = arguments.integer(self, "units", units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -100,19 +102,25 @@ class _RNN(Layer):
     def call(self, sequences, initial_state=None, mask=None, training=False):
         seq = self._checked(sequences)
         mask = check_mask(self, mask, seq, 2)
-        states = self._initial_states(initial_state)
+        states, rows = self._initial_states(initial_state), None
+        if self.stateful and states is None:   # Keras: the states the last call ended with
+            states, rows = self._stateful_initial(seq)
         if states is None:  # Keras starts from zeros
             zero = np.zeros((), np.float32)
             states = [ops.broadcast_to(zero, (seq.ir_shape[0], self.units)) for _ in range(self.STATES)]
-        consts = {"kernel": self.kernel, "input_bias": self._input_bias(), **self._loop_constants(),
-                  **self._dropout_constants(step_template(seq) if training and self.dropout else None, states[0],
-                                            training)}
+        drop = self._dropout_constants(step_template(seq) if training and self.dropout else None, states[0],
+                                       training)
+        inputs = {"kernel": self.kernel, "input_bias": self._input_bias(), **drop}
+        proj = self._input_projection(seq, {k: v for k, v in inputs.items() if v is not None}, over_time=True)
+        consts = {**self._loop_constants(), **{k: v for k, v in drop.items() if k.startswith("rec_mask")}}
         consts = {k: v for k, v in consts.items() if v is not None}
-        xs = [seq] if mask is None else [seq, ops.cast(mask, "float32")]
+        xs = [proj] if mask is None else [proj, ops.cast(mask, "float32")]
         outs = apply("scan", *states, *xs, *consts.values(), num_carries=self.STATES, num_xs=len(xs), axis=1,
-                     body=self._step_region(seq, mask is not None, states, consts), reverse=self.go_backwards)
+                     body=self._step_region(proj, mask is not None, states, consts), reverse=self.go_backwards)
         outs = list(outs) if isinstance(outs, tuple) else [outs]
         finals = outs[:self.STATES]
+        if self.stateful:
+            self._stateful_update(finals, rows if rows is not None else self._stateful_initial(seq)[1])
         if not self.return_sequences:
             out = finals[0]
         elif self.go_backwards and not self._time_ordered:  # Keras lists the outputs in processing order, last timestep first
@@ -128,41 +136,44 @@ class _RNN(Layer):
         out = mask if self.return_sequences else None
         return [out] + [None] * self.STATES if self.return_state else out
 
-    def _step_region(self, seq, masked: bool, states, consts):
-        """One step traced into the scan body: (states..., x_t, [mask_t], consts...) -> (new states..., [h]).
+    def _step_region(self, proj, masked: bool, states, consts):
+        """One step traced into the scan body: (states..., p_t, [mask_t], consts...) -> (new states..., [h]).
 
-        The input projection x_t @ kernel (+ bias) runs inside the step, not as one matmul over
-        all timesteps before the scan: the scan then reads x_t (features wide) rather than a
-        4*units-wide projection per step, which for long sequences no longer fits in cache and
-        is read with a large stride (batch-major). A masked step keeps the old states and, as
-        Keras, outputs the old h (zeros with zero_output_for_mask)."""
+        p_t is this step's input projection x_t @ kernel + bias, computed for all timesteps before
+        the scan as ONE matmul over (batch * timesteps) rows (and its gradients, dx and dkernel, as
+        one matmul each after the backward scan): the step then holds only the recurrent h @ U and
+        the gates, which is what the loop must run serially. A masked step keeps the old states
+        and, as Keras, outputs the old h (zeros with zero_output_for_mask)."""
         b = GraphBuilder(f"{self.name}_step")
         ctx = TraceContext(b)
 
         def arg(name, t: TensorType):
             return KTensor(value=b.input(name, t), trace=ctx)
         hs = [arg(f"state{i}", s.ir_type) for i, s in enumerate(states)]
-        x_t = arg("x_t", seq.ir_type.with_shape(seq.ir_shape[:1] + seq.ir_shape[2:]))
-        m_t = arg("mask_t", TensorType(seq.ir_shape[:1], "f32")) if masked else None
+        p_t = arg("p_t", proj.ir_type.with_shape(proj.ir_shape[:1] + proj.ir_shape[2:]))
+        m_t = arg("mask_t", TensorType(proj.ir_shape[:1], "f32")) if masked else None
         ks = {k: arg(k, v.ir_type) for k, v in consts.items()}
         with tracing(ctx), b.location(self.name):
-            new = self._step(self._input_projection(x_t, ks), hs, ks)
+            new = self._step(p_t, hs, ks)
             out = new[0]
             if m_t is not None:
-                keep = ops.greater(ops.expand_dims(m_t, -1), 0.0)
+                keep = ops.greater(ops.reshape(m_t, (-1,) + (1,) * (hs[0].ndim - 1)), 0.0)   # over a state's axes
                 new = [ops.where(keep, n, h) for n, h in zip(new, hs)]
                 out = ops.where(keep, out, 0.0) if self.zero_output_for_mask else new[0]
         ys = [out.value] if self.return_sequences else []
         names = [f"state{i}" for i in range(len(new))] + ["h"] * len(ys)
         return b.build([t.value for t in new] + ys, names)
 
-    def _input_projection(self, x_t, ks):
-        """x_t @ kernel + bias; in training with dropout, x_t times the (per-gate) dropout mask(s)."""
+    def _input_projection(self, x_t, ks, over_time=False):
+        """x_t @ kernel + bias; in training with dropout, x_t times the (per-gate) dropout mask(s).
+        over_time: x_t is the whole sequence (batch, timesteps, features); the masks (batch, features)
+        are the same at every timestep, as Keras draws them."""
+        mask = (lambda k: ops.expand_dims(ks[k], 1)) if over_time else (lambda k: ks[k])
         if "input_mask1" in ks:   # one mask per gate (Keras's implementation 1)
-            proj = ops.concatenate([ops.matmul(ops.multiply(x_t, ks[f"input_mask{g}"]), ks[f"kernel{g}"])
+            proj = ops.concatenate([ops.matmul(ops.multiply(x_t, mask(f"input_mask{g}")), ks[f"kernel{g}"])
                                     for g in range(self.GATES)], axis=-1)
         elif "input_mask0" in ks:
-            proj = ops.matmul(ops.multiply(x_t, ks["input_mask0"]), ks["kernel"])
+            proj = ops.matmul(ops.multiply(x_t, mask("input_mask0")), ks["kernel"])
         else:
             proj = ops.matmul(x_t, ks["kernel"])
         return proj if "input_bias" not in ks else ops.add(proj, ks["input_bias"])
@@ -242,7 +253,7 @@ class _RNN(Layer):
                 "bias_constraint": ser_con(self.bias_constraint), "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout,
                 "seed": self.seed, "return_sequences": self.return_sequences,
-                "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": False,
+                "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": self.stateful,
                 "unroll": self.unroll}
 
 
@@ -298,7 +309,10 @@ class LSTM(_RNN):
         return forget_bias_one
 
     def _step(self, x_t, states, consts):
-        z = ops.add(x_t, self._recurrent_matmul(states[0], consts))
+        return self._gates(ops.add(x_t, self._recurrent_matmul(states[0], consts)), states)
+
+    def _gates(self, z, states):
+        """The new (h, c) from the pre-activations z (gates i, f, c, o along the last axis)."""
         zi, zf, zc, zo = ops.split(z, 4, axis=-1)
         i, o = self.recurrent_activation(zi), self.recurrent_activation(zo)
         new_c = ops.add(ops.multiply(self.recurrent_activation(zf), states[1]), ops.multiply(i, self.activation(zc)))

@@ -21,6 +21,7 @@ from .masking import check_mask
 from .nodes import flatten
 from .recurrent import GRU, LSTM, SimpleRNN, reverse_time, step_template
 from .region_trace import RegionTrace, body_input
+from .rnn_state import StatefulRNN
 
 
 def _sizes(state_size) -> list:
@@ -86,7 +87,7 @@ class StackedRNNCells(Layer):
         return cls(**{**config, "cells": [deserialize_layer(c, {}) for c in config["cells"]]})
 
 
-class RNN(Layer):
+class RNN(StatefulRNN, Layer):
     is_recurrent = True     # what Bidirectional accepts
     _time_ordered = False   # set by Bidirectional (see LSTM)
 
@@ -96,8 +97,7 @@ class RNN(Layer):
         if isinstance(cell, (list, tuple)):
             cell = StackedRNNCells(cell)
         _check_cell(f"RNN '{self.name}'", cell)
-        if stateful:
-            raise NotImplementedError(f"RNN '{self.name}': stateful=True is not supported")
+        self._init_stateful(stateful)
         self.cell = cell
         self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
         self.go_backwards, self.unroll = bool(go_backwards), bool(unroll)
@@ -107,6 +107,9 @@ class RNN(Layer):
     @property
     def state_count(self) -> int:
         return len(flatten(_sizes(self.cell.state_size)))
+
+    def _state_sizes(self) -> list:
+        return [int(s) for s in flatten(_sizes(self.cell.state_size))]
 
     def build(self, input_shape):
         self._check_shape(input_shape)
@@ -124,7 +127,11 @@ class RNN(Layer):
         self._check_shape(sequences.shape)
         seq = as_float(sequences)
         mask = check_mask(self, mask, seq, 2)
-        states = self._initial_states(seq, initial_state)
+        rows = None
+        if self.stateful and initial_state is None:   # Keras: the states the last call ended with
+            states, rows = self._stateful_initial(seq)
+        else:
+            states = self._initial_states(seq, initial_state)
         drop = self._dropout_constants(seq, states, training)
         carry_out = not self.return_sequences   # the last output rides along as one more carry
         xs = [seq] if mask is None else [seq, ops.cast(mask, "float32")]
@@ -136,6 +143,8 @@ class RNN(Layer):
                      reverse=self.go_backwards)
         outs = list(outs) if isinstance(outs, tuple) else [outs]
         finals = outs[:len(states)]
+        if self.stateful:
+            self._stateful_update(finals, rows if rows is not None else self._stateful_initial(seq)[1])
         if carry_out:
             out = outs[len(states)]
         elif self.go_backwards and not self._time_ordered:   # Keras: processing order
@@ -230,7 +239,7 @@ class RNN(Layer):
         from ..config_tree import serialize_layer
         return {**super().get_config(), "cell": serialize_layer(self.cell), "return_sequences":
                 self.return_sequences, "return_state": self.return_state, "go_backwards": self.go_backwards,
-                "stateful": False, "unroll": self.unroll, "zero_output_for_mask": self.zero_output_for_mask}
+                "stateful": self.stateful, "unroll": self.unroll, "zero_output_for_mask": self.zero_output_for_mask}
 
     @classmethod
     def from_config(cls, config):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from kcompile.frontend import losses as losses_mod
 from kcompile.frontend import metrics as metrics_mod
 from kcompile.frontend import optimizers
@@ -61,10 +63,13 @@ class Compiled:
         counters[full] += 1
         return f"{full}_{counters[full] - 1}"
 
-    def update_metrics(self, ys, preds, sample_weight):
-        """Plain metrics ignore sample weights and weighted_metrics use them, as in Keras 3."""
+    def update_metrics(self, ys, preds, sample_weight, skip=frozenset()):
+        """Plain metrics ignore sample weights and weighted_metrics use them, as in Keras 3; metrics
+        whose ids are in `skip` were updated by the compiled step itself."""
         self.resolve_metrics(ys, [p.shape for p in preds])
         for e in self.metrics:
+            if id(e.metric) in skip:
+                continue
             e.metric.update_state(ys[e.output], preds[e.output], sample_weight=sample_weight if e.weighted else None)
 
     def has_metrics(self) -> bool:
@@ -77,10 +82,10 @@ class Compiled:
         return names + [e.name for e in self.metrics or []]
 
     def logs(self, ordered=False) -> dict:
-        values = {"loss": float(self.loss_tracker.result())}
-        values.update({t.name: float(t.result()) for t in self.output_loss_trackers})
+        values = {"loss": _mean_result(self.loss_tracker)}
+        values.update({t.name: _mean_result(t) for t in self.output_loss_trackers})
         for e in self.metrics or []:
-            values[e.name] = _to_float(e.metric.result())
+            values[e.name] = _mean_result(e.metric) if _plain_mean(e.metric) else _to_float(e.metric.result())
         return values if ordered else dict(sorted(values.items()))
 
 
@@ -90,6 +95,17 @@ class MetricEntry:
     metric: object
     output: int        # index of the model output it watches
     weighted: bool     # from weighted_metrics: updated with the sample weights
+
+
+def _plain_mean(metric) -> bool:
+    return isinstance(metric, metrics_mod.Mean) and type(metric).result is metrics_mod.Mean.result
+
+
+def _mean_result(m) -> float:
+    """float(Mean.result()) read straight from its arrays: fit asks every step, and result() pays for
+    kc.function's trace checks and two copies (the same arithmetic: f32 total / count)."""
+    count = float(m.count.value_array)
+    return 0.0 if count == 0 else float(np.float32(m.total.value_array / count))
 
 
 def _to_float(v):

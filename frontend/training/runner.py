@@ -30,6 +30,8 @@ class StepRunner:
         self._bound = None
         self._bound_arrays: list = []
         self._scalars = [(k, np.zeros((), v.type.dtype.np)) for k, v in enumerate(step.graph.inputs) if not v.type.shape]
+        self.native_metrics = frozenset(id(m) for m in step.native_metrics)   # accumulated by the graph
+        self._tuner = None   # the bound call's thread tuner, kept when a replaced array forces a new binding
 
     def _holder(self, name):
         """A function returning the parameter's current array (a Variable's or an optimizer slot's)."""
@@ -60,6 +62,8 @@ class StepRunner:
         if self._bound is None or any(a is not b for a, b in zip(arrays, self._bound_arrays)):
             self._bound = self.execute.bind(dict(zip(self.param_names, arrays)))
             self._bound_arrays = arrays
+            if hasattr(self._bound, "tuner"):   # (set_weights, assign: a new binding keeps the tuning)
+                self._tuner = self._bound.tuner = self._tuner or self._bound.tuner
         return self._bound
 
     @staticmethod

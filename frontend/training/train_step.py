@@ -9,7 +9,8 @@ Train-step graph (one per model, loss, optimizer and input signature):
            then "update:<path>" for every updated variable, slot and BN moving statistic; the graph's
            meta["param_updates"] maps each of those to its parameter, so native code writes the
            update into the parameter's own buffer (in place) instead of returning it.
-Metrics are not in the graph: they accumulate in NumPy on the "pred:" outputs (see metrics.py).
+Metrics accumulate in NumPy on the "pred:" outputs (see metrics.py), except those fit's train step
+accumulates in the graph itself (native_metrics.py: the loss tracker, accuracies).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from kcompile.ir import Graph, GraphBuilder, TensorType, f32, i64
 from kcompile.frontend.optimizers import constraints_of
 from kcompile.passes.autodiff import backprop
 
+from . import native_metrics
 from .emitter import GraphEmitter
 
 
@@ -28,6 +30,7 @@ class StepGraph:
     variables: dict                 # path -> Variable read (fed as params each call)
     slot_params: dict = field(default_factory=dict)   # param name -> (path, slot)
     pred_names: list = field(default_factory=list)
+    native_metrics: list = field(default_factory=list)  # Mean metrics the graph accumulates in place
 
 
 def update_output(param: str) -> str:
@@ -88,11 +91,19 @@ def trace_loss_and_grads(model, compiled, y_types, has_sw, entry, scalars, loss_
     return b, tr, total, per_output, trainable, grads, extra
 
 
-def build_train_step(model, compiled, y_types, has_sw) -> StepGraph:
+def build_train_step(model, compiled, y_types, has_sw, metrics_inside=False) -> StepGraph:
+    """metrics_inside: the graph accumulates the loss tracker and the metrics it can (native_metrics.py)."""
     b, tr, total, per_output, trainable, grads, extra = trace_loss_and_grads(
         model, compiled, y_types, has_sw, "train_step", ("__learning_rate", "__iterations"))
     lr, it = extra["__learning_rate"], extra["__iterations"]
     slot_params, updated = emit_optimizer_update(b, compiled.optimizer, trainable, tr.params, grads, lr, it)
+    variables = dict(tr.variables)
+    chosen = native_metrics.plan(compiled, y_types, has_sw) if metrics_inside else []
+    if chosen:
+        y = next(v for v in b.inputs if v.name == target_name(compiled.output_names, 0))
+        metric_vars, metric_updates = native_metrics.emit(b, chosen, total, y, tr.outputs[0])
+        variables.update(metric_vars)
+        updated += metric_updates
     outs, names = _loss_and_pred_outputs(compiled, total, per_output, tr.outputs)
     updated += list(tr.state_updates.items())
     for param, v in updated:
@@ -100,7 +111,7 @@ def build_train_step(model, compiled, y_types, has_sw) -> StepGraph:
         names.append(update_output(param))
     b.meta["param_updates"] = {update_output(param): param for param, _ in updated}
     graph = b.build(outs, names)
-    return StepGraph(graph, dict(tr.variables), slot_params, _pred_names(compiled))
+    return StepGraph(graph, variables, slot_params, _pred_names(compiled), [m for m, _ in chosen])
 
 
 def emit_optimizer_update(b, opt, trainable, params, grads, lr, it):
@@ -130,6 +141,10 @@ def build_test_step(model, compiled, y_types, has_sw) -> StepGraph:
     tr = trace_model(model, b, xs, training=False)
     total, per_output = emit_loss(GraphEmitter(b), compiled, ys, tr.outputs, sw, tr.losses)
     outs, names = _loss_and_pred_outputs(compiled, total, per_output, tr.outputs)
+    for param, v in tr.state_updates.items():   # stateful RNNs carry their states through evaluate too
+        outs.append(v)
+        names.append(update_output(param))
+    b.meta["param_updates"] = {update_output(param): param for param in tr.state_updates}
     return StepGraph(b.build(outs, names), dict(tr.variables), {}, _pred_names(compiled))
 
 

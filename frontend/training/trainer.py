@@ -12,13 +12,19 @@ import warnings
 import numpy as np
 
 from kcompile.ir import check_batch_size
+from kcompile.frontend import state_version
 from kcompile.frontend.data import Dataset, unpack_dataset
+from kcompile.frontend.layers import rnn_state
+from kcompile.frontend.trace import forward_graph
 from kcompile.frontend.training import data as D
 from kcompile.frontend.training import data_parallel
 from kcompile.frontend.training.backend import make_executor, resolve_backend
 from kcompile.frontend.training.callback_base import CallbackList
+from kcompile.frontend.training import fast_predict
 from kcompile.frontend.training.compile_utils import Compiled
 from kcompile.frontend.training.history import History
+from kcompile.frontend.training import native_metrics
+from kcompile.frontend.training.native_metrics import BATCH_INPUT
 from kcompile.frontend.training.runner import StepRunner
 from kcompile.frontend.training.streams import RAN_OUT, BatchStream, is_stream
 from kcompile.frontend.training.train_step import build_test_step, build_train_step, output_types, target_name
@@ -46,6 +52,7 @@ class TrainerMixin:
         self.optimizer = self._compiled.optimizer
         self.loss = loss
         self.compiled = True
+        state_version.bump()
 
     def _require_compiled(self, what):
         if getattr(self, "_compiled", None) is None:
@@ -79,7 +86,10 @@ class TrainerMixin:
 
     def reset_metrics(self):
         for m in self.metrics:
-            m.reset_state()
+            if isinstance(m, _CompiledMetrics):
+                m.reset_state()
+            else:
+                native_metrics.reset(m)
 
     @property
     def compiled_loss(self):
@@ -133,24 +143,29 @@ class TrainerMixin:
     def _overrides(self, name) -> bool:
         return getattr(type(self), name) is not getattr(TrainerMixin, name)
 
-    def _run_step(self, kind, xs, ys, sw):
+    def _run_step(self, kind, xs, ys, sw, metrics_inside=False):
         if self._overrides(f"{kind}_step"):
             from kcompile.frontend.tensor import convert_to_tensor
             x = [convert_to_tensor(a) for a in xs]
             y = None if ys is None else [convert_to_tensor(a) for a in ys]
             data = (_single(x), _single(y)) + (() if sw is None else (convert_to_tensor(sw),))
             return _flat_dict(getattr(self, f"{kind}_step")(data))
-        return self._compiled_step(kind, xs, ys, sw)
+        return self._compiled_step(kind, xs, ys, sw, metrics_inside)
 
     def _graph_step(self, kind, xs, ys, sw):
         c = self._require_compiled(f"{kind}_step")
         return self._compiled_step(kind, D.by_names(xs, self.input_names, "x"), D.by_names(ys, c.output_names, "y"), sw)
 
-    def _compiled_step(self, kind, xs, ys, sw):
-        """One compiled step on arrays already ordered by input/output (fit's per-step path: kept lean)."""
+    def _compiled_step(self, kind, xs, ys, sw, metrics_inside=False):
+        """One compiled step on arrays already ordered by input/output (fit's per-step path: kept lean).
+        metrics_inside (fit): the train step accumulates the metrics it can itself (native_metrics.py)."""
         c = self._require_compiled(f"{kind}_step")
+        rnn_state.check_stateful_batch(self, len(xs[0]))
         dp = data_parallel.for_model(self) if kind == "train" else None
-        runner = self._runner(kind, ys, sw is not None) if dp is None else self._split_step(ys, sw is not None)
+        accumulate = metrics_inside and kind == "train" and dp is None
+        has_sw = sw is not None
+        runner = self._runner(kind, ys, has_sw, accumulate) if dp is None else self._split_step(ys, has_sw)
+        inside = runner.native_metrics if dp is None else frozenset()   # (ids of) metrics the graph accumulates
         feed = dict(zip(self.input_names, xs))
         for i, y in enumerate(ys or []):
             feed[target_name(c.output_names, i)] = y
@@ -159,6 +174,8 @@ class TrainerMixin:
         if kind == "train":
             feed.update(__rng_counter=np.int64(self._rng_counter), __learning_rate=np.float32(c.optimizer.learning_rate),
                         __iterations=np.float32(int(c.optimizer.iterations)))
+            if inside:
+                feed[BATCH_INPUT] = np.float32(len(xs[0]))
         if dp is None:
             out, n = runner.run(feed), len(xs[0])
         else:   # shard of a global batch: summed gradients, global loss, metrics on the gathered batch
@@ -166,7 +183,7 @@ class TrainerMixin:
         if kind == "train":
             c.optimizer.finish_step()
             self._rng_counter += 1
-        self._update_metrics(c, out, ys, sw, n)
+        self._update_metrics(c, out, ys, sw, n, inside)
         return c.logs()
 
     def _split_step(self, ys, has_sw) -> data_parallel.SplitStep:
@@ -174,28 +191,42 @@ class TrainerMixin:
         c = self._compiled
         key = ("split", tuple(None if y is None else y.shape[1:] for y in ys or []), has_sw)
         if key not in c.step_cache:
-            y_types = [None if y is None else _target_type(y) for y in ys or [None] * len(c.output_names)]
+            y_types = [None if y is None else _target_type(y, self._output_shape(i))
+                       for i, y in enumerate(ys or [None] * len(c.output_names))]
             c.step_cache[key] = data_parallel.SplitStep(self, c, y_types, has_sw, resolve_backend(c.backend))
         return c.step_cache[key]
 
-    def _runner(self, kind, ys, has_sw) -> StepRunner:
+    def _runner(self, kind, ys, has_sw, metrics_inside=False) -> StepRunner:
         c = self._compiled
         ys = ys or [None] * len(c.output_names)
         # targets are fed as f32 whatever their dtype, so their feature shapes decide the step graph
-        key = (kind, tuple(None if y is None else y.shape[1:] for y in ys), has_sw)
+        key = (kind, tuple(None if y is None else _target_type(y, self._output_shape(i)).shape[1:]
+                           for i, y in enumerate(ys)), has_sw)
+        key += ("metrics",) if metrics_inside else ()   # fit's step, accumulating metrics (native_metrics.py)
         if key not in c.step_cache:
-            y_types = [None if y is None else _target_type(y) for y in ys]
-            build = build_train_step if kind == "train" else build_test_step
-            step = build(self, c, y_types, has_sw)
+            y_types = [None if y is None else _target_type(y, self._output_shape(i)) for i, y in enumerate(ys)]
+            if metrics_inside:
+                step = build_train_step(self, c, y_types, has_sw, metrics_inside=self._resolve_metrics(c, ys))
+            else:
+                step = (build_train_step if kind == "train" else build_test_step)(self, c, y_types, has_sw)
             c.step_cache[key] = StepRunner(step, resolve_backend(c.backend), c.optimizer)
         return c.step_cache[key]
 
-    def _update_metrics(self, c, out, ys, sw, batch_size):
-        c.loss_tracker.update_state(out["loss"], sample_weight=batch_size)
+    def _resolve_metrics(self, c, ys) -> bool:
+        """Resolve the compiled metrics before the step is built; False where the targets do not allow it."""
+        if any(y is None for y in ys):
+            return False
+        c.resolve_metrics(ys, [t.shape for t in output_types(self)])
+        return True
+
+    def _update_metrics(self, c, out, ys, sw, batch_size, inside=frozenset()):
+        """The NumPy updates of the metrics the step did not accumulate itself (`inside`: their ids)."""
+        if id(c.loss_tracker) not in inside:
+            c.loss_tracker.update_state(out["loss"], sample_weight=batch_size)
         for tracker, name in zip(c.output_loss_trackers, c.output_names):
             if f"loss:{name}" in out:
                 tracker.update_state(out[f"loss:{name}"], sample_weight=batch_size)
-        c.update_metrics(ys, [out[f"pred:{n}"] for n in c.output_names], sw)
+        c.update_metrics(ys, [out[f"pred:{n}"] for n in c.output_names], sw, skip=inside)
 
     def train_step_graph(self, y, sample_weight=False):
         """The train-step ir.Graph for targets shaped like `y` (for AOT compilation or inspection)."""
@@ -283,7 +314,7 @@ class TrainerMixin:
             cbs.on_train_batch_begin(step)
             idx = idx if dp is None else dp.shard(idx)   # this process's rows of the global batch
             bx, by, bsw = _batch(train, idx, contiguous=not shuffle and len(idx) > 0)
-            logs = self._run_step("train", bx, by, bsw)
+            logs = self._run_step("train", bx, by, bsw, metrics_inside=True)
             cbs.on_train_batch_end(step, logs)
             if self.stop_training:
                 break
@@ -319,6 +350,16 @@ class TrainerMixin:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for x in batches of batch_size (any size; the last batch may be smaller)."""
         check_batch_size(batch_size, "predict")
+        if verbose == 0 and callbacks is None and steps is None:   # no progress bar: the prepared call
+            prepared = self.__dict__.get("_prepared_predict")
+            if (prepared is not None and prepared.version == state_version.current and prepared.single
+                    and type(x) is np.ndarray and x.ndim and 0 < len(x) <= (batch_size or 32)):
+                outs = prepared.plan.call1(x)   # one batch of one input: the shortest way
+                if outs is not None:
+                    return outs[0] if len(outs) == 1 else outs
+            outs = self._predict_prepared(x, batch_size or 32)
+            if outs is not None:
+                return outs
         x, _, _, batch_size, steps = _drain(x, None, None, batch_size, steps, "predict")
         x, _, _, batch_size, _ = unpack_dataset(x, None, None, batch_size, False, "predict")
         xs = self._prepare_x(x)
@@ -347,15 +388,44 @@ class TrainerMixin:
         return [np.asarray(_numpy(o)) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
     def predict_on_batch(self, x):
-        outs = self._predict_batch(self._prepare_x(x))
+        prepared = self.__dict__.get("_prepared_predict")   # fast_predict.call, inlined for the common case
+        outs = None
+        if prepared is not None and prepared.version == state_version.current and prepared.single:
+            outs = prepared.plan.call1(x)
+        if outs is None:
+            outs = fast_predict.call(self, x)   # several inputs, or a list of them
+        if outs is None:
+            outs = self._predict_batch(self._prepare_x(x))
+            fast_predict.prepare(self)
+        return outs[0] if len(outs) == 1 else outs
+
+    def _predict_prepared(self, x, batch_size: int):
+        """predict(verbose=0) through the prepared call, batch by batch (None: take the slow path)."""
+        prepared = fast_predict.current(self)
+        arrays = None if prepared is None else prepared.arrays(x)
+        first = arrays[0] if arrays else None
+        if type(first) is np.ndarray and first.ndim and 0 < len(first) <= batch_size:   # one batch: no slicing
+            outs = prepared.plan(arrays)
+            if outs is not None:
+                return outs[0] if len(outs) == 1 else outs
+        if not arrays or any(type(a) is not np.ndarray or a.ndim == 0 or len(a) != len(arrays[0]) for a in arrays):
+            return None
+        n = len(arrays[0])
+        parts = [prepared.plan([a[i:i + batch_size] for a in arrays]) for i in range(0, n, batch_size)]
+        if not parts or any(p is None for p in parts):
+            return None
+        outs = parts[0] if len(parts) == 1 else [np.concatenate(o) for o in zip(*parts)]
         return outs[0] if len(outs) == 1 else outs
 
     def _predict_arrays(self, xs) -> list:
         execute, graph = self._predict_executor()
-        weights = {v.path: v for v in self.weights}
+        states = rnn_state.state_variables(self)
+        rnn_state.check_stateful_batch(self, len(xs[0]))
+        weights = {v.path: v for v in self.weights} | states
         params = {name: weights[name].value_array for name in graph.param_names if name in weights}  # else: the graph's own (int8 passes)
         inputs = [np.ascontiguousarray(a, dtype=v.type.dtype.np) for a, v in zip(xs, graph.inputs)]
-        return execute(inputs, params)
+        outs = execute(inputs, params)
+        return rnn_state.assign_state_outputs(states, graph.output_names, outs)
 
     def _predict_executor(self):
         c = getattr(self, "_compiled", None)
@@ -367,7 +437,7 @@ class TrainerMixin:
             with _PREDICT_BUILD_LOCK:   # threads predicting at once build it once (and never see it cleared)
                 hit = cache.get(key)
                 if hit is None:
-                    graph = self.forward_graph(training=False)
+                    graph = forward_graph(self, training=False, state_outputs=True)   # stateful RNNs' updates
                     hit = (make_executor(graph, backend), graph)
                     cache.clear()
                     cache[key] = hit
@@ -376,7 +446,8 @@ class TrainerMixin:
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._require_compiled("train_on_batch")
         self.reset_metrics()   # Keras 3: the logs describe this batch alone
-        logs = self._run_step("train", *self._prepare(x, y, sample_weight, class_weight, "train_on_batch"))
+        logs = self._run_step("train", *self._prepare(x, y, sample_weight, class_weight, "train_on_batch"),
+                              metrics_inside=True)
         return self._flat_logs(logs, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
@@ -430,10 +501,16 @@ class TrainerMixin:
             self._check_targets(ys)
         return xs, ys, sw
 
-    def _check_targets(self, ys):
+    def _output_shape(self, i: int) -> tuple:
+        """Output i's traced shape without the batch (symbols such as a dynamic length T kept)."""
         c = self._compiled
         if not hasattr(c, "output_types"):
             c.output_types = [t.shape[1:] for t in output_types(self)]
+        return c.output_types[i] if i < len(c.output_types) else ()
+
+    def _check_targets(self, ys):
+        c = self._compiled
+        self._output_shape(0)
         for loss, y, shape, name in zip(c.losses, ys, c.output_types, c.output_names):
             if loss is not None:
                 D.check_labels(loss, y, shape, name)
@@ -469,7 +546,7 @@ class _CompiledMetrics:
 
     def reset_state(self):
         for m in self.metrics:
-            m.reset_state()
+            native_metrics.reset(m)
 
     @property
     def metrics(self):
@@ -516,9 +593,14 @@ def _float(v):
         return v
 
 
-def _target_type(y: np.ndarray):
+def _target_type(y: np.ndarray, out_shape: tuple = ()):
+    """Targets' type: f32, symbolic batch, and the output's symbolic dims (a dynamic length T) where
+    the target has the output's rank, so one step graph serves targets of every length."""
     from kcompile.ir import TensorType
-    return TensorType(("N",) + y.shape[1:], "f32")
+    tail = y.shape[1:]
+    if len(tail) in (len(out_shape), len(out_shape) - 1):   # (sparse labels lack the class axis)
+        tail = tuple(d if isinstance(d, str) else t for d, t in zip(out_shape, tail)) + tail[len(out_shape):]
+    return TensorType(("N",) + tail, "f32")
 
 
 def _stream(x, y, sample_weight, steps, shuffle, what):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import Attr, defop
-from ..types import TensorType
+from ..types import BATCH, TensorType
 from ._util import broadcast_shapes, fmt_shape, numeric, require, same_dtype
 
 
@@ -18,7 +18,8 @@ def _matmul_infer(ts, attrs):
     require(ka == kb, f"matmul contraction mismatch: {a} (k={ka}) and {b} (k={kb})")
     batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
     shape = batch + (m, n)
-    require(all(not isinstance(d, str) for d in shape[1:]),
+    # a sequence symbol (T) may stand among the rows ([N, T, F] @ [F, G]); the batch symbol only leads
+    require(not any(isinstance(d, str) and d in (BATCH, shape[0]) for d in shape[1:]),
             f"matmul would move the batch dimension: {fmt_shape(a.shape)} x {fmt_shape(b.shape)}")
     return [TensorType(shape, a.dtype)]
 

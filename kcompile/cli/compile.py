@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,7 +14,7 @@ from kcompile.ir.atomic_files import staged_dir
 
 from .args import EMIT_KINDS
 from .emit import EMITTERS
-from .errors import CLIError
+from .errors import CLIError, describe
 from .job import CompileJob
 from .quantize import check_options as check_quantize_options
 from .source import load_model_source
@@ -39,22 +41,74 @@ NATIVE_KINDS = ("opt", "llvm", "asm", "obj", "so", "header")
 
 
 def _run_emitters(job: CompileJob, kinds: list) -> None:
-    """Each kind once, in pipeline order; the ONNX export runs beside the native kinds in a second
-    thread: LLVM's optimizer and code generator release the GIL, so on two cores the export adds
-    little wall time to `--emit so,onnx`. Both threads only read the traced and planned graphs,
-    which are built first."""
+    """Each kind once, in pipeline order; the ONNX export runs beside the native kinds, after the
+    traced and planned graphs are built (both sides only read them)."""
     if "onnx" not in kinds or not set(kinds) & set(NATIVE_KINDS):
         for kind in kinds:
             EMITTERS[kind](job)
         return
     job.planned
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kcompile-onnx") as pool:
-        onnx = pool.submit(EMITTERS["onnx"], job)
+    beside = _onnx_in_child_process if _can_fork() else _onnx_in_thread
+    with beside(job):
         for kind in kinds:
             if kind != "onnx":
                 EMITTERS[kind](job)
+    job.report.files.sort()   # the two sides appended in either order
+
+
+def _can_fork() -> bool:
+    """A forked child is safe only where no other thread could hold a lock at the fork."""
+    return hasattr(os, "fork") and "fork" in multiprocessing.get_all_start_methods() \
+        and threading.active_count() == 1
+
+
+@contextlib.contextmanager
+def _onnx_in_child_process(job: CompileJob):
+    """The export in a forked process: `import onnx` (0.7 s of CPU, mostly ml_dtypes) and the export
+    are Python that holds the GIL, as is most of codegen, so a thread overlapped only LLVM's part;
+    a process runs beside all of it on a second core. The child writes into the same staging folder
+    and sends back the names of its files, or its exception."""
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_onnx_child, args=(job, send), name="kcompile-onnx", daemon=True)
+    child.start()
+    send.close()
+    try:
+        yield
+    except BaseException:
+        child.terminate()
+        child.join()
+        raise
+    try:
+        outcome, value = receive.recv()
+    except EOFError:
+        child.join()
+        raise CLIError(f"the ONNX export process ended without a result (exit status {child.exitcode})") from None
+    child.join()
+    if outcome == "error":
+        raise value
+    job.report.files += value
+
+
+def _onnx_child(job: CompileJob, send) -> None:
+    before = len(job.report.files)
+    try:
+        EMITTERS["onnx"](job)
+        send.send(("ok", job.report.files[before:]))
+    except BaseException as e:   # the parent raises it as if the export had run there
+        try:
+            send.send(("error", e))
+        except Exception:        # an exception that does not pickle: its message
+            send.send(("error", CLIError(describe(e))))
+
+
+@contextlib.contextmanager
+def _onnx_in_thread(job: CompileJob):
+    """Where fork is not available or not safe: a second thread (LLVM releases the GIL)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kcompile-onnx") as pool:
+        onnx = pool.submit(EMITTERS["onnx"], job)
+        yield
         onnx.result()
-    job.report.files.sort()   # the two threads appended in either order
 
 
 def _check_option_combinations(args, kinds):

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -73,3 +76,33 @@ def test_passes_apply_to_emit_so(mlp_py, tmp_path, capsys):
     ns = {}
     exec(MLP_PY, ns)
     np.testing.assert_allclose(load(out).predict(x), reference_run(ns["model"], [x])[0], rtol=1e-5, atol=1e-6)
+
+
+_FORKED_EXPORT = """
+import sys
+from kcompile.cli import main, compile as cli_compile, emit
+assert cli_compile._can_fork()          # a fresh CLI process has one thread: the export is forked
+if sys.argv[1] == "fail":
+    def broken(job):
+        raise ValueError("op 'mystery' has no ONNX form")
+    emit.EMITTERS["onnx"] = broken
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.skipif(shutil.which("cc") is None or not hasattr(os, "fork"), reason="needs cc and fork")
+def test_onnx_export_runs_in_a_forked_process_beside_the_native_kinds(mlp_py, tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", _FORKED_EXPORT, "ok", str(mlp_py), "-o", str(out), "--emit",
+                           "llvm,so,onnx"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert {"mlp.ll", "libmlp.so", "mlp.onnx"} <= {p.name for p in out.iterdir()}
+    assert "mlp.onnx" in done.stdout                       # the child's files are in the report
+    ort = pytest.importorskip("onnxruntime")
+    x = np.random.default_rng(1).normal(size=(4, 6)).astype(np.float32)
+    got = ort.InferenceSession(str(out / "mlp.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, load(out).predict(x), rtol=1e-5, atol=1e-6)
+    failed = subprocess.run([sys.executable, "-c", _FORKED_EXPORT, "fail", str(mlp_py), "-o", str(tmp_path / "bad"),
+                             "--emit", "so,onnx"], capture_output=True, text=True)
+    assert failed.returncode == 1 and "ValueError: op 'mystery' has no ONNX form" in failed.stderr
+    assert not (tmp_path / "bad").exists()                 # nothing half-written

@@ -18,7 +18,9 @@ L = kc.layers
     ("Conv2DTranspose", dict(padding="causal"), "`padding` must be one of"),
     ("Conv1DTranspose", dict(output_padding=-1), "`output_padding` must be an integer >= 0"),
     ("Conv1DTranspose", dict(padding="causal"), "padding must be 'valid' or 'same'"),
-    ("Conv3D", dict(groups=2), "groups=2 is not supported"),
+    ("Conv3D", dict(groups=4), "filters (2) must be divisible by groups (4)"),
+    ("Conv3DTranspose", dict(strides=(1, 2, 2), output_padding=(0, 1, 2)), "output_padding is 2 and strides is 2"),
+    ("Conv3DTranspose", dict(strides=2, dilation_rate=2), "dilation_rate"),
 ])
 def test_bad_arguments_name_the_layer(layer, kwargs, words):
     with pytest.raises(ValueError, match=f"layer 'bad'") as info:
@@ -31,6 +33,8 @@ def test_bad_arguments_name_the_layer(layer, kwargs, words):
     (lambda: L.Conv3D(2, 5, name="bad"), (3, 8, 8, 1), "(3, 8, 8) is too small for window (5, 5, 5)"),
     (lambda: L.MaxPooling3D(4, name="bad"), (3, 8, 8, 1), "(3, 8, 8) is too small for window (4, 4, 4)"),
     (lambda: L.UpSampling3D(2, name="bad", data_format="channels_first"), (3, 8, 1), "rank 5"),
+    (lambda: L.Conv3D(4, 2, groups=2, name="bad"), (3, 8, 8, 3), "divisible by groups=2"),
+    (lambda: L.Conv3DTranspose(2, 3, name="bad"), (3, 8, 8), "rank 5"),
 ])
 def test_bad_inputs_name_the_layer_and_sizes(layer, shape, words):
     with pytest.raises(ValueError, match="layer 'bad'") as info:

@@ -118,10 +118,41 @@ def test_channels_first_1d_3d_and_conv1d_transpose(tmp_path):
 @pytest.mark.parametrize("x_shape,k_shape,kwargs", [
     ((2, 5, 4, 3), (3, 2, 4, 3), dict(strides=2, padding="same")),
     ((2, 6, 3), (4, 2, 3), dict(strides=3, output_padding=1)),
+    ((2, 3, 5, 4), (3, 2, 4, 3), dict(strides=2, padding="same", data_format="channels_first")),
+    ((1, 3, 4, 5, 2), (2, 3, 2, 3, 2), dict(strides=(2, 1, 3), output_padding=(1, 0, 2))),
+    ((1, 2, 3, 4, 5), (3, 2, 2, 2, 2), dict(dilation_rate=2, padding="same", data_format="channels_first")),
 ])
 def test_ops_conv_transpose_matches_keras(x_shape, k_shape, kwargs):
     rng = np.random.default_rng(0)
     x, k = rng.standard_normal(x_shape).astype("float32"), rng.standard_normal(k_shape).astype("float32")
     got = kc.ops.conv_transpose(x, k, **kwargs)
     np.testing.assert_allclose(np.asarray(got), np.asarray(keras.ops.conv_transpose(x, k, **kwargs)),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_conv3d_groups_and_conv3d_transpose(tmp_path):
+    """Natively: a grouped Conv3D (channels reordered group-major) and Conv3DTranspose (one
+    conv2d_transpose over stacked depth blocks, depth taps as channels), forward and one SGD step."""
+    def build(L, Input, Model):
+        inp = Input(shape=(3, 4, 3, 4))
+        x = L.Conv3D(6, (2, 3, 2), groups=2, padding="same", activation="relu")(inp)
+        x = L.Conv3DTranspose(3, (3, 2, 3), strides=(2, 1, 2), padding="same", output_padding=(1, 0, 0))(x)
+        x = L.Conv3DTranspose(2, 2, dilation_rate=(1, 2, 1), use_bias=False, data_format="channels_first")(x)
+        return Model(inp, _head(L, x))
+    check_parity(build, (2, 3, 4, 3, 4), tmp_path)
+
+
+@pytest.mark.parametrize("op,x_shape,args,kwargs", [
+    ("conv", (2, 3, 7, 6), ((3, 3, 3, 4),), dict(strides=2, padding="same", data_format="channels_first")),
+    ("conv", (2, 4, 9), ((3, 2, 6),), dict(dilation_rate=2, data_format="channels_first")),   # groups 2
+    ("conv", (1, 4, 4, 5, 4), ((2, 3, 2, 2, 4),), dict(strides=(1, 2, 2), padding="same")),   # 3-D, groups 2
+    ("max_pool", (2, 3, 7, 6), (2, 2), dict(data_format="channels_first")),
+    ("average_pool", (1, 2, 5, 6, 4), (2, 2), dict(padding="same", data_format="channels_first")),
+])
+def test_ops_conv_and_pool_layouts_match_keras(op, x_shape, args, kwargs):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(x_shape).astype("float32")
+    args = tuple(rng.standard_normal(a).astype("float32") if isinstance(a, tuple) else a for a in args)
+    got = getattr(kc.ops, op)(x, *args, **kwargs)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(getattr(keras.ops, op)(x, *args, **kwargs)),
                                rtol=1e-5, atol=1e-5)

@@ -154,3 +154,21 @@ def test_merged_masks_feed_an_lstm_as_in_keras(merge):
     _, theirs = keras_twin(ours, build)
     np.testing.assert_allclose(predict_ref(ours, TOKENS, other), theirs.predict([TOKENS, other], verbose=0),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_lambda_mask_argument_matches_keras(with_mask):
+    """Lambda(mask=fn) computes the output mask (fn gets the inputs' mask; so does a function taking
+    `mask`); without mask= the layer does not support masking and the mask stops there, as Keras."""
+    def build(M):
+        inp = M.Input(shape=(6,), dtype="int32")
+        x = M.layers.Embedding(10, 4, mask_zero=True)(inp)
+        keep = (lambda t, m: M.ops.logical_and(m, M.ops.greater(M.ops.sum(t, -1), -0.5)))
+        x = M.layers.Lambda(lambda t, mask=None: t * 2.0, **({"mask": keep} if with_mask else {}))(x)
+        return M.Model(inp, M.layers.LSTM(3)(x))
+    ours = randomize(build(kc))
+    _, theirs = keras_twin(ours, build)
+    expected = np.asarray(theirs(TOKENS))
+    np.testing.assert_allclose(np.asarray(ours(TOKENS)), expected, atol=1e-5)
+    ours.compile("sgd", "mse")
+    np.testing.assert_allclose(ours.predict(TOKENS, verbose=0), expected, atol=1e-5)

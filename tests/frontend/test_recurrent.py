@@ -121,8 +121,8 @@ def test_initial_state_and_stacking():
 
 
 def test_unsupported_arguments_and_bad_inputs():
-    with pytest.raises(NotImplementedError, match="stateful"):
-        L.GRU(3, stateful=True)
+    with pytest.raises(ValueError, match="stateful.*batch size must be static"):
+        L.GRU(3, stateful=True)(kc.Input(shape=(4, 2)))
     with pytest.raises(ValueError, match="rnn_dyn.*go_backwards=True with return_sequences=True needs a static"):
         L.SimpleRNN(3, name="rnn_dyn", go_backwards=True, return_sequences=True)(kc.Input(shape=(None, 2)))
     with pytest.raises(ValueError, match="timesteps, features"):

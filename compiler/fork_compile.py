@@ -1,0 +1,74 @@
+"""LLVM on two cores: part of a compile's independent modules built in a forked child process.
+
+llvmlite serializes every call into LLVM behind one process-wide lock (llvmlite.binding.ffi's
+_lib_wrapper), so two threads never run LLVM at once; separate modules in separate contexts do not
+change that. A forked child has its own copy of LLVM and of the lock: it compiles its share of the
+modules (the kernel library's, kernel_library.py) while the parent compiles the rest and the glue,
+and sends the object code back through a pipe. LLVM's output does not depend on the process, so the
+objects are the same bytes either way (tests/compiler/test_kernel_library.py checks it).
+
+Forking is safe only where no other thread could hold a lock at that moment, so the child is used
+only in a single-threaded process on a machine with several cores, and never where
+KCOMPILE_PARALLEL_COMPILE=0. Anything that goes wrong in the child (it dies, it raises) costs only
+time: the parent compiles that share itself.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+
+MIN_JOBS = 4   # below this a fork costs more than it saves
+
+
+def parallel_allowed() -> bool:
+    if os.environ.get("KCOMPILE_PARALLEL_COMPILE", "").strip() == "0":
+        return False
+    return hasattr(os, "fork") and (os.cpu_count() or 1) > 1 and threading.active_count() == 1
+
+
+def compile_all(jobs: list, compile_one, beside=None, parallel: bool | None = None) -> dict:
+    """jobs: [(key, payload)]; compile_one(payload) -> bytes. Returns {key: bytes}.
+
+    With `parallel` (default: parallel_allowed()) every other job goes to a forked child while this
+    process runs beside() (if given) and the remaining jobs; otherwise all run here, after beside()."""
+    parallel = parallel_allowed() if parallel is None else parallel
+    if not parallel or len(jobs) < MIN_JOBS:
+        if beside is not None:
+            beside()
+        return {key: compile_one(payload) for key, payload in jobs}
+    theirs, ours = jobs[0::2], jobs[1::2]
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the child: compile, send, leave without running the parent's exit handlers
+        status = 0
+        try:
+            os.close(read_end)
+            data = pickle.dumps({key: compile_one(payload) for key, payload in theirs})
+            with os.fdopen(write_end, "wb") as f:
+                f.write(data)
+        except BaseException:
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    try:
+        if beside is not None:
+            beside()
+        out = {key: compile_one(payload) for key, payload in ours}
+    finally:
+        with os.fdopen(read_end, "rb") as f:
+            data = f.read()
+        _, status = os.waitpid(pid, 0)
+    got = _decode(data) if status == 0 else None
+    if got is None or set(got) != {key for key, _ in theirs}:
+        got = {key: compile_one(payload) for key, payload in theirs}   # the child failed: do its share
+    return out | got
+
+
+def _decode(data: bytes):
+    try:
+        got = pickle.loads(data)   # our own child's output, through our own pipe
+    except Exception:
+        return None
+    return got if isinstance(got, dict) and all(isinstance(v, bytes) for v in got.values()) else None

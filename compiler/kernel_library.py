@@ -1,0 +1,197 @@
+"""Shape-generic kernels compiled once per target and reused by every model (in and across processes).
+
+The GEMM micro-kernels, their tile dispatchers and the packing routines take every size as an
+argument: their LLVM IR depends only on their name, their function type, the target CPU and the
+compiler's sources. They were a third of a cold compile's LLVM time and were compiled again for
+every model, and for the train step after the forward pass. Here each one is its own small LLVM
+module, optimized at O3 and compiled on its own, and its machine code is kept:
+
+  - in this process (a bounded table), so the train step reuses the forward pass's kernels;
+  - in the on-disk compile cache (disk_cache.py), so a new model in a new process compiles only
+    its own glue code (the entry function, GEMM drivers, elementwise loops, ...).
+
+Codegen asks `library_kernel` for such a function: when its machine code is already at hand the
+module gets only a declaration (the body is not even generated), else the body is generated as
+usual and `KernelSet.split` moves it into its own module text after codegen. The in-process JIT
+loads the glue object and the kernels' objects into one engine, which links them. Artifacts and
+the CLI keep one whole module (no Compilation there passes a KernelSet).
+
+A kernel's key is a digest of its name, function type, the target (triple, CPU, features), the opt
+level, and the toolchain digest (LLVM, llvmlite and every source file of ir/, passes/, compiler/):
+the generator can only change with a source file, and then every key changes.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+
+from llvmlite import ir
+
+from .codelib import CodeLibrary
+from .disk_cache import DiskCache, toolchain_digest
+from .fork_compile import compile_all
+from .loops import internal_function
+
+KERNEL_OPT_LEVEL = 3      # the kernels are the hot loops: always fully optimized
+_MEMORY: OrderedDict = OrderedDict()   # key -> (calls {name: key}, object bytes)
+_MEMORY_LIMIT = 512
+_LOCK = threading.Lock()
+
+
+def kernel_key(name: str, ftype: ir.FunctionType, target) -> str:
+    text = f"kernel {name}\n{ftype}\n{target!r}\nopt {KERNEL_OPT_LEVEL}\n{toolchain_digest()}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def library_kernel(module: ir.Module, name: str, ret: ir.Type, args: list, arg_names=()):
+    """internal_function for a shape-generic kernel: None if the module has it, else (fn, emit_body).
+
+    emit_body is False when the kernel's machine code is at hand (fn then stays a declaration)."""
+    fn = internal_function(module, name, ret, args, arg_names)
+    if fn is None:
+        return None
+    fn.kc_library_kernel = True
+    kernels = getattr(module, "kc_kernels", None)
+    if kernels is not None and kernels.pin(fn):
+        fn.linkage = ""          # an external declaration, resolved against the kernel's object
+        return fn, False
+    return fn, True
+
+
+class KernelSet:
+    """The kernels one compilation uses: pinned objects (found compiled) and texts (to compile)."""
+
+    def __init__(self, target, disk_cache: DiskCache | None = None):
+        self.target = target
+        self.disk_cache = disk_cache
+        self.objects: dict = {}       # key -> object bytes, for every kernel the code needs
+        self.names: dict = {}         # key -> kernel name
+        self.texts: dict = {}         # key -> (name, LLVM IR text, calls {name: key}) to compile
+        self.compiled = 0             # how many kernels this compilation compiled
+
+    # -- codegen time ----------------------------------------------------------------------------
+    def attach(self, module: ir.Module) -> None:
+        module.kc_kernels = self
+
+    def pin(self, fn: ir.Function) -> bool:
+        """Whether fn's machine code (and that of every kernel it calls) is at hand; keeps it if so."""
+        return self._pin(fn.name, kernel_key(fn.name, fn.ftype, self.target), set())
+
+    def _pin(self, name: str, key: str, seen: set) -> bool:
+        if key in self.objects or key in seen:
+            return True
+        seen.add(key)
+        entry = _lookup(key, self.disk_cache)
+        if entry is None:
+            return False
+        calls, code = entry
+        if not all(self._pin(n, k, seen) for n, k in calls.items()):
+            return False
+        self.objects[key], self.names[key] = code, name
+        return True
+
+    def split(self, module: ir.Module) -> None:
+        """Move every kernel body codegen emitted into its own module text; leave declarations."""
+        made = [f for f in module.functions if getattr(f, "kc_library_kernel", False) and f.blocks]
+        for fn in made:
+            fn.linkage = ""
+        for fn in made:
+            key = kernel_key(fn.name, fn.ftype, self.target)
+            callees = _callees(fn)
+            strays = [c.name for c in callees if not (getattr(c, "kc_library_kernel", False) or c.name.startswith("llvm."))]
+            if strays:   # a kernel's module holds only kernels and intrinsics: anything else would not link
+                raise ValueError(f"library kernel {fn.name} calls {strays}, which are neither kernels nor intrinsics")
+            calls = {c.name: kernel_key(c.name, c.ftype, self.target) for c in callees
+                     if getattr(c, "kc_library_kernel", False)}
+            decls = [_declaration(c) for c in callees]
+            text = f'target triple = "{self.target.triple}"\n\n' + "\n".join(decls) + "\n\n" + str(fn)
+            self.texts[key] = (fn.name, text, calls)
+        for fn in made:
+            fn.blocks = []           # the glue module keeps a declaration
+
+    # -- after codegen ---------------------------------------------------------------------------
+    def compile(self, beside=None, parallel: bool | None = None) -> list:
+        """Compile the kernels codegen emitted (keeping their objects); returns every object needed.
+
+        beside(): other LLVM work (the glue) run meanwhile; with two cores about half the kernels
+        are compiled in a forked child process beside it (fork_compile.py)."""
+        jobs = [(key, (name, text)) for key, (name, text, _) in sorted(self.texts.items()) if key not in self.objects]
+        built = compile_all(jobs, self._compile_one, beside, parallel)
+        for key, code in sorted(built.items()):
+            name, _, calls = self.texts[key]
+            _store(key, name, calls, code, self.disk_cache)
+            self.objects[key], self.names[key] = code, name
+            self.compiled += 1
+        return [self.objects[k] for k in sorted(self.objects)]
+
+    def _compile_one(self, job) -> bytes:
+        name, text = job
+        return CodeLibrary(name, text, self.target, KERNEL_OPT_LEVEL).emit_jit_object()
+
+    def manifest(self) -> dict:
+        """{key: name} of every kernel the code needs: what a persisted JIT entry must find again."""
+        return {k: self.names[k] for k in sorted(self.objects)}
+
+
+def load_objects(manifest: dict, disk_cache: DiskCache | None):
+    """The kernels' objects for a persisted JIT entry, or None if any is gone (then compile anew)."""
+    out = []
+    for key in sorted(manifest):
+        entry = _lookup(key, disk_cache)
+        if entry is None:
+            return None
+        out.append(entry[1])
+    return out
+
+
+def _lookup(key: str, disk_cache: DiskCache | None):
+    with _LOCK:
+        hit = _MEMORY.get(key)
+        if hit is not None:
+            _MEMORY.move_to_end(key)
+            return hit
+    if disk_cache is None:
+        return None
+    found = disk_cache.get(key)
+    if found is None or not isinstance(found[0], dict) or not isinstance(found[0].get("calls"), dict):
+        return None
+    entry = (dict(found[0]["calls"]), found[1])
+    _remember(key, entry)
+    return entry
+
+
+def _store(key: str, name: str, calls: dict, code: bytes, disk_cache: DiskCache | None) -> None:
+    _remember(key, (dict(calls), code))
+    if disk_cache is not None:
+        disk_cache.put(key, {"kernel": name, "calls": dict(calls)}, code)
+
+
+def _remember(key: str, entry) -> None:
+    with _LOCK:
+        _MEMORY[key] = entry
+        _MEMORY.move_to_end(key)
+        while len(_MEMORY) > _MEMORY_LIMIT:
+            _MEMORY.popitem(last=False)
+
+
+def forget_in_memory() -> None:
+    """Drop this process's table (tests: make the next compile go to the disk cache or compile)."""
+    with _LOCK:
+        _MEMORY.clear()
+
+
+def _callees(fn: ir.Function) -> list:
+    seen = {}
+    for block in fn.blocks:
+        for ins in block.instructions:
+            callee = getattr(ins, "callee", None)
+            if isinstance(ins, ir.CallInstr) and isinstance(callee, ir.Function) and callee is not fn:
+                seen.setdefault(callee.name, callee)
+    return list(seen.values())
+
+
+def _declaration(fn: ir.Function) -> str:
+    ft = fn.ftype
+    args = ", ".join(str(a) for a in ft.args) + (", ..." if ft.var_arg else "")
+    return f"declare {ft.return_type} {fn.get_reference()}({args})"

@@ -1,0 +1,74 @@
+"""ThreadTuner: native calls run with the thread count that helps, found by timing both.
+
+The kernels' cost models decide whether a call's work is large enough to split; whether the other
+cores are actually free to take it is only known by trying: on a machine whose other cores are busy,
+libgomp's unpinned workers queue behind other jobs and two threads run slower than one (measured
+here at load 4.5: a batch-128 MNIST MLP train step 14 ms with 2 threads, 7 ms with 1). So, per batch
+size, the tuner times the default offer and one thread in turns (TRIALS calls each, after a warm-up
+call), keeps the faster (more threads only when clearly faster: one thread leaves cores to others),
+and tries again every RETUNE calls, as the machine's load changes. A count the user chose
+(kc.set_num_threads, $KCOMPILE_NUM_THREADS, nthreads=) is never tuned. Every caller of native code
+keeps one per compiled function: the JIT's calls and bound steps, and a loaded artifact; it lives
+in ir beside the budget for that reason (the runtime may not import the compiler).
+"""
+from __future__ import annotations
+
+import statistics
+
+from .thread_budget import tunable_offer
+
+TRIALS = 3        # timed calls per candidate in a trial
+RETUNE = 500      # calls between trials
+MARGIN = 0.95     # more threads must take under 95 % of one thread's time to be kept
+
+
+class _Trial:
+    """One batch size's state: the calls made, and the timings of the trial in progress."""
+
+    def __init__(self, offer: int):
+        self.offer = offer
+        self.calls = 0
+        self.chosen: int | None = None
+        self.times: dict = {offer: [], 1: []}
+
+    def next(self) -> int:
+        k = self.calls % RETUNE
+        if k == 0:   # a trial starts: the first call is a warm-up (allocations, cold caches)
+            self.times = {self.offer: [], 1: []}
+        if 1 <= k <= 2 * TRIALS:
+            return self.offer if k % 2 else 1
+        return self.chosen or self.offer
+
+    def record(self, n: int, seconds: float) -> None:
+        k = self.calls % RETUNE
+        self.calls += 1
+        if 1 <= k <= 2 * TRIALS:
+            self.times[n].append(seconds)
+            if k == 2 * TRIALS:
+                many, one = statistics.median(self.times[self.offer]), statistics.median(self.times[1])
+                self.chosen = self.offer if many < MARGIN * one else 1
+
+
+class ThreadTuner:
+    """limit(batch) before a call (None: do not limit), record(batch, limit, seconds) after it."""
+
+    def __init__(self):
+        self._trials: dict = {}
+
+    def limit(self, batch: int) -> int | None:
+        offer = tunable_offer()
+        if offer is None:
+            return None
+        trial = self._trials.get(batch)
+        if trial is None or trial.offer != offer:
+            trial = self._trials[batch] = _Trial(offer)
+        return trial.next()
+
+    def record(self, batch: int, limit: int | None, seconds: float) -> None:
+        if limit is not None:
+            self._trials[batch].record(limit, seconds)
+
+    def chosen(self, batch: int) -> int | None:
+        """The count the last finished trial kept for this batch size (None: no trial finished yet)."""
+        trial = self._trials.get(batch)
+        return None if trial is None else trial.chosen
