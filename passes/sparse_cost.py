@@ -22,6 +22,7 @@ from kcompile.ir.ops.sparse import windows_steps
 
 BLOCKS = ((1, 1), (2, 1), (4, 1), (1, 4), (1, 8), (1, 16), (4, 4))
 WINDOWS = (32, 16)       # "windows" layout: windows of 32 inputs, panels of 16 outputs (AVX-512 f32 only)
+WINDOW_ROW_BYTES_MAX = 1024 * 1024   # its kernel's stack buffers per row (kernels/sparse_windows.py refuses more)
 INDEX_BYTES = 4          # index and offsets are i32
 ESTIMATE_BATCHES = (1, 64)
 PARTIAL_TILE_MIN = 4     # as compiler/kernels/sparse.py: leftover rows that fill one more batch tile
@@ -128,7 +129,7 @@ def best_layout(w: np.ndarray, rows_list, lanes: int) -> tuple:
     among unstructured storage, the block shapes whose blocks are at least MIN_BLOCK_FILL full, and
     (f32 on 16-lane vectors: AVX-512) the windows layout."""
     k, n = w.shape
-    windows = lanes == 16 and w.dtype == np.float32
+    windows = lanes == 16 and w.dtype == np.float32 and (k + n + 2 * WINDOWS[0]) * 4 <= WINDOW_ROW_BYTES_MAX
     scored = [(lay, speedups(lay, k, n, rows_list, lanes)) for lay in layouts(w, windows)
               if lay.block == (1, 1) or lay.layout == "windows" or lay.fill >= MIN_BLOCK_FILL]
     return max(scored, key=lambda s: math.prod(s[1]) ** (1 / len(s[1])))

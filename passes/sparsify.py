@@ -5,7 +5,8 @@ and block structure (passes/sparse_cost.py), estimates dense and sparse run time
 64 rows (or at the static row count), and chooses: mode=auto takes the sparse layout when it is
 estimated at least MIN_SPEEDUP times faster at every estimated batch, always takes it whenever
 the kernel is eligible, never leaves the graph as it is. A sparse kernel's dense parameter is
-replaced by three compact ones (ir.ops.sparse.sparse_param_names). Every decision, dense ones
+replaced by three compact ones (ir.ops.sparse.sparse_param_names), in the blocks layout or, where
+vectors hold 16 f32 (AVX-512) and the cost model prefers it, the windows layout (ir/ops/sparse.py). Every decision, dense ones
 included, goes to meta["sparsity"] (format_sparsity prints it); sparse nodes also carry theirs.
 
 Eligible: a 2-D parameter with a value as the right operand of every one of its uses, each an

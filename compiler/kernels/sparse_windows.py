@@ -5,8 +5,8 @@ value, input) and a gather is no better on AMD Zen 4 (vgatherdps, about 14 cycle
 Here each step feeds C = 16 outputs of a panel at once: one vector load of values, one load of
 16 u8 window offsets, and the inputs come out of two registers holding the window's G = 32 inputs
 with one two-source permute (vpermi2ps), never a memory gather. On the Zen 4 this was measured on,
-a 784x512 kernel at 10% density takes about 3.7 us against 24 us for the dense GEMV and 14 us for
-CSC (C microbenchmark, one thread), although padding makes the steps about twice the nonzeros.
+a 784x512 kernel at 10% density takes about 4.2 us in an artifact against 19 us for the dense GEMV
+and 13 us for CSC (one thread), although padding makes the slots about twice the nonzeros.
 
 Per group of rows (sharing each step's loads), the rows are first copied in the layout's input
 order into a stack buffer padded with zeros to whole windows, so window loads never leave the
@@ -21,18 +21,20 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from ..loops import (I32, I64, declare_intrinsic, entry_alloca, fill, fma, for_range, gep, i64, load_vec,
-                     masked_gather, splat, store_vec, zero)
-from .config import _has
+from ..loops import (I32, I64, declare_intrinsic, elem_bytes, entry_alloca, fill, fma, for_range, gep, i64,
+                     load_vec, masked_gather, splat, store_vec, zero)
+from .config import vector_bits
 
 ROW_GROUPS = (8, 1)      # rows sharing each step's value and index loads (2 input registers + accumulators
                          # each): groups of 8 while they last, then single rows
+STACK_BYTES_MAX = 256 * 1024   # the row buffers of a group of 8; beyond, single rows (as passes/sparse_cost.py)
+ROW_BYTES_MAX = 1024 * 1024    # one row's buffers: beyond, the kernel is refused (the pass never makes it)
 PERMUTE = "llvm.x86.avx512.vpermi2var.ps.512"
 
 
 def uses_permute(spec) -> bool:
     """Whether `spec` runs on the two-register permute (else the gather fallback)."""
-    return _has(spec.features, "avx512f") and spec.dtype == "f32" and tuple(spec.block) == (32, 16)
+    return vector_bits(spec.features) == 512 and spec.dtype == "f32" and tuple(spec.block) == (32, 16)
 
 
 def windows_rows(b: ir.IRBuilder, spec, elem, fn: ir.Function, epilogue) -> None:
@@ -57,14 +59,19 @@ class _Windows:
 
     def emit(self):
         b, s = self.b, self.spec
-        most = ROW_GROUPS[0]
+        row_bytes = (self.stride + self.npan * self.c) * elem_bytes(self.elem)
+        if row_bytes > ROW_BYTES_MAX:
+            raise NotImplementedError(f"sparse_matmul windows: a {s.k}x{s.n} kernel needs {row_bytes:,} bytes of stack "
+                                      f"per row (at most {ROW_BYTES_MAX:,}); store it in the blocks layout")
+        groups = ROW_GROUPS if ROW_GROUPS[0] * row_bytes <= STACK_BYTES_MAX else (1,)
+        most = groups[0]
         self.xbuf = entry_alloca(b, self.elem, most * self.stride)
         self.ybuf = entry_alloca(b, self.elem, most * self.npan * self.c)
         if self.stride > s.k:  # the padding after each row stays zero: rows are copied over [0, K) only
             for r in range(most):
                 fill(b, gep(b, self.xbuf, r * self.stride + s.k), self.stride - s.k, zero(self.elem))
         done = i64(0)
-        for size in ROW_GROUPS:
+        for size in groups:
             end = b.mul(b.sdiv(self.rows, i64(size)), i64(size)) if size > 1 else self.rows
             with for_range(b, done, end, size, name=f"wrows{size}") as r0:
                 self.row_group(r0, size)

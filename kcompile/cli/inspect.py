@@ -75,9 +75,8 @@ def _artifact_summary(path: Path, m: dict) -> list:
     width = max((len(p["name"]) for p in m["params"]), default=0)
     lines += [f"    {p['name']:<{width}}  {p['dtype']}[{','.join(map(str, p['shape']))}] at byte {p['offset']:,}"
               for p in m["params"]]
-    lines += [f"  sparse: {w['name']} {w['dtype']}[{','.join(map(str, w['shape']))}] stored as "
-              f"{w['block'][0]}x{w['block'][1]} blocks in {w['values']}, {w['index']}, {w['offsets']}"
-              for w in m.get("sparse_weights", [])]
+    lines += [f"  sparse: {w['name']} {w['dtype']}[{','.join(map(str, w['shape']))}] stored as {_layout(w)} in "
+              f"{w['values']}, {w['index']}, {w['offsets']}" for w in m.get("sparse_weights", [])]
     times = m.get("compile_seconds", {})
     if times:
         lines.append("  compile: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in times.items()))
@@ -98,3 +97,9 @@ def _readable(data, indent: str) -> list:
         else:
             lines.append(f"{label} {json.dumps(value)}")
     return lines
+
+
+def _layout(w: dict) -> str:
+    """How a manifest's sparse weight is stored (ir/ops/sparse.py's layouts)."""
+    g, c = w["block"]
+    return f"windows of {g} inputs x {c} outputs" if w.get("layout") == "windows" else f"{g}x{c} blocks"

@@ -134,7 +134,8 @@ def test_kernels_on_each_vector_width(cpu, features):
              (pruned(rng, 20, 30, (2, 5), 0.4), (2, 5), True, True),
              (pruned(rng, 75, 35, density=0.2), "windows", True, True),
              (pruned(rng, 64, 32, density=0.3), "windows", False, False),
-             (pruned(rng, 40, 18, density=0.3).astype(np.float64), "windows", True, False)]
+             (pruned(rng, 40, 18, density=0.3).astype(np.float64), "windows", True, False),
+             (pruned(rng, 8200, 20, density=0.02), "windows", True, True)]   # too wide for groups of 8 rows
     names = []
     for w, block, bias, relu in cases:
         dtype = "f64" if w.dtype == np.float64 else "f32"
@@ -203,3 +204,9 @@ def test_windows_index_arrays_are_checked():
     swapped[5] = swapped[6]   # an input order that repeats a row (and misses one)
     with pytest.raises(ValueError, match="windows input rows must be an order of 0..39"):
         fn([xs], {"o": swapped})
+
+
+def test_windows_kernel_refuses_rows_beyond_its_stack_buffers():
+    with pytest.raises(NotImplementedError, match="300000x16 kernel needs 1,200,064 bytes of stack per row"):
+        sparse_matmul_function(ir.Module("huge"), spec(np.zeros((300000, 16)), "windows", False, False,
+                                                       host_features()))

@@ -105,7 +105,7 @@ def test_training_artifacts_stay_dense(tmp_path):
         write_artifact(step, tmp_path / "t", "sgd", train_step=step, sparse="always")
 
 
-def test_windows_layout_artifact_on_any_host(tmp_path):
+def test_windows_layout_artifact_on_any_host(tmp_path, capsys):
     """A graph holding a windows-layout sparse_matmul (the sparsify pass makes them on AVX-512 hosts;
     other CPUs run the kernel's gather fallback): outputs, dense get/set_weights, the pattern kept."""
     from kcompile.ir.ops.sparse import from_dense_windows
@@ -119,6 +119,10 @@ def test_windows_layout_artifact_on_any_host(tmp_path):
     g = b.build([b.relu(y)])
     m = load(write_artifact(g, tmp_path / "win", "win", sparse="never"))
     assert json.loads((tmp_path / "win" / "manifest.json").read_text())["sparse_weights"][0]["layout"] == "windows"
+    from kcompile.cli import main
+    assert main(["inspect", str(tmp_path / "win")]) == 0
+    assert "sparse: k f32[70,20] stored as windows of 32 inputs x 16 outputs in k.sparse_values" in \
+        capsys.readouterr().out
     xs = rng.normal(size=(11, 70)).astype(np.float32)
     np.testing.assert_allclose(m(xs), np.maximum(xs @ w, 0), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(m.get_weights()[0], w)
