@@ -77,7 +77,7 @@ def main(argv=None):
     import kcompile as kc
     from kcompile.compiler.jit import compile_graph
     from kcompile.compiler.onnx_export import export_onnx
-    from kcompile.compiler.target import host_target
+    from bench_machine import machine_line
 
     kc.utils.set_random_seed(0)
     ours, theirs = build(kc, args), build(keras, args)
@@ -111,10 +111,7 @@ def main(argv=None):
            "train": cpu_times((lambda: ours.train_on_batch(tokens, labels),
                                lambda: theirs.train_on_batch(tokens, labels)), 12)}
 
-    target = host_target()
-    print(f"threads: {args.threads}  cpu: {target.cpu}  features: "
-          f"{','.join(f for f in target.enabled_features if f.startswith('avx'))}  load average "
-          f"{os.getloadavg()[0]:.1f}")
+    print(machine_line(args.threads))
     print(f"model: Embedding({args.vocab}, {args.embed}, mask_zero={args.mask}) -> Bidirectional(LSTM({args.units}))"
           f" -> Dense(1, sigmoid); batch {args.batch}, {args.steps} steps")
     print(f"{'step':10} {'runner':10} {'median ms':>10} {'best ms':>9} {'calls':>6} {'keras/kc':>9}")

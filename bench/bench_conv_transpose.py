@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from bench_machine import machine_line
 from bench_models import measure, pin_threads
 
 
@@ -62,11 +63,7 @@ def runners(args):
 def main(argv=None):
     args = parse_args(argv)
     pin_threads(args.threads)
-    from kcompile.compiler.target import host_target
-
-    target = host_target()
-    print(f"threads: {args.threads}  cpu: {target.cpu}  "
-          f"features: {','.join(f for f in target.enabled_features if f.startswith('avx'))}")
+    print(machine_line(args.threads))
     fns = runners(args)
     h, w, c = (int(v) for v in args.shape.split(","))
     for batch in (int(b) for b in args.batches.split(",")):

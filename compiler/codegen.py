@@ -13,6 +13,12 @@ block (in place, after everything else ran) instead of to an output pointer.
 Each entry point also exists as <name>_<entry>_p, the same function with `void **params` (one
 pointer per parameter, in layout order) instead of the block: the in-process JIT passes the
 caller's arrays without packing them.
+
+A graph whose inputs have symbolic non-batch dimensions (a dynamic sequence length T) takes one more
+argument, `const int64_t *input_shapes` (every input's dims, in input order, concatenated), and its
+workspace function is `int64_t <name>_<entry>_workspace_size(int64_t batch, const int64_t *input_shapes)`.
+The code learns T from the shapes (dynamic_dims.py), checks them against the batch, the static dims
+and each other (STATUS_BAD_SHAPE), and every kernel on a T-sized axis takes its extent at run time.
 """
 from __future__ import annotations
 
@@ -25,6 +31,8 @@ from kcompile.ir import Graph, Value, get_op
 from kcompile.passes.memory import SCRATCH_BATCHED, SCRATCH_STATIC
 from kcompile.ir.ops.sparse import sparse_weights
 
+from .dynamic_dims import (DYNAMIC_ENTRY_TYPE, DYNAMIC_POINTERS_ENTRY_TYPE, DYNAMIC_SIZE_TYPE, DynamicDimError,
+                           bind_symbols, check_run_time_extents, entry_symbols, workspace_base)
 from .loops import I8, I32, I64, copy_bytes, flush_denormals, i64, restore_denormals
 from .lower import get_lowering
 from .lower.constants import constant_pointer
@@ -75,7 +83,7 @@ class NativeModule:
     ir_text: str
     entries: dict                 # entry kind -> Graph
     params: list                  # ParamSlot
-    workspace: dict               # entry kind -> (bytes per batch row A, static bytes B)
+    workspace: dict               # entry kind -> (bytes per batch row A, static bytes B[, terms: [[symbols], bytes]])
     libraries: set = field(default_factory=set)
     status_messages: dict = field(default_factory=lambda: dict(STATUS_MESSAGES))
     sparse_weights: list = field(default_factory=list)  # ir.ops.sparse.sparse_weights of the entries
@@ -109,16 +117,17 @@ def _tensor(name: str, v: Value) -> dict:
 
 
 def _entry_interface(native: NativeModule, kind: str, graph: Graph) -> dict:
-    per_row, static = native.workspace[kind]
+    per_row, static, *terms = native.workspace[kind]
     updates = dict(graph.meta.get("param_updates", {}))
+    symbols = entry_symbols(graph)
     return {
         "symbol": native.symbol(kind),
         "workspace_symbol": f"{native.symbol(kind)}_workspace_size",
-        "workspace": {"per_batch": per_row, "static": static},
+        "workspace": {"per_batch": per_row, "static": static} | ({"terms": terms[0]} if terms else {}),
         "inputs": [_tensor(v.name, v) for v in graph.inputs],
         "outputs": [_tensor(n, v) for n, v in zip(graph.output_names, graph.outputs) if n not in updates],
         "param_updates": updates,
-    }
+    } | ({"symbols": symbols} if symbols else {})
 
 
 def _string_constant(module: ir.Module, name: str, text: str) -> None:
@@ -139,8 +148,9 @@ def generate(entries: dict, name: str, target) -> NativeModule:
             raise ValueError(f"graph @{graph.name} has no memory plan: run the plan-memory pass last")
         plan = graph.meta["memory"]
         _EntryBuilder(module, graph, layout, target, libraries).build(f"{name}_{kind}")
-        _size_function(module, f"{name}_{kind}_workspace_size", plan)
-        workspace[kind] = (plan.batched_bytes_per_row, plan.static_bytes)
+        _size_function(module, f"{name}_{kind}_workspace_size", graph, plan)
+        workspace[kind] = (plan.batched_bytes_per_row, plan.static_bytes) + \
+            (([[list(t), c] for t, c in plan.terms],) if entry_symbols(graph) else ())
     sparse = list({w["name"]: w for g in entries.values() for w in sparse_weights(g)}.values())
     native = NativeModule(name, "", dict(entries), layout, workspace, libraries, sparse_weights=sparse)
     _string_constant(module, native.abi_symbol, canonical_json(native.interface()))
@@ -148,15 +158,22 @@ def generate(entries: dict, name: str, target) -> NativeModule:
     return native
 
 
-def _size_function(module, symbol, plan):
-    fn = ir.Function(module, SIZE_TYPE, symbol)
+def _size_function(module, symbol, graph, plan):
+    """workspace_size(batch) -> B + A*N; with symbols, (batch, input_shapes) -> the whole polynomial."""
+    if not entry_symbols(graph):
+        fn = ir.Function(module, SIZE_TYPE, symbol)
+        b = ir.IRBuilder(fn.append_basic_block())
+        b.ret(b.add(b.mul(fn.args[0], i64(plan.batched_bytes_per_row)), i64(plan.static_bytes)))
+        return
+    fn = ir.Function(module, DYNAMIC_SIZE_TYPE, symbol)
     b = ir.IRBuilder(fn.append_basic_block())
-    b.ret(b.add(b.mul(fn.args[0], i64(plan.batched_bytes_per_row)), i64(plan.static_bytes)))
+    sizes = {**bind_symbols(b, graph, fn.args[0], fn.args[1], None), "N": fn.args[0]}
+    b.ret(workspace_base(b, plan, "end", sizes))
 
 
 class _EntryBuilder:
     FN_TYPE = POINTERS_ENTRY_TYPE
-    ARG_NAMES = ("inputs", "outputs", "params", "workspace", "batch", "nthreads")
+    ARG_NAMES = ("inputs", "outputs", "params", "workspace", "batch", "nthreads", "input_shapes")
 
     def __init__(self, module, graph: Graph, layout, target, libraries: set):
         self.module, self.graph, self.target, self.libraries = module, graph, target, libraries
@@ -164,6 +181,8 @@ class _EntryBuilder:
         self.slot_index = {s.name: k for k, s in enumerate(layout)}
         self.plan = graph.meta["memory"]
         self.buffers: dict = {}
+        self.dynamic = bool(entry_symbols(graph))   # the entry takes input_shapes
+        self.sizes: dict = {}                       # symbol -> i64 run-time size (not the batch)
 
     def build(self, symbol: str) -> None:
         """The body as `<symbol>_p` (parameter pointers), and `<symbol>` (parameter block) calling it."""
@@ -171,7 +190,7 @@ class _EntryBuilder:
         self._build_block_wrapper(symbol, self.fn)
 
     def _build_block_wrapper(self, symbol: str, body):
-        fn = ir.Function(self.module, ENTRY_TYPE, symbol)
+        fn = ir.Function(self.module, DYNAMIC_ENTRY_TYPE if self.dynamic else ENTRY_TYPE, symbol)
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         n = max(1, len(self.layout))
         table = b.alloca(ir.ArrayType(I8P, n), name="param.ptrs")
@@ -184,14 +203,16 @@ class _EntryBuilder:
         return self.b.load(self.b.gep(self.params, [i64(self.slot_index[name])]))
 
     def _build_body(self, symbol: str) -> None:
-        fn = ir.Function(self.module, self.FN_TYPE, symbol)
+        fn = ir.Function(self.module, DYNAMIC_POINTERS_ENTRY_TYPE if self.dynamic else self.FN_TYPE, symbol)
         for arg, n in zip(fn.args, self.ARG_NAMES):
             arg.name = n
         self.fn = fn
-        self.inputs, self.outputs, self.params, self.workspace, self.batch, self.nthreads = fn.args
+        self.inputs, self.outputs, self.params, self.workspace, self.batch, self.nthreads = fn.args[:6]
         b = self.b = ir.IRBuilder(fn.append_basic_block("entry"))
         self.status = b.alloca(I32, name="status")
         b.store(ir.Constant(I32, 0), self.status)
+        if self.dynamic:   # learn T from the input shapes; shapes that disagree return STATUS_BAD_SHAPE
+            self.sizes = bind_symbols(b, self.graph, self.batch, fn.args[6], self.status)
         saved = flush_denormals(b) if self.target.is_x86 else None
         self._bind_leaves()
         for node in self.graph.nodes:  # a fused node is one kernel (lower/fused.py)
@@ -204,7 +225,18 @@ class _EntryBuilder:
 
     # -- buffers -------------------------------------------------------------------------
     def dims(self, v: Value) -> list:
-        return [self.batch if isinstance(d, str) else i64(d) for d in v.type.shape]
+        return [self.size_of(d, i) for i, d in enumerate(v.type.shape)]
+
+    def size_of(self, d, axis: int):
+        """A dim as an i64: static, the batch (a leading symbol), or a symbol the inputs bound."""
+        if not isinstance(d, str):
+            return i64(d)
+        if axis == 0:
+            return self.batch
+        if d not in self.sizes:
+            raise DynamicDimError(f"graph @{self.graph.name}: the symbolic dimension {d} has no run-time size "
+                                  "here (a region body, or no graph input binds it)")
+        return self.sizes[d]
 
     def _typed(self, i8ptr, v: Value):
         return self.b.bitcast(i8ptr, storage_type(v.type.dtype).as_pointer())
@@ -244,11 +276,17 @@ class _EntryBuilder:
         self.buffers[v] = buf
         return buf
 
-    def _workspace_ptr(self, region: str, off: int):
+    def _workspace_ptr(self, region, off: int):
         b = self.b
         if region == "static":
             return b.gep(self.workspace, [i64(off)])
-        return b.gep(self.workspace, [b.add(i64(self.plan.static_bytes), b.mul(i64(off), self.batch))])
+        if region == "batched":
+            return b.gep(self.workspace, [b.add(i64(self.plan.static_bytes), b.mul(i64(off), self.batch))])
+        base = workspace_base(b, self.plan, region, {**self.sizes, "N": self.batch})
+        term = i64(1)
+        for d in region:
+            term = b.mul(term, self.size_of(d, 0 if d == "N" else 1))
+        return b.gep(self.workspace, [b.add(base, b.mul(i64(off), term))])
 
     def _scratch(self, node):
         """(static, batched) i8 pointers of the scratch the plan reserved for node, or None."""
@@ -274,9 +312,10 @@ class _EntryBuilder:
             ptr = constant_pointer(self.module, node.attrs["value"], v.type.dtype)
             self.buffers[v] = Buffer(v, ptr, self.dims(v))
             return
+        check_run_time_extents(self.graph, node)   # a symbol reaching a lowering that needs static sizes
         outs = [self.buffer(v) for v in node.outputs]
         ctx = LowerCtx(self.b, self.module, node, ins, outs, self.batch, self.nthreads, self.target, self.status,
-                       None, self.libraries, scratch=self._scratch(node))
+                       None, self.libraries, scratch=self._scratch(node), sizes=self.sizes)
         try:
             get_lowering(node.op)(ctx)
         except NotImplementedError as e:
@@ -307,16 +346,20 @@ class _RegionBuilder(_EntryBuilder):
     FN_TYPE = REGION_TYPE
     ARG_NAMES = ("inputs", "outputs", "batched_workspace", "workspace", "batch", "nthreads")
 
-    def _workspace_ptr(self, region: str, off: int):
+    def _workspace_ptr(self, region, off: int):
         if region == "static":
             return self.b.gep(self.workspace, [i64(off)])
-        return self.b.gep(self.params, [self.b.mul(i64(off), self.batch)])  # params holds the batched base
+        if region == "batched":
+            return self.b.gep(self.params, [self.b.mul(i64(off), self.batch)])  # params holds the batched base
+        raise DynamicDimError(f"region @{self.graph.name}: a scan body with tensors sized by {'*'.join(region)} "
+                              "(a symbolic dimension inside the loop body) cannot be compiled natively")
 
 
 def region_function(module, planned: Graph, target, libraries: set, symbol: str) -> ir.Function:
     """Compile a region planned by fuse and plan-memory (passes.regions.plan_region) once, as an
     internal function: (inputs, outputs, batched workspace, static workspace, batch, nthreads) -> status."""
     builder = _RegionBuilder(module, planned, [], target, libraries)
+    builder.dynamic = False   # a region's sizes come from its scan: only the batch
     builder._build_body(symbol)
     builder.fn.linkage = "internal"
     return builder.fn

@@ -29,9 +29,10 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
+from ..ir.atomic_files import left_by_dead_writer, write_atomic
+
 MAGIC = b"KCOBJ1\n"
 ENTRY_SUFFIX = ".kco"
-TEMP_PREFIX = ".tmp-"
 DEFAULT_MAX_MB = 512
 STALE_TEMP_SECONDS = 3600
 
@@ -123,12 +124,9 @@ class DiskCache:
         path = self.path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = path.parent / f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
-            with open(tmp, "wb") as f:
-                f.write(_encode(key, interface, code))
-            os.replace(tmp, path)
+            entry = _encode(key, interface, code)
+            write_atomic(path, lambda f: f.write(entry))
         except OSError as e:                # a full or read-only disk must not fail the compile
-            _unlink(locals().get("tmp"))
             print(f"kcompile: could not write the compile cache entry {path}: {e}", file=sys.stderr)
             return
         self.evict()
@@ -141,8 +139,8 @@ class DiskCache:
                 st = path.stat()
             except OSError:
                 continue
-            if path.name.startswith(TEMP_PREFIX):
-                if now - st.st_mtime > STALE_TEMP_SECONDS or not _alive(path.name):
+            if path.name.startswith("."):     # a write in progress (ir.atomic_files sibling)
+                if now - st.st_mtime > STALE_TEMP_SECONDS or left_by_dead_writer(path.name):
                     _unlink(path)
             elif path.suffix == ENTRY_SUFFIX:
                 out.append((path, st.st_size, st.st_mtime))
@@ -187,17 +185,6 @@ def _decode(data: bytes, key: str):
         return None
     return header["interface"], code
 
-
-def _alive(temp_name: str) -> bool:
-    """Whether the process that is writing temp file `temp_name` still runs."""
-    try:
-        pid = int(temp_name[len(TEMP_PREFIX):].split("-")[0])
-        os.kill(pid, 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _unlink(path) -> None:

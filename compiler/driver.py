@@ -90,18 +90,6 @@ def _stage(fn):
     return property(get)
 
 
-def refuse_dynamic_dims(graph, what: str):
-    """Native code takes only the batch as a run-time size: symbolic non-batch dimensions (a dynamic
-    sequence length T) are refused here, before any pass, with the values that carry them."""
-    dynamic = sorted({d for v in graph.inputs for d in v.type.dynamic_dims})
-    if dynamic:
-        names = [f"'{v.name}' {v.type}" for v in graph.inputs if v.type.dynamic_dims]
-        raise ValueError(f"{what}: input(s) {', '.join(names)} have symbolic non-batch dimension(s) "
-                         f"{', '.join(dynamic)}; native code (JIT, artifact) needs every dimension but the batch "
-                         "static: give the sequence length (Input(shape=(steps, features))), run the reference "
-                         "backend, or export to ONNX, which keeps the dimension dynamic")
-
-
 class Compilation:
     """One compile of entry graphs ('forward', 'train_step', ...) into one native module."""
 
@@ -109,8 +97,6 @@ class Compilation:
                  disk_cache: DiskCache | None = None):
         if not name.isidentifier():
             raise ValueError(f"compilation name {name!r} must be a C identifier")
-        for kind, graph in entries.items():
-            refuse_dynamic_dims(graph, f"{kind} graph @{graph.name}")
         self.entries = dict(entries)
         self.name = name
         self.options = options or CompileOptions()

@@ -22,7 +22,7 @@ import numpy as np
 from kcompile.ir import Graph, print_graph
 from kcompile.ir.ops.collective import take_failure
 from kcompile.ir.ops.sparse import check_structure, sparse_weights
-from kcompile.ir.signature import check_signature
+from kcompile.ir.signature import check_lengths, check_signature
 
 from .disk_cache import DiskCache
 from .driver import Compilation, CompileOptions, c_symbol
@@ -30,6 +30,9 @@ from .driver import Compilation, CompileOptions, c_symbol
 _PTRS = ctypes.POINTER(ctypes.c_void_p)
 # <name>_<entry>_p: parameters as a pointer table, so the caller's arrays are used without copying
 POINTERS_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, _PTRS, _PTRS, _PTRS, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)
+# ... with a dynamic length T: one more argument, every input's dims (compiler/dynamic_dims.py)
+DYNAMIC_POINTERS_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, _PTRS, _PTRS, _PTRS, ctypes.c_void_p, ctypes.c_int64,
+                                          ctypes.c_int32, ctypes.POINTER(ctypes.c_int64))
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 64
@@ -69,7 +72,9 @@ class NativeFunction:
         self.compilation = compilation
         native = compilation.interface
         self._engine = compilation.engine  # owns the machine code
-        self._fn = POINTERS_CFUNC(self._engine.address(native.symbol(kind) + "_p"))
+        self.dynamic = any(v.type.dynamic_dims for v in graph.inputs)   # the entry takes input_shapes
+        cfunc = DYNAMIC_POINTERS_CFUNC if self.dynamic else POINTERS_CFUNC
+        self._fn = cfunc(self._engine.address(native.symbol(kind) + "_p"))
         self._ws = native.workspace[kind]
         self._slots = native.params
         self._slot_by_name = {s.name: s for s in self._slots}
@@ -84,8 +89,16 @@ class NativeFunction:
         self.status_messages = native.status_messages
         _bind_threads(self._engine)
 
-    def workspace_bytes(self, batch: int) -> int:
-        return self._ws[0] * batch + self._ws[1]
+    def workspace_bytes(self, batch: int, dims: dict | None = None) -> int:
+        """A*N + B, plus the terms in the dynamic lengths (e.g. C*N*T) when the graph has them."""
+        sizes = {**(dims or {}), "N": batch}
+        extra = 0
+        for symbols, coeff in (self._ws[2] if len(self._ws) > 2 else ()):
+            term = coeff
+            for d in symbols:
+                term *= sizes[d]
+            extra += term
+        return self._ws[0] * batch + self._ws[1] + extra
 
     def _checked(self, name: str, value) -> np.ndarray:
         """The parameter as a C-contiguous array of its type (no copy when it already is one).
@@ -110,7 +123,8 @@ class NativeFunction:
                 offsets = arrays.get(s["offsets"], self._defaults.get(s["offsets"]))
                 if index is not None and offsets is not None:
                     try:
-                        check_structure(index, offsets, s["shape"][0], s["block"])
+                        check_structure(index, offsets, s["shape"][0], s["block"], s.get("layout", "blocks"),
+                                        s["shape"][1])
                     except ValueError as e:
                         raise ValueError(f"graph @{self.graph.name}: sparse weight '{s['name']}': {e}") from None
 
@@ -129,8 +143,9 @@ class NativeFunction:
         """The same code for a structurally equal graph (its own default parameter values)."""
         return NativeFunction(graph, self.compilation, self._kind)
 
-    def _run(self, in_ptrs, out_ptrs, param_ptrs, ws, batch: int, nthreads) -> None:
-        status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, nthreads or default_threads())
+    def _run(self, in_ptrs, out_ptrs, param_ptrs, ws, batch: int, nthreads, shapes=None) -> None:
+        extra = (shapes,) if self.dynamic else ()
+        status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, nthreads or default_threads(), *extra)
         if status:
             failure = take_failure()   # an exception from cross_process_sum's hook: raise it as it was
             if failure is not None:
@@ -139,12 +154,14 @@ class NativeFunction:
 
     def __call__(self, inputs, params: Mapping | None = None, batch: int | None = None,
                  nthreads: int | None = None) -> list:
-        arrays, found = check_inputs(self.graph, inputs)
+        dims: dict = {}
+        arrays, found = check_inputs(self.graph, inputs, dims)
         batch = found if found is not None else (0 if batch is None else int(batch))
         weights = self._param_arrays(params)  # referenced until the call returns
-        outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in self._outputs]
-        ws = aligned_empty(self.workspace_bytes(batch))
-        self._run(_pointers(arrays), _pointers(outs), _pointers(weights), ws, batch, nthreads)
+        outs = [np.empty(v.type.concrete_shape(batch, dims), v.type.dtype.np) for v in self._outputs]
+        ws = aligned_empty(self.workspace_bytes(batch, dims))
+        shapes = input_shapes(arrays) if self.dynamic else None
+        self._run(_pointers(arrays), _pointers(outs), _pointers(weights), ws, batch, nthreads, shapes)
         return outs
 
     def bind(self, params: Mapping) -> "BoundCall":
@@ -168,11 +185,13 @@ class BoundCall:
         self._inputs = [(v.name, v.type.dtype.np, tuple(v.type.shape), v.type.has_batch) for v in graph.inputs]
         self._in_ptrs = (ctypes.c_void_p * max(1, len(graph.inputs)))()
         self._last_inputs: list = [None] * len(graph.inputs)   # the arrays _in_ptrs points into
-        self._per_batch: dict = {}            # batch -> (outputs, output pointers, workspace)
+        self._per_batch: dict = {}            # batch (and dynamic lengths) -> (outputs, output pointers, workspace)
         self._nthreads = default_threads()
 
     def __call__(self, inputs: list, nthreads: int | None = None) -> list:
         """inputs: C-contiguous arrays of the graph's dtypes, in order; returns the outputs."""
+        if self.fn.dynamic:   # a dynamic length: the signature check binds T (and names a mismatch)
+            return self._call_dynamic(inputs, nthreads)
         batch = self._check(inputs)
         last = self._last_inputs
         for k, a in enumerate(inputs):
@@ -185,6 +204,19 @@ class BoundCall:
             self._per_batch[batch] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch)))
         outs, out_ptrs, ws = self._per_batch[batch]
         self.fn._run(self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch, nthreads or self._nthreads)
+        return outs
+
+    def _call_dynamic(self, inputs: list, nthreads) -> list:
+        fn, dims = self.fn, {}
+        arrays, batch = check_inputs(fn.graph, inputs, dims)
+        batch = 0 if batch is None else batch
+        key = (batch, tuple(sorted(dims.items())))
+        if key not in self._per_batch:
+            outs = [np.empty(v.type.concrete_shape(batch, dims), v.type.dtype.np) for v in fn._outputs]
+            self._per_batch[key] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch, dims)))
+        outs, out_ptrs, ws = self._per_batch[key]
+        fn._run(_pointers(arrays), out_ptrs, self._param_ptrs, ws, batch, nthreads or self._nthreads,
+                input_shapes(arrays))
         return outs
 
     def _check(self, inputs: list) -> int:
@@ -204,14 +236,24 @@ class BoundCall:
         return 0 if batch is None else batch
 
 
-def check_inputs(graph: Graph, inputs) -> tuple:
+def check_inputs(graph: Graph, inputs, dims: dict | None = None) -> tuple:
     """Match inputs (list, or dict by name) to the graph's signature; returns C-contiguous arrays, batch.
 
     Dtypes that convert same-kind are cast (others raise a TypeError); a dict may hold extra names.
+    dims receives the sizes of symbolic non-batch dims (a dynamic length T; 0 is refused by name).
     """
     signature = [(v.name, v.type) for v in graph.inputs]
-    arrays, batch = check_signature(f"graph @{graph.name}", signature, inputs, convert=True, allow_unexpected=True)
+    dims = {} if dims is None else dims
+    arrays, batch = check_signature(f"graph @{graph.name}", signature, inputs, convert=True, allow_unexpected=True,
+                                    dims=dims)
+    check_lengths(f"graph @{graph.name}", dims)
     return [np.ascontiguousarray(a) for a in arrays], batch
+
+
+def input_shapes(arrays) -> ctypes.Array:
+    """Every input's dims, concatenated in input order: the input_shapes argument of a dynamic entry."""
+    dims = [int(d) for a in arrays for d in a.shape]
+    return (ctypes.c_int64 * max(1, len(dims)))(*dims)
 
 
 def _bind_threads(engine) -> None:

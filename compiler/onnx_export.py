@@ -7,7 +7,10 @@ appears at its destination.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import secrets
 import shutil
 from importlib import metadata
 from pathlib import Path
@@ -23,7 +26,7 @@ from .onnx_ops.context import value_info
 
 DEFAULT_OPSET = 18
 SUPPORTED_OPSETS = range(18, 22)
-# Models whose weights exceed this many bytes keep their tensors in "<file>.data" beside the model
+# Models whose weights exceed this many bytes keep their tensors in "<file>.<token>.data" beside the model
 # (ONNX external data, relative location); protobuf cannot hold a file over 2 GiB.
 DEFAULT_EXTERNAL_DATA_THRESHOLD = 512 * 1024 * 1024
 EXTERNAL_TENSOR_MIN_BYTES = 1024  # smaller tensors stay inline even in external-data models
@@ -36,7 +39,7 @@ def export_onnx(graph: Graph, path, opset: int = DEFAULT_OPSET,
                 batch: int | None = None) -> Path:
     """Write `graph` as an ONNX model at `path` (checked, atomic); returns the path.
 
-    external_data_threshold: weights above this total size (bytes) go to "<name>.data" beside the
+    external_data_threshold: weights above this total size (bytes) go to "<name>.<token>.data" beside the
     model; None keeps everything in one file. batch: fix the batch dimension (default: symbolic N).
     """
     path = Path(path)
@@ -168,21 +171,35 @@ def _weight_bytes(model: onnx.ModelProto) -> int:
 
 def _write_atomically(model: onnx.ModelProto, path: Path, external: bool):
     """Write and check in a staging folder beside `path`, then rename into place (the staging folders
-    killed exports left are removed first). With external data, the data file is renamed in first."""
+    killed exports left are removed first). External data goes to a file named for this export
+    ("NAME.onnx.<token>.data"), renamed in before the model: until the model's rename the old model
+    still names its own data file, so a reader never pairs a model with another export's weights.
+    Data files of earlier exports are removed after the model's rename."""
     clean_stale(path)
     tmp = sibling(path, "stage")
     os.mkdir(tmp)
     try:
-        data_name = path.name + ".data"
+        data_name = f"{path.name}.{secrets.token_hex(6)}.data"
         tmp_model = tmp / path.name
         onnx.save_model(model, str(tmp_model), save_as_external_data=external, all_tensors_to_one_file=True,
                         location=data_name, size_threshold=EXTERNAL_TENSOR_MIN_BYTES, convert_attribute=True)
         onnx.checker.check_model(str(tmp_model), full_check=True)
         if external:
-            os.replace(tmp / data_name, path.parent / data_name)  # data first: the model appears complete
+            os.replace(tmp / data_name, path.parent / data_name)
         os.replace(tmp_model, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    _remove_old_data_files(path, keep=data_name if external else None)
+
+
+def _remove_old_data_files(path: Path, keep: str | None):
+    """Remove the external-data files earlier exports to `path` wrote (this release's
+    "NAME.<token>.data" and the older "NAME.data"), except `keep`."""
+    pattern = re.compile(re.escape(path.name) + r"(\.[0-9a-f]{12})?\.data")
+    for name in os.listdir(path.parent):
+        if name != keep and pattern.fullmatch(name):
+            with contextlib.suppress(OSError):
+                os.unlink(path.parent / name)
 
 
 def _version() -> str:

@@ -14,6 +14,7 @@ import shutil
 import numpy as np
 
 from kcompile.frontend.saving import write_atomic
+from kcompile.ir.load_budget import read_npz
 from kcompile.frontend.training.callback_base import Callback
 
 
@@ -76,12 +77,23 @@ class BackupAndRestore(Callback):
         write_atomic(self._metadata_path, lambda f: f.write(json.dumps({"epoch": self._current_epoch}).encode()))
 
     def _restore_optimizer(self):
-        opt = self.model.optimizer
-        with np.load(self._optimizer_path, allow_pickle=False) as npz:
-            for key in npz.files:
-                if key == "iterations":
-                    opt.iterations = int(npz[key])
-                    continue
-                _, slot, index = key.split("/")
-                path = self.model.trainable_variables[int(index)].path
-                opt.slots.setdefault(path, {})[slot] = np.array(npz[key])
+        """The optimizer's step and slots from the backup, read through the loading budget and checked
+        against the model (a backup of another model, or a damaged file, is a clear error)."""
+        opt, variables = self.model.optimizer, self.model.trainable_variables
+        what = f"BackupAndRestore: {self._optimizer_path}"
+        arrays = read_npz(self._optimizer_path, what)
+        for key, value in arrays.items():
+            if key == "iterations":
+                if value.shape != () or value.dtype.kind not in "iu":
+                    raise ValueError(f"{what}: 'iterations' must be an integer scalar, got {value.dtype} {value.shape}")
+                opt.iterations = int(value)
+                continue
+            parts = key.split("/")
+            if len(parts) != 3 or parts[0] != "slot" or not parts[2].isdigit() or int(parts[2]) >= len(variables):
+                raise ValueError(f"{what}: unexpected array '{key}' (expected iterations or slot/NAME/INDEX "
+                                 f"with INDEX < {len(variables)} trainable variables)")
+            var = variables[int(parts[2])]
+            if value.shape != tuple(var.shape):
+                raise ValueError(f"{what}: slot '{parts[1]}' of {var.path} has shape {value.shape}, "
+                                 f"expected {tuple(var.shape)}: the backup is of another model")
+            opt.slots.setdefault(var.path, {})[parts[1]] = np.array(value)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 BACKENDS = ("native", "reference")
-_state = {"backend": None, "epsilon": 1e-7, "floatx": "float32"}
+DYNAMIC_LENGTHS = ("once", "per-length")
+_state = {"backend": None, "epsilon": 1e-7, "floatx": "float32", "dynamic_lengths": "once"}
 
 
 def epsilon() -> float:
@@ -39,3 +40,16 @@ def native_available() -> bool:
     except ImportError:
         return False
     return hasattr(jit, "compile_graph")
+
+
+def set_dynamic_lengths(mode: str):
+    """How the native backend runs a model with Input(shape=(None, F)): "once" (the default: one
+    compile serves every sequence length) or "per-length" (the graph specialized and compiled once
+    per length it meets: static trip counts, at a compile per new length; see bench_recurrent.py)."""
+    if mode not in DYNAMIC_LENGTHS:
+        raise ValueError(f"unknown dynamic-length mode {mode!r}; expected one of {list(DYNAMIC_LENGTHS)}")
+    _state["dynamic_lengths"] = mode
+
+
+def dynamic_lengths() -> str:
+    return _state["dynamic_lengths"]

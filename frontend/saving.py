@@ -248,8 +248,10 @@ def _restore_compile(model, config: dict, filepath, custom_objects):
     try:
         with zipfile.ZipFile(filepath) as z:
             npz = z.read("optimizer.npz")
-        with np.load(io.BytesIO(npz), allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        with load_budget.loading(os.fspath(filepath)):
+            arrays = load_budget.read_npz(io.BytesIO(npz), f"{filepath}: optimizer.npz")
+    except load_budget.LoadBudgetError:
+        raise
     except (zipfile.BadZipFile, zlib.error, struct.error, KeyError, EOFError, OSError, ValueError) as e:
         raise ValueError(f"{filepath}: the optimizer state is missing or corrupt ({type(e).__name__}: {e})") from None
     compile_from_config(model, config["compile"], custom_objects)

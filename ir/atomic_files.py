@@ -56,6 +56,12 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def left_by_dead_writer(name: str) -> bool:
+    """Whether file name `name` is a sibling that a process of this host, no longer alive, left."""
+    m = _SIBLING.match(name)
+    return bool(m) and m["host"] == _HOST and not pid_alive(int(m["pid"]))
+
+
 def clean_stale(path) -> list:
     """Remove the siblings of `path` that dead processes of this host left; restore a folder set aside
     when `path` itself is missing. Returns the paths removed or restored."""

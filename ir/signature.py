@@ -58,6 +58,15 @@ def check_signature(owner: str, signature: Signature, inputs, *, convert: bool =
     return out, batch
 
 
+def check_lengths(owner: str, dims: dict) -> None:
+    """Native code refuses an empty dynamic dimension (a sequence of length 0), as the reference
+    interpreter's scan does: say so by name before the call instead of a status code after it."""
+    empty = sorted(k for k, v in dims.items() if v == 0)
+    if empty:
+        raise SignatureError(f"{owner}: the dynamic dimension(s) {', '.join(empty)} are 0 (an empty sequence); "
+                             "native code needs a length of at least 1")
+
+
 def _in_order(owner: str, signature: Signature, inputs, allow_unexpected: bool) -> list:
     names = [name for name, _ in signature]
     if isinstance(inputs, Mapping):

@@ -43,7 +43,7 @@ def vjp(b: GraphBuilder, seeds: Sequence[tuple], wrt: Sequence[Value], start: in
         for v, gv in zip(node.inputs, _apply_rule(b, node, gs)):
             if gv is not None and v.dtype.is_float:
                 cts[v] = b.add(cts[v], gv) if v in cts else gv
-    grads = [cts[v] if v in cts else zeros(b, v.type) for v in wrt]
+    grads = [cts[v] if v in cts else zeros(b, v.type, like=v) for v in wrt]
     _drop_unused(b, start, grads)
     return grads
 
@@ -96,7 +96,7 @@ def _apply_rule(b: GraphBuilder, node, gs: list) -> list:
     if len(node.outputs) == 1:
         g = gs[0]
     else:
-        g = [gv if gv is not None else zeros(b, v.type) for gv, v in zip(gs, node.outputs)]
+        g = [gv if gv is not None else zeros(b, v.type, like=v) for gv, v in zip(gs, node.outputs)]
     with b.location(f"{node.name}/grad") if node.name else nullcontext():
         in_grads = rule(b, node, g)
     for v, gv in zip(node.inputs, in_grads):

@@ -1,18 +1,19 @@
 """Pass "plan-memory": place intermediate tensors in one workspace arena by liveness.
 
-Every tensor with a leading batch dimension takes N times its per-row size, so the arena is laid
-out as [static region: B bytes][batched region: A*N bytes], each packed by a greedy first-fit over
-live intervals (a placement valid for row sizes stays valid scaled by N). The workspace size is
-A*N + B. Views (reshape, expand_dims, squeeze) share their source's storage; graph outputs live in
-the caller's buffers, constants in the code, fused intermediates nowhere.
+A tensor's size is its static bytes times the product of its symbolic dims: the batch N and, in a
+graph with a dynamic sequence length, T (a term of the sizes polynomial: 1, N, T, N*T, ...). The
+arena holds one region per term, [static: B][batched: A*N][then e.g. C*T][D*N*T]..., each packed by
+a greedy first-fit over live intervals (a placement valid for the coefficients stays valid scaled by
+the term). The workspace size is B + A*N + sum(C_i * term_i), evaluated from the run-time sizes.
+Views (reshape, expand_dims, squeeze) share their source's storage; graph outputs live in the
+caller's buffers, constants in the code, fused intermediates nowhere.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 from kcompile.ir import Graph, get_op
 
 from .manager import register_pass
+from .memory_plan import MemoryPlan, region_of, where
 from .regions import scan_scratch
 
 ALIGN = 64
@@ -29,35 +30,23 @@ def _scan_scratch_bytes(node) -> tuple:
 SCRATCH = {"scan": _scan_scratch_bytes}
 
 
-@dataclass(frozen=True)
-class MemoryPlan:
-    static_bytes: int                 # B
-    batched_bytes_per_row: int        # A
-    offsets: dict = field(default_factory=dict)  # node output Value (or scratch key) -> ("static"|"batched", offset)
-
-    def workspace_bytes(self, batch: int) -> int:
-        return self.batched_bytes_per_row * batch + self.static_bytes
-
-    def byte_offset(self, v, batch: int) -> int:
-        region, off = self.offsets[v]
-        return off if region == "static" else self.static_bytes + off * batch
-
-
 @register_pass("plan-memory")
 def plan_memory(graph: Graph) -> Graph:
     """The same graph with meta["memory"] = MemoryPlan, keyed by Value (a rewritten node is simply unplanned)."""
     home = storage_roots(graph)
     intervals = _live_intervals(graph, home)
-    static, batched = {}, {}
+    regions: dict = {"static": {}, "batched": {}}
     for v, (start, end) in intervals.items():
         t = v.type
-        row = t.dtype.itemsize * _prod(t.shape[1:] if t.has_batch else t.shape)
-        (batched if t.has_batch else static)[v] = (row, start, end)
-    _reserve_scratch(graph, static, batched)
-    s_off, s_size = _first_fit(static)
-    b_off, b_size = _first_fit(batched)
-    offsets = {v: ("static", o) for v, o in s_off.items()} | {v: ("batched", o) for v, o in b_off.items()}
-    plan = MemoryPlan(_round(s_size), b_size, offsets)
+        unit = t.dtype.itemsize * _prod(d for d in t.shape if not isinstance(d, str))
+        regions.setdefault(region_of(t), {})[v] = (unit, start, end)
+    _reserve_scratch(graph, regions["static"], regions["batched"])
+    offsets, sizes = {}, {}
+    for region, items in regions.items():
+        placed, sizes[region] = _first_fit(items)
+        offsets.update({v: (region, o) for v, o in placed.items()})
+    terms = tuple((r, _round(sizes[r])) for r in sorted(r for r in regions if isinstance(r, tuple)))
+    plan = MemoryPlan(_round(sizes["static"]), sizes["batched"], offsets, terms)
     return Graph(graph.name, graph.inputs, graph.params, graph.nodes, graph.outputs, graph.param_values,
                  graph.output_names, {**graph.meta, "memory": plan})
 
@@ -142,16 +131,12 @@ def format_memory(graph: Graph) -> str:
     plan = graph.meta.get("memory")
     if plan is None:
         return ""
-    lines = [f"// workspace = {plan.batched_bytes_per_row}*N + {plan.static_bytes} bytes"]
+    lines = [f"// workspace = {plan.formula()}"]
     for i, node in enumerate(graph.nodes):
         for j, v in enumerate(node.outputs):
             if v in plan.offsets:
-                region, off = plan.offsets[v]
-                where = f"{off}" if region == "static" else f"{plan.static_bytes} + {off}*N"
-                lines.append(f"//   #{i}.{j} {node.op}: offset {where}")
+                lines.append(f"//   #{i}.{j} {node.op}: offset {where(plan, *plan.offsets[v])}")
         for key in ((node, SCRATCH_STATIC), (node, SCRATCH_BATCHED)):
             if key in plan.offsets:
-                region, off = plan.offsets[key]
-                where = f"{off}" if region == "static" else f"{plan.static_bytes} + {off}*N"
-                lines.append(f"//   #{i} {node.op} {key[1]}: offset {where}")
+                lines.append(f"//   #{i} {node.op} {key[1]}: offset {where(plan, *plan.offsets[key])}")
     return "\n".join(lines)

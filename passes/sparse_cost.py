@@ -3,8 +3,13 @@
 The cost model counts the work each kernel of compiler/kernels/sparse.py does per stored block
 and per batch row, in nanoseconds fitted to single-thread timings of those kernels and of the
 dense GEMM on a 784x512 kernel (AMD EPYC Zen 4, AVX-512; bench/bench_sparse.py reproduces them).
-It only has to rank: dense against the best block shape, at batch 1 (a GEMV) and batched, on one
-thread (both dense and sparse kernels split large batches over threads; the model ignores that).
+It only has to rank: dense against the best block shape (or, on 16-lane f32 vectors, the windows
+layout), at batch 1 (a GEMV) and batched, on one thread (both dense and sparse kernels split large
+batches over threads; the model ignores that). The windows figures were fitted on the same kernel:
+about 5.2 us at 1 row and 3.2 us per row in groups of 8 for 4,960 steps over 800 (panel, window)
+groups (784x512 at 10% density); with them 1x16 blocks keep the block kernel (51 us at 64 rows
+against 124 us for windows) and unstructured kernels take windows (5.2 us against 13 us for CSC at
+one row, 206 us against 128 us at 64 rows).
 """
 from __future__ import annotations
 
@@ -13,7 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kcompile.ir.ops.sparse import windows_steps
+
 BLOCKS = ((1, 1), (2, 1), (4, 1), (1, 4), (1, 8), (1, 16), (4, 4))
+WINDOWS = (32, 16)       # "windows" layout: windows of 32 inputs, panels of 16 outputs (AVX-512 f32 only)
 INDEX_BYTES = 4          # index and offsets are i32
 ESTIMATE_BATCHES = (1, 64)
 PARTIAL_TILE_MIN = 4     # as compiler/kernels/sparse.py: leftover rows that fill one more batch tile
@@ -24,8 +32,11 @@ DENSE_PER_WEIGHT_ROW = 0.021      # each batch row adds a GEMM's worth of FMAs
 COLUMN_PER_BLOCK_ROW = (0.30, 0.06)  # GEMV over a column's blocks: fixed + per bk element, per row
 COLUMN_PER_ELEMENT_TILE = 0.85    # batch tile: one broadcast, load and FMA per stored element per tile
 TRANSPOSE_PER_ELEMENT = 0.3       # a tile's transpose, per input element
-BLOCK_PER_BLOCK_ROW = (0.25, 0.04)    # block kernel, rows in register tiles: fixed + per bn output
+BLOCK_PER_BLOCK_ROW = (0.09, 0.014)    # block kernel, rows in register tiles: fixed + per bn output
+                                      # (refitted: 1x16 blocks at 10%, 64 rows, 51 us)
 BLOCK_PER_BLOCK_SINGLE = (0.5, 0.04)  # block kernel, a lone row
+WINDOW_PER_STEP = (0.72, 0.62)    # windows kernel, per step of 16 slots and row: a lone row, rows in groups
+WINDOW_PER_GROUP = (2.0, 0.3)     # ... per (panel, window) and row (loop exits, mispredicted when lone)
 
 
 @dataclass(frozen=True)
@@ -33,26 +44,31 @@ class Layout:
     """One candidate storage of a kernel: block shape, stored blocks, their fill."""
 
     block: tuple
-    nblocks: int
+    nblocks: int             # stored blocks ("windows": steps of block[1] slots)
     nnz: int
+    layout: str = "blocks"
 
     @property
     def stored(self) -> int:
-        return self.nblocks * self.block[0] * self.block[1]
+        return self.nblocks * (self.block[1] if self.layout == "windows" else self.block[0] * self.block[1])
 
     @property
     def fill(self) -> float:
         return self.nnz / self.stored if self.stored else 1.0
 
-    def nbytes(self, n: int, itemsize: int) -> int:
+    def nbytes(self, n: int, itemsize: int, k: int = 0) -> int:
+        if self.layout == "windows":  # u8 index per slot; i32 offsets per (panel, window), i32 row and column orders
+            groups = -(-n // self.block[1]) * -(-k // self.block[0])
+            return self.stored * (itemsize + 1) + (groups + 1 + k + n) * INDEX_BYTES
         return self.stored * itemsize + (self.nblocks + n // self.block[1] + 1) * INDEX_BYTES
 
 
-def layouts(w: np.ndarray) -> list:
-    """Every candidate block shape that divides w, with the blocks holding a nonzero."""
+def layouts(w: np.ndarray, windows: bool = False) -> list:
+    """Every candidate block shape that divides w, with the blocks holding a nonzero (and the
+    "windows" layout if asked: the target runs it vectorized)."""
     k, n = w.shape
     nz = w != 0
-    out = []
+    out = [Layout(WINDOWS, int(windows_steps(w, WINDOWS).sum()), int(nz.sum()), "windows")] if windows else []
     for bk, bn in BLOCKS:
         if k % bk == 0 and n % bn == 0:
             blocks = nz.reshape(k // bk, bk, n // bn, bn).any(axis=(1, 3))
@@ -67,12 +83,13 @@ def structure(w: np.ndarray, layout: Layout) -> str:
     nz = w != 0
     if layout.nnz == w.size:
         return "no zeros"
-    if layout.block != (1, 1) and layout.fill == 1.0:
+    blocks = layout.block != (1, 1) and layout.layout == "blocks"
+    if blocks and layout.fill == 1.0:
         name = f"block {layout.block[0]}x{layout.block[1]}"
     elif k % 4 == 0 and 0 < layout.nnz and nz.reshape(k // 4, 4, n).sum(axis=1).max() <= 2:
         name = f"{int(nz.reshape(k // 4, 4, n).sum(axis=1).max())}:4"
     else:
-        name = "unstructured" if layout.block == (1, 1) else f"block {layout.block[0]}x{layout.block[1]} " \
+        name = "unstructured" if not blocks else f"block {layout.block[0]}x{layout.block[1]} " \
                                                               f"(fill {layout.fill:.2f})"
     empty = int((~nz.any(axis=0)).sum())
     return name + (f", {empty} empty outputs" if empty else "")
@@ -84,6 +101,10 @@ def dense_ns(k: int, n: int, rows: int) -> float:
 
 def sparse_ns(layout: Layout, k: int, n: int, rows: int, lanes: int) -> float:
     bk, bn = layout.block
+    if layout.layout == "windows":
+        lone = 0 if rows == 1 else 1
+        groups = -(-k // bk) * -(-n // bn)
+        return rows * (layout.nblocks * WINDOW_PER_STEP[lone] + groups * WINDOW_PER_GROUP[lone]) + n * 1.0
     if bn == 1:
         tiles, rest = (rows // lanes, rows % lanes) if lanes > 1 else (0, rows)
         if lanes > 1 and rest >= min(PARTIAL_TILE_MIN, lanes // 2):  # the kernel pads them into one more tile
@@ -104,8 +125,10 @@ MIN_BLOCK_FILL = 0.75    # blocks mostly of stored zeros are not the kernel's st
 
 def best_layout(w: np.ndarray, rows_list, lanes: int) -> tuple:
     """(layout, estimated speedups at rows_list) of the layout with the best geometric-mean speedup,
-    among unstructured storage and the block shapes whose blocks are at least MIN_BLOCK_FILL full."""
+    among unstructured storage, the block shapes whose blocks are at least MIN_BLOCK_FILL full, and
+    (f32 on 16-lane vectors: AVX-512) the windows layout."""
     k, n = w.shape
-    scored = [(lay, speedups(lay, k, n, rows_list, lanes)) for lay in layouts(w)
-              if lay.block == (1, 1) or lay.fill >= MIN_BLOCK_FILL]
+    windows = lanes == 16 and w.dtype == np.float32
+    scored = [(lay, speedups(lay, k, n, rows_list, lanes)) for lay in layouts(w, windows)
+              if lay.block == (1, 1) or lay.layout == "windows" or lay.fill >= MIN_BLOCK_FILL]
     return max(scored, key=lambda s: math.prod(s[1]) ** (1 / len(s[1])))

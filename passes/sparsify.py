@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from kcompile.ir import Graph, GraphBuilder
-from kcompile.ir.ops.sparse import from_dense, sparse_param_names
+from kcompile.ir.ops.sparse import from_dense, from_dense_windows, sparse_param_names
 
 from .manager import PassError, register_pass
 from .sparse_cost import ESTIMATE_BATCHES, Layout, best_layout, structure
@@ -36,6 +36,7 @@ class SparseDecision:
     density: float
     structure: str
     block: tuple
+    layout: str            # "blocks" or "windows" (ir/ops/sparse.py)
     speedup: tuple         # estimated dense/sparse time at each of `rows`
     rows: tuple
     sparse: bool
@@ -45,9 +46,11 @@ class SparseDecision:
     def line(self) -> str:
         at = ", ".join(f"{s:.2f}x at {r} row{'s' if r > 1 else ''}" for s, r in zip(self.speedup, self.rows))
         what = "sparse" if self.sparse else "dense"
+        windows = self.sparse and self.layout == "windows"
+        layout = f", windows of {self.block[0]} inputs x {self.block[1]} outputs" if windows else ""
         return (f"{self.param} [{self.shape[0]}x{self.shape[1]}]: {what}, density {self.density:.3f}, "
                 f"{self.structure}, est. {at}, {self.sparse_bytes if self.sparse else self.dense_bytes:,} bytes "
-                f"(dense {self.dense_bytes:,})")
+                f"(dense {self.dense_bytes:,}){layout}")
 
 
 @register_pass("sparsify")
@@ -98,8 +101,8 @@ def _decide(graph: Graph, name: str, nodes, mode: str, lanes: int) -> tuple:
     # an all-zero kernel is most likely a placeholder awaiting set_weights: auto keeps it dense
     sparse = mode == "always" or (layout.nnz > 0 and min(speedup) >= MIN_SPEEDUP)
     d = SparseDecision(name, tuple(n.name or n.op for n in nodes), w.shape, round(layout.nnz / max(1, w.size), 4),
-                       structure(w, layout), layout.block, speedup, rows, sparse,
-                       w.size * w.dtype.itemsize, layout.nbytes(w.shape[1], w.dtype.itemsize))
+                       structure(w, layout), layout.block, layout.layout, speedup, rows, sparse,
+                       w.size * w.dtype.itemsize, layout.nbytes(w.shape[1], w.dtype.itemsize, w.shape[0]))
     return d, layout
 
 
@@ -119,8 +122,9 @@ def _rebuild(graph: Graph, decisions: dict) -> Graph:
         w = node.inputs[1] if node.op == "matmul" else None
         if w is not None and w.is_param and w.param_name in compact:
             d = decisions[w.param_name][0]
+            windows = {"layout": "windows", "n": d.shape[1]} if d.layout == "windows" else {}
             out = b.op("sparse_matmul", ins[0], *compact[w.param_name], name=node.name, block=d.block,
-                       weight=d.param, structure=d.structure, density=d.density, speedup=d.speedup)
+                       weight=d.param, structure=d.structure, density=d.density, speedup=d.speedup, **windows)
         else:
             out = b.op(node.op, *ins, name=node.name, **node.attrs)
         env.update(zip(node.outputs, out if isinstance(out, tuple) else (out,)))
@@ -134,7 +138,8 @@ def _compact_params(b: GraphBuilder, graph: Graph, name: str, layout: Layout) ->
     if clash:
         raise PassError(f"pass 'sparsify': parameter '{name}' cannot be stored sparse, the graph already has "
                         f"parameters named {clash}")
-    arrays = from_dense(graph.param_values[name], layout.block)
+    encode = from_dense_windows if layout.layout == "windows" else from_dense
+    arrays = encode(graph.param_values[name], layout.block)
     return tuple(b.param(n, a) for n, a in zip(names, arrays))
 
 

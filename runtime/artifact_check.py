@@ -57,15 +57,16 @@ def _list(v, what: str) -> list:
     return v
 
 
-def _tensor(t, what: str) -> int:
-    """Check a {name, shape, dtype} spec; returns its static bytes per batch row (or total)."""
+def _tensor(t, what: str, symbols=()) -> int:
+    """Check a {name, shape, dtype} spec; returns its static bytes per batch row (or total).
+    symbols: the entry's declared dynamic dims (e.g. T), allowed past the leading dimension."""
     t = _dict(t, what)
     _str(t.get("name"), f"{what}.name")
     if t.get("dtype") not in ITEMSIZE:
         _fail(f"{what}.dtype must be one of {sorted(ITEMSIZE)}, got {t.get('dtype')!r}")
     size = ITEMSIZE[t["dtype"]]
     for i, d in enumerate(_list(t.get("shape"), f"{what}.shape")):
-        if d == "N" and i == 0:
+        if d == "N" and i == 0 or i and isinstance(d, str) and d in symbols:
             continue
         size *= _int(d, f"{what}.shape[{i}]", 0, MAX_DIM)
         if size > MAX_BYTES:
@@ -80,11 +81,41 @@ def _entry(kind: str, e) -> None:
     ws = _dict(e.get("workspace"), f"entry_points.{kind}.workspace")
     _int(ws.get("per_batch"), f"entry_points.{kind}.workspace.per_batch")
     _int(ws.get("static"), f"entry_points.{kind}.workspace.static")
+    symbols = _symbols(e, kind)
     for io in ("inputs", "outputs"):
         for k, t in enumerate(_list(e.get(io), f"entry_points.{kind}.{io}")):
-            _tensor(t, f"entry_points.{kind}.{io}[{k}]")
+            _tensor(t, f"entry_points.{kind}.{io}[{k}]", symbols)
     for k, v in _dict(e.get("param_updates", {}), f"entry_points.{kind}.param_updates").items():
         _str(v, f"entry_points.{kind}.param_updates[{k!r}]")
+
+
+def _symbols(e: dict, kind: str) -> tuple:
+    """An entry's dynamic dims (a sequence length T): each bound by inputs at named places, and the
+    workspace's terms in them ([[symbols], bytes], e.g. [["N", "T"], 512])."""
+    if "symbols" not in e:
+        if "terms" in e["workspace"]:
+            _fail(f"entry_points.{kind}.workspace.terms needs entry_points.{kind}.symbols")
+        return ()
+    symbols = _dict(e["symbols"], f"entry_points.{kind}.symbols")
+    inputs = _list(e.get("inputs"), f"entry_points.{kind}.inputs")
+    for sym, places in symbols.items():
+        what = f"entry_points.{kind}.symbols[{sym!r}]"
+        if not isinstance(sym, str) or not sym.isidentifier() or sym == "N" or not _list(places, what):
+            _fail(f"{what}: a symbol must be an identifier other than N, bound by at least one input")
+        for place in places:
+            if len(_list(place, f"{what}[]")) != 2:
+                _fail(f"{what}: each place is [input index, axis], got {place!r}")
+            k, axis = (_int(x, f"{what}[]", 0, MAX_DIM) for x in place)
+            shape = _dict(inputs[k], what).get("shape") if k < len(inputs) else None
+            if not isinstance(shape, list) or not 0 < axis < len(shape) or shape[axis] != sym:
+                _fail(f"{what}: input {k} has no dimension {axis} named {sym}")
+    for k, term in enumerate(_list(e["workspace"].get("terms"), f"entry_points.{kind}.workspace.terms")):
+        what = f"entry_points.{kind}.workspace.terms[{k}]"
+        if not isinstance(term, list) or len(term) != 2 or not isinstance(term[0], list) or \
+                any(d != "N" and d not in symbols for d in term[0]):
+            _fail(f"{what} must be [[symbols], bytes] over N and the entry's symbols, got {term!r}")
+        _int(term[1], f"{what}.bytes")
+    return tuple(symbols)
 
 
 def _params(params, weights_bytes: int) -> None:
@@ -115,7 +146,10 @@ def _sparse_weights(specs, params) -> None:
         _str(s.get("name"), f"{what}.name")
         shape = [_int(d, f"{what}.shape[]", 1, MAX_DIM) for d in _list(s.get("shape"), f"{what}.shape")]
         block = [_int(d, f"{what}.block[]", 1, MAX_DIM) for d in _list(s.get("block"), f"{what}.block")]
-        if len(shape) != 2 or len(block) != 2 or shape[0] % block[0] or shape[1] % block[1]:
+        windows = s.get("layout", "blocks") == "windows"
+        if s.get("layout", "blocks") not in ("blocks", "windows"):
+            _fail(f"{what}.layout must be 'blocks' or 'windows', got {s.get('layout')!r}")
+        if len(shape) != 2 or len(block) != 2 or (not windows and (shape[0] % block[0] or shape[1] % block[1])):
             _fail(f"{what}: block {block} must divide the 2-D shape {shape}")
         if s.get("dtype") not in ("f32", "f64"):
             _fail(f"{what}.dtype must be f32 or f64, got {s.get('dtype')!r}")
@@ -124,9 +158,15 @@ def _sparse_weights(specs, params) -> None:
             _fail(f"{what}: values, index and offsets must name parameters, got "
                   f"{[s.get(part) for part in parts]}")
         nblocks = parts["index"]["shape"]
-        want = {"values": (s["dtype"], [nblocks[0] * block[0] * block[1]] if len(nblocks) == 1 else None),
-                "index": ("i32", nblocks if len(nblocks) == 1 else None),
-                "offsets": ("i32", [shape[1] // block[1] + 1])}
+        if windows:  # one u8 index per value slot; offsets per (panel, window) group, then the two orders
+            groups = -(-shape[1] // block[1]) * -(-shape[0] // block[0])
+            want = {"values": (s["dtype"], nblocks if len(nblocks) == 1 else None),
+                    "index": ("u8", nblocks if len(nblocks) == 1 else None),
+                    "offsets": ("i32", [groups + 1 + shape[0] + shape[1]])}
+        else:
+            want = {"values": (s["dtype"], [nblocks[0] * block[0] * block[1]] if len(nblocks) == 1 else None),
+                    "index": ("i32", nblocks if len(nblocks) == 1 else None),
+                    "offsets": ("i32", [shape[1] // block[1] + 1])}
         for part, (dt, sh) in want.items():
             if (parts[part]["dtype"], parts[part]["shape"]) != (dt, sh):
                 _fail(f"{what}: parameter '{parts[part]['name']}' ({part}) must be {dt}{sh}, got "

@@ -20,7 +20,7 @@ from typing import Mapping
 import numpy as np
 
 from kcompile.ir import TensorType, load_budget
-from kcompile.ir.signature import check_batch_size, check_signature
+from kcompile.ir.signature import check_batch_size, check_lengths, check_signature
 
 from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
 from .code_loader import ObjectCode, SharedLibrary
@@ -28,6 +28,10 @@ from .sparse_weights import SparseWeights
 
 ENTRY_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p),
                                ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)
+# An entry with dynamic dims (a sequence length T) also takes every input's shape (compiler/dynamic_dims.py)
+DYNAMIC_ENTRY_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p),
+                                       ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_void_p,
+                                       ctypes.c_int64, ctypes.c_int32, ctypes.POINTER(ctypes.c_int64))
 ENTRY_FIELDS = ("symbol", "workspace_symbol", "workspace", "inputs", "outputs", "param_updates")
 PARAM_FIELDS = ("name", "offset", "nbytes", "shape", "dtype")
 MAX_MANIFEST_BYTES = 16 << 20
@@ -86,11 +90,23 @@ def _read_checked(root: Path, name: str, manifest: dict, what: str, expect_size:
 class _Entry:
     """One entry point: the C function, its tensor signature and workspace formula."""
 
-    def __init__(self, kind: str, spec: dict, fn):
-        self.kind, self.spec, self.fn = kind, spec, fn
+    def __init__(self, kind: str, spec: dict, address: int):
+        self.kind, self.spec = kind, spec
+        self.dynamic = "symbols" in spec   # the entry takes input_shapes
+        self.fn = (DYNAMIC_ENTRY_CFUNC if self.dynamic else ENTRY_CFUNC)(address)
         self.inputs, self.outputs = spec["inputs"], spec["outputs"]
         self.signature = [(s["name"], TensorType(s["shape"], s["dtype"])) for s in self.inputs]
         self.per_batch, self.static = spec["workspace"]["per_batch"], spec["workspace"]["static"]
+        self.terms = [(tuple(t), c) for t, c in spec["workspace"].get("terms", [])]
+
+    def workspace_bytes(self, batch: int, dims: dict) -> int:
+        """per_batch*N + static + each term (e.g. C*N*T) at these sizes."""
+        sizes, total = {**dims, "N": batch}, self.per_batch * batch + self.static
+        for symbols, coeff in self.terms:
+            for d in symbols:
+                coeff *= sizes[d]
+            total += coeff
+        return total
 
 
 class CompiledModel:
@@ -118,7 +134,7 @@ class CompiledModel:
         self._sparse = SparseWeights(self.manifest.get("sparse_weights", []), lambda n: self._param_view(by_name[n]))
         self._code = self._load_code(root)
         self._check_interface()
-        self._entries = {k: _Entry(k, spec, ENTRY_CFUNC(self._code.address(spec["symbol"])))
+        self._entries = {k: _Entry(k, spec, self._code.address(spec["symbol"]))
                          for k, spec in self.manifest["entry_points"].items()}
         self._train_lock = threading.Lock()
         self.nthreads = max(1, os.cpu_count() or 1)
@@ -131,7 +147,9 @@ class CompiledModel:
         shapes, dtypes, parameter layout and workspace sizes are trusted only after this."""
         m = self.manifest
         expected = {
-            "entry_points": {k: {f: e.get(f) for f in ENTRY_FIELDS} for k, e in m["entry_points"].items()},
+            "entry_points": {k: {f: e.get(f) for f in ENTRY_FIELDS} | ({"symbols": e["symbols"]} if "symbols" in e
+                                                                       else {})
+                             for k, e in m["entry_points"].items()},
             "params": [{f: p.get(f) for f in PARAM_FIELDS} for p in m["params"]],
             "param_block_bytes": m["weights"]["nbytes"],
         } | ({"sparse_weights": m["sparse_weights"]} if "sparse_weights" in m else {})
@@ -245,13 +263,18 @@ class CompiledModel:
         entry = self._entries[kind]
         if len(inputs) == 1 and len(entry.inputs) > 1 and isinstance(inputs[0], (list, tuple, Mapping)):
             inputs = self._as_list(inputs[0], kind)
-        arrays, batch = check_call_inputs(entry, inputs)
+        dims: dict = {}
+        arrays, batch = check_call_inputs(entry, inputs, dims)
         batch = 0 if batch is None else batch
-        outs = [np.empty([batch if d == "N" else d for d in s["shape"]], DTYPES[s["dtype"]]) for s in entry.outputs]
-        ws = _aligned(entry.per_batch * batch + entry.static)
+        sizes = {**dims, "N": batch}
+        outs = [np.empty([sizes[d] if isinstance(d, str) else d for d in s["shape"]], DTYPES[s["dtype"]])
+                for s in entry.outputs]
+        ws = _aligned(entry.workspace_bytes(batch, dims))
         in_ptrs = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
         out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[o.ctypes.data for o in outs])
-        status = entry.fn(in_ptrs, out_ptrs, self._params.ctypes.data, ws.ctypes.data, batch, self.nthreads)
+        shapes = [int(d) for a in arrays for d in a.shape]
+        extra = ((ctypes.c_int64 * max(1, len(shapes)))(*shapes),) if entry.dynamic else ()
+        status = entry.fn(in_ptrs, out_ptrs, self._params.ctypes.data, ws.ctypes.data, batch, self.nthreads, *extra)
         if status:
             msg = self.manifest["status_codes"].get(str(status), f"error status {status}")
             raise NativeRuntimeError(f"{self.manifest['name']}.{kind}: {msg}")
@@ -307,8 +330,11 @@ class CompiledModel:
                 self._param_view(p)[...] = a
 
 
-def check_call_inputs(entry: _Entry, inputs: list):
-    """Rank, shape, dtype (converted when same-kind, else refused) and contiguity of each input."""
+def check_call_inputs(entry: _Entry, inputs: list, dims: dict | None = None):
+    """Rank, shape, dtype (converted when same-kind, else refused) and contiguity of each input; dims
+    receives the dynamic lengths (one size per symbol across inputs, at least 1, named otherwise)."""
+    dims = {} if dims is None else dims
     arrays, batch = check_signature(f"entry '{entry.kind}'", entry.signature, inputs, convert=True,
-                                    max_batch=MAX_BATCH)
+                                    max_batch=MAX_BATCH, dims=dims)
+    check_lengths(f"entry '{entry.kind}'", dims)
     return [np.ascontiguousarray(a) for a in arrays], batch

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kcompile.ir.ops.sparse import SPARSE_PARTS, check_structure, pattern_mask, to_dense
+from kcompile.ir.ops.sparse import SPARSE_PARTS, check_structure, pattern_mask, to_dense, windows_coords
 
 from .artifact_check import ArtifactError
 
@@ -27,19 +27,19 @@ class SparseWeights:
         self._masks: dict = {}
         for s in specs:  # weights.bin passed its checksum; the structure is checked before code uses it
             try:
-                check_structure(view(s["index"]), view(s["offsets"]), s["shape"][0], s["block"])
+                check_structure(view(s["index"]), view(s["offsets"]), s["shape"][0], s["block"], *_layout(s))
             except ValueError as e:
                 raise ArtifactError(f"sparse weight '{s['name']}': {e}") from None
 
     def dense(self, name: str) -> np.ndarray:
         s = self.specs[name]
-        return to_dense(*(self._view(s[p]) for p in SPARSE_PARTS), s["shape"][0], s["block"])
+        return to_dense(*(self._view(s[p]) for p in SPARSE_PARTS), s["shape"][0], s["block"], *_layout(s))
 
     def mask(self, name: str) -> np.ndarray:
         if name not in self._masks:
             s = self.specs[name]
             self._masks[name] = pattern_mask(self._view(s["index"]), self._view(s["offsets"]), s["shape"][0],
-                                             s["block"])
+                                             s["block"], *_layout(s))
         return self._masks[name]
 
     def compact_values(self, name: str, w: np.ndarray) -> np.ndarray:
@@ -55,6 +55,8 @@ class SparseWeights:
         k, n = s["shape"]
         bk, bn = s["block"]
         index, offsets = self._view(s["index"]), self._view(s["offsets"])
+        if _layout(s)[0] == "windows":
+            return _windows_values(w, index, offsets, s["block"])
         col_of = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
         blocks = w.reshape(k // bk, bk, n // bn, bn).transpose(2, 0, 1, 3)  # [col, row, bk, bn]
         # a block stored twice would add up: keep the first copy, zero the rest (the pass never repeats one)
@@ -78,3 +80,18 @@ class SparseWeights:
         if param in self.part_of:
             raise ValueError(f"parameter '{param}' is part of the compiled sparse storage of "
                              f"'{self.part_of[param]}'; set '{self.part_of[param]}' (a dense array) instead")
+
+
+def _layout(spec: dict) -> tuple:
+    """(layout, outputs) arguments of the ir.ops.sparse functions for a manifest entry."""
+    return spec.get("layout", "blocks"), spec["shape"][1]
+
+
+def _windows_values(w: np.ndarray, index, offsets, block) -> np.ndarray:
+    """The "windows" values array for dense w (slots past the pattern, and repeats of a slot, zero)."""
+    rows, cols, ok = windows_coords(index, offsets, w.shape[0], w.shape[1], block)
+    slots = np.flatnonzero(ok)
+    first = np.unique(rows[slots] * w.shape[1] + cols[slots], return_index=True)[1]   # a repeat would add up
+    values = np.zeros(len(index), w.dtype)
+    values[slots[first]] = w[rows[slots[first]], cols[slots[first]]]
+    return values

@@ -2,7 +2,8 @@
 
     void f(T* a, T* values, i32* index, i32* offsets, T* y, [T* bias,] i64 rows, i64 nthreads)
 
-a is [rows, K] and y [rows, N], row-major. Two kernels, chosen by the block shape (bk, bn):
+a is [rows, K] and y [rows, N], row-major. Layout "windows" (ir/ops/sparse.py) runs the kernel of
+kernels/sparse_windows.py (index: u8); the block layout one of two kernels, by the block shape (bk, bn):
 
 - column kernel (bn == 1: unstructured CSC, or bk x 1 blocks): each output is a dot product over
   its stored blocks. Full tiles of `lanes` rows are vectorized across the batch: the tile is
@@ -11,7 +12,8 @@ a is [rows, K] and y [rows, N], row-major. Two kernels, chosen by the block shap
   zero-padded tile. Fewer rows left over (batch 1, say) take the GEMV path: a dot product over
   the column's stored blocks in UNROLL independent accumulators, bk inputs per block (scalars
   for bk == 1: on the AMD Zen 4 this was tuned on, scalar loads through the index beat
-  vgatherdps, 14 us against 19 us for a 784x512 kernel at 10% density).
+  vgatherdps, 14 us against 19 us for a 784x512 kernel at 10% density; the windows layout's
+  permute does it in about 4 us, which is why the sparsify pass prefers it on AVX-512).
 - block kernel (bn > 1: blocks along the outputs): each stored block row is bn contiguous
   outputs, so the vectors run across the block; MR rows share each loaded block (register
   blocking as in the GEMM micro-kernel).
@@ -30,10 +32,11 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from ..loops import (I32, I64, ceil_div, elem_bytes, entry_alloca, fma, for_range, gep, hreduce, i64, imin,
+from ..loops import (I8, I32, I64, ceil_div, elem_bytes, entry_alloca, fma, for_range, gep, hreduce, i64, imin,
                      internal_function, llvm_type, load_vec, splat, store_vec, zero)
 from ..threads import parallel_function
 from .config import vector_bits, vector_registers
+from .sparse_windows import windows_rows
 
 TILE_BYTES_MAX = 512 * 1024  # the column kernel's transposed tile lives on the stack; beyond this, GEMV rows only
 UNROLL = 4                   # independent accumulators per dot product (hides the FMA latency)
@@ -53,6 +56,7 @@ class SparseSpec:
     bias: bool
     relu: bool
     features: str
+    layout: str = "blocks"   # or "windows" (kernels/sparse_windows.py)
 
     @property
     def name(self) -> str:
@@ -68,12 +72,16 @@ def sparse_matmul_function(module: ir.Module, spec: SparseSpec) -> ir.Function:
         return module.globals[spec.name]
     elem = llvm_type(spec.dtype)
     ptr = elem.as_pointer()
-    ptrs = [ptr, ptr, I32.as_pointer(), I32.as_pointer(), ptr] + ([ptr] if spec.bias else [])
+    index = (I8 if spec.layout == "windows" else I32).as_pointer()
+    ptrs = [ptr, ptr, index, I32.as_pointer(), ptr] + ([ptr] if spec.bias else [])
     names = ["a", "values", "index", "offsets", "y"] + (["bias"] if spec.bias else []) + ["rows", "nthreads"]
     rows_fn = internal_function(module, spec.name + ".rows", ir.VoidType(), ptrs + [I64, I64], names)
     b = ir.IRBuilder(rows_fn.append_basic_block("entry"))
     k = _Kernel(b, spec, elem, rows_fn)
-    (k.column_kernel if spec.block[1] == 1 else k.block_kernel)()
+    if spec.layout == "windows":
+        windows_rows(b, spec, elem, rows_fn, epilogue)
+    else:
+        (k.column_kernel if spec.block[1] == 1 else k.block_kernel)()
     b.ret_void()
     per_task = TASK_TILES * k.lanes
 

@@ -27,6 +27,14 @@ import importlib
 import pkgutil
 
 LOWERINGS: dict = {}
+# Ops whose lowering takes every extent from Buffer.dims at run time, so a symbolic non-batch dim
+# (a dynamic sequence length T) may reach them; codegen refuses the others by name on such tensors.
+RUN_TIME_EXTENTS: set = set()
+
+
+def run_time_extents(*ops: str) -> None:
+    """Declare that these ops' lowerings (beside which this is called) need no static sizes."""
+    RUN_TIME_EXTENTS.update(ops)
 
 
 def lowering(*ops: str):

@@ -37,11 +37,12 @@ def lower_cumsum(ctx):
 
 
 def _at_least(b, kept, v, dtype):
-    """Whether `kept` ranks ahead of the new value v: NaN ranks below every number and after earlier
-    NaNs, as in the reference's stable argsort (an ordered >= alone put a NaN first and then let
-    every later comparison with it fail, scrambling the row)."""
+    """Whether `kept` ranks ahead of the new value v: NaN ranks above every number (as JAX, torch and
+    onnxruntime's TopK) and after earlier NaNs, as the reference's stable sort; an ordered >= alone
+    would let every comparison with a NaN fail and scramble the row."""
     if dtype.is_float:
-        return b.or_(b.fcmp_ordered(">=", kept, v), b.fcmp_unordered("uno", v, v))
+        kept_nan = b.fcmp_unordered("uno", kept, kept)
+        return b.or_(kept_nan, b.fcmp_ordered(">=", kept, v))   # ordered >= is false when v is NaN
     return (b.icmp_unsigned if dtype == u8 else b.icmp_signed)(">=", kept, v)
 
 

@@ -80,6 +80,8 @@ class LowerCtx:
               that applies its in-kernel part (bias, activation) calls take_epilogue()
     scratch   (static, batched) i8 pointers to the scratch plan-memory reserved for this node
               (passes.memory.SCRATCH), or None
+    sizes     symbol -> i64 run-time size of the graph's symbolic non-batch dims (a dynamic length
+              T; compiler/dynamic_dims.py); Buffer.dims already hold them. size_of(dim, axis) maps one.
     """
 
     builder: ir.IRBuilder
@@ -95,6 +97,13 @@ class LowerCtx:
     libraries: set = field(default_factory=set)
     epilogue_taken: bool = False
     scratch: tuple | None = None
+    sizes: dict = field(default_factory=dict)
+
+    def size_of(self, d, axis: int):
+        """A dim of a type as an i64: static, the batch (a leading symbol), or a run-time size."""
+        if not isinstance(d, str):
+            return c64(d)
+        return self.batch if axis == 0 else self.sizes[d]
 
     @property
     def attrs(self) -> dict:
@@ -128,5 +137,8 @@ class LowerCtx:
 STATUS_OK = 0
 STATUS_INDEX_OUT_OF_RANGE = 1
 STATUS_COLLECTIVE_FAILED = 2
+STATUS_BAD_SHAPE = 3
 STATUS_MESSAGES = {STATUS_INDEX_OUT_OF_RANGE: "an index was out of range (gather/scatter_add); it was clamped",
-                   STATUS_COLLECTIVE_FAILED: "cross_process_sum failed (the summing hook raised; see its error)"}
+                   STATUS_COLLECTIVE_FAILED: "cross_process_sum failed (the summing hook raised; see its error)",
+                   STATUS_BAD_SHAPE: "input_shapes disagree with the signature (batch, static dims) or with each "
+                                     "other (one dynamic length per symbol), or a dynamic length is 0; nothing ran"}

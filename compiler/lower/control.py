@@ -5,16 +5,20 @@ scan's scratch as its workspace. Carries ping-pong between the carry's output bu
 scratch buffer, chosen by parity so that the last step writes the output buffer; step 0 reads
 the initial carries in place. Scanned slices are addressed in place over axis 0; over axis > 0
 (batch-major [N, T, F], see ir/ops/control.py) each x_t is gathered into a contiguous step buffer
-and each y_t scattered back, one contiguous run of the inner dims at a time.
+and each y_t scattered back, one contiguous run of the inner dims at a time. The trip count is the
+scanned axis's run-time extent, so a dynamic length T (compiler/dynamic_dims.py) needs no recompile.
 """
 from __future__ import annotations
 
 from llvmlite import ir
 
 from ..loops import I1, I8, I32, copy_bytes, entry_alloca, for_range, i64, product
-from . import lowering
+from . import lowering, run_time_extents
 
 I8P = I8.as_pointer()
+
+
+run_time_extents("scan")   # trip count and slices from Buffer.dims; the body itself must be free of T
 
 
 @lowering("scan")
@@ -25,7 +29,8 @@ def lower_scan(ctx):
     b, node = ctx.builder, ctx.node
     layout = scan_scratch(node)
     nc, nx, axis = node.attrs["num_carries"], node.attrs["num_xs"], node.attrs["axis"]
-    length = node.inputs[nc].type.shape[axis]
+    length = ctx.ins[nc].dims[axis]   # run-time: a dynamic T is read from the inputs' shapes
+    last = b.sub(length, i64(1))
     body_fn = region_function(ctx.module, layout.body, ctx.target, ctx.libraries, _symbol(ctx.module, layout.body))
     null = ir.Constant(I8P, None)
     static, batched = ctx.scratch or (null, null)  # none when the body needs no workspace and nothing ping-pongs
@@ -40,9 +45,9 @@ def lower_scan(ctx):
         b.store(b.bitcast(ptr, I8P), b.gep(table, [ir.Constant(I32, 0), ir.Constant(I32, k)]))
 
     with for_range(b, length, name="scan.t") as t:
-        tt = b.sub(i64(length - 1), t) if node.attrs["reverse"] else t
+        tt = b.sub(last, t) if node.attrs["reverse"] else t
         # the step writing carries into the output buffer is the last one: parity of (T-1-t)
-        spare_now = b.trunc(b.and_(b.sub(i64(length - 1), t), i64(1)), I1)
+        spare_now = b.trunc(b.and_(b.sub(last, t), i64(1)), I1)
         first = b.icmp_signed("==", t, i64(0))
         for i in range(nc):
             out, spare = b.bitcast(ctx.outs[i].ptr, I8P), slot(("carry", i))
@@ -65,27 +70,24 @@ def lower_scan(ctx):
                 _move(b, ctx, y, axis, tt, slot(("y", j)), False)
 
 
-def _inner(buf, axis: int) -> int:
-    """Elements per step in one run: the dims after the scan axis (static: only N is symbolic)."""
-    n = 1
-    for d in buf.shape[axis + 1:]:
-        n *= d
-    return n
+def _inner(b, buf, axis: int):
+    """Elements per step in one run: the product of the dims after the scan axis (run-time values)."""
+    return product(b, buf.dims[axis + 1:])
 
 
 def _slice(b, buf, axis: int, t):
     """Element pointer to step t's slice of a [T, ...] buffer (axis 0: contiguous in place)."""
-    return b.gep(buf.ptr, [b.mul(t, i64(_inner(buf, axis)))])
+    return b.gep(buf.ptr, [b.mul(t, _inner(b, buf, axis))])
 
 
 def _move(b, ctx, buf, axis: int, t, step_buf, gather: bool):
     """Copy step t's slice between `buf` ([outer..., T, inner...]) and a contiguous step buffer."""
-    inner, length = _inner(buf, axis), buf.shape[axis]
-    nbytes = i64(inner * buf.dtype.itemsize)
+    inner, length = _inner(b, buf, axis), buf.dims[axis]
+    nbytes = b.mul(inner, i64(buf.dtype.itemsize))
     step = b.bitcast(step_buf, buf.ptr.type)
     with for_range(b, product(b, buf.dims[:axis]), name="scan.o") as o:
-        seq = b.gep(buf.ptr, [b.mul(b.add(b.mul(o, i64(length)), t), i64(inner))])
-        flat = b.gep(step, [b.mul(o, i64(inner))])
+        seq = b.gep(buf.ptr, [b.mul(b.add(b.mul(o, length), t), inner)])
+        flat = b.gep(step, [b.mul(o, inner)])
         dst, src = (flat, seq) if gather else (seq, flat)
         copy_bytes(b, b.bitcast(dst, I8P), b.bitcast(src, I8P), nbytes)
     return step_buf

@@ -14,7 +14,7 @@ from kcompile.ir import bool_, get_op, ops_with
 
 from ..loops import (I8, broadcast_strides, const, for_range, i64, load, loop_nest, offset, product, splat, store,
                      vec_type, vector_range)
-from . import lowering
+from . import lowering, run_time_extents
 from .parallel import TASK_ELEMENTS, parallel_for
 from .elementwise_math import emit_node, scalar_constant
 
@@ -90,7 +90,7 @@ def emit_fused(builder, target, out, members, leaves: dict, nthreads=None):
 
 
 def _statically_small(out) -> bool:
-    if out.value.type.has_batch:
+    if not out.value.type.is_static:   # the batch or a dynamic length: sized at run time
         return False
     n = 1
     for d in out.shape:
@@ -130,6 +130,9 @@ def _widest(out_value, members, leaves) -> int:
     sizes = [out_value.type.dtype.itemsize] + [v.type.dtype.itemsize for v in leaves]
     sizes += [n.outputs[0].type.dtype.itemsize for n in members]
     return max(4, *sizes)
+
+
+run_time_extents(*ops_with("elementwise"))   # emit_fused: every extent from Buffer.dims
 
 
 @lowering(*ops_with("elementwise"))

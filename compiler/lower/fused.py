@@ -10,8 +10,7 @@ from __future__ import annotations
 from kcompile.ir import Value
 from kcompile.ir.ops.fused import computing_nodes
 
-from ..loops import i64
-from . import get_lowering, lowering
+from . import get_lowering, lowering, run_time_extents
 from .context import Buffer, LowerCtx
 from .elementwise import emit_fused
 
@@ -47,16 +46,19 @@ class Epilogue:
 
 
 def _dims(ctx, v: Value) -> list:
-    return [ctx.batch if isinstance(d, str) else i64(d) for d in v.type.shape]
+    return [ctx.size_of(d, axis) for axis, d in enumerate(v.type.shape)]
 
 
 def _lower_inner(ctx, node, ins, out: Buffer, epilogue=None) -> LowerCtx:
     """Lower one region node with the fused node's context; its output goes to `out`."""
     inner = LowerCtx(ctx.builder, ctx.module, node, ins, [out], ctx.batch, ctx.nthreads, ctx.target, ctx.status,
-                     epilogue, ctx.libraries)
+                     epilogue, ctx.libraries, sizes=ctx.sizes)
     get_lowering(node.op)(inner)
     ctx.builder = inner.builder
     return inner
+
+
+run_time_extents("fused")   # its region's nodes are checked one by one (compiler/dynamic_dims.py)
 
 
 @lowering("fused")

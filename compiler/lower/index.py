@@ -9,7 +9,7 @@ from llvmlite import ir
 from kcompile.ir import u8
 
 from ..loops import FAST, I64, copy_strided, fill, for_range, i64, loop_nest, product
-from . import lowering
+from . import lowering, run_time_extents
 from .context import STATUS_INDEX_OUT_OF_RANGE, storage_type
 
 
@@ -22,6 +22,9 @@ def _index_at(b, idx_buf, j):
 
 def _in_range(b, k, size):
     return b.and_(b.icmp_signed(">=", k, i64(0)), b.icmp_signed("<", k, size))
+
+
+run_time_extents("gather", "scatter_add")   # outer/size/inner and the index count from Buffer.dims
 
 
 @lowering("gather")

@@ -10,8 +10,12 @@ from llvmlite import ir
 from kcompile.ir import ops_with
 
 from ..loops import copy_strided, fill, i64, row_major_strides
-from . import lowering
+from . import lowering, run_time_extents
 from .context import storage_type
+
+
+# strided copies over Buffer.dims (split's sections are static: its inference refuses a symbolic split axis)
+run_time_extents(*ops_with("view"), "transpose", "concat", "split")
 
 
 @lowering(*ops_with("view"))

@@ -14,7 +14,7 @@ from kcompile.ir import u8
 
 from ..loops import (FAST, I64, entry_alloca, broadcast_strides, const, fill, for_range, hreduce, i64, intrinsic, load,
                      loop_nest, offset, product, store, vector_range)
-from . import lowering
+from . import lowering, run_time_extents
 from .elementwise import evaluate, load_operand
 from .parallel import parallel_for
 from .context import storage_type
@@ -172,6 +172,7 @@ def _divide(b, y, x, axes):
 
 for _kind in ("sum", "mean", "max", "min", "prod"):
     lowering(f"reduce_{_kind}")(_lower_reduce(_kind))
+    run_time_extents(f"reduce_{_kind}")   # runs over Buffer.dims; the mean divides by the run-time count
 
 
 def _lower_arg(which):

@@ -32,7 +32,7 @@ def lower_sparse_matmul(ctx):
     bias, relu = _claim_bias_relu(ctx)
     n = ctx.node.outputs[0].type.shape[-1]
     spec = SparseSpec(a.type.dtype.name, a.type.shape[-1], n, tuple(ctx.attrs["block"]), bias is not None, relu,
-                      ctx.target.features)
+                      ctx.target.features, ctx.attrs["layout"])
     fn = sparse_matmul_function(ctx.module, spec)
     b = ctx.builder
     buffers = [*ctx.ins, ctx.outs[0]] + ([bias] if bias is not None else [])

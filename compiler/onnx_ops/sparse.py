@@ -4,7 +4,8 @@ ONNX has no sparse matmul that runtimes accelerate, so the pruned model exports 
 a dense kernel with zeros. When the stored blocks are parameters with values (every graph the
 sparsify pass makes) the kernel is one initializer named after the parameter it came from;
 otherwise ONNX rebuilds it at run time: each stored block's column from the offsets, then a
-ScatterND (reduction add, as blocks stored twice add up) of the values into zeros.
+ScatterND (reduction add, as blocks stored twice add up) of the values into zeros (the "windows"
+layout likewise: each step's (panel, window) group from the offsets, empty slots adding 0).
 """
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ def _sparse_matmul(ctx, node, ins, outs):
     k, block = a.type.shape[-1], node.attrs["block"]
     if all(v.is_param and v.param_name in known for v in (values, index, offsets)):
         arrays = [known[v.param_name] for v in (values, index, offsets)]
-        w = ctx.const(to_dense(*arrays, k, block), node.attrs["weight"] or "kernel")
+        dense = to_dense(*arrays, k, block, node.attrs["layout"], node.attrs["n"])
+        w = ctx.const(dense, node.attrs["weight"] or "kernel")
+    elif node.attrs["layout"] == "windows":
+        w = _scatter_windows(ctx, ins[1:], k, node.attrs["n"], block, values.type.shape[0], a.type.dtype.name)
     else:
         w = _scatter_kernel(ctx, ins[1:], k, node.outputs[0].type.shape[-1], block, a.type.dtype.name)
     ctx.emit("MatMul", [ins[0], w], out=outs[0])
@@ -58,3 +62,39 @@ def _scatter_kernel(ctx, ins, k: int, n: int, block, dtype: str) -> str:
 def _blockwise(ctx, first, size: int) -> str:
     """first * size as [nblocks, 1, 1] (the block's first row or column)."""
     return ctx.emit("Unsqueeze", [ctx.emit("Mul", [first, ctx.scalar(size, np.int64)]), ctx.ints([1, 2])])
+
+
+def _scatter_windows(ctx, ins, k: int, n: int, block, slots: int, dtype: str) -> str:
+    """The dense kernel of a "windows" layout (ir/ops/sparse.py) rebuilt from run-time arrays."""
+    values, index, offsets = ins
+    g, c = block
+    nwin, npan, steps = -(-k // g), -(-n // c), slots // c
+    i64 = TensorProto.INT64
+    offsets = ctx.emit("Cast", [offsets], to=i64)
+    first = nwin * npan + 1
+    order_in = ctx.emit("Slice", [offsets, ctx.ints([first]), ctx.ints([first + k])])
+    order_out = ctx.emit("Slice", [offsets, ctx.ints([first + k]), ctx.ints([first + k + n])])
+    # step t lies in the group of how many group ends offsets[1:-1] are <= t
+    ends = ctx.emit("Slice", [offsets, ctx.ints([1]), ctx.ints([nwin * npan])])
+    past = ctx.emit("GreaterOrEqual", [ctx.const(np.arange(steps, dtype=np.int64).reshape(steps, 1), "steps"),
+                                       ctx.emit("Unsqueeze", [ends, ctx.ints([0])])])
+    group = ctx.emit("ReduceSum", [ctx.emit("Cast", [past], to=i64), ctx.ints([1])], keepdims=1)    # [steps, 1]
+    window_row = ctx.emit("Mul", [ctx.emit("Mod", [group, ctx.scalar(nwin, np.int64)]), ctx.scalar(g, np.int64)])
+    panel_col = ctx.emit("Mul", [ctx.emit("Div", [group, ctx.scalar(nwin, np.int64)]), ctx.scalar(c, np.int64)])
+    idx = ctx.emit("Reshape", [ctx.emit("Cast", [index], to=i64), ctx.ints([steps, c])])
+    q = ctx.emit("Add", [window_row, idx])                                  # window position, [steps, C]
+    j = ctx.emit("Expand", [ctx.emit("Add", [panel_col, ctx.const(np.arange(c, dtype=np.int64).reshape(1, c),
+                                                                       "lanes")]), ctx.ints([steps, c])])
+    # a slot holds an element if its index is in the window (not 255) and its positions are < K, < N
+    ok = ctx.emit("And", [ctx.emit("And", [ctx.emit("Less", [idx, ctx.scalar(g, np.int64)]),
+                                           ctx.emit("Less", [q, ctx.scalar(k, np.int64)])]),
+                          ctx.emit("Less", [j, ctx.scalar(n, np.int64)])])
+    zero = ctx.scalar(0, np.int64)
+    rows = ctx.emit("Gather", [order_in, ctx.emit("Where", [ok, q, zero])], axis=0)
+    cols = ctx.emit("Gather", [order_out, ctx.emit("Where", [ok, j, zero])], axis=0)
+    where = ctx.emit("Concat", [ctx.emit("Unsqueeze", [t, ctx.ints([2])]) for t in (rows, cols)], axis=2)
+    vals = ctx.emit("Where", [ok, ctx.emit("Reshape", [values, ctx.ints([steps, c])]),
+                              ctx.scalar(0, np.dtype(dtype.replace("f", "float")))])
+    zeros = ctx.emit("ConstantOfShape", [ctx.ints([k, n], "shape")],
+                     value=helper.make_tensor("zero", ELEM_TYPE[dtype], [1], [0]))
+    return ctx.emit("ScatterND", [zeros, where, vals], reduction="add")      # empty slots add 0

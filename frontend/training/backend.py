@@ -25,17 +25,24 @@ def make_executor(graph, backend: str | None = None):
             return reference.run(graph, inputs, params)
         run_reference.backend = "reference"
         return run_reference
+    from kcompile.compiler.dynamic_dims import DynamicDimError
     from kcompile.compiler.jit import compile_graph
-    if any(v.type.dynamic_dims for v in graph.inputs):
+    dynamic = any(v.type.dynamic_dims for v in graph.inputs)
+    if dynamic and config.dynamic_lengths() == "per-length":
         return PerLengthExecutor(graph)
-    run_native = compile_graph(graph)  # a compile failure raises: never a silent fallback
-    return run_native
+    try:
+        return compile_graph(graph)  # a compile failure raises: never a silent fallback ...
+    except DynamicDimError:
+        if not dynamic:
+            raise
+        return PerLengthExecutor(graph)   # ... except this one: an op that needs a static length T
 
 
 class PerLengthExecutor:
-    """Native code for a graph with symbolic non-batch dimensions (Input(shape=(None, F))): native code
-    takes only the batch at run time, so the graph is specialized to each sequence length the inputs
-    bring and compiled once per length (the JIT caches by structure); the IR graph stays one."""
+    """Native code for a graph with symbolic non-batch dimensions (Input(shape=(None, F))) that reach
+    an op whose native code needs static sizes (compiler/dynamic_dims.py), or when asked for
+    (kc.config.set_dynamic_lengths("per-length")): the graph is specialized to each sequence length
+    the inputs bring and compiled once per length (the JIT caches by structure); the IR stays one."""
 
     backend = "native"
 

@@ -83,11 +83,20 @@ def _fmt(shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def _bound(pred_shape: tuple, y_shape: tuple) -> tuple:
+    """pred_shape with its symbolic dims (a dynamic length T) taken from the labels where they line up."""
+    if len(y_shape) < len(pred_shape) or not any(isinstance(d, str) for d in pred_shape):
+        return tuple(pred_shape)
+    return tuple(y if isinstance(d, str) else d for d, y in zip(pred_shape, y_shape))
+
+
 def check_labels(loss, y: np.ndarray, pred_shape: tuple, output_name: str):
     """Labels that cannot fit the loss are an error before any training (sparse ids, one-hot width)."""
     kind = type(loss).__name__
+    shown = pred_shape
+    pred_shape = _bound(pred_shape, y.shape[1:])
     n_classes = pred_shape[-1] if pred_shape else None
-    where = f"output '{output_name}' ({kind}, predictions of shape (None, {', '.join(map(str, pred_shape))}))"
+    where = f"output '{output_name}' ({kind}, predictions of shape (None, {', '.join(map(str, shown))}))"
     if kind == "SparseCategoricalCrossentropy":
         return _check_sparse(y, pred_shape, n_classes, where)
     if kind == "CategoricalCrossentropy":

@@ -177,7 +177,8 @@ class TrainerMixin:
         c = self._compiled
         key = ("split", tuple(None if y is None else y.shape[1:] for y in ys or []), has_sw)
         if key not in c.step_cache:
-            y_types = [None if y is None else _target_type(y) for y in ys or [None] * len(c.output_names)]
+            y_types = [None if y is None else _target_type(y, self._output_shape(i))
+                       for i, y in enumerate(ys or [None] * len(c.output_names))]
             c.step_cache[key] = data_parallel.SplitStep(self, c, y_types, has_sw, resolve_backend(c.backend))
         return c.step_cache[key]
 
@@ -185,9 +186,10 @@ class TrainerMixin:
         c = self._compiled
         ys = ys or [None] * len(c.output_names)
         # targets are fed as f32 whatever their dtype, so their feature shapes decide the step graph
-        key = (kind, tuple(None if y is None else y.shape[1:] for y in ys), has_sw)
+        key = (kind, tuple(None if y is None else _target_type(y, self._output_shape(i)).shape[1:]
+                           for i, y in enumerate(ys)), has_sw)
         if key not in c.step_cache:
-            y_types = [None if y is None else _target_type(y) for y in ys]
+            y_types = [None if y is None else _target_type(y, self._output_shape(i)) for i, y in enumerate(ys)]
             build = build_train_step if kind == "train" else build_test_step
             step = build(self, c, y_types, has_sw)
             c.step_cache[key] = StepRunner(step, resolve_backend(c.backend), c.optimizer)
@@ -436,10 +438,16 @@ class TrainerMixin:
             self._check_targets(ys)
         return xs, ys, sw
 
-    def _check_targets(self, ys):
+    def _output_shape(self, i: int) -> tuple:
+        """Output i's traced shape without the batch (symbols such as a dynamic length T kept)."""
         c = self._compiled
         if not hasattr(c, "output_types"):
             c.output_types = [t.shape[1:] for t in output_types(self)]
+        return c.output_types[i] if i < len(c.output_types) else ()
+
+    def _check_targets(self, ys):
+        c = self._compiled
+        self._output_shape(0)
         for loss, y, shape, name in zip(c.losses, ys, c.output_types, c.output_names):
             if loss is not None:
                 D.check_labels(loss, y, shape, name)
@@ -522,9 +530,14 @@ def _float(v):
         return v
 
 
-def _target_type(y: np.ndarray):
+def _target_type(y: np.ndarray, out_shape: tuple = ()):
+    """Targets' type: f32, symbolic batch, and the output's symbolic dims (a dynamic length T) where
+    the target has the output's rank, so one step graph serves targets of every length."""
     from kcompile.ir import TensorType
-    return TensorType(("N",) + y.shape[1:], "f32")
+    tail = y.shape[1:]
+    if len(tail) in (len(out_shape), len(out_shape) - 1):   # (sparse labels lack the class axis)
+        tail = tuple(d if isinstance(d, str) else t for d, t in zip(out_shape, tail)) + tail[len(out_shape):]
+    return TensorType(("N",) + tail, "f32")
 
 
 def _stream(x, y, sample_weight, steps, shuffle, what):

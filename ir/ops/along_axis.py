@@ -37,9 +37,14 @@ def _top_k_infer(ts, attrs):
 
 
 def top_k_indices(x: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest along the last axis, largest first; ties keep the lower index first."""
-    keys = -x.astype(np.float64) if x.dtype.kind == "f" else -x.astype(np.int64)
-    return np.argsort(keys, axis=-1, kind="stable")[..., :k]
+    """Indices of the k largest along the last axis, largest first; ties keep the lower index first.
+    NaN ranks above every number (as JAX, torch and onnxruntime's TopK), NaNs in index order."""
+    if x.dtype.kind != "f":
+        return np.argsort(-x.astype(np.int64), axis=-1, kind="stable")[..., :k]
+    nan = np.isnan(x)
+    keys = np.where(nan, -np.inf, -x.astype(np.float64))
+    order = np.lexsort((keys, ~nan), axis=-1)       # NaN first, then descending values; stable
+    return order[..., :k]
 
 
 def _top_k_ref(xs, attrs, batch):

@@ -7,6 +7,19 @@ values[p*bk*bn : (p+1)*bk*bn] (row-major bk x bn). Every other element of W is z
 stored twice adds up. block (1, 1) is CSC of W (unstructured); (1, 16) stores 16 outputs of one
 input together; (4, 1) four inputs of one output.
 
+layout "windows" (block = (G, C), attribute n = N) is a sliced-ELLPACK form for vectors across the
+outputs: outputs in panels of C, inputs in windows of G. Group g = panel * nwin + window (nwin =
+ceil(K / G)) owns the steps offsets[g] .. offsets[g+1]-1; step s holds C values values[s*C : s*C+C],
+one per output of the panel, and their inputs as u8 offsets into the window, index[s*C + lane]
+(PAD: an empty slot, value 0). A panel's lanes have different input counts in a window, so steps
+run to the largest (the rest PAD): the kernel keeps the window's G inputs in registers and picks
+each lane's input with a permute instead of a gather (compiler/kernels/sparse_windows.py).
+Windows and panels run over permuted inputs and outputs: after the groups + 1 step offsets,
+offsets holds K input rows (window position q holds input offsets[groups+1+q]) and N output
+columns (panel position j is output offsets[groups+1+K+j]), both permutations. Sorting rows and
+columns by their nonzero counts puts alike ones together, so fewer slots are padding (a trained
+MNIST layer at 90%: 25% fewer steps than in natural order).
+
 The pass `sparsify` (passes/sparsify.py) makes these nodes from dense kernels known at compile
 time; `to_dense` restores W (ONNX export, runtime get_weights, the reference).
 """
@@ -18,8 +31,14 @@ from ..registry import Attr, defop
 from ..types import TensorType
 from ._util import fmt_shape, require
 
+LAYOUTS = ("blocks", "windows")
+PAD = 255                # "windows" index of an empty slot
+
 
 def _infer(ts, attrs):
+    if attrs["layout"] == "windows":
+        return _infer_windows(ts, attrs)
+    require(attrs["layout"] == "blocks", f"sparse_matmul layout must be one of {LAYOUTS}, got {attrs['layout']!r}")
     a, values, index, offsets = ts
     bk, bn = attrs["block"]
     require(a.dtype.is_float, f"sparse_matmul needs a floating-point input, got {a}")
@@ -40,9 +59,39 @@ def _infer(ts, attrs):
     return [TensorType(a.shape[:-1] + ((offsets.shape[0] - 1) * bn,), a.dtype)]
 
 
-def check_structure(index, offsets, k: int, block) -> None:
-    """Raise ValueError unless offsets run 0..len(index) without decreasing and every index is a block row."""
+def _infer_windows(ts, attrs):
+    a, values, index, offsets = ts
+    g, c = attrs["block"]
+    n = attrs["n"]
+    require(a.dtype.is_float and a.rank >= 2 and isinstance(a.shape[-1], int),
+            f"sparse_matmul needs a floating-point input of rank >= 2 with a static last axis, got {a}")
+    require(g >= 1 and c >= 1 and g <= PAD and n >= 1,
+            f"sparse_matmul windows need block (window 1..{PAD}, panel >= 1) and n >= 1, got "
+            f"{list(attrs['block'])}, n={n}")
+    require(values.dtype == a.dtype and values.rank == 1 and values.is_static,
+            f"sparse_matmul values must be a static 1-D {a.dtype.name} tensor, got {values}")
+    require(index.dtype.name == "u8" and index.rank == 1 and index.shape == values.shape,
+            f"sparse_matmul windows index must be u8 shaped like values {fmt_shape(values.shape)}, got {index}")
+    want = windows_groups(a.shape[-1], n, (g, c)) + 1 + a.shape[-1] + n
+    require(offsets.dtype.name == "i32" and offsets.shape == (want,),
+            f"sparse_matmul windows offsets must be i32[{want}] (panels x windows + 1 step offsets, the input "
+            f"and output orders), got {offsets}")
+    require(values.shape[0] % c == 0, f"sparse_matmul windows: {values.shape[0]} values are not whole steps of {c}")
+    return [TensorType(a.shape[:-1] + (n,), a.dtype)]
+
+
+def windows_groups(k: int, n: int, block) -> int:
+    """Panels x windows of a "windows" layout."""
+    g, c = block
+    return -(-n // c) * -(-k // g)
+
+
+def check_structure(index, offsets, k: int, block, layout: str = "blocks", n: int = 0) -> None:
+    """Raise ValueError unless offsets run 0..len(index) without decreasing and every index is a block row
+    (for "windows": 0..steps over the panels x windows groups, every index in the window or PAD)."""
     index, offsets = np.asarray(index), np.asarray(offsets)
+    if layout == "windows":
+        return _check_windows(index, offsets, k, block, n)
     rows = k // block[0]
     if offsets[0] != 0 or offsets[-1] != len(index) or np.any(np.diff(offsets) < 0):
         raise ValueError(f"sparse_matmul offsets must rise from 0 to {len(index)} (the block count), "
@@ -52,9 +101,48 @@ def check_structure(index, offsets, k: int, block) -> None:
                          f", outside [0, {rows}) for a contraction of {k} in blocks of {block[0]}")
 
 
-def to_dense(values, index, offsets, k: int, block) -> np.ndarray:
+def _check_windows(index, offsets, k: int, block, n: int) -> None:
+    g, c = block
+    groups = windows_groups(k, n, block)
+    if len(offsets) != groups + 1 + k + n:
+        raise ValueError(f"sparse_matmul windows offsets must have {groups + 1 + k + n} entries ({groups + 1} step "
+                         f"offsets, {k} input rows, {n} output columns), got {len(offsets)}")
+    steps, rows, cols = np.split(offsets, [groups + 1, groups + 1 + k])
+    if steps[0] != 0 or steps[-1] * c != len(index) or np.any(np.diff(steps) < 0):
+        raise ValueError(f"sparse_matmul windows offsets must rise from 0 to {len(index) // c} (the steps), got "
+                         f"{steps[:4].tolist()}..{steps[-1]}")
+    for what, order, size in (("input rows", rows, k), ("output columns", cols, n)):
+        if not np.array_equal(np.sort(order), np.arange(size)):
+            raise ValueError(f"sparse_matmul windows {what} must be an order of 0..{size - 1}, got "
+                             f"{order[:4].tolist()}...")
+    bad = (index >= g) & (index != PAD)
+    if bad.any():
+        raise ValueError(f"sparse_matmul windows index holds {int(index[bad][0])}, outside a window of {g} "
+                         f"inputs (or {PAD}, an empty slot)")
+
+
+def windows_coords(index, offsets, k: int, n: int, block) -> tuple:
+    """(row, col) in W of every "windows" slot, and a bool array of the slots that hold an element."""
+    g, c = block
+    index, offsets = np.asarray(index), np.asarray(offsets)
+    nwin, groups = -(-k // g), windows_groups(k, n, block)
+    step = np.arange(len(index)) // c
+    group = np.repeat(np.arange(groups), np.diff(offsets[:groups + 1]))[step]
+    q = (group % nwin) * g + index.astype(np.int64)                  # window position
+    j = (group // nwin) * c + np.arange(len(index)) % c              # panel position
+    ok = (index != PAD) & (q < k) & (j < n)
+    order_in, order_out = offsets[groups + 1:groups + 1 + k], offsets[groups + 1 + k:]
+    return np.where(ok, order_in[np.where(ok, q, 0)], 0), np.where(ok, order_out[np.where(ok, j, 0)], 0), ok
+
+
+def to_dense(values, index, offsets, k: int, block, layout: str = "blocks", n: int = 0) -> np.ndarray:
     """The dense kernel W [K, N] that (values, index, offsets) encode."""
-    check_structure(index, offsets, k, block)
+    check_structure(index, offsets, k, block, layout, n)
+    if layout == "windows":
+        rows, cols, ok = windows_coords(index, offsets, k, n, block)
+        w = np.zeros((k, n), np.asarray(values).dtype)
+        np.add.at(w, (rows[ok], cols[ok]), np.asarray(values)[ok])
+        return w
     bk, bn = block
     cols = len(offsets) - 1
     w = np.zeros((k // bk, bk, cols, bn), np.asarray(values).dtype)
@@ -63,10 +151,10 @@ def to_dense(values, index, offsets, k: int, block) -> np.ndarray:
     return w.reshape(k, cols * bn)
 
 
-def pattern_mask(index, offsets, k: int, block) -> np.ndarray:
+def pattern_mask(index, offsets, k: int, block, layout: str = "blocks", n: int = 0) -> np.ndarray:
     """bool [K, N]: the elements the stored blocks cover (the compiled sparsity pattern)."""
-    ones = np.ones(len(index) * block[0] * block[1], np.float32)
-    return to_dense(ones, index, offsets, k, block) != 0
+    ones = np.ones(len(index) * (1 if layout == "windows" else block[0] * block[1]), np.float32)
+    return to_dense(ones, index, offsets, k, block, layout, n) != 0
 
 
 def from_dense(w: np.ndarray, block) -> tuple:
@@ -80,17 +168,63 @@ def from_dense(w: np.ndarray, block) -> tuple:
     return (np.ascontiguousarray(blocks[cols, rows]).reshape(-1).astype(w.dtype), rows.astype(np.int32), offsets)
 
 
+def windows_order(w: np.ndarray) -> tuple:
+    """(input rows, output columns) of w by decreasing nonzero count: the windows layout's orders."""
+    nz = w != 0
+    return np.argsort(-nz.sum(axis=1), kind="stable"), np.argsort(-nz.sum(axis=0), kind="stable")
+
+
+def windows_steps(w: np.ndarray, block) -> np.ndarray:
+    """Steps of each (panel, window) group of w in the "windows" layout: its busiest lane's nonzeros."""
+    rows, cols = windows_order(w)
+    return _steps(w[rows][:, cols], block)
+
+
+def _steps(w: np.ndarray, block) -> np.ndarray:
+    """windows_steps of w in the order it has."""
+    k, n = w.shape
+    g, c = block
+    nwin, npan = -(-k // g), -(-n // c)
+    nz = np.zeros((nwin * g, npan * c), bool)
+    nz[:k, :n] = w != 0
+    return nz.reshape(nwin, g, npan, c).sum(axis=1).max(axis=2).T
+
+
+def from_dense_windows(w: np.ndarray, block) -> tuple:
+    """(values, index, offsets) of w in the "windows" layout (module docstring), steps as few as the
+    panel's busiest lane in each window needs."""
+    order_in, order_out = windows_order(w)
+    w = w[order_in][:, order_out]
+    k, n = w.shape
+    g, c = block
+    nwin, npan = -(-k // g), -(-n // c)
+    wp = np.zeros((nwin * g, npan * c), w.dtype)
+    wp[:k, :n] = w
+    nz = (wp != 0).reshape(nwin, g, npan, c)
+    rank = np.cumsum(nz, axis=1) - 1                                   # a nonzero's slot among its lane's
+    starts = np.concatenate([[0], np.cumsum(_steps(w, block).reshape(-1))])   # per (panel, window) group
+    win, local, pan, lane = np.nonzero(nz)
+    pos = (starts[pan * nwin + win] + rank[win, local, pan, lane]) * c + lane
+    values = np.zeros(int(starts[-1]) * c, w.dtype)
+    index = np.full(int(starts[-1]) * c, PAD, np.uint8)
+    values[pos] = wp.reshape(nwin, g, npan, c)[win, local, pan, lane]
+    index[pos] = local
+    return values, index, np.concatenate([starts, order_in, order_out]).astype(np.int32)
+
+
 def _reference(xs, attrs, batch):
     a, values, index, offsets = xs
-    w = to_dense(values, index, offsets, a.shape[-1], attrs["block"])
+    w = to_dense(values, index, offsets, a.shape[-1], attrs["block"], attrs["layout"], attrs["n"])
     return [np.matmul(a, w).astype(a.dtype)]
 
 
 defop("sparse_matmul", ("a", "values", "index", "offsets"), _infer, _reference,
       attrs={"block": Attr("ints"), "weight": Attr("str", ""), "structure": Attr("str", ""),
-             "density": Attr("float", -1.0), "speedup": Attr("floats", ())},
+             "density": Attr("float", -1.0), "speedup": Attr("floats", ()), "layout": Attr("str", "blocks"),
+             "n": Attr("int", 0)},
       differentiable=False, traits=("anchor",),
-      doc="a @ W with W stored as nonzero blocks (see ir/ops/sparse.py); weight/structure/density/speedup "
+      doc="a @ W with W stored as nonzero blocks, or as windows x panels (layout, n; see ir/ops/sparse.py); "
+          "weight/structure/density/speedup "
           "record what the sparsify pass measured (the dense parameter's name, the pattern, the fraction of "
           "nonzeros, the estimated speedup over dense code at batch 1 and 64)")
 
@@ -114,6 +248,7 @@ def sparse_weights(graph) -> list:
             name = node.attrs["weight"] or ins[1].param_name
             out[name] = {"name": name, "shape": [a.shape[-1], out_t.shape[-1]], "dtype": a.dtype.name,
                          "block": list(node.attrs["block"]),
+                         **({"layout": "windows"} if node.attrs["layout"] == "windows" else {}),
                          **{part: v.param_name for part, v in zip(SPARSE_PARTS, ins[1:])}}
     return list(out.values())
 

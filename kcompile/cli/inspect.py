@@ -67,7 +67,8 @@ def _artifact_summary(path: Path, m: dict) -> list:
     for kind, e in m["entry_points"].items():
         sig = lambda specs: ", ".join(f"{s['name']}: {s['dtype']}[{','.join(map(str, s['shape']))}]" for s in specs)
         lines.append(f"  entry {kind}: {e['symbol']}({sig(e['inputs'])}) -> ({sig(e['outputs'])})")
-        lines.append(f"    workspace: {e['workspace']['per_batch']:,}*N + {e['workspace']['static']:,} bytes"
+        terms = "".join(f"{c:,}*{'*'.join(t)} + " for t, c in e["workspace"].get("terms", []))   # T, N*T, ...
+        lines.append(f"    workspace: {terms}{e['workspace']['per_batch']:,}*N + {e['workspace']['static']:,} bytes"
                      + (f"; updates {len(e['param_updates'])} parameters in place" if e.get("param_updates") else ""))
     count = sum(int(np.prod(p["shape"])) for p in m["params"])
     lines.append(f"  parameters: {len(m['params'])} tensors, {count:,} values")

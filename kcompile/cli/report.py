@@ -24,7 +24,8 @@ class Report:
         self._note_sparsity(planned.get("forward"))
         plans = {kind: g.meta["memory"] for kind, g in planned.items() if "memory" in g.meta}
         if plans:
-            self.arena = ", ".join(f"{p.batched_bytes_per_row:,}*N + {p.static_bytes:,} bytes ({kind})"
+            self.arena = ", ".join("".join(f"{c:,}*{'*'.join(t)} + " for t, c in p.terms)   # terms in T, N*T
+                                   + f"{p.batched_bytes_per_row:,}*N + {p.static_bytes:,} bytes ({kind})"
                                    for kind, p in plans.items())
 
     def _note_sparsity(self, graph):

@@ -11,10 +11,25 @@ def const(b: GraphBuilder, value, like: Value) -> Value:
     return b.constant(np.asarray(value, like.dtype.np), dtype=like.dtype)
 
 
-def zeros(b: GraphBuilder, t: TensorType) -> Value:
-    """Zeros of type t as a splat of a scalar constant (no large literal in the graph)."""
+def zeros(b: GraphBuilder, t: TensorType, like: Value | None = None) -> Value:
+    """Zeros of type t as a splat of a scalar constant (no large literal in the graph); shaped by
+    `like` (a value of type t) where t has a dynamic length T, which no shape attribute can name."""
+    if like is not None and t.dynamic_dims:
+        return zeros_like(b, like)
     z = b.constant(np.zeros((), t.dtype.np), dtype=t.dtype)
     return z if t.shape == () else b.broadcast_to(z, shape=t.shape)
+
+
+def zeros_like(b: GraphBuilder, x: Value) -> Value:
+    """Zeros shaped by x at run time: x < x is false for every x (NaN and infinities too)."""
+    return b.cast(b.less(x, x), dtype=x.dtype)
+
+
+def broadcast_like(b: GraphBuilder, g: Value, like: Value) -> Value:
+    """g broadcast to like's shape; through an add of zeros when that shape has a dynamic length T."""
+    if g.shape == like.shape:
+        return g
+    return b.add(g, zeros_like(b, like)) if like.type.dynamic_dims else b.broadcast_to(g, shape=like.shape)
 
 
 def reshape_to(b: GraphBuilder, x: Value, t: TensorType) -> Value:
@@ -24,6 +39,10 @@ def reshape_to(b: GraphBuilder, x: Value, t: TensorType) -> Value:
 def unbroadcast(b: GraphBuilder, g: Value, t: TensorType) -> Value:
     """Sum g (of a broadcast result's shape) down to shape t: the transpose of broadcasting."""
     lead = g.type.rank - t.rank
+    if t.dynamic_dims:   # no reshape (its shape attribute cannot name T): keep the size-1 axes instead
+        g = b.reduce_sum(g, axes=list(range(lead))) if lead else g
+        inner = [i for i, d in enumerate(t.shape) if d == 1 and g.shape[i] != 1]
+        return b.reduce_sum(g, axes=inner, keepdims=True) if inner else g
     axes = list(range(lead)) + [lead + i for i, d in enumerate(t.shape) if d == 1 and g.shape[lead + i] != 1]
     if axes:
         g = b.reduce_sum(g, axes=axes)
@@ -45,7 +64,10 @@ def batch_size(b: GraphBuilder, like: Value, symbol: str = BATCH) -> Value:
 
 
 def element_count(b: GraphBuilder, x: Value, axes) -> Value:
-    """How many elements of x a reduction over `axes` combines, as a scalar of x's dtype."""
+    """How many elements of x a reduction over `axes` combines, as a scalar of x's dtype (over a
+    dynamic length T: counted at run time, shaped like a keepdims reduction of x)."""
+    if any(a and isinstance(x.shape[a], str) for a in axes):
+        return b.reduce_sum(b.add(zeros_like(b, x), const(b, 1, x)), axes=tuple(axes), keepdims=True)
     static = int(np.prod([x.shape[a] for a in axes if isinstance(x.shape[a], int)]))
     count = const(b, static, x)
     for a in axes:

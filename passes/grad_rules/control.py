@@ -46,7 +46,7 @@ def _scan(b, node, g):
                               reverse=node.attrs["reverse"], **loop))[nc + ny:]
     float_y = [j for j in range(ny) if node.outputs[nc + j].dtype.is_float]
     bwd_body = _backward_body(body, nc, nx, diff_c, diff_x, diff_k, float_y, residuals)
-    init = [g[i] for i in diff_c] + [zeros(b, consts[k].type) for k in diff_k]
+    init = [g[i] for i in diff_c] + [zeros(b, consts[k].type, like=consts[k]) for k in diff_k]
     scanned = fwd + list(xs) + [g[nc + j] for j in float_y]
     res = _as_list(b.scan(*init, *scanned, *consts, body=bwd_body, num_carries=len(init), num_xs=len(scanned),
                           reverse=not node.attrs["reverse"], **loop))

@@ -53,7 +53,7 @@ def _slice(b, node, g):
     x, attrs = node.inputs[0], node.attrs
     steps = attrs["steps"] or (1,) * len(attrs["axes"])
     if 0 in g.shape:
-        return [zeros(b, x.type)]
+        return [zeros(b, x.type, like=x)]
     for axis, start, end, step in zip(attrs["axes"], attrs["starts"], attrs["ends"], steps):
         axis %= x.type.rank
         picked = range(x.shape[axis])[slice(start, end, step)]

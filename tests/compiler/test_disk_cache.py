@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from kcompile.compiler import jit
-from kcompile.compiler.disk_cache import DiskCache, TEMP_PREFIX, toolchain_digest
+from kcompile.compiler.disk_cache import DiskCache, toolchain_digest
+from kcompile.ir import atomic_files
 from kcompile.compiler.driver import Compilation, CompileOptions
 from kcompile.compiler.target import host_target
 from kcompile.ir import GraphBuilder, TensorType
@@ -102,8 +103,8 @@ def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
     (tmp_path / "ab").mkdir()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
-    stale = tmp_path / "ab" / f"{TEMP_PREFIX}{dead}-0000"
-    live = tmp_path / "ab" / f"{TEMP_PREFIX}{os.getpid()}-0000"
+    live = atomic_files.sibling(tmp_path / "ab" / "entry.kco", "tmp")       # this process: alive
+    stale = live.with_name(live.name.replace(f"-{os.getpid()}-", f"-{dead}-"))
     stale.write_bytes(b"half an entry")
     live.write_bytes(b"being written")
     cache.entries()

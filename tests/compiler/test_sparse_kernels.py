@@ -1,6 +1,7 @@
-"""Sparse matmul kernels against the reference interpreter: every block structure, odd sizes, empty
-rows and columns, 0% and 100% density, batch 1 (GEMV rows), 17 (a tile plus a row), 21 and 40
-(tiles plus a zero-padded partial tile); the AVX2 path forced on hosts with AVX-512."""
+"""Sparse matmul kernels against the reference interpreter: every block structure and the windows
+layout, odd sizes, empty rows and columns, 0% and 100% density, batch 1 (GEMV rows), 17 (a tile plus
+a row; windows: two groups of 8 rows plus one), 21 and 40 (tiles plus a zero-padded partial tile);
+the AVX2 path (windows: the gather fallback) forced on hosts with AVX-512."""
 import ctypes
 
 import numpy as np
@@ -11,10 +12,23 @@ from kcompile.compiler.jit import compile_graph
 from kcompile.compiler.kernels.sparse import SparseSpec, sparse_matmul_function
 from kcompile.compiler.kernels.standalone import JitModule, host_features
 from kcompile.ir import GraphBuilder, TensorType
-from kcompile.ir.ops.sparse import from_dense
+from kcompile.ir.ops.sparse import from_dense, from_dense_windows
 from kcompile.runtime.reference import run
 
 AVX2 = ("x86-64-v3", "+avx,+avx2,+fma,+f16c,-avx512f")
+WINDOWS = (32, 16)
+
+
+def encode(w, block):
+    """(values, index, offsets) of w and the sparse_matmul attrs: `block`, or "windows" for that layout."""
+    if block == "windows":
+        return from_dense_windows(w, WINDOWS), {"block": WINDOWS, "layout": "windows", "n": w.shape[1]}
+    return from_dense(w, block), {"block": block}
+
+
+def spec(w, block, bias, relu, features, dtype="f32"):
+    layout = {"layout": "windows"} if block == "windows" else {}
+    return SparseSpec(dtype, *w.shape, WINDOWS if block == "windows" else block, bias, relu, features, **layout)
 
 
 def pruned(rng, k, n, block=(1, 1), density=0.2, empty_rows=(), empty_cols=()):
@@ -51,6 +65,13 @@ def kernels(rng):
         "all-zero-block": (np.zeros((16, 16), np.float32), (1, 8)),
         "no-zeros": (rng.uniform(-1, 1, (17, 7)).astype(np.float32), (1, 1)),
         "no-zeros-block": (rng.uniform(-1, 1, (12, 8)).astype(np.float32), (2, 4)),
+        # windows: K and N not multiples of the window (32) and panel (16), smaller than both, empty ones
+        "windows-unstructured": (pruned(rng, 37, 21, density=0.15), "windows"),
+        "windows-empty": (pruned(rng, 70, 40, density=0.1, empty_rows=range(0, 70, 5), empty_cols=(0, 17, 39)),
+                          "windows"),
+        "windows-tiny": (pruned(rng, 5, 3, density=0.5), "windows"),
+        "windows-all-zero": (np.zeros((23, 9), np.float32), "windows"),
+        "windows-no-zeros": (rng.uniform(-1, 1, (64, 16)).astype(np.float32), "windows"),
     }
 
 
@@ -71,8 +92,9 @@ def graphs():
                 if form == "dense":
                     y = b.matmul(x, b.param(f"{name}/kernel", w))
                 else:
-                    parts = [b.param(f"{name}/{p}", a) for p, a in zip(("v", "i", "o"), from_dense(w, block))]
-                    y = b.sparse_matmul(x, *parts, block=block, weight=f"{name}/kernel")
+                    arrays, attrs = encode(w, block)
+                    parts = [b.param(f"{name}/{p}", a) for p, a in zip(("v", "i", "o"), arrays)]
+                    y = b.sparse_matmul(x, *parts, weight=f"{name}/kernel", **attrs)
                 # bias + relu fuse into the kernel; an odd one out (3 branches) gets a tanh epilogue too
                 y = b.relu(b.add(y, bias))
                 ys.append(b.tanh(y) if name.startswith("block2") else y)
@@ -98,8 +120,9 @@ def _call(jm, name, arrays, rows, nthreads=1):
 
 @pytest.mark.parametrize("cpu,features", [AVX2, (None, None)], ids=["avx2", "host"])
 def test_kernels_on_each_vector_width(cpu, features):
-    """The column kernel (tiles of 8 or 16 rows, a partial tile, single rows) and the block kernel
-    (row tiles), on two threads (tasks of 4 tiles of rows)."""
+    """The column kernel (tiles of 8 or 16 rows, a partial tile, single rows), the block kernel
+    (row tiles) and the windows kernel (permute on AVX-512 f32; gathers for AVX2 and f64), on two
+    threads (tasks of 4 tiles of rows)."""
     host = host_features()
     if features and not all(f"+{f[1:]}" in host.split(",") for f in features.split(",") if f[0] == "+"):
         pytest.skip("this CPU cannot run AVX2 code")
@@ -108,22 +131,26 @@ def test_kernels_on_each_vector_width(cpu, features):
     cases = [(pruned(rng, 37, 21, density=0.2), (1, 1), True, True),
              (pruned(rng, 36, 40, (4, 1), 0.3), (4, 1), False, True),
              (pruned(rng, 21, 48, (1, 16), 0.3), (1, 16), True, False),
-             (pruned(rng, 20, 30, (2, 5), 0.4), (2, 5), True, True)]
+             (pruned(rng, 20, 30, (2, 5), 0.4), (2, 5), True, True),
+             (pruned(rng, 75, 35, density=0.2), "windows", True, True),
+             (pruned(rng, 64, 32, density=0.3), "windows", False, False),
+             (pruned(rng, 40, 18, density=0.3).astype(np.float64), "windows", True, False)]
     names = []
     for w, block, bias, relu in cases:
-        fn = sparse_matmul_function(mod, SparseSpec("f32", *w.shape, block, bias, relu, features or host))
+        dtype = "f64" if w.dtype == np.float64 else "f32"
+        fn = sparse_matmul_function(mod, spec(w, block, bias, relu, features or host, dtype))
         fn.linkage = "external"
         names.append(fn.name)
     jm = JitModule(mod, cpu=cpu, features=features)
     for (w, block, bias, relu), name in zip(cases, names):
-        bvec = rng.uniform(-1, 1, w.shape[1]).astype(np.float32)
+        bvec = rng.uniform(-1, 1, w.shape[1]).astype(w.dtype)
         for rows in (1, 2, 8, 13, 19, 35, 150):  # 150 rows: several thread-pool tasks, the last one short
-            a = rng.uniform(-1, 1, (rows, w.shape[0])).astype(np.float32)
-            y = np.full((rows, w.shape[1]), np.nan, np.float32)
-            _call(jm, name, [a, *from_dense(w, block), y] + ([bvec] if bias else []), rows, 2)
+            a = rng.uniform(-1, 1, (rows, w.shape[0])).astype(w.dtype)
+            y = np.full((rows, w.shape[1]), np.nan, w.dtype)
+            _call(jm, name, [a, *encode(w, block)[0], y] + ([bvec] if bias else []), rows, 2)
             want = a @ w + (bvec if bias else 0)
             np.testing.assert_allclose(y, np.maximum(want, 0) if relu else want, rtol=1e-5, atol=1e-5,
-                                       err_msg=f"block {block} rows {rows}")
+                                       err_msg=f"block {block} {dtype} rows {rows}")
 
 
 def test_index_arrays_are_checked_before_native_code_reads_them():
@@ -151,3 +178,28 @@ def test_index_arrays_are_checked_before_native_code_reads_them():
                         block=(1, 1))
     with pytest.raises(NotImplementedError, match="only with its index and offsets as parameters"):
         compile_graph(b.build([y]))
+
+
+def test_windows_index_arrays_are_checked():
+    """A windows index outside its window (and not 255, an empty slot) or offsets of the wrong length
+    are refused before native code runs."""
+    rng = np.random.default_rng(10)
+    w = pruned(rng, 40, 20, density=0.3)
+    (values, index, offsets), attrs = encode(w, "windows")
+    b = GraphBuilder("checked_windows")
+    x = b.input("x", TensorType(["N", 40]))
+    y = b.sparse_matmul(x, b.param("v", values), b.param("i", index), b.param("o", offsets), weight="w", **attrs)
+    fn = compile_graph(b.build([y]))
+    xs = rng.normal(size=(3, 40)).astype(np.float32)
+    np.testing.assert_allclose(fn([xs])[0], xs @ w, rtol=1e-5, atol=1e-5)
+    bad = index.copy()
+    bad[np.flatnonzero(bad != 255)[0]] = 40
+    with pytest.raises(ValueError, match="sparse weight 'w': sparse_matmul windows index holds 40, outside a window "
+                                         "of 32 inputs"):
+        fn([xs], {"i": bad})
+    with pytest.raises(ValueError, match="windows offsets must rise from 0 to"):
+        fn([xs], {"o": np.concatenate([offsets[:5][::-1], offsets[5:]])})
+    swapped = offsets.copy()
+    swapped[5] = swapped[6]   # an input order that repeats a row (and misses one)
+    with pytest.raises(ValueError, match="windows input rows must be an order of 0..39"):
+        fn([xs], {"o": swapped})

@@ -1,13 +1,12 @@
 """A dynamic sequence length: Input(shape=(None, F)) traces one graph whose sequence axis is the symbol T.
-The reference interpreter and ONNX Runtime run that one graph at any length; native code (JIT, artifact)
-refuses a symbolic non-batch dimension, and the front end's native backend compiles once per length."""
+The reference interpreter, ONNX Runtime and native code (JIT, artifact) run that one graph at any length;
+the front end's native backend compiles it once (tests/compiler/test_dynamic_length_native.py has more)."""
 import os
 
 import numpy as np
 import pytest
 
 import kcompile as kc
-from kcompile.frontend import config
 from kcompile.ir import TensorType
 from kcompile.ir.interpreter import InputError
 
@@ -75,24 +74,6 @@ def test_onnx_keeps_the_length_dynamic(tmp_path):
     for steps in (2, 7):
         got = sess.run(None, {graph.inputs[0].name: tokens(steps)})[0]
         np.testing.assert_allclose(got, predict_ref(model, tokens(steps)), rtol=0, atol=1e-5)
-
-
-def test_native_code_refuses_and_the_native_backend_compiles_per_length(tmp_path):
-    from kcompile.compiler.artifact import write_artifact
-    from kcompile.compiler.jit import compile_graph
-    inp = kc.Input(shape=(None, 2))
-    model = randomized(kc.Model(inp, L.SimpleRNN(3)(inp)))
-    graph = model.forward_graph()
-    with pytest.raises(ValueError, match=r"'input_layer.*' f32\[N,T,2\] have symbolic non-batch dimension\(s\) T"):
-        compile_graph(graph)
-    with pytest.raises(ValueError, match="symbolic non-batch dimension"):
-        write_artifact(graph, tmp_path / "a", "m")
-    if not config.native_available():
-        pytest.skip("native JIT not available")
-    model.compile("sgd", "mse", backend="native")
-    for steps in (2, 5):
-        x = np.random.default_rng(steps).standard_normal((4, steps, 2)).astype(np.float32)
-        np.testing.assert_allclose(model.predict(x, verbose=0), predict_ref(model, x), rtol=1e-5, atol=1e-5)
 
 
 def test_lengths_are_checked():

@@ -1,8 +1,11 @@
 """Parity with Keras 3 (jax backend) for the losses, metrics, optimizers, schedules and constraints of
 issue 16: same weights, data and batch order give the same values (rtol 1e-5); skipped without Keras."""
+import io
 import os
+import zipfile
 
 import numpy as np
+from numpy.lib import format as npy_format
 import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -204,6 +207,37 @@ def test_backup_and_restore_resumes_where_training_stopped(tmp_path):
     for a, b in zip(resumed.get_weights(), straight.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert not (tmp_path / "backup").exists()   # delete_checkpoint after a completed fit
+
+
+def test_backup_and_restore_refuses_a_damaged_or_foreign_optimizer_state(tmp_path):
+    """The optimizer state is read through the loading budget and checked against the model."""
+    y = np.arange(len(X)) % 3
+    L = kc.layers
+
+    def model():
+        m = kc.Sequential([L.Input(shape=(5,)), L.Dense(6, activation="tanh"), L.Dense(3, activation="softmax")])
+        m.compile(kc.optimizers.Adam(0.01), "sparse_categorical_crossentropy", backend="native")
+        return m
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model().fit(X, y, batch_size=16, epochs=3, verbose=0,
+                    callbacks=[kc.callbacks.BackupAndRestore(tmp_path / "b"), _StopAfter(0)])
+    state = tmp_path / "b" / "optimizer.npz"
+    arrays = dict(np.load(state))
+    slot = next(k for k in arrays if k.startswith("slot/"))
+    cases = {"of another model": {**arrays, slot: np.zeros((7, 7), np.float32)},
+             "unexpected array": {**arrays, "slot/m/99": np.zeros(3, np.float32)}}
+    for message, bad in cases.items():
+        np.savez(state, **bad)
+        with pytest.raises(ValueError, match=message):
+            model().fit(X, y, batch_size=16, epochs=3, verbose=0, callbacks=[kc.callbacks.BackupAndRestore(tmp_path / "b")])
+    # an array header that declares 4 TB: refused by the loading budget before anything is allocated
+    header = io.BytesIO()
+    npy_format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**12,)})
+    with zipfile.ZipFile(state, "w") as z:
+        z.writestr("iterations.npy", header.getvalue())
+    with pytest.raises(ValueError, match="BackupAndRestore.*loading budget"):
+        model().fit(X, y, batch_size=16, epochs=3, verbose=0, callbacks=[kc.callbacks.BackupAndRestore(tmp_path / "b")])
 
 
 def test_history_and_progbar_logger_are_classes():

@@ -296,6 +296,9 @@ for a_shape, block, nblocks in (((5, 7), (1, 1), 11), ((3, 2, 6), (2, 3), 5), ((
     n = 6 if block[1] != 1 else 5
     case("sparse_matmul", [rand(RNG, a_shape), *sp.random_structure(RNG, a_shape[-1], n, block, nblocks)],
          sp.sparse_matmul, {"block": block}, rtol=1e-5, atol=1e-5)
+for a_shape, n, steps in (((3, 40), 21, 9), ((2, 2, 7), 5, 0)):   # windows layout: partial window and panel
+    case("sparse_matmul", [rand(RNG, a_shape), *sp.random_windows(RNG, a_shape[-1], n, (32, 16), steps)],
+         sp.sparse_matmul, {"block": (32, 16), "layout": "windows", "n": n}, rtol=1e-5, atol=1e-5)
 
 # -- stop_gradient, cumsum, top_k ----------------------------------------------------------------
 import ir_oracles_along_axis as ax_o  # noqa: E402

@@ -1,6 +1,7 @@
 """Whole-graph export: names, symbolic batch, external data, atomic writes, clear refusals."""
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -72,10 +73,10 @@ def test_name_clash_is_refused(tmp_path):
 def test_external_data_with_relative_location(tmp_path):
     g = _mlp(hidden=300)
     path = export_onnx(g, tmp_path / "big.onnx", external_data_threshold=1000)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx", "big.onnx.data"]
     model = onnx.load(str(path), load_external_data=False)
     locations = {e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"}
-    assert locations == {"big.onnx.data"}
+    assert len(locations) == 1 and re.fullmatch(r"big\.onnx\.[0-9a-f]{12}\.data", next(iter(locations)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["big.onnx", *locations])
     # the pair still works after moving the folder: nothing refers to the old absolute path
     moved = shutil.move(str(tmp_path), str(tmp_path.parent / (tmp_path.name + "_moved")))
     onnx.checker.check_model(f"{moved}/big.onnx", full_check=True)
@@ -140,5 +141,22 @@ def test_large_constants_count_towards_external_data(tmp_path):
     x = b.input("x", TensorType(["N", 512]))
     g = b.build([b.add(x, b.constant(np.linspace(0, 1, 512, dtype=np.float32)))], ["y"])
     path = export_onnx(g, tmp_path / "c.onnx", external_data_threshold=1000)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.onnx", "c.onnx.data"]
+    assert sorted(p.name.split(".")[-1] for p in tmp_path.iterdir()) == ["data", "onnx"]
     _check_runs(g, path)
+
+
+def test_a_new_export_never_pairs_the_old_model_with_new_data(tmp_path):
+    """The new data file has its own name, so until the model's rename the old model reads its own
+    data; afterwards the old data file is gone and the folder holds exactly one consistent pair."""
+    path = tmp_path / "big.onnx"
+    export_onnx(_mlp(hidden=300), path, external_data_threshold=1000)
+    (old_data,) = [p for p in tmp_path.iterdir() if p.suffix == ".data"]
+    legacy = tmp_path / "big.onnx.data"               # what earlier releases wrote
+    legacy.write_bytes(b"old")
+    g = _mlp(hidden=301)
+    export_onnx(g, path, external_data_threshold=1000)
+    (new_data,) = [p for p in tmp_path.iterdir() if p.suffix == ".data"]
+    assert new_data != old_data and not legacy.exists()
+    _check_runs(g, path)
+    export_onnx(_mlp(), path)                        # inline weights now: no data file stays
+    assert [p.name for p in tmp_path.iterdir()] == ["big.onnx"]

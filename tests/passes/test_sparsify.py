@@ -107,3 +107,24 @@ def test_in_a_pipeline_with_fusion():
     assert fused.op == "fused" and fused.attrs["kind"] == "epilogue" and fused.attrs["in_kernel"] == 2
     assert [n.op for n in fused.attrs["body"].nodes] == ["sparse_matmul", "add", "relu"]
     assert planned.meta["sparsity"][0].sparse
+
+
+def test_windows_layout_on_16_lane_targets():
+    """Unstructured kernels take the windows layout where vectors hold 16 f32 (AVX-512): batch 1 then
+    runs vectorized across outputs; 8-lane targets keep CSC. The graph still means the same."""
+    rng = np.random.default_rng(5)
+    g = mlp([magnitude_pruned(rng, (784, 512), 0.9), rng.normal(size=(512, 10)).astype(np.float32)])
+    wide, narrow = decisions(sparsify(g, lanes=16)), decisions(sparsify(g, lanes=8))
+    d = wide["dense_0/kernel"]
+    assert d.sparse and d.layout == "windows" and d.block == (32, 16) and d.structure == "unstructured"
+    assert d.speedup[0] >= 3 and d.sparse_bytes < d.dense_bytes / 3
+    assert "windows of 32 inputs x 16 outputs" in d.line()
+    assert narrow["dense_0/kernel"].layout == "blocks" and narrow["dense_0/kernel"].block == (1, 1)
+    s = sparsify(g, lanes=16)
+    node = next(n for n in s.nodes if n.op == "sparse_matmul")
+    assert node.attrs["layout"] == "windows" and node.attrs["n"] == 512
+    assert s.param_values["dense_0/kernel.sparse_index"].dtype == np.uint8
+    x = rng.normal(size=(3, 784)).astype(np.float32)
+    np.testing.assert_allclose(run(s, [x])[0], run(g, [x])[0], rtol=1e-5, atol=1e-5)
+    text = print_graph(s)
+    assert 'layout="windows"' in text and print_graph(parse_graph(text)) == text

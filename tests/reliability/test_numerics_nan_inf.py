@@ -45,7 +45,17 @@ NUMPY = {
     "rsqrt": lambda xs, a: [1 / np.sqrt(xs[0])],
     "erf": lambda xs, a: [_erf(xs[0])],          # NumPy has no erf: C99's (math.erf): erf(±inf) = ±1
     "cast": lambda xs, a: [xs[0].astype(np.int32)],
+    "top_k": lambda xs, a: _top_k_nan_largest(xs[0], a["k"]),
 }
+
+
+def _top_k_nan_largest(x, k):
+    """JAX's, torch's and onnxruntime's TopK order: NaN above every number, ties (NaNs too) by index."""
+    rows = x.reshape(-1, x.shape[-1])
+    rank = [sorted(range(len(r)), key=lambda i: (not np.isnan(r[i]), 0.0 if np.isnan(r[i]) else -r[i], i))[:k]
+            for r in rows]
+    idx = np.array(rank, np.int32).reshape(x.shape[:-1] + (k,))
+    return [np.take_along_axis(x, idx, axis=-1), idx]
 # float -> int of NaN or ±inf has no defined value (C: undefined, LLVM's fptosi: poison, NumPy:
 # a RuntimeWarning and whatever the CPU gives); only the other elements are compared.
 UNDEFINED_AT_SPECIALS = {"cast"}
@@ -64,10 +74,6 @@ NOT_NUMPY = {
     "resize": "NaN spreads along rows and columns in the reference",
     # a NaN/inf sampling coordinate names no pixel: the oracle's math.floor cannot take one
     ("affine_transform", 1): "no pixel at a non-finite coordinate",
-    # NumPy has no top_k; the reference (and native code) rank with np.argsort's order, which sorts
-    # NaN last (never among the largest unless k exceeds the numbers); the oracle differs, and JAX,
-    # TF and torch rank NaN largest: a convention the op's owner may want to revisit
-    "top_k": "NaN ranks last, as np.argsort sorts it",
     # the reference convolves the stride-dilated, padded input with the flipped kernel (as Keras's
     # JAX backend, conv_general_dilated with lhs_dilation): the inserted zeros meet NaN/inf weights
     # (0 * inf = NaN) at outputs the oracle's scatter of each input pixel never touches
@@ -200,14 +206,20 @@ def test_reference_propagates_nan_and_inf_like_numpy(walk, special):
 
 
 
-def test_top_k_ranks_nan_last_natively_as_the_reference_does():
-    """Natively a NaN used to take the first slot and scramble the rest of its row."""
+def test_top_k_ranks_nan_largest_natively_in_the_reference_and_in_onnxruntime():
+    """NaN ranks above every number, NaNs in index order, as JAX, torch and onnxruntime's TopK (natively
+    a NaN once took the first slot and scrambled the rest of its row)."""
     b = GraphBuilder("top_k_nan")
     x = b.input("x", TensorType([3, 6]))
     graph = b.build(list(b.op("top_k", x, k=4)))
-    data = np.array([[1.0, np.nan, 3.0, 0.5, 2.0, -1.0], [np.nan, 1.0, np.nan, 3.0, 4.0, 2.0],
+    data = np.array([[1.0, np.nan, 3.0, 0.5, 2.0, -1.0], [np.nan, 1.0, np.nan, 3.0, np.inf, 2.0],
                      [np.nan, np.nan, np.nan, 1.0, np.nan, np.nan]], np.float32)
     got, want = compile_graph(graph)([data]), run(graph, [data])
-    np.testing.assert_array_equal(want[1], [[2, 4, 0, 3], [4, 3, 5, 1], [3, 0, 1, 2]])   # NaNs last, in order
+    np.testing.assert_array_equal(want[1], [[1, 2, 4, 0], [0, 2, 4, 3], [0, 1, 2, 4]])
     for g, w in zip(got, want):
         _assert_same(g, w, "top_k with NaN")
+    ort = pytest.importorskip("onnxruntime")
+    from kcompile.compiler.onnx_export import to_onnx_model
+    session = ort.InferenceSession(to_onnx_model(graph).SerializeToString(), providers=["CPUExecutionProvider"])
+    onnx_out = session.run(None, {"x": data})
+    np.testing.assert_array_equal(onnx_out[1], want[1])

@@ -103,3 +103,30 @@ def test_training_artifacts_stay_dense(tmp_path):
     step = sgd_step()
     with pytest.raises(ValueError, match="sparse='always' cannot apply to an artifact with a training step"):
         write_artifact(step, tmp_path / "t", "sgd", train_step=step, sparse="always")
+
+
+def test_windows_layout_artifact_on_any_host(tmp_path):
+    """A graph holding a windows-layout sparse_matmul (the sparsify pass makes them on AVX-512 hosts;
+    other CPUs run the kernel's gather fallback): outputs, dense get/set_weights, the pattern kept."""
+    from kcompile.ir.ops.sparse import from_dense_windows
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(70, 20)).astype(np.float32) * (rng.random((70, 20)) < 0.2)
+    b = GraphBuilder("windows")
+    x = b.input("x", TensorType(["N", 70]))
+    arrays = from_dense_windows(w, (32, 16))
+    parts = [b.param(f"k.sparse_{p}", a) for p, a in zip(("values", "index", "offsets"), arrays)]
+    y = b.sparse_matmul(x, *parts, block=(32, 16), layout="windows", n=20, weight="k")
+    g = b.build([b.relu(y)])
+    m = load(write_artifact(g, tmp_path / "win", "win", sparse="never"))
+    assert json.loads((tmp_path / "win" / "manifest.json").read_text())["sparse_weights"][0]["layout"] == "windows"
+    xs = rng.normal(size=(11, 70)).astype(np.float32)
+    np.testing.assert_allclose(m(xs), np.maximum(xs @ w, 0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(m.get_weights()[0], w)
+    new = np.where(w != 0, 3 * w + 1, 0).astype(np.float32)
+    m.set_weights({"k": new})
+    np.testing.assert_array_equal(m.get_weights()[0], new)
+    np.testing.assert_allclose(m(xs), np.maximum(xs @ new, 0), rtol=1e-5, atol=1e-5)
+    bad = new.copy()
+    bad[np.argwhere(w == 0)[0][0], np.argwhere(w == 0)[0][1]] = 1.0
+    with pytest.raises(ValueError, match="parameter 'k' has 1 nonzero weight\\(s\\) outside the sparsity pattern"):
+        m.set_weights({"k": bad})
