@@ -112,13 +112,13 @@ class _RNN(StatefulRNN, Layer):
                                        training)
         inputs = {k: v for k, v in {"kernel": self.kernel, "input_bias": self._input_bias(), **drop}.items()
                   if v is not None}
-        hoisted = isinstance(seq.ir_shape[1], int)   # a run-time length T: native matmul takes no T rows
-        proj = self._input_projection(seq, inputs, over_time=True) if hoisted else seq
+        # before the scan, also for a run-time length T (native matmul takes T among its rows)
+        proj = self._input_projection(seq, inputs, over_time=True)
         consts = {**self._loop_constants(), **{k: v for k, v in drop.items() if k.startswith("rec_mask")}}
-        consts = {k: v for k, v in {**({} if hoisted else inputs), **consts}.items() if v is not None}
+        consts = {k: v for k, v in consts.items() if v is not None}
         xs = [proj] if mask is None else [proj, ops.cast(mask, "float32")]
         outs = apply("scan", *states, *xs, *consts.values(), num_carries=self.STATES, num_xs=len(xs), axis=1,
-                     body=self._step_region(proj, mask is not None, states, consts, project=not hoisted),
+                     body=self._step_region(proj, mask is not None, states, consts),
                      reverse=self.go_backwards)
         outs = list(outs) if isinstance(outs, tuple) else [outs]
         finals = outs[:self.STATES]
@@ -139,14 +139,13 @@ class _RNN(StatefulRNN, Layer):
         out = mask if self.return_sequences else None
         return [out] + [None] * self.STATES if self.return_state else out
 
-    def _step_region(self, proj, masked: bool, states, consts, project=False):
+    def _step_region(self, proj, masked: bool, states, consts):
         """One step traced into the scan body: (states..., p_t, [mask_t], consts...) -> (new states..., [h]).
 
         p_t is this step's input projection x_t @ kernel + bias, computed for all timesteps before
         the scan as ONE matmul over (batch * timesteps) rows (and its gradients, dx and dkernel, as
         one matmul each after the backward scan): the step then holds only the recurrent h @ U and
-        the gates, which is what the loop must run serially. With a dynamic length (project=True)
-        p_t is x_t and the step projects it (native matmul takes no run-time T among its rows).
+        the gates, which is what the loop must run serially.
         A masked step keeps the old states and, as Keras, outputs the old h (zeros with
         zero_output_for_mask)."""
         b = GraphBuilder(f"{self.name}_step")
@@ -159,7 +158,7 @@ class _RNN(StatefulRNN, Layer):
         m_t = arg("mask_t", TensorType(proj.ir_shape[:1], "f32")) if masked else None
         ks = {k: arg(k, v.ir_type) for k, v in consts.items()}
         with tracing(ctx), b.location(self.name):
-            new = self._step(self._input_projection(p_t, ks) if project else p_t, hs, ks)
+            new = self._step(p_t, hs, ks)
             out = new[0]
             if m_t is not None:
                 keep = ops.greater(ops.reshape(m_t, (-1,) + (1,) * (hs[0].ndim - 1)), 0.0)   # over a state's axes
