@@ -84,6 +84,7 @@ class NativeFunction:
         self._check_sparse(self._defaults)
         self.status_messages = native.status_messages
         self.tuner = ThreadTuner()   # the thread count that helps, per batch size (calls without nthreads=)
+        self._default_plans: dict = {}   # nthreads -> CallPlan over the defaults (calls without params=)
         _bind_threads(self._engine)
 
     def workspace_bytes(self, batch: int, dims: dict | None = None) -> int:
@@ -157,6 +158,13 @@ class NativeFunction:
 
     def __call__(self, inputs, params: Mapping | None = None, batch: int | None = None,
                  nthreads: int | None = None) -> list:
+        if not params and batch is None and type(inputs) in (list, tuple):
+            plan = self._default_plans.get(nthreads)
+            if plan is None:
+                plan = self._default_plans[nthreads] = self._default_plan(nthreads)
+            outs = plan(inputs) if plan else None   # None: not exact arrays; the checked path converts or explains
+            if outs is not None:
+                return outs
         dims: dict = {}
         arrays, found = check_inputs(self.graph, inputs, dims)
         batch = found if found is not None else (0 if batch is None else int(batch))
@@ -188,6 +196,13 @@ class NativeFunction:
                         [(v.type.dtype.np, v.type.shape[1:]) for v in self._outputs],
                         ctypes.addressof(table), tuple(self._ws[:2]), nthreads, self._raise_status,
                         keep=(table, weights, self._engine), tuner=self.tuner)
+
+    def _default_plan(self, nthreads):
+        """A CallPlan over the default parameters (fixed for this function's life), or False."""
+        try:
+            return self.plan(None, nthreads) or False
+        except ValueError:   # a parameter without a default: every call must pass it
+            return False
 
     def _raise_status(self, status: int):
         raise NativeError(f"graph @{self.graph.name}: {self.status_messages.get(status, f'status {status}')}")
