@@ -11,6 +11,7 @@
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -105,7 +106,11 @@ def failing(world, action):
     model = kc.Sequential([kc.Input((6,)), kc.layers.Dense(3, activation="softmax")])
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     distribution.set_distribution(distribution.DataParallel())
-    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[StopAt(action)] if world.rank == 1 else [])
+    try:
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[StopAt(action)] if world.rank == 1 else [])
+    except Exception as e:   # also to a file: MPI_Abort may cut the forwarded stderr short on a busy host
+        Path(OUT, f"error_rank{world.rank}.txt").write_text(f"{type(e).__name__}: {e}")
+        raise
     print(f"rank {world.rank} finished", flush=True)
 
 
