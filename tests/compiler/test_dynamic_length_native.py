@@ -2,6 +2,7 @@
 the memory plan has terms in N, T and N*T, bad lengths are named, and ops that need a static T are
 refused by name (the front end then compiles per length)."""
 import ctypes
+import os
 import sys
 from pathlib import Path
 
@@ -215,6 +216,7 @@ def test_training_that_reduces_over_the_length_compiles_once(compiles, build, ma
 
 @pytest.mark.parametrize("layer", ["LSTM", "GRU"])
 def test_native_predictions_match_keras_at_two_lengths_from_one_compile(compiles, layer):
+    os.environ.setdefault("KERAS_BACKEND", "jax")   # (before Keras is first imported; the other parity tests do the same)
     keras = pytest.importorskip("keras")
     if keras.backend.backend() != "jax":
         pytest.skip("Keras parity tests need KERAS_BACKEND=jax")
