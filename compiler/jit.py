@@ -205,6 +205,9 @@ class NativeFunction:
             return False
 
     def _raise_status(self, status: int):
+        failure = take_failure()   # an exception from cross_process_sum's hook: raise it as it was
+        if failure is not None:
+            raise failure
         raise NativeError(f"graph @{self.graph.name}: {self.status_messages.get(status, f'status {status}')}")
 
     def bind(self, params: Mapping) -> "BoundCall":

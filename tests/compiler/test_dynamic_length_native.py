@@ -161,7 +161,7 @@ def test_cli_runs_one_artifact_at_two_lengths(tmp_path, capsys):
 def test_an_op_that_needs_a_static_length_is_refused_by_name_and_predict_compiles_per_length(compiles):
     inp = kc.Input(shape=(None, 3))
     model = randomized(kc.Model(inp, L.GRU(2)(L.Softmax(axis=1)(inp))))   # softmax over the time axis
-    with pytest.raises(DynamicDimError, match=r"node 'softmax'.*symbolic dimension\(s\) T .* reach 'softmax'"):
+    with pytest.raises(DynamicDimError, match=r"node 'softmax(_[0-9]+)?'.*symbolic dimension\(s\) T .* reach 'softmax'"):
         compile_graph(model.forward_graph())
     model.compile("sgd", "mse", backend="native")
     for steps in (4, 6):
