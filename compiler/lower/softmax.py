@@ -39,7 +39,10 @@ def _row(b, x, y, count, stride, lanes, elem, log):
         b.store(combine(b, b.load(slot), value), slot)
 
     def vmax(bb, p, q):
-        return intrinsic(bb, "llvm.maximum", [p, q])
+        # maxnum (one vmaxps) rather than maximum (NaN-propagating: a blend, a compare and a masked
+        # move on the loop's dependency chain): a NaN in the row makes the sum of exps NaN, hence
+        # every output NaN, whichever maximum the row gets
+        return intrinsic(bb, "llvm.maxnum", [p, q])
 
     def fadd(bb, p, q):
         return bb.fadd(p, q, flags=FAST)
@@ -82,7 +85,8 @@ def _lower(log):
         def rows(bb, lo, hi, vals):  # rows are independent: split across the pool
             xp, yp, kk, nin = vals
             with for_range(bb, hi, start=lo, name="sm.r") as r:
-                base = bb.add(bb.mul(bb.sdiv(r, nin), bb.mul(kk, nin)), bb.srem(r, nin))
+                base = (bb.mul(r, kk) if contiguous   # (no division per row on the usual last axis)
+                        else bb.add(bb.mul(bb.sdiv(r, nin), bb.mul(kk, nin)), bb.srem(r, nin)))
                 _row(bb, bb.gep(xp, [base]), bb.gep(yp, [base]), kk, None if contiguous else nin, lanes, elem, log)
 
         parallel_for(b, "softmax", ctx.nthreads, b.mul(outer, inner), k, [x.ptr, y.ptr, k, inner], rows)
