@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import threading
-import time
 from collections import OrderedDict
 from typing import Mapping
 
@@ -24,7 +23,7 @@ from kcompile.ir.call_plan import CallPlan, aligned_empty
 from kcompile.ir.ops.collective import take_failure
 from kcompile.ir.ops.sparse import check_structure, sparse_weights
 from kcompile.ir.signature import check_lengths, check_signature
-from kcompile.ir.thread_budget import BUDGET, get_num_threads
+from kcompile.ir.thread_budget import get_num_threads
 from kcompile.ir.thread_tuner import ThreadTuner
 from kcompile.passes.int8_prepack import pack_weights, parse_packed_name
 
@@ -143,18 +142,12 @@ class NativeFunction:
         """The same code for a structurally equal graph (its own default parameter values)."""
         return NativeFunction(graph, self.compilation, self._kind)
 
-    def _run(self, in_ptrs, out_ptrs, param_ptrs, ws, batch: int, nthreads, shapes=None, limit=None) -> None:
+    def _run(self, in_ptrs, out_ptrs, param_ptrs, ws, batch: int, nthreads: int, shapes=None) -> None:
+        """One call with `nthreads` threads (from ThreadTuner.call: the budget's share)."""
         extra = (shapes,) if self.dynamic else ()
-        n = BUDGET.acquire(nthreads or None, limit)   # the cores calls in flight left (or nthreads as given)
-        try:
-            status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, n, *extra)
-        finally:
-            BUDGET.release(n)
+        status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, nthreads, *extra)
         if status:
-            failure = take_failure()   # an exception from cross_process_sum's hook: raise it as it was
-            if failure is not None:
-                raise failure
-            raise NativeError(f"graph @{self.graph.name}: {self.status_messages.get(status, f'status {status}')}")
+            self._raise_status(status)
 
     def __call__(self, inputs, params: Mapping | None = None, batch: int | None = None,
                  nthreads: int | None = None) -> list:
@@ -173,10 +166,8 @@ class NativeFunction:
         ws = aligned_empty(self.workspace_bytes(batch, dims))
         shapes = input_shapes(arrays) if self.dynamic else None
         key = (batch, tuple(sorted(dims.items()))) if dims else batch   # tuned per batch (and length)
-        limit = None if nthreads else self.tuner.limit(key)
-        t0 = time.perf_counter()
-        self._run(_pointers(arrays), _pointers(outs), _pointers(weights), ws, batch, nthreads, shapes, limit=limit)
-        self.tuner.record(key, limit, time.perf_counter() - t0)
+        with self.tuner.call(key, nthreads) as n:
+            self._run(_pointers(arrays), _pointers(outs), _pointers(weights), ws, batch, n, shapes)
         return outs
 
     def plan(self, params: Mapping | None = None, nthreads: int | None = None) -> CallPlan | None:
@@ -283,10 +274,8 @@ class BoundCall:
             outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in fn._outputs]
             self._per_batch[batch] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch)))
         outs, out_ptrs, ws = self._per_batch[batch]
-        limit = None if nthreads else self.tuner.limit(batch)
-        t0 = time.perf_counter()
-        self.fn._run(self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch, nthreads, limit=limit)
-        self.tuner.record(batch, limit, time.perf_counter() - t0)
+        with self.tuner.call(batch, nthreads) as n:
+            self.fn._run(self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch, n)
         return outs
 
     def _call_dynamic(self, inputs: list, nthreads) -> list:
@@ -298,11 +287,8 @@ class BoundCall:
             outs = [np.empty(v.type.concrete_shape(batch, dims), v.type.dtype.np) for v in fn._outputs]
             self._per_batch[key] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch, dims)))
         outs, out_ptrs, ws = self._per_batch[key]
-        limit = None if nthreads else self.tuner.limit(key)   # tuned per batch and length
-        t0 = time.perf_counter()
-        fn._run(_pointers(arrays), out_ptrs, self._param_ptrs, ws, batch, nthreads, input_shapes(arrays),
-                limit=limit)
-        self.tuner.record(key, limit, time.perf_counter() - t0)
+        with self.tuner.call(key, nthreads) as n:   # tuned per batch and length
+            fn._run(_pointers(arrays), out_ptrs, self._param_ptrs, ws, batch, n, input_shapes(arrays))
         return outs
 
     def _check(self, inputs: list) -> int:

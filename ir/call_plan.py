@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import ctypes
 import threading
-import time
 from collections import OrderedDict
 
 import numpy as np
 
-from .thread_budget import BUDGET, get_num_threads
+from .thread_budget import get_num_threads
 from .thread_tuner import ThreadTuner
 
 PACKED_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
@@ -184,14 +183,9 @@ class CallPlan:
         for k, o in enumerate(outs):
             if o is not None:
                 slot.out_ptrs[k] = o.ctypes.data
-        limit = None if self.nthreads else self.tuner.limit(batch)
-        n = slot.args[5] = BUDGET.acquire(self.nthreads, limit)
-        t0 = time.perf_counter()
-        try:
+        with self.tuner.call(batch, self.nthreads) as n:
+            slot.args[5] = n
             status = self._fn(slot.args_address)
-        finally:
-            BUDGET.release(n)
-        self.tuner.record(batch, limit, time.perf_counter() - t0)
         if status:
             self.on_status(status)
         return [stage.copy() if o is None else o for o, stage in zip(outs, slot.out_stage)]

@@ -13,9 +13,11 @@ in ir beside the budget for that reason (the runtime may not import the compiler
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
+import time
 
-from .thread_budget import tunable_offer
+from .thread_budget import BUDGET, tunable_offer
 
 TRIALS = 3        # timed calls per candidate in a trial
 RETUNE = 500      # calls between trials
@@ -67,6 +69,20 @@ class ThreadTuner:
     def record(self, batch: int, limit: int | None, seconds: float) -> None:
         if limit is not None:
             self._trials[batch].record(limit, seconds)
+
+    @contextlib.contextmanager
+    def call(self, key, nthreads: int | None = None):
+        """Yield the thread count for one native call: `nthreads` as given, else the default offer
+        limited to what this tuner allows for `key`, both taken from the process-wide budget (and
+        given back after); the call's time is recorded when it returns without an exception."""
+        limit = None if nthreads else self.limit(key)
+        n = BUDGET.acquire(nthreads or None, limit)
+        t0 = time.perf_counter()
+        try:
+            yield n
+        finally:
+            BUDGET.release(n)
+        self.record(key, limit, time.perf_counter() - t0)
 
     def chosen(self, batch: int) -> int | None:
         """The count the last finished trial kept for this batch size (None: no trial finished yet)."""

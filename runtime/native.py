@@ -14,7 +14,6 @@ import json
 import os
 import stat
 import threading
-import time
 from pathlib import Path
 from typing import Mapping
 
@@ -23,7 +22,6 @@ import numpy as np
 from kcompile.ir import TensorType, load_budget
 from kcompile.ir.call_plan import CallPlan, aligned_empty
 from kcompile.ir.signature import check_batch_size, check_lengths, check_signature
-from kcompile.ir.thread_budget import BUDGET
 from kcompile.ir.thread_tuner import ThreadTuner
 
 from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
@@ -319,14 +317,8 @@ class CompiledModel:
         shapes = [int(d) for a in arrays for d in a.shape]
         extra = ((ctypes.c_int64 * max(1, len(shapes)))(*shapes),) if entry.dynamic else ()
         key = (batch, tuple(sorted(dims.items()))) if dims else batch   # tuned per batch (and length)
-        limit = None if self._nthreads else self._tuner.limit(key)
-        n = BUDGET.acquire(self._nthreads, limit)   # the cores calls in flight left (or self.nthreads as set)
-        t0 = time.perf_counter()
-        try:
+        with self._tuner.call(key, self._nthreads) as n:   # the cores calls in flight left (or nthreads as set)
             status = entry.fn(in_ptrs, out_ptrs, self._params.ctypes.data, ws.ctypes.data, batch, n, *extra)
-        finally:
-            BUDGET.release(n)
-        self._tuner.record(key, limit, time.perf_counter() - t0)
         if status:
             self._raise_status(kind, status)
         return outs

@@ -18,11 +18,14 @@ from . import lowering, run_time_extents
 
 def _call(ctx, fn, buffers, extra=(), rows=None):
     """Call a kernel; rows: the leading dimension its batch loop covers (conv/pool: see _rows)."""
+    _call_pointers(ctx, fn, [buf.ptr for buf in buffers] + list(extra), rows)
+
+
+def _call_pointers(ctx, fn, pointers, rows=None):
     b = ctx.builder
     elem = fn.args[0].type
-    ptrs = [b.bitcast(buf.ptr, elem) for buf in buffers] + [b.bitcast(p, elem) for p in extra]
     nthreads = ctx.nthreads if ctx.nthreads.type == I64 else b.zext(ctx.nthreads, I64)
-    b.call(fn, ptrs + [ctx.batch if rows is None else rows, nthreads])
+    b.call(fn, [b.bitcast(p, elem) for p in pointers] + [ctx.batch if rows is None else rows, nthreads])
 
 
 def _rows(ctx, dim):
@@ -76,9 +79,7 @@ def _per_item_sequence_contraction(ctx, a_shape, w_shape) -> bool:
     with for_range(b, ctx.batch, name="matmul.item") as n:
         item = [b.gep(x.ptr, [b.mul(n, b.mul(t, I64(k)))]), b.gep(dy.ptr, [b.mul(n, b.mul(t, I64(g)))]),
                 b.gep(out.ptr, [b.mul(n, I64(k * g))])]
-        elem = fn.args[0].type
-        nthreads = ctx.nthreads if ctx.nthreads.type == I64 else b.zext(ctx.nthreads, I64)
-        b.call(fn, [b.bitcast(p, elem) for p in item] + [t, nthreads])
+        _call_pointers(ctx, fn, item, rows=t)
     return True
 
 
