@@ -37,6 +37,7 @@ from kcompile.ir.ops.sparse import sparse_weights
 
 from .dynamic_dims import (DYNAMIC_ENTRY_TYPE, DYNAMIC_POINTERS_ENTRY_TYPE, DYNAMIC_SIZE_TYPE, DynamicDimError,
                            bind_symbols, check_run_time_extents, entry_symbols, workspace_base)
+from .gather_entry import gathered_wrapper
 from .loops import I8, I32, I64, copy_bytes, flush_denormals, i64, restore_denormals
 from .lower import get_lowering
 from .lower.constants import constant_pointer
@@ -213,6 +214,8 @@ class _EntryBuilder:
         if not self.dynamic:   # (a dynamic entry's seventh argument, input_shapes, has no slot in the block)
             _packed_wrapper(self.module, self.fn)
             _packed_wrapper(self.module, self.module.globals[symbol])
+            if self.graph.meta.get("param_updates"):   # a train step: fit's shuffled batches (gather_entry.py)
+                gathered_wrapper(self.module, self.fn)
 
     def _build_block_wrapper(self, symbol: str, body):
         fn = ir.Function(self.module, DYNAMIC_ENTRY_TYPE if self.dynamic else ENTRY_TYPE, symbol)

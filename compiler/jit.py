@@ -29,6 +29,7 @@ from kcompile.passes.int8_prepack import pack_weights, parse_packed_name
 
 from .disk_cache import DiskCache
 from .codegen import PACKED_SUFFIX
+from .gather_entry import ARGS as GATHERED_ARGS, GATHERED_SUFFIX, RECORD as RECORD_WORDS
 from .driver import Compilation, CompileOptions, c_symbol
 
 _PTRS = ctypes.POINTER(ctypes.c_void_p)
@@ -37,6 +38,8 @@ POINTERS_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, _PTRS, _PTRS, _PTRS, ctypes.c_
 # ... with a dynamic length T: one more argument, every input's dims (compiler/dynamic_dims.py)
 DYNAMIC_POINTERS_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, _PTRS, _PTRS, _PTRS, ctypes.c_void_p, ctypes.c_int64,
                                           ctypes.c_int32, ctypes.POINTER(ctypes.c_int64))
+# <name>_<entry>_p_gathered(const int64_t *args): a batch gathered from whole arrays, then the step
+GATHERED_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 64
@@ -84,6 +87,8 @@ class NativeFunction:
         self.status_messages = native.status_messages
         self.tuner = ThreadTuner()   # the thread count that helps, per batch size (calls without nthreads=)
         self._default_plans: dict = {}   # nthreads -> CallPlan over the defaults (calls without params=)
+        self._gathered_fn = (GATHERED_CFUNC(self._engine.address(self._symbol_p + GATHERED_SUFFIX))
+                             if self.in_place and not self.dynamic else None)   # (train steps: gather_entry.py)
         _bind_threads(self._engine)
 
     def workspace_bytes(self, batch: int, dims: dict | None = None) -> int:
@@ -146,6 +151,13 @@ class NativeFunction:
         """One call with `nthreads` threads (from ThreadTuner.call: the budget's share)."""
         extra = (shapes,) if self.dynamic else ()
         status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, nthreads, *extra)
+        if status:
+            self._raise_status(status)
+
+    def _run_gathered(self, block, block_address: int, nthreads: int) -> None:
+        """One call of the gathered entry on an argument block (BoundCall.run_gathered fills it)."""
+        block[5] = nthreads
+        status = self._gathered_fn(block_address)
         if status:
             self._raise_status(status)
 
@@ -258,6 +270,8 @@ class BoundCall:
         self._last_inputs: list = [None] * len(graph.inputs)   # the arrays _in_ptrs points into
         self._per_batch: dict = {}            # batch (and dynamic lengths) -> (outputs, output pointers, workspace)
         self.tuner = ThreadTuner()            # the thread count that helps, per batch size
+        self._gather: tuple | None = None     # (rows, records address, count): see gather_from
+        self._gather_blocks: dict = {}        # batch -> argument block of the gathered entry
 
     def __call__(self, inputs: list, nthreads: int | None = None) -> list:
         """inputs: C-contiguous arrays of the graph's dtypes, in order; returns the outputs."""
@@ -269,13 +283,80 @@ class BoundCall:
             if a is not last[k]:  # an array's data pointer is fixed while we hold it (resize refuses)
                 self._in_ptrs[k] = a.ctypes.data
                 last[k] = a
-        if batch not in self._per_batch:
+        return self.run_filled(batch, nthreads)
+
+    def input_table(self) -> ctypes.Array:
+        """The input pointer table, for a caller that writes the addresses itself and then calls
+        run_filled (fit's feeder, frontend/training/fit_feeder.py): it must have checked each input's
+        dtype, layout and shape, and keep the memory alive through the call. The next __call__
+        refills every entry."""
+        self._last_inputs = [None] * len(self._last_inputs)
+        return self._in_ptrs
+
+    def gather_from(self, rows: int, records: ctypes.Array) -> None:
+        """Where run_gathered takes its rows: sources of `rows` rows each, described by `records`
+        (three int64 per source: input slot, address, bytes per row; gather_entry.py), which the
+        caller keeps alive, with the sources, while it gathers. Slots and row sizes are checked
+        against the graph's inputs here, so the native copy stays within every buffer."""
+        if self.fn._gathered_fn is None:
+            raise ValueError(f"graph @{self.fn.graph.name}: no gathered entry (a dynamic length, or no "
+                             "parameter updated in place)")
+        words = list(records)
+        if len(words) % RECORD_WORDS or rows < 0:
+            raise ValueError(f"graph @{self.fn.graph.name}: gather records must be triples and rows >= 0")
+        for k, address, row_bytes in zip(words[::3], words[1::3], words[2::3]):
+            if not 0 <= k < len(self._inputs) or not self._inputs[k][3] or not address:
+                raise ValueError(f"graph @{self.fn.graph.name}: gather record for input {k}: no such batched input")
+            name, dt, shape, _ = self._inputs[k]
+            if row_bytes != int(np.prod(shape[1:], dtype=np.int64)) * dt.itemsize:
+                raise ValueError(f"graph @{self.fn.graph.name}: input '{name}' has rows of "
+                                 f"{int(np.prod(shape[1:], dtype=np.int64)) * dt.itemsize} bytes, the gather "
+                                 f"record says {row_bytes}")
+        self._gather = (int(rows), ctypes.addressof(records), len(words) // RECORD_WORDS, records)
+        self._gather_blocks = {}
+
+    def run_gathered(self, batch: int, index_address: int, nthreads: int | None = None) -> list:
+        """Run on a batch whose rows `index` (int64[batch] at index_address) the native entry gathers
+        from the sources of gather_from into the buffers the pointer table holds (input_table: each
+        at least `batch` rows), after checking every index against the rows; returns the outputs as
+        run_filled does."""
+        block = self._gather_blocks.get(batch)
+        if block is None:
+            outs, out_ptrs, ws = self._buffers(batch)
+            rows, records, count, _ = self._gather
+            words = (ctypes.c_int64 * GATHERED_ARGS)(
+                ctypes.addressof(self._in_ptrs), ctypes.addressof(out_ptrs), ctypes.addressof(self._param_ptrs),
+                ws.ctypes.data, batch, 1, 0, rows, records, count)
+            block = self._gather_blocks[batch] = (words, ctypes.addressof(words))
+        block[0][6] = index_address
+        self._tuned(batch, nthreads, self.fn._run_gathered, *block)
+        return self._per_batch[batch][0]
+
+    def _tuned(self, batch: int, nthreads, run, *args) -> None:
+        """run(*args, thread count) with the tuner's count (tuner.call's steps, without a generator's cost)."""
+        tuner = self.tuner
+        started = tuner.start(batch, nthreads)
+        try:
+            run(*args, started[1])
+        except BaseException:
+            tuner.finish(batch, started, ok=False)
+            raise
+        tuner.finish(batch, started)
+
+    def _buffers(self, batch: int) -> tuple:
+        """(outputs, output pointer table, workspace) for this batch size, made once."""
+        buffers = self._per_batch.get(batch)
+        if buffers is None:
             fn = self.fn
             outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in fn._outputs]
-            self._per_batch[batch] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch)))
-        outs, out_ptrs, ws = self._per_batch[batch]
-        with self.tuner.call(batch, nthreads) as n:
-            self.fn._run(self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch, n)
+            buffers = self._per_batch[batch] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch)))
+        return buffers
+
+    def run_filled(self, batch: int, nthreads: int | None = None) -> list:
+        """Run on the inputs the pointer table holds now, `batch` rows each; returns the outputs
+        (reused by the next call of the same batch size)."""
+        outs, out_ptrs, ws = self._buffers(batch)
+        self._tuned(batch, nthreads, self.fn._run, self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch)
         return outs
 
     def _call_dynamic(self, inputs: list, nthreads) -> list:

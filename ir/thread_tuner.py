@@ -75,14 +75,26 @@ class ThreadTuner:
         """Yield the thread count for one native call: `nthreads` as given, else the default offer
         limited to what this tuner allows for `key`, both taken from the process-wide budget (and
         given back after); the call's time is recorded when it returns without an exception."""
-        limit = None if nthreads else self.limit(key)
-        n = BUDGET.acquire(nthreads or None, limit)
-        t0 = time.perf_counter()
+        started = self.start(key, nthreads)
         try:
-            yield n
-        finally:
-            BUDGET.release(n)
-        self.record(key, limit, time.perf_counter() - t0)
+            yield started[1]
+        except BaseException:
+            self.finish(key, started, ok=False)
+            raise
+        self.finish(key, started)
+
+    def start(self, key, nthreads: int | None = None) -> tuple:
+        """call()'s first half without a context manager, for a loop that pays for every Python step
+        (fit's): returns (limit, thread count, start time) to hand to finish()."""
+        limit = None if nthreads else self.limit(key)
+        return limit, BUDGET.acquire(nthreads or None, limit), time.perf_counter()
+
+    def finish(self, key, started: tuple, ok: bool = True) -> None:
+        """Give the threads back; record the time of a call that returned (ok) without an exception."""
+        limit, n, t0 = started
+        BUDGET.release(n)
+        if ok:
+            self.record(key, limit, time.perf_counter() - t0)
 
     def chosen(self, batch: int) -> int | None:
         """The count the last finished trial kept for this batch size (None: no trial finished yet)."""

@@ -140,7 +140,9 @@ STATUS_OK = 0
 STATUS_INDEX_OUT_OF_RANGE = 1
 STATUS_COLLECTIVE_FAILED = 2
 STATUS_BAD_SHAPE = 3
+STATUS_ROW_OUT_OF_RANGE = 4   # (gather_entry.py)
 STATUS_MESSAGES = {STATUS_INDEX_OUT_OF_RANGE: "an index was out of range (gather/scatter_add); it was clamped",
                    STATUS_COLLECTIVE_FAILED: "cross_process_sum failed (the summing hook raised; see its error)",
                    STATUS_BAD_SHAPE: "input_shapes disagree with the signature (batch, static dims) or with each "
-                                     "other (one dynamic length per symbol), or a dynamic length is 0; nothing ran"}
+                                     "other (one dynamic length per symbol), or a dynamic length is 0; nothing ran",
+                   STATUS_ROW_OUT_OF_RANGE: "a batch's row index is outside the data it gathers from; nothing ran"}

@@ -21,6 +21,7 @@ from kcompile.frontend.training import data_parallel
 from kcompile.frontend.training.backend import make_executor, resolve_backend
 from kcompile.frontend.training.callback_base import CallbackList
 from kcompile.frontend.training import fast_predict
+from kcompile.frontend.training.fit_feeder import FitFeeder
 from kcompile.frontend.training.compile_utils import Compiled
 from kcompile.frontend.training.history import History
 from kcompile.frontend.training import native_metrics
@@ -310,6 +311,9 @@ class TrainerMixin:
         cbs.on_epoch_begin(epoch)
         logs = {}
         dp = data_parallel.for_model(self)
+        feeder = FitFeeder.create(self, train, batches, shuffle, cbs) if dp is None else None
+        if feeder is not None:   # the step accumulates every metric: the lean loop (fit_feeder.py)
+            return feeder.run_epoch(batches)
         for step, idx in enumerate(batches):
             cbs.on_train_batch_begin(step)
             idx = idx if dp is None else dp.shard(idx)   # this process's rows of the global batch
