@@ -72,8 +72,9 @@ def stamp() -> tuple:
 
 def time_native_calls(model, stub=False):
     """Wrap the compiled train step's ctypes entries so each call's duration is recorded: the entry
-    taking the batch's arrays, and the one that first gathers a shuffled batch's rows from the whole
-    arrays itself (compiler/gather_entry.py; the stub then does not gather)."""
+    taking the batch's arrays (six arguments, or one packed block), and the one that first gathers a
+    shuffled batch's rows from the whole arrays itself (compiler/gather_entry.py; stubbed, nothing
+    gathers)."""
     (runner,) = [r for key, r in model._compiled.step_cache.items() if key[0] == "train"]
     fn, calls = runner.execute, []
 
@@ -85,7 +86,7 @@ def time_native_calls(model, stub=False):
             calls.append((t1[0] - t0[0], t1[1] - t0[1]))
             return status
         return timed
-    for attr in ("_fn", "_gathered_fn"):
+    for attr in ("_fn", "_packed_fn", "_gathered_fn"):
         if getattr(fn, attr, None) is not None:
             setattr(fn, attr, timer((lambda *args: 0) if stub else getattr(fn, attr)))
     return calls

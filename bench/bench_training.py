@@ -75,17 +75,22 @@ class EpochClock:
 
 
 def time_native(model) -> list:
-    """Wrap the compiled train step's ctypes function; returns the list its call times go into."""
+    """Wrap the compiled train step's ctypes entries (the batch's arrays, by six arguments or one packed
+    block, or the one gathering a shuffled batch's rows itself: compiler/gather_entry.py); returns the
+    list their call times go into."""
     (runner,) = [r for key, r in model._compiled.step_cache.items() if key[0] == "train"]
-    fn = runner.execute
-    real, calls = fn._fn, []
+    fn, calls = runner.execute, []
 
-    def timed(*args):
-        t0 = time.perf_counter()
-        status = real(*args)
-        calls.append(time.perf_counter() - t0)
-        return status
-    fn._fn = timed
+    def timer(real):
+        def timed(*args):
+            t0 = time.perf_counter()
+            status = real(*args)
+            calls.append(time.perf_counter() - t0)
+            return status
+        return timed
+    for attr in ("_fn", "_packed_fn", "_gathered_fn"):
+        if getattr(fn, attr, None) is not None:
+            setattr(fn, attr, timer(getattr(fn, attr)))
     return calls
 
 

@@ -19,7 +19,7 @@ from typing import Mapping
 import numpy as np
 
 from kcompile.ir import Graph, print_graph
-from kcompile.ir.call_plan import CallPlan, aligned_empty
+from kcompile.ir.call_plan import PACKED_CFUNC, CallPlan, aligned_empty
 from kcompile.ir.ops.collective import take_failure
 from kcompile.ir.ops.sparse import check_structure, sparse_weights
 from kcompile.ir.signature import check_lengths, check_signature
@@ -87,6 +87,9 @@ class NativeFunction:
         self.status_messages = native.status_messages
         self.tuner = ThreadTuner()   # the thread count that helps, per batch size (calls without nthreads=)
         self._default_plans: dict = {}   # nthreads -> CallPlan over the defaults (calls without params=)
+        # one-argument entries for a bound step's loop (BoundCall.run_filled, run_gathered): an argument
+        # block built once per batch size costs less per call than six ctypes conversions
+        self._packed_fn = None if self.dynamic else PACKED_CFUNC(self._engine.address(self._symbol_p + PACKED_SUFFIX))
         self._gathered_fn = (GATHERED_CFUNC(self._engine.address(self._symbol_p + GATHERED_SUFFIX))
                              if self.in_place and not self.dynamic else None)   # (train steps: gather_entry.py)
         _bind_threads(self._engine)
@@ -151,6 +154,13 @@ class NativeFunction:
         """One call with `nthreads` threads (from ThreadTuner.call: the budget's share)."""
         extra = (shapes,) if self.dynamic else ()
         status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, nthreads, *extra)
+        if status:
+            self._raise_status(status)
+
+    def _run_packed(self, block, block_address: int, nthreads: int) -> None:
+        """One call of the packed entry on an argument block (BoundCall.run_filled's)."""
+        block[5] = nthreads
+        status = self._packed_fn(block_address)
         if status:
             self._raise_status(status)
 
@@ -271,7 +281,7 @@ class BoundCall:
         self._per_batch: dict = {}            # batch (and dynamic lengths) -> (outputs, output pointers, workspace)
         self.tuner = ThreadTuner()            # the thread count that helps, per batch size
         self._gather: tuple | None = None     # (rows, records address, count): see gather_from
-        self._gather_blocks: dict = {}        # batch -> argument block of the gathered entry
+        self._blocks: dict = {}               # batch -> (argument block of the packed/gathered entry, address)
 
     def __call__(self, inputs: list, nthreads: int | None = None) -> list:
         """inputs: C-contiguous arrays of the graph's dtypes, in order; returns the outputs."""
@@ -313,24 +323,30 @@ class BoundCall:
                                  f"{int(np.prod(shape[1:], dtype=np.int64)) * dt.itemsize} bytes, the gather "
                                  f"record says {row_bytes}")
         self._gather = (int(rows), ctypes.addressof(records), len(words) // RECORD_WORDS, records)
-        self._gather_blocks = {}
+        self._blocks = {}
 
     def run_gathered(self, batch: int, index_address: int, nthreads: int | None = None) -> list:
         """Run on a batch whose rows `index` (int64[batch] at index_address) the native entry gathers
         from the sources of gather_from into the buffers the pointer table holds (input_table: each
         at least `batch` rows), after checking every index against the rows; returns the outputs as
         run_filled does."""
-        block = self._gather_blocks.get(batch)
-        if block is None:
-            outs, out_ptrs, ws = self._buffers(batch)
-            rows, records, count, _ = self._gather
-            words = (ctypes.c_int64 * GATHERED_ARGS)(
-                ctypes.addressof(self._in_ptrs), ctypes.addressof(out_ptrs), ctypes.addressof(self._param_ptrs),
-                ws.ctypes.data, batch, 1, 0, rows, records, count)
-            block = self._gather_blocks[batch] = (words, ctypes.addressof(words))
+        if self._gather is None:
+            raise ValueError(f"graph @{self.fn.graph.name}: run_gathered needs gather_from first")
+        block = self._blocks.get(batch) or self._block(batch)
         block[0][6] = index_address
         self._tuned(batch, nthreads, self.fn._run_gathered, *block)
         return self._per_batch[batch][0]
+
+    def _block(self, batch: int) -> tuple:
+        """The argument block for this batch size: the packed entry's six words, then the gathered
+        entry's four (gather_entry.py; zeros until gather_from)."""
+        outs, out_ptrs, ws = self._buffers(batch)
+        rows, records, count, _ = self._gather or (0, 0, 0, None)
+        words = (ctypes.c_int64 * GATHERED_ARGS)(
+            ctypes.addressof(self._in_ptrs), ctypes.addressof(out_ptrs), ctypes.addressof(self._param_ptrs),
+            ws.ctypes.data, batch, 1, 0, rows, records, count)
+        block = self._blocks[batch] = (words, ctypes.addressof(words))
+        return block
 
     def _tuned(self, batch: int, nthreads, run, *args) -> None:
         """run(*args, thread count) with the tuner's count (tuner.call's steps, without a generator's cost)."""
@@ -355,9 +371,9 @@ class BoundCall:
     def run_filled(self, batch: int, nthreads: int | None = None) -> list:
         """Run on the inputs the pointer table holds now, `batch` rows each; returns the outputs
         (reused by the next call of the same batch size)."""
-        outs, out_ptrs, ws = self._buffers(batch)
-        self._tuned(batch, nthreads, self.fn._run, self._in_ptrs, out_ptrs, self._param_ptrs, ws, batch)
-        return outs
+        block = self._blocks.get(batch) or self._block(batch)
+        self._tuned(batch, nthreads, self.fn._run_packed, *block)
+        return self._per_batch[batch][0]
 
     def _call_dynamic(self, inputs: list, nthreads) -> list:
         fn, dims = self.fn, {}

@@ -204,22 +204,18 @@ class FitFeeder:
         ints[0] = model._rng_counter
         lr, count = self._lr, self._count
         floats[0] = lr[1] if lr is not None and opt._learning_rate is lr[0] else opt.learning_rate
-        if count is not None and opt._iterations.data is self._counter:
-            floats[1] = np.float32(count.value)
-            floats[2] = b
-            self._run(b, step)
-            count.value += 1
-        else:
-            floats[1] = np.float32(int(opt.iterations))
-            floats[2] = b
-            self._run(b, step)
-            opt.finish_step()
-        model._rng_counter += 1
-    def _run(self, b: int, step: int) -> None:
+        in_place = count is not None and opt._iterations.data is self._counter
+        floats[1] = count.value if in_place else int(opt.iterations)   # (an int -> f32 as np.float32 rounds it)
+        floats[2] = b
         if self.addresses is None:
             self.bound.run_filled(b)
         else:   # the native entry gathers the shuffled rows itself (compiler/gather_entry.py)
             self.bound.run_gathered(b, self.addresses[step])
+        if in_place:
+            count.value += 1
+        else:
+            opt.finish_step()
+        model._rng_counter += 1
 
 
 def _batches_valid(batches: list, n: int, shuffle: bool) -> bool:
