@@ -22,7 +22,9 @@ and each other (STATUS_BAD_SHAPE), and every kernel on a T-sized axis takes its 
 
 Entries without dynamic dims also exist packed, `int32_t <symbol>_packed(const int64_t *args)` with args = {inputs,
 outputs, params, workspace, batch, nthreads}: one argument, so a call from Python through ctypes
-converts one integer instead of six (about 1 us less per call; see ir/call_plan.py).
+converts one integer instead of six (about 1 us less per call; see ir/call_plan.py). A train step's
+(an entry with param_updates) `<symbol>_p` also exists as `<symbol>_p_gathered`, which first copies a
+batch's rows from whole arrays by an index vector (gather_entry.py: fit's shuffled batches).
 """
 from __future__ import annotations
 

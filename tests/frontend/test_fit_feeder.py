@@ -43,7 +43,7 @@ class _Meddler(Callback):
             self.model.set_weights([w * 0.5 for w in self.model.get_weights()])
 
 
-def _fit(monkeypatch, lean: bool, shuffle: bool, callback_cls=None, **kwargs):
+def _fit(monkeypatch, lean: bool, shuffle: bool, callback_cls=None, strided=False, **kwargs):
     """(weights, history, per-batch logs, iterations, whether the lean epoch ran) of one fit."""
     used = []
     create = fit_feeder.FitFeeder.create
@@ -55,6 +55,8 @@ def _fit(monkeypatch, lean: bool, shuffle: bool, callback_cls=None, **kwargs):
     monkeypatch.setattr(fit_feeder.FitFeeder, "create", spy)
     m = _model(**kwargs)
     x, y = _data()
+    if strided:   # rows of another layout: copied into the batch buffer in Python (_Source.fill)
+        x = np.repeat(x, 2, axis=1)[:, ::2]
     np.random.seed(5)
     cbs = [_BatchLogs()] + ([callback_cls()] if callback_cls else [])
     h = m.fit(x, y, batch_size=32, epochs=3, verbose=0, shuffle=shuffle, callbacks=cbs, validation_split=0.1)
@@ -70,6 +72,12 @@ def test_lean_epoch_is_bit_identical(monkeypatch, shuffle, callback_cls):
     assert all(np.array_equal(a, b) for a, b in zip(w_lean, w_gen))
     assert h_lean == h_gen and logs_lean == logs_gen and it_lean == it_gen == 3 * 5
     assert len(logs_lean) == 15 and set(logs_lean[0]) == {"loss", "accuracy"}
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_strided_data(monkeypatch, shuffle):
+    lean, general = (_fit(monkeypatch, use, shuffle, strided=True) for use in (True, False))
+    assert lean[4] and all(np.array_equal(a, b) for a, b in zip(lean[0], general[0])) and lean[1:3] == general[1:3]
 
 
 def test_optimizer_with_schedule_and_adam(monkeypatch):
