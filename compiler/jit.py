@@ -38,8 +38,6 @@ POINTERS_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, _PTRS, _PTRS, _PTRS, ctypes.c_
 # ... with a dynamic length T: one more argument, every input's dims (compiler/dynamic_dims.py)
 DYNAMIC_POINTERS_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, _PTRS, _PTRS, _PTRS, ctypes.c_void_p, ctypes.c_int64,
                                           ctypes.c_int32, ctypes.POINTER(ctypes.c_int64))
-# <name>_<entry>_p_gathered(const int64_t *args): a batch gathered from whole arrays, then the step
-GATHERED_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 64
@@ -90,7 +88,7 @@ class NativeFunction:
         # one-argument entries for a bound step's loop (BoundCall.run_filled, run_gathered): an argument
         # block built once per batch size costs less per call than six ctypes conversions
         self._packed_fn = None if self.dynamic else PACKED_CFUNC(self._engine.address(self._symbol_p + PACKED_SUFFIX))
-        self._gathered_fn = (GATHERED_CFUNC(self._engine.address(self._symbol_p + GATHERED_SUFFIX))
+        self._gathered_fn = (PACKED_CFUNC(self._engine.address(self._symbol_p + GATHERED_SUFFIX))
                              if self.in_place and not self.dynamic else None)   # (train steps: gather_entry.py)
         _bind_threads(self._engine)
 
@@ -280,7 +278,7 @@ class BoundCall:
         self._last_inputs: list = [None] * len(graph.inputs)   # the arrays _in_ptrs points into
         self._per_batch: dict = {}            # batch (and dynamic lengths) -> (outputs, output pointers, workspace)
         self.tuner = ThreadTuner()            # the thread count that helps, per batch size
-        self._gather: tuple | None = None     # (rows, records address, count): see gather_from
+        self._gather: tuple | None = None     # (rows, records address, count, owners): see gather_from
         self._blocks: dict = {}               # batch -> (argument block of the packed/gathered entry, address)
 
     def __call__(self, inputs: list, nthreads: int | None = None) -> list:
@@ -303,10 +301,10 @@ class BoundCall:
         self._last_inputs = [None] * len(self._last_inputs)
         return self._in_ptrs
 
-    def gather_from(self, rows: int, records: ctypes.Array) -> None:
+    def gather_from(self, rows: int, records: ctypes.Array, keep=None) -> None:
         """Where run_gathered takes its rows: sources of `rows` rows each, described by `records`
-        (three int64 per source: input slot, address, bytes per row; gather_entry.py), which the
-        caller keeps alive, with the sources, while it gathers. Slots and row sizes are checked
+        (three int64 per source: input slot, address, bytes per row; gather_entry.py); `keep`: what
+        owns the sources' memory, held while these records are. Slots and row sizes are checked
         against the graph's inputs here, so the native copy stays within every buffer."""
         if self.fn._gathered_fn is None:
             raise ValueError(f"graph @{self.fn.graph.name}: no gathered entry (a dynamic length, or no "
@@ -322,7 +320,7 @@ class BoundCall:
                 raise ValueError(f"graph @{self.fn.graph.name}: input '{name}' has rows of "
                                  f"{int(np.prod(shape[1:], dtype=np.int64)) * dt.itemsize} bytes, the gather "
                                  f"record says {row_bytes}")
-        self._gather = (int(rows), ctypes.addressof(records), len(words) // RECORD_WORDS, records)
+        self._gather = (int(rows), ctypes.addressof(records), len(words) // RECORD_WORDS, (records, keep))
         self._blocks = {}
 
     def run_gathered(self, batch: int, index_address: int, nthreads: int | None = None) -> list:

@@ -5,9 +5,12 @@ updates metrics and builds the logs each batch: about 100 us of Python, which af
 that streamed megabytes of weights runs from cold caches and costs 3-4 times that. When the step
 accumulates every metric itself (native_metrics.py), a FitFeeder does per batch only what must be:
   - contiguous batches: the input pointer table gets the address of the batch's first row (no copy,
-    no array object); shuffled batches: np.take gathers the rows into fixed buffers;
-  - the step counter, learning rate, iteration count and batch size go into fixed 0-d buffers;
-  - one native call (BoundCall.run_filled), then the optimizer's and the rng's counters advance.
+    no array object); shuffled batches: the step's own native entry gathers the rows named by the
+    epoch's permutation into fixed buffers (compiler/gather_entry.py: the indices are checked there);
+  - the step counter, learning rate, iteration count and batch size go into fixed ctypes blocks;
+  - one native call of one argument (BoundCall.run_filled / run_gathered), then the optimizer's
+    iteration count advances in place (as the weights do) and the rng's counter by one.
+Data of another dtype or layout is copied into the batch buffer in Python (_Source.fill).
 Per-batch callbacks are called only on the callbacks that override them, and the per-batch logs
 are built only when a callback's on_train_batch_end will read them (as Keras 3 does); the epoch's
 logs are the metrics' results after the last batch, as before. Anything else (sample weights,
@@ -28,7 +31,6 @@ from kcompile.frontend.training.native_metrics import BATCH_INPUT
 from kcompile.frontend.training.train_step import target_name
 
 CONVERT_ONCE_BYTES = 64 << 20   # data of another dtype is converted once per epoch up to this size
-_SCALARS = ("__rng_counter", "__learning_rate", "__iterations", BATCH_INPUT)
 
 
 def overrides(callback, hook: str) -> bool:
@@ -43,7 +45,7 @@ def overrides(callback, hook: str) -> bool:
 class _Source:
     """One batched input of the step: the epoch's array and how a batch of it reaches the table."""
 
-    def __init__(self, k: int, array: np.ndarray, dtype: np.dtype, batch_size: int):
+    def __init__(self, k: int, array: np.ndarray, dtype: np.dtype, batch_size: int, shuffle: bool):
         self.k = k
         if array.dtype != dtype and array.nbytes // array.itemsize * dtype.itemsize <= CONVERT_ONCE_BYTES:
             array = np.ascontiguousarray(array, dtype=dtype)   # (labels: once per epoch, not per batch)
@@ -51,15 +53,15 @@ class _Source:
         self.direct = array.dtype == dtype and array.flags.c_contiguous   # rows readable where they lie
         self.row_bytes = array.strides[0]
         self.base = array.ctypes.data
-        self.buffer = np.empty((batch_size,) + array.shape[1:], dtype)   # gathered or converted rows
-        self.buffer_address = self.buffer.ctypes.data
+        # gathered or copied rows (none where contiguous batches are read in place)
+        self.buffer = np.empty((batch_size,) + array.shape[1:], dtype) if shuffle or not self.direct else None
+        self.buffer_address = None if self.buffer is None else self.buffer.ctypes.data
 
     def fill(self, idx, b: int, shuffle: bool) -> None:
-        """Rows idx (b of them) into the buffer, cast to the step's dtype (the indirect cases)."""
+        """Rows idx (b of them) into the buffer, cast to the step's dtype (data the step cannot read
+        in place: another dtype or layout)."""
         out = self.buffer if b == len(self.buffer) else self.buffer[:b]
-        if shuffle and self.direct:   # (indices checked in range for the epoch: 'clip' never clips, nor buffers)
-            np.take(self.array, idx, axis=0, out=out, mode="clip")
-        elif shuffle:
+        if shuffle:
             np.copyto(out, np.take(self.array, idx, axis=0), casting="unsafe")
         else:
             lo = int(idx[0])
@@ -131,7 +133,7 @@ class FitFeeder:
             if v.name not in data:
                 self.fixed.append((k, scalars.address(v.name, v.type.dtype.np)))
                 continue
-            s = _Source(k, data[v.name], v.type.dtype.np, batch_size)
+            s = _Source(k, data[v.name], v.type.dtype.np, batch_size, shuffle)
             self.sources.append(s)
             if s.direct and not shuffle:
                 self.pointed.append((k, s.base, s.row_bytes))
@@ -157,7 +159,7 @@ class FitFeeder:
         self.bound = self.runner._bound_call()
         table = self.table = self.bound.input_table()
         if self.records is not None:
-            self.bound.gather_from(self.rows, self.records)
+            self.bound.gather_from(self.rows, self.records, keep=self.sources)
         for k, address in self.fixed:
             table[k] = address
         opt = self.optimizer
