@@ -51,7 +51,9 @@ class Layout:
 
     @property
     def stored(self) -> int:
-        return self.nblocks * (self.block[1] if self.layout == "windows" else self.block[0] * self.block[1])
+        if self.layout == "windows":   # steps of C lanes x P slots (ir/ops/sparse.py)
+            return self.nblocks * self.block[1] * (self.block[2] if len(self.block) > 2 else 1)
+        return self.nblocks * self.block[0] * self.block[1]
 
     @property
     def fill(self) -> float:
@@ -133,3 +135,38 @@ def best_layout(w: np.ndarray, rows_list, lanes: int) -> tuple:
     scored = [(lay, speedups(lay, k, n, rows_list, lanes)) for lay in layouts(w, windows)
               if lay.block == (1, 1) or lay.layout == "windows" or lay.fill >= MIN_BLOCK_FILL]
     return max(scored, key=lambda s: math.prod(s[1]) ** (1 / len(s[1])))
+
+
+# -- int8 (sparse_qmatmul against the dense int8 GEMM; fitted like the float figures, same kernel) --
+INT8_WINDOWS = (64, 16, 2)       # as compiler/kernels/sparse_int8.BLOCK
+DENSE_INT8_PER_WEIGHT = 0.010    # the int8 GEMV (VNNI): packed weights streamed once
+DENSE_INT8_PER_WEIGHT_ROW = 0.0016   # each batch row adds a GEMM's worth of vpdpbusd
+INT8_PER_STEP = (0.75, 0.55)     # sparse int8 windows, per step of 32 slots and row: a lone row, rows in groups
+INT8_PER_GROUP = (2.0, 0.3)      # ... per (panel, window) and row
+INT8_PER_OUTPUT = 1.5            # the requantize epilogue, per output and row (scalar, in the output order)
+INT8_NO_PERMUTE = 8.0            # without AVX512BW (AVX2): each step gathers its 32 inputs
+
+
+def int8_fits(k: int, n: int) -> bool:
+    """Whether the sparse int8 kernel's row buffers (16-bit inputs, i32 sums) fit its stack limit."""
+    return (k + INT8_WINDOWS[0]) * 2 + (n + INT8_WINDOWS[1]) * 4 <= WINDOW_ROW_BYTES_MAX
+
+
+def dense_int8_ns(k: int, n: int, rows: int) -> float:
+    return k * n * (DENSE_INT8_PER_WEIGHT + DENSE_INT8_PER_WEIGHT_ROW * rows)
+
+
+def sparse_int8_ns(layout: Layout, k: int, n: int, rows: int, lanes: int) -> float:
+    lone = 0 if rows == 1 else 1
+    groups = -(-k // layout.block[0]) * -(-n // layout.block[1])
+    step = INT8_PER_STEP[lone] * (1.0 if lanes == 16 else INT8_NO_PERMUTE)
+    return rows * (layout.nblocks * step + groups * INT8_PER_GROUP[lone] + n * INT8_PER_OUTPUT)
+
+
+def int8_layout(w: np.ndarray, rows_list, lanes: int) -> tuple:
+    """(windows layout, estimated speedups over the dense int8 GEMM at rows_list) of an int8 kernel;
+    lanes: f32 lanes of the target's vectors (16: AVX-512, whose int8 kernel permutes)."""
+    k, n = w.shape
+    layout = Layout(INT8_WINDOWS, int(windows_steps(w, INT8_WINDOWS).sum()), int((w != 0).sum()), "windows")
+    return layout, tuple(round(dense_int8_ns(k, n, r) / sparse_int8_ns(layout, k, n, r, lanes), 2) for r in rows_list)
+

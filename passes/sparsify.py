@@ -1,4 +1,4 @@
-"""Pass "sparsify": matmuls whose kernel is a parameter with zeros become sparse_matmul where it pays.
+"""Pass "sparsify": matmuls whose kernel is a parameter with zeros become sparse_matmul (int8: sparse_qmatmul) where it pays.
 
 Weights are known at compile time (graph.param_values), so per kernel the pass measures density
 and block structure (passes/sparse_cost.py), estimates dense and sparse run times at batch 1 and
@@ -10,18 +10,24 @@ vectors hold 16 f32 (AVX-512) and the cost model prefers it, the windows layout 
 included, goes to meta["sparsity"] (format_sparsity prints it); sparse nodes also carry theirs.
 
 Eligible: a 2-D parameter with a value as the right operand of every one of its uses, each an
-untransposed floating-point matmul, and not a parameter a training step updates.
+untransposed floating-point matmul, and not a parameter a training step updates. In a quantized
+graph also an int8 parameter read only as matmul_integer's weight with a zero point of 0 (what
+quantize-int8 makes: symmetric weights, so a pruned weight is an exact zero): it becomes
+sparse_qmatmul (ir/ops/sparse_int8.py), weighed against the dense int8 GEMM (sparse_cost.int8_layout).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from kcompile.ir import Graph, GraphBuilder
 from kcompile.ir.ops.sparse import from_dense, from_dense_windows, sparse_param_names
 
 from .manager import PassError, register_pass
-from .sparse_cost import ESTIMATE_BATCHES, Layout, best_layout, structure
+from .quant_plan import static_value
+from .sparse_cost import ESTIMATE_BATCHES, Layout, best_layout, int8_fits, int8_layout, structure
 
 MODES = ("auto", "always", "never")
 MIN_SPEEDUP = 1.2
@@ -43,12 +49,14 @@ class SparseDecision:
     sparse: bool
     dense_bytes: int
     sparse_bytes: int
+    int8: bool = False     # an int8 kernel of matmul_integer (weighed against the dense int8 GEMM)
 
     def line(self) -> str:
         at = ", ".join(f"{s:.2f}x at {r} row{'s' if r > 1 else ''}" for s, r in zip(self.speedup, self.rows))
         what = "sparse" if self.sparse else "dense"
         windows = self.sparse and self.layout == "windows"
         layout = f", windows of {self.block[0]} inputs x {self.block[1]} outputs" if windows else ""
+        what += " int8" if self.int8 else ""
         return (f"{self.param} [{self.shape[0]}x{self.shape[1]}]: {what}, density {self.density:.3f}, "
                 f"{self.structure}, est. {at}, {self.sparse_bytes if self.sparse else self.dense_bytes:,} bytes "
                 f"(dense {self.dense_bytes:,}){layout}")
@@ -76,13 +84,27 @@ def _eligible(graph: Graph) -> dict:
     out = {}
     for p in graph.params:
         name, t = p.param_name, p.type
-        if name in updated or name not in graph.param_values or t.rank != 2 or not t.dtype.is_float:
+        if name in updated or name not in graph.param_values or t.rank != 2:
             continue
         nodes = uses.get(name, [])
-        if nodes and all(n.op == "matmul" and pos == 1 and not n.attrs["transpose_a"]
-                         and not n.attrs["transpose_b"] for n, pos in nodes):
+        if nodes and all(_float_use(n, pos) if t.dtype.is_float else _int8_use(graph, n, pos) for n, pos in nodes):
             out[name] = [n for n, _ in nodes]
     return out
+
+
+def _float_use(node, pos: int) -> bool:
+    return node.op == "matmul" and pos == 1 and not node.attrs["transpose_a"] and not node.attrs["transpose_b"]
+
+
+def _int8_use(graph: Graph, node, pos: int) -> bool:
+    """The weight of a matmul_integer whose weight zero point is 0 at compile time."""
+    if node.op != "matmul_integer" or pos != 1 or node.inputs[1].dtype.name != "i8" \
+            or not int8_fits(*node.inputs[1].type.shape):
+        return False
+    try:
+        return not np.any(static_value(node.inputs[3], graph.param_values))
+    except (ValueError, KeyError):  # a zero point from a graph input or a parameter without a value
+        return False
 
 
 def _rows(nodes) -> tuple:
@@ -96,14 +118,15 @@ def _rows(nodes) -> tuple:
 
 
 def _decide(graph: Graph, name: str, nodes, mode: str, lanes: int) -> tuple:
-    w = graph.param_values[name]
+    w = np.asarray(graph.param_values[name])
     rows = _rows(nodes)
-    layout, speedup = best_layout(w, rows, lanes)
+    int8 = nodes[0].op == "matmul_integer"
+    layout, speedup = int8_layout(w, rows, lanes) if int8 else best_layout(w, rows, lanes)
     # an all-zero kernel is most likely a placeholder awaiting set_weights: auto keeps it dense
     sparse = mode == "always" or (layout.nnz > 0 and min(speedup) >= MIN_SPEEDUP)
     d = SparseDecision(name, tuple(n.name or n.op for n in nodes), w.shape, round(layout.nnz / max(1, w.size), 4),
                        structure(w, layout), layout.block, layout.layout, speedup, rows, sparse,
-                       w.size * w.dtype.itemsize, layout.nbytes(w.shape[1], w.dtype.itemsize, w.shape[0]))
+                       w.size * w.dtype.itemsize, layout.nbytes(w.shape[1], w.dtype.itemsize, w.shape[0]), int8)
     return d, layout
 
 
@@ -120,11 +143,12 @@ def _rebuild(graph: Graph, decisions: dict) -> Graph:
             env[p] = b.param(p.param_name, graph.param_values.get(p.param_name), type=p.type)
     for node in graph.nodes:
         ins = [env.get(v) for v in node.inputs]
-        w = node.inputs[1] if node.op == "matmul" else None
+        w = node.inputs[1] if node.op in ("matmul", "matmul_integer") else None
         if w is not None and w.is_param and w.param_name in compact:
             d = decisions[w.param_name][0]
             windows = {"layout": "windows", "n": d.shape[1]} if d.layout == "windows" else {}
-            out = b.op("sparse_matmul", ins[0], *compact[w.param_name], name=node.name, block=d.block,
+            op, extra = ("sparse_qmatmul", ins[2:3]) if d.int8 else ("sparse_matmul", [])
+            out = b.op(op, ins[0], *compact[w.param_name], *extra, name=node.name, block=d.block,
                        weight=d.param, structure=d.structure, density=d.density, speedup=d.speedup, **windows)
         else:
             out = b.op(node.op, *ins, name=node.name, **node.attrs)

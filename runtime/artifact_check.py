@@ -149,10 +149,12 @@ def _sparse_weights(specs, params) -> None:
         windows = s.get("layout", "blocks") == "windows"
         if s.get("layout", "blocks") not in ("blocks", "windows"):
             _fail(f"{what}.layout must be 'blocks' or 'windows', got {s.get('layout')!r}")
-        if len(shape) != 2 or len(block) != 2 or (not windows and (shape[0] % block[0] or shape[1] % block[1])):
+        # windows blocks may name slots per lane (G, C, P): the int8 layout (ir/ops/sparse_int8.py)
+        if len(shape) != 2 or len(block) not in ((2, 3) if windows else (2,)) \
+                or (not windows and (shape[0] % block[0] or shape[1] % block[1])):
             _fail(f"{what}: block {block} must divide the 2-D shape {shape}")
-        if s.get("dtype") not in ("f32", "f64"):
-            _fail(f"{what}.dtype must be f32 or f64, got {s.get('dtype')!r}")
+        if s.get("dtype") not in ("f32", "f64") + (("i8",) if windows else ()):
+            _fail(f"{what}.dtype must be f32 or f64 (or i8 in the windows layout), got {s.get('dtype')!r}")
         parts = {part: by_name.get(s.get(part)) for part in ("values", "index", "offsets")}
         if any(p is None for p in parts.values()):
             _fail(f"{what}: values, index and offsets must name parameters, got "
