@@ -137,14 +137,20 @@ def best_layout(w: np.ndarray, rows_list, lanes: int) -> tuple:
     return max(scored, key=lambda s: math.prod(s[1]) ** (1 / len(s[1])))
 
 
-# -- int8 (sparse_qmatmul against the dense int8 GEMM; fitted like the float figures, same kernel) --
+# -- int8 (sparse_qmatmul against the dense int8 GEMM) ------------------------------------------
+# Fitted like the float figures, on artifacts of one quantized layer (one thread, Zen 4, AVX-512
+# VNNI; bench/bench_sparse_int8.py): 784x512 at 10% (2,199 steps of 32 slots over 416 groups) took
+# about 5 us dense and 3.8 us sparse at 1 row, 145 us and 160 us at 64 rows; 1024x1024 at 5%
+# (3,539 steps) 34 / 10 us and 382 / 297 us. The dense int8 GEMM's batches are cheap (vpdpbusd:
+# 64 multiply-adds an instruction), so the sparse kernel pays mostly at one row.
 INT8_WINDOWS = (64, 16, 2)       # as compiler/kernels/sparse_int8.BLOCK
-DENSE_INT8_PER_WEIGHT = 0.010    # the int8 GEMV (VNNI): packed weights streamed once
-DENSE_INT8_PER_WEIGHT_ROW = 0.0016   # each batch row adds a GEMM's worth of vpdpbusd
-INT8_PER_STEP = (0.75, 0.55)     # sparse int8 windows, per step of 32 slots and row: a lone row, rows in groups
+DENSE_INT8_PER_WEIGHT = 0.007    # the int8 GEMV: packed weights streamed once
+DENSE_INT8_PER_WEIGHT_ROW = 0.0055   # each batch row adds a GEMM's worth of vpdpbusd
+INT8_PER_STEP = (1.1, 0.85)      # sparse int8 windows, per step of 32 slots and row: a lone row, rows in groups
 INT8_PER_GROUP = (2.0, 0.3)      # ... per (panel, window) and row
-INT8_PER_OUTPUT = 1.5            # the requantize epilogue, per output and row (scalar, in the output order)
-INT8_NO_PERMUTE = 8.0            # without AVX512BW (AVX2): each step gathers its 32 inputs
+INT8_PER_OUTPUT = 1.0            # the requantize epilogue, per output and row (scalar, in the output order)
+INT8_NO_PERMUTE = 12.0           # without AVX512BW (AVX2) each step gathers its 32 inputs: 784x512 at 10%, 31 us at
+                                 # 1 row (dense int8 on AVX2: 23 us), 2.2 ms at 64 (dense: 0.37 ms)
 
 
 def int8_fits(k: int, n: int) -> bool:

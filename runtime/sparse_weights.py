@@ -52,11 +52,11 @@ class SparseWeights:
                              f"pattern this artifact was compiled for (the first at {list(where)}); its code has no "
                              f"place for them: recompile the model with these weights (kcompile MODEL -o OUT), or "
                              f"compile with --sparse never to keep kernels replaceable")
-        k, n = s["shape"]
-        bk, bn = s["block"]
         index, offsets = self._view(s["index"]), self._view(s["offsets"])
         if _layout(s)[0] == "windows":
             return _windows_values(w, index, offsets, s["block"])
+        k, n = s["shape"]
+        bk, bn = s["block"]
         col_of = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
         blocks = w.reshape(k // bk, bk, n // bn, bn).transpose(2, 0, 1, 3)  # [col, row, bk, bn]
         # a block stored twice would add up: keep the first copy, zero the rest (the pass never repeats one)
