@@ -119,20 +119,23 @@ def sparse_ns(layout: Layout, k: int, n: int, rows: int, lanes: int) -> float:
     return rows * layout.nblocks * bk * (fixed + per_col * bn) + n * 1.0
 
 
-def speedups(layout: Layout, k: int, n: int, rows_list, lanes: int) -> tuple:
-    return tuple(round(dense_ns(k, n, r) / sparse_ns(layout, k, n, r, lanes), 2) for r in rows_list)
+def speedups(layout: Layout, k: int, n: int, rows_list, lanes: int, extra_per_row: float = 0.0) -> tuple:
+    return tuple(round(dense_ns(k, n, r) / (sparse_ns(layout, k, n, r, lanes) + extra_per_row * r), 2)
+                 for r in rows_list)
 
 
+PATCH_PER_ELEMENT = 0.25   # a convolution's im2col copy (compiler/lower/patches.py), per row and input element
 MIN_BLOCK_FILL = 0.75    # blocks mostly of stored zeros are not the kernel's structure
 
 
-def best_layout(w: np.ndarray, rows_list, lanes: int) -> tuple:
+def best_layout(w: np.ndarray, rows_list, lanes: int, extra_per_row: float = 0.0) -> tuple:
     """(layout, estimated speedups at rows_list) of the layout with the best geometric-mean speedup,
     among unstructured storage, the block shapes whose blocks are at least MIN_BLOCK_FILL full, and
-    (f32 on 16-lane vectors: AVX-512) the windows layout."""
+    (f32 on 16-lane vectors: AVX-512) the windows layout; extra_per_row: ns the sparse side pays per row
+    besides the kernel (a convolution's patches)."""
     k, n = w.shape
     windows = lanes == 16 and w.dtype == np.float32 and (k + n + 2 * WINDOWS[0]) * 4 <= WINDOW_ROW_BYTES_MAX
-    scored = [(lay, speedups(lay, k, n, rows_list, lanes)) for lay in layouts(w, windows)
+    scored = [(lay, speedups(lay, k, n, rows_list, lanes, extra_per_row)) for lay in layouts(w, windows)
               if lay.block == (1, 1) or lay.layout == "windows" or lay.fill >= MIN_BLOCK_FILL]
     return max(scored, key=lambda s: math.prod(s[1]) ** (1 / len(s[1])))
 

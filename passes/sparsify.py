@@ -27,7 +27,8 @@ from kcompile.ir.ops.sparse import from_dense, from_dense_windows, sparse_param_
 
 from .manager import PassError, register_pass
 from .quant_plan import static_value
-from .sparse_cost import ESTIMATE_BATCHES, Layout, best_layout, int8_fits, int8_layout, structure
+from .sparsify_conv import conv_use, emit_patches, matrix_view
+from .sparse_cost import ESTIMATE_BATCHES, PATCH_PER_ELEMENT, Layout, best_layout, int8_fits, int8_layout, structure
 
 MODES = ("auto", "always", "never")
 MIN_SPEEDUP = 1.2
@@ -50,13 +51,14 @@ class SparseDecision:
     dense_bytes: int
     sparse_bytes: int
     int8: bool = False     # an int8 kernel of matmul_integer (weighed against the dense int8 GEMM)
+    kernel_shape: tuple = ()   # a convolution kernel's own shape (shape is its [K, COUT] view)
 
     def line(self) -> str:
         at = ", ".join(f"{s:.2f}x at {r} row{'s' if r > 1 else ''}" for s, r in zip(self.speedup, self.rows))
         what = "sparse" if self.sparse else "dense"
         windows = self.sparse and self.layout == "windows"
         layout = f", windows of {self.block[0]} inputs x {self.block[1]} outputs" if windows else ""
-        what += " int8" if self.int8 else ""
+        what += " int8" if self.int8 else " convolution" if self.kernel_shape else ""
         return (f"{self.param} [{self.shape[0]}x{self.shape[1]}]: {what}, density {self.density:.3f}, "
                 f"{self.structure}, est. {at}, {self.sparse_bytes if self.sparse else self.dense_bytes:,} bytes "
                 f"(dense {self.dense_bytes:,}){layout}")
@@ -84,16 +86,17 @@ def _eligible(graph: Graph) -> dict:
     out = {}
     for p in graph.params:
         name, t = p.param_name, p.type
-        if name in updated or name not in graph.param_values or t.rank != 2:
+        if name in updated or name not in graph.param_values or t.rank not in (2, 3, 4):
             continue
         nodes = uses.get(name, [])
-        if nodes and all(_float_use(n, pos) if t.dtype.is_float else _int8_use(graph, n, pos) for n, pos in nodes):
+        if nodes and all(_float_use(n, pos) if t.dtype.is_float else _int8_use(graph, n, pos) for n, pos in nodes) \
+                or nodes and t.dtype.is_float and all(conv_use(n, pos) for n, pos in nodes):
             out[name] = [n for n, _ in nodes]
     return out
 
 
 def _float_use(node, pos: int) -> bool:
-    return node.op == "matmul" and pos == 1 and not node.attrs["transpose_a"] and not node.attrs["transpose_b"]
+    return node.op == "matmul" and node.inputs[1].type.rank == 2 and pos == 1 and not node.attrs["transpose_a"] and not node.attrs["transpose_b"]
 
 
 def _int8_use(graph: Graph, node, pos: int) -> bool:
@@ -108,25 +111,27 @@ def _int8_use(graph: Graph, node, pos: int) -> bool:
 
 
 def _rows(nodes) -> tuple:
-    """Row counts to estimate at: batch 1 and 64 times the rows per example, or the static count."""
+    """Row counts to estimate at: batch 1 and 64 times the rows per example (output positions of a
+    convolution), or the static count."""
     per_item, batched = 1, False
-    a = nodes[0].inputs[0].type
-    for d in a.shape[:-1]:
+    for d in nodes[0].outputs[0].type.shape[:-1]:
         batched |= isinstance(d, str)
         per_item *= d if isinstance(d, int) else 1
     return tuple(per_item * b for b in ESTIMATE_BATCHES) if batched else (per_item,)
 
 
 def _decide(graph: Graph, name: str, nodes, mode: str, lanes: int) -> tuple:
-    w = np.asarray(graph.param_values[name])
-    rows = _rows(nodes)
-    int8 = nodes[0].op == "matmul_integer"
-    layout, speedup = int8_layout(w, rows, lanes) if int8 else best_layout(w, rows, lanes)
+    kernel = np.asarray(graph.param_values[name])
+    w, rows = matrix_view(kernel), _rows(nodes)
+    int8, conv = nodes[0].op == "matmul_integer", conv_use(nodes[0], 1)
+    layout, speedup = int8_layout(w, rows, lanes) if int8 else \
+        best_layout(w, rows, lanes, PATCH_PER_ELEMENT * w.shape[0] if conv else 0.0)
     # an all-zero kernel is most likely a placeholder awaiting set_weights: auto keeps it dense
     sparse = mode == "always" or (layout.nnz > 0 and min(speedup) >= MIN_SPEEDUP)
     d = SparseDecision(name, tuple(n.name or n.op for n in nodes), w.shape, round(layout.nnz / max(1, w.size), 4),
                        structure(w, layout), layout.block, layout.layout, speedup, rows, sparse,
-                       w.size * w.dtype.itemsize, layout.nbytes(w.shape[1], w.dtype.itemsize, w.shape[0]), int8)
+                       w.size * w.dtype.itemsize, layout.nbytes(w.shape[1], w.dtype.itemsize, w.shape[0]), int8,
+                       kernel.shape if conv else ())
     return d, layout
 
 
@@ -143,13 +148,15 @@ def _rebuild(graph: Graph, decisions: dict) -> Graph:
             env[p] = b.param(p.param_name, graph.param_values.get(p.param_name), type=p.type)
     for node in graph.nodes:
         ins = [env.get(v) for v in node.inputs]
-        w = node.inputs[1] if node.op in ("matmul", "matmul_integer") else None
+        w = node.inputs[1] if len(node.inputs) > 1 else None
         if w is not None and w.is_param and w.param_name in compact:
             d = decisions[w.param_name][0]
             windows = {"layout": "windows", "n": d.shape[1]} if d.layout == "windows" else {}
             op, extra = ("sparse_qmatmul", ins[2:3]) if d.int8 else ("sparse_matmul", [])
-            out = b.op(op, ins[0], *compact[w.param_name], *extra, name=node.name, block=d.block,
-                       weight=d.param, structure=d.structure, density=d.density, speedup=d.speedup, **windows)
+            x = emit_patches(b, node, ins[0]) if d.kernel_shape else ins[0]
+            out = b.op(op, x, *compact[w.param_name], *extra, name=node.name, block=d.block, weight=d.param,
+                       structure=d.structure, density=d.density, speedup=d.speedup, weight_shape=d.kernel_shape,
+                       **windows)
         else:
             out = b.op(node.op, *ins, name=node.name, **node.attrs)
         env.update(zip(node.outputs, out if isinstance(out, tuple) else (out,)))
@@ -164,7 +171,7 @@ def _compact_params(b: GraphBuilder, graph: Graph, name: str, layout: Layout) ->
         raise PassError(f"pass 'sparsify': parameter '{name}' cannot be stored sparse, the graph already has "
                         f"parameters named {clash}")
     encode = from_dense_windows if layout.layout == "windows" else from_dense
-    arrays = encode(graph.param_values[name], layout.block)
+    arrays = encode(matrix_view(np.asarray(graph.param_values[name])), layout.block)
     return tuple(b.param(n, a) for n, a in zip(names, arrays))
 
 

@@ -31,9 +31,15 @@ class SparseWeights:
             except ValueError as e:
                 raise ArtifactError(f"sparse weight '{s['name']}': {e}") from None
 
+    def dense_shape(self, name: str) -> list:
+        """The dense parameter's shape: [K, N], or a convolution kernel's own (its [K, N] view is stored)."""
+        s = self.specs[name]
+        return s.get("dense_shape", s["shape"])
+
     def dense(self, name: str) -> np.ndarray:
         s = self.specs[name]
-        return to_dense(*(self._view(s[p]) for p in SPARSE_PARTS), s["shape"][0], s["block"], *_layout(s))
+        w = to_dense(*(self._view(s[p]) for p in SPARSE_PARTS), s["shape"][0], s["block"], *_layout(s))
+        return w.reshape(self.dense_shape(name))
 
     def mask(self, name: str) -> np.ndarray:
         if name not in self._masks:
@@ -45,6 +51,7 @@ class SparseWeights:
     def compact_values(self, name: str, w: np.ndarray) -> np.ndarray:
         """The values array for dense `w`, or a ValueError naming the parameter if w leaves the pattern."""
         s = self.specs[name]
+        w = w.reshape(s["shape"])       # a convolution kernel as its [K, N] view
         outside = (w != 0) & ~self.mask(name)
         if outside.any():
             where = tuple(int(i) for i in np.argwhere(outside)[0])

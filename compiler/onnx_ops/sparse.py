@@ -16,6 +16,7 @@ from kcompile.ir.ops.sparse import to_dense, window_block
 
 from . import onnx_op
 from .context import ELEM_TYPE
+from .nn import _channels_first_op, _explicit_pads
 
 SCALAR = {"f32": np.float32, "f64": np.float64, "i32": np.int32}   # a kernel's element types here
 
@@ -123,3 +124,18 @@ def _sparse_qmatmul(ctx, node, ins, outs):
         w = _scatter_windows(ctx, [wide, ins[2], ins[3]], k, n, block, values.type.shape[0], "i32")
     x = ctx.emit("Sub", [ctx.emit("Cast", [ins[0]], to=TensorProto.INT32), ctx.emit("Cast", [ins[4]], to=TensorProto.INT32)])
     ctx.emit("MatMul", [x, w], out=outs[0])
+
+
+@onnx_op("patches")
+def _patches(ctx, node, ins, outs):
+    """Conv with a one-hot kernel: output channel (kh, kw, c) takes input channel c at offset (kh, kw),
+    times 1 plus zeros (exact for finite inputs)."""
+    a, x_t = node.attrs, node.inputs[0].type
+    nsp, c = len(a["kernel"]), x_t.shape[-1]
+    taps = int(np.prod(a["kernel"]))
+    onehot = np.zeros((taps * c, c, taps), np.dtype(SCALAR[x_t.dtype.name]))
+    onehot[np.arange(taps * c), np.tile(np.arange(c), taps), np.repeat(np.arange(taps), c)] = 1
+    w = ctx.const(onehot.reshape(taps * c, c, *a["kernel"]), "patches_onehot")
+    pads = _explicit_pads(x_t.shape[1:-1], list(a["kernel"]), list(a["strides"]), list(a["dilations"]), a["padding"])
+    _channels_first_op(ctx, nsp, "Conv", ins[0], [w], outs[0], kernel_shape=list(a["kernel"]),
+                       strides=list(a["strides"]), dilations=list(a["dilations"]), pads=pads)

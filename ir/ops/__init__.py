@@ -6,3 +6,4 @@ from . import image  # noqa: E402,F401  (resize, affine_transform: image augment
 from . import collective  # noqa: E402,F401  (cross_process_sum: data-parallel training)
 from . import conv_transpose  # noqa: E402,F401  (Keras transposed convolution)
 from . import sparse_int8  # noqa: E402,F401  (sparse_qmatmul: pruned int8 kernels)
+from . import patches  # noqa: E402,F401  (im2col: pruned convolutions as sparse matmuls)

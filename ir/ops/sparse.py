@@ -238,10 +238,11 @@ def _reference(xs, attrs, batch):
 
 SPARSE_ATTRS = {"block": Attr("ints"), "weight": Attr("str", ""), "structure": Attr("str", ""),
                 "density": Attr("float", -1.0), "speedup": Attr("floats", ()), "layout": Attr("str", "blocks"),
-                "n": Attr("int", 0)}
+                "n": Attr("int", 0), "weight_shape": Attr("ints", ())}
 defop("sparse_matmul", ("a", "values", "index", "offsets"), _infer, _reference, attrs=SPARSE_ATTRS,
       differentiable=False, traits=("anchor",),
       doc="a @ W with W stored as nonzero blocks, or as windows x panels (layout, n; see ir/ops/sparse.py); "
+          "weight_shape: the dense parameter's shape when it is not [K, N] (a convolution kernel); "
           "weight/structure/density/speedup "
           "record what the sparsify pass measured (the dense parameter's name, the pattern, the fraction of "
           "nonzeros, the estimated speedup over dense code at batch 1 and 64)")
@@ -268,6 +269,7 @@ def sparse_weights(graph) -> list:
             out[name] = {"name": name, "shape": [a.shape[-1], out_t.shape[-1]], "dtype": ins[1].type.dtype.name,
                          "block": list(node.attrs["block"]),
                          **({"layout": "windows"} if node.attrs["layout"] == "windows" else {}),
+                         **({"dense_shape": list(node.attrs["weight_shape"])} if node.attrs["weight_shape"] else {}),
                          **{part: v.param_name for part, v in zip(SPARSE_PARTS, ins[1:])}}
     return list(out.values())
 

@@ -314,6 +314,11 @@ for a_shape, dt, n, steps in (((3, 70), "u8", 21, 9), ((2, 2, 7), "i8", 5, 0), (
 w8 = np.full((600, 4), -128, np.int8)
 case("sparse_qmatmul", [np.full((3, 600), 255, np.uint8), *from_dense_windows(w8, (64, 16, 2)), np.array(0, np.uint8)],
      sp.sparse_qmatmul, {"block": (64, 16, 2), "layout": "windows", "n": 4})
+# patches (im2col of a pruned convolution): 2-D and 1-D, strides, dilations, both paddings
+for shape, attrs in (((2, 7, 6, 3), {"kernel": (3, 2), "strides": (2, 1), "dilations": (1, 2), "padding": "same"}),
+                     ((2, 5, 5, 2), {"kernel": (3, 3), "strides": (1, 1), "dilations": (1, 1), "padding": "valid"}),
+                     ((3, 9, 4), {"kernel": (3,), "strides": (2,), "dilations": (2,), "padding": "same"})):
+    case("patches", [rand(RNG, shape)], sp.patches, attrs)
 
 # -- stop_gradient, cumsum, top_k ----------------------------------------------------------------
 import ir_oracles_along_axis as ax_o  # noqa: E402

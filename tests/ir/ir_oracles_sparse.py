@@ -77,3 +77,28 @@ def random_windows(rng, k: int, n: int, block, steps: int, int8: bool = False):
     index[rng.random(slots) < 0.3] = 255
     values = rng.integers(-128, 128, slots).astype(np.int8) if int8 else rng.uniform(-2, 2, slots).astype(np.float32)
     return values, index, offsets
+
+
+def patches(xs, attrs):
+    """Element by element: output (n, o..., (k... , c)) reads x at o * stride + k * dilation - pad before."""
+    (x,) = xs
+    one_d = len(attrs["kernel"]) == 1
+    x4 = x[:, None] if one_d else x
+    kernel, strides, dil = ((1, *attrs[k]) if one_d else tuple(attrs[k]) for k in ("kernel", "strides", "dilations"))
+    outs, befores = [], []
+    for size, k, s, d in zip(x4.shape[1:3], kernel, strides, dil):
+        eff = (k - 1) * d + 1
+        out = (size - eff) // s + 1 if attrs["padding"] == "valid" else -(-size // s)
+        befores.append(0 if attrs["padding"] == "valid" else max((out - 1) * s + eff - size, 0) // 2)
+        outs.append(out)
+    c = x4.shape[-1]
+    y = np.zeros((x4.shape[0], *outs, kernel[0] * kernel[1] * c), x.dtype)
+    for n in range(x4.shape[0]):
+        for oh in range(outs[0]):
+            for ow in range(outs[1]):
+                for kh in range(kernel[0]):
+                    for kw in range(kernel[1]):
+                        ih, iw = oh * strides[0] + kh * dil[0] - befores[0], ow * strides[1] + kw * dil[1] - befores[1]
+                        if 0 <= ih < x4.shape[1] and 0 <= iw < x4.shape[2]:
+                            y[n, oh, ow, (kh * kernel[1] + kw) * c:(kh * kernel[1] + kw + 1) * c] = x4[n, ih, iw]
+    return [y[:, 0] if one_d else y]

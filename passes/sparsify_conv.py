@@ -1,0 +1,29 @@
+"""Pruned convolutions for the sparsify pass: conv1d/conv2d(x, W) == patches(x) @ W.reshape(K, COUT).
+
+A convolution kernel (KH, KW, CIN, COUT) or (KW, CIN, COUT) is weighed as the [KH*KW*CIN, COUT]
+matrix of its im2col form (ir/ops/patches.py), with one row per output position; the sparse side
+also pays for copying the patches (sparse_cost.PATCH_PER_ELEMENT). Grouped convolutions and causal
+padding are left dense.
+"""
+from __future__ import annotations
+
+CONV_OPS = ("conv1d", "conv2d")
+
+
+def conv_use(node, pos: int) -> bool:
+    """The kernel of an ungrouped conv1d/conv2d without causal padding."""
+    return node.op in CONV_OPS and pos == 1 and node.attrs["groups"] == 1 and node.attrs["padding"] != "causal"
+
+
+def matrix_view(w):
+    """A kernel as the [K, COUT] matrix its convolution multiplies patches by (a matrix as it is)."""
+    return w.reshape(-1, w.shape[-1])
+
+
+def emit_patches(b, node, x):
+    """patches(x) with the convolution `node`'s geometry."""
+    a = node.attrs
+    spatial = node.inputs[1].type.shape[:-2]
+    tup = (lambda v: (v,)) if node.op == "conv1d" else tuple
+    return b.op("patches", x, name=node.name, kernel=tuple(spatial), strides=tup(a["strides"]),
+                dilations=tup(a["dilations"]), padding=a["padding"])
