@@ -14,7 +14,6 @@ whether forcing sparse convolutions pays.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_models import convnet_graph  # noqa: E402
 from bench_sparse import NativeCall  # noqa: E402
-from bench_sparse_int8 import interleaved, ratio  # noqa: E402
+from bench_sparse_int8 import decisions, interleaved, ratio  # noqa: E402
 
 RUNNERS = ("dense", "auto", "always")
 
@@ -49,11 +48,6 @@ def pruned_convnet(sparsity: float):
     return g.with_param_values(values)
 
 
-def sparse_kernels(path: Path) -> str:
-    m = json.loads((path / "manifest.json").read_text())
-    return ", ".join(s["name"] for s in m.get("sparse_weights", [])) or "none (all dense)"
-
-
 def main(argv=None):
     args = parse_args(argv)
     os.environ["KCOMPILE_NUM_THREADS"] = "1"
@@ -75,8 +69,9 @@ def main(argv=None):
         models = [load(p) for p in paths]
         for m in models:
             m.nthreads = 1
-        print(f"auto stores sparse: {sparse_kernels(paths[1])}")
-        print("weights.bin: " + ", ".join(f"{r} {(p / 'weights.bin').stat().st_size:,} B" for r, p in zip(RUNNERS, paths)))
+        print(f"auto stores sparse: {decisions(paths[1])}")
+        sizes = [(p / "weights.bin").stat().st_size for p in paths]
+        print("weights.bin: " + ", ".join(f"{r} {s:,} B" for r, s in zip(RUNNERS, sizes)))
         for batch in [int(b) for b in args.batches.split(",")]:
             x = rng.uniform(0, 1, (batch, 28, 28, 1)).astype(np.float32)
             calls = [NativeCall(m, x) for m in models]
@@ -88,7 +83,8 @@ def main(argv=None):
                   + f" | dense/auto {auto:.2f}x, dense/always {always:.2f}x | max diff {diff:.1e}")
             bars.append((f"batch {batch}: --sparse auto not slower than dense ({auto:.2f}x, 0.9x allowed for noise)",
                          auto >= 0.9))
-            bars.append((f"batch {batch}: sparse convolutions (always) faster than dense ({always:.2f}x)", always > 1.0))
+            bars.append((f"batch {batch}: sparse convolutions (always) faster than dense ({always:.2f}x)",
+                         always > 1.0))
     for text, met in bars:
         print(f"bar: {text}: {'met' if met else 'NOT met'}")
 

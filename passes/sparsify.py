@@ -1,4 +1,4 @@
-"""Pass "sparsify": matmuls whose kernel is a parameter with zeros become sparse_matmul (int8: sparse_qmatmul) where it pays.
+"""Pass "sparsify": matmuls/convolutions whose kernel is a parameter with zeros become sparse where it pays.
 
 Weights are known at compile time (graph.param_values), so per kernel the pass measures density
 and block structure (passes/sparse_cost.py), estimates dense and sparse run times at batch 1 and
@@ -14,6 +14,8 @@ untransposed floating-point matmul, and not a parameter a training step updates.
 graph also an int8 parameter read only as matmul_integer's weight with a zero point of 0 (what
 quantize-int8 makes: symmetric weights, so a pruned weight is an exact zero): it becomes
 sparse_qmatmul (ir/ops/sparse_int8.py), weighed against the dense int8 GEMM (sparse_cost.int8_layout).
+And a float conv1d/conv2d kernel (ungrouped, not causal): patches (im2col) + sparse_matmul over its
+[K, COUT] view (passes/sparsify_uses.py).
 """
 from __future__ import annotations
 
@@ -26,9 +28,8 @@ from kcompile.ir import Graph, GraphBuilder
 from kcompile.ir.ops.sparse import from_dense, from_dense_windows, sparse_param_names
 
 from .manager import PassError, register_pass
-from .quant_plan import static_value
-from .sparsify_conv import conv_use, emit_patches, matrix_view
-from .sparse_cost import ESTIMATE_BATCHES, PATCH_PER_ELEMENT, Layout, best_layout, int8_fits, int8_layout, structure
+from .sparsify_uses import conv_use, emit_patches, float_use, int8_use, matrix_view
+from .sparse_cost import ESTIMATE_BATCHES, PATCH_PER_ELEMENT, Layout, best_layout, int8_layout, structure
 
 MODES = ("auto", "always", "never")
 MIN_SPEEDUP = 1.2
@@ -89,25 +90,10 @@ def _eligible(graph: Graph) -> dict:
         if name in updated or name not in graph.param_values or t.rank not in (2, 3, 4):
             continue
         nodes = uses.get(name, [])
-        if nodes and all(_float_use(n, pos) if t.dtype.is_float else _int8_use(graph, n, pos) for n, pos in nodes) \
+        if nodes and all(float_use(n, pos) if t.dtype.is_float else int8_use(graph, n, pos) for n, pos in nodes) \
                 or nodes and t.dtype.is_float and all(conv_use(n, pos) for n, pos in nodes):
             out[name] = [n for n, _ in nodes]
     return out
-
-
-def _float_use(node, pos: int) -> bool:
-    return node.op == "matmul" and node.inputs[1].type.rank == 2 and pos == 1 and not node.attrs["transpose_a"] and not node.attrs["transpose_b"]
-
-
-def _int8_use(graph: Graph, node, pos: int) -> bool:
-    """The weight of a matmul_integer whose weight zero point is 0 at compile time."""
-    if node.op != "matmul_integer" or pos != 1 or node.inputs[1].dtype.name != "i8" \
-            or not int8_fits(*node.inputs[1].type.shape):
-        return False
-    try:
-        return not np.any(static_value(node.inputs[3], graph.param_values))
-    except (ValueError, KeyError):  # a zero point from a graph input or a parameter without a value
-        return False
 
 
 def _rows(nodes) -> tuple:

@@ -155,7 +155,8 @@ def _sparse_weights(specs, params) -> None:
                 or (not windows and (shape[0] % block[0] or shape[1] % block[1])):
             _fail(f"{what}: block {block} must divide the 2-D shape {shape}")
         if "dense_shape" in s:   # a convolution kernel stored as its [K, N] view
-            dense = [_int(d, f"{what}.dense_shape[]", 1, MAX_DIM) for d in _list(s["dense_shape"], f"{what}.dense_shape")]
+            dense = [_int(d, f"{what}.dense_shape[]", 1, MAX_DIM)
+                     for d in _list(s["dense_shape"], f"{what}.dense_shape")]
             if math.prod(dense) != shape[0] * shape[1] or dense[-1] != shape[1]:
                 _fail(f"{what}: dense_shape {dense} does not view as the stored shape {shape}")
         if s.get("dtype") not in ("f32", "f64") + (("i8",) if windows else ()):

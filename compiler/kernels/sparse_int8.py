@@ -7,7 +7,8 @@ copied once, in the layout's input order, as 16-bit a - a_zp (exact: -255..255).
 (64, 16, 2) layout holds two int8 values per output lane: 32 16-bit products, summed in pairs into
 the 16 i32 accumulator lanes (vpmaddwd; a pair is at most 2 * 255 * 128 in magnitude, exact), and a
 window's 64 inputs sit in two 32 x i16 registers from which one vpermi2w (AVX512BW) picks each
-slot's input (an empty slot, index PAD, counts zero). The i32 sums wrap modulo 2^32 like matmul_integer's, so their order does not matter:
+slot's input (an empty slot, index PAD, counts zero). The i32 sums wrap modulo 2^32 like
+matmul_integer's, so their order does not matter:
 the result equals the reference bit for bit. Then the dense int8 GEMM's epilogue
 (kernels/int8_microkernel.py: StoreI32, or Requantize: i32 bias, f32 multiplier, round half to
 even, zero point, relu clamp, with the same f32 steps as ir/ops/quant.py), one output at a time in

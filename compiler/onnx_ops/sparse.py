@@ -122,7 +122,7 @@ def _sparse_qmatmul(ctx, node, ins, outs):
     else:
         wide = ctx.emit("Cast", [ins[1]], to=TensorProto.INT32)
         w = _scatter_windows(ctx, [wide, ins[2], ins[3]], k, n, block, values.type.shape[0], "i32")
-    x = ctx.emit("Sub", [ctx.emit("Cast", [ins[0]], to=TensorProto.INT32), ctx.emit("Cast", [ins[4]], to=TensorProto.INT32)])
+    x = ctx.emit("Sub", [ctx.emit("Cast", [t], to=TensorProto.INT32) for t in (ins[0], ins[4])])
     ctx.emit("MatMul", [x, w], out=outs[0])
 
 
