@@ -6,6 +6,9 @@ masks cost one multiply per weight in the compiled step). Recipes:
   poly90-all     PolynomialDecay(0 -> 0.9, steps 0..900, every 100) on both Dense layers
   poly90-all-late, poly90-global  other schedules and targets (RECIPES: begin/end steps, frequency
                  and final sparsity per layer; 469 steps make an epoch)
+  global90, global90-late  PolynomialDecay 0 -> 0.9 on the whole model with threshold_scope="global":
+                 one magnitude threshold over both kernels, 90% of all kernel weights pruned, each layer's
+                 share decided by its magnitudes (steps 0..900 every 100, and 200..1300 every 50)
   poly90-hidden  the same on the 784x512 layer (98.7% of the weights); the 512x10 output layer dense
   2:4            sparsity_m_by_n=(2, 4) on both layers from the start (TF-MOT fixes the pattern at
                  step 1, i.e. from the initial weights)
@@ -19,7 +22,8 @@ masks cost one multiply per weight in the compiled step). Recipes:
 Run: python bench/bench_pruning_accuracy.py [--seeds 0 1 2] [--kinds dense poly90-hidden] [--skip-timing]
                                            [--save /tmp/kcompile_mnist_pruned90.keras]
 The stripped models of the first seed are saved (plain Dense layers, zeros in place), ready for a
-latency benchmark: poly90-hidden to <save>, poly90-all to <save>_all.keras, dense to <save>_dense.keras.
+latency benchmark: poly90-hidden to <save>, poly90-all to <save>_all.keras, global90-late to
+<save>_global.keras, dense to <save>_dense.keras.
 Prints figures and `bar:` lines (issue #10: within 0.5 points of dense with both layers at 90%, 2:4
 at >= 97%, shrink's speedup at batch 64 at least 3/4 of its FLOP ratio); not a test.
 """
@@ -49,9 +53,14 @@ RECIPES = {
     # 90% of the model's kernel weights, with the 512x10 output layer (1.3% of them) at 50%
     "poly90-global": ((200, 1300, 50, 0.906), (200, 1300, 50, 0.5), "90% of all kernel weights, output layer 50%"),
 }
-KINDS = ("dense", *RECIPES, "poly90-hidden", "2:4", "2:4-after-1", "neurons75")
+# the whole model under one threshold (threshold_scope="global"): (begin_step, end_step, frequency, final)
+GLOBAL_RECIPES = {
+    "global90": ((0, 900, 100, 0.9), "90% of all kernel weights, one global threshold (steps 0..900 every 100)"),
+    "global90-late": ((200, 1300, 50, 0.9), "90% of all kernel weights, one global threshold (steps 200..1300 every 50)"),
+}
+KINDS = ("dense", *RECIPES, *GLOBAL_RECIPES, "poly90-hidden", "2:4", "2:4-after-1", "neurons75")
 BAR_POINTS, BAR_24, BAR_SHRINK = 0.5, 97.0, 0.75
-SAVED = {"poly90-hidden": ".keras", "poly90-all": "_all.keras", "dense": "_dense.keras"}   # suffix of --save
+SAVED = {"poly90-hidden": ".keras", "poly90-all": "_all.keras", "global90-late": "_global.keras", "dense": "_dense.keras"}   # suffix of --save
 
 
 def data():
@@ -85,6 +94,10 @@ def _prune(model, kind):
         return kc.pruning.prune_low_magnitude(model, sparsity_m_by_n=(2, 4))
     final, block = (0.75, (-1, 1)) if kind == "neurons75" else (0.9, (1, 1))
     schedule = kc.pruning.PolynomialDecay(0.0, final, begin_step=0, end_step=900, frequency=100)
+    if kind in GLOBAL_RECIPES:
+        (b, e, f, final), _ = GLOBAL_RECIPES[kind]
+        return kc.pruning.prune_low_magnitude(model, threshold_scope="global", pruning_schedule=kc.pruning.PolynomialDecay(
+            0.0, final, begin_step=b, end_step=e, frequency=f))
     hidden, output = model.layers
     if kind in RECIPES:
         first, second, _ = RECIPES[kind]
@@ -113,7 +126,9 @@ def train(kind, seed, x, y, xt, yt):
         model = _compile(kc.pruning.shrink(model))
         print(f"  shrink: hidden layer {model.layers[0].units} units, output kernel {model.layers[1].kernel.shape}")
     acc = model.evaluate(xt, yt, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
-    zeros = [float(np.mean(w == 0)) for w in model.get_weights()[::2]]
+    kernels = model.get_weights()[::2]
+    zeros = [float(np.mean(w == 0)) for w in kernels]
+    zeros.append(sum(float(np.sum(w == 0)) for w in kernels) / sum(w.size for w in kernels))   # all kernels
     return model, 100 * acc, zeros, timer.times[10:]
 
 
@@ -202,7 +217,8 @@ def main():
         for kind in args.kinds:
             model, acc, zeros, times = train(kind, seed, x, y, xt, yt)
             results.setdefault(kind, []).append(acc)
-            print(f"seed {seed} {kind:13s} test accuracy {acc:6.2f}%  kernel zeros {[round(z, 3) for z in zeros]}  "
+            print(f"seed {seed} {kind:13s} test accuracy {acc:6.2f}%  kernel zeros {[round(z, 3) for z in zeros[:-1]]} "
+                  f"(all {zeros[-1]:.3f})  "
                   f"train step median {1e3 * np.median(times):.2f} ms, mean {1e3 * np.mean(times):.2f} ms",
                   flush=True)
             if seed == args.seeds[0]:
@@ -226,10 +242,11 @@ def main():
 def print_bars(results: dict, dense: float, shrink, seeds: int):
     """One `bar:` line per figure issue #10 asks for that this run measured."""
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
-    for kind in RECIPES:
+    described = {**{k: r[2] for k, r in RECIPES.items()}, **{k: r[1] for k, r in GLOBAL_RECIPES.items()}}
+    for kind, what in described.items():
         if kind in results:
             gap = np.mean(results[kind]) - dense
-            print(f"bar: {kind} ({RECIPES[kind][2]}) within {BAR_POINTS} points of dense, mean of {seeds} seed(s): "
+            print(f"bar: {kind} ({what}) within {BAR_POINTS} points of dense, mean of {seeds} seed(s): "
                   f"{gap:+.2f} {verdict(gap >= -BAR_POINTS)}")
     for kind in ("2:4", "2:4-after-1"):
         if kind in results:

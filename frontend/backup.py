@@ -1,8 +1,10 @@
 """BackupAndRestore: save the training state every epoch; a rerun of fit resumes after the last saved epoch.
 
-The state is the model's weights (kc's weights archive), the optimizer's slots (by position among the
-trainable variables) and step count (an .npz beside them) and the epoch reached (training_metadata.json). Each file is written to a temporary name
-and renamed, so an interruption mid-save leaves the previous backup intact.
+The state is the model's weights (kc's weights archive), the training state that `model.save` keeps too
+(frontend/compile_state.py: the optimizer's step count, its slots by position among the trainable
+variables, the dropout RNG counter; its arrays in optimizer.npz) and the epoch reached
+(training_metadata.json, with the training state's JSON part). Each file is written to a temporary name
+and renamed, so an interruption mid-save leaves the previous backup intact; the metadata goes last.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import shutil
 
 import numpy as np
 
+from kcompile.frontend.compile_state import restore_training_state, training_state
 from kcompile.frontend.saving import write_atomic
 from kcompile.ir.load_budget import read_npz
 from kcompile.frontend.training.callback_base import Callback
@@ -39,10 +42,12 @@ class BackupAndRestore(Callback):
     def on_train_begin(self, logs=None):
         if not os.path.exists(self._metadata_path):
             return
-        self.model.load_weights(self._weights_path)
-        self._restore_optimizer()
         with open(self._metadata_path) as f:
             metadata = json.load(f)
+        self.model.load_weights(self._weights_path)
+        what = f"BackupAndRestore: {self._optimizer_path}"
+        restore_training_state(self.model, metadata.get("training_state", {}), read_npz(self._optimizer_path, what),
+                               what)
         self._current_epoch = int(metadata["epoch"])
         self.model._initial_epoch = self._current_epoch   # fit starts from here, as Keras
 
@@ -66,34 +71,9 @@ class BackupAndRestore(Callback):
     def _save(self):
         os.makedirs(self.backup_dir, exist_ok=True)
         self.model.save_weights(self._weights_path, overwrite=True)
-        opt = self.model.optimizer
-        arrays = {"iterations": np.asarray(int(opt.iterations))}
-        # by position among the trainable variables: a rerun's fresh model has other layer names (paths)
-        for i, v in enumerate(self.model.trainable_variables):
-            arrays.update({f"slot/{slot}/{i}": value for slot, value in opt.slots.get(v.path, {}).items()})
+        meta, arrays = training_state(self.model)
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         write_atomic(self._optimizer_path, lambda f: f.write(buf.getvalue()))
-        write_atomic(self._metadata_path, lambda f: f.write(json.dumps({"epoch": self._current_epoch}).encode()))
-
-    def _restore_optimizer(self):
-        """The optimizer's step and slots from the backup, read through the loading budget and checked
-        against the model (a backup of another model, or a damaged file, is a clear error)."""
-        opt, variables = self.model.optimizer, self.model.trainable_variables
-        what = f"BackupAndRestore: {self._optimizer_path}"
-        arrays = read_npz(self._optimizer_path, what)
-        for key, value in arrays.items():
-            if key == "iterations":
-                if value.shape != () or value.dtype.kind not in "iu":
-                    raise ValueError(f"{what}: 'iterations' must be an integer scalar, got {value.dtype} {value.shape}")
-                opt.iterations = int(value)
-                continue
-            parts = key.split("/")
-            if len(parts) != 3 or parts[0] != "slot" or not parts[2].isdigit() or int(parts[2]) >= len(variables):
-                raise ValueError(f"{what}: unexpected array '{key}' (expected iterations or slot/NAME/INDEX "
-                                 f"with INDEX < {len(variables)} trainable variables)")
-            var = variables[int(parts[2])]
-            if value.shape != tuple(var.shape):
-                raise ValueError(f"{what}: slot '{parts[1]}' of {var.path} has shape {value.shape}, "
-                                 f"expected {tuple(var.shape)}: the backup is of another model")
-            opt.slots.setdefault(var.path, {})[parts[1]] = np.array(value)
+        metadata = {"epoch": self._current_epoch, "training_state": meta}
+        write_atomic(self._metadata_path, lambda f: f.write(json.dumps(metadata).encode()))

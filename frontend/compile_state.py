@@ -121,17 +121,26 @@ def training_state(model) -> tuple[dict, dict]:
 
 
 def restore_training_state(model, meta: dict, arrays: dict, where: str):
-    """Put the saved step count, slots and RNG counter back; shapes are checked before anything is set."""
+    """Put the saved step count, slots and RNG counter back; everything is checked before anything is set
+    (a state saved from another model, or a damaged one, is a clear error naming `where`)."""
     opt, trainable = model.optimizer, model.trainable_variables
+    named = [f"s{k}" for k in range(len(meta.get("slots", [])))]
+    unexpected = sorted(set(arrays) - set(named))
+    if unexpected:
+        raise ValueError(f"{where}: unexpected array(s) {unexpected} in the optimizer state (expected {named})")
+    for key in ("iterations", "rng_counter"):
+        if not isinstance(meta.get(key, 0), int) or meta.get(key, 0) < 0:
+            raise ValueError(f"{where}: '{key}' must be a non-negative integer, got {meta.get(key)!r}")
     slots = {}
-    for k, (index, slot) in enumerate(meta.get("slots", [])):
+    for k, entry in enumerate(meta.get("slots", [])):
+        index, slot = entry if isinstance(entry, (list, tuple)) and len(entry) == 2 else (None, None)
         if not (isinstance(index, int) and 0 <= index < len(trainable)) or f"s{k}" not in arrays:
             raise ValueError(f"{where}: optimizer slot {k} refers to trainable variable {index!r}, but the model "
-                             f"has {len(trainable)}")
+                             f"has {len(trainable)} (or its array s{k} is missing): the state is of another model")
         v, a = trainable[index], arrays[f"s{k}"]
         if tuple(a.shape) != tuple(v.shape) or a.dtype.kind != "f":
             raise ValueError(f"{where}: optimizer slot '{slot}' of '{v.path}' has shape {tuple(a.shape)} "
-                             f"({a.dtype}), the variable has shape {tuple(v.shape)}")
+                             f"({a.dtype}), the variable has shape {tuple(v.shape)}: the state is of another model")
         slots.setdefault(v.path, {})[str(slot)] = np.array(a, dtype=v.value_array.dtype)
     for path, values in slots.items():
         opt.slots[path] = values

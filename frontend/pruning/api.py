@@ -15,16 +15,26 @@ NOT_PRUNED = (BatchNormalization, LayerNormalization)
 
 
 def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1), block_pooling_type="AVG",
-                        sparsity_m_by_n=None, **kwargs):
+                        sparsity_m_by_n=None, threshold_scope="layer", **kwargs):
     """Wrap a layer, a list of layers, or every prunable layer of a Sequential/functional model.
+
+    threshold_scope (a kcompile extension): "layer" (TF-MOT) gives every weight the schedule's
+    sparsity; "global" ranks the magnitudes of all the weights this call wraps together, under one
+    threshold, so the schedule's sparsity holds for them as a whole and each layer gets its own
+    (global magnitude pruning, as torch.nn.utils.prune.global_unstructured).
 
     A model's layers are reused (their weights are shared with the model passed in): load weights
     first, then prune. Weightless layers and normalization layers are kept; any other layer with
     weights that cannot be pruned is refused, naming it.
     """
     from ..models import Model
+    if threshold_scope not in ("layer", "global"):
+        raise ValueError(f"prune_low_magnitude: threshold_scope must be 'layer' or 'global', got {threshold_scope!r}")
+    first = to_prune[0] if isinstance(to_prune, list) and to_prune else to_prune
+    group = None if threshold_scope == "layer" else f"global:{getattr(first, 'name', 'layers')}"
     params = {"pruning_schedule": pruning_schedule or ConstantSparsity(0.5, 0), "block_size": block_size,
-              "block_pooling_type": block_pooling_type, "sparsity_m_by_n": sparsity_m_by_n}
+              "block_pooling_type": block_pooling_type, "sparsity_m_by_n": sparsity_m_by_n,
+              "threshold_group": group}
 
     def wrap(layer):
         if isinstance(layer, (PruneLowMagnitude, InputLayer)):

@@ -5,7 +5,7 @@ import json
 import os
 
 from ..training.callback_base import Callback
-from .masks import sparsity_of
+from .masks import shared_threshold, sparsity_of
 from .wrapper import collect_prunable_layers
 
 
@@ -20,23 +20,52 @@ class UpdatePruningStep(Callback):
     def __init__(self):
         super().__init__()
         self.prunable_layers = []
+        self.groups = {}                  # threshold_group -> the wrappers sharing one threshold
 
     def on_train_begin(self, logs=None):
         self.prunable_layers = collect_prunable_layers(self.model)
         for layer in self.prunable_layers:
             if int(layer.pruning_step.numpy()) == -1:
                 layer.pruning_step.assign(0)
+        self.groups = threshold_groups(self.prunable_layers)
 
     def on_train_batch_begin(self, batch, logs=None):
         for layer in self.prunable_layers:
             step = int(layer.pruning_step.numpy()) + 1
             layer.pruning_step.assign(step)
-            if layer.should_update_masks(step):
+            if layer.threshold_group is None and layer.should_update_masks(step):
                 layer.update_masks(step)
+        for layers in self.groups.values():
+            step = int(layers[0].pruning_step.numpy())
+            if layers[0].should_update_masks(step):
+                sparsity = layers[0].pruning_schedule(step)[1]
+                threshold = shared_threshold([s for layer in layers for s in layer.decision_scores()], sparsity)
+                for layer in layers:
+                    layer.apply_threshold(threshold)
 
     def on_epoch_end(self, epoch, logs=None):
         for layer in self.prunable_layers:
             layer.apply_masks()
+
+
+def threshold_groups(layers) -> dict:
+    """{group: wrappers} for the wrappers that share a threshold; they must share schedule and step."""
+    groups = {}
+    for layer in layers:
+        if layer.threshold_group is not None:
+            groups.setdefault(layer.threshold_group, []).append(layer)
+    for name, members in groups.items():
+        first = members[0]
+        for other in members[1:]:
+            if other.pruning_schedule.get_config() != first.pruning_schedule.get_config():
+                raise ValueError(f"UpdatePruningStep: layers '{first.layer.name}' and '{other.layer.name}' share the "
+                                 f"threshold group {name!r} but have different schedules "
+                                 f"({first.pruning_schedule.get_config()} vs {other.pruning_schedule.get_config()})")
+            if int(other.pruning_step.numpy()) != int(first.pruning_step.numpy()):
+                raise ValueError(f"UpdatePruningStep: layers '{first.layer.name}' and '{other.layer.name}' share the "
+                                 f"threshold group {name!r} but are at pruning steps {int(first.pruning_step.numpy())} "
+                                 f"and {int(other.pruning_step.numpy())}")
+    return groups
 
 
 class PruningSummaries(Callback):

@@ -7,6 +7,8 @@
   A block dimension of -1 spans the whole axis: (-1, 1) prunes whole neurons (Dense) or filters (Conv).
 - m_by_n: m zeros in every n consecutive weights along the input axis; in each group the n - m
   largest |w| are kept (ties: the lower index first, as tf.math.top_k).
+- shared (threshold_scope="global"): the unstructured or block rule on the scores of several weights
+  concatenated, so one threshold decides for all of them.
 """
 from __future__ import annotations
 
@@ -68,13 +70,31 @@ def magnitude_mask(weights: np.ndarray, sparsity) -> tuple:
 
 def block_mask(weights: np.ndarray, sparsity, block: tuple, pooling: str) -> tuple:
     """(threshold, mask) with one decision per block of the 2-D view (block already resolved)."""
+    threshold, small = magnitude_mask(block_scores(weights, block, pooling), sparsity)
+    return threshold, expand_blocks(small, block, weights.shape)
+
+
+def block_scores(weights: np.ndarray, block: tuple, pooling: str) -> np.ndarray:
+    """|w| pooled (AVG or MAX) over each block of the 2-D view: one score per pruning decision."""
     rows, cols = matrix_view(weights.shape)
     bh, bw = block
     a = np.abs(weights).reshape(rows // bh, bh, cols // bw, bw)
-    pooled = a.mean(axis=(1, 3)) if pooling == "AVG" else a.max(axis=(1, 3))
-    threshold, small = magnitude_mask(pooled, sparsity)
-    mask = np.repeat(np.repeat(small, bh, axis=0), bw, axis=1)
-    return threshold, mask.reshape(weights.shape)
+    return a.mean(axis=(1, 3)) if pooling == "AVG" else a.max(axis=(1, 3))
+
+
+def expand_blocks(decisions: np.ndarray, block: tuple, shape) -> np.ndarray:
+    """One 0/1 decision per block spread back over the block's weights, in the weight's shape."""
+    bh, bw = block
+    return np.repeat(np.repeat(decisions, bh, axis=0), bw, axis=1).reshape(shape).astype(np.float32)
+
+
+def shared_threshold(scores: list, sparsity) -> np.float32:
+    """The one threshold that prunes `sparsity` of all the decisions in `scores` together (global
+    magnitude pruning, as torch.nn.utils.prune.global_unstructured): TF-MOT's k-th-largest rule on
+    the concatenated scores, so each array gets its own sparsity from how its magnitudes compare."""
+    flat = np.concatenate([np.asarray(s, np.float32).reshape(-1) for s in scores])
+    threshold, _ = magnitude_mask(flat, sparsity)
+    return threshold
 
 
 def m_by_n_mask(weights: np.ndarray, m_by_n: tuple) -> np.ndarray:

@@ -65,7 +65,7 @@ class PruneLowMagnitude(Layer):
     """Prunes the weights of `layer` by magnitude on `pruning_schedule`'s steps (see module doc)."""
 
     def __init__(self, layer, pruning_schedule=None, block_size=(1, 1), block_pooling_type="AVG",
-                 sparsity_m_by_n=None, **kwargs):
+                 sparsity_m_by_n=None, threshold_group=None, **kwargs):
         if not isinstance(layer, Layer):
             raise ValueError(f"PruneLowMagnitude wraps a Layer instance, got {type(layer).__name__}")
         kwargs["name"] = f"prune_low_magnitude_{layer.name}"
@@ -81,11 +81,17 @@ class PruneLowMagnitude(Layer):
             raise ValueError(f"{who}: block_size must be two positive ints (or -1 for a whole axis), got {block_size}")
         if sparsity_m_by_n and block_size != (1, 1):
             raise ValueError(f"{who}: sparsity_m_by_n and block_size cannot be combined")
+        if sparsity_m_by_n and threshold_group is not None:
+            raise ValueError(f"{who}: sparsity_m_by_n prunes within each group of n weights; it has no threshold to "
+                             f"share (threshold_scope='global' / threshold_group={threshold_group!r})")
+        if threshold_group is not None and not (isinstance(threshold_group, str) and threshold_group):
+            raise ValueError(f"{who}: threshold_group must be a non-empty string, got {threshold_group!r}")
         self.layer = layer
         self.pruning_schedule = deserialize(pruning_schedule or ConstantSparsity(0.5, 0))
         self.block_size = block_size
         self.block_pooling_type = block_pooling_type
         self.sparsity_m_by_n = M.parse_m_by_n(sparsity_m_by_n, who) if sparsity_m_by_n else None
+        self.threshold_group = threshold_group   # wrappers naming the same group share one magnitude threshold
         self._who = who
         self.pruning_vars = []            # (attribute, mask, threshold)
         self._batch_input_shape = layer._batch_input_shape
@@ -144,18 +150,37 @@ class PruneLowMagnitude(Layer):
         """New masks from the magnitudes of the masked weights at `step`; the weights are re-masked."""
         sparsity = self.pruning_schedule(step)[1]
         for attr, mask, threshold in self.pruning_vars:
-            weight = getattr(self.layer, attr)
-            w = weight.numpy() * mask.numpy()     # a pruned weight is 0, as in TF-MOT's re-masked variable
+            w = getattr(self.layer, attr).numpy() * mask.numpy()   # a pruned weight is 0, as in TF-MOT
             if self.sparsity_m_by_n:
                 t, m = np.float32(999.0), M.m_by_n_mask(w, self.sparsity_m_by_n)
-            elif self.block_size != (1, 1):
-                block = M.resolve_block(self.block_size, w.shape, self._who)
-                t, m = M.block_mask(w, sparsity, block, self.block_pooling_type)
             else:
-                t, m = M.magnitude_mask(w, sparsity)
+                t, keep = M.magnitude_mask(self._scores(w), sparsity)
+                m = self._spread(keep, w.shape)
             mask.assign(m)
             threshold.assign(t)
         self.apply_masks()
+
+    def decision_scores(self) -> list:
+        """Per pruned weight, the magnitudes its pruning decisions are taken on (|w|, pooled per block)."""
+        return [self._scores(getattr(self.layer, attr).numpy() * mask.numpy()) for attr, mask, _ in self.pruning_vars]
+
+    def apply_threshold(self, t):
+        """Masks that keep every decision scoring >= t (a threshold shared with other wrappers)."""
+        for (attr, mask, threshold), scores in zip(self.pruning_vars, self.decision_scores()):
+            mask.assign(self._spread((scores >= t).astype(np.float32), tuple(mask.shape)))
+            threshold.assign(t)
+        self.apply_masks()
+
+    def _block(self, shape) -> tuple:
+        return M.resolve_block(self.block_size, shape, self._who)
+
+    def _scores(self, w: np.ndarray) -> np.ndarray:
+        if self.block_size == (1, 1):
+            return np.abs(w).astype(np.float32)
+        return M.block_scores(w, self._block(w.shape), self.block_pooling_type)
+
+    def _spread(self, keep: np.ndarray, shape) -> np.ndarray:
+        return keep if self.block_size == (1, 1) else M.expand_blocks(keep, self._block(shape), shape)
 
     def apply_masks(self):
         """weight = weight * mask (TF-MOT's weight_mask_op)."""
@@ -181,7 +206,8 @@ class PruneLowMagnitude(Layer):
         return {**super().get_config(), "layer": serialize_layer(self.layer),
                 "pruning_schedule": self.pruning_schedule.get_config(), "block_size": list(self.block_size),
                 "block_pooling_type": self.block_pooling_type,
-                "sparsity_m_by_n": list(self.sparsity_m_by_n) if self.sparsity_m_by_n else None}
+                "sparsity_m_by_n": list(self.sparsity_m_by_n) if self.sparsity_m_by_n else None,
+                "threshold_group": self.threshold_group}
 
     @classmethod
     def from_config(cls, config):
