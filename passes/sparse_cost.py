@@ -142,40 +142,43 @@ def best_layout(w: np.ndarray, rows_list, lanes: int, extra_per_row: float = 0.0
 
 # -- int8 (sparse_qmatmul against the dense int8 GEMM) ------------------------------------------
 # Fitted like the float figures, on artifacts of one quantized layer (one thread, Zen 4, AVX-512
-# VNNI; bench/bench_sparse_int8.py): 784x512 at 10% (2,199 steps of 32 slots over 416 groups) took
-# about 5 us dense and 3.8 us sparse at 1 row, 145 us and 160 us at 64 rows; 1024x1024 at 5%
-# (3,539 steps) 34 / 10 us and 382 / 297 us. The dense int8 GEMM's batches are cheap (vpdpbusd:
-# 64 multiply-adds an instruction), so the sparse kernel pays mostly at one row.
-INT8_WINDOWS = (64, 16, 2)       # as compiler/kernels/sparse_int8.BLOCK
-DENSE_INT8_PER_WEIGHT = 0.007    # the int8 GEMV: packed weights streamed once
-DENSE_INT8_PER_WEIGHT_ROW = 0.0055   # each batch row adds a GEMM's worth of vpdpbusd
-INT8_PER_STEP = (1.1, 0.85)      # sparse int8 windows, per step of 32 slots and row: a lone row, rows in groups
+# VNNI + VBMI; fastest of many calls, the host being shared): 784x512 at 10% (994 steps of 64 slots
+# over 224 groups) took about 5 us dense and 2.7 us sparse at 1 row, 127 us and 83 us at 64 rows;
+# 1024x1024 at 5% (1,552 steps) 13.8 / 4.3 us and 332 / 140 us. The dense int8 GEMM's batches are
+# cheap (vpdpbusd: 64 multiply-adds an instruction); so is a sparse step (vpermi2b + vpdpbusd), but
+# padding fills about a third of its slots.
+INT8_WINDOWS = (128, 16, 4)      # as compiler/kernels/sparse_int8.BLOCK
+DENSE_INT8_PER_WEIGHT = 0.0077   # the int8 GEMV: packed weights streamed once
+DENSE_INT8_PER_WEIGHT_ROW = 0.0048   # each batch row adds a GEMM's worth of vpdpbusd
+INT8_PER_STEP = (1.9, 0.7)       # sparse int8 windows, per step of 64 slots and row: a lone row, rows in groups
 INT8_PER_GROUP = (2.0, 0.3)      # ... per (panel, window) and row
-INT8_PER_OUTPUT = 1.0            # the requantize epilogue, per output and row (scalar, in the output order)
-INT8_NO_PERMUTE = 12.0           # without AVX512BW (AVX2) each step gathers its 32 inputs: 784x512 at 10%, 31 us at
-                                 # 1 row (dense int8 on AVX2: 23 us), 2.2 ms at 64 (dense: 0.37 ms)
+INT8_PER_OUTPUT = 0.3            # the zero-point correction and requantize epilogue, per output and row
+INT8_PER_INPUT = 0.5             # each row's copy in the layout's input order, per input
+INT8_NO_PERMUTE = 12.0           # without VBMI + VNNI (AVX2) each step gathers its inputs: 784x512 at 10%, 31 us at
+                                 # 1 row with 32-slot steps (dense int8 on AVX2: 23 us)
 
 
 def int8_fits(k: int, n: int) -> bool:
-    """Whether the sparse int8 kernel's row buffers (16-bit inputs, i32 sums) fit its stack limit."""
-    return (k + INT8_WINDOWS[0]) * 2 + (n + INT8_WINDOWS[1]) * 4 <= WINDOW_ROW_BYTES_MAX
+    """Whether the sparse int8 kernel's row buffers (8-bit inputs, i32 sums) fit its stack limit."""
+    return k + INT8_WINDOWS[0] + (n + INT8_WINDOWS[1]) * 4 <= WINDOW_ROW_BYTES_MAX
 
 
 def dense_int8_ns(k: int, n: int, rows: int) -> float:
     return k * n * (DENSE_INT8_PER_WEIGHT + DENSE_INT8_PER_WEIGHT_ROW * rows)
 
 
-def sparse_int8_ns(layout: Layout, k: int, n: int, rows: int, lanes: int) -> float:
+def sparse_int8_ns(layout: Layout, k: int, n: int, rows: int, permute: bool) -> float:
     lone = 0 if rows == 1 else 1
     groups = -(-k // layout.block[0]) * -(-n // layout.block[1])
-    step = INT8_PER_STEP[lone] * (1.0 if lanes == 16 else INT8_NO_PERMUTE)
-    return rows * (layout.nblocks * step + groups * INT8_PER_GROUP[lone] + n * INT8_PER_OUTPUT)
+    step = INT8_PER_STEP[lone] * (1.0 if permute else INT8_NO_PERMUTE)
+    return rows * (layout.nblocks * step + groups * INT8_PER_GROUP[lone] + n * INT8_PER_OUTPUT + k * INT8_PER_INPUT)
 
 
-def int8_layout(w: np.ndarray, rows_list, lanes: int) -> tuple:
+def int8_layout(w: np.ndarray, rows_list, permute: bool) -> tuple:
     """(windows layout, estimated speedups over the dense int8 GEMM at rows_list) of an int8 kernel;
-    lanes: f32 lanes of the target's vectors (16: AVX-512, whose int8 kernel permutes)."""
+    permute: the target has the kernel's vpermi2b + vpdpbusd path (AVX512_VBMI and AVX512_VNNI)."""
     k, n = w.shape
     layout = Layout(INT8_WINDOWS, int(windows_steps(w, INT8_WINDOWS).sum()), int((w != 0).sum()), "windows")
-    return layout, tuple(round(dense_int8_ns(k, n, r) / sparse_int8_ns(layout, k, n, r, lanes), 2) for r in rows_list)
+    return layout, tuple(round(dense_int8_ns(k, n, r) / sparse_int8_ns(layout, k, n, r, permute), 2)
+                         for r in rows_list)
 

@@ -66,13 +66,15 @@ class SparseDecision:
 
 
 @register_pass("sparsify")
-def sparsify(graph: Graph, mode: str = "auto", lanes: int = 8) -> Graph:
-    """Sparse matmuls for kernels with zeros, chosen by a cost model (mode=auto|always|never)."""
+def sparsify(graph: Graph, mode: str = "auto", lanes: int = 8, int8_permute: bool = False) -> Graph:
+    """Sparse matmuls for kernels with zeros, chosen by a cost model (mode=auto|always|never; lanes: f32
+    vector lanes; int8_permute: the target runs the sparse int8 kernel's vpermi2b/vpdpbusd path)."""
     if mode not in MODES:
         raise PassError(f"pass 'sparsify': mode must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "never":
         return graph
-    decisions = {name: _decide(graph, name, nodes, mode, lanes) for name, nodes in _eligible(graph).items()}
+    decisions = {name: _decide(graph, name, nodes, mode, lanes, int8_permute)
+                 for name, nodes in _eligible(graph).items()}
     return _rebuild(graph, decisions)
 
 
@@ -106,11 +108,11 @@ def _rows(nodes) -> tuple:
     return tuple(per_item * b for b in ESTIMATE_BATCHES) if batched else (per_item,)
 
 
-def _decide(graph: Graph, name: str, nodes, mode: str, lanes: int) -> tuple:
+def _decide(graph: Graph, name: str, nodes, mode: str, lanes: int, int8_permute: bool) -> tuple:
     kernel = np.asarray(graph.param_values[name])
     w, rows = matrix_view(kernel), _rows(nodes)
     int8, conv = nodes[0].op == "matmul_integer", conv_use(nodes[0], 1)
-    layout, speedup = int8_layout(w, rows, lanes) if int8 else \
+    layout, speedup = int8_layout(w, rows, int8_permute) if int8 else \
         best_layout(w, rows, lanes, PATCH_PER_ELEMENT * w.shape[0] if conv else 0.0)
     # an all-zero kernel is most likely a placeholder awaiting set_weights: auto keeps it dense
     sparse = mode == "always" or (layout.nnz > 0 and min(speedup) >= MIN_SPEEDUP)

@@ -2,19 +2,21 @@
 
     void f(i8* a, i8* values, i8* index, i32* offsets, i8* a_zp, T* y, [out ptrs...,] i64 rows, i64 nthreads)
 
-It is the float windows kernel (kernels/sparse_windows.py) with integer arithmetic. Each row is
-copied once, in the layout's input order, as 16-bit a - a_zp (exact: -255..255). A step of the
-(64, 16, 2) layout holds two int8 values per output lane: 32 16-bit products, summed in pairs into
-the 16 i32 accumulator lanes (vpmaddwd; a pair is at most 2 * 255 * 128 in magnitude, exact), and a
-window's 64 inputs sit in two 32 x i16 registers from which one vpermi2w (AVX512BW) picks each
-slot's input (an empty slot, index PAD, counts zero). The i32 sums wrap modulo 2^32 like
-matmul_integer's, so their order does not matter:
-the result equals the reference bit for bit. Then the dense int8 GEMM's epilogue
-(kernels/int8_microkernel.py: StoreI32, or Requantize: i32 bias, f32 multiplier, round half to
-even, zero point, relu clamp, with the same f32 steps as ir/ops/quant.py), one output at a time in
-the layout's output order. Without AVX512BW the inputs come by masked gather and the product pairs
-from generic vector code: exact everywhere, fast only with the permute (passes/sparse_cost.py
-then keeps the dense int8 kernel).
+It is the float windows kernel (kernels/sparse_windows.py) with the dense int8 GEMM's arithmetic.
+Each row is copied once, in the layout's input order, as unsigned bytes (an i8 input is offset by
+128, its zero point too). A step of the (128, 16, 4) layout holds four int8 values per output lane:
+one vpermi2b (AVX512_VBMI) picks the 64 slots' inputs out of the window's 128 bytes held in two
+registers, one vpdpbusd (AVX512_VNNI) multiplies them by the values and adds each lane's four
+products into its i32 accumulator. The zero point comes off at the end, as in the dense GEMM:
+sum (a - zp) w = sum a w - zp * sum w, with each output's sum of weights accumulated beside the
+rows from the same steps (the row buffer past K holds the zero point, so slots there count zero; an
+empty slot, index PAD, has its value zeroed whatever a caller stored). Everything wraps modulo 2^32
+like matmul_integer's i32, so the order of the sums does not matter: the result equals the
+reference bit for bit. Then the dense GEMM's epilogue (kernels/int8_microkernel.py: StoreI32, or
+Requantize: i32 bias, f32 multiplier, round half to even, zero point, relu clamp, the f32 steps of
+ir/ops/quant.py), 16 outputs at a time in the layout's output order. Without VBMI and VNNI the
+inputs come by masked gather and the products from generic vector code: exact everywhere, fast only
+with the permute (passes/sparse_cost.py then keeps the dense int8 kernel).
 """
 from __future__ import annotations
 
@@ -24,23 +26,23 @@ from llvmlite import ir
 
 from kcompile.ir.ops.sparse import PAD
 
-from ..loops import (I8, I32, I64, ceil_div, declare_intrinsic, for_range, gep, i64, imin, internal_function, splat,
-                     zero)
+from ..loops import (I8, I32, I64, ceil_div, declare_intrinsic, entry_alloca, fill, for_range, gep, i64, imin,
+                     internal_function, load_vec, splat, store_vec, zero)
 from ..threads import parallel_function
 from .int8_microkernel import StoreI32
 from .quantmath import F32, bounds, round_saturate, zero_point_f32
 from .sparse_windows import _Windows
 
-I16 = ir.IntType(16)
-BLOCK = (64, 16, 2)          # windows of 64 inputs, panels of 16 outputs, 2 slots per output per step
+BLOCK = (128, 16, 4)         # windows of 128 inputs, panels of 16 outputs, 4 slots per output per step
 ROWS_PER_TASK = 64           # rows per thread-pool task (8 of the windows kernel's groups of 8 rows)
-PERMUTE = "llvm.x86.avx512.vpermi2var.hi.512"
-PMADDWD = "llvm.x86.avx512.pmaddw.d.512"
+PERMUTE = "llvm.x86.avx512.vpermi2var.qi.512"
+DPBUSD = "llvm.x86.avx512.vpdpbusd.512"
 
 
 def uses_permute(features: str, block=BLOCK) -> bool:
-    """Whether the kernel runs on vpermi2w and vpmaddwd (else gathers and generic vector code)."""
-    return "+avx512bw" in features.split(",") and tuple(block) == BLOCK
+    """Whether the kernel runs on vpermi2b and vpdpbusd (else gathers and generic vector code)."""
+    have = features.split(",")
+    return "+avx512vbmi" in have and "+avx512vnni" in have and tuple(block) == BLOCK
 
 
 def kernel_name(a_dtype: str, k: int, n: int, block, out, features: str) -> str:
@@ -83,66 +85,106 @@ class _Spec:
 
 class _Int8Windows(_Windows):
     def __init__(self, b, spec: _Spec, fn, out):
-        super().__init__(b, spec, I16, fn, None)
-        self.xelem, self.acc_elem = I16, I32
+        super().__init__(b, spec, I8, fn, None)
+        self.xelem, self.acc_elem = I8, I32
         self.out = out
         self.permute = uses_permute(spec.features, spec.block)
-        self.ext = b.zext if spec.dtype == "u8" else b.sext
-        self.azp = self.ext(b.load(self.args["azp"]), I32)
+        raw = b.load(self.args["azp"])
+        # unsigned bytes: an i8 input and its zero point move up by 128 (their difference stays)
+        self.flip = spec.dtype == "i8"
+        self.azp = b.add(b.sext(raw, I32), ir.Constant(I32, 128)) if self.flip else b.zext(raw, I32)
         extra = [self.args[f"o{i}"] for i in range(out.nptrs)]
         if out.nptrs:   # Requantize: [bias,] multiplier, zero point; the zero point and bounds read once
             *self.qbias, self.qmult, zp = extra
             self.zpf = zero_point_f32(b, b.load(zp), out.out_dtype)
             self.lo, self.hi = bounds(b, self.zpf, out.out_dtype, out.relu)
 
+    def emit(self):
+        b, c = self.b, self.c
+        self.csum = entry_alloca(b, I32, self.npan * c)         # the panel's sums of weights, per output
+        self.csum_acc = entry_alloca(b, ir.VectorType(I32, c), name="csum")
+        if self.out.nptrs:
+            self.permuted_epilogue()
+        super().emit()
+
+    def panel(self, nrows: int, p):
+        """The panel's sums (_Windows.panel), and its outputs' sums of weights beside them: one more
+        vpdpbusd chain per step, on ones, shared by the group's rows."""
+        b, c = self.b, self.c
+        b.store(zero(self.csum_acc.type.pointee), self.csum_acc)
+        super().panel(nrows, p)
+        store_vec(b, b.load(self.csum_acc), gep(b, self.csum, b.mul(p, i64(c))))
+
+    def padding(self):
+        return self.b.trunc(self.azp, I8)
+
     def convert(self, x):
-        b = self.b
-        return b.trunc(b.sub(self.ext(x, I32), self.azp), I16)
+        return self.b.xor(x, ir.Constant(I8, 0x80)) if self.flip else x
 
     def load_values(self, ptr, idx):
-        """The step's values as 16 bits, zero in empty slots (index PAD: whatever value a caller stored
-        there, the reference skips the slot)."""
+        """The step's values, zero in empty slots (index PAD: whatever value a caller stored there, the
+        reference skips the slot), added into the panel's sums of weights."""
         b = self.b
-        v = b.sext(b.load(b.bitcast(ptr, ir.VectorType(I8, self.slots).as_pointer()), align=1),
-                   ir.VectorType(I16, self.slots))
-        return b.select(b.icmp_unsigned("==", idx, splat(b, ir.Constant(I8, PAD), self.slots)), zero(v.type), v)
+        v = load_vec(b, ptr, self.slots)
+        v = b.select(b.icmp_unsigned("==", idx, splat(b, ir.Constant(I8, PAD), self.slots)), zero(v.type), v)
+        ones = ir.Constant(ir.VectorType(I8, self.slots), [1] * self.slots)
+        b.store(self.madd(v, ones, b.load(self.csum_acc)), self.csum_acc)      # (once per step)
+        return v
 
     def madd(self, values, inputs, acc):
-        """acc + the products summed in pairs (slots 2l, 2l+1 -> lane l)."""
-        b, c = self.b, self.c
+        """acc + each lane's sum of its P products of unsigned inputs and signed values."""
+        b, c, p = self.b, self.c, self.slots // self.c
         if self.permute:
-            v16 = ir.VectorType(I16, 32)
-            fn = declare_intrinsic(b.module, PMADDWD, ir.VectorType(I32, 16), [v16, v16])
-            return b.add(acc, b.call(fn, [values, inputs]))
+            words = ir.VectorType(I32, c)
+            fn = declare_intrinsic(b.module, DPBUSD, words, [words] * 3)
+            return b.call(fn, [acc, b.bitcast(inputs, words), b.bitcast(values, words)])
         wide = ir.VectorType(I32, self.slots)
-        prod = b.mul(b.sext(values, wide), b.sext(inputs, wide))
-        even, odd = (b.shuffle_vector(prod, prod, ir.Constant(ir.VectorType(I32, c), list(range(r, 2 * c, 2))))
-                     for r in (0, 1))
-        return b.add(acc, b.add(even, odd))
+        prod = b.mul(b.zext(inputs, wide), b.sext(values, wide))
+        for r in range(p):
+            acc = b.add(acc, b.shuffle_vector(prod, prod, ir.Constant(ir.VectorType(I32, c),
+                                                                       list(range(r, p * c, p)))))
+        return acc
 
     def add(self, x, y):
         return self.b.add(x, y)
 
     def permute_inputs(self, lo, idx, hi):
         b = self.b
-        v16 = ir.VectorType(I16, 32)
-        fn = declare_intrinsic(b.module, PERMUTE, v16, [v16, v16, v16])
-        return b.call(fn, [lo, b.zext(idx, v16), hi])
+        v8 = ir.VectorType(I8, 64)
+        return b.call(declare_intrinsic(b.module, PERMUTE, v8, [v8, v8, v8]), [lo, idx, hi])
+
+    def permuted_epilogue(self):
+        """Each output's bias and multiplier in the panel order (0 past N), gathered once per call so
+        the epilogue runs on vectors."""
+        b, out, n, width = self.b, self.out, self.spec.n, self.npan * self.c
+        self.pbias, self.pmult = entry_alloca(b, I32, width), entry_alloca(b, F32, width)
+        fill(b, gep(b, self.pbias, i64(n)), width - n, ir.Constant(I32, 0))
+        fill(b, gep(b, self.pmult, i64(n)), width - n, ir.Constant(F32, 0.0))
+        with for_range(b, 0, n, name="qperm") as j:
+            col = b.sext(b.load(gep(b, self.order_out, j)), I64)
+            bias = b.load(gep(b, self.qbias[0], col)) if out.bias else ir.Constant(I32, 0)
+            b.store(bias, gep(b, self.pbias, j))
+            b.store(b.load(gep(b, self.qmult, col if out.per_col else i64(0))), gep(b, self.pmult, j))
 
     def store_row(self, row, sums):
-        """y[row, order_out[j]] = the epilogue of sums[j], for the N outputs."""
-        b, n = self.b, self.spec.n
+        """y[row, order_out[j]] = the epilogue of sums[j] for the N outputs, a panel's at a time."""
+        b, n, c = self.b, self.spec.n, self.c
         out_row = gep(b, self.y, b.mul(row, i64(n)))
-        with for_range(b, 0, n, name="qout") as j:
-            col = b.sext(b.load(gep(b, self.order_out, j)), I64)
-            b.store(self.finish(b.load(gep(b, sums, j)), col), gep(b, out_row, col))
+        with for_range(b, 0, n // c, name="qout") as p:
+            self.store_panel(out_row, sums, b.mul(p, i64(c)), c)
+        if n % c:
+            self.store_panel(out_row, sums, i64(n - n % c), n % c)
 
-    def finish(self, acc, col):
-        """The i32 sum of output col as the dense GEMM's epilogue writes it."""
-        b, out = self.b, self.out
-        if not out.nptrs:
-            return acc
-        if out.bias:
-            acc = b.add(acc, b.load(gep(b, self.qbias[0], col)))
-        m = b.load(gep(b, self.qmult, col if out.per_col else i64(0)))
-        return round_saturate(b, b.fmul(b.sitofp(acc, F32), m), self.zpf, self.lo, self.hi)
+    def store_panel(self, out_row, sums, j0, lanes: int):
+        """Outputs j0 .. j0 + lanes (panel order): the dense GEMM's epilogue on one vector of sums minus
+        the zero point's share, then each result to its output column."""
+        b, out, c = self.b, self.out, self.c
+        acc = b.sub(load_vec(b, gep(b, sums, j0), c),
+                    b.mul(splat(b, self.azp, c), load_vec(b, gep(b, self.csum, j0), c)))
+        if out.nptrs:
+            acc = b.add(acc, load_vec(b, gep(b, self.pbias, j0), c))
+            r = b.fmul(b.sitofp(acc, ir.VectorType(F32, c)), load_vec(b, gep(b, self.pmult, j0), c))
+            acc = round_saturate(b, r, *(splat(b, v, c) for v in (self.zpf, self.lo, self.hi)))
+        for lane in range(lanes):
+            col = b.sext(b.load(gep(b, self.order_out, b.add(j0, i64(lane)))), I64)
+            b.store(b.extract_element(acc, i64(lane)), gep(b, out_row, col))

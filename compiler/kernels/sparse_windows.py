@@ -74,7 +74,7 @@ class _Windows:
         self.ybuf = entry_alloca(b, self.acc_elem, most * self.npan * self.c)
         if self.stride > s.k:  # the padding after each row stays zero: rows are copied over [0, K) only
             for r in range(most):
-                fill(b, gep(b, self.xbuf, r * self.stride + s.k), self.stride - s.k, zero(self.xelem))
+                fill(b, gep(b, self.xbuf, r * self.stride + s.k), self.stride - s.k, self.padding())
         done = i64(0)
         for size in groups:
             end = b.mul(b.sdiv(self.rows, i64(size)), i64(size)) if size > 1 else self.rows
@@ -145,6 +145,10 @@ class _Windows:
             b.store(self.madd(v, self.inputs(reg, idx), b.load(acc)), acc)
 
     # -- the arithmetic (float here) ----------------------------------------------------------
+    def padding(self):
+        """What the row buffer holds past K (a slot there has no weight: a zero does)."""
+        return zero(self.xelem)
+
     def convert(self, x):
         """An input as the row buffer holds it."""
         return x

@@ -15,7 +15,7 @@ one per output of the panel, and their inputs as u8 offsets into the window, ind
 run to the largest (the rest PAD): the kernel keeps the window's G inputs in registers and picks
 each lane's input with a permute instead of a gather (compiler/kernels/sparse_windows.py).
 A third block entry P (block = (G, C, P), default 1) gives each lane P slots per step: step s holds
-C*P values, lane l's at s*C*P + l*P .. + P (the int8 kernel multiplies pairs of 16-bit lanes and
+C*P values, lane l's at s*C*P + l*P .. + P (the int8 kernel multiplies four bytes of a lane and
 adds them into one i32 lane: ir/ops/sparse_int8.py, compiler/kernels/sparse_int8.py).
 Windows and panels run over permuted inputs and outputs: after the groups + 1 step offsets,
 offsets holds K input rows (window position q holds input offsets[groups+1+q]) and N output

@@ -6,8 +6,8 @@ offsets i32). It is matmul_integer(a, W, a_zero_point, 0) bit for bit: the spars
 only from kernels whose zero point is zero (the quantize-int8 pass quantizes weights symmetrically,
 so a pruned weight stays an exact zero). Its i32 output takes the same bias add and requantize
 epilogue as the dense op (passes/fusion_outline.py: an integer anchor). The native kernel
-(compiler/kernels/sparse_int8.py) uses block (G, C, P) = (64, 16, 2): pairs of 16-bit products
-summed into one i32 lane (vpmaddwd).
+(compiler/kernels/sparse_int8.py) uses block (G, C, P) = (128, 16, 4): four 8-bit products summed
+into one i32 lane (vpdpbusd).
 """
 from __future__ import annotations
 

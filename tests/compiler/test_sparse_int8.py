@@ -1,5 +1,5 @@
 """Sparse int8 (sparse_qmatmul): the kernel equals the reference bit for bit on random patterns, odd sizes,
-u8 and i8 inputs, every epilogue, batch 1 to several thread-pool tasks, on the host's path (vpermi2w)
+u8 and i8 inputs, every epilogue, batch 1 to several thread-pool tasks, on the host's path (vpermi2b, vpdpbusd)
 and the forced AVX2 path (gathers); the sparsify pass's choice on quantized graphs; and a model pruned
 with kc.pruning and quantized, compiled to artifacts (compact weights, set_weights kept to the pattern)."""
 import ctypes
@@ -120,11 +120,11 @@ def test_sparsify_makes_sparse_qmatmul_that_means_the_same():
     text = print_graph(s)
     assert print_graph(parse_graph(text)) == text and "sparse_qmatmul(" in text
     # auto follows the cost model: sparse only where estimated >= 1.2x at 1 and 64 rows
-    auto = sparsify(g, mode="auto", lanes=16)
+    auto = sparsify(g, mode="auto", int8_permute=True)
     for dec in auto.meta["sparsity"]:
         assert dec.sparse == (min(dec.speedup) >= 1.2)
-    # without vpermi2w (AVX2: 8 f32 lanes) every step gathers: the dense int8 GEMM is kept
-    assert not any(dec.sparse for dec in sparsify(g, mode="auto", lanes=8).meta["sparsity"])
+    # without vpermi2b + vpdpbusd (AVX2) every step gathers: the dense int8 GEMM is kept
+    assert not any(dec.sparse for dec in sparsify(g, mode="auto", int8_permute=False).meta["sparsity"])
 
 
 def test_nonzero_weight_zero_point_is_not_eligible():

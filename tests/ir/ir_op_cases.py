@@ -308,12 +308,12 @@ for a_shape, n, steps in (((3, 40), 21, 9), ((2, 2, 7), 5, 0)):   # windows layo
 # sparse_qmatmul: u8 and i8 inputs, partial windows and panels, an empty kernel, |sum| > 2^24 (i32 exactness)
 for a_shape, dt, n, steps in (((3, 70), "u8", 21, 9), ((2, 2, 7), "i8", 5, 0), ((2, 130), "i8", 17, 12)):
     case("sparse_qmatmul", [rand(RNG, a_shape, dt, *((0, 255) if dt == "u8" else (-128, 127))),
-                            *sp.random_windows(RNG, a_shape[-1], n, (64, 16, 2), steps, int8=True),
+                            *sp.random_windows(RNG, a_shape[-1], n, (128, 16, 4), steps, int8=True),
                             rand(RNG, (), dt, *((0, 255) if dt == "u8" else (-128, 127)))],
-         sp.sparse_qmatmul, {"block": (64, 16, 2), "layout": "windows", "n": n})
+         sp.sparse_qmatmul, {"block": (128, 16, 4), "layout": "windows", "n": n})
 w8 = np.full((600, 4), -128, np.int8)
-case("sparse_qmatmul", [np.full((3, 600), 255, np.uint8), *from_dense_windows(w8, (64, 16, 2)), np.array(0, np.uint8)],
-     sp.sparse_qmatmul, {"block": (64, 16, 2), "layout": "windows", "n": 4})
+case("sparse_qmatmul", [np.full((3, 600), 255, np.uint8), *from_dense_windows(w8, (128, 16, 4)), np.array(0, np.uint8)],
+     sp.sparse_qmatmul, {"block": (128, 16, 4), "layout": "windows", "n": 4})
 # patches (im2col of a pruned convolution): 2-D and 1-D, strides, dilations, both paddings
 for shape, attrs in (((2, 7, 6, 3), {"kernel": (3, 2), "strides": (2, 1), "dilations": (1, 2), "padding": "same"}),
                      ((2, 5, 5, 2), {"kernel": (3, 3), "strides": (1, 1), "dilations": (1, 1), "padding": "valid"}),

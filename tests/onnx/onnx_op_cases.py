@@ -353,11 +353,11 @@ CASES += [  # index structures drawn at random: repeated blocks, empty block col
                            Arg((6,), "i32", "offsets:9", True)], {"block": (1, 1)}, "csc"),
     Case("sparse_matmul", [Arg(("N", 2, 8)), Arg((24,), param=True), Arg((4,), "i32", "range:0:4", True),
                            Arg((4,), "i32", "offsets:4", True)], {"block": (2, 3), "weight": "d/kernel"}, "block"),
-    # int8 windows (64, 16, 2): two panels, 5 steps; indices past K are empty slots
-    Case("sparse_qmatmul", [Arg(("N", 13), "u8", "range:0:256"), Arg((160,), "i8", "range:-128:128", True),
-                            Arg((160,), "u8", "range:0:64", True),
+    # int8 windows (128, 16, 4): two panels, 5 steps; indices past K are empty slots
+    Case("sparse_qmatmul", [Arg(("N", 13), "u8", "range:0:256"), Arg((320,), "i8", "range:-128:128", True),
+                            Arg((320,), "u8", "range:0:128", True),
                             Arg((2 + 1 + 13 + 20,), "i32", "windows:13:20:2:5", True),
-                            _ZU], {"block": (64, 16, 2), "layout": "windows", "n": 20, "weight": "d/kernel_int8"}),
+                            _ZU], {"block": (128, 16, 4), "layout": "windows", "n": 20, "weight": "d/kernel_int8"}),
     Case("patches", [Arg(("N", 7, 6, 3))], {"kernel": (3, 2), "strides": (2, 1), "dilations": (1, 2),
                                               "padding": "same"}, "2d-same"),
     Case("patches", [Arg(("N", 9, 4))], {"kernel": (3,), "strides": (1,), "dilations": (1,), "padding": "valid"},
