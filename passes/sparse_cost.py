@@ -174,11 +174,12 @@ def sparse_int8_ns(layout: Layout, k: int, n: int, rows: int, permute: bool) -> 
     return rows * (layout.nblocks * step + groups * INT8_PER_GROUP[lone] + n * INT8_PER_OUTPUT + k * INT8_PER_INPUT)
 
 
-def int8_layout(w: np.ndarray, rows_list, permute: bool) -> tuple:
+def int8_layout(w: np.ndarray, rows_list, permute: bool, extra_per_row: float = 0.0) -> tuple:
     """(windows layout, estimated speedups over the dense int8 GEMM at rows_list) of an int8 kernel;
-    permute: the target has the kernel's vpermi2b + vpdpbusd path (AVX512_VBMI and AVX512_VNNI)."""
+    permute: the target has the kernel's vpermi2b + vpdpbusd path (AVX512_VBMI and AVX512_VNNI);
+    extra_per_row: ns the sparse side pays per row besides the kernel (a convolution's patches)."""
     k, n = w.shape
     layout = Layout(INT8_WINDOWS, int(windows_steps(w, INT8_WINDOWS).sum()), int((w != 0).sum()), "windows")
-    return layout, tuple(round(dense_int8_ns(k, n, r) / sparse_int8_ns(layout, k, n, r, permute), 2)
-                         for r in rows_list)
+    return layout, tuple(round(dense_int8_ns(k, n, r) / (sparse_int8_ns(layout, k, n, r, permute)
+                                                         + extra_per_row * r), 2) for r in rows_list)
 

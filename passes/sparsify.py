@@ -28,7 +28,7 @@ from kcompile.ir import Graph, GraphBuilder
 from kcompile.ir.ops.sparse import from_dense, from_dense_windows, sparse_param_names
 
 from .manager import PassError, register_pass
-from .sparsify_uses import conv_use, emit_patches, float_use, int8_use, matrix_view
+from .sparsify_uses import INT8_OPS, conv_use, emit_patches, float_use, int8_use, matrix_view
 from .sparse_cost import ESTIMATE_BATCHES, PATCH_PER_ELEMENT, Layout, best_layout, int8_layout, structure
 
 MODES = ("auto", "always", "never")
@@ -111,9 +111,9 @@ def _rows(nodes) -> tuple:
 def _decide(graph: Graph, name: str, nodes, mode: str, lanes: int, int8_permute: bool) -> tuple:
     kernel = np.asarray(graph.param_values[name])
     w, rows = matrix_view(kernel), _rows(nodes)
-    int8, conv = nodes[0].op == "matmul_integer", conv_use(nodes[0], 1)
-    layout, speedup = int8_layout(w, rows, int8_permute) if int8 else \
-        best_layout(w, rows, lanes, PATCH_PER_ELEMENT * w.shape[0] if conv else 0.0)
+    int8, conv = nodes[0].op in INT8_OPS, conv_use(nodes[0], 1)
+    patch = PATCH_PER_ELEMENT * w.shape[0] * (0.25 if int8 else 1.0) if conv else 0.0   # (8-bit patches: bytes)
+    layout, speedup = int8_layout(w, rows, int8_permute, patch) if int8 else best_layout(w, rows, lanes, patch)
     # an all-zero kernel is most likely a placeholder awaiting set_weights: auto keeps it dense
     sparse = mode == "always" or (layout.nnz > 0 and min(speedup) >= MIN_SPEEDUP)
     d = SparseDecision(name, tuple(n.name or n.op for n in nodes), w.shape, round(layout.nnz / max(1, w.size), 4),
@@ -141,7 +141,7 @@ def _rebuild(graph: Graph, decisions: dict) -> Graph:
             d = decisions[w.param_name][0]
             windows = {"layout": "windows", "n": d.shape[1]} if d.layout == "windows" else {}
             op, extra = ("sparse_qmatmul", ins[2:3]) if d.int8 else ("sparse_matmul", [])
-            x = emit_patches(b, node, ins[0]) if d.kernel_shape else ins[0]
+            x = emit_patches(b, node, ins[0], graph) if d.kernel_shape else ins[0]
             out = b.op(op, x, *compact[w.param_name], *extra, name=node.name, block=d.block, weight=d.param,
                        structure=d.structure, density=d.density, speedup=d.speedup, weight_shape=d.kernel_shape,
                        **windows)

@@ -2,13 +2,15 @@
 
 Items are output rows (n, oh), split into pool tasks; each output position copies its KH x KW runs of
 C contiguous input channels (a run in the padding is written as zeros), so the inner loop is a plain
-copy LLVM vectorizes.
+copy LLVM vectorizes. 8-bit inputs copy as bytes, padding with pad_value (the zero point).
 """
 from __future__ import annotations
 
 from kcompile.ir.ops.nn import conv_geometry
 
-from ..loops import for_range, i64, zero
+from llvmlite import ir
+
+from ..loops import for_range, i64
 from . import lowering
 from .parallel import parallel_for
 
@@ -28,6 +30,7 @@ def lower_patches(ctx):
     (h, w), c, (kh_n, kw_n), (sh, sw), (dh, dw), (pt, pl), (oh_n, ow_n) = _geometry(ctx.node)
     b = ctx.builder
     elem = ctx.outs[0].ptr.type.pointee
+    pad = ir.Constant(elem, ctx.attrs["pad_value"] if isinstance(elem, ir.IntType) else 0.0)
     rows = b.mul(ctx.ins[0].dims[0], i64(oh_n))
 
     def body(bb, lo, hi, vals):
@@ -52,7 +55,7 @@ def lower_patches(ctx):
                                     bb.store(bb.load(bb.gep(run, [ch])), bb.gep(out, [ch]))
                             with otherwise:
                                 with for_range(bb, c, name="pzero") as ch:
-                                    bb.store(zero(elem), bb.gep(out, [ch]))
+                                    bb.store(pad, bb.gep(out, [ch]))
 
     parallel_for(b, "patches", ctx.nthreads, rows, i64(ow_n * kh_n * kw_n * c), [ctx.ins[0].ptr, ctx.outs[0].ptr],
                  body)

@@ -16,7 +16,7 @@ from kcompile.ir.ops.sparse import to_dense, window_block
 
 from . import onnx_op
 from .context import ELEM_TYPE
-from .nn import _channels_first_op, _explicit_pads
+from .nn import TO_CHANNELS_FIRST, TO_CHANNELS_LAST, _channels_first_op, _explicit_pads
 
 SCALAR = {"f32": np.float32, "f64": np.float64, "i32": np.int32}   # a kernel's element types here
 
@@ -129,13 +129,24 @@ def _sparse_qmatmul(ctx, node, ins, outs):
 @onnx_op("patches")
 def _patches(ctx, node, ins, outs):
     """Conv with a one-hot kernel: output channel (kh, kw, c) takes input channel c at offset (kh, kw),
-    times 1 plus zeros (exact for finite inputs)."""
+    times 1 plus zeros (exact for finite inputs). 8-bit inputs go through float (exact) and an explicit
+    Pad with pad_value (their zero point), as ONNX's Conv takes no integers and pads with 0."""
     a, x_t = node.attrs, node.inputs[0].type
     nsp, c = len(a["kernel"]), x_t.shape[-1]
     taps = int(np.prod(a["kernel"]))
-    onehot = np.zeros((taps * c, c, taps), np.dtype(SCALAR[x_t.dtype.name]))
+    onehot = np.zeros((taps * c, c, taps), np.float64 if x_t.dtype.name == "f64" else np.float32)
     onehot[np.arange(taps * c), np.tile(np.arange(c), taps), np.repeat(np.arange(taps), c)] = 1
     w = ctx.const(onehot.reshape(taps * c, c, *a["kernel"]), "patches_onehot")
     pads = _explicit_pads(x_t.shape[1:-1], list(a["kernel"]), list(a["strides"]), list(a["dilations"]), a["padding"])
-    _channels_first_op(ctx, nsp, "Conv", ins[0], [w], outs[0], kernel_shape=list(a["kernel"]),
-                       strides=list(a["strides"]), dilations=list(a["dilations"]), pads=pads)
+    conv = dict(kernel_shape=list(a["kernel"]), strides=list(a["strides"]), dilations=list(a["dilations"]))
+    if x_t.dtype.is_float:
+        _channels_first_op(ctx, nsp, "Conv", ins[0], [w], outs[0], pads=pads, **conv)
+        return
+    x = ctx.emit("Cast", [ins[0]], to=TensorProto.FLOAT)
+    if any(pads):   # NHWC pads: [0, begins..., 0, 0, ends..., 0]
+        nhwc = [0, *pads[:nsp], 0, 0, *pads[nsp:], 0]
+        x = ctx.emit("Pad", [x, ctx.ints(nhwc, "pads"), ctx.scalar(float(a["pad_value"]), np.float32)])
+    y = ctx.emit("Transpose", [x], perm=TO_CHANNELS_FIRST[nsp])
+    y = ctx.emit("Conv", [y, w], pads=[0] * (2 * nsp), **conv)
+    y = ctx.emit("Transpose", [y], perm=TO_CHANNELS_LAST[nsp])
+    ctx.emit("Cast", [y], out=outs[0], to=ELEM_TYPE[x_t.dtype.name])

@@ -185,3 +185,29 @@ def test_set_weights_keeps_the_int8_pattern(artifacts):
     with pytest.raises(ValueError, match=r"parameter 'hidden/kernel' has 1 nonzero weight\(s\) outside the "
                                          r"sparsity pattern"):
         m.set_weights({"hidden/kernel": bad})
+
+
+def test_pruned_quantized_convolution_is_exact():
+    """conv2d_integer (same padding, a stride) through 8-bit patches padded with the input zero point."""
+    rng = np.random.default_rng(6)
+    kc.utils.set_random_seed(6)
+    model = kc.Sequential([kc.Input((9, 8, 3)), kc.layers.Conv2D(20, 3, strides=(2, 1), padding="same",
+                                                                  activation="relu", name="conv"),
+                           kc.layers.Conv2D(12, 2, name="conv_1"), kc.layers.Flatten(), kc.layers.Dense(5, name="head")])
+    ws = model.get_weights()
+    for i in (0, 2):
+        ws[i][np.abs(ws[i]) < np.quantile(np.abs(ws[i]), 0.85)] = 0
+    model.set_weights(ws)
+    x = rng.uniform(0, 1, (16, 9, 8, 3)).astype(np.float32)
+    g = kc.quantization.quantize(model, calibration_data=x).forward_graph()
+    s = sparsify(g, mode="always")
+    ops = [n.op for n in s.nodes]
+    assert ops.count("patches") == 2 and "conv2d_integer" not in ops and ops.count("sparse_qmatmul") == 3
+    assert any(n.op == "patches" and n.attrs["pad_value"] != 0 for n in s.nodes)   # same padding: the zero point
+    assert "conv/kernel [27x20]: sparse int8" in format_sparsity(s)
+    want = run(g, [x])[0]
+    np.testing.assert_array_equal(run(s, [x])[0], want)
+    for target in (None, host_target().without("avx512f")):
+        fn = compile_graph(s, target=target)
+        for rows in (1, 16):
+            np.testing.assert_array_equal(fn([x[:rows]])[0], want[:rows])

@@ -319,6 +319,10 @@ for shape, attrs in (((2, 7, 6, 3), {"kernel": (3, 2), "strides": (2, 1), "dilat
                      ((2, 5, 5, 2), {"kernel": (3, 3), "strides": (1, 1), "dilations": (1, 1), "padding": "valid"}),
                      ((3, 9, 4), {"kernel": (3,), "strides": (2,), "dilations": (2,), "padding": "same"})):
     case("patches", [rand(RNG, shape)], sp.patches, attrs)
+case("patches", [rand(RNG, (2, 5, 6, 3), "u8", 0, 255)], sp.patches,   # int8 conv: pads with the zero point
+     {"kernel": (3, 3), "strides": (2, 1), "dilations": (1, 1), "padding": "same", "pad_value": 131})
+case("patches", [rand(RNG, (2, 7, 2), "i8", -128, 127)], sp.patches,
+     {"kernel": (2,), "strides": (1,), "dilations": (3,), "padding": "same", "pad_value": -5})
 
 # -- stop_gradient, cumsum, top_k ----------------------------------------------------------------
 import ir_oracles_along_axis as ax_o  # noqa: E402

@@ -92,7 +92,7 @@ def patches(xs, attrs):
         befores.append(0 if attrs["padding"] == "valid" else max((out - 1) * s + eff - size, 0) // 2)
         outs.append(out)
     c = x4.shape[-1]
-    y = np.zeros((x4.shape[0], *outs, kernel[0] * kernel[1] * c), x.dtype)
+    y = np.full((x4.shape[0], *outs, kernel[0] * kernel[1] * c), attrs.get("pad_value", 0), x.dtype)
     for n in range(x4.shape[0]):
         for oh in range(outs[0]):
             for ow in range(outs[1]):

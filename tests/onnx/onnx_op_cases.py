@@ -362,6 +362,9 @@ CASES += [  # index structures drawn at random: repeated blocks, empty block col
                                               "padding": "same"}, "2d-same"),
     Case("patches", [Arg(("N", 9, 4))], {"kernel": (3,), "strides": (1,), "dilations": (1,), "padding": "valid"},
          "1d-valid"),
+    Case("patches", [Arg(("N", 5, 6, 2), "u8", "range:0:256")], {"kernel": (3, 3), "strides": (1, 2),
+                                                                "dilations": (1, 1), "padding": "same",
+                                                                "pad_value": 140}, "u8-zero-point"),
 ]
 CASES += [
     Case("stop_gradient", [Arg(("N", 3, 4))]),
