@@ -43,10 +43,11 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def int8_graph(graph, rng):
+def int8_graph(graph, rng, shape=(784,)):
+    """graph quantized (quantize-int8), calibrated on 256 uniform random inputs of `shape`."""
     from kcompile.compiler.calibrate import calibrate
     from kcompile.passes.quantize import quantize_int8
-    cal = rng.uniform(0, 1, (256, 784)).astype(np.float32)
+    cal = rng.uniform(0, 1, (256, *shape)).astype(np.float32)
     return quantize_int8(graph, calibrate(graph, [cal], "minmax"))
 
 
