@@ -37,6 +37,7 @@ from .disk_cache import DiskCache, toolchain_digest
 from .kernel_library import KernelSet, load_objects
 from .kernels.config import vector_bits
 from .kernels.int8_isa import int8_isa
+from .kernels.sparse_int8 import uses_permute as uses_int8_permute
 from .linker import assemble, link_shared
 from .target import Target, host_target
 
@@ -49,9 +50,11 @@ def graph_pipeline(opt_level: int, sparse: str = "never", target: Target | None 
 
     sparse: the sparsify mode (auto | always | never). Only code whose weights are fixed when it
     is compiled (artifacts) may turn them sparse: the JIT takes parameters per call."""
-    sparsify = [] if sparse == "never" else [f"sparsify{{mode={sparse},lanes={_lanes(target or host_target())}}}"]
+    target = target or host_target()
+    sparsify = [] if sparse == "never" else \
+        [f"sparsify{{mode={sparse},lanes={_lanes(target)},int8_permute={uses_int8_permute(target.features)}}}"]
     optimize = ["subpixel-conv-transpose", "canonicalize"] if opt_level > 0 else []
-    return optimize + sparsify + _prepack(target or host_target()) + (["fuse"] if opt_level > 0 else []) + ["plan-memory"]
+    return optimize + sparsify + _prepack(target) + (["fuse"] if opt_level > 0 else []) + ["plan-memory"]
 
 
 def _prepack(target: Target) -> list:

@@ -51,7 +51,9 @@ class Layout:
 
     @property
     def stored(self) -> int:
-        return self.nblocks * (self.block[1] if self.layout == "windows" else self.block[0] * self.block[1])
+        if self.layout == "windows":   # steps of C lanes x P slots (ir/ops/sparse.py)
+            return self.nblocks * self.block[1] * (self.block[2] if len(self.block) > 2 else 1)
+        return self.nblocks * self.block[0] * self.block[1]
 
     @property
     def fill(self) -> float:
@@ -117,19 +119,67 @@ def sparse_ns(layout: Layout, k: int, n: int, rows: int, lanes: int) -> float:
     return rows * layout.nblocks * bk * (fixed + per_col * bn) + n * 1.0
 
 
-def speedups(layout: Layout, k: int, n: int, rows_list, lanes: int) -> tuple:
-    return tuple(round(dense_ns(k, n, r) / sparse_ns(layout, k, n, r, lanes), 2) for r in rows_list)
+def speedups(layout: Layout, k: int, n: int, rows_list, lanes: int, extra_per_row: float = 0.0) -> tuple:
+    return tuple(round(dense_ns(k, n, r) / (sparse_ns(layout, k, n, r, lanes) + extra_per_row * r), 2)
+                 for r in rows_list)
 
 
+PATCH_PER_ELEMENT = 0.25   # a convolution's im2col copy (compiler/lower/patches.py), per row and input element
 MIN_BLOCK_FILL = 0.75    # blocks mostly of stored zeros are not the kernel's structure
 
 
-def best_layout(w: np.ndarray, rows_list, lanes: int) -> tuple:
+def best_layout(w: np.ndarray, rows_list, lanes: int, extra_per_row: float = 0.0) -> tuple:
     """(layout, estimated speedups at rows_list) of the layout with the best geometric-mean speedup,
     among unstructured storage, the block shapes whose blocks are at least MIN_BLOCK_FILL full, and
-    (f32 on 16-lane vectors: AVX-512) the windows layout."""
+    (f32 on 16-lane vectors: AVX-512) the windows layout; extra_per_row: ns the sparse side pays per row
+    besides the kernel (a convolution's patches)."""
     k, n = w.shape
     windows = lanes == 16 and w.dtype == np.float32 and (k + n + 2 * WINDOWS[0]) * 4 <= WINDOW_ROW_BYTES_MAX
-    scored = [(lay, speedups(lay, k, n, rows_list, lanes)) for lay in layouts(w, windows)
+    scored = [(lay, speedups(lay, k, n, rows_list, lanes, extra_per_row)) for lay in layouts(w, windows)
               if lay.block == (1, 1) or lay.layout == "windows" or lay.fill >= MIN_BLOCK_FILL]
     return max(scored, key=lambda s: math.prod(s[1]) ** (1 / len(s[1])))
+
+
+# -- int8 (sparse_qmatmul against the dense int8 GEMM) ------------------------------------------
+# Fitted like the float figures, on artifacts of one quantized layer (one thread, Zen 4, AVX-512
+# VNNI + VBMI; fastest of many calls, the host being shared): 784x512 at 10% (994 steps of 64 slots
+# over 224 groups) took about 5 us dense and 2.7 us sparse at 1 row, 127 us and 83 us at 64 rows;
+# 1024x1024 at 5% (1,552 steps) 13.8 / 4.3 us and 332 / 140 us. The dense int8 GEMM's batches are
+# cheap (vpdpbusd: 64 multiply-adds an instruction); so is a sparse step (vpermi2b + vpdpbusd), but
+# padding fills about a third of its slots.
+INT8_WINDOWS = (128, 16, 4)      # as compiler/kernels/sparse_int8.BLOCK
+DENSE_INT8_PER_WEIGHT = 0.0077   # the int8 GEMV: packed weights streamed once
+DENSE_INT8_PER_WEIGHT_ROW = 0.0048   # each batch row adds a GEMM's worth of vpdpbusd
+INT8_PER_STEP = (1.9, 0.7)       # sparse int8 windows, per step of 64 slots and row: a lone row, rows in groups
+INT8_PER_GROUP = (2.0, 0.3)      # ... per (panel, window) and row
+INT8_PER_OUTPUT = 0.3            # the zero-point correction and requantize epilogue, per output and row
+INT8_PER_INPUT = 0.5             # each row's copy in the layout's input order, per input
+INT8_NO_PERMUTE = 12.0           # without VBMI + VNNI (AVX2) each step gathers its inputs: 784x512 at 10%, 31 us at
+                                 # 1 row with 32-slot steps (dense int8 on AVX2: 23 us)
+
+
+def int8_fits(k: int, n: int) -> bool:
+    """Whether the sparse int8 kernel's row buffers (8-bit inputs, i32 sums) fit its stack limit."""
+    return k + INT8_WINDOWS[0] + (n + INT8_WINDOWS[1]) * 4 <= WINDOW_ROW_BYTES_MAX
+
+
+def dense_int8_ns(k: int, n: int, rows: int) -> float:
+    return k * n * (DENSE_INT8_PER_WEIGHT + DENSE_INT8_PER_WEIGHT_ROW * rows)
+
+
+def sparse_int8_ns(layout: Layout, k: int, n: int, rows: int, permute: bool) -> float:
+    lone = 0 if rows == 1 else 1
+    groups = -(-k // layout.block[0]) * -(-n // layout.block[1])
+    step = INT8_PER_STEP[lone] * (1.0 if permute else INT8_NO_PERMUTE)
+    return rows * (layout.nblocks * step + groups * INT8_PER_GROUP[lone] + n * INT8_PER_OUTPUT + k * INT8_PER_INPUT)
+
+
+def int8_layout(w: np.ndarray, rows_list, permute: bool, extra_per_row: float = 0.0) -> tuple:
+    """(windows layout, estimated speedups over the dense int8 GEMM at rows_list) of an int8 kernel;
+    permute: the target has the kernel's vpermi2b + vpdpbusd path (AVX512_VBMI and AVX512_VNNI);
+    extra_per_row: ns the sparse side pays per row besides the kernel (a convolution's patches)."""
+    k, n = w.shape
+    layout = Layout(INT8_WINDOWS, int(windows_steps(w, INT8_WINDOWS).sum()), int((w != 0).sum()), "windows")
+    return layout, tuple(round(dense_int8_ns(k, n, r) / (sparse_int8_ns(layout, k, n, r, permute)
+                                                         + extra_per_row * r), 2) for r in rows_list)
+

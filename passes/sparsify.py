@@ -1,4 +1,4 @@
-"""Pass "sparsify": matmuls whose kernel is a parameter with zeros become sparse_matmul where it pays.
+"""Pass "sparsify": matmuls/convolutions whose kernel is a parameter with zeros become sparse where it pays.
 
 Weights are known at compile time (graph.param_values), so per kernel the pass measures density
 and block structure (passes/sparse_cost.py), estimates dense and sparse run times at batch 1 and
@@ -10,18 +10,26 @@ vectors hold 16 f32 (AVX-512) and the cost model prefers it, the windows layout 
 included, goes to meta["sparsity"] (format_sparsity prints it); sparse nodes also carry theirs.
 
 Eligible: a 2-D parameter with a value as the right operand of every one of its uses, each an
-untransposed floating-point matmul, and not a parameter a training step updates.
+untransposed floating-point matmul, and not a parameter a training step updates. In a quantized
+graph also an int8 parameter read only as matmul_integer's weight with a zero point of 0 (what
+quantize-int8 makes: symmetric weights, so a pruned weight is an exact zero): it becomes
+sparse_qmatmul (ir/ops/sparse_int8.py), weighed against the dense int8 GEMM (sparse_cost.int8_layout).
+And a float conv1d/conv2d kernel (ungrouped, not causal): patches (im2col) + sparse_matmul over its
+[K, COUT] view (passes/sparsify_uses.py).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from kcompile.ir import Graph, GraphBuilder
 from kcompile.ir.ops.sparse import from_dense, from_dense_windows, sparse_param_names
 
 from .manager import PassError, register_pass
-from .sparse_cost import ESTIMATE_BATCHES, Layout, best_layout, structure
+from .sparsify_uses import INT8_OPS, conv_use, emit_patches, float_use, int8_use, matrix_view
+from .sparse_cost import ESTIMATE_BATCHES, PATCH_PER_ELEMENT, Layout, best_layout, int8_layout, structure
 
 MODES = ("auto", "always", "never")
 MIN_SPEEDUP = 1.2
@@ -43,25 +51,30 @@ class SparseDecision:
     sparse: bool
     dense_bytes: int
     sparse_bytes: int
+    int8: bool = False     # an int8 kernel of matmul_integer (weighed against the dense int8 GEMM)
+    kernel_shape: tuple = ()   # a convolution kernel's own shape (shape is its [K, COUT] view)
 
     def line(self) -> str:
         at = ", ".join(f"{s:.2f}x at {r} row{'s' if r > 1 else ''}" for s, r in zip(self.speedup, self.rows))
         what = "sparse" if self.sparse else "dense"
         windows = self.sparse and self.layout == "windows"
         layout = f", windows of {self.block[0]} inputs x {self.block[1]} outputs" if windows else ""
+        what += " int8" if self.int8 else " convolution" if self.kernel_shape else ""
         return (f"{self.param} [{self.shape[0]}x{self.shape[1]}]: {what}, density {self.density:.3f}, "
                 f"{self.structure}, est. {at}, {self.sparse_bytes if self.sparse else self.dense_bytes:,} bytes "
                 f"(dense {self.dense_bytes:,}){layout}")
 
 
 @register_pass("sparsify")
-def sparsify(graph: Graph, mode: str = "auto", lanes: int = 8) -> Graph:
-    """Sparse matmuls for kernels with zeros, chosen by a cost model (mode=auto|always|never)."""
+def sparsify(graph: Graph, mode: str = "auto", lanes: int = 8, int8_permute: bool = False) -> Graph:
+    """Sparse matmuls for kernels with zeros, chosen by a cost model (mode=auto|always|never; lanes: f32
+    vector lanes; int8_permute: the target runs the sparse int8 kernel's vpermi2b/vpdpbusd path)."""
     if mode not in MODES:
         raise PassError(f"pass 'sparsify': mode must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "never":
         return graph
-    decisions = {name: _decide(graph, name, nodes, mode, lanes) for name, nodes in _eligible(graph).items()}
+    decisions = {name: _decide(graph, name, nodes, mode, lanes, int8_permute)
+                 for name, nodes in _eligible(graph).items()}
     return _rebuild(graph, decisions)
 
 
@@ -76,34 +89,37 @@ def _eligible(graph: Graph) -> dict:
     out = {}
     for p in graph.params:
         name, t = p.param_name, p.type
-        if name in updated or name not in graph.param_values or t.rank != 2 or not t.dtype.is_float:
+        if name in updated or name not in graph.param_values or t.rank not in (2, 3, 4):
             continue
         nodes = uses.get(name, [])
-        if nodes and all(n.op == "matmul" and pos == 1 and not n.attrs["transpose_a"]
-                         and not n.attrs["transpose_b"] for n, pos in nodes):
+        if nodes and all(float_use(n, pos) if t.dtype.is_float else int8_use(graph, n, pos) for n, pos in nodes) \
+                or nodes and t.dtype.is_float and all(conv_use(n, pos) for n, pos in nodes):
             out[name] = [n for n, _ in nodes]
     return out
 
 
 def _rows(nodes) -> tuple:
-    """Row counts to estimate at: batch 1 and 64 times the rows per example, or the static count."""
+    """Row counts to estimate at: batch 1 and 64 times the rows per example (output positions of a
+    convolution), or the static count."""
     per_item, batched = 1, False
-    a = nodes[0].inputs[0].type
-    for d in a.shape[:-1]:
+    for d in nodes[0].outputs[0].type.shape[:-1]:
         batched |= isinstance(d, str)
         per_item *= d if isinstance(d, int) else 1
     return tuple(per_item * b for b in ESTIMATE_BATCHES) if batched else (per_item,)
 
 
-def _decide(graph: Graph, name: str, nodes, mode: str, lanes: int) -> tuple:
-    w = graph.param_values[name]
-    rows = _rows(nodes)
-    layout, speedup = best_layout(w, rows, lanes)
+def _decide(graph: Graph, name: str, nodes, mode: str, lanes: int, int8_permute: bool) -> tuple:
+    kernel = np.asarray(graph.param_values[name])
+    w, rows = matrix_view(kernel), _rows(nodes)
+    int8, conv = nodes[0].op in INT8_OPS, conv_use(nodes[0], 1)
+    patch = PATCH_PER_ELEMENT * w.shape[0] * (0.25 if int8 else 1.0) if conv else 0.0   # (8-bit patches: bytes)
+    layout, speedup = int8_layout(w, rows, int8_permute, patch) if int8 else best_layout(w, rows, lanes, patch)
     # an all-zero kernel is most likely a placeholder awaiting set_weights: auto keeps it dense
     sparse = mode == "always" or (layout.nnz > 0 and min(speedup) >= MIN_SPEEDUP)
     d = SparseDecision(name, tuple(n.name or n.op for n in nodes), w.shape, round(layout.nnz / max(1, w.size), 4),
                        structure(w, layout), layout.block, layout.layout, speedup, rows, sparse,
-                       w.size * w.dtype.itemsize, layout.nbytes(w.shape[1], w.dtype.itemsize, w.shape[0]))
+                       w.size * w.dtype.itemsize, layout.nbytes(w.shape[1], w.dtype.itemsize, w.shape[0]), int8,
+                       kernel.shape if conv else ())
     return d, layout
 
 
@@ -120,12 +136,15 @@ def _rebuild(graph: Graph, decisions: dict) -> Graph:
             env[p] = b.param(p.param_name, graph.param_values.get(p.param_name), type=p.type)
     for node in graph.nodes:
         ins = [env.get(v) for v in node.inputs]
-        w = node.inputs[1] if node.op == "matmul" else None
+        w = node.inputs[1] if len(node.inputs) > 1 else None
         if w is not None and w.is_param and w.param_name in compact:
             d = decisions[w.param_name][0]
             windows = {"layout": "windows", "n": d.shape[1]} if d.layout == "windows" else {}
-            out = b.op("sparse_matmul", ins[0], *compact[w.param_name], name=node.name, block=d.block,
-                       weight=d.param, structure=d.structure, density=d.density, speedup=d.speedup, **windows)
+            op, extra = ("sparse_qmatmul", ins[2:3]) if d.int8 else ("sparse_matmul", [])
+            x = emit_patches(b, node, ins[0], graph) if d.kernel_shape else ins[0]
+            out = b.op(op, x, *compact[w.param_name], *extra, name=node.name, block=d.block, weight=d.param,
+                       structure=d.structure, density=d.density, speedup=d.speedup, weight_shape=d.kernel_shape,
+                       **windows)
         else:
             out = b.op(node.op, *ins, name=node.name, **node.attrs)
         env.update(zip(node.outputs, out if isinstance(out, tuple) else (out,)))
@@ -140,7 +159,7 @@ def _compact_params(b: GraphBuilder, graph: Graph, name: str, layout: Layout) ->
         raise PassError(f"pass 'sparsify': parameter '{name}' cannot be stored sparse, the graph already has "
                         f"parameters named {clash}")
     encode = from_dense_windows if layout.layout == "windows" else from_dense
-    arrays = encode(graph.param_values[name], layout.block)
+    arrays = encode(matrix_view(np.asarray(graph.param_values[name])), layout.block)
     return tuple(b.param(n, a) for n, a in zip(names, arrays))
 
 

@@ -1,6 +1,7 @@
 """Validation of an artifact's manifest and of the CPU it is about to run on (no llvmlite needed)."""
 from __future__ import annotations
 
+import math
 import platform
 import re
 
@@ -149,10 +150,17 @@ def _sparse_weights(specs, params) -> None:
         windows = s.get("layout", "blocks") == "windows"
         if s.get("layout", "blocks") not in ("blocks", "windows"):
             _fail(f"{what}.layout must be 'blocks' or 'windows', got {s.get('layout')!r}")
-        if len(shape) != 2 or len(block) != 2 or (not windows and (shape[0] % block[0] or shape[1] % block[1])):
+        # windows blocks may name slots per lane (G, C, P): the int8 layout (ir/ops/sparse_int8.py)
+        if len(shape) != 2 or len(block) not in ((2, 3) if windows else (2,)) \
+                or (not windows and (shape[0] % block[0] or shape[1] % block[1])):
             _fail(f"{what}: block {block} must divide the 2-D shape {shape}")
-        if s.get("dtype") not in ("f32", "f64"):
-            _fail(f"{what}.dtype must be f32 or f64, got {s.get('dtype')!r}")
+        if "dense_shape" in s:   # a convolution kernel stored as its [K, N] view
+            dense = [_int(d, f"{what}.dense_shape[]", 1, MAX_DIM)
+                     for d in _list(s["dense_shape"], f"{what}.dense_shape")]
+            if math.prod(dense) != shape[0] * shape[1] or dense[-1] != shape[1]:
+                _fail(f"{what}: dense_shape {dense} does not view as the stored shape {shape}")
+        if s.get("dtype") not in ("f32", "f64") + (("i8",) if windows else ()):
+            _fail(f"{what}.dtype must be f32 or f64 (or i8 in the windows layout), got {s.get('dtype')!r}")
         parts = {part: by_name.get(s.get(part)) for part in ("values", "index", "offsets")}
         if any(p is None for p in parts.values()):
             _fail(f"{what}: values, index and offsets must name parameters, got "

@@ -346,7 +346,7 @@ class CompiledModel:
 
         A kernel compiled sparse takes a dense array whose nonzeros lie in the compiled pattern
         (anything else is refused, naming the parameter: recompile for a new pattern)."""
-        params = [p if kind == "param" else {"name": p, "shape": self._sparse.specs[p]["shape"],
+        params = [p if kind == "param" else {"name": p, "shape": self._sparse.dense_shape(p),
                                              "dtype": self._sparse.specs[p]["dtype"], "sparse": True}
                   for kind, p in self._sparse.logical(self.manifest["params"])]
         if isinstance(weights, Mapping):

@@ -31,9 +31,15 @@ class SparseWeights:
             except ValueError as e:
                 raise ArtifactError(f"sparse weight '{s['name']}': {e}") from None
 
+    def dense_shape(self, name: str) -> list:
+        """The dense parameter's shape: [K, N], or a convolution kernel's own (its [K, N] view is stored)."""
+        s = self.specs[name]
+        return s.get("dense_shape", s["shape"])
+
     def dense(self, name: str) -> np.ndarray:
         s = self.specs[name]
-        return to_dense(*(self._view(s[p]) for p in SPARSE_PARTS), s["shape"][0], s["block"], *_layout(s))
+        w = to_dense(*(self._view(s[p]) for p in SPARSE_PARTS), s["shape"][0], s["block"], *_layout(s))
+        return w.reshape(self.dense_shape(name))
 
     def mask(self, name: str) -> np.ndarray:
         if name not in self._masks:
@@ -45,6 +51,7 @@ class SparseWeights:
     def compact_values(self, name: str, w: np.ndarray) -> np.ndarray:
         """The values array for dense `w`, or a ValueError naming the parameter if w leaves the pattern."""
         s = self.specs[name]
+        w = w.reshape(s["shape"])       # a convolution kernel as its [K, N] view
         outside = (w != 0) & ~self.mask(name)
         if outside.any():
             where = tuple(int(i) for i in np.argwhere(outside)[0])
@@ -52,11 +59,11 @@ class SparseWeights:
                              f"pattern this artifact was compiled for (the first at {list(where)}); its code has no "
                              f"place for them: recompile the model with these weights (kcompile MODEL -o OUT), or "
                              f"compile with --sparse never to keep kernels replaceable")
-        k, n = s["shape"]
-        bk, bn = s["block"]
         index, offsets = self._view(s["index"]), self._view(s["offsets"])
         if _layout(s)[0] == "windows":
             return _windows_values(w, index, offsets, s["block"])
+        k, n = s["shape"]
+        bk, bn = s["block"]
         col_of = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
         blocks = w.reshape(k // bk, bk, n // bn, bn).transpose(2, 0, 1, 3)  # [col, row, bk, bn]
         # a block stored twice would add up: keep the first copy, zero the rest (the pass never repeats one)

@@ -44,13 +44,18 @@ def windows_rows(b: ir.IRBuilder, spec, elem, fn: ir.Function, epilogue) -> None
 
 
 class _Windows:
+    """The float kernel; kernels/sparse_int8.py's subclass changes the arithmetic (the hooks below)."""
+
     def __init__(self, b, spec, elem, fn, epilogue):
         self.b, self.spec, self.elem, self.epilogue = b, spec, elem, epilogue
+        self.xelem = self.acc_elem = elem           # the row buffer's and the sums' element types
         args = {a.name: a for a in fn.args}
+        self.args = args
         self.a, self.values, self.index, self.offsets, self.y = (args[n] for n in ("a", "values", "index",
                                                                                    "offsets", "y"))
         self.bias, self.rows = args.get("bias"), args["rows"]
-        self.g, self.c = spec.block
+        self.g, self.c = spec.block[:2]
+        self.slots = self.c * (spec.block[2] if len(spec.block) > 2 else 1)   # values per step
         self.nwin, self.npan = -(-spec.k // self.g), -(-spec.n // self.c)
         self.stride = self.nwin * self.g            # a padded row in the input buffer
         self.permute = uses_permute(spec)
@@ -59,17 +64,17 @@ class _Windows:
 
     def emit(self):
         b, s = self.b, self.spec
-        row_bytes = (self.stride + self.npan * self.c) * elem_bytes(self.elem)
+        row_bytes = self.stride * elem_bytes(self.xelem) + self.npan * self.c * elem_bytes(self.acc_elem)
         if row_bytes > ROW_BYTES_MAX:
             raise NotImplementedError(f"sparse_matmul windows: a {s.k}x{s.n} kernel needs {row_bytes:,} bytes of stack "
                                       f"per row (at most {ROW_BYTES_MAX:,}); store it in the blocks layout")
         groups = ROW_GROUPS if ROW_GROUPS[0] * row_bytes <= STACK_BYTES_MAX else (1,)
         most = groups[0]
-        self.xbuf = entry_alloca(b, self.elem, most * self.stride)
-        self.ybuf = entry_alloca(b, self.elem, most * self.npan * self.c)
+        self.xbuf = entry_alloca(b, self.xelem, most * self.stride)
+        self.ybuf = entry_alloca(b, self.acc_elem, most * self.npan * self.c)
         if self.stride > s.k:  # the padding after each row stays zero: rows are copied over [0, K) only
             for r in range(most):
-                fill(b, gep(b, self.xbuf, r * self.stride + s.k), self.stride - s.k, zero(self.elem))
+                fill(b, gep(b, self.xbuf, r * self.stride + s.k), self.stride - s.k, self.padding())
         done = i64(0)
         for size in groups:
             end = b.mul(b.sdiv(self.rows, i64(size)), i64(size)) if size > 1 else self.rows
@@ -82,7 +87,8 @@ class _Windows:
         for r in range(nrows):
             src, dst = gep(b, self.a, b.mul(b.add(r0, i64(r)), i64(s.k))), gep(b, self.xbuf, r * self.stride)
             with for_range(b, 0, s.k, name="wcopy") as q:
-                b.store(b.load(gep(b, src, b.sext(b.load(gep(b, self.order_in, q)), I64))), gep(b, dst, q))
+                b.store(self.convert(b.load(gep(b, src, b.sext(b.load(gep(b, self.order_in, q)), I64)))),
+                        gep(b, dst, q))
         with for_range(b, 0, self.npan, name="panel") as p:
             self.panel(nrows, p)
         for r in range(nrows):
@@ -100,7 +106,7 @@ class _Windows:
     def panel(self, nrows: int, p):
         """The sums of panel p for the group's rows, into the output buffer."""
         b, c = self.b, self.c
-        vty = ir.VectorType(self.elem, c)
+        vty = ir.VectorType(self.acc_elem, c)
         # a lone row alternates two accumulators to hide the FMA latency; in a group the rows do
         chains = 2 if nrows < 4 else 1
         accs = [[entry_alloca(b, vty, name=f"wacc{r}_{u}") for u in range(chains)] for r in range(nrows)]
@@ -112,14 +118,15 @@ class _Windows:
         for r in range(nrows):
             total = b.load(accs[r][0])
             for acc in accs[r][1:]:
-                total = b.fadd(total, b.load(acc))
+                total = self.add(total, b.load(acc))
             store_vec(b, total, gep(b, self.ybuf, b.add(i64(r * self.npan * c), b.mul(p, i64(c)))))
 
     def window(self, nrows: int, group, first, accs):
         """The steps of one (panel, window) group, alternating between each row's two accumulators."""
         b = self.b
         xs = [gep(b, self.xbuf, b.add(i64(r * self.stride), first)) for r in range(nrows)]
-        regs = [(load_vec(b, x, 16), load_vec(b, gep(b, x, 16), 16)) for x in xs] if self.permute else xs
+        half = self.g // 2                          # the permute's two source registers
+        regs = [(load_vec(b, x, half), load_vec(b, gep(b, x, half), half)) for x in xs] if self.permute else xs
         start = b.sext(b.load(gep(b, self.offsets, group)), I64)
         end = b.sext(b.load(gep(b, self.offsets, b.add(group, i64(1)))), I64)
         pairs = b.add(start, b.mul(b.sdiv(b.sub(end, start), i64(2)), i64(2)))
@@ -130,20 +137,44 @@ class _Windows:
             self.step(pairs, regs, [row[0] for row in accs])
 
     def step(self, t, regs, accs):
-        b, c = self.b, self.c
-        at = b.mul(t, i64(c))
-        v = load_vec(b, gep(b, self.values, at), c)
-        idx = load_vec(b, gep(b, self.index, at), c)
+        b = self.b
+        at = b.mul(t, i64(self.slots))
+        idx = load_vec(b, gep(b, self.index, at), self.slots)
+        v = self.load_values(gep(b, self.values, at), idx)
         for reg, acc in zip(regs, accs):
-            b.store(fma(b, v, self.inputs(reg, idx), b.load(acc)), acc)
+            b.store(self.madd(v, self.inputs(reg, idx), b.load(acc)), acc)
+
+    # -- the arithmetic (float here) ----------------------------------------------------------
+    def padding(self):
+        """What the row buffer holds past K (a slot there has no weight: a zero does)."""
+        return zero(self.xelem)
+
+    def convert(self, x):
+        """An input as the row buffer holds it."""
+        return x
+
+    def load_values(self, ptr, idx):
+        """A step's values (idx: its u8 offsets)."""
+        return load_vec(self.b, ptr, self.slots)
+
+    def madd(self, values, inputs, acc):
+        return fma(self.b, values, inputs, acc)
+
+    def add(self, x, y):
+        return self.b.fadd(x, y)
+
+    def permute_inputs(self, lo, idx, hi):
+        """The two-register permute: [lo, hi][idx[lane]] (idx: zero-extended u8 offsets)."""
+        b = self.b
+        vf = ir.VectorType(self.elem, 16)
+        fn = declare_intrinsic(b.module, PERMUTE, vf, [vf, ir.VectorType(I32, 16), vf])
+        return b.call(fn, [lo, b.zext(idx, ir.VectorType(I32, 16)), hi])
 
     def inputs(self, reg, idx):
-        """Each lane's input: window[idx[lane]] (zero-extended u8 offsets)."""
-        b, c = self.b, self.c
+        """Each slot's input: window[idx[slot]] (zero-extended u8 offsets)."""
+        b, c = self.b, self.slots
         if self.permute:
-            vf = ir.VectorType(self.elem, 16)
-            fn = declare_intrinsic(b.module, PERMUTE, vf, [vf, ir.VectorType(I32, 16), vf])
-            return b.call(fn, [reg[0], b.zext(idx, ir.VectorType(I32, 16)), reg[1]])
+            return self.permute_inputs(reg[0], idx, reg[1])
         wide = b.zext(idx, ir.VectorType(I64, c))
         inside = b.icmp_unsigned("<", wide, splat(b, i64(self.g), c))   # PAD reads the window's first input
         safe = b.select(inside, wide, zero(wide.type))

@@ -1,4 +1,4 @@
-"""Lowering of sparse_matmul onto the sparse kernels (compiler/kernels/sparse.py).
+"""Lowerings of sparse_matmul and sparse_qmatmul onto the sparse kernels (compiler/kernels/sparse*.py).
 
 All leading axes of the input fold into rows (as for a dense layer's matmul); the bias add and/or
 relu that a fused node (ir/ops/fused.py) assigns to the kernel is applied in the kernel's
@@ -7,8 +7,10 @@ registers, the fused lowering runs the rest of the epilogue in place after the k
 from __future__ import annotations
 
 from ..kernels.sparse import SparseSpec, sparse_matmul_function
+from ..kernels.sparse_int8 import sparse_qmatmul_function
 from ..loops import I64, product
 from . import lowering
+from .quant import _epilogue as int8_epilogue   # the dense int8 GEMM's claim of a fused requantize
 
 
 def _claim_bias_relu(ctx):
@@ -40,3 +42,19 @@ def lower_sparse_matmul(ctx):
     rows = product(b, ctx.ins[0].dims[:-1])
     nthreads = ctx.nthreads if ctx.nthreads.type == I64 else b.zext(ctx.nthreads, I64)
     b.call(fn, ptrs + [rows, nthreads])
+
+
+@lowering("sparse_qmatmul")
+def lower_sparse_qmatmul(ctx):
+    """The sparse int8 kernel (kernels/sparse_int8.py) with the dense int8 GEMM's fused epilogue
+    (a bias add and requantize claimed as lower/quant.py claims them, else i32 results)."""
+    a = ctx.node.inputs[0]
+    if not (ctx.ins[2].value.is_param and ctx.ins[3].value.is_param):
+        raise NotImplementedError("sparse_qmatmul compiles only with its index and offsets as parameters")
+    out, extra = int8_epilogue(ctx)
+    fn = sparse_qmatmul_function(ctx.module, a.type.dtype.name, a.type.shape[-1], ctx.attrs["n"],
+                                 tuple(ctx.attrs["block"]), out, ctx.target.features)
+    b = ctx.builder
+    ptrs = [b.bitcast(buf.ptr, arg.type) for buf, arg in zip([*ctx.ins, ctx.outs[0], *extra], fn.args)]
+    nthreads = ctx.nthreads if ctx.nthreads.type == I64 else b.zext(ctx.nthreads, I64)
+    b.call(fn, ptrs + [product(b, ctx.ins[0].dims[:-1]), nthreads])

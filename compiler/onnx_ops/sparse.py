@@ -12,10 +12,13 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto, helper
 
-from kcompile.ir.ops.sparse import to_dense
+from kcompile.ir.ops.sparse import to_dense, window_block
 
 from . import onnx_op
 from .context import ELEM_TYPE
+from .nn import TO_CHANNELS_FIRST, TO_CHANNELS_LAST, _channels_first_op, _explicit_pads
+
+SCALAR = {"f32": np.float32, "f64": np.float64, "i32": np.int32}   # a kernel's element types here
 
 
 @onnx_op("sparse_matmul")
@@ -67,8 +70,8 @@ def _blockwise(ctx, first, size: int) -> str:
 def _scatter_windows(ctx, ins, k: int, n: int, block, slots: int, dtype: str) -> str:
     """The dense kernel of a "windows" layout (ir/ops/sparse.py) rebuilt from run-time arrays."""
     values, index, offsets = ins
-    g, c = block
-    nwin, npan, steps = -(-k // g), -(-n // c), slots // c
+    g, c, p = window_block(block)
+    nwin, npan, steps, c = -(-k // g), -(-n // c), slots // (c * p), c * p    # c: slots per step from here on
     i64 = TensorProto.INT64
     offsets = ctx.emit("Cast", [offsets], to=i64)
     first = nwin * npan + 1
@@ -80,10 +83,10 @@ def _scatter_windows(ctx, ins, k: int, n: int, block, slots: int, dtype: str) ->
                                        ctx.emit("Unsqueeze", [ends, ctx.ints([0])])])
     group = ctx.emit("ReduceSum", [ctx.emit("Cast", [past], to=i64), ctx.ints([1])], keepdims=1)    # [steps, 1]
     window_row = ctx.emit("Mul", [ctx.emit("Mod", [group, ctx.scalar(nwin, np.int64)]), ctx.scalar(g, np.int64)])
-    panel_col = ctx.emit("Mul", [ctx.emit("Div", [group, ctx.scalar(nwin, np.int64)]), ctx.scalar(c, np.int64)])
+    panel_col = ctx.emit("Mul", [ctx.emit("Div", [group, ctx.scalar(nwin, np.int64)]), ctx.scalar(c // p, np.int64)])
     idx = ctx.emit("Reshape", [ctx.emit("Cast", [index], to=i64), ctx.ints([steps, c])])
     q = ctx.emit("Add", [window_row, idx])                                  # window position, [steps, C]
-    j = ctx.emit("Expand", [ctx.emit("Add", [panel_col, ctx.const(np.arange(c, dtype=np.int64).reshape(1, c),
+    j = ctx.emit("Expand", [ctx.emit("Add", [panel_col, ctx.const(np.arange(c, dtype=np.int64).reshape(1, c) // p,
                                                                        "lanes")]), ctx.ints([steps, c])])
     # a slot holds an element if its index is in the window (not 255) and its positions are < K, < N
     ok = ctx.emit("And", [ctx.emit("And", [ctx.emit("Less", [idx, ctx.scalar(g, np.int64)]),
@@ -94,7 +97,56 @@ def _scatter_windows(ctx, ins, k: int, n: int, block, slots: int, dtype: str) ->
     cols = ctx.emit("Gather", [order_out, ctx.emit("Where", [ok, j, zero])], axis=0)
     where = ctx.emit("Concat", [ctx.emit("Unsqueeze", [t, ctx.ints([2])]) for t in (rows, cols)], axis=2)
     vals = ctx.emit("Where", [ok, ctx.emit("Reshape", [values, ctx.ints([steps, c])]),
-                              ctx.scalar(0, np.dtype(dtype.replace("f", "float")))])
+                              ctx.scalar(0, SCALAR[dtype])])
     zeros = ctx.emit("ConstantOfShape", [ctx.ints([k, n], "shape")],
                      value=helper.make_tensor("zero", ELEM_TYPE[dtype], [1], [0]))
     return ctx.emit("ScatterND", [zeros, where, vals], reduction="add")      # empty slots add 0
+
+
+@onnx_op("sparse_qmatmul")
+def _sparse_qmatmul(ctx, node, ins, outs):
+    """MatMulInteger with the dense int8 kernel (weight zero point 0), as matmul_integer exports; a kernel
+    known only at run time (or whose repeated slots sum past int8) goes through an i32 MatMul instead."""
+    a, values, index, offsets, _ = node.inputs
+    known = ctx.graph.param_values
+    k, n, block = a.type.shape[-1], node.attrs["n"], node.attrs["block"]
+    name = node.attrs["weight"] or "kernel"
+    if all(v.is_param and v.param_name in known for v in (values, index, offsets)):
+        dense = to_dense(*(np.asarray(known[v.param_name]).astype(np.int64) if v is values else known[v.param_name]
+                           for v in (values, index, offsets)), k, block, "windows", n)
+        if dense.min(initial=0) >= -128 and dense.max(initial=0) <= 127:
+            ctx.emit("MatMulInteger", [ins[0], ctx.const(dense.astype(np.int8), name),
+                                       ins[4], ctx.const(np.array(0, np.int8), "w_zero")], out=outs[0])
+            return
+        w = ctx.const(dense.astype(np.int32), name)
+    else:
+        wide = ctx.emit("Cast", [ins[1]], to=TensorProto.INT32)
+        w = _scatter_windows(ctx, [wide, ins[2], ins[3]], k, n, block, values.type.shape[0], "i32")
+    x = ctx.emit("Sub", [ctx.emit("Cast", [t], to=TensorProto.INT32) for t in (ins[0], ins[4])])
+    ctx.emit("MatMul", [x, w], out=outs[0])
+
+
+@onnx_op("patches")
+def _patches(ctx, node, ins, outs):
+    """Conv with a one-hot kernel: output channel (kh, kw, c) takes input channel c at offset (kh, kw),
+    times 1 plus zeros (exact for finite inputs). 8-bit inputs go through float (exact) and an explicit
+    Pad with pad_value (their zero point), as ONNX's Conv takes no integers and pads with 0."""
+    a, x_t = node.attrs, node.inputs[0].type
+    nsp, c = len(a["kernel"]), x_t.shape[-1]
+    taps = int(np.prod(a["kernel"]))
+    onehot = np.zeros((taps * c, c, taps), np.float64 if x_t.dtype.name == "f64" else np.float32)
+    onehot[np.arange(taps * c), np.tile(np.arange(c), taps), np.repeat(np.arange(taps), c)] = 1
+    w = ctx.const(onehot.reshape(taps * c, c, *a["kernel"]), "patches_onehot")
+    pads = _explicit_pads(x_t.shape[1:-1], list(a["kernel"]), list(a["strides"]), list(a["dilations"]), a["padding"])
+    conv = dict(kernel_shape=list(a["kernel"]), strides=list(a["strides"]), dilations=list(a["dilations"]))
+    if x_t.dtype.is_float:
+        _channels_first_op(ctx, nsp, "Conv", ins[0], [w], outs[0], pads=pads, **conv)
+        return
+    x = ctx.emit("Cast", [ins[0]], to=TensorProto.FLOAT)
+    if any(pads):   # NHWC pads: [0, begins..., 0, 0, ends..., 0]
+        nhwc = [0, *pads[:nsp], 0, 0, *pads[nsp:], 0]
+        x = ctx.emit("Pad", [x, ctx.ints(nhwc, "pads"), ctx.scalar(float(a["pad_value"]), np.float32)])
+    y = ctx.emit("Transpose", [x], perm=TO_CHANNELS_FIRST[nsp])
+    y = ctx.emit("Conv", [y, w], pads=[0] * (2 * nsp), **conv)
+    y = ctx.emit("Transpose", [y], perm=TO_CHANNELS_LAST[nsp])
+    ctx.emit("Cast", [y], out=outs[0], to=ELEM_TYPE[x_t.dtype.name])

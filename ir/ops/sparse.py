@@ -14,6 +14,9 @@ one per output of the panel, and their inputs as u8 offsets into the window, ind
 (PAD: an empty slot, value 0). A panel's lanes have different input counts in a window, so steps
 run to the largest (the rest PAD): the kernel keeps the window's G inputs in registers and picks
 each lane's input with a permute instead of a gather (compiler/kernels/sparse_windows.py).
+A third block entry P (block = (G, C, P), default 1) gives each lane P slots per step: step s holds
+C*P values, lane l's at s*C*P + l*P .. + P (the int8 kernel multiplies four bytes of a lane and
+adds them into one i32 lane: ir/ops/sparse_int8.py, compiler/kernels/sparse_int8.py).
 Windows and panels run over permuted inputs and outputs: after the groups + 1 step offsets,
 offsets holds K input rows (window position q holds input offsets[groups+1+q]) and N output
 columns (panel position j is output offsets[groups+1+K+j]), both permutations. Sorting rows and
@@ -60,29 +63,43 @@ def _infer(ts, attrs):
 
 
 def _infer_windows(ts, attrs):
-    a, values, index, offsets = ts
-    g, c = attrs["block"]
-    n = attrs["n"]
+    a, values = ts[:2]
     require(a.dtype.is_float and a.rank >= 2 and isinstance(a.shape[-1], int),
             f"sparse_matmul needs a floating-point input of rank >= 2 with a static last axis, got {a}")
-    require(g >= 1 and c >= 1 and g <= PAD and n >= 1,
-            f"sparse_matmul windows need block (window 1..{PAD}, panel >= 1) and n >= 1, got "
+    require(values.dtype == a.dtype, f"sparse_matmul values must be {a.dtype.name} like the input, got {values}")
+    return [TensorType(a.shape[:-1] + (check_windows_types("sparse_matmul", ts, attrs),), a.dtype)]
+
+
+def check_windows_types(op: str, ts, attrs) -> int:
+    """Check the (values, index, offsets) types of a "windows" layout for input ts[0]; returns N."""
+    a, values, index, offsets = ts[:4]
+    n = attrs["n"]
+    require(len(attrs["block"]) in (2, 3) and isinstance(a.shape[-1], int),
+            f"{op} windows need block (window, panel[, slots per lane]) and a static last input axis, got "
+            f"{list(attrs['block'])} and {a}")
+    g, c, p = window_block(attrs["block"])
+    require(g >= 1 and c >= 1 and p >= 1 and g <= PAD and n >= 1,
+            f"{op} windows need block (window 1..{PAD}, panel >= 1, slots >= 1) and n >= 1, got "
             f"{list(attrs['block'])}, n={n}")
-    require(values.dtype == a.dtype and values.rank == 1 and values.is_static,
-            f"sparse_matmul values must be a static 1-D {a.dtype.name} tensor, got {values}")
+    require(values.rank == 1 and values.is_static, f"{op} values must be a static 1-D tensor, got {values}")
     require(index.dtype.name == "u8" and index.rank == 1 and index.shape == values.shape,
-            f"sparse_matmul windows index must be u8 shaped like values {fmt_shape(values.shape)}, got {index}")
+            f"{op} windows index must be u8 shaped like values {fmt_shape(values.shape)}, got {index}")
     want = windows_groups(a.shape[-1], n, (g, c)) + 1 + a.shape[-1] + n
     require(offsets.dtype.name == "i32" and offsets.shape == (want,),
-            f"sparse_matmul windows offsets must be i32[{want}] (panels x windows + 1 step offsets, the input "
+            f"{op} windows offsets must be i32[{want}] (panels x windows + 1 step offsets, the input "
             f"and output orders), got {offsets}")
-    require(values.shape[0] % c == 0, f"sparse_matmul windows: {values.shape[0]} values are not whole steps of {c}")
-    return [TensorType(a.shape[:-1] + (n,), a.dtype)]
+    require(values.shape[0] % (c * p) == 0, f"{op} windows: {values.shape[0]} values are not whole steps of {c * p}")
+    return n
+
+
+def window_block(block) -> tuple:
+    """(G, C, P) of a "windows" block (G, C) or (G, C, P)."""
+    return (*block, 1) if len(block) == 2 else tuple(block)
 
 
 def windows_groups(k: int, n: int, block) -> int:
     """Panels x windows of a "windows" layout."""
-    g, c = block
+    g, c = block[:2]
     return -(-n // c) * -(-k // g)
 
 
@@ -102,14 +119,14 @@ def check_structure(index, offsets, k: int, block, layout: str = "blocks", n: in
 
 
 def _check_windows(index, offsets, k: int, block, n: int) -> None:
-    g, c = block
+    g, c, p = window_block(block)
     groups = windows_groups(k, n, block)
     if len(offsets) != groups + 1 + k + n:
         raise ValueError(f"sparse_matmul windows offsets must have {groups + 1 + k + n} entries ({groups + 1} step "
                          f"offsets, {k} input rows, {n} output columns), got {len(offsets)}")
     steps, rows, cols = np.split(offsets, [groups + 1, groups + 1 + k])
-    if steps[0] != 0 or steps[-1] * c != len(index) or np.any(np.diff(steps) < 0):
-        raise ValueError(f"sparse_matmul windows offsets must rise from 0 to {len(index) // c} (the steps), got "
+    if steps[0] != 0 or steps[-1] * c * p != len(index) or np.any(np.diff(steps) < 0):
+        raise ValueError(f"sparse_matmul windows offsets must rise from 0 to {len(index) // (c * p)} (the steps), got "
                          f"{steps[:4].tolist()}..{steps[-1]}")
     for what, order, size in (("input rows", rows, k), ("output columns", cols, n)):
         if not np.array_equal(np.sort(order), np.arange(size)):
@@ -123,13 +140,13 @@ def _check_windows(index, offsets, k: int, block, n: int) -> None:
 
 def windows_coords(index, offsets, k: int, n: int, block) -> tuple:
     """(row, col) in W of every "windows" slot, and a bool array of the slots that hold an element."""
-    g, c = block
+    g, c, p = window_block(block)
     index, offsets = np.asarray(index), np.asarray(offsets)
     nwin, groups = -(-k // g), windows_groups(k, n, block)
-    step = np.arange(len(index)) // c
+    step = np.arange(len(index)) // (c * p)
     group = np.repeat(np.arange(groups), np.diff(offsets[:groups + 1]))[step]
     q = (group % nwin) * g + index.astype(np.int64)                  # window position
-    j = (group // nwin) * c + np.arange(len(index)) % c              # panel position
+    j = (group // nwin) * c + np.arange(len(index)) % (c * p) // p   # panel position
     ok = (index != PAD) & (q < k) & (j < n)
     order_in, order_out = offsets[groups + 1:groups + 1 + k], offsets[groups + 1 + k:]
     return np.where(ok, order_in[np.where(ok, q, 0)], 0), np.where(ok, order_out[np.where(ok, j, 0)], 0), ok
@@ -183,11 +200,11 @@ def windows_steps(w: np.ndarray, block) -> np.ndarray:
 def _steps(w: np.ndarray, block) -> np.ndarray:
     """windows_steps of w in the order it has."""
     k, n = w.shape
-    g, c = block
+    g, c, p = window_block(block)
     nwin, npan = -(-k // g), -(-n // c)
     nz = np.zeros((nwin * g, npan * c), bool)
     nz[:k, :n] = w != 0
-    return nz.reshape(nwin, g, npan, c).sum(axis=1).max(axis=2).T
+    return -(-nz.reshape(nwin, g, npan, c).sum(axis=1).max(axis=2).T // p)
 
 
 def from_dense_windows(w: np.ndarray, block) -> tuple:
@@ -196,7 +213,7 @@ def from_dense_windows(w: np.ndarray, block) -> tuple:
     order_in, order_out = windows_order(w)
     w = w[order_in][:, order_out]
     k, n = w.shape
-    g, c = block
+    g, c, p = window_block(block)
     nwin, npan = -(-k // g), -(-n // c)
     wp = np.zeros((nwin * g, npan * c), w.dtype)
     wp[:k, :n] = w
@@ -204,9 +221,10 @@ def from_dense_windows(w: np.ndarray, block) -> tuple:
     rank = np.cumsum(nz, axis=1) - 1                                   # a nonzero's slot among its lane's
     starts = np.concatenate([[0], np.cumsum(_steps(w, block).reshape(-1))])   # per (panel, window) group
     win, local, pan, lane = np.nonzero(nz)
-    pos = (starts[pan * nwin + win] + rank[win, local, pan, lane]) * c + lane
-    values = np.zeros(int(starts[-1]) * c, w.dtype)
-    index = np.full(int(starts[-1]) * c, PAD, np.uint8)
+    r = rank[win, local, pan, lane]
+    pos = ((starts[pan * nwin + win] + r // p) * c + lane) * p + r % p
+    values = np.zeros(int(starts[-1]) * c * p, w.dtype)
+    index = np.full(int(starts[-1]) * c * p, PAD, np.uint8)
     values[pos] = wp.reshape(nwin, g, npan, c)[win, local, pan, lane]
     index[pos] = local
     return values, index, np.concatenate([starts, order_in, order_out]).astype(np.int32)
@@ -218,18 +236,20 @@ def _reference(xs, attrs, batch):
     return [np.matmul(a, w).astype(a.dtype)]
 
 
-defop("sparse_matmul", ("a", "values", "index", "offsets"), _infer, _reference,
-      attrs={"block": Attr("ints"), "weight": Attr("str", ""), "structure": Attr("str", ""),
-             "density": Attr("float", -1.0), "speedup": Attr("floats", ()), "layout": Attr("str", "blocks"),
-             "n": Attr("int", 0)},
+SPARSE_ATTRS = {"block": Attr("ints"), "weight": Attr("str", ""), "structure": Attr("str", ""),
+                "density": Attr("float", -1.0), "speedup": Attr("floats", ()), "layout": Attr("str", "blocks"),
+                "n": Attr("int", 0), "weight_shape": Attr("ints", ())}
+defop("sparse_matmul", ("a", "values", "index", "offsets"), _infer, _reference, attrs=SPARSE_ATTRS,
       differentiable=False, traits=("anchor",),
       doc="a @ W with W stored as nonzero blocks, or as windows x panels (layout, n; see ir/ops/sparse.py); "
+          "weight_shape: the dense parameter's shape when it is not [K, N] (a convolution kernel); "
           "weight/structure/density/speedup "
           "record what the sparsify pass measured (the dense parameter's name, the pattern, the fraction of "
           "nonzeros, the estimated speedup over dense code at batch 1 and 64)")
 
 
 SPARSE_PARTS = ("values", "index", "offsets")
+SPARSE_OPS = ("sparse_matmul", "sparse_qmatmul")   # ops whose inputs 1..3 store a kernel (sparse_int8.py)
 
 
 def sparse_param_names(weight: str) -> tuple:
@@ -246,18 +266,19 @@ def sparse_weights(graph) -> list:
         if all(v.is_param for v in ins[1:]):
             a, out_t = ins[0].type, node.outputs[0].type
             name = node.attrs["weight"] or ins[1].param_name
-            out[name] = {"name": name, "shape": [a.shape[-1], out_t.shape[-1]], "dtype": a.dtype.name,
+            out[name] = {"name": name, "shape": [a.shape[-1], out_t.shape[-1]], "dtype": ins[1].type.dtype.name,
                          "block": list(node.attrs["block"]),
                          **({"layout": "windows"} if node.attrs["layout"] == "windows" else {}),
+                         **({"dense_shape": list(node.attrs["weight_shape"])} if node.attrs["weight_shape"] else {}),
                          **{part: v.param_name for part, v in zip(SPARSE_PARTS, ins[1:])}}
     return list(out.values())
 
 
 def _sparse_nodes(nodes, outer: dict):
-    """(sparse_matmul node, its inputs as the outermost graph's Values) for nodes and nested regions."""
+    """(sparse node, its a/values/index/offsets as the outermost graph's Values) for nodes and nested regions."""
     for node in nodes:
-        if node.op == "sparse_matmul":
-            yield node, [outer.get(v, v) for v in node.inputs]
+        if node.op in SPARSE_OPS:
+            yield node, [outer.get(v, v) for v in node.inputs[:4]]
         elif node.op == "fused":
             body = node.attrs["body"]
             yield from _sparse_nodes(body.nodes, {b: outer.get(v, v) for b, v in zip(body.inputs, node.inputs)})

@@ -26,7 +26,7 @@ from ir_op_cases import CASES  # noqa: E402
 OTHER_ELEMENTWISE_INPUTS = {"where": 1}  # where's condition stays bool; its branches are the operands
 # operands that must be parameters to compile: native code reads through sparse_matmul's index arrays,
 # which are checked when parameters are set (compiler/lower/sparse.py)
-PARAM_OPERANDS = {"sparse_matmul": (2, 3)}
+PARAM_OPERANDS = {"sparse_matmul": (2, 3), "sparse_qmatmul": (2, 3)}
 
 
 def test_every_declared_trait_is_known_and_every_trait_is_used():

@@ -296,6 +296,7 @@ for reverse in (False, True):
          {"body": ctl.running_sum(7), "num_carries": 2, "reverse": reverse}, batched=())
 # -- sparse_matmul: random block structures (repeated blocks add up, empty block columns) ------------
 import ir_oracles_sparse as sp  # noqa: E402
+from kcompile.ir.ops.sparse import from_dense_windows  # noqa: E402  (a sparse_qmatmul case's inputs)
 
 for a_shape, block, nblocks in (((5, 7), (1, 1), 11), ((3, 2, 6), (2, 3), 5), ((4, 8), (4, 2), 0)):
     n = 6 if block[1] != 1 else 5
@@ -304,6 +305,24 @@ for a_shape, block, nblocks in (((5, 7), (1, 1), 11), ((3, 2, 6), (2, 3), 5), ((
 for a_shape, n, steps in (((3, 40), 21, 9), ((2, 2, 7), 5, 0)):   # windows layout: partial window and panel
     case("sparse_matmul", [rand(RNG, a_shape), *sp.random_windows(RNG, a_shape[-1], n, (32, 16), steps)],
          sp.sparse_matmul, {"block": (32, 16), "layout": "windows", "n": n}, rtol=1e-5, atol=1e-5)
+# sparse_qmatmul: u8 and i8 inputs, partial windows and panels, an empty kernel, |sum| > 2^24 (i32 exactness)
+for a_shape, dt, n, steps in (((3, 70), "u8", 21, 9), ((2, 2, 7), "i8", 5, 0), ((2, 130), "i8", 17, 12)):
+    case("sparse_qmatmul", [rand(RNG, a_shape, dt, *((0, 255) if dt == "u8" else (-128, 127))),
+                            *sp.random_windows(RNG, a_shape[-1], n, (128, 16, 4), steps, int8=True),
+                            rand(RNG, (), dt, *((0, 255) if dt == "u8" else (-128, 127)))],
+         sp.sparse_qmatmul, {"block": (128, 16, 4), "layout": "windows", "n": n})
+w8 = np.full((600, 4), -128, np.int8)
+case("sparse_qmatmul", [np.full((3, 600), 255, np.uint8), *from_dense_windows(w8, (128, 16, 4)), np.array(0, np.uint8)],
+     sp.sparse_qmatmul, {"block": (128, 16, 4), "layout": "windows", "n": 4})
+# patches (im2col of a pruned convolution): 2-D and 1-D, strides, dilations, both paddings
+for shape, attrs in (((2, 7, 6, 3), {"kernel": (3, 2), "strides": (2, 1), "dilations": (1, 2), "padding": "same"}),
+                     ((2, 5, 5, 2), {"kernel": (3, 3), "strides": (1, 1), "dilations": (1, 1), "padding": "valid"}),
+                     ((3, 9, 4), {"kernel": (3,), "strides": (2,), "dilations": (2,), "padding": "same"})):
+    case("patches", [rand(RNG, shape)], sp.patches, attrs)
+case("patches", [rand(RNG, (2, 5, 6, 3), "u8", 0, 255)], sp.patches,   # int8 conv: pads with the zero point
+     {"kernel": (3, 3), "strides": (2, 1), "dilations": (1, 1), "padding": "same", "pad_value": 131})
+case("patches", [rand(RNG, (2, 7, 2), "i8", -128, 127)], sp.patches,
+     {"kernel": (2,), "strides": (1,), "dilations": (3,), "padding": "same", "pad_value": -5})
 
 # -- stop_gradient, cumsum, top_k ----------------------------------------------------------------
 import ir_oracles_along_axis as ax_o  # noqa: E402

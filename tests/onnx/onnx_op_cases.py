@@ -44,6 +44,10 @@ def sample(arg: Arg, batch: int, rng: np.random.Generator) -> np.ndarray:
         total = int(kind[8:])
         a = np.sort(rng.integers(0, total + 1, shape))
         a[0], a[-1] = 0, total
+    elif kind.startswith("windows:"):  # windows layout offsets: steps per group rising to the total, then the orders
+        k, n, groups, steps = map(int, kind[8:].split(":"))
+        a = np.concatenate([[0], np.sort(rng.integers(0, steps + 1, groups - 1)), [steps], rng.permutation(k),
+                            rng.permutation(n)])
     elif kind == "ties":  # small integers: comparisons and arg reductions meet equal values
         a = rng.integers(-3, 4, shape)
     elif kind == "positive":
@@ -349,6 +353,18 @@ CASES += [  # index structures drawn at random: repeated blocks, empty block col
                            Arg((6,), "i32", "offsets:9", True)], {"block": (1, 1)}, "csc"),
     Case("sparse_matmul", [Arg(("N", 2, 8)), Arg((24,), param=True), Arg((4,), "i32", "range:0:4", True),
                            Arg((4,), "i32", "offsets:4", True)], {"block": (2, 3), "weight": "d/kernel"}, "block"),
+    # int8 windows (128, 16, 4): two panels, 5 steps; indices past K are empty slots
+    Case("sparse_qmatmul", [Arg(("N", 13), "u8", "range:0:256"), Arg((320,), "i8", "range:-128:128", True),
+                            Arg((320,), "u8", "range:0:128", True),
+                            Arg((2 + 1 + 13 + 20,), "i32", "windows:13:20:2:5", True),
+                            _ZU], {"block": (128, 16, 4), "layout": "windows", "n": 20, "weight": "d/kernel_int8"}),
+    Case("patches", [Arg(("N", 7, 6, 3))], {"kernel": (3, 2), "strides": (2, 1), "dilations": (1, 2),
+                                              "padding": "same"}, "2d-same"),
+    Case("patches", [Arg(("N", 9, 4))], {"kernel": (3,), "strides": (1,), "dilations": (1,), "padding": "valid"},
+         "1d-valid"),
+    Case("patches", [Arg(("N", 5, 6, 2), "u8", "range:0:256")], {"kernel": (3, 3), "strides": (1, 2),
+                                                                "dilations": (1, 1), "padding": "same",
+                                                                "pad_value": 140}, "u8-zero-point"),
 ]
 CASES += [
     Case("stop_gradient", [Arg(("N", 3, 4))]),

@@ -26,7 +26,7 @@ from ir_util import concretize  # noqa: E402
 SPECIALS = {"nan": np.nan, "+inf": np.inf, "-inf": -np.inf}
 # ops with no float operand to put a NaN into (integer, boolean and constant ops)
 NO_FLOAT_OPERAND = {"constant", "conv2d_integer", "logical_and", "logical_not", "logical_or", "matmul_integer",
-                    "one_hot"}
+                    "one_hot", "sparse_qmatmul"}
 PARAM_OPERANDS = {"sparse_matmul": (2, 3)}   # its index arrays must be parameters to compile
 _erf = np.vectorize(math.erf, otypes=[np.float32])
 
