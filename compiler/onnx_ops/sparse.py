@@ -16,7 +16,7 @@ from kcompile.ir.ops.sparse import to_dense, window_block
 
 from . import onnx_op
 from .context import ELEM_TYPE
-from .nn import TO_CHANNELS_FIRST, TO_CHANNELS_LAST, _channels_first_op, _explicit_pads
+from .nn import _explicit_pads
 
 SCALAR = {"f32": np.float32, "f64": np.float64, "i32": np.int32}   # a kernel's element types here
 
@@ -128,25 +128,27 @@ def _sparse_qmatmul(ctx, node, ins, outs):
 
 @onnx_op("patches")
 def _patches(ctx, node, ins, outs):
-    """Conv with a one-hot kernel: output channel (kh, kw, c) takes input channel c at offset (kh, kw),
-    times 1 plus zeros (exact for finite inputs). 8-bit inputs go through float (exact) and an explicit
-    Pad with pad_value (their zero point), as ONNX's Conv takes no integers and pads with 0."""
+    """Pad (with pad_value), flatten the padded spatial axes, Gather every output position's taps by a
+    constant index, reshape: a copy, exact for every value (inf and NaN included) and every dtype
+    (8-bit inputs stay 8-bit; ONNX's Pad and Gather take them)."""
     a, x_t = node.attrs, node.inputs[0].type
     nsp, c = len(a["kernel"]), x_t.shape[-1]
-    taps = int(np.prod(a["kernel"]))
-    onehot = np.zeros((taps * c, c, taps), np.float64 if x_t.dtype.name == "f64" else np.float32)
-    onehot[np.arange(taps * c), np.tile(np.arange(c), taps), np.repeat(np.arange(taps), c)] = 1
-    w = ctx.const(onehot.reshape(taps * c, c, *a["kernel"]), "patches_onehot")
-    pads = _explicit_pads(x_t.shape[1:-1], list(a["kernel"]), list(a["strides"]), list(a["dilations"]), a["padding"])
-    conv = dict(kernel_shape=list(a["kernel"]), strides=list(a["strides"]), dilations=list(a["dilations"]))
-    if x_t.dtype.is_float:
-        _channels_first_op(ctx, nsp, "Conv", ins[0], [w], outs[0], pads=pads, **conv)
-        return
-    x = ctx.emit("Cast", [ins[0]], to=TensorProto.FLOAT)
+    spatial = list(x_t.shape[1:-1])
+    pads = _explicit_pads(spatial, list(a["kernel"]), list(a["strides"]), list(a["dilations"]), a["padding"])
+    x = ins[0]
     if any(pads):   # NHWC pads: [0, begins..., 0, 0, ends..., 0]
         nhwc = [0, *pads[:nsp], 0, 0, *pads[nsp:], 0]
-        x = ctx.emit("Pad", [x, ctx.ints(nhwc, "pads"), ctx.scalar(float(a["pad_value"]), np.float32)])
-    y = ctx.emit("Transpose", [x], perm=TO_CHANNELS_FIRST[nsp])
-    y = ctx.emit("Conv", [y, w], pads=[0] * (2 * nsp), **conv)
-    y = ctx.emit("Transpose", [y], perm=TO_CHANNELS_LAST[nsp])
-    ctx.emit("Cast", [y], out=outs[0], to=ELEM_TYPE[x_t.dtype.name])
+        fill = np.asarray(a["pad_value"]).astype(x_t.dtype.np)
+        x = ctx.emit("Pad", [x, ctx.ints(nhwc, "pads"), ctx.const(fill, "pad_value")])
+    padded = [size + pads[i] + pads[nsp + i] for i, size in enumerate(spatial)]
+    out_spatial = list(node.outputs[0].type.shape[1:-1])
+    # flat index into the padded spatial axes of tap (k...) of output position (o...), taps innermost
+    grids = np.meshgrid(*[np.arange(o) for o in out_spatial], *[np.arange(k) for k in a["kernel"]], indexing="ij")
+    flat = np.zeros(grids[0].shape, np.int64)
+    for axis in range(nsp):
+        coord = grids[axis] * a["strides"][axis] + grids[nsp + axis] * a["dilations"][axis]
+        flat = flat * padded[axis] + coord
+    rows = ctx.emit("Reshape", [x, ctx.ints([0, -1, c], "rows_shape")])
+    taken = ctx.emit("Gather", [rows, ctx.ints(flat.reshape(-1), "patch_index")], axis=1)
+    ctx.emit("Reshape", [taken, ctx.ints([0, *out_spatial, int(np.prod(a["kernel"])) * c], "patches_shape")],
+             out=outs[0])

@@ -122,3 +122,17 @@ def test_random_uniform_like_is_bit_exact(tmp_path):
     for batch, c in ((1, 0), (5, 2**32 + 7), (8, -3), (3, 2**63 - 1)):
         feeds = {"x": np.zeros((batch, 33, 7), np.float32), "counter": np.array(c, np.int64)}
         np.testing.assert_array_equal(sess.run(None, feeds)[0], run(g, feeds)[0])
+
+
+def test_patches_copies_inf_and_nan_exactly(tmp_path):
+    """patches exports as Pad + Gather (a copy): inf and NaN reach exactly their own output slots, as
+    in the reference (a one-hot Conv would spread inf * 0 = NaN into neighbouring channels)."""
+    case = next(c for c in CASES if c.op == "patches" and c.label == "2d-same")
+    graph = build(case)
+    sess = _session(export_onnx(graph, tmp_path / "patches.onnx"))
+    inputs = feeds(case, 2, seed=0)
+    x = inputs[graph.inputs[0].name]
+    x[0, 1, 2, 0], x[1, 3, 4, 2], x[1, 0, 0, 1] = np.inf, -np.inf, np.nan
+    (got,), (want,) = sess.run(None, inputs), run(graph, inputs)
+    np.testing.assert_array_equal(got, want)   # NaN == NaN position by position
+    assert np.isinf(want).any() and np.isnan(want).any()
