@@ -51,7 +51,7 @@ def graph_pipeline(opt_level: int, sparse: str = "never", target: Target | None 
     is compiled (artifacts) may turn them sparse: the JIT takes parameters per call."""
     sparsify = [] if sparse == "never" else [f"sparsify{{mode={sparse},lanes={_lanes(target or host_target())}}}"]
     optimize = ["subpixel-conv-transpose", "canonicalize"] if opt_level > 0 else []
-    return optimize + sparsify + _prepack(target or host_target()) + (["fuse", "fuse-attention"] if opt_level > 0 else []) + ["plan-memory"]
+    return optimize + sparsify + _prepack(target or host_target()) + (["fuse", "fuse-attention", "scan-constant-transposes"] if opt_level > 0 else []) + ["plan-memory"]
 
 
 def _prepack(target: Target) -> list:
