@@ -7,7 +7,7 @@ through strides and keeps one (batch item, head)'s scores in a buffer on its sta
 
 Only where every intermediate value has no reader outside the chain and is no graph output (so not in
 a train step, whose backward reads the softmax), the dims besides the batch are static, the dtype is
-f32, and one head's scores fit the stack buffer. Runs after "fuse": that pass leaves the chain alone
+f32, and one head's scores and K^T fit their stack buffers. Runs after "fuse": that pass leaves the chain alone
 (no member is elementwise, and softmax is no reduction a loop would feed).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .fusion import Group
 from .fusion_outline import outline
 from .manager import register_pass
 
-MAX_SCORES = 1 << 16   # T*S elements of one head's scores: 256 KiB of f32 on a worker's stack
+MAX_SCORES = 1 << 16   # T*S (scores) and D*S (K^T) elements of one head: 256 KiB each on a worker's stack
 
 
 @register_pass("fuse-attention")
@@ -42,4 +42,4 @@ def _fusible(chain, users, outputs) -> bool:
     (_, t, h, d), s, dv = chain.q.type.shape, chain.k.type.shape[1], chain.v.type.shape[3]
     static = all(isinstance(x, int) for x in (t, h, d, s, dv))
     same_dtype = all(v.type.dtype == f32 for v in (chain.q, chain.k, chain.v))
-    return private and static and same_dtype and t * s <= MAX_SCORES
+    return private and static and same_dtype and max(t, d) * s <= MAX_SCORES

@@ -1,10 +1,11 @@
 """The fused attention kernel (kind "attention", passes/fuse_attention.py): softmax(Q K^T) V per head.
 
 One task per (batch item, head), split across the thread pool. A task runs two small GEMMs through the
-packed GEMM driver (kernels/gemm.py), with the heads-in-the-middle layouts as strides, so nothing is
-transposed: scores[T,S] = Q[n,:,h,:] @ K[n,:,h,:]^T into a buffer on the worker's stack (one head's
-scores stay in L1/L2 instead of an [N,H,T,S] tensor going through memory), softmax over each row in
-place, then Y[n,:,h,:] = scores @ V[n,:,h,:] written straight into the [N,T,H,Dv] output.
+packed GEMM driver (kernels/gemm.py), with the heads-in-the-middle layouts as strides: K[n,:,h,:] is
+transposed in register tiles into a stack buffer (kernels/transpose_tile.py; the GEMM would gather it),
+scores[T,S] = Q[n,:,h,:] @ K^T into another (one head's scores stay in L1/L2 instead of an [N,H,T,S]
+tensor going through memory), softmax over each row in place, then Y[n,:,h,:] = scores @ V[n,:,h,:]
+written straight into the [N,T,H,Dv] output.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..kernels.config import gemm_shape, gemm_wide_shape, vector_bits
 from ..kernels.epilogue import BiasActivation
 from ..kernels.gemm import GRAIN_FLOPS, GemmProblem, gemm_function
 from ..kernels.operands import BatchShape, Strided, StridedA, StridedB, StridedC
+from ..kernels.transpose_tile import transpose_function
 from ..loops import I64, entry_alloca, for_range, gep, i64, internal_function
 from ..threads import ParallelRegion, effective_threads
 from .nn import _call, _rows
@@ -45,17 +47,20 @@ def attention_function(module, features: str, t: int, s: int, h: int, d: int, dv
     fn = internal_function(module, name, ir.VoidType(), [ptr] * 4 + [I64, I64], ["q", "k", "v", "y", "batch", "nthreads"])
     if fn is None:
         return module.globals[name]
-    scores = _gemm(module, features, f"{name}.scores", t, s, d, Strided(h * d, 1), Strided(1, h * d), s)
+    scores = _gemm(module, features, f"{name}.scores", t, s, d, Strided(h * d, 1), Strided(s, 1), s)
     mix = _gemm(module, features, f"{name}.mix", t, dv, s, Strided(s, 1), Strided(h * dv, 1), h * dv)
     lanes = vector_bits(features) // 32
+    transpose = transpose_function(module, lanes)
 
     def task(b, item, fields):
         qp, kp, vp, yp = fields
         n, head = b.sdiv(item, i64(h)), b.srem(item, i64(h))
         at = lambda p, rows, width: gep(b, p, b.add(b.mul(n, i64(rows * h * width)), b.mul(head, i64(width))))
         buf = entry_alloca(b, F32, t * s, name="attention.scores")
+        kt = entry_alloca(b, F32, d * s, name="attention.kt")
         one = i64(1)
-        b.call(scores, [at(qp, t, d), at(kp, s, d), buf, one, one])
+        b.call(transpose, [kt, at(kp, s, d), i64(s), i64(h * d), i64(s), i64(d)])
+        b.call(scores, [at(qp, t, d), kt, buf, one, one])
         with for_range(b, t, name="attention.row") as r:
             row = gep(b, buf, b.mul(r, i64(s)))
             softmax_row(b, row, row, i64(s), lanes, F32)
