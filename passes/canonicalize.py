@@ -109,8 +109,8 @@ def _zero_minus(rw, m: Match):
 
 
 def _before_split_reshape(rw, m: Match):
-    """op(reshape(y), c) -> reshape(op(y, c')) when the reshape only splits y's last axis and c is one
-    element or varies exactly along the split axes (a per-head bias [H, D] on [N, T, H, D] made from a
+    """op(reshape(y), c) -> reshape(op(y, c')) when the reshape only splits y's last axis and c is a
+    scalar or varies exactly along the split axes (a per-head bias [H, D] on [N, T, H, D] made from a
     projection's [N, T, H*D]): the op then meets the matmul that made y, as its fused epilogue."""
     for i in (0, 1):
         x, c = m.inputs[i], m.inputs[1 - i]
@@ -123,7 +123,7 @@ def _before_split_reshape(rw, m: Match):
         if (not isinstance(last, int) or x.type.shape[:len(lead)] != lead or len(split) < 2
                 or not all(isinstance(d, int) for d in split) or int(np.prod(split)) != last):
             continue
-        if c.type.numel() == 1 and c.type.rank == 0:
+        if c.type.rank == 0:
             c2 = c
         elif tuple(c.type.shape) == tuple(split):
             c2 = rw.new(m, "reshape", c, shape=[last])

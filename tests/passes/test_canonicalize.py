@@ -142,9 +142,11 @@ def test_per_head_bias_and_scalar_move_before_the_head_split():
     heads = b.reshape(b.matmul(x, w), shape=("N", 4, 2, 3))
     y = b.mul(b.add(heads, b.param("b", rng.standard_normal((2, 3)).astype(np.float32))), b.constant(0.5))
     z = b.sub(b.reshape(b.matmul(x, w), shape=("N", 4, 2, 3)), b.param("bt", rng.standard_normal((4, 2, 3)).astype(np.float32)))
-    g = b.build([y, z])
+    u = b.mul(b.reshape(b.matmul(x, w), shape=("N", 4, 2, 3)), b.reshape(x, shape=("N", 4, 2, 3)))  # batch-sized c
+    g = b.build([y, z, u])
     out = canonicalize(g)
-    moved = [n for n in out.nodes if n.op in ("add", "mul")]
+    moved = [n for n in out.nodes if n.op in ("add", "mul")][:2]
     assert [n.outputs[0].type.shape for n in moved] == [("N", 4, 6)] * 2
     assert [n for n in out.nodes if n.op == "sub"][0].outputs[0].type.shape == ("N", 4, 2, 3)
+    assert [n for n in out.nodes if n.op == "mul"][-1].outputs[0].type.shape == ("N", 4, 2, 3)
     _same_outputs(g, out, [rng.standard_normal((3, 4, 6)).astype(np.float32)])
