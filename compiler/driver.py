@@ -54,7 +54,8 @@ def graph_pipeline(opt_level: int, sparse: str = "never", target: Target | None 
     sparsify = [] if sparse == "never" else \
         [f"sparsify{{mode={sparse},lanes={_lanes(target)},int8_permute={uses_int8_permute(target.features)}}}"]
     optimize = ["subpixel-conv-transpose", "canonicalize"] if opt_level > 0 else []
-    return optimize + sparsify + _prepack(target) + (["fuse"] if opt_level > 0 else []) + ["plan-memory"]
+    fused = ["fuse", "fuse-attention", "scan-constant-transposes"] if opt_level > 0 else []
+    return optimize + sparsify + _prepack(target) + fused + ["plan-memory"]
 
 
 def _prepack(target: Target) -> list:

@@ -108,6 +108,31 @@ def _zero_minus(rw, m: Match):
     return rw.new(m, "neg", x) if splat_value(m.inputs[0]) == 0 and x.type == m.types[0] else None
 
 
+def _before_split_reshape(rw, m: Match):
+    """op(reshape(y), c) -> reshape(op(y, c')) when the reshape only splits y's last axis and c is a
+    scalar or varies exactly along the split axes (a per-head bias [H, D] on [N, T, H, D] made from a
+    projection's [N, T, H*D]): the op then meets the matmul that made y, as its fused epilogue."""
+    for i in (0, 1):
+        x, c = m.inputs[i], m.inputs[1 - i]
+        view = _producer(x, "reshape")
+        if view is None or x.type != m.types[0]:
+            continue
+        y = view.inputs[0]
+        lead, last = y.type.shape[:-1], y.type.shape[-1] if y.type.rank else None
+        split = x.type.shape[len(lead):]
+        if (not isinstance(last, int) or x.type.shape[:len(lead)] != lead or len(split) < 2
+                or not all(isinstance(d, int) for d in split) or int(np.prod(split)) != last):
+            continue
+        if c.type.rank == 0:
+            c2 = c
+        elif tuple(c.type.shape) == tuple(split):
+            c2 = rw.new(m, "reshape", c, shape=[last])
+        else:
+            continue
+        return rw.new(m, "reshape", rw.new(m, m.op, *((y, c2) if i == 0 else (c2, y))), shape=m.types[0].shape)
+    return None
+
+
 IDENTITY_RULES = [
     Rule(("add",), _either_identity(0)),
     Rule(("sub",), _right_identity(0)),
@@ -122,6 +147,7 @@ IDENTITY_RULES = [
     Rule(("broadcast_to",), _broadcast_chain),
     Rule(VIEWS, _reshape_chain),
     Rule(("transpose",), _transpose_chain),
+    Rule(("add", "sub", "mul", "div"), _before_split_reshape),
 ]
 
 

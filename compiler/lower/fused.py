@@ -4,6 +4,7 @@ loop      one elementwise loop over the output (lower/elementwise.py emit_fused)
 prologue  the reduction's own loop, reading the elementwise nodes inline (Buffer.prologue)
 epilogue  the anchor's lowering, handed an Epilogue: the kernel applies the first `in_kernel`
           nodes (bias add, activation) in registers, the rest run in place on the output after it
+attention softmax(Q K^T) V per head, Q, K, V read in place (lower/attention.py)
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from kcompile.ir import Value
 from kcompile.ir.ops.fused import computing_nodes
 
 from . import get_lowering, lowering, run_time_extents
+from .attention import lower_attention
 from .context import Buffer, LowerCtx
 from .elementwise import emit_fused
 
@@ -75,6 +77,8 @@ def lower_fused(ctx):
         x = reduction.inputs[0]
         source = Buffer(x, None, _dims(ctx, x), prologue=(x, leaves))
         _lower_inner(ctx, reduction, [source], out)
+    elif kind == "attention":
+        lower_attention(ctx, body, leaves, out)
     else:
         _lower_epilogue(ctx, body, nodes, leaves, out)
 

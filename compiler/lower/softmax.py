@@ -72,6 +72,11 @@ def _row(b, x, y, count, stride, lanes, elem, log):
             b, b.fmul(load(b, b.gep(y, [off]), w), splat(b, inv, w)), b.gep(y, [off])), "sm.out")
 
 
+def softmax_row(b, x, y, count, lanes, elem):
+    """y[:count] = softmax(x[:count]) over one contiguous row (x may be y); the fused attention kernel's rows."""
+    _row(b, x, y, count, None, lanes, elem, False)
+
+
 def _lower(log):
     def lower(ctx):
         b, (x,), (y,) = ctx.builder, ctx.ins, ctx.outs

@@ -11,6 +11,8 @@ kind "epilogue"  an anchor (matmul/convolution: the body's first computing node)
                  others in place after the kernel. The fused output's dtype may
                  differ from the anchor's only when the kernel applies the whole epilogue.
 kind "prologue"  elementwise nodes read inline by a reduction (the body's last node): never stored.
+kind "attention" softmax(Q K^T) V over heads-in-the-middle layouts (ir/attention_chain.py): one kernel
+                 that reads Q, K, V in place and never stores the scores (passes/fuse_attention.py).
 
 One-element constants live inside the body (immediates); everything else the body reads is an
 input. The op runs its body (reference) and is not differentiable: fusion runs after autodiff.
@@ -18,10 +20,11 @@ input. The op runs its body (reference) and is not differentiable: fusion runs a
 from __future__ import annotations
 
 from ..interpreter import run
+from ..attention_chain import match_attention
 from ..registry import OPS, Attr, defop
 from ._util import require
 
-KINDS = ("loop", "epilogue", "prologue")
+KINDS = ("loop", "epilogue", "prologue", "attention")
 # what an anchor's kernel applies in registers after the bias (kernels/epilogue.py; "requantize": an
 # integer anchor's kernel requantizes its i32 tile to 8 bits and writes those, kernels/int8_microkernel.py)
 ACTIVATIONS = ("linear", "relu", "requantize")
@@ -101,12 +104,24 @@ def _check_epilogue(body, attrs, head, tail):
                 "an epilogue that changes the dtype must run entirely in the kernel (in_kernel = all of it)")
 
 
+def _check_attention(body):
+    nodes = computing_nodes(body)
+    chain = match_attention(nodes[-1]) if nodes else None
+    require(chain is not None and set(chain.nodes) == set(nodes) and body.outputs[0] is nodes[-1].outputs[0],
+            f"a fused attention body @{body.name} must be exactly transpose, matmul, softmax, matmul, transpose "
+            "as ir/attention_chain.py describes")
+    require({chain.q, chain.k, chain.v} <= set(body.inputs), f"body @{body.name}: Q, K and V must be body inputs")
+
+
 def _infer(types, attrs):
     body, kind = attrs["body"], attrs["kind"]
     require(len(types) == len(body.inputs), f"body @{body.name} takes {len(body.inputs)} input(s), got {len(types)}")
     for i, (t, v) in enumerate(zip(types, body.inputs)):
         require(t == v.type, f"input {i} is {t} but body @{body.name} expects {v.type}")
-    head, tail = _check_shape_of_kind(body, kind)
+    if kind == "attention":
+        _check_attention(body)
+    else:
+        head, tail = _check_shape_of_kind(body, kind)
     if kind == "epilogue":
         _check_epilogue(body, attrs, head, tail)
     else:
@@ -119,4 +134,4 @@ defop("fused", ("*xs",), _infer, lambda xs, attrs, batch: run(attrs["body"], xs,
       attrs={"body": Attr("graph"), "kind": Attr("str", "loop", KINDS), "bias": Attr("int", -1),
              "activation": Attr("str", "linear", ACTIVATIONS), "in_kernel": Attr("int", 0)},
       differentiable=False, doc="one kernel: the body's nodes, outlined by the fuse pass (kind: loop, epilogue, "
-                                "prologue)")
+                                "prologue, attention)")

@@ -130,3 +130,23 @@ def test_canonicalize_cleans_a_gradient_graph_without_changing_it():
     assert {n.name for n in out.nodes} >= {"dense", "dense/grad"}
     _same_outputs(g, out, [rng.normal(size=(5, 4)).astype(np.float32)])
     assert canonicalize(out).nodes == out.nodes  # a fixpoint: nothing left to rewrite
+
+
+def test_per_head_bias_and_scalar_move_before_the_head_split():
+    """add(reshape(x @ w, [N,T,H,D]), b[H,D]) * c -> reshape((x @ w + b') * c): the fuse pass then hands the
+    bias to the matmul's kernel. A bias that also varies along T stays after the reshape."""
+    rng = np.random.default_rng(0)
+    b = GraphBuilder("heads")
+    x = b.input("x", TensorType(("N", 4, 6)))
+    w = b.param("w", rng.standard_normal((6, 6)).astype(np.float32))
+    heads = b.reshape(b.matmul(x, w), shape=("N", 4, 2, 3))
+    y = b.mul(b.add(heads, b.param("b", rng.standard_normal((2, 3)).astype(np.float32))), b.constant(0.5))
+    z = b.sub(b.reshape(b.matmul(x, w), shape=("N", 4, 2, 3)), b.param("bt", rng.standard_normal((4, 2, 3)).astype(np.float32)))
+    u = b.mul(b.reshape(b.matmul(x, w), shape=("N", 4, 2, 3)), b.reshape(x, shape=("N", 4, 2, 3)))  # batch-sized c
+    g = b.build([y, z, u])
+    out = canonicalize(g)
+    moved = [n for n in out.nodes if n.op in ("add", "mul")][:2]
+    assert [n.outputs[0].type.shape for n in moved] == [("N", 4, 6)] * 2
+    assert [n for n in out.nodes if n.op == "sub"][0].outputs[0].type.shape == ("N", 4, 2, 3)
+    assert [n for n in out.nodes if n.op == "mul"][-1].outputs[0].type.shape == ("N", 4, 2, 3)
+    _same_outputs(g, out, [rng.standard_normal((3, 4, 6)).astype(np.float32)])
