@@ -43,6 +43,7 @@ class Int8Gemm:
     bz_per_col: bool = False
     out: object = StoreI32()
     prepacked: bool = False   # B also comes packed (passes/int8_prepack.py layout): no packing per call
+    bz_zero: bool = False     # B's zero points are known to be zero: A's row sums are never needed
 
     @property
     def kgroups(self) -> int:
@@ -89,24 +90,33 @@ class _Driver:
             b.ret_void()
         work = b.mul(m, i64(2 * p.n * p.groups * max(1, p.source.k)))
         threads = effective_threads(b, nthreads, work, GRAIN_OPS)
-        direct = p.isa.direct()
-        few_rows = ir.Constant(ir.IntType(1), 0) if p.prepacked else b.icmp_signed("<=", m, i64(direct.mr))
-        with b.if_else(few_rows) as (few, many):
-            with few:    # one row tile: B is read in place, never packed
-                chunks = imin(b, ceil_div(b, threads, p.groups), -(-p.n // direct.nr))
-                width = b.mul(ceil_div(b, ceil_div(b, i64(p.n), chunks), direct.nr), i64(direct.nr))
-                fields = ptrs + [m, width, chunks]
-                region = ParallelRegion(self.module, f"{p.name}.direct", [f.type for f in fields], self._direct_task)
-                region.run(b, threads, b.mul(i64(p.groups), chunks), fields)
-            with many:
-                outer = p.groups * self.nblocks
-                mtiles = ceil_div(b, m, p.isa.mr)
-                mchunks = imin(b, ceil_div(b, threads, outer), mtiles)
-                chunk = b.mul(ceil_div(b, mtiles, mchunks), i64(p.isa.mr))
-                fields = ptrs + [m, chunk, mchunks]
-                region = ParallelRegion(self.module, f"{p.name}.worker", [f.type for f in fields], self._task)
-                region.run(b, threads, b.mul(i64(outer), mchunks), fields)
+        if p.prepacked:   # B is read in place at any row count: the packed path only
+            self._packed_region(b, ptrs, m, threads)
+        else:
+            with b.if_else(b.icmp_signed("<=", m, i64(p.isa.direct().mr))) as (few, many):
+                with few:    # one row tile: B is read in place, never packed
+                    self._direct_region(b, ptrs, m, threads)
+                with many:
+                    self._packed_region(b, ptrs, m, threads)
         b.ret_void()
+
+    def _direct_region(self, b, ptrs, m, threads):
+        p, direct = self.p, self.p.isa.direct()
+        chunks = imin(b, ceil_div(b, threads, p.groups), -(-p.n // direct.nr))
+        width = b.mul(ceil_div(b, ceil_div(b, i64(p.n), chunks), direct.nr), i64(direct.nr))
+        fields = ptrs + [m, width, chunks]
+        region = ParallelRegion(self.module, f"{p.name}.direct", [f.type for f in fields], self._direct_task)
+        region.run(b, threads, b.mul(i64(p.groups), chunks), fields)
+
+    def _packed_region(self, b, ptrs, m, threads):
+        p = self.p
+        outer = p.groups * self.nblocks
+        mtiles = ceil_div(b, m, p.isa.mr)
+        mchunks = imin(b, ceil_div(b, threads, outer), mtiles)
+        chunk = b.mul(ceil_div(b, mtiles, mchunks), i64(p.isa.mr))
+        fields = ptrs + [m, chunk, mchunks]
+        region = ParallelRegion(self.module, f"{p.name}.worker", [f.type for f in fields], self._task)
+        region.run(b, threads, b.mul(i64(outer), mchunks), fields)
 
     def _direct_task(self, b, task, fields):
         """Columns [lo, hi) of one group for all (at most the direct tile's MR) rows."""
@@ -158,21 +168,24 @@ class _Driver:
             panel0 = b.add(b.mul(group, i64(panels)), b.sdiv(jc, i64(isa.nr)))
             bblock = gep(b, packed, b.mul(panel0, i64(kg * isa.nr * isa.group)))
             sums = b.bitcast(gep(b, packed, i64(p.groups * panels * kg * isa.nr * isa.group)), I32.as_pointer())
-            column_terms(b, p.source.k, gep(b, sums, b.mul(panel0, i64(isa.nr))), col0, nc, round_up(b, nc, isa.nr),
+            column_terms(b, p.source.real_k, gep(b, sums, b.mul(panel0, i64(isa.nr))), col0, nc, round_up(b, nc, isa.nr),
                          bufs["colterm"], bufs["bzv"], bzp, p.bz_per_col, az)
         else:
             bblock = bufs["b"]
-            pack_b(b, isa, w, p.ldb, p.source.k, kg, col0, nc, round_up(b, nc, isa.nr), bufs["b"], bufs["colterm"],
+            pack_b(b, isa, w, p.ldb, p.source.real_k, kg, col0, nc, round_up(b, nc, isa.nr), bufs["b"], bufs["colterm"],
                    bufs["bzv"], bzp, p.bz_per_col, az)
-        need = any_nonzero(b, bzp, p.n * p.groups, p.bz_per_col)
+        need = ir.Constant(ir.IntType(1), 0) if p.bz_zero else any_nonzero(b, bzp, p.n * p.groups, p.bz_per_col)
         m_lo = b.mul(b.srem(rest, mchunks), chunk)
         m_hi = imin(b, m, b.add(m_lo, chunk))
-        tile = tile_function(self.module, isa, p.out)
+        tile = tile_function(self.module, isa, p.out, "packed0" if p.bz_zero else "packed")
         ldc = i64(p.n * p.groups)
         with for_range(b, m_lo, m_hi, self.mc, "ic") as ic:
             mc = imin(b, self.mc, b.sub(m_hi, ic))
-            pack_a(b, isa, p.source, a, group, ic, mc, kg, bufs["a"], bufs["rowsum"], bufs["row"], b.trunc(az, I8),
-                   need)
+            if hasattr(p.source, "pack_rows"):   # a source that writes its words itself (int8_window.py)
+                p.source.pack_rows(b, isa, a, ic, mc, kg, bufs["a"], bufs["rowsum"], need)
+            else:
+                pack_a(b, isa, p.source, a, group, ic, mc, kg, bufs["a"], bufs["rowsum"], bufs["row"],
+                       b.trunc(az, I8), need)
             with for_range(b, 0, nc, isa.nr, "jr") as jr:
                 bpanel = gep(b, bblock, b.mul(b.sdiv(jr, i64(isa.nr)), i64(kg * isa.nr * isa.group)))
                 with for_range(b, 0, mc, isa.mr, "ir") as ir_:

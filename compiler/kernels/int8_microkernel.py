@@ -28,7 +28,7 @@ ARG_NAMES = ("kg", "a", "b", "rowsum", "colterm", "bzv", "c", "ldc", "nvalid", "
              "ldb", "k", "az", "bzp", "bz_per_col")
 ARG_TYPES = [I64, I32.as_pointer(), I8.as_pointer(), I32.as_pointer(), I32.as_pointer(), I32.as_pointer(),
              None, I64, I64, I64, I64, I64, I64, I32, I8.as_pointer(), I1]
-MODES = ("packed", "direct")
+MODES = ("packed", "packed0", "direct")   # packed0: B's zero points are known to be zero (no row-sum term)
 ONES = {4: 0x01010101, 2: 0x00010001, 1: 1}   # an A word of ones: its dot step sums the B column
 
 
@@ -160,6 +160,7 @@ class _Tile:
     def __init__(self, fn, isa: Int8Isa, mr: int, edge: bool, out, mode: str):
         self.isa, self.mr, self.edge, self.out = isa, mr, edge, out
         self.direct = mode == "direct"
+        self.bz_zero = mode == "packed0"
         self.a = {n: fn.args[i] for i, n in enumerate(ARG_NAMES)}
         self.kargs = list(fn.args[len(ARG_NAMES):])
         self.b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -255,6 +256,8 @@ class _Tile:
         else:
             ct = [load_vec(b, gep(b, a["colterm"], i64(v * isa.lanes)), isa.lanes) for v in range(isa.nv)]
             bz = [load_vec(b, gep(b, a["bzv"], i64(v * isa.lanes)), isa.lanes) for v in range(isa.nv)]
+        if self.bz_zero:   # symmetric weights: the row sums meet zero B zero points
+            return [[b.add(acc[r][v], ct[v]) for v in range(isa.nv)] for r in range(self.mr)]
         out = []
         for r in range(self.mr):
             rs = splat(b, b.load(gep(b, a["rowsum"], i64(r))), isa.lanes)
