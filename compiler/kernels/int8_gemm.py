@@ -25,7 +25,12 @@ from ..loops import I8, I32, I64, ceil_div, entry_alloca, for_range, gep, i64, i
 A_BYTES = 64 << 10          # packed A block (MC rows x K): L2-resident
 B_BYTES = 256 << 10         # packed B block (K x NC): L2-resident, its NR panels L1-resident
 MAX_PANEL_BYTES = 4 << 20   # one NR-column panel of K must fit on a worker's stack
-GRAIN_OPS = 1 << 22         # multiply-adds x 2 per thread below which no other thread is woken
+# work units per thread below which no other thread is woken: a call's work counts 2 * K per result
+# (multiply-adds x 2) plus EPILOGUE_OPS (its share of packing A and of the epilogue, which dominate at
+# small K: a 1-channel 3x3 convolution). Twice the f32 GEMM's grain in units the int8 kernels run
+# about four times as fast: ~20 us a thread.
+GRAIN_OPS = 1 << 23
+EPILOGUE_OPS = 16
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ class _Driver:
         m = b.mul(i64(p.rows), batch) if p.rows_per_batch else i64(p.rows)
         with b.if_then(b.or_(b.icmp_signed("<=", m, i64(0)), ir.Constant(ir.IntType(1), self.nblocks == 0))):
             b.ret_void()
-        work = b.mul(m, i64(2 * p.n * p.groups * max(1, p.source.k)))
+        work = b.mul(m, i64(p.n * p.groups * (2 * max(1, p.source.k) + EPILOGUE_OPS)))
         threads = effective_threads(b, nthreads, work, GRAIN_OPS)
         if p.prepacked:   # B is read in place at any row count: the packed path only
             self._packed_region(b, ptrs, m, threads)

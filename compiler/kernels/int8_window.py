@@ -17,7 +17,7 @@ from kcompile.passes.int8_window import row_starts, span_bytes
 
 from .geometry import Geometry
 from .int8_isa import Int8Isa
-from ..loops import I8, I32, for_range, gep, i64, intrinsic, load_vec
+from ..loops import I8, I32, I64, entry_alloca, for_range, gep, i64, intrinsic, load_vec
 
 WIDE = {"vnni": I8, "avx2": ir.IntType(16), "generic": I32}   # one A byte's element in the packed words
 
@@ -46,37 +46,53 @@ class WindowWords:
 
     def pack_rows(self, b, isa: Int8Isa, x, m0, mc, kgroups: int, apack, rowsum, need_sums):
         """Rows [m0, m0 + mc) into apack (row-major, kgroups words a row), padded with zero rows to
-        whole MR tiles; rowsum[row] = the sum of the window's u8-space bytes when need_sums, else 0."""
+        whole MR tiles; rowsum[row] = the sum of the window's u8-space bytes when need_sums, else 0.
+        The pixel's position is stepped along the rows (no division per row)."""
         g, span = self.geo, self.span
         starts = row_starts(g.kh, g.kw, g.c, self.group)
         wide = WIDE[isa.name]
         per_word = 4 // (wide.width // 8)           # elements of `wide` per i32 word
         out = b.bitcast(apack, wide.as_pointer())
-        ntiles = b.sdiv(b.add(mc, i64(isa.mr - 1)), i64(isa.mr))
-        with for_range(b, 0, b.mul(ntiles, i64(isa.mr)), name="a.win") as r:
+        pos = [entry_alloca(b, I64) for _ in range(3)]   # ow, oh, byte offset of the window
+        for slot, v in zip(pos, self._position(b, m0)):
+            b.store(v, slot)
+        with for_range(b, 0, mc, name="a.win") as r:
+            base = b.load(pos[2])
             words = b.mul(r, i64(kgroups))
-            with b.if_else(b.icmp_signed("<", r, mc)) as (live, dead):
-                with live:
-                    base = self._window_offset(b, b.add(m0, r))
-                    b.store(ir.Constant(I32, 0), gep(b, rowsum, r))
-                    for kr, start in enumerate(starts):
-                        src = gep(b, x, b.add(base, i64(kr * g.dh * g.w * g.c + start)))
-                        dst = gep(b, out, b.mul(b.add(words, i64(kr * span // self.group)), i64(per_word)))
-                        self._copy(b, src, dst, span, wide)
-                    with b.if_then(need_sums):
-                        b.store(self._real_sum(b, x, base), gep(b, rowsum, r))
-                with dead:
-                    b.store(ir.Constant(I32, 0), gep(b, rowsum, r))
-                    with for_range(b, 0, kgroups, name="a.zero") as w:
-                        b.store(ir.Constant(I32, 0), gep(b, apack, b.add(words, w)))
+            for kr, start in enumerate(starts):
+                src = gep(b, x, b.add(base, i64(kr * g.dh * g.w * g.c + start)))
+                dst = gep(b, out, b.mul(b.add(words, i64(kr * span // self.group)), i64(per_word)))
+                self._copy(b, src, dst, span, wide)
+            b.store(ir.Constant(I32, 0), gep(b, rowsum, r))
+            with b.if_then(need_sums):
+                b.store(self._real_sum(b, x, base), gep(b, rowsum, r))
+            self._step(b, pos)
+        tiles = b.mul(b.sdiv(b.add(mc, i64(isa.mr - 1)), i64(isa.mr)), i64(isa.mr))
+        with for_range(b, mc, tiles, name="a.dead") as r:   # the last tile's rows past mc: zero
+            b.store(ir.Constant(I32, 0), gep(b, rowsum, r))
+            with for_range(b, 0, kgroups, name="a.zero") as w:
+                b.store(ir.Constant(I32, 0), gep(b, apack, b.add(b.mul(r, i64(kgroups)), w)))
 
-    def _window_offset(self, b, row):
-        """The byte offset in x of output pixel `row`'s window (its first tap, first channel)."""
+    def _position(self, b, row):
+        """(ow, oh, byte offset in x of the window's first tap) of output pixel `row`."""
         g = self.geo
         pix = b.srem(row, i64(g.oh * g.ow))
         n, oh, ow = b.sdiv(row, i64(g.oh * g.ow)), b.sdiv(pix, i64(g.ow)), b.srem(pix, i64(g.ow))
         ih, iw = b.mul(oh, i64(g.sh)), b.mul(ow, i64(g.sw))
-        return b.mul(b.add(b.mul(b.add(b.mul(n, i64(g.h)), ih), i64(g.w)), iw), i64(g.c))
+        return ow, oh, b.mul(b.add(b.mul(b.add(b.mul(n, i64(g.h)), ih), i64(g.w)), iw), i64(g.c))
+
+    def _step(self, b, pos):
+        """The next pixel: along the output row, then to the next row, then to the next image."""
+        g = self.geo
+        ow, oh, base = (b.load(p) for p in pos)
+        next_row = b.icmp_signed("==", b.add(ow, i64(1)), i64(g.ow))
+        oh1 = b.add(oh, b.zext(next_row, I64))
+        next_image = b.icmp_signed("==", oh1, i64(g.oh))
+        jump = b.add(i64(g.sw * g.c), b.select(next_row, i64((g.sh * g.w - g.ow * g.sw) * g.c), i64(0)))
+        jump = b.add(jump, b.select(next_image, i64((g.h - g.oh * g.sh) * g.w * g.c), i64(0)))
+        b.store(b.select(next_row, i64(0), b.add(ow, i64(1))), pos[0])
+        b.store(b.select(next_image, i64(0), oh1), pos[1])
+        b.store(b.add(base, jump), pos[2])
 
     def _chunks(self, n: int):
         """(offset, width) pieces of n bytes: 16-byte vectors, then halving widths."""
