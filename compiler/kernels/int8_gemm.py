@@ -138,7 +138,7 @@ class _Driver:
         hi = imin(b, p.n, b.add(lo, width))
         need = any_nonzero(b, bzp, p.n * p.groups, p.bz_per_col)
         pack_a(b, isa, p.source, a, group, i64(0), m, kg, apack, rowsum, rowbuf, b.trunc(az, I8), need)
-        tile = tile_function(self.module, isa, p.out, "direct")
+        tile = tile_function(self.module, isa, p.out, "direct", kg)
         ldc, null32 = i64(p.n * p.groups), ir.Constant(I32.as_pointer(), None)
         with for_range(b, lo, hi, isa.nr, "jr") as jr:
             col = b.add(b.mul(group, i64(p.n)), jr)
@@ -182,7 +182,7 @@ class _Driver:
         need = ir.Constant(ir.IntType(1), 0) if p.bz_zero else any_nonzero(b, bzp, p.n * p.groups, p.bz_per_col)
         m_lo = b.mul(b.srem(rest, mchunks), chunk)
         m_hi = imin(b, m, b.add(m_lo, chunk))
-        tile = tile_function(self.module, isa, p.out, "packed0" if p.bz_zero else "packed")
+        tile = tile_function(self.module, isa, p.out, "packed0" if p.bz_zero else "packed", kg)
         ldc = i64(p.n * p.groups)
         with for_range(b, m_lo, m_hi, self.mc, "ic") as ic:
             mc = imin(b, self.mc, b.sub(m_hi, ic))

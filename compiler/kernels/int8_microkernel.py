@@ -120,10 +120,12 @@ def _types(out) -> list:
     return [t if t is not None else out.elem.as_pointer() for t in ARG_TYPES] + out.kernel_types()
 
 
-def tile_function(module: ir.Module, isa: Int8Isa, out, mode: str = "packed") -> ir.Function:
+def tile_function(module: ir.Module, isa: Int8Isa, out, mode: str = "packed", kg: int | None = None) -> ir.Function:
     """`void (ARG_NAMES..., out args...)`: picks the variant for full or edge columns and the
-    smallest height holding mvalid rows."""
-    name = f"kc_i8tile_{isa.name}_{mode}_{isa.mr}x{isa.nr}_{out.key}"
+    smallest height holding mvalid rows. kg: the k groups, when the call site's are static: the
+    tile is then specialized (A's rows at constant offsets, no address arithmetic per k group; the
+    `kg` argument is ignored)."""
+    name = f"kc_i8tile_{isa.name}_{mode}_{isa.mr}x{isa.nr}_{out.key}" + (f"_k{kg}" if kg is not None else "")
     fn = internal_function(module, name, ir.VoidType(), _types(out), ARG_NAMES)
     if fn is None:
         return module.globals[name]
@@ -139,29 +141,32 @@ def tile_function(module: ir.Module, isa: Int8Isa, out, mode: str = "packed") ->
             use, nxt = fn.append_basic_block(f"rows{rows}"), fn.append_basic_block(f"below{rows}")
             b.cbranch(b.icmp_signed(">", args[ARG_NAMES.index("mvalid")], i64(smaller)), use, nxt)
             b.position_at_end(use)
-            b.call(_microkernel(module, isa, rows, is_edge, out, mode), args)
+            b.call(_microkernel(module, isa, rows, is_edge, out, mode, kg), args)
             b.ret_void()
             b.position_at_end(nxt)
         b.unreachable()
     return fn
 
 
-def _microkernel(module, isa: Int8Isa, mr: int, edge: bool, out, mode: str) -> ir.Function:
-    name = f"kc_i8ukr_{isa.name}_{mode}_{mr}x{isa.nr}_{'edge' if edge else 'full'}_{out.key}"
+def _microkernel(module, isa: Int8Isa, mr: int, edge: bool, out, mode: str, kg: int | None) -> ir.Function:
+    name = (f"kc_i8ukr_{isa.name}_{mode}_{mr}x{isa.nr}_{'edge' if edge else 'full'}_{out.key}"
+            + (f"_k{kg}" if kg is not None else ""))
     fn = internal_function(module, name, ir.VoidType(), _types(out), ARG_NAMES)
     if fn is None:
         return module.globals[name]
     fn.attributes.add("nounwind")
-    _Tile(fn, isa, mr, edge, out, mode).emit()
+    _Tile(fn, isa, mr, edge, out, mode, kg).emit()
     return fn
 
 
 class _Tile:
-    def __init__(self, fn, isa: Int8Isa, mr: int, edge: bool, out, mode: str):
+    def __init__(self, fn, isa: Int8Isa, mr: int, edge: bool, out, mode: str, kg: int | None = None):
         self.isa, self.mr, self.edge, self.out = isa, mr, edge, out
         self.direct = mode == "direct"
         self.bz_zero = mode == "packed0"
         self.a = {n: fn.args[i] for i, n in enumerate(ARG_NAMES)}
+        if kg is not None:
+            self.a["kg"] = i64(kg)
         self.kargs = list(fn.args[len(ARG_NAMES):])
         self.b = ir.IRBuilder(fn.append_basic_block("entry"))
 
