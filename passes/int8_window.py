@@ -11,14 +11,18 @@ belong to the input row above it). The weights of the bytes that are not the win
 they add nothing to the products; the kernel's row sums (needed for a nonzero weight zero point)
 count only the real bytes.
 
-The layout is used when the convolution has no padding, one group, a dilation along W of 1, and a
-layout no more than a quarter (plus one k group) longer than the dense one's.
+The layout is used when the convolution has no padding, one group, a dilation along W of 1, kernel
+rows of at most MAX_ROW_BYTES (the copies are unrolled; longer rows gain nothing over the generic
+per-tap copies, which are whole vectors then) and a layout no more than a quarter (plus one k group)
+longer than the dense one's.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from kcompile.ir.ops.nn import conv_geometry
+
+MAX_ROW_BYTES = 256
 
 
 def span_bytes(kw: int, c: int, group: int) -> int:
@@ -46,7 +50,8 @@ def window_layout(x_shape, w_shape, attrs: dict, group: int):
     `group` bytes (see the module docstring), else None."""
     _, h, w, c = x_shape
     kh, kw = w_shape[:2]
-    if attrs.get("groups", 1) != 1 or attrs["dilations"][1] != 1 or w_shape[2] != c or group < 1:
+    if (attrs.get("groups", 1) != 1 or attrs["dilations"][1] != 1 or w_shape[2] != c or group < 1
+            or kw * c > MAX_ROW_BYTES):
         return None
     for size, k, s, d in ((h, kh, attrs["strides"][0], attrs["dilations"][0]),
                           (w, kw, attrs["strides"][1], attrs["dilations"][1])):

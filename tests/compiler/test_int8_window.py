@@ -36,6 +36,7 @@ def test_window_rows_pad_each_kernel_row_and_read_the_last_backward():
     ((None, 28, 28, 1), (1, 3, 1, 16), VALID, 4, None),     # one kernel row that would read past the input
     ((None, 28, 28, 4), (1, 3, 4, 16), VALID, 4, (1, 3, 4)),  # ... unless it needs no padding
     ((None, 9, 9, 1), (5, 1, 1, 8), VALID, 4, None),         # 5 words where the dense layout has 2
+    ((None, 9, 9, 96), (3, 3, 96, 8), VALID, 4, None),       # rows of 288 bytes: the generic copies are whole vectors
 ])
 def test_which_convolutions_take_the_window_layout(x_shape, w_shape, attrs, group, want):
     assert window_layout(x_shape, w_shape, attrs, group) == want
