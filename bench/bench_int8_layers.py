@@ -39,7 +39,8 @@ def main(argv=None):
     from kcompile.compiler.target import host_target
     avx2 = host_target().without("avx512f")
     rng = np.random.default_rng(0)
-    print(f"batch {args.batch}, {args.threads} thread(s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"batch {args.batch}, {args.threads} thread(s); "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"  {'layer':<24} {'f32 ms':>8} {'int8 ms':>8} {'f32/int8':>9} | {'AVX2 f32':>9} {'int8':>7} {'f32/int8':>9}")
     for name, (shape, make) in layer_models().items():
         kc.utils.set_random_seed(0)

@@ -173,8 +173,8 @@ class _Driver:
             panel0 = b.add(b.mul(group, i64(panels)), b.sdiv(jc, i64(isa.nr)))
             bblock = gep(b, packed, b.mul(panel0, i64(kg * isa.nr * isa.group)))
             sums = b.bitcast(gep(b, packed, i64(p.groups * panels * kg * isa.nr * isa.group)), I32.as_pointer())
-            column_terms(b, p.source.real_k, gep(b, sums, b.mul(panel0, i64(isa.nr))), col0, nc, round_up(b, nc, isa.nr),
-                         bufs["colterm"], bufs["bzv"], bzp, p.bz_per_col, az)
+            column_terms(b, p.source.real_k, gep(b, sums, b.mul(panel0, i64(isa.nr))), col0, nc,
+                         round_up(b, nc, isa.nr), bufs["colterm"], bufs["bzv"], bzp, p.bz_per_col, az)
         else:
             bblock = bufs["b"]
             pack_b(b, isa, w, p.ldb, p.source.real_k, kg, col0, nc, round_up(b, nc, isa.nr), bufs["b"], bufs["colterm"],

@@ -58,7 +58,7 @@ def _graph():
     for i, (xs, ws, strides, dil, dt, wz) in enumerate(CASES):
         x = b.input(f"x{i}", TensorType(["N", *xs], dt))
         w = b.param(f"w{i}", rng.integers(-127, 128, ws).astype(np.int8))
-        zp = b.constant(np.array(-5 if dt == "i8" else 140, np.dtype({"i8": np.int8, "u8": np.uint8}[dt])))
+        zp = b.constant(np.array(-5, np.int8) if dt == "i8" else np.array(140, np.uint8))
         wzp = (b.constant(rng.integers(-4, 5, ws[3]).astype(np.int8)) if wz == "per-column"
                else b.constant(np.array(wz, np.int8)))
         acc = b.conv2d_integer(x, w, zp, wzp, strides=list(strides), dilations=list(dil))
@@ -71,7 +71,8 @@ def _graph():
 
 
 def _inputs(n, rng):
-    return [rng.integers(*((-128, 128) if dt == "i8" else (0, 256)), (n, *xs)).astype({"i8": np.int8, "u8": np.uint8}[dt])
+    types = {"i8": np.int8, "u8": np.uint8}
+    return [rng.integers(*((-128, 128) if dt == "i8" else (0, 256)), (n, *xs)).astype(types[dt])
             for xs, _, _, _, dt, _ in CASES]
 
 
