@@ -25,7 +25,7 @@ from kcompile.ir.ops.sparse import check_structure, sparse_weights
 from kcompile.ir.signature import check_lengths, check_signature
 from kcompile.ir.thread_budget import get_num_threads
 from kcompile.ir.thread_tuner import ThreadTuner
-from kcompile.passes.int8_prepack import pack_weights, parse_packed_name
+from kcompile.passes.int8_prepack import packed_value, parse_packed_name
 
 from .disk_cache import DiskCache
 from .codegen import PACKED_SUFFIX
@@ -244,13 +244,13 @@ class PackedWeights:
 
     def fill(self, slots, arrays: list) -> None:
         """Put each packed copy into `arrays` (slot order), packing where its source array is new."""
-        for name, (source, group, nr, groups) in self._specs.items():
+        for name, (source, *_) in self._specs.items():
             src = arrays[self._index[source]]
             if src is None:
                 continue
             hit = self._cache.get(name)
             if hit is None or hit[0] is not src:
-                hit = (src, pack_weights(src, group, nr, groups))
+                hit = (src, packed_value(name, src))
                 if hit[1].shape != self._shapes[name]:   # the code reads exactly this many bytes
                     raise ValueError(f"packed weight '{name}': {hit[1].shape} bytes, the code expects "
                                      f"{self._shapes[name]}")

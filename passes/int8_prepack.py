@@ -14,6 +14,8 @@ and P = ceil(n / nr) panels per group:
                                    `group` k values (zeros past K and past n)
   then i32 [groups * P * nr]:      each column's sum over K (zero for padding columns)
 The tile width follows the kernel's rule: one vector (`lanes` columns) when n fits one, else nr.
+A convolution that can take the window-row layout (passes/int8_window.py) is packed from that
+layout's [kh * span, cout] matrix instead; its packed name ends in `w<kh>x<kw>x<cin>`.
 Parameters updated in place by a training step are never packed (their values change per step).
 """
 from __future__ import annotations
@@ -24,21 +26,33 @@ import numpy as np
 
 from kcompile.ir import Graph, TensorType, Value
 
+from .int8_window import window_layout, window_weights
 from .manager import register_pass
 
 PACKED_OPS = ("matmul_integer", "conv2d_integer")
 _TAG = "@int8-packed"
-_NAME = re.compile(rf"^(?P<source>.+){_TAG}/g(?P<group>\d+)nr(?P<nr>\d+)x(?P<groups>\d+)$")
+_NAME = re.compile(rf"^(?P<source>.+){_TAG}/g(?P<group>\d+)nr(?P<nr>\d+)x(?P<groups>\d+)(?P<window>w\d+x\d+x\d+)?$")
 
 
-def packed_name(source: str, group: int, nr: int, groups: int) -> str:
-    return f"{source}{_TAG}/g{group}nr{nr}x{groups}"
+def packed_name(source: str, group: int, nr: int, groups: int, window=None) -> str:
+    """window: (kh, kw, cin) for a convolution packed in the window-row layout, else None."""
+    tail = "" if window is None else "w" + "x".join(map(str, window))
+    return f"{source}{_TAG}/g{group}nr{nr}x{groups}{tail}"
 
 
 def parse_packed_name(name: str):
     """(source, group, nr, groups) of a packed parameter's name, else None."""
     m = _NAME.match(name)
     return None if m is None else (m["source"], int(m["group"]), int(m["nr"]), int(m["groups"]))
+
+
+def packed_value(name: str, w: np.ndarray) -> np.ndarray:
+    """The bytes the packed parameter `name` holds for its source weight w."""
+    m = _NAME.match(name)
+    group, nr, groups = int(m["group"]), int(m["nr"]), int(m["groups"])
+    if m["window"]:
+        return pack_weights(window_weights(w, group), group, nr, groups)
+    return pack_weights(w, group, nr, groups)
 
 
 def tile_columns(n: int, nr: int, lanes: int) -> int:
@@ -82,13 +96,17 @@ def prepack_int8(graph: Graph, group: int = 0, nr: int = 0, lanes: int = 0) -> G
         groups = node.attrs.get("groups", 1) if node.op == "conv2d_integer" else 1
         k, cols = int(np.prod(shape[:-1])), shape[-1]
         width = tile_columns(cols // groups, nr, lanes)
-        name = packed_name(w.param_name, group, width, groups)
+        window = window_layout(node.inputs[0].type.shape, shape, node.attrs, group) \
+            if node.op == "conv2d_integer" else None
+        if window is not None:
+            k = window[0] * -(-window[1] * window[2] // group) * group
+        name = packed_name(w.param_name, group, width, groups, window)
         if name in have:
             continue
         have.add(name)
         added.append(Value(TensorType([packed_nbytes(k, cols, group, width, groups)], "i8"), None, param_name=name))
         if w.param_name in graph.param_values:
-            values[name] = pack_weights(graph.param_values[w.param_name], group, width, groups)
+            values[name] = packed_value(name, graph.param_values[w.param_name])
     if not added:
         return graph
     return Graph(graph.name, graph.inputs, list(graph.params) + added, graph.nodes, graph.outputs, values,

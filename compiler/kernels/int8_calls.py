@@ -12,6 +12,7 @@ from .int8_gemm import Int8Gemm, int8_gemm_function
 from .int8_isa import ISAS, int8_isa
 from .int8_microkernel import StoreI32
 from .int8_pack import MatrixRows, WindowRows
+from .int8_window import WindowWords
 
 
 def _name(kind: str, key) -> str:
@@ -28,30 +29,38 @@ def tile_for(features: str, n: int, isa: str | None = None):
 
 
 def int8_matmul_function(module: ir.Module, features: str, a_dtype: str, a_shape, b_shape,
-                         bz_per_col: bool, out=None, isa: str | None = None, prepacked: bool = False) -> ir.Function:
+                         bz_per_col: bool, out=None, isa: str | None = None, prepacked: bool = False,
+                         bz_zero: bool = False) -> ir.Function:
     """`void f(a, b, a_zp, b_zp, c, out ptrs..., [packed b,] i64 batch, i64 nthreads)` for a [..., K] @ b [K, N].
 
     out: StoreI32() (i32 results) or a Requantize epilogue (8-bit results); isa forces a path
     ("vnni", "avx2", "generic") instead of the best one the features allow; prepacked: B also comes
-    packed for tile_for(features, N) (passes/int8_prepack.py)."""
+    packed for tile_for(features, N) (passes/int8_prepack.py); bz_zero: b_zp is known to be all zeros
+    (symmetric weights: no row sums of A)."""
     out, k, n = out or StoreI32(), *b_shape
     chosen = tile_for(features, n, isa)
     rows = a_shape[:-1]
-    key = (a_dtype, tuple(a_shape), tuple(b_shape), bz_per_col, out.ident, chosen.name, prepacked)
+    key = (a_dtype, tuple(a_shape), tuple(b_shape), bz_per_col, out.ident, chosen.name, prepacked, bz_zero)
     prob = Int8Gemm(_name("i8mm", key), chosen, MatrixRows(k, a_dtype == "i8"),
                     math.prod(d for d in rows if isinstance(d, int)), isinstance(rows[0], str), n, n,
-                    bz_per_col=bz_per_col, out=out, prepacked=prepacked)
+                    bz_per_col=bz_per_col, out=out, prepacked=prepacked, bz_zero=bz_zero)
     return int8_gemm_function(module, prob)
 
 
 def int8_conv_function(module: ir.Module, features: str, x_dtype: str, geo: Geometry, batch_dim,
-                       bz_per_col: bool, out=None, isa: str | None = None, prepacked: bool = False) -> ir.Function:
+                       bz_per_col: bool, out=None, isa: str | None = None, prepacked: bool = False,
+                       window: bool = False, bz_zero: bool = False) -> ir.Function:
     """`void f(x, w, x_zp, w_zp, y, out ptrs..., [packed w,] i64 batch, i64 nthreads)`: NHWC x, HWIO w;
-    batch_dim is x's leading dimension ("N": the run-time batch size, or a static count)."""
+    batch_dim is x's leading dimension ("N": the run-time batch size, or a static count). window: the
+    packed w is in the window-row layout (passes/int8_window.py), whose A rows int8_window.py packs."""
     out, chosen = out or StoreI32(), tile_for(features, geo.cout_g, isa)
-    key = (x_dtype, geo, batch_dim, bz_per_col, out.ident, chosen.name, prepacked)
+    if window and not prepacked:
+        raise ValueError("int8 convolution: the window-row layout needs the weight prepacked in it")
+    key = (x_dtype, geo, batch_dim, bz_per_col, out.ident, chosen.name, prepacked, window, bz_zero)
     batched = isinstance(batch_dim, str)
     rows = geo.oh * geo.ow * (1 if batched else batch_dim)
-    prob = Int8Gemm(_name("i8conv", key), chosen, WindowRows(geo, x_dtype == "i8"), rows, batched,
-                    geo.cout_g, geo.cout, groups=geo.groups, bz_per_col=bz_per_col, out=out, prepacked=prepacked)
+    source = WindowWords(geo, x_dtype == "i8", chosen.group) if window else WindowRows(geo, x_dtype == "i8")
+    prob = Int8Gemm(_name("i8conv", key), chosen, source, rows, batched,
+                    geo.cout_g, geo.cout, groups=geo.groups, bz_per_col=bz_per_col, out=out, prepacked=prepacked,
+                    bz_zero=bz_zero)
     return int8_gemm_function(module, prob)

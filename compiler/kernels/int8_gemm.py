@@ -25,7 +25,12 @@ from ..loops import I8, I32, I64, ceil_div, entry_alloca, for_range, gep, i64, i
 A_BYTES = 64 << 10          # packed A block (MC rows x K): L2-resident
 B_BYTES = 256 << 10         # packed B block (K x NC): L2-resident, its NR panels L1-resident
 MAX_PANEL_BYTES = 4 << 20   # one NR-column panel of K must fit on a worker's stack
-GRAIN_OPS = 1 << 22         # multiply-adds x 2 per thread below which no other thread is woken
+# work units per thread below which no other thread is woken: a call's work counts 2 * K per result
+# (multiply-adds x 2) plus EPILOGUE_OPS (its share of packing A and of the epilogue, which dominate at
+# small K: a 1-channel 3x3 convolution). Twice the f32 GEMM's grain in units the int8 kernels run
+# about four times as fast: ~20 us a thread.
+GRAIN_OPS = 1 << 23
+EPILOGUE_OPS = 16
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class Int8Gemm:
     bz_per_col: bool = False
     out: object = StoreI32()
     prepacked: bool = False   # B also comes packed (passes/int8_prepack.py layout): no packing per call
+    bz_zero: bool = False     # B's zero points are known to be zero: A's row sums are never needed
 
     @property
     def kgroups(self) -> int:
@@ -87,26 +93,35 @@ class _Driver:
         m = b.mul(i64(p.rows), batch) if p.rows_per_batch else i64(p.rows)
         with b.if_then(b.or_(b.icmp_signed("<=", m, i64(0)), ir.Constant(ir.IntType(1), self.nblocks == 0))):
             b.ret_void()
-        work = b.mul(m, i64(2 * p.n * p.groups * max(1, p.source.k)))
+        work = b.mul(m, i64(p.n * p.groups * (2 * max(1, p.source.k) + EPILOGUE_OPS)))
         threads = effective_threads(b, nthreads, work, GRAIN_OPS)
-        direct = p.isa.direct()
-        few_rows = ir.Constant(ir.IntType(1), 0) if p.prepacked else b.icmp_signed("<=", m, i64(direct.mr))
-        with b.if_else(few_rows) as (few, many):
-            with few:    # one row tile: B is read in place, never packed
-                chunks = imin(b, ceil_div(b, threads, p.groups), -(-p.n // direct.nr))
-                width = b.mul(ceil_div(b, ceil_div(b, i64(p.n), chunks), direct.nr), i64(direct.nr))
-                fields = ptrs + [m, width, chunks]
-                region = ParallelRegion(self.module, f"{p.name}.direct", [f.type for f in fields], self._direct_task)
-                region.run(b, threads, b.mul(i64(p.groups), chunks), fields)
-            with many:
-                outer = p.groups * self.nblocks
-                mtiles = ceil_div(b, m, p.isa.mr)
-                mchunks = imin(b, ceil_div(b, threads, outer), mtiles)
-                chunk = b.mul(ceil_div(b, mtiles, mchunks), i64(p.isa.mr))
-                fields = ptrs + [m, chunk, mchunks]
-                region = ParallelRegion(self.module, f"{p.name}.worker", [f.type for f in fields], self._task)
-                region.run(b, threads, b.mul(i64(outer), mchunks), fields)
+        if p.prepacked:   # B is read in place at any row count: the packed path only
+            self._packed_region(b, ptrs, m, threads)
+        else:
+            with b.if_else(b.icmp_signed("<=", m, i64(p.isa.direct().mr))) as (few, many):
+                with few:    # one row tile: B is read in place, never packed
+                    self._direct_region(b, ptrs, m, threads)
+                with many:
+                    self._packed_region(b, ptrs, m, threads)
         b.ret_void()
+
+    def _direct_region(self, b, ptrs, m, threads):
+        p, direct = self.p, self.p.isa.direct()
+        chunks = imin(b, ceil_div(b, threads, p.groups), -(-p.n // direct.nr))
+        width = b.mul(ceil_div(b, ceil_div(b, i64(p.n), chunks), direct.nr), i64(direct.nr))
+        fields = ptrs + [m, width, chunks]
+        region = ParallelRegion(self.module, f"{p.name}.direct", [f.type for f in fields], self._direct_task)
+        region.run(b, threads, b.mul(i64(p.groups), chunks), fields)
+
+    def _packed_region(self, b, ptrs, m, threads):
+        p = self.p
+        outer = p.groups * self.nblocks
+        mtiles = ceil_div(b, m, p.isa.mr)
+        mchunks = imin(b, ceil_div(b, threads, outer), mtiles)
+        chunk = b.mul(ceil_div(b, mtiles, mchunks), i64(p.isa.mr))
+        fields = ptrs + [m, chunk, mchunks]
+        region = ParallelRegion(self.module, f"{p.name}.worker", [f.type for f in fields], self._task)
+        region.run(b, threads, b.mul(i64(outer), mchunks), fields)
 
     def _direct_task(self, b, task, fields):
         """Columns [lo, hi) of one group for all (at most the direct tile's MR) rows."""
@@ -123,7 +138,7 @@ class _Driver:
         hi = imin(b, p.n, b.add(lo, width))
         need = any_nonzero(b, bzp, p.n * p.groups, p.bz_per_col)
         pack_a(b, isa, p.source, a, group, i64(0), m, kg, apack, rowsum, rowbuf, b.trunc(az, I8), need)
-        tile = tile_function(self.module, isa, p.out, "direct")
+        tile = tile_function(self.module, isa, p.out, "direct", kg)
         ldc, null32 = i64(p.n * p.groups), ir.Constant(I32.as_pointer(), None)
         with for_range(b, lo, hi, isa.nr, "jr") as jr:
             col = b.add(b.mul(group, i64(p.n)), jr)
@@ -158,21 +173,24 @@ class _Driver:
             panel0 = b.add(b.mul(group, i64(panels)), b.sdiv(jc, i64(isa.nr)))
             bblock = gep(b, packed, b.mul(panel0, i64(kg * isa.nr * isa.group)))
             sums = b.bitcast(gep(b, packed, i64(p.groups * panels * kg * isa.nr * isa.group)), I32.as_pointer())
-            column_terms(b, p.source.k, gep(b, sums, b.mul(panel0, i64(isa.nr))), col0, nc, round_up(b, nc, isa.nr),
-                         bufs["colterm"], bufs["bzv"], bzp, p.bz_per_col, az)
+            column_terms(b, p.source.real_k, gep(b, sums, b.mul(panel0, i64(isa.nr))), col0, nc,
+                         round_up(b, nc, isa.nr), bufs["colterm"], bufs["bzv"], bzp, p.bz_per_col, az)
         else:
             bblock = bufs["b"]
-            pack_b(b, isa, w, p.ldb, p.source.k, kg, col0, nc, round_up(b, nc, isa.nr), bufs["b"], bufs["colterm"],
+            pack_b(b, isa, w, p.ldb, p.source.real_k, kg, col0, nc, round_up(b, nc, isa.nr), bufs["b"], bufs["colterm"],
                    bufs["bzv"], bzp, p.bz_per_col, az)
-        need = any_nonzero(b, bzp, p.n * p.groups, p.bz_per_col)
+        need = ir.Constant(ir.IntType(1), 0) if p.bz_zero else any_nonzero(b, bzp, p.n * p.groups, p.bz_per_col)
         m_lo = b.mul(b.srem(rest, mchunks), chunk)
         m_hi = imin(b, m, b.add(m_lo, chunk))
-        tile = tile_function(self.module, isa, p.out)
+        tile = tile_function(self.module, isa, p.out, "packed0" if p.bz_zero else "packed", kg)
         ldc = i64(p.n * p.groups)
         with for_range(b, m_lo, m_hi, self.mc, "ic") as ic:
             mc = imin(b, self.mc, b.sub(m_hi, ic))
-            pack_a(b, isa, p.source, a, group, ic, mc, kg, bufs["a"], bufs["rowsum"], bufs["row"], b.trunc(az, I8),
-                   need)
+            if hasattr(p.source, "pack_rows"):   # a source that writes its words itself (int8_window.py)
+                p.source.pack_rows(b, isa, a, ic, mc, kg, bufs["a"], bufs["rowsum"], need)
+            else:
+                pack_a(b, isa, p.source, a, group, ic, mc, kg, bufs["a"], bufs["rowsum"], bufs["row"],
+                       b.trunc(az, I8), need)
             with for_range(b, 0, nc, isa.nr, "jr") as jr:
                 bpanel = gep(b, bblock, b.mul(b.sdiv(jr, i64(isa.nr)), i64(kg * isa.nr * isa.group)))
                 with for_range(b, 0, mc, isa.mr, "ir") as ir_:

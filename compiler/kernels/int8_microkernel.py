@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from .int8_isa import Int8Isa
-from ..loops import (I1, I8, I32, I64, gep, i64, imin, internal_function, lane_mask, load_vec, masked_load,
-                     masked_store, splat, store_vec, zero)
+from ..loops import (I1, I8, I32, I64, declare_intrinsic, gep, i64, imin, internal_function, lane_mask, load_vec,
+                     masked_load, masked_store, splat, store_vec, zero)
 from .microkernel import row_variants
-from .quantmath import F32, bounds, round_saturate, zero_point_f32
+from .quantmath import F32, bounds, round_saturate_i32, zero_point_f32
 
 # packed B: b = the NR-column panel, colterm/bzv = its corrections (ldb, k, az, bzp unused);
 # direct B (few rows): b = w at the tile's first column, row stride ldb, K = k, A zero point az
@@ -28,7 +28,7 @@ ARG_NAMES = ("kg", "a", "b", "rowsum", "colterm", "bzv", "c", "ldc", "nvalid", "
              "ldb", "k", "az", "bzp", "bz_per_col")
 ARG_TYPES = [I64, I32.as_pointer(), I8.as_pointer(), I32.as_pointer(), I32.as_pointer(), I32.as_pointer(),
              None, I64, I64, I64, I64, I64, I64, I32, I8.as_pointer(), I1]
-MODES = ("packed", "direct")
+MODES = ("packed", "packed0", "direct")   # packed0: B's zero points are known to be zero (no row-sum term)
 ONES = {4: 0x01010101, 2: 0x00010001, 1: 1}   # an A word of ones: its dot step sums the B column
 
 
@@ -104,12 +104,32 @@ class Requantize:
         return bvec, b.select(per_col, per, splat(b, b.load(mult), lanes))
 
     def apply(self, b, acc, cols, kargs):
+        v = self.apply_i32(b, acc, cols, kargs)
+        return b.trunc(v, ir.VectorType(I8, v.type.count))
+
+    def apply_i32(self, b, acc, cols, kargs):
+        """The requantized values as i32 (within the 8-bit type's range), before the truncation."""
         lanes = acc.type.count
         bias, mult, per_col, zpf, lo, hi = kargs
         bvec, m = cols
         acc = b.add(acc, bvec)
         r = b.fmul(b.sitofp(acc, ir.VectorType(F32, lanes)), m)
-        return round_saturate(b, r, splat(b, zpf, lanes), splat(b, lo, lanes), splat(b, hi, lanes))
+        return round_saturate_i32(b, r, splat(b, zpf, lanes), splat(b, lo, lanes), splat(b, hi, lanes))
+
+    @staticmethod
+    def pack_pair(b, v0, v1):
+        """Two <8 x i32> vectors of values within [-128, 255] -> their 16 low bytes, with AVX2's packs:
+        i32 -> i16 saturating (exact in that range), the low byte of each (& 0xff, so the unsigned
+        saturating pack keeps it as it is). The tile is shared by i8 and u8 outputs: both come out
+        right. LLVM's generic 8 x i32 -> 8 x i8 truncation takes about a dozen shuffles a vector."""
+        v8x32, v16x16, v32x8 = (ir.VectorType(t, n) for t, n in ((I32, 8), (ir.IntType(16), 16), (I8, 32)))
+        words = b.call(declare_intrinsic(b.module, "llvm.x86.avx2.packssdw", v16x16, [v8x32, v8x32]), [v0, v1])
+        words = b.and_(words, ir.Constant(v16x16, [0xFF] * 16))
+        both = b.call(declare_intrinsic(b.module, "llvm.x86.avx2.packuswb", v32x8, [v16x16, v16x16]), [words, words])
+        # 128-bit lanes: [v0 0-3, v1 0-3 | v0 4-7, v1 4-7] (as dwords 0, 1 | 4, 5) -> v0 0-7, v1 0-7
+        dwords = b.bitcast(both, v8x32)
+        order = b.shuffle_vector(dwords, ir.Constant(v8x32, None), ir.Constant(ir.VectorType(I32, 4), [0, 4, 1, 5]))
+        return b.bitcast(order, ir.VectorType(I8, 16))
 
 
 def _load(b, ptr, mask, lanes):
@@ -120,10 +140,12 @@ def _types(out) -> list:
     return [t if t is not None else out.elem.as_pointer() for t in ARG_TYPES] + out.kernel_types()
 
 
-def tile_function(module: ir.Module, isa: Int8Isa, out, mode: str = "packed") -> ir.Function:
+def tile_function(module: ir.Module, isa: Int8Isa, out, mode: str = "packed", kg: int | None = None) -> ir.Function:
     """`void (ARG_NAMES..., out args...)`: picks the variant for full or edge columns and the
-    smallest height holding mvalid rows."""
-    name = f"kc_i8tile_{isa.name}_{mode}_{isa.mr}x{isa.nr}_{out.key}"
+    smallest height holding mvalid rows. kg: the k groups, when the call site's are static: the
+    tile is then specialized (A's rows at constant offsets, no address arithmetic per k group; the
+    `kg` argument is ignored)."""
+    name = f"kc_i8tile_{isa.name}_{mode}_{isa.mr}x{isa.nr}_{out.key}" + (f"_k{kg}" if kg is not None else "")
     fn = internal_function(module, name, ir.VoidType(), _types(out), ARG_NAMES)
     if fn is None:
         return module.globals[name]
@@ -139,28 +161,32 @@ def tile_function(module: ir.Module, isa: Int8Isa, out, mode: str = "packed") ->
             use, nxt = fn.append_basic_block(f"rows{rows}"), fn.append_basic_block(f"below{rows}")
             b.cbranch(b.icmp_signed(">", args[ARG_NAMES.index("mvalid")], i64(smaller)), use, nxt)
             b.position_at_end(use)
-            b.call(_microkernel(module, isa, rows, is_edge, out, mode), args)
+            b.call(_microkernel(module, isa, rows, is_edge, out, mode, kg), args)
             b.ret_void()
             b.position_at_end(nxt)
         b.unreachable()
     return fn
 
 
-def _microkernel(module, isa: Int8Isa, mr: int, edge: bool, out, mode: str) -> ir.Function:
-    name = f"kc_i8ukr_{isa.name}_{mode}_{mr}x{isa.nr}_{'edge' if edge else 'full'}_{out.key}"
+def _microkernel(module, isa: Int8Isa, mr: int, edge: bool, out, mode: str, kg: int | None) -> ir.Function:
+    name = (f"kc_i8ukr_{isa.name}_{mode}_{mr}x{isa.nr}_{'edge' if edge else 'full'}_{out.key}"
+            + (f"_k{kg}" if kg is not None else ""))
     fn = internal_function(module, name, ir.VoidType(), _types(out), ARG_NAMES)
     if fn is None:
         return module.globals[name]
     fn.attributes.add("nounwind")
-    _Tile(fn, isa, mr, edge, out, mode).emit()
+    _Tile(fn, isa, mr, edge, out, mode, kg).emit()
     return fn
 
 
 class _Tile:
-    def __init__(self, fn, isa: Int8Isa, mr: int, edge: bool, out, mode: str):
+    def __init__(self, fn, isa: Int8Isa, mr: int, edge: bool, out, mode: str, kg: int | None = None):
         self.isa, self.mr, self.edge, self.out = isa, mr, edge, out
         self.direct = mode == "direct"
+        self.bz_zero = mode == "packed0"
         self.a = {n: fn.args[i] for i, n in enumerate(ARG_NAMES)}
+        if kg is not None:
+            self.a["kg"] = i64(kg)
         self.kargs = list(fn.args[len(ARG_NAMES):])
         self.b = ir.IRBuilder(fn.append_basic_block("entry"))
 
@@ -255,6 +281,8 @@ class _Tile:
         else:
             ct = [load_vec(b, gep(b, a["colterm"], i64(v * isa.lanes)), isa.lanes) for v in range(isa.nv)]
             bz = [load_vec(b, gep(b, a["bzv"], i64(v * isa.lanes)), isa.lanes) for v in range(isa.nv)]
+        if self.bz_zero:   # symmetric weights: the row sums meet zero B zero points
+            return [[b.add(acc[r][v], ct[v]) for v in range(isa.nv)] for r in range(self.mr)]
         out = []
         for r in range(self.mr):
             rs = splat(b, b.load(gep(b, a["rowsum"], i64(r))), isa.lanes)
@@ -264,6 +292,10 @@ class _Tile:
     def _store_row(self, vals, r, masks):
         b, isa, a = self.b, self.isa, self.a
         row = gep(b, a["c"], b.mul(i64(r), a["ldc"]))
+        if isa.name == "avx2" and isa.nv == 2 and not self.edge and hasattr(self.out, "pack_pair"):
+            wide = [self.out.apply_i32(b, vals[v], self.cols[v], self.kargs) for v in range(2)]
+            store_vec(b, self.out.pack_pair(b, *wide), row)
+            return
         for v in range(isa.nv):
             y = self.out.apply(b, vals[v], self.cols[v], self.kargs)
             ptr = gep(b, row, i64(v * isa.lanes))

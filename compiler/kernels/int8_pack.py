@@ -81,6 +81,10 @@ class MatrixRows:
     k: int
     signed: bool
 
+    @property
+    def real_k(self) -> int:   # the products a result sums (a window layout pads K: int8_window.py)
+        return self.k
+
     def fill(self, b, a, row, group, rowbuf, az):
         copy_u8(b, gep(b, a, b.mul(row, i64(self.k))), rowbuf, self.k, self.signed)
 
@@ -94,6 +98,8 @@ class WindowRows:
     def k(self) -> int:
         g = self.geo
         return g.kh * g.kw * g.cin_g
+
+    real_k = k
 
     def always_inside(self) -> bool:
         """No tap of any output pixel falls in the padding (then no bounds checks are emitted)."""

@@ -20,11 +20,17 @@ def _vty(v, elem):
 
 def round_saturate(b: ir.IRBuilder, r, zp, lo, hi):
     """i8 values of clamp(roundeven(r) + zp, lo, hi), NaN -> lo; r, zp, lo, hi are f32 (vectors)."""
+    v = round_saturate_i32(b, r, zp, lo, hi)
+    return b.trunc(v, _vty(v, I8))
+
+
+def round_saturate_i32(b: ir.IRBuilder, r, zp, lo, hi):
+    """round_saturate's values as i32, before the truncation to 8 bits (within [lo, hi])."""
     fn = declare_intrinsic(b.module, f"llvm.roundeven.{type_suffix(r.type)}", r.type, [r.type])
     v = b.fadd(b.call(fn, [r]), zp)
-    v = b.select(b.fcmp_unordered("<", v, lo), lo, v)      # unordered: NaN takes lo too
+    v = b.select(b.fcmp_ordered(">", v, lo), v, lo)        # NaN takes lo too (one maxps; v == lo: the same value)
     v = b.select(b.fcmp_ordered(">", v, hi), hi, v)
-    return b.trunc(b.fptosi(v, _vty(v, I32)), _vty(v, I8))
+    return b.fptosi(v, _vty(v, I32))
 
 
 def zero_point_f32(b: ir.IRBuilder, zp_i8, dtype: str):

@@ -14,10 +14,12 @@ TASK_ELEMENTS = 1 << 15   # elements per task: enough work to amortize taking a 
 _names = itertools.count()
 
 
-def parallel_for(builder, name: str, nthreads, count, elements_per_item, values: list, body) -> None:
-    """body(b, lo, hi, values) computes items [lo, hi) of count; each item is elements_per_item large."""
+def parallel_for(builder, name: str, nthreads, count, elements_per_item, values: list, body,
+                 task_elements: int = TASK_ELEMENTS) -> None:
+    """body(b, lo, hi, values) computes items [lo, hi) of count; each item is elements_per_item large.
+    task_elements: elements per task (a loop whose elements cost little asks for more)."""
     per_item = builder.select(builder.icmp_signed(">", elements_per_item, i64(0)), elements_per_item, i64(1))
-    per_task = builder.sdiv(i64(TASK_ELEMENTS), per_item)
+    per_task = builder.sdiv(i64(task_elements), per_item)
     per_task = builder.select(builder.icmp_signed(">", per_task, i64(0)), per_task, i64(1))
     ntasks = builder.sdiv(builder.add(count, builder.sub(per_task, i64(1))), per_task)
 

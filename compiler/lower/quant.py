@@ -10,9 +10,12 @@ Rows are split into pool tasks.
 """
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 
 from kcompile.passes.int8_prepack import packed_name
+from kcompile.passes.int8_window import window_layout
+from kcompile.passes.rewrite import constant_value
 
 from ..kernels.geometry import geometry2d
 from ..kernels.int8_calls import int8_conv_function, int8_matmul_function, tile_for
@@ -21,6 +24,11 @@ from ..kernels.quantmath import F32, bounds, round_saturate, zero_point_f32
 from ..loops import I64, entry_alloca, for_range, i64, load, product, splat, store, vec_type, vector_range
 from . import lowering
 from .parallel import parallel_for
+
+# elements per pool task of quantize/dequantize/requantize: a few vector instructions an element,
+# so a batch-64 MNIST input (50k elements, ~15 us) stays on the calling thread; waking a worker
+# costs microseconds on an idle machine and milliseconds on a busy one
+QUANT_TASK_ELEMENTS = 1 << 17
 
 
 def _call(ctx, fn, buffers):
@@ -45,15 +53,23 @@ def _epilogue(ctx):
     return out, ([epi.bias] if epi.bias is not None else []) + [mult, zp]
 
 
-def _packed_weight(ctx, n: int, groups: int) -> list:
+def _packed_weight(ctx, n: int, groups: int, window=None) -> list:
     """[the packed copy's Buffer] when the weight is a parameter prepack-int8 packed for this kernel's
-    tile (passes/int8_prepack.py), else [] (the kernel packs B per call)."""
+    tile (passes/int8_prepack.py; window: a convolution's window-row layout), else [] (the kernel
+    packs B per call)."""
     source = ctx.ins[1].value.param_name
     if source is None or not ctx.params:
         return []
     tile = tile_for(ctx.target.features, n)
-    packed = ctx.params.get(packed_name(source, tile.group, tile.nr, groups))
+    packed = ctx.params.get(packed_name(source, tile.group, tile.nr, groups, window))
     return [packed] if packed is not None else []
+
+
+def _known_zero(zero_point) -> bool:
+    """Whether a weight zero point (the graph's Value, also when the node is inside a fused kernel) is a
+    constant of zeros (symmetric weights, as quantize-int8 makes them)."""
+    value = constant_value(zero_point)
+    return value is not None and not np.any(value)
 
 
 @lowering("matmul_integer")
@@ -62,7 +78,8 @@ def lower_matmul_integer(ctx):
     out, extra = _epilogue(ctx)
     packed = _packed_weight(ctx, w.type.shape[1], 1)
     fn = int8_matmul_function(ctx.module, ctx.target.features, a.type.dtype.name, tuple(a.type.shape),
-                              tuple(w.type.shape), bzp.type.rank == 1, out, prepacked=bool(packed))
+                              tuple(w.type.shape), bzp.type.rank == 1, out, prepacked=bool(packed),
+                              bz_zero=_known_zero(ctx.ins[3].value))
     _call(ctx, fn, [*ctx.ins, ctx.outs[0], *extra, *packed])
 
 
@@ -73,9 +90,13 @@ def lower_conv2d_integer(ctx):
     geo = geometry2d(x.type.shape, w.type.shape[:2], at["strides"], at["dilations"], at["padding"], at["groups"],
                      w.type.shape[3])
     out, extra = _epilogue(ctx)
-    packed = _packed_weight(ctx, geo.cout_g, geo.groups)
+    window = window_layout(x.type.shape, w.type.shape, at, tile_for(ctx.target.features, geo.cout_g).group)
+    packed = _packed_weight(ctx, geo.cout_g, geo.groups, window) if window else []
+    window = window if packed else None
+    packed = packed or _packed_weight(ctx, geo.cout_g, geo.groups)
     fn = int8_conv_function(ctx.module, ctx.target.features, x.type.dtype.name, geo, x.type.shape[0],
-                            wzp.type.rank == 1, out, prepacked=bool(packed))
+                            wzp.type.rank == 1, out, prepacked=bool(packed), window=window is not None,
+                            bz_zero=_known_zero(ctx.ins[3].value))
     _call(ctx, fn, [*ctx.ins, ctx.outs[0], *extra, *packed])
 
 
@@ -120,7 +141,7 @@ def _elementwise(ctx, name, per_axis: bool, params: list, element, extras=()):
 
             vector_range(bb, n, ctx.target.lanes(4), one, name=f"{name}.el")
 
-    parallel_for(b, name, ctx.nthreads, rows, length, ptrs + [length, chans], body)
+    parallel_for(b, name, ctx.nthreads, rows, length, ptrs + [length, chans], body, QUANT_TASK_ELEMENTS)
 
 
 @lowering("quantize")
