@@ -33,11 +33,13 @@ ROW_WISE = set(UNARY) | set(BINARY) | {"where", "cast", "constant", "stop_gradie
                           "quantize", "dequantize", "requantize", "matmul_integer", "conv2d_integer"}
 
 
-def chunk_rows(graph: Graph, bytes_per_row: int) -> int:
-    """Rows per chunk for this graph's entry, or 0: run every batch whole."""
+def chunk_rows(graph: Graph, workspace_per_row: int) -> int:
+    """Rows per chunk for this graph's entry (its batched workspace takes `workspace_per_row` bytes
+    per row, besides the rows of its inputs and outputs), or 0: run every batch whole."""
     if not row_separable(graph):
         return 0
-    return max(MIN_ROWS, min(MAX_ROWS, CHUNK_BYTES // max(1, bytes_per_row)))
+    per_row = workspace_per_row + sum(_row_bytes(v) for v in list(graph.inputs) + list(graph.outputs))
+    return max(MIN_ROWS, min(MAX_ROWS, CHUNK_BYTES // max(1, per_row)))
 
 
 def row_separable(graph: Graph) -> bool:
