@@ -213,7 +213,8 @@ class _EntryBuilder:
         self._build_body(f"{symbol}_p" + (".rows" if rows else ""))
         if rows:   # a large batch runs as a loop of smaller ones (batch_chunks.py)
             outputs = [v for _, v in self.caller_outputs()]
-            self.fn = chunked_entry(self.module, f"{symbol}_p", self.fn, self.graph, outputs, rows)
+            self.fn = chunked_entry(self.module, f"{symbol}_p", self.fn, self.graph, outputs, rows,
+                                    self.plan.batched_bytes_per_row, self.plan.static_bytes)
         self._build_block_wrapper(symbol, self.fn)
         if not self.dynamic:   # (a dynamic entry's seventh argument, input_shapes, has no slot in the block)
             _packed_wrapper(self.module, self.fn)
