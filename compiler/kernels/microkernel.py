@@ -152,14 +152,38 @@ class _Emitter:
         """k loop with the accumulators as loop-carried values (they stay in registers).
 
         With few rows there are too few independent FMA chains to hide the FMA latency, so the loop
-        is unrolled over `split` k steps into separate accumulator sets, summed at the end.
+        is unrolled over `split` k steps into separate accumulator sets, summed at the end; but only
+        in a GEMM's first tile (row0 == 0: M fits one tile, a GEMV-like call). A partial last tile of
+        a taller GEMM sums k in order like the full tiles, so a row's result does not depend on where
+        the batch is cut (batch chunks, predict's batches) or on the tile height it lands in.
         """
         b, a = self.b, self.a
         split = max(1, -(-MIN_CHAINS // (self.mr * self.nv)))
         rows = [gep(b, a["a"], b.mul(self._row(r), a["rsa"])) for r in range(self.mr)]
+        if split == 1:
+            return self._loop(i64(0), a["kc"], 1, rows, [self._zeros()])[0]
+        ends = []
+        with b.if_else(b.icmp_signed("==", a["row0"], i64(0))) as (first, later):
+            with first:
+                ends.append((self._split_loops(split, rows), b.block))
+            with later:
+                ends.append((self._loop(i64(0), a["kc"], 1, rows, [self._zeros()])[0], b.block))
+        (split_acc, split_end), (plain_acc, plain_end) = ends
+        out = []
+        for r1, r2 in zip(split_acc, plain_acc):
+            out.append([])
+            for x, y in zip(r1, r2):
+                phi = b.phi(x.type)
+                phi.add_incoming(x, split_end)
+                phi.add_incoming(y, plain_end)
+                out[-1].append(phi)
+        return out
+
+    def _split_loops(self, split, rows):
+        b, a = self.b, self.a
         main_end = b.sub(a["kc"], b.srem(a["kc"], i64(split)))
         sets = self._loop(i64(0), main_end, split, rows, [self._zeros()] * split)
-        acc = sets[0] if split == 1 else self._loop(main_end, a["kc"], 1, rows, [sets[0]])[0]
+        acc = self._loop(main_end, a["kc"], 1, rows, [sets[0]])[0]
         for other in sets[1:]:
             add = b.fadd if is_float(self.elem) else b.add
             acc = [[add(x, y) for x, y in zip(r1, r2)] for r1, r2 in zip(acc, other)]

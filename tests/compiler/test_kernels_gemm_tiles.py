@@ -110,3 +110,20 @@ def test_pixel_blocks_cover_the_inside_columns():
     assert pixel_blocks(geo, 2, 32) == [(1, 9, 2), (19, 8, 1)]
     # no column has its whole window inside
     assert pixel_blocks(geometry2d(("N", 4, 4, 1), (5, 5), (3, 3), (1, 1), "same", 1, 3), 1, 32) == []
+
+
+@pytest.mark.parametrize("k,n", MATMULS)
+def test_a_rows_result_does_not_depend_on_the_row_count(jit, k, n):
+    """Past a GEMV-sized call, every tile height sums k in the same order: batch chunks and predict's
+    batches give each row the bits of one whole-batch call."""
+    jm, names, _ = jit
+    rng = np.random.default_rng(k)
+    w = rng.standard_normal((k, n), np.float32)
+    bias = rng.standard_normal(n, np.float32)
+    a = rng.standard_normal((197, k), np.float32)
+    whole = np.empty((197, n), np.float32)
+    call(jm, names["mm", k, n], [a, w, whole, bias], 197, 1)
+    for m in (5, 13, 14, 25, 26, 37, 64):
+        part = np.empty((m, n), np.float32)
+        call(jm, names["mm", k, n], [np.ascontiguousarray(a[:m]), w, part, bias], m, 1)
+        np.testing.assert_array_equal(part, whole[:m], err_msg=f"M={m}")
