@@ -168,14 +168,18 @@ class _Emitter:
                 ends.append((self._split_loops(split, rows), b.block))
             with later:
                 ends.append((self._loop(i64(0), a["kc"], 1, rows, [self._zeros()])[0], b.block))
-        (split_acc, split_end), (plain_acc, plain_end) = ends
+        return self._merge(*ends)
+
+    def _merge(self, one, other):
+        """Per accumulator, a phi of the values (acc, block) two branches reached the merge with."""
+        (acc1, block1), (acc2, block2) = one, other
         out = []
-        for r1, r2 in zip(split_acc, plain_acc):
+        for r1, r2 in zip(acc1, acc2):
             out.append([])
             for x, y in zip(r1, r2):
-                phi = b.phi(x.type)
-                phi.add_incoming(x, split_end)
-                phi.add_incoming(y, plain_end)
+                phi = self.b.phi(x.type)
+                phi.add_incoming(x, block1)
+                phi.add_incoming(y, block2)
                 out[-1].append(phi)
         return out
 
@@ -251,15 +255,7 @@ class _Emitter:
             added = [[add(acc[r][v], self._load(self._cptr(r, v), self.masks[v])) for v in range(self.nv)]
                      for r in range(self.mr)]
             then = b.block
-        out = []
-        for row, arow in zip(acc, added):
-            out.append([])
-            for x, y in zip(row, arow):
-                phi = b.phi(x.type)
-                phi.add_incoming(x, pre)
-                phi.add_incoming(y, then)
-                out[-1].append(phi)
-        return out
+        return self._merge((acc, pre), (added, then))
 
     def _epilogue(self, vals):
         b, a = self.b, self.a
