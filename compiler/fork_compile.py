@@ -9,20 +9,27 @@ objects are the same bytes either way (tests/compiler/test_kernel_library.py che
 
 Forking is safe only where no other thread could hold a lock at that moment, so the child is used
 only in a single-threaded process on a machine with several cores, and never where
-KCOMPILE_PARALLEL_COMPILE=0. Anything that goes wrong in the child (it dies, it raises) costs only
+KCOMPILE_PARALLEL_COMPILE=0. Python counts only its own threads: a process that imported a runtime
+known to start native thread pools (JAX's XLA, torch, TensorFlow; JAX warns that fork may deadlock
+it) compiles in-process too. Anything that goes wrong in the child (it dies, it raises) costs only
 time: the parent compiles that share itself.
 """
 from __future__ import annotations
 
 import os
 import pickle
+import sys
 import threading
 
 MIN_JOBS = 4   # below this a fork costs more than it saves
+# runtimes whose native thread pools Python's thread count does not see
+THREADED_RUNTIMES = ("jax", "jaxlib", "torch", "tensorflow")
 
 
 def parallel_allowed() -> bool:
     if os.environ.get("KCOMPILE_PARALLEL_COMPILE", "").strip() == "0":
+        return False
+    if any(name in sys.modules for name in THREADED_RUNTIMES):
         return False
     return hasattr(os, "fork") and (os.cpu_count() or 1) > 1 and threading.active_count() == 1
 

@@ -133,3 +133,19 @@ def test_a_failing_child_costs_only_time(monkeypatch):
         return payload.encode()
     jobs = [(k, f"job{k}") for k in range(6)]
     assert fork_compile.compile_all(jobs, compile_one, parallel=True) == {k: f"job{k}".encode() for k in range(6)}
+
+
+def test_no_fork_beside_a_runtime_with_native_thread_pools(monkeypatch):
+    """Python's thread count misses XLA's and torch's native pools: with one of them imported the
+    kernels compile in this process (JAX warns that fork may deadlock it)."""
+    import sys
+    import types
+    from kcompile.compiler import fork_compile
+    monkeypatch.delenv("KCOMPILE_PARALLEL_COMPILE", raising=False)
+    for name in fork_compile.THREADED_RUNTIMES:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setattr(fork_compile.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(fork_compile.threading, "active_count", lambda: 1)
+    assert fork_compile.parallel_allowed()
+    monkeypatch.setitem(sys.modules, "jax", types.ModuleType("jax"))
+    assert not fork_compile.parallel_allowed()
