@@ -26,6 +26,7 @@ import argparse
 import atexit
 import os
 import shutil
+import random
 import statistics
 import subprocess
 import sys
@@ -222,15 +223,18 @@ RUNNERS = {"kcompile": kcompile_runner, "kcompile-aot": kcompile_aot_runner, "on
 # -- measurement ----------------------------------------------------------------------------
 def measure(runners: dict, x, budget: float) -> dict:
     """Per runner: (median s, best s, calls). Runners take turns call by call, so that load from
-    other processes on the machine falls on all of them alike."""
+    other processes on the machine falls on all of them alike, in a new random order every round:
+    in a fixed order each runner always follows the same peer, whose cache footprint and spinning
+    worker threads it then inherits (kcompile after torch and XLA, onnxruntime after kcompile)."""
     for fn in runners.values():
         fn(x)
         fn(x)  # warm-up: JIT compiles, allocations, thread pools
     times = {peer: [] for peer in runners}
     deadline = time.perf_counter() + budget * len(runners)
-    rounds = 0
+    rounds, order, rng = 0, list(runners.items()), random.Random(0)
     while rounds < 5 or (time.perf_counter() < deadline and rounds < 2000):
-        for peer, fn in runners.items():
+        rng.shuffle(order)
+        for peer, fn in order:
             t0 = time.perf_counter()
             fn(x)
             times[peer].append(time.perf_counter() - t0)
