@@ -8,12 +8,11 @@ and float32, on the host's path and the forced AVX2 path; the runners are called
 """
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
 
-from bench_int8_layers import layer_models   # bench/ is the script's directory
+from bench_int8_layers import layer_models, parse_args   # bench/ is the script's directory
 from bench_quant import interleaved_medians
 
 
@@ -27,11 +26,7 @@ def compile_without_pool_fusion(graph, target):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=1.5)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--batch", type=int, default=64)
-    args = p.parse_args(argv)
+    args = parse_args(argv, __doc__)
     import kcompile as kc
     from kcompile.compiler.jit import compile_graph
     from kcompile.compiler.target import host_target
