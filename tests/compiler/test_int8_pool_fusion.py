@@ -96,3 +96,13 @@ def test_fused_pool_exports_as_conv_requantize_pool_to_onnx(tmp_path):
     for w, v in zip(want, got):
         np.testing.assert_array_equal(v, w)
     np.testing.assert_array_equal(compile_graph(g)(xs)[0], want[0])
+
+
+def test_pooled_convolution_split_over_threads_bit_exact():
+    # batch 64 of a 28x28 first layer: enough work that the GEMM's rows are split between two threads
+    cases = [((28, 28, 1), "i8", (3, 3, 1, 16), "valid", 2, "i8", True, True, "per-column")]
+    g = _graph(cases)
+    xs = _inputs(64, np.random.default_rng(8), cases)
+    want = run(g, xs)[0]
+    for t in (None, TARGETS["avx2"]):
+        np.testing.assert_array_equal(compile_graph(g, target=t)(xs, nthreads=2)[0], want)
