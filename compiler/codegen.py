@@ -37,6 +37,7 @@ from kcompile.ir import Graph, Value, get_op
 from kcompile.passes.memory import SCRATCH_BATCHED, SCRATCH_STATIC
 from kcompile.ir.ops.sparse import sparse_weights
 
+from .batch_chunks import chunk_rows, chunked_entry
 from .dynamic_dims import (DYNAMIC_ENTRY_TYPE, DYNAMIC_POINTERS_ENTRY_TYPE, DYNAMIC_SIZE_TYPE, DynamicDimError,
                            bind_symbols, check_run_time_extents, entry_symbols, workspace_base)
 from .gather_entry import gathered_wrapper
@@ -211,7 +212,12 @@ class _EntryBuilder:
 
     def build(self, symbol: str) -> None:
         """The body as `<symbol>_p` (parameter pointers), and `<symbol>` (parameter block) calling it."""
-        self._build_body(f"{symbol}_p")
+        rows = 0 if self.dynamic else chunk_rows(self.graph, self.plan.batched_bytes_per_row)
+        self._build_body(f"{symbol}_p" + (".rows" if rows else ""))
+        if rows:   # a large batch runs as a loop of smaller ones (batch_chunks.py)
+            outputs = [v for _, v in self.caller_outputs()]
+            self.fn = chunked_entry(self.module, f"{symbol}_p", self.fn, self.graph, outputs, rows,
+                                    self.plan.batched_bytes_per_row, self.plan.static_bytes)
         self._build_block_wrapper(symbol, self.fn)
         if not self.dynamic:   # (a dynamic entry's seventh argument, input_shapes, has no slot in the block)
             _packed_wrapper(self.module, self.fn)

@@ -4,9 +4,10 @@ For every batch item: C[M x N] (+)= A[M x K] @ B[K x N], then the epilogue on th
 Loops: jc over N in NC blocks -> pc over K in KC blocks (pack B: KC x NC, lives in L2/L3) ->
 ic over M in MC blocks (pack A: MC x KC, lives in L2) -> jr over NR columns -> ir over MR rows ->
 micro-kernel (B micro-panel stays in L1 across ir).  Small M skips packing A, and B is read in
-place when its columns are contiguous and M is small (a batch-1 dense layer streams the weights once).
+place when its columns are contiguous and M spans at most DIRECT_B_MC_BLOCKS row blocks (a batch-1
+dense layer streams the weights once; at batch 64 packing them would cost a tenth of the layer).
 Threads split the (batch, M, N) space into tasks, each with its own packing buffers on its stack
-(MC*KC + KC*NC elements: about 350 KiB, well inside the usual 8 MiB thread stacks).
+(MC*KC + KC*NC elements: about 540 KiB for f32, well inside the usual 8 MiB thread stacks).
 """
 from __future__ import annotations
 
@@ -24,11 +25,14 @@ from .operands import BatchShape
 
 # Flops per thread below which another thread is not worth waking (~40 us of one core's work).
 GRAIN_FLOPS = 1 << 22
-# Below these many rows (M) a panel is used too few times to pay for packing it. B (contiguous columns):
-# measured on Zen 4 (1 thread), reading it in place beats packing by 7-27% at M = 32 and 48 (the batch-32
-# dense layers, an LSTM step's [32,64]x[64,256]); equal within noise at M = 96.
+# Below these many rows (M) an A panel is used too few times to pay for packing it.
 PACK_A_MIN_ROWS = 16
-PACK_B_MIN_ROWS = 64
+# B (contiguous columns) is read in place while M spans at most this many MC blocks: the strided
+# B micro-panels then come from L2 fast enough (dense 784->512 at M = 32..192: 96 % of peak read in
+# place, 84-94 % packed, packing the 1.6 MB of weights every call); with more blocks re-reading them
+# costs more than one packing (M = 256: 91 % in place, 93 % packed). Small M gains most: reading B in
+# place beat packing by 7-27 % at M = 32 and 48 (batch-32 dense layers, an LSTM step's [32,64]x[64,256]).
+DIRECT_B_MC_BLOCKS = 2
 
 
 @dataclass
@@ -104,7 +108,7 @@ class _GemmEmitter:
             pack_a = i64(0)
         else:
             pack_a = many_rows(PACK_A_MIN_ROWS)
-        pack_b = many_rows(PACK_B_MIN_ROWS) if p.b.direct_ok else i64(1)
+        pack_b = many_rows(DIRECT_B_MC_BLOCKS * s.mc + 1) if p.b.direct_ok else i64(1)
         return pack_a, pack_b
 
     def _partition(self, b, nb, m, nthreads):

@@ -2,7 +2,8 @@
 
 pack_a: A block (mc x kc, element (i, k) at src[i*rs + k*cs]) -> MR-row panels, panel[k*MR + r].
 pack_b: B block (kc x nc, element (k, j) at src[k*rs + j*cs]) -> NR-column panels, panel[k*NR + j];
-        contiguous rows (cs == 1) are copied in vectors, a partial last panel with masked loads.
+        contiguous rows (cs == 1) are copied in vectors, row by row across the whole panels, a
+        partial last panel with masked loads.
 """
 from __future__ import annotations
 
@@ -57,34 +58,41 @@ def pack_b_function(module: ir.Module, elem: ir.Type, lanes: int, nr: int) -> ir
         return module.globals[name]
     dst, src, rs, cs, kc, nc = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    contiguous = b.icmp_signed("==", cs, i64(1))
-    with for_range(b, 0, nc, nr, "j") as jp:
-        cols = imin(b, nr, b.sub(nc, jp))
-        panel = gep(b, dst, b.mul(jp, kc))
-        first = gep(b, src, b.mul(jp, cs))
-        full = b.and_(contiguous, b.icmp_signed("==", cols, i64(nr)))
-        with b.if_else(full) as (then, otherwise):
-            with then:
-                _copy_rows(b, panel, first, rs, kc, nr, lanes, None)
-            with otherwise:
-                with b.if_else(contiguous) as (c_then, c_else):
-                    with c_then:
-                        _copy_rows(b, panel, first, rs, kc, nr, lanes, cols)
-                    with c_else:
-                        _copy_columns(b, panel, first, rs, cs, kc, nr, lanes, cols)
+    full = b.mul(b.sdiv(nc, i64(nr)), i64(nr))   # columns in whole panels
+    with b.if_else(b.icmp_signed("==", cs, i64(1))) as (contiguous, strided):
+        with contiguous:
+            _copy_full_panels(b, dst, src, rs, kc, full, nr, lanes)
+            with b.if_then(b.icmp_signed("<", full, nc)):
+                _copy_rows(b, gep(b, dst, b.mul(full, kc)), gep(b, src, full), rs, kc, nr, lanes,
+                           b.sub(nc, full))
+        with strided:
+            with for_range(b, 0, nc, nr, "j") as jp:
+                cols = imin(b, nr, b.sub(nc, jp))
+                _copy_columns(b, gep(b, dst, b.mul(jp, kc)), gep(b, src, b.mul(jp, cs)), rs, cs, kc, nr,
+                              lanes, cols)
     b.ret_void()
     return fn
 
 
+def _copy_full_panels(b, dst, src, rs, kc, width, nr, lanes):
+    """Row k of every whole panel in turn, k outer: the source is read row by row, contiguously, so
+    the hardware prefetcher streams it (panel by panel, each NR-wide row piece was a separate
+    strided access: 1.6 MB of dense weights packed 2x slower)."""
+    with for_range(b, 0, kc, 1, "k") as k:
+        row, out = gep(b, src, b.mul(k, rs)), gep(b, dst, b.mul(k, i64(nr)))
+        with for_range(b, 0, width, nr, "j") as jp:
+            at, to = gep(b, row, jp), gep(b, out, b.mul(jp, kc))
+            for v in range(nr // lanes):
+                store_vec(b, load_vec(b, gep(b, at, i64(v * lanes)), lanes), gep(b, to, i64(v * lanes)))
+
+
 def _copy_rows(b, panel, src, rs, kc, nr, lanes, cols):
-    masks = [None] * (nr // lanes) if cols is None else \
-        [lane_mask(b, b.sub(cols, i64(v * lanes)), lanes) for v in range(nr // lanes)]
+    masks = [lane_mask(b, b.sub(cols, i64(v * lanes)), lanes) for v in range(nr // lanes)]
     with for_range(b, 0, kc, 1, "k") as k:
         row, out = gep(b, src, b.mul(k, rs)), gep(b, panel, b.mul(k, i64(nr)))
         for v, m in enumerate(masks):
             at = gep(b, row, i64(v * lanes))
-            vec = load_vec(b, at, lanes) if m is None else masked_load(b, at, m, lanes)
-            store_vec(b, vec, gep(b, out, i64(v * lanes)))
+            store_vec(b, masked_load(b, at, m, lanes), gep(b, out, i64(v * lanes)))
 
 
 def _copy_columns(b, panel, src, rs, cs, kc, nr, lanes, cols):

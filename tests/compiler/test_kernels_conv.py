@@ -28,7 +28,7 @@ CASES = [
     ((1, 1, 1), (1, 1), 1, (1, 1), (1, 1), "valid", 1),
     ((4, 4, 1), (5, 5), 3, (3, 3), (1, 1), "same", 1),       # kernel larger than the input
     ((28, 28, 1), (3, 3), 32, (1, 1), (1, 1), "valid", 1),   # the MNIST convnet's first layer
-    ((6, 5, 40), (3, 3), 30, (2, 1), (1, 1), "same", 1),     # K > KC: gathered in channel runs over K blocks
+    ((6, 5, 48), (3, 3), 30, (2, 1), (1, 1), "same", 1),     # K = 432 > KC: gathered in channel runs over K blocks
 ]
 ATTRS = ("strides", "dilations", "padding", "groups")
 

@@ -18,7 +18,7 @@ CASES = [
     ("f32", ("N", 1), (1, 3), False, False, 3),
     ("f32", ("N", 300), (300, 40), False, False, 2),      # K spans two KC blocks, wide path
     ("f32", ("N", 65), (65, 33), False, False, 70),       # M spans MC blocks, packed path
-    ("f32", ("N", 300), (300, 261), False, False, 101),   # M > MC, K > KC, N > NC: every block loop wraps
+    ("f32", ("N", 500), (500, 261), False, False, 101),   # M > MC, K > KC (384), N > NC: every block loop wraps
     ("f32", ("N", 17), (33, 17), False, True, 9),         # B transposed: packed B
     ("f32", (17, 33), (17, 20), True, False, 1),          # A transposed (static): packed or read in place
     ("f32", ("N", 33), ("N", 20), True, False, 37),       # x^T @ dy: the contraction runs over the batch
