@@ -28,12 +28,17 @@ def layer_models():
     }
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv, doc: str):
+    """--seconds, --threads, --batch of a per-layer benchmark (this one and bench_int8_pool.py)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--seconds", type=float, default=1.5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=64)
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv, __doc__)
     import kcompile as kc
     from kcompile.compiler.jit import compile_graph
     from kcompile.compiler.target import host_target

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import replace
 
 from llvmlite import ir
 
@@ -11,7 +12,7 @@ from .geometry import Geometry
 from .int8_gemm import Int8Gemm, int8_gemm_function
 from .int8_isa import ISAS, int8_isa
 from .int8_microkernel import StoreI32
-from .int8_pack import MatrixRows, WindowRows
+from .int8_pack import MatrixRows, WindowRows, conv_rows_per_image
 from .int8_window import WindowWords
 
 
@@ -52,14 +53,22 @@ def int8_conv_function(module: ir.Module, features: str, x_dtype: str, geo: Geom
                        window: bool = False, bz_zero: bool = False) -> ir.Function:
     """`void f(x, w, x_zp, w_zp, y, out ptrs..., [packed w,] i64 batch, i64 nthreads)`: NHWC x, HWIO w;
     batch_dim is x's leading dimension ("N": the run-time batch size, or a static count). window: the
-    packed w is in the window-row layout (passes/int8_window.py), whose A rows int8_window.py packs."""
+    packed w is in the window-row layout (passes/int8_window.py), whose A rows int8_window.py packs.
+    out with a pool (Requantize.pool = k): y is the k x k, stride k 'valid' max pool of the result."""
     out, chosen = out or StoreI32(), tile_for(features, geo.cout_g, isa)
+    pool, kk = getattr(out, "pool", 0), getattr(out, "window_rows", 1)
+    if pool and (geo.oh < pool or geo.ow < pool):
+        raise ValueError(f"int8 convolution: a fused {pool}x{pool} max pool needs an output of at least "
+                         f"{pool}x{pool} pixels, got {geo.oh}x{geo.ow}")
+    if kk > 1:   # tiles of whole pool windows (B's layout depends on group and NR only)
+        chosen = replace(chosen, mr=max(kk, chosen.mr // kk * kk))
     if window and not prepacked:
         raise ValueError("int8 convolution: the window-row layout needs the weight prepacked in it")
     key = (x_dtype, geo, batch_dim, bz_per_col, out.ident, chosen.name, prepacked, window, bz_zero)
     batched = isinstance(batch_dim, str)
-    rows = geo.oh * geo.ow * (1 if batched else batch_dim)
-    source = WindowWords(geo, x_dtype == "i8", chosen.group) if window else WindowRows(geo, x_dtype == "i8")
+    rows = conv_rows_per_image(geo, pool) * (1 if batched else batch_dim)
+    source = (WindowWords(geo, x_dtype == "i8", chosen.group, pool) if window
+              else WindowRows(geo, x_dtype == "i8", pool))
     prob = Int8Gemm(_name("i8conv", key), chosen, source, rows, batched,
                     geo.cout_g, geo.cout, groups=geo.groups, bz_per_col=bz_per_col, out=out, prepacked=prepacked,
                     bz_zero=bz_zero)

@@ -86,6 +86,8 @@ class _Driver:
         self.module, self.fn, self.p = module, fn, prob
         self.nc, self.mc = prob.blocks()
         self.nblocks = -(-prob.n // self.nc) if prob.n else 0
+        # a fused max pool (int8_microkernel.Requantize.pool): k*k rows of A make one row of C
+        self.window_rows = getattr(prob.out, "window_rows", 1)
 
     def emit(self):
         b, p = ir.IRBuilder(self.fn.append_basic_block("entry")), self.p
@@ -95,7 +97,7 @@ class _Driver:
             b.ret_void()
         work = b.mul(m, i64(p.n * p.groups * (2 * max(1, p.source.k) + EPILOGUE_OPS)))
         threads = effective_threads(b, nthreads, work, GRAIN_OPS)
-        if p.prepacked:   # B is read in place at any row count: the packed path only
+        if p.prepacked or self.window_rows > 1:   # B read in place at any row count / pooled tiles: packed only
             self._packed_region(b, ptrs, m, threads)
         else:
             with b.if_else(b.icmp_signed("<=", m, i64(p.isa.direct().mr))) as (few, many):
@@ -195,7 +197,8 @@ class _Driver:
                 bpanel = gep(b, bblock, b.mul(b.sdiv(jr, i64(isa.nr)), i64(kg * isa.nr * isa.group)))
                 with for_range(b, 0, mc, isa.mr, "ir") as ir_:
                     row = b.add(ic, ir_)
-                    cptr = gep(b, c, b.add(b.mul(row, ldc), b.add(col0, jr)))
+                    crow = b.sdiv(row, i64(self.window_rows)) if self.window_rows > 1 else row
+                    cptr = gep(b, c, b.add(b.mul(crow, ldc), b.add(col0, jr)))
                     args = [i64(kg), gep(b, bufs["a"], b.mul(ir_, i64(kg))), bpanel, gep(b, bufs["rowsum"], ir_),
                             gep(b, bufs["colterm"], jr), gep(b, bufs["bzv"], jr), cptr, ldc,
                             imin(b, isa.nr, b.sub(nc, jr)), imin(b, isa.mr, b.sub(mc, ir_)), b.add(col0, jr),

@@ -3,7 +3,10 @@
 The accumulators stay in registers for the whole (unblocked) K, so a tile finishes in one call and
 its epilogue runs on final values: either the i32 results are stored (matmul_integer,
 conv2d_integer), or they get an i32 bias per column and are requantized to 8 bits in registers
-(the fused matmul_integer + bias + requantize (+ relu) group), which writes int8 directly.
+(the fused matmul_integer + bias + requantize (+ relu) group), which writes int8 directly. A
+requantize with a fused k x k max pool (conv rows in pool-window order: each k*k rows of the tile
+are one window) takes the max of each window's biased sums and requantizes once: exact, as
+requantize (+ relu) with a positive multiplier never decreases (the fuse-int8-pool pass checks it).
 One function per (ISA, rows, full/edge columns, output); the edge variant masks column loads and
 stores to `nvalid`, and rows past `mvalid` are computed from zero A words and never stored.
 """
@@ -66,13 +69,33 @@ class Requantize:
     bias: bool = False    # an i32 bias per column is added first
     per_col: bool = True  # a multiplier per column, else one for all
     relu: bool = False
+    pool: int = 0         # k of a fused k x k max pool: each k*k tile rows are one window, one output row
     elem = I8
-    key = "rq"   # micro-kernels: shared by every requantize epilogue
+
+    @property
+    def key(self) -> str:
+        """Micro-kernels: shared by every requantize epilogue with the same pool window."""
+        return f"rq{f'p{self.pool}' if self.pool else ''}"
+
+    @property
+    def window_rows(self) -> int:
+        return self.pool * self.pool if self.pool else 1
 
     @property
     def ident(self) -> str:
         """The call site's variant (its kernel function's pointer arguments and constants differ)."""
-        return f"rq{self.out_dtype}{'b' if self.bias else ''}{'c' if self.per_col else 's'}{'r' if self.relu else ''}"
+        return (f"rq{self.out_dtype}{'b' if self.bias else ''}{'c' if self.per_col else 's'}{'r' if self.relu else ''}"
+                + (f"p{self.pool}" if self.pool else ""))
+
+    def window_max(self, b, rows, cols):
+        """The max over a pool window's rows (vectors of one column block) of their biased sums, with
+        the column vectors that add no bias again (the bias is in): max before the requantize."""
+        bvec, m = cols
+        best = None
+        for acc in rows:
+            v = b.add(acc, bvec)   # wraps as the reference's i32 add does, then the max
+            best = v if best is None else b.select(b.icmp_signed(">", v, best), v, best)
+        return best, (zero(bvec.type), m)
 
     @property
     def nptrs(self) -> int:
@@ -154,7 +177,8 @@ def tile_function(module: ir.Module, isa: Int8Isa, out, mode: str = "packed", kg
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     full, edge = fn.append_basic_block("full"), fn.append_basic_block("edge")
     b.cbranch(b.icmp_signed("==", args[ARG_NAMES.index("nvalid")], i64(isa.nr)), full, edge)
-    heights = row_variants(isa.mr)
+    kk = getattr(out, "window_rows", 1)   # a pooled tile's heights are whole windows
+    heights = [h for h in row_variants(isa.mr) if h % kk == 0] + ([kk] if isa.mr > kk and kk > 1 else [])
     for blk, is_edge in ((full, False), (edge, True)):
         b.position_at_end(blk)
         for rows, smaller in zip(heights, heights[1:] + [0]):
@@ -198,6 +222,10 @@ class _Tile:
         acc = self._corrected(self._k_loop())
         self.cols = [self.out.columns(b, b.add(self.a["ecol"], i64(v * isa.lanes)), self.kargs, masks[v], isa.lanes)
                      for v in range(isa.nv)]
+        if getattr(self.out, "pool", 0):
+            self._store_windows(acc, masks)
+            b.ret_void()
+            return
         for r in range(self.mr):
             if r == 0:
                 self._store_row(acc[r], r, masks)
@@ -288,6 +316,22 @@ class _Tile:
             rs = splat(b, b.load(gep(b, a["rowsum"], i64(r))), isa.lanes)
             out.append([b.sub(b.add(acc[r][v], ct[v]), b.mul(bz[v], rs)) for v in range(isa.nv)])
         return out
+
+    def _store_windows(self, acc, masks):
+        """Each whole window of rows (mvalid counts whole windows) as one output row."""
+        b, kk = self.b, self.out.window_rows
+        assert self.mr % kk == 0, f"a pooled tile of {self.mr} rows holds no whole {kk}-row windows"
+        biased = self.cols
+        for j in range(self.mr // kk):
+            pairs = [self.out.window_max(b, [acc[r][v] for r in range(j * kk, (j + 1) * kk)], biased[v])
+                     for v in range(self.isa.nv)]
+            self.cols = [c for _, c in pairs]
+            if j == 0:
+                self._store_row([v for v, _ in pairs], 0, masks)
+                continue
+            with b.if_then(b.icmp_signed("<", i64(j * kk), self.a["mvalid"])):
+                self._store_row([v for v, _ in pairs], j, masks)
+        self.cols = biased
 
     def _store_row(self, vals, r, masks):
         b, isa, a = self.b, self.isa, self.a

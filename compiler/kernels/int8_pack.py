@@ -14,7 +14,8 @@ reference's i32 accumulation does.
 Row sources write the K u8-space values of one A row into a row buffer:
   MatrixRows  row r of a row-major [M, K] matrix
   WindowRows  row r = (n, oh, ow) of an NHWC convolution's implicit im2col matrix (k = kh, kw, ci);
-              taps in the padding read az, which contributes nothing (ONNX pads with x_zero_point)
+              taps in the padding read az, which contributes nothing (ONNX pads with x_zero_point).
+              With a fused k x k max pool (pool = k), rows come in pool-window order (conv_pixel).
 """
 from __future__ import annotations
 
@@ -89,10 +90,32 @@ class MatrixRows:
         copy_u8(b, gep(b, a, b.mul(row, i64(self.k))), rowbuf, self.k, self.signed)
 
 
+def conv_rows_per_image(geo: Geometry, pool: int = 0) -> int:
+    """GEMM rows a convolution computes per image: every output pixel, or with a fused k x k max pool
+    only the pixels of whole pool windows ('valid' pooling drops the last rows/columns)."""
+    return geo.oh * geo.ow if not pool else (geo.oh // pool) * (geo.ow // pool) * pool * pool
+
+
+def conv_pixel(b, geo: Geometry, row, pool: int = 0):
+    """(n, oh, ow) of GEMM row `row`: pixels row-major, or with pool = k the k*k pixels of each pool
+    window on consecutive rows (windows row-major), so a register tile of whole windows can take the
+    max of its rows (int8_microkernel.Requantize.pool)."""
+    if not pool:
+        pix = b.srem(row, i64(geo.oh * geo.ow))
+        return b.sdiv(row, i64(geo.oh * geo.ow)), b.sdiv(pix, i64(geo.ow)), b.srem(pix, i64(geo.ow))
+    ph, pw, kk = geo.oh // pool, geo.ow // pool, pool * pool
+    win, t = b.sdiv(row, i64(kk)), b.srem(row, i64(kk))
+    p = b.srem(win, i64(ph * pw))
+    oh = b.add(b.mul(b.sdiv(p, i64(pw)), i64(pool)), b.sdiv(t, i64(pool)))
+    ow = b.add(b.mul(b.srem(p, i64(pw)), i64(pool)), b.srem(t, i64(pool)))
+    return b.sdiv(win, i64(ph * pw)), oh, ow
+
+
 @dataclass(frozen=True)
 class WindowRows:
     geo: Geometry
     signed: bool
+    pool: int = 0       # rows in k x k pool-window order (conv_pixel)
 
     @property
     def k(self) -> int:
@@ -109,8 +132,7 @@ class WindowRows:
 
     def fill(self, b, x, row, group, rowbuf, az):
         g = self.geo
-        pix = b.srem(row, i64(g.oh * g.ow))
-        n, oh, ow = b.sdiv(row, i64(g.oh * g.ow)), b.sdiv(pix, i64(g.ow)), b.srem(pix, i64(g.ow))
+        n, oh, ow = conv_pixel(b, g, row, self.pool)
         ih0, iw0 = b.sub(b.mul(oh, i64(g.sh)), i64(g.pt)), b.sub(b.mul(ow, i64(g.sw)), i64(g.pl))
         c0 = b.mul(group, i64(g.cin_g))
         if g.kh * g.kw > UNROLL_TAPS:

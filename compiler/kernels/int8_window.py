@@ -9,7 +9,7 @@ is always prepacked in the same layout, so the bytes that are not the window's m
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
@@ -27,6 +27,7 @@ class WindowWords:
     geo: Geometry
     signed: bool
     group: int          # the ISA's k group: the layout's span depends on it
+    pool: int = 0       # k of a fused k x k max pool: rows in pool-window order (int8_pack.conv_pixel)
 
     @property
     def span(self) -> int:
@@ -47,25 +48,30 @@ class WindowWords:
     def pack_rows(self, b, isa: Int8Isa, x, m0, mc, kgroups: int, apack, rowsum, need_sums):
         """Rows [m0, m0 + mc) into apack (row-major, kgroups words a row), padded with zero rows to
         whole MR tiles; rowsum[row] = the sum of the window's u8-space bytes when need_sums, else 0.
-        The pixel's position is stepped along the rows (no division per row)."""
+        The pixel's position is stepped along the rows (no division per row); with a pool, along the
+        windows (m0 and mc are whole windows: tiles are), the k*k pixels of each at constant offsets."""
         g, span = self.geo, self.span
+        offsets = self._window_offsets()
+        per = len(offsets)
         starts = row_starts(g.kh, g.kw, g.c, self.group)
         wide = WIDE[isa.name]
         per_word = 4 // (wide.width // 8)           # elements of `wide` per i32 word
         out = b.bitcast(apack, wide.as_pointer())
         pos = [entry_alloca(b, I64) for _ in range(3)]   # ow, oh, byte offset of the window
-        for slot, v in zip(pos, self._position(b, m0)):
+        for slot, v in zip(pos, self._position(b, b.sdiv(m0, i64(per)))):
             b.store(v, slot)
-        with for_range(b, 0, mc, name="a.win") as r:
-            base = b.load(pos[2])
-            words = b.mul(r, i64(kgroups))
-            for kr, start in enumerate(starts):
-                src = gep(b, x, b.add(base, i64(kr * g.dh * g.w * g.c + start)))
-                dst = gep(b, out, b.mul(b.add(words, i64(kr * span // self.group)), i64(per_word)))
-                self._copy(b, src, dst, span, wide)
-            b.store(ir.Constant(I32, 0), gep(b, rowsum, r))
-            with b.if_then(need_sums):
-                b.store(self._real_sum(b, x, base), gep(b, rowsum, r))
+        with for_range(b, 0, b.sdiv(mc, i64(per)), name="a.win") as step:
+            first = b.load(pos[2])
+            for t, offset in enumerate(offsets):
+                r, base = b.add(b.mul(step, i64(per)), i64(t)), b.add(first, i64(offset))
+                words = b.mul(r, i64(kgroups))
+                for kr, start in enumerate(starts):
+                    src = gep(b, x, b.add(base, i64(kr * g.dh * g.w * g.c + start)))
+                    dst = gep(b, out, b.mul(b.add(words, i64(kr * span // self.group)), i64(per_word)))
+                    self._copy(b, src, dst, span, wide)
+                b.store(ir.Constant(I32, 0), gep(b, rowsum, r))
+                with b.if_then(need_sums):
+                    b.store(self._real_sum(b, x, base), gep(b, rowsum, r))
             self._step(b, pos)
         tiles = b.mul(b.sdiv(b.add(mc, i64(isa.mr - 1)), i64(isa.mr)), i64(isa.mr))
         with for_range(b, mc, tiles, name="a.dead") as r:   # the last tile's rows past mc: zero
@@ -73,17 +79,28 @@ class WindowWords:
             with for_range(b, 0, kgroups, name="a.zero") as w:
                 b.store(ir.Constant(I32, 0), gep(b, apack, b.add(b.mul(r, i64(kgroups)), w)))
 
+    def _walk(self) -> Geometry:
+        """What the rows step over: the output pixels, or with a pool the pool windows (as the pixels
+        of a convolution k times the stride, whose last rows and columns 'valid' pooling drops)."""
+        g, k = self.geo, self.pool
+        return replace(g, oh=g.oh // k, ow=g.ow // k, sh=g.sh * k, sw=g.sw * k) if k else g
+
+    def _window_offsets(self) -> list:
+        """Byte offsets in x of a pool window's k*k pixels (row-major) from its first ([0]: no pool)."""
+        g, k = self.geo, max(1, self.pool)
+        return [((t // k) * g.sh * g.w + t % k * g.sw) * g.c for t in range(k * k)]
+
     def _position(self, b, row):
-        """(ow, oh, byte offset in x of the window's first tap) of output pixel `row`."""
-        g = self.geo
+        """(ow, oh, byte offset in x of the window's first tap) of output pixel (or pool window) `row`."""
+        g = self._walk()
         pix = b.srem(row, i64(g.oh * g.ow))
         n, oh, ow = b.sdiv(row, i64(g.oh * g.ow)), b.sdiv(pix, i64(g.ow)), b.srem(pix, i64(g.ow))
         ih, iw = b.mul(oh, i64(g.sh)), b.mul(ow, i64(g.sw))
         return ow, oh, b.mul(b.add(b.mul(b.add(b.mul(n, i64(g.h)), ih), i64(g.w)), iw), i64(g.c))
 
     def _step(self, b, pos):
-        """The next pixel: along the output row, then to the next row, then to the next image."""
-        g = self.geo
+        """The next pixel (or pool window): along the output row, then to the next row, then to the next image."""
+        g = self._walk()
         ow, oh, base = (b.load(p) for p in pos)
         next_row = b.icmp_signed("==", b.add(ow, i64(1)), i64(g.ow))
         oh1 = b.add(oh, b.zext(next_row, I64))

@@ -29,6 +29,7 @@ class Epilogue:
         self.target, self.out, self.anchor_value = target, out, anchor_value
         self.members, self.leaves = list(members), dict(leaves)
         self.in_kernel, self.activation = attrs["in_kernel"], attrs["activation"]
+        self.pool = attrs.get("pool", 0)   # k of a last k x k max pool the kernel applies (ir/ops/fused.py)
         self.bias = leaves[body.inputs[attrs["bias"]]] if attrs["bias"] >= 0 else None
 
     def emit_in_place(self, builder, nthreads=None, claimed: int = 0) -> None:

@@ -46,10 +46,13 @@ def _epilogue(ctx):
     epi = ctx.epilogue
     if epi is None or epi.activation != "requantize":
         return StoreI32(), []
+    if epi.pool and ctx.node.op != "conv2d_integer":
+        raise NotImplementedError(f"{ctx.node.where()}: a fused max pool follows only an integer convolution")
     ctx.take_epilogue()
-    rq = epi.members[epi.in_kernel - 1]
+    rq = epi.members[epi.in_kernel - 1 - bool(epi.pool)]
     mult, zp = (epi.leaves[v] for v in rq.inputs[1:])
-    out = Requantize(rq.inputs[2].type.dtype.name, epi.bias is not None, rq.inputs[1].type.rank == 1, rq.attrs["relu"])
+    out = Requantize(rq.inputs[2].type.dtype.name, epi.bias is not None, rq.inputs[1].type.rank == 1, rq.attrs["relu"],
+                     epi.pool)
     return out, ([epi.bias] if epi.bias is not None else []) + [mult, zp]
 
 

@@ -10,6 +10,9 @@ kind "epilogue"  an anchor (matmul/convolution: the body's first computing node)
                  `activation`: relu, or for an integer anchor a last requantize to 8 bits), the
                  others in place after the kernel. The fused output's dtype may
                  differ from the anchor's only when the kernel applies the whole epilogue.
+                 pool=k: after an integer convolution's in-kernel requantize, a last k x k, stride k,
+                 'valid' max_pool2d the kernel applies too (the max of the i32 sums, requantized once:
+                 passes/fuse_int8_pool.py checks the multiplier is positive); the output is pooled.
 kind "prologue"  elementwise nodes read inline by a reduction (the body's last node): never stored.
 kind "attention" softmax(Q K^T) V over heads-in-the-middle layouts (ir/attention_chain.py): one kernel
                  that reads Q, K, V in place and never stores the scores (passes/fuse_attention.py).
@@ -54,7 +57,14 @@ def _has(node, trait) -> bool:
     return OPS[node.op].has(trait)
 
 
-def _check_shape_of_kind(body, kind):
+def fused_pool(node, k: int) -> bool:
+    """A k x k, stride k, 'valid' max_pool2d an int8 convolution's kernel can apply (pool=k)."""
+    a = node.attrs
+    return (node.op == "max_pool2d" and k >= 2 and tuple(a["pool_size"]) == (k, k)
+            and tuple(a["strides"]) == (k, k) and a["padding"] == "valid")
+
+
+def _check_shape_of_kind(body, kind, pool: int = 0):
     nodes = computing_nodes(body)
     require(nodes, f"body @{body.name} computes nothing")
     require(len(body.outputs) == 1, f"body @{body.name} has {len(body.outputs)} outputs; a fused kernel writes one")
@@ -68,8 +78,13 @@ def _check_shape_of_kind(body, kind):
         require(_has(head, "anchor"), f"an epilogue's first node must be an anchor (matmul/conv), got {head.op}")
     if kind == "prologue":
         require(_has(head, "reduction"), f"a prologue's last node must be a reduction, got {head.op}")
-    for n in tail:
-        last_requantize = kind == "epilogue" and n is tail[-1] and kernel_requantize(n)
+    if pool:
+        require(kind == "epilogue" and head.op == "conv2d_integer" and len(tail) >= 2 and fused_pool(tail[-1], pool)
+                and tail[-1].inputs[0] is tail[-2].outputs[0],
+                f"pool={pool}: the body must be an integer convolution's epilogue ending in a {pool}x{pool}, "
+                "stride-k 'valid' max_pool2d of its requantize")
+    for n in tail[:len(tail) - bool(pool)]:
+        last_requantize = kind == "epilogue" and n is tail[-1 - bool(pool)] and kernel_requantize(n)
         require(_has(n, "elementwise") or last_requantize, f"a fused {kind} holds elementwise nodes besides its "
                 f"{'anchor' if kind == 'epilogue' else 'reduction'} (and, last in an epilogue, a requantize "
                 f"along the last axis); got {n.op}")
@@ -79,8 +94,10 @@ def _check_shape_of_kind(body, kind):
 
 def _check_epilogue(body, attrs, head, tail):
     """in_kernel, bias and activation describe the leading members exactly (the kernel trusts them)."""
-    bias, act, k = attrs["bias"], attrs["activation"], attrs["in_kernel"]
-    want = (bias >= 0) + (act != "linear")
+    bias, act, k, pool = attrs["bias"], attrs["activation"], attrs["in_kernel"], attrs["pool"]
+    require(not pool or (act == "requantize" and k == len(tail)),
+            f"pool={pool} needs the whole epilogue in the kernel, ending in its requantize")
+    want = (bias >= 0) + (act != "linear") + bool(pool)
     require(k == want, f"in_kernel={k}, but bias={bias} and activation={act!r} describe {want} node(s)")
     require(k <= len(tail), f"in_kernel={k} but the epilogue has {len(tail)} node(s)")
     cur = head.outputs[0]
@@ -94,7 +111,7 @@ def _check_epilogue(body, attrs, head, tail):
                 f"bias {b.type} must be a vector along the last axis of {cur.type}")
         cur = add.outputs[0]
     if act != "linear":
-        node = tail[k - 1]
+        node = tail[k - 1 - bool(pool)]
         require(node.op == act and node.inputs[0] is cur, f"activation={act!r}: epilogue node {k - 1} must be {act} "
                 "of the previous result")
     require(k == 0 or not reads_overwritten(head, tail, k),
@@ -121,17 +138,19 @@ def _infer(types, attrs):
     if kind == "attention":
         _check_attention(body)
     else:
-        head, tail = _check_shape_of_kind(body, kind)
+        head, tail = _check_shape_of_kind(body, kind, attrs["pool"])
     if kind == "epilogue":
         _check_epilogue(body, attrs, head, tail)
     else:
-        require(attrs["in_kernel"] == 0 and attrs["bias"] == -1 and attrs["activation"] == "linear",
-                f"a fused {kind} has no kernel epilogue (in_kernel, bias, activation are for kind 'epilogue')")
+        require(attrs["in_kernel"] == 0 and attrs["bias"] == -1 and attrs["activation"] == "linear"
+                and attrs["pool"] == 0,
+                f"a fused {kind} has no kernel epilogue (in_kernel, bias, activation, pool are for kind 'epilogue')")
     return [v.type for v in body.outputs]
 
 
 defop("fused", ("*xs",), _infer, lambda xs, attrs, batch: run(attrs["body"], xs, batch=batch),
       attrs={"body": Attr("graph"), "kind": Attr("str", "loop", KINDS), "bias": Attr("int", -1),
-             "activation": Attr("str", "linear", ACTIVATIONS), "in_kernel": Attr("int", 0)},
+             "activation": Attr("str", "linear", ACTIVATIONS), "in_kernel": Attr("int", 0),
+             "pool": Attr("int", 0)},
       differentiable=False, doc="one kernel: the body's nodes, outlined by the fuse pass (kind: loop, epilogue, "
                                 "prologue, attention)")
