@@ -184,11 +184,8 @@ def decisions(path: Path) -> str:
 def main(argv=None):
     args = parse_args(argv)
     os.environ["KCOMPILE_NUM_THREADS"] = "1"
-    from kcompile.compiler.target import host_target
-    t = host_target()
-    avx = [f for f in t.enabled_features if f.startswith(("avx512f", "avx2", "fma"))]
-    print(f"# one thread; CPU {t.cpu} ({', '.join(avx)}); load average {os.getloadavg()[0]:.2f} "
-          f"on {os.cpu_count()} CPUs; weights: glorot_uniform (random), pruned with NumPy")
+    from bench_machine import one_thread_header
+    print(one_thread_header("weights: glorot_uniform (random), pruned with NumPy"))
     batches = [int(b) for b in args.batches.split(",")]
     rng = np.random.default_rng(0)
     bars = {}

@@ -61,11 +61,10 @@ def main(argv=None):
     from kcompile.compiler.target import host_target
     from kcompile.passes.sparsify import format_sparsity, sparsify
     from kcompile.runtime import load
+    from bench_machine import one_thread_header
     t = host_target()
-    feats = [f for f in t.enabled_features if f.startswith(("avx512f", "avx2", "fma"))]
-    print(f"# one thread; CPU {t.cpu} ({', '.join(feats)}); load average {os.getloadavg()[0]:.2f} on "
-          f"{os.cpu_count()} CPUs; MNIST convnet{' (int8)' if args.int8 else ''}, random weights pruned to "
-          f"{args.sparsity:.0%} with NumPy")
+    print(one_thread_header(f"MNIST convnet{' (int8)' if args.int8 else ''}, random weights pruned to "
+                            f"{args.sparsity:.0%} with NumPy"))
     rng = np.random.default_rng(0)
     g = pruned_convnet(args.sparsity)
     if args.int8:

@@ -86,12 +86,10 @@ def main(argv=None):
     args = parse_args(argv)
     os.environ["KCOMPILE_NUM_THREADS"] = "1"
     from kcompile.compiler.artifact import write_artifact
-    from kcompile.compiler.target import host_target
     from kcompile.runtime import load
-    t = host_target()
-    feats = [f for f in t.enabled_features if f.startswith(("avx512f", "avx512bw", "avx512vnni", "avx2"))]
-    print(f"# one thread; CPU {t.cpu} ({', '.join(feats)}); load average {os.getloadavg()[0]:.2f} on "
-          f"{os.cpu_count()} CPUs; MLP 784-512-10, random weights pruned to {args.sparsity:.0%} with NumPy")
+    from bench_machine import one_thread_header
+    print(one_thread_header(f"MLP 784-512-10, random weights pruned to {args.sparsity:.0%} with NumPy",
+                            ("avx512f", "avx512bw", "avx512vnni", "avx2")))
     rng = np.random.default_rng(0)
     fgraph = pruned_mlp("unstructured", args.sparsity)
     qgraph = int8_graph(fgraph, rng)
