@@ -155,17 +155,11 @@ class NativeFunction:
         if status:
             self._raise_status(status)
 
-    def _run_packed(self, block, block_address: int, nthreads: int) -> None:
-        """One call of the packed entry on an argument block (BoundCall.run_filled's)."""
+    def _run_block(self, entry, block, block_address: int, nthreads: int) -> None:
+        """One call of a one-argument entry (the packed one, or the gathered one) on an argument block
+        (BoundCall.run_filled's and run_gathered's)."""
         block[5] = nthreads
-        status = self._packed_fn(block_address)
-        if status:
-            self._raise_status(status)
-
-    def _run_gathered(self, block, block_address: int, nthreads: int) -> None:
-        """One call of the gathered entry on an argument block (BoundCall.run_gathered fills it)."""
-        block[5] = nthreads
-        status = self._gathered_fn(block_address)
+        status = entry(block_address)
         if status:
             self._raise_status(status)
 
@@ -316,10 +310,10 @@ class BoundCall:
             if not 0 <= k < len(self._inputs) or not self._inputs[k][3] or not address:
                 raise ValueError(f"graph @{self.fn.graph.name}: gather record for input {k}: no such batched input")
             name, dt, shape, _ = self._inputs[k]
-            if row_bytes != int(np.prod(shape[1:], dtype=np.int64)) * dt.itemsize:
-                raise ValueError(f"graph @{self.fn.graph.name}: input '{name}' has rows of "
-                                 f"{int(np.prod(shape[1:], dtype=np.int64)) * dt.itemsize} bytes, the gather "
-                                 f"record says {row_bytes}")
+            want = int(np.prod(shape[1:], dtype=np.int64)) * dt.itemsize
+            if row_bytes != want:
+                raise ValueError(f"graph @{self.fn.graph.name}: input '{name}' has rows of {want} bytes, the "
+                                 f"gather record says {row_bytes}")
         self._gather = (int(rows), ctypes.addressof(records), len(words) // RECORD_WORDS, (records, keep))
         self._blocks = {}
 
@@ -332,7 +326,7 @@ class BoundCall:
             raise ValueError(f"graph @{self.fn.graph.name}: run_gathered needs gather_from first")
         block = self._blocks.get(batch) or self._block(batch)
         block[0][6] = index_address
-        self._tuned(batch, nthreads, self.fn._run_gathered, *block)
+        self._tuned(batch, nthreads, self.fn._run_block, self.fn._gathered_fn, *block)
         return self._per_batch[batch][0]
 
     def _block(self, batch: int) -> tuple:
@@ -357,31 +351,29 @@ class BoundCall:
             raise
         tuner.finish(batch, started)
 
-    def _buffers(self, batch: int) -> tuple:
-        """(outputs, output pointer table, workspace) for this batch size, made once."""
-        buffers = self._per_batch.get(batch)
+    def _buffers(self, batch: int, dims: dict | None = None) -> tuple:
+        """(outputs, output pointer table, workspace) for this batch size (and dynamic lengths), made once."""
+        key = (batch, tuple(sorted(dims.items()))) if dims else batch
+        buffers = self._per_batch.get(key)
         if buffers is None:
             fn = self.fn
-            outs = [np.empty(v.type.concrete_shape(batch), v.type.dtype.np) for v in fn._outputs]
-            buffers = self._per_batch[batch] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch)))
+            outs = [np.empty(v.type.concrete_shape(batch, dims), v.type.dtype.np) for v in fn._outputs]
+            buffers = self._per_batch[key] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch, dims)))
         return buffers
 
     def run_filled(self, batch: int, nthreads: int | None = None) -> list:
         """Run on the inputs the pointer table holds now, `batch` rows each; returns the outputs
         (reused by the next call of the same batch size)."""
         block = self._blocks.get(batch) or self._block(batch)
-        self._tuned(batch, nthreads, self.fn._run_packed, *block)
+        self._tuned(batch, nthreads, self.fn._run_block, self.fn._packed_fn, *block)
         return self._per_batch[batch][0]
 
     def _call_dynamic(self, inputs: list, nthreads) -> list:
         fn, dims = self.fn, {}
         arrays, batch = check_inputs(fn.graph, inputs, dims)
         batch = 0 if batch is None else batch
+        outs, out_ptrs, ws = self._buffers(batch, dims)
         key = (batch, tuple(sorted(dims.items())))
-        if key not in self._per_batch:
-            outs = [np.empty(v.type.concrete_shape(batch, dims), v.type.dtype.np) for v in fn._outputs]
-            self._per_batch[key] = (outs, _pointers(outs), aligned_empty(fn.workspace_bytes(batch, dims)))
-        outs, out_ptrs, ws = self._per_batch[key]
         with self.tuner.call(key, nthreads) as n:   # tuned per batch and length
             fn._run(_pointers(arrays), out_ptrs, self._param_ptrs, ws, batch, n, input_shapes(arrays))
         return outs
