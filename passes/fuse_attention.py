@@ -27,11 +27,10 @@ MAX_SCORES = 1 << 16   # T*S (scores) and D*S (K^T) elements of one head: 256 Ki
 def fuse_attention(graph: Graph) -> Graph:
     """The graph with each attention chain that only it reads outlined into a fused attention node."""
     users, outputs = graph.users(), set(graph.outputs)
-    groups = []
+    groups, order = [], {n: i for i, n in enumerate(graph.nodes)}
     for node in graph.nodes:
         chain = match_attention(node)
         if chain is not None and _fusible(chain, users, outputs):
-            order = {n: i for i, n in enumerate(graph.nodes)}
             groups.append(Group("attention", tuple(sorted(chain.nodes, key=order.__getitem__))))
     return outline(graph, groups) if groups else graph
 

@@ -18,6 +18,7 @@ import numpy as np
 from kcompile.ir import Graph, Node
 from kcompile.ir.ops.fused import computing_nodes, fused_pool
 
+from .fusion_outline import remapped
 from .manager import register_pass
 from .rewrite import constant_value
 
@@ -43,12 +44,9 @@ def fuse_int8_pool(graph: Graph) -> Graph:
         if node in pairs:
             new = _with_pool(node, pairs[node], [subst.get(v, v) for v in node.inputs])
             subst[pairs[node].outputs[0]] = new.outputs[0]
-        elif any(v in subst for v in node.inputs):
-            new = Node(node.op, [subst.get(v, v) for v in node.inputs], node.attrs, [v.type for v in node.outputs],
-                       node.name, [v.name for v in node.outputs])
-            subst.update(zip(node.outputs, new.outputs))
         else:
-            new = node
+            new = remapped(node, subst)
+            subst.update({old: v for old, v in zip(node.outputs, new.outputs) if old is not v})
         nodes.append(new)
     meta = {k: v for k, v in graph.meta.items() if k != "memory"}   # a plan of the old values means nothing now
     return Graph(graph.name, graph.inputs, graph.params, nodes, [subst.get(v, v) for v in graph.outputs],

@@ -21,7 +21,7 @@ def outline(graph: Graph, groups) -> Graph:
             new, outer_constants = _fused_node(at_root[node], subst, len(nodes))
             cloned |= outer_constants
         else:
-            new = _remapped(node, subst)
+            new = remapped(node, subst)
         nodes.append(new)
         subst.update({old: v for old, v in zip(node.outputs, new.outputs) if old is not v})
     outputs = [subst.get(v, v) for v in graph.outputs]
@@ -31,7 +31,8 @@ def outline(graph: Graph, groups) -> Graph:
     return Graph(graph.name, graph.inputs, graph.params, nodes, outputs, graph.param_values, graph.output_names, meta)
 
 
-def _remapped(node: Node, subst: dict) -> Node:
+def remapped(node: Node, subst: dict) -> Node:
+    """`node` reading subst's replacement of each input it has one for (itself when none)."""
     if not any(v in subst for v in node.inputs):
         return node
     return Node(node.op, [subst.get(v, v) for v in node.inputs], node.attrs, [v.type for v in node.outputs],
