@@ -75,7 +75,9 @@ class _GemmEmitter:
     def __init__(self, module, fn, prob: GemmProblem, shape: GemmShape, wide: GemmShape | None):
         self.module, self.fn, self.p, self.s = module, fn, prob, shape
         # the wide tile needs B read in place (contiguous columns) and A unpacked
-        self.wide = wide if prob.b.direct_ok and not prob.a.packed_only and prob.n > shape.nr else None
+        # (an A with its own tile functions, window_tile.WindowA, is read only by them)
+        own_tiles = getattr(prob.a, "tile_function", None) is not None
+        self.wide = wide if prob.b.direct_ok and not prob.a.packed_only and not own_tiles and prob.n > shape.nr else None
         self.nptr = 3 + prob.epi.nptrs
 
     def emit(self):
@@ -230,4 +232,5 @@ class _Macro:
         if s is self.g.wide:   # thread chunks are multiples of the normal NR, not of the wide one
             cols = ("full", "edge") if p.n >= s.nr else ("edge",)
         variants = (cols, heights)
-        b.call(tile_function(self.g.module, p.elem, s.lanes, s.mr, s.nr, p.epi, variants), args)
+        tiles = getattr(p.a, "tile_function", None) or tile_function
+        b.call(tiles(self.g.module, p.elem, s.lanes, s.mr, s.nr, p.epi, variants), args)
