@@ -20,7 +20,7 @@ from llvmlite import ir
 
 from .config import GemmShape
 from .geometry import Geometry
-from ..loops import gep, i64
+from ..loops import declare_intrinsic, gep, i64
 from .microkernel import _Emitter, microkernel, tile_function
 
 # Largest K (in multiples of the normal KC) read as one block: B's K x NR panels stream from L2.
@@ -86,6 +86,7 @@ class _WindowEmitter(_Emitter):
 
     def _k_loop(self):
         b, g = self.b, self.geo
+        self._prefetch_c()
         rows = [self._row_start(r) for r in range(self.mr)]
         run = g.kw * g.c
         acc = self._zeros()
@@ -93,6 +94,22 @@ class _WindowEmitter(_Emitter):
             shift = i64(t * g.dh * g.w * g.c - t * run)
             acc = self._loop(i64(t * run), i64((t + 1) * run), 1, [gep(b, p, shift) for p in rows], [acc])[0]
         return acc
+
+    def _prefetch_c(self):
+        """Ask for the tile's C lines (for writing) before the k loop, so their misses overlap it.
+
+        A tall convolution output (7.9 MB for 13x13x32->64 at batch 256) no longer stays in the
+        caches between calls; without this its stores at the tile's end waited on those misses
+        (measured 4-5 % of that layer, neutral to +0.5 % on outputs that stay cached). Only rows
+        below mvalid (the clamped ones repeat the last) and columns inside the tile are touched."""
+        b = self.b
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        prefetch = declare_intrinsic(b.module, "llvm.prefetch.p0", ir.VoidType(), [i8p, i32, i32, i32])
+        write, keep, data = (ir.Constant(i32, v) for v in (1, 3, 1))
+        for r in range(self.mr):
+            for v in range(self.nv):
+                if v == 0 or self.masks[v] is None:   # an edge tile's first vector always has a column
+                    b.call(prefetch, [b.bitcast(self._cptr(r, v), i8p), write, keep, data])
 
     def _row_start(self, r):
         """x + offset of row row0 + r's window (rows past mvalid repeat the last valid one)."""
