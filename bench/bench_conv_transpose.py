@@ -15,7 +15,6 @@ gradient of its output cotangent dy with respect to its input, against jax.vjp o
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 
