@@ -28,7 +28,10 @@ MAX_KC_BLOCKS = 4
 
 
 def use_window(geo: Geometry, shape: GemmShape, is_float: bool) -> bool:
-    """Every window inside the input, contiguous (kw, ci) runs, one group, a GEMM worth tiling."""
+    """Every window inside the input, contiguous (kw, ci) runs, one group, a GEMM worth tiling.
+
+    At least one vector of output channels: narrower outputs get a tile of twice the rows (config.py),
+    and 24 row pointers would not fit the general registers next to the k loop's own."""
     inside = (geo.pt == 0 and geo.pl == 0
               and (geo.oh - 1) * geo.sh + (geo.kh - 1) * geo.dh < geo.h
               and (geo.ow - 1) * geo.sw + (geo.kw - 1) * geo.dw < geo.w)
