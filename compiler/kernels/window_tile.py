@@ -20,7 +20,7 @@ from llvmlite import ir
 
 from .config import GemmShape
 from .geometry import Geometry
-from ..loops import declare_intrinsic, gep, i64
+from ..loops import I64, declare_intrinsic, gep, i64
 from .microkernel import _Emitter, microkernel, tile_function
 
 # Largest K (in multiples of the normal KC) read as one block: B's K x NR panels stream from L2.
@@ -96,14 +96,32 @@ class _WindowEmitter(_Emitter):
         self.a["csa"] = i64(1)   # a row's values within one kernel row are contiguous
 
     def _k_loop(self):
+        """for t in kernel rows: k in [t*run, (t+1)*run) reads x at row start + t*dh*W*C + (k - t*run).
+
+        The kernel-row loop is a run-time loop, not unrolled: three copies of the FMA loop made the
+        kernel 2.5x the packed one's LLVM time (0.35 s against 0.14 s) for no measured speed."""
         b, g = self.b, self.geo
         self._prefetch_c()
         rows = [self._row_start(r) for r in range(self.mr)]
-        run = g.kw * g.c
-        acc = self._zeros()
-        for t in range(g.kh):   # k in [t*run, (t+1)*run) reads x at row start + t*dh*W*C + (k - t*run)
-            shift = i64(t * g.dh * g.w * g.c - t * run)
-            acc = self._loop(i64(t * run), i64((t + 1) * run), 1, [gep(b, p, shift) for p in rows], [acc])[0]
+        run, step = g.kw * g.c, g.dh * g.w * g.c
+        pre = b.block
+        head, body, done = (b.append_basic_block(n) for n in ("t.head", "t.body", "t.done"))
+        b.branch(head)
+        b.position_at_end(head)
+        t = b.phi(I64, "t")
+        t.add_incoming(i64(0), pre)
+        acc = [[self._phi(v, pre) for v in row] for row in self._zeros()]
+        b.cbranch(b.icmp_signed("<", t, i64(g.kh)), body, done)
+        b.position_at_end(body)
+        k0 = b.mul(t, i64(run))
+        shift = b.mul(t, i64(step - run))
+        new = self._loop(k0, b.add(k0, i64(run)), 1, [gep(b, p, shift) for p in rows], [acc])[0]
+        t.add_incoming(b.add(t, i64(1)), b.block)
+        for row, nrow in zip(acc, new):
+            for phi, val in zip(row, nrow):
+                phi.add_incoming(val, b.block)
+        b.branch(head)
+        b.position_at_end(done)
         return acc
 
     def _prefetch_c(self):
