@@ -99,7 +99,7 @@ def _forward(name, elem, g: Geometry, epi, shape: GemmShape):
 def _forward_window(name, elem, g: Geometry, epi, shape: GemmShape):
     """Unpadded, one group: the micro-kernels read the windows in place (window_tile.py)."""
     one = BatchShape((1,))
-    return GemmProblem(name, elem, one, g.oh * g.ow, g.cout, g.kh * g.kw * g.c, WindowA(g),
+    return GemmProblem(name, elem, one, g.oh * g.ow, g.cout, g.kh * g.kw * g.c, WindowA(g, shape.mr),
                        StridedB(Strided(g.cout, 1, (0,)), one, shape.lanes),
                        StridedC(Strided(g.cout, 1, (0,)), one), epi, m_per_batch=True)
 

@@ -20,7 +20,7 @@ from llvmlite import ir
 
 from .config import GemmShape
 from .geometry import Geometry
-from ..loops import I64, declare_intrinsic, gep, i64
+from ..loops import I64, declare_intrinsic, entry_alloca, gep, i64
 from .microkernel import _Emitter, microkernel, tile_function
 
 # Largest K (in multiples of the normal KC) read as one block: B's K x NR panels stream from L2.
@@ -50,17 +50,29 @@ def window_shape(geo: Geometry, shape: GemmShape) -> GemmShape:
 
 
 class WindowA:
-    """A operand read in place by window micro-kernels: `a` is x, rows are found from row0."""
+    """A operand read in place by the window micro-kernels: per tile, the GEMM driver hands them an
+    array of its MR rows' window starts in x (a), the step between kernel rows (rsa = dh*W*C) and
+    the length of one kernel row's run (csa = kw*cin); they are shape-generic like the packed ones."""
 
     packed_only = False
     pack_pays = False      # never packed: the GEMM's pack-A flag is always 0 for it
 
-    def __init__(self, geo: Geometry):
-        self.geo = geo
+    def __init__(self, geo: Geometry, mr: int):
+        self.geo, self.mr = geo, mr
 
     def direct(self, b, ptr, bi, row, k0):
-        # one group and one K block (kc = K): the tile locates its rows in x from row0 itself
-        return ptr, i64(0), i64(1)
+        """(window starts of rows row .. row+MR-1, kernel-row step, run); one group, one K block
+        (kc = K, so k0 = 0). Rows past M get a start too, never read: the kernel clamps to mvalid."""
+        g = self.geo
+        starts = entry_alloca(b, ptr.type, self.mr)
+        for r in range(self.mr):
+            i = b.add(row, i64(r))
+            n, pix = b.udiv(i, i64(g.oh * g.ow)), b.urem(i, i64(g.oh * g.ow))
+            oh, ow = b.udiv(pix, i64(g.ow)), b.urem(pix, i64(g.ow))
+            off = b.add(b.mul(n, i64(g.h * g.w * g.c)),
+                        b.mul(b.add(b.mul(oh, i64(g.sh * g.w)), b.mul(ow, i64(g.sw))), i64(g.c)))
+            b.store(b.gep(ptr, [off]), b.gep(starts, [i64(r)]))
+        return b.bitcast(starts, ptr.type), i64(g.dh * g.w * g.c), i64(g.kw * g.c)
 
     def packed_strides(self, kc, mr_tile):
         return i64(0), i64(1)
@@ -71,52 +83,48 @@ class WindowA:
     def tile_function(self, module, elem, lanes, mr_max, nr, epi, variants):
         """Two heights: MR, and a third of it (rounded up to a power of two) for short last tiles.
 
-        Every variant is a kernel only this geometry's GEMMs use, and five heights cost ~0.4 s of
-        cold LLVM work per convolution; a partial tile runs the smallest height that holds it with
-        rows clamped to mvalid (at most one per call). MR alone cost conv2d_1 8 % at batch 1 (its
-        121 rows leave 1 in a 12-row tile); with the short height 1.5 %, 0.2 % at batch 32."""
-        geo = self.geo
+        Five heights cost ~0.25 s of cold LLVM work each; a partial tile runs the smallest height
+        that holds it with rows clamped to mvalid (at most one per call). MR alone cost conv2d_1
+        8 % at batch 1 (its 121 rows leave 1 in a 12-row tile); with the short height 1.5 %."""
         short = 1 << max(0, (-(-mr_max // 3) - 1).bit_length())
         variants = (variants[0], (mr_max, short) if short < mr_max else (mr_max,))
-        tag = "win_" + "_".join(map(str, (geo.h, geo.w, geo.c, geo.kh, geo.kw, geo.oh, geo.ow,
-                                          geo.sh, geo.sw, geo.dh)))
 
         def make(module, elem, lanes, rows, nr, edge, epi):
-            return microkernel(module, elem, lanes, rows, nr, edge, epi,
-                               emitter=lambda *args: _WindowEmitter(geo, *args), tag=tag)
-        return tile_function(module, elem, lanes, mr_max, nr, epi, variants, kernel=make, tag=tag)
+            return microkernel(module, elem, lanes, rows, nr, edge, epi, emitter=_WindowEmitter, tag="win")
+        return tile_function(module, elem, lanes, mr_max, nr, epi, variants, kernel=make, tag="win")
 
 
 class _WindowEmitter(_Emitter):
-    """The packed micro-kernel with A rows located in x: k runs over kh blocks of kw*cin contiguous values."""
+    """The packed micro-kernel with A rows read in x: k runs over kernel rows of `run` contiguous values."""
 
-    def __init__(self, geo: Geometry, *args):
+    def __init__(self, *args):
         super().__init__(*args)
-        self.geo = geo
-        self.a["csa"] = i64(1)   # a row's values within one kernel row are contiguous
+        self.step, self.run = self.a["rsa"], self.a["csa"]
+        self.a["csa"] = i64(1)   # within one kernel row a window's values are contiguous
 
     def _k_loop(self):
-        """for t in kernel rows: k in [t*run, (t+1)*run) reads x at row start + t*dh*W*C + (k - t*run).
+        """for each kernel row t: k in [t*run, (t+1)*run) reads x at the row's start + t*step + (k - t*run).
 
-        The kernel-row loop is a run-time loop, not unrolled: three copies of the FMA loop made the
-        kernel 2.5x the packed one's LLVM time (0.35 s against 0.14 s) for no measured speed."""
-        b, g = self.b, self.geo
+        A run-time loop over kernel rows (kc / run of them), not unrolled: three copies of the FMA
+        loop made the kernel 2.5x the packed one's LLVM time for no measured speed."""
+        b, a = self.b, self.a
         self._prefetch_c()
-        rows = [self._row_start(r) for r in range(self.mr)]
-        run, step = g.kw * g.c, g.dh * g.w * g.c
+        table = b.bitcast(a["a"], a["a"].type.as_pointer())
+        rows = [b.load(b.gep(table, [self._row(r)])) for r in range(self.mr)]
         pre = b.block
         head, body, done = (b.append_basic_block(n) for n in ("t.head", "t.body", "t.done"))
         b.branch(head)
         b.position_at_end(head)
-        t = b.phi(I64, "t")
-        t.add_incoming(i64(0), pre)
+        k0, shift = b.phi(I64, "k0"), b.phi(I64, "shift")
+        k0.add_incoming(i64(0), pre)
+        shift.add_incoming(i64(0), pre)
         acc = [[self._phi(v, pre) for v in row] for row in self._zeros()]
-        b.cbranch(b.icmp_signed("<", t, i64(g.kh)), body, done)
+        b.cbranch(b.icmp_signed("<", k0, a["kc"]), body, done)
         b.position_at_end(body)
-        k0 = b.mul(t, i64(run))
-        shift = b.mul(t, i64(step - run))
-        new = self._loop(k0, b.add(k0, i64(run)), 1, [gep(b, p, shift) for p in rows], [acc])[0]
-        t.add_incoming(b.add(t, i64(1)), b.block)
+        end = b.add(k0, self.run)
+        new = self._loop(k0, end, 1, [gep(b, p, shift) for p in rows], [acc])[0]
+        k0.add_incoming(end, b.block)
+        shift.add_incoming(b.add(shift, b.sub(self.step, self.run)), b.block)
         for row, nrow in zip(acc, new):
             for phi, val in zip(row, nrow):
                 phi.add_incoming(val, b.block)
@@ -139,13 +147,3 @@ class _WindowEmitter(_Emitter):
             for v in range(self.nv):
                 if v == 0 or self.masks[v] is None:   # an edge tile's first vector always has a column
                     b.call(prefetch, [b.bitcast(self._cptr(r, v), i8p), write, keep, data])
-
-    def _row_start(self, r):
-        """x + offset of row row0 + r's window (rows past mvalid repeat the last valid one)."""
-        b, g = self.b, self.geo
-        i = b.add(self.a["row0"], self._row(r))
-        n, pix = b.udiv(i, i64(g.oh * g.ow)), b.urem(i, i64(g.oh * g.ow))
-        oh, ow = b.udiv(pix, i64(g.ow)), b.urem(pix, i64(g.ow))
-        off = b.add(b.mul(n, i64(g.h * g.w * g.c)),
-                    b.mul(b.add(b.mul(oh, i64(g.sh * g.w)), b.mul(ow, i64(g.sw))), i64(g.c)))
-        return gep(b, self.a["a"], off)
