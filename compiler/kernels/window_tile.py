@@ -123,11 +123,9 @@ class _WindowEmitter(_Emitter):
         b.position_at_end(body)
         end = b.add(k0, self.run)
         new = self._loop(k0, end, 1, [gep(b, p, shift) for p in rows], [acc])[0]
-        k0.add_incoming(end, b.block)
-        shift.add_incoming(b.add(shift, b.sub(self.step, self.run)), b.block)
-        for row, nrow in zip(acc, new):
-            for phi, val in zip(row, nrow):
-                phi.add_incoming(val, b.block)
+        nxt = [end, b.add(shift, b.sub(self.step, self.run))] + [v for row in new for v in row]
+        for phi, val in zip([k0, shift] + [p for row in acc for p in row], nxt):
+            phi.add_incoming(val, b.block)
         b.branch(head)
         b.position_at_end(done)
         return acc
