@@ -182,7 +182,7 @@ class _RowBlock:
         with for_range(b, 0, hs.padded_s, self.lanes, "attn.exp") as c:
             for r in range(self.mr):   # the rows' exps are independent: their latencies overlap
                 at = gep(b, self.block, b.add(c, i64(r * hs.padded_s)))
-                e = mathfns.exp(b, b.fsub(load_vec(b, at, self.lanes), shifts[r]))
+                e = mathfns.exp_nonpositive(b, b.fsub(load_vec(b, at, self.lanes), shifts[r]))
                 store_vec(b, e, at)
                 b.store(b.fadd(b.load(sums[r]), e, flags=FAST), sums[r])
         add = lambda bb, x, y: bb.fadd(x, y, flags=FAST)
