@@ -18,11 +18,12 @@ from kcompile.ir.ops.fused import computing_nodes
 from ..kernels.attention_rows import block_function, block_rows, head_shape, row_blocks
 from ..kernels.gemm import GRAIN_FLOPS
 from ..kernels.transpose_tile import transpose_function
-from ..loops import I64, entry_alloca, for_range, gep, i64, internal_function
+from ..loops import I64, entry_alloca, for_range, gep, i64, imin, internal_function, prefetch
 from ..threads import ParallelRegion, effective_threads
 from .nn import _call, _rows
 
 F32 = ir.FloatType()
+CACHE_LINE_FLOATS = 16   # f32s per 64-byte cache line
 
 
 def lower_attention(ctx, body, leaves, out):
@@ -49,7 +50,10 @@ def attention_function(module, features: str, t: int, s: int, h: int, d: int, dv
     transpose = transpose_function(module, hs.lanes)
 
     def task(b, item, fields):
-        qp, kp, vp, yp = fields
+        qp, kp, vp, yp, items = fields
+        # the next item's Q, K and V head slices (strided rows, which the hardware prefetchers follow
+        # late: the K transpose waited on them) start on their way to L2 now, while this one computes
+        _prefetch_item(b, imin(b, b.add(item, i64(1)), b.sub(items, i64(1))), (qp, kp, vp), (t, s, s), (d, d, dv), h)
         n, head = b.sdiv(item, i64(h)), b.srem(item, i64(h))
         at = lambda p, rows, width: gep(b, p, b.add(b.mul(n, i64(rows * h * width)), b.mul(head, i64(width))))
         kt = entry_alloca(b, F32, d * hs.padded_s, name="attention.kt")
@@ -72,7 +76,18 @@ def attention_function(module, features: str, t: int, s: int, h: int, d: int, dv
     *ptrs, batch, nthreads = fn.args
     items = b.mul(batch, i64(h))
     threads = effective_threads(b, nthreads, b.mul(items, i64(2 * t * s * (d + dv))), GRAIN_FLOPS)
-    region = ParallelRegion(module, f"{name}.worker", [p.type for p in ptrs], task)
-    region.run(b, threads, items, list(ptrs))
+    region = ParallelRegion(module, f"{name}.worker", [p.type for p in ptrs] + [I64], task)
+    region.run(b, threads, items, list(ptrs) + [items])
     b.ret_void()
     return fn
+
+
+def _prefetch_item(b, item, ptrs, rows, widths, h):
+    """Prefetch (to L2) every cache line of item (n, head)'s rows of each [N, rows, H, width] tensor."""
+    n, head = b.sdiv(item, i64(h)), b.srem(item, i64(h))
+    for p, count, width in zip(ptrs, rows, widths):
+        first = gep(b, p, b.add(b.mul(n, i64(count * h * width)), b.mul(head, i64(width))))
+        with for_range(b, 0, count, 1, "attention.prefetch") as r:
+            row = gep(b, first, b.mul(r, i64(h * width)))
+            for line in range(0, width, CACHE_LINE_FLOATS):
+                prefetch(b, gep(b, row, line))
