@@ -136,14 +136,22 @@ class _RowBlock:
     def _load(self, ptr, mask):
         return load_vec(self.b, ptr, self.lanes) if mask is None else masked_load(self.b, ptr, mask, self.lanes)
 
-    def _fma_rows(self, k, accs, bvecs, row_ptr):
-        """accs[r][j] + a(r, k) * bvecs[j], a(r, k) = *row_ptr(r) broadcast."""
+    def _tile(self, masks, depth: int, b_row, a_rows):
+        """The register tile sum over k < depth of a_rows[r][k] (broadcast) * the vectors at b_row(k)
+        (one per mask; a masked vector reads only its valid lanes): accs[mr][len(masks)]."""
         b = self.b
-        out = []
-        for r in range(self.mr):
-            a = splat(b, b.load(row_ptr(r)), self.lanes)
-            out.append([fma(b, a, bv, acc) for bv, acc in zip(bvecs, accs[r])])
-        return out
+        self.nvec = len(masks)
+
+        def step(k, accs):
+            row = b_row(k)
+            bvecs = [self._load(gep(b, row, i64(j * self.lanes)), m) for j, m in enumerate(masks)]
+            out = []
+            for r in range(self.mr):
+                a = splat(b, b.load(gep(b, a_rows[r], k)), self.lanes)
+                out.append([fma(b, a, bv, acc) for bv, acc in zip(bvecs, accs[r])])
+            return out
+
+        return self._k_loop(depth, step)
 
     # -- 1: scores block and running row maxima ---------------------------------------------------
     def _scores(self):
@@ -154,14 +162,7 @@ class _RowBlock:
         q_rows = [gep(b, self.q, r * hs.qk_stride) for r in range(self.mr)]
 
         def chunk(c0, masks):
-            self.nvec = len(masks)
-
-            def step(k, accs):
-                krow = gep(b, self.kt, b.add(b.mul(k, i64(hs.padded_s)), c0))
-                bvecs = [self._load(gep(b, krow, i64(j * self.lanes)), m) for j, m in enumerate(masks)]
-                return self._fma_rows(k, accs, bvecs, lambda r: gep(b, q_rows[r], k))
-
-            accs = self._k_loop(hs.d, step)
+            accs = self._tile(masks, hs.d, lambda k: gep(b, self.kt, b.add(b.mul(k, i64(hs.padded_s)), c0)), q_rows)
             for r in range(self.mr):
                 for j, (acc, m) in enumerate(zip(accs[r], masks)):
                     val = acc if m is None else b.select(m, acc, const(self.vty, -math.inf))
@@ -194,14 +195,7 @@ class _RowBlock:
         p_rows = [gep(b, self.block, r * hs.padded_s) for r in range(self.mr)]
 
         def chunk(c0, masks):
-            self.nvec = len(masks)
-
-            def step(k, accs):
-                vrow = gep(b, self.v, b.add(b.mul(k, i64(hs.vy_stride)), c0))
-                bvecs = [self._load(gep(b, vrow, i64(j * self.lanes)), m) for j, m in enumerate(masks)]
-                return self._fma_rows(k, accs, bvecs, lambda r: gep(b, p_rows[r], k))
-
-            accs = self._k_loop(hs.s, step)
+            accs = self._tile(masks, hs.s, lambda k: gep(b, self.v, b.add(b.mul(k, i64(hs.vy_stride)), c0)), p_rows)
             for r in range(self.mr):
                 for j, (acc, m) in enumerate(zip(accs[r], masks)):
                     at = gep(b, self.y, b.add(c0, i64(r * hs.vy_stride + j * self.lanes)))
