@@ -16,11 +16,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from llvmlite import ir
-
 from .config import GemmShape
 from .geometry import Geometry
-from ..loops import I64, declare_intrinsic, entry_alloca, gep, i64
+from ..loops import I64, entry_alloca, gep, i64, prefetch
 from .microkernel import _Emitter, microkernel, tile_function
 
 # Largest K (in multiples of the normal KC) read as one block: B's K x NR panels stream from L2.
@@ -137,11 +135,7 @@ class _WindowEmitter(_Emitter):
         caches between calls; without this its stores at the tile's end waited on those misses
         (measured 4-5 % of that layer, neutral to +0.5 % on outputs that stay cached). Only rows
         below mvalid (the clamped ones repeat the last) and columns inside the tile are touched."""
-        b = self.b
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        prefetch = declare_intrinsic(b.module, "llvm.prefetch.p0", ir.VoidType(), [i8p, i32, i32, i32])
-        write, keep, data = (ir.Constant(i32, v) for v in (1, 3, 1))
         for r in range(self.mr):
             for v in range(self.nv):
                 if v == 0 or self.masks[v] is None:   # an edge tile's first vector always has a column
-                    b.call(prefetch, [b.bitcast(self._cptr(r, v), i8p), write, keep, data])
+                    prefetch(self.b, self._cptr(r, v), locality=3, write=True)
