@@ -144,3 +144,17 @@ def test_fused_pool_exports_as_conv_bias_relu_pool_to_onnx(tmp_path):
     got = sess.run(None, {f"x{i}": x for i, x in enumerate(xs)})
     for w, v in zip(run(gi, xs), got):
         np.testing.assert_array_equal(v, w)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"in_kernel": 2, "activation": "linear"}, "needs the whole epilogue"),
+    ({"activation": "requantize"}, "requantize"),
+])
+def test_a_pooled_float_epilogue_must_be_whole_and_not_requantize(change, message):
+    from kcompile.ir.errors import IRError
+    from kcompile.ir.registry import OPS
+    g, _ = PassManager(["fuse", "fuse-conv-pool"]).run(_graph(CASES[1:2]))
+    node = next(n for n in g.nodes if n.op == "fused")
+    assert OPS["fused"].infer_types([v.type for v in node.inputs], node.attrs, "ok") == [node.outputs[0].type]
+    with pytest.raises(IRError, match=message):
+        OPS["fused"].infer_types([v.type for v in node.inputs], {**node.attrs, **change}, "bad")
