@@ -7,8 +7,8 @@ takes their max after the bias (+ relu) and writes only the pooled output, so ne
 full output nor a pool pass over it touches memory (compiler/kernels/conv_pool.py). The rows and
 columns a 'valid' pool drops (a 13 x 13 conv output under a 2 x 2 pool) are never computed.
 
-This is exact (bitwise): max commutes with adding a per-channel bias and with relu, and each conv
-row is computed as the unfused kernel computes it. Left alone: same-padded pools, strides other than
+This is exact: max commutes with adding a per-channel bias and with relu, and each conv value is
+summed as the unfused kernel sums it (bitwise equal while K fits the f32 GEMM's one K block). Left alone: same-padded pools, strides other than
 the pool size, pools over 3 x 3, grouped convolutions, a conv output with other readers (a training
 graph's backward pass reading the activation) and graph outputs. ONNX export sees the body: conv + pool.
 """
