@@ -158,3 +158,12 @@ def test_a_pooled_float_epilogue_must_be_whole_and_not_requantize(change, messag
     assert OPS["fused"].infer_types([v.type for v in node.inputs], node.attrs, "ok") == [node.outputs[0].type]
     with pytest.raises(IRError, match=message):
         OPS["fused"].infer_types([v.type for v in node.inputs], {**node.attrs, **change}, "bad")
+
+
+def test_a_contraction_longer_than_one_k_block_runs_in_one_block_exactly():
+    cases = [((8, 7, 96), (3, 3, 96, 40), "valid", 2, True, True)]   # K = 864 > KC = 384 (f32)
+    g = _graph(cases, integers=True)
+    fn = compile_graph(g)
+    for n in (1, 5):
+        xs = _inputs(n, np.random.default_rng(n), cases, integers=True)
+        np.testing.assert_array_equal(fn(xs, nthreads=2)[0], run(g, xs)[0])
