@@ -54,7 +54,7 @@ def graph_pipeline(opt_level: int, sparse: str = "never", target: Target | None 
     sparsify = [] if sparse == "never" else \
         [f"sparsify{{mode={sparse},lanes={_lanes(target)},int8_permute={uses_int8_permute(target.features)}}}"]
     optimize = ["subpixel-conv-transpose", "canonicalize"] if opt_level > 0 else []
-    fused = ["fuse", "fuse-int8-pool", "fuse-attention", "scan-constant-transposes"] if opt_level > 0 else []
+    fused = ["fuse", "fuse-int8-pool", "fuse-conv-pool", "fuse-attention", "scan-constant-transposes"] if opt_level > 0 else []
     return optimize + sparsify + _prepack(target) + fused + ["plan-memory"]
 
 

@@ -28,11 +28,17 @@ MAX_POOL = 3   # k*k rows of a window share one register tile: larger windows wo
 @register_pass("fuse-int8-pool")
 def fuse_int8_pool(graph: Graph) -> Graph:
     """The graph with each fusible (int8 conv epilogue, max pool) pair as one pooled fused node."""
+    return with_pools(graph, _fusible)
+
+
+def with_pools(graph: Graph, fusible) -> Graph:
+    """The graph with each (fused node, max pool) pair that fusible(node, pool) accepts as one pooled
+    fused node; the pool must be the fused node's only reader (fuse-conv-pool shares this)."""
     users, outputs = graph.users(), set(graph.outputs)
     pairs = {}   # fused node -> its pool
     for node in graph.nodes:
         readers = users.get(node.outputs[0], []) if node.op == "fused" else []
-        if len(readers) == 1 and node.outputs[0] not in outputs and _fusible(node, readers[0]):
+        if len(readers) == 1 and node.outputs[0] not in outputs and fusible(node, readers[0]):
             pairs[node] = readers[0]
     if not pairs:
         return graph

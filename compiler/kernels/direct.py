@@ -107,12 +107,17 @@ class _Direct(ChannelKernel):
         kw = (i64(0), i64(g.kw)) if inside else tap_range(b, w0, g.w, g.kw, g.dw)
         self._taps(b, x, w, h0, w0, kh, kw, sets, masks, unroll_kw=inside)
         for q, qaccs in enumerate(sets):
-            pixel = b.add(b.mul(task, i64(g.ow)), b.add(ow, i64(q)))
-            out = gep(b, ptrs[2], b.mul(pixel, i64(g.cout)))
-            for v, (acc, mask) in enumerate(zip(qaccs, masks)):
-                col = i64(v * self.lanes)
-                value = self.epi.apply(b, b.load(acc), pixel, col, kargs, mask)
-                self.store(b, value, gep(b, out, col), mask)
+            self._finish(b, task, b.add(ow, i64(q)), ptrs, qaccs, masks, kargs)
+
+    def _finish(self, b, task, ow, ptrs, accs, masks, kargs):
+        """The epilogue on output pixel (task, ow)'s accumulators, stored (kernels/conv_pool.py pools them)."""
+        g = self.g
+        pixel = b.add(b.mul(task, i64(g.ow)), ow)
+        out = gep(b, ptrs[2], b.mul(pixel, i64(g.cout)))
+        for v, (acc, mask) in enumerate(zip(accs, masks)):
+            col = i64(v * self.lanes)
+            value = self.epi.apply(b, b.load(acc), pixel, col, kargs, mask)
+            self.store(b, value, gep(b, out, col), mask)
 
     def _taps(self, b, x, w, h0, w0, kh, kw, sets, masks, unroll_kw):
         g = self.g

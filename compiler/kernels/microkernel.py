@@ -141,7 +141,9 @@ class _Emitter:
             # the epilogue is cheap next to a kc-long k loop: compute it always, keep it on the last block
             done = self._epilogue(vals)
             vals = [[b.select(self.a["last"], x, y) for x, y in zip(r1, r2)] for r1, r2 in zip(done, vals)]
-        self._write(vals)
+        # an epilogue may store the tile its own way (a fused max pool: kernels/conv_pool.py)
+        write = getattr(self.epi, "write_tile", None)
+        write(self, vals) if write else self._write(vals)
         b.ret_void()
 
     def _masks(self):

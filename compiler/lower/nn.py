@@ -8,6 +8,7 @@ the tile in registers; the fused lowering runs the rest of the epilogue in place
 from __future__ import annotations
 
 from ..kernels.conv import conv_function
+from ..kernels.conv_pool import conv_pool_function
 from ..kernels.epilogue import BiasActivation
 from ..kernels.geometry import geometry1d, geometry2d
 from ..kernels.matmul import matmul_function
@@ -104,8 +105,12 @@ def _conv_geometry(ctx, x_shape, w_shape, cout):
 def lower_conv(ctx):
     x, w = ctx.node.inputs
     geo = _conv_geometry(ctx, _shape(x), _shape(w), w.type.shape[-1])
+    pool = ctx.epilogue.pool if ctx.epilogue is not None else 0   # a fused max pool (passes/fuse_conv_pool.py)
     epi, extra = _claim_epilogue(ctx)
-    fn = conv_function(ctx.module, ctx.target.features, x.type.dtype.name, "forward", geo, epi)
+    if pool:
+        fn = conv_pool_function(ctx.module, ctx.target.features, x.type.dtype.name, geo, epi, pool)
+    else:
+        fn = conv_function(ctx.module, ctx.target.features, x.type.dtype.name, "forward", geo, epi)
     _call(ctx, fn, [*ctx.ins, ctx.outs[0]], extra, _rows(ctx, x.type.shape[0]))
 
 

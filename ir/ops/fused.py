@@ -13,6 +13,8 @@ kind "epilogue"  an anchor (matmul/convolution: the body's first computing node)
                  pool=k: after an integer convolution's in-kernel requantize, a last k x k, stride k,
                  'valid' max_pool2d the kernel applies too (the max of the i32 sums, requantized once:
                  passes/fuse_int8_pool.py checks the multiplier is positive); the output is pooled.
+                 A float conv2d's whole bias (+ relu) epilogue takes one the same way (the max of its
+                 finished rows: exact, max commutes with both; passes/fuse_conv_pool.py).
 kind "prologue"  elementwise nodes read inline by a reduction (the body's last node): never stored.
 kind "attention" softmax(Q K^T) V over heads-in-the-middle layouts (ir/attention_chain.py): one kernel
                  that reads Q, K, V in place and never stores the scores (passes/fuse_attention.py).
@@ -31,6 +33,7 @@ KINDS = ("loop", "epilogue", "prologue", "attention")
 # what an anchor's kernel applies in registers after the bias (kernels/epilogue.py; "requantize": an
 # integer anchor's kernel requantizes its i32 tile to 8 bits and writes those, kernels/int8_microkernel.py)
 ACTIVATIONS = ("linear", "relu", "requantize")
+POOL_ANCHORS = ("conv2d_integer", "conv2d")   # anchors whose kernel can take a last max pool (pool=k)
 
 
 def kernel_requantize(node) -> bool:
@@ -58,7 +61,7 @@ def _has(node, trait) -> bool:
 
 
 def fused_pool(node, k: int) -> bool:
-    """A k x k, stride k, 'valid' max_pool2d an int8 convolution's kernel can apply (pool=k)."""
+    """A k x k, stride k, 'valid' max_pool2d a convolution's kernel can apply (pool=k)."""
     a = node.attrs
     return (node.op == "max_pool2d" and k >= 2 and tuple(a["pool_size"]) == (k, k)
             and tuple(a["strides"]) == (k, k) and a["padding"] == "valid")
@@ -79,10 +82,10 @@ def _check_shape_of_kind(body, kind, pool: int = 0):
     if kind == "prologue":
         require(_has(head, "reduction"), f"a prologue's last node must be a reduction, got {head.op}")
     if pool:
-        require(kind == "epilogue" and head.op == "conv2d_integer" and len(tail) >= 2 and fused_pool(tail[-1], pool)
+        require(kind == "epilogue" and head.op in POOL_ANCHORS and len(tail) >= 2 and fused_pool(tail[-1], pool)
                 and tail[-1].inputs[0] is tail[-2].outputs[0],
-                f"pool={pool}: the body must be an integer convolution's epilogue ending in a {pool}x{pool}, "
-                "stride-k 'valid' max_pool2d of its requantize")
+                f"pool={pool}: the body must be a conv2d's or an integer convolution's epilogue ending in a "
+                f"{pool}x{pool}, stride-k 'valid' max_pool2d of its last member")
     for n in tail[:len(tail) - bool(pool)]:
         last_requantize = kind == "epilogue" and n is tail[-1 - bool(pool)] and kernel_requantize(n)
         require(_has(n, "elementwise") or last_requantize, f"a fused {kind} holds elementwise nodes besides its "
@@ -95,8 +98,9 @@ def _check_shape_of_kind(body, kind, pool: int = 0):
 def _check_epilogue(body, attrs, head, tail):
     """in_kernel, bias and activation describe the leading members exactly (the kernel trusts them)."""
     bias, act, k, pool = attrs["bias"], attrs["activation"], attrs["in_kernel"], attrs["pool"]
-    require(not pool or (act == "requantize" and k == len(tail)),
-            f"pool={pool} needs the whole epilogue in the kernel, ending in its requantize")
+    require(not pool or (k == len(tail) and (act == "requantize") == (head.op == "conv2d_integer")),
+            f"pool={pool} needs the whole epilogue in the kernel, ending in its requantize for an integer "
+            "convolution")
     want = (bias >= 0) + (act != "linear") + bool(pool)
     require(k == want, f"in_kernel={k}, but bias={bias} and activation={act!r} describe {want} node(s)")
     require(k <= len(tail), f"in_kernel={k} but the epilogue has {len(tail)} node(s)")
