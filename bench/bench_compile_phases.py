@@ -48,26 +48,25 @@ def timed(key_fn, fn):
             depth[0] -= 1
             add(key_fn(*a), clock() - t)
     return wrapper
-# IR printing: nested inside codegen and split, so it is subtracted from them below
-orig_str = ir.Module.__str__
-printed = [0.0]
-def mod_str(self):
-    t = clock(); s = orig_str(self); printed[0] += clock() - t; return s
-ir.Module.__str__ = mod_str
-orig_fstr = ir.Function.__str__
-def fn_str(self):
-    t = clock(); s = orig_fstr(self); printed[0] += clock() - t; return s
-ir.Function.__str__ = fn_str
+# IR printing: nested inside codegen (kernel_library's split included), so it is subtracted from them below
+printed, printing = [0.0], [0]
+def print_timer(orig):
+    def wrapper(self):
+        if printing[0]:           # a function printed inside its module's text
+            return orig(self)
+        printing[0] += 1; t = clock()
+        try:
+            return orig(self)
+        finally:
+            printing[0] -= 1; printed[0] += clock() - t
+    return wrapper
+ir.Module.__str__ = print_timer(ir.Module.__str__)
+ir.Function.__str__ = print_timer(ir.Function.__str__)
 orig_generate = driver.generate
 def generate(*a, **kw):
     p0 = printed[0]; t = clock(); r = orig_generate(*a, **kw); dt = clock() - t; dp = printed[0] - p0
     add("codegen", dt - dp); add("IR print", dp); return r
 driver.generate = generate
-orig_split = kernel_library.KernelSet.split
-def split(self, module):
-    p0 = printed[0]; t = clock(); r = orig_split(self, module); dt = clock() - t; dp = printed[0] - p0
-    add("codegen", dt - dp); add("IR print", dp); return r
-kernel_library.KernelSet.split = split
 C = cl.CodeLibrary
 C._parse = (lambda f: lambda self: timed(lambda s: f"parse {kind(s.name)}", f)(self))(C._parse)
 C._optimize = (lambda f: lambda self, m: timed(lambda s, m: f"opt {kind(s.name)}", f)(self, m))(C._optimize)

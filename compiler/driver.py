@@ -34,6 +34,7 @@ from .code_interface import CodeInterface
 from .codegen import NativeModule, generate
 from .codelib import CodeLibrary, JITEngine
 from .disk_cache import DiskCache, toolchain_digest
+from .fork_compile import parallel_allowed
 from .kernel_library import KernelSet, load_objects
 from .kernels.config import vector_bits
 from .kernels.int8_isa import int8_isa
@@ -166,6 +167,8 @@ class Compilation:
     def native(self) -> NativeModule:
         """The generated LLVM IR and the interface a loader needs (entry points, parameter layout)."""
         planned = self.planned
+        if self.kernels is not None and parallel_allowed():   # a second process can take part of the glue
+            self.kernels.glue_opt_level = self._module_opt_level()
         t0 = time.perf_counter()
         native = generate(planned, self.name, self.target, self.kernels)
         self.timings["lower+codegen"] = time.perf_counter() - t0
