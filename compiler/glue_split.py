@@ -29,15 +29,43 @@ def movable(fn: ir.Function) -> bool:
     return bool(fn.blocks) and "noinline" in fn.attributes and not getattr(fn, "kc_library_kernel", False)
 
 
-def split_glue(module: ir.Module, share: float = 0.5) -> tuple:
-    """Move about `share` of the module's instructions (in movable functions, largest first) into a
-    new module, leaving declarations in `module`: (its text, its instruction count), or (None, 0)."""
-    defined = [f for f in module.functions if f.blocks]
-    total, moved, budget = 0, [], share * sum(size(f) for f in defined)
-    for fn in sorted((f for f in defined if movable(f)), key=size, reverse=True):
+_SCALAR_MATH = {"fadd", "fsub", "fmul", "fdiv", "frem", "fneg", "fcmp"}
+
+
+def needs_vectorizer(fn: ir.Function) -> bool:
+    """Scalar floating-point work outside the tails of explicitly vectorized loops: loops LLVM's loop
+    vectorizer (O2) may make several times faster, where O1 would leave them scalar (softmax's, the
+    reductions'); a function without is compiled at O1 to the same machine code in less time."""
+    for block in fn.blocks:
+        if "tail" in block.name:            # the scalar remainder of an explicitly vectorized loop
+            continue
+        for ins in block.instructions:
+            ty = ins.type
+            if ins.opname in _SCALAR_MATH and not isinstance(ty, ir.VectorType) \
+                    and not isinstance(getattr(ins.operands[0], "type", None), ir.VectorType):
+                return True
+            if ins.opname == "store" and isinstance(ins.operands[0].type, (ir.FloatType, ir.DoubleType)):
+                return True
+            if ins.opname == "call" and isinstance(ty, (ir.FloatType, ir.DoubleType)):
+                return True
+    return False
+
+
+def largest_half(functions: list, share: float = 0.5) -> list:
+    """The largest functions, up to `share` of all the instructions."""
+    total, moved, budget = 0, [], share * sum(size(f) for f in functions)
+    for fn in sorted((f for f in functions if movable(f)), key=size, reverse=True):
         if total + size(fn) <= budget:
             moved.append(fn)
             total += size(fn)
+    return moved
+
+
+def split_glue(module: ir.Module, pick=largest_half) -> tuple:
+    """Move the movable functions pick(defined functions) chooses into a new module, leaving
+    declarations in `module`: (its text, its instruction count), or (None, 0)."""
+    defined = [f for f in module.functions if f.blocks]
+    moved = [f for f in pick(defined) if movable(f)]
     texts, linkages = {}, {fn.name: fn.linkage for fn in moved}
     for fn in moved:
         fn.linkage = ""                     # defined there, declared here

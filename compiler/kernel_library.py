@@ -31,14 +31,14 @@ from llvmlite import ir
 from .codelib import CodeLibrary
 from .disk_cache import DiskCache, toolchain_digest
 from .fork_compile import compile_all
-from .glue_split import declaration, size, split_glue
+from .glue_split import declaration, largest_half, needs_vectorizer, size, split_glue
 from .loops import internal_function
 
 KERNEL_OPT_LEVEL = 3      # the kernels are the hot loops: always fully optimized
-# LLVM time per IR instruction, glue (O2, scalar loops for the vectorizer) against kernels (O3, explicit
-# vectors): ~0.13 against ~0.07 ms (MNIST MLP and convnet, bench/bench_compile_phases.py): the weights
+# LLVM time per IR instruction of the glue at each opt level against the kernels' (O3, explicit vectors:
+# ~0.07 ms): O2 ~0.13 ms, O1 ~0.09 ms (MNIST MLP and convnet, bench/bench_compile_phases.py): the weights
 # that share the work between the two processes
-GLUE_COST = 2
+GLUE_COST = {0: 0.5, 1: 1.3, 2: 2, 3: 2.2}
 MIN_CHILD_COST = 300      # ~20 ms of LLVM: less than that is not worth a fork
 _MEMORY: OrderedDict = OrderedDict()   # key -> (calls {name: key}, object bytes)
 _MEMORY_LIMIT = 512
@@ -75,7 +75,8 @@ class KernelSet:
         self.names: dict = {}         # key -> kernel name
         self.texts: dict = {}         # key -> (name, LLVM IR text (a KernelText), calls {name: key}) to compile
         self.compiled = 0             # how many kernels this compilation compiled
-        self.glue_opt_level = None    # set where a forked helper may compile a part of the glue
+        self.glue_opt_levels = None   # (the glue's, its vectorized loops') opt levels: set by the JIT
+        self.split_for_helper = False # where a forked helper will compile beside this process
         self.parts: dict = {}         # key -> (name, IR text, opt level, cost) of a glue part (glue_split.py)
         self.glue_size = 0            # instructions left in the glue module (what compiles beside)
 
@@ -120,23 +121,29 @@ class KernelSet:
             fn.blocks = []           # the glue module keeps a declaration
 
     def split_glue(self, module: ir.Module) -> None:
-        """Where glue_opt_level is set, move about half the glue into a module of its own, compiled
-        (and kept) like a kernel, so that the forked helper can take it (glue_split.py)."""
-        if self.glue_opt_level is not None:
-            self._split_glue(module)
+        """Where glue_opt_levels is set, take parts of the glue into modules of their own, compiled and
+        kept like kernels (glue_split.py): the functions that need LLVM's loop vectorizer (scalar loops)
+        at the higher level, the rest staying at the lower one; and, where a forked helper compiles
+        beside (split_for_helper), about half of that rest, so that it has its share."""
+        if self.glue_opt_levels is not None:
+            main, vectorized = self.glue_opt_levels
+            if vectorized != main:
+                self._part(module, f"{module.name}_vec", vectorized, lambda fns: [f for f in fns if needs_vectorizer(f)])
+            if self.split_for_helper:
+                self._part(module, f"{module.name}_part", main, largest_half)
         self.glue_size = sum(size(f) for f in module.functions)
 
-    def _split_glue(self, module: ir.Module) -> None:
-        text, moved = split_glue(module)
+    def _part(self, module: ir.Module, name: str, opt_level: int, pick) -> None:
+        text, moved = split_glue(module, pick)
         if text is None:
             return
-        key = hashlib.sha256(f"glue part\n{self.target!r}\nopt {self.glue_opt_level}\n{toolchain_digest()}\n"
+        key = hashlib.sha256(f"glue part\n{self.target!r}\nopt {opt_level}\n{toolchain_digest()}\n"
                              f"{text}".encode()).hexdigest()
         found = _lookup(key, self.disk_cache)
         if found is not None:
-            self.objects[key], self.names[key] = found[1], f"{module.name}_part"
+            self.objects[key], self.names[key] = found[1], name
             return
-        self.parts[key] = (f"{module.name}_part", text, self.glue_opt_level, GLUE_COST * moved)
+        self.parts[key] = (name, text, opt_level, GLUE_COST[opt_level] * moved)
 
     # -- after codegen ---------------------------------------------------------------------------
     def compile(self, beside=None, parallel: bool | None = None) -> list:
@@ -149,7 +156,7 @@ class KernelSet:
                 for key, (name, text, _) in sorted(self.texts.items()) if key not in self.objects]
         jobs += [(key, part) for key, part in sorted(self.parts.items()) if key not in self.objects]
         built = compile_all(jobs, self._compile_one, beside, parallel, cost=self._cost,
-                            beside_cost=GLUE_COST * self.glue_size, min_child_cost=MIN_CHILD_COST)
+                            beside_cost=self._glue_cost(), min_child_cost=MIN_CHILD_COST)
         for key, code in sorted(built.items()):
             name, calls = (self.texts[key][0], self.texts[key][2]) if key in self.texts else (self.parts[key][0], {})
             _store(key, name, calls, code, self.disk_cache)
@@ -164,6 +171,10 @@ class KernelSet:
     @staticmethod
     def _cost(job) -> float:
         return job[3]
+
+    def _glue_cost(self) -> float:
+        level = self.glue_opt_levels[0] if self.glue_opt_levels else 2
+        return GLUE_COST.get(level, 2) * self.glue_size
 
     def manifest(self) -> dict:
         """{key: name} of every kernel the code needs: what a persisted JIT entry must find again."""

@@ -438,11 +438,22 @@ def copy_strided(builder: ir.IRBuilder, dst, dst_strides, src, src_strides, coun
 
 
 def fill(builder: ir.IRBuilder, ptr, count, value) -> None:
-    """ptr[0:count] = value (a constant of the element type); zeros as llvm.memset (see copy_bytes)."""
-    if _is_zero(value):
-        fn = declare_intrinsic(builder.module, "llvm.memset.p0i8.i64", ir.VoidType(), [I8P, I8, I64, I1])
-        nbytes = builder.mul(as_i64(builder, count), i64(elem_bytes(value.type)))
-        builder.call(fn, [builder.bitcast(ptr, I8P), ir.Constant(I8, 0), nbytes, ir.Constant(I1, 0)])
+    """ptr[0:count] = value (a constant of the element type); zeros as llvm.memset (see copy_bytes),
+    other constants with 32-byte vector stores (legal IR anywhere: LLVM splits them where narrower), so
+    that the JIT's glue, optimized at O1 without the loop vectorizer (driver.py), stores as fast."""
+    b = builder
+    size = 0 if isinstance(value.type, ir.IntType) and value.type.width % 8 else elem_bytes(value.type)
+    if _is_zero(value) and size:
+        fn = declare_intrinsic(b.module, "llvm.memset.p0i8.i64", ir.VoidType(), [I8P, I8, I64, I1])
+        nbytes = b.mul(as_i64(b, count), i64(size))
+        b.call(fn, [b.bitcast(ptr, I8P), ir.Constant(I8, 0), nbytes, ir.Constant(I1, 0)])
         return
-    with for_range(builder, count, name="fill") as i:
-        builder.store(value, builder.gep(ptr, [i]))
+    count, rest = as_i64(b, count), i64(0)
+    lanes = 32 // size if size and isinstance(value, ir.Constant) and value.constant is not None else 1
+    if lanes > 1:
+        rest = b.mul(b.sdiv(count, i64(lanes)), i64(lanes))
+        vec = const(ir.VectorType(value.type, lanes), value.constant)
+        with for_range(b, i64(0), rest, lanes, name="fill") as i:
+            store_vec(b, vec, b.gep(ptr, [i]))
+    with for_range(b, rest, count, name="fill.tail") as i:
+        b.store(value, b.gep(ptr, [i]))

@@ -27,10 +27,10 @@ def _x(rows):
     return (np.arange(rows * 30, dtype=np.float32).reshape(rows, 30) % 5 - 2) / 4
 
 
-def _compile(graph, glue_opt=None, library=True, cache=None):
+def _compile(graph, helper=False, library=True, cache=None, monkeypatch=None):
+    if helper:      # as where a forked helper compiles beside this process
+        monkeypatch.setattr("kcompile.compiler.driver.parallel_allowed", lambda: True)
     c = Compilation({"forward": graph}, "cl", CompileOptions(), disk_cache=cache, kernel_library=library)
-    if glue_opt is not None:
-        c.kernels.glue_opt_level = glue_opt      # as where the forked helper may run (else: off, fixture)
     return NativeFunction(graph, c), c
 
 
@@ -42,28 +42,43 @@ def _fresh_memory(monkeypatch):
     kernel_library.forget_in_memory()
 
 
-def test_a_glue_part_gives_the_same_results_as_the_whole_glue():
+def _moved(text):
+    return [line.split("@", 1)[1].split("(")[0] for line in text.splitlines() if line.startswith("define")]
+
+
+def test_the_vectorized_loops_get_o2_the_rest_of_the_glue_o1_same_results():
     g = _mlp()
     whole, _ = _compile(g, library=False)
-    split, c = _compile(g, glue_opt=2)
-    assert len(c.kernels.parts) == 1
-    (name, text, opt, cost), = c.kernels.parts.values()
-    assert opt == 2 and cost > 0 and "define void" in text
-    moved = [line.split("@", 1)[1].split("(")[0] for line in text.splitlines() if line.startswith("define")]
-    for sym in moved:       # the main module declares what moved, defines it nowhere else
+    split, c = _compile(g)
+    (name, text, opt, cost), = c.kernels.parts.values()   # no helper: only the part for LLVM's vectorizer
+    assert name == "cl_vec" and opt == 2 and cost > 0 and c.library.opt_level == 1
+    assert any("softmax" in sym for sym in _moved(text))  # scalar exp/sum loops
+    assert not any("softmax" in line and line.startswith("define") for line in c.native.ir_text.splitlines())
+    for sym in _moved(text):       # the main module declares what moved, defines it nowhere else
         assert f"declare void @{sym}(" in c.native.ir_text and f"define void @{sym}(" not in c.native.ir_text
     for rows in (1, 13, 64):
         np.testing.assert_array_equal(split([_x(rows)])[0], whole([_x(rows)])[0])
 
 
-def test_a_glue_part_is_kept_and_found_like_a_kernel(tmp_path):
+def test_with_a_helper_about_half_the_rest_is_a_part_too(monkeypatch):
+    g = _mlp()
+    expected = _compile(g, library=False)[0]([_x(13)])[0]
+    fn, c = _compile(g, helper=True, monkeypatch=monkeypatch)
+    parts = {name: (opt, _moved(text)) for name, text, opt, _ in c.kernels.parts.values()}
+    assert set(parts) == {"cl_vec", "cl_part"} and parts["cl_part"][0] == 1 and parts["cl_part"][1]
+    assert not set(parts["cl_vec"][1]) & set(parts["cl_part"][1])
+    np.testing.assert_array_equal(fn([_x(13)])[0], expected)
+
+
+def test_glue_parts_are_kept_and_found_like_kernels(tmp_path, monkeypatch):
     cache = DiskCache(tmp_path)
-    fn, c = _compile(_mlp(), glue_opt=2, cache=cache)
+    fn, c = _compile(_mlp(), helper=True, cache=cache, monkeypatch=monkeypatch)
     expected = fn([_x(9)])[0]
-    part = next(iter(c.kernels.parts))
-    assert part in c.kernels.manifest() and cache.get(part) is not None
-    kernel_library.forget_in_memory()                     # a new process: the persisted entry needs the part
-    fn2, c2 = _compile(_mlp(), glue_opt=2, cache=cache)
+    assert len(c.kernels.parts) == 2
+    for part in c.kernels.parts:
+        assert part in c.kernels.manifest() and cache.get(part) is not None
+    kernel_library.forget_in_memory()                     # a new process: the persisted entry needs the parts
+    fn2, c2 = _compile(_mlp(), cache=cache)
     np.testing.assert_array_equal(fn2([_x(9)])[0], expected)
     assert c2.persisted is not None and c2.stage_runs["native"] == 0
 
@@ -104,3 +119,24 @@ def test_cache_stays_within_its_bound_without_a_scan_per_entry(tmp_path, monkeyp
     for i in range(10):
         cache.put(f"{i:02x}big", {}, b"y" * 1000)
     assert sum(size for _, size, _ in real(cache)) <= 3000
+
+
+@pytest.mark.parametrize("ty, value, count", [("f32", 1.5, 37), ("f64", -0.0, 5), ("i8", 3, 70), ("f32", 0.0, 19)])
+def test_fill_stores_every_element_and_no_more(ty, value, count):
+    """loops.fill: zeros by memset, other constants by 32-byte vector stores and a scalar tail."""
+    import ctypes
+    from llvmlite import ir
+    from kcompile.compiler.codelib import CodeLibrary
+    from kcompile.compiler.loops import I64, fill
+    from kcompile.compiler.target import host_target
+    lty = {"f32": ir.FloatType(), "f64": ir.DoubleType(), "i8": ir.IntType(8)}[ty]
+    module = ir.Module("fill")
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [lty.as_pointer(), I64]), "fill_it")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    fill(b, fn.args[0], fn.args[1], ir.Constant(lty, value))
+    b.ret_void()
+    engine = CodeLibrary("fill", str(module), host_target(), 1).jit()
+    out = np.full(count + 3, 7, dtype={"f32": np.float32, "f64": np.float64, "i8": np.int8}[ty])
+    ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)(engine.address("fill_it"))(out.ctypes.data, count)
+    assert (out[:count] == value).all() and (np.signbit(out[:count]) == np.signbit(value)).all()
+    assert (out[count:] == 7).all()
