@@ -62,7 +62,8 @@ def print_timer(orig):
     return wrapper
 ir.Module.__str__ = print_timer(ir.Module.__str__)
 ir.Function.__str__ = print_timer(ir.Function.__str__)
-kernel_library.KernelText.__str__ = print_timer(kernel_library.KernelText.__str__)   # printed when compiled
+if hasattr(kernel_library, "KernelText"):   # (an older checkout printed the kernels in codegen)
+    kernel_library.KernelText.__str__ = print_timer(kernel_library.KernelText.__str__)   # printed when compiled
 orig_generate = driver.generate
 def generate(*a, **kw):
     p0 = printed[0]; t = clock(); r = orig_generate(*a, **kw); dt = clock() - t; dp = printed[0] - p0
