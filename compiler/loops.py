@@ -442,7 +442,9 @@ def fill(builder: ir.IRBuilder, ptr, count, value) -> None:
     other constants with 32-byte vector stores (legal IR anywhere: LLVM splits them where narrower), so
     that the JIT's glue, optimized at O1 without the loop vectorizer (driver.py), stores as fast."""
     b = builder
-    size = 0 if isinstance(value.type, ir.IntType) and value.type.width % 8 else elem_bytes(value.type)
+    ty = value.type
+    plain = isinstance(ty, (ir.FloatType, ir.DoubleType)) or (isinstance(ty, ir.IntType) and ty.width % 8 == 0)
+    size = elem_bytes(ty) if plain else 0     # bytes per element where memset and vectors apply
     if _is_zero(value) and size:
         fn = declare_intrinsic(b.module, "llvm.memset.p0i8.i64", ir.VoidType(), [I8P, I8, I64, I1])
         nbytes = b.mul(as_i64(b, count), i64(size))
