@@ -171,6 +171,7 @@ def generate(entries: dict, name: str, target, kernels=None) -> NativeModule:
     _string_constant(module, native.abi_symbol, canonical_json(native.interface()))
     if kernels is not None:
         kernels.split(module)
+        kernels.split_glue(module)
     native.ir_text = str(module)
     return native
 

@@ -73,7 +73,7 @@ class CodeLibrary:
         """Machine code for an in-process engine (JIT code model), loadable by JITEngine.from_object
         in this process or, through the persistent cache, in a later one."""
         with LLVM_LOCK:
-            return self.target.new_machine(self.opt_level).emit_object(self.module)
+            return self.target.jit_emitter(self.opt_level).emit_object(self.module)
 
     def jit(self, libraries=()) -> "JITEngine":
         """Compile in-process; `libraries` are shared objects whose symbols the code calls."""

@@ -77,6 +77,8 @@ class DiskCache:
     def __init__(self, root: Path, limit: int | None = None):
         self.root = Path(root)
         self.limit = max_bytes() if limit is None else limit
+        self._total: int | None = None     # the entries' size at the last scan (evict)
+        self._written = 0                  # bytes this object wrote since
 
     @classmethod
     def from_environment(cls) -> "DiskCache | None":
@@ -125,11 +127,15 @@ class DiskCache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             entry = _encode(key, interface, code)
-            write_atomic(path, lambda f: f.write(entry))
+            # no fsync (a cold compile writes ~30 entries): a read checks the entry's SHA-256 anyway, so
+            # an entry a crash truncated is only compiled again
+            write_atomic(path, lambda f: f.write(entry), durable=False)
         except OSError as e:                # a full or read-only disk must not fail the compile
             print(f"kcompile: could not write the compile cache entry {path}: {e}", file=sys.stderr)
             return
-        self.evict()
+        self._written += len(entry)
+        if self._total is None or self._total + self._written > self.limit:
+            self.evict()                    # a scan of the folder: at the first write, then when it may be full
 
     def entries(self) -> list:
         """(path, size, last use) of every entry; temporary files of dead writers are removed."""
@@ -155,6 +161,7 @@ class DiskCache:
                 break
             _unlink(path)
             total -= size
+        self._total, self._written = total, 0
 
     def clear(self) -> int:
         """Remove every entry; returns how many."""

@@ -34,6 +34,7 @@ from .code_interface import CodeInterface
 from .codegen import NativeModule, generate
 from .codelib import CodeLibrary, JITEngine
 from .disk_cache import DiskCache, toolchain_digest
+from .fork_compile import parallel_allowed
 from .kernel_library import KernelSet, load_objects
 from .kernels.config import vector_bits
 from .kernels.int8_isa import int8_isa
@@ -42,7 +43,8 @@ from .linker import assemble, link_shared
 from .target import Target, host_target
 
 COMPILER_VERSION = "0.1.0"
-GLUE_OPT_LEVEL = 2        # the JIT's glue module, beside the O3 kernel library (kernel_library.py)
+GLUE_OPT_LEVEL = 1        # the JIT's glue module, beside the O3 kernel library (kernel_library.py)
+GLUE_VECTORIZED_OPT_LEVEL = 2   # its functions with scalar loops, which need LLVM's loop vectorizer
 
 
 def graph_pipeline(opt_level: int, sparse: str = "never", target: Target | None = None) -> list:
@@ -166,6 +168,9 @@ class Compilation:
     def native(self) -> NativeModule:
         """The generated LLVM IR and the interface a loader needs (entry points, parameter layout)."""
         planned = self.planned
+        if self.kernels is not None:
+            self.kernels.glue_opt_levels = (self._module_opt_level(), min(self.options.opt_level, GLUE_VECTORIZED_OPT_LEVEL))
+            self.kernels.split_for_helper = parallel_allowed()    # a second process can take a part of the glue
         t0 = time.perf_counter()
         native = generate(planned, self.name, self.target, self.kernels)
         self.timings["lower+codegen"] = time.perf_counter() - t0
@@ -181,8 +186,10 @@ class Compilation:
 
     def _module_opt_level(self) -> int:
         """With the kernel library the module is glue (GEMM drivers, elementwise loops with explicit
-        vectors, the entry): O2 compiles it in about 2/3 of O3's time for the same step times
-        (bench/bench_compile_latency.py, bench/bench_models.py); the kernels keep O3."""
+        vectors, the entry): O1 compiles it in about 2/3 of O2's time (O2: 2/3 of O3's) for the same
+        machine code, the functions with scalar loops for LLVM's vectorizer having gone to a part
+        at GLUE_VECTORIZED_OPT_LEVEL (kernel_library.split_glue); the kernels keep O3. Step times
+        within noise (bench/bench_compile_latency.py, bench/bench_models.py)."""
         return min(self.options.opt_level, GLUE_OPT_LEVEL) if self.kernels is not None else self.options.opt_level
 
     @_stage

@@ -34,17 +34,22 @@ def parallel_allowed() -> bool:
     return hasattr(os, "fork") and (os.cpu_count() or 1) > 1 and threading.active_count() == 1
 
 
-def compile_all(jobs: list, compile_one, beside=None, parallel: bool | None = None) -> dict:
+def compile_all(jobs: list, compile_one, beside=None, parallel: bool | None = None, cost=None,
+                beside_cost: float = 0.0, min_child_cost: float | None = None) -> dict:
     """jobs: [(key, payload)]; compile_one(payload) -> bytes. Returns {key: bytes}.
 
-    With `parallel` (default: parallel_allowed()) every other job goes to a forked child while this
-    process runs beside() (if given) and the remaining jobs; otherwise all run here, after beside()."""
+    With `parallel` (default: parallel_allowed()) a forked child takes a share of the jobs while this
+    process runs beside() (if given) and the rest; otherwise all run here, after beside(). The shares
+    balance cost(payload) (default 1 per job), beside() counting beside_cost on this side; the child
+    is not started when its share would cost less than min_child_cost (default: 2 jobs' worth)."""
     parallel = parallel_allowed() if parallel is None else parallel
-    if not parallel or len(jobs) < MIN_JOBS:
+    cost = cost or (lambda payload: 1.0)
+    theirs, ours = _shares(jobs, cost, beside_cost)
+    least = MIN_JOBS / 2 if min_child_cost is None else min_child_cost
+    if not parallel or not theirs or sum(cost(p) for _, p in theirs) < least:
         if beside is not None:
             beside()
         return {key: compile_one(payload) for key, payload in jobs}
-    theirs, ours = jobs[0::2], jobs[1::2]
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:   # the child: compile, send, leave without running the parent's exit handlers
@@ -71,6 +76,16 @@ def compile_all(jobs: list, compile_one, beside=None, parallel: bool | None = No
     if got is None or set(got) != {key for key, _ in theirs}:
         got = {key: compile_one(payload) for key, payload in theirs}   # the child failed: do its share
     return out | got
+
+
+def _shares(jobs: list, cost, beside_cost: float) -> tuple:
+    """(the child's jobs, ours): the costliest first, each to the side with less work so far."""
+    loads, sides = [0.0, beside_cost], ([], [])
+    for job in sorted(jobs, key=lambda j: -cost(j[1])):
+        side = 0 if loads[0] <= loads[1] else 1
+        sides[side].append(job)
+        loads[side] += cost(job[1])
+    return sides
 
 
 def _decode(data: bytes):

@@ -31,9 +31,15 @@ from llvmlite import ir
 from .codelib import CodeLibrary
 from .disk_cache import DiskCache, toolchain_digest
 from .fork_compile import compile_all
+from .glue_split import declaration, largest_half, needs_vectorizer, size, split_glue
 from .loops import internal_function
 
 KERNEL_OPT_LEVEL = 3      # the kernels are the hot loops: always fully optimized
+# LLVM time per IR instruction of the glue at each opt level against the kernels' (O3, explicit vectors:
+# ~0.07 ms): O2 ~0.13 ms, O1 ~0.09 ms (MNIST MLP and convnet, bench/bench_compile_phases.py): the weights
+# that share the work between the two processes
+GLUE_COST = {0: 0.5, 1: 1.3, 2: 2, 3: 2.2}
+MIN_CHILD_COST = 300      # ~20 ms of LLVM: less than that is not worth a fork
 _MEMORY: OrderedDict = OrderedDict()   # key -> (calls {name: key}, object bytes)
 _MEMORY_LIMIT = 512
 _LOCK = threading.Lock()
@@ -67,8 +73,12 @@ class KernelSet:
         self.disk_cache = disk_cache
         self.objects: dict = {}       # key -> object bytes, for every kernel the code needs
         self.names: dict = {}         # key -> kernel name
-        self.texts: dict = {}         # key -> (name, LLVM IR text, calls {name: key}) to compile
+        self.texts: dict = {}         # key -> (name, LLVM IR text (a KernelText), calls {name: key}) to compile
         self.compiled = 0             # how many kernels this compilation compiled
+        self.glue_opt_levels = None   # (the glue's, its vectorized loops') opt levels: set by the JIT
+        self.split_for_helper = False # where a forked helper will compile beside this process
+        self.parts: dict = {}         # key -> (name, IR text, opt level, cost) of a glue part (glue_split.py)
+        self.glue_size = 0            # instructions left in the glue module (what compiles beside)
 
     # -- codegen time ----------------------------------------------------------------------------
     def attach(self, module: ir.Module) -> None:
@@ -104,34 +114,87 @@ class KernelSet:
                 raise ValueError(f"library kernel {fn.name} calls {strays}, which are neither kernels nor intrinsics")
             calls = {c.name: kernel_key(c.name, c.ftype, self.target) for c in callees
                      if getattr(c, "kc_library_kernel", False)}
-            decls = [_declaration(c) for c in callees]
-            text = f'target triple = "{self.target.triple}"\n\n' + "\n".join(decls) + "\n\n" + str(fn)
-            self.texts[key] = (fn.name, text, calls)
+            decls = [declaration(c) for c in callees]
+            head = f'target triple = "{self.target.triple}"\n\n' + "\n".join(decls) + "\n\n"
+            self.texts[key] = (fn.name, KernelText(fn, head), calls)
         for fn in made:
             fn.blocks = []           # the glue module keeps a declaration
+
+    def split_glue(self, module: ir.Module) -> None:
+        """Where glue_opt_levels is set, take parts of the glue into modules of their own, compiled and
+        kept like kernels (glue_split.py): the functions that need LLVM's loop vectorizer (scalar loops)
+        at the higher level, the rest staying at the lower one; and, where a forked helper compiles
+        beside (split_for_helper), about half of that rest, so that it has its share."""
+        if self.glue_opt_levels is not None:
+            main, vectorized = self.glue_opt_levels
+            if vectorized != main:
+                self._part(module, f"{module.name}_vec", vectorized, lambda fns: [f for f in fns if needs_vectorizer(f)])
+            if self.split_for_helper:
+                self._part(module, f"{module.name}_part", main, largest_half)
+        self.glue_size = sum(size(f) for f in module.functions)
+
+    def _part(self, module: ir.Module, name: str, opt_level: int, pick) -> None:
+        text, moved = split_glue(module, pick)
+        if text is None:
+            return
+        key = hashlib.sha256(f"glue part\n{self.target!r}\nopt {opt_level}\n{toolchain_digest()}\n"
+                             f"{text}".encode()).hexdigest()
+        found = _lookup(key, self.disk_cache)
+        if found is not None:
+            self.objects[key], self.names[key] = found[1], name
+            return
+        self.parts[key] = (name, text, opt_level, GLUE_COST[opt_level] * moved)
 
     # -- after codegen ---------------------------------------------------------------------------
     def compile(self, beside=None, parallel: bool | None = None) -> list:
         """Compile the kernels codegen emitted (keeping their objects); returns every object needed.
 
-        beside(): other LLVM work (the glue) run meanwhile; with two cores about half the kernels
-        are compiled in a forked child process beside it (fork_compile.py)."""
-        jobs = [(key, (name, text)) for key, (name, text, _) in sorted(self.texts.items()) if key not in self.objects]
-        built = compile_all(jobs, self._compile_one, beside, parallel)
+        beside(): other LLVM work (the glue) run meanwhile; with two cores a forked child process
+        prints and compiles a share of the kernels and glue parts beside it (fork_compile.py), the
+        shares balanced by their instruction counts."""
+        jobs = [(key, (name, text, KERNEL_OPT_LEVEL, text.size))
+                for key, (name, text, _) in sorted(self.texts.items()) if key not in self.objects]
+        jobs += [(key, part) for key, part in sorted(self.parts.items()) if key not in self.objects]
+        built = compile_all(jobs, self._compile_one, beside, parallel, cost=self._cost,
+                            beside_cost=self._glue_cost(), min_child_cost=MIN_CHILD_COST)
         for key, code in sorted(built.items()):
-            name, _, calls = self.texts[key]
+            name, calls = (self.texts[key][0], self.texts[key][2]) if key in self.texts else (self.parts[key][0], {})
             _store(key, name, calls, code, self.disk_cache)
             self.objects[key], self.names[key] = code, name
-            self.compiled += 1
+            self.compiled += key in self.texts
         return [self.objects[k] for k in sorted(self.objects)]
 
     def _compile_one(self, job) -> bytes:
-        name, text = job
-        return CodeLibrary(name, text, self.target, KERNEL_OPT_LEVEL).emit_jit_object()
+        name, text, opt_level, _ = job
+        return CodeLibrary(name, str(text), self.target, opt_level).emit_jit_object()
+
+    @staticmethod
+    def _cost(job) -> float:
+        return job[3]
+
+    def _glue_cost(self) -> float:
+        level = self.glue_opt_levels[0] if self.glue_opt_levels else 2
+        return GLUE_COST.get(level, 2) * self.glue_size
 
     def manifest(self) -> dict:
         """{key: name} of every kernel the code needs: what a persisted JIT entry must find again."""
         return {k: self.names[k] for k in sorted(self.objects)}
+
+
+class KernelText:
+    """A kernel's module text, printed when it is compiled: in the forked child for the child's share,
+    so that llvmlite's printer (~0.2 s for a cold MLP's kernels) runs on both cores too."""
+
+    def __init__(self, fn: ir.Function, head: str):
+        self.fn, self.blocks, self.head, self.size = fn, fn.blocks, head, size(fn)
+
+    def __str__(self) -> str:
+        fn, kept = self.fn, self.fn.blocks
+        fn.blocks = self.blocks          # the glue module holds a declaration; print the definition
+        try:
+            return self.head + str(fn)
+        finally:
+            fn.blocks = kept
 
 
 def load_objects(manifest: dict, disk_cache: DiskCache | None):
@@ -189,9 +252,3 @@ def _callees(fn: ir.Function) -> list:
             if isinstance(ins, ir.CallInstr) and isinstance(callee, ir.Function) and callee is not fn:
                 seen.setdefault(callee.name, callee)
     return list(seen.values())
-
-
-def _declaration(fn: ir.Function) -> str:
-    ft = fn.ftype
-    args = ", ".join(str(a) for a in ft.args) + (", ..." if ft.var_arg else "")
-    return f"declare {ft.return_type} {fn.get_reference()}({args})"

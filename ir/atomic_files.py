@@ -88,9 +88,12 @@ def clean_stale(path) -> list:
     return done
 
 
-def write_atomic(path, write, suffix: str = "") -> None:
+def write_atomic(path, write, suffix: str = "", durable: bool = True) -> None:
     """Call write(f) on a temporary file beside `path`, then rename it over `path` (removed on failure),
-    so a reader sees the old file or the new one, never half of one."""
+    so a reader sees the old file or the new one, never half of one.
+
+    durable=False skips the fsync, for files whose readers check their contents anyway (the compile
+    cache's checksummed entries): a crash may then lose or truncate the file, never mix two versions."""
     path = Path(os.path.abspath(path))
     clean_stale(path)
     tmp = sibling(path, "tmp", suffix)
@@ -98,7 +101,8 @@ def write_atomic(path, write, suffix: str = "") -> None:
         with open(tmp, "xb") as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
