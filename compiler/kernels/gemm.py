@@ -51,6 +51,9 @@ class GemmProblem:
     epi: Epilogue
     m_per_batch: bool = False
     k_per_batch: bool = False   # K = k * batch (a filter gradient sums over the batch)
+    # B also comes prepacked in NR-column panels of all K rows (passes/f32_prepack.py), one more
+    # pointer after the epilogue's: the normal tile streams it, the wide tile reads the plain B
+    b_prepacked: bool = False
 
     def rows(self, b, batch):
         return b.mul(i64(self.m), batch) if self.m_per_batch else i64(self.m)
@@ -61,10 +64,11 @@ class GemmProblem:
 
 def gemm_function(module: ir.Module, prob: GemmProblem, shape: GemmShape, wide: GemmShape | None = None
                   ) -> ir.Function:
-    """Get or emit `void name(T* a, T* b, T* c, T* epilogue_ptrs..., i64 batch, i64 nthreads)`."""
+    """Get or emit `void name(T* a, T* b, T* c, T* epilogue_ptrs..., [T* packed_b,] i64 batch, i64 nthreads)`."""
     ptr = prob.elem.as_pointer()
-    names = ["a", "b", "c"] + [f"e{i}" for i in range(prob.epi.nptrs)] + ["batch", "nthreads"]
-    fn = internal_function(module, prob.name, ir.VoidType(), [ptr] * (3 + prob.epi.nptrs) + [I64, I64], names)
+    extra = ["bp"] if prob.b_prepacked else []
+    names = ["a", "b", "c"] + [f"e{i}" for i in range(prob.epi.nptrs)] + extra + ["batch", "nthreads"]
+    fn = internal_function(module, prob.name, ir.VoidType(), [ptr] * (len(names) - 2) + [I64, I64], names)
     if fn is None:
         return module.globals[prob.name]
     _GemmEmitter(module, fn, prob, shape, wide).emit()
@@ -76,7 +80,7 @@ class _GemmEmitter:
         self.module, self.fn, self.p, self.s = module, fn, prob, shape
         # the wide tile needs B read in place (contiguous columns) and A unpacked
         self.wide = wide if prob.b.direct_ok and not prob.a.packed_only and prob.n > shape.nr else None
-        self.nptr = 3 + prob.epi.nptrs
+        self.nptr = 3 + prob.epi.nptrs + int(prob.b_prepacked)
 
     def emit(self):
         b = ir.IRBuilder(self.fn.append_basic_block("entry"))
@@ -109,7 +113,7 @@ class _GemmEmitter:
         else:
             pack_a = many_rows(PACK_A_MIN_ROWS)
         pack_b = many_rows(DIRECT_B_MC_BLOCKS * s.mc + 1) if p.b.direct_ok else i64(1)
-        return pack_a, pack_b
+        return pack_a, (i64(0) if p.b_prepacked else pack_b)
 
     def _partition(self, b, nb, m, nthreads):
         """Split each batch item's M x N into about nthreads/nb chunks.
@@ -141,7 +145,8 @@ class _GemmEmitter:
         nlen = imin(b, nchunk, b.sub(i64(self.p.n), n0))
         bufs = (entry_alloca(b, self.p.elem, self.s.mc * self.s.kc),
                 entry_alloca(b, self.p.elem, self.s.kc * self.s.nc))
-        normal = _Macro(self, self.s, b, ptrs, bi, k, bufs, b.trunc(pack_a, I1), b.trunc(pack_b, I1))
+        normal = _Macro(self, self.s, b, ptrs, bi, k, bufs, b.trunc(pack_a, I1), b.trunc(pack_b, I1),
+                        prepacked=self.p.b_prepacked)
         if self.wide is None:
             normal.emit(m0, mlen, n0, nlen)
             return
@@ -156,10 +161,12 @@ class _GemmEmitter:
 class _Macro:
     """The five blocked loops for one task's rectangle of C."""
 
-    def __init__(self, g: _GemmEmitter, shape: GemmShape, b, ptrs, bi, k, bufs, pack_a, pack_b):
+    def __init__(self, g: _GemmEmitter, shape: GemmShape, b, ptrs, bi, k, bufs, pack_a, pack_b, prepacked=False):
         self.g, self.s, self.b, self.bi, self.k = g, shape, b, bi, k
         self.pa, self.pb, self.pc_ = ptrs[0], ptrs[1], ptrs[2]
-        self.kargs = g.p.epi.kernel_args(b, ptrs[3:], g.p.elem)
+        nepi = g.p.epi.nptrs
+        self.kargs = g.p.epi.kernel_args(b, ptrs[3:3 + nepi], g.p.elem)
+        self.prepacked = ptrs[3 + nepi] if prepacked else None
         self.abuf, self.bbuf = bufs
         self.pack_a, self.pack_b = pack_a, pack_b
 
@@ -217,6 +224,9 @@ class _Macro:
 
     def _b_panel(self, pc, kc, col, jr):
         b, s, src = self.b, self.s, self.g.p.b
+        if self.prepacked is not None:   # panel col / NR holds all K rows of its NR columns
+            start = b.add(b.mul(b.sdiv(col, i64(s.nr)), i64(self.g.p.k * s.nr)), b.mul(pc, i64(s.nr)))
+            return gep(b, self.prepacked, start), i64(s.nr)
         packed = (gep(b, self.bbuf, b.mul(jr, kc)), i64(s.nr))
         if not src.direct_ok:
             return packed

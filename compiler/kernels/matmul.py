@@ -75,11 +75,18 @@ def _columns(b_shape, transpose_b) -> int:
 
 
 def matmul_function(module: ir.Module, features: str, dtype: str, a_shape, b_shape,
-                    transpose_a=False, transpose_b=False, epi: Epilogue | None = None) -> ir.Function:
-    """Get or emit `void f(T* a, T* b, T* c, T* epilogue_ptrs..., i64 batch, i64 nthreads)` for one matmul."""
+                    transpose_a=False, transpose_b=False, epi: Epilogue | None = None,
+                    prepacked: bool = False) -> ir.Function:
+    """Get or emit `void f(T* a, T* b, T* c, T* epilogue_ptrs..., [T* packed_b,] i64 batch, i64 nthreads)`
+    for one matmul; prepacked: B also comes in the panels of passes/f32_prepack.py for this NR."""
     epi = epi or BiasActivation()
     shape = gemm_shape(features, ITEMSIZE[dtype], _columns(b_shape, transpose_b))
-    key = repr((dtype, tuple(a_shape), tuple(b_shape), transpose_a, transpose_b, epi.ident, shape))
+    key = repr((dtype, tuple(a_shape), tuple(b_shape), transpose_a, transpose_b, epi.ident, shape, prepacked))
     name = f"kc_matmul_{epi.ident}_" + hashlib.sha1(key.encode()).hexdigest()[:12]
     prob = matmul_problem(name, dtype, tuple(a_shape), tuple(b_shape), transpose_a, transpose_b, epi, shape.lanes)
+    if prepacked:
+        if len(b_shape) != 2 or transpose_a or prob.k_per_batch:
+            raise ValueError(f"matmul {list(a_shape)} x {list(b_shape)}: a prepacked B needs a 2-D B and A "
+                             "not transposed")
+        prob.b_prepacked = True
     return gemm_function(module, prob, shape, gemm_wide_shape(features, ITEMSIZE[dtype]))
