@@ -24,9 +24,9 @@ from kcompile.ir.ops.collective import take_failure
 from kcompile.ir.ops.sparse import check_structure, sparse_weights
 from kcompile.ir.signature import check_lengths, check_signature
 from kcompile.ir.thread_budget import get_num_threads
-from kcompile.ir import weight_epoch
+from kcompile.ir import f32_panels, weight_epoch
 from kcompile.ir.thread_tuner import ThreadTuner
-from kcompile.passes import f32_prepack, int8_prepack
+from kcompile.passes import int8_prepack
 
 from .disk_cache import DiskCache
 from .codegen import PACKED_SUFFIX
@@ -240,8 +240,8 @@ class PackedWeights:
             if int8_prepack.parse_packed_name(s.name) is not None:
                 self._specs[s.name] = (int8_prepack.parse_packed_name(s.name)[0],
                                        lambda name, src, out=None: int8_prepack.packed_value(name, src), False)
-            elif f32_prepack.parse_packed_name(s.name) is not None:
-                self._specs[s.name] = (f32_prepack.parse_packed_name(s.name)[0], f32_prepack.packed_value, True)
+            elif f32_panels.parse_packed_name(s.name) is not None:
+                self._specs[s.name] = (f32_panels.parse_packed_name(s.name)[0], f32_panels.packed_value, True)
         self._shapes = {s.name: tuple(s.shape) for s in slots}
         self._index = {s.name: k for k, s in enumerate(slots)}
         self._cache: dict = {}          # packed name -> (source array, packed array, weight epoch)

@@ -9,10 +9,7 @@ matmul lowering (compiler/lower/nn.py) hands that companion to the GEMM, which t
 panel contiguously. The plain weight stays a parameter (the batch-1 wide tile reads it, and ONNX
 export, get_weights and training see only it).
 
-Layout, for B the [K, N] matrix the matmul multiplies by (w, or w^T when transpose_b), NR columns
-per panel and P = ceil(N / NR) panels: f32[P * K * NR], element (k, j) of panel p at
-(p * K + k) * NR + j, i.e. column p * NR + j of row k; zeros past N. NR follows the kernel's tile
-rule (kernels/config.gemm_shape: one vector of columns when N fits one, else two).
+The layout and the names are in ir/f32_panels.py.
 
 The packed value is a pure function of the source weight, computed here when the graph carries
 values (artifacts: weights.bin holds it); the in-process JIT packs from the arrays it is called with
@@ -22,58 +19,10 @@ training step updates in place are never packed in that step's graph.
 """
 from __future__ import annotations
 
-import re
-
-import numpy as np
-
 from kcompile.ir import Graph, TensorType, Value
+from kcompile.ir.f32_panels import packed_name, packed_size, packed_value, tile_columns
 
 from .manager import register_pass
-
-_TAG = "@f32-packed"
-_NAME = re.compile(rf"^(?P<source>.+){_TAG}/nr(?P<nr>\d+)(?P<t>t?)$")
-
-
-def packed_name(source: str, nr: int, transposed: bool) -> str:
-    return f"{source}{_TAG}/nr{nr}{'t' if transposed else ''}"
-
-
-def parse_packed_name(name: str):
-    """(source, nr, transposed) of a packed parameter's name, else None."""
-    m = _NAME.match(name)
-    return None if m is None else (m["source"], int(m["nr"]), bool(m["t"]))
-
-
-def tile_columns(n: int, lanes: int) -> int:
-    """NR of the f32 GEMM for N columns (compiler/kernels/config.gemm_shape's rule)."""
-    return lanes if n <= lanes else 2 * lanes
-
-
-def packed_size(k: int, n: int, nr: int) -> int:
-    return -(-n // nr) * k * nr
-
-
-def pack_weights(w: np.ndarray, nr: int, transposed: bool, out: np.ndarray | None = None) -> np.ndarray:
-    """The panels (f32, 1-D) of w ([K, N], or [N, K] when transposed) in the layout above; written
-    into `out` when given (a repack keeps the array the compiled code points at)."""
-    b = np.asarray(w, np.float32)
-    b = b.T if transposed else b
-    k, n = b.shape
-    panels = -(-n // nr)
-    dst = np.empty(panels * k * nr, np.float32) if out is None else out
-    view = dst.reshape(panels, k, nr)
-    full = n // nr
-    view[:full] = b[:, :full * nr].reshape(k, full, nr).transpose(1, 0, 2)
-    if full < panels:
-        view[full, :, :n - full * nr] = b[:, full * nr:]
-        view[full, :, n - full * nr:] = 0
-    return dst
-
-
-def packed_value(name: str, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """The value the packed parameter `name` holds for its source weight w."""
-    _, nr, transposed = parse_packed_name(name)
-    return pack_weights(w, nr, transposed, out)
 
 
 @register_pass("prepack-f32")

@@ -7,7 +7,7 @@ the tile in registers; the fused lowering runs the rest of the epilogue in place
 """
 from __future__ import annotations
 
-from kcompile.passes.f32_prepack import packed_name
+from kcompile.ir.f32_panels import packed_name
 
 from ..kernels.conv import conv_function
 from ..kernels.epilogue import BiasActivation
