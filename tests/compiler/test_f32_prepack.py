@@ -74,18 +74,24 @@ def _unpacked(graph, target):
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=["host", "avx2"])
-@pytest.mark.parametrize("k,n,transpose_b", [(784, 512, False), (37, 10, False), (50, 33, True), (7, 70, False)])
+@pytest.mark.parametrize("k,n,transpose_b", [(300, 512, False), (37, 10, False), (50, 33, True), (7, 70, False),
+                                               (784, 512, False)])
 def test_packed_results_equal_unpacked_bitwise(target, k, n, transpose_b):
+    """Bit for bit where both take K in one block (K <= KC = 384); a longer K is one block of up to
+    PREPACKED_KC = 1024 when prepacked (kernels/gemm.py), so the sums are grouped otherwise there."""
     graph = _dense_graph(k, n, transpose_b)
+    same = np.testing.assert_array_equal if k <= 384 else \
+        (lambda got, want: np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max()))
     packed, plain = compile_graph(graph, target=target), _unpacked(graph, target)
     assert any(parse_packed_name(s.name) for s in packed._slots)
     assert not any(parse_packed_name(s.name) for s in plain._slots)
+    assert packed.compilation.cache_key != plain.compilation.cache_key   # the pipeline names prepack-f32
     rng = np.random.default_rng(1)
     for m in (1, 2, 3, 8, 13, 64, 200, 257):   # wide tile, tile heights, batch chunks, M past 2 MC blocks
         x = rng.standard_normal((m, k)).astype(np.float32)
         got, want = packed([x])[0], plain([x])[0]
-        np.testing.assert_array_equal(got, want)
-        np.testing.assert_array_equal(packed.plan(nthreads=1)([x])[0], want)
+        same(got, want)
+        np.testing.assert_array_equal(packed.plan(nthreads=1)([x])[0], got)
     np.testing.assert_allclose(got, np.maximum(x @ (graph.param_values["w"].T if transpose_b
                                                     else graph.param_values["w"]) + graph.param_values["bias"], 0),
                                rtol=1e-4, atol=1e-4)
