@@ -19,10 +19,11 @@ training step updates in place are never packed in that step's graph.
 """
 from __future__ import annotations
 
-from kcompile.ir import Graph, TensorType, Value
+from kcompile.ir import Graph, TensorType
 from kcompile.ir.f32_panels import packed_name, packed_size, packed_value, tile_columns
 
 from .manager import register_pass
+from .packed_params import with_packed_params
 
 
 @register_pass("prepack-f32")
@@ -30,26 +31,16 @@ def prepack_f32(graph: Graph, lanes: int = 0) -> Graph:
     """Add a panel-packed copy of each f32 dense weight parameter (lanes: the target's f32 vector width)."""
     if lanes <= 0:
         return graph
-    updated = set(graph.meta.get("param_updates", {}).values())
-    have = {p.param_name for p in graph.params}
-    values, added = dict(graph.param_values), []
-    for node in graph.nodes:
+
+    def companion(node):
         if node.op != "matmul" or node.attrs.get("transpose_a") or len(node.inputs) != 2:
-            continue
+            return None
         w = node.inputs[1]
-        if (not w.is_param or w.param_name in updated or w.dtype.name != "f32" or w.type.rank != 2
-                or w.type.dynamic_dims or any(isinstance(d, str) for d in w.type.shape)):
-            continue
+        if not w.is_param or w.dtype.name != "f32" or w.type.rank != 2 or any(isinstance(d, str) for d in w.type.shape):
+            return None
         transposed = bool(node.attrs.get("transpose_b"))
         k, n = reversed(w.type.shape) if transposed else w.type.shape
-        name = packed_name(w.param_name, tile_columns(n, lanes), transposed)
-        if name in have:
-            continue
-        have.add(name)
-        added.append(Value(TensorType([packed_size(k, n, tile_columns(n, lanes))], "f32"), None, param_name=name))
-        if w.param_name in graph.param_values:
-            values[name] = packed_value(name, graph.param_values[w.param_name])
-    if not added:
-        return graph
-    return Graph(graph.name, graph.inputs, list(graph.params) + added, graph.nodes, graph.outputs, values,
-                 graph.output_names, graph.meta)
+        nr = tile_columns(n, lanes)
+        return w, packed_name(w.param_name, nr, transposed), TensorType([packed_size(k, n, nr)], "f32"), packed_value
+
+    return with_packed_params(graph, companion)
