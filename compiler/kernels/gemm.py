@@ -6,6 +6,8 @@ ic over M in MC blocks (pack A: MC x KC, lives in L2) -> jr over NR columns -> i
 micro-kernel (B micro-panel stays in L1 across ir).  Small M skips packing A, and B is read in
 place when its columns are contiguous and M spans at most DIRECT_B_MC_BLOCKS row blocks (a batch-1
 dense layer streams the weights once; at batch 64 packing them would cost a tenth of the layer).
+A B prepacked once per weight version (passes/f32_prepack.py) comes as one more pointer: the normal
+tile then streams its panels (all of K per panel) and never packs.
 Threads split the (batch, M, N) space into tasks, each with its own packing buffers on its stack
 (MC*KC + KC*NC elements: about 540 KiB for f32, well inside the usual 8 MiB thread stacks).
 """
