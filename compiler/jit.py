@@ -305,6 +305,7 @@ class BoundCall:
         self.fn = fn
         self.params = params                  # referenced while bound: the code writes into them
         self._param_ptrs = _pointers(params)
+        self._packs = fn._packed.refresher(params)   # f32 packed copies: repacked when weights were written
         graph = fn.graph
         # (name, dtype, shape, batched): only a leading dimension may be the batch N
         self._inputs = [(v.name, v.type.dtype.np, tuple(v.type.shape), v.type.has_batch) for v in graph.inputs]
@@ -382,6 +383,9 @@ class BoundCall:
 
     def _tuned(self, batch: int, nthreads, run, *args) -> None:
         """run(*args, thread count) with the tuner's count (tuner.call's steps, without a generator's cost)."""
+        packs = self._packs
+        if packs is not None and packs.epoch != weight_epoch.current:
+            packs.refresh()
         tuner = self.tuner
         started = tuner.start(batch, nthreads)
         try:
@@ -414,6 +418,8 @@ class BoundCall:
         batch = 0 if batch is None else batch
         outs, out_ptrs, ws = self._buffers(batch, dims)
         key = (batch, tuple(sorted(dims.items())))
+        if self._packs is not None and self._packs.epoch != weight_epoch.current:
+            self._packs.refresh()
         with self.tuner.call(key, nthreads) as n:   # tuned per batch and length
             fn._run(_pointers(arrays), out_ptrs, self._param_ptrs, ws, batch, n, input_shapes(arrays))
         return outs

@@ -103,10 +103,13 @@ def test_another_weight_array_and_an_in_place_step_are_packed_anew():
     x = np.random.default_rng(2).standard_normal((16, 30)).astype(np.float32)
     w = np.random.default_rng(3).standard_normal((30, 40)).astype(np.float32)
     plan = fn.plan({"w": w, "bias": np.zeros(40, np.float32)}, nthreads=1)
+    bound = fn.bind({"w": w, "bias": np.zeros(40, np.float32)})   # (evaluate's test step is bound once)
     np.testing.assert_allclose(plan([x])[0], np.maximum(x @ w, 0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(bound([x])[0], np.maximum(x @ w, 0), rtol=1e-5, atol=1e-5)
     step = compile_graph(_dense_graph(30, 40, updated=True))
     step([x], {"w": w, "bias": np.zeros(40, np.float32)})   # w *= 0.5 in place, in native code
     np.testing.assert_allclose(plan([x])[0], np.maximum(x @ w, 0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(bound([x])[0], np.maximum(x @ w, 0), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(fn([x], {"w": w, "bias": np.zeros(40, np.float32)})[0], np.maximum(x @ w, 0),
                                rtol=1e-5, atol=1e-5)
 
