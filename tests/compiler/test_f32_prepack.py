@@ -142,6 +142,10 @@ def test_front_end_predict_sees_set_weights_and_training_steps():
     model.fit(x, y, epochs=1, batch_size=16, verbose=0)
     np.testing.assert_allclose(model.predict_on_batch(x), _forward(model, x), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.predict(x, verbose=0), _forward(model, x), rtol=1e-5, atol=1e-6)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", backend="reference")
+    model.train_on_batch(x, y)                  # the NumPy backend copies the updates into the same arrays
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", backend="native")
+    np.testing.assert_allclose(model.predict_on_batch(x), _forward(model, x), rtol=1e-5, atol=1e-6)
 
 
 def _sgd_artifact(tmp_path):
