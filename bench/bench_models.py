@@ -3,7 +3,9 @@
 kcompile through the front end (`model.predict_on_batch` on a kc.Sequential model, in-process JIT)
 and through an AOT artifact (`kcompile.runtime.load(...).predict`), vs onnxruntime (CPU, same thread
 count), the NumPy reference interpreter, and Keras 3 on JAX and PyTorch when installed, all in one
-process per thread count (runners take turns call by call). Prints per-call medians and best times,
+process per thread count (runners take turns in random order, by default in bursts of 5 calls with
+the first not counted: steady state; `--rotation call` counts every call, each after another
+runtime's). Prints per-call medians and best times,
 every runner's time over onnxruntime's ("t / t_ORT": below 1 is faster than onnxruntime), the max
 abs difference from the reference, then:
 
@@ -16,6 +18,7 @@ abs difference from the reference, then:
     GEMM-bound layers >= 95 % of peak).
 
     python bench/bench_models.py [--threads 1,2] [--seconds S] [--models mlp,convnet] [--batches 1,8,64,256]
+                                 [--rotation burst|call]
 
 Several thread counts run as one child process each (XLA's and BLAS's thread settings are fixed at
 import), so the whole run is one process tree.
@@ -43,6 +46,9 @@ def parse_args(argv=None):
     p.add_argument("--seconds", type=float, default=1.0, help="time budget per (model, batch, runner)")
     p.add_argument("--models", default="mlp,convnet")
     p.add_argument("--batches", default="1,8,64,256")
+    p.add_argument("--rotation", choices=("burst", "call"), default="burst",
+                   help="runners take turns in bursts of %d calls, the first not counted (steady state; "
+                        "default), or call by call, every call counted" % BURST)
     p.add_argument("--skip-layers", action="store_true", help="skip the per-layer fraction of peak")
     p.add_argument("--peers", default="kcompile,kcompile-aot,onnxruntime,reference,keras-jax,torch",
                    help="runners to try; missing optional ones are skipped with a note")
@@ -221,23 +227,37 @@ RUNNERS = {"kcompile": kcompile_runner, "kcompile-aot": kcompile_aot_runner, "on
 
 
 # -- measurement ----------------------------------------------------------------------------
-def measure(runners: dict, x, budget: float) -> dict:
-    """Per runner: (median s, best s, calls). Runners take turns call by call, so that load from
-    other processes on the machine falls on all of them alike, in a new random order every round:
-    in a fixed order each runner always follows the same peer, whose cache footprint and spinning
-    worker threads it then inherits (kcompile after torch and XLA, onnxruntime after kcompile)."""
+BURST = 5   # calls per runner per turn in the default rotation
+
+
+def measure(runners: dict, x, budget: float, rotation: str = "burst") -> dict:
+    """Per runner: (median s, best s, calls counted). Runners take turns, in a new random order every
+    round, so that load from other processes on the machine falls on all of them alike (in a fixed
+    order each runner would always follow the same peer and inherit its cache footprint).
+
+    rotation "burst" (default): a turn is BURST calls, the first not counted, then a 2 ms pause: the
+    steady state of a model called repeatedly, as a server sees it. The first call after another
+    runtime pays for that runtime's cache footprint and for its idle workers, which spin for a
+    while after each call (onnxruntime's and XLA's default) and hold the second core; the pause lets
+    them go to sleep, so no runner's turn starts against another's spinning threads.
+    rotation "call": a turn is one call, all counted: every call follows another runtime."""
     for fn in runners.values():
         fn(x)
         fn(x)  # warm-up: JIT compiles, allocations, thread pools
+    burst, pause = (BURST, 0.002) if rotation == "burst" else (1, 0.0)
     times = {peer: [] for peer in runners}
     deadline = time.perf_counter() + budget * len(runners)
     rounds, order, rng = 0, list(runners.items()), random.Random(0)
     while rounds < 5 or (time.perf_counter() < deadline and rounds < 2000):
         rng.shuffle(order)
         for peer, fn in order:
-            t0 = time.perf_counter()
-            fn(x)
-            times[peer].append(time.perf_counter() - t0)
+            for k in range(burst):
+                t0 = time.perf_counter()
+                fn(x)
+                if k or burst == 1:
+                    times[peer].append(time.perf_counter() - t0)
+            if pause:
+                time.sleep(pause)
         rounds += 1
     return {peer: (statistics.median(t), min(t), len(t)) for peer, t in times.items()}
 
@@ -253,7 +273,7 @@ def bench(args) -> list:
             want = reference_runner(graph, args.threads)(x)
             if batch == 1 and "kcompile" in runners and "kcompile-aot" in runners:
                 overhead(runners, x, args.seconds * 3, args.threads)
-            for peer, (median, best, n) in measure(runners, x, args.seconds).items():
+            for peer, (median, best, n) in measure(runners, x, args.seconds, args.rotation).items():
                 err = float(np.abs(runners[peer](x) - want).max())
                 rows.append((model_name, batch, peer, median, best, n, err))
                 print(f"  measured {model_name:8} batch {batch:3} {peer:12} {median * 1e3:9.3f} ms ({n} calls)",
@@ -277,10 +297,11 @@ def ratio_to_ort(rows) -> dict:
     return {(m, b, p): med / ort[(m, b)] for m, b, p, med, *_ in rows if (m, b) in ort}
 
 
-def print_table(rows, threads: int):
+def print_table(rows, threads: int, rotation: str):
     from bench_machine import machine_line
     print(f"\n{machine_line(threads)}  ({os.cpu_count()} CPUs; the thread count is kcompile's nthreads, "
           "onnxruntime's intra_op_num_threads, XLA's and torch's settings)")
+    print(f"rotation: {rotation} ({'bursts of %d calls, the first not counted' % BURST if rotation == 'burst' else 'call by call'})")
     print(f"{'model':8} {'batch':>5}  {'runner':12} {'median ms':>10} {'best ms':>9} {'t / t_ORT':>9} {'max|diff|':>9}")
     ratios = ratio_to_ort(rows)
     for m, b, p, med, best, n, err in rows:
@@ -409,7 +430,7 @@ def main(argv=None):
         print("  threadpoolctl is missing: NumPy's BLAS uses its default thread count", file=sys.stderr)
     args.threads = threads
     rows = bench(args)
-    print_table(rows, threads)
+    print_table(rows, threads, args.rotation)
     print_ratio_bars(rows, threads)
     if not args.skip_layers:
         layer_peak(args.models.split(","), [int(b) for b in args.batches.split(",")], threads)

@@ -1,5 +1,7 @@
 """subpixel-conv-transpose: a strided conv2d_transpose as one stride-1 transposed conv whose output
-channels hold the stride phases, then depth-to-space (reshape, transpose, reshape).
+channels hold the stride phases, then depth-to-space (reshape, transpose, reshape). A strided
+conv2d's input gradient (conv2d_input_grad, in every training step of a strided conv) is the same
+scatter and takes the same form.
 
 Output row s*q + r only receives the taps t = s*j + b_r (b_r = (r + before) % s) from input row
 q + a_r - j (a_r = (r + before) // s). Every phase's taps, shifted by A - a_r zeros in front
@@ -14,6 +16,7 @@ import numpy as np
 
 from kcompile.ir import Graph
 from kcompile.ir.ops.conv_transpose import transpose_geometries
+from kcompile.ir.ops.nn import conv_geometry
 
 from .canonicalize import dce
 from .manager import register_pass
@@ -59,13 +62,9 @@ def _depth_to_space(rw, m: Match, z, strides, out):
     return rw.new(m, "reshape", y, shape=(n, qh * sh, qw * sw, out))
 
 
-def _subpixel(rw, m: Match):
-    a = m.attrs
-    if tuple(a["strides"]) == (1, 1) or tuple(a["dilations"]) != (1, 1):
-        return None
-    x, w = m.inputs
-    strides = tuple(a["strides"])
-    geo = transpose_geometries(x.type.shape, w.type.shape[:2], a)
+def _phase_form(rw, m: Match, x, w, strides, geo):
+    """The stride-1 phase-channel form of the strided scatter y[i*s + t - before] += x[i] @ w[t]^T,
+    cropped to `size` rows per axis: geo = [(size, before)] per spatial axis."""
     plans = [_phases(k, s, before) for k, s, (_, before) in zip(w.type.shape[:2], strides, geo)]
     kernels = [_phase_kernel(rw, m, w, plans, (r, c)) for r in range(strides[0]) for c in range(strides[1])]
     z = rw.new(m, "conv2d_transpose", x, rw.new(m, "concat", *kernels, axis=2), strides=(1, 1), padding="valid")
@@ -75,7 +74,31 @@ def _subpixel(rw, m: Match):
     return _rows(rw, m, y, (0, 0), m.types[0].shape[1:3])
 
 
+def _subpixel(rw, m: Match):
+    a = m.attrs
+    if tuple(a["strides"]) == (1, 1) or tuple(a["dilations"]) != (1, 1):
+        return None
+    x, w = m.inputs
+    return _phase_form(rw, m, x, w, tuple(a["strides"]), transpose_geometries(x.type.shape, w.type.shape[:2], a))
+
+
+def _input_grad(rw, m: Match):
+    """conv2d's input gradient is the same scatter, with conv2d's kernel read as (kh, kw, out=cin,
+    in=cout) and conv2d's padding before: the strided kernel would multiply every tap at every input
+    row, most of them by the zeros between dy's strided rows (s*s times the work)."""
+    a = m.attrs
+    if tuple(a["strides"]) == (1, 1) or tuple(a["dilations"]) != (1, 1) or a["groups"] != 1 \
+            or a["padding"] not in ("valid", "same"):
+        return None
+    dy, w = m.inputs
+    shape = m.types[0].shape
+    geo = [(size, conv_geometry(size, k, st, 1, a["padding"])[1])
+           for size, k, st in zip(shape[1:3], w.type.shape[:2], a["strides"])]
+    return _phase_form(rw, m, dy, w, tuple(a["strides"]), geo)
+
+
 @register_pass("subpixel-conv-transpose")
 def subpixel_conv_transpose(graph: Graph) -> Graph:
-    """Strided conv2d_transpose as a stride-1 one over phase channels plus depth-to-space."""
-    return dce(rewrite_graph(graph, [Rule(("conv2d_transpose",), _subpixel)]))
+    """Strided conv2d_transpose and conv2d_input_grad as a stride-1 transposed conv over phase
+    channels plus depth-to-space."""
+    return dce(rewrite_graph(graph, [Rule(("conv2d_transpose",), _subpixel), Rule(("conv2d_input_grad",), _input_grad)]))
