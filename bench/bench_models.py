@@ -50,6 +50,9 @@ def parse_args(argv=None):
                    help="runners take turns in bursts of %d calls, the first not counted (steady state; "
                         "default), or call by call, every call counted" % BURST)
     p.add_argument("--skip-layers", action="store_true", help="skip the per-layer fraction of peak")
+    p.add_argument("--layers-only", action="store_true", help="only the per-layer fraction of peak")
+    p.add_argument("--layer-seconds", type=float, default=0.5,
+                   help="time budget per (layer, batch) for the fraction of peak (best call of it)")
     p.add_argument("--peers", default="kcompile,kcompile-aot,onnxruntime,reference,keras-jax,torch",
                    help="runners to try; missing optional ones are skipped with a note")
     return p.parse_args(argv)
@@ -386,7 +389,7 @@ GEMM_LAYERS = {
 }
 
 
-def layer_peak(models, batches, threads: int):
+def layer_peak(models, batches, threads: int, seconds: float = 0.5):
     from fma_peak import measure as measure_peak
     from native_loop import one_call_seconds
     from kcompile.compiler.jit import compile_graph
@@ -400,7 +403,7 @@ def layer_peak(models, batches, threads: int):
                 x = np.random.default_rng(0).random((batch, *graph.inputs[0].type.shape[1:]), dtype=np.float32)
                 fn, args, keep = plan.native_call([x])
                 samples = [one_call_seconds(fn, args) for _ in range(3)]
-                deadline = time.perf_counter() + 0.5
+                deadline = time.perf_counter() + seconds
                 while time.perf_counter() < deadline or len(samples) < 10:
                     samples.append(one_call_seconds(fn, args))
                 best, med = min(samples), statistics.median(samples)
@@ -429,11 +432,12 @@ def main(argv=None):
     except ImportError:
         print("  threadpoolctl is missing: NumPy's BLAS uses its default thread count", file=sys.stderr)
     args.threads = threads
-    rows = bench(args)
-    print_table(rows, threads, args.rotation)
-    print_ratio_bars(rows, threads)
+    if not args.layers_only:
+        rows = bench(args)
+        print_table(rows, threads, args.rotation)
+        print_ratio_bars(rows, threads)
     if not args.skip_layers:
-        layer_peak(args.models.split(","), [int(b) for b in args.batches.split(",")], threads)
+        layer_peak(args.models.split(","), [int(b) for b in args.batches.split(",")], threads, args.layer_seconds)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,12 @@ call by call so machine load falls on both alike. Prints medians, best times, ra
 difference of the predictions from Keras's, and of onnxruntime on the exported model from kcompile's,
 and a `bar:` line per target.
 
-    python bench/bench_transformer.py [--threads 1] [--seconds 3] [--vocab 20000]
+    python bench/bench_transformer.py [--threads 1] [--seconds 3] [--vocab 20000] [--no-pin]
+
+--threads N also pins the process to N of its CPUs (before XLA starts): XLA:CPU runs independent
+ops (the Q, K and V projections, ...) side by side on its own thread pool whatever its flags say, so
+unpinned its "1 thread" used up to 2 cores of a quiet 2-core machine. The cpu/wall column shows the
+cores each runner kept busy; --no-pin measures the old way.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +41,7 @@ def parse_args(argv=None):
     p.add_argument("--heads", type=int, default=2)
     p.add_argument("--ff", type=int, default=64)
     p.add_argument("--vocab", type=int, default=20000)
+    p.add_argument("--no-pin", dest="pin", action="store_false", help="leave the process on all its CPUs")
     return p.parse_args(argv)
 
 
@@ -64,9 +71,26 @@ def onnx_diff(model, x, ours) -> float:
     return float(np.abs(got - ours).max())
 
 
+def pin_cpus(threads: int) -> list:
+    """Keep this process (and the threads it starts from now on: XLA's pool) on `threads` CPUs."""
+    cpus = sorted(os.sched_getaffinity(0))[:max(1, threads)]
+    os.sched_setaffinity(0, cpus)
+    return cpus
+
+
+def cpu_per_wall(fn, x, calls: int = 20) -> float:
+    """Process CPU seconds per wall second over `calls` calls: the cores a runner kept busy."""
+    fn(x)
+    c0, t0 = time.process_time(), time.perf_counter()
+    for _ in range(calls):
+        fn(x)
+    return (time.process_time() - c0) / (time.perf_counter() - t0)
+
+
 def main(argv=None):
     args = parse_args(argv)
     pin_threads(args.threads)
+    pinned = pin_cpus(args.threads) if args.pin and hasattr(os, "sched_setaffinity") else None
     import jax
 
     from kcompile.compiler.jit import compile_graph
@@ -86,22 +110,26 @@ def main(argv=None):
         onnx_line = f"max|onnxruntime - kcompile| predictions: {onnx_max:.1e}"
     except ImportError:
         onnx_max, onnx_line = None, "onnxruntime is not installed: no ONNX comparison"
-    infer = measure({"kcompile": lambda t: forward([t], nthreads=args.threads),
-                     "keras-jax": lambda t: keras_call(t).block_until_ready()}, x, args.seconds)
+    infer_runners = {"kcompile": lambda t: forward([t], nthreads=args.threads),
+                     "keras-jax": lambda t: keras_call(t).block_until_ready()}
+    infer = measure(infer_runners, x, args.seconds)
+    cores = {name: cpu_per_wall(fn, x) for name, fn in infer_runners.items()}
     train = measure({"kcompile": lambda t: ours.train_on_batch(t, y),
                      "keras-jax": lambda t: theirs.train_on_batch(t, y)}, x, args.seconds)
 
     target = host_target()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"threads: {args.threads}  cpu: {target.cpu}  features: "
-          f"{','.join(f for f in target.enabled_features if f.startswith('avx'))}  load average {load:.1f}")
+          f"{','.join(f for f in target.enabled_features if f.startswith('avx'))}  load average {load:.1f}  "
+          f"{f'pinned to CPUs {pinned}' if pinned else 'not pinned'}")
     print(f"model: embedding {args.embed}, {args.heads} heads, sequence {args.maxlen}, ff {args.ff}, "
           f"vocab {args.vocab}, batch {args.batch}")
-    print(f"{'step':10} {'runner':10} {'median ms':>10} {'best ms':>9} {'calls':>6} {'keras/kc':>9}")
+    print(f"{'step':10} {'runner':10} {'median ms':>10} {'best ms':>9} {'calls':>6} {'keras/kc':>9} {'cpu/wall':>9}")
     for step, res in (("inference", infer), ("train", train)):
         for name, (med, best, n) in res.items():
             ratio = f"{res['keras-jax'][0] / res['kcompile'][0]:.2f}" if name == "kcompile" else ""
-            print(f"{step:10} {name:10} {med * 1e3:10.3f} {best * 1e3:9.3f} {n:6d} {ratio:>9}")
+            busy = f"{cores[name]:.2f}" if step == "inference" else ""
+            print(f"{step:10} {name:10} {med * 1e3:10.3f} {best * 1e3:9.3f} {n:6d} {ratio:>9} {busy:>9}")
     print("keras/kc: Keras-JAX median over kcompile's (above 1: kcompile is faster)")
     print(f"max|kcompile - keras| predictions: {keras_diff:.1e}")
     print(onnx_line)

@@ -304,6 +304,8 @@ class _EntryBuilder:
         b = self.b
         if v in self.out_home:
             ptr = b.load(b.gep(self.outputs, [i64(self.out_home[v])]))
+        elif v in self.plan.in_place:   # a parameter update written into the parameter (passes/update_in_place.py)
+            ptr = self._param_ptr(self.plan.in_place[v])
         else:
             if v not in self.plan.offsets:
                 raise ValueError(f"graph @{self.graph.name}: {v.producer.where()} has no place in the memory plan "
@@ -368,7 +370,7 @@ class _EntryBuilder:
                 self._copy_value(v, b.load(b.gep(self.outputs, [i64(k)])))
         updates = g.meta.get("param_updates", {})
         for v, oname in zip(g.outputs, g.output_names):
-            if oname in updates:
+            if oname in updates and self.plan.in_place.get(v) != updates[oname]:
                 self._copy_value(v, self._param_ptr(updates[oname]))
 
     def _copy_value(self, v: Value, dst):

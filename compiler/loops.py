@@ -288,6 +288,13 @@ def masked_gather(b: ir.IRBuilder, base, index, mask, lanes: int):
     return b.call(fn, [b.inttoptr(addr, pty), ir.Constant(I32, nbytes), mask, zero(vty)])
 
 
+
+def prefetch(b: ir.IRBuilder, ptr, locality: int = 2, write: bool = False) -> None:
+    """Hint the cache line holding *ptr toward the caches (locality 3: L1 ... 1: the outer levels;
+    write: fetch it to be written, prefetchw); never faults, whatever the address."""
+    fn = declare_intrinsic(b.module, "llvm.prefetch.p0", ir.VoidType(), [I8P, I32, I32, I32])
+    b.call(fn, [b.bitcast(ptr, I8P), ir.Constant(I32, int(write)), ir.Constant(I32, locality), ir.Constant(I32, 1)])
+
 def entry_alloca(b: ir.IRBuilder, ty: ir.Type, count: int | None = None, align: int | None = 64, name: str = ""):
     """A stack slot (count None) or fixed-size buffer in the function's entry block, so loops never
     grow the stack and LLVM can promote single slots to registers."""

@@ -15,6 +15,7 @@ from kcompile.ir import Graph, get_op
 from .manager import register_pass
 from .memory_plan import MemoryPlan, region_of, where
 from .regions import scan_scratch
+from .update_in_place import in_place_updates
 
 ALIGN = 64
 # Ops whose native code needs scratch memory while they run: op -> node -> (static bytes, bytes per
@@ -34,7 +35,8 @@ SCRATCH = {"scan": _scan_scratch_bytes}
 def plan_memory(graph: Graph) -> Graph:
     """The same graph with meta["memory"] = MemoryPlan, keyed by Value (a rewritten node is simply unplanned)."""
     home = storage_roots(graph)
-    intervals = _live_intervals(graph, home)
+    in_place = in_place_updates(graph, home)   # written into their parameters: no workspace
+    intervals = {v: iv for v, iv in _live_intervals(graph, home).items() if v not in in_place}
     regions: dict = {"static": {}, "batched": {}}
     for v, (start, end) in intervals.items():
         t = v.type
@@ -46,7 +48,7 @@ def plan_memory(graph: Graph) -> Graph:
         placed, sizes[region] = _first_fit(items)
         offsets.update({v: (region, o) for v, o in placed.items()})
     terms = tuple((r, _round(sizes[r])) for r in sorted(r for r in regions if isinstance(r, tuple)))
-    plan = MemoryPlan(_round(sizes["static"]), sizes["batched"], offsets, terms)
+    plan = MemoryPlan(_round(sizes["static"]), sizes["batched"], offsets, terms, in_place)
     return Graph(graph.name, graph.inputs, graph.params, graph.nodes, graph.outputs, graph.param_values,
                  graph.output_names, {**graph.meta, "memory": plan})
 
@@ -136,6 +138,8 @@ def format_memory(graph: Graph) -> str:
         for j, v in enumerate(node.outputs):
             if v in plan.offsets:
                 lines.append(f"//   #{i}.{j} {node.op}: offset {where(plan, *plan.offsets[v])}")
+            elif v in plan.in_place:
+                lines.append(f"//   #{i}.{j} {node.op}: in place of param \"{plan.in_place[v]}\"")
         for key in ((node, SCRATCH_STATIC), (node, SCRATCH_BATCHED)):
             if key in plan.offsets:
                 lines.append(f"//   #{i} {node.op} {key[1]}: offset {where(plan, *plan.offsets[key])}")

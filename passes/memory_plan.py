@@ -16,6 +16,7 @@ class MemoryPlan:
     offsets: dict = field(default_factory=dict)  # Value (or scratch key) -> (region, offset in coefficient bytes)
     terms: tuple = ()                 # ((symbols, bytes per unit), ...): the regions after the batched one,
     #                                   e.g. (("T",), C), (("N", "T"), D); a region is "static", "batched" or symbols
+    in_place: dict = field(default_factory=dict)  # update Value -> parameter name it is written into (update_in_place.py)
 
     def workspace_bytes(self, batch: int, dims: dict | None = None) -> int:
         sizes = {**(dims or {}), "N": batch}

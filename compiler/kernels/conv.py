@@ -22,6 +22,7 @@ from .epilogue import BiasActivation, Epilogue
 from .gemm import GemmProblem, gemm_function
 from .geometry import Geometry
 from .im2col import Im2colA, InputGradB, split3
+from .window_tile import WindowA, use_window, window_shape
 from ..loops import i64, llvm_type
 from .matmul import ITEMSIZE
 from .operands import BatchShape, Strided, StridedA, StridedB, StridedC
@@ -44,9 +45,13 @@ def conv_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
     shape = gemm_shape(features, ITEMSIZE[dtype], geo.cin_g if kind == "input_grad" else geo.cout_g)
     if kind == "filter_grad":
         shape = _channel_aligned(shape, geo.cin_g)
-    key = repr((kind, dtype, geo, epi.ident, shape))
+    window = kind == "forward" and use_window(geo, shape, is_float_dtype(dtype))
+    if window:
+        shape = window_shape(geo, shape)
+    key = repr((kind, dtype, geo, epi.ident, shape, window))
     name = f"kc_conv_{kind}_{epi.ident}_" + hashlib.sha1(key.encode()).hexdigest()[:12]
-    builder = {"forward": _forward, "input_grad": _input_grad, "filter_grad": _filter_grad}[kind]
+    builder = _forward_window if window else {"forward": _forward, "input_grad": _input_grad,
+                                              "filter_grad": _filter_grad}[kind]
     prob = builder(name, llvm_type(dtype), geo, epi, shape)
     wide = gemm_wide_shape(features, ITEMSIZE[dtype])
     return gemm_function(module, prob, shape, wide)
@@ -89,6 +94,14 @@ def _forward(name, elem, g: Geometry, epi, shape: GemmShape):
                        StridedB(Strided(g.cout, 1, (g.cout_g,)), groups, lanes),
                        StridedC(Strided(g.cout, 1, (g.cout_g,)), groups, group_cols=g.cout_g), epi,
                        m_per_batch=True)
+
+
+def _forward_window(name, elem, g: Geometry, epi, shape: GemmShape):
+    """Unpadded, one group: the micro-kernels read the windows in place (window_tile.py)."""
+    one = BatchShape((1,))
+    return GemmProblem(name, elem, one, g.oh * g.ow, g.cout, g.kh * g.kw * g.c, WindowA(g, shape.mr),
+                       StridedB(Strided(g.cout, 1, (0,)), one, shape.lanes),
+                       StridedC(Strided(g.cout, 1, (0,)), one), epi, m_per_batch=True)
 
 
 def _input_grad(name, elem, g: Geometry, epi, shape: GemmShape):

@@ -29,6 +29,11 @@ from .operands import BatchShape
 GRAIN_FLOPS = 1 << 22
 # Below these many rows (M) an A panel is used too few times to pay for packing it.
 PACK_A_MIN_ROWS = 16
+# A transposed A (a weight gradient's x^T, K = the batch) is packed only when K spans more than one
+# KC block: within one block the MR-row column reads stream as well from memory, and every NC
+# block re-packed all of A (measured at 1 thread, load 6-8, K = 32..256: M x N = 784 x 512 7-19 % faster
+# in place, 3136 x 128 12-38 %, 256 x 2048 6-13 %; the MNIST MLP's x^T dh at batch 128: 1143 -> 1049 us).
+PACK_T_A_MIN_BLOCKS = 2
 # B (contiguous columns) is read in place while M spans at most this many MC blocks: the strided
 # B micro-panels then come from L2 fast enough (dense 784->512 at M = 32..192: 96 % of peak read in
 # place, 84-94 % packed, packing the 1.6 MB of weights every call); with more blocks re-reading them
@@ -85,7 +90,9 @@ class _GemmEmitter:
     def __init__(self, module, fn, prob: GemmProblem, shape: GemmShape, wide: GemmShape | None):
         self.module, self.fn, self.p, self.s = module, fn, prob, shape
         # the wide tile needs B read in place (contiguous columns) and A unpacked
-        self.wide = wide if prob.b.direct_ok and not prob.a.packed_only and prob.n > shape.nr else None
+        # (an A with its own tile functions, window_tile.WindowA, is read only by them)
+        own_tiles = getattr(prob.a, "tile_function", None) is not None
+        self.wide = wide if prob.b.direct_ok and not prob.a.packed_only and not own_tiles and prob.n > shape.nr else None
         self.nptr = 3 + prob.epi.nptrs + int(prob.b_prepacked)
 
     def emit(self):
@@ -102,12 +109,13 @@ class _GemmEmitter:
         flops = b.mul(b.mul(b.mul(nb, m), i64(2 * p.n)), imax(b, p.depth(b, batch), 1))
         nthreads = effective_threads(b, nthreads, flops, GRAIN_FLOPS)
         mchunk, nchunk, tm, tn = self._partition(b, nb, m, nthreads)
-        fields = args[:self.nptr] + [m, p.depth(b, batch), mchunk, nchunk, tm, tn, *self._pack_flags(b, m)]
+        depth = p.depth(b, batch)
+        fields = args[:self.nptr] + [m, depth, mchunk, nchunk, tm, tn, *self._pack_flags(b, m, depth)]
         region = ParallelRegion(self.module, f"{p.name}.worker", [f.type for f in fields], self._task)
         region.run(b, nthreads, b.mul(nb, b.mul(tm, tn)), fields)
         b.ret_void()
 
-    def _pack_flags(self, b, m):
+    def _pack_flags(self, b, m, depth):
         """(pack A, pack B) as i64 0/1: packing pays once a panel is reused enough."""
         p, s = self.p, self.s
         many_rows = lambda limit: b.zext(b.icmp_signed(">=", m, i64(limit)), I64)
@@ -116,8 +124,9 @@ class _GemmEmitter:
             pack_a = i64(1)
         elif p.n <= s.nr or not p.a.pack_pays:
             pack_a = i64(0)
-        else:
-            pack_a = many_rows(PACK_A_MIN_ROWS)
+        else:   # (pack_pays: a transposed A)
+            long_k = b.icmp_signed(">", depth, i64((PACK_T_A_MIN_BLOCKS - 1) * s.kc))
+            pack_a = b.and_(many_rows(PACK_A_MIN_ROWS), b.zext(long_k, I64))
         pack_b = many_rows(DIRECT_B_MC_BLOCKS * s.mc + 1) if p.b.direct_ok else i64(1)
         return pack_a, (i64(0) if p.b_prepacked else pack_b)
 
@@ -247,4 +256,5 @@ class _Macro:
         if s is self.g.wide:   # thread chunks are multiples of the normal NR, not of the wide one
             cols = ("full", "edge") if p.n >= s.nr else ("edge",)
         variants = (cols, heights)
-        b.call(tile_function(self.g.module, p.elem, s.lanes, s.mr, s.nr, p.epi, variants), args)
+        tiles = getattr(p.a, "tile_function", None) or tile_function
+        b.call(tiles(self.g.module, p.elem, s.lanes, s.mr, s.nr, p.epi, variants), args)

@@ -52,9 +52,9 @@ def microkernel_name(elem: ir.Type, mr: int, nr: int, edge: bool, epi: Epilogue)
 
 
 def microkernel(module: ir.Module, elem: ir.Type, lanes: int, mr: int, nr: int, edge: bool,
-                epi: Epilogue) -> ir.Function:
-    """Get or emit the micro-kernel for one variant."""
-    name = microkernel_name(elem, mr, nr, edge, epi)
+                epi: Epilogue, emitter=None, tag: str = "") -> ir.Function:
+    """Get or emit the micro-kernel for one variant (`emitter`, named by `tag`: another A access)."""
+    name = microkernel_name(elem, mr, nr, edge, epi) + (f"_{tag}" if tag else "")
     ptr = elem.as_pointer()
     args = _ARG_TYPES(ptr) + epi.kernel_types(elem)
     made = library_kernel(module, name, ir.VoidType(), args, ARG_NAMES)
@@ -65,7 +65,7 @@ def microkernel(module: ir.Module, elem: ir.Type, lanes: int, mr: int, nr: int, 
     # shared by every GEMM of the module: inlining ~30 variants into each caller only costs compile time
     fn.attributes.add("noinline")
     if emit_body:
-        _Emitter(fn, elem, lanes, mr, nr, edge, epi).emit()
+        (emitter or _Emitter)(fn, elem, lanes, mr, nr, edge, epi).emit()
     return fn
 
 
@@ -84,7 +84,7 @@ def tile_variants(n: int, nr: int, m: int | None, mr_max: int):
 
 
 def tile_function(module: ir.Module, elem: ir.Type, lanes: int, mr_max: int, nr: int, epi: Epilogue,
-                  variants=None):
+                  variants=None, kernel=None, tag: str = ""):
     """`void (micro-kernel args...)`: calls the variant for `mvalid` rows and full or partial columns.
 
     One per module, tile shape and set of variants, shared by the GEMMs, so each GEMM has one call
@@ -92,7 +92,7 @@ def tile_function(module: ir.Module, elem: ir.Type, lanes: int, mr_max: int, nr:
     """
     cols, heights = variants or (("full", "edge"), tuple(tile_heights(mr_max)))
     key = "".join(c[0] for c in cols) + "_".join(map(str, heights))
-    name = f"kc_tile_{type_suffix(elem)}_{mr_max}x{nr}_{epi.key}_{key}"
+    name = f"kc_tile_{type_suffix(elem)}_{mr_max}x{nr}_{epi.key}_{key}" + (f"_{tag}" if tag else "")
     ptr = elem.as_pointer()
     made = library_kernel(module, name, ir.VoidType(), _ARG_TYPES(ptr) + epi.kernel_types(elem), ARG_NAMES)
     if made is None:
@@ -108,19 +108,19 @@ def tile_function(module: ir.Module, elem: ir.Type, lanes: int, mr_max: int, nr:
     for kind, blk in blocks.items():
         b.position_at_end(blk)
         if kind in cols:
-            _dispatch_rows(b, module, elem, lanes, nr, kind == "edge", epi, heights, args)
+            _dispatch_rows(b, module, elem, lanes, nr, kind == "edge", epi, heights, args, kernel or microkernel)
         b.unreachable()
     return fn
 
 
-def _dispatch_rows(b, module, elem, lanes, nr, edge, epi, heights, args):
+def _dispatch_rows(b, module, elem, lanes, nr, edge, epi, heights, args, kernel):
     """The smallest available height that holds mvalid rows."""
     mr = args[ARG_NAMES.index("mvalid")]
     for rows, smaller in zip(heights, heights[1:] + (0,)):
         use, nxt = b.function.append_basic_block(f"rows{rows}"), b.function.append_basic_block(f"below{rows}")
         b.cbranch(b.icmp_signed(">", mr, i64(smaller)), use, nxt)
         b.position_at_end(use)
-        b.call(microkernel(module, elem, lanes, rows, nr, edge, epi), args)
+        b.call(kernel(module, elem, lanes, rows, nr, edge, epi), args)
         b.ret_void()
         b.position_at_end(nxt)
 

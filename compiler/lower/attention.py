@@ -1,11 +1,10 @@
 """The fused attention kernel (kind "attention", passes/fuse_attention.py): softmax(Q K^T) V per head.
 
-One task per (batch item, head), split across the thread pool. A task runs two small GEMMs through the
-packed GEMM driver (kernels/gemm.py), with the heads-in-the-middle layouts as strides: K[n,:,h,:] is
-transposed in register tiles into a stack buffer (kernels/transpose_tile.py; the GEMM would gather it),
-scores[T,S] = Q[n,:,h,:] @ K^T into another (one head's scores stay in L1/L2 instead of an [N,H,T,S]
-tensor going through memory), softmax over each row in place, then Y[n,:,h,:] = scores @ V[n,:,h,:]
-written straight into the [N,T,H,Dv] output.
+One task per (batch item, head), split across the thread pool. A task transposes K[n,:,h,:] in register
+tiles into a stack buffer (kernels/transpose_tile.py; read as rows of K^T), then runs the query rows in
+blocks of MR through kernels/attention_rows.py: scores, softmax and the product with V[n,:,h,:] for a
+block stay in registers and a small stack block, and Y[n,:,h,:] is written straight into the
+[N,T,H,Dv] output. The [T, S] scores of a head never go through memory, nothing is packed.
 """
 from __future__ import annotations
 
@@ -16,17 +15,15 @@ from llvmlite import ir
 from kcompile.ir.attention_chain import match_attention
 from kcompile.ir.ops.fused import computing_nodes
 
-from ..kernels.config import gemm_shape, gemm_wide_shape, vector_bits
-from ..kernels.epilogue import BiasActivation
-from ..kernels.gemm import GRAIN_FLOPS, GemmProblem, gemm_function
-from ..kernels.operands import BatchShape, Strided, StridedA, StridedB, StridedC
+from ..kernels.attention_rows import block_function, block_rows, head_shape, row_blocks
+from ..kernels.gemm import GRAIN_FLOPS
 from ..kernels.transpose_tile import transpose_function
-from ..loops import I64, entry_alloca, for_range, gep, i64, internal_function
+from ..loops import I64, entry_alloca, for_range, gep, i64, imin, internal_function, prefetch
 from ..threads import ParallelRegion, effective_threads
 from .nn import _call, _rows
-from .softmax import softmax_row
 
 F32 = ir.FloatType()
+CACHE_LINE_FLOATS = 16   # f32s per 64-byte cache line
 
 
 def lower_attention(ctx, body, leaves, out):
@@ -47,39 +44,50 @@ def attention_function(module, features: str, t: int, s: int, h: int, d: int, dv
     fn = internal_function(module, name, ir.VoidType(), [ptr] * 4 + [I64, I64], ["q", "k", "v", "y", "batch", "nthreads"])
     if fn is None:
         return module.globals[name]
-    scores = _gemm(module, features, f"{name}.scores", t, s, d, Strided(h * d, 1), Strided(s, 1), s)
-    mix = _gemm(module, features, f"{name}.mix", t, dv, s, Strided(s, 1), Strided(h * dv, 1), h * dv)
-    lanes = vector_bits(features) // 32
-    transpose = transpose_function(module, lanes)
+    hs, mr = head_shape(features, t, s, h, d, dv), block_rows(features)
+    full, rest = row_blocks(t, mr)
+    blocks = {rows: block_function(module, name, hs, rows) for rows in {mr, *rest} if rows}
+    transpose = transpose_function(module, hs.lanes)
 
     def task(b, item, fields):
-        qp, kp, vp, yp = fields
+        qp, kp, vp, yp, items = fields
+        # the next item's Q, K and V head slices (strided rows, which the hardware prefetchers follow
+        # late: the K transpose waited on them) start on their way to L2 now, while this one computes
+        _prefetch_item(b, imin(b, b.add(item, i64(1)), b.sub(items, i64(1))), (qp, kp, vp), (t, s, s), (d, d, dv), h)
         n, head = b.sdiv(item, i64(h)), b.srem(item, i64(h))
         at = lambda p, rows, width: gep(b, p, b.add(b.mul(n, i64(rows * h * width)), b.mul(head, i64(width))))
-        buf = entry_alloca(b, F32, t * s, name="attention.scores")
-        kt = entry_alloca(b, F32, d * s, name="attention.kt")
-        one = i64(1)
-        b.call(transpose, [kt, at(kp, s, d), i64(s), i64(h * d), i64(s), i64(d)])
-        b.call(scores, [at(qp, t, d), kt, buf, one, one])
-        with for_range(b, t, name="attention.row") as r:
-            row = gep(b, buf, b.mul(r, i64(s)))
-            softmax_row(b, row, row, i64(s), lanes, F32)
-        b.call(mix, [buf, at(vp, s, dv), at(yp, t, dv), one, one])
+        kt = entry_alloca(b, F32, d * hs.padded_s, name="attention.kt")
+        block = entry_alloca(b, F32, mr * hs.padded_s, name="attention.block")
+        b.call(transpose, [kt, at(kp, s, d), i64(hs.padded_s), i64(hs.qk_stride), i64(s), i64(d)])
+        q0, v0, y0 = at(qp, t, d), at(vp, s, dv), at(yp, t, dv)
+
+        def run(row, rows):
+            b.call(blocks[rows], [gep(b, q0, b.mul(row, i64(hs.qk_stride))), kt, v0,
+                                  gep(b, y0, b.mul(row, i64(hs.vy_stride))), block])
+
+        with for_range(b, 0, full * mr, mr, "attention.rows") as r0:
+            run(r0, mr)
+        row = full * mr
+        for rows in rest:
+            run(i64(row), rows)
+            row += rows
 
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     *ptrs, batch, nthreads = fn.args
     items = b.mul(batch, i64(h))
     threads = effective_threads(b, nthreads, b.mul(items, i64(2 * t * s * (d + dv))), GRAIN_FLOPS)
-    region = ParallelRegion(module, f"{name}.worker", [p.type for p in ptrs], task)
-    region.run(b, threads, items, list(ptrs))
+    region = ParallelRegion(module, f"{name}.worker", [p.type for p in ptrs] + [I64], task)
+    region.run(b, threads, items, list(ptrs) + [items])
     b.ret_void()
     return fn
 
 
-def _gemm(module, features, name, m, n, k, a: Strided, b: Strided, ldc: int) -> ir.Function:
-    """One head's C[m x n] = A[m x k] @ B[k x n] over strided A and B, C rows `ldc` apart (batch 1)."""
-    shape = gemm_shape(features, 4, n)
-    one = BatchShape()
-    prob = GemmProblem(name, F32, one, m, n, k, StridedA(a, one), StridedB(b, one, shape.lanes),
-                       StridedC(Strided(ldc, 1), one), BiasActivation())
-    return gemm_function(module, prob, shape, gemm_wide_shape(features, 4))
+def _prefetch_item(b, item, ptrs, rows, widths, h):
+    """Prefetch (to L2) every cache line of item (n, head)'s rows of each [N, rows, H, width] tensor."""
+    n, head = b.sdiv(item, i64(h)), b.srem(item, i64(h))
+    for p, count, width in zip(ptrs, rows, widths):
+        first = gep(b, p, b.add(b.mul(n, i64(count * h * width)), b.mul(head, i64(width))))
+        with for_range(b, 0, count, 1, "attention.prefetch") as r:
+            row = gep(b, first, b.mul(r, i64(h * width)))
+            for line in range(0, width, CACHE_LINE_FLOATS):
+                prefetch(b, gep(b, row, line))

@@ -102,6 +102,23 @@ def exp(b, x):
     return m.sel(nan, x, y)
 
 
+
+def exp_nonpositive(b, x):
+    """exp(x) for x <= 0 or NaN in f32 (softmax's max-shifted scores): no overflow side to guard, so one
+    clamp and one 2**n, and n rounded by the 1.5 * 2**23 trick (its integer read from the sum's bits:
+    no float-to-int conversion, whose NaN case LLVM leaves undefined). Below -87 the result is 0
+    (exp there is under 1.7e-38, a denormal or 0 in the reference too)."""
+    m = VMath(b, x.type)
+    low = m.cmp("<", x, m.c(-87.0))        # false for NaN: NaN flows through and comes out NaN
+    xc = m.sel(low, m.c(-87.0), x)
+    magic = m.c(12582912.0)
+    t = m.add(m.mul(xc, m.c(1.4426950408889634)), magic)
+    n = m.sub(t, magic)
+    r = m.sub(m.sub(xc, m.mul(n, m.c(0.693359375))), m.mul(n, m.c(-2.12194440e-4)))
+    y = m.add(m.add(m.mul(m.mul(m.poly(r, _EXP_POLY), r), r), r), m.c(1.0))
+    ni = b.sub(b.bitcast(t, m.ity), b.bitcast(magic, m.ity))
+    return m.sel(low, m.c(0.0), m.mul(y, m.pow2i(ni)))
+
 def log(b, x):
     if not is_f32(x):
         return libm(b, "log", x)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from kcompile.compiler.jit import compile_graph
+from kcompile.compiler.kernels.attention_rows import row_blocks
 from kcompile.compiler.target import host_target
 from kcompile.ir import GraphBuilder, TensorType
 from kcompile.ir.errors import IRError
@@ -15,7 +16,11 @@ from native_util import assert_native_matches
 
 TARGETS = {"host": None, "avx2": host_target().without("avx512f")}
 # (T, S, H, D, Dv): query length, key length, heads, key dim, value dim
-SIZES = [(7, 5, 3, 5, 3), (1, 1, 1, 1, 1), (33, 70, 2, 16, 40), (130, 20, 1, 3, 7)]
+# the row-block kernel (kernels/attention_rows.py): full MR-row blocks plus remainders of 4 and 1 rows
+# (AVX-512's MR 12) or 5 = 4+1 (AVX2's 6), full column chunks plus a masked partial one, S and Dv
+# exact multiples of the chunks (the bench's head shape, smaller), a head dim of 1
+SIZES = [(7, 5, 3, 5, 3), (1, 1, 1, 1, 1), (33, 70, 2, 16, 40), (130, 20, 1, 3, 7),
+         (29, 45, 2, 9, 37), (24, 64, 2, 16, 32), (13, 33, 1, 1, 17)]
 SWAP = [0, 2, 1, 3]
 
 
@@ -47,6 +52,26 @@ def test_native_matches_reference(size, target):
     fn = assert_native_matches(attention_graph(*size), lambda n: inputs(rng, n, *size), batches=(1, 3),
                                rtol=1e-4, atol=1e-5, target=TARGETS[target])
     assert fused_kinds(fn) == ["attention"]
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_large_scores_stay_finite(target):
+    """Scores in the hundreds: each row's max is subtracted before exp (no overflow to inf/NaN)."""
+    if target == "avx2" and not host_target().has("avx2"):
+        pytest.skip("this CPU has no AVX2")
+    size = (17, 40, 2, 8, 20)
+    rng = np.random.default_rng(5)
+    fn = assert_native_matches(attention_graph(*size), lambda n: [a * 6 for a in inputs(rng, n, *size)],
+                               batches=(2,), rtol=1e-4, atol=1e-4, target=TARGETS[target])
+    assert np.isfinite(fn(inputs(rng, 2, *size))[0]).all()
+
+
+def test_row_blocks_cover_every_row():
+    for t in range(1, 40):
+        for mr in (6, 12):
+            full, rest = row_blocks(t, mr)
+            assert full * mr + sum(rest) == t and all(r < mr and r & (r - 1) == 0 for r in rest)
+            assert list(rest) == sorted(set(rest), reverse=True)
 
 
 def test_two_threads_split_heads_and_items():

@@ -34,6 +34,8 @@ CASES = [
     ("i32", ("N", 9), (9, 20), False, False, 7),
     ("i8", ("N", 9), (9, 70), False, False, 5),            # wraps like NumPy's int8 matmul
     ("f32", ("N", 5), (5, 3), False, False, 0),            # empty batch: nothing to do, nothing written
+    ("f32", ("N", 40), ("N", 70), True, False, 50),       # x^T @ dy, K in one KC block: A read in place
+    ("f32", ("N", 40), ("N", 70), True, False, 400),      # ... K over two KC blocks: A packed
     ("f32", ("N", 1100), (1100, 512), False, False, 1),    # wide path, 2 K blocks; 3 threads cut partial panels
 ]
 
