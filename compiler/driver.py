@@ -36,7 +36,7 @@ from .codelib import CodeLibrary, JITEngine
 from .disk_cache import DiskCache, toolchain_digest
 from .fork_compile import parallel_allowed
 from .kernel_library import KernelSet, load_objects
-from .kernels.config import vector_bits
+from .kernels.config import gemm_shape, vector_bits
 from .kernels.int8_isa import int8_isa
 from .kernels.sparse_int8 import uses_permute as uses_int8_permute
 from .linker import assemble, link_shared
@@ -61,9 +61,11 @@ def graph_pipeline(opt_level: int, sparse: str = "never", target: Target | None 
 
 
 def _prepack(target: Target) -> list:
-    """prepack-int8 with the target's int8 tile (compiler/kernels/int8_isa.py): packed weight copies."""
+    """prepack-int8 with the target's int8 tile (compiler/kernels/int8_isa.py) and prepack-f32 with its
+    f32 vector width (kernels/config.py): packed weight copies."""
     isa = int8_isa(target.features)
-    return [f"prepack-int8{{group={isa.group},nr={isa.nr},lanes={isa.lanes}}}"]
+    return [f"prepack-int8{{group={isa.group},nr={isa.nr},lanes={isa.lanes}}}",
+            f"prepack-f32{{lanes={gemm_shape(target.features, 4).lanes}}}"]
 
 
 def _lanes(target: Target) -> int:

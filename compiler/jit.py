@@ -24,8 +24,9 @@ from kcompile.ir.ops.collective import take_failure
 from kcompile.ir.ops.sparse import check_structure, sparse_weights
 from kcompile.ir.signature import check_lengths, check_signature
 from kcompile.ir.thread_budget import get_num_threads
+from kcompile.ir import f32_panels, weight_epoch
 from kcompile.ir.thread_tuner import ThreadTuner
-from kcompile.passes.int8_prepack import packed_value, parse_packed_name
+from kcompile.passes import int8_prepack
 
 from .disk_cache import DiskCache
 from .codegen import PACKED_SUFFIX
@@ -152,6 +153,8 @@ class NativeFunction:
         """One call with `nthreads` threads (from ThreadTuner.call: the budget's share)."""
         extra = (shapes,) if self.dynamic else ()
         status = self._fn(in_ptrs, out_ptrs, param_ptrs, ws.ctypes.data, batch, nthreads, *extra)
+        if self.in_place:
+            weight_epoch.bump()   # weights were written: packed copies made before are stale
         if status:
             self._raise_status(status)
 
@@ -160,6 +163,8 @@ class NativeFunction:
         (BoundCall.run_filled's and run_gathered's)."""
         block[5] = nthreads
         status = entry(block_address)
+        if self.in_place:
+            weight_epoch.bump()
         if status:
             self._raise_status(status)
 
@@ -200,7 +205,8 @@ class NativeFunction:
                         [(v.type.dtype.np, v.type.shape[1:]) for v in self.graph.inputs],
                         [(v.type.dtype.np, v.type.shape[1:]) for v in self._outputs],
                         ctypes.addressof(table), tuple(self._ws[:2]), nthreads, self._raise_status,
-                        keep=(table, weights, self._engine), tuner=self.tuner)
+                        keep=(table, weights, self._engine), tuner=self.tuner,
+                        packs=self._packed.refresher(weights))
 
     def _default_plan(self, nthreads):
         """A CallPlan over the default parameters (fixed for this function's life), or False."""
@@ -221,16 +227,24 @@ class NativeFunction:
 
 
 class PackedWeights:
-    """The packed copies of int8 weights (passes/int8_prepack.py), derived from the weight arrays a
-    call uses: packed once per array object and kept while that object is the one passed, so a new
-    array (Variable.assign, set_weights, another `params` value) is packed anew. An array changed in
-    place keeps its stale packed copy: weight arrays are replaced, not written, between calls."""
+    """The packed copies of weights (passes/int8_prepack.py, passes/f32_prepack.py), derived from the
+    weight arrays a call uses: packed once per array object and kept while that object is the one
+    passed, so a new array (Variable.assign, set_weights, another `params` value) is packed anew.
+    f32 weights are also written in place by native training steps: their copies are keyed on the
+    weight epoch too (ir/weight_epoch.py), and a plan's copies are repacked in place when it moves
+    (PackRefresher). int8 weights are never trained in place."""
 
     def __init__(self, slots):
-        self._specs = {s.name: parse_packed_name(s.name) for s in slots if parse_packed_name(s.name) is not None}
+        self._specs = {}                # packed name -> (source name, packer(name, src, out=None), trained in place?)
+        for s in slots:
+            if int8_prepack.parse_packed_name(s.name) is not None:
+                self._specs[s.name] = (int8_prepack.parse_packed_name(s.name)[0],
+                                       lambda name, src, out=None: int8_prepack.packed_value(name, src), False)
+            elif f32_panels.parse_packed_name(s.name) is not None:
+                self._specs[s.name] = (f32_panels.parse_packed_name(s.name)[0], f32_panels.packed_value, True)
         self._shapes = {s.name: tuple(s.shape) for s in slots}
         self._index = {s.name: k for k, s in enumerate(slots)}
-        self._cache: dict = {}          # packed name -> (source array, packed array)
+        self._cache: dict = {}          # packed name -> (source array, packed array, weight epoch)
         self._lock = threading.Lock()
 
     def derived(self, name: str) -> bool:
@@ -238,19 +252,45 @@ class PackedWeights:
 
     def fill(self, slots, arrays: list) -> None:
         """Put each packed copy into `arrays` (slot order), packing where its source array is new."""
-        for name, (source, *_) in self._specs.items():
+        epoch = weight_epoch.current
+        for name, (source, pack, trained) in self._specs.items():
             src = arrays[self._index[source]]
             if src is None:
                 continue
             hit = self._cache.get(name)
-            if hit is None or hit[0] is not src:
-                hit = (src, packed_value(name, src))
-                if hit[1].shape != self._shapes[name]:   # the code reads exactly this many bytes
-                    raise ValueError(f"packed weight '{name}': {hit[1].shape} bytes, the code expects "
+            if hit is None or hit[0] is not src or (trained and hit[2] != epoch):
+                hit = (src, pack(name, src), epoch)
+                if hit[1].shape != self._shapes[name]:   # the code reads exactly this many elements
+                    raise ValueError(f"packed weight '{name}': {hit[1].shape} elements, the code expects "
                                      f"{self._shapes[name]}")
                 with self._lock:
                     self._cache[name] = hit
             arrays[self._index[name]] = hit[1]
+
+    def refresher(self, arrays: list):
+        """A PackRefresher over a plan's arrays (slot order, filled), or None when none can go stale."""
+        pairs = [(arrays[self._index[source]], arrays[self._index[name]], name, pack)
+                 for name, (source, pack, trained) in self._specs.items() if trained]
+        return PackRefresher(pairs) if pairs else None
+
+
+class PackRefresher:
+    """A prepared call's f32 packed copies: repacked in place (the call's pointers stay valid) when the
+    weight epoch moved since they were packed (ir/call_plan.py checks `epoch` before each call). A copy
+    may be shared with other plans and PackedWeights' cache, but only among users of the same source
+    array, for whom the repacked value is the right one too."""
+
+    def __init__(self, pairs: list):
+        self.pairs = pairs
+        self.epoch = weight_epoch.current
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        with self._lock:
+            epoch = weight_epoch.current   # read first: a write during the repack leaves it stale
+            for src, packed, name, pack in self.pairs:
+                pack(name, src, packed)
+            self.epoch = epoch
 
 
 class BoundCall:
@@ -265,6 +305,7 @@ class BoundCall:
         self.fn = fn
         self.params = params                  # referenced while bound: the code writes into them
         self._param_ptrs = _pointers(params)
+        self._packs = fn._packed.refresher(params)   # f32 packed copies: repacked when weights were written
         graph = fn.graph
         # (name, dtype, shape, batched): only a leading dimension may be the batch N
         self._inputs = [(v.name, v.type.dtype.np, tuple(v.type.shape), v.type.has_batch) for v in graph.inputs]
@@ -342,6 +383,9 @@ class BoundCall:
 
     def _tuned(self, batch: int, nthreads, run, *args) -> None:
         """run(*args, thread count) with the tuner's count (tuner.call's steps, without a generator's cost)."""
+        packs = self._packs
+        if packs is not None and packs.epoch != weight_epoch.current:
+            packs.refresh()
         tuner = self.tuner
         started = tuner.start(batch, nthreads)
         try:
@@ -374,6 +418,8 @@ class BoundCall:
         batch = 0 if batch is None else batch
         outs, out_ptrs, ws = self._buffers(batch, dims)
         key = (batch, tuple(sorted(dims.items())))
+        if self._packs is not None and self._packs.epoch != weight_epoch.current:
+            self._packs.refresh()
         with self.tuner.call(key, nthreads) as n:   # tuned per batch and length
             fn._run(_pointers(arrays), out_ptrs, self._param_ptrs, ws, batch, n, input_shapes(arrays))
         return outs

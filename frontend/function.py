@@ -17,7 +17,7 @@ import weakref
 
 import numpy as np
 
-from kcompile.ir import GraphBuilder, TensorType, dtype as to_dtype
+from kcompile.ir import GraphBuilder, TensorType, dtype as to_dtype, weight_epoch
 
 from . import tensor as T
 from .state_trace import StateTrace, active
@@ -266,6 +266,7 @@ def _store(cell, value):
     a = cell.get()
     if isinstance(a, np.ndarray) and a.shape == value.shape and a.dtype == value.dtype and a.flags.writeable:
         np.copyto(a, value)
+        weight_epoch.bump()   # packed copies of a weight written here (passes/f32_prepack.py) are stale
     else:
         cell.set(value)
 

@@ -26,6 +26,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from . import weight_epoch
 from .thread_budget import get_num_threads
 from .thread_tuner import ThreadTuner
 
@@ -86,12 +87,15 @@ class CallPlan:
     """
 
     def __init__(self, packed_address: int, inputs, outputs, params_address: int, workspace, nthreads,
-                 on_status, keep=None, tuner: ThreadTuner | None = None):
+                 on_status, keep=None, tuner: ThreadTuner | None = None, packs=None):
         self._fn = PACKED_CFUNC(packed_address)
         self.inputs = [(np.dtype(dt), tuple(tail)) for dt, tail in inputs]
         self.outputs = [(np.dtype(dt), tuple(tail)) for dt, tail in outputs]
         self.params_address, self.workspace, self.nthreads = params_address, workspace, nthreads
         self.on_status, self.keep, self.tuner = on_status, keep, tuner or ThreadTuner()
+        # packed weight copies (passes/f32_prepack.py): `packs.epoch` is the weight epoch they were
+        # packed under; when training has moved it since, packs.refresh() repacks them in place
+        self._packs = packs
         self._local = threading.local()
         # one input: call1 checks it against these without loops (after a native call that streamed
         # megabytes of weights, every Python step runs from cold caches, so fewer steps matter)
@@ -138,6 +142,9 @@ class CallPlan:
         if (type(a) is not np.ndarray or a.dtype != self._dtype0 or a.shape[1:] != self._tail0
                 or not a.flags.c_contiguous or not 0 < a.shape[0] <= MAX_BATCH):
             return None
+        packs = self._packs
+        if packs is not None and packs.epoch != weight_epoch.current:
+            packs.refresh()
         last = getattr(self._local, "last", None)
         slot = last[1] if last is not None and last[0] == a.shape[0] else self._slot(a.shape[0])
         if not slot.staged:
@@ -162,6 +169,9 @@ class CallPlan:
                 return None
         if not 0 < batch <= MAX_BATCH:
             return None
+        packs = self._packs
+        if packs is not None and packs.epoch != weight_epoch.current:
+            packs.refresh()
         slot = self._slot(batch)
         if slot.staged:   # the common small case: copy in, call, copy out
             for a, stage in zip(arrays, slot.in_stage):

@@ -24,10 +24,11 @@ import re
 
 import numpy as np
 
-from kcompile.ir import Graph, TensorType, Value
+from kcompile.ir import Graph, TensorType
 
 from .int8_window import window_layout, window_weights
 from .manager import register_pass
+from .packed_params import with_packed_params
 
 PACKED_OPS = ("matmul_integer", "conv2d_integer")
 _TAG = "@int8-packed"
@@ -85,13 +86,11 @@ def prepack_int8(graph: Graph, group: int = 0, nr: int = 0, lanes: int = 0) -> G
     """Add a packed copy of each int8 GEMM weight parameter (group/nr/lanes: the target's int8 tile)."""
     if group <= 0:
         return graph
-    updated = set(graph.meta.get("param_updates", {}).values())
-    have = {p.param_name for p in graph.params}
-    values, added = dict(graph.param_values), []
-    for node in graph.nodes:
+
+    def companion(node):
         w = node.inputs[1] if node.op in PACKED_OPS else None
-        if w is None or not w.is_param or w.param_name in updated or w.dtype.name != "i8":
-            continue
+        if w is None or not w.is_param or w.dtype.name != "i8":
+            return None
         shape = w.type.shape
         groups = node.attrs.get("groups", 1) if node.op == "conv2d_integer" else 1
         k, cols = int(np.prod(shape[:-1])), shape[-1]
@@ -100,14 +99,7 @@ def prepack_int8(graph: Graph, group: int = 0, nr: int = 0, lanes: int = 0) -> G
             if node.op == "conv2d_integer" else None
         if window is not None:
             k = window[0] * -(-window[1] * window[2] // group) * group
-        name = packed_name(w.param_name, group, width, groups, window)
-        if name in have:
-            continue
-        have.add(name)
-        added.append(Value(TensorType([packed_nbytes(k, cols, group, width, groups)], "i8"), None, param_name=name))
-        if w.param_name in graph.param_values:
-            values[name] = packed_value(name, graph.param_values[w.param_name])
-    if not added:
-        return graph
-    return Graph(graph.name, graph.inputs, list(graph.params) + added, graph.nodes, graph.outputs, values,
-                 graph.output_names, graph.meta)
+        return (w, packed_name(w.param_name, group, width, groups, window),
+                TensorType([packed_nbytes(k, cols, group, width, groups)], "i8"), packed_value)
+
+    return with_packed_params(graph, companion)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kcompile.ir import Graph, GraphBuilder
+from kcompile.ir.f32_panels import parse_packed_name
 from kcompile.ir.ops.sparse import from_dense, from_dense_windows, sparse_param_names
 
 from .manager import PassError, register_pass
@@ -169,5 +170,7 @@ def format_sparsity(graph: Graph) -> str:
 
 
 def weight_bytes(graph: Graph) -> int:
-    """Bytes of every parameter of `graph` (compact sparse ones as stored)."""
-    return sum(math.prod(p.type.shape) * p.type.dtype.itemsize for p in graph.params)
+    """Bytes of every parameter of `graph` (compact sparse ones as stored; not the panel-packed copies
+    of dense kernels, ir/f32_panels.py, which are derived from weights counted here)."""
+    return sum(math.prod(p.type.shape) * p.type.dtype.itemsize for p in graph.params
+               if parse_packed_name(p.param_name) is None)

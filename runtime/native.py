@@ -19,13 +19,14 @@ from typing import Mapping
 
 import numpy as np
 
-from kcompile.ir import TensorType, load_budget
+from kcompile.ir import TensorType, load_budget, weight_epoch
 from kcompile.ir.call_plan import CallPlan, aligned_empty
 from kcompile.ir.signature import check_batch_size, check_lengths, check_signature
 from kcompile.ir.thread_tuner import ThreadTuner
 
 from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
 from .code_loader import ObjectCode, SharedLibrary
+from .packed_weights import ArtifactPacks
 from .sparse_weights import SparseWeights
 
 ENTRY_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p),
@@ -127,6 +128,9 @@ class CompiledModel:
         self._params[:] = np.frombuffer(weights, np.uint8)
         by_name = {p["name"]: p for p in self.manifest["params"]}
         self._sparse = SparseWeights(self.manifest.get("sparse_weights", []), lambda n: self._param_view(by_name[n]))
+        # prepacked f32 weights: derived, repacked after writes of their sources (runtime/packed_weights.py)
+        self._packs = ArtifactPacks(self.manifest["params"], lambda n: self._param_view(by_name[n]))
+        self._logical_params = [p for p in self.manifest["params"] if not ArtifactPacks.derived(p["name"])]
         self._code = self._load_code(root)
         self._check_interface()
         self._entries = {k: _Entry(k, spec, self._code.address(spec["symbol"]))
@@ -205,7 +209,7 @@ class CompiledModel:
                 self._plan = CallPlan(address, *tensors, self._params.ctypes.data,
                                       (entry.per_batch, entry.static), self._nthreads,
                                       lambda status: self._raise_status("forward", status), keep=self._params,
-                                      tuner=self._tuner)
+                                      tuner=self._tuner, packs=self._packs or None)
         return self._plan
 
     def _fast_forward(self, arrays):
@@ -303,6 +307,7 @@ class CompiledModel:
 
     def _run(self, kind: str, inputs: list) -> list:
         entry = self._entries[kind]
+        self._packs.refresh_if_stale()
         if len(inputs) == 1 and len(entry.inputs) > 1 and isinstance(inputs[0], (list, tuple, Mapping)):
             inputs = self._as_list(inputs[0], kind)
         dims: dict = {}
@@ -319,6 +324,8 @@ class CompiledModel:
         key = (batch, tuple(sorted(dims.items()))) if dims else batch   # tuned per batch (and length)
         with self._tuner.call(key, self._nthreads) as n:   # the cores calls in flight left (or nthreads as set)
             status = entry.fn(in_ptrs, out_ptrs, self._params.ctypes.data, ws.ctypes.data, batch, n, *extra)
+        if entry.spec.get("param_updates"):
+            weight_epoch.bump()   # the step wrote weights in place: packed copies are stale
         if status:
             self._raise_status(kind, status)
         return outs
@@ -335,11 +342,11 @@ class CompiledModel:
     def get_weights(self) -> list:
         """Copies of the parameters, in manifest order (a kernel stored sparse: dense, at its values' place)."""
         return [self._param_view(p).astype(DTYPES[p["dtype"]]) if kind == "param" else self._sparse.dense(p)
-                for kind, p in self._sparse.logical(self.manifest["params"])]
+                for kind, p in self._sparse.logical(self._logical_params)]
 
     @property
     def weight_names(self) -> list:
-        return [p["name"] if kind == "param" else p for kind, p in self._sparse.logical(self.manifest["params"])]
+        return [p["name"] if kind == "param" else p for kind, p in self._sparse.logical(self._logical_params)]
 
     def set_weights(self, weights) -> None:
         """Replace parameters from a list (get_weights order) or a dict by name; shapes must match.
@@ -348,7 +355,7 @@ class CompiledModel:
         (anything else is refused, naming the parameter: recompile for a new pattern)."""
         params = [p if kind == "param" else {"name": p, "shape": self._sparse.dense_shape(p),
                                              "dtype": self._sparse.specs[p]["dtype"], "sparse": True}
-                  for kind, p in self._sparse.logical(self.manifest["params"])]
+                  for kind, p in self._sparse.logical(self._logical_params)]
         if isinstance(weights, Mapping):
             for name in weights:
                 self._sparse.refuse_part(name)
@@ -375,6 +382,7 @@ class CompiledModel:
         with self._train_lock:
             for p, a in checked:
                 self._param_view(p)[...] = a
+            weight_epoch.bump()   # packed copies of these weights are stale
 
 
 def check_call_inputs(entry: _Entry, inputs: list, dims: dict | None = None):

@@ -7,10 +7,13 @@ the tile in registers; the fused lowering runs the rest of the epilogue in place
 """
 from __future__ import annotations
 
+from kcompile.ir.f32_panels import packed_name
+
 from ..kernels.conv import conv_function
 from ..kernels.conv_pool import conv_pool_function
 from ..kernels.epilogue import BiasActivation
 from ..kernels.geometry import geometry1d, geometry2d
+from ..kernels.config import gemm_shape
 from ..kernels.matmul import matmul_function
 from ..kernels.pool import pool_function
 from ..loops import I64, for_range, product
@@ -57,9 +60,22 @@ def lower_matmul(ctx):
             return
         a_shape, rows = _sequence_rows(ctx, a_shape, _shape(w))
     epi, extra = _claim_epilogue(ctx)
+    packed = _packed_weight(ctx, w, rows)
     fn = matmul_function(ctx.module, ctx.target.features, a.type.dtype.name, a_shape, _shape(w),
-                         ctx.attrs["transpose_a"], ctx.attrs["transpose_b"], epi)
-    _call(ctx, fn, [*ctx.ins, ctx.outs[0]], extra, rows)
+                         ctx.attrs["transpose_a"], ctx.attrs["transpose_b"], epi, prepacked=bool(packed))
+    _call(ctx, fn, [*ctx.ins, ctx.outs[0]], extra + [p.ptr for p in packed], rows)
+
+
+def _packed_weight(ctx, w, rows) -> list:
+    """[the weight's panel-packed companion Buffer] when prepack-f32 made one for this kernel's NR
+    (passes/f32_prepack.py), else [] (the GEMM reads B in place or packs it per call)."""
+    source = ctx.ins[1].value.param_name
+    if source is None or not ctx.params or rows is not None or ctx.attrs["transpose_a"] or w.type.rank != 2:
+        return []
+    transposed = bool(ctx.attrs["transpose_b"])
+    n = w.type.shape[0 if transposed else 1]
+    packed = ctx.params.get(packed_name(source, gemm_shape(ctx.target.features, 4, n).nr, transposed))
+    return [packed] if packed is not None and w.type.dtype.name == "f32" else []
 
 
 run_time_extents("matmul")   # the tall form only (_sequence_rows); other forms refuse by name

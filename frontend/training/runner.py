@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kcompile.ir import weight_epoch
+
 from .backend import make_executor
 
 
@@ -78,3 +80,4 @@ class StepRunner:
         current = self.params()
         for out_name, param in self.updates.items():
             np.copyto(current[param], named.pop(out_name))
+        weight_epoch.bump()   # packed copies of these weights (passes/f32_prepack.py) are stale

@@ -17,9 +17,9 @@ def test_stages_are_computed_once_and_in_order():
     c.shared_library, c.llvm_ir, c.object_code, c.native, c.planned  # asked again: cached
     assert set(c.stage_runs.values()) == {1}
     assert {"planned", "native", "library", "llvm_ir", "assembly", "object_code", "engine"} <= set(c.stage_runs)
-    assert list(c.timings)[:9] == ["subpixel-conv-transpose (forward)", "canonicalize (forward)",
-                                   "prepack-int8 (forward)", "fuse (forward)", "fuse-int8-pool (forward)",
-                                   "fuse-conv-pool (forward)", "fuse-attention (forward)",
+    assert list(c.timings)[:10] == ["subpixel-conv-transpose (forward)", "canonicalize (forward)",
+                                   "prepack-int8 (forward)", "prepack-f32 (forward)", "fuse (forward)",
+                                   "fuse-int8-pool (forward)", "fuse-conv-pool (forward)", "fuse-attention (forward)",
                                    "scan-constant-transposes (forward)", "plan-memory (forward)"]
     assert "pipe_forward" in c.assembly and "llvm-optimize" in c.report()
 

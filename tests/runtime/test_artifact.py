@@ -8,6 +8,7 @@ import pytest
 
 from kcompile.compiler import artifact, driver
 from kcompile.compiler.artifact import write_artifact
+from kcompile.ir.f32_panels import parse_packed_name
 from kcompile.runtime import load
 from kcompile.runtime.reference import run
 
@@ -46,7 +47,10 @@ def test_manifest_describes_the_artifact(built):
     fwd = m["entry_points"]["forward"]
     assert [t["name"] for t in fwd["outputs"]] == ["probs", "total"]
     assert fwd["inputs"] == [{"name": "x", "shape": ["N", 7], "dtype": "f32"}]
-    assert {p["name"] for p in m["params"]} == {"dense/kernel", "dense/bias"}
+    # the kernel also as its panel-packed companion (passes/f32_prepack.py), which get_weights hides
+    assert {p["name"] for p in m["params"] if parse_packed_name(p["name"]) is None} == {"dense/kernel", "dense/bias"}
+    assert [parse_packed_name(p["name"])[0] for p in m["params"] if parse_packed_name(p["name"])] == ["dense/kernel"]
+    assert load(path).weight_names == ["dense/kernel", "dense/bias"]
     assert "avx2" in m["target"]["features"] or m["target"]["features"]
     assert fwd["workspace"]["per_batch"] >= 0 and fwd["workspace"]["static"] >= 0
 
