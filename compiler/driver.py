@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from kcompile.ir import print_graph
+from kcompile.ir import Graph, print_graph
 from kcompile.passes.manager import PassManager
 
 from .code_interface import CodeInterface
@@ -58,6 +58,19 @@ def graph_pipeline(opt_level: int, sparse: str = "never", target: Target | None 
     optimize = ["subpixel-conv-transpose", "canonicalize"] if opt_level > 0 else []
     fused = ["fuse", "fuse-int8-pool", "fuse-conv-pool", "fuse-attention", "scan-constant-transposes"] if opt_level > 0 else []
     return optimize + sparsify + _prepack(target) + fused + ["plan-memory"]
+
+
+def _with_sibling_updates(entries: dict) -> dict:
+    """Each entry graph told (meta "params_updated_elsewhere") which parameters the other entries of
+    the same library update in place: they share one parameter block, so a packed copy of such a
+    weight (passes/packed_params.py) would go stale under the other entry's updates."""
+    updated = {kind: set(g.meta.get("param_updates", {}).values()) for kind, g in entries.items()}
+    out = {}
+    for kind, g in entries.items():
+        elsewhere = set().union(*(u for k, u in updated.items() if k != kind)) - updated[kind]
+        out[kind] = g if not elsewhere else Graph(g.name, g.inputs, g.params, g.nodes, g.outputs, g.param_values,
+                                                  g.output_names, {**g.meta, "params_updated_elsewhere": sorted(elsewhere)})
+    return out
 
 
 def _prepack(target: Target) -> list:
@@ -160,7 +173,7 @@ class Compilation:
         manager = PassManager(o.pipeline, verify_each=o.verify_each, print_ir_after_all=o.print_ir_after_all,
                               stream=sys.stderr)
         planned = {}
-        for kind, graph in self.entries.items():
+        for kind, graph in _with_sibling_updates(self.entries).items():
             planned[kind], report = manager.run(graph)
             for r in report["passes"]:
                 self.timings[f"{r['name']} ({kind})"] = r["seconds"]

@@ -2,7 +2,10 @@
 
 prepack-int8 (int8_prepack.py) and prepack-f32 (f32_prepack.py) differ only in which nodes' weights
 they pack and how; each gives `companion(node)`, and this adds the parameters (once per name, never
-for a parameter the graph updates in place) with their values where the graph carries the weight's.
+for a parameter the graph updates in place, nor for one another entry of the same compiled library
+updates: meta "params_updated_elsewhere", set by the driver; a C program calling an artifact's
+train step and then its forward would otherwise read stale packs) with their values where the graph
+carries the weight's.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from kcompile.ir import Graph, Value
 def with_packed_params(graph: Graph, companion) -> Graph:
     """graph plus a parameter per companion(node) = (weight Value, packed name, TensorType,
     pack(name, weight array) -> array), or None for nodes it leaves alone."""
-    updated = set(graph.meta.get("param_updates", {}).values())
+    updated = set(graph.meta.get("param_updates", {}).values()) | set(graph.meta.get("params_updated_elsewhere", ()))
     have = {p.param_name for p in graph.params}
     values, added = dict(graph.param_values), []
     for node in graph.nodes:

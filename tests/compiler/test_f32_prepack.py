@@ -148,14 +148,25 @@ def test_front_end_predict_sees_set_weights_and_training_steps():
     np.testing.assert_allclose(model.predict_on_batch(x), _forward(model, x), rtol=1e-5, atol=1e-6)
 
 
-def _sgd_artifact(tmp_path):
-    """forward: relu(x @ w + bias) (w packed); train_step: w -= 0.5 * w, in place."""
+def _sgd_artifact(tmp_path, train=True):
+    """forward: relu(x @ w + bias); train_step: w -= 0.5 * w, in place."""
     forward, step = _dense_graph(20, 40), _dense_graph(20, 40, updated=True)
-    return load(write_artifact(forward, tmp_path / "pp", "pp", train_step=step.with_param_values({})))
+    return load(write_artifact(forward, tmp_path / "pp", "pp", train_step=step.with_param_values({}) if train else None))
 
 
-def test_artifact_repacks_after_set_weights_and_train_step(tmp_path):
+def test_a_training_artifact_packs_no_weight_its_train_step_updates(tmp_path):
+    """Its entries share one parameter block: a C program calling pp_train_step and then pp_forward
+    (no Python to repack) must not read a packed copy of w from before the step."""
     model = _sgd_artifact(tmp_path)
+    assert not any(parse_packed_name(p["name"]) for p in model.manifest["params"])
+    x = np.random.default_rng(5).standard_normal((8, 20)).astype(np.float32)
+    model.train_step(x)
+    w, bias = model.get_weights()
+    np.testing.assert_allclose(model.predict(x), np.maximum(x @ w + bias, 0), rtol=1e-5, atol=1e-5)
+
+
+def test_artifact_repacks_after_set_weights(tmp_path):
+    model = _sgd_artifact(tmp_path, train=False)
     assert model.weight_names == ["w", "bias"]
     assert any(parse_packed_name(p["name"]) for p in model.manifest["params"])
     x = np.random.default_rng(5).standard_normal((8, 20)).astype(np.float32)
@@ -164,8 +175,6 @@ def test_artifact_repacks_after_set_weights_and_train_step(tmp_path):
         w, bias = model.get_weights()
         return np.maximum(x @ w + bias, 0)
 
-    np.testing.assert_allclose(model.predict(x), expect(), rtol=1e-5, atol=1e-5)
-    model.train_step(x)
     np.testing.assert_allclose(model.predict(x), expect(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(model(x), expect(), rtol=1e-5, atol=1e-5)
     model.set_weights({"w": np.ones((20, 40), np.float32)})
