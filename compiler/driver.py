@@ -60,6 +60,14 @@ def graph_pipeline(opt_level: int, sparse: str = "never", target: Target | None 
     return optimize + sparsify + _prepack(target) + fused + ["plan-memory"]
 
 
+def _hot_glue(node) -> bool:
+    """Nodes whose hot loops the glue module itself holds, outside the kernel library, and lose
+    speed at O1: a scan's cell runs once per time step inside the entry (BiLSTM batch-32 forward
+    7.56 ms at O1 against 6.67 ms at O2), the fused attention kernel is emitted per shape (the
+    Transformer benchmark's forward 8.45 against 7.97 ms); both A/Bs in one process, interleaved."""
+    return node.op == "scan" or (node.op == "fused" and node.attrs.get("kind") == "attention")
+
+
 def _with_sibling_updates(entries: dict) -> dict:
     """Each entry graph told (meta "params_updated_elsewhere") which parameters the other entries of
     the same library update in place: they share one parameter block, so a packed copy of such a
@@ -207,9 +215,7 @@ class Compilation:
         within noise (bench/bench_compile_latency.py, bench/bench_models.py)."""
         if self.kernels is None:
             return self.options.opt_level
-        if any(n.op == "scan" for g in self.planned.values() for n in g.nodes):
-            # a recurrent step's cell runs once per time step inside the entry: at O1 the BiLSTM's
-            # batch-32 forward took 7.56 ms against O2's 6.67 (same process, interleaved)
+        if any(_hot_glue(n) for g in self.planned.values() for n in g.nodes):
             return min(self.options.opt_level, GLUE_VECTORIZED_OPT_LEVEL)
         return min(self.options.opt_level, GLUE_OPT_LEVEL)
 
