@@ -3,9 +3,10 @@
 kcompile through the front end (`model.predict_on_batch` on a kc.Sequential model, in-process JIT)
 and through an AOT artifact (`kcompile.runtime.load(...).predict`), vs onnxruntime (CPU, same thread
 count), the NumPy reference interpreter, and Keras 3 on JAX and PyTorch when installed, all in one
-process per thread count (runners take turns in random order, by default in bursts of 5 calls with
-the first not counted: steady state; `--rotation call` counts every call, each after another
-runtime's). Prints per-call medians and best times,
+process per thread count (at 1 thread runners take turns in random order, by default in bursts of
+5 calls with the first not counted: steady state; `--rotation call` counts every call, each after
+another runtime's; with several threads each runner runs alone, one after another, because idle
+workers that spin hold a core against whoever runs next). Prints per-call medians and best times,
 every runner's time over onnxruntime's ("t / t_ORT": below 1 is faster than onnxruntime), the max
 abs difference from the reference, then:
 
@@ -276,12 +277,32 @@ def bench(args) -> list:
             want = reference_runner(graph, args.threads)(x)
             if batch == 1 and "kcompile" in runners and "kcompile-aot" in runners:
                 overhead(runners, x, args.seconds * 3, args.threads)
-            for peer, (median, best, n) in measure(runners, x, args.seconds, args.rotation).items():
+            for peer, (median, best, n) in _measure_all(runners, x, args).items():
                 err = float(np.abs(runners[peer](x) - want).max())
                 rows.append((model_name, batch, peer, median, best, n, err))
                 print(f"  measured {model_name:8} batch {batch:3} {peer:12} {median * 1e3:9.3f} ms ({n} calls)",
                       file=sys.stderr)
     return rows
+
+
+def _measure_all(runners: dict, x, args) -> dict:
+    """measure() over the runners; with several threads each runner alone, one after another (in a
+    new random order per batch) with a pause between them. On 2 cores a runtime whose idle workers
+    spin after each call holds a core for tens of milliseconds (onnxruntime's default, and XLA's
+    pool for a while), so a runner taking turns with it runs its own threads on one free core: MLP
+    batch 256, 2 threads, kcompile's median 2.22 ms beside a spinning onnxruntime, 0.96 ms beside one
+    with allow_spinning=0 (whose own median did not change: 1.05 against 1.04 ms); with onnxruntime
+    apart, kcompile's MLP batch-64 median was still 0.85 ms (best 0.26) taking turns with XLA and
+    torch. Alone, each runtime keeps its own defaults (spinning included) and slows no one."""
+    if args.threads == 1:
+        return measure(runners, x, args.seconds, args.rotation)
+    order = list(runners)
+    random.Random(len(x)).shuffle(order)
+    times = {}
+    for peer in order:
+        times[peer] = measure({peer: runners[peer]}, x, args.seconds, args.rotation)[peer]
+        time.sleep(0.3)   # its workers' spinning winds down before the next runner's turn
+    return {peer: times[peer] for peer in runners}
 
 
 def _build_runners(graph, args) -> dict:
