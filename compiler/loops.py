@@ -130,6 +130,15 @@ def for_steps(b: ir.IRBuilder, start, stop, body, name="s"):
 
 
 # -- integer arithmetic ------------------------------------------------------------------
+def add_incoming(phis, values, block) -> None:
+    """Close a register-tile loop: each phi of a (nested) list gets its value, same nesting, from block."""
+    if isinstance(phis, (list, tuple)):
+        for phi, value in zip(phis, values):
+            add_incoming(phi, value, block)
+    else:
+        phis.add_incoming(values, block)
+
+
 def imin(b: ir.IRBuilder, x, y):
     x, y = as_i64(b, x), as_i64(b, y)
     return b.select(b.icmp_signed("<", x, y), x, y)

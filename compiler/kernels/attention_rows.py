@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from ..loops import (FAST, I64, const, entry_alloca, fma, for_range, gep, hreduce, i64,
+from ..loops import (add_incoming, FAST, I64, const, entry_alloca, fma, for_range, gep, hreduce, i64,
                      internal_function, lane_mask, load_vec, masked_load, masked_store, splat, store_vec)
 from .config import vector_bits, vector_registers
 
@@ -126,9 +126,7 @@ class _RowBlock:
         b.position_at_end(body)
         new = step(k, accs)
         k.add_incoming(b.add(k, i64(1)), b.block)
-        for row, nrow in zip(accs, new):
-            for phi, val in zip(row, nrow):
-                phi.add_incoming(val, b.block)
+        add_incoming(accs, new, b.block)
         b.branch(head)
         b.position_at_end(done)
         return accs

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from .int8_isa import Int8Isa
-from ..loops import (I1, I8, I32, I64, declare_intrinsic, gep, i64, imin, internal_function, lane_mask, load_vec,
+from ..loops import (add_incoming, I1, I8, I32, I64, declare_intrinsic, gep, i64, imin, internal_function, lane_mask, load_vec,
                      masked_load, masked_store, splat, store_vec, zero)
 from .microkernel import row_variants
 from .quantmath import F32, bounds, round_saturate_i32, zero_point_f32
@@ -258,9 +258,7 @@ class _Tile:
             word = b.load(gep(b, rows[r], g)) if r < self.mr else ir.Constant(I32, ONES[isa.group])
             new.append([isa.dot(b, acc[r][v], word, bvecs[v]) for v in range(isa.nv)])
         g.add_incoming(b.add(g, i64(1)), b.block)
-        for row, nrow in zip(acc, new):
-            for phi, val in zip(row, nrow):
-                phi.add_incoming(val, b.block)
+        add_incoming(acc, new, b.block)
         b.branch(head)
         b.position_at_end(done)
         return acc

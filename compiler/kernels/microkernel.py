@@ -13,7 +13,7 @@ from llvmlite import ir
 
 from .epilogue import Epilogue
 from ..kernel_library import library_kernel
-from ..loops import (I1, I64, fma, gep, i64, imin, is_float, lane_mask, load_vec,
+from ..loops import (add_incoming, I1, I64, fma, gep, i64, imin, is_float, lane_mask, load_vec,
                      masked_load, masked_store, splat, store_vec, type_suffix, zero)
 
 # Independent FMA chains needed to keep the FMA units busy (latency 4 x 2 units).
@@ -213,10 +213,7 @@ class _Emitter:
         b.position_at_end(body)
         new = [self._fma_step(b.add(k, i64(s)), rows, acc) for s, acc in enumerate(sets)]
         k.add_incoming(b.add(k, i64(step)), b.block)
-        for acc, nacc in zip(sets, new):
-            for row, nrow in zip(acc, nacc):
-                for phi, val in zip(row, nrow):
-                    phi.add_incoming(val, b.block)
+        add_incoming(sets, new, b.block)
         b.branch(head)
         b.position_at_end(done)
         return sets

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from .config import GemmShape
 from .geometry import Geometry
-from ..loops import I64, entry_alloca, gep, i64, prefetch
+from ..loops import I64, add_incoming, entry_alloca, gep, i64, prefetch
 from .microkernel import _Emitter, microkernel, tile_function
 
 # Largest K (in multiples of the normal KC) read as one block: B's K x NR panels stream from L2.
@@ -121,9 +121,7 @@ class _WindowEmitter(_Emitter):
         b.position_at_end(body)
         end = b.add(k0, self.run)
         new = self._loop(k0, end, 1, [gep(b, p, shift) for p in rows], [acc])[0]
-        nxt = [end, b.add(shift, b.sub(self.step, self.run))] + [v for row in new for v in row]
-        for phi, val in zip([k0, shift] + [p for row in acc for p in row], nxt):
-            phi.add_incoming(val, b.block)
+        add_incoming([k0, shift, acc], [end, b.add(shift, b.sub(self.step, self.run)), new], b.block)
         b.branch(head)
         b.position_at_end(done)
         return acc
