@@ -3,7 +3,7 @@
 Embedding(vocab, 64[, mask_zero]) -> Bidirectional(LSTM(64)) -> Dense(1, sigmoid), the same weights
 in both. Inference: kcompile's JIT-compiled forward function vs a jax.jit'd Keras call. Training:
 `train_on_batch` (Adam, binary cross-entropy) on both, each after a warm-up call. The runners take
-turns call by call, so machine load falls on both alike. Prints medians, ratios (Keras / kcompile:
+turns in bursts of 5 calls, the first not counted (bench_models.measure), so machine load falls on both alike. Prints medians, ratios (Keras / kcompile:
 > 1 means kcompile is faster), the max abs difference of kcompile's predictions from Keras's and
 from the exported ONNX model run by onnxruntime, a `bar:` line per target, the thread count, the
 CPU features and the machine's load.

@@ -5,7 +5,7 @@ The model is examples/transformer_text_classifier.py's (token + position embeddi
 block, pooling, two dense layers), built once with kcompile and once with Keras. Timed: inference
 (kcompile's compiled forward function vs a jax.jit of the Keras model) and one training step
 (train_on_batch with Adam on both: the public API, optimizer update included). Runners take turns
-call by call so machine load falls on both alike. Prints medians, best times, ratios, the max abs
+in bursts of 5 calls, the first not counted (bench_models.measure), so machine load falls on both alike. Prints medians, best times, ratios, the max abs
 difference of the predictions from Keras's, and of onnxruntime on the exported model from kcompile's,
 and a `bar:` line per target.
 
