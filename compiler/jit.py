@@ -232,7 +232,7 @@ class PackedWeights:
     passed, so a new array (Variable.assign, set_weights, another `params` value) is packed anew.
     f32 weights are also written in place by native training steps: their copies are keyed on the
     weight epoch too (ir/weight_epoch.py), and a plan's copies are repacked in place when it moves
-    (PackRefresher). int8 weights are never trained in place."""
+    (f32_panels.Repacker). int8 weights are never trained in place."""
 
     def __init__(self, slots):
         self._specs = {}                # packed name -> (source name, packer(name, src, out=None), trained in place?)
@@ -268,29 +268,10 @@ class PackedWeights:
             arrays[self._index[name]] = hit[1]
 
     def refresher(self, arrays: list):
-        """A PackRefresher over a plan's arrays (slot order, filled), or None when none can go stale."""
-        pairs = [(arrays[self._index[source]], arrays[self._index[name]], name, pack)
-                 for name, (source, pack, trained) in self._specs.items() if trained]
-        return PackRefresher(pairs) if pairs else None
-
-
-class PackRefresher:
-    """A prepared call's f32 packed copies: repacked in place (the call's pointers stay valid) when the
-    weight epoch moved since they were packed (ir/call_plan.py checks `epoch` before each call). A copy
-    may be shared with other plans and PackedWeights' cache, but only among users of the same source
-    array, for whom the repacked value is the right one too."""
-
-    def __init__(self, pairs: list):
-        self.pairs = pairs
-        self.epoch = weight_epoch.current
-        self._lock = threading.Lock()
-
-    def refresh(self) -> None:
-        with self._lock:
-            epoch = weight_epoch.current   # read first: a write during the repack leaves it stale
-            for src, packed, name, pack in self.pairs:
-                pack(name, src, packed)
-            self.epoch = epoch
+        """A Repacker (ir/f32_panels.py) over a plan's arrays (slot order, filled), or None when none can go stale."""
+        pairs = [(arrays[self._index[source]], arrays[self._index[name]], name)
+                 for name, (source, _, trained) in self._specs.items() if trained]
+        return f32_panels.Repacker(pairs) if pairs else None
 
 
 class BoundCall:
@@ -418,8 +399,8 @@ class BoundCall:
         batch = 0 if batch is None else batch
         outs, out_ptrs, ws = self._buffers(batch, dims)
         key = (batch, tuple(sorted(dims.items())))
-        if self._packs is not None and self._packs.epoch != weight_epoch.current:
-            self._packs.refresh()
+        if self._packs is not None:
+            self._packs.refresh_if_stale()
         with self.tuner.call(key, nthreads) as n:   # tuned per batch and length
             fn._run(_pointers(arrays), out_ptrs, self._param_ptrs, ws, batch, n, input_shapes(arrays))
         return outs

@@ -12,8 +12,11 @@ artifact loader that refreshes them (runtime/native.py) all need it.
 from __future__ import annotations
 
 import re
+import threading
 
 import numpy as np
+
+from . import weight_epoch
 
 _TAG = "@f32-packed"
 _NAME = re.compile(rf"^(?P<source>.+){_TAG}/nr(?P<nr>\d+)(?P<t>t?)$")
@@ -59,3 +62,30 @@ def packed_value(name: str, w: np.ndarray, out: np.ndarray | None = None) -> np.
     """The value the packed parameter `name` holds for its source weight w."""
     _, nr, transposed = parse_packed_name(name)
     return pack_weights(w, nr, transposed, out)
+
+
+class Repacker:
+    """Packed copies kept equal to their source weights: pairs [(source array, packed array, packed
+    name)], repacked in place (compiled code keeps pointing at the same memory) when the weight epoch
+    (ir/weight_epoch.py) moved since they were packed. The JIT's prepared calls (compiler/jit.py) and a
+    loaded artifact (runtime/packed_weights.py) hold one; the call paths compare `epoch` before each
+    call. A packed array may be shared among users of the same source, for whom a repack is right too."""
+
+    def __init__(self, pairs):
+        self.pairs = list(pairs)
+        self.epoch = weight_epoch.current
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs)
+
+    def refresh(self) -> None:
+        with self._lock:
+            epoch = weight_epoch.current   # read first: a write during the repack leaves it stale
+            for src, packed, name in self.pairs:
+                packed_value(name, src, packed.reshape(-1))
+            self.epoch = epoch
+
+    def refresh_if_stale(self) -> None:
+        if self.pairs and self.epoch != weight_epoch.current:
+            self.refresh()

@@ -26,7 +26,7 @@ from kcompile.ir.thread_tuner import ThreadTuner
 
 from .artifact_check import ArtifactError, check_cpu_features, validate_manifest
 from .code_loader import ObjectCode, SharedLibrary
-from .packed_weights import ArtifactPacks
+from . import packed_weights
 from .sparse_weights import SparseWeights
 
 ENTRY_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p),
@@ -129,8 +129,8 @@ class CompiledModel:
         by_name = {p["name"]: p for p in self.manifest["params"]}
         self._sparse = SparseWeights(self.manifest.get("sparse_weights", []), lambda n: self._param_view(by_name[n]))
         # prepacked f32 weights: derived, repacked after writes of their sources (runtime/packed_weights.py)
-        self._packs = ArtifactPacks(self.manifest["params"], lambda n: self._param_view(by_name[n]))
-        self._logical_params = [p for p in self.manifest["params"] if not ArtifactPacks.derived(p["name"])]
+        self._packs = packed_weights.artifact_packs(self.manifest["params"], lambda n: self._param_view(by_name[n]))
+        self._logical_params = [p for p in self.manifest["params"] if not packed_weights.derived(p["name"])]
         self._code = self._load_code(root)
         self._check_interface()
         self._entries = {k: _Entry(k, spec, self._code.address(spec["symbol"]))
