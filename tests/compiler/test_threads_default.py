@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kcompile.compiler.jit import compile_graph
-from kcompile.ir.thread_tuner import RETUNE, TRIALS, ThreadTuner
+from kcompile.ir.thread_tuner import MAX_BACKOFF, RETUNE, TRIALS, ThreadTuner
 from kcompile.compiler.threads import LAUNCH_SYMBOL, LAUNCH_TYPE
 from kcompile.ir import GraphBuilder, TensorType
 from kcompile.ir import thread_budget as tb
@@ -222,11 +222,28 @@ def test_tuner_keeps_the_threads_that_help(four_cores):
         _drive(slow, 128, lambda n: 1.0 + 0.5 * (n > 1))
     assert slow.chosen(128) == 1
     assert slow.chosen(1) is None                    # per batch size
-    for _ in range(RETUNE - 1 - 2 * TRIALS):         # the load goes away: the next trial sees it
-        _drive(slow, 128, lambda n: 1.0)
-    for _ in range(1 + 2 * TRIALS):
+    # one thread won: the next trial comes after twice RETUNE calls, all on one thread
+    assert {_drive(slow, 128, lambda n: 1.0) for _ in range(2 * RETUNE - 1 - 2 * TRIALS)} == {1}
+    for _ in range(1 + 2 * TRIALS):                  # the load goes away: that trial sees it
         _drive(slow, 128, lambda n: 1.0 / n)
     assert slow.chosen(128) == 4
+    assert {_drive(slow, 128, lambda n: 1.0 / n) for _ in range(RETUNE - 1 - 2 * TRIALS)} == {4}
+    for _ in range(1 + 2 * TRIALS):                  # and after RETUNE calls again
+        _drive(slow, 128, lambda n: 1.0 + 0.5 * (n > 1))
+    assert slow.chosen(128) == 1
+
+
+def test_tuner_backs_off_while_one_thread_keeps_winning(four_cores):
+    """On a loaded machine each trial's threaded calls are slow: they come ever rarer, up to a bound."""
+    tuner, trials_at = ThreadTuner(), []
+    for call in range(40 * RETUNE):
+        limit = _drive(tuner, 1, lambda n: 1.0 + 100.0 * (n > 1))
+        if limit > 1 and call:                       # (call 0 warms up with the offer: nothing chosen yet)
+            trials_at.append(call)
+    starts = [c for i, c in enumerate(trials_at) if i == 0 or c - trials_at[i - 1] > 2 * TRIALS]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert gaps[:4] == [2 * RETUNE, 4 * RETUNE, 8 * RETUNE, 16 * RETUNE]
+    assert max(gaps) == MAX_BACKOFF * RETUNE
 
 
 def test_tuner_leaves_a_chosen_count_alone(four_cores, monkeypatch):
