@@ -38,10 +38,25 @@ class Int8Isa:
     nv: int        # vectors of columns per tile
     direct_mr: int = 0   # the direct path's tile (few rows, B read in place): rows ...
     direct_nv: int = 0   # ... and vectors of columns (wide: whole cache lines of B per row)
+    panel_nv: int = 0    # vectors of columns per packed B panel when a tile reads a strip of it (0: nv)
 
     @property
     def nr(self) -> int:
         return self.nv * self.lanes
+
+    @property
+    def panel_nr(self) -> int:
+        """Columns per packed B panel (the layout): the tile's own, or a panel it reads in strips."""
+        return (self.panel_nv or self.nv) * self.lanes
+
+    def pooled(self, window_rows: int) -> "Int8Isa":
+        """The tile of a GEMM whose rows come in pool windows of `window_rows` (a height of whole
+        windows). AVX2's 16 registers hold 6 x 2 vectors, so a 2x2 pool would get 4 x 2 (8 sums a
+        k group for 2 B loads and 4 broadcasts); one vector-wide strip of the same panels, 3 windows
+        tall (12 x 1), does 12 a k group for one B load and keeps three windows' epilogues in flight."""
+        if self.name == "avx2" and self.nv == 2 and window_rows <= 6:
+            return replace(self, nv=1, panel_nv=self.nv, mr=12 // window_rows * window_rows)
+        return replace(self, mr=max(window_rows, self.mr // window_rows * window_rows))
 
     def direct(self) -> "Int8Isa":
         """The tile shape of the direct path (same instructions, its own rows and columns)."""

@@ -163,12 +163,18 @@ def _types(out) -> list:
     return [t if t is not None else out.elem.as_pointer() for t in ARG_TYPES] + out.kernel_types()
 
 
+def _shape(isa: Int8Isa, rows: bool = True) -> str:
+    """MRxNR, and the panel width where the tile reads a strip of wider panels."""
+    strip = f"of{isa.panel_nr}" if isa.panel_nr != isa.nr else ""
+    return (f"{isa.mr}x" if rows else "") + f"{isa.nr}{strip}"
+
+
 def tile_function(module: ir.Module, isa: Int8Isa, out, mode: str = "packed", kg: int | None = None) -> ir.Function:
     """`void (ARG_NAMES..., out args...)`: picks the variant for full or edge columns and the
     smallest height holding mvalid rows. kg: the k groups, when the call site's are static: the
     tile is then specialized (A's rows at constant offsets, no address arithmetic per k group; the
     `kg` argument is ignored)."""
-    name = f"kc_i8tile_{isa.name}_{mode}_{isa.mr}x{isa.nr}_{out.key}" + (f"_k{kg}" if kg is not None else "")
+    name = f"kc_i8tile_{isa.name}_{mode}_{_shape(isa)}_{out.key}" + (f"_k{kg}" if kg is not None else "")
     fn = internal_function(module, name, ir.VoidType(), _types(out), ARG_NAMES)
     if fn is None:
         return module.globals[name]
@@ -193,7 +199,7 @@ def tile_function(module: ir.Module, isa: Int8Isa, out, mode: str = "packed", kg
 
 
 def _microkernel(module, isa: Int8Isa, mr: int, edge: bool, out, mode: str, kg: int | None) -> ir.Function:
-    name = (f"kc_i8ukr_{isa.name}_{mode}_{mr}x{isa.nr}_{'edge' if edge else 'full'}_{out.key}"
+    name = (f"kc_i8ukr_{isa.name}_{mode}_{mr}x{_shape(isa, False)}_{'edge' if edge else 'full'}_{out.key}"
             + (f"_k{kg}" if kg is not None else ""))
     fn = internal_function(module, name, ir.VoidType(), _types(out), ARG_NAMES)
     if fn is None:
@@ -265,7 +271,7 @@ class _Tile:
 
     def _b_packed(self, g):
         b, isa = self.b, self.isa
-        base = gep(b, self.a["b"], b.mul(g, i64(isa.nr * isa.group)))
+        base = gep(b, self.a["b"], b.mul(g, i64(isa.panel_nr * isa.group)))   # a strip: the panel's stride
         return [isa.load_b(b, gep(b, base, i64(v * isa.lanes * isa.group))) for v in range(isa.nv)]
 
     def _b_direct(self, g):
@@ -334,9 +340,13 @@ class _Tile:
     def _store_row(self, vals, r, masks):
         b, isa, a = self.b, self.isa, self.a
         row = gep(b, a["c"], b.mul(i64(r), a["ldc"]))
-        if isa.name == "avx2" and isa.nv == 2 and not self.edge and hasattr(self.out, "pack_pair"):
-            wide = [self.out.apply_i32(b, vals[v], self.cols[v], self.kargs) for v in range(2)]
-            store_vec(b, self.out.pack_pair(b, *wide), row)
+        if isa.name == "avx2" and isa.nv <= 2 and not self.edge and hasattr(self.out, "pack_pair"):
+            wide = [self.out.apply_i32(b, vals[v], self.cols[v], self.kargs) for v in range(isa.nv)]
+            packed = self.out.pack_pair(b, wide[0], wide[-1])
+            if isa.nv == 1:   # one vector packed with itself: its 8 bytes come first
+                packed = b.shuffle_vector(packed, ir.Constant(packed.type, None),
+                                          ir.Constant(ir.VectorType(I32, 8), list(range(8))))
+            store_vec(b, packed, row)
             return
         for v in range(isa.nv):
             y = self.out.apply(b, vals[v], self.cols[v], self.kargs)

@@ -231,7 +231,7 @@ def pack_b(b, isa: Int8Isa, w, ldb: int, k: int, kgroups: int, col0, nc, nc_pad,
     Whole vectors of columns are loaded `group` rows at a time and interleaved in registers; rows
     past K are zeroed by a select after re-reading row K-1 (never past the matrix); a vector of
     columns that crosses nc (the last of a block) is packed byte by byte."""
-    G, nr, lanes = isa.group, isa.nr, isa.lanes
+    G, nr, lanes = isa.group, isa.panel_nr, isa.lanes
     vbytes = lanes * G
     with for_range(b, 0, nc_pad, lanes, name="b.vec") as c:
         panel = gep(b, bpack, b.add(b.mul(b.sdiv(c, i64(nr)), i64(kgroups * nr * G)), b.mul(b.srem(c, i64(nr)), i64(G))))
@@ -281,5 +281,5 @@ def _pack_columns_bytewise(b, isa, w, ldb, k, kgroups, src, valid, panel):
         with for_range(b, 0, kgroups * G, name="b.k") as kk:
             real = b.and_(live, b.icmp_signed("<", kk, i64(k)))
             v = b.load(b.gep(src, [b.add(b.mul(imin(b, kk, i64(k - 1)), i64(ldb)), jj)]))
-            dst = b.add(b.mul(b.sdiv(kk, i64(G)), i64(isa.nr * G)), b.add(b.mul(j, i64(G)), b.srem(kk, i64(G))))
+            dst = b.add(b.mul(b.sdiv(kk, i64(G)), i64(isa.panel_nr * G)), b.add(b.mul(j, i64(G)), b.srem(kk, i64(G))))
             b.store(b.select(real, v, ir.Constant(I8, 0)), gep(b, panel, dst))
