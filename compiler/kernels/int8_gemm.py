@@ -56,7 +56,7 @@ class Int8Gemm:
 
     def blocks(self):
         """(NC, MC): columns per B block (NR multiple, balanced), rows per A block (MR multiple)."""
-        isa, kbytes, pnr = self.isa, max(1, self.kgroups * self.isa.group), self.isa.panel_nr
+        isa, kbytes, pnr = self.isa, max(1, self.kgroups * self.isa.group * self.isa.b_bytes), self.isa.panel_nr
         if kbytes * pnr > MAX_PANEL_BYTES:
             raise NotImplementedError(f"int8 GEMM {self.name}: a contraction of K = {self.source.k} does not fit "
                                       f"the kernel's stack panels (at most {MAX_PANEL_BYTES // pnr} values)")
@@ -174,8 +174,8 @@ class _Driver:
         if p.prepacked:   # panels and column sums as passes/int8_prepack.py lays them out
             panels = -(-p.n // pnr)
             panel0 = b.add(b.mul(group, i64(panels)), b.sdiv(jc, i64(pnr)))
-            bblock = gep(b, packed, b.mul(panel0, i64(kg * pnr * isa.group)))
-            sums = b.bitcast(gep(b, packed, i64(p.groups * panels * kg * pnr * isa.group)), I32.as_pointer())
+            bblock = gep(b, packed, b.mul(panel0, i64(kg * isa.kstride)))
+            sums = b.bitcast(gep(b, packed, i64(p.groups * panels * kg * isa.kstride)), I32.as_pointer())
             column_terms(b, p.source.real_k, gep(b, sums, b.mul(panel0, i64(pnr))), col0, nc,
                          round_up(b, nc, pnr), bufs["colterm"], bufs["bzv"], bzp, p.bz_per_col, az)
         else:
@@ -195,8 +195,8 @@ class _Driver:
                 pack_a(b, isa, p.source, a, group, ic, mc, kg, bufs["a"], bufs["rowsum"], bufs["row"],
                        b.trunc(az, I8), need)
             with for_range(b, 0, nc, isa.nr, "jr") as jr:   # the tile's columns: a panel, or a strip of one
-                bpanel = gep(b, bblock, b.add(b.mul(b.sdiv(jr, i64(pnr)), i64(kg * pnr * isa.group)),
-                                              b.mul(b.srem(jr, i64(pnr)), i64(isa.group))))
+                bpanel = gep(b, bblock, b.add(b.mul(b.sdiv(jr, i64(pnr)), i64(kg * isa.kstride)),
+                                              b.mul(b.srem(jr, i64(pnr)), i64(isa.group * isa.b_bytes))))
                 with for_range(b, 0, mc, isa.mr, "ir") as ir_:
                     row = b.add(ic, ir_)
                     crow = b.sdiv(row, i64(self.window_rows)) if self.window_rows > 1 else row
@@ -212,5 +212,5 @@ class _Driver:
         isa = self.p.isa
         return {"a": entry_alloca(b, I32, a_pack_words(self.mc, kg, isa.group)), "rowsum": entry_alloca(b, I32, self.mc),
                 "row": entry_alloca(b, I8, rowbuf_bytes(kg, isa.group)),
-                "b": entry_alloca(b, I8, 1 if self.p.prepacked else max(1, kg * isa.group * self.nc)),
+                "b": entry_alloca(b, I8, 1 if self.p.prepacked else max(1, kg * isa.group * isa.b_bytes * self.nc)),
                 "colterm": entry_alloca(b, I32, self.nc), "bzv": entry_alloca(b, I32, self.nc)}

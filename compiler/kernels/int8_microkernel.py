@@ -271,8 +271,8 @@ class _Tile:
 
     def _b_packed(self, g):
         b, isa = self.b, self.isa
-        base = gep(b, self.a["b"], b.mul(g, i64(isa.panel_nr * isa.group)))   # a strip: the panel's stride
-        return [isa.load_b(b, gep(b, base, i64(v * isa.lanes * isa.group))) for v in range(isa.nv)]
+        base = gep(b, self.a["b"], b.mul(g, i64(isa.kstride)))   # a strip: the panel's stride
+        return [isa.load_b(b, gep(b, base, i64(v * isa.lanes * isa.group * isa.b_bytes))) for v in range(isa.nv)]
 
     def _b_direct(self, g):
         """`group` rows of row-major B per vector of columns, interleaved in registers; rows past K
