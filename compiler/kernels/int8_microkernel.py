@@ -19,7 +19,7 @@ from llvmlite import ir
 from .int8_isa import Int8Isa
 from ..loops import (add_incoming, I1, I8, I32, I64, declare_intrinsic, gep, i64, imin, internal_function, lane_mask, load_vec,
                      masked_load, masked_store, splat, store_vec, zero)
-from .microkernel import row_variants
+from .microkernel import row_variants, tile_heights
 from .quantmath import F32, bounds, round_saturate_i32, zero_point_f32
 
 # packed B: b = the NR-column panel, colterm/bzv = its corrections (ldb, k, az, bzp unused);
@@ -184,7 +184,10 @@ def tile_function(module: ir.Module, isa: Int8Isa, out, mode: str = "packed", kg
     full, edge = fn.append_basic_block("full"), fn.append_basic_block("edge")
     b.cbranch(b.icmp_signed("==", args[ARG_NAMES.index("nvalid")], i64(isa.nr)), full, edge)
     kk = getattr(out, "window_rows", 1)   # a pooled tile's heights are whole windows
-    heights = [h for h in row_variants(isa.mr) if h % kk == 0] + ([kk] if isa.mr > kk and kk > 1 else [])
+    # AVX2's 6-row tile takes MR and powers of two below it (batch 64 leaves 4 rows: a 4-row kernel,
+    # not a third of a 6-row one idle); the other paths halve MR (12 -> 6 ...) as before
+    variants = tile_heights(isa.mr) if isa.name == "avx2" else row_variants(isa.mr)
+    heights = [h for h in variants if h % kk == 0] + ([kk] if isa.mr > kk and kk > 1 and kk not in variants else [])
     for blk, is_edge in ((full, False), (edge, True)):
         b.position_at_end(blk)
         for rows, smaller in zip(heights, heights[1:] + [0]):
