@@ -11,8 +11,10 @@ GEMM subtracts 128 * colsum(b) afterwards):
           Never `vpmaddubsw`, whose i16 pair sums saturate (255 * 127 * 2 > 32767).
   generic sign/zero-extension to i32, multiply, add: any target LLVM supports (1 k per group).
 
-The packed layouts follow from `group`: a B panel holds, per k group, NR columns x `group` bytes;
-an A block holds, per row, one i32 word per k group (the group's A values: 4 u8, 2 u16 or one i32).
+The packed layouts follow from `group` and `b_bytes`: a B panel holds, per k group, NR columns x
+`group` values of b_bytes each (AVX2: int16, widened once when packed, so its k loop has no
+sign-extension); an A block holds, per row, one i32 word per k group (the group's A values: 4 u8,
+2 u16 or one i32).
 """
 from __future__ import annotations
 
