@@ -54,9 +54,10 @@ def target(request, every_call_threaded):
                                BiasActivation(True, "relu") if epi == "biasrelu" else None)
             fn.linkage = "external"
             names[i, epi] = fn.name
-    fn = conv_function(mod, feats_used, "f64", "forward", _geo(CASES[2]))
-    fn.linkage = "external"
-    names["f64"] = fn.name
+    for key, case in (("f64", CASES[2]), ("f64 wide", CASES[0])):   # (AVX-512: 6x32 tiles for the second)
+        fn = conv_function(mod, feats_used, "f64", "forward", _geo(case))
+        fn.linkage = "external"
+        names[key] = fn.name
     # the window micro-kernels are what these GEMMs call (not the packed ones)
     assert any(name.endswith("_win") for name in mod.globals)
     return JitModule(mod, cpu=cpu, features=feats), names
@@ -80,14 +81,15 @@ def test_window_conv_forward(target, i, batch, nthreads):
     np.testing.assert_allclose(y, np.maximum(ref + bias, 0), rtol=TOL, atol=TOL * 10)
 
 
-def test_window_conv_f64(target):
+@pytest.mark.parametrize("key,case", [("f64", 2), ("f64 wide", 0)])
+def test_window_conv_f64(target, key, case):
     jm, names = target
-    hwc, k, cout, s, d = CASES[2]
+    hwc, k, cout, s, d = CASES[case]
     rng = np.random.default_rng(7)
     x, w = rng.standard_normal((5, *hwc)), rng.standard_normal((*k, hwc[2], cout))
     ref = conv2d_ref(x, w, {"strides": s, "dilations": d, "padding": "valid", "groups": 1})
     y = np.full(ref.shape, np.nan)
-    call(jm, names["f64"], [x, w, y], 5, 2)
+    call(jm, names[key], [x, w, y], 5, 2)
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-11)
 
 
