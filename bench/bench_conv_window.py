@@ -7,6 +7,8 @@ batch-256 buffers (streamed: 13.4 MB for conv2d_1) or one batch-32 slice reused 
 Rounds interleave the variants. Times are thread CPU time at 1 thread (a preempted call is not
 charged for the other process; its cache damage still is), wall time (TSC) at 2. Prints best and
 median % of the measured FMA peak, and a `bar:` line per layer: one call at batch 256 >= 95 %.
+Then the window tile against the one before it (AVX-512: 6x64 against 12x32, both compiled in this
+process, one call at batch 64 and 256, interleaved; their own output buffers): the ratio of medians.
 
   python bench/bench_conv_window.py [--threads 1|2] [--rounds 30]
 """
@@ -79,6 +81,58 @@ def main(argv=None):
         best = flops / min(times["1 x batch 256, streamed"]) / peak.flops(args.threads) * 100
         print(f"bar: {name} batch 256, {args.threads} thread(s), one call: {best:.1f} % of FMA peak (best) "
               f">= 95 % {'met' if best >= 95 else 'NOT met'}")
+        compare_tiles(graph, x, flops, peak, args, clock)
+
+
+def compare_tiles(graph, x, flops, peak, args, clock):
+    """The wide window tile (window_tile.WIDE_VECTORS) against the 2-vector one, interleaved."""
+    from native_loop import one_call_seconds
+    from kcompile.compiler import jit
+    from kcompile.compiler.kernels import window_tile
+    from kcompile.ir.call_plan import aligned_empty
+    wide, cache_off = window_tile.WIDE_VECTORS, os.environ.get("KCOMPILE_DISABLE_CACHE")
+    plans = {}
+    # compile_graph caches by graph text, in this process and on disk (a module constant changed
+    # here is not in its key): both off while each tile compiles
+    os.environ["KCOMPILE_DISABLE_CACHE"] = "1"
+    try:
+        for label, vectors in (("2-vector tile", 2), (f"{wide}-vector tile", wide)):
+            window_tile.WIDE_VECTORS = vectors
+            jit._CACHE.clear()
+            plans[label] = jit.compile_graph(graph, opt_level=3).plan(nthreads=args.threads)
+    finally:
+        window_tile.WIDE_VECTORS = wide
+        jit._CACHE.clear()
+        if cache_off is None:
+            del os.environ["KCOMPILE_DISABLE_CACHE"]
+        else:
+            os.environ["KCOMPILE_DISABLE_CACHE"] = cache_off
+    out_elems = graph.outputs[0].type.shape[1:]
+    for batch in (64, 256):
+        calls = {}
+        for label, plan in plans.items():
+            fn, block, (slot, keep) = plan.native_call([x[:batch]])
+            y = aligned_empty(batch * int(np.prod(out_elems)) * 4)
+            slot.out_ptrs[0] = y.ctypes.data
+            calls[label] = (fn, block, y, keep)
+        times = {k: [] for k in calls}
+        labels = list(calls)
+        for r in range(args.rounds * (4 if batch == 64 else 1)):
+            for label in labels[r % 2:] + labels[:r % 2]:
+                fn, block = calls[label][:2]
+                if clock is None:
+                    times[label].append(one_call_seconds(fn, block))
+                else:
+                    t0 = clock()
+                    one_call_seconds(fn, block)
+                    times[label].append(clock() - t0)
+        f = flops * batch / 256
+        meds = {k: statistics.median(v) for k, v in times.items()}
+        same = np.array_equal(calls[labels[0]][2], calls[labels[1]][2])
+        print(f"  batch {batch}: " + ", ".join(
+            f"{k} best {f / min(v) / peak.flops(args.threads) * 100:5.1f} % median "
+            f"{f / meds[k] / peak.flops(args.threads) * 100:5.1f} %" for k, v in times.items())
+            + f"; time {labels[1]} / {labels[0]} (medians) {meds[labels[1]] / meds[labels[0]]:.3f}; bitwise equal: {same}")
 
 
 if __name__ == "__main__":

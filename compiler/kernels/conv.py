@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from llvmlite import ir
 
-from .config import GemmShape, gemm_shape, gemm_wide_shape, vector_bits
+from .config import GemmShape, gemm_shape, gemm_wide_shape, vector_bits, vector_registers
 from .depthwise import depthwise_function, is_depthwise
 from .direct import direct_function, use_direct
 from .direct_grad import direct_filter_grad_function, use_direct_filter_grad
@@ -47,7 +47,7 @@ def conv_function(module: ir.Module, features: str, dtype: str, kind: str, geo: 
         shape = _channel_aligned(shape, geo.cin_g)
     window = kind == "forward" and use_window(geo, shape, is_float_dtype(dtype))
     if window:
-        shape = window_shape(geo, shape)
+        shape = window_shape(geo, shape, vector_registers(features))
     key = repr((kind, dtype, geo, epi.ident, shape, window))
     name = f"kc_conv_{kind}_{epi.ident}_" + hashlib.sha1(key.encode()).hexdigest()[:12]
     builder = _forward_window if window else {"forward": _forward, "input_grad": _input_grad,

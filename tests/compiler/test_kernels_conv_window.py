@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from llvmlite import ir
 
-from kcompile.compiler.kernels.config import gemm_shape
+from kcompile.compiler.kernels.config import gemm_shape, vector_registers
 from kcompile.compiler.kernels.conv import conv_function
 from kcompile.compiler.kernels.epilogue import BiasActivation
 from kcompile.compiler.kernels.geometry import geometry2d
 from kcompile.compiler.kernels.standalone import JitModule, call, host_features
-from kcompile.compiler.kernels.window_tile import use_window
+from kcompile.compiler.kernels.window_tile import use_window, window_shape
 from kcompile.ir.ops.nn import conv2d_ref
 
 from test_kernels_util import every_call_threaded  # noqa: F401 (fixture)
@@ -54,9 +54,10 @@ def target(request, every_call_threaded):
                                BiasActivation(True, "relu") if epi == "biasrelu" else None)
             fn.linkage = "external"
             names[i, epi] = fn.name
-    fn = conv_function(mod, feats_used, "f64", "forward", _geo(CASES[2]))
-    fn.linkage = "external"
-    names["f64"] = fn.name
+    for key, case in (("f64", CASES[2]), ("f64 wide", CASES[0])):   # (AVX-512: 6x32 tiles for the second)
+        fn = conv_function(mod, feats_used, "f64", "forward", _geo(case))
+        fn.linkage = "external"
+        names[key] = fn.name
     # the window micro-kernels are what these GEMMs call (not the packed ones)
     assert any(name.endswith("_win") for name in mod.globals)
     return JitModule(mod, cpu=cpu, features=feats), names
@@ -80,14 +81,15 @@ def test_window_conv_forward(target, i, batch, nthreads):
     np.testing.assert_allclose(y, np.maximum(ref + bias, 0), rtol=TOL, atol=TOL * 10)
 
 
-def test_window_conv_f64(target):
+@pytest.mark.parametrize("key,case", [("f64", 2), ("f64 wide", 0)])
+def test_window_conv_f64(target, key, case):
     jm, names = target
-    hwc, k, cout, s, d = CASES[2]
+    hwc, k, cout, s, d = CASES[case]
     rng = np.random.default_rng(7)
     x, w = rng.standard_normal((5, *hwc)), rng.standard_normal((*k, hwc[2], cout))
     ref = conv2d_ref(x, w, {"strides": s, "dilations": d, "padding": "valid", "groups": 1})
     y = np.full(ref.shape, np.nan)
-    call(jm, names["f64"], [x, w, y], 5, 2)
+    call(jm, names[key], [x, w, y], 5, 2)
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-11)
 
 
@@ -104,11 +106,12 @@ def test_window_path_selection(padding, strides, dilations, groups, used):
 
 
 def test_window_kernel_prefetches_each_c_line_once():
-    """The 12-row kernel asks for each of its C lines once, spread over the kernel rows (a 3x3
+    """The full-height kernel asks for each of its C lines once, spread over the kernel rows (a 3x3
     convolution's C_PREFETCH_GROUPS groups), and for the newest input row's lines in a loop."""
     mod = ir.Module("conv_window_prefetch")
     conv_function(mod, host_features(), "f32", "forward", _geo(CASES[0]), BiasActivation(True, "relu"))
-    shape = gemm_shape(host_features(), 4, CASES[0][2])
+    shape = window_shape(_geo(CASES[0]), gemm_shape(host_features(), 4, CASES[0][2]),
+                         vector_registers(host_features()))
     kernel = next(str(f) for f in mod.functions
                   if f.name.endswith("_win") and f"_{shape.mr}x{shape.nr}_full" in f.name and f.blocks)
     calls = [line for line in kernel.splitlines() if "llvm.prefetch" in line]
@@ -116,3 +119,44 @@ def test_window_kernel_prefetches_each_c_line_once():
     reads = [line for line in calls if line.endswith("i32 0, i32 3, i32 1)")]
     assert len(writes) == shape.mr * (shape.nr // shape.lanes)
     assert len(reads) == 1   # one loop over the lines
+
+
+@pytest.mark.parametrize("cout,wide", [(64, True), (128, True), (40, False), (96, False)])
+def test_window_tile_shape(cout, wide):
+    """With 32 vector registers a 4-vector-wide tile with the same 24 accumulators (f32: 6x64) where
+    the output channels are a multiple of its width; 16 registers (AVX2) keep the 2-vector tile."""
+    geo = geometry2d(("N", 13, 13, 32), (3, 3), (1, 1), (1, 1), "valid", 1, cout)
+    avx512 = "+avx512f,+avx2,+fma"
+    shape = window_shape(geo, gemm_shape(avx512, 4, cout), 32)
+    assert (shape.mr, shape.nr) == ((6, 64) if wide else (12, 32))
+    assert shape.mc % shape.mr == 0 and shape.kc == 384
+    avx2 = "+avx2,+fma,-avx512f"
+    assert window_shape(geo, gemm_shape(avx2, 4, cout), vector_registers(avx2)) == gemm_shape(avx2, 4, cout)
+    # conv2d_2's K = 576 is one block: NC shrinks, still a multiple of the wide NR
+    geo = geometry2d(("N", 5, 5, 64), (3, 3), (1, 1), (1, 1), "valid", 1, 128)
+    shape = window_shape(geo, gemm_shape(avx512, 4, 128), 32)
+    assert (shape.mr, shape.nr, shape.kc) == (6, 64, 576) and shape.nc % 64 == 0
+
+
+def test_window_wide_tile_bitwise_equal_to_avx2():
+    """The host's (wide, on AVX-512) tile and AVX2's 6x16 tile sum every output's k in the same order
+    with FMAs: the same bits, bias and relu included, whatever the tile shape."""
+    cpu, feats = TARGETS["avx2"]
+    if not _supported(feats):
+        pytest.skip("this CPU cannot run avx2 code")
+    case = CASES[0]
+    out = []
+    for name, (cpu, feats) in (("host", TARGETS["host"]), ("avx2", TARGETS["avx2"])):
+        mod = ir.Module(f"conv_window_bits_{name}")
+        fn = conv_function(mod, feats or host_features(), "f32", "forward", _geo(case), BiasActivation(True, "relu"))
+        fn.linkage = "external"
+        jm = JitModule(mod, cpu=cpu, features=feats)
+        hwc, k, cout, s, d = case
+        rng = np.random.default_rng(3)
+        x = rng.standard_normal((3, *hwc)).astype(np.float32)
+        w = rng.standard_normal((*k, hwc[2], cout)).astype(np.float32)
+        bias = rng.standard_normal(cout).astype(np.float32)
+        y = np.full((3, 11, 11, cout), np.nan, np.float32)
+        call(jm, fn.name, [x, w, y, bias], 3, 2)
+        out.append(y)
+    assert np.array_equal(out[0].view(np.uint32), out[1].view(np.uint32))
