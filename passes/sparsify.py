@@ -29,8 +29,8 @@ from kcompile.ir.f32_panels import parse_packed_name
 from kcompile.ir.ops.sparse import from_dense, from_dense_windows, sparse_param_names
 
 from .manager import PassError, register_pass
-from .sparsify_uses import INT8_OPS, conv_use, emit_patches, float_use, int8_use, matrix_view
-from .sparse_cost import ESTIMATE_BATCHES, PATCH_PER_ELEMENT, Layout, best_layout, int8_layout, structure
+from .sparsify_uses import INT8_OPS, conv_use, emit_patches, float_use, fused_pool_size, int8_use, matrix_view
+from .sparse_cost import ESTIMATE_BATCHES, Layout, Use, best_layout, int8_layout, structure
 
 MODES = ("auto", "always", "never")
 MIN_SPEEDUP = 1.2
@@ -54,6 +54,7 @@ class SparseDecision:
     sparse_bytes: int
     int8: bool = False     # an int8 kernel of matmul_integer (weighed against the dense int8 GEMM)
     kernel_shape: tuple = ()   # a convolution kernel's own shape (shape is its [K, COUT] view)
+    pool: int = 0          # the k x k max pool the dense convolution would take into its kernel
 
     def line(self) -> str:
         at = ", ".join(f"{s:.2f}x at {r} row{'s' if r > 1 else ''}" for s, r in zip(self.speedup, self.rows))
@@ -61,8 +62,9 @@ class SparseDecision:
         windows = self.sparse and self.layout == "windows"
         layout = f", windows of {self.block[0]} inputs x {self.block[1]} outputs" if windows else ""
         what += " int8" if self.int8 else " convolution" if self.kernel_shape else ""
+        pool = f", dense fuses the {self.pool}x{self.pool} max pool" if self.pool else ""
         return (f"{self.param} [{self.shape[0]}x{self.shape[1]}]: {what}, density {self.density:.3f}, "
-                f"{self.structure}, est. {at}, {self.sparse_bytes if self.sparse else self.dense_bytes:,} bytes "
+                f"{self.structure}, est. {at}{pool}, {self.sparse_bytes if self.sparse else self.dense_bytes:,} bytes "
                 f"(dense {self.dense_bytes:,}){layout}")
 
 
@@ -109,18 +111,29 @@ def _rows(nodes) -> tuple:
     return tuple(per_item * b for b in ESTIMATE_BATCHES) if batched else (per_item,)
 
 
+def _use(graph: Graph, nodes) -> Use:
+    """The work per call the cost model weighs (sparse_cost.Use): rows per estimate; a convolution's
+    patches; a max pool its dense kernel would fuse, which drops the positions the pool does not read."""
+    rows, conv = _rows(nodes), conv_use(nodes[0], 1)
+    pool = fused_pool_size(graph, nodes[0]) if conv and len(nodes) == 1 else 0
+    if not pool:
+        return Use(rows, patches=conv)
+    h, w = nodes[0].outputs[0].type.shape[1:3]
+    kept = (h // pool * pool) * (w // pool * pool) / (h * w)
+    return Use(rows, patches=True, pool=pool, dense_rows=tuple(round(r * kept) for r in rows))
+
+
 def _decide(graph: Graph, name: str, nodes, mode: str, lanes: int, int8_permute: bool) -> tuple:
     kernel = np.asarray(graph.param_values[name])
-    w, rows = matrix_view(kernel), _rows(nodes)
-    int8, conv = nodes[0].op in INT8_OPS, conv_use(nodes[0], 1)
-    patch = PATCH_PER_ELEMENT * w.shape[0] * (0.25 if int8 else 1.0) if conv else 0.0   # (8-bit patches: bytes)
-    layout, speedup = int8_layout(w, rows, int8_permute, patch) if int8 else best_layout(w, rows, lanes, patch)
+    w, use = matrix_view(kernel), _use(graph, nodes)
+    int8, conv, rows = nodes[0].op in INT8_OPS, conv_use(nodes[0], 1), use.rows
+    layout, speedup = int8_layout(w, use, int8_permute) if int8 else best_layout(w, use, lanes)
     # an all-zero kernel is most likely a placeholder awaiting set_weights: auto keeps it dense
     sparse = mode == "always" or (layout.nnz > 0 and min(speedup) >= MIN_SPEEDUP)
     d = SparseDecision(name, tuple(n.name or n.op for n in nodes), w.shape, round(layout.nnz / max(1, w.size), 4),
                        structure(w, layout), layout.block, layout.layout, speedup, rows, sparse,
                        w.size * w.dtype.itemsize, layout.nbytes(w.shape[1], w.dtype.itemsize, w.shape[0]), int8,
-                       kernel.shape if conv else ())
+                       kernel.shape if conv else (), use.pool)
     return d, layout
 
 
