@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_sparse import NativeCall  # noqa: E402
-from bench_sparse_int8 import int8_graph, interleaved, ratio  # noqa: E402
+from bench_sparse_int8 import best_ratio, int8_graph, interleaved, ratio  # noqa: E402
 
 # name: (input shape per example, kernel shape (KH, KW, CIN, COUT) or (K, N), pool, sparsity)
 CASES = {
@@ -82,6 +82,7 @@ def main(argv=None):
     from kcompile.compiler.kernels.config import vector_bits
     from kcompile.compiler.kernels.sparse_int8 import uses_permute
     from kcompile.compiler.target import host_target
+    from kcompile.passes.sparse_cost import ESTIMATE_BATCHES
     from kcompile.passes.sparsify import sparsify
     from kcompile.runtime import load
     from bench_machine import one_thread_header
@@ -102,13 +103,14 @@ def main(argv=None):
             models = [load(compiled(g, Path(tmp) / mode, mode, target)) for mode in ("never", "always")]
             for m in models:
                 m.nthreads = 1
-            for i, batch in enumerate(int(b) for b in args.batches.split(",")):
+            for batch in (int(b) for b in args.batches.split(",")):
                 x = rng.uniform(0, 1, (batch, *shape)).astype(np.float32)
                 med, rounds = interleaved([NativeCall(m, x) for m in models], args.seconds)
                 measured = ratio(rounds, 0, 1)
-                est = d.speedup[i] if i < len(d.speedup) else float("nan")
+                est = d.speedup[ESTIMATE_BATCHES.index(batch)] if batch in ESTIMATE_BATCHES else float("nan")
                 print(f"{name:>15} b{batch:<3} {'sparse' if d.sparse else 'dense ':6} dense {med[0]:9.1f} us, "
-                      f"sparse {med[1]:9.1f} us: measured {measured:5.2f}x, model {est:5.2f}x ({d.layout})")
+                      f"sparse {med[1]:9.1f} us: measured {measured:5.2f}x (best {best_ratio(rounds, 0, 1):5.2f}x), "
+                      f"model {est:5.2f}x ({d.layout})")
                 ok = measured >= 0.9 if d.sparse else measured < 1.3
                 bars.append((f"{name} batch {batch}: auto's {'sparse' if d.sparse else 'dense'} choice "
                              f"(measured {measured:.2f}x, model {est:.2f}x)", ok))

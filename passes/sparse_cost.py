@@ -18,9 +18,9 @@ per kernel, not guessed from FLOPs:
   output order, each (panel, window) group its loop exits; rows in groups of 8 share the loads
   and the loop exits (WINDOWS_GROUPED), a lone row does not (WINDOWS_LONE).
 - column kernel (CSC, kernels/sparse.py) on tiles of `lanes` rows: per stored element one FMA over
-  the tile, the tile transposed first (k * lanes scalar copies), each output extracted lane by
-  lane; a tile larger than L1 makes every FMA's load an L2 load (COLUMN_TILE[lanes]). Rows left
-  over run as dot products (COLUMN_ROW).
+  the tile; the tile's inputs and outputs transposed in register tiles (k * lanes and n * lanes
+  elements); a tile larger than L1 makes the FMAs' loads L2 loads (COLUMN_TILE[lanes]), an input
+  larger than L2 streams (COLUMN_STREAM_PER_INPUT). Rows left over run as dot products (COLUMN_ROW).
 - a convolution's sparse form also copies its patches (PATCH_PER_ELEMENT) and, where the dense
   convolution would take a following max pool into its kernel (passes/fuse_conv_pool.py,
   fuse_int8_pool.py), runs the pool as a pass of its own (POOL_PER_ELEMENT) after computing every
@@ -50,6 +50,7 @@ INDEX_BYTES = 4          # index and offsets are i32
 ESTIMATE_BATCHES = (1, 64)
 PARTIAL_TILE_MIN = 4     # as compiler/kernels/sparse.py: leftover rows that fill one more batch tile
 L1_BYTES = 32 * 1024     # a column tile beyond this (Zen 4's L1D is 32-48 KB) is read from L2
+L2_BYTES = 1024 * 1024   # a call's input beyond this (Zen 4's L2 per core) streams from L3 or memory
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,11 @@ DENSE_PER_MAC = 0.018             # more rows: a multiply-add (95 % of the FMA p
 DENSE_PER_OUTPUT = 0.17           # an output element's epilogue and store (conv K = 9: 0.39 us of 0.40 at batch 64)
 WINDOWS_LONE = WindowCost(step=0.71, input=0.47, output=0.72, group=0.48)      # 784x512 at 10 %: 5.2 us
 WINDOWS_GROUPED = WindowCost(step=0.54, input=0.38, output=0.58, group=0.02)   # ... 64 rows: 210 us
-COLUMN_TILE = {16: ColumnCost(element=0.30, element_l2=0.29, transposed=0.56, output=0.29),  # 64 rows: 130 us
-               8: ColumnCost(element=0.38, element_l2=0.0, transposed=0.31, output=0.30)}    # AVX2: 143 us
-COLUMN_ROW = (0.23, 0.06, 1.2)    # a lone row's dot products: per stored block, per block element, per output
+COLUMN_TILE = {16: ColumnCost(element=0.52, element_l2=0.02, transposed=0.15, output=0.19),  # 64 rows: 99 us
+               8: ColumnCost(element=0.36, element_l2=0.09, transposed=0.08, output=0.21)}    # AVX2: 128 us
+COLUMN_STREAM_PER_INPUT = 0.35   # per input element of a call whose input exceeds L2 (a batch-64 convolution's
+                                  # 9 MB of patches: 288x64 at 7744 rows took 250 ns a row, not 115)
+COLUMN_ROW = (0.27, 0.06, 1.2)    # a lone row's dot products: per stored block, per block element, per output
                                   # (784x512 at 10 %: 13 us)
 BLOCK_PER_BLOCK_ROW = (0.09, 0.014)    # block kernel (1xN blocks), rows in register tiles: fixed + per bn output
                                       # (1x16 blocks at 10%, 64 rows, 51 us; not refitted)
@@ -166,9 +169,14 @@ class Use:
 
 
 def dense_ns(k: int, n: int, rows: int, lanes: int = 16) -> float:
-    """The dense GEMM (or in-place convolution): N rounded up to whole vectors of `lanes`."""
+    """The dense GEMM (or in-place convolution): N rounded up to whole vectors of `lanes`; rows in
+    micro-kernel tiles of 12/8/4 run at DENSE_PER_MAC, the last rows % 4 in tiles of 2 and 1, each
+    streaming the weights like a GEMV (9 rows of 576x128 took 15.6 us, 8 rows 11.2 us)."""
     padded = k * -(-n // max(1, lanes)) * max(1, lanes)
-    return padded * max(DENSE_GEMV_PER_WEIGHT, DENSE_PER_MAC * rows) + rows * n * DENSE_PER_OUTPUT
+    tail = rows % 4
+    passes = (tail >= 2) + tail % 2
+    full = padded * DENSE_PER_MAC * (rows - tail) + passes * padded * max(DENSE_GEMV_PER_WEIGHT, DENSE_PER_MAC * 2)
+    return full + rows * n * DENSE_PER_OUTPUT
 
 
 def windows_ns(layout: Layout, k: int, n: int, rows: int) -> float:
@@ -194,7 +202,8 @@ def column_ns(layout: Layout, k: int, n: int, rows: int, lanes: int) -> float:
     per_tile = layout.stored * (c.element + c.element_l2 * (k * lanes * 4 > L1_BYTES)) \
         + k * lanes * c.transposed + n * lanes * c.output
     per_row = layout.nblocks * (COLUMN_ROW[0] + COLUMN_ROW[1] * bk) + n * COLUMN_ROW[2]
-    return tiles * per_tile + rest * per_row
+    stream = rows * k * COLUMN_STREAM_PER_INPUT if rows * k * 4 > L2_BYTES else 0.0
+    return tiles * per_tile + rest * per_row + stream
 
 
 def sparse_ns(layout: Layout, k: int, n: int, rows: int, lanes: int) -> float:

@@ -57,44 +57,48 @@ def net():
 
 
 def test_convnet_on_avx512(net):
-    """Measured (dense time / forced sparse): c1 0.3-0.4x; c2 with its fused pool 0.95x / 0.85x as
-    windows, 1.1-1.2x as CSC tiles (below the pass's 1.2x); c3 1.9x / 1.6x as windows; the head
-    1.1-1.4x at 1 row, 0.4-0.6x at 64. The old model made c2 and the head sparse: 0.72x at batch 64."""
+    """Measured (dense time / forced sparse, batch 1 / 64): c1 (K = 9) 0.5x / 0.5x; c2 with the pool its
+    dense kernel fuses 2.1x / 1.15-1.5x (median; its 9 MB of patches at batch 64 stream from memory),
+    below the pass's 1.2x at both; c3 2.3x / 2.2-3.4x and the head 1.3x / 1.7x as CSC tiles. The old
+    model stored c2 and the head in windows (0.95x / 0.85x and 1.1x / 0.6x): the net ran 0.72x dense."""
     d = choices(net, AVX512)
-    assert not d["c1/kernel"].sparse and not d["c2/kernel"].sparse and not d["head/kernel"].sparse
-    assert d["c3/kernel"].sparse and d["c3/kernel"].layout == "windows"
+    assert not d["c1/kernel"].sparse and not d["c2/kernel"].sparse
+    assert d["c3/kernel"].sparse and d["head/kernel"].sparse
+    assert d["c3/kernel"].block == d["head/kernel"].block == (1, 1) and d["head/kernel"].layout == "blocks"
     assert d["c1/kernel"].pool == 2 and d["c2/kernel"].pool == 2 and d["c3/kernel"].pool == 0
     assert "dense fuses the 2x2 max pool" in d["c2/kernel"].line()
-    assert max(d["head/kernel"].speedup[1], d["c2/kernel"].speedup[1], d["c1/kernel"].speedup[1]) < 1.2
+    assert d["c2/kernel"].speedup[1] < 1.2 < d["c2/kernel"].speedup[0]
 
 
 def test_convnet_on_avx2(net):
-    """Forced AVX2 (CSC tiles of 8 rows): c2 measured 1.44x / 1.15x with its pool, c3 2.1x / 2.3x; the
-    whole net 1.54x / 1.23x dense's speed with both sparse. c1 0.4x and the head at 64 rows ~1.0x stay dense."""
+    """Forced AVX2 (CSC tiles of 8 rows): c3 2.6x / 2.9x, the head 1.3x / 2.7x; c2 with its pool
+    2.1x / 1.5x (median; best 1.8x) is kept dense like on AVX-512, c1 0.4x / 0.3x."""
     d = choices(net, AVX2)
-    assert d["c2/kernel"].sparse and d["c3/kernel"].sparse
-    assert d["c2/kernel"].layout == d["c3/kernel"].layout == "blocks" and d["c2/kernel"].block == (1, 1)
-    assert not d["c1/kernel"].sparse and not d["head/kernel"].sparse
+    assert d["c3/kernel"].sparse and d["head/kernel"].sparse
+    assert d["c3/kernel"].layout == d["head/kernel"].layout == "blocks" and d["c3/kernel"].block == (1, 1)
+    assert not d["c1/kernel"].sparse and not d["c2/kernel"].sparse
 
 
 def test_the_fused_pool_decides_the_middle_convolution():
-    """Without the pool c2 measured 1.56x / 1.24x sparse (CSC tiles): the dense kernel then computes all
-    121 positions and the sparse side saves a pool pass; with it, the dense conv computes 100 of them."""
+    """Without the pool c2 measured 2.6x / 1.3-1.7x sparse: the dense kernel then computes all 121
+    positions and the sparse side saves a pool pass; with it, the dense conv computes 100 of them."""
     d = choices(convnet(pools=(True, False)), AVX512)["c2/kernel"]
     assert d.pool == 0 and d.sparse and d.layout == "blocks"
     with_pool = choices(convnet(), AVX512)["c2/kernel"]
     assert with_pool.speedup[0] < d.speedup[0] and with_pool.speedup[1] < d.speedup[1]
 
 
-@pytest.mark.parametrize("sparsity, sparse", [(0.8, False), (0.97, True)])
-def test_density_moves_the_last_convolution(sparsity, sparse):
-    """c3 (576x128 at 9 and 576 rows) measured 1.4x / 1.0-1.1x at 80 % (below the bar), 2.7x / 2.3x at 97 %."""
-    d = choices(convnet(sparsity), AVX512)["c3/kernel"]
-    assert d.sparse == sparse
+@pytest.mark.parametrize("sparsity", [0.8, 0.97])
+@pytest.mark.parametrize("lanes", [AVX512, AVX2])
+def test_density_and_the_last_convolution(sparsity, lanes):
+    """c3 (576x128 at 9 and 576 rows) measured 1.4x / 1.6-2.1x at 80 %, 3.8-4.9x / 6.1-6.4x at 97 %."""
+    d = choices(convnet(sparsity), lanes)["c3/kernel"]
+    assert d.sparse and min(d.speedup) >= 1.2
 
 
 def test_mlp_layers_keep_their_measured_choice():
-    """784x512 at 90 %: windows 3.8x / 2.1x (AVX-512), CSC 2.4x / 3.5x (AVX2); 1152x10: dense at 64 rows."""
+    """784x512 at 90 %: windows 3.7x / 2.0x (AVX-512; CSC tiles would be 1.5x / 4.4x), CSC 2.4x / 3.8x
+    (AVX2); 1152x10 (CSC): 1.3x / 1.7x (AVX-512), 1.3x / 2.7x (AVX2)."""
     rng = np.random.default_rng(1)
     b = GraphBuilder("mlp")
     x = b.input("x", TensorType(["N", 784]))
@@ -104,7 +108,7 @@ def test_mlp_layers_keep_their_measured_choice():
     wide, narrow = choices(g, AVX512), choices(g, AVX2)
     assert wide["big"].sparse and wide["big"].layout == "windows" and 3 < wide["big"].speedup[0] < 5
     assert narrow["big"].sparse and narrow["big"].block == (1, 1)
-    assert not wide["narrow"].sparse and not narrow["narrow"].sparse
+    assert wide["narrow"].sparse and narrow["narrow"].sparse and wide["narrow"].layout == "blocks"
 
 
 def test_what_the_model_counts():
