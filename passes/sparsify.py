@@ -15,7 +15,8 @@ graph also an int8 parameter read only as matmul_integer's weight with a zero po
 quantize-int8 makes: symmetric weights, so a pruned weight is an exact zero): it becomes
 sparse_qmatmul (ir/ops/sparse_int8.py), weighed against the dense int8 GEMM (sparse_cost.int8_layout).
 And a float conv1d/conv2d kernel (ungrouped, not causal): patches (im2col) + sparse_matmul over its
-[K, COUT] view (passes/sparsify_uses.py).
+[K, COUT] view (passes/sparsify_uses.py), weighed against the dense convolution as the pipeline will
+run it: with the max pool that fuse-conv-pool / fuse-int8-pool would take into its kernel (_use).
 """
 from __future__ import annotations
 
