@@ -89,6 +89,8 @@ BLOCK_PER_BLOCK_ROW = (0.09, 0.014)    # block kernel (1xN blocks), rows in regi
 BLOCK_PER_BLOCK_SINGLE = (0.5, 0.04)  # block kernel, a lone row
 PATCH_PER_ELEMENT = 0.1           # a convolution's im2col copy (compiler/lower/patches.py), per row and input element
 POOL_PER_ELEMENT = 0.1            # a max pool run as its own pass, per conv output element it reads
+
+
 @dataclass(frozen=True)
 class Layout:
     """One candidate storage of a kernel: block shape, stored blocks, their fill."""

@@ -36,7 +36,8 @@ from .sparse_cost import ESTIMATE_BATCHES, Layout, Use, best_layout, int8_layout
 
 MODES = ("auto", "always", "never")
 MIN_SPEEDUP = 1.2          # geometric mean over the estimated batches
-MIN_SPEEDUP_EACH = 1.1     # at each (a pooled 288x64 convolution: 1.8x at 1 image, 1.13x at 64; measured 2.0x / 1.2-1.6x)
+MIN_SPEEDUP_EACH = 1.1     # at each (a pooled 288x64 convolution: 1.8x at 1 image, 1.13x at 64;
+                           # measured 2.0x / 1.2-1.6x)
 
 
 @dataclass(frozen=True)
