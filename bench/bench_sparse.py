@@ -76,8 +76,9 @@ def pruned_mlp(structure: str, sparsity: float):
 class NativeCall:
     """The artifact's forward entry point on prepared buffers: one ctypes call per run."""
 
-    def __init__(self, model, x: np.ndarray):
+    def __init__(self, model, x: np.ndarray, threads: int = 1):
         entry = model._entries["forward"]
+        self.threads = threads
         self.x = np.ascontiguousarray(x)
         self.outs = [np.empty([len(x) if d == "N" else d for d in s["shape"]], np.float32) for s in entry.outputs]
         ws = np.empty(entry.per_batch * len(x) + entry.static + 64, np.uint8)
@@ -88,7 +89,7 @@ class NativeCall:
         self.ws_ptr = self.ws.ctypes.data   # (NumPy's .ctypes.data costs about 1 us a call: not in the loop)
 
     def __call__(self):
-        status = self.fn(self.ins, self.out_ptrs, self.params, self.ws_ptr, self.batch, 1)
+        status = self.fn(self.ins, self.out_ptrs, self.params, self.ws_ptr, self.batch, self.threads)
         assert status == 0
         return self.outs[0]
 

@@ -37,7 +37,8 @@ MIN_ROWS = 8
 ROW_WISE = set(UNARY) | set(BINARY) | {
     "where", "cast", "constant", "stop_gradient", "softmax", "log_softmax", "matmul", "conv1d", "conv2d",
     "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "reshape", "fused",
-    "quantize", "dequantize", "requantize", "matmul_integer", "conv2d_integer"}
+    "quantize", "dequantize", "requantize", "matmul_integer", "conv2d_integer",
+    "patches", "sparse_matmul", "sparse_qmatmul"}   # a sparse convolution's copy and its kernel: row by row too
 
 
 def chunk_rows(graph: Graph, workspace_per_row: int) -> int:

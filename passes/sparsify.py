@@ -3,7 +3,8 @@
 Weights are known at compile time (graph.param_values), so per kernel the pass measures density
 and block structure (passes/sparse_cost.py), estimates dense and sparse run times at batch 1 and
 64 rows (or at the static row count), and chooses: mode=auto takes the sparse layout when it is
-estimated at least MIN_SPEEDUP times faster at every estimated batch, always takes it whenever
+estimated MIN_SPEEDUP times faster over the estimated batches (geometric mean) and at least
+MIN_SPEEDUP_EACH at every one (the refitted model errs by 10-20 %, so never slower), always takes it whenever
 the kernel is eligible, never leaves the graph as it is. A sparse kernel's dense parameter is
 replaced by three compact ones (ir.ops.sparse.sparse_param_names), in the blocks layout or, where
 vectors hold 16 f32 (AVX-512) and the cost model prefers it, the windows layout (ir/ops/sparse.py). Every decision, dense ones
@@ -15,7 +16,8 @@ graph also an int8 parameter read only as matmul_integer's weight with a zero po
 quantize-int8 makes: symmetric weights, so a pruned weight is an exact zero): it becomes
 sparse_qmatmul (ir/ops/sparse_int8.py), weighed against the dense int8 GEMM (sparse_cost.int8_layout).
 And a float conv1d/conv2d kernel (ungrouped, not causal): patches (im2col) + sparse_matmul over its
-[K, COUT] view (passes/sparsify_uses.py).
+[K, COUT] view (passes/sparsify_uses.py), weighed against the dense convolution as the pipeline will
+run it: with the max pool that fuse-conv-pool / fuse-int8-pool would take into its kernel (_use).
 """
 from __future__ import annotations
 
@@ -29,11 +31,13 @@ from kcompile.ir.f32_panels import parse_packed_name
 from kcompile.ir.ops.sparse import from_dense, from_dense_windows, sparse_param_names
 
 from .manager import PassError, register_pass
-from .sparsify_uses import INT8_OPS, conv_use, emit_patches, float_use, int8_use, matrix_view
-from .sparse_cost import ESTIMATE_BATCHES, PATCH_PER_ELEMENT, Layout, best_layout, int8_layout, structure
+from .sparsify_uses import INT8_OPS, conv_use, emit_patches, float_use, fused_pool_size, int8_use, matrix_view
+from .sparse_cost import ESTIMATE_BATCHES, Layout, Use, best_layout, int8_layout, structure
 
 MODES = ("auto", "always", "never")
-MIN_SPEEDUP = 1.2
+MIN_SPEEDUP = 1.2          # geometric mean over the estimated batches
+MIN_SPEEDUP_EACH = 1.1     # at each (a pooled 288x64 convolution: 1.8x at 1 image, 1.13x at 64;
+                           # measured 2.0x / 1.2-1.6x)
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class SparseDecision:
     sparse_bytes: int
     int8: bool = False     # an int8 kernel of matmul_integer (weighed against the dense int8 GEMM)
     kernel_shape: tuple = ()   # a convolution kernel's own shape (shape is its [K, COUT] view)
+    pool: int = 0          # the k x k max pool the dense convolution would take into its kernel
 
     def line(self) -> str:
         at = ", ".join(f"{s:.2f}x at {r} row{'s' if r > 1 else ''}" for s, r in zip(self.speedup, self.rows))
@@ -61,8 +66,9 @@ class SparseDecision:
         windows = self.sparse and self.layout == "windows"
         layout = f", windows of {self.block[0]} inputs x {self.block[1]} outputs" if windows else ""
         what += " int8" if self.int8 else " convolution" if self.kernel_shape else ""
+        pool = f", dense fuses the {self.pool}x{self.pool} max pool" if self.pool else ""
         return (f"{self.param} [{self.shape[0]}x{self.shape[1]}]: {what}, density {self.density:.3f}, "
-                f"{self.structure}, est. {at}, {self.sparse_bytes if self.sparse else self.dense_bytes:,} bytes "
+                f"{self.structure}, est. {at}{pool}, {self.sparse_bytes if self.sparse else self.dense_bytes:,} bytes "
                 f"(dense {self.dense_bytes:,}){layout}")
 
 
@@ -109,19 +115,35 @@ def _rows(nodes) -> tuple:
     return tuple(per_item * b for b in ESTIMATE_BATCHES) if batched else (per_item,)
 
 
+def _use(graph: Graph, nodes) -> Use:
+    """The work per call the cost model weighs (sparse_cost.Use): rows per estimate; a convolution's
+    patches; a max pool its dense kernel would fuse, which drops the positions the pool does not read."""
+    rows, conv = _rows(nodes), conv_use(nodes[0], 1)
+    pool = fused_pool_size(graph, nodes[0]) if conv and len(nodes) == 1 else 0
+    if not pool:
+        return Use(rows, patches=conv)
+    h, w = nodes[0].outputs[0].type.shape[1:3]
+    kept = (h // pool * pool) * (w // pool * pool) / (h * w)
+    return Use(rows, patches=True, pool=pool, dense_rows=tuple(round(r * kept) for r in rows))
+
+
 def _decide(graph: Graph, name: str, nodes, mode: str, lanes: int, int8_permute: bool) -> tuple:
     kernel = np.asarray(graph.param_values[name])
-    w, rows = matrix_view(kernel), _rows(nodes)
-    int8, conv = nodes[0].op in INT8_OPS, conv_use(nodes[0], 1)
-    patch = PATCH_PER_ELEMENT * w.shape[0] * (0.25 if int8 else 1.0) if conv else 0.0   # (8-bit patches: bytes)
-    layout, speedup = int8_layout(w, rows, int8_permute, patch) if int8 else best_layout(w, rows, lanes, patch)
+    w, use = matrix_view(kernel), _use(graph, nodes)
+    int8, conv, rows = nodes[0].op in INT8_OPS, conv_use(nodes[0], 1), use.rows
+    layout, speedup = int8_layout(w, use, int8_permute) if int8 else best_layout(w, use, lanes)
     # an all-zero kernel is most likely a placeholder awaiting set_weights: auto keeps it dense
-    sparse = mode == "always" or (layout.nnz > 0 and min(speedup) >= MIN_SPEEDUP)
+    sparse = mode == "always" or (layout.nnz > 0 and pays(speedup))
     d = SparseDecision(name, tuple(n.name or n.op for n in nodes), w.shape, round(layout.nnz / max(1, w.size), 4),
                        structure(w, layout), layout.block, layout.layout, speedup, rows, sparse,
                        w.size * w.dtype.itemsize, layout.nbytes(w.shape[1], w.dtype.itemsize, w.shape[0]), int8,
-                       kernel.shape if conv else ())
+                       kernel.shape if conv else (), use.pool)
     return d, layout
+
+
+def pays(speedup) -> bool:
+    """Whether auto takes a sparse layout estimated at `speedup` (dense time / sparse time per batch)."""
+    return math.prod(speedup) ** (1 / len(speedup)) >= MIN_SPEEDUP and min(speedup) >= MIN_SPEEDUP_EACH
 
 
 def _rebuild(graph: Graph, decisions: dict) -> Graph:

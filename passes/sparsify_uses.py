@@ -3,17 +3,23 @@
 conv1d/conv2d(x, W) == patches(x) @ W.reshape(K, COUT): a convolution kernel (KH, KW, CIN, COUT) or
 (KW, CIN, COUT) is weighed as the [KH*KW*CIN, COUT] matrix of its im2col form (ir/ops/patches.py), with one row per output position; the sparse side
 also pays for copying the patches (sparse_cost.PATCH_PER_ELEMENT). Grouped convolutions and causal
-padding are left dense.
+padding are left dense. A dense conv2d followed by a k x k max pool gets the pool in its kernel
+(passes/fuse_conv_pool.py, fuse_int8_pool.py) and skips the positions the pool drops; a sparse one
+would not, so fused_pool_size tells the cost model (sparse_cost.Use).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from kcompile.ir.ops.fused import fused_pool
+
+from .fuse_int8_pool import MAX_POOL
 from .quant_plan import static_value
 from .sparse_cost import int8_fits
 
 CONV_OPS = ("conv1d", "conv2d", "conv2d_integer")
 INT8_OPS = ("matmul_integer", "conv2d_integer")
+POOL_EPILOGUE = ("add", "relu", "requantize")   # what "fuse" keeps in a convolution's kernel before a pool
 
 
 def float_use(node, pos: int) -> bool:
@@ -54,3 +60,26 @@ def emit_patches(b, node, x, graph):
     pad = int(static_value(node.inputs[2], graph.param_values)) if node.op == "conv2d_integer" else 0
     return b.op("patches", x, name=node.name, kernel=tuple(spatial), strides=tup(a["strides"]),
                 dilations=tup(a["dilations"]), padding=a["padding"], pad_value=pad)
+
+
+def fused_pool_size(graph, node) -> int:
+    """k where the dense conv2d `node` would take a following max pool into its kernel: its output
+    read only by a chain of epilogue ops (bias add, relu; an int8 convolution's requantize, which it
+    needs) ending in a k x k, stride k, 'valid' max pool (k <= MAX_POOL) of static spatial dims; else 0.
+    What fuse-conv-pool / fuse-int8-pool check after fusion, seen before it (the pass runs first)."""
+    shape = node.outputs[0].type.shape
+    if node.op not in ("conv2d", "conv2d_integer") or not all(isinstance(d, int) for d in shape[1:3]):
+        return 0
+    users, outputs = graph.users(), set(graph.outputs)
+    v, chain = node.outputs[0], []
+    while len(users.get(v, [])) == 1 and v not in outputs:
+        reader = users[v][0]
+        if reader.op == "max_pool2d":
+            k = reader.attrs["pool_size"][0]
+            epilogue = "requantize" in chain if node.op == "conv2d_integer" else bool(chain)
+            return k if epilogue and fused_pool(reader, k) and k <= MAX_POOL and min(shape[1:3]) >= k else 0
+        if reader.op not in POOL_EPILOGUE or reader.inputs[0] is not v:
+            return 0
+        chain.append(reader.op)
+        v = reader.outputs[0]
+    return 0

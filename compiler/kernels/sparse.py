@@ -33,14 +33,16 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from ..loops import (I8, I32, I64, ceil_div, elem_bytes, entry_alloca, fma, for_range, gep, hreduce, i64, imin,
-                     internal_function, llvm_type, load_vec, splat, store_vec, zero)
+                     internal_function, lane_mask, llvm_type, load_vec, masked_store, splat, store_vec, zero)
 from ..threads import parallel_function
 from .config import vector_bits, vector_registers
 from .sparse_windows import windows_rows
+from .transpose_tile import transpose_function
 
 TILE_BYTES_MAX = 512 * 1024  # the column kernel's transposed tile lives on the stack; beyond this, GEMV rows only
 UNROLL = 4                   # independent accumulators per dot product (hides the FMA latency)
 TASK_TILES = 4               # batch tiles per thread-pool task
+REGISTER_TRANSPOSE_LANES = (8, 16)   # f32 tiles transposed in registers (others element by element)
 PARTIAL_TILE_MIN = 4         # leftover rows that share one zero-padded tile: a quarter of 16 lanes (a
                              # tile cost 2.5-5 GEMV rows, measured; as passes/sparse_cost.py counts)
 
@@ -115,6 +117,7 @@ class _Kernel:
         self.bias, self.rows = args.get("bias"), args["rows"]
         self.lanes = max(1, vector_bits(spec.features) // (8 * elem_bytes(elem)))
         self.regs = vector_registers(spec.features)
+        self.sums = None          # the column kernel's [N, lanes] output tile, where it transposes outputs
 
     # -- shared pieces ---------------------------------------------------------------------
     def column_range(self, j):
@@ -156,6 +159,10 @@ class _Kernel:
         if t > 1 and s.k * t * elem_bytes(self.elem) <= TILE_BYTES_MAX:
             full = b.mul(b.sdiv(self.rows, i64(t)), i64(t))
             tile = entry_alloca(b, self.elem, s.k * t)
+            registers = self.elem == ir.FloatType() and t in REGISTER_TRANSPOSE_LANES
+            # the tile's sums as [N, lanes] vectors, transposed into y's rows at the end: stored lane by
+            # lane they were one scattered store per output and row (a 16-row tile of 1024 outputs: 64 KB of lines)
+            self.sums = entry_alloca(b, self.elem, s.n * t) if registers and s.n * t * 4 <= TILE_BYTES_MAX else None
             with for_range(b, 0, full, t, name="tile") as r0:
                 self.tile_rows(tile, r0, None)
             partial = b.icmp_signed(">=", b.sub(self.rows, full), i64(min(PARTIAL_TILE_MIN, t // 2)))
@@ -169,16 +176,26 @@ class _Kernel:
     def tile_rows(self, tile, r0, valid):
         """Rows r0 .. r0 + lanes (or + valid, the rest zero-filled) through the transposed tile."""
         b, s, t = self.b, self.spec, self.lanes
-        with for_range(b, 0, t if valid is None else valid, name="tl") as lane:
-            src = gep(b, self.a, b.mul(b.add(r0, lane), i64(s.k)))
-            with for_range(b, 0, s.k, name="tk") as kk:
-                b.store(b.load(gep(b, src, kk)), gep(b, tile, b.add(b.mul(kk, i64(t)), lane)))
-        if valid is not None:
-            with for_range(b, valid, t, name="tz") as lane:
-                with for_range(b, 0, s.k, name="tzk") as kk:
-                    b.store(zero(self.elem), gep(b, tile, b.add(b.mul(kk, i64(t)), lane)))
+        nrows = i64(t) if valid is None else valid
+        if self.elem == ir.FloatType() and t in REGISTER_TRANSPOSE_LANES:
+            # lanes x lanes register tiles (kernels/transpose_tile.py): element by element, the strided
+            # copy was 75 % of a 16-row tile's time on a 288x64 kernel at 10 % (0.56 ns an element)
+            b.call(transpose_function(b.module, t), [tile, gep(b, self.a, b.mul(r0, i64(s.k))), i64(t), i64(s.k),
+                                                     nrows, i64(s.k)])
+        else:
+            with for_range(b, 0, nrows, name="tl") as lane:
+                src = gep(b, self.a, b.mul(b.add(r0, lane), i64(s.k)))
+                with for_range(b, 0, s.k, name="tk") as kk:
+                    b.store(b.load(gep(b, src, kk)), gep(b, tile, b.add(b.mul(kk, i64(t)), lane)))
+        if valid is not None:   # lanes valid..t of every tile row zero (one masked vector store each)
+            unused = b.not_(lane_mask(b, valid, t))
+            with for_range(b, 0, s.k, name="tzk") as kk:
+                masked_store(b, zero(ir.VectorType(self.elem, t)), gep(b, tile, b.mul(kk, i64(t))), unused)
         with for_range(b, 0, s.n, name="col") as j:
             self.column_tile(tile, r0, j, valid)
+        if self.sums is not None:
+            b.call(transpose_function(b.module, t), [gep(b, self.y, b.mul(r0, i64(s.n))), self.sums, i64(s.n), i64(t),
+                                                     i64(s.n), nrows])
 
     def column_tile(self, tile, r0, j, valid):
         """y[r0 : r0 + lanes (or + valid), j]: rows in the vector lanes."""
@@ -194,6 +211,9 @@ class _Kernel:
             return acc
 
         acc = epilogue(b, self.accumulate(*self.column_range(j), t, step), self.bias_splat(j, t), s.relu)
+        if self.sums is not None:
+            store_vec(b, acc, gep(b, self.sums, b.mul(j, i64(t))))
+            return
         for lane in range(t):
             out = gep(b, self.y, b.add(b.mul(b.add(r0, i64(lane)), i64(s.n)), j))
             if valid is None:

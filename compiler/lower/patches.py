@@ -14,6 +14,10 @@ from ..loops import for_range, i64
 from . import lowering
 from .parallel import parallel_for
 
+# elements per task: a copy costs about 0.1 ns an element, so parallel_for's default 32K made a
+# batch-1 convolution's 35K-element copy (3 us) wake a second thread; 512K is about 40 us of copying
+COPY_TASK_ELEMENTS = 1 << 19
+
 
 def _geometry(node):
     """((H, W), C, (KH, KW), (SH, SW), (DH, DW), (pad top, pad left), (OH, OW)); a 1-D input has H = 1."""
@@ -58,5 +62,5 @@ def lower_patches(ctx):
                                     bb.store(pad, bb.gep(out, [ch]))
 
     parallel_for(b, "patches", ctx.nthreads, rows, i64(ow_n * kh_n * kw_n * c), [ctx.ins[0].ptr, ctx.outs[0].ptr],
-                 body)
+                 body, task_elements=COPY_TASK_ELEMENTS)
 

@@ -61,6 +61,18 @@ def test_artifact_chunks(small_chunks, tmp_path):
     _check(lambda a: model.predict(np.ascontiguousarray(a)), g, x)
 
 
+def test_sparse_artifact_chunks(small_chunks, tmp_path):
+    """A sparse convolution (patches + sparse_matmul) and a sparse dense layer are row-wise: their
+    graph runs in chunks as the dense one does (unchunked, batch 64 lost the dense path's cache reuse)."""
+    from kcompile.passes.sparsify import sparsify
+    g = _convnet("chunked_sparse")
+    s = sparsify(g, mode="always", lanes=16)
+    assert {"patches", "sparse_matmul"} <= {n.op for n in s.nodes} and batch_chunks.row_separable(s)
+    model = load(write_artifact(g, tmp_path / "sparse", "chunked_sparse", sparse="always"))
+    x = np.random.default_rng(3).standard_normal((70, 9, 9, 2)).astype(np.float32)     # 3 chunks of 24
+    _check(lambda a: model.predict(np.ascontiguousarray(a)), g, x)
+
+
 def _graph_with(build):
     b = GraphBuilder("mixed")
     x = b.input("x", TensorType(["N", 6]))
