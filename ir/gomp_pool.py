@@ -9,12 +9,15 @@ what a small threaded call costs. Waking a sleeping worker takes a futex call an
 machine whose other vCPU has halted, the hypervisor's wakeup: measured on this project's 2-vCPU
 Zen 4 VM, about 250-500 us, and the caller then sleeps in the barrier in turn, so every call of a
 model called back to back paid it (MNIST MLP at batch 1 with its GEMV on 2 threads: 520 us a call
-at 10000 rounds, ~0.25 ms of spin; 14 us at 100000). libgomp's default (300000, ~7.5 ms here) made
-spinning workers steal cores on a busy machine (a batch-64 convnet 33-65 ms against 5); 100000
-(~2.5 ms) covers the gaps between the calls of a busy caller, and after that the pool sleeps. On
-an oversubscribed machine the thread tuner (thread_tuner.py) finds one thread faster and stops
-waking the pool. A user's own GOMP_SPINCOUNT or OMP_WAIT_POLICY wins; it must be set before
-libgomp loads.
+at 10000 rounds, ~0.25 ms of spin; 14-15 us at 30000 or more). Spinning longer costs on a busy
+machine: a waiting thread spins on a core the preempted worker could use (convnet batch 64 on 2
+threads at load ~2: 1.7 ms median at 10000 and 30000 rounds, 5.5-5.9 ms at 100000; libgomp's
+default, 300000 or ~7.5 ms here, gave 33-65 ms against 5 at load 8). 30000 rounds (~0.75 ms) covers
+the gaps between the calls of a busy caller; after that the pool sleeps. On an oversubscribed
+machine the thread tuner (thread_tuner.py) finds one thread faster and stops waking the pool. What
+would remove the trade-off is a pool whose caller never waits for a worker that has not started
+(the tasks are taken from a shared counter already); libgomp's join waits for every team thread.
+A user's own GOMP_SPINCOUNT or OMP_WAIT_POLICY wins; it must be set before libgomp loads.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import ctypes.util
 import functools
 import os
 
-GOMP_SPINCOUNT = "100000"
+GOMP_SPINCOUNT = "30000"
 
 
 @functools.lru_cache(maxsize=1)
