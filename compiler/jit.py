@@ -28,6 +28,7 @@ from kcompile.ir import f32_panels, weight_epoch
 from kcompile.ir.thread_tuner import ThreadTuner
 from kcompile.passes import int8_prepack
 
+from . import background_compile
 from .disk_cache import DiskCache
 from .codegen import PACKED_SUFFIX
 from .gather_entry import ARGS as GATHERED_ARGS, GATHERED_SUFFIX, RECORD as RECORD_WORDS
@@ -453,6 +454,7 @@ def compile_graph(graph: Graph, opt_level: int = 3, target=None) -> NativeFuncti
     """Compile `graph` for this machine (cached by structure in this process, and on disk across
     processes: see disk_cache.py); the result runs any batch size.
     target: a narrower target than the host's (e.g. host_target().without("avx512f")) for tests."""
+    background_compile.wait()   # a compile announced ahead may have put this one in the disk cache
     updates = tuple(sorted(graph.meta.get("param_updates", {}).items()))
     key = (print_graph(graph), updates, opt_level, target)
     with _CACHE_LOCK:
@@ -460,11 +462,20 @@ def compile_graph(graph: Graph, opt_level: int = 3, target=None) -> NativeFuncti
         if hit is not None:
             _CACHE.move_to_end(key)
             return hit if hit.graph is graph else hit.with_graph(graph)
-    fn = NativeFunction(graph, Compilation({"forward": graph}, c_symbol(graph.name),
-                                           CompileOptions(opt_level, target=target),
-                                           disk_cache=DiskCache.from_environment(), kernel_library=True))
+    fn = NativeFunction(graph, _compilation(graph, opt_level, target))
     with _CACHE_LOCK:
         _CACHE[key] = fn
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return fn
+
+
+def _compilation(graph: Graph, opt_level: int = 3, target=None) -> Compilation:
+    return Compilation({"forward": graph}, c_symbol(graph.name), CompileOptions(opt_level, target=target),
+                       disk_cache=DiskCache.from_environment(), kernel_library=True)
+
+
+def precompile(graph: Graph, promised=None, opt_level: int = 3, target=None) -> None:
+    """compile_graph's code for `graph` into the disk cache, not loaded (background_compile.py's child);
+    the library kernels in `promised` ({key: calls}) are left to the process that compiles them."""
+    _compilation(graph, opt_level, target).store(promised or {})

@@ -89,6 +89,8 @@ class KernelSet:
         self.split_for_helper = False # where a forked helper will compile beside this process
         self.parts: dict = {}         # key -> (name, IR text, opt level, cost) of a glue part (glue_split.py)
         self.glue_size = 0            # instructions left in the glue module (what compiles beside)
+        self.promised: dict = {}      # key -> calls {name: key} of kernels another process compiles (needed())
+        self.used_promised: set = set()          # those the code calls
 
     # -- codegen time ----------------------------------------------------------------------------
     def attach(self, module: ir.Module) -> None:
@@ -104,6 +106,10 @@ class KernelSet:
     def _pin(self, name: str, key: str, seen: set) -> bool:
         if key in self.objects or key in seen:
             return True
+        if key in self.promised:     # another process compiles it and its callees: a declaration here
+            self.names[key] = name
+            self.used_promised.add(key)
+            return all(self._pin(n, k, seen) for n, k in self.promised[key].items())
         seen.add(key)
         entry = _lookup(key, self.disk_cache)
         if entry is None:
@@ -191,7 +197,17 @@ class KernelSet:
 
     def manifest(self) -> dict:
         """{key: name} of every kernel the code needs: what a persisted JIT entry must find again."""
-        return {k: self.names[k] for k in sorted(self.objects)}
+        return {k: self.names[k] for k in sorted(set(self.objects) | self.used_promised)}
+
+    def needed(self) -> dict:
+        """{key: calls {name: key}} of every kernel the code calls (at hand or to compile), after codegen."""
+        out = {key: dict(calls) for key, (_, _, calls, _) in self.texts.items()}
+        for key in set(self.objects) - set(out):
+            entry = _lookup(key, None)          # pinned kernels are in this process's table
+            if entry is None:
+                return {}                       # (evicted meanwhile: promise nothing rather than too little)
+            out[key] = dict(entry[0])
+        return out
 
 
 class KernelText:
