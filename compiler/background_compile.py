@@ -8,8 +8,8 @@ train step with `request(job)`; the next JIT compile that reaches its LLVM work 
 it into the disk cache (jit.precompile), leaving out the library kernels in `promised`, which this
 process is about to compile itself (its current compile's kernels), so no kernel is compiled twice.
 This process meanwhile compiles its own code without the fork_compile helper (the child has the
-second core). The next compile_graph waits for the child; the train step is then a disk-cache hit
-whose kernels are found in this process's memory and on disk. A child that fails, or a guess of the
+second core). Building the train step waits for the child (the front end calls wait(); other compiles
+do not); the step is then a disk-cache hit whose kernels are found in this process's memory and on disk. A child that fails, or a guess of the
 step that turns out wrong, costs only the child's time: the step compiles as before.
 
 Only where fork_compile allows a fork (single-threaded process, several cores, not turned off with
@@ -74,7 +74,7 @@ def running() -> bool:
 
 
 def wait() -> None:
-    """Wait for the child (before a compile that may find its result in the disk cache)."""
+    """Wait for the child (before the compile it was started for, which will find its result on disk)."""
     global _child
     pid, _child = _child, None
     if pid is not None:

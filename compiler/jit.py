@@ -28,7 +28,6 @@ from kcompile.ir import f32_panels, weight_epoch
 from kcompile.ir.thread_tuner import ThreadTuner
 from kcompile.passes import int8_prepack
 
-from . import background_compile
 from .disk_cache import DiskCache
 from .codegen import PACKED_SUFFIX
 from .gather_entry import ARGS as GATHERED_ARGS, GATHERED_SUFFIX, RECORD as RECORD_WORDS
@@ -454,7 +453,6 @@ def compile_graph(graph: Graph, opt_level: int = 3, target=None) -> NativeFuncti
     """Compile `graph` for this machine (cached by structure in this process, and on disk across
     processes: see disk_cache.py); the result runs any batch size.
     target: a narrower target than the host's (e.g. host_target().without("avx512f")) for tests."""
-    background_compile.wait()   # a compile announced ahead may have put this one in the disk cache
     updates = tuple(sorted(graph.meta.get("param_updates", {}).items()))
     key = (print_graph(graph), updates, opt_level, target)
     with _CACHE_LOCK:

@@ -23,11 +23,13 @@ def announce(model) -> None:
     background_compile.request(lambda promised: _precompile(model, promised))
 
 
-def cancel() -> None:
+def before_train_step() -> None:
+    """A train step is being built: start no child for it any more, and wait for one that compiles it."""
     import sys
     background = sys.modules.get("kcompile.compiler.background_compile")   # nothing announced if not imported
     if background is not None:
         background.cancel()
+        background.wait()
 
 
 def guessed_targets(model) -> list | None:

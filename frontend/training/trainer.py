@@ -206,8 +206,8 @@ class TrainerMixin:
                            for i, y in enumerate(ys)), has_sw)
         key += ("metrics",) if metrics_inside else ()   # fit's step, accumulating metrics (native_metrics.py)
         if key not in c.step_cache:
-            if kind == "train":
-                train_prefetch.cancel()   # asked for now: compiled here (found in the disk cache if it ran)
+            if kind == "train":   # asked for now: the child compiling it early (if any) puts it in the disk cache
+                train_prefetch.before_train_step()
             c.step_cache[key] = StepRunner(self._build_step(kind, ys, has_sw, metrics_inside),
                                            resolve_backend(c.backend), c.optimizer)
         return c.step_cache[key]
