@@ -22,10 +22,12 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import time
 
 from .disk_cache import cache_dir
 from .fork_compile import parallel_allowed
 
+WAIT_LIMIT_S = 300.0
 _pending = None    # job(promised: dict) to run in a child
 _child = None      # pid of the running child
 
@@ -73,15 +75,26 @@ def running() -> bool:
     return _child is not None
 
 
-def wait() -> None:
-    """Wait for the child (before the compile it was started for, which will find its result on disk)."""
+def wait(limit_s: float | None = None) -> None:
+    """Wait for the child (before the compile it was started for, which will find its result on disk).
+
+    A child still running after limit_s (WAIT_LIMIT_S: far beyond any compile; it could only be stuck)
+    is killed: the caller then compiles the step itself."""
     global _child
     pid, _child = _child, None
-    if pid is not None:
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
+    if pid is None:
+        return
+    deadline, pause = time.monotonic() + (WAIT_LIMIT_S if limit_s is None else limit_s), 0.0005
+    try:
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(pause)
+            pause = min(2 * pause, 0.005)
+    except ChildProcessError:
+        pass
 
 
 def _kill_at_exit() -> None:

@@ -3,6 +3,7 @@ compile (compiler/background_compile.py, frontend/training/train_prefetch.py): t
 kernels this process compiles to it, lists them (and their callees) in its cache entry, and the
 first train step loads that entry instead of compiling; the results are those of a fresh compile."""
 import os
+import time
 
 import numpy as np
 import pytest
@@ -102,3 +103,11 @@ def test_promised_kernels_are_left_out_and_listed_with_their_callees(tmp_path):
     assert second.persisted is not None and second.stage_runs["native"] == 0
     x = (np.arange(6 * 70, dtype=np.float32).reshape(6, 70) % 5 - 2) / 4
     np.testing.assert_array_equal(fn([x])[0], np.maximum(x @ second.entries["forward"].param_values["w"], 0))
+
+
+def test_a_stuck_child_is_killed_after_the_wait_limit():
+    background_compile.request(lambda promised: time.sleep(60))
+    assert background_compile.start({})
+    t0 = time.monotonic()
+    background_compile.wait(limit_s=0.2)
+    assert time.monotonic() - t0 < 5 and not background_compile.running()
