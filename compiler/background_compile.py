@@ -8,7 +8,9 @@ train step with `request(job)`; the next JIT compile that reaches its LLVM work 
 it into the disk cache (jit.precompile), leaving out the library kernels in `promised`, which this
 process is about to compile itself (its current compile's kernels), so no kernel is compiled twice.
 This process meanwhile compiles its own code without the fork_compile helper (the child has the
-second core). Building the train step waits for the child (the front end calls wait(); other compiles
+second core). The child, whose work is the longer (a train step's glue is larger than a forward pass's),
+hands a share of its kernels and glue parts back (Handoff: balanced against the parent's work left at
+the fork, written to a private file), which the parent compiles in wait(), once its own is done. Building the train step waits for the child (the front end calls wait(); other compiles
 do not); the step is then a disk-cache hit whose kernels are found in this process's memory and on disk. A child that fails, or a guess of the
 step that turns out wrong, costs only the child's time: the step compiles as before.
 
@@ -21,15 +23,20 @@ from __future__ import annotations
 
 import atexit
 import os
+import pickle
+import select
 import signal
+import tempfile
 import time
 
 from .disk_cache import cache_dir
 from .fork_compile import parallel_allowed
 
 WAIT_LIMIT_S = 300.0
+SECONDS_PER_COST = 7e-5   # fork_compile's cost unit: ~0.07 ms of LLVM (an O3 kernel's IR instruction)
 _pending = None    # job(promised: dict) to run in a child
-_child = None      # pid of the running child
+_child = None      # (pid, read end of its pipe, its handoff file) of the running child
+child_handoff = None   # in the child: its Handoff (driver.Compilation.store gives it to the KernelSet)
 
 
 def request(job) -> None:
@@ -44,26 +51,93 @@ def cancel() -> None:
     _pending = None
 
 
-def start(promised: dict) -> bool:
+def start(promised: dict, our_cost: float = 0.0) -> bool:
     """Fork the announced compile (if any and allowed) beside the caller's, leaving it the kernels in
-    `promised` ({key: calls}: the caller compiles them); True if a child runs."""
-    global _pending, _child
+    `promised` ({key: calls}: the caller compiles them); True if a child runs. our_cost: the caller's
+    LLVM work left (fork_compile's units), against which the child balances what it hands back."""
+    global _pending, _child, child_handoff
     job, _pending = _pending, None
     if job is None or _child is not None or not enabled():
         return False
     promised = dict(promised)
+    fd, path = tempfile.mkstemp(prefix="kcompile-handoff-", suffix=".pickle")
+    os.close(fd)
+    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:   # the child: compile into the disk cache, leave without the parent's exit handlers
         status = 0
         try:
+            os.close(read_end)
             os.environ["KCOMPILE_PARALLEL_COMPILE"] = "0"   # no helper of its own: two cores, two processes
+            child_handoff = Handoff(write_end, path, our_cost)
             job(promised)
         except BaseException:
             status = 1
         finally:
             os._exit(status)
-    _child = pid
+    os.close(write_end)
+    _child = (pid, read_end, path)
     return True
+
+
+class Handoff:
+    """In the child: the share of its kernels and glue parts the parent compiles once it is free (in
+    wait(), before the train step it waits for), balanced against the parent's work left at the fork."""
+
+    def __init__(self, fd: int, path: str, parent_cost: float):
+        self.fd, self.path, self.parent_cost, self.forked = fd, path, parent_cost, time.monotonic()
+
+    def __call__(self, jobs: list, cost, our_cost: float, describe, target) -> list:
+        """jobs [(key, payload)]: the ones this process keeps; the others are written for the parent."""
+        if self.fd is None:          # handed once (the child's one compile)
+            return jobs
+        parent_left = max(0.0, self.parent_cost - (time.monotonic() - self.forked) / SECONDS_PER_COST)
+        loads, sides = [our_cost, parent_left], ([], [])
+        for job in sorted(jobs, key=lambda j: -cost(j[1])):
+            side = 0 if loads[0] <= loads[1] else 1
+            sides[side].append(job)
+            loads[side] += cost(job[1])
+        try:
+            if sides[1]:
+                with open(self.path, "wb") as f:
+                    pickle.dump((target, [describe(key, payload) for key, payload in sides[1]]), f)
+                os.write(self.fd, b"1")
+        finally:
+            os.close(self.fd)       # the parent reads up to here
+            self.fd = None
+        return sides[0]
+
+
+def _compile_handed(read_end: int, path: str, deadline: float) -> None:
+    """In the parent: compile and keep what the child handed back (nothing if it wrote nothing)."""
+    from .disk_cache import DiskCache
+    from .kernel_library import compile_handed
+    got = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        chunk = os.read(read_end, 64)
+        if not chunk:
+            break
+        got += chunk
+    os.close(read_end)
+    try:
+        if got:
+            with open(path, "rb") as f:
+                target, jobs = pickle.load(f)   # our own child's, through our own pipe and private file
+            compile_handed(target, jobs, DiskCache.from_environment())
+    except Exception:
+        pass     # what is missing is compiled with the step (its cache entry does not load)
+    finally:
+        _unlink(path)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def enabled() -> bool:
@@ -81,10 +155,12 @@ def wait(limit_s: float | None = None) -> None:
     A child still running after limit_s (WAIT_LIMIT_S: far beyond any compile; it could only be stuck)
     is killed: the caller then compiles the step itself."""
     global _child
-    pid, _child = _child, None
-    if pid is None:
+    running, _child = _child, None
+    if running is None:
         return
+    pid, read_end, path = running
     deadline, pause = time.monotonic() + (WAIT_LIMIT_S if limit_s is None else limit_s), 0.0005
+    _compile_handed(read_end, path, deadline)
     try:
         while os.waitpid(pid, os.WNOHANG) == (0, 0):
             if time.monotonic() > deadline:
@@ -99,13 +175,16 @@ def wait(limit_s: float | None = None) -> None:
 
 def _kill_at_exit() -> None:
     global _child
-    pid, _child = _child, None
-    if pid is not None:
+    running, _child = _child, None
+    if running is not None:
+        pid, read_end, path = running
         try:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
+        os.close(read_end)
+        _unlink(path)
 
 
 atexit.register(_kill_at_exit)

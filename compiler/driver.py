@@ -300,7 +300,7 @@ class Compilation:
         self.native   # codegen decides which kernels are needed
         # a compile announced ahead (background_compile.py) takes the second core, leaving these kernels to us;
         # else the glue compiles beside the kernels (some of them in a second process where that is safe)
-        alone = background_compile.start(self.kernels.needed())
+        alone = background_compile.start(self.kernels.needed(), self.kernels.pending_cost())
         return self._timed("llvm-kernels+glue", lambda: self.kernels.compile(
             beside=lambda: self.jit_object, parallel=False if alone else None))
 
@@ -310,6 +310,7 @@ class Compilation:
         is compiling them; the entry
         lists them, so it is used only where they are at hand (else it is compiled again)."""
         self.kernels.promised = dict(promised)     # before codegen: their bodies are not even generated
+        self.kernels.hand_off = background_compile.child_handoff    # (in its child: a share to the parent)
         if self.disk_cache is None or self.persisted is not None:
             return
         self.kernel_objects

@@ -91,6 +91,8 @@ class KernelSet:
         self.glue_size = 0            # instructions left in the glue module (what compiles beside)
         self.promised: dict = {}      # key -> calls {name: key} of kernels another process compiles (needed())
         self.used_promised: set = set()          # those the code calls
+        self.hand_off = None          # in background_compile's child: its Handoff (a share goes to the parent)
+        self.handed: set = set()      # keys of the jobs handed off
 
     # -- codegen time ----------------------------------------------------------------------------
     def attach(self, module: ir.Module) -> None:
@@ -174,6 +176,13 @@ class KernelSet:
         jobs = [(key, (name, text, level, KERNEL_COST[level] * text.size))
                 for key, (name, text, _, level) in sorted(self.texts.items()) if key not in self.objects]
         jobs += [(key, part) for key, part in sorted(self.parts.items()) if key not in self.objects]
+        if self.hand_off is not None:
+            kept = self.hand_off(jobs, self._cost, self._glue_cost(), self._describe, self.target)
+            for key, payload in jobs:
+                if (key, payload) not in kept:
+                    self.names[key] = payload[0]
+                    self.handed.add(key)
+            jobs = kept
         built = compile_all(jobs, self._compile_one, beside, parallel, cost=self._cost,
                             beside_cost=self._glue_cost(), min_child_cost=MIN_CHILD_COST)
         for key, code in sorted(built.items()):
@@ -182,6 +191,17 @@ class KernelSet:
             self.objects[key], self.names[key] = code, name
             self.compiled += key in self.texts
         return [self.objects[k] for k in sorted(self.objects)]
+
+    def pending_cost(self) -> float:
+        """The LLVM work compile() has left (fork_compile's units): the glue and what is not at hand."""
+        kernels = sum(KERNEL_COST[level] * text.size for key, (_, text, _, level) in self.texts.items()
+                      if key not in self.objects)
+        return kernels + sum(p[3] for key, p in self.parts.items() if key not in self.objects) + self._glue_cost()
+
+    def _describe(self, key, job) -> tuple:
+        """A job as plain data for another process: (key, name, IR text, opt level, calls)."""
+        calls = self.texts[key][2] if key in self.texts else {}
+        return key, job[0], str(job[1]), job[2], dict(calls)
 
     def _compile_one(self, job) -> bytes:
         name, text, opt_level, _ = job
@@ -197,7 +217,7 @@ class KernelSet:
 
     def manifest(self) -> dict:
         """{key: name} of every kernel the code needs: what a persisted JIT entry must find again."""
-        return {k: self.names[k] for k in sorted(set(self.objects) | self.used_promised)}
+        return {k: self.names[k] for k in sorted(set(self.objects) | self.used_promised | self.handed)}
 
     def needed(self) -> dict:
         """{key: calls {name: key}} of every kernel the code calls (at hand or to compile), after codegen."""
@@ -224,6 +244,13 @@ class KernelText:
             return self.head + str(fn)
         finally:
             fn.blocks = kept
+
+
+def compile_handed(target, jobs: list, disk_cache: DiskCache | None) -> None:
+    """Compile and keep (here and on disk) jobs another process handed over (KernelSet._describe's)."""
+    for key, name, text, opt_level, calls in jobs:
+        code = CodeLibrary(name, text, target, opt_level).emit_jit_object()
+        _store(key, name, calls, code, disk_cache)
 
 
 def load_objects(manifest: dict, disk_cache: DiskCache | None):

@@ -111,3 +111,22 @@ def test_a_stuck_child_is_killed_after_the_wait_limit():
     t0 = time.monotonic()
     background_compile.wait(limit_s=0.2)
     assert time.monotonic() - t0 < 5 and not background_compile.running()
+
+
+def test_a_share_handed_to_the_parent_is_compiled_there_and_the_entry_loads(monkeypatch, tmp_path):
+    """The child hands the parent (idle once its own compile is done) a balanced share of its jobs: with
+    the parent's work done already, all but what balances the child's glue; wait() compiles them."""
+    read_end, write_end = os.pipe()
+    path = str(tmp_path / "handed.pickle")
+    monkeypatch.setattr(background_compile, "child_handoff", background_compile.Handoff(write_end, path, 0.0))
+    c = jit._compilation(_dense(50, 24, "handed"))
+    c.store({})
+    assert c.kernels.handed and c.kernels.handed <= set(c.kernels.manifest())
+    assert all(kernel_library._lookup(k, None) is None for k in c.kernels.handed)   # not compiled in "the child"
+    background_compile._compile_handed(read_end, path, time.monotonic() + 60)
+    assert not os.path.exists(path)
+    again = jit._compilation(_dense(50, 24, "handed"))
+    fn = NativeFunction(again.entries["forward"], again)
+    assert again.persisted is not None and again.stage_runs["native"] == 0
+    x = (np.arange(4 * 50, dtype=np.float32).reshape(4, 50) % 5 - 2) / 4
+    np.testing.assert_array_equal(fn([x])[0], np.maximum(x @ again.entries["forward"].param_values["w"], 0))
