@@ -8,11 +8,13 @@ train step with `request(job)`; the next JIT compile that reaches its LLVM work 
 it into the disk cache (jit.precompile), leaving out the library kernels in `promised`, which this
 process is about to compile itself (its current compile's kernels), so no kernel is compiled twice.
 This process meanwhile compiles its own code without the fork_compile helper (the child has the
-second core). The child, whose work is the longer (a train step's glue is larger than a forward pass's),
-hands a share of its kernels and glue parts back (Handoff: balanced against the parent's work left at
-the fork, written to a private file), which the parent compiles in wait(), once its own is done. Building the train step waits for the child (the front end calls wait(); other compiles
-do not); the step is then a disk-cache hit whose kernels are found in this process's memory and on disk. A child that fails, or a guess of the
-step that turns out wrong, costs only the child's time: the step compiles as before.
+second core). The child, whose work is the longer (a train step's glue is larger than a forward
+pass's), hands a share of its kernels and glue parts back (Handoff: balanced against the parent's
+work left at the fork, written to a private file), which the parent compiles in wait(), once its own
+is done. Building the train step waits for the child (the front end calls wait(); other compiles do
+not); the step is then a disk-cache hit whose kernels are found in this process's memory and on disk.
+A child that fails, or a guess of the step that turns out wrong, costs only the child's time: the
+step compiles as before.
 
 Only where fork_compile allows a fork (single-threaded process, several cores, not turned off with
 KCOMPILE_PARALLEL_COMPILE=0), the disk cache is enabled (it carries the result back) and

@@ -13,8 +13,9 @@ code and its CodeInterface are kept on disk under that key (plus the toolchain's
 later process that asks for the same compilation loads them instead of compiling.
 
 The JIT's compilations (kernel_library=True) keep the shape-generic kernels out of the module:
-they come from the kernel library (kernel_library.py), compiled once per target at O3, and the
-remaining glue is optimized at GLUE_OPT_LEVEL; MCJIT links the glue's object with the kernels'.
+they come from the kernel library (kernel_library.py), compiled once per target at their own opt
+levels, and the remaining glue is optimized at GLUE_OPT_LEVEL; MCJIT links the glue's object with the
+kernels'. A compile announced ahead (background_compile.py) may run beside in a forked child.
 """
 from __future__ import annotations
 
