@@ -62,10 +62,13 @@ def start(promised: dict, our_cost: float = 0.0) -> bool:
     if job is None or _child is not None or not enabled():
         return False
     promised = dict(promised)
-    fd, path = tempfile.mkstemp(prefix="kcompile-handoff-", suffix=".pickle")
-    os.close(fd)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
+    try:
+        fd, path = tempfile.mkstemp(prefix="kcompile-handoff-", suffix=".pickle")
+        os.close(fd)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+    except OSError:     # no memory or no process left for a child: compile as if it were not allowed
+        return False
     if pid == 0:   # the child: compile into the disk cache, leave without the parent's exit handlers
         status = 0
         try:
@@ -117,22 +120,18 @@ def _compile_handed(read_end: int, path: str, deadline: float) -> None:
     got = b""
     while time.monotonic() < deadline:
         ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            break
-        chunk = os.read(read_end, 64)
+        chunk = os.read(read_end, 64) if ready else b""
         if not chunk:
             break
         got += chunk
-    os.close(read_end)
+    if not got:
+        return
     try:
-        if got:
-            with open(path, "rb") as f:
-                target, jobs = pickle.load(f)   # our own child's, through our own pipe and private file
-            compile_handed(target, jobs, DiskCache.from_environment())
+        with open(path, "rb") as f:
+            target, jobs = pickle.load(f)   # our own child's, through our own pipe and private file
+        compile_handed(target, jobs, DiskCache.from_environment())
     except Exception:
         pass     # what is missing is compiled with the step (its cache entry does not load)
-    finally:
-        _unlink(path)
 
 
 def _unlink(path: str) -> None:
@@ -155,23 +154,43 @@ def wait(limit_s: float | None = None) -> None:
     """Wait for the child (before the compile it was started for, which will find its result on disk).
 
     A child still running after limit_s (WAIT_LIMIT_S: far beyond any compile; it could only be stuck)
-    is killed: the caller then compiles the step itself."""
+    is killed: the caller then compiles the step itself; so is a child whose wait is interrupted."""
     global _child
     running, _child = _child, None
     if running is None:
         return
     pid, read_end, path = running
     deadline, pause = time.monotonic() + (WAIT_LIMIT_S if limit_s is None else limit_s), 0.0005
-    _compile_handed(read_end, path, deadline)
     try:
+        _compile_handed(read_end, path, deadline)
         while os.waitpid(pid, os.WNOHANG) == (0, 0):
             if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                return
+                _kill(pid)
+                break
             time.sleep(pause)
             pause = min(2 * pause, 0.005)
     except ChildProcessError:
+        pass
+    except BaseException:
+        _kill(pid)
+        raise
+    finally:
+        _close(read_end)
+        _unlink(path)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
         pass
 
 
@@ -180,12 +199,8 @@ def _kill_at_exit() -> None:
     running, _child = _child, None
     if running is not None:
         pid, read_end, path = running
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        os.close(read_end)
+        _kill(pid)
+        _close(read_end)
         _unlink(path)
 
 

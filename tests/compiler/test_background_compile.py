@@ -108,9 +108,11 @@ def test_promised_kernels_are_left_out_and_listed_with_their_callees(tmp_path):
 def test_a_stuck_child_is_killed_after_the_wait_limit():
     background_compile.request(lambda promised: time.sleep(60))
     assert background_compile.start({})
+    handoff_file = background_compile._child[2]
     t0 = time.monotonic()
     background_compile.wait(limit_s=0.2)
     assert time.monotonic() - t0 < 5 and not background_compile.running()
+    assert not os.path.exists(handoff_file)
 
 
 def test_a_share_handed_to_the_parent_is_compiled_there_and_the_entry_loads(monkeypatch, tmp_path):
@@ -124,7 +126,7 @@ def test_a_share_handed_to_the_parent_is_compiled_there_and_the_entry_loads(monk
     assert c.kernels.handed and c.kernels.handed <= set(c.kernels.manifest())
     assert all(kernel_library._lookup(k, None) is None for k in c.kernels.handed)   # not compiled in "the child"
     background_compile._compile_handed(read_end, path, time.monotonic() + 60)
-    assert not os.path.exists(path)
+    os.close(read_end)
     again = jit._compilation(_dense(50, 24, "handed"))
     fn = NativeFunction(again.entries["forward"], again)
     assert again.persisted is not None and again.stage_runs["native"] == 0
