@@ -16,6 +16,7 @@ from kcompile.compiler.jit import NativeFunction
 from kcompile.ir import GraphBuilder, TensorType
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+SPARE_CORE = background_compile.spare_core    # (the fixture pretends there is one)
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +24,7 @@ def _background_on(monkeypatch, tmp_path):
     monkeypatch.setenv("KCOMPILE_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("KCOMPILE_BACKGROUND_COMPILE", "1")
     monkeypatch.setattr(background_compile, "parallel_allowed", lambda: True)
+    monkeypatch.setattr(background_compile, "spare_core", lambda: True)
     monkeypatch.setattr("kcompile.compiler.driver.parallel_allowed", lambda: False)   # no kernel helper
     kernel_library.forget_in_memory()
     yield
@@ -74,6 +76,14 @@ def test_turned_off_by_the_environment(monkeypatch):
     model, x, _ = _model(43), *_data()
     model.predict_on_batch(x)
     assert not background_compile.running()
+
+
+def test_not_started_without_an_idle_core(monkeypatch):
+    monkeypatch.setattr(background_compile.os, "getloadavg", lambda: (2.0, 2.0, 2.0))
+    monkeypatch.setattr(background_compile.os, "cpu_count", lambda: 2)
+    assert not SPARE_CORE()
+    monkeypatch.setattr(background_compile.os, "getloadavg", lambda: (1.2, 2.0, 2.0))
+    assert SPARE_CORE()
 
 
 def _dense(k, n, name):
