@@ -17,7 +17,7 @@ A child that fails, or a guess of the step that turns out wrong, costs only the 
 step compiles as before.
 
 Only where fork_compile allows a fork (single-threaded process, several cores, not turned off with
-KCOMPILE_PARALLEL_COMPILE=0), a core is idle (the load average), the disk cache is enabled (it
+KCOMPILE_PARALLEL_COMPILE=0), a core is idle (spare_core), the disk cache is enabled (it
 carries the result back) and KCOMPILE_BACKGROUND_COMPILE is not 0. The child is killed at exit if still running (cache entries are
 written whole or not at all).
 """
@@ -147,14 +147,27 @@ def enabled() -> bool:
 
 
 def spare_core() -> bool:
-    """Whether a core is idle beside this process (1-minute load average below the cores less a half).
-    On a busy machine the child only competes with this process and the fork_compile helper it gives
-    up: a cold MLP's compile + first predict + train step took 2.58 s with it against 2.36 s without
-    at load 2-5 (and 0.9 against 1.3 s at load 1.7)."""
+    """Whether a core is idle beside this process now (Linux: the runnable tasks, this one included,
+    fewer than the cores; elsewhere the 1-minute load average). On a busy machine the child only
+    competes with this process and the fork_compile helper it gives up: a cold MLP's compile + first
+    predict + train step took 2.58 s with it against 2.36 s without at load 2-5 (0.9 against 1.3 s at
+    load 1.7)."""
+    cores = os.cpu_count() or 1
+    runnable = _runnable()
+    if runnable is not None:
+        return runnable < cores
     try:
-        return os.getloadavg()[0] < (os.cpu_count() or 1) - 0.5
+        return os.getloadavg()[0] < cores - 0.5
     except OSError:
         return False
+
+
+def _runnable() -> int | None:
+    try:
+        with open("/proc/loadavg") as f:
+            return int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def running() -> bool:

@@ -79,8 +79,13 @@ def test_turned_off_by_the_environment(monkeypatch):
 
 
 def test_not_started_without_an_idle_core(monkeypatch):
-    monkeypatch.setattr(background_compile.os, "getloadavg", lambda: (2.0, 2.0, 2.0))
     monkeypatch.setattr(background_compile.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(background_compile, "_runnable", lambda: 2)     # this process and another
+    assert not SPARE_CORE()
+    monkeypatch.setattr(background_compile, "_runnable", lambda: 1)     # this process alone
+    assert SPARE_CORE()
+    monkeypatch.setattr(background_compile, "_runnable", lambda: None)  # no /proc: the load average
+    monkeypatch.setattr(background_compile.os, "getloadavg", lambda: (2.0, 2.0, 2.0))
     assert not SPARE_CORE()
     monkeypatch.setattr(background_compile.os, "getloadavg", lambda: (1.2, 2.0, 2.0))
     assert SPARE_CORE()
