@@ -134,11 +134,13 @@ def _compile_handed(read_end: int, path: str, deadline: float) -> None:
         pass     # what is missing is compiled with the step (its cache entry does not load)
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+def _release(fd: int, path: str) -> None:
+    """Close the pipe's read end and remove the handoff file (either may be gone already)."""
+    for undo, arg in ((os.close, fd), (os.unlink, path)):
+        try:
+            undo(arg)
+        except OSError:
+            pass
 
 
 def enabled() -> bool:
@@ -199,8 +201,7 @@ def wait(limit_s: float | None = None) -> None:
         _kill(pid)
         raise
     finally:
-        _close(read_end)
-        _unlink(path)
+        _release(read_end, path)
 
 
 def _kill(pid: int) -> None:
@@ -211,21 +212,13 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _close(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-
-
 def _kill_at_exit() -> None:
     global _child
     running, _child = _child, None
     if running is not None:
         pid, read_end, path = running
         _kill(pid)
-        _close(read_end)
-        _unlink(path)
+        _release(read_end, path)
 
 
 atexit.register(_kill_at_exit)
