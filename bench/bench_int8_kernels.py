@@ -67,7 +67,7 @@ def run(label, cpu, features, repeat, threads):
         c32 = np.zeros((m, n), np.int32)
         t8 = median_seconds(bound(jm, names["i8", m, k, n], [a8, w8, azp, bzp, c32], m, threads), repeat)
         tile = tile_for(features, n)
-        packed = pack_weights(w8, tile.group, tile.nr, 1)
+        packed = pack_weights(w8, tile.group, tile.nr, 1, tile.b_bytes)
         tp = median_seconds(bound(jm, names["i8 packed", m, k, n], [a8, w8, azp, bzp, c32, packed], m, threads),
                             repeat)
         bias, mult, zp = np.zeros(n, np.int32), np.full(n, 1e-4, np.float32), np.array([0], np.uint8)

@@ -87,7 +87,7 @@ def _prepack(target: Target) -> list:
     """prepack-int8 with the target's int8 tile (compiler/kernels/int8_isa.py) and prepack-f32 with its
     f32 vector width (kernels/config.py): packed weight copies."""
     isa = int8_isa(target.features)
-    return [f"prepack-int8{{group={isa.group},nr={isa.nr},lanes={isa.lanes}}}",
+    return [f"prepack-int8{{group={isa.group},nr={isa.nr},lanes={isa.lanes},elem={isa.b_bytes}}}",
             f"prepack-f32{{lanes={gemm_shape(target.features, 4).lanes}}}"]
 
 

@@ -26,12 +26,11 @@ Protocol (shared by the JIT, the AOT runtime and C callers):
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import os
 import platform
 
 from llvmlite import ir
 
+from ..ir import gomp_pool
 from .loops import I8P, I32, I64, function_pointer_global, i64, imax, imin
 
 LAUNCH_SYMBOL = "kc_parallel_launch"
@@ -133,21 +132,9 @@ def effective_threads(b: ir.IRBuilder, nthreads, work, grain: int):
     return imax(b, imin(b, nthreads, b.sdiv(work, i64(grain))), 1)
 
 
-# libgomp's idle threads spin 300000 rounds (milliseconds) before sleeping; on a busy machine that
-# spinning steals the cores the working threads need (measured here: a batch-64 convnet 5 ms at
-# 10000 rounds, 33-65 ms at the default).  A user's own setting wins; it must precede loading libgomp.
-GOMP_SPINCOUNT = "10000"
-
-
 def gomp_parallel_address() -> int | None:
-    """Address of libgomp's GOMP_parallel, or None where libgomp cannot be loaded."""
-    os.environ.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
-    name = ctypes.util.find_library("gomp") or "libgomp.so.1"
-    try:
-        lib = ctypes.CDLL(name)
-        return ctypes.cast(lib.GOMP_parallel, ctypes.c_void_p).value
-    except (OSError, AttributeError):
-        return None
+    """Address of libgomp's GOMP_parallel, or None where libgomp cannot be loaded (ir/gomp_pool.py)."""
+    return gomp_pool.gomp_parallel_address()
 
 
 def bind_thread_launcher(global_address) -> bool:

@@ -6,7 +6,8 @@ libgomp's unpinned workers queue behind other jobs and two threads run slower th
 here at load 4.5: a batch-128 MNIST MLP train step 14 ms with 2 threads, 7 ms with 1). So, per batch
 size, the tuner times the default offer and one thread in turns (TRIALS calls each, after a warm-up
 call), keeps the faster (more threads only when clearly faster: one thread leaves cores to others),
-and tries again every RETUNE calls, as the machine's load changes. A count the user chose
+and tries again after RETUNE calls (twice as many after each trial one thread won), as the
+machine's load changes. A count the user chose
 (kc.set_num_threads, $KCOMPILE_NUM_THREADS, nthreads=) is never tuned. Every caller of native code
 keeps one per compiled function: the JIT's calls and bound steps, and a loaded artifact; it lives
 in ir beside the budget for that reason (the runtime may not import the compiler).
@@ -22,19 +23,24 @@ from .thread_budget import BUDGET, tunable_offer
 TRIALS = 3        # timed calls per candidate in a trial
 RETUNE = 500      # calls between trials
 MARGIN = 0.95     # more threads must take under 95 % of one thread's time to be kept
+# Each trial that keeps one thread doubles the calls to the next one, up to this factor of RETUNE:
+# on a loaded machine a trial's threaded calls each wait milliseconds for a core (a batch-1 MLP
+# call: ~4 ms against 23 us at load 2.6 on 2 cores), which every 500 calls doubled the mean time.
+MAX_BACKOFF = 16
 
 
 class _Trial:
-    """One batch size's state: the calls made, and the timings of the trial in progress."""
+    """One batch size's state: the calls since the last trial began, and that trial's timings."""
 
     def __init__(self, offer: int):
         self.offer = offer
-        self.calls = 0
+        self.calls = 0                # since the current trial began (0: the next call starts one)
+        self.interval = RETUNE        # calls from one trial's start to the next
         self.chosen: int | None = None
         self.times: dict = {offer: [], 1: []}
 
     def next(self) -> int:
-        k = self.calls % RETUNE
+        k = self.calls
         if k == 0:   # a trial starts: the first call is a warm-up (allocations, cold caches)
             self.times = {self.offer: [], 1: []}
         if 1 <= k <= 2 * TRIALS:
@@ -42,13 +48,14 @@ class _Trial:
         return self.chosen or self.offer
 
     def record(self, n: int, seconds: float) -> None:
-        k = self.calls % RETUNE
-        self.calls += 1
+        k = self.calls
+        self.calls = (k + 1) % self.interval
         if 1 <= k <= 2 * TRIALS:
             self.times[n].append(seconds)
             if k == 2 * TRIALS:
                 many, one = statistics.median(self.times[self.offer]), statistics.median(self.times[1])
                 self.chosen = self.offer if many < MARGIN * one else 1
+                self.interval = RETUNE if self.chosen > 1 else min(2 * self.interval, MAX_BACKOFF * RETUNE)
 
 
 class ThreadTuner:

@@ -10,8 +10,9 @@ pure function of the source parameter (pack_weights), computed here when the gra
 Layout for B viewed as [K, groups * n] (matmul_integer: the [K, N] matrix; conv2d_integer: HWIO
 reshaped to [KH*KW*CIN_G, COUT], group g owning columns g*n .. g*n+n-1), with kg = ceil(K / group)
 and P = ceil(n / nr) panels per group:
-  bytes [0, groups*P*kg*nr*group): per group, per panel of nr columns, per k group, per column its
-                                   `group` k values (zeros past K and past n)
+  values [0, groups*P*kg*nr*group): per group, per panel of nr columns, per k group, per column its
+                                   `group` k values (zeros past K and past n); each an int8 byte, or
+                                   with `elem` 2 (AVX2, name suffix "s16") an int16, little-endian
   then i32 [groups * P * nr]:      each column's sum over K (zero for padding columns)
 The tile width follows the kernel's rule: one vector (`lanes` columns) when n fits one, else nr.
 A convolution that can take the window-row layout (passes/int8_window.py) is packed from that
@@ -32,13 +33,15 @@ from .packed_params import with_packed_params
 
 PACKED_OPS = ("matmul_integer", "conv2d_integer")
 _TAG = "@int8-packed"
-_NAME = re.compile(rf"^(?P<source>.+){_TAG}/g(?P<group>\d+)nr(?P<nr>\d+)x(?P<groups>\d+)(?P<window>w\d+x\d+x\d+)?$")
+_NAME = re.compile(rf"^(?P<source>.+){_TAG}/g(?P<group>\d+)nr(?P<nr>\d+)x(?P<groups>\d+)(?P<wide>s16)?"
+                   r"(?P<window>w\d+x\d+x\d+)?$")
 
 
-def packed_name(source: str, group: int, nr: int, groups: int, window=None) -> str:
-    """window: (kh, kw, cin) for a convolution packed in the window-row layout, else None."""
+def packed_name(source: str, group: int, nr: int, groups: int, window=None, elem: int = 1) -> str:
+    """window: (kh, kw, cin) for a convolution packed in the window-row layout, else None; elem: bytes
+    per packed value (2: sign-extended to int16)."""
     tail = "" if window is None else "w" + "x".join(map(str, window))
-    return f"{source}{_TAG}/g{group}nr{nr}x{groups}{tail}"
+    return f"{source}{_TAG}/g{group}nr{nr}x{groups}{'s16' if elem == 2 else ''}{tail}"
 
 
 def parse_packed_name(name: str):
@@ -50,10 +53,10 @@ def parse_packed_name(name: str):
 def packed_value(name: str, w: np.ndarray) -> np.ndarray:
     """The bytes the packed parameter `name` holds for its source weight w."""
     m = _NAME.match(name)
-    group, nr, groups = int(m["group"]), int(m["nr"]), int(m["groups"])
+    group, nr, groups, elem = int(m["group"]), int(m["nr"]), int(m["groups"]), 2 if m["wide"] else 1
     if m["window"]:
-        return pack_weights(window_weights(w, group), group, nr, groups)
-    return pack_weights(w, group, nr, groups)
+        return pack_weights(window_weights(w, group), group, nr, groups, elem)
+    return pack_weights(w, group, nr, groups, elem)
 
 
 def tile_columns(n: int, nr: int, lanes: int) -> int:
@@ -61,13 +64,13 @@ def tile_columns(n: int, nr: int, lanes: int) -> int:
     return lanes if n <= lanes else nr
 
 
-def packed_nbytes(k: int, cols: int, group: int, nr: int, groups: int) -> int:
+def packed_nbytes(k: int, cols: int, group: int, nr: int, groups: int, elem: int = 1) -> int:
     n = cols // groups
     panels, kg = -(-n // nr), -(-k // group)
-    return groups * panels * nr * (kg * group + 4)
+    return groups * panels * nr * (kg * group * elem + 4)
 
 
-def pack_weights(w: np.ndarray, group: int, nr: int, groups: int) -> np.ndarray:
+def pack_weights(w: np.ndarray, group: int, nr: int, groups: int, elem: int = 1) -> np.ndarray:
     """The packed bytes (int8, 1-D) of the int8 weight w ([K, N] or HWIO) in the layout above."""
     b = np.asarray(w, np.int8).reshape(-1, w.shape[-1])
     k, cols = b.shape
@@ -78,12 +81,15 @@ def pack_weights(w: np.ndarray, group: int, nr: int, groups: int) -> np.ndarray:
     # [kg, group, groups, panels, nr] -> [groups, panels, kg, nr, group]
     tiles = padded.reshape(kg, group, groups, panels, nr).transpose(2, 3, 0, 4, 1)
     colsum = padded.sum(axis=0, dtype=np.int32).reshape(-1)   # (sum would widen to int64)
-    return np.concatenate([np.ascontiguousarray(tiles).reshape(-1), colsum.view(np.int8)])
+    values = np.ascontiguousarray(tiles).reshape(-1)
+    if elem == 2:
+        values = values.astype("<i2").view(np.int8)
+    return np.concatenate([values, colsum.astype("<i4").view(np.int8)])
 
 
 @register_pass("prepack-int8")
-def prepack_int8(graph: Graph, group: int = 0, nr: int = 0, lanes: int = 0) -> Graph:
-    """Add a packed copy of each int8 GEMM weight parameter (group/nr/lanes: the target's int8 tile)."""
+def prepack_int8(graph: Graph, group: int = 0, nr: int = 0, lanes: int = 0, elem: int = 1) -> Graph:
+    """Add a packed copy of each int8 GEMM weight parameter (group/nr/lanes/elem: the target's int8 tile)."""
     if group <= 0:
         return graph
 
@@ -99,7 +105,7 @@ def prepack_int8(graph: Graph, group: int = 0, nr: int = 0, lanes: int = 0) -> G
             if node.op == "conv2d_integer" else None
         if window is not None:
             k = window[0] * -(-window[1] * window[2] // group) * group
-        return (w, packed_name(w.param_name, group, width, groups, window),
-                TensorType([packed_nbytes(k, cols, group, width, groups)], "i8"), packed_value)
+        return (w, packed_name(w.param_name, group, width, groups, window, elem),
+                TensorType([packed_nbytes(k, cols, group, width, groups, elem)], "i8"), packed_value)
 
     return with_packed_params(graph, companion)

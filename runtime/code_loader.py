@@ -3,10 +3,10 @@ through llvmlite's MCJIT; both give addresses of entry points and globals, and b
 from __future__ import annotations
 
 import ctypes
-import os
-import ctypes.util
 import threading
 from pathlib import Path
+
+from kcompile.ir.gomp_pool import gomp_parallel_address
 
 from .artifact_check import ArtifactError
 
@@ -37,7 +37,7 @@ class SharedLibrary:
             slot = ctypes.c_void_p.in_dll(self.lib, symbol)
         except ValueError:
             return False
-        gomp = _gomp_parallel()
+        gomp = gomp_parallel_address()
         if gomp:
             slot.value = gomp
         return bool(gomp)
@@ -76,23 +76,9 @@ class ObjectCode:
 
     def bind_threads(self, symbol: str) -> bool:
         slot = self.engine.get_global_value_address(symbol)
-        gomp = _gomp_parallel()
+        gomp = gomp_parallel_address()
         if slot and gomp:
             ctypes.c_void_p.from_address(slot).value = gomp
         return bool(slot and gomp)
 
 
-def _gomp_parallel() -> int | None:
-    """libgomp's GOMP_parallel (the persistent thread pool), or None: then code runs single-threaded.
-
-    Idle libgomp workers spin 300000 rounds by default, stealing the cores the working threads need
-    on a busy machine (batch-64 convnet: 5 ms at 10000 rounds, 33-65 ms at the default; see
-    compiler/threads.py, which the runtime may not import). A user's own setting wins; it must be
-    in place before libgomp loads.
-    """
-    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
-    try:
-        lib = ctypes.CDLL(ctypes.util.find_library("gomp") or "libgomp.so.1")
-        return ctypes.cast(lib.GOMP_parallel, ctypes.c_void_p).value
-    except (OSError, AttributeError):
-        return None

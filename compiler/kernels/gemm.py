@@ -25,8 +25,15 @@ from ..loops import (I1, I64, ceil_div, entry_alloca, for_range, gep, i64, imax,
 from .microkernel import tile_function, tile_variants
 from .operands import BatchShape
 
-# Flops per thread below which another thread is not worth waking (~40 us of one core's work).
-GRAIN_FLOPS = 1 << 22
+# Work per thread (in flops at the FMA peak) below which another thread is not worth waking: about
+# 9 us of one core's time. A worker that has just finished a region spins for a while (GOMP_SPINCOUNT,
+# compiler/threads.py) and joins the next one within a microsecond or two; one asleep takes far
+# longer, which the thread tuner (ir/thread_tuner.py) sees and answers by running such calls on one.
+GRAIN_FLOPS = 1 << 20
+# Streaming one element of B costs about as long as this many flops at the peak, whatever M is: a
+# batch-1 dense layer is bound by reading its weights (784x512 f32 from L3: ~19 us on one Zen 4
+# core for 0.8 Mflop, 2 us of it multiply-adds), so counting flops alone kept it on one core.
+STREAM_FLOPS_PER_B_ELEMENT = 6
 # Below these many rows (M) an A panel is used too few times to pay for packing it.
 PACK_A_MIN_ROWS = 16
 # A transposed A (a weight gradient's x^T, K = the batch) is packed only when K spans more than one
@@ -106,8 +113,10 @@ class _GemmEmitter:
             return
         with b.if_then(b.or_(b.icmp_signed("<=", nb, i64(0)), b.icmp_signed("<=", m, i64(0)))):
             b.ret_void()
-        flops = b.mul(b.mul(b.mul(nb, m), i64(2 * p.n)), imax(b, p.depth(b, batch), 1))
-        nthreads = effective_threads(b, nthreads, flops, GRAIN_FLOPS)
+        depth = imax(b, p.depth(b, batch), 1)
+        flops = b.mul(b.mul(b.mul(nb, m), i64(2 * p.n)), depth)
+        streamed = b.mul(depth, i64(p.n * STREAM_FLOPS_PER_B_ELEMENT))   # (at least one B, once)
+        nthreads = effective_threads(b, nthreads, b.add(flops, streamed), GRAIN_FLOPS)
         mchunk, nchunk, tm, tn = self._partition(b, nb, m, nthreads)
         depth = p.depth(b, batch)
         fields = args[:self.nptr] + [m, depth, mchunk, nchunk, tm, tn, *self._pack_flags(b, m, depth)]

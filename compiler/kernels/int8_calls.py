@@ -60,8 +60,8 @@ def int8_conv_function(module: ir.Module, features: str, x_dtype: str, geo: Geom
     if pool and (geo.oh < pool or geo.ow < pool):
         raise ValueError(f"int8 convolution: a fused {pool}x{pool} max pool needs an output of at least "
                          f"{pool}x{pool} pixels, got {geo.oh}x{geo.ow}")
-    if kk > 1:   # tiles of whole pool windows (B's layout depends on group and NR only)
-        chosen = replace(chosen, mr=max(kk, chosen.mr // kk * kk))
+    if kk > 1:   # tiles of whole pool windows (B's layout depends on group and the panel width only)
+        chosen = chosen.pooled(kk)
     if window and not prepacked:
         raise ValueError("int8 convolution: the window-row layout needs the weight prepacked in it")
     key = (x_dtype, geo, batch_dim, bz_per_col, out.ident, chosen.name, prepacked, window, bz_zero)

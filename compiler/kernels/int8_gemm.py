@@ -56,13 +56,13 @@ class Int8Gemm:
 
     def blocks(self):
         """(NC, MC): columns per B block (NR multiple, balanced), rows per A block (MR multiple)."""
-        isa, kbytes = self.isa, max(1, self.kgroups * self.isa.group)
-        if kbytes * isa.nr > MAX_PANEL_BYTES:
+        isa, kbytes, pnr = self.isa, max(1, self.kgroups * self.isa.group * self.isa.b_bytes), self.isa.panel_nr
+        if kbytes * pnr > MAX_PANEL_BYTES:
             raise NotImplementedError(f"int8 GEMM {self.name}: a contraction of K = {self.source.k} does not fit "
-                                      f"the kernel's stack panels (at most {MAX_PANEL_BYTES // isa.nr} values)")
-        nc_max = max(isa.nr, B_BYTES // kbytes // isa.nr * isa.nr)
+                                      f"the kernel's stack panels (at most {MAX_PANEL_BYTES // pnr} values)")
+        nc_max = max(pnr, B_BYTES // kbytes // pnr * pnr)
         nblocks = -(-max(self.n, 1) // nc_max)
-        nc = -(-(-(-max(self.n, 1) // nblocks)) // isa.nr) * isa.nr
+        nc = -(-(-(-max(self.n, 1) // nblocks)) // pnr) * pnr
         mc = max(isa.mr, min(20 * isa.mr, A_BYTES // (max(1, self.kgroups) * 4) // isa.mr * isa.mr))
         return nc, mc
 
@@ -156,6 +156,7 @@ class _Driver:
 
     def _task(self, b, task, fields):
         p, isa = self.p, self.p.isa
+        pnr = isa.panel_nr
         nout = p.out.nptrs
         a, w, azp, bzp, c = fields[:5]
         optrs = fields[5:5 + nout]
@@ -171,15 +172,15 @@ class _Driver:
         nc = imin(b, self.nc, b.sub(i64(p.n), jc))
         col0 = b.add(b.mul(group, i64(p.n)), jc)
         if p.prepacked:   # panels and column sums as passes/int8_prepack.py lays them out
-            panels = -(-p.n // isa.nr)
-            panel0 = b.add(b.mul(group, i64(panels)), b.sdiv(jc, i64(isa.nr)))
-            bblock = gep(b, packed, b.mul(panel0, i64(kg * isa.nr * isa.group)))
-            sums = b.bitcast(gep(b, packed, i64(p.groups * panels * kg * isa.nr * isa.group)), I32.as_pointer())
-            column_terms(b, p.source.real_k, gep(b, sums, b.mul(panel0, i64(isa.nr))), col0, nc,
-                         round_up(b, nc, isa.nr), bufs["colterm"], bufs["bzv"], bzp, p.bz_per_col, az)
+            panels = -(-p.n // pnr)
+            panel0 = b.add(b.mul(group, i64(panels)), b.sdiv(jc, i64(pnr)))
+            bblock = gep(b, packed, b.mul(panel0, i64(kg * isa.kstride)))
+            sums = b.bitcast(gep(b, packed, i64(p.groups * panels * kg * isa.kstride)), I32.as_pointer())
+            column_terms(b, p.source.real_k, gep(b, sums, b.mul(panel0, i64(pnr))), col0, nc,
+                         round_up(b, nc, pnr), bufs["colterm"], bufs["bzv"], bzp, p.bz_per_col, az)
         else:
             bblock = bufs["b"]
-            pack_b(b, isa, w, p.ldb, p.source.real_k, kg, col0, nc, round_up(b, nc, isa.nr), bufs["b"], bufs["colterm"],
+            pack_b(b, isa, w, p.ldb, p.source.real_k, kg, col0, nc, round_up(b, nc, pnr), bufs["b"], bufs["colterm"],
                    bufs["bzv"], bzp, p.bz_per_col, az)
         need = ir.Constant(ir.IntType(1), 0) if p.bz_zero else any_nonzero(b, bzp, p.n * p.groups, p.bz_per_col)
         m_lo = b.mul(b.srem(rest, mchunks), chunk)
@@ -193,8 +194,9 @@ class _Driver:
             else:
                 pack_a(b, isa, p.source, a, group, ic, mc, kg, bufs["a"], bufs["rowsum"], bufs["row"],
                        b.trunc(az, I8), need)
-            with for_range(b, 0, nc, isa.nr, "jr") as jr:
-                bpanel = gep(b, bblock, b.mul(b.sdiv(jr, i64(isa.nr)), i64(kg * isa.nr * isa.group)))
+            with for_range(b, 0, nc, isa.nr, "jr") as jr:   # the tile's columns: a panel, or a strip of one
+                bpanel = gep(b, bblock, b.add(b.mul(b.sdiv(jr, i64(pnr)), i64(kg * isa.kstride)),
+                                              b.mul(b.srem(jr, i64(pnr)), i64(isa.group * isa.b_bytes))))
                 with for_range(b, 0, mc, isa.mr, "ir") as ir_:
                     row = b.add(ic, ir_)
                     crow = b.sdiv(row, i64(self.window_rows)) if self.window_rows > 1 else row
@@ -210,5 +212,5 @@ class _Driver:
         isa = self.p.isa
         return {"a": entry_alloca(b, I32, a_pack_words(self.mc, kg, isa.group)), "rowsum": entry_alloca(b, I32, self.mc),
                 "row": entry_alloca(b, I8, rowbuf_bytes(kg, isa.group)),
-                "b": entry_alloca(b, I8, 1 if self.p.prepacked else max(1, kg * isa.group * self.nc)),
+                "b": entry_alloca(b, I8, 1 if self.p.prepacked else max(1, kg * isa.group * isa.b_bytes * self.nc)),
                 "colterm": entry_alloca(b, I32, self.nc), "bzv": entry_alloca(b, I32, self.nc)}

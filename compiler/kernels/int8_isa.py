@@ -11,8 +11,10 @@ GEMM subtracts 128 * colsum(b) afterwards):
           Never `vpmaddubsw`, whose i16 pair sums saturate (255 * 127 * 2 > 32767).
   generic sign/zero-extension to i32, multiply, add: any target LLVM supports (1 k per group).
 
-The packed layouts follow from `group`: a B panel holds, per k group, NR columns x `group` bytes;
-an A block holds, per row, one i32 word per k group (the group's A values: 4 u8, 2 u16 or one i32).
+The packed layouts follow from `group` and `b_bytes`: a B panel holds, per k group, NR columns x
+`group` values of b_bytes each (AVX2: int16, widened once when packed, so its k loop has no
+sign-extension); an A block holds, per row, one i32 word per k group (the group's A values: 4 u8,
+2 u16 or one i32).
 """
 from __future__ import annotations
 
@@ -38,10 +40,31 @@ class Int8Isa:
     nv: int        # vectors of columns per tile
     direct_mr: int = 0   # the direct path's tile (few rows, B read in place): rows ...
     direct_nv: int = 0   # ... and vectors of columns (wide: whole cache lines of B per row)
+    panel_nv: int = 0    # vectors of columns per packed B panel when a tile reads a strip of it (0: nv)
+    b_bytes: int = 1     # bytes per value in packed B panels: 2 where the dot takes 16-bit B (AVX2)
 
     @property
     def nr(self) -> int:
         return self.nv * self.lanes
+
+    @property
+    def kstride(self) -> int:
+        """Bytes of one k group of a packed panel (per column: `group` values of b_bytes)."""
+        return self.panel_nr * self.group * self.b_bytes
+
+    @property
+    def panel_nr(self) -> int:
+        """Columns per packed B panel (the layout): the tile's own, or a panel it reads in strips."""
+        return (self.panel_nv or self.nv) * self.lanes
+
+    def pooled(self, window_rows: int) -> "Int8Isa":
+        """The tile of a GEMM whose rows come in pool windows of `window_rows` (a height of whole
+        windows). AVX2's 16 registers hold 6 x 2 vectors, so a 2x2 pool would get 4 x 2 (8 sums a
+        k group for 2 B loads and 4 broadcasts); one vector-wide strip of the same panels, 3 windows
+        tall (12 x 1), does 12 a k group for one B load and keeps three windows' epilogues in flight."""
+        if self.name == "avx2" and self.nv == 2 and window_rows <= 6:
+            return replace(self, nv=1, panel_nv=self.nv, mr=12 // window_rows * window_rows)
+        return replace(self, mr=max(window_rows, self.mr // window_rows * window_rows))
 
     def direct(self) -> "Int8Isa":
         """The tile shape of the direct path (same instructions, its own rows and columns)."""
@@ -55,8 +78,17 @@ class Int8Isa:
         return self
 
     def load_b(self, b: ir.IRBuilder, ptr):
-        """One vector of columns of a packed B panel at `ptr` (i8*): lanes x group bytes."""
+        """One vector of columns of a packed B panel at `ptr` (i8*): lanes x group values. AVX2's
+        panels hold them sign-extended to 16 bits already (packing widens once; the k loop would
+        otherwise spend a shuffle-port `vpmovsxbw` per B vector, ~7 % of the MLP's GEMM)."""
+        if self.b_bytes == 2:
+            raw = load_vec(b, ptr, self.lanes * self.group * 2)
+            return b.bitcast(raw, ir.VectorType(I16, self.lanes * self.group))
         return self.b_operand(b, load_vec(b, ptr, self.lanes * self.group))
+
+    def panel_values(self, b: ir.IRBuilder, raw):
+        """Interleaved B bytes (lanes x group) as a packed panel stores them (widened where b_bytes is 2)."""
+        return b.sext(raw, ir.VectorType(I16, raw.type.count)) if self.b_bytes == 2 else raw
 
     def b_operand(self, b: ir.IRBuilder, raw):
         """Interleaved B bytes (lanes x group) as the dot instruction's operand."""
@@ -109,7 +141,7 @@ def _concat(b, x, y):
 
 
 VNNI = Int8Isa("vnni", group=4, lanes=16, mr=12, nv=2, direct_mr=4, direct_nv=4)
-AVX2 = Int8Isa("avx2", group=2, lanes=8, mr=6, nv=2, direct_mr=2, direct_nv=4)
+AVX2 = Int8Isa("avx2", group=2, lanes=8, mr=6, nv=2, direct_mr=2, direct_nv=4, b_bytes=2)
 GENERIC = Int8Isa("generic", group=1, lanes=4, mr=4, nv=2)
 ISAS = {isa.name: isa for isa in (VNNI, AVX2, GENERIC)}
 

@@ -19,7 +19,7 @@ from llvmlite import ir
 from .int8_isa import Int8Isa
 from ..loops import (add_incoming, I1, I8, I32, I64, declare_intrinsic, gep, i64, imin, internal_function, lane_mask, load_vec,
                      masked_load, masked_store, splat, store_vec, zero)
-from .microkernel import row_variants
+from .microkernel import row_variants, tile_heights
 from .quantmath import F32, bounds, round_saturate_i32, zero_point_f32
 
 # packed B: b = the NR-column panel, colterm/bzv = its corrections (ldb, k, az, bzp unused);
@@ -163,12 +163,18 @@ def _types(out) -> list:
     return [t if t is not None else out.elem.as_pointer() for t in ARG_TYPES] + out.kernel_types()
 
 
+def _shape(isa: Int8Isa, rows: bool = True) -> str:
+    """MRxNR, and the panel width where the tile reads a strip of wider panels."""
+    strip = f"of{isa.panel_nr}" if isa.panel_nr != isa.nr else ""
+    return (f"{isa.mr}x" if rows else "") + f"{isa.nr}{strip}"
+
+
 def tile_function(module: ir.Module, isa: Int8Isa, out, mode: str = "packed", kg: int | None = None) -> ir.Function:
     """`void (ARG_NAMES..., out args...)`: picks the variant for full or edge columns and the
     smallest height holding mvalid rows. kg: the k groups, when the call site's are static: the
     tile is then specialized (A's rows at constant offsets, no address arithmetic per k group; the
     `kg` argument is ignored)."""
-    name = f"kc_i8tile_{isa.name}_{mode}_{isa.mr}x{isa.nr}_{out.key}" + (f"_k{kg}" if kg is not None else "")
+    name = f"kc_i8tile_{isa.name}_{mode}_{_shape(isa)}_{out.key}" + (f"_k{kg}" if kg is not None else "")
     fn = internal_function(module, name, ir.VoidType(), _types(out), ARG_NAMES)
     if fn is None:
         return module.globals[name]
@@ -178,7 +184,10 @@ def tile_function(module: ir.Module, isa: Int8Isa, out, mode: str = "packed", kg
     full, edge = fn.append_basic_block("full"), fn.append_basic_block("edge")
     b.cbranch(b.icmp_signed("==", args[ARG_NAMES.index("nvalid")], i64(isa.nr)), full, edge)
     kk = getattr(out, "window_rows", 1)   # a pooled tile's heights are whole windows
-    heights = [h for h in row_variants(isa.mr) if h % kk == 0] + ([kk] if isa.mr > kk and kk > 1 else [])
+    # AVX2's 6-row tile takes MR and powers of two below it (batch 64 leaves 4 rows: a 4-row kernel,
+    # not a third of a 6-row one idle); the other paths halve MR (12 -> 6 ...) as before
+    variants = tile_heights(isa.mr) if isa.name == "avx2" else row_variants(isa.mr)
+    heights = [h for h in variants if h % kk == 0] + ([kk] if isa.mr > kk and kk > 1 and kk not in variants else [])
     for blk, is_edge in ((full, False), (edge, True)):
         b.position_at_end(blk)
         for rows, smaller in zip(heights, heights[1:] + [0]):
@@ -193,7 +202,7 @@ def tile_function(module: ir.Module, isa: Int8Isa, out, mode: str = "packed", kg
 
 
 def _microkernel(module, isa: Int8Isa, mr: int, edge: bool, out, mode: str, kg: int | None) -> ir.Function:
-    name = (f"kc_i8ukr_{isa.name}_{mode}_{mr}x{isa.nr}_{'edge' if edge else 'full'}_{out.key}"
+    name = (f"kc_i8ukr_{isa.name}_{mode}_{mr}x{_shape(isa, False)}_{'edge' if edge else 'full'}_{out.key}"
             + (f"_k{kg}" if kg is not None else ""))
     fn = internal_function(module, name, ir.VoidType(), _types(out), ARG_NAMES)
     if fn is None:
@@ -265,8 +274,8 @@ class _Tile:
 
     def _b_packed(self, g):
         b, isa = self.b, self.isa
-        base = gep(b, self.a["b"], b.mul(g, i64(isa.nr * isa.group)))
-        return [isa.load_b(b, gep(b, base, i64(v * isa.lanes * isa.group))) for v in range(isa.nv)]
+        base = gep(b, self.a["b"], b.mul(g, i64(isa.kstride)))   # a strip: the panel's stride
+        return [isa.load_b(b, gep(b, base, i64(v * isa.lanes * isa.group * isa.b_bytes))) for v in range(isa.nv)]
 
     def _b_direct(self, g):
         """`group` rows of row-major B per vector of columns, interleaved in registers; rows past K
@@ -334,9 +343,13 @@ class _Tile:
     def _store_row(self, vals, r, masks):
         b, isa, a = self.b, self.isa, self.a
         row = gep(b, a["c"], b.mul(i64(r), a["ldc"]))
-        if isa.name == "avx2" and isa.nv == 2 and not self.edge and hasattr(self.out, "pack_pair"):
-            wide = [self.out.apply_i32(b, vals[v], self.cols[v], self.kargs) for v in range(2)]
-            store_vec(b, self.out.pack_pair(b, *wide), row)
+        if isa.name == "avx2" and isa.nv <= 2 and not self.edge and hasattr(self.out, "pack_pair"):
+            wide = [self.out.apply_i32(b, vals[v], self.cols[v], self.kargs) for v in range(isa.nv)]
+            packed = self.out.pack_pair(b, wide[0], wide[-1])
+            if isa.nv == 1:   # one vector packed with itself: its 8 bytes come first
+                packed = b.shuffle_vector(packed, ir.Constant(packed.type, None),
+                                          ir.Constant(ir.VectorType(I32, 8), list(range(8))))
+            store_vec(b, packed, row)
             return
         for v in range(isa.nv):
             y = self.out.apply(b, vals[v], self.cols[v], self.kargs)

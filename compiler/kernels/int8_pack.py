@@ -231,10 +231,10 @@ def pack_b(b, isa: Int8Isa, w, ldb: int, k: int, kgroups: int, col0, nc, nc_pad,
     Whole vectors of columns are loaded `group` rows at a time and interleaved in registers; rows
     past K are zeroed by a select after re-reading row K-1 (never past the matrix); a vector of
     columns that crosses nc (the last of a block) is packed byte by byte."""
-    G, nr, lanes = isa.group, isa.nr, isa.lanes
-    vbytes = lanes * G
+    G, nr, lanes, E = isa.group, isa.panel_nr, isa.lanes, isa.b_bytes
     with for_range(b, 0, nc_pad, lanes, name="b.vec") as c:
-        panel = gep(b, bpack, b.add(b.mul(b.sdiv(c, i64(nr)), i64(kgroups * nr * G)), b.mul(b.srem(c, i64(nr)), i64(G))))
+        panel = gep(b, bpack, b.add(b.mul(b.sdiv(c, i64(nr)), i64(kgroups * isa.kstride)),
+                                    b.mul(b.srem(c, i64(nr)), i64(G * E))))
         src = b.gep(w, [b.add(col0, c)])
         with b.if_else(b.icmp_signed("<=", b.add(c, i64(lanes)), nc)) as (whole, edge):
             with whole:
@@ -244,7 +244,9 @@ def pack_b(b, isa: Int8Isa, w, ldb: int, k: int, kgroups: int, col0, nc, nc_pad,
                         kk = b.add(b.mul(g, i64(G)), i64(t))
                         v = load_vec(b, b.gep(src, [b.mul(imin(b, kk, i64(k - 1)), i64(ldb))]), lanes)
                         rows.append(b.select(b.icmp_signed("<", kk, i64(k)), v, zero(v.type)))
-                    store_vec(b, isa.interleave(b, rows), gep(b, panel, b.mul(g, i64(nr * G))))
+                    vals = isa.panel_values(b, isa.interleave(b, rows))
+                    dst = gep(b, panel, b.mul(g, i64(isa.kstride)))
+                    store_vec(b, vals, b.bitcast(dst, vals.type.element.as_pointer()))
             with edge:
                 _pack_columns_bytewise(b, isa, w, ldb, k, kgroups, src, b.sub(nc, c), panel)
         # colsum of the packed bytes: one dot step per k group with A words of ones
@@ -252,7 +254,7 @@ def pack_b(b, isa: Int8Isa, w, ldb: int, k: int, kgroups: int, col0, nc, nc_pad,
         total = entry_alloca(b, ir.VectorType(I32, lanes), 1, 4)
         b.store(zero(total.type.pointee), total)
         with for_range(b, 0, kgroups, name="b.sum") as g:
-            bvec = isa.load_b(b, gep(b, panel, b.mul(g, i64(nr * G))))
+            bvec = isa.load_b(b, gep(b, panel, b.mul(g, i64(isa.kstride))))
             b.store(isa.dot(b, b.load(total), ones, bvec), total)
         store_vec(b, b.load(total), gep(b, colterm, c))
     column_terms(b, k, colterm, col0, nc, nc_pad, colterm, bzv, bzp, bz_per_col, az)
@@ -281,5 +283,9 @@ def _pack_columns_bytewise(b, isa, w, ldb, k, kgroups, src, valid, panel):
         with for_range(b, 0, kgroups * G, name="b.k") as kk:
             real = b.and_(live, b.icmp_signed("<", kk, i64(k)))
             v = b.load(b.gep(src, [b.add(b.mul(imin(b, kk, i64(k - 1)), i64(ldb)), jj)]))
-            dst = b.add(b.mul(b.sdiv(kk, i64(G)), i64(isa.nr * G)), b.add(b.mul(j, i64(G)), b.srem(kk, i64(G))))
-            b.store(b.select(real, v, ir.Constant(I8, 0)), gep(b, panel, dst))
+            dst = b.add(b.mul(b.sdiv(kk, i64(G)), i64(isa.panel_nr * G)), b.add(b.mul(j, i64(G)), b.srem(kk, i64(G))))
+            v = b.select(real, v, ir.Constant(I8, 0))
+            if isa.b_bytes == 2:   # the panel's values are 16-bit (dst counts values)
+                b.store(b.sext(v, ir.IntType(16)), gep(b, b.bitcast(panel, ir.IntType(16).as_pointer()), dst))
+            else:
+                b.store(v, gep(b, panel, dst))

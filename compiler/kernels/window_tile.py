@@ -18,11 +18,15 @@ from dataclasses import replace
 
 from .config import GemmShape
 from .geometry import Geometry
-from ..loops import I64, add_incoming, entry_alloca, gep, i64, prefetch
+from ..loops import I64, add_incoming, elem_bytes, entry_alloca, for_range, gep, i64, imin, prefetch
 from .microkernel import _Emitter, microkernel, tile_function
 
 # Largest K (in multiples of the normal KC) read as one block: B's K x NR panels stream from L2.
 MAX_KC_BLOCKS = 4
+# The tile's C lines are asked for in this many groups of rows, one at the start of each of the first
+# kernel rows (a 3x3 convolution: a third of the k loop apart), not all at its start (measured below).
+C_PREFETCH_GROUPS = 3
+CACHE_LINE = 64
 
 
 def use_window(geo: Geometry, shape: GemmShape, is_float: bool) -> bool:
@@ -60,16 +64,32 @@ class WindowA:
 
     def direct(self, b, ptr, bi, row, k0):
         """(window starts of rows row .. row+MR-1, kernel-row step, run); one group, one K block
-        (kc = K, so k0 = 0). Rows past M get a start too, never read: the kernel clamps to mvalid."""
+        (kc = K, so k0 = 0). Rows past M get a start too, never read: the kernel clamps to mvalid.
+
+        Row `row` is split into (image, output row, column) once; the next rows step one column,
+        wrapping to the next output row and image with selects. Dividing every row (two constant
+        divisions each) took ~700 instructions per tile, ~5 % of conv2d_1's 12x32 tile of K = 288."""
         g = self.geo
         starts = entry_alloca(b, ptr.type, self.mr)
+        pixels = i64(g.oh * g.ow)
+        n, pix = b.udiv(row, pixels), b.urem(row, pixels)
+        oh, ow = b.udiv(pix, i64(g.ow)), b.urem(pix, i64(g.ow))
+        image = b.mul(n, i64(g.h * g.w * g.c))
+        line = b.mul(oh, i64(g.sh * g.w * g.c))
+        col = b.mul(ow, i64(g.sw * g.c))
         for r in range(self.mr):
-            i = b.add(row, i64(r))
-            n, pix = b.udiv(i, i64(g.oh * g.ow)), b.urem(i, i64(g.oh * g.ow))
-            oh, ow = b.udiv(pix, i64(g.ow)), b.urem(pix, i64(g.ow))
-            off = b.add(b.mul(n, i64(g.h * g.w * g.c)),
-                        b.mul(b.add(b.mul(oh, i64(g.sh * g.w)), b.mul(ow, i64(g.sw))), i64(g.c)))
-            b.store(b.gep(ptr, [off]), b.gep(starts, [i64(r)]))
+            if r:
+                ow = b.add(ow, i64(1))
+                next_line = b.icmp_unsigned("==", ow, i64(g.ow))
+                ow = b.select(next_line, i64(0), ow)
+                col = b.select(next_line, i64(0), b.add(col, i64(g.sw * g.c)))
+                oh = b.add(oh, b.zext(next_line, I64))
+                line = b.select(next_line, b.add(line, i64(g.sh * g.w * g.c)), line)
+                next_image = b.icmp_unsigned("==", oh, i64(g.oh))
+                oh = b.select(next_image, i64(0), oh)
+                line = b.select(next_image, i64(0), line)
+                image = b.select(next_image, b.add(image, i64(g.h * g.w * g.c)), image)
+            b.store(b.gep(ptr, [b.add(image, b.add(line, col))]), b.gep(starts, [i64(r)]))
         return b.bitcast(starts, ptr.type), i64(g.dh * g.w * g.c), i64(g.kw * g.c)
 
     def packed_strides(self, kc, mr_tile):
@@ -106,7 +126,6 @@ class _WindowEmitter(_Emitter):
         A run-time loop over kernel rows (kc / run of them), not unrolled: three copies of the FMA
         loop made the kernel 2.5x the packed one's LLVM time for no measured speed."""
         b, a = self.b, self.a
-        self._prefetch_c()
         table = b.bitcast(a["a"], a["a"].type.as_pointer())
         rows = [b.load(b.gep(table, [self._row(r)])) for r in range(self.mr)]
         pre = b.block
@@ -120,20 +139,58 @@ class _WindowEmitter(_Emitter):
         b.cbranch(b.icmp_signed("<", k0, a["kc"]), body, done)
         b.position_at_end(body)
         end = b.add(k0, self.run)
+        self._prefetch_c_group(k0)
+        with b.if_then(b.icmp_signed("==", b.add(end, self.run), a["kc"])):
+            self._prefetch_newest_row(rows, b.add(shift, self.step))
         new = self._loop(k0, end, 1, [gep(b, p, shift) for p in rows], [acc])[0]
         add_incoming([k0, shift, acc], [end, b.add(shift, b.sub(self.step, self.run)), new], b.block)
         b.branch(head)
         b.position_at_end(done)
         return acc
 
-    def _prefetch_c(self):
-        """Ask for the tile's C lines (for writing) before the k loop, so their misses overlap it.
+    def _prefetch_c_group(self, k0):
+        """At the start of kernel row g < C_PREFETCH_GROUPS, ask for group g's rows of C (groups past
+        the last kernel row go with it).
+
+        All 24 lines of a 12x32 tile asked for at once, each a miss to memory at batch 256, left the
+        first k steps' loads waiting behind them: spread over the kernel rows, conv2d_1 (13x13x32->64)
+        at batch 256 ran 2 % faster (1 thread, thread CPU time, interleaved with the old kernel)."""
+        b, groups = self.b, C_PREFETCH_GROUPS
+        last_row = b.sub(self.a["kc"], self.run)
+        for g in range(groups):
+            rows = range(g * self.mr // groups, (g + 1) * self.mr // groups)
+            if not rows:
+                continue
+            with b.if_then(b.icmp_signed("==", k0, imin(b, b.mul(self.run, i64(g)), last_row))):
+                self._prefetch_c(rows)
+
+    def _prefetch_newest_row(self, rows, shift):
+        """While the last kernel row but one runs, ask for the tile's windows in the last one to L1.
+
+        That input row is the newest, first read by this tile (the other kernel rows' input was read
+        by the tiles of the output row above): its misses stalled the broadcasts (conv2d_1 at batch
+        256: 1.5 % faster with this, 1 thread). One loop over the lines from the first window's start
+        to the last one's end, when the windows are about consecutive: MR windows of a 3-wide kernel
+        span (MR + 2) / 3 runs, a few more where the tile wraps to the next output row (conv2d_1:
+        4.7 and 5.3 runs); MR / 2 runs at most. Tiles that cross into the next image, or span several
+        rows of a narrow input (conv2d_2's 5x5: ~10 runs, ~125 lines, mostly cached: 0.9 % slower
+        with them), skip it."""
+        b = self.b
+        size = elem_bytes(self.elem)
+        span = b.add(b.sdiv(b.sub(b.ptrtoint(rows[-1], I64), b.ptrtoint(rows[0], I64)), i64(size)), self.run)
+        with b.if_then(b.icmp_signed("<=", span, b.mul(self.run, i64(max(2, self.mr // 2))))):
+            base = gep(b, rows[0], shift)
+            with for_range(b, 0, span, CACHE_LINE // size, "pf") as off:
+                prefetch(b, gep(b, base, off), locality=3)
+
+    def _prefetch_c(self, rows):
+        """Ask for these rows' C lines (for writing) during the k loop, so their misses overlap it.
 
         A tall convolution output (7.9 MB for 13x13x32->64 at batch 256) no longer stays in the
         caches between calls; without this its stores at the tile's end waited on those misses
         (measured 4-5 % of that layer, neutral to +0.5 % on outputs that stay cached). Only rows
         below mvalid (the clamped ones repeat the last) and columns inside the tile are touched."""
-        for r in range(self.mr):
+        for r in rows:
             for v in range(self.nv):
                 if v == 0 or self.masks[v] is None:   # an edge tile's first vector always has a column
                     prefetch(self.b, self._cptr(r, v), locality=3, write=True)

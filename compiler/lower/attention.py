@@ -16,11 +16,15 @@ from kcompile.ir.attention_chain import match_attention
 from kcompile.ir.ops.fused import computing_nodes
 
 from ..kernels.attention_rows import block_function, block_rows, head_shape, row_blocks
-from ..kernels.gemm import GRAIN_FLOPS
 from ..kernels.transpose_tile import transpose_function
 from ..loops import I64, entry_alloca, for_range, gep, i64, imin, internal_function, prefetch
 from ..threads import ParallelRegion, effective_threads
 from .nn import _call, _rows
+
+# Flops per thread below which another thread is not worth waking (~40 us of one core's work): the
+# grain bench_transformer was measured with; GEMMs use a smaller one that also counts the weights
+# they stream (compiler/kernels/gemm.py).
+GRAIN_FLOPS = 1 << 22
 
 F32 = ir.FloatType()
 CACHE_LINE_FLOATS = 16   # f32s per 64-byte cache line

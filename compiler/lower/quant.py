@@ -64,7 +64,7 @@ def _packed_weight(ctx, n: int, groups: int, window=None) -> list:
     if source is None or not ctx.params:
         return []
     tile = tile_for(ctx.target.features, n)
-    packed = ctx.params.get(packed_name(source, tile.group, tile.nr, groups, window))
+    packed = ctx.params.get(packed_name(source, tile.group, tile.nr, groups, window, tile.b_bytes))
     return [packed] if packed is not None else []
 
 

@@ -21,6 +21,7 @@ CASES = [
     ((5, 5, 64), (3, 3), 128, (1, 1), (1, 1)),     # its third: K = 576 > KC, still one block
     ((7, 9, 48), (3, 3), 40, (1, 2), (1, 1)),      # strided, partial column panel
     ((8, 6, 20), (2, 3), 33, (2, 1), (2, 1)),      # dilated rows, K = 120, 33 columns
+    ((4, 10, 24), (1, 3), 32, (1, 1), (1, 1)),     # one kernel row: every C prefetch group at k = 0
 ]
 TARGETS = {
     "host": (None, None),
@@ -100,3 +101,18 @@ def test_window_path_selection(padding, strides, dilations, groups, used):
     geo = geometry2d(("N", 9, 9, 16), (3, 3), strides, dilations, padding, groups, 32)
     assert use_window(geo, gemm_shape(host_features(), 4, 32), True) is used
     assert not use_window(geo, gemm_shape(host_features(), 4, 32), False)   # integer GEMMs keep theirs
+
+
+def test_window_kernel_prefetches_each_c_line_once():
+    """The 12-row kernel asks for each of its C lines once, spread over the kernel rows (a 3x3
+    convolution's C_PREFETCH_GROUPS groups), and for the newest input row's lines in a loop."""
+    mod = ir.Module("conv_window_prefetch")
+    conv_function(mod, host_features(), "f32", "forward", _geo(CASES[0]), BiasActivation(True, "relu"))
+    shape = gemm_shape(host_features(), 4, CASES[0][2])
+    kernel = next(str(f) for f in mod.functions
+                  if f.name.endswith("_win") and f"_{shape.mr}x{shape.nr}_full" in f.name and f.blocks)
+    calls = [line for line in kernel.splitlines() if "llvm.prefetch" in line]
+    writes = [line for line in calls if line.endswith("i32 1, i32 3, i32 1)")]
+    reads = [line for line in calls if line.endswith("i32 0, i32 3, i32 1)")]
+    assert len(writes) == shape.mr * (shape.nr // shape.lanes)
+    assert len(reads) == 1   # one loop over the lines

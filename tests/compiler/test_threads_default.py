@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kcompile.compiler.jit import compile_graph
-from kcompile.ir.thread_tuner import RETUNE, TRIALS, ThreadTuner
+from kcompile.ir.thread_tuner import MAX_BACKOFF, RETUNE, TRIALS, ThreadTuner
 from kcompile.compiler.threads import LAUNCH_SYMBOL, LAUNCH_TYPE
 from kcompile.ir import GraphBuilder, TensorType
 from kcompile.ir import thread_budget as tb
@@ -128,6 +128,22 @@ def test_cost_model_keeps_small_calls_on_one_thread_and_splits_large_ones(make, 
         rec.restore()
 
 
+
+def test_batch1_dense_bound_by_its_weights_splits_them():
+    """A batch-1 dense layer streams its weights (784x512: 1.6 MB, ~19 us of one core for 0.8 Mflop):
+    the cost model counts that reading, so the GEMV takes a second thread, and the tiny 512 -> 10
+    layer after it stays on the calling thread."""
+    fn = compile_graph(_mlp("cost_model_gemv", din=784, dh=512))
+    rec = _RecordingLauncher(fn)
+    try:
+        x = np.random.default_rng(4).standard_normal((1, 784)).astype(np.float32)
+        want = fn([x], nthreads=1)[0]
+        got = fn([x], nthreads=2)[0]
+        assert rec.counts == [2]                     # one region: the 784x512 GEMV; not the 512x10 one
+        np.testing.assert_array_equal(got, want)     # N split in NR panels: the same sums
+    finally:
+        rec.restore()
+
 # -- the real pool ------------------------------------------------------------------------------------
 def test_threaded_results_equal_one_thread_bitwise():
     for graph, shape in ((_mlp("bitwise_mlp"), (256,)), (_convnet("bitwise_convnet"), (16, 16, 3))):
@@ -145,7 +161,7 @@ fn = compile_graph(graph)
 x = np.random.default_rng(3).standard_normal((512, 256)).astype(np.float32)
 for _ in range(5):
     fn([x], nthreads=2)
-time.sleep(0.05)   # libgomp's spin (GOMP_SPINCOUNT=10000 rounds) ends well within this
+time.sleep(0.05)   # the pool's spin (ir/gomp_pool.py: ~2.5 ms on a Zen 4, ~5 ms where pause is slower) ends within this
 cpu0, wall0 = time.process_time(), time.perf_counter()
 time.sleep(0.4)
 print(time.process_time() - cpu0, time.perf_counter() - wall0)
@@ -206,11 +222,28 @@ def test_tuner_keeps_the_threads_that_help(four_cores):
         _drive(slow, 128, lambda n: 1.0 + 0.5 * (n > 1))
     assert slow.chosen(128) == 1
     assert slow.chosen(1) is None                    # per batch size
-    for _ in range(RETUNE - 1 - 2 * TRIALS):         # the load goes away: the next trial sees it
-        _drive(slow, 128, lambda n: 1.0)
-    for _ in range(1 + 2 * TRIALS):
+    # one thread won: the next trial comes after twice RETUNE calls, all on one thread
+    assert {_drive(slow, 128, lambda n: 1.0) for _ in range(2 * RETUNE - 1 - 2 * TRIALS)} == {1}
+    for _ in range(1 + 2 * TRIALS):                  # the load goes away: that trial sees it
         _drive(slow, 128, lambda n: 1.0 / n)
     assert slow.chosen(128) == 4
+    assert {_drive(slow, 128, lambda n: 1.0 / n) for _ in range(RETUNE - 1 - 2 * TRIALS)} == {4}
+    for _ in range(1 + 2 * TRIALS):                  # and after RETUNE calls again
+        _drive(slow, 128, lambda n: 1.0 + 0.5 * (n > 1))
+    assert slow.chosen(128) == 1
+
+
+def test_tuner_backs_off_while_one_thread_keeps_winning(four_cores):
+    """On a loaded machine each trial's threaded calls are slow: they come ever rarer, up to a bound."""
+    tuner, trials_at = ThreadTuner(), []
+    for call in range(40 * RETUNE):
+        limit = _drive(tuner, 1, lambda n: 1.0 + 100.0 * (n > 1))
+        if limit > 1 and call:                       # (call 0 warms up with the offer: nothing chosen yet)
+            trials_at.append(call)
+    starts = [c for i, c in enumerate(trials_at) if i == 0 or c - trials_at[i - 1] > 2 * TRIALS]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert gaps[:4] == [2 * RETUNE, 4 * RETUNE, 8 * RETUNE, 16 * RETUNE]
+    assert max(gaps) == MAX_BACKOFF * RETUNE
 
 
 def test_tuner_leaves_a_chosen_count_alone(four_cores, monkeypatch):

@@ -15,8 +15,8 @@ from quant_helpers import convnet, images
 TARGETS = {"host": None, "avx2": host_target().without("avx512f")}
 
 
-def _naive_pack(w, group, nr, groups):
-    """The layout by its definition (passes/int8_prepack.py), one byte at a time."""
+def _naive_pack(w, group, nr, groups, elem=1):
+    """The layout by its definition (passes/int8_prepack.py), one value at a time (int16 when elem is 2)."""
     b = w.reshape(-1, w.shape[-1]).astype(np.int64)
     k, cols = b.shape
     n = cols // groups
@@ -31,15 +31,20 @@ def _naive_pack(w, group, nr, groups):
                         out.append(b[kk, g * n + c] if kk < k and c < n else 0)
     sums = [b[:, g * n + p * nr + j].sum() if p * nr + j < n else 0
             for g in range(groups) for p in range(panels) for j in range(nr)]
-    return np.concatenate([np.array(out, np.int8), np.array(sums, np.int32).view(np.int8)])
+    values = np.array(out, np.int8) if elem == 1 else np.array(out, "<i2").view(np.int8)
+    return np.concatenate([values, np.array(sums, np.int32).view(np.int8)])
 
 
-@pytest.mark.parametrize("shape,group,nr,groups", [((37, 45), 4, 32, 1), ((3, 3, 1, 16), 2, 8, 1),
-                                                   ((2, 3, 2, 9), 4, 16, 3), ((5, 7), 1, 8, 1)])
-def test_pack_weights_matches_the_layout_definition(shape, group, nr, groups):
+@pytest.mark.parametrize("shape,group,nr,groups,elem", [((37, 45), 4, 32, 1, 1), ((3, 3, 1, 16), 2, 8, 1, 1),
+                                                        ((2, 3, 2, 9), 4, 16, 3, 1), ((5, 7), 1, 8, 1, 1),
+                                                        ((37, 45), 2, 16, 1, 2), ((2, 3, 2, 9), 2, 16, 3, 2)])
+def test_pack_weights_matches_the_layout_definition(shape, group, nr, groups, elem):
     w = np.random.default_rng(0).integers(-128, 128, shape).astype(np.int8)
-    np.testing.assert_array_equal(pack_weights(w, group, nr, groups), _naive_pack(w, group, nr, groups))
-    assert parse_packed_name(packed_name("dense/kernel", group, nr, groups)) == ("dense/kernel", group, nr, groups)
+    np.testing.assert_array_equal(pack_weights(w, group, nr, groups, elem), _naive_pack(w, group, nr, groups, elem))
+    for window in (None, (3, 3, 1)):
+        name = packed_name("dense/kernel", group, nr, groups, window, elem)
+        assert parse_packed_name(name) == ("dense/kernel", group, nr, groups)
+        assert ("s16" in name) == (elem == 2)
     assert parse_packed_name("dense/kernel") is None
 
 
