@@ -71,8 +71,9 @@ def test_a_train_step_asked_for_first_cancels_the_announcement():
     assert not background_compile.running() and background_compile._pending is None
 
 
-def test_turned_off_by_the_environment(monkeypatch):
-    monkeypatch.setenv("KCOMPILE_BACKGROUND_COMPILE", "0")
+@pytest.mark.parametrize("setting", ["0", ""])
+def test_off_unless_asked_for(monkeypatch, setting):
+    monkeypatch.setenv("KCOMPILE_BACKGROUND_COMPILE", setting)
     model, x, _ = _model(43), *_data()
     model.predict_on_batch(x)
     assert not background_compile.running()
