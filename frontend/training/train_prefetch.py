@@ -1,6 +1,7 @@
 """`model.compile()` announces the train step to the compiler, which may compile it early on the other core.
 
-Keras's compile() tells that training will follow. With the native backend, the step train_on_batch and
+Keras's compile() tells that training will follow. With the native backend (and
+KCOMPILE_BACKGROUND_COMPILE=1: opt-in), the step train_on_batch and
 fit will build first (targets like the loss expects, the metrics accumulated inside, no sample weights)
 is announced to compiler/background_compile.py: the next JIT compile (typically the first predict's)
 forks a child that builds that step and compiles it into the disk cache while this process compiles
@@ -20,7 +21,8 @@ def announce(model) -> None:
     if resolve_backend(c.backend) != "native" or model._overrides("train_step"):
         return
     from kcompile.compiler import background_compile
-    background_compile.request(lambda promised: _precompile(model, promised))
+    if background_compile.asked_for():     # (opt-in: no reference to the model kept otherwise)
+        background_compile.request(lambda promised: _precompile(model, promised))
 
 
 def before_train_step() -> None:
