@@ -13,8 +13,9 @@ code and its CodeInterface are kept on disk under that key (plus the toolchain's
 later process that asks for the same compilation loads them instead of compiling.
 
 The JIT's compilations (kernel_library=True) keep the shape-generic kernels out of the module:
-they come from the kernel library (kernel_library.py), compiled once per target at O3, and the
-remaining glue is optimized at GLUE_OPT_LEVEL; MCJIT links the glue's object with the kernels'.
+they come from the kernel library (kernel_library.py), compiled once per target at their own opt
+levels, and the remaining glue is optimized at GLUE_OPT_LEVEL; MCJIT links the glue's object with the
+kernels'. A compile announced ahead (background_compile.py) may run beside in a forked child.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from kcompile.ir import Graph, print_graph
 from kcompile.passes.manager import PassManager
 
+from . import background_compile
 from .code_interface import CodeInterface
 from .codegen import NativeModule, generate
 from .codelib import CodeLibrary, JITEngine
@@ -297,8 +299,23 @@ class Compilation:
         if self.kernels is None:
             return []
         self.native   # codegen decides which kernels are needed
-        # the glue compiles beside the kernels (some of them in a second process where that is safe)
-        return self._timed("llvm-kernels+glue", lambda: self.kernels.compile(beside=lambda: self.jit_object))
+        # a compile announced ahead (background_compile.py) takes the second core, leaving these kernels to us;
+        # else the glue compiles beside the kernels (some of them in a second process where that is safe)
+        alone = background_compile.start(self.kernels.needed(), self.kernels.pending_cost())
+        return self._timed("llvm-kernels+glue", lambda: self.kernels.compile(
+            beside=lambda: self.jit_object, parallel=False if alone else None))
+
+    def store(self, promised=None) -> None:
+        """Compile into the disk cache without loading the code (background_compile.py's child): the
+        library kernels in `promised` ({key: calls}, KernelSet.needed) are left to another process, which
+        is compiling them; the entry
+        lists them, so it is used only where they are at hand (else it is compiled again)."""
+        self.kernels.promised = dict(promised)     # before codegen: their bodies are not even generated
+        self.kernels.hand_off = background_compile.child_handoff    # (in its child: a share to the parent)
+        if self.disk_cache is None or self.persisted is not None:
+            return
+        self.kernel_objects
+        self._write_entry(self.jit_object)
 
     @_stage
     def engine(self) -> JITEngine:
@@ -307,11 +324,14 @@ class Compilation:
         code, kernels = (hit[1], hit[2]) if hit else (None, self.kernel_objects)
         code = code or self.jit_object
         if hit is None and self.disk_cache is not None:
-            entry = self.interface.to_json() | ({"kernels": self.kernels.manifest()} if self.kernels else {})
-            self._timed("disk-cache-write", lambda: self.disk_cache.put(self.persistent_key, entry, code))
+            self._write_entry(code)
         interface = self.interface
         return self._timed("llvm-jit-load", lambda: JITEngine.from_object(
             code, self.target, self.options.opt_level, interface.libraries, kernels))
+
+    def _write_entry(self, code: bytes) -> None:
+        entry = self.interface.to_json() | ({"kernels": self.kernels.manifest()} if self.kernels else {})
+        self._timed("disk-cache-write", lambda: self.disk_cache.put(self.persistent_key, entry, code))
 
     def _timed(self, name: str, fn):
         t0 = time.perf_counter()

@@ -460,11 +460,20 @@ def compile_graph(graph: Graph, opt_level: int = 3, target=None) -> NativeFuncti
         if hit is not None:
             _CACHE.move_to_end(key)
             return hit if hit.graph is graph else hit.with_graph(graph)
-    fn = NativeFunction(graph, Compilation({"forward": graph}, c_symbol(graph.name),
-                                           CompileOptions(opt_level, target=target),
-                                           disk_cache=DiskCache.from_environment(), kernel_library=True))
+    fn = NativeFunction(graph, _compilation(graph, opt_level, target))
     with _CACHE_LOCK:
         _CACHE[key] = fn
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return fn
+
+
+def _compilation(graph: Graph, opt_level: int = 3, target=None) -> Compilation:
+    return Compilation({"forward": graph}, c_symbol(graph.name), CompileOptions(opt_level, target=target),
+                       disk_cache=DiskCache.from_environment(), kernel_library=True)
+
+
+def precompile(graph: Graph, promised=None, opt_level: int = 3, target=None) -> None:
+    """compile_graph's code for `graph` into the disk cache, not loaded (background_compile.py's child);
+    the library kernels in `promised` ({key: calls}) are left to the process that compiles them."""
+    _compilation(graph, opt_level, target).store(promised or {})

@@ -4,7 +4,8 @@ The GEMM micro-kernels, their tile dispatchers and the packing routines take eve
 argument: their LLVM IR depends only on their name, their function type, the target CPU and the
 compiler's sources. They were a third of a cold compile's LLVM time and were compiled again for
 every model, and for the train step after the forward pass. Here each one is its own small LLVM
-module, optimized at O3 and compiled on its own, and its machine code is kept:
+module, optimized at its own level (O1 for the micro-kernels and tile dispatchers, whose IR is already
+vectorized and unrolled; O3 for the rest) and compiled on its own, and its machine code is kept:
 
   - in this process (a bounded table), so the train step reuses the forward pass's kernels;
   - in the on-disk compile cache (disk_cache.py), so a new model in a new process compiles only
@@ -16,7 +17,7 @@ usual and `KernelSet.split` moves it into its own module text after codegen. The
 loads the glue object and the kernels' objects into one engine, which links them. Artifacts and
 the CLI keep one whole module (no Compilation there passes a KernelSet).
 
-A kernel's key is a digest of its name, function type, the target (triple, CPU, features), the opt
+A kernel's key is a digest of its name, function type, the target (triple, CPU, features), its opt
 level, and the toolchain digest (LLVM, llvmlite and every source file of ir/, passes/, compiler/):
 the generator can only change with a source file, and then every key changes.
 """
@@ -34,7 +35,13 @@ from .fork_compile import compile_all
 from .glue_split import declaration, largest_half, needs_vectorizer, size, split_glue
 from .loops import internal_function
 
-KERNEL_OPT_LEVEL = 3      # the kernels are the hot loops: always fully optimized
+KERNEL_OPT_LEVEL = 3      # a kernel's default: packing loops with scalar copies that LLVM's vectorizer widens
+# The GEMM micro-kernels and their tile dispatchers are vectorized and unrolled in our own IR: O1 gives them
+# the same inner loops (vector FMAs, loads, broadcasts; the scalar prologue differs) in ~80% of O3's LLVM
+# time, step times within noise (bench/bench_models.py, MNIST MLP and convnet, batch 1 and 64)
+EXPLICIT_VECTOR_OPT_LEVEL = 1
+# LLVM time per IR instruction of a kernel at its level, against O3's (the units of the shares' costs)
+KERNEL_COST = {1: 0.8, 2: 1.0, 3: 1.0}
 # LLVM time per IR instruction of the glue at each opt level against the kernels' (O3, explicit vectors:
 # ~0.07 ms): O2 ~0.13 ms, O1 ~0.09 ms (MNIST MLP and convnet, bench/bench_compile_phases.py): the weights
 # that share the work between the two processes
@@ -45,19 +52,22 @@ _MEMORY_LIMIT = 512
 _LOCK = threading.Lock()
 
 
-def kernel_key(name: str, ftype: ir.FunctionType, target) -> str:
-    text = f"kernel {name}\n{ftype}\n{target!r}\nopt {KERNEL_OPT_LEVEL}\n{toolchain_digest()}"
+def kernel_key(name: str, ftype: ir.FunctionType, target, opt_level: int = KERNEL_OPT_LEVEL) -> str:
+    text = f"kernel {name}\n{ftype}\n{target!r}\nopt {opt_level}\n{toolchain_digest()}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def library_kernel(module: ir.Module, name: str, ret: ir.Type, args: list, arg_names=()):
+def library_kernel(module: ir.Module, name: str, ret: ir.Type, args: list, arg_names=(),
+                   opt_level: int = KERNEL_OPT_LEVEL):
     """internal_function for a shape-generic kernel: None if the module has it, else (fn, emit_body).
 
-    emit_body is False when the kernel's machine code is at hand (fn then stays a declaration)."""
+    emit_body is False when the kernel's machine code is at hand (fn then stays a declaration).
+    opt_level: LLVM's for this kernel (EXPLICIT_VECTOR_OPT_LEVEL where our IR is already vectorized)."""
     fn = internal_function(module, name, ret, args, arg_names)
     if fn is None:
         return None
     fn.kc_library_kernel = True
+    fn.kc_opt_level = opt_level
     kernels = getattr(module, "kc_kernels", None)
     if kernels is not None and kernels.pin(fn):
         fn.linkage = ""          # an external declaration, resolved against the kernel's object
@@ -73,12 +83,16 @@ class KernelSet:
         self.disk_cache = disk_cache
         self.objects: dict = {}       # key -> object bytes, for every kernel the code needs
         self.names: dict = {}         # key -> kernel name
-        self.texts: dict = {}         # key -> (name, LLVM IR text (a KernelText), calls {name: key}) to compile
+        self.texts: dict = {}         # key -> (name, IR text (a KernelText), calls {name: key}, opt level) to compile
         self.compiled = 0             # how many kernels this compilation compiled
         self.glue_opt_levels = None   # (the glue's, its vectorized loops') opt levels: set by the JIT
         self.split_for_helper = False # where a forked helper will compile beside this process
         self.parts: dict = {}         # key -> (name, IR text, opt level, cost) of a glue part (glue_split.py)
         self.glue_size = 0            # instructions left in the glue module (what compiles beside)
+        self.promised: dict = {}      # key -> calls {name: key} of kernels another process compiles (needed())
+        self.used_promised: set = set()          # those the code calls
+        self.hand_off = None          # in background_compile's child: its Handoff (a share goes to the parent)
+        self.handed: set = set()      # keys of the jobs handed off
 
     # -- codegen time ----------------------------------------------------------------------------
     def attach(self, module: ir.Module) -> None:
@@ -86,11 +100,18 @@ class KernelSet:
 
     def pin(self, fn: ir.Function) -> bool:
         """Whether fn's machine code (and that of every kernel it calls) is at hand; keeps it if so."""
-        return self._pin(fn.name, kernel_key(fn.name, fn.ftype, self.target), set())
+        return self._pin(fn.name, self.key(fn), set())
+
+    def key(self, fn: ir.Function) -> str:
+        return kernel_key(fn.name, fn.ftype, self.target, opt_level(fn))
 
     def _pin(self, name: str, key: str, seen: set) -> bool:
         if key in self.objects or key in seen:
             return True
+        if key in self.promised:     # another process compiles it and its callees: a declaration here
+            self.names[key] = name
+            self.used_promised.add(key)
+            return all(self._pin(n, k, seen) for n, k in self.promised[key].items())
         seen.add(key)
         entry = _lookup(key, self.disk_cache)
         if entry is None:
@@ -107,16 +128,16 @@ class KernelSet:
         for fn in made:
             fn.linkage = ""
         for fn in made:
-            key = kernel_key(fn.name, fn.ftype, self.target)
+            key = self.key(fn)
             callees = _callees(fn)
             strays = [c.name for c in callees if not (getattr(c, "kc_library_kernel", False) or c.name.startswith("llvm."))]
             if strays:   # a kernel's module holds only kernels and intrinsics: anything else would not link
                 raise ValueError(f"library kernel {fn.name} calls {strays}, which are neither kernels nor intrinsics")
-            calls = {c.name: kernel_key(c.name, c.ftype, self.target) for c in callees
+            calls = {c.name: self.key(c) for c in callees
                      if getattr(c, "kc_library_kernel", False)}
             decls = [declaration(c) for c in callees]
             head = f'target triple = "{self.target.triple}"\n\n' + "\n".join(decls) + "\n\n"
-            self.texts[key] = (fn.name, KernelText(fn, head), calls)
+            self.texts[key] = (fn.name, KernelText(fn, head), calls, opt_level(fn))
         for fn in made:
             fn.blocks = []           # the glue module keeps a declaration
 
@@ -152,9 +173,16 @@ class KernelSet:
         beside(): other LLVM work (the glue) run meanwhile; with two cores a forked child process
         prints and compiles a share of the kernels and glue parts beside it (fork_compile.py), the
         shares balanced by their instruction counts."""
-        jobs = [(key, (name, text, KERNEL_OPT_LEVEL, text.size))
-                for key, (name, text, _) in sorted(self.texts.items()) if key not in self.objects]
+        jobs = [(key, (name, text, level, KERNEL_COST[level] * text.size))
+                for key, (name, text, _, level) in sorted(self.texts.items()) if key not in self.objects]
         jobs += [(key, part) for key, part in sorted(self.parts.items()) if key not in self.objects]
+        if self.hand_off is not None:
+            kept = self.hand_off(jobs, self._cost, self._glue_cost(), self._describe, self.target)
+            for key, payload in jobs:
+                if (key, payload) not in kept:
+                    self.names[key] = payload[0]
+                    self.handed.add(key)
+            jobs = kept
         built = compile_all(jobs, self._compile_one, beside, parallel, cost=self._cost,
                             beside_cost=self._glue_cost(), min_child_cost=MIN_CHILD_COST)
         for key, code in sorted(built.items()):
@@ -163,6 +191,17 @@ class KernelSet:
             self.objects[key], self.names[key] = code, name
             self.compiled += key in self.texts
         return [self.objects[k] for k in sorted(self.objects)]
+
+    def pending_cost(self) -> float:
+        """The LLVM work compile() has left (fork_compile's units): the glue and what is not at hand."""
+        kernels = sum(KERNEL_COST[level] * text.size for key, (_, text, _, level) in self.texts.items()
+                      if key not in self.objects)
+        return kernels + sum(p[3] for key, p in self.parts.items() if key not in self.objects) + self._glue_cost()
+
+    def _describe(self, key, job) -> tuple:
+        """A job as plain data for another process: (key, name, IR text, opt level, calls)."""
+        calls = self.texts[key][2] if key in self.texts else {}
+        return key, job[0], str(job[1]), job[2], dict(calls)
 
     def _compile_one(self, job) -> bytes:
         name, text, opt_level, _ = job
@@ -178,7 +217,17 @@ class KernelSet:
 
     def manifest(self) -> dict:
         """{key: name} of every kernel the code needs: what a persisted JIT entry must find again."""
-        return {k: self.names[k] for k in sorted(self.objects)}
+        return {k: self.names[k] for k in sorted(set(self.objects) | self.used_promised | self.handed)}
+
+    def needed(self) -> dict:
+        """{key: calls {name: key}} of every kernel the code calls (at hand or to compile), after codegen."""
+        out = {key: dict(calls) for key, (_, _, calls, _) in self.texts.items()}
+        for key in set(self.objects) - set(out):
+            entry = _lookup(key, None)          # pinned kernels are in this process's table
+            if entry is None:
+                return {}                       # (evicted meanwhile: promise nothing rather than too little)
+            out[key] = dict(entry[0])
+        return out
 
 
 class KernelText:
@@ -195,6 +244,13 @@ class KernelText:
             return self.head + str(fn)
         finally:
             fn.blocks = kept
+
+
+def compile_handed(target, jobs: list, disk_cache: DiskCache | None) -> None:
+    """Compile and keep (here and on disk) jobs another process handed over (KernelSet._describe's)."""
+    for key, name, text, opt_level, calls in jobs:
+        code = CodeLibrary(name, text, target, opt_level).emit_jit_object()
+        _store(key, name, calls, code, disk_cache)
 
 
 def load_objects(manifest: dict, disk_cache: DiskCache | None):
@@ -242,6 +298,11 @@ def forget_in_memory() -> None:
     """Drop this process's table (tests: make the next compile go to the disk cache or compile)."""
     with _LOCK:
         _MEMORY.clear()
+
+
+def opt_level(fn: ir.Function) -> int:
+    """A library kernel's LLVM opt level (library_kernel's argument)."""
+    return getattr(fn, "kc_opt_level", KERNEL_OPT_LEVEL)
 
 
 def _callees(fn: ir.Function) -> list:

@@ -48,6 +48,9 @@ def pytest_sessionstart(session):
     if "KCOMPILE_CACHE_DIR" not in os.environ:
         os.environ["KCOMPILE_CACHE_DIR"] = session.config._kcompile_cache = tempfile.mkdtemp(
             prefix="kcompile-test-cache-")
+    # (opt-in) model.compile() + predict would compile a train step beside, in a child, that most tests
+    # never use; tests/compiler/test_background_compile.py turns it on where it tests it
+    os.environ.setdefault("KCOMPILE_BACKGROUND_COMPILE", "0")
 
 
 def pytest_sessionfinish(session):

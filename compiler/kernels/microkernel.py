@@ -12,7 +12,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from .epilogue import Epilogue
-from ..kernel_library import library_kernel
+from ..kernel_library import EXPLICIT_VECTOR_OPT_LEVEL, library_kernel
 from ..loops import (add_incoming, I1, I64, fma, gep, i64, imin, is_float, lane_mask, load_vec,
                      masked_load, masked_store, splat, store_vec, type_suffix, zero)
 
@@ -57,7 +57,7 @@ def microkernel(module: ir.Module, elem: ir.Type, lanes: int, mr: int, nr: int, 
     name = microkernel_name(elem, mr, nr, edge, epi) + (f"_{tag}" if tag else "")
     ptr = elem.as_pointer()
     args = _ARG_TYPES(ptr) + epi.kernel_types(elem)
-    made = library_kernel(module, name, ir.VoidType(), args, ARG_NAMES)
+    made = library_kernel(module, name, ir.VoidType(), args, ARG_NAMES, EXPLICIT_VECTOR_OPT_LEVEL)
     if made is None:
         return module.globals[name]
     fn, emit_body = made
@@ -94,7 +94,8 @@ def tile_function(module: ir.Module, elem: ir.Type, lanes: int, mr_max: int, nr:
     key = "".join(c[0] for c in cols) + "_".join(map(str, heights))
     name = f"kc_tile_{type_suffix(elem)}_{mr_max}x{nr}_{epi.key}_{key}" + (f"_{tag}" if tag else "")
     ptr = elem.as_pointer()
-    made = library_kernel(module, name, ir.VoidType(), _ARG_TYPES(ptr) + epi.kernel_types(elem), ARG_NAMES)
+    made = library_kernel(module, name, ir.VoidType(), _ARG_TYPES(ptr) + epi.kernel_types(elem), ARG_NAMES,
+                          EXPLICIT_VECTOR_OPT_LEVEL)
     if made is None:
         return module.globals[name]
     fn, emit_body = made

@@ -24,7 +24,7 @@ from kcompile.frontend.training import fast_predict
 from kcompile.frontend.training.fit_feeder import FitFeeder
 from kcompile.frontend.training.compile_utils import Compiled
 from kcompile.frontend.training.history import History
-from kcompile.frontend.training import native_metrics
+from kcompile.frontend.training import native_metrics, train_prefetch
 from kcompile.frontend.training.native_metrics import BATCH_INPUT
 from kcompile.frontend.training.runner import StepRunner
 from kcompile.frontend.training.streams import RAN_OUT, BatchStream, is_stream
@@ -54,6 +54,7 @@ class TrainerMixin:
         self.loss = loss
         self.compiled = True
         state_version.bump()
+        train_prefetch.announce(self)   # a train step will follow: the compiler may start it early
 
     def _require_compiled(self, what):
         if getattr(self, "_compiled", None) is None:
@@ -205,13 +206,19 @@ class TrainerMixin:
                            for i, y in enumerate(ys)), has_sw)
         key += ("metrics",) if metrics_inside else ()   # fit's step, accumulating metrics (native_metrics.py)
         if key not in c.step_cache:
-            y_types = [None if y is None else _target_type(y, self._output_shape(i)) for i, y in enumerate(ys)]
-            if metrics_inside:
-                step = build_train_step(self, c, y_types, has_sw, metrics_inside=self._resolve_metrics(c, ys))
-            else:
-                step = (build_train_step if kind == "train" else build_test_step)(self, c, y_types, has_sw)
-            c.step_cache[key] = StepRunner(step, resolve_backend(c.backend), c.optimizer)
+            if kind == "train":   # asked for now: the child compiling it early (if any) puts it in the disk cache
+                train_prefetch.before_train_step()
+            c.step_cache[key] = StepRunner(self._build_step(kind, ys, has_sw, metrics_inside),
+                                           resolve_backend(c.backend), c.optimizer)
         return c.step_cache[key]
+
+    def _build_step(self, kind, ys, has_sw, metrics_inside=False):
+        """The step graph for targets like `ys` (a list, None where an output has none)."""
+        c = self._compiled
+        y_types = [None if y is None else _target_type(y, self._output_shape(i)) for i, y in enumerate(ys)]
+        if metrics_inside:
+            return build_train_step(self, c, y_types, has_sw, metrics_inside=self._resolve_metrics(c, ys))
+        return (build_train_step if kind == "train" else build_test_step)(self, c, y_types, has_sw)
 
     def _resolve_metrics(self, c, ys) -> bool:
         """Resolve the compiled metrics before the step is built; False where the targets do not allow it."""

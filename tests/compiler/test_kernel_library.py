@@ -75,8 +75,23 @@ def test_kernel_key_follows_name_type_target_and_toolchain(monkeypatch):
     assert kernel_key(name + "x", ftype, host_target()) != base
     assert kernel_key(name, ir.FunctionType(ir.VoidType(), [ir.IntType(32)]), host_target()) != base
     assert kernel_key(name, ftype, host_target().without("avx512f")) != base
+    assert kernel_key(name, ftype, host_target(), opt_level=1) != base
     monkeypatch.setattr(kernel_library, "toolchain_digest", lambda: "another llvm or edited sources")
     assert kernel_key(name, ftype, host_target()) != base
+
+
+def test_vectorized_micro_kernels_compile_at_their_own_opt_level():
+    """The micro-kernels and tile dispatchers (vectors in our IR) at O1, the packing (LLVM vectorizes
+    its scalar copies) at O3; the level is part of the key, the results are the whole module's."""
+    g = _dense(70, 40)
+    fn, c = _compile(g)
+    levels = {name: level for name, _, _, level in c.kernels.texts.values()}
+    ours = [n for n in levels if n.startswith(("kc_ukr_", "kc_tile_"))]
+    assert ours and all(levels[n] == kernel_library.EXPLICIT_VECTOR_OPT_LEVEL for n in ours)
+    assert any(levels[n] == kernel_library.KERNEL_OPT_LEVEL for n in levels if n.startswith("kc_pack_a"))
+    whole, _ = _compile(g, library=False)
+    x = _x(29, 70)
+    np.testing.assert_array_equal(fn([x])[0], whole([x])[0])
 
 
 def test_a_narrower_target_gets_its_own_kernels():
@@ -91,7 +106,7 @@ def test_a_corrupt_kernel_entry_is_compiled_again(tmp_path, damage):
     cache = DiskCache(tmp_path)
     fn, c = _compile(_dense(70, 40), cache)
     expected = fn([_x(30, 70)])[0]
-    victim = next(k for k, (name, _, _) in sorted(c.kernels.texts.items()) if name.startswith("kc_ukr_"))
+    victim = next(k for k, (name, *_) in sorted(c.kernels.texts.items()) if name.startswith("kc_ukr_"))
     path = cache.path(victim)
     data = bytearray(path.read_bytes())
     if damage == "flip":
