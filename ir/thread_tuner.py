@@ -6,8 +6,8 @@ libgomp's unpinned workers queue behind other jobs and two threads run slower th
 here at load 4.5: a batch-128 MNIST MLP train step 14 ms with 2 threads, 7 ms with 1). So, per batch
 size, the tuner times the default offer and one thread in turns (TRIALS calls each, after a warm-up
 call), keeps the faster (more threads only when clearly faster: one thread leaves cores to others),
-and tries again after RETUNE calls (twice as many after each trial one thread won), as the
-machine's load changes. A count the user chose
+and tries again after RETUNE calls (twice as many after each trial more threads clearly lost), as
+the machine's load changes. A count the user chose
 (kc.set_num_threads, $KCOMPILE_NUM_THREADS, nthreads=) is never tuned. Every caller of native code
 keeps one per compiled function: the JIT's calls and bound steps, and a loaded artifact; it lives
 in ir beside the budget for that reason (the runtime may not import the compiler).
@@ -23,9 +23,12 @@ from .thread_budget import BUDGET, tunable_offer
 TRIALS = 3        # timed calls per candidate in a trial
 RETUNE = 500      # calls between trials
 MARGIN = 0.95     # more threads must take under 95 % of one thread's time to be kept
-# Each trial that keeps one thread doubles the calls to the next one, up to this factor of RETUNE:
-# on a loaded machine a trial's threaded calls each wait milliseconds for a core (a batch-1 MLP
-# call: ~4 ms against 23 us at load 2.6 on 2 cores), which every 500 calls doubled the mean time.
+# Each trial in which more threads took over LOST_BY times one thread's doubles the calls to the
+# next one, up to MAX_BACKOFF times RETUNE: on a loaded machine a trial's threaded calls each wait
+# milliseconds for a core (a batch-1 MLP call: ~4 ms against 23 us at load 2.6 on 2 cores), which
+# every 500 calls doubled the mean time. A closer loss may be noise (a trial is 3 calls each) and
+# keeps the usual interval, so a wrong choice does not stick for thousands of calls.
+LOST_BY = 2.0
 MAX_BACKOFF = 16
 
 
@@ -55,7 +58,8 @@ class _Trial:
             if k == 2 * TRIALS:
                 many, one = statistics.median(self.times[self.offer]), statistics.median(self.times[1])
                 self.chosen = self.offer if many < MARGIN * one else 1
-                self.interval = RETUNE if self.chosen > 1 else min(2 * self.interval, MAX_BACKOFF * RETUNE)
+                clear_loss = many > LOST_BY * one
+                self.interval = min(2 * self.interval, MAX_BACKOFF * RETUNE) if clear_loss else RETUNE
 
 
 class ThreadTuner:

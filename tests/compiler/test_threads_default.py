@@ -222,8 +222,8 @@ def test_tuner_keeps_the_threads_that_help(four_cores):
         _drive(slow, 128, lambda n: 1.0 + 0.5 * (n > 1))
     assert slow.chosen(128) == 1
     assert slow.chosen(1) is None                    # per batch size
-    # one thread won: the next trial comes after twice RETUNE calls, all on one thread
-    assert {_drive(slow, 128, lambda n: 1.0) for _ in range(2 * RETUNE - 1 - 2 * TRIALS)} == {1}
+    # one thread won by a little (noise, maybe): the next trial comes after RETUNE calls as usual
+    assert {_drive(slow, 128, lambda n: 1.0) for _ in range(RETUNE - 1 - 2 * TRIALS)} == {1}
     for _ in range(1 + 2 * TRIALS):                  # the load goes away: that trial sees it
         _drive(slow, 128, lambda n: 1.0 / n)
     assert slow.chosen(128) == 4
@@ -234,7 +234,8 @@ def test_tuner_keeps_the_threads_that_help(four_cores):
 
 
 def test_tuner_backs_off_while_one_thread_keeps_winning(four_cores):
-    """On a loaded machine each trial's threaded calls are slow: they come ever rarer, up to a bound."""
+    """On a loaded machine each trial's threaded calls are far slower (over LOST_BY times one
+    thread's): trials come ever rarer, up to a bound."""
     tuner, trials_at = ThreadTuner(), []
     for call in range(40 * RETUNE):
         limit = _drive(tuner, 1, lambda n: 1.0 + 100.0 * (n > 1))
