@@ -13,10 +13,12 @@ compares; anything unusual (another dtype, a non-contiguous or non-ndarray input
 `__call__` return None, and the caller takes its slow path, which converts or raises the usual
 errors. Slots are per thread (threading.local), so threads calling one plan never share buffers.
 
-Threads: a small (staged) call is offered the default count once, in its argument block: the
-kernels' cost models keep such work on one thread, so it takes no cores from the budget. A larger
-call takes its count from the process-wide budget and the plan's tuner per call, as the slow
-paths do (ir/thread_budget.py, ir/thread_tuner.py).
+Threads: every call with the default offer runs with the count the plan's tuner allows, as the
+slow paths do (ir/thread_budget.py, ir/thread_tuner.py). A small (staged) call between trials whose
+tuner chose one thread costs a dictionary lookup; a trial's call, or one given more threads (a
+batch-1 dense layer streaming megabytes of weights splits them, compiler/kernels/gemm.py), takes
+its count from the process-wide budget. A count the caller or the user chose is written once into
+each slot's block (the staged path) or taken from the budget per call (the unstaged one).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import weight_epoch
-from .thread_budget import get_num_threads
+from .thread_budget import get_num_threads, tunable_offer
 from .thread_tuner import ThreadTuner
 
 PACKED_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
@@ -150,7 +152,7 @@ class CallPlan:
         if not slot.staged:
             return self._call_unstaged(slot, [a], a.shape[0])
         slot.in_stage[0][...] = a
-        status = self._fn(slot.args_address)   # releases the GIL while native code runs
+        status = self._run_staged(slot, a.shape[0])
         if status:
             self.on_status(status)
         return [stage.copy() for stage in slot.out_stage]
@@ -176,11 +178,31 @@ class CallPlan:
         if slot.staged:   # the common small case: copy in, call, copy out
             for a, stage in zip(arrays, slot.in_stage):
                 stage[...] = a
-            status = self._fn(slot.args_address)   # releases the GIL while native code runs
+            status = self._run_staged(slot, batch)
             if status:
                 self.on_status(status)
             return [stage.copy() for stage in slot.out_stage]
         return self._call_unstaged(slot, arrays, batch)
+
+    def _run_staged(self, slot: Slot, batch: int) -> int:
+        """Call the entry on a staged slot; its status. With a count the caller or the user chose, the
+        count in the slot's block; with the default offer, the tuner's: one thread between trials is
+        free, anything else (a trial's call, more threads chosen) goes through the tuner and the budget."""
+        if self.nthreads is not None or tunable_offer() is None:
+            return self._fn(slot.args_address)   # releases the GIL while native code runs
+        if self.tuner.steady(batch) == 1:
+            slot.args[5] = 1
+            return self._fn(slot.args_address)
+        tuner = self.tuner
+        started = tuner.start(batch)
+        slot.args[5] = started[1]
+        try:
+            status = self._fn(slot.args_address)
+        except BaseException:
+            tuner.finish(batch, started, ok=False)
+            raise
+        tuner.finish(batch, started)
+        return status
 
     def _call_unstaged(self, slot: Slot, arrays, batch: int):
         for k, (a, stage) in enumerate(zip(arrays, slot.in_stage)):

@@ -77,6 +77,18 @@ class ThreadTuner:
             trial = self._trials[batch] = _Trial(offer)
         return trial.next()
 
+    def steady(self, key) -> int | None:
+        """The chosen count for a call of `key` between trials, counted as one of its calls; None when
+        the call must go through call()/start(): nothing chosen yet, or a trial starts or runs."""
+        trial = self._trials.get(key)
+        if trial is None or trial.chosen is None:
+            return None
+        k = trial.calls
+        if k <= 2 * TRIALS or k >= trial.interval - 1:
+            return None
+        trial.calls = k + 1
+        return trial.chosen
+
     def record(self, batch: int, limit: int | None, seconds: float) -> None:
         if limit is not None:
             self._trials[batch].record(limit, seconds)

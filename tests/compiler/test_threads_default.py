@@ -144,6 +144,22 @@ def test_batch1_dense_bound_by_its_weights_splits_them():
     finally:
         rec.restore()
 
+
+def test_small_staged_calls_with_the_default_offer_are_tuned(four_cores):
+    """A batch-1 call small enough to be staged (ir/call_plan.py) may still split a GEMV over the
+    threads: with the default offer it runs with the count the tuner allows (a trial starts, and
+    between trials one thread costs no budget), never unbudgeted with every core."""
+    fn = compile_graph(_mlp("tuned_staged", din=784, dh=512))
+    plan = fn.plan()
+    x = np.random.default_rng(5).standard_normal((1, 784)).astype(np.float32)
+    want = fn([x], nthreads=1)[0]
+    for _ in range(1 + 2 * TRIALS + 3):
+        np.testing.assert_array_equal(plan([x])[0], want)
+    assert fn.tuner.chosen(1) in (1, 4)             # a trial ran on the staged path
+    assert tb.BUDGET.busy == 0
+    tb.set_num_threads(2)                            # a count the user chose is not tuned
+    assert fn.plan()([x]) is not None and tb.tunable_offer() is None
+
 # -- the real pool ------------------------------------------------------------------------------------
 def test_threaded_results_equal_one_thread_bitwise():
     for graph, shape in ((_mlp("bitwise_mlp"), (256,)), (_convnet("bitwise_convnet"), (16, 16, 3))):
