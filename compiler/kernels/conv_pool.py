@@ -26,7 +26,7 @@ from llvmlite import ir
 from ..loops import I1, gep, i64, intrinsic, llvm_type, masked_store, store_vec
 from ..threads import parallel_function
 from .config import GemmShape, gemm_shape, vector_bits, vector_registers
-from .direct import GRAIN, _Direct, use_direct
+from .direct import GRAIN, _Direct, pixel_blocks, use_direct
 from .epilogue import BiasActivation
 from .gemm import GemmProblem, gemm_function
 from .geometry import Geometry
@@ -157,22 +157,49 @@ class _PooledDirect(_Direct):
         # the conv over the rows and columns the pool covers: the same values, the rest never computed
         super().__init__(elem, lanes, replace(geo, oh=geo.oh // k * k, ow=geo.ow // k * k), epi, registers)
         self.k, self.pw = k, geo.ow // k
+        # blocks of whole windows: their columns are max-ed in registers, one store per window and row
+        self.blocks = pixel_blocks(self.g, self.nv, registers, k)
 
     def row(self, b, task, ptrs, batch):
         for dy in range(self.k):   # conv row task*k + dy of the truncated geometry
             self.pooled_row, self.first_row = task, dy == 0
             super().row(b, b.add(b.mul(task, i64(self.k)), i64(dy)), ptrs, batch)
 
+    def _finish_block(self, b, task, ow, ptrs, sets, masks, kargs):
+        """A block of whole windows (ow a multiple of k): each window's k columns max-ed in registers,
+        then stored (row 0) or max-ed into the output (later rows, stored a whole row earlier). Storing
+        each pixel's max at once instead (load, max, store per pixel) waits on store-to-load forwarding
+        from the pixel before, which an output 16 bytes off a 32-byte boundary (numpy's large arrays
+        are 16 bytes past a page) defeats on AVX-512: 18 % slower on Zen 4 (bench_conv_pool_align.py)."""
+        k = self.k
+        if len(sets) % k:
+            return super()._finish_block(b, task, ow, ptrs, sets, masks, kargs)
+        for w in range(len(sets) // k):
+            pixel = b.add(b.mul(self.pooled_row, i64(self.pw)), b.add(b.sdiv(ow, i64(k)), i64(w)))
+            values = []
+            for v, mask in enumerate(masks):
+                col = i64(v * self.lanes)
+                vals = [self.epi.apply(b, b.load(accs[v]), pixel, col, kargs, mask) for accs in sets[w * k:(w + 1) * k]]
+                top = vals[0]
+                for val in vals[1:]:
+                    top = self.maximum(b, top, val)
+                values.append(top)
+            self._pool_store(b, ptrs, pixel, values, masks, ir.Constant(I1, int(self.first_row)))
+
     def _finish(self, b, task, ow, ptrs, accs, masks, kargs):
         """The epilogue on pixel ow of the row, max-ed into its window's pooled pixel (the window's first
         pixel, row 0 and ow % k == 0, stores; columns go in increasing order within the task)."""
-        g, k = self.g, self.k
+        k = self.k
         pixel = b.add(b.mul(self.pooled_row, i64(self.pw)), b.sdiv(ow, i64(k)))
-        out = gep(b, ptrs[2], b.mul(pixel, i64(g.cout)))
         first = (b.icmp_signed("==", b.srem(ow, i64(k)), i64(0)) if self.first_row else ir.Constant(I1, 0))
-        for v, (acc, mask) in enumerate(zip(accs, masks)):
-            col = i64(v * self.lanes)
-            ptr = gep(b, out, col)
-            value = self.epi.apply(b, b.load(acc), pixel, col, kargs, mask)
+        values = [self.epi.apply(b, b.load(acc), pixel, i64(v * self.lanes), kargs, mask)
+                  for v, (acc, mask) in enumerate(zip(accs, masks))]
+        self._pool_store(b, ptrs, pixel, values, masks, first)
+
+    def _pool_store(self, b, ptrs, pixel, values, masks, first):
+        """values (one per channel vector) stored to pooled pixel `pixel` where `first`, else max-ed in."""
+        out = gep(b, ptrs[2], b.mul(pixel, i64(self.g.cout)))
+        for v, (value, mask) in enumerate(zip(values, masks)):
+            ptr = gep(b, out, i64(v * self.lanes))
             pooled = self.maximum(b, self.load(b, ptr, mask), value)
             self.store(b, b.select(first, value, pooled), ptr, mask)

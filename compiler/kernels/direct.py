@@ -45,7 +45,7 @@ def direct_function(module: ir.Module, features: str, dtype: str, geo: Geometry,
     return parallel_function(module, name, [elem.as_pointer()] * (3 + epi.nptrs), rows, em.row, work, GRAIN)
 
 
-def pixel_blocks(geo: Geometry, nv: int, registers: int) -> list:
+def pixel_blocks(geo: Geometry, nv: int, registers: int, multiple: int = 1) -> list:
     """[(first column, P, count)]: output columns first .. first + count*P - 1 run in blocks of P pixels.
 
     One pixel alone accumulates nv chains of kh*kw*cin dependent FMAs: latency-bound at about half
@@ -53,18 +53,20 @@ def pixel_blocks(geo: Geometry, nv: int, registers: int) -> list:
     pixels of one row shares each weight vector across P independent accumulator sets. Blocks cover
     the columns whose whole window row lies inside the input (no padding checks): blocks of P (at
     most ~5/8 of the registers as accumulators: more spills once LLVM hoists the broadcasts), then one
-    block of the rest."""
-    g = geo
-    first = -(-g.pl // g.sw)
+    block of the rest. `multiple`: every block starts at a multiple of it and spans a multiple of it
+    (the fused pool's windows, conv_pool.py; the columns left over go one by one)."""
+    g, m = geo, multiple
+    first = -(-g.pl // g.sw)                                # first column with its window inside
+    first = -(-first // m) * m
     last = (g.w - 1 - (g.kw - 1) * g.dw + g.pl) // g.sw    # last column with its window inside
-    span = max(0, min(g.ow - 1, last) - first + 1)
-    pmax = min(14, registers * 5 // 8 // nv)
-    if span < 2 or pmax < 2:
+    span = max(0, min(g.ow - 1, last) - first + 1) // m     # in units of m columns
+    pmax = min(14, registers * 5 // 8 // nv) // m
+    if span * m < 2 or pmax * m < 2:
         return []
     p = -(-span // -(-span // pmax))
-    out = [(first, p, span // p)]
+    out = [(first, p * m, span // p)]
     if span % p:
-        out.append((first + p * (span // p), span % p, 1))
+        out.append((first + p * m * (span // p), span % p * m, 1))
     return out
 
 
@@ -106,6 +108,10 @@ class _Direct(ChannelKernel):
             b.store(zero(self.vty), acc)
         kw = (i64(0), i64(g.kw)) if inside else tap_range(b, w0, g.w, g.kw, g.dw)
         self._taps(b, x, w, h0, w0, kh, kw, sets, masks, unroll_kw=inside)
+        self._finish_block(b, task, ow, ptrs, sets, masks, kargs)
+
+    def _finish_block(self, b, task, ow, ptrs, sets, masks, kargs):
+        """The epilogue on pixels ow .. ow+len(sets)-1, stored (conv_pool.py pools a block's windows)."""
         for q, qaccs in enumerate(sets):
             self._finish(b, task, b.add(ow, i64(q)), ptrs, qaccs, masks, kargs)
 

@@ -23,6 +23,7 @@ CASES = [   # x [H, W, C], w [KH, KW, C, COUT], conv padding, pool k, relu, bias
     ((10, 9, 3), (2, 2, 3, 5), "valid", 3, False, True),       # direct, 3x3 pool, linear: 9x8 -> 3x2
     ((9, 11, 4), (3, 3, 4, 33), "same", 3, True, False),       # GEMM, 3x3 pool, relu only: 9x11 -> 3x3
     ((9, 10, 4), (3, 3, 4, 12), "valid", 2, False, True),      # GEMM, one column vector (24-row tiles): 7x8 -> 3x4
+    ((9, 12, 1), (3, 3, 1, 16), "same", 2, True, True),        # direct, padded edge columns per pixel: 9x12 -> 4x6
 ]
 
 
@@ -135,10 +136,10 @@ def test_fused_pool_exports_as_conv_bias_relu_pool_to_onnx(tmp_path):
     from kcompile.compiler.onnx_export import export_onnx
     gi = _graph(integers=True)
     g, _ = PassManager(["fuse", "fuse-conv-pool"]).run(gi)
-    assert sorted(n.attrs["pool"] for n in g.nodes if n.op == "fused") == [2, 2, 2, 3, 3]
+    assert sorted(n.attrs["pool"] for n in g.nodes if n.op == "fused") == [2, 2, 2, 2, 3, 3]
     path = export_onnx(g, tmp_path / "pooled.onnx")
     ops = [n.op_type for n in onnx.load(str(path)).graph.node]
-    assert ops.count("Conv") == 5 and ops.count("MaxPool") == 5 and ops.count("Relu") == 3
+    assert ops.count("Conv") == 6 and ops.count("MaxPool") == 6 and ops.count("Relu") == 4
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     xs = _inputs(3, np.random.default_rng(4), integers=True)
     got = sess.run(None, {f"x{i}": x for i, x in enumerate(xs)})

@@ -108,6 +108,11 @@ def test_pixel_blocks_cover_the_inside_columns():
     # "same" padding: the first and last columns read padding and stay per pixel
     geo = geometry2d(("N", 28, 28, 1), (3, 3), (1, 1), (1, 1), "same", 1, 32)
     assert pixel_blocks(geo, 2, 32) == [(1, 9, 2), (19, 8, 1)]
+    # the fused 2x2 pool's blocks (multiple=2): whole windows from an even column; the rest per pixel
+    geo = geometry2d(("N", 28, 28, 1), (3, 3), (1, 1), (1, 1), "valid", 1, 32)
+    assert pixel_blocks(geo, 2, 32, 2) == [(0, 10, 2), (20, 6, 1)]
+    geo = geometry2d(("N", 28, 28, 1), (3, 3), (1, 1), (1, 1), "same", 1, 32)
+    assert pixel_blocks(geo, 2, 32, 2) == [(2, 8, 3)]
     # no column has its whole window inside
     assert pixel_blocks(geometry2d(("N", 4, 4, 1), (5, 5), (3, 3), (1, 1), "same", 1, 3), 1, 32) == []
 
