@@ -29,7 +29,8 @@ from collections import OrderedDict
 import numpy as np
 
 from . import weight_epoch
-from .thread_budget import get_num_threads, tunable_offer
+from . import thread_budget
+from .thread_budget import get_num_threads, user_chose_threads
 from .thread_tuner import ThreadTuner
 
 PACKED_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
@@ -95,6 +96,7 @@ class CallPlan:
         self.outputs = [(np.dtype(dt), tuple(tail)) for dt, tail in outputs]
         self.params_address, self.workspace, self.nthreads = params_address, workspace, nthreads
         self.on_status, self.keep, self.tuner = on_status, keep, tuner or ThreadTuner()
+        self._tunable = thread_budget.machine_threads() > 1   # (one CPU: nothing to tune; ir/thread_budget.tunable_offer)
         # packed weight copies (passes/f32_prepack.py): `packs.epoch` is the weight epoch they were
         # packed under; when training has moved it since, packs.refresh() repacks them in place
         self._packs = packs
@@ -188,7 +190,7 @@ class CallPlan:
         """Call the entry on a staged slot; its status. With a count the caller or the user chose, the
         count in the slot's block; with the default offer, the tuner's: one thread between trials is
         free, anything else (a trial's call, more threads chosen) goes through the tuner and the budget."""
-        if self.nthreads is not None or tunable_offer() is None:
+        if self.nthreads is not None or not self._tunable or user_chose_threads():
             return self._fn(slot.args_address)   # releases the GIL while native code runs
         if self.tuner.steady(batch) == 1:
             slot.args[5] = 1

@@ -67,6 +67,14 @@ def get_num_threads() -> int:
     return _positive(env, f"${ENV_VAR}") if env else machine_threads()
 
 
+def user_chose_threads() -> bool:
+    """Whether set_num_threads or $KCOMPILE_NUM_THREADS chose the count (the fast call path asks on
+    every call: no decoding, no validation; get_num_threads() raises for a bad value later)."""
+    if _override is not None:
+        return True
+    return bool(_ENV_TABLE.get(_ENV_KEY) if _ENV_TABLE is not None else os.environ.get(ENV_VAR))
+
+
 def tunable_offer() -> int | None:
     """The default offer (the cores) where the user chose no count and there is more than one core,
     else None: then nothing is tuned (thread_tuner.py)."""
