@@ -154,7 +154,10 @@ class CallPlan:
         if not slot.staged:
             return self._call_unstaged(slot, [a], a.shape[0])
         slot.in_stage[0][...] = a
-        status = self._run_staged(slot, a.shape[0])
+        if self.nthreads is None and self._tunable and not user_chose_threads():
+            status = self._run_tuned(slot, a.shape[0])
+        else:
+            status = self._fn(slot.args_address)   # releases the GIL while native code runs
         if status:
             self.on_status(status)
         return [stage.copy() for stage in slot.out_stage]
@@ -180,18 +183,20 @@ class CallPlan:
         if slot.staged:   # the common small case: copy in, call, copy out
             for a, stage in zip(arrays, slot.in_stage):
                 stage[...] = a
-            status = self._run_staged(slot, batch)
+            if self.nthreads is None and self._tunable and not user_chose_threads():
+                status = self._run_tuned(slot, batch)
+            else:
+                status = self._fn(slot.args_address)   # releases the GIL while native code runs
             if status:
                 self.on_status(status)
             return [stage.copy() for stage in slot.out_stage]
         return self._call_unstaged(slot, arrays, batch)
 
-    def _run_staged(self, slot: Slot, batch: int) -> int:
-        """Call the entry on a staged slot; its status. With a count the caller or the user chose, the
-        count in the slot's block; with the default offer, the tuner's: one thread between trials is
-        free, anything else (a trial's call, more threads chosen) goes through the tuner and the budget."""
-        if self.nthreads is not None or not self._tunable or user_chose_threads():
-            return self._fn(slot.args_address)   # releases the GIL while native code runs
+    def _run_tuned(self, slot: Slot, batch: int) -> int:
+        """Call the entry on a staged slot with the default offer (the callers check that: a count the
+        caller or the user chose is the one in the slot's block); its status. One thread between
+        trials costs a lookup; anything else (a trial's call, more threads chosen) goes through the
+        tuner and the budget."""
         if self.tuner.steady(batch) == 1:
             slot.args[5] = 1
             return self._fn(slot.args_address)
