@@ -363,18 +363,11 @@ class BoundCall:
         return block
 
     def _tuned(self, batch: int, nthreads, run, *args) -> None:
-        """run(*args, thread count) with the tuner's count (tuner.call's steps, without a generator's cost)."""
+        """run(*args, thread count) with the tuner's count (ThreadTuner.run: no generator's cost)."""
         packs = self._packs
         if packs is not None and packs.epoch != weight_epoch.current:
             packs.refresh()
-        tuner = self.tuner
-        started = tuner.start(batch, nthreads)
-        try:
-            run(*args, started[1])
-        except BaseException:
-            tuner.finish(batch, started, ok=False)
-            raise
-        tuner.finish(batch, started)
+        self.tuner.run(batch, nthreads, run, *args)
 
     def _buffers(self, batch: int, dims: dict | None = None) -> tuple:
         """(outputs, output pointer table, workspace) for this batch size (and dynamic lengths), made once."""

@@ -198,18 +198,12 @@ class CallPlan:
         trials costs a lookup; anything else (a trial's call, more threads chosen) goes through the
         tuner and the budget."""
         if self.tuner.steady(batch) == 1:
-            slot.args[5] = 1
-            return self._fn(slot.args_address)
-        tuner = self.tuner
-        started = tuner.start(batch)
-        slot.args[5] = started[1]
-        try:
-            status = self._fn(slot.args_address)
-        except BaseException:
-            tuner.finish(batch, started, ok=False)
-            raise
-        tuner.finish(batch, started)
-        return status
+            return self._call_with(slot, 1)
+        return self.tuner.run(batch, None, self._call_with, slot)
+
+    def _call_with(self, slot: Slot, nthreads: int) -> int:
+        slot.args[5] = nthreads
+        return self._fn(slot.args_address)   # releases the GIL while native code runs
 
     def _call_unstaged(self, slot: Slot, arrays, batch: int):
         for k, (a, stage) in enumerate(zip(arrays, slot.in_stage)):

@@ -78,7 +78,7 @@ def user_chose_threads() -> bool:
 def tunable_offer() -> int | None:
     """The default offer (the cores) where the user chose no count and there is more than one core,
     else None: then nothing is tuned (thread_tuner.py)."""
-    if _override is not None or _env_value():
+    if user_chose_threads():
         return None
     n = machine_threads()
     return n if n > 1 else None

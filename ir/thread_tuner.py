@@ -112,6 +112,18 @@ class ThreadTuner:
         limit = None if nthreads else self.limit(key)
         return limit, BUDGET.acquire(nthreads or None, limit), time.perf_counter()
 
+    def run(self, key, nthreads, fn, *args):
+        """fn(*args, thread count) with the count call() would yield, recorded as call() records it;
+        fn's result (call()'s steps without a generator's cost, for the hot call paths)."""
+        started = self.start(key, nthreads)
+        try:
+            result = fn(*args, started[1])
+        except BaseException:
+            self.finish(key, started, ok=False)
+            raise
+        self.finish(key, started)
+        return result
+
     def finish(self, key, started: tuple, ok: bool = True) -> None:
         """Give the threads back; record the time of a call that returned (ok) without an exception."""
         limit, n, t0 = started
