@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from kcompile.compiler.jit import compile_graph
+from kcompile.compiler.target import host_target
 from kcompile.ir import GraphBuilder
 from kcompile.runtime.reference import run
 
@@ -45,3 +47,11 @@ def assert_native_matches(graph, make_inputs, batches=BATCHES, rtol=1e-5, atol=1
             else:
                 np.testing.assert_array_equal(g, w, err_msg=f"{graph.name} output {k} batch {batch}")
     return fn
+
+
+def runnable_target(targets: dict, name: str):
+    """targets[name] (None: the host), skipping the test where this CPU cannot run that path: the
+    forced AVX2 target ("avx2") needs a host with AVX2."""
+    if name == "avx2" and not host_target().has("avx2"):
+        pytest.skip("this CPU has no AVX2")
+    return targets[name]

@@ -14,6 +14,8 @@ from kcompile.ir import GraphBuilder, TensorType
 from kcompile.ir.interpreter import run
 from kcompile.passes import PassManager, grad_graph
 
+from native_util import runnable_target
+
 TARGETS = {"host": None, "avx2": host_target().without("avx512f"),
            "generic": host_target().without("avx512f", "avx2")}
 
@@ -102,9 +104,7 @@ def test_a_training_graph_keeps_the_activation_its_backward_pass_reads():
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_pooled_convolutions_bitwise_equal_unfused_and_reference(target):
-    t = TARGETS[target]
-    if t is not None and target == "avx2" and not t.has("avx2"):
-        pytest.skip("this CPU has no AVX2")
+    t = runnable_target(TARGETS, target)
     rng = np.random.default_rng(12)
     g, gi = _graph(), _graph(integers=True)
     fused, fused_i, plain = compile_graph(g, target=t), compile_graph(gi, target=t), _unfused(g, target=t)

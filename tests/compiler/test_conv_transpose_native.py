@@ -12,7 +12,7 @@ from kcompile.runtime.reference import run
 from kcompile.ir import GraphBuilder, TensorType
 from kcompile.passes import grad_graph
 
-from native_util import assert_native_matches, one_op_graph
+from native_util import assert_native_matches, one_op_graph, runnable_target
 
 TARGETS = {"host": None, "avx2": host_target().without("avx512f")}
 # (x (H, W, C), kernel (kh, kw, out, in), attrs): odd sizes, output_padding, rows cut or added at the end
@@ -26,8 +26,7 @@ CASES = [((5, 7, 3), (3, 3, 17, 3), {"strides": (2, 2), "padding": "same"}),
 @pytest.mark.parametrize("target", sorted(TARGETS))
 @pytest.mark.parametrize("i", range(len(CASES)))
 def test_native_matches_reference(i, target):
-    if target == "avx2" and not host_target().has("avx2"):
-        pytest.skip("this CPU has no AVX2")
+    runnable_target(TARGETS, target)
     xs, ws, attrs = CASES[i]
     rng = np.random.default_rng(i)
     w = rng.standard_normal(ws).astype(np.float32)

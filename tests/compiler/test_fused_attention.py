@@ -12,7 +12,7 @@ from kcompile.ir import GraphBuilder, TensorType
 from kcompile.ir.errors import IRError
 from kcompile.passes.fuse_attention import fuse_attention
 
-from native_util import assert_native_matches
+from native_util import assert_native_matches, runnable_target
 
 TARGETS = {"host": None, "avx2": host_target().without("avx512f")}
 # (T, S, H, D, Dv): query length, key length, heads, key dim, value dim
@@ -46,8 +46,7 @@ def fused_kinds(fn) -> list:
 @pytest.mark.parametrize("target", sorted(TARGETS))
 @pytest.mark.parametrize("size", SIZES, ids=str)
 def test_native_matches_reference(size, target):
-    if target == "avx2" and not host_target().has("avx2"):
-        pytest.skip("this CPU has no AVX2")
+    runnable_target(TARGETS, target)
     rng = np.random.default_rng(sum(size))
     fn = assert_native_matches(attention_graph(*size), lambda n: inputs(rng, n, *size), batches=(1, 3),
                                rtol=1e-4, atol=1e-5, target=TARGETS[target])
@@ -57,8 +56,7 @@ def test_native_matches_reference(size, target):
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_large_scores_stay_finite(target):
     """Scores in the hundreds: each row's max is subtracted before exp (no overflow to inf/NaN)."""
-    if target == "avx2" and not host_target().has("avx2"):
-        pytest.skip("this CPU has no AVX2")
+    runnable_target(TARGETS, target)
     size = (17, 40, 2, 8, 20)
     rng = np.random.default_rng(5)
     fn = assert_native_matches(attention_graph(*size), lambda n: [a * 6 for a in inputs(rng, n, *size)],

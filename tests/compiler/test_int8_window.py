@@ -10,7 +10,7 @@ from kcompile.compiler.target import host_target
 from kcompile.ir import GraphBuilder, TensorType
 from kcompile.passes.int8_window import window_layout, window_rows, window_weights
 
-from native_util import assert_native_matches
+from native_util import assert_native_matches, runnable_target
 
 TARGETS = {"host": None, "avx2": host_target().without("avx512f"),
            "generic": host_target().without("avx512f", "avx2")}
@@ -78,9 +78,7 @@ def _inputs(n, rng):
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_window_convolutions_bit_exact(target):
-    t = TARGETS[target]
-    if t is not None and target == "avx2" and not t.has("avx2"):
-        pytest.skip("this CPU has no AVX2")
+    t = runnable_target(TARGETS, target)
     g = _graph()
     code = Compilation({"forward": g}, "win", CompileOptions(target=t)).llvm_ir
     assert code.count("a.win") >= len(CASES)   # each convolution packs its rows in the window layout

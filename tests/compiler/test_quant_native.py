@@ -9,15 +9,13 @@ from kcompile.compiler.kernels.int8_isa import int8_isa
 from kcompile.compiler.target import host_target
 from kcompile.ir import GraphBuilder, TensorType
 
-from native_util import assert_native_matches
+from native_util import assert_native_matches, runnable_target
 
 TARGETS = {"host": None, "avx2": host_target().without("avx512f")}
 
 
 def _target(name):
-    t = TARGETS[name]
-    if t is not None and not t.has("avx2"):
-        pytest.skip("this CPU has no AVX2")
+    t = runnable_target(TARGETS, name)
     return t
 
 

@@ -12,7 +12,7 @@ from kcompile.passes.scan_transposes import scan_constant_transposes
 from kcompile.runtime.reference import run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compiler"))
-from native_util import assert_native_matches  # noqa: E402
+from native_util import assert_native_matches, runnable_target  # noqa: E402
 from test_scan_native import rnn_graph, rnn_inputs  # noqa: E402
 
 TARGETS = {"host": None, "avx2": host_target().without("avx512f")}
@@ -52,6 +52,5 @@ def test_scans_without_transposed_constants_are_left_alone():
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_native_vjp_matches_reference(target):
-    if target == "avx2" and not host_target().has("avx2"):
-        pytest.skip("this CPU has no AVX2")
+    runnable_target(TARGETS, target)
     assert_native_matches(rnn_grad(6), rnn_inputs(6), batches=(1, 5), rtol=1e-4, atol=1e-5, target=TARGETS[target])
