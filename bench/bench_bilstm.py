@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bench_models import measure, pin_threads  # (bench/: same thread pinning and turn-taking timer)
+os.environ.setdefault("KCOMPILE_TIER_UP", "0")   # time the optimized code from the first call (compiler/tier_up.py)
 
 
 def parse_args(argv=None):

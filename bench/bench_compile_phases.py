@@ -13,7 +13,10 @@ process's CPU clock by wrapping the compiler's stage functions:
   load          MCJIT linking the objects in-process
   other         the rest of the first call (tracing, autodiff, the call itself)
 
-    python bench/bench_compile_phases.py [--models mlp,convnet] [--repeats 1]
+    python bench/bench_compile_phases.py [--models mlp,convnet] [--repeats 1] [--tiered]
+
+--tiered: the default JIT of a cold process (compiler/tier_up.py): the phases are this process's
+tier-0 work (LLVM at O0); the child that compiles tier 1 beside is not counted.
 """
 from __future__ import annotations
 
@@ -115,9 +118,12 @@ PHASES = ["passes", "codegen", "IR print", "parse kernels", "opt kernels", "emit
           "parse glue", "opt glue", "emit glue", "load", "other", "total", "wall"]
 
 
-def run(model: str) -> dict:
+def run(model: str, tiered: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="kcompile-phases-") as cache:
-        env = dict(os.environ, KCOMPILE_CACHE_DIR=cache, KCOMPILE_PARALLEL_COMPILE="0")
+        env = dict(os.environ, KCOMPILE_CACHE_DIR=cache, KCOMPILE_PARALLEL_COMPILE="0", KCOMPILE_TIER_UP="0")
+        if tiered:    # (tier-up needs the fork the helper-off switch forbids; tier 0 does not use the helper)
+            env.pop("KCOMPILE_PARALLEL_COMPILE")
+            env["KCOMPILE_TIER_UP"] = "1"
         env.pop("KCOMPILE_DISABLE_CACHE", None)
         out = subprocess.run([sys.executable, "-c", CHILD, model], env=env, capture_output=True, text=True)
     if out.returncode:
@@ -129,11 +135,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default="mlp,convnet")
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--tiered", action="store_true", help="tier 0 of the tiered JIT (its child not counted)")
     args = p.parse_args(argv)
-    print(f"cold compile phases, CPU seconds (one process, fork helper off, empty cache), load average "
+    what = "tier 0 of a tiered compile" if args.tiered else "one process, fork helper and tier-up off"
+    print(f"cold compile phases, CPU seconds ({what}, empty cache), load average "
           f"{os.getloadavg()[0]:.2f}, medians of {args.repeats}")
     for model in args.models.split(","):
-        runs = [run(model) for _ in range(args.repeats)]
+        runs = [run(model, args.tiered) for _ in range(args.repeats)]
         print(f"\n{model:8} {'phase':14} {'predict':>8} {'train':>8} {'both':>8}")
         for phase in PHASES:
             vals = [statistics.median(r[call].get(phase, 0.0) for r in runs) for call in ("predict", "train")]

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+os.environ.setdefault("KCOMPILE_TIER_UP", "0")   # time the optimized code from the first call (compiler/tier_up.py)
 
 MODEL_PY = """
 import kcompile as kc

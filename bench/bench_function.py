@@ -12,6 +12,7 @@ import argparse
 import os
 import statistics
 import time
+os.environ.setdefault("KCOMPILE_TIER_UP", "0")   # time the optimized code from the first call (compiler/tier_up.py)
 
 # one thread everywhere, as kcompile's per-call default: NumPy's BLAS threads (the eager loop's small
 # matmuls) would otherwise spin on the second core after each call and slow whichever runner is next

@@ -23,6 +23,8 @@ from kcompile.compiler.kernels.standalone import JitModule, host_features
 from kcompile.passes.int8_prepack import pack_weights
 
 from bench_kernels import median_seconds   # bench/ is the script's directory
+import os
+os.environ.setdefault("KCOMPILE_TIER_UP", "0")   # time the optimized code from the first call (compiler/tier_up.py)
 
 SHAPES = [(64, 784, 512), (1, 784, 512)]
 AVX2 = ("x86-64-v3", "+avx,+avx2,+fma,+f16c,+bmi2,-avx512f,-avx512bw,-avx512vnni,-avx512vl,-avx512dq")

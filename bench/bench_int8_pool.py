@@ -14,6 +14,7 @@ import numpy as np
 
 from bench_int8_layers import layer_models, parse_args   # bench/ is the script's directory
 from bench_quant import interleaved_medians
+os.environ.setdefault("KCOMPILE_TIER_UP", "0")   # time the optimized code from the first call (compiler/tier_up.py)
 
 
 def compile_without_pool_fusion(graph, target):

@@ -32,7 +32,7 @@ import tempfile
 import time
 
 from .disk_cache import cache_dir
-from .fork_compile import parallel_allowed
+from .fork_compile import fork, parallel_allowed
 
 WAIT_LIMIT_S = 300.0
 SECONDS_PER_COST = 7e-5   # fork_compile's cost unit: ~0.07 ms of LLVM (an O3 kernel's IR instruction)
@@ -66,7 +66,7 @@ def start(promised: dict, our_cost: float = 0.0) -> bool:
         fd, path = tempfile.mkstemp(prefix="kcompile-handoff-", suffix=".pickle")
         os.close(fd)
         read_end, write_end = os.pipe()
-        pid = os.fork()
+        pid = fork()
     except OSError:     # no memory or no process left for a child: compile as if it were not allowed
         return False
     if pid == 0:   # the child: compile into the disk cache, leave without the parent's exit handlers

@@ -117,6 +117,13 @@ class JITEngine:
         with LLVM_LOCK:
             return self._engine.get_global_value_address(symbol)
 
+    def on_publish(self, callback) -> None:
+        """callback() when other code replaces this engine's (tier_up.TieredEngine): never here."""
+
+    def bind_globals(self, binder) -> None:
+        """binder(global_address) writes into the code's globals (tier_up.TieredEngine replays it)."""
+        binder(self.global_address)
+
     def address(self, symbol: str) -> int:
         with LLVM_LOCK:
             addr = self._engine.get_function_address(symbol)

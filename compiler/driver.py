@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from kcompile.ir import Graph, print_graph
 from kcompile.passes.manager import PassManager
 
-from . import background_compile
+from . import background_compile, tier_up
 from .code_interface import CodeInterface
 from .codegen import NativeModule, generate
 from .codelib import CodeLibrary, JITEngine
@@ -195,7 +195,9 @@ class Compilation:
         planned = self.planned
         if self.kernels is not None:
             self.kernels.glue_opt_levels = (self._module_opt_level(), min(self.options.opt_level, GLUE_VECTORIZED_OPT_LEVEL))
-            self.kernels.split_for_helper = parallel_allowed()    # a second process can take a part of the glue
+            self.kernels.tiered = self._tiered
+            # a second process can take a part of the glue (a tier-up child compiles alone)
+            self.kernels.split_for_helper = parallel_allowed() and not self._tiered
         t0 = time.perf_counter()
         native = generate(planned, self.name, self.target, self.kernels)
         self.timings["lower+codegen"] = time.perf_counter() - t0
@@ -220,6 +222,13 @@ class Compilation:
         if any(_hot_glue(n) for g in self.planned.values() for n in g.nodes):
             return min(self.options.opt_level, GLUE_VECTORIZED_OPT_LEVEL)
         return min(self.options.opt_level, GLUE_OPT_LEVEL)
+
+    @functools.cached_property
+    def _tiered(self) -> bool:
+        """Whether the JIT's engine comes in two tiers (tier_up.py): a cold compile where a child can
+        compile tier 1 into the disk cache. Decided before codegen (it pins kernels differently)."""
+        return (self.kernels is not None and self.disk_cache is not None and tier_up.enabled()
+                and not self.kernels.promised and parallel_allowed() and self.persisted is None)
 
     @_stage
     def llvm_ir(self) -> str:
@@ -319,7 +328,10 @@ class Compilation:
 
     @_stage
     def engine(self) -> JITEngine:
-        """The code loaded in-process (MCJIT): from the disk cache, else compiled (and stored there)."""
+        """The code loaded in-process (MCJIT): from the disk cache, else compiled (and stored there);
+        a cold compile where tier_up.py applies gets a TieredEngine (O0 now, optimized code soon)."""
+        if self._tiered:
+            return self._tiered_engine()
         hit = self.persisted
         code, kernels = (hit[1], hit[2]) if hit else (None, self.kernel_objects)
         code = code or self.jit_object
@@ -328,6 +340,36 @@ class Compilation:
         interface = self.interface
         return self._timed("llvm-jit-load", lambda: JITEngine.from_object(
             code, self.target, self.options.opt_level, interface.libraries, kernels))
+
+    def _tiered_engine(self) -> "tier_up.TieredEngine":
+        """Tier 0 loaded here, tier 1 compiled by a forked child into the disk cache and published by a
+        watcher thread (tier_up.py)."""
+        self.native
+        pid = tier_up.fork_child(self._tier_up_child)
+        interface = self.interface
+
+        def tier0():
+            glue = CodeLibrary(self.name, self.native.ir_text, self.target, 0)
+            glue_code = []
+            kernels = self.kernels.compile_tier0(beside=lambda: glue_code.append(glue.emit_jit_object()))
+            engine = JITEngine.from_object(glue_code[0], self.target, 0, interface.libraries, kernels)
+            return tier_up.tiered_engine(engine, tier_up.exported_entries(glue.module), self.target)
+        engine = self._timed("llvm-tier0", tier0)
+        tier_up.watch(engine, pid, self._load_tier1, f"'{self.name}'")
+        return engine
+
+    def _tier_up_child(self) -> None:
+        """In tier_up's child: compile at the usual levels into the disk cache (what engine() would)."""
+        self.kernels.compile(beside=lambda: self.jit_object, parallel=False)
+        self._write_entry(self.jit_object)
+
+    def _load_tier1(self) -> JITEngine:
+        """In tier_up's watcher (holding LLVM_LOCK): tier 1 from the disk cache, where the child put it;
+        if it is not there (the child failed), compiled here, at the usual levels."""
+        hit = self._read_persisted()
+        if hit is not None:
+            return JITEngine.from_object(hit[1], self.target, self.options.opt_level, self.interface.libraries, hit[2])
+        return Compilation(self.entries, self.name, self.options, self.linker, self.disk_cache, kernel_library=True).engine
 
     def _write_entry(self, code: bytes) -> None:
         entry = self.interface.to_json() | ({"kernels": self.kernels.manifest()} if self.kernels else {})

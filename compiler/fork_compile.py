@@ -8,7 +8,8 @@ and sends the object code back through a pipe. LLVM's output does not depend on 
 objects are the same bytes either way (tests/compiler/test_kernel_library.py checks it).
 
 Forking is safe only where no other thread could hold a lock at that moment, so the child is used
-only in a single-threaded process on a machine with several cores, and never where
+only from the main thread of a process whose only other threads are tier_up.py's watchers (which
+hold LLVM_LOCK through all their work; fork() takes it), on a machine with several cores, and never where
 KCOMPILE_PARALLEL_COMPILE=0. Python counts only its own threads: a process that imported a runtime
 known to start native thread pools (JAX's XLA, torch, TensorFlow; JAX warns that fork may deadlock
 it) compiles in-process too. Anything that goes wrong in the child (it dies, it raises) costs only
@@ -21,6 +22,8 @@ import pickle
 import sys
 import threading
 
+from .codelib import LLVM_LOCK
+
 MIN_JOBS = 4   # below this a fork costs more than it saves
 # runtimes whose native thread pools Python's thread count does not see
 THREADED_RUNTIMES = ("jax", "jaxlib", "torch", "tensorflow")
@@ -31,7 +34,17 @@ def parallel_allowed() -> bool:
         return False
     if any(name in sys.modules for name in THREADED_RUNTIMES):
         return False
-    return hasattr(os, "fork") and (os.cpu_count() or 1) > 1 and threading.active_count() == 1
+    if not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+        return False
+    from .tier_up import watchers     # (their LLVM work holds LLVM_LOCK, which fork() takes)
+    return threading.current_thread() is threading.main_thread() and threading.active_count() - watchers() == 1
+
+
+def fork() -> int:
+    """os.fork() holding LLVM_LOCK: no thread of ours (tier_up's watchers) holds LLVM's state or the
+    caches' locks in the child (the forking thread owns the lock there, and leaves with os._exit)."""
+    with LLVM_LOCK:
+        return os.fork()
 
 
 def compile_all(jobs: list, compile_one, beside=None, parallel: bool | None = None, cost=None,
@@ -51,7 +64,7 @@ def compile_all(jobs: list, compile_one, beside=None, parallel: bool | None = No
             beside()
         return {key: compile_one(payload) for key, payload in jobs}
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    pid = fork()
     if pid == 0:   # the child: compile, send, leave without running the parent's exit handlers
         status = 0
         try:

@@ -92,6 +92,7 @@ class NativeFunction:
         self._gathered_fn = (PACKED_CFUNC(self._engine.address(self._symbol_p + GATHERED_SUFFIX))
                              if self.in_place and not self.dynamic else None)   # (train steps: gather_entry.py)
         _bind_threads(self._engine)
+        self._engine.on_publish(self.tuner.retune)   # tier 0's timings do not hold for tier 1 (tier_up.py)
 
     def workspace_bytes(self, batch: int, dims: dict | None = None) -> int:
         """A*N + B, plus the terms in the dynamic lengths (e.g. C*N*T) when the graph has them."""
@@ -294,6 +295,7 @@ class BoundCall:
         self._last_inputs: list = [None] * len(graph.inputs)   # the arrays _in_ptrs points into
         self._per_batch: dict = {}            # batch (and dynamic lengths) -> (outputs, output pointers, workspace)
         self.tuner = ThreadTuner()            # the thread count that helps, per batch size
+        fn._engine.on_publish(self.tuner.retune)
         self._gather: tuple | None = None     # (rows, records address, count, owners): see gather_from
         self._blocks: dict = {}               # batch -> (argument block of the packed/gathered entry, address)
 
@@ -436,10 +438,14 @@ def input_shapes(arrays) -> ctypes.Array:
 
 
 def _bind_threads(engine) -> None:
+    engine.bind_globals(_bind_globals)
+
+
+def _bind_globals(global_address) -> None:
     from .lower.collective import bind_sum_hook
     from .threads import bind_thread_launcher
-    bind_thread_launcher(engine.global_address)
-    bind_sum_hook(engine.global_address)   # cross_process_sum's hook (data-parallel training)
+    bind_thread_launcher(global_address)
+    bind_sum_hook(global_address)   # cross_process_sum's hook (data-parallel training)
 
 
 def compile_graph(graph: Graph, opt_level: int = 3, target=None) -> NativeFunction:

@@ -49,6 +49,7 @@ GLUE_COST = {0: 0.5, 1: 1.3, 2: 2, 3: 2.2}
 MIN_CHILD_COST = 300      # ~20 ms of LLVM: less than that is not worth a fork
 _MEMORY: OrderedDict = OrderedDict()   # key -> (calls {name: key}, object bytes)
 _MEMORY_LIMIT = 512
+_TIER0: OrderedDict = OrderedDict()    # key -> (calls, O0 object): tier-0 kernels (KernelSet.compile_tier0)
 _LOCK = threading.Lock()
 
 
@@ -93,6 +94,8 @@ class KernelSet:
         self.used_promised: set = set()          # those the code calls
         self.hand_off = None          # in background_compile's child: its Handoff (a share goes to the parent)
         self.handed: set = set()      # keys of the jobs handed off
+        self.tiered = False           # a tiered compile (tier_up.py): kernels a tier-up child compiles count as at hand
+        self.tier0_objects: dict = {} # key -> O0 object of those (this process's _TIER0 table)
 
     # -- codegen time ----------------------------------------------------------------------------
     def attach(self, module: ir.Module) -> None:
@@ -115,11 +118,26 @@ class KernelSet:
         seen.add(key)
         entry = _lookup(key, self.disk_cache)
         if entry is None:
-            return False
+            return self.tiered and self._pin_tier0(name, key, seen)
         calls, code = entry
         if not all(self._pin(n, k, seen) for n, k in calls.items()):
             return False
         self.objects[key], self.names[key] = code, name
+        return True
+
+    def _pin_tier0(self, name: str, key: str, seen: set) -> bool:
+        """A kernel an earlier tiered compile of this process compiled at O0 while its child compiles
+        it at its own level into the disk cache: tier 0 links the O0 object, the child's code expects
+        the kernel from the cache, like a promised one (tier_up.py publishes in order)."""
+        with _LOCK:
+            entry = _TIER0.get(key)
+        if entry is None:
+            return False
+        calls, code = entry
+        if not all(self._pin(n, k, seen) for n, k in calls.items()):
+            return False
+        self.tier0_objects[key], self.names[key] = code, name
+        self.used_promised.add(key)
         return True
 
     def split(self, module: ir.Module) -> None:
@@ -191,6 +209,25 @@ class KernelSet:
             self.objects[key], self.names[key] = code, name
             self.compiled += key in self.texts
         return [self.objects[k] for k in sorted(self.objects)]
+
+    def compile_tier0(self, beside=None) -> list:
+        """The objects tier 0 links (tier_up.py): those at hand, and at O0 the kernels and glue parts
+        that are not (the kernels kept in _TIER0 for this process's next tiered compile). beside()
+        (the glue at O0) runs meanwhile; a forked helper takes a share as in compile() (fork_compile.py)."""
+        jobs = [(key, (name, text, 0, KERNEL_COST[1] * text.size))
+                for key, (name, text, _, _) in sorted(self.texts.items()) if key not in self.objects]
+        jobs += [(key, (name, text, 0, cost)) for key, (name, text, _, cost) in sorted(self.parts.items())
+                 if key not in self.objects]
+        built = compile_all(jobs, self._compile_one, beside, cost=self._cost,
+                            beside_cost=GLUE_COST[0] * self.glue_size, min_child_cost=MIN_CHILD_COST)
+        with _LOCK:
+            for key, code in built.items():
+                if key in self.texts:
+                    _TIER0[key] = (dict(self.texts[key][2]), code)
+            while len(_TIER0) > _MEMORY_LIMIT:
+                _TIER0.popitem(last=False)
+        out = {**self.tier0_objects, **built}
+        return [self.objects[k] for k in sorted(self.objects)] + [out[k] for k in sorted(out)]
 
     def pending_cost(self) -> float:
         """The LLVM work compile() has left (fork_compile's units): the glue and what is not at hand."""
@@ -295,9 +332,10 @@ def _remember(key: str, entry) -> None:
 
 
 def forget_in_memory() -> None:
-    """Drop this process's table (tests: make the next compile go to the disk cache or compile)."""
+    """Drop this process's tables (tests: make the next compile go to the disk cache or compile)."""
     with _LOCK:
         _MEMORY.clear()
+        _TIER0.clear()
 
 
 def opt_level(fn: ir.Function) -> int:

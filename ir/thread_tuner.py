@@ -131,6 +131,15 @@ class ThreadTuner:
         if ok:
             self.record(key, limit, time.perf_counter() - t0)
 
+    def retune(self) -> None:
+        """The code changed (compiler/tier_up.py published optimized code, several times faster):
+        time the candidates again from the next call of every batch size. A call in flight meanwhile
+        records nothing (its trial position reads 0)."""
+        for trial in list(self._trials.values()):
+            trial.times = {trial.offer: [], 1: []}
+            trial.interval = RETUNE
+            trial.calls = 0
+
     def chosen(self, batch: int) -> int | None:
         """The count the last finished trial kept for this batch size (None: no trial finished yet)."""
         trial = self._trials.get(batch)

@@ -4,7 +4,8 @@
 kc.ops, kc.models.load_model, kc.utils, kc.datasets, kc.initializers, kc.activations,
 kc.regularizers, kc.Variable, and the training API (kc.losses, kc.metrics, kc.optimizers,
 kc.callbacks, kc.GradientTape, kc.grad, kc.value_and_grad, kc.function, kc.config), kc.pruning and
-kc.distribution (data-parallel training over MPI).
+kc.distribution (data-parallel training over MPI), and kc.wait_for_optimized_code (a cold compile
+runs unoptimized code until its optimized code is built beside: compiler/tier_up.py).
 """
 import importlib
 
@@ -41,6 +42,7 @@ _LAZY = {
     "distribution": ("kcompile.frontend.distribution", None),
     "set_num_threads": ("kcompile.ir.thread_budget", "set_num_threads"),
     "get_num_threads": ("kcompile.ir.thread_budget", "get_num_threads"),
+    "wait_for_optimized_code": ("kcompile.compiler.tier_up", "wait"),
 }
 
 

@@ -51,6 +51,9 @@ def pytest_sessionstart(session):
     # (opt-in) model.compile() + predict would compile a train step beside, in a child, that most tests
     # never use; tests/compiler/test_background_compile.py turns it on where it tests it
     os.environ.setdefault("KCOMPILE_BACKGROUND_COMPILE", "0")
+    # the tiered JIT (compiler/tier_up.py) would fork a child per cold compile, thousands in a run, and
+    # tests that time or count compiles expect the code at its own level at once; test_tier_up.py turns it on
+    os.environ.setdefault("KCOMPILE_TIER_UP", "0")
 
 
 def pytest_sessionfinish(session):
