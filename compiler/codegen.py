@@ -90,13 +90,22 @@ class NativeModule:
     """Generated code and everything a loader needs to call it."""
 
     name: str
-    ir_text: str
+    ir_source: str | None         # the LLVM IR text, or None until ir_text prints `module`
     entries: dict                 # entry kind -> Graph
     params: list                  # ParamSlot
     workspace: dict               # entry kind -> (bytes per batch row A, static bytes B[, terms: [[symbols], bytes]])
     libraries: set = field(default_factory=set)
     status_messages: dict = field(default_factory=lambda: dict(STATUS_MESSAGES))
     sparse_weights: list = field(default_factory=list)  # ir.ops.sparse.sparse_weights of the entries
+    module: object = field(default=None, repr=False, compare=False)   # the llvmlite module, until printed
+
+    @property
+    def ir_text(self) -> str:
+        """The module's LLVM IR text, printed on first use: a tiered compile's tier 0 has it printed in a
+        forked helper and its tier 1 in the child (compiler/tier_up.py), never in this process."""
+        if self.ir_source is None:
+            self.ir_source, self.module = str(self.module), None
+        return self.ir_source
 
     def symbol(self, kind: str) -> str:
         return f"{self.name}_{kind}"
@@ -167,12 +176,12 @@ def generate(entries: dict, name: str, target, kernels=None) -> NativeModule:
         workspace[kind] = (plan.batched_bytes_per_row, plan.static_bytes) + \
             (([[list(t), c] for t, c in plan.terms],) if entry_symbols(graph) else ())
     sparse = list({w["name"]: w for g in entries.values() for w in sparse_weights(g)}.values())
-    native = NativeModule(name, "", dict(entries), layout, workspace, libraries, sparse_weights=sparse)
+    native = NativeModule(name, None, dict(entries), layout, workspace, libraries, sparse_weights=sparse)
     _string_constant(module, native.abi_symbol, canonical_json(native.interface()))
     if kernels is not None:
         kernels.split(module)
         kernels.split_glue(module)
-    native.ir_text = str(module)
+    native.module = module      # printed when ir_text is first asked for
     return native
 
 

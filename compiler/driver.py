@@ -228,6 +228,7 @@ class Compilation:
         """Whether the JIT's engine comes in two tiers (tier_up.py): a cold compile where a child can
         compile tier 1 into the disk cache. Decided before codegen (it pins kernels differently)."""
         return (self.kernels is not None and self.disk_cache is not None and tier_up.enabled()
+                and threading.current_thread() is threading.main_thread()
                 and not self.kernels.promised and parallel_allowed() and self.persisted is None)
 
     @_stage
@@ -343,25 +344,31 @@ class Compilation:
 
     def _tiered_engine(self) -> "tier_up.TieredEngine":
         """Tier 0 loaded here, tier 1 compiled by a forked child into the disk cache and published by a
-        watcher thread (tier_up.py)."""
-        self.native
+        watcher thread (tier_up.py). The glue is printed where it is compiled: never in this process."""
+        native = self.native
         pid = tier_up.fork_child(self._tier_up_child)
         interface = self.interface
+        entries = tier_up.entry_signatures(native.module) if native.module is not None else None
 
         def tier0():
-            glue = CodeLibrary(self.name, self.native.ir_text, self.target, 0)
-            glue_code = []
-            kernels = self.kernels.compile_tier0(beside=lambda: glue_code.append(glue.emit_jit_object()))
-            engine = JITEngine.from_object(glue_code[0], self.target, 0, interface.libraries, kernels)
-            return tier_up.tiered_engine(engine, tier_up.exported_entries(glue.module), self.target)
+            glue, kernels = self.kernels.compile_tier0(self.name, _Printed(native))
+            engine = JITEngine.from_object(glue, self.target, 0, interface.libraries, kernels)
+            signatures = entries or tier_up.exported_entries(CodeLibrary(self.name, native.ir_text, self.target, 0).module)
+            return tier_up.tiered_engine(engine, signatures, self.target)
         engine = self._timed("llvm-tier0", tier0)
         tier_up.watch(engine, pid, self._load_tier1, f"'{self.name}'")
         return engine
 
     def _tier_up_child(self) -> None:
-        """In tier_up's child: compile at the usual levels into the disk cache (what engine() would)."""
-        self.kernels.compile(beside=lambda: self.jit_object, parallel=False)
-        self._write_entry(self.jit_object)
+        """In tier_up's child: what a compile that is not tiered writes to the disk cache. Codegen runs
+        again: tier 0's code calls fewer GEMM micro-kernels (kernels/microkernel.tile_variants) and
+        links this process's O0 kernels; the passes' result is the same and is reused."""
+        full = Compilation(self.entries, self.name, self.options, self.linker, self.disk_cache, kernel_library=True)
+        full._stages["planned"] = self.planned
+        full.__dict__["_tiered"] = False
+        full.native      # (codegen first: it decides which kernels compile() compiles)
+        full.kernels.compile(beside=lambda: full.jit_object, parallel=False)
+        full._write_entry(full.jit_object)
 
     def _load_tier1(self) -> JITEngine:
         """In tier_up's watcher (holding LLVM_LOCK): tier 1 from the disk cache, where the child put it;
@@ -369,7 +376,9 @@ class Compilation:
         hit = self._read_persisted()
         if hit is not None:
             return JITEngine.from_object(hit[1], self.target, self.options.opt_level, self.interface.libraries, hit[2])
-        return Compilation(self.entries, self.name, self.options, self.linker, self.disk_cache, kernel_library=True).engine
+        full = Compilation(self.entries, self.name, self.options, self.linker, self.disk_cache, kernel_library=True)
+        full.__dict__["_tiered"] = False       # (never tiered: no fork from this thread)
+        return full.engine
 
     def _write_entry(self, code: bytes) -> None:
         entry = self.interface.to_json() | ({"kernels": self.kernels.manifest()} if self.kernels else {})
@@ -386,6 +395,16 @@ class Compilation:
         width = max((len(k) for k in self.timings), default=5)
         lines = [f"{k:<{width}}  {1e3 * t:8.2f} ms" for k, t in self.timings.items()]
         return "\n".join(lines + [f"{'total':<{width}}  {1e3 * sum(self.timings.values()):8.2f} ms"])
+
+
+class _Printed:
+    """A NativeModule's IR text, printed by str() where a job compiles it (kernel_library.compile_tier0)."""
+
+    def __init__(self, native: NativeModule):
+        self.native = native
+
+    def __str__(self) -> str:
+        return self.native.ir_text
 
 
 def c_symbol(name: str) -> str:

@@ -41,9 +41,11 @@ def parallel_allowed() -> bool:
 
 
 def fork() -> int:
-    """os.fork() holding LLVM_LOCK: no thread of ours (tier_up's watchers) holds LLVM's state or the
-    caches' locks in the child (the forking thread owns the lock there, and leaves with os._exit)."""
-    with LLVM_LOCK:
+    """os.fork() holding LLVM_LOCK and tier_up's lock: no thread of ours (tier_up's watchers) holds
+    LLVM's state, the caches' locks or the watcher list in the child (which parallel_allowed() reads
+    there); the forking thread owns the locks in the child, and leaves with os._exit."""
+    from .tier_up import fork_lock
+    with LLVM_LOCK, fork_lock():
         return os.fork()
 
 

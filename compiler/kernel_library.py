@@ -41,14 +41,16 @@ KERNEL_OPT_LEVEL = 3      # a kernel's default: packing loops with scalar copies
 # time, step times within noise (bench/bench_models.py, MNIST MLP and convnet, batch 1 and 64)
 EXPLICIT_VECTOR_OPT_LEVEL = 1
 # LLVM time per IR instruction of a kernel at its level, against O3's (the units of the shares' costs)
-KERNEL_COST = {1: 0.8, 2: 1.0, 3: 1.0}
+# (O0, tier_up.py's tier 0: parse + FastISel ~0.27 of O1's time, plus printing the text, the same at any level)
+KERNEL_COST = {0: 0.3, 1: 0.8, 2: 1.0, 3: 1.0}
 # LLVM time per IR instruction of the glue at each opt level against the kernels' (O3, explicit vectors:
 # ~0.07 ms): O2 ~0.13 ms, O1 ~0.09 ms (MNIST MLP and convnet, bench/bench_compile_phases.py): the weights
 # that share the work between the two processes
-GLUE_COST = {0: 0.5, 1: 1.3, 2: 2, 3: 2.2}
+GLUE_COST = {0: 0.15, 1: 1.3, 2: 2, 3: 2.2}   # O0: ~0.12 of O1's time (the MLP's train-step glue)
 MIN_CHILD_COST = 300      # ~20 ms of LLVM: less than that is not worth a fork
 _MEMORY: OrderedDict = OrderedDict()   # key -> (calls {name: key}, object bytes)
 _MEMORY_LIMIT = 512
+GLUE_JOB = "glue"                      # compile_tier0's job key of the glue module (kernel keys are digests)
 _TIER0: OrderedDict = OrderedDict()    # key -> (calls, O0 object): tier-0 kernels (KernelSet.compile_tier0)
 _LOCK = threading.Lock()
 
@@ -210,16 +212,18 @@ class KernelSet:
             self.compiled += key in self.texts
         return [self.objects[k] for k in sorted(self.objects)]
 
-    def compile_tier0(self, beside=None) -> list:
-        """The objects tier 0 links (tier_up.py): those at hand, and at O0 the kernels and glue parts
-        that are not (the kernels kept in _TIER0 for this process's next tiered compile). beside()
-        (the glue at O0) runs meanwhile; a forked helper takes a share as in compile() (fork_compile.py)."""
-        jobs = [(key, (name, text, 0, KERNEL_COST[1] * text.size))
+    def compile_tier0(self, glue_name: str, glue_text) -> tuple:
+        """(the glue's object, the kernels' objects) for tier 0 (tier_up.py): the glue, and the kernels and
+        glue parts not at hand, at O0 (the kernels kept in _TIER0 for this process's next tiered compile),
+        a forked helper taking a share as in compile() (fork_compile.py). glue_text: printed where it is
+        compiled (str()), so that printing the glue, too, may run on the second core."""
+        jobs = [(key, (name, text, 0, KERNEL_COST[0] * text.size))
                 for key, (name, text, _, _) in sorted(self.texts.items()) if key not in self.objects]
-        jobs += [(key, (name, text, 0, cost)) for key, (name, text, _, cost) in sorted(self.parts.items())
-                 if key not in self.objects]
-        built = compile_all(jobs, self._compile_one, beside, cost=self._cost,
-                            beside_cost=GLUE_COST[0] * self.glue_size, min_child_cost=MIN_CHILD_COST)
+        jobs += [(key, (name, text, 0, cost * GLUE_COST[0] / GLUE_COST[level]))    # (printed already)
+                 for key, (name, text, level, cost) in sorted(self.parts.items()) if key not in self.objects]
+        jobs.append((GLUE_JOB, (glue_name, glue_text, 0, KERNEL_COST[0] * self.glue_size)))
+        built = compile_all(jobs, self._compile_one, cost=self._cost, min_child_cost=MIN_CHILD_COST)
+        glue = built.pop(GLUE_JOB)
         with _LOCK:
             for key, code in built.items():
                 if key in self.texts:
@@ -227,7 +231,7 @@ class KernelSet:
             while len(_TIER0) > _MEMORY_LIMIT:
                 _TIER0.popitem(last=False)
         out = {**self.tier0_objects, **built}
-        return [self.objects[k] for k in sorted(self.objects)] + [out[k] for k in sorted(out)]
+        return glue, [self.objects[k] for k in sorted(self.objects)] + [out[k] for k in sorted(out)]
 
     def pending_cost(self) -> float:
         """The LLVM work compile() has left (fork_compile's units): the glue and what is not at hand."""

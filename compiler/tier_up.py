@@ -49,6 +49,11 @@ _settled: list = []           # publish callbacks to run again once no child com
 _lock = threading.Lock()
 
 
+def fork_lock() -> threading.Lock:
+    """The lock of the watcher list (fork_compile.fork holds it across the fork)."""
+    return _lock
+
+
 def enabled() -> bool:
     return os.environ.get("KCOMPILE_TIER_UP", "").strip() != "0"
 
@@ -148,6 +153,16 @@ def exported_entries(module) -> list:
         fty = str(fn.global_value_type)
         out.append((fn.name, fty[:fty.index(" (")], [str(a.type) for a in fn.arguments]))
     return out
+
+
+def entry_signatures(module) -> list:
+    """exported_entries from the llvmlite module codegen built, before it is printed (pointers are `ptr`)."""
+    from llvmlite import ir
+
+    def text(t) -> str:
+        return "ptr" if isinstance(t, ir.PointerType) else str(t)
+    return [(fn.name, text(fn.ftype.return_type), [text(a) for a in fn.ftype.args])
+            for fn in module.functions if fn.blocks and fn.linkage in ("", "external")]
 
 
 def stub_module_text(entries: list, triple: str) -> str:

@@ -261,7 +261,8 @@ class _Macro:
     def _dispatch(self, args):
         """One call per tile: the shared tile function picks the micro-kernel variant."""
         b, s, p = self.b, self.s, self.g.p
-        cols, heights = tile_variants(p.n, s.nr, None if p.m_per_batch else p.m, s.mr)
+        tier0 = getattr(getattr(self.g.module, "kc_kernels", None), "tiered", False)   # (tier_up.py)
+        cols, heights = tile_variants(p.n, s.nr, None if p.m_per_batch else p.m, s.mr, fewest=tier0)
         if s is self.g.wide:   # thread chunks are multiples of the normal NR, not of the wide one
             cols = ("full", "edge") if p.n >= s.nr else ("edge",)
         variants = (cols, heights)

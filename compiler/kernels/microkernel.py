@@ -69,14 +69,17 @@ def microkernel(module: ir.Module, elem: ir.Type, lanes: int, mr: int, nr: int, 
     return fn
 
 
-def tile_variants(n: int, nr: int, m: int | None, mr_max: int):
+def tile_variants(n: int, nr: int, m: int | None, mr_max: int, fewest: bool = False):
     """(column kinds, heights) a GEMM with N = n and M = m (None: run-time) can ever call.
 
     Block and thread boundaries are multiples of MR and NR, so only the last row/column tiles are
     partial (the caller widens this for a tile shape whose NR the thread split does not respect).
+    fewest: MR rows only for a run-time M (an MR-row kernel computes any mvalid <= MR and stores
+    mvalid rows): the tiered JIT's tier 0 (compiler/tier_up.py), for which generating and compiling
+    four more heights costs more than the rows they save.
     """
     cols = (("full",) if n >= nr else ()) + (("edge",) if n % nr else ())
-    heights = tile_heights(mr_max)
+    heights = [mr_max] if fewest else tile_heights(mr_max)
     if m is not None:
         rest = m % mr_max
         heights = ([mr_max] if m >= mr_max else []) + ([min(h for h in heights if h >= rest)] if rest else [])

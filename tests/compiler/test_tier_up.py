@@ -10,6 +10,7 @@ import pytest
 import kcompile as kc
 from kcompile.compiler import driver, fork_compile, kernel_library, tier_up
 from kcompile.compiler.codelib import JITEngine
+from kcompile.compiler.jit import NativeFunction
 from kcompile.ir.thread_tuner import RETUNE, TRIALS, ThreadTuner
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -77,6 +78,8 @@ def test_the_child_fills_the_disk_cache_so_the_next_compile_loads_tier1_directly
     kernel_library.forget_in_memory()
     assert again.persisted is not None and not again._tiered
     assert isinstance(again.engine, JITEngine)
+    loaded = NativeFunction(fn.graph, again)       # the entry and the kernels it lists link and run
+    np.testing.assert_allclose(loaded([x])[0], model.predict_on_batch(x), rtol=1e-6, atol=1e-7)
 
 
 def test_training_links_the_forward_passes_tier0_kernels_and_matches_the_reference():
@@ -162,3 +165,25 @@ def jit_cache_clear():
     from kcompile.compiler import jit
     with jit._CACHE_LOCK:
         jit._CACHE.clear()
+
+
+def test_fork_holds_the_locks_a_watcher_takes(monkeypatch):
+    """A child forked while a watcher held the watcher list's lock (or LLVM_LOCK) would wait on it for
+    ever (parallel_allowed() reads the list in the child): fork() holds both across os.fork."""
+    from kcompile.compiler.codelib import LLVM_LOCK
+    held = []
+    monkeypatch.setattr(fork_compile.os, "fork", lambda: held.append(
+        (tier_up.fork_lock().locked(), LLVM_LOCK._is_owned())) or 4242)
+    assert fork_compile.fork() == 4242
+    assert held == [(True, True)] and not tier_up.fork_lock().locked()
+
+
+def test_the_watchers_fallback_compile_is_never_tiered(monkeypatch):
+    jit_cache_clear()
+    monkeypatch.setattr(driver.Compilation, "_tier_up_child", lambda self: os._exit(3))
+    forks = []
+    real = tier_up.fork_child
+    monkeypatch.setattr(tier_up, "fork_child", lambda work: forks.append(threading.current_thread()) or real(work))
+    _model(61).predict_on_batch(_data()[0])
+    assert tier_up.wait(120)
+    assert forks == [threading.main_thread()]      # the watcher compiled tier 1 itself, without forking
