@@ -6,10 +6,11 @@ FastISel, the fast register allocator) the same IR compiles about ten times fast
 that runs 4-8 times slower. So the JIT compiles twice, as HotSpot, V8 and .NET's tiered JIT do:
 
   tier 0   this process, at once: the glue and the kernels not at hand at O0 (kernel_library.py
-           keeps them in memory for the next compile that needs the same kernels);
-  tier 1   a forked child (niced, on the second core): the same IR at the usual levels, written to
-           the disk cache (disk_cache.py) as any compile is; a watcher thread waits for the child,
-           loads the code and publishes it.
+           keeps them in memory for the next compile that needs the same kernels); its GEMMs call
+           only the MR-row micro-kernels (kernels/microkernel.tile_variants(fewest=True));
+  tier 1   a forked child (niced, on the second core): codegen again from the same planned graphs,
+           at the usual levels, written to the disk cache (disk_cache.py) as any compile is; a
+           watcher thread waits for the child, loads the code and publishes it.
 
 Publishing is one pointer store per entry point: every exported entry of a tiered compile is called
 through a stub (`load` a function pointer, `musttail call` it: a load and a jump) in a small module of
@@ -27,11 +28,13 @@ several cores); KCOMPILE_TIER_UP=0 turns it off. Elsewhere the JIT compiles at t
 before the first call, as before. A child that fails costs time only: the watcher then compiles
 tier 1 in-process (at the usual levels, without forking) and publishes it.
 
-Fork safety: the watchers do all their LLVM and cache work holding codelib.LLVM_LOCK, and every fork
-in the compiler (fork_compile.fork) takes that lock first, so no child starts with a lock a watcher holds.
+Fork safety: the watchers do all their LLVM and cache work holding codelib.LLVM_LOCK and touch the
+watcher list only under its lock; every fork in the compiler (fork_compile.fork) takes both first, so
+no child starts with a lock a watcher holds. Forks happen on the main thread only.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -39,14 +42,16 @@ import threading
 import time
 import warnings
 
+from kcompile.ir.thread_budget import BUDGET
+
 from .codelib import LLVM_LOCK
 
 STUB_PREFIX = "kc.tier."
 CHILD_LIMIT_S = 300.0
 _watchers: list = []          # running watcher threads (fork_compile.parallel_allowed does not count them)
-_last_done: threading.Event | None = None   # the newest watcher's: the next one publishes after it
 _settled: list = []           # publish callbacks to run again once no child compiles any more
 _lock = threading.Lock()
+_optimized_first = 0          # optimized_first() blocks open (compiles there are not tiered)
 
 
 def fork_lock() -> threading.Lock:
@@ -55,18 +60,27 @@ def fork_lock() -> threading.Lock:
 
 
 def enabled() -> bool:
-    return os.environ.get("KCOMPILE_TIER_UP", "").strip() != "0"
+    return _optimized_first == 0 and os.environ.get("KCOMPILE_TIER_UP", "").strip() != "0"
+
+
+@contextlib.contextmanager
+def optimized_first():
+    """Compiles inside build the optimized code before the first call: a caller about to run a long
+    loop (fit over many steps: frontend/training/backend.long_run) gains nothing from tier 0, whose
+    steps run 4-8 times slower until tier 1 is published (a cold MNIST MLP epoch took ~0.35-0.5 s
+    longer tiered)."""
+    global _optimized_first
+    _optimized_first += 1
+    try:
+        yield
+    finally:
+        _optimized_first -= 1
 
 
 def watchers() -> int:
     """How many watcher threads run now."""
     with _lock:
         return sum(t.is_alive() for t in _watchers)
-
-
-def is_watcher(thread: threading.Thread) -> bool:
-    with _lock:
-        return thread in _watchers
 
 
 def fork_child(work) -> int | None:
@@ -181,7 +195,7 @@ def stub_module_text(entries: list, triple: str) -> str:
 
 
 def tiered_engine(tier0, entries: list, target):
-    """Stubs for `entries` (exported_entries of the glue) over tier0 (a JITEngine): a TieredEngine."""
+    """Stubs for `entries` (entry_signatures or exported_entries of the glue) over tier0 (a JITEngine): a TieredEngine."""
     from .codelib import CodeLibrary, JITEngine
     code = CodeLibrary("kc_tier_stubs", stub_module_text(entries, target.triple), target, 0).emit_jit_object()
     stubs = JITEngine.from_object(code, target, 0)
@@ -193,23 +207,26 @@ def tiered_engine(tier0, entries: list, target):
 
 
 def watch(engine: TieredEngine, pid: int | None, load, describe: str) -> None:
-    """Start the watcher: wait for the child `pid` (None: none was forked), then, after the previous
-    watcher has published (its kernels are the ones this tier 1 links), publish load() (a JITEngine)."""
-    global _last_done
+    """Start the watcher: wait for the child `pid` (None: none was forked), then publish load() (a
+    JITEngine: the child's entry lists every kernel it links, so watchers need no order)."""
+    if pid is not None:
+        # the child's core: native calls offered the default count leave it to the child meanwhile (tier
+        # 0 with both cores starved a niced child: a cold MNIST fit's epoch took 6.6 s once, 1.8 s untiered)
+        BUDGET.acquire(1)
+    thread = threading.Thread(target=_watch, args=(engine, pid, load, describe),
+                              name=f"kcompile-tier-up {describe}", daemon=False)
     with _lock:
-        previous, _last_done = _last_done, engine.done
-        thread = threading.Thread(target=_watch, args=(engine, pid, load, previous, describe),
-                                  name=f"kcompile-tier-up {describe}", daemon=False)
         _watchers[:] = [t for t in _watchers if t.is_alive()] + [thread]
     thread.start()
 
 
-def _watch(engine: TieredEngine, pid, load, previous, describe: str) -> None:
+def _watch(engine: TieredEngine, pid, load, describe: str) -> None:
     try:
         if pid is not None:
-            _reap(pid)
-        if previous is not None:
-            previous.wait()
+            try:
+                _reap(pid)
+            finally:
+                BUDGET.release(1)
         with LLVM_LOCK:
             engine.publish(load())
     except BaseException as e:    # tier 0 keeps running: correct, slower

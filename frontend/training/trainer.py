@@ -18,7 +18,7 @@ from kcompile.frontend.layers import rnn_state
 from kcompile.frontend.trace import forward_graph
 from kcompile.frontend.training import data as D
 from kcompile.frontend.training import data_parallel
-from kcompile.frontend.training.backend import make_executor, resolve_backend
+from kcompile.frontend.training.backend import long_run, make_executor, resolve_backend
 from kcompile.frontend.training.callback_base import CallbackList
 from kcompile.frontend.training import fast_predict
 from kcompile.frontend.training.fit_feeder import FitFeeder
@@ -280,6 +280,14 @@ class TrainerMixin:
         initial_epoch, self._initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch, None  # (a restore)
         if dp is not None:   # same model everywhere, rank 0's weights, optimizer state and start epoch
             initial_epoch = dp.start(self, initial_epoch)
+        with long_run((steps or 0) * max(0, epochs - initial_epoch)):   # (a stream may not know its steps)
+            logs = self._fit_epochs(initial_epoch, epochs, stream, train, val, batch_size, shuffle, steps_per_epoch,
+                                    class_weight, validation_batch_size, validation_steps, validation_freq, dp, cbs)
+        cbs.on_train_end(logs)
+        return self.history
+
+    def _fit_epochs(self, initial_epoch, epochs, stream, train, val, batch_size, shuffle, steps_per_epoch,
+                    class_weight, validation_batch_size, validation_steps, validation_freq, dp, cbs) -> dict:
         logs, pending = {}, []
         for epoch in range(initial_epoch, epochs):
             if stream is None:
@@ -288,7 +296,7 @@ class TrainerMixin:
             else:   # the stream's own batches, in its order
                 train, batches = self._stream_epoch(stream, class_weight)
                 if not batches:
-                    warnings.warn(RAN_OUT, stacklevel=2)
+                    warnings.warn(RAN_OUT, stacklevel=3)    # (at the caller of fit)
                     break
             logs = self._fit_epoch(epoch, train, batches, shuffle and stream is None, cbs)
             if val is not None and (epoch + 1) % validation_freq == 0:
@@ -297,8 +305,7 @@ class TrainerMixin:
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training or (stream is not None and stream.exhausted and stream.steps):
                 break
-        cbs.on_train_end(logs)
-        return self.history
+        return logs
 
     def _stream_epoch(self, stream, class_weight):
         """One epoch of a generator/PyDataset as checked arrays and the index range of each of its batches."""
@@ -344,7 +351,8 @@ class TrainerMixin:
         arrays = self._prepare(x, y, sample_weight, None, "evaluate")
         n_steps = steps or -(-len(arrays[0][0]) // (batch_size or 32))
         cbs = self._callbacks(callbacks, verbose, steps=n_steps, evaluating=True, history=False)
-        logs = self._evaluate_arrays(arrays, batch_size or 32, cbs, steps)
+        with long_run(n_steps):
+            logs = self._evaluate_arrays(arrays, batch_size or 32, cbs, steps)
         return self._flat_logs(logs, return_dict)
 
     def _evaluate_arrays(self, arrays, batch_size, cbs, steps=None) -> dict:
@@ -368,9 +376,14 @@ class TrainerMixin:
                 outs = prepared.plan.call1(x)   # one batch of one input: the shortest way
                 if outs is not None:
                     return outs[0] if len(outs) == 1 else outs
-            outs = self._predict_prepared(x, batch_size or 32)
+            with long_run(-(-len(x) // (batch_size or 32)) if isinstance(x, np.ndarray) and x.ndim else 0):
+                outs = self._predict_prepared(x, batch_size or 32)
             if outs is not None:
                 return outs
+        with long_run(-(-len(x) // (batch_size or 32)) if isinstance(x, np.ndarray) and x.ndim else steps or 0):
+            return self._predict_batches(x, batch_size, verbose, steps, callbacks)
+
+    def _predict_batches(self, x, batch_size, verbose, steps, callbacks):
         x, _, _, batch_size, steps = _drain(x, None, None, batch_size, steps, "predict")
         x, _, _, batch_size, _ = unpack_dataset(x, None, None, batch_size, False, "predict")
         xs = self._prepare_x(x)

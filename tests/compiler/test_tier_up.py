@@ -187,3 +187,20 @@ def test_the_watchers_fallback_compile_is_never_tiered(monkeypatch):
     _model(61).predict_on_batch(_data()[0])
     assert tier_up.wait(120)
     assert forks == [threading.main_thread()]      # the watcher compiled tier 1 itself, without forking
+
+
+def test_long_loops_compile_optimized_code_first():
+    """fit over >= LONG_RUN_STEPS steps (and predict/evaluate over as many batches) gains nothing from
+    tier 0: its compiles are not tiered; a short fit's are."""
+    from kcompile.frontend.training.backend import LONG_RUN_STEPS
+    x, y = _data()
+    jit_cache_clear()
+    model = _model(67)
+    model.fit(x, y, batch_size=1, epochs=-(-LONG_RUN_STEPS // len(x)), verbose=0)
+    assert all(isinstance(e, JITEngine) for e in _engines().values())
+    jit_cache_clear()
+    kernel_library.forget_in_memory()
+    model = _model(71)
+    model.fit(x, y, batch_size=3, epochs=1, verbose=0)
+    assert any(isinstance(e, tier_up.TieredEngine) for e in _engines().values())
+    assert tier_up.enabled()
