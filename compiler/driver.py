@@ -363,9 +363,7 @@ class Compilation:
         """In tier_up's child: what a compile that is not tiered writes to the disk cache. Codegen runs
         again: tier 0's code calls fewer GEMM micro-kernels (kernels/microkernel.tile_variants) and
         links this process's O0 kernels; the passes' result is the same and is reused."""
-        full = Compilation(self.entries, self.name, self.options, self.linker, self.disk_cache, kernel_library=True)
-        full._stages["planned"] = self.planned
-        full.__dict__["_tiered"] = False
+        full = self._untiered()
         full.native      # (codegen first: it decides which kernels compile() compiles)
         full.kernels.compile(beside=lambda: full.jit_object, parallel=False)
         full._write_entry(full.jit_object)
@@ -376,9 +374,14 @@ class Compilation:
         hit = self._read_persisted()
         if hit is not None:
             return JITEngine.from_object(hit[1], self.target, self.options.opt_level, self.interface.libraries, hit[2])
+        return self._untiered().engine
+
+    def _untiered(self) -> "Compilation":
+        """This compilation again, never tiered (tier 1; no fork from a watcher): the passes' result reused."""
         full = Compilation(self.entries, self.name, self.options, self.linker, self.disk_cache, kernel_library=True)
-        full.__dict__["_tiered"] = False       # (never tiered: no fork from this thread)
-        return full.engine
+        full._stages["planned"] = self.planned
+        full.__dict__["_tiered"] = False
+        return full
 
     def _write_entry(self, code: bytes) -> None:
         entry = self.interface.to_json() | ({"kernels": self.kernels.manifest()} if self.kernels else {})

@@ -96,7 +96,7 @@ class KernelSet:
         self.used_promised: set = set()          # those the code calls
         self.hand_off = None          # in background_compile's child: its Handoff (a share goes to the parent)
         self.handed: set = set()      # keys of the jobs handed off
-        self.tiered = False           # a tiered compile (tier_up.py): kernels a tier-up child compiles count as at hand
+        self.tiered = False           # tier 0 of a tiered compile (tier_up.py): earlier tier 0s' O0 kernels are at hand
         self.tier0_objects: dict = {} # key -> O0 object of those (this process's _TIER0 table)
 
     # -- codegen time ----------------------------------------------------------------------------
@@ -128,9 +128,8 @@ class KernelSet:
         return True
 
     def _pin_tier0(self, name: str, key: str, seen: set) -> bool:
-        """A kernel an earlier tiered compile of this process compiled at O0 while its child compiles
-        it at its own level into the disk cache: tier 0 links the O0 object, the child's code expects
-        the kernel from the cache, like a promised one (tier_up.py publishes in order)."""
+        """A kernel an earlier tier 0 of this process compiled at O0 (tier_up.py): this tier 0 links that
+        object. (Tier 1 does not come from this KernelSet: the child runs codegen again, untiered.)"""
         with _LOCK:
             entry = _TIER0.get(key)
         if entry is None:
@@ -139,7 +138,6 @@ class KernelSet:
         if not all(self._pin(n, k, seen) for n, k in calls.items()):
             return False
         self.tier0_objects[key], self.names[key] = code, name
-        self.used_promised.add(key)
         return True
 
     def split(self, module: ir.Module) -> None:
