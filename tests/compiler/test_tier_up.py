@@ -204,3 +204,17 @@ def test_long_loops_compile_optimized_code_first():
     model.fit(x, y, batch_size=3, epochs=1, verbose=0)
     assert any(isinstance(e, tier_up.TieredEngine) for e in _engines().values())
     assert tier_up.enabled()
+
+
+def test_a_running_child_holds_one_core_of_the_thread_budget(monkeypatch):
+    """Default-offer calls leave the child its core (tier 0 on every core starved it)."""
+    import time
+    from kcompile.ir.thread_budget import BUDGET
+    jit_cache_clear()
+    real = driver.Compilation._tier_up_child
+    monkeypatch.setattr(driver.Compilation, "_tier_up_child", lambda self: (time.sleep(1.0), real(self)))
+    before = BUDGET.busy
+    _model(73).predict_on_batch(_data()[0])
+    assert BUDGET.busy == before + 1
+    assert tier_up.wait(120)
+    assert BUDGET.busy == before
