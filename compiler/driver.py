@@ -356,7 +356,8 @@ class Compilation:
             signatures = entries or tier_up.exported_entries(CodeLibrary(self.name, native.ir_text, self.target, 0).module)
             return tier_up.tiered_engine(engine, signatures, self.target)
         engine = self._timed("llvm-tier0", tier0)
-        tier_up.watch(engine, pid, self._load_tier1, f"'{self.name}'")
+        tier_up.watch(engine, pid, self._load_tier1, f"'{self.name}'",
+                      ready=lambda: self.disk_cache.get(self.persistent_key) is not None)
         return engine
 
     def _tier_up_child(self) -> None:

@@ -22,8 +22,6 @@ import pickle
 import sys
 import threading
 
-from .codelib import LLVM_LOCK
-
 MIN_JOBS = 4   # below this a fork costs more than it saves
 # runtimes whose native thread pools Python's thread count does not see
 THREADED_RUNTIMES = ("jax", "jaxlib", "torch", "tensorflow")
@@ -36,16 +34,17 @@ def parallel_allowed() -> bool:
         return False
     if not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
         return False
-    from .tier_up import watchers     # (their LLVM work holds LLVM_LOCK, which fork() takes)
+    from .tier_up import watchers     # (their LLVM work holds LLVM_LOCK, which every fork waits for)
     return threading.current_thread() is threading.main_thread() and threading.active_count() - watchers() == 1
 
 
 def fork() -> int:
-    """os.fork() holding LLVM_LOCK and tier_up's lock: no thread of ours (tier_up's watchers) holds
-    LLVM's state, the caches' locks or the watcher list in the child (which parallel_allowed() reads
-    there); the forking thread owns the locks in the child, and leaves with os._exit."""
-    from .tier_up import fork_lock
-    with LLVM_LOCK, fork_lock():
+    """os.fork() for a compile helper: tier_up's at-fork hooks hold LLVM_LOCK and the watcher list's
+    lock across it, so no thread of ours (tier_up's watchers) holds LLVM's state, the caches' locks or
+    the watcher list in the child (which parallel_allowed() reads there); the child adopts no tier-0
+    engine (it leaves with os._exit)."""
+    from .tier_up import own_fork
+    with own_fork():       # (tier_up's at-fork hooks take LLVM_LOCK and the watcher list's lock)
         return os.fork()
 
 

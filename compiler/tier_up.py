@@ -29,8 +29,9 @@ before the first call, as before. A child that fails costs time only: the watche
 tier 1 in-process (at the usual levels, without forking) and publishes it.
 
 Fork safety: the watchers do all their LLVM and cache work holding codelib.LLVM_LOCK and touch the
-watcher list only under its lock; every fork in the compiler (fork_compile.fork) takes both first, so
-no child starts with a lock a watcher holds. Forks happen on the main thread only.
+watcher list only under its lock; at-fork hooks (the end of this file) take both across every os.fork
+of the process, ours (from the main thread only) and the user's, so no child starts with a lock a
+watcher holds; a process the user forks meanwhile adopts the tier-0 engines and publishes tier 1 itself.
 """
 from __future__ import annotations
 
@@ -52,11 +53,8 @@ _watchers: list = []          # running watcher threads (fork_compile.parallel_a
 _settled: list = []           # publish callbacks to run again once no child compiles any more
 _lock = threading.Lock()
 _optimized_first = 0          # optimized_first() blocks open (compiles there are not tiered)
-
-
-def fork_lock() -> threading.Lock:
-    """The lock of the watcher list (fork_compile.fork holds it across the fork)."""
-    return _lock
+_pending: dict = {}           # TieredEngine -> (load, ready, describe, holds a budget core) until published
+_own_fork = False             # fork_compile.fork is forking (its children adopt nothing)
 
 
 def enabled() -> bool:
@@ -206,9 +204,10 @@ def tiered_engine(tier0, entries: list, target):
     return TieredEngine(tier0, stubs, slots, addresses)
 
 
-def watch(engine: TieredEngine, pid: int | None, load, describe: str) -> None:
+def watch(engine: TieredEngine, pid: int | None, load, describe: str, ready=None) -> None:
     """Start the watcher: wait for the child `pid` (None: none was forked), then publish load() (a
-    JITEngine: the child's entry lists every kernel it links, so watchers need no order)."""
+    JITEngine: the child's entry lists every kernel it links, so watchers need no order). ready():
+    whether tier 1 is in the disk cache (a process forked meanwhile polls it: _after_fork_in_child)."""
     if pid is not None:
         # the child's core: native calls offered the default count leave it to the child meanwhile (tier
         # 0 with both cores starved a niced child: a cold MNIST fit's epoch took 6.6 s once, 1.8 s untiered)
@@ -217,6 +216,7 @@ def watch(engine: TieredEngine, pid: int | None, load, describe: str) -> None:
                               name=f"kcompile-tier-up {describe}", daemon=False)
     with _lock:
         _watchers[:] = [t for t in _watchers if t.is_alive()] + [thread]
+        _pending[engine] = (load, ready, describe, pid is not None)
     thread.start()
 
 
@@ -236,6 +236,7 @@ def _watch(engine: TieredEngine, pid, load, describe: str) -> None:
     finally:
         engine.done.set()
         with _lock:
+            _pending.pop(engine, None)
             _watchers[:] = [t for t in _watchers if t.is_alive() and t is not threading.current_thread()]
             again = list(_settled) if not _watchers else []
             if again:
@@ -269,3 +270,72 @@ def wait(timeout: float | None = None) -> bool:
     for t in threads:
         t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
     return not any(t.is_alive() for t in threads)
+
+
+# -- forks -------------------------------------------------------------------------------------------
+# Every os.fork of the process (ours: fork_compile.fork; the user's: multiprocessing's fork start method)
+# runs these: the fork waits until no watcher holds LLVM_LOCK or the watcher list's lock, so no child
+# starts with a lock held for good. A child the user forked while tier-up children ran has no watcher
+# of its own (threads do not survive a fork): it adopts the tier-0 engines, polls the disk cache for their
+# tier 1 (the parent's children write it there) and publishes it itself, and gives back the cores the
+# parent held for its children. Our own children (compile helpers) adopt nothing: they leave with os._exit.
+
+@contextlib.contextmanager
+def own_fork():
+    """Around fork_compile.fork's os.fork: its child is one of ours."""
+    global _own_fork
+    _own_fork = True
+    try:
+        yield
+    finally:
+        _own_fork = False
+
+
+def _before_fork() -> None:
+    LLVM_LOCK.acquire()
+    _lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _lock.release()
+    LLVM_LOCK.release()
+
+
+def _after_fork_in_child() -> None:
+    _lock.release()
+    LLVM_LOCK.release()
+    _watchers.clear()
+    if _own_fork:
+        return
+    adopted, _pending_copy = [], dict(_pending)
+    for engine, (load, ready, describe, holds_core) in _pending_copy.items():
+        if holds_core:
+            BUDGET.release(1)
+        if ready is not None:
+            adopted.append(threading.Thread(target=_adopt, args=(engine, load, ready, describe),
+                                            name=f"kcompile-tier-up {describe} (forked)", daemon=True))
+    _watchers.extend(adopted)
+    for thread in adopted:
+        thread.start()
+
+
+def _adopt(engine: TieredEngine, load, ready, describe: str) -> None:
+    """In a process forked while the parent's tier-up child ran: publish tier 1 once it is in the cache
+    (or, after CHILD_LIMIT_S, compiled here). A daemon thread: a worker process exits without waiting."""
+    try:
+        deadline = time.monotonic() + CHILD_LIMIT_S
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with LLVM_LOCK:
+            engine.publish(load())
+    except BaseException as e:
+        engine.failure = e
+    finally:
+        engine.done.set()
+        with _lock:
+            _watchers[:] = [t for t in _watchers if t.is_alive() and t is not threading.current_thread()]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)

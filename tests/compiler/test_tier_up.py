@@ -3,6 +3,7 @@ optimized code into the disk cache, and a watcher thread publishes it through th
 are the reference interpreter's in both tiers, and a failed child still ends in optimized code."""
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -167,15 +168,50 @@ def jit_cache_clear():
         jit._CACHE.clear()
 
 
-def test_fork_holds_the_locks_a_watcher_takes(monkeypatch):
+def test_every_fork_waits_for_the_locks_a_watcher_holds():
     """A child forked while a watcher held the watcher list's lock (or LLVM_LOCK) would wait on it for
-    ever (parallel_allowed() reads the list in the child): fork() holds both across os.fork."""
+    ever (parallel_allowed() reads the list in the child): the at-fork hooks hold both across os.fork."""
     from kcompile.compiler.codelib import LLVM_LOCK
-    held = []
-    monkeypatch.setattr(fork_compile.os, "fork", lambda: held.append(
-        (tier_up.fork_lock().locked(), LLVM_LOCK._is_owned())) or 4242)
-    assert fork_compile.fork() == 4242
-    assert held == [(True, True)] and not tier_up.fork_lock().locked()
+    held = threading.Event()
+
+    def watcher_like():
+        with LLVM_LOCK, tier_up._lock:
+            held.set()
+            time.sleep(0.3)
+    t = threading.Thread(target=watcher_like)
+    t.start()
+    held.wait()
+    pid = os.fork()           # waits for the thread to let go
+    if pid == 0:
+        ok = tier_up._lock.acquire(timeout=2) and LLVM_LOCK.acquire(timeout=2)
+        os._exit(0 if ok else 1)
+    t.join()
+    assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_a_process_forked_meanwhile_publishes_tier1_itself():
+    """multiprocessing's fork start method after a cold predict: the forked process has no watcher (threads
+    do not survive a fork); it adopts the tier-0 engine, finds tier 1 in the cache and publishes it."""
+    jit_cache_clear()
+    model, x = _model(79), _data()[0]
+    want = model.predict_on_batch(x)
+    (engine,) = [e for e in _engines().values() if isinstance(e, tier_up.TieredEngine)]
+    assert engine.tier == 0 and engine in tier_up._pending     # (the parent's child is still compiling)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            ok = tier_up.wait(60) and engine.tier == 1 and engine.failure is None
+            ok = ok and np.allclose(model.predict_on_batch(x), want, rtol=1e-6, atol=1e-7)
+            os.write(write_end, b"1" if ok else b"0")
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    got = os.read(read_end, 1)
+    os.close(read_end)
+    assert os.waitpid(pid, 0)[1] == 0 and got == b"1"
 
 
 def test_the_watchers_fallback_compile_is_never_tiered(monkeypatch):
@@ -208,7 +244,6 @@ def test_long_loops_compile_optimized_code_first():
 
 def test_a_running_child_holds_one_core_of_the_thread_budget(monkeypatch):
     """Default-offer calls leave the child its core (tier 0 on every core starved it)."""
-    import time
     from kcompile.ir.thread_budget import BUDGET
     jit_cache_clear()
     real = driver.Compilation._tier_up_child
