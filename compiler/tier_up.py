@@ -19,6 +19,10 @@ change; a call that entered tier 0 finishes there (tier-0 code stays loaded whil
 Globals the caller binds in the code (the thread launcher, the collective hook) are bound in tier 1
 before its entries are published (TieredEngine.bind_globals replays them).
 
+While a child runs it holds one core of the thread budget (ir/thread_budget.py), so tier-0 calls
+offered the default count leave it that core; a loop known to be long compiles optimized first
+(optimized_first: fit over >= 100 steps, frontend/training/backend.long_run).
+
 The next process finds tier 1 in the disk cache and never tiers. The watcher is a non-daemon thread,
 so a process that exits early still waits for its children to fill the cache (about a second).
 
