@@ -353,11 +353,12 @@ class Compilation:
         def tier0():
             glue, kernels = self.kernels.compile_tier0(self.name, _Printed(native))
             engine = JITEngine.from_object(glue, self.target, 0, interface.libraries, kernels)
-            signatures = entries or tier_up.exported_entries(CodeLibrary(self.name, native.ir_text, self.target, 0).module)
+            signatures = entries or tier_up.exported_entries(   # (the text was printed before: parse it)
+                CodeLibrary(self.name, native.ir_text, self.target, 0).module)
             return tier_up.tiered_engine(engine, signatures, self.target)
         engine = self._timed("llvm-tier0", tier0)
         tier_up.watch(engine, pid, self._load_tier1, f"'{self.name}'",
-                      ready=lambda: self.disk_cache.get(self.persistent_key) is not None)
+                      ready=lambda: self.disk_cache.path(self.persistent_key).exists())   # (written whole, renamed)
         return engine
 
     def _tier_up_child(self) -> None:

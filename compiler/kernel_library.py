@@ -191,9 +191,7 @@ class KernelSet:
         beside(): other LLVM work (the glue) run meanwhile; with two cores a forked child process
         prints and compiles a share of the kernels and glue parts beside it (fork_compile.py), the
         shares balanced by their instruction counts."""
-        jobs = [(key, (name, text, level, KERNEL_COST[level] * text.size))
-                for key, (name, text, _, level) in sorted(self.texts.items()) if key not in self.objects]
-        jobs += [(key, part) for key, part in sorted(self.parts.items()) if key not in self.objects]
+        jobs = self._jobs()
         if self.hand_off is not None:
             kept = self.hand_off(jobs, self._cost, self._glue_cost(), self._describe, self.target)
             for key, payload in jobs:
@@ -215,27 +213,32 @@ class KernelSet:
         glue parts not at hand, at O0 (the kernels kept in _TIER0 for this process's next tiered compile),
         a forked helper taking a share as in compile() (fork_compile.py). glue_text: printed where it is
         compiled (str()), so that printing the glue, too, may run on the second core."""
-        jobs = [(key, (name, text, 0, KERNEL_COST[0] * text.size))
-                for key, (name, text, _, _) in sorted(self.texts.items()) if key not in self.objects]
-        jobs += [(key, (name, text, 0, cost * GLUE_COST[0] / GLUE_COST[level]))    # (printed already)
-                 for key, (name, text, level, cost) in sorted(self.parts.items()) if key not in self.objects]
-        jobs.append((GLUE_JOB, (glue_name, glue_text, 0, KERNEL_COST[0] * self.glue_size)))
+        jobs = self._jobs(level=0) + [(GLUE_JOB, (glue_name, glue_text, 0, KERNEL_COST[0] * self.glue_size))]
         built = compile_all(jobs, self._compile_one, cost=self._cost, min_child_cost=MIN_CHILD_COST)
         glue = built.pop(GLUE_JOB)
-        with _LOCK:
-            for key, code in built.items():
-                if key in self.texts:
-                    _TIER0[key] = (dict(self.texts[key][2]), code)
-            while len(_TIER0) > _MEMORY_LIMIT:
-                _TIER0.popitem(last=False)
+        for key, code in built.items():
+            if key in self.texts:
+                _remember(key, (dict(self.texts[key][2]), code), _TIER0)
         out = {**self.tier0_objects, **built}
         return glue, [self.objects[k] for k in sorted(self.objects)] + [out[k] for k in sorted(out)]
 
+    def _jobs(self, level: int | None = None) -> list:
+        """[(key, (name, IR text, opt level, cost))] of the kernels and glue parts not at hand, each at its
+        own opt level, or all at `level`; costs in fork_compile's units (a part's text is printed already)."""
+        jobs = []
+        for key, (name, text, _, own) in sorted(self.texts.items()):
+            if key not in self.objects:
+                at = own if level is None else level
+                jobs.append((key, (name, text, at, KERNEL_COST[at] * text.size)))
+        for key, (name, text, own, cost) in sorted(self.parts.items()):
+            if key not in self.objects:
+                at = own if level is None else level
+                jobs.append((key, (name, text, at, cost * GLUE_COST[at] / GLUE_COST[own])))
+        return jobs
+
     def pending_cost(self) -> float:
         """The LLVM work compile() has left (fork_compile's units): the glue and what is not at hand."""
-        kernels = sum(KERNEL_COST[level] * text.size for key, (_, text, _, level) in self.texts.items()
-                      if key not in self.objects)
-        return kernels + sum(p[3] for key, p in self.parts.items() if key not in self.objects) + self._glue_cost()
+        return sum(job[3] for _, job in self._jobs()) + self._glue_cost()
 
     def _describe(self, key, job) -> tuple:
         """A job as plain data for another process: (key, name, IR text, opt level, calls)."""
@@ -325,12 +328,13 @@ def _store(key: str, name: str, calls: dict, code: bytes, disk_cache: DiskCache 
         disk_cache.put(key, {"kernel": name, "calls": dict(calls)}, code)
 
 
-def _remember(key: str, entry) -> None:
+def _remember(key: str, entry, table: OrderedDict = _MEMORY) -> None:
+    """Keep entry in a bounded table of this process (_MEMORY, or _TIER0), the oldest going first."""
     with _LOCK:
-        _MEMORY[key] = entry
-        _MEMORY.move_to_end(key)
-        while len(_MEMORY) > _MEMORY_LIMIT:
-            _MEMORY.popitem(last=False)
+        table[key] = entry
+        table.move_to_end(key)
+        while len(table) > _MEMORY_LIMIT:
+            table.popitem(last=False)
 
 
 def forget_in_memory() -> None:

@@ -197,7 +197,8 @@ def stub_module_text(entries: list, triple: str) -> str:
 
 
 def tiered_engine(tier0, entries: list, target):
-    """Stubs for `entries` (entry_signatures or exported_entries of the glue) over tier0 (a JITEngine): a TieredEngine."""
+    """Stubs for `entries` (entry_signatures or exported_entries of the glue) over tier0 (a JITEngine):
+    a TieredEngine."""
     from .codelib import CodeLibrary, JITEngine
     code = CodeLibrary("kc_tier_stubs", stub_module_text(entries, target.triple), target, 0).emit_jit_object()
     stubs = JITEngine.from_object(code, target, 0)
@@ -216,7 +217,8 @@ def watch(engine: TieredEngine, pid: int | None, load, describe: str, ready=None
         # the child's core: native calls offered the default count leave it to the child meanwhile (tier
         # 0 with both cores starved a niced child: a cold MNIST fit's epoch took 6.6 s once, 1.8 s untiered)
         BUDGET.acquire(1)
-    thread = threading.Thread(target=_watch, args=(engine, pid, load, describe),
+    thread = threading.Thread(target=_publish_when_ready,
+                              args=(engine, lambda: _reap_holding_core(pid), load, describe),
                               name=f"kcompile-tier-up {describe}", daemon=False)
     with _lock:
         _watchers[:] = [t for t in _watchers if t.is_alive()] + [thread]
@@ -224,13 +226,10 @@ def watch(engine: TieredEngine, pid: int | None, load, describe: str, ready=None
     thread.start()
 
 
-def _watch(engine: TieredEngine, pid, load, describe: str) -> None:
+def _publish_when_ready(engine: TieredEngine, wait_for_code, load, describe: str) -> None:
+    """A watcher's (or an adopting process's) thread: wait_for_code(), then publish load()."""
     try:
-        if pid is not None:
-            try:
-                _reap(pid)
-            finally:
-                BUDGET.release(1)
+        wait_for_code()
         with LLVM_LOCK:
             engine.publish(load())
     except BaseException as e:    # tier 0 keeps running: correct, slower
@@ -247,6 +246,16 @@ def _watch(engine: TieredEngine, pid, load, describe: str) -> None:
                 _settled.clear()
         for callback in again:    # thread counts tuned while a child took a core: tune them again
             callback()
+
+
+def _reap_holding_core(pid: int | None) -> None:
+    """_reap the child (if one was forked), then give back the budget core watch() took for it."""
+    if pid is None:
+        return
+    try:
+        _reap(pid)
+    finally:
+        BUDGET.release(1)
 
 
 def _reap(pid: int) -> None:
@@ -316,28 +325,21 @@ def _after_fork_in_child() -> None:
         if holds_core:
             BUDGET.release(1)
         if ready is not None:
-            adopted.append(threading.Thread(target=_adopt, args=(engine, load, ready, describe),
+            # a daemon: a worker process exits without waiting for it (it has nothing to persist)
+            adopted.append(threading.Thread(target=_publish_when_ready,
+                                            args=(engine, lambda r=ready: _poll(r), load, describe),
                                             name=f"kcompile-tier-up {describe} (forked)", daemon=True))
     _watchers.extend(adopted)
     for thread in adopted:
         thread.start()
 
 
-def _adopt(engine: TieredEngine, load, ready, describe: str) -> None:
-    """In a process forked while the parent's tier-up child ran: publish tier 1 once it is in the cache
-    (or, after CHILD_LIMIT_S, compiled here). A daemon thread: a worker process exits without waiting."""
-    try:
-        deadline = time.monotonic() + CHILD_LIMIT_S
-        while not ready() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        with LLVM_LOCK:
-            engine.publish(load())
-    except BaseException as e:
-        engine.failure = e
-    finally:
-        engine.done.set()
-        with _lock:
-            _watchers[:] = [t for t in _watchers if t.is_alive() and t is not threading.current_thread()]
+def _poll(ready) -> None:
+    """In a process forked while the parent's tier-up child ran: wait until tier 1 is in the cache (after
+    CHILD_LIMIT_S, load() compiles it here instead)."""
+    deadline = time.monotonic() + CHILD_LIMIT_S
+    while not ready() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 if hasattr(os, "register_at_fork"):

@@ -280,32 +280,26 @@ class TrainerMixin:
         initial_epoch, self._initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch, None  # (a restore)
         if dp is not None:   # same model everywhere, rank 0's weights, optimizer state and start epoch
             initial_epoch = dp.start(self, initial_epoch)
+        logs, pending = {}, []
         with long_run((steps or 0) * max(0, epochs - initial_epoch)):   # (a stream may not know its steps)
-            logs = self._fit_epochs(initial_epoch, epochs, stream, train, val, batch_size, shuffle, steps_per_epoch,
-                                    class_weight, validation_batch_size, validation_steps, validation_freq, dp, cbs)
+            for epoch in range(initial_epoch, epochs):
+                if stream is None:
+                    batches, pending = _epoch_batches(len(train[0][0]), batch_size, shuffle, steps_per_epoch, pending)
+                    batches = batches if dp is None or not shuffle else dp.same_batches(batches)
+                else:   # the stream's own batches, in its order
+                    train, batches = self._stream_epoch(stream, class_weight)
+                    if not batches:
+                        warnings.warn(RAN_OUT, stacklevel=2)
+                        break
+                logs = self._fit_epoch(epoch, train, batches, shuffle and stream is None, cbs)
+                if val is not None and (epoch + 1) % validation_freq == 0:
+                    val_logs = self._validate(val, validation_batch_size or batch_size, cbs, validation_steps)
+                    logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                cbs.on_epoch_end(epoch, logs)
+                if self.stop_training or (stream is not None and stream.exhausted and stream.steps):
+                    break
         cbs.on_train_end(logs)
         return self.history
-
-    def _fit_epochs(self, initial_epoch, epochs, stream, train, val, batch_size, shuffle, steps_per_epoch,
-                    class_weight, validation_batch_size, validation_steps, validation_freq, dp, cbs) -> dict:
-        logs, pending = {}, []
-        for epoch in range(initial_epoch, epochs):
-            if stream is None:
-                batches, pending = _epoch_batches(len(train[0][0]), batch_size, shuffle, steps_per_epoch, pending)
-                batches = batches if dp is None or not shuffle else dp.same_batches(batches)
-            else:   # the stream's own batches, in its order
-                train, batches = self._stream_epoch(stream, class_weight)
-                if not batches:
-                    warnings.warn(RAN_OUT, stacklevel=3)    # (at the caller of fit)
-                    break
-            logs = self._fit_epoch(epoch, train, batches, shuffle and stream is None, cbs)
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._validate(val, validation_batch_size or batch_size, cbs, validation_steps)
-                logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            cbs.on_epoch_end(epoch, logs)
-            if self.stop_training or (stream is not None and stream.exhausted and stream.steps):
-                break
-        return logs
 
     def _stream_epoch(self, stream, class_weight):
         """One epoch of a generator/PyDataset as checked arrays and the index range of each of its batches."""
@@ -369,19 +363,17 @@ class TrainerMixin:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for x in batches of batch_size (any size; the last batch may be smaller)."""
         check_batch_size(batch_size, "predict")
-        if verbose == 0 and callbacks is None and steps is None:   # no progress bar: the prepared call
+        quiet = verbose == 0 and callbacks is None and steps is None   # no progress bar: the prepared call
+        if quiet:
             prepared = self.__dict__.get("_prepared_predict")
             if (prepared is not None and prepared.version == state_version.current and prepared.single
                     and type(x) is np.ndarray and x.ndim and 0 < len(x) <= (batch_size or 32)):
                 outs = prepared.plan.call1(x)   # one batch of one input: the shortest way
                 if outs is not None:
                     return outs[0] if len(outs) == 1 else outs
-            with long_run(-(-len(x) // (batch_size or 32)) if isinstance(x, np.ndarray) and x.ndim else 0):
-                outs = self._predict_prepared(x, batch_size or 32)
-            if outs is not None:
-                return outs
         with long_run(-(-len(x) // (batch_size or 32)) if isinstance(x, np.ndarray) and x.ndim else steps or 0):
-            return self._predict_batches(x, batch_size, verbose, steps, callbacks)
+            outs = self._predict_prepared(x, batch_size or 32) if quiet else None
+            return outs if outs is not None else self._predict_batches(x, batch_size, verbose, steps, callbacks)
 
     def _predict_batches(self, x, batch_size, verbose, steps, callbacks):
         x, _, _, batch_size, steps = _drain(x, None, None, batch_size, steps, "predict")
