@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from ..loops import I1, is_float, masked_load, splat, zero
+from ..loops import I1, is_float, optional_masked_load, zero
 
 ACTIVATIONS = ("linear", "relu")
 
@@ -68,9 +68,8 @@ class BiasActivation(Epilogue):
         lanes = value.type.count
         present = b.icmp_unsigned("!=", bias_ptr, ir.Constant(bias_ptr.type, None))
         lanes_on = ir.Constant(ir.VectorType(I1, lanes), [1] * lanes) if mask is None else mask
-        on = b.and_(lanes_on, splat(b, present, lanes))
-        # a plain (not inbounds) address: with no bias it points nowhere and the load touches nothing
-        bias = masked_load(b, b.gep(bias_ptr, [col]), on, lanes)
+        # a plain (not inbounds) address: with no bias it points nowhere, and the load reads elsewhere
+        bias = optional_masked_load(b, b.gep(bias_ptr, [col]), present, lanes_on, lanes)
         value = b.fadd(value, bias) if is_float(value.type.element) else b.add(value, bias)
         return b.select(use_relu, relu(b, value), value)
 

@@ -18,7 +18,7 @@ from llvmlite import ir
 
 from .int8_isa import Int8Isa
 from ..loops import (add_incoming, I1, I8, I32, I64, declare_intrinsic, gep, i64, imin, internal_function, lane_mask, load_vec,
-                     masked_load, masked_store, splat, store_vec, zero)
+                     masked_load, masked_store, optional_masked_load, splat, store_vec, zero)
 from .microkernel import row_variants, tile_heights
 from .quantmath import F32, bounds, round_saturate_i32, zero_point_f32
 
@@ -121,9 +121,9 @@ class Requantize:
         bias, mult, per_col, zpf, lo, hi = kargs
         live = ir.Constant(ir.VectorType(I1, lanes), [1] * lanes) if mask is None else mask
         present = b.icmp_unsigned("!=", bias, ir.Constant(bias.type, None))
-        # plain (not inbounds) addresses: a masked-off load touches no memory
-        bvec = masked_load(b, b.gep(bias, [col]), b.and_(live, splat(b, present, lanes)), lanes)
-        per = masked_load(b, b.gep(mult, [col]), b.and_(live, splat(b, per_col, lanes)), lanes)
+        # plain (not inbounds) addresses: an absent operand's load reads elsewhere (optional_masked_load)
+        bvec = optional_masked_load(b, b.gep(bias, [col]), present, live, lanes)
+        per = optional_masked_load(b, b.gep(mult, [col]), per_col, live, lanes)
         return bvec, b.select(per_col, per, splat(b, b.load(mult), lanes))
 
     def apply(self, b, acc, cols, kargs):
@@ -301,8 +301,7 @@ class _Tile:
         bz = []
         for v in range(isa.nv):
             live = ir.Constant(ir.VectorType(I1, isa.lanes), [1] * isa.lanes) if self.masks[v] is None else self.masks[v]
-            on = b.and_(live, splat(b, per_col, isa.lanes))   # masked off: no memory touched
-            per = masked_load(b, b.gep(a["bzp"], [i64(v * isa.lanes)]), on, isa.lanes)
+            per = optional_masked_load(b, b.gep(a["bzp"], [i64(v * isa.lanes)]), per_col, live, isa.lanes)
             bz.append(b.select(per_col, b.sext(per, vty), one))
         az = splat(b, a["az"], isa.lanes)
         kz = b.mul(az, splat(b, b.trunc(a["k"], I32), isa.lanes))
