@@ -26,10 +26,13 @@ from .microkernel import tile_function, tile_variants
 from .operands import BatchShape
 
 # Work per thread (in flops at the FMA peak) below which another thread is not worth waking: about
-# 9 us of one core's time. A worker that has just finished a region spins for a while (GOMP_SPINCOUNT,
+# 7 us of one core's time. A worker that has just finished a region spins for a while (GOMP_SPINCOUNT,
 # compiler/threads.py) and joins the next one within a microsecond or two; one asleep takes far
 # longer, which the thread tuner (ir/thread_tuner.py) sees and answers by running such calls on one.
-GRAIN_FLOPS = 1 << 20
+# At 1 << 20 the convnet's last convolution at batch 1 (5x5x64->128: 1.3 Mflop + its weights, 15 us
+# on one core, 8.4-10 us on two) stayed on one core: the whole convnet at batch 1 on 2 threads took
+# 42.6 us against 35.8 us now (native, best processes); MLP and batch 8/64 unchanged.
+GRAIN_FLOPS = 3 << 18
 # Streaming one element of B costs about as long as this many flops at the peak, whatever M is: a
 # batch-1 dense layer is bound by reading its weights (784x512 f32 from L3: ~19 us on one Zen 4
 # core for 0.8 Mflop, 2 us of it multiply-adds), so counting flops alone kept it on one core.

@@ -12,7 +12,7 @@ from ..loops import I64, i64, product
 from ..threads import effective_threads
 
 # Stored multiply-adds (rows x stored values) per thread below which another thread is not worth
-# waking: about 40 us of the sparse kernels' work (0.03-0.05 ns each), as the GEMM's GRAIN_FLOPS.
+# waking: about 40 us of the sparse kernels' work (0.03-0.05 ns each).
 # Counting rows alone, a batch-1 convolution's 676 patch rows of a 9x32 kernel (2 us) woke a thread.
 GRAIN = 1 << 20
 
