@@ -1,27 +1,26 @@
-"""Parallel regions in generated code, run on libgomp's persistent thread pool when it is available.
+"""Parallel regions in generated code, run on kcompile's native thread pool (ir/native_pool.py), or
+libgomp's where that pool cannot be built.
 
 Protocol (shared by the JIT, the AOT runtime and C callers):
   * A module that uses threads defines the global `kc_parallel_launch` (a function pointer with
     GOMP_parallel's signature: void (*)(void (*fn)(void *), void *data, unsigned n, unsigned flags)),
-    initialized to null.  The runtime that loads the code stores libgomp's GOMP_parallel there
+    initialized to null.  The runtime that loads the code stores the pool's launch function there
     (`bind_thread_launcher` for the in-process JIT; ctypes `c_void_p.in_dll(lib, LAUNCH_SYMBOL)`
-    for a shared library).  Generated code never names libgomp, so the library loads and runs
-    single-threaded where libgomp is absent or the pointer was never set.
+    for a shared library; a C caller may store GOMP_parallel).  Generated code names no threading
+    library, so it loads anywhere and runs single-threaded where the pointer was never set.
   * A region is given the number of threads as a run-time value; with 1 thread, or with no
     launcher bound, the worker runs directly on the calling thread and no threading library is
     touched.
   * Work is split into `ntasks` tasks taken dynamically from an atomic counter, so the result does
-    not depend on how many threads the pool actually delivers.
+    not depend on how many threads the pool actually delivers; the native pool relies on it (its
+    caller never waits for a worker that has not joined).
   * A kernel asks for at most one thread per `grain` units of its estimated work
     (`effective_threads`): waking a pool thread costs microseconds, and far more when the machine
     is oversubscribed, so small calls (batch 1) stay on the calling thread.
   * Workers copy the caller's MXCSR (x86), so flush-to-zero settings are the same on every thread.
-  * libgomp does not pin threads by default.  On a machine whose other cores are busy the scheduler
-    may queue a woken worker behind the caller on the caller's core, and 2 threads then run slower
-    than 1 (measured here with other jobs running: 64x784x512 matmul 330 us with 1 thread, 600 us
-    with 2 unpinned, 212 us with OMP_PROC_BIND=spread).  Pinning is left to the user (OMP_PROC_BIND,
-    GOMP_CPU_AFFINITY) because libgomp also pins the thread that loads it, and every thread it
-    creates afterwards inherits that mask.
+  * Threads are not pinned: several processes each pinning "their" first cores would pile onto
+    the same ones. Where the other cores are busy, a worker that the scheduler does not run simply
+    takes no task (native pool); with libgomp the caller waited for it at the region's end.
 """
 from __future__ import annotations
 
@@ -30,7 +29,8 @@ import platform
 
 from llvmlite import ir
 
-from ..ir import gomp_pool
+from ..ir import native_pool
+from .codelib import LLVM_LOCK
 from .loops import I8P, I32, I64, function_pointer_global, i64, imax, imin
 
 LAUNCH_SYMBOL = "kc_parallel_launch"
@@ -132,21 +132,23 @@ def effective_threads(b: ir.IRBuilder, nthreads, work, grain: int):
     return imax(b, imin(b, nthreads, b.sdiv(work, i64(grain))), 1)
 
 
-def gomp_parallel_address() -> int | None:
-    """Address of libgomp's GOMP_parallel, or None where libgomp cannot be loaded (ir/gomp_pool.py)."""
-    return gomp_pool.gomp_parallel_address()
+def parallel_launch_address() -> int | None:
+    """The launcher generated code calls: the native pool (ir/native_pool.py), else libgomp's
+    GOMP_parallel, else None (single-threaded). The pool is built with LLVM: under LLVM_LOCK."""
+    with LLVM_LOCK:
+        return native_pool.parallel_launch_address()
 
 
 def bind_thread_launcher(global_address) -> bool:
-    """Point a loaded module's `kc_parallel_launch` at GOMP_parallel; False if single-threaded only.
+    """Point a loaded module's `kc_parallel_launch` at the thread pool; False if single-threaded only.
 
     `global_address(name)` returns the address of a global in the loaded code, or 0 if absent.
     """
     slot = global_address(LAUNCH_SYMBOL)
-    gomp = gomp_parallel_address()
-    if not slot or gomp is None:
+    launch = parallel_launch_address()
+    if not slot or launch is None:
         return False
-    ctypes.c_void_p.from_address(slot).value = gomp
+    ctypes.c_void_p.from_address(slot).value = launch
     return True
 
 

@@ -1,4 +1,6 @@
-"""libgomp's thread pool, as the JIT (compiler/threads.py) and the artifact loader (runtime) bind it.
+"""libgomp's thread pool: what the JIT (compiler/threads.py) and the artifact loader (runtime) bind
+where kcompile's own pool (native_pool.py) cannot be built, or with KCOMPILE_THREAD_POOL=gomp. The
+spin count below is the native pool's default too.
 
 Generated code launches its parallel regions through a function pointer (compiler/threads.py's
 protocol); both callers of native code point it at GOMP_parallel from here. It lives in ir because
@@ -27,13 +29,17 @@ import functools
 import os
 
 GOMP_SPINCOUNT = "30000"
+# whether GOMP_SPINCOUNT in the environment is our default rather than the user's (native_pool reads it)
+spincount_is_ours = False
 
 
 @functools.lru_cache(maxsize=1)
 def gomp_parallel_address() -> int | None:
     """Address of libgomp's GOMP_parallel, or None where libgomp cannot be loaded (single-threaded)."""
-    if "OMP_WAIT_POLICY" not in os.environ:
-        os.environ.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
+    global spincount_is_ours
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = GOMP_SPINCOUNT
+        spincount_is_ours = True
     try:
         lib = ctypes.CDLL(ctypes.util.find_library("gomp") or "libgomp.so.1")
         return ctypes.cast(lib.GOMP_parallel, ctypes.c_void_p).value

@@ -6,7 +6,7 @@ import ctypes
 import threading
 from pathlib import Path
 
-from kcompile.ir.gomp_pool import gomp_parallel_address
+from kcompile.ir.native_pool import parallel_launch_address
 
 from .artifact_check import ArtifactError
 
@@ -37,10 +37,10 @@ class SharedLibrary:
             slot = ctypes.c_void_p.in_dll(self.lib, symbol)
         except ValueError:
             return False
-        gomp = gomp_parallel_address()
-        if gomp:
-            slot.value = gomp
-        return bool(gomp)
+        launch = parallel_launch_address()
+        if launch:
+            slot.value = launch
+        return bool(launch)
 
 
 class ObjectCode:
@@ -76,9 +76,9 @@ class ObjectCode:
 
     def bind_threads(self, symbol: str) -> bool:
         slot = self.engine.get_global_value_address(symbol)
-        gomp = gomp_parallel_address()
-        if slot and gomp:
-            ctypes.c_void_p.from_address(slot).value = gomp
-        return bool(slot and gomp)
+        launch = parallel_launch_address()
+        if slot and launch:
+            ctypes.c_void_p.from_address(slot).value = launch
+        return bool(slot and launch)
 
 

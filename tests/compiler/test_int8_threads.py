@@ -17,9 +17,9 @@ LAUNCH = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint,
 @pytest.fixture
 def launches(monkeypatch):
     """A Counter of (worker, threads) per launch, for code compiled inside the test."""
-    address = threads.gomp_parallel_address()
+    address = threads.parallel_launch_address()
     if address is None:
-        pytest.skip("no libgomp: every call runs on the calling thread")
+        pytest.skip("no thread pool: every call runs on the calling thread")
     real, counts = LAUNCH(address), collections.Counter()
 
     def launch(fn, data, n, flags):
@@ -27,7 +27,7 @@ def launches(monkeypatch):
         real(fn, data, n, flags)
 
     hook = LAUNCH(launch)
-    monkeypatch.setattr(threads, "gomp_parallel_address", lambda: ctypes.cast(hook, ctypes.c_void_p).value)
+    monkeypatch.setattr(threads, "parallel_launch_address", lambda: ctypes.cast(hook, ctypes.c_void_p).value)
     yield counts
 
 

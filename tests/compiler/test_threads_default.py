@@ -177,7 +177,7 @@ fn = compile_graph(graph)
 x = np.random.default_rng(3).standard_normal((512, 256)).astype(np.float32)
 for _ in range(5):
     fn([x], nthreads=2)
-time.sleep(0.05)   # the pool's spin (ir/gomp_pool.py: ~0.75 ms on a Zen 4, more where pause is slower) ends within this
+time.sleep(0.05)   # the pool's spin (ir/native_pool.py: ~0.75 ms on a Zen 4, more where pause is slower) ends within this
 cpu0, wall0 = time.process_time(), time.perf_counter()
 time.sleep(0.4)
 print(time.process_time() - cpu0, time.perf_counter() - wall0)
