@@ -293,6 +293,9 @@ def launch_address() -> int | None:
         tm = llvm.Target.from_default_triple().create_target_machine(opt=0)
         _ENGINE = llvm.create_mcjit_compiler(parsed, tm)
         _ENGINE.finalize_object()
+        # Never disposed, not even when the interpreter clears this module at exit: a worker may
+        # still be spinning in this code then (workers are detached native threads).
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(_ENGINE))
         ctypes.c_int32.from_address(_ENGINE.get_global_value_address("kc_pool_spin")).value = spin_rounds()
         return _ENGINE.get_function_address("kc_pool_launch") or None
 
