@@ -36,14 +36,17 @@ import platform
 import sys
 import threading
 
-from llvmlite import ir
-
 from .gomp_pool import gomp_parallel_address
 
-I8P = ir.IntType(8).as_pointer()
-I32, I64, I1 = ir.IntType(32), ir.IntType(64), ir.IntType(1)
-WORKER_TYPE = ir.FunctionType(ir.VoidType(), [I8P])
-LAUNCH_TYPE = ir.FunctionType(ir.VoidType(), [WORKER_TYPE.as_pointer(), I8P, I32, I32])
+try:   # a deployed artifact needs the runtime and numpy only: without llvmlite, libgomp's pool
+    from llvmlite import ir
+except ImportError:  # pragma: no cover - llvmlite is a dependency of the package
+    ir = None
+else:
+    I8P = ir.IntType(8).as_pointer()
+    I32, I64, I1 = ir.IntType(32), ir.IntType(64), ir.IntType(1)
+    WORKER_TYPE = ir.FunctionType(ir.VoidType(), [I8P])
+    LAUNCH_TYPE = ir.FunctionType(ir.VoidType(), [WORKER_TYPE.as_pointer(), I8P, I32, I32])
 CLOSED = 1 << 31
 JOINED = CLOSED - 1
 MAX_HELPERS = 255              # threads the pool creates at most; a wider region runs on fewer
@@ -271,7 +274,7 @@ def spin_rounds() -> int:
 
 
 def available() -> bool:
-    return (sys.platform.startswith("linux") and platform.machine().lower() in SYS_FUTEX
+    return (ir is not None and sys.platform.startswith("linux") and platform.machine().lower() in SYS_FUTEX
             and os.environ.get("KCOMPILE_THREAD_POOL", "").strip().lower() != "gomp")
 
 

@@ -161,3 +161,24 @@ def test_spin_rounds_follow_the_openmp_settings(monkeypatch, env, rounds):
 def test_gomp_can_be_chosen(monkeypatch):
     monkeypatch.setenv("KCOMPILE_THREAD_POOL", "gomp")
     assert not native_pool.available()
+
+
+def test_without_llvmlite_the_runtime_falls_back_to_libgomp():
+    """A deployed artifact needs the runtime and numpy only: with llvmlite missing the pool is not
+    offered and the launcher is libgomp's (or none)."""
+    import subprocess
+    import sys
+    code = """
+import sys
+class Block:
+    def find_spec(self, name, path, target=None):
+        if name == "llvmlite" or name.startswith("llvmlite."):
+            raise ImportError("blocked for the test")
+sys.meta_path.insert(0, Block())
+from kcompile.ir import gomp_pool, native_pool
+assert not native_pool.available()
+assert native_pool.parallel_launch_address() == gomp_pool.gomp_parallel_address()
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr
