@@ -23,7 +23,7 @@ from .lower.context import STATUS_BAD_SHAPE
 
 FORMAT = "kcompile-artifact"
 FORMAT_VERSION = 1
-LAUNCH_SYMBOL = "kc_parallel_launch"  # see compiler/threads.py: the runtime binds GOMP_parallel here
+LAUNCH_SYMBOL = "kc_parallel_launch"  # see compiler/threads.py: the runtime binds its thread pool here
 
 
 def write_artifact(graph: Graph, outdir, name: str, train_step: Graph | None = None, opt_level: int = 3,
