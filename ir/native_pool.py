@@ -3,12 +3,11 @@
 Generated code launches its parallel regions through `kc_parallel_launch`, a function pointer with
 GOMP_parallel's signature (compiler/threads.py), and every region takes its tasks from a shared
 counter, so it is correct on however many threads actually run it. libgomp's GOMP_parallel still
-joins every thread of the team: when a peer's spinning threads (onnxruntime's, torch's OpenMP,
-XLA's) held the other core of this project's 2-vCPU machine, the caller waited for the scheduler
-to run a worker that had nothing left to do, and the MNIST MLP at batch 1 on 2 threads read 13 us
-in one burst of calls and 26 us in the next (median of a benchmark run 1.1-1.4x onnxruntime's
-time, 0.7x in another). onnxruntime's own pool revokes the work items no worker has started; this
-pool does the same with one atomic word:
+joins every thread of the team: a caller that had taken every task itself waited for a worker the
+scheduler was not running, and with a busy-loop process on the other core of this project's 2-vCPU
+machine the MNIST MLP on 2 threads took 12-62x one thread's time at batch 1 and 8, its 90th
+percentile 2.7 ms at batch 64 against 0.5 ms (bench/bench_thread_pool.py). onnxruntime's pool
+revokes the work items no worker has started; this pool does the same with one atomic word:
 
   state = generation << 32 | closed << 31 | joined
 
@@ -30,13 +29,12 @@ back to libgomp (gomp_pool.py). KCOMPILE_THREAD_POOL=gomp selects libgomp.
 from __future__ import annotations
 
 import ctypes
-import functools
 import os
 import platform
 import sys
 import threading
 
-from .gomp_pool import gomp_parallel_address
+from . import gomp_pool
 
 try:   # a deployed artifact needs the runtime and numpy only: without llvmlite, libgomp's pool
     from llvmlite import ir
@@ -260,7 +258,6 @@ class _Module:
 
 def spin_rounds() -> int:
     """GOMP_SPINCOUNT's value where the user set it (OMP_WAIT_POLICY=passive: 0), else SPIN_DEFAULT."""
-    from . import gomp_pool
     policy = os.environ.get("OMP_WAIT_POLICY", "").strip().lower()
     raw = "" if gomp_pool.spincount_is_ours else os.environ.get("GOMP_SPINCOUNT", "").strip().lower()
     if raw == "infinite" or policy == "active" and not raw:
@@ -278,29 +275,34 @@ def available() -> bool:
             and os.environ.get("KCOMPILE_THREAD_POOL", "").strip().lower() != "gomp")
 
 
-@functools.lru_cache(maxsize=1)
 def launch_address() -> int | None:
     """Address of kc_pool_launch (GOMP_parallel's signature), built on first use; None where unavailable."""
     if not available():
         return None
+    with _LOCK:   # one pool per process, whichever thread binds first
+        if _ENGINE is None:
+            _build()
+        return _ENGINE.get_function_address("kc_pool_launch") or None
+
+
+def _build() -> None:
     import llvmlite.binding as llvm
     global _ENGINE
     machine = platform.machine().lower()
-    with _LOCK:
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
-        module = _Module(SYS_FUTEX[machine], machine in ("x86_64", "amd64"))
-        parsed = llvm.parse_assembly(str(module.m))
-        parsed.verify()
-        # O0: 7 ms against 13 at O2 on a cold start's path; the code is a few atomics and a spin loop
-        tm = llvm.Target.from_default_triple().create_target_machine(opt=0)
-        _ENGINE = llvm.create_mcjit_compiler(parsed, tm)
-        _ENGINE.finalize_object()
-        # Never disposed, not even when the interpreter clears this module at exit: a worker may
-        # still be spinning in this code then (workers are detached native threads).
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(_ENGINE))
-        ctypes.c_int32.from_address(_ENGINE.get_global_value_address("kc_pool_spin")).value = spin_rounds()
-        return _ENGINE.get_function_address("kc_pool_launch") or None
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    module = _Module(SYS_FUTEX[machine], machine in ("x86_64", "amd64"))
+    parsed = llvm.parse_assembly(str(module.m))
+    parsed.verify()
+    # O0: 7 ms against 13 at O2 on a cold start's path; the code is a few atomics and a spin loop
+    tm = llvm.Target.from_default_triple().create_target_machine(opt=0)
+    engine = llvm.create_mcjit_compiler(parsed, tm)
+    engine.finalize_object()
+    # Never disposed, not even when the interpreter clears this module at exit: a worker may still
+    # be spinning in this code then (workers are detached native threads).
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine))
+    ctypes.c_int32.from_address(engine.get_global_value_address("kc_pool_spin")).value = spin_rounds()
+    _ENGINE = engine
 
 
 def pool_counters() -> dict:
@@ -314,4 +316,4 @@ def pool_counters() -> dict:
 
 def parallel_launch_address() -> int | None:
     """What `kc_parallel_launch` points at: this pool, else libgomp's GOMP_parallel, else None (one thread)."""
-    return launch_address() or gomp_parallel_address()
+    return launch_address() or gomp_pool.gomp_parallel_address()
