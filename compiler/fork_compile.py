@@ -25,12 +25,16 @@ import threading
 MIN_JOBS = 4   # below this a fork costs more than it saves
 # runtimes whose native thread pools Python's thread count does not see
 THREADED_RUNTIMES = ("jax", "jaxlib", "torch", "tensorflow")
+# libraries a fork can break outright: an MPI library (loaded with mpi4py.MPI) may have memory pinned
+# for its network (InfiniBand, libfabric) that copy-on-write after fork() corrupts in the parent,
+# and Open MPI warns on any fork (kc.distribution's data-parallel training imports it)
+FORK_UNSAFE = ("mpi4py.MPI",)
 
 
 def parallel_allowed() -> bool:
     if os.environ.get("KCOMPILE_PARALLEL_COMPILE", "").strip() == "0":
         return False
-    if any(name in sys.modules for name in THREADED_RUNTIMES):
+    if any(name in sys.modules for name in THREADED_RUNTIMES + FORK_UNSAFE):
         return False
     if not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
         return False

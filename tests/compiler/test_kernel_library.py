@@ -157,10 +157,13 @@ def test_no_fork_beside_a_runtime_with_native_thread_pools(monkeypatch):
     import types
     from kcompile.compiler import fork_compile
     monkeypatch.delenv("KCOMPILE_PARALLEL_COMPILE", raising=False)
-    for name in fork_compile.THREADED_RUNTIMES:
+    for name in fork_compile.THREADED_RUNTIMES + fork_compile.FORK_UNSAFE:
         monkeypatch.delitem(sys.modules, name, raising=False)
     monkeypatch.setattr(fork_compile.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(fork_compile.threading, "active_count", lambda: 1)
     assert fork_compile.parallel_allowed()
     monkeypatch.setitem(sys.modules, "jax", types.ModuleType("jax"))
+    assert not fork_compile.parallel_allowed()
+    monkeypatch.delitem(sys.modules, "jax")
+    monkeypatch.setitem(sys.modules, "mpi4py.MPI", types.ModuleType("mpi4py.MPI"))   # an MPI library loaded
     assert not fork_compile.parallel_allowed()
