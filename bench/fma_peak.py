@@ -19,8 +19,6 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from kcompile.compiler.target import host_target
-import os
-os.environ.setdefault("KCOMPILE_TIER_UP", "0")   # time the optimized code from the first call (compiler/tier_up.py)
 
 ADDS_PER_ITER = 200
 FMAS_PER_ITER = 16 * 8

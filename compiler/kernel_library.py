@@ -118,26 +118,18 @@ class KernelSet:
             self.used_promised.add(key)
             return all(self._pin(n, k, seen) for n, k in self.promised[key].items())
         seen.add(key)
-        entry = _lookup(key, self.disk_cache)
-        if entry is None:
-            return self.tiered and self._pin_tier0(name, key, seen)
-        calls, code = entry
-        if not all(self._pin(n, k, seen) for n, k in calls.items()):
-            return False
-        self.objects[key], self.names[key] = code, name
-        return True
-
-    def _pin_tier0(self, name: str, key: str, seen: set) -> bool:
-        """A kernel an earlier tier 0 of this process compiled at O0 (tier_up.py): this tier 0 links that
-        object. (Tier 1 does not come from this KernelSet: the child runs codegen again, untiered.)"""
-        with _LOCK:
-            entry = _TIER0.get(key)
+        entry, into = _lookup(key, self.disk_cache), self.objects
+        if entry is None and self.tiered:
+            # a kernel an earlier tier 0 of this process compiled at O0 (tier_up.py): this tier 0 links
+            # that object (tier 1 does not come from this KernelSet: the child runs codegen again)
+            with _LOCK:
+                entry, into = _TIER0.get(key), self.tier0_objects
         if entry is None:
             return False
         calls, code = entry
         if not all(self._pin(n, k, seen) for n, k in calls.items()):
             return False
-        self.tier0_objects[key], self.names[key] = code, name
+        into[key], self.names[key] = code, name
         return True
 
     def split(self, module: ir.Module) -> None:
